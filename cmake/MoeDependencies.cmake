@@ -1,0 +1,28 @@
+# Finds moecpp's dependencies (all Debian packages) and links them into an INTERFACE target.
+# Shared by the build tree and by the installed package config.
+include(CMakeFindDependencyMacro)
+find_dependency(Eigen3 3.4 NO_MODULE)
+# Debian builds xsimd with xtl support and its exported target links `xtl`.
+find_dependency(xtl)
+find_dependency(xsimd 8.1)
+find_dependency(fmt 9)
+find_dependency(nlohmann_json 3.11)
+find_package(OpenMP COMPONENTS CXX QUIET)
+find_package(PkgConfig REQUIRED QUIET)
+if(NOT TARGET PkgConfig::MOE_PCRE2)
+  pkg_check_modules(MOE_PCRE2 REQUIRED IMPORTED_TARGET GLOBAL libpcre2-8)
+endif()
+if(NOT TARGET PkgConfig::MOE_UTF8PROC)
+  pkg_check_modules(MOE_UTF8PROC REQUIRED IMPORTED_TARGET GLOBAL libutf8proc)
+endif()
+
+function(moe_link_dependencies target)
+  # fmt in header-only mode keeps moecpp free of link-time libraries of its own.
+  target_link_libraries(${target} INTERFACE
+    Eigen3::Eigen xsimd fmt::fmt-header-only nlohmann_json::nlohmann_json
+    PkgConfig::MOE_PCRE2 PkgConfig::MOE_UTF8PROC)
+  target_compile_definitions(${target} INTERFACE PCRE2_CODE_UNIT_WIDTH=8)
+  if(OpenMP_CXX_FOUND)
+    target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
+  endif()
+endfunction()

@@ -1,0 +1,21 @@
+// moecpp umbrella header: the public API. Include this and link the CMake target moe::moe.
+#pragma once
+
+// core
+#include "moe/core/dtype.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/parallel.hpp"
+#include "moe/core/tensor.hpp"
+
+// backends
+#include "moe/backend/tags.hpp"
+
+// kernels
+
+// io
+
+// model
+
+// tokenizer
+
+// runtime
