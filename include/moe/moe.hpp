@@ -11,6 +11,7 @@
 #include "moe/backend/tags.hpp"
 
 // kernels
+#include "moe/kernels/kernels.hpp"
 
 // io
 

@@ -1,0 +1,87 @@
+// Argument checks shared by every kernel backend: shapes that must agree, innermost strides of 1,
+// and the set of weight element types. A failed check is a caller bug and throws
+// moe::Error(kInvalidArgument) naming the kernel, the operand and the extents seen.
+#pragma once
+
+#include "moe/core/dtype.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+
+#include <type_traits>
+
+namespace moe::kernels::detail {
+
+// Weight element types the dense kernels accept. Quantized formats go through quant/ instead.
+template <class W>
+inline constexpr bool is_weight_type_v =
+    std::is_same_v<W, float> || std::is_same_v<W, bf16> || std::is_same_v<W, f16>;
+
+// Widens one stored weight to f32 (exact for all three types).
+template <class W>
+constexpr float weight_to_float(W w) noexcept {
+  if constexpr (std::is_same_v<W, float>) {
+    return w;
+  } else if constexpr (std::is_same_v<W, bf16> || std::is_same_v<W, f16>) {
+    return to_float(w);
+  } else {
+    static_assert(dependent_false<W>,
+                  "moe::kernels: weights must be float, bf16 or f16 (quantized weights go "
+                  "through quant/ decode traits, not the dense kernels)");
+    return 0.0f;
+  }
+}
+
+// The innermost stride must be 1 (or irrelevant because the innermost extent is <= 1).
+template <class T, std::size_t R>
+void check_unit_inner_stride(const View<T, R>& v, const char* op, const char* name) {
+  require(v.extent(R - 1) <= 1 || v.stride(R - 1) == 1, ErrorCode::kInvalidArgument,
+          "{}: operand {} has innermost stride {}, expected 1", op, name, v.stride(R - 1));
+}
+
+// y = x·Wᵀ: x [n_tokens, in], w [out, in], y [n_tokens, out].
+template <class W>
+void check_matmul(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y,
+                  const char* op) {
+  require(x.extent(1) == w.extent(1) && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(0),
+          ErrorCode::kInvalidArgument,
+          "{}: shapes x [{}, {}], w [{}, {}] (out, in), y [{}, {}] do not agree", op, x.extent(0),
+          x.extent(1), w.extent(0), w.extent(1), y.extent(0), y.extent(1));
+  check_unit_inner_stride(x, op, "x");
+  check_unit_inner_stride(w, op, "w");
+  check_unit_inner_stride(y, op, "y");
+}
+
+// y = x·W: x [n_tokens, in], w [in, out], y [n_tokens, out].
+template <class W>
+void check_matmul_in_out(const View<const float, 2>& x, const View<const W, 2>& w,
+                         const View<float, 2>& y, const char* op) {
+  require(x.extent(1) == w.extent(0) && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(1),
+          ErrorCode::kInvalidArgument,
+          "{}: shapes x [{}, {}], w [{}, {}] (in, out), y [{}, {}] do not agree", op, x.extent(0),
+          x.extent(1), w.extent(0), w.extent(1), y.extent(0), y.extent(1));
+  check_unit_inner_stride(x, op, "x");
+  check_unit_inner_stride(w, op, "w");
+  check_unit_inner_stride(y, op, "y");
+}
+
+template <class A, class B>
+void check_same_shape(const View<A, 2>& a, const View<B, 2>& b, const char* op, const char* name_a,
+                      const char* name_b) {
+  require(a.extent(0) == b.extent(0) && a.extent(1) == b.extent(1), ErrorCode::kInvalidArgument,
+          "{}: {} [{}, {}] and {} [{}, {}] must have the same shape", op, name_a, a.extent(0),
+          a.extent(1), name_b, b.extent(0), b.extent(1));
+  check_unit_inner_stride(a, op, name_a);
+  check_unit_inner_stride(b, op, name_b);
+}
+
+// rmsnorm: x [n, d], weight [d], y [n, d].
+template <class W>
+void check_rmsnorm(const View<const float, 2>& x, const View<const W, 1>& weight,
+                   const View<float, 2>& y) {
+  check_same_shape(x, y, "rmsnorm", "x", "y");
+  require(weight.extent(0) == x.extent(1), ErrorCode::kInvalidArgument,
+          "rmsnorm: weight has {} elements, rows of x have {}", weight.extent(0), x.extent(1));
+  check_unit_inner_stride(weight, "rmsnorm", "weight");
+}
+
+}  // namespace moe::kernels::detail

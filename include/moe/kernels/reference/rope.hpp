@@ -1,0 +1,55 @@
+// Scalar rotary position embedding (the oracle), in place, in both pairings of the rotated dims.
+#pragma once
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/reference/arguments.hpp"
+
+namespace moe::kernels {
+
+// Which dimensions of a head rotate together (RoFormer, arXiv:2104.09864).
+enum class RopePairing {
+  half_split,   // (i, i + rotary_dim/2): GPT-NeoX / Hugging Face `rotate_half` (Llama, Qwen, Mixtral)
+  interleaved,  // (2i, 2i + 1): GPT-J / the original RoFormer layout
+};
+
+namespace detail {
+inline void check_rope(const View<float, 3>& x, const View<const float, 2>& cos,
+                       const View<const float, 2>& sin) {
+  require(cos.extent(0) == x.extent(0) && sin.extent(0) == x.extent(0) &&
+              sin.extent(1) == cos.extent(1),
+          ErrorCode::kInvalidArgument,
+          "rope: x has {} tokens, cos [{}, {}] and sin [{}, {}] must be [n_tokens, rotary_dim/2]",
+          x.extent(0), cos.extent(0), cos.extent(1), sin.extent(0), sin.extent(1));
+  require(2 * cos.extent(1) <= x.extent(2), ErrorCode::kInvalidArgument,
+          "rope: rotary_dim {} exceeds head_dim {}", 2 * cos.extent(1), x.extent(2));
+  check_unit_inner_stride(x, "rope", "x");
+  check_unit_inner_stride(cos, "rope", "cos");
+  check_unit_inner_stride(sin, "rope", "sin");
+}
+}  // namespace detail
+
+// x [n_tokens, n_heads, head_dim] f32, rotated in place on the first rotary_dim = 2*cos.extent(1)
+// dims of every head (the rest, e.g. GLM's partial rotary, stays untouched).
+// cos, sin [n_tokens, rotary_dim/2]: the angle of pair i at each token's position.
+// For a pair (a, b): a' = a·cos - b·sin, b' = b·cos + a·sin (Hugging Face: x·cos + rotate_half(x)·sin).
+inline void rope(backend::reference, View<float, 3> x, View<const float, 2> cos,
+                 View<const float, 2> sin, RopePairing pairing) {
+  detail::check_rope(x, cos, sin);
+  const index_t n_tokens = x.extent(0), n_heads = x.extent(1), half = cos.extent(1);
+  for (index_t t = 0; t < n_tokens; ++t) {
+    for (index_t h = 0; h < n_heads; ++h) {
+      float* v = &x(t, h, 0);
+      for (index_t i = 0; i < half; ++i) {
+        const index_t ia = pairing == RopePairing::half_split ? i : 2 * i;
+        const index_t ib = pairing == RopePairing::half_split ? i + half : 2 * i + 1;
+        const float a = v[ia], b = v[ib], c = cos(t, i), s = sin(t, i);
+        v[ia] = a * c - b * s;
+        v[ib] = b * c + a * s;
+      }
+    }
+  }
+}
+
+}  // namespace moe::kernels
