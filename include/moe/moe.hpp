@@ -14,6 +14,10 @@
 #include "moe/kernels/kernels.hpp"
 
 // io
+#include "moe/io/json_file.hpp"
+#include "moe/io/mapped_file.hpp"
+#include "moe/io/safetensors.hpp"
+#include "moe/io/tensor_store.hpp"
 
 // model
 
