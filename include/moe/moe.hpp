@@ -12,6 +12,12 @@
 
 // kernels
 #include "moe/kernels/kernels.hpp"
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+#include "moe/kernels/cuda/check.cuh"
+#include "moe/kernels/cuda/device_buffer.cuh"
+#include "moe/kernels/cuda/matmul.cuh"
+#include "moe/kernels/cuda/rmsnorm.cuh"
+#endif
 
 // io
 #include "moe/io/json_file.hpp"

@@ -106,7 +106,7 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize)
   // The tail (in % 8 elements), or the whole row when the rows are not 16-byte aligned:
   // consecutive lanes read consecutive elements, so the warp's loads stay coalesced.
   for (int k = k_tail + lane; k < in; k += kWarpSize) {
-    const float wk = bf16_bits_to_float(__ldcs(reinterpret_cast<const unsigned short*>(w_row) + k));
+    const float wk = bf16_bits_to_float(__ldcs(w_row + k));
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) acc[t] = fmaf(__ldg(x + t * ld_x + k), wk, acc[t]);
   }
@@ -203,6 +203,14 @@ __global__ void __launch_bounds__(kGemmThreads)
   }
 }
 
+// Whether the decode GEMV can use 16-byte loads: every row start of W and of x is 16-byte
+// aligned (the base pointers and the leading dimensions). Weights mmapped from a file or views
+// at odd offsets may fail this; they take the 2-byte-load path, same results.
+inline bool gemv_vector_loads(View<const float, 2> x, View<const bf16, 2> w) {
+  return is_aligned(w.data(), 16) && (w.extent(0) <= 1 || w.stride(0) % 8 == 0) &&
+         is_aligned(x.data(), 16) && (x.extent(0) <= 1 || x.stride(0) % 4 == 0);
+}
+
 inline void matmul_bf16(View<const float, 2> x, View<const bf16, 2> w, View<float, 2> y) {
   const index_t n_tokens = x.extent(0);
   const index_t in = x.extent(1);
@@ -226,9 +234,7 @@ inline void matmul_bf16(View<const float, 2> x, View<const bf16, 2> w, View<floa
   const int n_in = static_cast<int>(in), n_out = static_cast<int>(out);
 
   if (n_tokens <= static_cast<index_t>(kGemvMaxTokens)) {
-    // 16-byte loads need every row start aligned: the base pointer and the leading dimension.
-    const bool vector = is_aligned(w.data(), 16) && (out == 1 || ld_w % 8 == 0) &&
-                        is_aligned(x.data(), 16) && (n_tokens == 1 || ld_x % 4 == 0);
+    const bool vector = gemv_vector_loads(x, w);
     switch (n_tokens) {
       case 1: launch_gemv_bf16<1>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
       case 2: launch_gemv_bf16<2>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
