@@ -28,5 +28,7 @@
 // model
 
 // tokenizer
+#include "moe/tokenizer/stream_decoder.hpp"
+#include "moe/tokenizer/tokenizer.hpp"
 
 // runtime

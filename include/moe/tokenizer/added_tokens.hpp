@@ -1,0 +1,238 @@
+// Added tokens of tokenizer.json ("added_tokens"): special and non-special tokens matched in the
+// text before the model sees it, longest match first, honouring single_word, lstrip, rstrip and
+// normalized (normalized=false tokens are matched on the raw text, normalized=true tokens on the
+// normalized text of the pieces in between), as the tokenizers library's AddedVocabulary does.
+#pragma once
+
+#include "moe/tokenizer/json_reader.hpp"
+#include "moe/tokenizer/normalizer.hpp"
+#include "moe/tokenizer/pre_tokenizer.hpp"
+#include "moe/tokenizer/string_hash.hpp"
+#include "moe/tokenizer/unicode.hpp"
+#include "moe/tokenizer/utf8.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace moe::tokenizer {
+
+struct AddedToken {
+  std::string content;
+  std::int32_t id = -1;
+  bool single_word = false;
+  bool lstrip = false;
+  bool rstrip = false;
+  bool normalized = true;  // the library's default for a token given without the flag
+  bool special = false;
+};
+
+// A byte trie over token contents for leftmost-longest matching.
+class TokenTrie {
+ public:
+  TokenTrie() { nodes_.push_back(-1); }
+
+  void insert(std::string_view key, std::int32_t value) {
+    if (key.empty()) return;  // an empty pattern would match everywhere; the library never adds one
+    std::int32_t node = 0;
+    for (unsigned char c : key) {
+      const std::uint64_t edge = (static_cast<std::uint64_t>(node) << 8) | c;
+      auto it = edges_.find(edge);
+      if (it == edges_.end()) {
+        const auto child = static_cast<std::int32_t>(nodes_.size());
+        nodes_.push_back(-1);
+        it = edges_.emplace(edge, child).first;
+      }
+      node = it->second;
+    }
+    if (nodes_[static_cast<std::size_t>(node)] < 0) nodes_[static_cast<std::size_t>(node)] = value;  // first wins
+    first_byte_[static_cast<unsigned char>(key[0])] = true;
+    empty_ = false;
+  }
+
+  bool empty() const noexcept { return empty_; }
+  bool may_start(unsigned char c) const noexcept { return first_byte_[c]; }
+
+  // The longest key that `text` has at byte `pos`: (length, value), or length 0 if none.
+  std::pair<std::size_t, std::int32_t> longest_at(std::string_view text, std::size_t pos) const {
+    std::pair<std::size_t, std::int32_t> best{0, -1};
+    std::int32_t node = 0;
+    for (std::size_t i = pos; i < text.size(); ++i) {
+      auto it = edges_.find((static_cast<std::uint64_t>(node) << 8) | static_cast<unsigned char>(text[i]));
+      if (it == edges_.end()) break;
+      node = it->second;
+      if (nodes_[static_cast<std::size_t>(node)] >= 0) best = {i + 1 - pos, nodes_[static_cast<std::size_t>(node)]};
+    }
+    return best;
+  }
+
+ private:
+  std::vector<std::int32_t> nodes_;  // value at each node, -1 if no key ends there
+  std::unordered_map<std::uint64_t, std::int32_t> edges_;  // (node << 8 | byte) -> child
+  std::array<bool, 256> first_byte_{};
+  bool empty_ = true;
+};
+
+// Immutable after from_json; extract() is thread-safe.
+class AddedVocabulary {
+ public:
+  // `node` is the "added_tokens" array (nullptr: none). Contents of normalized tokens are
+  // normalized with `normalizer` to build the trie they are matched with.
+  static AddedVocabulary from_json(const JsonNode* node, const Normalizer& normalizer) {
+    AddedVocabulary v;
+    if (node == nullptr || node->is_null()) return v;
+    for (std::size_t i = 0; i < node->size(); ++i) {
+      const JsonNode t = (*node)[i];
+      AddedToken tok;
+      const std::int64_t id = t.at("id").as_int();
+      if (id < 0 || id > INT32_MAX - 1) t.fail_here(ErrorCode::kTokenizer, "token id {} out of range", id);
+      tok.id = static_cast<std::int32_t>(id);
+      tok.content = t.at("content").as_string();
+      tok.single_word = t.bool_or("single_word", false);
+      tok.lstrip = t.bool_or("lstrip", false);
+      tok.rstrip = t.bool_or("rstrip", false);
+      tok.normalized = t.bool_or("normalized", true);
+      tok.special = t.bool_or("special", false);
+      if (tok.content.empty()) continue;  // the library ignores empty added tokens
+      if (v.by_id_.count(tok.id))
+        t.fail_here(ErrorCode::kTokenizer, "duplicate id {} (tokens '{}' and '{}')", tok.id,
+                    v.tokens_[v.by_id_.at(tok.id)].content, tok.content);
+      const auto index = static_cast<std::int32_t>(v.tokens_.size());
+      v.by_id_.emplace(tok.id, static_cast<std::size_t>(index));
+      v.by_content_.emplace(tok.content, tok.id);
+      if (tok.normalized) {
+        std::string pattern = tok.content;
+        normalizer.normalize(pattern);
+        v.normalized_trie_.insert(pattern, index);
+      } else {
+        v.raw_trie_.insert(tok.content, index);
+      }
+      v.tokens_.push_back(std::move(tok));
+    }
+    return v;
+  }
+
+  const std::vector<AddedToken>& tokens() const noexcept { return tokens_; }
+  const AddedToken* find_id(std::int32_t id) const {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : &tokens_[it->second];
+  }
+  std::optional<std::int32_t> find_content(std::string_view content) const {
+    auto it = by_content_.find(content);
+    if (it == by_content_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // Splits `text` (valid UTF-8) into pieces: added tokens found in the raw text, then the rest
+  // normalized and searched for normalized added tokens. Empty pieces are dropped.
+  void extract(std::string_view text, const Normalizer& normalizer, std::vector<Piece>& out) const {
+    out.clear();
+    std::vector<Match> matches;
+    find_matches(text, raw_trie_, matches);
+    std::vector<Match> inner;
+    for (const Match& m : matches) {
+      if (m.end == m.begin) continue;
+      if (m.token >= 0) {
+        out.push_back(Piece{std::string(text.substr(m.begin, m.end - m.begin)), m.token, m.begin == 0});
+        continue;
+      }
+      std::string normalized(text.substr(m.begin, m.end - m.begin));
+      normalizer.normalize(normalized);
+      if (normalized_trie_.empty()) {
+        if (!normalized.empty()) out.push_back(Piece{std::move(normalized), -1, m.begin == 0});
+        continue;
+      }
+      find_matches(normalized, normalized_trie_, inner);
+      for (const Match& n : inner) {
+        if (n.end == n.begin) continue;
+        out.push_back(Piece{normalized.substr(n.begin, n.end - n.begin), n.token, m.begin == 0 && n.begin == 0});
+      }
+    }
+  }
+
+ private:
+  struct Match {
+    std::size_t begin;
+    std::size_t end;
+    std::int32_t token;  // added token id, or -1 for text between tokens
+  };
+
+  static bool ends_with_word_char(std::string_view s) {
+    if (s.empty()) return false;
+    std::size_t start = s.size() - 1;
+    while (start > 0 && is_utf8_continuation(static_cast<unsigned char>(s[start]))) --start;
+    std::size_t len = 0;
+    return is_word_char(utf8_decode(s, start, len));
+  }
+  static bool starts_with_word_char(std::string_view s) {
+    if (s.empty()) return false;
+    std::size_t len = 0;
+    return is_word_char(utf8_decode(s, 0, len));
+  }
+
+  // The library's AddedVocabulary::find_matches: leftmost-longest matches in order (the search
+  // resumes after each match), filtered by single_word, widened by lstrip/rstrip over whitespace,
+  // with the text in between as pieces without a token. Covers the whole sentence.
+  void find_matches(std::string_view s, const TokenTrie& trie, std::vector<Match>& out) const {
+    out.clear();
+    const std::size_t n = s.size();
+    std::size_t start_offset = 0;
+    if (!trie.empty()) {
+      std::size_t i = 0;
+      while (i < n) {
+        if (!trie.may_start(static_cast<unsigned char>(s[i]))) {
+          ++i;
+          continue;
+        }
+        const auto [len, index] = trie.longest_at(s, i);
+        if (len == 0) {
+          ++i;
+          continue;
+        }
+        std::size_t start = i, stop = i + len;
+        i = stop;
+        const AddedToken& tok = tokens_[static_cast<std::size_t>(index)];
+        if (tok.single_word) {
+          const bool start_space = start == 0 || !ends_with_word_char(s.substr(0, start));
+          const bool stop_space = stop == n || !starts_with_word_char(s.substr(stop));
+          if (!start_space || !stop_space) continue;
+        }
+        if (start < start_offset) continue;  // inside whitespace an earlier rstrip consumed
+        if (tok.lstrip) {
+          std::size_t b = start;
+          while (b > start_offset) {
+            std::size_t p = b - 1;
+            while (p > 0 && is_utf8_continuation(static_cast<unsigned char>(s[p]))) --p;
+            std::size_t clen = 0;
+            if (!is_whitespace(utf8_decode(s, p, clen))) break;
+            b = p;
+          }
+          start = b;
+        }
+        if (tok.rstrip) {
+          while (stop < n) {
+            std::size_t clen = 0;
+            if (!is_whitespace(utf8_decode(s, stop, clen))) break;
+            stop += clen;
+          }
+        }
+        if (start_offset < start) out.push_back({start_offset, start, -1});
+        out.push_back({start, stop, tok.id});
+        start_offset = stop;
+      }
+    }
+    if (start_offset != n || n == 0) out.push_back({start_offset, n, -1});
+  }
+
+  std::vector<AddedToken> tokens_;
+  std::unordered_map<std::int32_t, std::size_t> by_id_;
+  TokenMap by_content_;
+  TokenTrie raw_trie_;
+  TokenTrie normalized_trie_;
+};
+
+}  // namespace moe::tokenizer

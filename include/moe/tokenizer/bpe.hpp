@@ -1,0 +1,348 @@
+// The BPE model of tokenizer.json ("model": {"type": "BPE", ...}): vocabulary, merges in both
+// file formats ("a b" strings and ["a", "b"] pairs), unk_token/fuse_unk, byte_fallback (<0xNN>
+// tokens), ignore_merges, continuing_subword_prefix and end_of_word_suffix, and a word cache.
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/tokenizer/json_reader.hpp"
+#include "moe/tokenizer/string_hash.hpp"
+#include "moe/tokenizer/utf8.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace moe::tokenizer {
+
+// Largest id a vocabulary may use; ids index arrays, so a hostile file must not make us allocate
+// gigabytes for a sparse id space (checked against the number of entries as well).
+inline constexpr std::int64_t kMaxTokenId = (std::int64_t{1} << 31) - 2;
+
+// Immutable after from_json except for the internal word cache, which is guarded by a mutex;
+// tokenize() is thread-safe.
+class BpeModel {
+ public:
+  // Reads the "model" object. Errors (kTokenizer) name `model.file()` and the key.
+  static BpeModel from_json(const JsonNode& model) {
+    BpeModel m;
+    m.read_vocab(model.at("vocab"));
+    if (auto unk = model.find("unk_token")) m.unk_token_ = unk->as_string();
+    if (auto p = model.find("continuing_subword_prefix")) m.prefix_ = p->as_string();
+    if (auto s = model.find("end_of_word_suffix")) m.suffix_ = s->as_string();
+    m.fuse_unk_ = model.bool_or("fuse_unk", false);
+    m.byte_fallback_ = model.bool_or("byte_fallback", false);
+    m.ignore_merges_ = model.bool_or("ignore_merges", false);
+    // dropout is a training-time regularizer; inference uses the deterministic merge order.
+    if (m.unk_token_) {
+      auto it = m.vocab_.find(*m.unk_token_);
+      if (it != m.vocab_.end()) m.unk_id_ = it->second;
+    }
+    for (int b = 0; b < 256; ++b) {
+      auto it = m.vocab_.find(fmt::format("<0x{:02X}>", b));
+      m.byte_ids_[b] = it == m.vocab_.end() ? -1 : it->second;
+    }
+    m.read_merges(model.at("merges"));
+    m.cache_ = std::make_unique<WordCache>();
+    return m;
+  }
+
+  std::optional<std::int32_t> token_to_id(std::string_view token) const {
+    auto it = vocab_.find(token);
+    if (it == vocab_.end()) return std::nullopt;
+    return it->second;
+  }
+  // The token of `id`, or nullptr for an id the vocabulary does not hold.
+  const std::string* id_to_token(std::int32_t id) const noexcept {
+    if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size() || !present_[static_cast<std::size_t>(id)]) return nullptr;
+    return &tokens_[static_cast<std::size_t>(id)];
+  }
+  // One past the largest id of the vocabulary.
+  std::size_t id_space() const noexcept { return tokens_.size(); }
+  std::size_t size() const noexcept { return vocab_.size(); }
+  const TokenMap& vocab() const noexcept { return vocab_; }
+  bool byte_fallback() const noexcept { return byte_fallback_; }
+
+  // Appends the ids of one pre-tokenized word (non-empty, valid UTF-8) to `out`.
+  void tokenize(std::string_view word, std::vector<std::int32_t>& out) const {
+    if (word.empty()) return;
+    if (ignore_merges_) {
+      // Llama-3 style: a word that is itself a token is emitted whole, even if the merges would
+      // split it differently.
+      auto it = vocab_.find(word);
+      if (it != vocab_.end()) {
+        out.push_back(it->second);
+        return;
+      }
+    }
+    const bool cacheable = word.size() < kMaxCachedWordBytes;
+    if (cacheable && cache_->lookup(word, out)) return;
+    const std::size_t start = out.size();
+    merge_word(word, out);
+    if (cacheable) cache_->store(word, std::span<const std::int32_t>(out.data() + start, out.size() - start));
+  }
+
+ private:
+  static constexpr std::size_t kMaxCachedWordBytes = 256;
+  static constexpr std::size_t kCacheCapacity = 20000;
+
+  struct MergeRule {
+    std::int32_t rank;
+    std::int32_t result;
+  };
+  struct PairHash {
+    std::size_t operator()(std::uint64_t x) const noexcept {  // splitmix64 finalizer
+      x ^= x >> 30;
+      x *= 0xbf58476d1ce4e5b9ull;
+      x ^= x >> 27;
+      x *= 0x94d049bb133111ebull;
+      x ^= x >> 31;
+      return static_cast<std::size_t>(x);
+    }
+  };
+  static std::uint64_t pair_key(std::int32_t a, std::int32_t b) noexcept {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+  }
+
+  // Words seen before and their ids. Stops growing at capacity (like the library's cache).
+  class WordCache {
+   public:
+    bool lookup(std::string_view word, std::vector<std::int32_t>& out) const {
+      std::shared_lock lock(mutex_);
+      auto it = map_.find(word);
+      if (it == map_.end()) return false;
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return true;
+    }
+    void store(std::string_view word, std::span<const std::int32_t> ids) {
+      std::unique_lock lock(mutex_);
+      if (map_.size() >= kCacheCapacity) return;
+      map_.try_emplace(std::string(word), ids.begin(), ids.end());
+    }
+
+   private:
+    mutable std::shared_mutex mutex_;
+    StringMap<std::vector<std::int32_t>> map_;
+  };
+
+  struct Symbol {
+    std::int32_t id;
+    std::int32_t prev;  // index of the previous live symbol, -1 at the start
+    std::int32_t next;  // index of the next live symbol, -1 at the end
+    bool alive;
+  };
+  struct Candidate {  // a pair (symbol pos, its next) that a merge rule applies to
+    std::int32_t rank;
+    std::int32_t pos;
+    std::int32_t result;
+  };
+  struct Scratch {
+    std::vector<Symbol> symbols;
+    std::vector<Candidate> heap;
+    std::string piece;
+  };
+
+  void read_vocab(const JsonNode& vocab) {
+    vocab.expect_object();
+    const std::size_t n = vocab.json().size();
+    std::int64_t max_id = -1;
+    std::vector<std::pair<std::int32_t, const std::string*>> entries;
+    entries.reserve(n);
+    vocab_.reserve(n);
+    vocab.for_each_member([&](const std::string& token, const JsonNode& value) {
+      const std::int64_t id = value.as_int();
+      if (id < 0 || id > kMaxTokenId) value.fail_here(ErrorCode::kTokenizer, "token id {} out of range", id);
+      max_id = std::max(max_id, id);
+      vocab_.emplace(token, static_cast<std::int32_t>(id));
+    });
+    // A sparse id space is legal, but not one that is mostly holes.
+    if (max_id >= 0 && static_cast<std::uint64_t>(max_id) > 4 * static_cast<std::uint64_t>(n) + 1024)
+      vocab.fail_here(ErrorCode::kTokenizer, "largest id {} is out of range for {} entries", max_id, n);
+    tokens_.assign(static_cast<std::size_t>(max_id + 1), std::string());
+    present_.assign(static_cast<std::size_t>(max_id + 1), false);
+    for (const auto& [token, id] : vocab_) {
+      const auto i = static_cast<std::size_t>(id);
+      if (present_[i])
+        vocab.fail_here(ErrorCode::kTokenizer, "duplicate id {} for tokens '{}' and '{}'", id, tokens_[i], token);
+      present_[i] = true;
+      tokens_[i] = token;
+    }
+  }
+
+  std::int32_t merge_operand(const JsonNode& where, const std::string& token) const {
+    auto it = vocab_.find(token);
+    if (it == vocab_.end()) where.fail_here(ErrorCode::kTokenizer, "merge uses token '{}' which is not in the vocabulary", token);
+    return it->second;
+  }
+
+  void read_merges(const JsonNode& merges) {
+    const std::size_t n = merges.size();
+    merges_.reserve(n);
+    std::string left, right, joined;
+    for (std::size_t rank = 0; rank < n; ++rank) {
+      const JsonNode item = merges[rank];
+      if (item.is_string()) {
+        const std::string& line = item.as_string();
+        const std::size_t first = line.find(' ');
+        if (first == std::string::npos)
+          item.fail_here(ErrorCode::kTokenizer, "merge '{}' is not two tokens separated by a space", line);
+        if (line.find(' ', first + 1) == std::string::npos) {
+          left.assign(line, 0, first);
+          right.assign(line, first + 1);
+        } else if (!split_ambiguous_merge(line, left, right)) {
+          // Tokens containing spaces: accept the one split whose halves and concatenation are
+          // all tokens; none or several is an error.
+          item.fail_here(ErrorCode::kTokenizer, "merge '{}' has several spaces and no unique split into tokens", line);
+        }
+      } else if (item.is_array()) {
+        if (item.size() != 2) item.fail_here(ErrorCode::kTokenizer, "a merge pair must have 2 tokens, got {}", item.size());
+        left = item[0].as_string();
+        right = item[1].as_string();
+      } else {
+        item.fail_here(ErrorCode::kTokenizer, "expected a string \"a b\" or a pair [\"a\", \"b\"], got {}", item.type_name());
+      }
+      const std::int32_t a = merge_operand(item, left);
+      const std::int32_t b = merge_operand(item, right);
+      if (!prefix_.empty() && right.compare(0, prefix_.size(), prefix_) != 0)
+        item.fail_here(ErrorCode::kTokenizer, "merge right token '{}' lacks the continuing_subword_prefix '{}'", right, prefix_);
+      joined = left;
+      joined.append(right, prefix_.size());
+      const std::int32_t result = merge_operand(item, joined);
+      // A repeated pair keeps its last rank, as the library's map insertion does.
+      merges_[pair_key(a, b)] = MergeRule{static_cast<std::int32_t>(rank), result};
+    }
+  }
+
+  bool split_ambiguous_merge(const std::string& line, std::string& left, std::string& right) const {
+    int found = 0;
+    for (std::size_t pos = line.find(' '); pos != std::string::npos; pos = line.find(' ', pos + 1)) {
+      std::string_view a(line.data(), pos), b(line.data() + pos + 1, line.size() - pos - 1);
+      if (!vocab_.count(a) || !vocab_.count(b)) continue;
+      std::string ab(a);
+      ab.append(b);
+      if (!vocab_.count(std::string_view(ab))) continue;
+      if (++found > 1) return false;
+      left.assign(a);
+      right.assign(b);
+    }
+    return found == 1;
+  }
+
+  const MergeRule* find_merge(std::int32_t a, std::int32_t b) const noexcept {
+    auto it = merges_.find(pair_key(a, b));
+    return it == merges_.end() ? nullptr : &it->second;
+  }
+
+  // Splits `w` into characters (with prefix/suffix, byte fallback, unk) and applies merges in
+  // rank order: a min-heap of candidate pairs keyed by (rank, position), O(n log n) in the word
+  // length even for long runs of one character. Stale heap entries are skipped on pop.
+  void merge_word(std::string_view w, std::vector<std::int32_t>& out) const {
+    thread_local Scratch scratch;
+    auto& symbols = scratch.symbols;
+    auto& heap = scratch.heap;
+    symbols.clear();
+    heap.clear();
+
+    auto add_symbol = [&](std::int32_t id) {
+      const auto n = static_cast<std::int32_t>(symbols.size());
+      symbols.push_back(Symbol{id, n - 1, -1, true});
+      if (n > 0) symbols[static_cast<std::size_t>(n - 1)].next = n;
+    };
+    std::optional<std::int32_t> pending_unk;
+    std::size_t i = 0;
+    while (i < w.size()) {
+      std::size_t len = utf8_sequence_length(static_cast<unsigned char>(w[i]));
+      if (len == 0 || i + len > w.size()) len = 1;
+      const bool is_first = i == 0;
+      const bool is_last = i + len == w.size();
+      std::string_view s = w.substr(i, len);
+      if ((!is_first && !prefix_.empty()) || (is_last && !suffix_.empty())) {
+        scratch.piece.clear();
+        if (!is_first) scratch.piece.append(prefix_);
+        scratch.piece.append(s);
+        if (is_last) scratch.piece.append(suffix_);
+        s = scratch.piece;
+      }
+      auto it = vocab_.find(s);
+      if (it != vocab_.end()) {
+        if (pending_unk) add_symbol(*pending_unk);
+        pending_unk.reset();
+        add_symbol(it->second);
+      } else {
+        bool fell_back = false;
+        if (byte_fallback_) {
+          fell_back = std::all_of(s.begin(), s.end(), [&](char c) { return byte_ids_[static_cast<unsigned char>(c)] >= 0; });
+          if (fell_back) {
+            // Like the library, a pending (fused) unk is not flushed here: it follows the bytes.
+            for (char c : s) add_symbol(byte_ids_[static_cast<unsigned char>(c)]);
+          }
+        }
+        if (!fell_back && unk_token_) {
+          if (!unk_id_)
+            fail(ErrorCode::kTokenizer, "unk_token '{}' is needed but is not in the vocabulary", *unk_token_);
+          if (pending_unk && !fuse_unk_) add_symbol(*pending_unk);
+          pending_unk = *unk_id_;
+        }
+        // Without unk_token or byte fallback, an unknown character is dropped (as the library does).
+      }
+      i += len;
+    }
+    if (pending_unk) add_symbol(*pending_unk);
+
+    const auto later = [](const Candidate& x, const Candidate& y) {
+      return x.rank != y.rank ? x.rank > y.rank : x.pos > y.pos;
+    };
+    auto push = [&](std::int32_t pos) {
+      const Symbol& s = symbols[static_cast<std::size_t>(pos)];
+      if (s.next < 0) return;
+      if (const MergeRule* r = find_merge(s.id, symbols[static_cast<std::size_t>(s.next)].id)) {
+        heap.push_back(Candidate{r->rank, pos, r->result});
+        std::push_heap(heap.begin(), heap.end(), later);
+      }
+    };
+    for (std::int32_t k = 0; k + 1 < static_cast<std::int32_t>(symbols.size()); ++k) push(k);
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), later);
+      const Candidate top = heap.back();
+      heap.pop_back();
+      Symbol& left = symbols[static_cast<std::size_t>(top.pos)];
+      if (!left.alive || left.next < 0) continue;
+      Symbol& right = symbols[static_cast<std::size_t>(left.next)];
+      const MergeRule* rule = find_merge(left.id, right.id);
+      if (rule == nullptr || rule->result != top.result) continue;  // stale entry
+      left.id = top.result;
+      right.alive = false;
+      left.next = right.next;
+      if (right.next >= 0) symbols[static_cast<std::size_t>(right.next)].prev = top.pos;
+      if (left.prev >= 0) push(left.prev);
+      push(top.pos);
+    }
+    for (const Symbol& s : symbols)
+      if (s.alive) out.push_back(s.id);
+  }
+
+  TokenMap vocab_;
+  std::vector<std::string> tokens_;  // by id; holes are empty and not present_
+  std::vector<bool> present_;
+  std::unordered_map<std::uint64_t, MergeRule, PairHash> merges_;
+  std::optional<std::string> unk_token_;
+  std::optional<std::int32_t> unk_id_;
+  std::string prefix_;  // continuing_subword_prefix ("" = none)
+  std::string suffix_;  // end_of_word_suffix ("" = none)
+  bool fuse_unk_ = false;
+  bool byte_fallback_ = false;
+  bool ignore_merges_ = false;
+  std::array<std::int32_t, 256> byte_ids_{};  // id of <0xNN>, -1 if absent
+  std::unique_ptr<WordCache> cache_;
+};
+
+}  // namespace moe::tokenizer
