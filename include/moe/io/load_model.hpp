@@ -1,0 +1,79 @@
+// load_model: a Hugging Face checkpoint folder (config.json + model.safetensors or its shards)
+// -> an immutable Model whose weights are used in place from the mapped files.
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/io/json_file.hpp"
+#include "moe/io/tensor_store.hpp"
+#include "moe/model/config.hpp"
+#include "moe/model/model.hpp"
+#include "moe/model/weights.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace moe {
+
+namespace io {
+
+// TensorSource over a TensorStore: every tensor is fetched through TensorStore::view, which checks
+// its dtype and shape and names the tensor and folder on failure.
+class StoreTensorSource final : public TensorSource {
+ public:
+  explicit StoreTensorSource(const TensorStore& store) : store_(store) {}
+
+  bool contains(std::string_view name) const override { return store_.contains(name); }
+
+  std::optional<std::vector<index_t>> shape_of(std::string_view name) const override {
+    const TensorInfo* t = store_.find(name);
+    if (t == nullptr) return std::nullopt;
+    return t->shape;
+  }
+
+  TensorRef get(std::string_view name, std::span<const index_t> shape) const override {
+    const TensorInfo& info = store_.get(name);
+    if (!info.dtype) {
+      fail(ErrorCode::kUnsupported, "tensor {} in {} has dtype {}; weights must be F32, BF16 or F16", name,
+           store_.folder().string(), info.dtype_name);
+    }
+    TensorRef ref;
+    ref.dtype = *info.dtype;
+    visit_dtype(ref.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      switch (shape.size()) {
+        case 1: ref.data = as_bytes(store_.view<T, 1>(name, {shape[0]}).data()); break;
+        case 2: ref.data = as_bytes(store_.view<T, 2>(name, {shape[0], shape[1]}).data()); break;
+        case 3: ref.data = as_bytes(store_.view<T, 3>(name, {shape[0], shape[1], shape[2]}).data()); break;
+        default: fail(ErrorCode::kInternal, "tensor {}: unsupported rank {}", name, shape.size());
+      }
+    });
+    return ref;
+  }
+
+ private:
+  template <class T>
+  static const std::byte* as_bytes(const T* p) {
+    return reinterpret_cast<const std::byte*>(p);
+  }
+  const TensorStore& store_;
+};
+
+}  // namespace io
+
+// Loads config.json and the safetensors weights of `folder`. Errors: kIo (missing files),
+// kFormat (bad JSON / safetensors), kConfig / kUnsupported (config), kMissingTensor /
+// kShapeMismatch (weights), each naming the file, key or tensor.
+inline std::shared_ptr<const Model> load_model(const std::filesystem::path& folder) {
+  const auto config_path = folder / "config.json";
+  std::error_code ec;
+  require(std::filesystem::is_regular_file(config_path, ec), ErrorCode::kIo, "no config.json in {}", folder.string());
+  const nlohmann::json j = io::read_json_file(config_path);
+  ModelConfig config = ModelConfig::from_json(j, config_path.string());
+  auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
+  const io::StoreTensorSource source(*store);
+  model::ModelWeights weights = model::bind_weights(config, source);
+  return std::make_shared<const Model>(std::move(config), std::move(weights), std::shared_ptr<const void>(store));
+}
+
+}  // namespace moe

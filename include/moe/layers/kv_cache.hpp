@@ -1,0 +1,93 @@
+// KvCache: one sequence's attention cache for every layer. A standard attention layer stores
+// keys [n_kv_heads·head_dim] and values [n_kv_heads·v_head_dim] per token; an MLA layer stores
+// only the normalised latent [kv_lora_rank] (as "keys") and the rotated rope key
+// [qk_rope_head_dim] (as "values") per token.
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+
+#include <vector>
+
+namespace moe::layers {
+
+// Floats stored per token by one layer.
+struct KvLayerShape {
+  index_t key_width = 0;
+  index_t value_width = 0;
+  friend bool operator==(const KvLayerShape&, const KvLayerShape&) = default;
+};
+
+class KvCache {
+ public:
+  KvCache() = default;
+
+  // Allocates (and zero-fills) capacity tokens for every layer. Throws kInvalidArgument if the
+  // total size overflows.
+  KvCache(std::vector<KvLayerShape> layers, index_t capacity) : shapes_(std::move(layers)), capacity_(capacity) {
+    index_t total = 0;
+    offsets_.reserve(shapes_.size());
+    for (const auto& s : shapes_) {
+      const index_t per_token = s.key_width + s.value_width;
+      require(per_token >= s.key_width && (capacity == 0 || per_token <= (static_cast<index_t>(-1) / 4) / capacity),
+              ErrorCode::kInvalidArgument, "KV cache of {} tokens x {} floats overflows", capacity, per_token);
+      offsets_.push_back(total);
+      require(total <= static_cast<index_t>(-1) / 4 - per_token * capacity, ErrorCode::kInvalidArgument,
+              "KV cache of {} tokens overflows size_t", capacity);
+      total += per_token * capacity;
+    }
+    data_.resize(total);
+  }
+
+  index_t size() const noexcept { return size_; }          // tokens stored
+  index_t capacity() const noexcept { return capacity_; }  // tokens that fit
+  index_t n_layers() const noexcept { return shapes_.size(); }
+  const std::vector<KvLayerShape>& layer_shapes() const noexcept { return shapes_; }
+
+  void clear() noexcept { size_ = 0; }
+
+  // Forgets every token from position n on (n <= size()).
+  void truncate(index_t n) {
+    require(n <= size_, ErrorCode::kInvalidArgument, "KvCache::truncate({}) beyond size {}", n, size_);
+    size_ = n;
+  }
+
+  // Layer `layer`'s key rows, [capacity, key_width] (row p = position p).
+  View<float, 2> keys(index_t layer) noexcept {
+    return View<float, 2>(data_.data() + offsets_[layer], {capacity_, shapes_[layer].key_width});
+  }
+  View<const float, 2> keys(index_t layer) const noexcept {
+    return View<const float, 2>(data_.data() + offsets_[layer], {capacity_, shapes_[layer].key_width});
+  }
+  // Layer `layer`'s value rows, [capacity, value_width].
+  View<float, 2> values(index_t layer) noexcept {
+    return View<float, 2>(data_.data() + offsets_[layer] + capacity_ * shapes_[layer].key_width,
+                          {capacity_, shapes_[layer].value_width});
+  }
+  View<const float, 2> values(index_t layer) const noexcept {
+    return View<const float, 2>(data_.data() + offsets_[layer] + capacity_ * shapes_[layer].key_width,
+                                {capacity_, shapes_[layer].value_width});
+  }
+
+  // Marks n more tokens as stored (after a forward pass wrote rows size()..size()+n-1 of every
+  // layer). Throws kContextOverflow if they do not fit.
+  void append(index_t n) {
+    require(n <= capacity_ - size_, ErrorCode::kContextOverflow, "KV cache holds {} of {} tokens; {} more do not fit",
+            size_, capacity_, n);
+    size_ += n;
+  }
+
+ private:
+  std::vector<KvLayerShape> shapes_;
+  std::vector<index_t> offsets_;
+  AlignedBuffer<float> data_;
+  index_t capacity_ = 0;
+  index_t size_ = 0;
+};
+
+}  // namespace moe::layers
+
+namespace moe {
+using layers::KvCache;
+using layers::KvLayerShape;
+}  // namespace moe

@@ -1,0 +1,89 @@
+// ArchitectureSpec: what distinguishes one model family from another, as data: which config.json
+// keys hold the MoE sizes, which router, norm and rope options the family uses and how its
+// tensors are named. One short file per family in model/architectures/ fills one in; the
+// forward pass (Transformer) is written once against the options they select.
+#pragma once
+
+#include "moe/kernels/reference/rope.hpp"
+#include "moe/layers/router.hpp"
+
+#include <cstdint>
+#include <string_view>
+
+namespace moe::model {
+
+enum class Family : std::uint8_t { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekV2, kDeepseekV3, kGptOss, kGlm4Moe };
+
+enum class AttentionKind : std::uint8_t { kStandard, kMla };
+
+enum class QkNorm : std::uint8_t {
+  kNone,
+  kPerHead,         // RMSNorm over each head's head_dim (Qwen3-MoE, GLM-4-MoE use_qk_norm)
+  kWholeProjection  // RMSNorm over the whole q / k projection before the head split (OLMoE)
+};
+
+enum class SharedExpert : std::uint8_t {
+  kNone,
+  kSigmoidGated,  // Qwen2-MoE: + sigmoid(shared_expert_gate·x) · shared_expert(x)
+  kPlain          // DeepSeek / GLM: + shared_experts(x), d_ff = moe_intermediate_size · n_shared_experts
+};
+
+enum class DenseLayers : std::uint8_t {
+  kNone,          // every layer is MoE
+  kFirstK,        // layers < first_k_dense_replace are dense (DeepSeek, GLM)
+  kSparseStep     // dense if in mlp_only_layers or (i+1) % decoder_sparse_step != 0 (Qwen2/3)
+};
+
+enum class SlidingWindow : std::uint8_t {
+  kNone,
+  kAllLayers,            // sliding_window (when set) applies to every layer (Mixtral)
+  kAllLayersIfEnabled,   // ... only when use_sliding_window is true (Qwen3-MoE)
+  kLayerTypes            // per-layer `layer_types` (GPT-OSS; Qwen2-MoE derives them)
+};
+
+enum class ExpertActivation : std::uint8_t {
+  kSwiglu,         // down(silu(gate·x) * up·x)
+  kClampedSwiglu   // GPT-OSS: gate clamped above, up clamped both sides, (up+1)·gate·σ(α·gate)
+};
+
+struct ArchitectureSpec {
+  std::string_view hf_class;           // config.json "architectures"[0]
+  Family family;
+  AttentionKind attention = AttentionKind::kStandard;
+  std::string_view n_experts_key;      // e.g. "num_local_experts"
+  std::string_view expert_d_ff_key;    // "intermediate_size" or "moe_intermediate_size"
+  layers::RouterScoring scoring = layers::RouterScoring::kSoftmax;
+  bool grouped_routing = false;        // reads n_group / topk_group (+ topk_method for V2)
+  layers::GroupScore group_score = layers::GroupScore::kNone;
+  bool always_renormalize = false;     // Mixtral: the top-k weights are always renormalised
+  bool norm_topk_prob_default = false;
+  double routed_scaling_factor_default = 1.0;
+  bool correction_bias = false;        // gate.e_score_correction_bias
+  QkNorm qk_norm = QkNorm::kNone;
+  bool qk_norm_from_use_qk_norm = false;  // GLM-4-MoE: only when config use_qk_norm is true
+  bool clip_qkv = false;               // OLMoE's clip_qkv
+  SharedExpert shared_expert = SharedExpert::kNone;
+  DenseLayers dense_layers = DenseLayers::kNone;
+  SlidingWindow sliding_window = SlidingWindow::kNone;
+  bool attention_sinks = false;        // GPT-OSS self_attn.sinks
+  ExpertActivation activation = ExpertActivation::kSwiglu;
+  kernels::RopePairing rope_pairing = kernels::RopePairing::half_split;
+  bool rope_interleave_key = false;    // DeepSeek-V3: config "rope_interleave" picks the pairing
+  bool mscale_softmax_correction = false;  // DeepSeek-V3: softmax scale · mscale(factor, mscale_all_dim)²
+  double default_rope_theta = 10000.0;
+  double default_partial_rotary_factor = 1.0;
+  std::string_view default_rope_parameters = {};  // JSON used when config.json has no rope settings
+  // Tensor names below "model.layers.{i}.".
+  std::string_view moe_prefix = "mlp";          // Mixtral hub checkpoints: "block_sparse_moe"
+  std::string_view moe_prefix_alt = "";         // a second spelling to try
+  std::string_view router_name = "gate";        // GPT-OSS: "router"
+  std::string_view expert_gate = "gate_proj";   // Mixtral hub: w1
+  std::string_view expert_up = "up_proj";       // Mixtral hub: w3
+  std::string_view expert_down = "down_proj";   // Mixtral hub: w2
+  std::string_view expert_gate_alt = "";
+  std::string_view expert_up_alt = "";
+  std::string_view expert_down_alt = "";
+  std::string_view shared_expert_name = "";     // "shared_expert" / "shared_experts"
+};
+
+}  // namespace moe::model

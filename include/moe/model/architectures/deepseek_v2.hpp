@@ -1,0 +1,25 @@
+// DeepSeek-V2 (DeepseekV2ForCausalLM): multi-head latent attention with interleaved rope pairs
+// (transformers applies it as complex multiplication), softmax router with greedy or
+// group_limited_greedy (group score = max) selection, routed_scaling_factor, shared experts,
+// first_k_dense_replace dense layers. No softmax-scale mscale correction in transformers 5.
+#pragma once
+
+#include "moe/model/architecture.hpp"
+
+namespace moe::model::architectures {
+
+inline constexpr ArchitectureSpec kDeepseekV2{
+    .hf_class = "DeepseekV2ForCausalLM",
+    .family = Family::kDeepseekV2,
+    .attention = AttentionKind::kMla,
+    .n_experts_key = "n_routed_experts",
+    .expert_d_ff_key = "moe_intermediate_size",
+    .grouped_routing = true,
+    .group_score = layers::GroupScore::kMax,
+    .shared_expert = SharedExpert::kPlain,
+    .dense_layers = DenseLayers::kFirstK,
+    .rope_pairing = kernels::RopePairing::interleaved,
+    .shared_expert_name = "shared_experts",
+};
+
+}  // namespace moe::model::architectures

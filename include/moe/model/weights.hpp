@@ -1,0 +1,273 @@
+// ModelWeights: typed views of every tensor a model uses, bound by name from a TensorSource (the
+// checkpoint) with every shape checked against the config. Names follow transformers; the family
+// description picks the spellings (per-expert or fused expert banks, Mixtral's w1/w3/w2, ...).
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/layers/experts.hpp"
+#include "moe/layers/linear.hpp"
+#include "moe/layers/mla.hpp"
+#include "moe/layers/moe_block.hpp"
+#include "moe/model/config.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moe {
+
+// One tensor's element type and bytes (in place in the mapped file).
+struct TensorRef {
+  DType dtype = DType::f32;
+  const std::byte* data = nullptr;
+};
+
+// Where weights come from. Implementations check names, dtypes and shapes and throw
+// kMissingTensor / kShapeMismatch / kUnsupported with the tensor's name and the values seen.
+class TensorSource {
+ public:
+  virtual ~TensorSource() = default;
+  virtual bool contains(std::string_view name) const = 0;
+  // The tensor's shape as stored, or nullopt when absent.
+  virtual std::optional<std::vector<index_t>> shape_of(std::string_view name) const = 0;
+  // The tensor `name`, checked to be f32/bf16/f16 of exactly `shape`.
+  virtual TensorRef get(std::string_view name, std::span<const index_t> shape) const = 0;
+};
+
+namespace model {
+
+struct AttentionWeights {
+  layers::WeightMatrix q, k, v, o;          // [n_heads·hd, d], [n_kv·hd, d], [n_kv·hd, d], [d, n_heads·hd]
+  layers::WeightVector q_bias, k_bias, v_bias, o_bias;
+  layers::WeightVector q_norm, k_norm;      // [head_dim] per-head, or [n_heads·hd] / [n_kv·hd] whole
+  layers::WeightVector sinks;               // [n_heads] GPT-OSS
+};
+
+struct LayerWeights {
+  layers::WeightVector input_norm;          // [d_model]
+  layers::WeightVector post_attention_norm; // [d_model]
+  AttentionWeights attn;                    // standard attention
+  layers::MlaWeights mla;                   // DeepSeek
+  bool moe = false;
+  layers::MlpWeights mlp;                   // dense layers
+  layers::MoeWeights moe_weights;           // MoE layers
+};
+
+struct ModelWeights {
+  layers::WeightMatrix embed;               // [vocab, d_model]
+  layers::WeightMatrix lm_head;             // [vocab, d_model] (the embedding when tied)
+  layers::WeightVector final_norm;          // [d_model]
+  std::vector<LayerWeights> layers;
+};
+
+namespace detail {
+
+class Binder {
+ public:
+  explicit Binder(const TensorSource& src) : src_(src) {}
+
+  layers::WeightMatrix matrix(const std::string& name, index_t rows, index_t cols) const {
+    const std::array<index_t, 2> shape{rows, cols};
+    const TensorRef t = src_.get(name, shape);
+    return layers::WeightMatrix{t.dtype, t.data, rows, cols, cols};
+  }
+  layers::WeightVector vector(const std::string& name, index_t n) const {
+    const std::array<index_t, 1> shape{n};
+    const TensorRef t = src_.get(name, shape);
+    return layers::WeightVector{t.dtype, t.data, n};
+  }
+  layers::WeightVector optional_vector(const std::string& name, index_t n) const {
+    return src_.contains(name) ? vector(name, n) : layers::WeightVector{};
+  }
+  // Expert e of a stacked [n, rows, cols] bank, as a [rows, cols] matrix.
+  std::vector<layers::WeightMatrix> bank(const std::string& name, index_t n, index_t rows, index_t cols) const {
+    const std::array<index_t, 3> shape{n, rows, cols};
+    const TensorRef t = src_.get(name, shape);
+    std::vector<layers::WeightMatrix> out(n);
+    for (index_t e = 0; e < n; ++e) {
+      out[e] = layers::WeightMatrix{t.dtype, t.data + e * rows * cols * dtype_size(t.dtype), rows, cols, cols};
+    }
+    return out;
+  }
+  std::vector<layers::WeightVector> bank_vectors(const std::string& name, index_t n, index_t len) const {
+    const std::array<index_t, 2> shape{n, len};
+    const TensorRef t = src_.get(name, shape);
+    std::vector<layers::WeightVector> out(n);
+    for (index_t e = 0; e < n; ++e) out[e] = layers::WeightVector{t.dtype, t.data + e * len * dtype_size(t.dtype), len};
+    return out;
+  }
+  bool has(const std::string& name) const { return src_.contains(name); }
+  const TensorSource& source() const { return src_; }
+
+ private:
+  const TensorSource& src_;
+};
+
+inline layers::MlpWeights bind_mlp(const Binder& b, const std::string& p, index_t d, index_t f) {
+  layers::MlpWeights m;
+  m.gate = b.matrix(p + ".gate_proj.weight", f, d);
+  m.up = b.matrix(p + ".up_proj.weight", f, d);
+  m.down = b.matrix(p + ".down_proj.weight", d, f);
+  m.gate_bias = b.optional_vector(p + ".gate_proj.bias", f);
+  m.up_bias = b.optional_vector(p + ".up_proj.bias", f);
+  m.down_bias = b.optional_vector(p + ".down_proj.bias", d);
+  return m;
+}
+
+inline layers::ExpertBank bind_experts(const Binder& b, const ModelConfig& c, const std::string& moe) {
+  const ArchitectureSpec& s = *c.spec;
+  layers::ExpertBank bank;
+  bank.n_experts = c.n_experts;
+  bank.d_model = c.d_model;
+  bank.d_ff = c.d_ff_expert;
+  bank.alpha = c.swiglu_alpha;
+  bank.limit = c.swiglu_limit;
+  const index_t E = c.n_experts, D = c.d_model;
+  const std::string fused = moe + ".experts.gate_up_proj";
+  if (s.activation == ExpertActivation::kClampedSwiglu) {
+    for (const char* suffix : {".experts.gate_up_proj_blocks", ".experts.down_proj_blocks"}) {
+      if (b.has(moe + suffix)) {
+        fail(ErrorCode::kUnsupported, "{}: tensor {}{} is MXFP4-quantized; dequantize the checkpoint to bf16 first",
+             c.source, moe, suffix);
+      }
+    }
+    bank.layout = layers::ExpertLayout::kInputMajorGlu;
+    bank.clamped = true;
+    // d_ff from the stored bank when the config's intermediate_size disagrees is a shape error.
+    const index_t F = c.d_ff_expert;
+    bank.gate_up = b.bank(fused, E, D, 2 * F);
+    bank.gate_up_bias = b.bank_vectors(moe + ".experts.gate_up_proj_bias", E, 2 * F);
+    bank.down = b.bank(moe + ".experts.down_proj", E, F, D);
+    bank.down_bias = b.bank_vectors(moe + ".experts.down_proj_bias", E, D);
+    return bank;
+  }
+  if (b.has(fused)) {
+    // transformers 5 stacks the experts: gate_up_proj [E, 2F, D] (gate rows, then up rows: the
+    // forward does linear(x, gate_up_proj[e]).chunk(2)), down_proj [E, D, F]. Its d_ff comes
+    // from the stored tensor (GLM-4-MoE's stacked class reads intermediate_size, not
+    // moe_intermediate_size), and must agree with down_proj.
+    const auto shape = b.source().shape_of(fused);
+    index_t F = c.d_ff_expert;
+    if (shape && shape->size() == 3 && (*shape)[1] % 2 == 0 && (*shape)[1] > 0) F = (*shape)[1] / 2;
+    bank.d_ff = F;
+    bank.layout = layers::ExpertLayout::kFusedGateUp;
+    bank.gate_up = b.bank(fused, E, 2 * F, D);
+    bank.down = b.bank(moe + ".experts.down_proj", E, D, F);
+    return bank;
+  }
+  bank.layout = layers::ExpertLayout::kSeparate;
+  const index_t F = c.d_ff_expert;
+  std::string_view g = s.expert_gate, u = s.expert_up, dn = s.expert_down;
+  if (!s.expert_gate_alt.empty() && !b.has(fmt::format("{}.experts.0.{}.weight", moe, g)) &&
+      b.has(fmt::format("{}.experts.0.{}.weight", moe, s.expert_gate_alt))) {
+    g = s.expert_gate_alt;
+    u = s.expert_up_alt;
+    dn = s.expert_down_alt;
+  }
+  bank.gate.resize(E);
+  bank.up.resize(E);
+  bank.down.resize(E);
+  for (index_t e = 0; e < E; ++e) {
+    const std::string p = fmt::format("{}.experts.{}.", moe, e);
+    bank.gate[e] = b.matrix(p + std::string(g) + ".weight", F, D);
+    bank.up[e] = b.matrix(p + std::string(u) + ".weight", F, D);
+    bank.down[e] = b.matrix(p + std::string(dn) + ".weight", D, F);
+  }
+  return bank;
+}
+
+}  // namespace detail
+
+// Binds every tensor the config needs. Throws kMissingTensor / kShapeMismatch naming the tensor.
+inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) {
+  const detail::Binder b(src);
+  const ArchitectureSpec& s = *c.spec;
+  const index_t D = c.d_model, V = c.vocab_size, H = c.n_heads, KV = c.n_kv_heads;
+  ModelWeights w;
+  w.embed = b.matrix("model.embed_tokens.weight", V, D);
+  w.final_norm = b.vector("model.norm.weight", D);
+  if (c.tie_word_embeddings && !src.contains("lm_head.weight")) {
+    w.lm_head = w.embed;
+  } else {
+    w.lm_head = b.matrix("lm_head.weight", V, D);
+  }
+  w.layers.resize(c.n_layers);
+  for (index_t i = 0; i < c.n_layers; ++i) {
+    LayerWeights& L = w.layers[i];
+    const std::string p = fmt::format("model.layers.{}.", i);
+    L.input_norm = b.vector(p + "input_layernorm.weight", D);
+    L.post_attention_norm = b.vector(p + "post_attention_layernorm.weight", D);
+    const std::string a = p + "self_attn.";
+    if (c.mla) {
+      const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
+      layers::MlaWeights& m = L.mla;
+      if (c.q_lora_rank == 0) {
+        m.q_proj = b.matrix(a + "q_proj.weight", H * qk, D);
+      } else {
+        m.q_a_proj = b.matrix(a + "q_a_proj.weight", c.q_lora_rank, D);
+        m.q_a_bias = b.optional_vector(a + "q_a_proj.bias", c.q_lora_rank);
+        m.q_a_norm = b.vector(a + "q_a_layernorm.weight", c.q_lora_rank);
+        m.q_b_proj = b.matrix(a + "q_b_proj.weight", H * qk, c.q_lora_rank);
+      }
+      m.kv_a_proj = b.matrix(a + "kv_a_proj_with_mqa.weight", R + c.qk_rope_head_dim, D);
+      m.kv_a_bias = b.optional_vector(a + "kv_a_proj_with_mqa.bias", R + c.qk_rope_head_dim);
+      m.kv_a_norm = b.vector(a + "kv_a_layernorm.weight", R);
+      m.kv_b_proj = b.matrix(a + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), R);
+      m.o_proj = b.matrix(a + "o_proj.weight", D, H * c.v_head_dim);
+      m.o_bias = b.optional_vector(a + "o_proj.bias", D);
+    } else {
+      const index_t hd = c.head_dim;
+      AttentionWeights& at = L.attn;
+      at.q = b.matrix(a + "q_proj.weight", H * hd, D);
+      at.k = b.matrix(a + "k_proj.weight", KV * hd, D);
+      at.v = b.matrix(a + "v_proj.weight", KV * hd, D);
+      at.o = b.matrix(a + "o_proj.weight", D, H * hd);
+      at.q_bias = b.optional_vector(a + "q_proj.bias", H * hd);
+      at.k_bias = b.optional_vector(a + "k_proj.bias", KV * hd);
+      at.v_bias = b.optional_vector(a + "v_proj.bias", KV * hd);
+      at.o_bias = b.optional_vector(a + "o_proj.bias", D);
+      if (c.qk_norm == QkNorm::kPerHead) {
+        at.q_norm = b.vector(a + "q_norm.weight", hd);
+        at.k_norm = b.vector(a + "k_norm.weight", hd);
+      } else if (c.qk_norm == QkNorm::kWholeProjection) {
+        at.q_norm = b.vector(a + "q_norm.weight", H * hd);
+        at.k_norm = b.vector(a + "k_norm.weight", KV * hd);
+      }
+      if (c.attention_sinks) at.sinks = b.vector(a + "sinks", H);
+    }
+    L.moe = c.moe_layer[i];
+    if (!L.moe) {
+      L.mlp = detail::bind_mlp(b, p + "mlp", D, c.d_ff);
+      continue;
+    }
+    std::string moe = p + std::string(s.moe_prefix);
+    const std::string router_weight = "." + std::string(s.router_name) + ".weight";
+    if (!s.moe_prefix_alt.empty() && !b.has(moe + router_weight) &&
+        b.has(p + std::string(s.moe_prefix_alt) + router_weight)) {
+      moe = p + std::string(s.moe_prefix_alt);
+    }
+    layers::MoeWeights& mw = L.moe_weights;
+    mw.router = b.matrix(moe + router_weight, c.n_experts, D);
+    mw.router_bias = b.optional_vector(moe + "." + std::string(s.router_name) + ".bias", c.n_experts);
+    if (c.router.has_correction_bias) {
+      mw.correction_bias = b.vector(moe + ".gate.e_score_correction_bias", c.n_experts);
+    }
+    mw.experts = detail::bind_experts(b, c, moe);
+    if (c.d_ff_shared > 0) {
+      mw.shared = detail::bind_mlp(b, moe + "." + std::string(s.shared_expert_name), D, c.d_ff_shared);
+      if (s.shared_expert == SharedExpert::kSigmoidGated) {
+        mw.shared_gate = b.matrix(moe + ".shared_expert_gate.weight", 1, D);
+      }
+    }
+  }
+  return w;
+}
+
+}  // namespace model
+}  // namespace moe
