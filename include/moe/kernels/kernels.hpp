@@ -15,3 +15,11 @@
 #include "moe/kernels/reference/rope.hpp"
 #include "moe/kernels/reference/softmax.hpp"
 #include "moe/kernels/reference/top_k.hpp"
+
+#include "moe/kernels/cpu/activation.hpp"
+#include "moe/kernels/cpu/add.hpp"
+#include "moe/kernels/cpu/matmul.hpp"
+#include "moe/kernels/cpu/rmsnorm.hpp"
+#include "moe/kernels/cpu/rope.hpp"
+#include "moe/kernels/cpu/softmax.hpp"
+#include "moe/kernels/cpu/top_k.hpp"

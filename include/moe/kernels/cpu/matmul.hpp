@@ -1,0 +1,405 @@
+// xsimd + OpenMP matrix products with f32 activations and f32, bf16 or f16 weights, accumulating
+// in f32:
+//   * few tokens (decode): weight rows are streamed once from memory, several rows and tokens per
+//     pass, each thread a contiguous block of output rows (memory-bandwidth bound);
+//   * many tokens (prefill): a packed, register-blocked GEMM in the style of BLIS (Goto & van de
+//     Geijn, "Anatomy of high-performance matrix multiplication", 2008): weight panels converted
+//     to f32 while packing, an MR x NR tile of outputs held in registers, broadcast FMAs.
+// Every output element is computed by the same sequence of operations whatever the thread count,
+// so results are bitwise independent of the number of threads.
+#pragma once
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/parallel.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/cpu/simd.hpp"
+#include "moe/kernels/reference/arguments.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 reports -Wmaybe-uninitialized inside AVX-512 intrinsics inlined from xsimd into these
+// kernels (the intrinsics' internal _mm512_undefined_* operand; GCC bug 105593, fixed in 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace moe::kernels {
+
+namespace cpu_detail {
+
+// Minimum multiply-adds per thread before a matmul is split across threads (a parallel region
+// costs a few microseconds).
+inline constexpr index_t kMinWorkPerThread = index_t{1} << 16;
+
+// ---- decode path: a few tokens against streamed weight rows -----------------------------------
+
+// Up to this many tokens use the streaming path (weights read once per group of tokens); more use
+// the packed GEMM, whose per-weight cost is amortised over all tokens.
+inline constexpr index_t kStreamMaxTokens = 4;
+// Output rows per pass: R independent accumulator chains per token hide the FMA latency, and R
+// concurrent row streams keep the hardware prefetchers busy.
+inline constexpr int kStreamRows = 4;
+
+// out[t * R + r] = dot(x_t, w_r) over n elements, for T tokens (rows of x at stride ldx) and R
+// weight rows (at stride ldw). One f32 batch accumulator per (t, r), reduced across lanes at the
+// end, then the scalar tail. (hot spot)
+template <class Arch, class W, int T, int R>
+inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ldw, index_t n,
+                             float* out) noexcept {
+  using B = FloatBatch<Arch>;
+  constexpr index_t L = B::size;
+  B acc[T][R];
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[t][r] = B(0.0f);
+  }
+  const index_t n_vec = n / L * L;
+  for (index_t i = 0; i < n_vec; i += L) {
+    B wv[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) wv[r] = load_widened<Arch>(w + r * ldw + i);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      const B xv = B::load_unaligned(x + t * ldx + i);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[t][r] = xsimd::fma(xv, wv[r], acc[t][r]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    for (int r = 0; r < R; ++r) {
+      float s = xsimd::hadd(acc[t][r]);
+      for (index_t i = n_vec; i < n; ++i) {
+        s += x[t * ldx + i] * detail::weight_to_float(w[r * ldw + i]);
+      }
+      out[t * R + r] = s;
+    }
+  }
+}
+
+// y[t, o] for T tokens and output rows [o_begin, o_end).
+template <class Arch, class W, int T>
+inline void stream_rows(const View<const float, 2>& x, index_t t0, const View<const W, 2>& w,
+                        const View<float, 2>& y, index_t o_begin, index_t o_end) noexcept {
+  const index_t n = x.extent(1), ldx = x.stride(0), ldw = w.stride(0);
+  const float* xp = x.data() + t0 * ldx;
+  float out[T * kStreamRows];
+  index_t o = o_begin;
+  for (; o + kStreamRows <= o_end; o += kStreamRows) {
+    stream_dot_block<Arch, W, T, kStreamRows>(xp, ldx, w.data() + o * ldw, ldw, n, out);
+    for (int t = 0; t < T; ++t) {
+      for (int r = 0; r < kStreamRows; ++r) y(t0 + t, o + r) = out[t * kStreamRows + r];
+    }
+  }
+  for (; o < o_end; ++o) {
+    stream_dot_block<Arch, W, T, 1>(xp, ldx, w.data() + o * ldw, ldw, n, out);
+    for (int t = 0; t < T; ++t) y(t0 + t, o) = out[t];
+  }
+}
+
+template <class Arch, class W>
+void matmul_streaming(const View<const float, 2>& x, const View<const W, 2>& w,
+                      const View<float, 2>& y) {
+  const index_t n_tokens = x.extent(0), d_in = x.extent(1), d_out = w.extent(0);
+  const index_t grain = std::max<index_t>(1, kMinWorkPerThread / std::max<index_t>(d_in, 1));
+  parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
+    for (index_t t = 0; t < n_tokens; t += kStreamMaxTokens) {
+      switch (std::min(n_tokens - t, kStreamMaxTokens)) {
+        case 1: stream_rows<Arch, W, 1>(x, t, w, y, o_begin, o_end); break;
+        case 2: stream_rows<Arch, W, 2>(x, t, w, y, o_begin, o_end); break;
+        case 3: stream_rows<Arch, W, 3>(x, t, w, y, o_begin, o_end); break;
+        default: stream_rows<Arch, W, 4>(x, t, w, y, o_begin, o_end); break;
+      }
+    }
+  });
+}
+
+// ---- prefill path: packed, register-blocked GEMM ----------------------------------------------
+//
+// C[M, N] = A[M, K] · B[K, N] with A = x (f32) and B = Wᵀ (or W for matmul_in_out).
+// Loops (per thread, which owns a range of output columns):
+//   for nc-panel of columns:  for kc-block of K:  pack B panel [kc][NR]-slivers (-> f32)
+//     for mc-block of rows:  pack A block [kc][MR]-slivers
+//       for each NR-sliver of the panel (stays in L1):  for each MR-sliver of the A block:
+//         micro-kernel: MR x NR outputs in registers, kc broadcast-FMA steps.
+// Outputs are overwritten on the first kc block and accumulated on later ones.
+
+template <class Arch>
+struct GemmShape {
+  static constexpr index_t kLanes = FloatBatch<Arch>::size;
+  static constexpr index_t kNr = 2 * kLanes;  // columns per micro-tile (two vectors)
+  // Rows per micro-tile: MR x 2 accumulators + 2 B vectors + a broadcast fit the 32 AVX-512
+  // registers with MR = 12 (16 registers elsewhere: MR = 6).
+  static constexpr index_t kMr = kIsAvx512<Arch> ? 12 : 6;
+  static constexpr index_t kKc = 256;   // K block: one B sliver is kKc*kNr*4 = 32 KB (L1)
+  static constexpr index_t kMc = 144;   // rows of x per packed block: kMc*kKc*4 = 144 KB (L2)
+  static constexpr index_t kNc = 512;   // columns per packed B panel: kNc*kKc*4 = 512 KB (L2)
+};
+
+// A per-thread scratch area for packed panels: allocated on a thread's first GEMM, then reused
+// (no allocation on later calls).
+inline float* thread_scratch(index_t n_floats) {
+  thread_local AlignedBuffer<float> buffer;
+  if (buffer.size() < n_floats) buffer.resize(n_floats);
+  return buffer.data();
+}
+
+// Packs x[m0 : m0+mc, k0 : k0+kc] into MR-row slivers: dst[(s*kc + k)*MR + i] = x[m0+s*MR+i, k0+k],
+// rows past mc padded with zeros.
+template <class Arch>
+inline void pack_a(const View<const float, 2>& x, index_t m0, index_t mc, index_t k0, index_t kc,
+                   float* dst) noexcept {
+  constexpr index_t MR = GemmShape<Arch>::kMr;
+  const index_t ldx = x.stride(0);
+  for (index_t s = 0; s * MR < mc; ++s) {
+    const index_t rows = std::min(MR, mc - s * MR);
+    float* d = dst + s * kc * MR;
+    const float* src = x.data() + (m0 + s * MR) * ldx + k0;
+    for (index_t k = 0; k < kc; ++k) {
+      for (index_t i = 0; i < rows; ++i) d[k * MR + i] = src[i * ldx + k];
+      for (index_t i = rows; i < MR; ++i) d[k * MR + i] = 0.0f;
+    }
+  }
+}
+
+// Packs B = Wᵀ for W stored [N, K] (matmul): dst[(s*kc + k)*NR + j] = W[n0+s*NR+j, k0+k] widened to
+// f32; columns past nc padded with zeros.
+template <class Arch, class W>
+inline void pack_b_transposed(const View<const W, 2>& w, index_t n0, index_t nc, index_t k0,
+                              index_t kc, float* dst) noexcept {
+  constexpr index_t NR = GemmShape<Arch>::kNr;
+  const index_t ldw = w.stride(0);
+  for (index_t s = 0; s * NR < nc; ++s) {
+    const index_t cols = std::min(NR, nc - s * NR);
+    float* d = dst + s * kc * NR;
+    for (index_t j = 0; j < cols; ++j) {
+      const W* src = w.data() + (n0 + s * NR + j) * ldw + k0;
+      for (index_t k = 0; k < kc; ++k) d[k * NR + j] = detail::weight_to_float(src[k]);
+    }
+    for (index_t j = cols; j < NR; ++j) {
+      for (index_t k = 0; k < kc; ++k) d[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+// Packs B = W for W stored [K, N] (matmul_in_out): dst[(s*kc + k)*NR + j] = W[k0+k, n0+s*NR+j].
+template <class Arch, class W>
+inline void pack_b_direct(const View<const W, 2>& w, index_t n0, index_t nc, index_t k0, index_t kc,
+                          float* dst) noexcept {
+  using B = FloatBatch<Arch>;
+  constexpr index_t NR = GemmShape<Arch>::kNr, L = B::size;
+  const index_t ldw = w.stride(0);
+  for (index_t s = 0; s * NR < nc; ++s) {
+    const index_t cols = std::min(NR, nc - s * NR);
+    float* d = dst + s * kc * NR;
+    for (index_t k = 0; k < kc; ++k) {
+      const W* src = w.data() + (k0 + k) * ldw + n0 + s * NR;
+      if (cols == NR) {
+        load_widened<Arch>(src).store_aligned(d + k * NR);
+        load_widened<Arch>(src + L).store_aligned(d + k * NR + L);
+      } else {
+        for (index_t j = 0; j < cols; ++j) d[k * NR + j] = detail::weight_to_float(src[j]);
+        for (index_t j = cols; j < NR; ++j) d[k * NR + j] = 0.0f;
+      }
+    }
+  }
+}
+
+// C tile [rows, cols] (rows <= MR, cols <= NR) at y (row stride ldy) = (accumulate ? C : 0) +
+// a_sliver · b_sliver over kc.  (hot spot: MR x 2 FMAs per k, all operands in registers or L1)
+template <class Arch>
+inline void gemm_micro_kernel(const float* a, const float* b, index_t kc, float* y, index_t ldy,
+                              index_t rows, index_t cols, bool accumulate) noexcept {
+  using B = FloatBatch<Arch>;
+  constexpr index_t MR = GemmShape<Arch>::kMr, NR = GemmShape<Arch>::kNr, L = B::size;
+  B c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (index_t i = 0; i < MR; ++i) {
+    c0[i] = B(0.0f);
+    c1[i] = B(0.0f);
+  }
+  for (index_t k = 0; k < kc; ++k) {
+    const B b0 = B::load_aligned(b + k * NR);
+    const B b1 = B::load_aligned(b + k * NR + L);
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) {
+      const B av(a[k * MR + i]);
+      c0[i] = xsimd::fma(av, b0, c0[i]);
+      c1[i] = xsimd::fma(av, b1, c1[i]);
+    }
+  }
+  if (rows == MR && cols == NR) {
+#pragma GCC unroll 16
+    for (index_t i = 0; i < MR; ++i) {
+      float* yr = y + i * ldy;
+      if (accumulate) {
+        c0[i] += B::load_unaligned(yr);
+        c1[i] += B::load_unaligned(yr + L);
+      }
+      c0[i].store_unaligned(yr);
+      c1[i].store_unaligned(yr + L);
+    }
+  } else {
+    alignas(64) float tile[MR * NR];
+    for (index_t i = 0; i < MR; ++i) {
+      c0[i].store_aligned(tile + i * NR);
+      c1[i].store_aligned(tile + i * NR + L);
+    }
+    for (index_t i = 0; i < rows; ++i) {
+      for (index_t j = 0; j < cols; ++j) {
+        y[i * ldy + j] = accumulate ? y[i * ldy + j] + tile[i * NR + j] : tile[i * NR + j];
+      }
+    }
+  }
+}
+
+// y [M, N] = x [M, K] · B, B given by a packer for column range [n0, n0+nc) and K range.
+// Columns are split across threads in multiples of NR.
+template <class Arch, class PackB>
+void gemm_packed(const View<const float, 2>& x, const View<float, 2>& y, index_t n_cols,
+                 PackB&& pack_b) {
+  using Shape = GemmShape<Arch>;
+  constexpr index_t MR = Shape::kMr, NR = Shape::kNr, KC = Shape::kKc, MC = Shape::kMc,
+                    NC = Shape::kNc;
+  const index_t M = x.extent(0), K = x.extent(1), N = n_cols;
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    for (index_t m = 0; m < M; ++m) {
+      for (index_t n = 0; n < N; ++n) y(m, n) = 0.0f;
+    }
+    return;
+  }
+  const index_t n_slivers = (N + NR - 1) / NR;
+  const index_t work_per_sliver = M * K * NR;
+  const index_t grain = std::max<index_t>(1, kMinWorkPerThread / std::max<index_t>(work_per_sliver, 1));
+  parallel_for_chunks(n_slivers, grain, [&](index_t s_begin, index_t s_end) {
+    const index_t col_begin = s_begin * NR, col_end = std::min(N, s_end * NR);
+    float* b_pack = thread_scratch(NC * KC + MC * KC);
+    float* a_pack = b_pack + NC * KC;
+    const index_t ldy = y.stride(0);
+    for (index_t n0 = col_begin; n0 < col_end; n0 += NC) {
+      const index_t nc = std::min(NC, col_end - n0);
+      for (index_t k0 = 0; k0 < K; k0 += KC) {
+        const index_t kc = std::min(KC, K - k0);
+        pack_b(n0, nc, k0, kc, b_pack);
+        for (index_t m0 = 0; m0 < M; m0 += MC) {
+          const index_t mc = std::min(MC, M - m0);
+          pack_a<Arch>(x, m0, mc, k0, kc, a_pack);
+          for (index_t js = 0; js * NR < nc; ++js) {
+            const float* b_sliver = b_pack + js * kc * NR;
+            const index_t cols = std::min(NR, nc - js * NR);
+            for (index_t is = 0; is * MR < mc; ++is) {
+              const index_t rows = std::min(MR, mc - is * MR);
+              float* y_tile = y.data() + (m0 + is * MR) * ldy + n0 + js * NR;
+              gemm_micro_kernel<Arch>(a_pack + is * kc * MR, b_sliver, kc, y_tile, ldy, rows, cols,
+                                      k0 > 0);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// ---- matmul_in_out decode path: y[t, :] = Σ_k x[t, k]·W[k, :], rows of W streamed in order -----
+
+inline constexpr index_t kInOutRows = 4;  // rows of W combined per sweep over the outputs
+
+template <class Arch, class W>
+void matmul_in_out_streaming(const View<const float, 2>& x, const View<const W, 2>& w,
+                             const View<float, 2>& y) {
+  using B = FloatBatch<Arch>;
+  constexpr index_t L = B::size;
+  const index_t n_tokens = x.extent(0), K = x.extent(1), N = w.extent(1), ldw = w.stride(0);
+  // Each thread owns a range of output columns (a multiple of L wide) and sweeps all of K.
+  const index_t n_chunks = (N + L - 1) / L;
+  const index_t grain = std::max<index_t>(1, kMinWorkPerThread / std::max<index_t>(K * L, 1));
+  parallel_for_chunks(n_chunks, grain, [&](index_t c_begin, index_t c_end) {
+    const index_t j_begin = c_begin * L, j_end = std::min(N, c_end * L);
+    const index_t j_vec_end = j_begin + (j_end - j_begin) / L * L;
+    for (index_t t = 0; t < n_tokens; ++t) {
+      float* yr = y.data() + t * y.stride(0);
+      const float* xr = x.data() + t * x.stride(0);
+      for (index_t j = j_begin; j < j_end; ++j) yr[j] = 0.0f;
+      index_t k = 0;
+      for (; k + kInOutRows <= K; k += kInOutRows) {
+        const B x0(xr[k]), x1(xr[k + 1]), x2(xr[k + 2]), x3(xr[k + 3]);
+        const W* w0 = w.data() + k * ldw;
+        for (index_t j = j_begin; j < j_vec_end; j += L) {
+          // ((y + x0 w0) + x1 w1) + ...: the same order as the scalar tail below.
+          B acc = B::load_unaligned(yr + j);
+          acc = xsimd::fma(x0, load_widened<Arch>(w0 + j), acc);
+          acc = xsimd::fma(x1, load_widened<Arch>(w0 + ldw + j), acc);
+          acc = xsimd::fma(x2, load_widened<Arch>(w0 + 2 * ldw + j), acc);
+          acc = xsimd::fma(x3, load_widened<Arch>(w0 + 3 * ldw + j), acc);
+          acc.store_unaligned(yr + j);
+        }
+        for (index_t j = j_vec_end; j < j_end; ++j) {
+          float acc = yr[j];
+          for (index_t r = 0; r < kInOutRows; ++r) {
+            acc += xr[k + r] * detail::weight_to_float(w0[r * ldw + j]);
+          }
+          yr[j] = acc;
+        }
+      }
+      for (; k < K; ++k) {
+        const B xk(xr[k]);
+        const W* wk = w.data() + k * ldw;
+        for (index_t j = j_begin; j < j_vec_end; j += L) {
+          xsimd::fma(xk, load_widened<Arch>(wk + j), B::load_unaligned(yr + j)).store_unaligned(yr + j);
+        }
+        for (index_t j = j_vec_end; j < j_end; ++j) yr[j] += xr[k] * detail::weight_to_float(wk[j]);
+      }
+    }
+  });
+}
+
+}  // namespace cpu_detail
+
+// y = x·Wᵀ, overwriting y: x [n_tokens, in] f32, w [out, in] float/bf16/f16 (any alignment),
+// y [n_tokens, out] f32; innermost strides 1; y must not alias x or w.
+// n_tokens <= 4: weights streamed once (decode); more: packed GEMM (prefill). f32 accumulation.
+// Runs on the OpenMP team when the product is large enough; call it from one thread at a time
+// per y. The GEMM path keeps a per-thread packing buffer (allocated on a thread's first call).
+template <class W, class Arch>
+void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
+  static_assert(detail::is_weight_type_v<W>,
+                "moe::kernels::matmul: weights must be float, bf16 or f16");
+  detail::check_matmul(x, w, y, "matmul");
+  if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
+    cpu_detail::matmul_streaming<Arch>(x, w, y);
+  } else {
+    cpu_detail::gemm_packed<Arch>(x, y, w.extent(0),
+                                  [&](index_t n0, index_t nc, index_t k0, index_t kc, float* dst) {
+                                    cpu_detail::pack_b_transposed<Arch>(w, n0, nc, k0, kc, dst);
+                                  });
+  }
+}
+
+// y = x·W, overwriting y: x [n_tokens, in] f32, w [in, out] float/bf16/f16 (any alignment),
+// y [n_tokens, out] f32. Same rules as matmul.
+template <class W, class Arch>
+void matmul_in_out(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 2> w,
+                   View<float, 2> y) {
+  static_assert(detail::is_weight_type_v<W>,
+                "moe::kernels::matmul_in_out: weights must be float, bf16 or f16");
+  detail::check_matmul_in_out(x, w, y, "matmul_in_out");
+  if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
+    cpu_detail::matmul_in_out_streaming<Arch>(x, w, y);
+  } else {
+    cpu_detail::gemm_packed<Arch>(x, y, w.extent(1),
+                                  [&](index_t n0, index_t nc, index_t k0, index_t kc, float* dst) {
+                                    cpu_detail::pack_b_direct<Arch>(w, n0, nc, k0, kc, dst);
+                                  });
+  }
+}
+
+}  // namespace moe::kernels
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
