@@ -51,6 +51,7 @@ struct ArchitectureSpec {
   Family family;
   AttentionKind attention = AttentionKind::kStandard;
   std::string_view n_experts_key;      // e.g. "num_local_experts"
+  std::string_view n_experts_key_alt = {};  // the other spelling (transformers 5 saves Qwen3's as num_local_experts)
   std::string_view expert_d_ff_key;    // "intermediate_size" or "moe_intermediate_size"
   layers::RouterScoring scoring = layers::RouterScoring::kSoftmax;
   bool grouped_routing = false;        // reads n_group / topk_group (+ topk_method for V2)

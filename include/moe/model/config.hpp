@@ -391,7 +391,9 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_v
   }
 
   // ---- feed-forward ---------------------------------------------------------------------------
-  c.n_experts = dim(s.n_experts_key);
+  c.n_experts = !r.has(s.n_experts_key) && !s.n_experts_key_alt.empty() && r.has(s.n_experts_key_alt)
+                    ? dim(s.n_experts_key_alt)
+                    : dim(s.n_experts_key);
   c.top_k = dim("num_experts_per_tok");
   c.d_ff_expert = dim(s.expert_d_ff_key);
   c.d_ff = r.has("intermediate_size") ? dim("intermediate_size") : c.d_ff_expert;

@@ -1,7 +1,8 @@
 // DeepSeek-V2 (DeepseekV2ForCausalLM): multi-head latent attention with interleaved rope pairs
 // (transformers applies it as complex multiplication), softmax router with greedy or
 // group_limited_greedy (group score = max) selection, routed_scaling_factor, shared experts,
-// first_k_dense_replace dense layers. No softmax-scale mscale correction in transformers 5.
+// first_k_dense_replace dense layers, and (transformers 5.17, as V3) the YaRN softmax-scale
+// correction mscale(factor, mscale_all_dim)².
 #pragma once
 
 #include "moe/model/architecture.hpp"
@@ -19,6 +20,7 @@ inline constexpr ArchitectureSpec kDeepseekV2{
     .shared_expert = SharedExpert::kPlain,
     .dense_layers = DenseLayers::kFirstK,
     .rope_pairing = kernels::RopePairing::interleaved,
+    .mscale_softmax_correction = true,
     .shared_expert_name = "shared_experts",
 };
 

@@ -11,6 +11,7 @@ inline constexpr ArchitectureSpec kGptOss{
     .hf_class = "GptOssForCausalLM",
     .family = Family::kGptOss,
     .n_experts_key = "num_local_experts",
+    .n_experts_key_alt = "num_experts",
     .expert_d_ff_key = "intermediate_size",
     .scoring = layers::RouterScoring::kTopkSoftmax,
     .sliding_window = SlidingWindow::kLayerTypes,

@@ -10,6 +10,7 @@ inline constexpr ArchitectureSpec kOlmoe{
     .hf_class = "OlmoeForCausalLM",
     .family = Family::kOlmoe,
     .n_experts_key = "num_experts",
+    .n_experts_key_alt = "num_local_experts",
     .expert_d_ff_key = "intermediate_size",
     .qk_norm = QkNorm::kWholeProjection,
     .clip_qkv = true,

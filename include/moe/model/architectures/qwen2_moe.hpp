@@ -10,6 +10,7 @@ inline constexpr ArchitectureSpec kQwen2Moe{
     .hf_class = "Qwen2MoeForCausalLM",
     .family = Family::kQwen2Moe,
     .n_experts_key = "num_experts",
+    .n_experts_key_alt = "num_local_experts",
     .expert_d_ff_key = "moe_intermediate_size",
     .shared_expert = SharedExpert::kSigmoidGated,
     .dense_layers = DenseLayers::kSparseStep,

@@ -10,6 +10,7 @@ inline constexpr ArchitectureSpec kQwen3Moe{
     .hf_class = "Qwen3MoeForCausalLM",
     .family = Family::kQwen3Moe,
     .n_experts_key = "num_experts",
+    .n_experts_key_alt = "num_local_experts",
     .expert_d_ff_key = "moe_intermediate_size",
     .qk_norm = QkNorm::kPerHead,
     .dense_layers = DenseLayers::kSparseStep,
