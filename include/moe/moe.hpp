@@ -24,8 +24,13 @@
 #include "moe/io/mapped_file.hpp"
 #include "moe/io/safetensors.hpp"
 #include "moe/io/tensor_store.hpp"
+#include "moe/io/load_model.hpp"
 
 // model
+#include "moe/layers/kv_cache.hpp"
+#include "moe/model/config.hpp"
+#include "moe/model/model.hpp"
+#include "moe/model/workspace.hpp"
 
 // tokenizer
 #include "moe/tokenizer/stream_decoder.hpp"
