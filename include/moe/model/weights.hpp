@@ -148,14 +148,9 @@ inline layers::ExpertBank bind_experts(const Binder& b, const ModelConfig& c, co
     return bank;
   }
   if (b.has(fused)) {
-    // transformers 5 stacks the experts: gate_up_proj [E, 2F, D] (gate rows, then up rows: the
-    // forward does linear(x, gate_up_proj[e]).chunk(2)), down_proj [E, D, F]. Its d_ff comes
-    // from the stored tensor (GLM-4-MoE's stacked class reads intermediate_size, not
-    // moe_intermediate_size), and must agree with down_proj.
-    const auto shape = b.source().shape_of(fused);
-    index_t F = c.d_ff_expert;
-    if (shape && shape->size() == 3 && (*shape)[1] % 2 == 0 && (*shape)[1] > 0) F = (*shape)[1] / 2;
-    bank.d_ff = F;
+    // transformers 5 in memory stacks the experts: gate_up_proj [E, 2F, D] (gate rows, then up
+    // rows: the forward does linear(x, gate_up_proj[e]).chunk(2)), down_proj [E, D, F].
+    const index_t F = c.d_ff_expert;
     bank.layout = layers::ExpertLayout::kFusedGateUp;
     bank.gate_up = b.bank(fused, E, 2 * F, D);
     bank.down = b.bank(moe + ".experts.down_proj", E, D, F);
