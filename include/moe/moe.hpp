@@ -37,3 +37,10 @@
 #include "moe/tokenizer/tokenizer.hpp"
 
 // runtime
+#include "moe/runtime/batch.hpp"
+#include "moe/runtime/generate.hpp"
+#include "moe/runtime/perplexity.hpp"
+#include "moe/runtime/sampler.hpp"
+#include "moe/runtime/session.hpp"
+#include "moe/runtime/stats.hpp"
+#include "moe/runtime/stop_strings.hpp"

@@ -1,0 +1,293 @@
+// moe-run: load a model folder, stream a continuation of a prompt to the terminal, and report
+// prompt / generation throughput and the experts each MoE layer used most. --batch runs several
+// prompts (one per line of a file) through continuous batching.
+#include <moe/moe.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <charconv>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: moe-run --model DIR (--prompt TEXT | --prompt-file FILE | --batch FILE) [options]
+
+  --model DIR              Hugging Face model folder (config.json, *.safetensors, tokenizer.json)
+  --prompt TEXT            prompt text
+  --prompt-file FILE       read the prompt from a file
+  --batch FILE             one prompt per line; all are generated together (continuous batching)
+  --max-tokens N           tokens to generate (default 128)
+  --greedy                 argmax decoding (also: --temperature 0)
+  --temperature T          sampling temperature (default 1, or generation_config.json's)
+  --top-k K                keep the K most likely tokens (0 = off)
+  --top-p P                nucleus sampling mass (1 = off)
+  --min-p P                drop tokens below P x the top probability (0 = off)
+  --repeat-penalty R       HF repetition penalty (1 = off)
+  --presence-penalty P     OpenAI presence penalty (0 = off)
+  --frequency-penalty F    OpenAI frequency penalty (0 = off)
+  --seed S                 PRNG seed (default 0)
+  --stop STR               stop when STR appears in the text (repeatable; \n escapes allowed)
+  --ignore-eos             do not stop at end-of-sequence tokens
+  --threads N              OpenMP threads (default: all)
+  --n-ctx N                context length (default: min(max_position_embeddings, 4096))
+  --parallel N             with --batch: sequences decoding at once (default 4)
+  --top-experts K          experts listed per layer in the report (default 3)
+  --help                   this text
+
+Without --greedy or a sampling option, the model folder's generation_config.json decides
+(do_sample false or absent means greedy). Ctrl-C stops generation cleanly.
+Exit status: 0 on success, 2 on any error.
+)";
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted.store(true); }
+
+struct Args {
+  std::string model, prompt, prompt_file, batch_file;
+  std::optional<moe::index_t> max_tokens, n_ctx;
+  std::optional<float> temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
+  std::optional<std::int32_t> top_k;
+  std::optional<std::uint64_t> seed;
+  std::vector<std::string> stops;
+  bool greedy = false, ignore_eos = false, help = false;
+  int threads = 0;
+  moe::index_t parallel = 4;
+  std::size_t top_experts = 3;
+};
+
+template <class T>
+T parse_number(std::string_view flag, std::string_view text) {
+  if constexpr (std::is_floating_point_v<T>) {
+    const std::string s(text);
+    char* end = nullptr;
+    const double d = std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size()) {
+      moe::fail(moe::ErrorCode::kInvalidArgument, "{}: '{}' is not a number", flag, text);
+    }
+    return static_cast<T>(d);
+  } else {
+    T value{};
+    const char* last = text.data() + text.size();
+    const auto r = std::from_chars(text.data(), last, value);
+    moe::require(r.ec == std::errc() && r.ptr == last, moe::ErrorCode::kInvalidArgument,
+                 "{}: '{}' is not a valid non-negative integer in range", flag, text);
+    return value;
+  }
+}
+
+// "\n", "\t", "\\" escapes, so stop strings with newlines can be given on a command line.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      const char c = s[++i];
+      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    auto value = [&]() -> std::string_view {
+      moe::require(i + 1 < argc, moe::ErrorCode::kInvalidArgument, "{} needs a value", flag);
+      return argv[++i];
+    };
+    if (flag == "--help" || flag == "-h") a.help = true;
+    else if (flag == "--model") a.model = value();
+    else if (flag == "--prompt") a.prompt = value();
+    else if (flag == "--prompt-file") a.prompt_file = value();
+    else if (flag == "--batch") a.batch_file = value();
+    else if (flag == "--max-tokens") a.max_tokens = parse_number<moe::index_t>(flag, value());
+    else if (flag == "--n-ctx") a.n_ctx = parse_number<moe::index_t>(flag, value());
+    else if (flag == "--temperature") a.temperature = parse_number<float>(flag, value());
+    else if (flag == "--top-k") a.top_k = parse_number<std::int32_t>(flag, value());
+    else if (flag == "--top-p") a.top_p = parse_number<float>(flag, value());
+    else if (flag == "--min-p") a.min_p = parse_number<float>(flag, value());
+    else if (flag == "--repeat-penalty") a.repeat_penalty = parse_number<float>(flag, value());
+    else if (flag == "--presence-penalty") a.presence_penalty = parse_number<float>(flag, value());
+    else if (flag == "--frequency-penalty") a.frequency_penalty = parse_number<float>(flag, value());
+    else if (flag == "--seed") a.seed = parse_number<std::uint64_t>(flag, value());
+    else if (flag == "--stop") a.stops.push_back(unescape(value()));
+    else if (flag == "--threads") a.threads = parse_number<int>(flag, value());
+    else if (flag == "--parallel") a.parallel = parse_number<moe::index_t>(flag, value());
+    else if (flag == "--top-experts") a.top_experts = parse_number<std::size_t>(flag, value());
+    else if (flag == "--greedy") a.greedy = true;
+    else if (flag == "--ignore-eos") a.ignore_eos = true;
+    else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
+  }
+  if (a.help) return a;
+  moe::require(!a.model.empty(), moe::ErrorCode::kInvalidArgument, "--model DIR is required (see --help)");
+  const int sources = !a.prompt.empty() + !a.prompt_file.empty() + !a.batch_file.empty();
+  moe::require(sources == 1, moe::ErrorCode::kInvalidArgument,
+               "give exactly one of --prompt, --prompt-file, --batch (see --help)");
+  return a;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  moe::require(static_cast<bool>(in), moe::ErrorCode::kIo, "cannot open {}", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  moe::require(!in.bad(), moe::ErrorCode::kIo, "error while reading {}", path);
+  return ss.str();
+}
+
+moe::GenerationOptions make_options(const Args& a, const moe::GenerationOptions& defaults) {
+  moe::GenerationOptions o = defaults;
+  auto& s = o.sampler;
+  // Any sampling option turns sampling on; unset ones keep the folder's (or HF's) defaults.
+  if (a.temperature || a.top_k || a.top_p || a.min_p || a.seed) s.greedy = false;
+  if (a.temperature) s.temperature = *a.temperature;
+  if (a.top_k) s.top_k = *a.top_k;
+  if (a.top_p) s.top_p = *a.top_p;
+  if (a.min_p) s.min_p = *a.min_p;
+  if (a.repeat_penalty) s.repetition_penalty = *a.repeat_penalty;
+  if (a.presence_penalty) s.presence_penalty = *a.presence_penalty;
+  if (a.frequency_penalty) s.frequency_penalty = *a.frequency_penalty;
+  if (a.seed) s.seed = *a.seed;
+  if (a.greedy) s.greedy = true;
+  s.validate();
+  o.max_new_tokens = a.max_tokens.value_or(128);
+  o.stop_strings = a.stops;
+  o.ignore_eos = a.ignore_eos;
+  o.cancel = &g_interrupted;
+  return o;
+}
+
+void print_expert_usage(const moe::Workspace& ws, std::size_t k) {
+  const auto layers = moe::expert_usage_report(ws.expert_usage(), k);
+  if (layers.empty()) return;
+  std::fputs("experts used most (share of routed token slots):\n", stdout);
+  for (const auto& l : layers) {
+    std::fputs(fmt::format("  layer {}: {}\n", l.layer, moe::format_expert_shares(l.top)).c_str(), stdout);
+  }
+}
+
+std::string describe_sampler(const moe::SamplerConfig& s) {
+  if (s.is_greedy()) return "greedy";
+  return fmt::format("temperature {} top-k {} top-p {} min-p {} seed {}", s.temperature, s.top_k, s.top_p,
+                     s.min_p, s.seed);
+}
+
+int run_single(const Args& a) {
+  const std::string prompt = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file);
+  moe::Generator gen = moe::Generator::from_folder(a.model, a.n_ctx.value_or(0));
+  const moe::GenerationOptions options = make_options(a, gen.default_options());
+  const auto& cfg = gen.model().config();
+  std::fputs(fmt::format("model: {} ({} layers, {} experts, top-{}), n_ctx {}, {} threads, {}\n",
+                         cfg.architecture, cfg.n_layers, cfg.n_experts, cfg.top_k,
+                         gen.session().n_ctx(), moe::max_threads(), describe_sampler(options.sampler))
+                 .c_str(),
+             stderr);
+  gen.session().workspace().reset_expert_usage();
+  std::fputs(prompt.c_str(), stdout);
+  std::fflush(stdout);
+  const moe::GenerationResult r = gen.generate(prompt, options, [](std::int32_t, std::string_view piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  std::fputs("\n\n", stdout);
+  const auto& t = r.timings;
+  std::fputs(fmt::format("prompt: {} tokens in {:.3f} s, {:.1f} tok/s\n", t.prompt_tokens, t.prompt_seconds,
+                         t.prompt_tokens_per_second())
+                 .c_str(),
+             stdout);
+  std::fputs(fmt::format("generation: {} tokens in {:.3f} s, {:.1f} tok/s (stopped: {})\n", t.generated_tokens,
+                         t.generation_seconds, t.generation_tokens_per_second(), moe::to_string(r.stop_reason))
+                 .c_str(),
+             stdout);
+  print_expert_usage(gen.session().workspace(), a.top_experts);
+  return 0;
+}
+
+int run_batch(const Args& a) {
+  std::vector<std::string> prompts;
+  {
+    std::istringstream lines(read_text_file(a.batch_file));
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) prompts.push_back(unescape(line));
+    }
+  }
+  moe::require(!prompts.empty(), moe::ErrorCode::kInvalidArgument, "{}: no prompts (one per line)", a.batch_file);
+  auto model = moe::load_model(a.model);
+  auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::Tokenizer::from_folder(a.model));
+  const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
+  moe::GenerationOptions base;
+  base.sampler = defaults.apply_to(base.sampler);
+  const moe::GenerationOptions options = make_options(a, base);
+  moe::BatchOptions bo;
+  bo.max_sequences = std::max<moe::index_t>(1, a.parallel);
+  bo.n_ctx = a.n_ctx.value_or(0);
+  moe::BatchGenerator batch(model, tokenizer, bo, defaults.eos_token_ids);
+  std::fputs(fmt::format("batch: {} prompts, {} at a time, n_ctx {}, {} threads, {}\n", prompts.size(),
+                         bo.max_sequences, batch.n_ctx(), moe::max_threads(), describe_sampler(options.sampler))
+                 .c_str(),
+             stderr);
+  batch.workspace().reset_expert_usage();
+  std::vector<moe::RequestId> ids;
+  for (const auto& p : prompts) ids.push_back(batch.submit(p, options));
+  moe::Stopwatch clock;
+  std::vector<std::optional<moe::GenerationResult>> results(prompts.size());
+  while (true) {
+    const bool more = batch.step();
+    for (auto& [id, r] : batch.take_finished()) {
+      const auto i = static_cast<std::size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
+      std::fputs(fmt::format("--- [{}] {} tokens, {} ---\n{}{}\n", i, r.tokens.size(), moe::to_string(r.stop_reason),
+                             prompts[i], r.text)
+                     .c_str(),
+                 stdout);
+      std::fflush(stdout);
+      results[i] = std::move(r);
+    }
+    if (!more) break;
+  }
+  const double seconds = clock.seconds();
+  moe::index_t generated = 0, prompt_tokens = 0;
+  for (const auto& r : results) {
+    generated += r->timings.generated_tokens;
+    prompt_tokens += r->timings.prompt_tokens;
+  }
+  std::fputs(fmt::format("\nbatch: {} prompt + {} generated tokens in {:.3f} s over {} forward passes: {:.1f} "
+                         "generated tok/s overall\n",
+                         prompt_tokens, generated, seconds, batch.forward_calls(), generated / seconds)
+                 .c_str(),
+             stdout);
+  print_expert_usage(batch.workspace(), a.top_experts);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse_args(argc, argv);
+    if (a.help) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (a.threads > 0) moe::set_num_threads(a.threads);
+    std::signal(SIGINT, on_sigint);
+    return a.batch_file.empty() ? run_single(a) : run_batch(a);
+  } catch (const moe::Error& e) {
+    std::fputs(fmt::format("moe-run: {}\n", e.what()).c_str(), stderr);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fputs(fmt::format("moe-run: unexpected error: {}\n", e.what()).c_str(), stderr);
+    return 2;
+  }
+}

@@ -1,0 +1,117 @@
+// Session: one sequence's state over a shared Model: its KV cache (n_ctx tokens), a workspace
+// and the logits of the last position. prefill() feeds a prompt in one batched pass, decode()
+// feeds one token; both return the next-token logits.
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/model/model.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <utility>
+
+namespace moe {
+
+class Session {
+ public:
+  // A session of up to n_ctx tokens (1 <= n_ctx <= config().max_position_embeddings when that is
+  // set). Prompts are fed in passes of at most max_batch_tokens tokens (0: min(n_ctx, 512));
+  // the workspace is sized for that. Throws kInvalidArgument on bad sizes or a null model.
+  Session(std::shared_ptr<const Model> model, index_t n_ctx, index_t max_batch_tokens = 0)
+      : model_(std::move(model)) {
+    require(model_ != nullptr, ErrorCode::kInvalidArgument, "Session: null model");
+    const auto& cfg = model_->config();
+    require(n_ctx >= 1, ErrorCode::kInvalidArgument, "Session: n_ctx must be >= 1, got {}", n_ctx);
+    require(cfg.max_position_embeddings == 0 || n_ctx <= cfg.max_position_embeddings,
+            ErrorCode::kInvalidArgument, "Session: n_ctx {} exceeds the model's max_position_embeddings {}",
+            n_ctx, cfg.max_position_embeddings);
+    n_ctx_ = n_ctx;
+    max_batch_tokens_ = max_batch_tokens == 0 ? std::min<index_t>(n_ctx, 512) : std::min(max_batch_tokens, n_ctx);
+    vocab_size_ = cfg.vocab_size;
+    cache_ = model_->make_cache(n_ctx_);
+    workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
+    logits_ = Tensor<float, 2>({1, vocab_size_});
+  }
+
+  Session(Session&&) noexcept = default;
+  Session& operator=(Session&&) noexcept = default;
+
+  // Appends `tokens` at positions position()..position()+tokens.size()-1 in one forward pass per
+  // max_batch_tokens tokens and returns the logits [vocab_size] of the last one (valid until the
+  // next call). Errors leave the session unchanged: kContextOverflow if the tokens do not fit in
+  // n_ctx, kInvalidArgument for an empty span or an id outside the vocabulary.
+  std::span<const float> prefill(std::span<const std::int32_t> tokens) {
+    require(!tokens.empty(), ErrorCode::kInvalidArgument, "Session::prefill: no tokens");
+    check_fits(tokens.size());
+    for (const std::int32_t id : tokens) check_id(id);
+    const index_t start = cache_.size();
+    try {
+      for (index_t begin = 0; begin < tokens.size(); begin += max_batch_tokens_) {
+        const index_t n = std::min(max_batch_tokens_, tokens.size() - begin);
+        run(tokens.subspan(begin, n));
+      }
+    } catch (...) {
+      cache_.truncate(start);  // a failing later chunk must not leave earlier ones behind
+      throw;
+    }
+    return last_logits();
+  }
+
+  // Appends one token and returns the next-token logits [vocab_size]. kContextOverflow when the
+  // session already holds n_ctx tokens (the session is unchanged and stays usable).
+  std::span<const float> decode(std::int32_t token) {
+    check_fits(1);
+    check_id(token);
+    run(std::span<const std::int32_t>(&token, 1));
+    return last_logits();
+  }
+
+  // Forgets every token (the next prefill starts at position 0).
+  void reset() noexcept { cache_.clear(); }
+
+  // Forgets the tokens at positions n.. (n <= position()), e.g. to rewind a shared prefix.
+  void truncate(index_t n) { cache_.truncate(n); }
+
+  index_t position() const noexcept { return cache_.size(); }  // tokens held = next position
+  index_t n_ctx() const noexcept { return n_ctx_; }
+  index_t remaining() const noexcept { return n_ctx_ - cache_.size(); }
+  index_t max_batch_tokens() const noexcept { return max_batch_tokens_; }
+  index_t vocab_size() const noexcept { return vocab_size_; }
+
+  const Model& model() const noexcept { return *model_; }
+  const std::shared_ptr<const Model>& model_ptr() const noexcept { return model_; }
+  Workspace& workspace() noexcept { return *workspace_; }
+  const Workspace& workspace() const noexcept { return *workspace_; }
+  const KvCache& cache() const noexcept { return cache_; }
+
+  // The logits returned by the last prefill/decode.
+  std::span<const float> last_logits() const noexcept { return {logits_.data(), vocab_size_}; }
+
+ private:
+  void check_fits(index_t n) const {
+    require(n <= n_ctx_ - cache_.size(), ErrorCode::kContextOverflow,
+            "session holds {} of {} tokens; {} more do not fit", cache_.size(), n_ctx_, n);
+  }
+  void check_id(std::int32_t id) const {
+    require(id >= 0 && static_cast<index_t>(id) < vocab_size_, ErrorCode::kInvalidArgument,
+            "token id {} outside the vocabulary [0, {})", id, vocab_size_);
+  }
+  void run(std::span<const std::int32_t> tokens) {
+    const Model::SequenceChunk chunk{&cache_, tokens};
+    model_->forward(std::span<const Model::SequenceChunk>(&chunk, 1), *workspace_, logits_.view(),
+                    /*all_positions=*/false);
+  }
+
+  std::shared_ptr<const Model> model_;
+  index_t n_ctx_ = 0;
+  index_t max_batch_tokens_ = 0;
+  index_t vocab_size_ = 0;
+  KvCache cache_;
+  std::unique_ptr<Workspace> workspace_;  // heap-held: Session stays cheap to move
+  Tensor<float, 2> logits_;               // [1, vocab_size]
+};
+
+}  // namespace moe

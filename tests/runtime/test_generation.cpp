@@ -1,0 +1,567 @@
+// Sessions, generation, batching and perplexity on real checkpoints: the bundled demo model
+// (models/shakespeare-moe, with tests/fixtures/demo/reference.json from transformers) and the
+// tiny fixture checkpoints of tests/fixtures/models. One translation unit: it instantiates the
+// model's forward pass once.
+#include <moe/runtime/batch.hpp>
+#include <moe/runtime/generate.hpp>
+#include <moe/runtime/perplexity.hpp>
+#include <moe/runtime/session.hpp>
+
+#include "runtime_test_util.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <unistd.h>
+
+using namespace runtime_test;
+
+namespace {
+
+moe::GenerationOptions greedy_options(moe::index_t max_new_tokens) {
+  moe::GenerationOptions o;
+  o.sampler.greedy = true;
+  o.max_new_tokens = max_new_tokens;
+  return o;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+  REQUIRE(a.size() == b.size());
+  float m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+moe::ErrorCode code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const moe::Error& e) {
+    return e.code();
+  }
+  FAIL("expected a moe::Error");
+  return moe::ErrorCode::kInternal;
+}
+
+// Prompts of different lengths cut from the held-out text (token ids < vocab of any model here).
+std::vector<std::vector<std::int32_t>> demo_prompts(const moe::Tokenizer& tok) {
+  const std::string text = read_file(demo_fixture_dir() / "heldout_head.txt");
+  const auto ids = tok.encode(text, false);
+  REQUIRE(ids.size() > 120);
+  return {std::vector<std::int32_t>(ids.begin(), ids.begin() + 5),
+          std::vector<std::int32_t>(ids.begin() + 10, ids.begin() + 47),
+          std::vector<std::int32_t>(ids.begin() + 50, ids.begin() + 51),
+          std::vector<std::int32_t>(ids.begin() + 60, ids.begin() + 80),
+          std::vector<std::int32_t>(ids.begin() + 90, ids.begin() + 119)};
+}
+
+// Greedy tokens of `prompt` run alone in a Session (ignoring EOS so lengths are fixed).
+std::vector<std::int32_t> greedy_alone(const std::shared_ptr<const moe::Model>& model, const moe::Tokenizer& tok,
+                                       std::span<const std::int32_t> prompt, moe::index_t n) {
+  moe::Session session(model, 256);
+  auto o = greedy_options(n);
+  o.ignore_eos = true;
+  return moe::generate(session, tok, prompt, o).tokens;
+}
+
+// Submits `prompts` to a BatchGenerator at different steps (request i joins after i*join_gap
+// steps) and returns each one's greedy tokens.
+std::vector<std::vector<std::int32_t>> greedy_batched(const std::shared_ptr<const moe::Model>& model,
+                                                      const std::shared_ptr<const moe::Tokenizer>& tok,
+                                                      const std::vector<std::vector<std::int32_t>>& prompts,
+                                                      moe::index_t n, moe::BatchOptions bo, int join_gap,
+                                                      std::uint64_t* steps_with_work) {
+  moe::BatchGenerator batch(model, tok, bo);
+  std::vector<moe::RequestId> ids(prompts.size());
+  std::vector<std::vector<std::int32_t>> out(prompts.size());
+  std::size_t submitted = 0;
+  int step = 0;
+  std::size_t done = 0;
+  *steps_with_work = 0;
+  while (done < prompts.size()) {
+    while (submitted < prompts.size() && step >= static_cast<int>(submitted) * join_gap) {
+      moe::BatchRequest r;
+      r.prompt = prompts[submitted];
+      r.options = greedy_options(n);
+      r.options.ignore_eos = true;
+      ids[submitted] = batch.submit(std::move(r));
+      ++submitted;
+    }
+    const auto before = batch.forward_calls();
+    batch.step();
+    if (batch.forward_calls() != before) ++*steps_with_work;
+    REQUIRE(batch.forward_calls() - before <= 1);  // ONE forward per step
+    for (auto& [id, result] : batch.take_finished()) {
+      const auto i = static_cast<std::size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
+      CHECK(result.stop_reason == moe::StopReason::kMaxTokens);
+      out[i] = std::move(result.tokens);
+      ++done;
+    }
+    ++step;
+    REQUIRE(step < 10000);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---- demo model: agreement with transformers ---------------------------------------------------
+
+TEST_CASE("demo model: greedy continuation of the reference prompt equals transformers'", "[demo][generate]") {
+  if (!have_demo()) {
+    WARN("models/shakespeare-moe not present: skipped");
+    return;
+  }
+  const auto& ref = demo_reference();
+  const auto prompt_ids = ids_of(ref["prompt_ids"]);
+  const auto expected = ids_of(ref["greedy_continuation"]);
+  REQUIRE(expected.size() == 32);
+  moe::Generator gen(demo_model(), demo_tokenizer(), 256, moe::read_generation_config(demo_dir()));
+  auto o = greedy_options(expected.size());
+  o.ignore_eos = true;
+  const auto r = gen.generate(std::span<const std::int32_t>(prompt_ids), o);
+  CHECK(r.tokens == expected);
+  CHECK(r.stop_reason == moe::StopReason::kMaxTokens);
+  CHECK(r.text == demo_tokenizer()->decode(expected, true));
+  // The text prompt encodes to the same ids, so moe-run --prompt gives the same continuation.
+  const std::string prompt_text = ref["prompt"].get<std::string>();
+  CHECK(demo_tokenizer()->encode(prompt_text, true) == prompt_ids);
+}
+
+TEST_CASE("demo model: perplexity of the held-out head matches transformers within 0.1%", "[demo][perplexity]") {
+  if (!have_demo()) {
+    WARN("models/shakespeare-moe not present: skipped");
+    return;
+  }
+  const auto& ref = demo_reference();
+  const std::string text = read_file(demo_fixture_dir() / "heldout_head.txt");
+  const auto tokens = demo_tokenizer()->encode(text, false);
+  moe::PerplexityOptions po;
+  po.window = ref["window"].get<moe::index_t>();
+  po.stride = ref["stride"].get<moe::index_t>();
+  const auto r = moe::perplexity(*demo_model(), tokens, po);
+  const double expected = ref["heldout_head_ppl"].get<double>();
+  CHECK(r.tokens_scored == tokens.size() - 1);
+  CHECK(std::abs(r.perplexity - expected) / expected < 1e-3);
+  INFO("ours " << r.perplexity << " transformers " << expected);
+}
+
+// ---- sessions -----------------------------------------------------------------------------------
+
+TEST_CASE("session: one prefill pass equals token-by-token decoding; positions and reset", "[session]") {
+  if (!have_demo()) return;
+  const auto prompt = demo_prompts(*demo_tokenizer())[1];  // 37 tokens
+  moe::Session batched(demo_model(), 64);
+  const auto a = batched.prefill(prompt);
+  const std::vector<float> prefill_logits(a.begin(), a.end());
+  CHECK(batched.position() == prompt.size());
+  CHECK(batched.remaining() == 64 - prompt.size());
+
+  moe::Session stepwise(demo_model(), 64, /*max_batch_tokens=*/1);
+  std::span<const float> b;
+  for (std::size_t i = 0; i < prompt.size(); ++i) {
+    b = stepwise.decode(prompt[i]);
+    CHECK(stepwise.position() == i + 1);
+  }
+  CHECK(max_abs_diff(prefill_logits, b) < 2e-3f);
+
+  moe::Session chunked(demo_model(), 64, /*max_batch_tokens=*/8);  // 5 passes of <= 8 tokens
+  CHECK(max_abs_diff(prefill_logits, chunked.prefill(prompt)) < 2e-3f);
+
+  batched.reset();
+  CHECK(batched.position() == 0);
+  const auto again = batched.prefill(prompt);
+  CHECK(max_abs_diff(prefill_logits, again) == 0.0f);  // same computation, same numbers
+  batched.truncate(prompt.size() - 1);
+  const auto redo = batched.decode(prompt.back());
+  CHECK(max_abs_diff(prefill_logits, redo) < 2e-3f);
+}
+
+TEST_CASE("session: context overflow and bad ids are typed errors that leave it usable", "[session]") {
+  if (!have_demo()) return;
+  const auto prompts = demo_prompts(*demo_tokenizer());
+  const auto& long_prompt = prompts[1];  // 37 tokens
+  moe::Session s(demo_model(), 16);
+  CHECK(code_of([&] { s.prefill(long_prompt); }) == moe::ErrorCode::kContextOverflow);
+  CHECK(s.position() == 0);
+  const std::span<const std::int32_t> first(long_prompt.data(), 10);
+  const auto l10 = s.prefill(first);
+  const std::vector<float> logits10(l10.begin(), l10.end());
+  CHECK(s.position() == 10);
+  // 10 + 7 > 16: rejected as a whole, nothing appended.
+  CHECK(code_of([&] { s.prefill(std::span<const std::int32_t>(long_prompt.data() + 10, 7)); }) ==
+        moe::ErrorCode::kContextOverflow);
+  CHECK(s.position() == 10);
+  const std::vector<std::int32_t> bad{1, 2, 1 << 20};
+  CHECK(code_of([&] { s.prefill(bad); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(code_of([&] { s.decode(-5); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(code_of([&] { s.prefill({}); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(s.position() == 10);
+  CHECK(max_abs_diff(logits10, s.last_logits()) == 0.0f);
+  for (int i = 10; i < 16; ++i) s.decode(long_prompt[static_cast<std::size_t>(i)]);
+  CHECK(s.position() == 16);
+  CHECK(code_of([&] { s.decode(long_prompt[16]); }) == moe::ErrorCode::kContextOverflow);
+  CHECK(s.position() == 16);
+  // Still usable: rewind and continue; the result matches a fresh session.
+  s.truncate(10);
+  const auto after = s.decode(long_prompt[10]);
+  moe::Session fresh(demo_model(), 16);
+  const auto expect = fresh.prefill(std::span<const std::int32_t>(long_prompt.data(), 11));
+  CHECK(max_abs_diff(after, expect) < 2e-3f);
+  // Bad construction arguments.
+  CHECK(code_of([&] { moe::Session(demo_model(), 0); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(code_of([&] { moe::Session(demo_model(), 1 << 20); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(code_of([&] { moe::Session(nullptr, 16); }) == moe::ErrorCode::kInvalidArgument);
+}
+
+// ---- generation ---------------------------------------------------------------------------------
+
+TEST_CASE("generate: stop strings spanning tokens end the text before them", "[generate]") {
+  if (!have_demo()) return;
+  moe::Generator gen(demo_model(), demo_tokenizer(), 256);
+  const auto prompt = ids_of(demo_reference()["prompt_ids"]);
+  auto o = greedy_options(32);
+  o.ignore_eos = true;
+  const auto full = gen.generate(std::span<const std::int32_t>(prompt), o);
+  REQUIRE(full.tokens.size() == 32);
+  // Find a token boundary inside the text where both sides have >= 2 bytes, and build a stop
+  // string from 2 bytes before it and 2 after.
+  std::vector<std::string> pieces;
+  for (std::size_t i = 0; i < full.tokens.size(); ++i) {
+    pieces.push_back(demo_tokenizer()->decode(std::span<const std::int32_t>(&full.tokens[i], 1), true));
+  }
+  std::size_t boundary = 0, offset = 0;
+  for (std::size_t i = 0; i + 1 < pieces.size(); ++i) {
+    offset += pieces[i].size();
+    if (i >= 3 && pieces[i].size() >= 2 && pieces[i + 1].size() >= 2) {
+      boundary = offset;
+      break;
+    }
+  }
+  REQUIRE(boundary > 0);
+  const std::string stop = full.text.substr(boundary - 2, 4);
+  const std::size_t first = full.text.find(stop);
+  REQUIRE(first != std::string::npos);
+
+  o.stop_strings = {stop, "this string never appears \x01"};
+  std::string streamed;
+  const auto r = gen.generate(std::span<const std::int32_t>(prompt), o, [&](std::int32_t, std::string_view piece) {
+    streamed += piece;
+    return true;
+  });
+  CHECK(r.stop_reason == moe::StopReason::kStopString);
+  CHECK(r.text == full.text.substr(0, first));
+  CHECK(streamed == r.text);  // the stop string (and anything after) never reached the callback
+  CHECK(r.tokens.size() < full.tokens.size());
+  CHECK(std::equal(r.tokens.begin(), r.tokens.end(), full.tokens.begin()));
+}
+
+TEST_CASE("generate: max tokens, EOS, callback stop, sampling reproducibility", "[generate]") {
+  if (!have_demo()) return;
+  moe::Generator gen(demo_model(), demo_tokenizer(), 256);
+  const auto prompt = ids_of(demo_reference()["prompt_ids"]);
+  const std::span<const std::int32_t> p(prompt);
+  auto o = greedy_options(5);
+  o.ignore_eos = true;
+  const auto five = gen.generate(p, o);
+  CHECK(five.stop_reason == moe::StopReason::kMaxTokens);
+  REQUIRE(five.tokens.size() == 5);
+  CHECK(five.timings.prompt_tokens == prompt.size());
+  CHECK(five.timings.generated_tokens == 5);
+  CHECK(five.timings.prompt_tokens_per_second() > 0);
+  CHECK(five.timings.generation_tokens_per_second() > 0);
+
+  auto eos = greedy_options(5);
+  eos.eos_token_ids = {five.tokens[2]};  // the third greedy token ends the sequence
+  const auto e = gen.generate(p, eos);
+  CHECK(e.stop_reason == moe::StopReason::kEos);
+  CHECK(e.tokens == std::vector<std::int32_t>(five.tokens.begin(), five.tokens.begin() + 2));
+
+  int calls = 0;
+  const auto c = gen.generate(p, o, [&](std::int32_t, std::string_view) { return ++calls < 3; });
+  CHECK(c.stop_reason == moe::StopReason::kCallback);
+  CHECK(c.tokens.size() == 3);
+
+  auto sampled = greedy_options(24);
+  sampled.ignore_eos = true;
+  sampled.sampler.greedy = false;
+  sampled.sampler.temperature = 1.2f;
+  sampled.sampler.seed = 99;
+  const auto s1 = gen.generate(p, sampled);
+  const auto s2 = gen.generate(p, sampled);
+  CHECK(s1.tokens == s2.tokens);
+  sampled.sampler.seed = 100;
+  const auto s3 = gen.generate(p, sampled);
+  CHECK(s3.tokens != s1.tokens);
+
+  // The context end is a stop reason, not an error; a prompt that does not fit is an error.
+  moe::Generator small(demo_model(), demo_tokenizer(), prompt.size() + 3);
+  auto many = greedy_options(100);
+  many.ignore_eos = true;
+  const auto full = small.generate(p, many);
+  CHECK(full.stop_reason == moe::StopReason::kContextFull);
+  CHECK(full.tokens.size() == 4);  // 3 fit in the cache; the 4th is sampled from the last logits
+  moe::Generator tiny(demo_model(), demo_tokenizer(), prompt.size() - 1);
+  CHECK(code_of([&] { tiny.generate(p, many); }) == moe::ErrorCode::kContextOverflow);
+  CHECK(tiny.session().position() == 0);
+}
+
+TEST_CASE("generate: cancellation from another thread ends generation with a status", "[generate][cancel]") {
+  if (!have_demo()) return;
+  moe::Generator gen(demo_model(), demo_tokenizer(), 512);
+  const auto prompt = ids_of(demo_reference()["prompt_ids"]);
+  auto o = greedy_options(100000);
+  o.ignore_eos = true;
+
+  SECTION("atomic flag") {
+    std::atomic<bool> cancel{false};
+    std::atomic<int> produced{0};
+    o.cancel = &cancel;
+    std::thread canceller([&] {
+      while (produced.load() < 3) std::this_thread::yield();
+      cancel.store(true);
+    });
+    const auto r = gen.generate(std::span<const std::int32_t>(prompt), o, [&](std::int32_t, std::string_view) {
+      produced.fetch_add(1);
+      return true;
+    });
+    canceller.join();
+    CHECK(r.stop_reason == moe::StopReason::kCancelled);
+    CHECK(r.tokens.size() >= 3);
+    CHECK(r.tokens.size() < 512 - prompt.size());
+    // The generator is fine afterwards.
+    auto again = greedy_options(4);
+    again.ignore_eos = true;
+    CHECK(gen.generate(std::span<const std::int32_t>(prompt), again).tokens.size() == 4);
+  }
+  SECTION("std::stop_token") {
+    std::stop_source source;
+    o.stop_token = source.get_token();
+    std::atomic<int> produced{0};
+    std::jthread canceller([&] {
+      while (produced.load() < 2) std::this_thread::yield();
+      source.request_stop();
+    });
+    const auto r = gen.generate(std::span<const std::int32_t>(prompt), o, [&](std::int32_t, std::string_view) {
+      produced.fetch_add(1);
+      return true;
+    });
+    CHECK(r.stop_reason == moe::StopReason::kCancelled);
+    CHECK(r.tokens.size() >= 2);
+  }
+  SECTION("cancelled before the prompt") {
+    std::atomic<bool> cancel{true};
+    o.cancel = &cancel;
+    const auto r = gen.generate(std::span<const std::int32_t>(prompt), o);
+    CHECK(r.stop_reason == moe::StopReason::kCancelled);
+    CHECK(r.tokens.empty());
+  }
+}
+
+TEST_CASE("generation_config.json: eos ids (int or list) and sampling defaults; bad values are kConfig",
+          "[generate][config]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("moe_runtime_genconfig_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto write = [&](const std::string& text) { std::ofstream(dir / "generation_config.json") << text; };
+  CHECK_FALSE(moe::read_generation_config(dir).found);
+  write(R"({"eos_token_id": 7, "do_sample": true, "temperature": 0.6, "top_p": 0.9, "top_k": 20})");
+  auto d = moe::read_generation_config(dir);
+  CHECK(d.found);
+  CHECK(d.eos_token_ids == std::vector<std::int32_t>{7});
+  const auto s = d.apply_to({});
+  CHECK_FALSE(s.greedy);
+  CHECK(s.temperature == Approx(0.6f));
+  CHECK(s.top_p == Approx(0.9f));
+  CHECK(s.top_k == 20);
+  write(R"({"eos_token_id": [1, 106], "bos_token_id": 2})");
+  d = moe::read_generation_config(dir);
+  CHECK(d.eos_token_ids == std::vector<std::int32_t>{1, 106});
+  CHECK(d.bos_token_id == 2);
+  CHECK(d.apply_to({}).greedy);  // do_sample absent: greedy, as transformers
+  write(R"({"eos_token_id": "x"})");
+  CHECK(code_of([&] { moe::read_generation_config(dir); }) == moe::ErrorCode::kConfig);
+  write(R"({"temperature": "hot"})");
+  CHECK(code_of([&] { moe::read_generation_config(dir); }) == moe::ErrorCode::kConfig);
+  write(R"({"eos_token_id": [1, -3]})");
+  CHECK(code_of([&] { moe::read_generation_config(dir); }) == moe::ErrorCode::kConfig);
+  write(R"({"eos_token_id": )");
+  CHECK(code_of([&] { moe::read_generation_config(dir); }) == moe::ErrorCode::kFormat);
+  std::filesystem::remove_all(dir);
+}
+
+// ---- batching -----------------------------------------------------------------------------------
+
+TEST_CASE("batch: greedy output of every sequence equals running it alone (demo model)", "[batch][demo]") {
+  if (!have_demo()) return;
+  const auto prompts = demo_prompts(*demo_tokenizer());
+  const moe::index_t n = 12;
+  std::vector<std::vector<std::int32_t>> alone;
+  for (const auto& p : prompts) alone.push_back(greedy_alone(demo_model(), *demo_tokenizer(), p, n));
+
+  // 3 slots for 5 requests (two wait in the queue), a 16-token budget so the 37- and 29-token
+  // prompts are prefilled over several steps next to the others' decode tokens, and requests
+  // joining every 2 steps.
+  moe::BatchOptions bo;
+  bo.max_sequences = 3;
+  bo.n_ctx = 128;
+  bo.max_batch_tokens = 16;
+  std::uint64_t steps = 0;
+  const auto batched = greedy_batched(demo_model(), demo_tokenizer(), prompts, n, bo, 2, &steps);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    INFO("prompt " << i << " (" << prompts[i].size() << " tokens)");
+    CHECK(batched[i] == alone[i]);
+  }
+  // Sequences really shared forward passes: far fewer steps than running them one after another.
+  moe::index_t serial = 0;
+  for (const auto& p : prompts) serial += (p.size() + 15) / 16 + n - 1;
+  CHECK(steps < serial);
+}
+
+TEST_CASE("batch: greedy output equals running alone on every fixture architecture", "[batch][fixtures]") {
+  const auto models = fixture_models();
+  if (models.empty()) WARN("no fixture models in tests/fixtures/models");
+  for (const auto& dir : models) {
+    INFO(dir.filename().string());
+    // Loading and agreement with transformers are the model conformance suite's tests; here a
+    // fixture the loader rejects is reported, not counted.
+    std::shared_ptr<const moe::Model> model;
+    try {
+      model = moe::load_model(dir);
+    } catch (const moe::Error& e) {
+      WARN(dir.filename().string() << ": not loadable here: " << e.what());
+      continue;
+    }
+    const auto ref = moe::io::read_json_file(dir / "reference.json");
+    std::vector<std::vector<std::int32_t>> prompts;
+    for (const auto& p : ref["prompts"]) prompts.push_back(ids_of(p["input_ids"]));
+    std::vector<std::vector<std::int32_t>> alone;
+    for (const auto& p : prompts) alone.push_back(greedy_alone(model, *fixture_tokenizer(), p, 12));
+    moe::BatchOptions bo;
+    bo.max_sequences = 2;
+    bo.n_ctx = 64;
+    bo.max_batch_tokens = 8;
+    std::uint64_t steps = 0;
+    const auto batched = greedy_batched(model, fixture_tokenizer(), prompts, 12, bo, 1, &steps);
+    for (std::size_t i = 0; i < prompts.size(); ++i) CHECK(batched[i] == alone[i]);
+  }
+}
+
+TEST_CASE("batch: stop rules, cancellation and errors per request", "[batch]") {
+  if (!have_demo()) return;
+  const auto prompts = demo_prompts(*demo_tokenizer());
+  moe::BatchOptions bo;
+  bo.max_sequences = 2;
+  bo.n_ctx = 64;
+  moe::BatchGenerator batch(demo_model(), demo_tokenizer(), bo);
+  CHECK(code_of([&] { batch.submit(moe::BatchRequest{}); }) == moe::ErrorCode::kInvalidArgument);
+  moe::BatchRequest too_long;
+  too_long.prompt.assign(65, 1);
+  CHECK(code_of([&] { batch.submit(too_long); }) == moe::ErrorCode::kContextOverflow);
+  moe::BatchRequest bad_id;
+  bad_id.prompt = {1, 1 << 24};
+  CHECK(code_of([&] { batch.submit(bad_id); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(batch.idle());
+
+  const auto reference = greedy_alone(demo_model(), *demo_tokenizer(), prompts[0], 10);
+  std::atomic<bool> cancel{false};
+  moe::BatchRequest a;  // cancelled after its 2nd token
+  a.prompt = prompts[0];
+  a.options = greedy_options(1000);
+  a.options.ignore_eos = true;
+  a.options.cancel = &cancel;
+  int a_tokens = 0;
+  a.on_token = [&](std::int32_t id, std::string_view) {
+    if (id != moe::kNoToken && ++a_tokens == 2) cancel.store(true);
+    return true;
+  };
+  moe::BatchRequest b;  // ends on its 4th token via EOS
+  b.prompt = prompts[0];
+  b.options = greedy_options(1000);
+  b.options.eos_token_ids = {reference[3]};
+  moe::BatchRequest c;  // max tokens; queued until a slot frees
+  c.prompt = prompts[2];
+  c.options = greedy_options(6);
+  c.options.ignore_eos = true;
+  const auto ia = batch.submit(a);
+  const auto ib = batch.submit(b);
+  const auto ic = batch.submit(c);
+  CHECK(batch.queued() == 3);
+  batch.run();
+  CHECK(batch.idle());
+  std::map<moe::RequestId, moe::GenerationResult> results;
+  for (auto& [id, r] : batch.take_finished()) results[id] = std::move(r);
+  REQUIRE(results.size() == 3);
+  CHECK(results[ia].stop_reason == moe::StopReason::kCancelled);
+  CHECK(results[ia].tokens == std::vector<std::int32_t>(reference.begin(), reference.begin() + 2));
+  CHECK(results[ib].stop_reason == moe::StopReason::kEos);
+  CHECK(results[ib].tokens == std::vector<std::int32_t>(reference.begin(), reference.begin() + 3));
+  CHECK(results[ic].stop_reason == moe::StopReason::kMaxTokens);
+  CHECK(results[ic].tokens == greedy_alone(demo_model(), *demo_tokenizer(), prompts[2], 6));
+}
+
+// ---- perplexity ---------------------------------------------------------------------------------
+
+TEST_CASE("perplexity: the sliding window scores each token once; one window equals decoding", "[perplexity]") {
+  if (!have_demo()) return;
+  const std::string text = read_file(demo_fixture_dir() / "heldout_head.txt");
+  auto tokens = demo_tokenizer()->encode(text, false);
+  tokens.resize(60);
+  // One window covering everything: the same NLL as scoring token by token from a Session.
+  moe::Session s(demo_model(), 64);
+  double nll = 0;
+  auto logits = s.prefill(std::span<const std::int32_t>(tokens.data(), 1));
+  for (std::size_t j = 1; j < tokens.size(); ++j) {
+    nll += moe::token_nll(logits, tokens[j]);
+    if (j + 1 < tokens.size()) logits = s.decode(tokens[j]);
+  }
+  moe::PerplexityOptions one{64, 64};
+  const auto r = moe::perplexity(*demo_model(), tokens, one);
+  CHECK(r.windows == 1);
+  CHECK(r.tokens_scored == 59);
+  CHECK(r.nll_sum == Approx(nll).epsilon(1e-4));
+  CHECK(r.perplexity == Approx(std::exp(nll / 59)).epsilon(1e-4));
+  // Overlapping windows (S < W) score every token but the first exactly once; with S == W the
+  // first token of each window has no context and is not scored (as in transformers' guide).
+  for (const auto& [w, st] : std::vector<std::pair<moe::index_t, moe::index_t>>{{16, 8}, {10, 3}, {2, 1}, {59, 58}}) {
+    const auto rw = moe::perplexity(*demo_model(), tokens, {w, st});
+    CHECK(rw.tokens_scored == 59);
+    CHECK(std::isfinite(rw.perplexity));
+  }
+  const auto touching = moe::perplexity(*demo_model(), tokens, {16, 16});  // windows at 0, 16, 32, 48
+  CHECK(touching.windows == 4);
+  CHECK(touching.tokens_scored == 56);
+  // With stride == window the windows are disjoint: the sum of separately scored windows.
+  const auto disjoint = moe::perplexity(*demo_model(), tokens, {20, 20});
+  double by_hand = 0;
+  for (std::size_t begin = 0; begin < tokens.size(); begin += 20) {
+    const std::span<const std::int32_t> win(tokens.data() + begin, std::min<std::size_t>(20, tokens.size() - begin));
+    const auto part = moe::perplexity(*demo_model(), win, {20, 20});
+    by_hand += part.nll_sum;
+  }
+  CHECK(disjoint.nll_sum == Approx(by_hand).epsilon(1e-6));
+  // token_nll: log-softmax by hand on a tiny row.
+  const std::vector<float> row{1.0f, 2.0f, 3.0f};
+  CHECK(moe::token_nll(row, 0) == Approx(std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 1.0));
+  // Bad options.
+  CHECK(code_of([&] { moe::perplexity(*demo_model(), tokens, {1, 1}); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(code_of([&] { moe::perplexity(*demo_model(), tokens, {16, 17}); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(code_of([&] { moe::perplexity(*demo_model(), tokens, {16, 0}); }) == moe::ErrorCode::kInvalidArgument);
+  CHECK(code_of([&] { moe::perplexity(*demo_model(), std::span<const std::int32_t>(tokens.data(), 1)); }) ==
+        moe::ErrorCode::kInvalidArgument);
+}
