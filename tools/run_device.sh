@@ -19,10 +19,11 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || tr
 
 TRAIN_PID=
 if want train || want reference; then
-  extra=
-  want train || extra=--reference-only
+  # "reference" alone recomputes the demo reference from the committed models/shakespeare-moe.
+  model_dir="$STAGE/models/shakespeare-moe" extra=
+  want train || { model_dir=models/shakespeare-moe; extra=--reference-only; }
   ( python3 tools/train_demo_model.py --corpus .carry/tinyshakespeare.txt \
-      --out-model "$STAGE/models/shakespeare-moe" --out-ref "$STAGE/tests/fixtures/demo" $extra ${TRAIN_ARGS:-} \
+      --out-model "$model_dir" --out-ref "$STAGE/tests/fixtures/demo" $extra ${TRAIN_ARGS:-} \
       > "$OUT/train_log.txt" 2>&1 || echo "TRAIN FAILED rc=$?" >> "$OUT/train_log.txt" ) &
   TRAIN_PID=$!
 fi

@@ -8,6 +8,11 @@ dense) trained on the first 90% (by bytes) of tinyshakespeare.txt with a byte-le
 (DeepSeek-V3 section 2.1.2): after each step, each layer's e_score_correction_bias moves by a
 fixed step toward balanced expert load.
 
+The corpus is small (about 350k tokens) for 6.2M parameters, so training is short and regularized:
+AdamW (weight decay 0.1), bf16 autocast, context 256, batch 32, 1400 steps with a cosine schedule,
+dropout 0.3 on the embedding and on every attention / MLP branch (added by forward hooks), and the
+checkpoint with the lowest loss on the first 96 held-out windows is the one saved (every 100 steps).
+
 Outputs
   models/shakespeare-moe/     config.json, generation_config.json, model.safetensors (bf16),
                               tokenizer.json, tokenizer_config.json
@@ -15,7 +20,7 @@ Outputs
                               float32 from the saved bf16 weights), heldout.txt, heldout_head.txt
 
 Needs a CUDA GPU with torch, transformers 5.x, tokenizers, safetensors:
-    python3 tools/train_demo_model.py --corpus .carry/tinyshakespeare.txt --train-seconds 210
+    python3 tools/train_demo_model.py --corpus .carry/tinyshakespeare.txt
 `--reference-only` recomputes tests/fixtures/demo from an existing models/shakespeare-moe.
 """
 
@@ -206,6 +211,9 @@ def write_reference(model_dir, ref_dir, heldout_text, device):
     cont, margins = greedy(model, prompt_ids, N_GREEDY, device)
     print(f"greedy continuation of {PROMPT!r}: {tok.decode(prompt_ids + cont)!r}")
     print(f"  min greedy margin {min(margins):.4g}")
+    if min(margins) < 1e-3:
+        print("  WARNING: a greedy step has top-2 logits within 1e-3; a float32 re-implementation may "
+              "pick the other token. Prefer another run (seed, steps) for the committed model.")
 
     t0 = time.time()
     held_ids = tok.encode(heldout_text, add_special_tokens=False).ids
@@ -451,9 +459,9 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--bias-rate", type=float, default=1e-3)
-    ap.add_argument("--dropout", type=float, default=0.2)
-    ap.add_argument("--train-seconds", type=float, default=210)
-    ap.add_argument("--max-steps", type=int, default=20000)
+    ap.add_argument("--dropout", type=float, default=0.3)
+    ap.add_argument("--train-seconds", type=float, default=200)
+    ap.add_argument("--max-steps", type=int, default=1400)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--reference-only", action="store_true")
     args = ap.parse_args()
