@@ -117,7 +117,7 @@ if grep -q "SKIPPED: no CUDA device" "$run_log"; then
 else
   echo "== summary"
   sed -E 's/^[0-9]+: //' "$run_log" |
-    grep -E "^(CUDA device|CUDA kernel tests|matmul |rmsnorm |device-to-device|\||.*tests? passed|.*failed|Test +#)" || true
+    grep -E "^(CUDA device|CUDA kernel tests|matmul |rmsnorm |device-to-device|prefill GEMM|\||test cases|assertions|All tests passed|.*Test +#|PASS|FAIL)" || true
   echo "== result: $([[ $status -eq 0 ]] && echo PASSED || echo "FAILED (status $status)")"
 fi
 exit "$status"
