@@ -1,0 +1,122 @@
+// Attention against a naive two-pass softmax (GQA, sliding window, sinks) and MLA's absorbed
+// latent attention against the expanded (naive) form transformers computes.
+#include <catch2/catch.hpp>
+
+#include <moe/layers/attention.hpp>
+#include <moe/layers/mla.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using namespace moe;
+using namespace moe::layers;
+
+namespace {
+
+std::vector<float> random_vec(std::size_t n, std::mt19937& g, float scale = 1.0f) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+// softmax over logits (plus an optional sink logit in the denominator) applied to value rows.
+std::vector<double> naive_attend(const std::vector<double>& logits, const std::vector<std::vector<double>>& values,
+                                 bool has_sink, double sink) {
+  double mx = has_sink ? sink : -1e300;
+  for (double l : logits) mx = std::max(mx, l);
+  double sum = has_sink ? std::exp(sink - mx) : 0.0;
+  for (double l : logits) sum += std::exp(l - mx);
+  std::vector<double> out(values.empty() ? 0 : values[0].size(), 0.0);
+  for (std::size_t j = 0; j < logits.size(); ++j) {
+    const double p = std::exp(logits[j] - mx) / sum;
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] += p * values[j][i];
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("attention: GQA, causal, sliding window and sinks against a naive softmax", "[attention]") {
+  std::mt19937 g(5);
+  const index_t H = 6, KV = 2, hd = 8, vd = 5, ctx = 150, start = 70, n = ctx - start;
+  const auto q = random_vec(n * H * hd, g), k = random_vec(ctx * KV * hd, g), v = random_vec(ctx * KV * vd, g);
+  const auto sinks = random_vec(H, g);
+  for (index_t window : {index_t{0}, index_t{9}, index_t{100}}) {
+    for (bool use_sinks : {false, true}) {
+      INFO("window " << window << " sinks " << use_sinks);
+      AttentionShape a{H, KV, hd, vd, 0.3f, window};
+      Tensor<float, 2> out({n, H * vd});
+      attention_forward(a, View<const float, 2>(q.data(), {n, H * hd}), View<const float, 2>(k.data(), {ctx, KV * hd}),
+                        View<const float, 2>(v.data(), {ctx, KV * vd}), start, use_sinks ? sinks.data() : nullptr,
+                        out.view());
+      for (index_t t = 0; t < n; t += 7) {
+        for (index_t h = 0; h < H; ++h) {
+          const index_t pos = start + t, kvh = h / (H / KV);
+          std::vector<double> logits;
+          std::vector<std::vector<double>> vals;
+          for (index_t j = 0; j <= pos; ++j) {
+            if (window > 0 && pos - j >= window) continue;
+            double s = 0;
+            for (index_t i = 0; i < hd; ++i) s += static_cast<double>(q[(t * H + h) * hd + i]) * k[(j * KV + kvh) * hd + i];
+            logits.push_back(0.3 * s);
+            vals.emplace_back(v.begin() + (j * KV + kvh) * vd, v.begin() + (j * KV + kvh + 1) * vd);
+          }
+          const auto want = naive_attend(logits, vals, use_sinks, sinks[h]);
+          for (index_t i = 0; i < vd; ++i) CHECK(out(t, h * vd + i) == Approx(want[i]).margin(2e-6));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("MLA: absorbed latent attention equals the expanded keys and values", "[attention][mla]") {
+  std::mt19937 g(9);
+  const MlaShape s{4, 12, 6, 4, 5, 0.25f};  // heads, rank, nope, rope, v, scale
+  const index_t ctx = 40, start = 33, n = ctx - start;
+  const auto kv_b = random_vec(s.n_heads * (s.nope + s.v) * s.kv_lora_rank, g, 0.4f);
+  const WeightMatrix w{DType::f32, reinterpret_cast<const std::byte*>(kv_b.data()), s.n_heads * (s.nope + s.v),
+                       s.kv_lora_rank, s.kv_lora_rank};
+  const auto q = random_vec(n * s.n_heads * s.qk(), g);
+  const auto latent = random_vec(ctx * s.kv_lora_rank, g);
+  const auto k_rope = random_vec(ctx * s.rope, g);
+
+  Tensor<float, 2> q_latent({n, s.n_heads * s.kv_lora_rank}), out_latent({n, s.n_heads * s.kv_lora_rank}),
+      out({n, s.n_heads * s.v});
+  View<const float, 2> qv(q.data(), {n, s.n_heads * s.qk()});
+  mla_absorb_queries(backend::cpu{}, s, w, qv, q_latent.view());
+  mla_attention(s, qv, q_latent.view(), View<const float, 2>(latent.data(), {ctx, s.kv_lora_rank}),
+                View<const float, 2>(k_rope.data(), {ctx, s.rope}), start, out_latent.view());
+  mla_expand_values(backend::cpu{}, s, w, out_latent.view(), out.view());
+
+  auto W = [&](index_t row, index_t col) { return static_cast<double>(kv_b[row * s.kv_lora_rank + col]); };
+  for (index_t t = 0; t < n; ++t) {
+    for (index_t h = 0; h < s.n_heads; ++h) {
+      std::vector<double> logits;
+      std::vector<std::vector<double>> vals;
+      for (index_t j = 0; j <= start + t; ++j) {
+        // Expanded key: [W_UK c_j, k_rope_j]; expanded value: W_UV c_j (transformers' kv_b_proj).
+        double score = 0;
+        for (index_t i = 0; i < s.nope; ++i) {
+          double kn = 0;
+          for (index_t r = 0; r < s.kv_lora_rank; ++r) kn += W(h * (s.nope + s.v) + i, r) * latent[j * s.kv_lora_rank + r];
+          score += static_cast<double>(q[(t * s.n_heads + h) * s.qk() + i]) * kn;
+        }
+        for (index_t i = 0; i < s.rope; ++i) {
+          score += static_cast<double>(q[(t * s.n_heads + h) * s.qk() + s.nope + i]) * k_rope[j * s.rope + i];
+        }
+        logits.push_back(s.scale * score);
+        std::vector<double> val(s.v, 0.0);
+        for (index_t i = 0; i < s.v; ++i) {
+          for (index_t r = 0; r < s.kv_lora_rank; ++r) {
+            val[i] += W(h * (s.nope + s.v) + s.nope + i, r) * latent[j * s.kv_lora_rank + r];
+          }
+        }
+        vals.push_back(val);
+      }
+      const auto want = naive_attend(logits, vals, false, 0.0);
+      for (index_t i = 0; i < s.v; ++i) CHECK(out(t, h * s.v + i) == Approx(want[i]).margin(1e-5));
+    }
+  }
+}
