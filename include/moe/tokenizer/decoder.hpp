@@ -57,6 +57,12 @@ class Decoder {
     return std::any_of(steps_.begin(), steps_.end(), [](const Step& s) { return s.kind == Kind::kByteFallback; });
   }
 
+  // True if some Strip step removes character `c` at the start or end of a token.
+  bool strips(char32_t c) const noexcept {
+    return std::any_of(steps_.begin(), steps_.end(),
+                       [c](const Step& s) { return s.kind == Kind::kStrip && (s.start > 0 || s.stop > 0) && s.ch == c; });
+  }
+
   std::string decode(std::vector<std::string> tokens) const {
     if (!present_) {
       std::string out;

@@ -38,11 +38,19 @@ class StreamDecoder {
         (hold_byte_tokens_ && tokenizer_.is_byte_token(id)) || text.compare(0, prefix_.size(), prefix_) != 0)
       return {};
     std::string fresh = text.substr(prefix_.size());
-    // Slide the window: keep the ids since the previous emission as context for the next one.
-    const std::size_t new_prefix_index = ids_.size() - prefix_index_;
-    ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(prefix_index_));
-    prefix_ = tokenizer_.decode(ids_);
-    prefix_index_ = new_prefix_index;
+    // Slide the window: keep the ids since the previous emission as context for the next one,
+    // unless their text is only characters a Strip step could remove (then the window's own
+    // start and end rules could overlap on them and differ from the full decode; keep the
+    // longer context instead).
+    std::vector<std::int32_t> candidate(ids_.begin() + static_cast<std::ptrdiff_t>(prefix_index_), ids_.end());
+    std::string candidate_text = tokenizer_.decode(candidate);
+    if (has_anchor(candidate_text)) {
+      ids_ = std::move(candidate);
+      prefix_ = std::move(candidate_text);
+    } else {
+      prefix_ = std::move(text);
+    }
+    prefix_index_ = ids_.size();
     return fresh;
   }
 
@@ -67,6 +75,19 @@ class StreamDecoder {
   }
 
  private:
+  // A character no decoder step strips: text containing one has fixed start and end regions.
+  bool has_anchor(std::string_view s) const {
+    std::size_t i = 0;
+    while (i < s.size()) {
+      std::size_t len = 0;
+      const char32_t c = tokenizer::utf8_decode(s, i, len);
+      if (!tokenizer::is_whitespace(c) && !decoder_strips(c)) return true;
+      i += len;
+    }
+    return false;
+  }
+  bool decoder_strips(char32_t c) const noexcept { return tokenizer_.d_->decoder.strips(c); }
+
   static bool ends_with_replacement(std::string_view s) noexcept {
     const auto& r = tokenizer::kReplacementUtf8;
     return s.size() >= r.size() && s.substr(s.size() - r.size()) == r;
@@ -77,7 +98,7 @@ class StreamDecoder {
   bool hold_byte_tokens_;
   std::vector<std::int32_t> ids_;  // the window: context ids, then ids not yet emitted
   std::string prefix_;             // decode of the ids already emitted within the window
-  std::size_t prefix_index_ = 0;   // how many of ids_ the prefix covers
+  std::size_t prefix_index_ = 0;   // how many of ids_ have been emitted (all of them after a push that emits)
 };
 
 }  // namespace moe
