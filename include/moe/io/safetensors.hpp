@@ -224,6 +224,8 @@ class SafetensorsFile {
     f.parse_header();
     return f;
   }
+  // The result would point into a temporary: keep the bytes in a named object instead.
+  static SafetensorsFile parse(std::vector<std::byte>&& temporary, std::string name) = delete;
 
   // Tensors in data order (ascending offsets), which is the order of the bytes in the file.
   const std::vector<TensorInfo>& tensors() const noexcept { return tensors_; }

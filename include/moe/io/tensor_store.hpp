@@ -166,13 +166,18 @@ class TensorStore {
     std::map<std::string, std::size_t> slot_of_path;
     std::vector<std::filesystem::path> shard_paths;
     std::map<std::string, std::size_t, std::less<>> slot_of_tensor;
+    std::map<std::string, std::size_t, std::less<>> slot_of_name;  // shard string -> slot (checked once)
     for (const auto& [tensor, shard] : wm->items()) {
       if (tensor.empty()) fail(ErrorCode::kFormat, "{}: weight_map has an empty tensor name", source);
       if (!shard.is_string()) {
         fail(ErrorCode::kFormat, "{}: weight_map entry of tensor {} must be a file name string, found {}",
              source, tensor, detail::describe_json(shard));
       }
-      const std::string name = shard.get<std::string>();
+      const std::string& name = shard.get_ref<const std::string&>();
+      if (const auto known = slot_of_name.find(name); known != slot_of_name.end()) {
+        slot_of_tensor.emplace(tensor, known->second);  // a big index names few distinct shards
+        continue;
+      }
       const std::filesystem::path rel(name);
       if (name.empty()) fail(ErrorCode::kFormat, "{}: weight_map entry of tensor {} is an empty file name", source, tensor);
       if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory()) {
@@ -192,10 +197,11 @@ class TensorStore {
              name, tensor);
       }
       check_inside_folder(full, options, source, tensor);
-      auto key = std::filesystem::weakly_canonical(full, ec);
+      const auto key = std::filesystem::canonical(full, ec);
       const std::string key_text = ec ? full.lexically_normal().string() : key.string();
       auto [it, inserted] = slot_of_path.emplace(key_text, shard_paths.size());
       if (inserted) shard_paths.push_back(full);
+      slot_of_name.emplace(name, it->second);
       slot_of_tensor.emplace(tensor, it->second);
     }
 
