@@ -166,8 +166,37 @@ inline void pack_a(const View<const float, 2>& x, index_t m0, index_t mc, index_
   }
 }
 
+#if defined(__AVX512F__)
+// In-register transpose of 16 rows of 16 floats: on return rows[c] holds element c of every input
+// row (4 stages of 16 shuffles: pairs, quads, 128-bit lanes, 256-bit halves).
+inline void transpose_16x16(__m512 rows[16]) noexcept {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(rows[i], rows[i + 1]);      // r_i[0] r_i+1[0] r_i[1] r_i+1[1] | ...
+    t[i + 1] = _mm512_unpackhi_ps(rows[i], rows[i + 1]);  // r_i[2] r_i+1[2] r_i[3] r_i+1[3] | ...
+  }
+  for (int g = 0; g < 4; ++g) {  // u[4g + c], lane l: rows 4g..4g+3 of column c + 4l
+    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 v_even = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);  // g0: c, c+8; g1: c, c+8
+    const __m512 v_odd = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);   // g0: c+4, c+12; g1: ...
+    const __m512 w_even = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 w_odd = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    rows[c] = _mm512_shuffle_f32x4(v_even, w_even, 0x88);
+    rows[c + 8] = _mm512_shuffle_f32x4(v_even, w_even, 0xDD);
+    rows[c + 4] = _mm512_shuffle_f32x4(v_odd, w_odd, 0x88);
+    rows[c + 12] = _mm512_shuffle_f32x4(v_odd, w_odd, 0xDD);
+  }
+}
+#endif
+
 // Packs B = Wᵀ for W stored [N, K] (matmul): dst[(s*kc + k)*NR + j] = W[n0+s*NR+j, k0+k] widened to
-// f32; columns past nc padded with zeros.
+// f32; columns past nc padded with zeros. On AVX-512, whole 16x16 blocks are loaded row-wise
+// (contiguous, converted on load) and transposed in registers; the edges go element by element.
 template <class Arch, class W>
 inline void pack_b_transposed(const View<const W, 2>& w, index_t n0, index_t nc, index_t k0,
                               index_t kc, float* dst) noexcept {
@@ -176,9 +205,28 @@ inline void pack_b_transposed(const View<const W, 2>& w, index_t n0, index_t nc,
   for (index_t s = 0; s * NR < nc; ++s) {
     const index_t cols = std::min(NR, nc - s * NR);
     float* d = dst + s * kc * NR;
+    index_t j_done = 0, k_done = 0;
+#if defined(__AVX512F__)
+    if constexpr (kIsAvx512<Arch> && NR % 16 == 0) {
+      j_done = cols / 16 * 16;
+      k_done = kc / 16 * 16;
+      for (index_t j = 0; j < j_done; j += 16) {
+        const W* src = w.data() + (n0 + s * NR + j) * ldw + k0;
+        for (index_t k = 0; k < k_done; k += 16) {
+          __m512 block[16];
+          for (int r = 0; r < 16; ++r) block[r] = load_widened<Arch>(src + r * ldw + k);
+          transpose_16x16(block);
+          for (int c = 0; c < 16; ++c) _mm512_store_ps(d + (k + c) * NR + j, block[c]);
+        }
+      }
+    }
+#endif
+    // Element-wise: columns [j_done, cols) for every k, and k in [k_done, kc) for the rest.
     for (index_t j = 0; j < cols; ++j) {
       const W* src = w.data() + (n0 + s * NR + j) * ldw + k0;
-      for (index_t k = 0; k < kc; ++k) d[k * NR + j] = detail::weight_to_float(src[k]);
+      for (index_t k = j < j_done ? k_done : 0; k < kc; ++k) {
+        d[k * NR + j] = detail::weight_to_float(src[k]);
+      }
     }
     for (index_t j = cols; j < NR; ++j) {
       for (index_t k = 0; k < kc; ++k) d[k * NR + j] = 0.0f;

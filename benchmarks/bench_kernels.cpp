@@ -1,0 +1,294 @@
+// bench_kernels: the cpu_simd matmul kernels as fractions of this machine's limits, all measured
+// in the same run: read bandwidth (2 threads streaming a buffer much larger than the LLC) bounds
+// decode GEMV, and the FMA peak (register-resident independent FMA chains on every thread)
+// bounds prefill GEMM. Threads pinned; each figure is the median of >= 7 timed runs after a
+// warm-up.
+//
+//   bench_kernels [--threads N] [--quick] [--json]
+//     --threads N  OpenMP threads (default: all, i.e. max_threads())
+//     --quick      small sizes, a few seconds in total (a demo; the fractions are not meaningful)
+//     --json       print one JSON document instead of the table
+#include <moe/moe.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using moe::bf16;
+using moe::f16;
+using moe::index_t;
+using moe::View;
+using Arch = xsimd::default_arch;
+using Batch = xsimd::batch<float, Arch>;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int threads = 0;
+  bool quick = false;
+  bool json = false;
+};
+
+// Median seconds of `runs` timed calls of f after `warmup` untimed ones.
+template <class F>
+double median_seconds(int runs, int warmup, F&& f) {
+  for (int i = 0; i < warmup; ++i) f();
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = Clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+volatile float g_sink = 0.0f;  // keeps results alive
+
+// ---- machine limits ----------------------------------------------------------------------------
+
+// Read bandwidth: every thread sums its contiguous share of a buffer (first-touched by the same
+// thread, so pages sit near it), four independent vector accumulators per thread.
+double measure_read_bandwidth(index_t bytes, int runs) {
+  const index_t n = bytes / sizeof(float) / (4 * Batch::size) * (4 * Batch::size);
+  moe::AlignedBuffer<float> buf(n);  // zeroed by the allocating thread; re-touched below
+  float* data = buf.data();
+  moe::parallel_for_chunks(n / Batch::size, 1, [&](index_t b, index_t e) {
+    for (index_t i = b * Batch::size; i < e * Batch::size; ++i) data[i] = 1.0f;
+  });
+  auto sum_all = [&] {
+    float total = 0.0f;
+    std::vector<float> partial(static_cast<std::size_t>(moe::max_threads()) * 16, 0.0f);
+    moe::parallel_for_chunks(n / (4 * Batch::size), 1, [&](index_t b, index_t e) {
+      Batch a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+      for (index_t i = b * 4 * Batch::size; i < e * 4 * Batch::size; i += 4 * Batch::size) {
+        a0 += Batch::load_aligned(data + i);
+        a1 += Batch::load_aligned(data + i + Batch::size);
+        a2 += Batch::load_aligned(data + i + 2 * Batch::size);
+        a3 += Batch::load_aligned(data + i + 3 * Batch::size);
+      }
+#if defined(_OPENMP)
+      const int t = omp_get_thread_num();
+#else
+      const int t = 0;
+#endif
+      partial[static_cast<std::size_t>(t) * 16] = xsimd::hadd((a0 + a1) + (a2 + a3));
+    });
+    for (float p : partial) total += p;
+    g_sink = total;
+  };
+  const double s = median_seconds(runs, 2, sum_all);
+  return static_cast<double>(n * sizeof(float)) / s;
+}
+
+// FMA peak: 16 independent chains of vector FMAs per thread (latency x throughput of any current
+// core is <= 16), all in registers.
+double measure_fma_peak(index_t iterations, int runs) {
+  constexpr int kChains = 16;
+  auto run = [&] {
+    float total = 0.0f;
+#if defined(_OPENMP)
+#pragma omp parallel reduction(+ : total)
+#endif
+    {
+      Batch acc[kChains];
+#pragma GCC unroll 16
+      for (int c = 0; c < kChains; ++c) acc[c] = Batch(static_cast<float>(c) * 1e-3f);
+      const Batch a(0.999f), b(1e-3f);
+      for (index_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 16
+        for (int c = 0; c < kChains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
+      }
+      Batch s(0.0f);
+      for (int c = 0; c < kChains; ++c) s += acc[c];
+      total += xsimd::hadd(s);
+    }
+    g_sink = total;
+  };
+  const double s = median_seconds(runs, 1, run);
+  const double flops = 2.0 * Batch::size * kChains * static_cast<double>(iterations) * moe::max_threads();
+  return flops / s;
+}
+
+// ---- kernels -----------------------------------------------------------------------------------
+
+struct Row {
+  std::string kernel, dtype, shape, unit;
+  double seconds = 0, rate = 0, fraction = 0;  // rate in GB/s or GFLOP/s
+  std::string limit;
+};
+
+template <class W>
+std::vector<W> random_weights(index_t n, std::uint32_t seed) {
+  std::vector<W> w(n);
+  std::uint32_t state = seed * 2654435761u + 1u;
+  moe::parallel_for_chunks(n, 1 << 16, [&](index_t b, index_t e) {
+    std::uint32_t s = state ^ static_cast<std::uint32_t>(b);
+    for (index_t i = b; i < e; ++i) {
+      s = s * 1664525u + 1013904223u;
+      w[i] = moe::from_float<W>(static_cast<float>(static_cast<int>(s >> 9) - (1 << 22)) * 0x1p-24f);
+    }
+  });
+  return w;
+}
+
+// GEMV, decode-shaped: y [1, out] = x [1, in] · Wᵀ. `copies` distinct weight matrices are cycled
+// so that the bytes read per call come from memory, not from the caches, as in decode where each
+// weight is touched once per token.
+template <class W>
+Row bench_gemv(index_t d_out, index_t d_in, index_t copies, int runs, double bandwidth) {
+  const index_t per = d_out * d_in;
+  const auto w = random_weights<W>(per * copies, 7);
+  std::vector<float> x(d_in, 0.5f), y(d_out);
+  const double s = median_seconds(runs, 1, [&] {
+    for (index_t c = 0; c < copies; ++c) {
+      moe::kernels::matmul(moe::backend::cpu{}, View<const float, 2>(x.data(), {1, d_in}),
+                           View<const W, 2>(w.data() + c * per, {d_out, d_in}),
+                           View<float, 2>(y.data(), {1, d_out}));
+    }
+  }) / static_cast<double>(copies);
+  g_sink = y[0];
+  Row r;
+  r.kernel = copies > 1 ? fmt::format("gemv x{} mats", copies) : "gemv";
+  r.dtype = std::string(moe::dtype_name(moe::dtype_of<W>()));
+  r.shape = fmt::format("1x{} . {}x{}^T", d_in, d_out, d_in);
+  r.seconds = s;
+  r.rate = static_cast<double>(per * sizeof(W)) / s / 1e9;
+  r.unit = "GB/s";
+  r.fraction = r.rate * 1e9 / bandwidth;
+  r.limit = "read bandwidth";
+  return r;
+}
+
+// GEMM, prefill-shaped: y [m, out] = x [m, in] · Wᵀ.
+template <class W>
+Row bench_gemm(index_t m, index_t d_out, index_t d_in, int runs, double peak) {
+  const auto w = random_weights<W>(d_out * d_in, 11);
+  const auto x = random_weights<float>(m * d_in, 13);
+  std::vector<float> y(m * d_out);
+  const double s = median_seconds(runs, 1, [&] {
+    moe::kernels::matmul(moe::backend::cpu{}, View<const float, 2>(x.data(), {m, d_in}),
+                         View<const W, 2>(w.data(), {d_out, d_in}), View<float, 2>(y.data(), {m, d_out}));
+  });
+  g_sink = y[0];
+  Row r;
+  r.kernel = "gemm";
+  r.dtype = std::string(moe::dtype_name(moe::dtype_of<W>()));
+  r.shape = fmt::format("{}x{} . {}x{}^T", m, d_in, d_out, d_in);
+  r.seconds = s;
+  r.rate = 2.0 * static_cast<double>(m * d_out * d_in) / s / 1e9;
+  r.unit = "GFLOP/s";
+  r.fraction = r.rate * 1e9 / peak;
+  r.limit = "FMA peak";
+  return r;
+}
+
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  if (!(f >> a >> b >> c)) return "n/a";
+  return a + " " + b + " " + c;
+}
+
+int parse_options(int argc, char** argv, Options& opt) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      opt.quick = true;
+    } else if (a == "--json") {
+      opt.json = true;
+    } else if (a == "--threads" && i + 1 < argc) {
+      opt.threads = std::atoi(argv[++i]);
+      if (opt.threads <= 0) {
+        fmt::print(stderr, "bench_kernels: --threads needs a positive number, got '{}'\n", argv[i]);
+        return 2;
+      }
+    } else {
+      fmt::print(stderr, "usage: bench_kernels [--threads N] [--quick] [--json]\n");
+      return a == "--help" || a == "-h" ? 0 : 2;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (const int rc = parse_options(argc, argv, opt); rc >= 0) return rc;
+  if (opt.threads > 0) moe::set_num_threads(opt.threads);
+  const bool pinned = moe::pin_threads();
+  const int threads = moe::max_threads();
+  const int runs = 7;
+  const std::string load_before = load_average();
+
+  const index_t bw_bytes = opt.quick ? (index_t{64} << 20) : (index_t{1} << 30);
+  const double bandwidth = measure_read_bandwidth(bw_bytes, runs);
+  const double peak = measure_fma_peak(opt.quick ? 2'000'000 : 20'000'000, runs);
+
+  std::vector<Row> rows;
+  // The large decode GEMV of the targets: [16384, 4096], far larger than the LLC.
+  const index_t big_out = opt.quick ? 4096 : 16384, big_in = opt.quick ? 1024 : 4096;
+  rows.push_back(bench_gemv<bf16>(big_out, big_in, 1, runs, bandwidth));
+  rows.push_back(bench_gemv<f16>(big_out, big_in, 1, runs, bandwidth));
+  rows.push_back(bench_gemv<float>(big_out, big_in, 1, runs, bandwidth));
+  // Decode-sized expert matrices (OLMoE / Qwen3-MoE / DeepSeek-V2-Lite up, gate and down
+  // projections), cycling through enough copies to exceed the LLC.
+  struct Shape { index_t out, in; };
+  const std::vector<Shape> experts = opt.quick ? std::vector<Shape>{{768, 2048}}
+                                               : std::vector<Shape>{{768, 2048}, {2048, 768}, {1024, 2048}, {1408, 2048}};
+  for (const Shape& e : experts) {
+    const index_t copies = std::max<index_t>(1, (opt.quick ? (index_t{48} << 20) : (index_t{512} << 20)) / (e.out * e.in * 2));
+    rows.push_back(bench_gemv<bf16>(e.out, e.in, copies, runs, bandwidth));
+  }
+  // The prefill GEMM of the targets: 512 x 4096 x 4096.
+  const index_t gm = opt.quick ? 128 : 512, gn = opt.quick ? 1024 : 4096, gk = opt.quick ? 1024 : 4096;
+  rows.push_back(bench_gemm<float>(gm, gn, gk, runs, peak));
+  rows.push_back(bench_gemm<bf16>(gm, gn, gk, runs, peak));
+  // Prefill through one expert: few tokens per expert.
+  rows.push_back(bench_gemm<bf16>(opt.quick ? 16 : 64, 768, 2048, runs, peak));
+  const std::string load_after = load_average();
+
+  if (opt.json) {
+    nlohmann::json j;
+    j["threads"] = threads;
+    j["pinned"] = pinned;
+    j["quick"] = opt.quick;
+    j["arch"] = Arch::name();
+    j["runs"] = runs;
+    j["load_average_before"] = load_before;
+    j["load_average_after"] = load_after;
+    j["read_bandwidth_gbs"] = bandwidth / 1e9;
+    j["read_bandwidth_buffer_bytes"] = bw_bytes;
+    j["fma_peak_gflops"] = peak / 1e9;
+    for (const Row& r : rows) {
+      j["results"].push_back({{"kernel", r.kernel}, {"dtype", r.dtype}, {"shape", r.shape},
+                              {"median_s", r.seconds}, {"rate", r.rate}, {"unit", r.unit},
+                              {"fraction_of_limit", r.fraction}, {"limit", r.limit}});
+    }
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("bench_kernels: {} threads ({}), xsimd arch {}, median of {} runs{}\n", threads,
+             pinned ? "pinned" : "not pinned", Arch::name(), runs, opt.quick ? ", QUICK sizes" : "");
+  fmt::print("load average before: {}   after: {}\n", load_before, load_after);
+  fmt::print("read bandwidth ({} MiB buffer): {:.1f} GB/s    FMA peak: {:.1f} GFLOP/s\n\n",
+             bw_bytes >> 20, bandwidth / 1e9, peak / 1e9);
+  fmt::print("| {:<18} | {:<5} | {:<24} | {:>10} | {:>15} | {:>22} |\n", "kernel", "dtype", "shape",
+             "median", "rate", "fraction of limit");
+  fmt::print("|{:-<20}|{:-<7}|{:-<26}|{:->12}|{:->17}|{:->24}|\n", "", "", "", "", "", "");
+  for (const Row& r : rows) {
+    fmt::print("| {:<18} | {:<5} | {:<24} | {:>7.3f} ms | {:>7.1f} {:<7} | {:>5.1f}% of {:<14} |\n",
+               r.kernel, r.dtype, r.shape, r.seconds * 1e3, r.rate, r.unit, 100.0 * r.fraction, r.limit);
+  }
+  return 0;
+}
