@@ -1,0 +1,197 @@
+// ModelConfig::from_json: family options, key spellings, rope standardisation, layer placement
+// and error reporting.
+#include <catch2/catch.hpp>
+
+#include <moe/model/config.hpp>
+
+#include <string>
+
+using namespace moe;
+using nlohmann::json;
+
+namespace {
+
+json mixtral() {
+  return json{{"architectures", {"MixtralForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+              {"intermediate_size", 48}, {"num_hidden_layers", 4}, {"num_attention_heads", 4},
+              {"num_key_value_heads", 2}, {"num_local_experts", 8}, {"num_experts_per_tok", 2},
+              {"rms_norm_eps", 1e-5}, {"eos_token_id", 2}};
+}
+
+json deepseek_v3() {
+  return json{{"architectures", {"DeepseekV3ForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+              {"intermediate_size", 64}, {"moe_intermediate_size", 8}, {"num_hidden_layers", 3},
+              {"num_attention_heads", 4}, {"n_routed_experts", 16}, {"num_experts_per_tok", 4},
+              {"n_group", 4}, {"topk_group", 2}, {"first_k_dense_replace", 1}, {"q_lora_rank", 16},
+              {"kv_lora_rank", 8}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4}, {"v_head_dim", 6},
+              {"n_shared_experts", 2}, {"routed_scaling_factor", 2.5}, {"eos_token_id", {1, 5}},
+              {"rope_parameters",
+               {{"rope_type", "yarn"}, {"rope_theta", 10000.0}, {"factor", 40.0}, {"mscale", 1.0},
+                {"mscale_all_dim", 1.0}, {"original_max_position_embeddings", 4096}}}};
+}
+
+ErrorCode code_of(const json& j) {
+  try {
+    (void)ModelConfig::from_json(j, "cfg.json");
+  } catch (const Error& e) {
+    return e.code();
+  }
+  return ErrorCode::kInternal;
+}
+
+std::string message_of(const json& j) {
+  try {
+    (void)ModelConfig::from_json(j, "cfg.json");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config: Mixtral defaults and derived sizes", "[config]") {
+  const auto c = ModelConfig::from_json(mixtral(), "cfg.json");
+  CHECK(c.spec->family == model::Family::kMixtral);
+  CHECK(c.head_dim == 8);
+  CHECK(c.d_ff_expert == 48);
+  CHECK(c.router.norm_topk_prob);  // Mixtral always renormalises
+  CHECK(c.router.scoring == layers::RouterScoring::kSoftmax);
+  CHECK(c.rope.theta == 1e6);      // MixtralConfig's default rope_theta
+  CHECK(c.rope.rotary_dim == 8);
+  CHECK(c.eos_token_ids == std::vector<std::int32_t>{2});
+  CHECK(c.attention_scale == Approx(1 / std::sqrt(8.0)));
+  for (bool m : c.moe_layer) CHECK(m);
+  for (auto w : c.sliding_window) CHECK(w == 0);
+  auto j = mixtral();
+  j["sliding_window"] = 5;
+  for (auto w : ModelConfig::from_json(j, "x").sliding_window) CHECK(w == 5);
+}
+
+TEST_CASE("config: DeepSeek-V3 MLA, noaux_tc router, dense first layer, mscale softmax scale", "[config]") {
+  const auto c = ModelConfig::from_json(deepseek_v3(), "cfg.json");
+  CHECK(c.mla);
+  CHECK(c.head_dim == 12);
+  CHECK(c.rope.rotary_dim == 4);
+  CHECK(c.rope.type == layers::RopeType::kYarn);
+  CHECK(c.rope_pairing == kernels::RopePairing::interleaved);
+  CHECK(c.router.scoring == layers::RouterScoring::kSigmoid);
+  CHECK(c.router.group_score == layers::GroupScore::kTopTwo);
+  CHECK(c.router.n_group == 4);
+  CHECK(c.router.topk_group == 2);
+  CHECK(c.router.norm_topk_prob);
+  CHECK(c.router.routed_scaling_factor == 2.5f);
+  CHECK(c.d_ff_shared == 16);
+  CHECK(c.moe_layer == std::vector<bool>{false, true, true});
+  CHECK(c.eos_token_ids == std::vector<std::int32_t>{1, 5});
+  const double m = 0.1 * std::log(40.0) + 1.0;
+  CHECK(c.attention_scale == Approx(m * m / std::sqrt(12.0)).epsilon(1e-6));
+  auto j = deepseek_v3();
+  j["rope_interleave"] = false;
+  CHECK(ModelConfig::from_json(j, "x").rope_pairing == kernels::RopePairing::half_split);
+}
+
+TEST_CASE("config: legacy rope_scaling + rope_theta, and precedence over rope_parameters", "[config]") {
+  auto j = mixtral();
+  j["rope_theta"] = 5e5;
+  j["rope_scaling"] = json{{"type", "linear"}, {"factor", 4.0}};
+  j["rope_parameters"] = json{{"rope_type", "default"}, {"rope_theta", 1e4}};
+  const auto c = ModelConfig::from_json(j, "x");
+  CHECK(c.rope.type == layers::RopeType::kLinear);
+  CHECK(c.rope.factor == 4.0);
+  CHECK(c.rope.theta == 5e5);
+  j.erase("rope_scaling");
+  const auto d = ModelConfig::from_json(j, "x");
+  CHECK(d.rope.type == layers::RopeType::kDefault);
+  CHECK(d.rope.theta == 1e4);
+  j["rope_scaling"] = nullptr;  // null falls back to rope_parameters
+  CHECK(ModelConfig::from_json(j, "x").rope.theta == 1e4);
+}
+
+TEST_CASE("config: GPT-OSS defaults (alternating sliding layers, yarn) and Qwen layer placement", "[config]") {
+  json g{{"architectures", {"GptOssForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+         {"intermediate_size", 16}, {"num_hidden_layers", 4}, {"num_attention_heads", 4},
+         {"num_key_value_heads", 2}, {"head_dim", 8}, {"num_local_experts", 4}, {"num_experts_per_tok", 2}};
+  const auto c = ModelConfig::from_json(g, "x");
+  CHECK(c.sliding_window == std::vector<index_t>{128, 0, 128, 0});
+  CHECK(c.rope.type == layers::RopeType::kYarn);
+  CHECK_FALSE(c.rope.truncate);
+  CHECK(c.rope.theta == 150000.0);
+  CHECK(c.attention_sinks);
+  CHECK(c.router.scoring == layers::RouterScoring::kTopkSoftmax);
+  g["layer_types"] = {"full_attention", "sliding_attention", "full_attention", "sliding_attention"};
+  g["sliding_window"] = 7;
+  CHECK(ModelConfig::from_json(g, "x").sliding_window == std::vector<index_t>{0, 7, 0, 7});
+
+  json q{{"architectures", {"Qwen2MoeForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+         {"intermediate_size", 64}, {"moe_intermediate_size", 8}, {"shared_expert_intermediate_size", 24},
+         {"num_hidden_layers", 6}, {"num_attention_heads", 4}, {"num_experts", 8}, {"num_experts_per_tok", 2},
+         {"decoder_sparse_step", 2}, {"mlp_only_layers", {3}}};
+  const auto qc = ModelConfig::from_json(q, "x");
+  CHECK(qc.moe_layer == std::vector<bool>{false, true, false, false, false, true});
+  CHECK(qc.d_ff_shared == 24);
+  CHECK_FALSE(qc.router.norm_topk_prob);
+  q["num_local_experts"] = 8;  // transformers 5's spelling
+  q.erase("num_experts");
+  CHECK(ModelConfig::from_json(q, "x").n_experts == 8);
+}
+
+TEST_CASE("config: GLM-4-MoE partial rotary and use_qk_norm", "[config]") {
+  json g{{"architectures", {"Glm4MoeForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+         {"intermediate_size", 64}, {"moe_intermediate_size", 8}, {"num_hidden_layers", 2},
+         {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16}, {"n_routed_experts", 8},
+         {"num_experts_per_tok", 2}};
+  auto c = ModelConfig::from_json(g, "x");
+  CHECK(c.rope.rotary_dim == 8);  // partial_rotary_factor 0.5 by default
+  CHECK(c.qk_norm == model::QkNorm::kNone);
+  CHECK(c.moe_layer == std::vector<bool>{false, true});
+  g["use_qk_norm"] = true;
+  g["partial_rotary_factor"] = 0.25;
+  c = ModelConfig::from_json(g, "x");
+  CHECK(c.qk_norm == model::QkNorm::kPerHead);
+  CHECK(c.rope.rotary_dim == 4);
+}
+
+TEST_CASE("config errors name the key, the value and the file", "[config]") {
+  auto j = mixtral();
+  j["architectures"] = {"FancyForCausalLM"};
+  CHECK(code_of(j) == ErrorCode::kUnsupported);
+  CHECK(message_of(j).find("FancyForCausalLM") != std::string::npos);
+  CHECK(message_of(j).find("cfg.json") != std::string::npos);
+
+  j = mixtral();
+  j.erase("num_local_experts");
+  CHECK(code_of(j) == ErrorCode::kConfig);
+  CHECK(message_of(j).find("num_local_experts") != std::string::npos);
+
+  j = mixtral();
+  j["num_experts_per_tok"] = 9;
+  CHECK(code_of(j) == ErrorCode::kConfig);
+
+  j = mixtral();
+  j["num_key_value_heads"] = 3;
+  CHECK(code_of(j) == ErrorCode::kConfig);
+
+  j = mixtral();
+  j["hidden_size"] = 30;  // not divisible by 4 heads, no head_dim
+  CHECK(code_of(j) == ErrorCode::kConfig);
+
+  j = mixtral();
+  j["rope_parameters"] = json{{"rope_type", "longrope"}};
+  CHECK(code_of(j) == ErrorCode::kUnsupported);
+
+  auto d = deepseek_v3();
+  d["n_group"] = 3;
+  CHECK(code_of(d) == ErrorCode::kConfig);
+  d = deepseek_v3();
+  d["topk_group"] = 5;
+  CHECK(code_of(d) == ErrorCode::kConfig);
+  d = deepseek_v3();
+  d["topk_method"] = "group_limited_greedy";
+  CHECK(code_of(d) == ErrorCode::kUnsupported);
+
+  CHECK(code_of(json::array()) == ErrorCode::kConfig);
+  j = mixtral();
+  j["vocab_size"] = 1.5;
+  CHECK(code_of(j) == ErrorCode::kConfig);
+}
