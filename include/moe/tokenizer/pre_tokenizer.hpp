@@ -43,8 +43,10 @@ class PreTokenizer {
 
   // Splits every piece that is not an added token; added-token pieces pass through unchanged.
   void pre_tokenize(std::vector<Piece>& pieces) const {
-    std::vector<Piece> next;
-    Scratch scratch;
+    // Per-thread buffers keep their capacity across calls: large vectors freed and reallocated
+    // on every call would each cost fresh (page-faulting) memory.
+    thread_local Scratch scratch;
+    std::vector<Piece>& next = scratch.next;
     for (const Step& step : steps_) {
       next.clear();
       next.reserve(pieces.size() * 2);
@@ -57,7 +59,12 @@ class PreTokenizer {
       }
       pieces.swap(next);
     }
+    next.clear();
+    if (next.capacity() > kMaxRetainedPieces) std::vector<Piece>().swap(next);
   }
+
+  // Above this many pieces, per-thread buffers are released after use instead of kept.
+  static constexpr std::size_t kMaxRetainedPieces = std::size_t{1} << 20;
 
  private:
   enum class Kind { kSplit, kByteLevel, kMetaspace, kWhitespace, kCharSplit, kDigits, kPunctuation };
@@ -79,6 +86,7 @@ class PreTokenizer {
   };
 
   struct Scratch {
+    std::vector<Piece> next;
     std::vector<Span> spans;
     std::vector<std::pair<std::size_t, std::size_t>> ranges;
     std::string text;

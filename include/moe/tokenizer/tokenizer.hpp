@@ -69,7 +69,8 @@ class Tokenizer {
       fail(ErrorCode::kTokenizer, "input text is not valid UTF-8 (byte {} of {}: 0x{:02X})", bad, text.size(),
            static_cast<unsigned>(static_cast<unsigned char>(text[bad])));
     const Data& d = *d_;
-    std::vector<tokenizer::Piece> pieces;
+    thread_local std::vector<tokenizer::Piece> pieces;  // reused: see PreTokenizer::pre_tokenize
+    pieces.clear();
     d.added.extract(text, d.normalizer, pieces);
     d.pre_tokenizer.pre_tokenize(pieces);
     std::vector<std::int32_t> ids;
@@ -83,6 +84,8 @@ class Tokenizer {
       }
     }
     if (add_special_tokens) ids.insert(ids.end(), d.suffix.begin(), d.suffix.end());
+    pieces.clear();
+    if (pieces.capacity() > tokenizer::PreTokenizer::kMaxRetainedPieces) std::vector<tokenizer::Piece>().swap(pieces);
     return ids;
   }
 
