@@ -187,7 +187,8 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
   ModelWeights w;
   w.embed = b.matrix("model.embed_tokens.weight", V, D);
   w.final_norm = b.vector("model.norm.weight", D);
-  if (c.tie_word_embeddings && !src.contains("lm_head.weight")) {
+  if (c.tie_word_embeddings) {
+    // transformers ties lm_head to the embedding whether or not the file also stores lm_head.
     w.lm_head = w.embed;
   } else {
     w.lm_head = b.matrix("lm_head.weight", V, D);
