@@ -5,7 +5,8 @@
 // cache), "warm" reuses one that has seen the text.
 //
 // Usage: bench_tokenizer [fixtures_dir] [data_dir] [runs]
-//   defaults: the repository's tests/fixtures/tokenizers and benchmarks/data, 9 runs.
+//   defaults (also for empty arguments): the repository's tests/fixtures/tokenizers and
+//   benchmarks/data, 9 runs.
 #include <moe/tokenizer/tokenizer.hpp>
 
 #include <fmt/format.h>
@@ -50,8 +51,9 @@ double seconds(F&& f) {
 int main(int argc, char** argv) {
   try {
     const fs::path here = fs::path(__FILE__).parent_path();
-    const fs::path fixtures = argc > 1 ? fs::path(argv[1]) : here / ".." / "tests" / "fixtures" / "tokenizers";
-    const fs::path data = argc > 2 ? fs::path(argv[2]) : here / "data";
+    auto arg = [&](int i) { return argc > i && argv[i][0] != '\0' ? std::string(argv[i]) : std::string(); };
+    const fs::path fixtures = !arg(1).empty() ? fs::path(arg(1)) : here / ".." / "tests" / "fixtures" / "tokenizers";
+    const fs::path data = !arg(2).empty() ? fs::path(arg(2)) : here / "data";
     const int runs = argc > 3 ? std::max(1, std::atoi(argv[3])) : 9;
 
     const std::vector<std::pair<std::string, std::string>> texts = {

@@ -71,7 +71,7 @@ TEST_CASE("BPE on a long run of one character stays fast", "[tokenizer][bpe]") {
   REQUIRE(ids.size() == 50001);
   CHECK(std::count(ids.begin(), ids.end(), 9) == 50000);
   CHECK(ids.back() == 0);
-  CHECK(seconds < 2.0);  // a quadratic merge loop takes minutes here
+  CHECK(seconds < 10.0);  // generous for sanitizer builds; a quadratic merge loop takes minutes here
 }
 
 TEST_CASE("BPE options: fuse_unk, ignore_merges, prefix and suffix", "[tokenizer][bpe]") {

@@ -51,6 +51,13 @@ class BpeModel {
       auto it = m.vocab_.find(fmt::format("<0x{:02X}>", b));
       m.byte_ids_[b] = it == m.vocab_.end() ? -1 : it->second;
     }
+    m.char_ids_.assign(kCharTableSize, -1);
+    for (const auto& [token, id] : m.vocab_) {
+      std::size_t len = 0;
+      if (token.empty()) continue;
+      const char32_t cp = utf8_decode(token, 0, len);
+      if (len == token.size() && cp < kCharTableSize) m.char_ids_[cp] = id;
+    }
     m.read_merges(model.at("merges"));
     m.cache_ = std::make_unique<WordCache>();
     return m;
@@ -99,6 +106,7 @@ class BpeModel {
     std::int32_t rank;
     std::int32_t result;
   };
+  static constexpr std::size_t kCharTableSize = 0x10000;  // direct id lookup for BMP characters
   struct PairHash {
     std::size_t operator()(std::uint64_t x) const noexcept {  // splitmix64 finalizer
       x ^= x >> 30;
@@ -112,6 +120,42 @@ class BpeModel {
   static std::uint64_t pair_key(std::int32_t a, std::int32_t b) noexcept {
     return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
   }
+
+  // Open-addressing (linear probing) map from a pair key to its merge rule: the hot lookup of the
+  // merge loop, a few times per character. Ids are below 2^31, so no key has its top bit set and
+  // all-ones marks an empty slot.
+  class MergeTable {
+   public:
+    void build(const std::unordered_map<std::uint64_t, MergeRule, PairHash>& rules) {
+      std::size_t cap = 16;
+      while (cap < 2 * rules.size()) cap *= 2;
+      mask_ = cap - 1;
+      keys_.assign(cap, kEmpty);
+      values_.assign(cap, MergeRule{0, 0});
+      for (const auto& [key, rule] : rules) {
+        std::size_t i = PairHash{}(key) & mask_;
+        while (keys_[i] != kEmpty) i = (i + 1) & mask_;
+        keys_[i] = key;
+        values_[i] = rule;
+      }
+    }
+    const MergeRule* find(std::uint64_t key) const noexcept {
+      if (keys_.empty()) return nullptr;
+      std::size_t i = PairHash{}(key) & mask_;
+      while (true) {
+        const std::uint64_t k = keys_[i];
+        if (k == key) return &values_[i];
+        if (k == kEmpty) return nullptr;
+        i = (i + 1) & mask_;
+      }
+    }
+
+   private:
+    static constexpr std::uint64_t kEmpty = ~std::uint64_t{0};
+    std::vector<std::uint64_t> keys_;
+    std::vector<MergeRule> values_;
+    std::size_t mask_ = 0;
+  };
 
   // Words seen before and their ids. Stops growing at capacity (like the library's cache).
   class WordCache {
@@ -186,7 +230,8 @@ class BpeModel {
 
   void read_merges(const JsonNode& merges) {
     const std::size_t n = merges.size();
-    merges_.reserve(n);
+    std::unordered_map<std::uint64_t, MergeRule, PairHash> rules;
+    rules.reserve(n);
     std::string left, right, joined;
     for (std::size_t rank = 0; rank < n; ++rank) {
       const JsonNode item = merges[rank];
@@ -218,8 +263,9 @@ class BpeModel {
       joined.append(right, prefix_.size());
       const std::int32_t result = merge_operand(item, joined);
       // A repeated pair keeps its last rank, as the library's map insertion does.
-      merges_[pair_key(a, b)] = MergeRule{static_cast<std::int32_t>(rank), result};
+      rules[pair_key(a, b)] = MergeRule{static_cast<std::int32_t>(rank), result};
     }
+    merges_.build(rules);
   }
 
   bool split_ambiguous_merge(const std::string& line, std::string& left, std::string& right) const {
@@ -238,8 +284,7 @@ class BpeModel {
   }
 
   const MergeRule* find_merge(std::int32_t a, std::int32_t b) const noexcept {
-    auto it = merges_.find(pair_key(a, b));
-    return it == merges_.end() ? nullptr : &it->second;
+    return merges_.find(pair_key(a, b));
   }
 
   // Splits `w` into characters (with prefix/suffix, byte fallback, unk) and applies merges in
@@ -257,7 +302,7 @@ class BpeModel {
       symbols.push_back(Symbol{id, n - 1, -1, true});
       if (n > 0) symbols[static_cast<std::size_t>(n - 1)].next = n;
     };
-    std::optional<std::int32_t> pending_unk;
+    std::int32_t pending_unk = -1;  // the unk awaiting more unknown characters (fuse_unk), -1 if none
     std::size_t i = 0;
     while (i < w.size()) {
       std::size_t len = utf8_sequence_length(static_cast<unsigned char>(w[i]));
@@ -272,11 +317,22 @@ class BpeModel {
         if (is_last) scratch.piece.append(suffix_);
         s = scratch.piece;
       }
-      auto it = vocab_.find(s);
-      if (it != vocab_.end()) {
-        if (pending_unk) add_symbol(*pending_unk);
-        pending_unk.reset();
-        add_symbol(it->second);
+      std::int32_t id = -1;
+      if (s.size() == len) {  // a plain character: direct table for the BMP
+        std::size_t cp_len = 0;
+        const char32_t cp = utf8_decode(s, 0, cp_len);
+        if (cp_len == len && cp < kCharTableSize) {
+          id = char_ids_[cp];
+        } else if (auto it = vocab_.find(s); it != vocab_.end()) {
+          id = it->second;
+        }
+      } else if (auto it = vocab_.find(s); it != vocab_.end()) {
+        id = it->second;
+      }
+      if (id >= 0) {
+        if (pending_unk >= 0) add_symbol(pending_unk);
+        pending_unk = -1;
+        add_symbol(id);
       } else {
         bool fell_back = false;
         if (byte_fallback_) {
@@ -289,14 +345,14 @@ class BpeModel {
         if (!fell_back && unk_token_) {
           if (!unk_id_)
             fail(ErrorCode::kTokenizer, "unk_token '{}' is needed but is not in the vocabulary", *unk_token_);
-          if (pending_unk && !fuse_unk_) add_symbol(*pending_unk);
+          if (pending_unk >= 0 && !fuse_unk_) add_symbol(pending_unk);
           pending_unk = *unk_id_;
         }
         // Without unk_token or byte fallback, an unknown character is dropped (as the library does).
       }
       i += len;
     }
-    if (pending_unk) add_symbol(*pending_unk);
+    if (pending_unk >= 0) add_symbol(pending_unk);
 
     const auto later = [](const Candidate& x, const Candidate& y) {
       return x.rank != y.rank ? x.rank > y.rank : x.pos > y.pos;
@@ -333,7 +389,8 @@ class BpeModel {
   TokenMap vocab_;
   std::vector<std::string> tokens_;  // by id; holes are empty and not present_
   std::vector<bool> present_;
-  std::unordered_map<std::uint64_t, MergeRule, PairHash> merges_;
+  MergeTable merges_;
+  std::vector<std::int32_t> char_ids_;  // id of each single-character token below U+10000, -1 if none
   std::optional<std::string> unk_token_;
   std::optional<std::int32_t> unk_id_;
   std::string prefix_;  // continuing_subword_prefix ("" = none)
