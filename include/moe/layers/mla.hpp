@@ -8,6 +8,7 @@
 // which equals transformers' expanded attention up to f32 rounding (DeepSeek-V2 paper §2.1.2).
 #pragma once
 
+#include "moe/core/parallel.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/layers/attention.hpp"
 #include "moe/layers/linear.hpp"
@@ -52,11 +53,15 @@ template <class B>
 void mla_absorb_queries(B backend, const MlaShape& s, const WeightMatrix& kv_b, View<const float, 2> q,
                         View<float, 2> q_latent) {
   const index_t n = q.extent(0);
-  for (index_t h = 0; h < s.n_heads; ++h) {
-    View<const float, 2> qn(&q(0, h * s.qk()), {n, s.nope}, {q.stride(0), 1});
-    View<float, 2> ql(&q_latent(0, h * s.kv_lora_rank), {n, s.kv_lora_rank}, {q_latent.stride(0), 1});
-    linear_in_out(backend, qn, mla_key_up(s, kv_b, h), ql);
-  }
+  // One parallel region over heads (the per-head products are small; a region per head costs
+  // more in synchronisation than it saves). Kernels called inside run on the calling thread.
+  parallel_for_chunks(s.n_heads, 1, [&](std::size_t begin, std::size_t end) {
+    for (index_t h = begin; h < end; ++h) {
+      View<const float, 2> qn(&q(0, h * s.qk()), {n, s.nope}, {q.stride(0), 1});
+      View<float, 2> ql(&q_latent(0, h * s.kv_lora_rank), {n, s.kv_lora_rank}, {q_latent.stride(0), 1});
+      linear_in_out(backend, qn, mla_key_up(s, kv_b, h), ql);
+    }
+  });
 }
 
 // Latent attention for n tokens of one sequence at positions start..start+n-1.
@@ -87,11 +92,13 @@ template <class B>
 void mla_expand_values(B backend, const MlaShape& s, const WeightMatrix& kv_b, View<const float, 2> out_latent,
                        View<float, 2> out) {
   const index_t n = out_latent.extent(0);
-  for (index_t h = 0; h < s.n_heads; ++h) {
-    View<const float, 2> ol(&out_latent(0, h * s.kv_lora_rank), {n, s.kv_lora_rank}, {out_latent.stride(0), 1});
-    View<float, 2> o(&out(0, h * s.v), {n, s.v}, {out.stride(0), 1});
-    linear(backend, ol, mla_value_up(s, kv_b, h), o);
-  }
+  parallel_for_chunks(s.n_heads, 1, [&](std::size_t begin, std::size_t end) {
+    for (index_t h = begin; h < end; ++h) {
+      View<const float, 2> ol(&out_latent(0, h * s.kv_lora_rank), {n, s.kv_lora_rank}, {out_latent.stride(0), 1});
+      View<float, 2> o(&out(0, h * s.v), {n, s.v}, {out.stride(0), 1});
+      linear(backend, ol, mla_value_up(s, kv_b, h), o);
+    }
+  });
 }
 
 }  // namespace moe::layers
