@@ -79,3 +79,40 @@ TEST_CASE("fixture tokenizers stream-decode their cases like one-shot decode", "
     }
   }
 }
+
+TEST_CASE("hand-made documents agree with the tokenizers library (hf_crosscheck)", "[tokenizer][fixtures]") {
+  // hf_crosscheck/hf_results.json holds what tokenizers 0.23.2 returns for the documents of
+  // hf_crosscheck/docs.json (see make_hf_results.py): encode with and without special tokens,
+  // decode of those ids, and decode (plain and skipping specials) of random id sequences.
+  using moe::tokenizer::Json;
+  const std::filesystem::path dir = std::filesystem::path(__FILE__).parent_path() / "hf_crosscheck";
+  const Json docs = moe::tokenizer::read_tokenizer_json_file(dir / "docs.json");
+  const Json results = moe::tokenizer::read_tokenizer_json_file(dir / "hf_results.json");
+  std::size_t checked = 0;
+  for (const auto& [name, entry] : results.at("docs").items()) {
+    INFO("document " << name);
+    REQUIRE_FALSE(entry.contains("load_error"));
+    const moe::Tokenizer tok = moe::Tokenizer::from_json_text(docs.at(name).dump());
+    for (const auto& c : entry.at("cases")) {
+      const std::string text = c.at("text").get<std::string>();
+      INFO("text '" << text << "'");
+      if (c.contains("hf_panics")) {  // the library crashes here; we must return normally
+        CHECK_NOTHROW(tok.decode(tok.encode(text)));
+        continue;
+      }
+      const auto ids = c.at("ids").get<std::vector<std::int32_t>>();
+      CHECK(tok.encode(text) == ids);
+      CHECK(tok.encode(text, true) == c.at("ids_special").get<std::vector<std::int32_t>>());
+      CHECK(tok.decode(ids) == c.at("decoded").get<std::string>());
+      ++checked;
+    }
+    for (const auto& d : entry.at("decodes")) {
+      if (d.contains("hf_panics")) continue;
+      const auto ids = d.at("ids").get<std::vector<std::int32_t>>();
+      CHECK(tok.decode(ids) == d.at("text").get<std::string>());
+      CHECK(tok.decode(ids, true) == d.at("text_skip").get<std::string>());
+      ++checked;
+    }
+  }
+  CHECK(checked > 500);
+}
