@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -364,4 +365,23 @@ TEST_CASE("streaming decode equals one-shot decode", "[tokenizer][stream]") {
     check_stream(tok, Ids{263, 259, 259, 259, 263, 259}, false);
     check_random_streams(tok, Ids{259, 263, 3 + 0x20, 3 + 0xC3, 3 + 0xA9}, 4);
   }
+}
+
+TEST_CASE("one tokenizer encodes and decodes from several threads", "[tokenizer][threads]") {
+  const Tokenizer tok = test::make_tokenizer(test::byte_level_doc());
+  std::vector<std::string> texts;
+  for (int i = 0; i < 64; ++i) texts.push_back(fmt::format("the {} the\n  {}<|endoftext|>\xE4\xB8\xAD {}", i, i * 7, i % 5));
+  std::vector<Ids> expected;
+  for (const auto& t : texts) expected.push_back(tok.encode(t));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w)
+    threads.emplace_back([&, w] {
+      const Tokenizer copy = tok;  // copies share the loaded data and the word cache
+      for (int round = 0; round < 20; ++round)
+        for (std::size_t i = 0; i < texts.size(); ++i)
+          if (copy.encode(texts[i]) != expected[i] || copy.decode(expected[i]) != texts[i]) ++mismatches[w];
+    });
+  for (auto& t : threads) t.join();
+  CHECK(mismatches == std::vector<int>(4, 0));
 }

@@ -129,6 +129,10 @@ class AddedVocabulary {
 
   // Splits `text` (valid UTF-8) into pieces: added tokens found in the raw text, then the rest
   // normalized and searched for normalized added tokens. Empty pieces are dropped.
+  // Piece::at_start (used by Metaspace's prepend_scheme "first") is set for the piece that begins
+  // at offset 0 of the input. The library decides this through offset alignments; without them
+  // we take normalized offset 0 of the first raw piece, which differs only when the normalizer
+  // deletes leading characters (e.g. a Strip normalizer in front of a "first" Metaspace).
   void extract(std::string_view text, const Normalizer& normalizer, std::vector<Piece>& out) const {
     out.clear();
     std::vector<Match> matches;
