@@ -100,9 +100,10 @@ TEMPLATE_TEST_CASE("cpu matmul_in_out matches the reference on odd sizes", "[cpu
 }
 
 TEMPLATE_TEST_CASE("cpu matmul crosses every GEMM blocking boundary", "[cpu][matmul]", float, bf16) {
-  // 150 tokens > one row block (144) and not a multiple of the 12-row tile; 600 outputs > one
-  // 512-column panel and not a multiple of 32; 530 inputs > two 256-deep k blocks.
-  const index_t n_tokens = 150, d_in = 530, d_out = 600;
+  // 151 tokens > one row block (144) and not a multiple of the 6-row tile; 600 outputs > one
+  // 512-column panel and not a multiple of the 32- or 64-column tiles; 530 inputs > two 256-deep
+  // k blocks and not a multiple of the 16x16 transpose blocks.
+  const index_t n_tokens = 151, d_in = 530, d_out = 600;
   UnalignedMatrix<TestType> w(moe_test::random_floats(d_out * d_in, 7), d_out, d_in, d_in);
   Operands op(n_tokens, d_in, d_out, moe_test::random_floats(n_tokens * d_in, 8));
   kernels::matmul(backend::cpu{}, op.xv(), w.view(), op.yv());
