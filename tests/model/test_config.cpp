@@ -195,3 +195,25 @@ TEST_CASE("config errors name the key, the value and the file", "[config]") {
   j["vocab_size"] = 1.5;
   CHECK(code_of(j) == ErrorCode::kConfig);
 }
+
+TEST_CASE("config: attention / MLP bias flags per family", "[config]") {
+  auto m = mixtral();
+  m["attention_bias"] = true;  // not a Mixtral option: transformers builds its projections without bias
+  auto c = ModelConfig::from_json(m, "x");
+  CHECK_FALSE(c.qkv_bias);
+  CHECK_FALSE(c.o_bias);
+  json q{{"architectures", {"Qwen2MoeForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+         {"intermediate_size", 64}, {"moe_intermediate_size", 8}, {"num_hidden_layers", 2},
+         {"num_attention_heads", 4}, {"num_experts", 8}, {"num_experts_per_tok", 2}};
+  c = ModelConfig::from_json(q, "x");
+  CHECK(c.qkv_bias);  // qkv_bias defaults to true
+  CHECK_FALSE(c.o_bias);
+  q["qkv_bias"] = false;
+  CHECK_FALSE(ModelConfig::from_json(q, "x").qkv_bias);
+  auto d = deepseek_v3();
+  d["attention_bias"] = true;
+  c = ModelConfig::from_json(d, "x");
+  CHECK(c.qkv_bias);
+  CHECK(c.o_bias);
+  CHECK_FALSE(c.mlp_bias);
+}

@@ -63,6 +63,12 @@ struct ArchitectureSpec {
   QkNorm qk_norm = QkNorm::kNone;
   bool qk_norm_from_use_qk_norm = false;  // GLM-4-MoE: only when config use_qk_norm is true
   bool clip_qkv = false;               // OLMoE's clip_qkv
+  // Attention biases follow the config flag, as transformers builds the Linear layers from it (a
+  // bias tensor the flag does not ask for is ignored there, a missing one is an error here).
+  std::string_view attention_bias_key = "attention_bias";  // "" = never; Qwen2-MoE: "qkv_bias"
+  bool attention_bias_default = false;
+  bool o_proj_bias_follows = true;     // o_proj (MLA: q_a/kv_a/o) has the bias too; not Qwen2 / GLM
+  bool reads_mlp_bias = false;         // DeepSeek-V2: config "mlp_bias" on the dense and shared MLPs
   SharedExpert shared_expert = SharedExpert::kNone;
   DenseLayers dense_layers = DenseLayers::kNone;
   SlidingWindow sliding_window = SlidingWindow::kNone;

@@ -44,6 +44,9 @@ struct ModelConfig {
   float attention_scale = 1.0f;          // softmax scale (head_dim^-0.5 unless the family says otherwise)
   std::vector<index_t> sliding_window;   // per layer; 0 = full causal attention
   bool attention_sinks = false;
+  bool qkv_bias = false;                 // q/k/v projections (MLA: q_a_proj, kv_a_proj_with_mqa) have biases
+  bool o_bias = false;                   // o_proj has a bias
+  bool mlp_bias = false;                 // dense / shared MLP projections have biases (DeepSeek-V2)
 
   // multi-head latent attention (DeepSeek)
   bool mla = false;
@@ -333,6 +336,9 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_v
     require(c.clip_qkv > 0, ErrorCode::kConfig, "{}: clip_qkv must be positive, got {}", source_name, c.clip_qkv);
   }
   c.attention_sinks = s.attention_sinks;
+  if (!s.attention_bias_key.empty()) c.qkv_bias = r.boolean_or(s.attention_bias_key, s.attention_bias_default);
+  c.o_bias = c.qkv_bias && s.o_proj_bias_follows;
+  if (s.reads_mlp_bias) c.mlp_bias = r.boolean_or("mlp_bias", false);
 
   // sliding windows
   c.sliding_window.assign(c.n_layers, 0);

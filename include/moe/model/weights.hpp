@@ -82,8 +82,9 @@ class Binder {
     const TensorRef t = src_.get(name, shape);
     return layers::WeightVector{t.dtype, t.data, n};
   }
-  layers::WeightVector optional_vector(const std::string& name, index_t n) const {
-    return src_.contains(name) ? vector(name, n) : layers::WeightVector{};
+  // The vector when `wanted` (the config asks for it), else none.
+  layers::WeightVector vector_if(bool wanted, const std::string& name, index_t n) const {
+    return wanted ? vector(name, n) : layers::WeightVector{};
   }
   // Expert e of a stacked [n, rows, cols] bank, as a [rows, cols] matrix.
   std::vector<layers::WeightMatrix> bank(const std::string& name, index_t n, index_t rows, index_t cols) const {
@@ -109,14 +110,14 @@ class Binder {
   const TensorSource& src_;
 };
 
-inline layers::MlpWeights bind_mlp(const Binder& b, const std::string& p, index_t d, index_t f) {
+inline layers::MlpWeights bind_mlp(const Binder& b, const std::string& p, index_t d, index_t f, bool bias) {
   layers::MlpWeights m;
   m.gate = b.matrix(p + ".gate_proj.weight", f, d);
   m.up = b.matrix(p + ".up_proj.weight", f, d);
   m.down = b.matrix(p + ".down_proj.weight", d, f);
-  m.gate_bias = b.optional_vector(p + ".gate_proj.bias", f);
-  m.up_bias = b.optional_vector(p + ".up_proj.bias", f);
-  m.down_bias = b.optional_vector(p + ".down_proj.bias", d);
+  m.gate_bias = b.vector_if(bias, p + ".gate_proj.bias", f);
+  m.up_bias = b.vector_if(bias, p + ".up_proj.bias", f);
+  m.down_bias = b.vector_if(bias, p + ".down_proj.bias", d);
   return m;
 }
 
@@ -207,16 +208,16 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
         m.q_proj = b.matrix(a + "q_proj.weight", H * qk, D);
       } else {
         m.q_a_proj = b.matrix(a + "q_a_proj.weight", c.q_lora_rank, D);
-        m.q_a_bias = b.optional_vector(a + "q_a_proj.bias", c.q_lora_rank);
+        m.q_a_bias = b.vector_if(c.qkv_bias, a + "q_a_proj.bias", c.q_lora_rank);
         m.q_a_norm = b.vector(a + "q_a_layernorm.weight", c.q_lora_rank);
         m.q_b_proj = b.matrix(a + "q_b_proj.weight", H * qk, c.q_lora_rank);
       }
       m.kv_a_proj = b.matrix(a + "kv_a_proj_with_mqa.weight", R + c.qk_rope_head_dim, D);
-      m.kv_a_bias = b.optional_vector(a + "kv_a_proj_with_mqa.bias", R + c.qk_rope_head_dim);
+      m.kv_a_bias = b.vector_if(c.qkv_bias, a + "kv_a_proj_with_mqa.bias", R + c.qk_rope_head_dim);
       m.kv_a_norm = b.vector(a + "kv_a_layernorm.weight", R);
       m.kv_b_proj = b.matrix(a + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), R);
       m.o_proj = b.matrix(a + "o_proj.weight", D, H * c.v_head_dim);
-      m.o_bias = b.optional_vector(a + "o_proj.bias", D);
+      m.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
     } else {
       const index_t hd = c.head_dim;
       AttentionWeights& at = L.attn;
@@ -224,10 +225,10 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
       at.k = b.matrix(a + "k_proj.weight", KV * hd, D);
       at.v = b.matrix(a + "v_proj.weight", KV * hd, D);
       at.o = b.matrix(a + "o_proj.weight", D, H * hd);
-      at.q_bias = b.optional_vector(a + "q_proj.bias", H * hd);
-      at.k_bias = b.optional_vector(a + "k_proj.bias", KV * hd);
-      at.v_bias = b.optional_vector(a + "v_proj.bias", KV * hd);
-      at.o_bias = b.optional_vector(a + "o_proj.bias", D);
+      at.q_bias = b.vector_if(c.qkv_bias, a + "q_proj.bias", H * hd);
+      at.k_bias = b.vector_if(c.qkv_bias, a + "k_proj.bias", KV * hd);
+      at.v_bias = b.vector_if(c.qkv_bias, a + "v_proj.bias", KV * hd);
+      at.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
       if (c.qk_norm == QkNorm::kPerHead) {
         at.q_norm = b.vector(a + "q_norm.weight", hd);
         at.k_norm = b.vector(a + "k_norm.weight", hd);
@@ -239,7 +240,7 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
     }
     L.moe = c.moe_layer[i];
     if (!L.moe) {
-      L.mlp = detail::bind_mlp(b, p + "mlp", D, c.d_ff);
+      L.mlp = detail::bind_mlp(b, p + "mlp", D, c.d_ff, c.mlp_bias);
       continue;
     }
     std::string moe = p + std::string(s.moe_prefix);
@@ -250,13 +251,15 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
     }
     layers::MoeWeights& mw = L.moe_weights;
     mw.router = b.matrix(moe + router_weight, c.n_experts, D);
-    mw.router_bias = b.optional_vector(moe + "." + std::string(s.router_name) + ".bias", c.n_experts);
+    // GPT-OSS's router is a Linear with bias; the others have none.
+    mw.router_bias = b.vector_if(s.family == Family::kGptOss, moe + "." + std::string(s.router_name) + ".bias",
+                                 c.n_experts);
     if (c.router.has_correction_bias) {
       mw.correction_bias = b.vector(moe + ".gate.e_score_correction_bias", c.n_experts);
     }
     mw.experts = detail::bind_experts(b, c, moe);
     if (c.d_ff_shared > 0) {
-      mw.shared = detail::bind_mlp(b, moe + "." + std::string(s.shared_expert_name), D, c.d_ff_shared);
+      mw.shared = detail::bind_mlp(b, moe + "." + std::string(s.shared_expert_name), D, c.d_ff_shared, c.mlp_bias);
       if (s.shared_expert == SharedExpert::kSigmoidGated) {
         mw.shared_gate = b.matrix(moe + ".shared_expert_gate.weight", 1, D);
       }

@@ -17,6 +17,7 @@ inline constexpr ArchitectureSpec kDeepseekV2{
     .expert_d_ff_key = "moe_intermediate_size",
     .grouped_routing = true,
     .group_score = layers::GroupScore::kMax,
+    .reads_mlp_bias = true,
     .shared_expert = SharedExpert::kPlain,
     .dense_layers = DenseLayers::kFirstK,
     .rope_pairing = kernels::RopePairing::interleaved,

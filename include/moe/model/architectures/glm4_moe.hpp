@@ -19,6 +19,7 @@ inline constexpr ArchitectureSpec kGlm4Moe{
     .correction_bias = true,
     .qk_norm = QkNorm::kPerHead,
     .qk_norm_from_use_qk_norm = true,
+    .o_proj_bias_follows = false,
     .shared_expert = SharedExpert::kPlain,
     .dense_layers = DenseLayers::kFirstK,
     .default_partial_rotary_factor = 0.5,

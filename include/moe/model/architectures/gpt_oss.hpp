@@ -14,6 +14,7 @@ inline constexpr ArchitectureSpec kGptOss{
     .n_experts_key_alt = "num_experts",
     .expert_d_ff_key = "intermediate_size",
     .scoring = layers::RouterScoring::kTopkSoftmax,
+    .attention_bias_default = true,
     .sliding_window = SlidingWindow::kLayerTypes,
     .attention_sinks = true,
     .activation = ExpertActivation::kClampedSwiglu,

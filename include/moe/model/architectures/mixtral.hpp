@@ -12,6 +12,7 @@ inline constexpr ArchitectureSpec kMixtral{
     .n_experts_key = "num_local_experts",
     .expert_d_ff_key = "intermediate_size",
     .always_renormalize = true,
+    .attention_bias_key = "",
     .sliding_window = SlidingWindow::kAllLayers,
     .default_rope_theta = 1e6,
     .moe_prefix = "mlp",
