@@ -63,7 +63,8 @@ void check_against_reference(Operands& op, WAt&& w_at) {
 
 const std::vector<index_t> kInSizes = {1, 3, 17, 67, 1000};
 const std::vector<index_t> kOutSizes = {1, 5, 33};
-const std::vector<index_t> kTokenCounts = {1, 2, 7};
+// 1..16 tokens take the streaming path of matmul (1..4 for matmul_in_out), more the packed GEMM.
+const std::vector<index_t> kTokenCounts = {1, 2, 7, 19};
 
 }  // namespace
 
@@ -119,7 +120,7 @@ TEMPLATE_TEST_CASE("cpu matmul crosses every GEMM blocking boundary", "[cpu][mat
 TEMPLATE_TEST_CASE("cpu matmul is exact where every partial sum is exact", "[cpu][matmul]", float, bf16, f16) {
   // Small integers: whatever the summation order, each result is the exact integer, so a kernel
   // that drops, repeats or misplaces any term cannot pass.
-  for (index_t n_tokens : {index_t{1}, index_t{3}, index_t{4}, index_t{5}, index_t{29}}) {
+  for (index_t n_tokens : {index_t{1}, index_t{3}, index_t{4}, index_t{5}, index_t{16}, index_t{17}, index_t{29}}) {
     const index_t d_in = 1000, d_out = 67;
     CAPTURE(n_tokens);
     UnalignedMatrix<TestType> w(moe_test::random_small_ints(d_out * d_in, 11), d_out, d_in, d_in + 3);
@@ -136,7 +137,7 @@ TEMPLATE_TEST_CASE("cpu matmul is exact where every partial sum is exact", "[cpu
 
 TEST_CASE("cpu matmul gives the same bits on 1 and 2 threads", "[cpu][matmul][threads]") {
   const int saved = moe::max_threads();
-  for (index_t n_tokens : {index_t{1}, index_t{3}, index_t{40}}) {
+  for (index_t n_tokens : {index_t{1}, index_t{3}, index_t{9}, index_t{40}}) {
     CAPTURE(n_tokens);
     const index_t d_in = 515, d_out = 333;
     UnalignedMatrix<bf16> w(moe_test::random_floats(d_out * d_in, 21), d_out, d_in, d_in);
@@ -161,7 +162,7 @@ TEMPLATE_TEST_CASE("cpu_simd on narrower instruction sets (AVX2 intrinsics, port
   // The portable paths must stay correct even though this machine runs the AVX-512 ones.
   const index_t d_in = 67, d_out = 33;
   UnalignedMatrix<TestType> w(moe_test::random_floats(d_out * d_in, 31), d_out, d_in, d_in);
-  for (index_t n_tokens : {index_t{1}, index_t{7}}) {
+  for (index_t n_tokens : {index_t{1}, index_t{7}, index_t{20}}) {
     Operands op(n_tokens, d_in, d_out, moe_test::random_floats(n_tokens * d_in, 32));
     kernels::matmul(backend::reference{}, op.xv(), w.view(), op.yv_ref());
     kernels::matmul(backend::cpu_simd<xsimd::fma3<xsimd::avx2>>{}, op.xv(), w.view(), op.yv());
