@@ -128,6 +128,9 @@ case("metadata_non_string_value", "kFormat", [ST, "__metadata__", "format", "num
      {ST: safetensors(header_text({"__metadata__": {"format": 1}, W: entry("F32", [2], 0, 8)}), f32_bytes(2))})
 case("metadata_not_object", "kFormat", [ST, "__metadata__", "array"],
      {ST: safetensors(header_text({"__metadata__": ["pt"], W: entry("F32", [2], 0, 8)}), f32_bytes(2))})
+# Deep nesting must not overflow the stack anywhere (parse, error message, destruction).
+case("header_deep_nesting", "kFormat", [ST, W, "must be an object", "array of 1 elements"],
+     {ST: safetensors('{"%s":%s%s}' % (W, "[" * 100000, "]" * 100000))})
 case("empty_tensor_name", "kFormat", [ST, "empty name"],
      {ST: safetensors(header_text({"": entry("F32", [2], 0, 8)}), f32_bytes(2))})
 case("tensor_entry_not_object", "kFormat", [ST, W, "must be an object"],

@@ -161,6 +161,14 @@ TEST_CASE("TensorStore: index and shards must agree", "[io][store]") {
   moe::test::write_text(dir / "model.safetensors.index.json", R"({"weight_map": {"a": "x.safetensors", "a": "y.safetensors"}})");
   require_error([&] { (void)TensorStore::open_folder(dir.path()); }, ErrorCode::kFormat,
                 {"model.safetensors.index.json", "duplicate key \"a\"", "weight_map"});
+  // Deeply nested metadata is accepted and kept without recursion (copy and dump would recurse).
+  moe::test::write_text(dir / "model.safetensors.index.json",
+                        R"({"metadata": {"deep": )" + std::string(200000, '[') + std::string(200000, ']') +
+                            "}, \"weight_map\": " + sharded_map().dump() + "}");
+  {
+    const TensorStore deep = TensorStore::open_folder(dir.path());
+    CHECK(deep.index_metadata()["deep"].is_array());
+  }
   moe::test::write_text(dir / "model.safetensors.index.json", R"({"metadata": {}})");
   require_error([&] { (void)TensorStore::open_folder(dir.path()); }, ErrorCode::kFormat, {"weight_map is missing"});
   moe::test::write_text(dir / "model.safetensors.index.json", R"({"weight_map": {"a": 3}})");

@@ -118,12 +118,28 @@ inline std::size_t first_invalid_utf8(std::string_view s) noexcept {
   return std::string_view::npos;
 }
 
-// Short description of a JSON value for error messages (type and a clipped dump).
+// Short description of a JSON value for error messages: its type, then the value itself when it
+// is a scalar or an array of a few scalars (clipped), else the element count. Never recursive:
+// dump() is, and a hostile header may nest arrays 10^7 deep.
 inline std::string describe_json(const nlohmann::json& j) {
-  std::string text = j.dump(-1, ' ', /*ensure_ascii=*/true,
-                            nlohmann::json::error_handler_t::replace);
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return fmt::format("{} {}", j.type_name(), text);
+  const auto clip = [](std::string text) {
+    if (text.size() > 60) text = text.substr(0, 57) + "...";
+    return text;
+  };
+  const auto scalar = [](const nlohmann::json& v) {
+    return v.dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
+  };
+  if (j.is_object()) return fmt::format("object with {} keys", j.size());
+  if (j.is_array()) {
+    const bool flat = j.size() <= 8 && std::all_of(j.begin(), j.end(), [](const nlohmann::json& v) {
+                        return v.is_primitive();
+                      });
+    if (!flat) return fmt::format("array of {} elements", j.size());
+    std::string text = "[";
+    for (std::size_t i = 0; i < j.size(); ++i) text += (i ? ", " : "") + scalar(j[i]);
+    return "array " + clip(text + "]");
+  }
+  return fmt::format("{} {}", j.type_name(), clip(scalar(j)));
 }
 
 }  // namespace detail
@@ -320,6 +336,8 @@ class SafetensorsFile {
       std::size_t index;
     };
     std::vector<Span> spans;
+    spans.reserve(root.size());
+    tensors_.reserve(root.size());
     for (const auto& [key, value] : root.items()) {
       if (key == "__metadata__") {
         if (!value.is_object()) {

@@ -144,7 +144,9 @@ class TensorStore {
   void open_shards(const std::filesystem::path& index_path, const Options& options) {
     sharded_ = true;
     const std::string source = index_path.string();
-    const nlohmann::json index = read_json_file(index_path);
+    // Non-const: "metadata" is moved out below, never copied (nlohmann's copy is recursive, and
+    // a hostile index may nest arrays deep enough to overflow the stack).
+    nlohmann::json index = read_json_file(index_path);
     if (!index.is_object()) {
       fail(ErrorCode::kFormat, "{}: the index must be a JSON object, found {}", source,
            detail::describe_json(index));
@@ -153,7 +155,7 @@ class TensorStore {
       if (!m->is_object() && !m->is_null()) {
         fail(ErrorCode::kFormat, "{}: metadata must be an object, found {}", source, detail::describe_json(*m));
       }
-      index_metadata_ = *m;
+      index_metadata_ = std::move(*m);
     }
     const auto wm = index.find("weight_map");
     if (wm == index.end()) fail(ErrorCode::kFormat, "{}: weight_map is missing", source);
