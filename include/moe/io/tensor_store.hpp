@@ -105,6 +105,17 @@ class TensorStore {
     return tensor_view<T, R>(get(name), folder_.string());
   }
 
+  // madvise hints for every mapped file, or for one tensor's pages (e.g. Access::will_need to
+  // prefetch an expert, Access::random for expert banks read a few rows at a time). Hints only:
+  // they never fail and never change the bytes. Safe to call from any thread.
+  void advise(Access access) const noexcept {
+    for (const SafetensorsFile& f : files_) f.mapping().advise(access);
+  }
+  void advise(std::string_view name, Access access) const {
+    const TensorInfo& t = get(name);
+    for (const SafetensorsFile& f : files_) f.mapping().advise(access, t.bytes);  // ignored outside
+  }
+
   // All tensor names, sorted.
   std::vector<std::string> names() const {
     std::vector<std::string> out;
