@@ -230,8 +230,8 @@ class TextStream {
 };
 
 // Feeds `prompt` to `session` after whatever it already holds, then samples up to
-// options.max_new_tokens tokens. Throws kContextOverflow (session unchanged) if the prompt does
-// not fit, kInvalidArgument for an empty prompt or bad options; every other end of generation is
+// options.max_new_tokens tokens. Throws (session unchanged) kContextOverflow if the prompt does
+// not fit, kInvalidArgument for an empty prompt, a bad id or bad options; every other end is
 // a StopReason in the result. `tokenizer` must belong to the session's model. Single-threaded
 // over `session`; only options.cancel / stop_token may be touched by other threads.
 inline GenerationResult generate(Session& session, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
@@ -240,6 +240,10 @@ inline GenerationResult generate(Session& session, const Tokenizer& tokenizer, s
   require(prompt.size() <= session.remaining(), ErrorCode::kContextOverflow,
           "generate: prompt of {} tokens does not fit the session ({} of {} tokens free)", prompt.size(),
           session.remaining(), session.n_ctx());
+  for (const std::int32_t id : prompt) {  // all checked before the first pass changes the session
+    require(id >= 0 && static_cast<index_t>(id) < session.vocab_size(), ErrorCode::kInvalidArgument,
+            "generate: prompt token id {} outside the vocabulary [0, {})", id, session.vocab_size());
+  }
   Sampler sampler(options.sampler, session.vocab_size());
   const std::vector<std::int32_t> eos =
       options.ignore_eos ? std::vector<std::int32_t>{}
