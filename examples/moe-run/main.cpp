@@ -133,6 +133,19 @@ Args parse_args(int argc, char** argv) {
   const int sources = !a.prompt.empty() + !a.prompt_file.empty() + !a.batch_file.empty();
   moe::require(sources == 1, moe::ErrorCode::kInvalidArgument,
                "give exactly one of --prompt, --prompt-file, --batch (see --help)");
+  // Check the sampling values now, before loading anything (the folder's defaults are valid).
+  moe::SamplerConfig check;
+  if (a.temperature) check.temperature = *a.temperature;
+  if (a.top_k) check.top_k = *a.top_k;
+  if (a.top_p) check.top_p = *a.top_p;
+  if (a.min_p) check.min_p = *a.min_p;
+  if (a.repeat_penalty) check.repetition_penalty = *a.repeat_penalty;
+  if (a.presence_penalty) check.presence_penalty = *a.presence_penalty;
+  if (a.frequency_penalty) check.frequency_penalty = *a.frequency_penalty;
+  check.validate();
+  for (const auto& stop : a.stops) {
+    moe::require(!stop.empty(), moe::ErrorCode::kInvalidArgument, "--stop: empty stop string");
+  }
   return a;
 }
 
