@@ -46,6 +46,9 @@ inline constexpr index_t kStreamMaxTokens = 16;
 // Output rows per pass: R independent accumulator chains per token hide the FMA latency, and R
 // concurrent row streams keep the hardware prefetchers busy.
 inline constexpr int kStreamRows = 4;
+// Software prefetch distance on each weight row (bytes). 2 KB measured best of 0.5-4 KB on Zen 5
+// with 2 threads (bf16 GEMV 44 -> ~60 GB/s).
+inline constexpr index_t kStreamPrefetchBytes = 2048;
 
 // out[t * R + r] = dot(x_t, w_r) over n elements, for T tokens (rows of x at stride ldx) and R
 // weight rows (at stride ldw). One f32 batch accumulator per (t, r), reduced across lanes at the
@@ -61,8 +64,7 @@ inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ld
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) acc[t][r] = B(0.0f);
   }
-  const index_t n_vec = n / L * L;
-  for (index_t i = 0; i < n_vec; i += L) {
+  auto step = [&](index_t i) {
     B wv[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) wv[r] = load_widened<Arch>(w + r * ldw + i);
@@ -72,7 +74,24 @@ inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ld
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) acc[t][r] = xsimd::fma(xv, wv[r], acc[t][r]);
     }
+  };
+  const index_t n_vec = n / L * L;
+  // One cache line of every row per iteration, with a software prefetch kStreamPrefetchBytes
+  // ahead on each row: the hardware prefetchers alone keep too few misses in flight for the
+  // 2-byte types (measured: bf16 GEMV at 63% of read bandwidth without, vs f32 at 96%).
+  constexpr index_t kLine = std::max<index_t>(L, 64 / sizeof(W));
+  constexpr index_t kAhead = kStreamPrefetchBytes / sizeof(W);
+  const index_t n_lines = n_vec / kLine * kLine;
+  index_t i = 0;
+  for (; i < n_lines; i += kLine) {
+    if constexpr (kAhead > 0) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) prefetch(w + r * ldw + i + kAhead);
+    }
+#pragma GCC unroll 4
+    for (index_t u = 0; u < kLine; u += L) step(i + u);
   }
+  for (; i < n_vec; i += L) step(i);
   for (int t = 0; t < T; ++t) {
     for (int r = 0; r < R; ++r) {
       float s = xsimd::hadd(acc[t][r]);
