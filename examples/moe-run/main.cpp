@@ -51,7 +51,8 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) { g_interrupted.store(true); }
 
 struct Args {
-  std::string model, prompt, prompt_file, batch_file;
+  std::string model, prompt_file, batch_file;
+  std::optional<std::string> prompt;
   std::optional<moe::index_t> max_tokens, n_ctx;
   std::optional<float> temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
   std::optional<std::int32_t> top_k;
@@ -107,7 +108,7 @@ Args parse_args(int argc, char** argv) {
     };
     if (flag == "--help" || flag == "-h") a.help = true;
     else if (flag == "--model") a.model = value();
-    else if (flag == "--prompt") a.prompt = value();
+    else if (flag == "--prompt") a.prompt = std::string(value());
     else if (flag == "--prompt-file") a.prompt_file = value();
     else if (flag == "--batch") a.batch_file = value();
     else if (flag == "--max-tokens") a.max_tokens = parse_number<moe::index_t>(flag, value());
@@ -130,7 +131,7 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.help) return a;
   moe::require(!a.model.empty(), moe::ErrorCode::kInvalidArgument, "--model DIR is required (see --help)");
-  const int sources = !a.prompt.empty() + !a.prompt_file.empty() + !a.batch_file.empty();
+  const int sources = a.prompt.has_value() + !a.prompt_file.empty() + !a.batch_file.empty();
   moe::require(sources == 1, moe::ErrorCode::kInvalidArgument,
                "give exactly one of --prompt, --prompt-file, --batch (see --help)");
   // Check the sampling values now, before loading anything (the folder's defaults are valid).
@@ -196,7 +197,7 @@ std::string describe_sampler(const moe::SamplerConfig& s) {
 }
 
 int run_single(const Args& a) {
-  const std::string prompt = a.prompt_file.empty() ? a.prompt : read_text_file(a.prompt_file);
+  const std::string prompt = a.prompt_file.empty() ? *a.prompt : read_text_file(a.prompt_file);
   moe::Generator gen = moe::Generator::from_folder(a.model, a.n_ctx.value_or(0));
   const moe::GenerationOptions options = make_options(a, gen.default_options());
   const auto& cfg = gen.model().config();
@@ -205,10 +206,11 @@ int run_single(const Args& a) {
                          gen.session().n_ctx(), moe::max_threads(), describe_sampler(options.sampler))
                  .c_str(),
              stderr);
+  const std::vector<std::int32_t> ids = gen.tokenizer().encode(prompt, options.add_special_tokens);
   gen.session().workspace().reset_expert_usage();
-  std::fputs(prompt.c_str(), stdout);
+  std::fwrite(prompt.data(), 1, prompt.size(), stdout);
   std::fflush(stdout);
-  const moe::GenerationResult r = gen.generate(prompt, options, [](std::int32_t, std::string_view piece) {
+  const moe::GenerationResult r = gen.generate(ids, options, [](std::int32_t, std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
     return true;

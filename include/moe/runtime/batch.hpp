@@ -66,6 +66,7 @@ class BatchGenerator {
     logits_ = Tensor<float, 2>({options.max_sequences, vocab_size_});
     chunks_.reserve(options.max_sequences);
     plan_.reserve(options.max_sequences);
+    admission_order_.reserve(options.max_sequences);
   }
 
   // Queues a request; it joins at the next step() with a free slot. Throws (nothing queued)
@@ -92,7 +93,11 @@ class BatchGenerator {
 
   // One scheduling step: admits queued requests into free slots, then runs ONE forward pass over
   // every active sequence's next chunk (a decode token, or the next piece of a prompt) and
-  // samples where a sequence has a complete prompt. Returns whether work remains.
+  // samples where a sequence has a complete prompt. Returns whether work remains. Callbacks run
+  // inside; one that throws propagates out of step() and leaves that request's slot in an
+  // unspecified state (do not throw from callbacks; return false to stop a request).
+  // Single-threaded: submit/step/take_finished from one thread; only the requests' cancel flags
+  // and stop tokens may be set from others.
   bool step() {
     admit();
     for (auto& s : slots_) {

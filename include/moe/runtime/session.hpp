@@ -1,6 +1,7 @@
 // Session: one sequence's state over a shared Model: its KV cache (n_ctx tokens), a workspace
 // and the logits of the last position. prefill() feeds a prompt in one batched pass, decode()
-// feeds one token; both return the next-token logits.
+// feeds one token; both return the next-token logits. A Session is used by one thread at a
+// time; many Sessions on many threads may share one Model.
 #pragma once
 
 #include "moe/core/error.hpp"
