@@ -1,8 +1,8 @@
 // xsimd + OpenMP matrix products with f32 activations and f32, bf16 or f16 weights, accumulating
 // in f32:
 //   * up to 16 tokens (decode, small batches, experts with few tokens): weight rows are streamed
-//     once from memory, 4 rows x up to 4 tokens per pass, each thread a contiguous block of output
-//     rows (memory-bandwidth bound);
+//     once from memory, 8 rows x 1 token or 4 rows x up to 4 tokens per pass, each thread a
+//     contiguous block of output rows (memory-bandwidth bound);
 //   * many tokens (prefill): a packed, register-blocked GEMM in the style of BLIS (Goto & van de
 //     Geijn, "Anatomy of high-performance matrix multiplication", 2008): weight panels converted
 //     to f32 while packing, an MR x NR tile of outputs held in registers, broadcast FMAs.
@@ -44,10 +44,13 @@ inline constexpr index_t kMinWorkPerThread = index_t{1} << 16;
 // 2.5x faster at 5 tokens, even at 16, and the GEMM wins from ~24 tokens on.
 inline constexpr index_t kStreamMaxTokens = 16;
 // Output rows per pass: R independent accumulator chains per token hide the FMA latency, and R
-// concurrent row streams keep the hardware prefetchers busy.
+// concurrent row streams keep enough memory requests in flight. One token: 8 rows (measured a
+// little faster than 4 on Zen 5); several tokens: 4 rows (4 x 4 accumulators fit the registers).
+inline constexpr int kStreamRowsOneToken = 8;
 inline constexpr int kStreamRows = 4;
-// Software prefetch distance on each weight row (bytes). 2 KB measured best of 0.5-4 KB on Zen 5
-// with 2 threads (bf16 GEMV 44 -> ~60 GB/s).
+// Software prefetch distance on each row of 2-byte weights (bytes). 2 KB measured best of 0.5-4 KB
+// on Zen 5 with 2 threads (bf16 GEMV from ~63% to ~75-85% of read bandwidth); f32 rows stream as
+// fast without it.
 inline constexpr index_t kStreamPrefetchBytes = 2048;
 
 // out[t * R + r] = dot(x_t, w_r) over n elements, for T tokens (rows of x at stride ldx) and R
@@ -76,11 +79,11 @@ inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ld
     }
   };
   const index_t n_vec = n / L * L;
-  // One cache line of every row per iteration, with a software prefetch kStreamPrefetchBytes
-  // ahead on each row: the hardware prefetchers alone keep too few misses in flight for the
-  // 2-byte types (measured: bf16 GEMV at 63% of read bandwidth without, vs f32 at 96%).
+  // One cache line of every row per iteration, for 2-byte weights with a software prefetch
+  // kStreamPrefetchBytes ahead on each row: the hardware prefetchers alone keep too few misses in
+  // flight for them (measured: bf16 GEMV at 63% of read bandwidth without, f32 at 96%).
   constexpr index_t kLine = std::max<index_t>(L, 64 / sizeof(W));
-  constexpr index_t kAhead = kStreamPrefetchBytes / sizeof(W);
+  constexpr index_t kAhead = sizeof(W) == 2 ? kStreamPrefetchBytes / sizeof(W) : 0;
   const index_t n_lines = n_vec / kLine * kLine;
   index_t i = 0;
   for (; i < n_lines; i += kLine) {
@@ -135,6 +138,11 @@ void matmul_streaming(const View<const float, 2>& x, const View<const W, 2>& w,
   const index_t grain = std::max<index_t>(1, kMinWorkPerThread / work_per_row);
   parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
     index_t o = o_begin;
+    if (n_tokens == 1) {
+      for (; o + kStreamRowsOneToken <= o_end; o += kStreamRowsOneToken) {
+        stream_row_block<Arch, W, kStreamRowsOneToken>(x, w, y, o);
+      }
+    }
     for (; o + kStreamRows <= o_end; o += kStreamRows) stream_row_block<Arch, W, kStreamRows>(x, w, y, o);
     for (; o < o_end; ++o) stream_row_block<Arch, W, 1>(x, w, y, o);
   });
