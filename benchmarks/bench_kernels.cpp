@@ -58,19 +58,25 @@ volatile float g_sink = 0.0f;  // keeps results alive
 
 // Read bandwidth: every thread sums its contiguous share of a buffer (first-touched by the same
 // thread), reading 4 sub-ranges of it at once with one vector accumulator each: on this class of
-// machine 4 concurrent streams per core read faster than 1 (more misses in flight) and slightly
-// faster than 8, so the limit is not understated.
-double measure_read_bandwidth(index_t bytes, int runs) {
-  constexpr index_t kStreams = 4, kBlock = 4096;  // a thread's share is a multiple of kBlock floats
-  const index_t n_blocks = bytes / sizeof(float) / kBlock, n = n_blocks * kBlock;
-  moe::AlignedBuffer<float> buf(n);
-  float* data = buf.data();
-  moe::parallel_for_chunks(n_blocks, 1, [&](index_t b, index_t e) {
-    for (index_t i = b * kBlock; i < e * kBlock; ++i) data[i] = 1.0f;
-  });
-  auto sum_all = [&] {
+// machine 4 concurrent streams per core read faster than 1 (more misses in flight) and about as
+// fast as 8, so the limit is not understated.
+class BandwidthProbe {
+ public:
+  explicit BandwidthProbe(index_t bytes)
+      : n_blocks_(bytes / sizeof(float) / kBlock), buf_(n_blocks_ * kBlock) {
+    float* data = buf_.data();
+    moe::parallel_for_chunks(n_blocks_, 1, [&](index_t b, index_t e) {
+      for (index_t i = b * kBlock; i < e * kBlock; ++i) data[i] = 1.0f;
+    });
+  }
+  index_t bytes() const { return buf_.size() * sizeof(float); }
+
+  // Seconds for one pass over the buffer.
+  double sample() const {
+    const auto start = Clock::now();
     std::vector<float> partial(static_cast<std::size_t>(moe::max_threads()) * 16, 0.0f);
-    moe::parallel_for_chunks(n_blocks, 1, [&](index_t b, index_t e) {
+    const float* data = buf_.data();
+    moe::parallel_for_chunks(n_blocks_, 1, [&](index_t b, index_t e) {
       const float* p = data + b * kBlock;
       const index_t per_stream = (e - b) * kBlock / kStreams;  // a multiple of Batch::size
       Batch acc[kStreams];
@@ -86,12 +92,22 @@ double measure_read_bandwidth(index_t bytes, int runs) {
 #endif
       partial[static_cast<std::size_t>(t) * 16] = xsimd::hadd((acc[0] + acc[1]) + (acc[2] + acc[3]));
     });
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
     float total = 0.0f;
     for (float p : partial) total += p;
     g_sink = total;
-  };
-  const double s = median_seconds(runs, 2, sum_all);
-  return static_cast<double>(n * sizeof(float)) / s;
+    return s;
+  }
+
+ private:
+  static constexpr index_t kStreams = 4, kBlock = 4096;  // a share is a multiple of kBlock floats
+  index_t n_blocks_;
+  moe::AlignedBuffer<float> buf_;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 // FMA peak: 16 independent chains of vector FMAs per thread (latency x throughput of any current
@@ -129,6 +145,7 @@ struct Row {
   std::string kernel, dtype, shape, unit;
   double seconds = 0, rate = 0, fraction = 0;  // rate in GB/s or GFLOP/s
   std::string limit;
+  double limit_value = 0;  // the limit the fraction refers to, in the same unit as rate
 };
 
 template <class W>
@@ -147,28 +164,40 @@ std::vector<W> random_weights(index_t n, std::uint32_t seed) {
 
 // GEMV, decode-shaped: y [1, out] = x [1, in] · Wᵀ. `copies` distinct weight matrices are cycled
 // so that the bytes read per call come from memory, not from the caches, as in decode where each
-// weight is touched once per token.
+// weight is touched once per token. Memory bandwidth on a shared machine drifts by tens of
+// percent within seconds, so each timed GEMV run is paired with a bandwidth sample taken right
+// before it, and the fraction compares the medians of the two.
 template <class W>
-Row bench_gemv(index_t d_out, index_t d_in, index_t copies, int runs, double bandwidth) {
+Row bench_gemv(index_t d_out, index_t d_in, index_t copies, int runs, const BandwidthProbe& probe) {
   const index_t per = d_out * d_in;
   const auto w = random_weights<W>(per * copies, 7);
   std::vector<float> x(d_in, 0.5f), y(d_out);
-  const double s = median_seconds(runs, 1, [&] {
+  auto run = [&] {
     for (index_t c = 0; c < copies; ++c) {
       moe::kernels::matmul(moe::backend::cpu{}, View<const float, 2>(x.data(), {1, d_in}),
                            View<const W, 2>(w.data() + c * per, {d_out, d_in}),
                            View<float, 2>(y.data(), {1, d_out}));
     }
-  }) / static_cast<double>(copies);
+  };
+  run();  // warm-up
+  std::vector<double> t_gemv, t_bw;
+  for (int i = 0; i < runs; ++i) {
+    t_bw.push_back(probe.sample());
+    const auto start = Clock::now();
+    run();
+    t_gemv.push_back(std::chrono::duration<double>(Clock::now() - start).count() /
+                     static_cast<double>(copies));
+  }
   g_sink = y[0];
   Row r;
   r.kernel = copies > 1 ? fmt::format("gemv x{} mats", copies) : "gemv";
   r.dtype = std::string(moe::dtype_name(moe::dtype_of<W>()));
   r.shape = fmt::format("1x{} . {}x{}^T", d_in, d_out, d_in);
-  r.seconds = s;
-  r.rate = static_cast<double>(per * sizeof(W)) / s / 1e9;
+  r.seconds = median(t_gemv);
+  r.rate = static_cast<double>(per * sizeof(W)) / r.seconds / 1e9;
   r.unit = "GB/s";
-  r.fraction = r.rate * 1e9 / bandwidth;
+  r.limit_value = static_cast<double>(probe.bytes()) / median(t_bw) / 1e9;
+  r.fraction = r.rate / r.limit_value;
   r.limit = "read bandwidth";
   return r;
 }
@@ -191,7 +220,8 @@ Row bench_gemm(index_t m, index_t d_out, index_t d_in, int runs, double peak) {
   r.seconds = s;
   r.rate = 2.0 * static_cast<double>(m * d_out * d_in) / s / 1e9;
   r.unit = "GFLOP/s";
-  r.fraction = r.rate * 1e9 / peak;
+  r.limit_value = peak / 1e9;
+  r.fraction = r.rate / r.limit_value;
   r.limit = "FMA peak";
   return r;
 }
@@ -236,15 +266,19 @@ int main(int argc, char** argv) {
   const std::string load_before = load_average();
 
   const index_t bw_bytes = opt.quick ? (index_t{64} << 20) : (index_t{1} << 30);
-  const double bandwidth = measure_read_bandwidth(bw_bytes, runs);
+  const BandwidthProbe probe(bw_bytes);
+  std::vector<double> bw_samples;
+  probe.sample();  // warm-up
+  for (int i = 0; i < runs; ++i) bw_samples.push_back(probe.sample());
+  const double bandwidth = static_cast<double>(probe.bytes()) / median(bw_samples);
   const double peak = measure_fma_peak(opt.quick ? 2'000'000 : 20'000'000, runs);
 
   std::vector<Row> rows;
   // The large decode GEMV of the targets: [16384, 4096], far larger than the LLC.
   const index_t big_out = opt.quick ? 4096 : 16384, big_in = opt.quick ? 1024 : 4096;
-  rows.push_back(bench_gemv<bf16>(big_out, big_in, 1, runs, bandwidth));
-  rows.push_back(bench_gemv<f16>(big_out, big_in, 1, runs, bandwidth));
-  rows.push_back(bench_gemv<float>(big_out, big_in, 1, runs, bandwidth));
+  rows.push_back(bench_gemv<bf16>(big_out, big_in, 1, runs, probe));
+  rows.push_back(bench_gemv<f16>(big_out, big_in, 1, runs, probe));
+  rows.push_back(bench_gemv<float>(big_out, big_in, 1, runs, probe));
   // Decode-sized expert matrices (OLMoE / Qwen3-MoE / DeepSeek-V2-Lite up, gate and down
   // projections), cycling through enough copies to exceed the LLC.
   struct Shape { index_t out, in; };
@@ -252,7 +286,7 @@ int main(int argc, char** argv) {
                                                : std::vector<Shape>{{768, 2048}, {2048, 768}, {1024, 2048}, {1408, 2048}};
   for (const Shape& e : experts) {
     const index_t copies = std::max<index_t>(1, (opt.quick ? (index_t{48} << 20) : (index_t{512} << 20)) / (e.out * e.in * 2));
-    rows.push_back(bench_gemv<bf16>(e.out, e.in, copies, runs, bandwidth));
+    rows.push_back(bench_gemv<bf16>(e.out, e.in, copies, runs, probe));
   }
   // The prefill GEMM of the targets: 512 x 4096 x 4096.
   const index_t gm = opt.quick ? 128 : 512, gn = opt.quick ? 1024 : 4096, gk = opt.quick ? 1024 : 4096;
@@ -277,7 +311,8 @@ int main(int argc, char** argv) {
     for (const Row& r : rows) {
       j["results"].push_back({{"kernel", r.kernel}, {"dtype", r.dtype}, {"shape", r.shape},
                               {"median_s", r.seconds}, {"rate", r.rate}, {"unit", r.unit},
-                              {"fraction_of_limit", r.fraction}, {"limit", r.limit}});
+                              {"fraction_of_limit", r.fraction}, {"limit", r.limit},
+                              {"limit_value", r.limit_value}});
     }
     fmt::print("{}\n", j.dump(2));
     return 0;
@@ -285,14 +320,16 @@ int main(int argc, char** argv) {
   fmt::print("bench_kernels: {} threads ({}), xsimd arch {}, median of {} runs{}\n", threads,
              pinned ? "pinned" : "not pinned", Arch::name(), runs, opt.quick ? ", QUICK sizes" : "");
   fmt::print("load average before: {}   after: {}\n", load_before, load_after);
-  fmt::print("read bandwidth ({} MiB buffer): {:.1f} GB/s    FMA peak: {:.1f} GFLOP/s\n\n",
+  fmt::print("read bandwidth ({} MiB buffer): {:.1f} GB/s    FMA peak: {:.1f} GFLOP/s\n",
              bw_bytes >> 20, bandwidth / 1e9, peak / 1e9);
-  fmt::print("| {:<18} | {:<5} | {:<24} | {:>10} | {:>15} | {:>22} |\n", "kernel", "dtype", "shape",
+  fmt::print("(GEMV fractions use the median of bandwidth samples interleaved with that row's runs)\n\n");
+  fmt::print("| {:<16} | {:<5} | {:<24} | {:>10} | {:>15} | {:>28} |\n", "kernel", "dtype", "shape",
              "median", "rate", "fraction of limit");
-  fmt::print("|{:-<20}|{:-<7}|{:-<26}|{:->12}|{:->17}|{:->24}|\n", "", "", "", "", "", "");
+  fmt::print("|{:-<18}|{:-<7}|{:-<26}|{:->12}|{:->17}|{:->30}|\n", "", "", "", "", "", "");
   for (const Row& r : rows) {
-    fmt::print("| {:<18} | {:<5} | {:<24} | {:>7.3f} ms | {:>7.1f} {:<7} | {:>5.1f}% of {:<14} |\n",
-               r.kernel, r.dtype, r.shape, r.seconds * 1e3, r.rate, r.unit, 100.0 * r.fraction, r.limit);
+    fmt::print("| {:<16} | {:<5} | {:<24} | {:>7.3f} ms | {:>7.1f} {:<7} | {:>5.1f}% of {:>6.1f} ({:<9}) |\n",
+               r.kernel, r.dtype, r.shape, r.seconds * 1e3, r.rate, r.unit, 100.0 * r.fraction,
+               r.limit_value, r.limit == "FMA peak" ? "FMA peak" : "bandwidth");
   }
   return 0;
 }

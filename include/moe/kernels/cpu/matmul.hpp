@@ -44,14 +44,17 @@ inline constexpr index_t kMinWorkPerThread = index_t{1} << 16;
 // 2.5x faster at 5 tokens, even at 16, and the GEMM wins from ~24 tokens on.
 inline constexpr index_t kStreamMaxTokens = 16;
 // Output rows per pass: R independent accumulator chains per token hide the FMA latency, and R
-// concurrent row streams keep enough memory requests in flight. One token: 8 rows (measured a
-// little faster than 4 on Zen 5); several tokens: 4 rows (4 x 4 accumulators fit the registers).
-inline constexpr int kStreamRowsOneToken = 8;
+// concurrent row streams keep enough memory requests in flight. One token of 2-byte weights:
+// 8 rows (measured a little faster than 4 on Zen 5; f32 rows were slower with 8); several tokens:
+// 4 rows (4 x 4 accumulators fit the registers).
+template <class W>
+inline constexpr int kStreamRowsOneToken = sizeof(W) == 2 ? 8 : 4;
 inline constexpr int kStreamRows = 4;
-// Software prefetch distance on each row of 2-byte weights (bytes). 2 KB measured best of 0.5-4 KB
-// on Zen 5 with 2 threads (bf16 GEMV from ~63% to ~75-85% of read bandwidth); f32 rows stream as
-// fast without it.
-inline constexpr index_t kStreamPrefetchBytes = 2048;
+// Software prefetch distance (into L1) on each row of 2-byte weights, in bytes. With 8 rows per
+// pass, 1 KB measured best of 0-8 KB (L1 or L2 hints) on Zen 5 with 2 threads: bf16 GEMV at
+// ~90% of the interleaved read-bandwidth samples vs ~75-95% (noisy) without and ~63% with 4 rows
+// and no prefetch. f32 rows stream as fast without it.
+inline constexpr index_t kStreamPrefetchBytes = 1024;
 
 // out[t * R + r] = dot(x_t, w_r) over n elements, for T tokens (rows of x at stride ldx) and R
 // weight rows (at stride ldw). One f32 batch accumulator per (t, r), reduced across lanes at the
@@ -139,8 +142,8 @@ void matmul_streaming(const View<const float, 2>& x, const View<const W, 2>& w,
   parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
     index_t o = o_begin;
     if (n_tokens == 1) {
-      for (; o + kStreamRowsOneToken <= o_end; o += kStreamRowsOneToken) {
-        stream_row_block<Arch, W, kStreamRowsOneToken>(x, w, y, o);
+      for (; o + kStreamRowsOneToken<W> <= o_end; o += kStreamRowsOneToken<W>) {
+        stream_row_block<Arch, W, kStreamRowsOneToken<W>>(x, w, y, o);
       }
     }
     for (; o + kStreamRows <= o_end; o += kStreamRows) stream_row_block<Arch, W, kStreamRows>(x, w, y, o);
