@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -50,10 +51,10 @@ inline constexpr index_t kStreamMaxTokens = 16;
 template <class W>
 inline constexpr int kStreamRowsOneToken = sizeof(W) == 2 ? 8 : 4;
 inline constexpr int kStreamRows = 4;
-// Software prefetch distance (into L1) on each row of 2-byte weights, in bytes. With 8 rows per
-// pass, 1 KB measured best of 0-8 KB (L1 or L2 hints) on Zen 5 with 2 threads: bf16 GEMV at
-// ~90% of the interleaved read-bandwidth samples vs ~75-95% (noisy) without and ~63% with 4 rows
-// and no prefetch. f32 rows stream as fast without it.
+// Software prefetch distance (into L1) on each weight row, in bytes. 1 KB measured best of 0-8 KB
+// (L1 or L2 hints) on Zen 5 with 2 threads; with the prefetch running on into the next rows (see
+// stream_dot_block) bf16 GEMV went from ~63% (4 rows, no prefetch) to ~100% of read-bandwidth
+// samples interleaved with it (noisy machine).
 inline constexpr index_t kStreamPrefetchBytes = 1024;
 
 // out[t * R + r] = dot(x_t, w_r) over n elements, for T tokens (rows of x at stride ldx) and R
@@ -82,17 +83,22 @@ inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ld
     }
   };
   const index_t n_vec = n / L * L;
-  // One cache line of every row per iteration, for 2-byte weights with a software prefetch
-  // kStreamPrefetchBytes ahead on each row: the hardware prefetchers alone keep too few misses in
-  // flight for them (measured: bf16 GEMV at 63% of read bandwidth without, f32 at 96%).
+  // One cache line of every row per iteration, with a software prefetch kStreamPrefetchBytes ahead
+  // on each row; near the end of a row it targets the start of row r + R, which the next pass
+  // reads, so new row streams do not start cold (each row is only a few KB: the hardware
+  // prefetchers alone retrain on every row and keep too few misses in flight).
+  // (Prefetches never fault; the address is formed as an integer so that a prefetch past the
+  // last row is not out-of-bounds pointer arithmetic.)
   constexpr index_t kLine = std::max<index_t>(L, 64 / sizeof(W));
-  constexpr index_t kAhead = sizeof(W) == 2 ? kStreamPrefetchBytes / sizeof(W) : 0;
+  constexpr index_t kAhead = kStreamPrefetchBytes / sizeof(W);
   const index_t n_lines = n_vec / kLine * kLine;
   index_t i = 0;
   for (; i < n_lines; i += kLine) {
-    if constexpr (kAhead > 0) {
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) prefetch(w + r * ldw + i + kAhead);
+    for (int r = 0; r < R; ++r) {
+      const index_t ahead = i + kAhead;
+      const index_t offset = ahead < n ? r * ldw + ahead : (r + R) * ldw + (ahead - n);
+      prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(w) + sizeof(W) * offset));
     }
 #pragma GCC unroll 4
     for (index_t u = 0; u < kLine; u += L) step(i + u);
