@@ -1,8 +1,8 @@
 // xsimd + OpenMP matrix products with f32 activations and f32, bf16 or f16 weights, accumulating
 // in f32:
 //   * up to 16 tokens (decode, small batches, experts with few tokens): weight rows are streamed
-//     once from memory, 8 rows x 1 token or 4 rows x up to 4 tokens per pass, each thread a
-//     contiguous block of output rows (memory-bandwidth bound);
+//     once from memory, 4 rows x up to 4 tokens per pass, each thread a contiguous block of
+//     output rows (memory-bandwidth bound);
 //   * many tokens (prefill): a packed, register-blocked GEMM in the style of BLIS (Goto & van de
 //     Geijn, "Anatomy of high-performance matrix multiplication", 2008): weight panels converted
 //     to f32 while packing, an MR x NR tile of outputs held in registers, broadcast FMAs.
@@ -45,24 +45,23 @@ inline constexpr index_t kMinWorkPerThread = index_t{1} << 16;
 // 2.5x faster at 5 tokens, even at 16, and the GEMM wins from ~24 tokens on.
 inline constexpr index_t kStreamMaxTokens = 16;
 // Output rows per pass: R independent accumulator chains per token hide the FMA latency, and R
-// concurrent row streams keep enough memory requests in flight. One token of 2-byte weights:
-// 8 rows (measured a little faster than 4 on Zen 5; f32 rows were slower with 8); several tokens:
-// 4 rows (4 x 4 accumulators fit the registers).
-template <class W>
-inline constexpr int kStreamRowsOneToken = sizeof(W) == 2 ? 8 : 4;
+// concurrent row streams keep enough memory requests in flight (4 measured faster than 8 for one
+// token with the side-by-side sub-ranges of stream_rows_one_token, and 4 x 4 accumulators fit
+// the registers for several tokens).
 inline constexpr int kStreamRows = 4;
-// Software prefetch distance (into L1) on each weight row, in bytes. 1 KB measured best of 0-8 KB
-// (L1 or L2 hints) on Zen 5 with 2 threads; with the prefetch running on into the next rows (see
-// stream_dot_block) bf16 GEMV went from ~63% (4 rows, no prefetch) to ~100% of read-bandwidth
-// samples interleaved with it (noisy machine).
+// Software prefetch distance (into L1) on each weight row, in bytes: 1 KB measured best of 0-8 KB
+// (L1 or L2 hints) on Zen 5 with 2 threads. Together with the prefetch running on into the next
+// rows (stream_dot_block) and long per-stream runs (stream_rows_one_token), bf16 GEMV went from
+// ~48 to ~60 GB/s on a machine whose 4-stream read bandwidth measures 50-80 GB/s (noisy).
 inline constexpr index_t kStreamPrefetchBytes = 1024;
 
 // out[t * R + r] = dot(x_t, w_r) over n elements, for T tokens (rows of x at stride ldx) and R
-// weight rows (at stride ldw). One f32 batch accumulator per (t, r), reduced across lanes at the
-// end, then the scalar tail. (hot spot)
+// weight rows w_r = w + r*ldw. One f32 batch accumulator per (t, r), reduced across lanes at the
+// end, then the scalar tail. `next` is the distance from each row to the row the next call reads
+// in its place (the prefetch target past the row's end). (hot spot)
 template <class Arch, class W, int T, int R>
 inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ldw, index_t n,
-                             float* out) noexcept {
+                             index_t next, float* out) noexcept {
   using B = FloatBatch<Arch>;
   constexpr index_t L = B::size;
   B acc[T][R];
@@ -84,8 +83,8 @@ inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ld
   };
   const index_t n_vec = n / L * L;
   // One cache line of every row per iteration, with a software prefetch kStreamPrefetchBytes ahead
-  // on each row; near the end of a row it targets the start of row r + R, which the next pass
-  // reads, so new row streams do not start cold (each row is only a few KB: the hardware
+  // on each row; near the end of a row it targets the start of the row the next call reads in its
+  // place (w_r + next), so new row streams do not start cold (each row is only a few KB: the hardware
   // prefetchers alone retrain on every row and keep too few misses in flight).
   // (Prefetches never fault; the address is formed as an integer so that a prefetch past the
   // last row is not out-of-bounds pointer arithmetic.)
@@ -97,7 +96,7 @@ inline void stream_dot_block(const float* x, index_t ldx, const W* w, index_t ld
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const index_t ahead = i + kAhead;
-      const index_t offset = ahead < n ? r * ldw + ahead : (r + R) * ldw + (ahead - n);
+      const index_t offset = ahead < n ? r * ldw + ahead : r * ldw + next + (ahead - n);
       prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(w) + sizeof(W) * offset));
     }
 #pragma GCC unroll 4
@@ -127,14 +126,35 @@ inline void stream_row_block(const View<const float, 2>& x, const View<const W, 
     const index_t tokens = std::min<index_t>(4, n_tokens - t0);
     const float* xp = x.data() + t0 * ldx;
     switch (tokens) {
-      case 1: stream_dot_block<Arch, W, 1, R>(xp, ldx, wp, ldw, n, out); break;
-      case 2: stream_dot_block<Arch, W, 2, R>(xp, ldx, wp, ldw, n, out); break;
-      case 3: stream_dot_block<Arch, W, 3, R>(xp, ldx, wp, ldw, n, out); break;
-      default: stream_dot_block<Arch, W, 4, R>(xp, ldx, wp, ldw, n, out); break;
+      case 1: stream_dot_block<Arch, W, 1, R>(xp, ldx, wp, ldw, n, R * ldw, out); break;
+      case 2: stream_dot_block<Arch, W, 2, R>(xp, ldx, wp, ldw, n, R * ldw, out); break;
+      case 3: stream_dot_block<Arch, W, 3, R>(xp, ldx, wp, ldw, n, R * ldw, out); break;
+      default: stream_dot_block<Arch, W, 4, R>(xp, ldx, wp, ldw, n, R * ldw, out); break;
     }
     for (index_t t = 0; t < tokens; ++t) {
       for (int r = 0; r < R; ++r) y(t0 + t, o + r) = out[t * R + r];
     }
+  }
+}
+
+// One token: a thread's rows are cut into R equal sub-ranges read side by side, row j of every
+// sub-range in pass j. Where rows are adjacent in memory (the usual [out, in] tensor) each of the
+// R streams then runs sequentially through its whole sub-range instead of restarting every few KB,
+// which is what the hardware prefetchers sustain best. The rows left over go one at a time.
+template <class Arch, class W, int R>
+inline void stream_rows_one_token(const View<const float, 2>& x, const View<const W, 2>& w,
+                                  const View<float, 2>& y, index_t o_begin, index_t o_end) noexcept {
+  const index_t n = x.extent(1), ldw = w.stride(0);
+  const index_t per = (o_end - o_begin) / R;
+  float out[R];
+  for (index_t j = 0; j < per; ++j) {
+    stream_dot_block<Arch, W, 1, R>(x.data(), 0, w.data() + (o_begin + j) * ldw, per * ldw, n, ldw,
+                                    out);
+    for (int r = 0; r < R; ++r) y(0, o_begin + r * per + j) = out[r];
+  }
+  for (index_t o = o_begin + R * per; o < o_end; ++o) {
+    stream_dot_block<Arch, W, 1, 1>(x.data(), 0, w.data() + o * ldw, ldw, n, ldw, out);
+    y(0, o) = out[0];
   }
 }
 
@@ -146,12 +166,11 @@ void matmul_streaming(const View<const float, 2>& x, const View<const W, 2>& w,
   const index_t work_per_row = std::max<index_t>(d_in * n_tokens, 1);
   const index_t grain = std::max<index_t>(1, kMinWorkPerThread / work_per_row);
   parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
-    index_t o = o_begin;
     if (n_tokens == 1) {
-      for (; o + kStreamRowsOneToken<W> <= o_end; o += kStreamRowsOneToken<W>) {
-        stream_row_block<Arch, W, kStreamRowsOneToken<W>>(x, w, y, o);
-      }
+      stream_rows_one_token<Arch, W, kStreamRows>(x, w, y, o_begin, o_end);
+      return;
     }
+    index_t o = o_begin;
     for (; o + kStreamRows <= o_end; o += kStreamRows) stream_row_block<Arch, W, kStreamRows>(x, w, y, o);
     for (; o < o_end; ++o) stream_row_block<Arch, W, 1>(x, w, y, o);
   });
