@@ -2,7 +2,9 @@
 // in the same run: read bandwidth (2 threads streaming a buffer much larger than the LLC) bounds
 // decode GEMV, and the FMA peak (register-resident independent FMA chains on every thread)
 // bounds prefill GEMM. Threads pinned; each figure is the median of >= 7 timed runs after a
-// warm-up.
+// warm-up. Each GEMV run is paired with a bandwidth sample taken just before it (memory bandwidth
+// on a shared machine drifts by tens of percent within seconds), and its fraction compares the
+// two medians.
 //
 //   bench_kernels [--threads N] [--quick] [--json]
 //     --threads N  OpenMP threads (default: all, i.e. max_threads())
