@@ -23,10 +23,11 @@
 #include <utility>
 
 #if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 reports -Wmaybe-uninitialized inside AVX-512 intrinsics inlined from xsimd into these
+// GCC 12 reports -W(maybe-)uninitialized inside AVX-512 intrinsics inlined from xsimd into these
 // kernels (the intrinsics' internal _mm512_undefined_* operand; GCC bug 105593, fixed in 13).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace moe::kernels {
