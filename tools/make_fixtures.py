@@ -370,7 +370,7 @@ def run_case(case, out_root, transformers_version, keep_tmp=False):
             else:
                 f32_dir = os.path.join(work, "f32")
                 save_model(model, f32_dir)
-                bf = model_cls.from_pretrained(f32_dir, dtype=torch.bfloat16)
+                bf = model_cls.from_pretrained(f32_dir, dtype=getattr(torch, case["save_dtype"]))
                 save_model(bf, save_dir)
                 del bf
             del model

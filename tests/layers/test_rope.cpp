@@ -48,6 +48,31 @@ TEST_CASE("rope linear: default frequencies divided by factor", "[rope]") {
   require_close(compute_rope_frequencies(c).inv_freq, want);
 }
 
+TEST_CASE("rope dynamic NTK: default up to max_position_embeddings, larger base beyond", "[rope]") {
+  RopeConfig c;
+  c.type = RopeType::kDynamic;
+  c.theta = 10000.0;
+  c.rotary_dim = 16;
+  c.factor = 4.0;
+  c.max_position_embeddings = 64;
+  const auto f = compute_rope_frequencies(c);
+  require_close(f.inv_freq, default_inv_freq(1e4, 16));
+  std::vector<float> scaled(8, -1.0f);
+  CHECK_FALSE(dynamic_ntk_inv_freq(c, 64, scaled));  // not beyond: caller keeps the default table
+  CHECK(scaled[0] == -1.0f);
+  REQUIRE(dynamic_ntk_inv_freq(c, 100, scaled));
+  const double base = 1e4 * std::pow(4.0 * 100.0 / 64.0 - 3.0, 16.0 / 14.0);
+  require_close(scaled, default_inv_freq(base, 16), 1e-5);
+  SECTION("other rope types never rescale") {
+    c.type = RopeType::kLinear;
+    CHECK_FALSE(dynamic_ntk_inv_freq(c, 1000, scaled));
+  }
+  SECTION("factor below 1 is a config error") {
+    c.factor = 0.5;
+    CHECK_THROWS_AS(compute_rope_frequencies(c), moe::Error);
+  }
+}
+
 TEST_CASE("rope llama3: high frequencies kept, low divided, band smoothed", "[rope]") {
   RopeConfig c;
   c.type = RopeType::kLlama3;

@@ -309,3 +309,37 @@ TEST_CASE("forward: invalid input throws and leaves every cache untouched", "[fo
   CHECK_THROWS_AS(model->forward({&again, 1}, small_other, logits.view(), false), Error);
   CHECK(d.size() == 0);
 }
+
+TEST_CASE("forward: dynamic NTK rope is the default table within max_position_embeddings, per sequence beyond",
+          "[forward][rope]") {
+  Family dyn = families()[0];
+  dyn.config["max_position_embeddings"] = 6;
+  Family plain = dyn;
+  dyn.config["rope_parameters"] = json{{"rope_type", "dynamic"}, {"rope_theta", 1e4}, {"factor", 4.0}};
+  plain.config["rope_parameters"] = json{{"rope_type", "default"}, {"rope_theta", 1e4}};
+  const auto md = build(dyn), mp = build(plain);
+  const index_t V = md->config().vocab_size;
+  const std::vector<std::int32_t> a{3, 17, 5, 40, 22, 9, 31, 2, 11, 47}, b{7, 7, 30, 1};
+  Workspace ws = md->make_workspace(16), wp = mp->make_workspace(16);
+  auto run = [&](const Model& m, Workspace& w, std::span<const std::int32_t> ids) {
+    KvCache c = m.make_cache(16);
+    Tensor<float, 2> out({ids.size(), V});
+    Model::SequenceChunk ch{&c, ids};
+    m.forward({&ch, 1}, w, out.view(), true);
+    return out;
+  };
+  const auto short_d = run(*md, ws, b), short_p = run(*mp, wp, b);
+  CHECK(max_abs_diff(short_d.view(), short_p.view()) == 0.0f);
+  const auto long_d = run(*md, ws, a), long_p = run(*mp, wp, a);
+  CHECK(max_abs_diff(View<const float, 2>(long_d.view()).slice(1, 2), View<const float, 2>(long_p.view()).slice(1, 2)) >
+        1e-4f);  // all positions of a 10-token pass use the scaled base
+
+  // In a batch each sequence keeps its own length: a short one beside a long one is unscaled.
+  KvCache ca = md->make_cache(16), cb = md->make_cache(16);
+  const std::vector<Model::SequenceChunk> both{{&ca, a}, {&cb, b}};
+  Tensor<float, 2> batched({a.size() + b.size(), V});
+  md->forward(both, ws, batched.view(), true);
+  CHECK(max_abs_diff(View<const float, 2>(batched.view()).slice(0, a.size()), long_d.view()) < 1e-5f);
+  CHECK(max_abs_diff(View<const float, 2>(batched.view()).slice(a.size(), a.size() + b.size()), short_d.view()) <
+        1e-5f);
+}

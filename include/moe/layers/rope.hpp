@@ -1,5 +1,6 @@
 // Rotary position embeddings: the inverse-frequency tables of transformers' rope types
-// (default, linear, YaRN, llama3) and the per-token cos/sin rows the rope kernel consumes.
+// (default, linear, dynamic NTK, YaRN, llama3) and the per-token cos/sin rows the rope kernel
+// consumes.
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -15,12 +16,13 @@
 
 namespace moe::layers {
 
-enum class RopeType : std::uint8_t { kDefault, kLinear, kYarn, kLlama3 };
+enum class RopeType : std::uint8_t { kDefault, kLinear, kDynamic, kYarn, kLlama3 };
 
 constexpr std::string_view to_string(RopeType t) noexcept {
   switch (t) {
     case RopeType::kDefault: return "default";
     case RopeType::kLinear: return "linear";
+    case RopeType::kDynamic: return "dynamic";
     case RopeType::kYarn: return "yarn";
     case RopeType::kLlama3: return "llama3";
   }
@@ -33,9 +35,9 @@ struct RopeConfig {
   RopeType type = RopeType::kDefault;
   double theta = 10000.0;
   index_t rotary_dim = 0;                 // int(head_dim * partial_rotary_factor); even
-  double factor = 1.0;                    // linear / yarn / llama3
+  double factor = 1.0;                    // linear / dynamic / yarn / llama3
   double original_max_position_embeddings = 0;  // yarn / llama3
-  double max_position_embeddings = 0;     // the model's, for yarn's factor fallback
+  double max_position_embeddings = 0;     // the model's: yarn's factor fallback, dynamic's threshold
   // YaRN
   double attention_factor = -1;           // < 0: derived from factor / mscale / mscale_all_dim
   double beta_fast = 32.0;
@@ -83,6 +85,13 @@ inline RopeFrequencies compute_rope_frequencies(const RopeConfig& c) {
 
   switch (c.type) {
     case RopeType::kDefault: break;
+    case RopeType::kDynamic:
+      // Up to max_position_embeddings dynamic NTK is the default table; longer sequences get
+      // their frequencies from dynamic_ntk_inv_freq.
+      require(c.factor >= 1 && std::isfinite(c.factor) && c.max_position_embeddings >= 1, ErrorCode::kConfig,
+              "dynamic rope needs factor >= 1 and max_position_embeddings >= 1, got {} and {}", c.factor,
+              c.max_position_embeddings);
+      break;
     case RopeType::kLinear: {
       require(c.factor > 0, ErrorCode::kConfig, "linear rope factor must be positive, got {}", c.factor);
       const auto f = static_cast<float>(c.factor);
@@ -165,18 +174,40 @@ inline RopeFrequencies compute_rope_frequencies(const RopeConfig& c) {
   return out;
 }
 
+// Dynamic NTK scaling for a sequence of `seq_len` tokens (transformers' `_compute_dynamic_ntk_
+// parameters`): beyond max_position_embeddings the base grows to
+// base · (factor·seq_len/max_pos − (factor − 1))^(d/(d−2)); the intermediates are f32 there.
+// transformers recomputes this per forward pass from the largest position in it; we do it per
+// sequence of a batch (so a sequence decodes the same alone or batched). `out` holds rotary_dim/2.
+inline bool dynamic_ntk_inv_freq(const RopeConfig& c, std::int64_t seq_len, std::span<float> out) {
+  if (c.type != RopeType::kDynamic || static_cast<double>(seq_len) <= c.max_position_embeddings) return false;
+  const auto dim = static_cast<float>(c.rotary_dim);
+  const float ratio = static_cast<float>(c.factor) * static_cast<float>(seq_len) /
+                          static_cast<float>(c.max_position_embeddings) -
+                      static_cast<float>(c.factor - 1.0);
+  const float base = static_cast<float>(c.theta) *
+                     static_cast<float>(std::pow(static_cast<double>(ratio), static_cast<double>(dim / (dim - 2.0f))));
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const float exponent = static_cast<float>(2 * i) / dim;
+    out[i] = 1.0f / static_cast<float>(std::pow(static_cast<double>(base), static_cast<double>(exponent)));
+  }
+  return true;
+}
+
 // Fills cos/sin rows for the given positions: cos[t][i] = cos(pos_t · inv_freq[i]) · scaling.
 // The angle is an f32 product as in transformers (inv_freq @ position_ids in f32); cos and sin
 // are evaluated in double and rounded once. cos, sin: [positions.size(), inv_freq.size()].
+// `inv_freq` overrides f.inv_freq when not empty (dynamic NTK).
 inline void fill_rope_rows(const RopeFrequencies& f, std::span<const std::int64_t> positions,
-                           View<float, 2> cos, View<float, 2> sin) {
-  const index_t half = f.inv_freq.size();
+                           View<float, 2> cos, View<float, 2> sin, std::span<const float> inv_freq = {}) {
+  if (inv_freq.empty()) inv_freq = f.inv_freq;
+  const index_t half = inv_freq.size();
   for (index_t t = 0; t < positions.size(); ++t) {
     const auto p = static_cast<float>(positions[t]);
     float* c = &cos(t, 0);
     float* s = &sin(t, 0);
     for (index_t i = 0; i < half; ++i) {
-      const float angle = f.inv_freq[i] * p;
+      const float angle = inv_freq[i] * p;
       c[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * f.attention_scaling;
       s[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * f.attention_scaling;
     }

@@ -186,12 +186,14 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
     c.type = layers::RopeType::kDefault;
   } else if (type == "linear") {
     c.type = layers::RopeType::kLinear;
+  } else if (type == "dynamic") {
+    c.type = layers::RopeType::kDynamic;
   } else if (type == "yarn") {
     c.type = layers::RopeType::kYarn;
   } else if (type == "llama3") {
     c.type = layers::RopeType::kLlama3;
   } else {
-    fail(ErrorCode::kUnsupported, "{}: rope_type \"{}\" is not supported (default, linear, yarn, llama3)", src, type);
+    fail(ErrorCode::kUnsupported, "{}: rope_type \"{}\" is not supported (default, linear, dynamic, yarn, llama3)", src, type);
   }
   c.theta = p.has("rope_theta") ? p.number_or("rope_theta", 0) : r.number_or("rope_theta", spec.default_rope_theta);
   require(c.theta > 1.0, ErrorCode::kConfig, "{}: rope_theta must be > 1, got {}", src, c.theta);
@@ -206,7 +208,8 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
           head_dim_for_rope, prf, c.rotary_dim);
   c.max_position_embeddings = static_cast<double>(max_pos);
   c.factor = p.number_or("factor", c.type == layers::RopeType::kYarn ? 0.0 : 1.0);
-  if (c.type == layers::RopeType::kLinear || c.type == layers::RopeType::kLlama3) {
+  if (c.type == layers::RopeType::kLinear || c.type == layers::RopeType::kLlama3 ||
+      c.type == layers::RopeType::kDynamic) {
     require(p.has("factor"), ErrorCode::kConfig, "{}: {} rope needs key \"factor\"", src, type);
     require(c.factor > 0, ErrorCode::kConfig, "{}: rope factor must be positive, got {}", src, c.factor);
   }

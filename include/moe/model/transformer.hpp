@@ -113,7 +113,21 @@ struct Transformer {
       }
     }
     View<float, 2> cos = ws.cos(n), sin = ws.sin(n);
-    layers::fill_rope_rows(plan.rope, positions, cos, sin);
+    if (c.rope.type == layers::RopeType::kDynamic) {
+      // Dynamic NTK: each sequence's frequencies follow its own length after this pass.
+      index_t t = 0;
+      for (const auto& ch : chunks) {
+        const index_t m = ch.tokens.size();
+        const auto seq_len = static_cast<std::int64_t>(ch.cache->size() + m);
+        const bool scaled = layers::dynamic_ntk_inv_freq(c.rope, seq_len, ws.rope_inv_freq());
+        layers::fill_rope_rows(plan.rope, std::span<const std::int64_t>(positions).subspan(t, m),
+                               cos.slice(t, t + m), sin.slice(t, t + m),
+                               scaled ? std::span<const float>(ws.rope_inv_freq()) : std::span<const float>{});
+        t += m;
+      }
+    } else {
+      layers::fill_rope_rows(plan.rope, positions, cos, sin);
+    }
 
     View<float, 2> normed = ws.normed(n);
     View<float, 2> out = ws.out(n);

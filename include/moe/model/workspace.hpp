@@ -97,6 +97,7 @@ class Workspace {
     ffn_.resize(n * s.ffn_per_token);
     shared_out_.resize(n * s.d_model);
     sinks_.resize(s.n_heads);
+    rope_inv_freq_.resize(s.rope_half);
   }
 
   index_t max_tokens() const noexcept { return sizes_.max_tokens; }
@@ -133,6 +134,7 @@ class Workspace {
   View<float, 2> ys() noexcept { return {ys_.data(), {sizes_.max_tokens * sizes_.top_k, sizes_.d_model}}; }
   std::span<float> ffn() noexcept { return ffn_.span(); }
   std::span<float> sinks() noexcept { return sinks_.span(); }
+  std::span<float> rope_inv_freq() noexcept { return rope_inv_freq_.span(); }  // dynamic NTK scratch
   View<float, 2> shared_out() noexcept { return {shared_out_.data(), {sizes_.max_tokens, sizes_.d_model}}; }
 
  private:
@@ -140,7 +142,7 @@ class Workspace {
   ExpertUsage usage_;
   AlignedBuffer<float> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;
   AlignedBuffer<std::int64_t> positions_;
-  AlignedBuffer<float> logits_, weights_, router_scratch_, correction_, slot_weight_, xs_, ys_, ffn_, shared_out_, sinks_;
+  AlignedBuffer<float> logits_, weights_, router_scratch_, correction_, slot_weight_, xs_, ys_, ffn_, shared_out_, sinks_, rope_inv_freq_;
   AlignedBuffer<std::int32_t> ids_, counts_, slot_token_;
 };
 
