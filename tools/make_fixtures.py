@@ -31,12 +31,13 @@ SIZE_WARN_BYTES = 1_500_000
 
 
 
-def save_model(model, path):
+def save_model(model, path, max_shard_size=None):
     """save_pretrained as safetensors (transformers 5 may no longer take safe_serialization)."""
+    kw = {"max_shard_size": max_shard_size} if max_shard_size else {}
     try:
-        model.save_pretrained(path, safe_serialization=True)
+        model.save_pretrained(path, safe_serialization=True, **kw)
     except TypeError:
-        model.save_pretrained(path)
+        model.save_pretrained(path, **kw)
 
 def rope(rope_type="default", theta=10000.0, **extra):
     d = {"rope_type": rope_type, "rope_theta": float(theta)}
@@ -365,13 +366,14 @@ def run_case(case, out_root, transformers_version, keep_tmp=False):
             redraw_weights(model, config.hidden_size, seed, case.get("weight_scale"))
 
             save_dir = os.path.join(work, "model")
+            shard = case.get("max_shard_size")
             if case["save_dtype"] == "float32":
-                save_model(model, save_dir)
+                save_model(model, save_dir, shard)
             else:
                 f32_dir = os.path.join(work, "f32")
                 save_model(model, f32_dir)
                 bf = model_cls.from_pretrained(f32_dir, dtype=getattr(torch, case["save_dtype"]))
-                save_model(bf, save_dir)
+                save_model(bf, save_dir, shard)
                 del bf
             del model
 

@@ -224,6 +224,8 @@ def draw_case(family, index, seed):
     rp = kw.get("rope_parameters") or {}
     if r.random() < 0.3 and not any(isinstance(v, (dict, list)) for v in rp.values()):
         case["legacy_rope"] = True
+    if r.random() < 0.25:
+        case["max_shard_size"] = "100KB"   # several shards + model.safetensors.index.json
     if family == "gpt_oss":
         case["weight_scale"] = {"gate_up_proj": 4.0}
     return case

@@ -1,6 +1,6 @@
 // Routers on hand-computed cases: softmax-top-k with and without renormalisation, ties, sigmoid
 // with a selection-only correction bias, group-limited routing (max and top-two group scores,
-// masked groups at 0.0 as in transformers), GPT-OSS top-k-then-softmax, scaling, validation.
+// dropped groups masked to -inf or 0.0 as in transformers), GPT-OSS top-k-then-softmax, scaling, validation.
 #include <catch2/catch.hpp>
 
 #include <moe/layers/router.hpp>
@@ -114,7 +114,7 @@ TEST_CASE("group-limited routing", "[router]") {
     CHECK(r.ids == std::vector<std::int32_t>{2, 3});
     CHECK(r.weights[0] == Approx(sigmoid(2.0)).epsilon(1e-6));
   }
-  SECTION("experts of dropped groups are masked to 0.0, not -inf (as transformers)") {
+  SECTION("experts of dropped groups: -inf for DeepSeek-V3 / GLM, 0.0 for DeepSeek-V2 (as transformers 5)") {
     RouterConfig c;
     c.scoring = RouterScoring::kSigmoid;
     c.n_experts = 4;
@@ -124,9 +124,12 @@ TEST_CASE("group-limited routing", "[router]") {
     c.topk_group = 1;
     c.has_correction_bias = true;
     // biased choice scores: [0.5+0.9, 0.5-0.9, 0.5-0.4, 0.5-0.4] = [1.4, -0.4, 0.1, 0.1]
-    // group sums 1.0 vs 0.2 -> group 0 kept; expert 1's -0.4 loses to the masked 0.0 of expert 2.
-    const auto r = route(c, {0.0f, 0.0f, 0.0f, 0.0f}, {0.9f, -0.9f, -0.4f, -0.4f});
-    CHECK(r.ids == std::vector<std::int32_t>{0, 2});
+    // group sums 1.0 vs 0.2 -> group 0 kept.
+    // -inf: expert 1's negative -0.4 still beats every dropped expert.
+    CHECK(route(c, {0.0f, 0.0f, 0.0f, 0.0f}, {0.9f, -0.9f, -0.4f, -0.4f}).ids == std::vector<std::int32_t>{0, 1});
+    // 0.0 (masked_fill with 0.0, DeepSeek-V2's group_limited_greedy): it loses to the masked expert 2.
+    c.dropped_groups_to_minus_inf = false;
+    CHECK(route(c, {0.0f, 0.0f, 0.0f, 0.0f}, {0.9f, -0.9f, -0.4f, -0.4f}).ids == std::vector<std::int32_t>{0, 2});
   }
 }
 

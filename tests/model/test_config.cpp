@@ -79,6 +79,7 @@ TEST_CASE("config: DeepSeek-V3 MLA, noaux_tc router, dense first layer, mscale s
   CHECK(c.router.group_score == layers::GroupScore::kTopTwo);
   CHECK(c.router.n_group == 4);
   CHECK(c.router.topk_group == 2);
+  CHECK(c.router.dropped_groups_to_minus_inf);
   CHECK(c.router.norm_topk_prob);
   CHECK(c.router.routed_scaling_factor == 2.5f);
   CHECK(c.d_ff_shared == 16);
@@ -89,6 +90,12 @@ TEST_CASE("config: DeepSeek-V3 MLA, noaux_tc router, dense first layer, mscale s
   auto j = deepseek_v3();
   j["rope_interleave"] = false;
   CHECK(ModelConfig::from_json(j, "x").rope_pairing == kernels::RopePairing::half_split);
+  // DeepSeek-V2's group_limited_greedy masks dropped groups to 0.0 instead.
+  j["architectures"] = {"DeepseekV2ForCausalLM"};
+  j["topk_method"] = "group_limited_greedy";
+  const auto v2 = ModelConfig::from_json(j, "x");
+  CHECK(v2.router.group_score == layers::GroupScore::kMax);
+  CHECK_FALSE(v2.router.dropped_groups_to_minus_inf);
 }
 
 TEST_CASE("config: legacy rope_scaling + rope_theta, and precedence over rope_parameters", "[config]") {

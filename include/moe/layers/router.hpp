@@ -38,6 +38,11 @@ struct RouterConfig {
   float renorm_epsilon = 0.0f;            // added to that sum (1e-20 in the sigmoid routers)
   float routed_scaling_factor = 1.0f;     // multiplies the final weights
   bool has_correction_bias = false;       // e_score_correction_bias: selection only
+  // What the experts of dropped groups score in the final top-k. transformers 5: DeepSeek-V2's
+  // group_limited_greedy masks them to 0.0 (softmax scores are positive, so they only fill up a
+  // top-k larger than the kept experts, with weight 0); DeepSeek-V3 / GLM-4-MoE mask them to -inf,
+  // so a kept expert whose biased score is negative still wins over every dropped one.
+  bool dropped_groups_to_minus_inf = true;
 };
 
 // The routing decision for n_tokens tokens: expert_ids and weights are [n_tokens, top_k].
@@ -168,8 +173,7 @@ inline void route_token(const RouterConfig& c, std::span<const float> logits, st
         group[g] = first + second;
       }
     }
-    // Keep the topk_group best groups; the others are masked to 0.0 exactly as transformers'
-    // masked_fill(~mask, 0.0) does (not -inf), so they still compete with negative choices.
+    // Keep the topk_group best groups; mask the others (see dropped_groups_to_minus_inf).
     std::int32_t kept[256];
     std::span<std::int32_t> kept_groups(kept, std::min<index_t>(c.topk_group, 256));
     detail::select_top_k(std::span<const float>(group, c.n_group), kept_groups);
@@ -177,7 +181,8 @@ inline void route_token(const RouterConfig& c, std::span<const float> logits, st
       bool keep = false;
       for (auto kg : kept_groups) keep = keep || static_cast<index_t>(kg) == g;
       if (!keep) {
-        for (index_t e = 0; e < per_group; ++e) choice[g * per_group + e] = 0.0f;
+        const float dropped = c.dropped_groups_to_minus_inf ? -std::numeric_limits<float>::infinity() : 0.0f;
+        for (index_t e = 0; e < per_group; ++e) choice[g * per_group + e] = dropped;
       }
     }
   }

@@ -433,6 +433,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_v
     const std::string method = r.string_or("topk_method", "greedy");
     if (method == "group_limited_greedy") {
       rc.group_score = layers::GroupScore::kMax;
+      rc.dropped_groups_to_minus_inf = false;
       rc.n_group = r.positive("n_group");
       rc.topk_group = r.positive("topk_group");
     } else {
