@@ -187,6 +187,8 @@ TEST_CASE("normalizers", "[tokenizer][normalizer]") {
   CHECK(normalize({{"type", "Prepend"}, {"prepend", S}}, "hi") == S + "hi");
   CHECK(normalize({{"type", "Prepend"}, {"prepend", S}}, "").empty());
   CHECK(normalize({{"type", "StripAccents"}}, "cafe\xCC\x81") == "cafe");
+  // Spacing (Mc: Devanagari vowel sign AA U+093E) and enclosing (Me: U+20DD) marks go too.
+  CHECK(normalize({{"type", "StripAccents"}}, "\xE0\xA4\xA8\xE0\xA4\xBE 1\xE2\x83\x9D") == "\xE0\xA4\xA8 1");
   const Json seq = {{"type", "Sequence"},
                     {"normalizers", Json::array({Json{{"type", "NFKC"}}, Json{{"type", "Lowercase"}},
                                                  Json{{"type", "Prepend"}, {"prepend", S}}})}};

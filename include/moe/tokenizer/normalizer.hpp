@@ -93,7 +93,7 @@ class Normalizer {
       case Kind::kNfkc: text = unicode_normalize(text, NormalizationForm::kNfkc); break;
       case Kind::kNfkd: text = unicode_normalize(text, NormalizationForm::kNfkd); break;
       case Kind::kLowercase: text = unicode_lowercase(text); break;
-      case Kind::kStripAccents: text = strip_nonspacing_marks(text); break;
+      case Kind::kStripAccents: text = strip_combining_marks(text); break;
       case Kind::kStrip: {
         std::size_t b = 0, e = text.size();
         if (step.left) {

@@ -108,15 +108,19 @@ inline std::string unicode_lowercase(std::string_view text) {
   return out;
 }
 
-// Removes nonspacing marks (category Mn), as the StripAccents normalizer does (after NFD).
-inline std::string strip_nonspacing_marks(std::string_view text) {
+// Removes combining marks (categories Mn, Mc and Me), as the StripAccents normalizer does (after
+// NFD): tokenizers filters with unicode-normalization's is_combining_mark, the whole Mark class.
+inline std::string strip_combining_marks(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   std::size_t i = 0;
   while (i < text.size()) {
     std::size_t len = 0;
     const char32_t c = utf8_decode(text, i, len);
-    if (c < 0x80 || unicode_category(c) != UTF8PROC_CATEGORY_MN) out.append(text.substr(i, len));
+    const auto cat = c < 0x80 ? UTF8PROC_CATEGORY_LU : unicode_category(c);
+    if (cat != UTF8PROC_CATEGORY_MN && cat != UTF8PROC_CATEGORY_MC && cat != UTF8PROC_CATEGORY_ME) {
+      out.append(text.substr(i, len));
+    }
     i += len;
   }
   return out;
