@@ -59,7 +59,10 @@ inline std::vector<std::int32_t> int_list(const nlohmann::json& j, const std::st
 
 inline std::string join(const std::vector<std::int32_t>& v) {
   std::string s;
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(v[i]);
+  }
   return s;
 }
 

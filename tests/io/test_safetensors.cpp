@@ -1,5 +1,6 @@
 // Tests for MappedFile, read_json_file and SafetensorsFile: round trips of files written here,
 // every validation rule on in-memory variants, and a byte-mutation sweep that must never crash.
+#include "io_test_util.hpp"
 #include "safetensors_writer.hpp"
 
 #include <moe/io/json_file.hpp>
@@ -18,24 +19,11 @@ using moe::index_t;
 using moe::io::SafetensorsFile;
 using moe::test::make_tensor;
 using moe::test::RawTensor;
+using moe::test::require_error;
 using moe::test::safetensors_bytes;
 using Catch::Matchers::Contains;
 
 namespace {
-
-// Runs f, requires a moe::Error with `code` whose message contains every piece of `parts`.
-template <class F>
-void require_error(F&& f, ErrorCode code, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    INFO(e.what());
-    CHECK(e.code() == code);
-    for (const auto& p : parts) CHECK_THAT(e.what(), Contains(p));
-    return;
-  }
-  FAIL("no moe::Error thrown");
-}
 
 SafetensorsFile parse(const std::vector<std::byte>& bytes, std::string name = "mem.safetensors") {
   return SafetensorsFile::parse(bytes, std::move(name));

@@ -1,6 +1,7 @@
 // Tests for TensorStore: single-file and sharded folders written here, which file wins, the
 // index/shard agreement rules, symlink containment, checked views, and every committed model
 // fixture under tests/fixtures/models/.
+#include "io_test_util.hpp"
 #include "safetensors_writer.hpp"
 
 #include <moe/io/tensor_store.hpp>
@@ -15,25 +16,13 @@ using moe::Error;
 using moe::ErrorCode;
 using moe::io::TensorStore;
 using moe::test::make_tensor;
+using moe::test::require_error;
 using moe::test::safetensors_bytes;
 using moe::test::TempDir;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
-
-template <class F>
-void require_error(F&& f, ErrorCode code, std::initializer_list<std::string> parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    INFO(e.what());
-    CHECK(e.code() == code);
-    for (const auto& p : parts) CHECK_THAT(e.what(), Contains(p));
-    return;
-  }
-  FAIL("no moe::Error thrown");
-}
 
 void write_index(const fs::path& dir, const nlohmann::json& weight_map) {
   moe::test::write_text(dir / "model.safetensors.index.json",

@@ -91,14 +91,6 @@ class Decoder {
     std::string suffix;      // kBpeSuffix
   };
 
-  static char32_t single_char(const JsonNode& node) {
-    const std::string& s = node.as_string();
-    std::size_t len = 0;
-    if (s.empty() || (utf8_decode(s, 0, len), len != s.size()))
-      node.fail_here(ErrorCode::kTokenizer, "expected a single character, got '{}'", s);
-    return utf8_decode(s, 0, len);
-  }
-
   static std::size_t count(const JsonNode& parent, std::string_view key) {
     const std::int64_t v = parent.int_or(key, 0);
     if (v < 0) parent.at(key).fail_here(ErrorCode::kTokenizer, "expected a non-negative count, got {}", v);
@@ -122,7 +114,7 @@ class Decoder {
     } else if (type == "Strip") {
       step.kind = Kind::kStrip;
       const JsonNode content = node.at("content");
-      step.ch = single_char(content);
+      step.ch = content.as_single_char();
       step.content = content.as_string();
       step.start = count(node, "start");
       step.stop = count(node, "stop");
@@ -133,7 +125,7 @@ class Decoder {
     } else if (type == "Metaspace") {
       step.kind = Kind::kMetaspace;
       const JsonNode rep = node.at("replacement");
-      step.ch = single_char(rep);
+      step.ch = rep.as_single_char();
       step.content = rep.as_string();
       step.drop_first = true;
       if (auto scheme = node.find("prepend_scheme")) step.drop_first = scheme->as_string() != "never";

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/tokenizer/utf8.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -89,6 +90,14 @@ class JsonNode {
   const std::string& as_string() const {
     if (!value_->is_string()) fail_here(ErrorCode::kTokenizer, "expected a string, got {}", type_name());
     return value_->get_ref<const std::string&>();
+  }
+  // A string holding exactly one code point (Metaspace's replacement, a Split delimiter, ...).
+  char32_t as_single_char() const {
+    const std::string& s = as_string();
+    std::size_t len = 0;
+    if (s.empty() || (utf8_decode(s, 0, len), len != s.size()))
+      fail_here(ErrorCode::kTokenizer, "expected a single character, got '{}'", s);
+    return utf8_decode(s, 0, len);
   }
   bool as_bool() const {
     if (!value_->is_boolean()) fail_here(ErrorCode::kTokenizer, "expected a boolean, got {}", type_name());

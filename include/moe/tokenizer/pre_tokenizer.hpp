@@ -92,14 +92,6 @@ class PreTokenizer {
     std::string text;
   };
 
-  static char32_t single_char(const JsonNode& node) {
-    const std::string& s = node.as_string();
-    std::size_t len = 0;
-    if (s.empty() || (utf8_decode(s, 0, len), len != s.size()))
-      node.fail_here(ErrorCode::kTokenizer, "expected a single character, got '{}'", s);
-    return utf8_decode(s, 0, len);
-  }
-
   void add(const JsonNode& node, int depth) {
     if (depth > kMaxComponentNesting) node.fail_here(ErrorCode::kTokenizer, "pre-tokenizers nested too deeply");
     const std::string& type = node.type();
@@ -121,7 +113,7 @@ class PreTokenizer {
     } else if (type == "Metaspace") {
       step.kind = Kind::kMetaspace;
       const JsonNode rep = node.at("replacement");
-      step.delimiter = single_char(rep);
+      step.delimiter = rep.as_single_char();
       step.replacement = rep.as_string();
       step.split = node.bool_or("split", true);
       step.prepend = PrependScheme::kAlways;
@@ -147,7 +139,7 @@ class PreTokenizer {
     } else if (type == "CharDelimiterSplit") {
       step.kind = Kind::kCharSplit;
       step.char_class = CharClass::kDelimiter;
-      step.delimiter = single_char(node.at("delimiter"));
+      step.delimiter = node.at("delimiter").as_single_char();
       step.behavior = SplitBehavior::kRemoved;
     } else if (type == "Digits") {
       step.kind = Kind::kDigits;

@@ -6,13 +6,7 @@
 #include "moe/kernels/cpu/simd.hpp"
 #include "moe/kernels/reference/arguments.hpp"
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 reports -W(maybe-)uninitialized inside AVX-512 intrinsics inlined from xsimd into these
-// kernels (the intrinsics' internal _mm512_undefined_* operand; GCC bug 105593, fixed in 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "moe/kernels/cpu/warnings_push.hpp"
 
 namespace moe::kernels {
 
@@ -35,6 +29,4 @@ void add(backend::cpu_simd<Arch>, View<float, 2> y, View<const float, 2> x) {
 
 }  // namespace moe::kernels
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "moe/kernels/cpu/warnings_pop.hpp"

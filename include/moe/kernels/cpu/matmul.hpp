@@ -22,13 +22,7 @@
 #include <type_traits>
 #include <utility>
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 reports -W(maybe-)uninitialized inside AVX-512 intrinsics inlined from xsimd into these
-// kernels (the intrinsics' internal _mm512_undefined_* operand; GCC bug 105593, fixed in 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "moe/kernels/cpu/warnings_push.hpp"
 
 namespace moe::kernels {
 
@@ -522,6 +516,4 @@ void matmul_in_out(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W
 
 }  // namespace moe::kernels
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "moe/kernels/cpu/warnings_pop.hpp"

@@ -10,13 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 reports -W(maybe-)uninitialized inside AVX-512 intrinsics inlined from xsimd into these
-// kernels (the intrinsics' internal _mm512_undefined_* operand; GCC bug 105593, fixed in 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "moe/kernels/cpu/warnings_push.hpp"
 
 namespace moe::kernels {
 
@@ -65,6 +59,4 @@ void rmsnorm(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 1> w
 
 }  // namespace moe::kernels
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "moe/kernels/cpu/warnings_pop.hpp"

@@ -16,13 +16,7 @@
 #include <immintrin.h>
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__)
-// GCC 12 reports -W(maybe-)uninitialized inside AVX-512 intrinsics inlined from xsimd into these
-// kernels (the intrinsics' internal _mm512_undefined_* operand; GCC bug 105593, fixed in 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "moe/kernels/cpu/warnings_push.hpp"
 
 namespace moe::kernels::cpu_detail {
 
@@ -110,6 +104,4 @@ inline void prefetch(const void* p) noexcept {
 
 }  // namespace moe::kernels::cpu_detail
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "moe/kernels/cpu/warnings_pop.hpp"
