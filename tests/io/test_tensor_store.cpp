@@ -223,6 +223,29 @@ TEST_CASE("TensorStore: shard paths stay inside the folder", "[io][store]") {
   CHECK(TensorStore::open_folder(single_outer / "m", allow).size() == 1);
 }
 
+TEST_CASE("TensorStore: a Hugging Face hub cache snapshot loads in place", "[io][store]") {
+  // models--org--name/snapshots/<rev>/model.safetensors -> ../../blobs/<hash>, as the hub lays it out.
+  TempDir cache;
+  const fs::path repo = cache / "models--org--name";
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(repo / "snapshots/0123abcd");
+  moe::test::write_file(repo / "blobs/9f8e7d", safetensors_bytes({make_tensor<float>("x", "F32", {2}, {1, 2})}));
+  fs::create_symlink("../../blobs/9f8e7d", repo / "snapshots/0123abcd/model.safetensors");
+  CHECK(TensorStore::open_folder(repo / "snapshots/0123abcd").size() == 1);
+
+  // A link from a snapshot to anywhere else is still refused.
+  moe::test::write_file(cache / "elsewhere.safetensors", safetensors_bytes({make_tensor<float>("x", "F32", {1}, {1})}));
+  fs::create_directories(repo / "snapshots/bad");
+  fs::create_symlink(cache / "elsewhere.safetensors", repo / "snapshots/bad/model.safetensors");
+  require_error([&] { (void)TensorStore::open_folder(repo / "snapshots/bad"); }, ErrorCode::kFormat,
+                {"outside the folder", "elsewhere.safetensors"});
+
+  // Only a folder named "snapshots" gets the blobs rule.
+  fs::create_directories(repo / "other/rev");
+  fs::create_symlink("../../blobs/9f8e7d", repo / "other/rev/model.safetensors");
+  require_error([&] { (void)TensorStore::open_folder(repo / "other/rev"); }, ErrorCode::kFormat, {"outside the folder"});
+}
+
 TEST_CASE("TensorStore: missing folders and files", "[io][store]") {
   TempDir dir;
   require_error([&] { (void)TensorStore::open_folder(dir / "nope"); }, ErrorCode::kIo, {"nope", "does not exist"});

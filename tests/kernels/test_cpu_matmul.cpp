@@ -182,3 +182,36 @@ TEST_CASE("cpu matmul rejects mismatched shapes and non-unit inner strides", "[c
                     moe::Error);
   REQUIRE_NOTHROW(kernels::matmul(backend::cpu{}, x34, w24, View<float, 2>(y.data(), {3, 2})));
 }
+
+TEMPLATE_TEST_CASE("matmul with an empty dimension", "[cpu][matmul]", float, bf16, f16) {
+  // in = 0: every output is the empty sum, 0; tokens = 0 or out = 0: nothing is written.
+  for (index_t n_tokens : {index_t{1}, index_t{5}, index_t{20}}) {
+    CAPTURE(n_tokens);
+    UnalignedMatrix<TestType> w(std::vector<float>{}, 7, 0, 1);
+    UnalignedMatrix<TestType> w_io(std::vector<float>{}, 0, 7, 7);
+    Operands op(n_tokens, 0, 7, {});
+    kernels::matmul(backend::reference{}, op.xv(), w.view(), op.yv_ref());
+    kernels::matmul(backend::cpu{}, op.xv(), w.view(), op.yv());
+    for (index_t t = 0; t < n_tokens; ++t) {
+      for (index_t o = 0; o < 7; ++o) {
+        REQUIRE(op.y_ref[t * op.ldy + o] == 0.0f);
+        REQUIRE(op.y[t * op.ldy + o] == 0.0f);
+      }
+    }
+    std::fill(op.y.begin(), op.y.end(), Operands::kSentinel);
+    std::fill(op.y_ref.begin(), op.y_ref.end(), Operands::kSentinel);
+    kernels::matmul_in_out(backend::reference{}, op.xv(), w_io.view(), op.yv_ref());
+    kernels::matmul_in_out(backend::cpu{}, op.xv(), w_io.view(), op.yv());
+    REQUIRE(op.y == op.y_ref);
+    REQUIRE(op.y[0] == 0.0f);
+  }
+  UnalignedMatrix<TestType> w(moe_test::random_floats(3 * 4, 41), 3, 4, 4);
+  Operands no_tokens(0, 4, 3, {});
+  kernels::matmul(backend::reference{}, no_tokens.xv(), w.view(), no_tokens.yv_ref());
+  kernels::matmul(backend::cpu{}, no_tokens.xv(), w.view(), no_tokens.yv());
+  UnalignedMatrix<TestType> w_none(std::vector<float>{}, 0, 4, 4);
+  Operands no_outputs(3, 4, 0, moe_test::random_floats(3 * 4, 42));
+  kernels::matmul(backend::reference{}, no_outputs.xv(), w_none.view(), no_outputs.yv_ref());
+  kernels::matmul(backend::cpu{}, no_outputs.xv(), w_none.view(), no_outputs.yv());
+  REQUIRE(no_outputs.y == no_outputs.y_ref);
+}

@@ -1,5 +1,7 @@
 // Attention against a naive two-pass softmax (GQA, sliding window, sinks) and MLA's absorbed
 // latent attention against the expanded (naive) form transformers computes.
+#include "layers_test_util.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <moe/layers/attention.hpp>
@@ -11,15 +13,9 @@
 
 using namespace moe;
 using namespace moe::layers;
+using layers_test::random_vec;
 
 namespace {
-
-std::vector<float> random_vec(std::size_t n, std::mt19937& g, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
 
 // softmax over logits (plus an optional sink logit in the denominator) applied to value rows.
 std::vector<double> naive_attend(const std::vector<double>& logits, const std::vector<std::vector<double>>& values,

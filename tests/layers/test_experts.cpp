@@ -1,6 +1,8 @@
 // Experts and the MoE block against a scalar composition: every expert layout (per-expert,
 // fused gate_up, GPT-OSS input-major interleaved with biases and clamping) computed by hand in
 // double, and moe_forward against per-token routing + weighted sums of those experts.
+#include "layers_test_util.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <moe/layers/experts.hpp>
@@ -12,17 +14,11 @@
 
 using namespace moe;
 using namespace moe::layers;
+using layers_test::random_vec;
 
 namespace {
 
 constexpr index_t kE = 5, kD = 12, kF = 7, kTokens = 9;
-
-std::vector<float> random_vec(std::size_t n, std::mt19937& g, float scale = 1.0f) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(g);
-  return v;
-}
 
 WeightMatrix mat(const std::vector<float>& v, index_t rows, index_t cols, index_t offset = 0) {
   return WeightMatrix{DType::f32, reinterpret_cast<const std::byte*>(v.data() + offset), rows, cols, cols};

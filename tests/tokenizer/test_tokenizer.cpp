@@ -19,11 +19,10 @@
 using namespace moe;
 using test::Ids;
 using test::Json;
+using test::G;
+using test::S;
 
 namespace {
-
-const std::string S = "\xE2\x96\x81";  // ▁
-const std::string G = "\xC4\xA0";      // Ġ
 
 Json added(int id, const std::string& content, bool special, bool normalized = false, bool lstrip = false,
            bool rstrip = false, bool single_word = false) {

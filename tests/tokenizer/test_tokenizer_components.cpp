@@ -17,12 +17,12 @@
 
 using namespace moe::tokenizer;
 using moe::test::Json;
+using moe::test::S;
 using Strings = std::vector<std::string>;
 
 namespace {
 
 const std::string kFile = "unit-test.json";
-const std::string S = "\xE2\x96\x81";  // ▁
 
 std::string normalize(const Json& j, std::string text) {
   const JsonNode node(j, "normalizer", kFile);

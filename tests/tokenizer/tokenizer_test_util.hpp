@@ -14,6 +14,9 @@ namespace moe::test {
 
 using tokenizer::Json;
 
+inline const std::string S = "\xE2\x96\x81";  // ▁, SentencePiece's word boundary
+inline const std::string G = "\xC4\xA0";      // Ġ, byte-level BPE's space
+
 // A tokenizer.json skeleton with the given model and everything else null.
 inline Json tokenizer_doc(Json model) {
   return Json{{"version", "1.0"},          {"truncation", nullptr}, {"padding", nullptr},

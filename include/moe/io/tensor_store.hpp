@@ -32,9 +32,10 @@ class TensorStore {
  public:
   struct Options {
     // Shard files (and model.safetensors) must resolve, after following symlinks, to a path inside
-    // the folder. A Hugging Face hub cache snapshot links every file to ../../blobs/<hash>; set
-    // this to load such a folder in place. Index entries that are absolute or contain ".." are
-    // rejected either way.
+    // the folder, or, when the folder is a Hugging Face hub cache snapshot
+    // (<repo>/snapshots/<revision>), inside that repository's blobs folder (<repo>/blobs), where
+    // the hub links every file. Set this to accept any target. Index entries that are absolute or
+    // contain ".." are rejected either way.
     bool allow_external_symlinks = false;
   };
 
@@ -144,12 +145,19 @@ class TensorStore {
     if (ec) fail(ErrorCode::kIo, "cannot resolve folder {}: {}", folder_.string(), ec.message());
     const auto target = std::filesystem::canonical(file, ec);
     if (ec) fail(ErrorCode::kIo, "{}: cannot resolve {}: {}", source, file.string(), ec.message());
-    const auto [r, t] = std::mismatch(root.begin(), root.end(), target.begin(), target.end());
-    if (r != root.end()) {
-      fail(ErrorCode::kFormat, "{}: {}{} resolves to {}, outside the folder {} (symlink)", source,
-           file.filename().string(), tensor.empty() ? "" : " (shard of tensor " + tensor + ")",
-           target.string(), root.string());
-    }
+    if (is_within(root, target)) return;
+    // A hub cache snapshot: <repo>/snapshots/<revision>/<file> -> <repo>/blobs/<hash>.
+    const auto snapshots = root.parent_path();
+    if (snapshots.filename() == "snapshots" && is_within(snapshots.parent_path() / "blobs", target)) return;
+    fail(ErrorCode::kFormat, "{}: {}{} resolves to {}, outside the folder {} (symlink)", source,
+         file.filename().string(), tensor.empty() ? "" : " (shard of tensor " + tensor + ")", target.string(),
+         root.string());
+  }
+
+  // True when `path` is `folder` or below it (both canonical).
+  static bool is_within(const std::filesystem::path& folder, const std::filesystem::path& path) {
+    const auto [f, p] = std::mismatch(folder.begin(), folder.end(), path.begin(), path.end());
+    return f == folder.end();
   }
 
   void open_shards(const std::filesystem::path& index_path, const Options& options) {

@@ -244,7 +244,7 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
       continue;
     }
     std::string moe = p + std::string(s.moe_prefix);
-    const std::string router_weight = "." + std::string(s.router_name) + ".weight";
+    const std::string router_weight = fmt::format(".{}.weight", s.router_name);
     if (!s.moe_prefix_alt.empty() && !b.has(moe + router_weight) &&
         b.has(p + std::string(s.moe_prefix_alt) + router_weight)) {
       moe = p + std::string(s.moe_prefix_alt);

@@ -20,7 +20,7 @@ void matmul(backend::reference, View<const float, 2> x, View<const W, 2> w, View
   detail::check_matmul(x, w, y, "matmul");
   const index_t n_tokens = x.extent(0), d_in = x.extent(1), d_out = w.extent(0);
   for (index_t t = 0; t < n_tokens; ++t) {
-    const float* xr = &x(t, 0);
+    const float* xr = x.data() + t * x.stride(0);
     for (index_t o = 0; o < d_out; ++o) {
       const W* wr = w.data() + o * w.stride(0);
       double acc = 0.0;
