@@ -6,6 +6,14 @@
 #include "moe/core/error.hpp"
 #include "moe/tokenizer/utf8.hpp"
 
+// The 8-bit (UTF-8) PCRE2 API. moe::moe defines this too; defined here so that a program that
+// includes <moe/moe.hpp> without CMake compiles. A different width set before is an error.
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#if PCRE2_CODE_UNIT_WIDTH != 8
+#error "moecpp needs PCRE2_CODE_UNIT_WIDTH 8 (UTF-8)"
+#endif
 #include <pcre2.h>
 
 #include <cstddef>
