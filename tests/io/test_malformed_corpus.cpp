@@ -1,7 +1,7 @@
 // Runs the malformed-checkpoint corpus (tests/fixtures/malformed/<case>/ with expected.json):
 // each case must fail to load with a moe::Error of the expected code whose message contains every
 // expected substring. Loader "tensors" opens the folder with io::TensorStore; loader "model" calls
-// load_model. ctest runs the two loaders as two tests ("[tensors]" and "[model]").
+// load_model; the two loaders are two test cases, tagged "[tensors]" and "[model]".
 #include <moe/io/json_file.hpp>
 #include <moe/io/load_model.hpp>
 #include <moe/io/tensor_store.hpp>
