@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Write the config- and model-level cases of the malformed-checkpoint corpus
-(tests/fixtures/malformed/model_*/): a tiny valid Mixtral or DeepSeek-V3 checkpoint (zero weights)
-with one thing broken, plus expected.json {"loader": "model", "code", "contains"} for
-tests/io/test_malformed_corpus.cpp. Needs only the Python standard library.
+(tests/fixtures/malformed/model_*/, gen_*/, hostile_header_*/): a tiny valid Mixtral or
+DeepSeek-V3 checkpoint (zero weights) with one thing broken, plus expected.json {"loader": "model"
+| "generator" | "tensors", "code", "contains"} for tests/io/test_malformed_corpus.cpp. The
+"generator" cases add a tokenizer.json (and tokenizer_config.json, generation_config.json) and
+load the folder with Generator::from_folder. Needs only the Python standard library.
 
     python3 tools/make_malformed_model_cases.py [--out tests/fixtures/malformed] [--base-only DIR]
 """
@@ -91,18 +93,99 @@ def write_safetensors(path, tensors):
         f.write(b"\0" * offset)
 
 
-def write_case(root, name, config, tensors, code, contains, note):
+class Raw(str):
+    """JSON text written as is (deep nesting, numbers out of range): json.dumps cannot make it."""
+
+
+def nested(depth, inner="0"):
+    """`depth` nested one-element arrays around `inner`: [[[...0...]]]."""
+    return "[" * depth + inner + "]" * depth
+
+
+def has_raw(value):
+    if isinstance(value, Raw):
+        return True
+    if isinstance(value, dict):
+        return any(has_raw(v) for v in value.values())
+    return isinstance(value, list) and any(has_raw(v) for v in value)
+
+
+def dumps(value):
+    """JSON text of a config in which Raw values stand for themselves (indented when it has none)."""
+    if not has_raw(value):
+        return json.dumps(value, indent=2, sort_keys=True)
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(json.dumps(k) + ": " + dumps(v) for k, v in sorted(value.items())) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def write_case(root, name, config, tensors, code, contains, note, loader="model", extra_files=None):
     d = os.path.join(root, name)
     if os.path.exists(d):
         shutil.rmtree(d)
     os.makedirs(d)
     with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-        f.write("\n")
+        f.write(dumps(config) + "\n")
     write_safetensors(os.path.join(d, "model.safetensors"), tensors)
+    for file_name, content in (extra_files or {}).items():
+        with open(os.path.join(d, file_name), "wb") as f:
+            f.write(content if isinstance(content, bytes) else dumps(content).encode() + b"\n")
     with open(os.path.join(d, "expected.json"), "w") as f:
-        json.dump({"loader": "model", "code": code, "contains": contains, "note": note}, f, indent=2)
+        json.dump({"loader": loader, "code": code, "contains": contains, "note": note}, f, indent=2)
         f.write("\n")
+
+
+# A minimal valid BPE tokenizer for the 8-token vocabulary of the base checkpoints.
+def tokenizer_json(**edits):
+    t = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+        "pre_tokenizer": None, "post_processor": None, "decoder": None,
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                  "vocab": {c: i for i, c in enumerate("abcdefgh")}, "merges": []},
+    }
+    for k, v in edits.items():
+        t[k] = v
+    return t
+
+
+def generator_cases():
+    """Cases for Generator::from_folder (config, weights, tokenizer.json, tokenizer_config.json,
+    generation_config.json): (name, extra files, code, contains, note)."""
+    tok = tokenizer_json()
+    deep = Raw(nested(100000))
+    return [
+        ("gen_generation_config_deep", {"tokenizer.json": tok, "generation_config.json": {"temperature": deep}},
+         "kFormat", ["generation_config.json", "nests deeper than 64"], "200 KB of brackets in a value"),
+        ("gen_generation_config_number_out_of_range", {"tokenizer.json": tok,
+                                                       "generation_config.json": {"temperature": Raw("1e999")}},
+         "kFormat", ["generation_config.json", "invalid JSON"], "a number beyond double's range"),
+        ("gen_generation_config_nested_value", {"tokenizer.json": tok,
+                                                "generation_config.json": {"top_p": Raw(nested(60))}},
+         "kConfig", ["top_p", "array of 1 elements"], "a deep but legal value is described, not dumped"),
+        ("gen_generation_config_eos_nested", {"tokenizer.json": tok,
+                                              "generation_config.json": {"eos_token_id": [Raw(nested(60))]}},
+         "kConfig", ["eos_token_id", "array of 1 elements"], "deep eos id list entry"),
+        ("gen_tokenizer_deep", {"tokenizer.json": tokenizer_json(normalizer=deep)},
+         "kTokenizer", ["tokenizer.json", "nests deeper than 64"], "200 KB of brackets in tokenizer.json"),
+        ("gen_tokenizer_number_out_of_range", {"tokenizer.json": tokenizer_json(dropout=Raw("-1e999"))},
+         "kTokenizer", ["tokenizer.json", "invalid JSON"], "a number beyond double's range"),
+        ("gen_tokenizer_vocab_id_nested", {"tokenizer.json": tokenizer_json(model={
+            "type": "BPE", "vocab": {"a": Raw(nested(60))}, "merges": []})},
+         "kTokenizer", ["model.vocab", "array of 1 elements"], "vocab id that is a deep array"),
+        ("gen_tokenizer_backslash_c", {"tokenizer.json": tokenizer_json(pre_tokenizer={
+            "type": "Split", "pattern": {"Regex": "\\C"}, "behavior": "Isolated", "invert": False})},
+         "kTokenizer", ["tokenizer.json", "\\C"], "\\C matches inside a code point: refused"),
+        ("gen_tokenizer_config_deep", {"tokenizer.json": tok, "tokenizer_config.json": {"bos_token": deep}},
+         "kTokenizer", ["tokenizer_config.json", "nests deeper than 64"], "deep tokenizer_config.json"),
+        ("gen_tokenizer_config_number_out_of_range", {"tokenizer.json": tok,
+                                                      "tokenizer_config.json": {"model_max_length": Raw("1e400")}},
+         "kTokenizer", ["tokenizer_config.json", "invalid JSON"], "HF writes 1e30 here; 1e400 is out of range"),
+    ]
 
 
 def cases():
@@ -150,8 +233,69 @@ def cases():
         ("model_q_proj_shape", MIXTRAL, None,
          lambda t: t.__setitem__("model.layers.0.self_attn.q_proj.weight", [4, 3]),
          "kShapeMismatch", ["q_proj.weight"], "attention projection of the wrong shape"),
+        # ---- hostile configs: deep nesting, numbers out of range, sizes past the limits ----
+        ("model_deep_nesting_unknown_key", MIXTRAL, setk("x_extra", Raw(nested(100000))), None,
+         "kFormat", ["config.json", "nests deeper than 64"], "200 KB of brackets in a key nobody reads"),
+        ("model_deep_nesting_rope_scaling", MIXTRAL, setk("rope_scaling", Raw(nested(100000))), None,
+         "kFormat", ["config.json", "nests deeper than 64"], "200 KB of brackets in a key that is read"),
+        ("model_deep_object_nesting", MIXTRAL, setk("x_extra", Raw('{"a": ' * 5000 + "0" + "}" * 5000)), None,
+         "kFormat", ["config.json", "nests deeper than 64", "x_extra.a.a"], "deep objects name their key path"),
+        ("model_nested_rope_scaling", MIXTRAL, setk("rope_scaling", Raw(nested(60))), None,
+         "kConfig", ["rope_scaling", "must be an object", "array of 1 elements"], "deep but legal: described"),
+        ("model_nested_architectures", MIXTRAL, setk("architectures", Raw(nested(60))), None,
+         "kConfig", ["architectures", "array of 1 elements"], "architectures that is a deep list"),
+        ("model_nested_hidden_size", MIXTRAL, setk("hidden_size", Raw(nested(60))), None,
+         "kConfig", ["hidden_size", "must be an integer", "array of 1 elements"], "integer that is a deep list"),
+        ("model_nested_tie_word_embeddings", MIXTRAL, setk("tie_word_embeddings", Raw('{"a": ' + nested(50) + "}")),
+         None, "kConfig", ["tie_word_embeddings", "object with 1 keys"], "boolean that is an object"),
+        ("model_nested_eos_token_id", MIXTRAL, setk("eos_token_id", Raw(nested(60))), None,
+         "kConfig", ["eos_token_id", "array of 1 elements"], "token id list holding a deep list"),
+        ("model_nested_layer_types", MIXTRAL, setk("layer_types", Raw("[" + nested(60) + "]")), None,
+         "kConfig", ["layer_types[0]", "must be a string"], "layer type that is a deep list"),
+        ("model_long_string_value", MIXTRAL, setk("hidden_act", "g" * 100000), None,
+         "kUnsupported", ["hidden_act", "is not supported"], "100 KB string value"),
+        ("model_number_out_of_range", MIXTRAL, setk("rms_norm_eps", Raw("1e999")), None,
+         "kFormat", ["config.json", "invalid JSON"], "a number beyond double's range"),
+        ("model_huge_num_layers", MIXTRAL, setk("num_hidden_layers", 1 << 24), None,
+         "kUnsupported", ["num_hidden_layers", "16777216", "1024"], "per-layer tables sized before tensors"),
+        ("model_num_layers_without_tensors", MIXTRAL, setk("num_hidden_layers", 1000), None,
+         "kMissingTensor", ["model.layers.1."], "1000 layers claimed, one present"),
+        ("model_too_many_experts", MIXTRAL, setk("num_local_experts", 9000), None,
+         "kUnsupported", ["9000", "8192"], "expert count past the limit"),
+        ("model_top_k_past_limit", MIXTRAL, lambda c: c.update(num_local_experts=1000, num_experts_per_tok=600), None,
+         "kUnsupported", ["num_experts_per_tok", "600", "512"], "top_k past the limit"),
+        ("model_huge_vocab_size", MIXTRAL, setk("vocab_size", 1 << 30), None,
+         "kConfig", ["vocab_size", "1073741824", "implausibly large"], "size past kMaxDimension"),
+        ("model_n_group_past_limit", DEEPSEEK_V3, lambda c: c.update(n_routed_experts=1024, n_group=512), None,
+         "kUnsupported", ["n_group", "512"], "group scores live on the stack: 256 at most"),
+        ("model_integer_too_large", MIXTRAL, setk("num_hidden_layers", Raw("123456789012345678901234567890")), None,
+         "kConfig", ["num_hidden_layers", "must be an integer"], "integer beyond 64 bits (read as a double)"),
     ]
     return out
+
+
+def safetensors_cases():
+    """Hostile safetensors headers for the "tensors" loader: (name, header bytes, code, contains, note)."""
+    deep = b'{"t": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    return [
+        ("hostile_header_deep_nesting", b'{"a": {"dtype": "F32", "shape": [[[[1]]]], "data_offsets": [0, 4]}}',
+         "kFormat", ["nests deeper than 3"], "a header is 3 levels deep; a 4th is refused at once"),
+        ("hostile_header_deep_200kb", deep, "kFormat", ["nests deeper than 3"],
+         "200 KB of brackets: refused at the 4th level (tests/io/test_hostile_input.cpp runs 100 MB)"),
+    ]
+
+
+def write_header_case(root, name, header, code, contains, note):
+    d = os.path.join(root, name)
+    if os.path.exists(d):
+        shutil.rmtree(d)
+    os.makedirs(d)
+    with open(os.path.join(d, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(header)))
+        f.write(header)
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump({"loader": "tensors", "code": code, "contains": contains, "note": note}, f, indent=2)
+        f.write("\n")
 
 
 def main():
@@ -175,6 +319,13 @@ def main():
         if edit_tensors:
             edit_tensors(tensors)
         write_case(args.out, name, config, tensors, code, contains, note)
+        print(f"{name}: {code} {contains}")
+    for name, files, code, contains, note in generator_cases():
+        write_case(args.out, name, copy.deepcopy(MIXTRAL), mixtral_tensors(MIXTRAL), code, contains, note,
+                   loader="generator", extra_files=files)
+        print(f"{name}: {code} {contains}")
+    for name, header, code, contains, note in safetensors_cases():
+        write_header_case(args.out, name, header, code, contains, note)
         print(f"{name}: {code} {contains}")
 
 

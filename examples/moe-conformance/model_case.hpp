@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ namespace moe::conformance {
 
 inline constexpr float kLogitTolerance = 2e-3f;  // DESIGN.md §9
 inline constexpr std::size_t kContinuation = 12;
+inline constexpr std::size_t kMaxContinuation = 1024;  // longest greedy continuation a reference may hold
 
 inline bool is_model_case(const std::filesystem::path& dir) {
   return std::filesystem::is_regular_file(dir / "reference.json") && std::filesystem::is_regular_file(dir / "config.json");
@@ -52,7 +54,10 @@ inline std::vector<std::int32_t> int_list(const nlohmann::json& j, const std::st
   std::vector<std::int32_t> out;
   for (const auto& v : j) {
     require(v.is_number_integer(), ErrorCode::kFormat, "reference.json: {} must hold integers", what);
-    out.push_back(v.get<std::int32_t>());
+    const auto id = v.get<std::int64_t>();
+    require(id >= 0 && id <= std::numeric_limits<std::int32_t>::max(), ErrorCode::kFormat,
+            "reference.json: {} holds {}, not a token id", what, id);
+    out.push_back(static_cast<std::int32_t>(id));
   }
   return out;
 }
@@ -80,7 +85,7 @@ inline CaseResult check_model_case(const std::filesystem::path& dir) {
     const auto model = load_model(dir);
     const ModelConfig& cfg = model->config();
     const std::size_t V = cfg.vocab_size;
-    const nlohmann::json ref = io::read_json_file(dir / "reference.json");
+    const nlohmann::json ref = io::read_json_file(dir / "reference.json", limits::kMaxJsonFileBytes, "reference.json");
     require(ref.is_object() && ref.contains("prompts") && ref["prompts"].is_array() && !ref["prompts"].empty(),
             ErrorCode::kFormat, "{}: reference.json has no prompts", dir.string());
     const auto tensors = io::SafetensorsFile::open(dir / "reference.safetensors");
@@ -95,6 +100,16 @@ inline CaseResult check_model_case(const std::filesystem::path& dir) {
       const auto expected_top5 = detail::int_list(pr.at("last_top5_ids"), fmt::format("prompts[{}].last_top5_ids", p));
       require(!ids.empty(), ErrorCode::kFormat, "reference.json: prompts[{}] is empty", p);
       const std::size_t n = ids.size();
+      // The cache below is sized from these lengths: bound them by the format and the model
+      // before anything is allocated.
+      require(expected_greedy.size() <= kMaxContinuation, ErrorCode::kFormat,
+              "reference.json: prompts[{}].greedy_continuation has {} tokens, more than {}", p,
+              expected_greedy.size(), kMaxContinuation);
+      require(expected_top5.size() <= V, ErrorCode::kFormat, "reference.json: prompts[{}].last_top5_ids has {} ids for a vocabulary of {}",
+              p, expected_top5.size(), V);
+      require(cfg.max_position_embeddings == 0 || n + expected_greedy.size() <= cfg.max_position_embeddings,
+              ErrorCode::kFormat, "reference.json: prompts[{}] has {} + {} tokens, more than max_position_embeddings {}", p, n,
+              expected_greedy.size(), cfg.max_position_embeddings);
 
       const std::string name = fmt::format("logits_{}", p);
       const io::TensorInfo* lt = tensors.find(name);

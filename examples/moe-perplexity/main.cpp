@@ -1,13 +1,12 @@
 // moe-perplexity: perplexity of a model over a text file, with the sliding-window definition of
 // moe::perplexity (the same one the transformers reference in tests/fixtures/demo uses).
+#include "common/cli.hpp"
+
 #include <moe/moe.hpp>
 
 #include <fmt/format.h>
 
-#include <charconv>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -27,18 +26,12 @@ positions not scored by earlier windows, each from the logits of the position be
 Exit status: 0 on success, 2 on any error.
 )";
 
-moe::index_t parse_count(std::string_view flag, std::string_view text) {
-  moe::index_t v = 0;
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  moe::require(r.ec == std::errc() && r.ptr == text.data() + text.size(), moe::ErrorCode::kInvalidArgument,
-               "{}: '{}' is not a valid non-negative integer", flag, text);
-  return v;
-}
+constexpr auto kMaxWindow = static_cast<moe::index_t>(moe::limits::kMaxContext);
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return moe::cli::run_tool("moe-perplexity", [&] {
     std::string model_dir, text_file;
     moe::PerplexityOptions options;
     bool quiet = false;
@@ -53,19 +46,15 @@ int main(int argc, char** argv) {
         return 0;
       } else if (flag == "--model") model_dir = value();
       else if (flag == "--text") text_file = value();
-      else if (flag == "--window") options.window = parse_count(flag, value());
-      else if (flag == "--stride") options.stride = parse_count(flag, value());
-      else if (flag == "--threads") moe::set_num_threads(static_cast<int>(parse_count(flag, value())));
+      else if (flag == "--window") options.window = moe::cli::parse_number<moe::index_t>(flag, value(), 2, kMaxWindow);
+      else if (flag == "--stride") options.stride = moe::cli::parse_number<moe::index_t>(flag, value(), 1, kMaxWindow);
+      else if (flag == "--threads") moe::set_num_threads(moe::cli::parse_threads(flag, value()));
       else if (flag == "--quiet") quiet = true;
       else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
     }
     moe::require(!model_dir.empty() && !text_file.empty(), moe::ErrorCode::kInvalidArgument,
                  "--model DIR and --text FILE are required (see --help)");
-    std::ifstream in(text_file, std::ios::binary);
-    moe::require(static_cast<bool>(in), moe::ErrorCode::kIo, "cannot open {}", text_file);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
+    const std::string text = moe::cli::read_text_file(text_file);
 
     const auto model = moe::load_model(model_dir);
     const auto tokenizer = moe::Tokenizer::from_folder(model_dir);
@@ -85,11 +74,5 @@ int main(int argc, char** argv) {
                    .c_str(),
                stdout);
     return 0;
-  } catch (const moe::Error& e) {
-    std::fputs(fmt::format("moe-perplexity: {}\n", e.what()).c_str(), stderr);
-    return 2;
-  } catch (const std::exception& e) {
-    std::fputs(fmt::format("moe-perplexity: unexpected error: {}\n", e.what()).c_str(), stderr);
-    return 2;
-  }
+  });
 }

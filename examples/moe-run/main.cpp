@@ -1,15 +1,15 @@
 // moe-run: load a model folder, stream a continuation of a prompt to the terminal, and report
 // prompt / generation throughput and the experts each MoE layer used most. --batch runs several
 // prompts (one per line of a file) through continuous batching.
+#include "common/cli.hpp"
+
 #include <moe/moe.hpp>
 
 #include <fmt/format.h>
 
 #include <atomic>
-#include <charconv>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -47,6 +47,9 @@ Without --greedy or a sampling option, the model folder's generation_config.json
 Exit status: 0 on success, 2 on any error.
 )";
 
+constexpr moe::index_t kMaxTokens = static_cast<moe::index_t>(moe::limits::kMaxContext);
+constexpr moe::index_t kMaxParallel = static_cast<moe::index_t>(moe::limits::kMaxParallelSequences);
+
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) { g_interrupted.store(true); }
 
@@ -64,25 +67,7 @@ struct Args {
   std::size_t top_experts = 3;
 };
 
-template <class T>
-T parse_number(std::string_view flag, std::string_view text) {
-  if constexpr (std::is_floating_point_v<T>) {
-    const std::string s(text);
-    char* end = nullptr;
-    const double d = std::strtod(s.c_str(), &end);
-    if (s.empty() || end != s.c_str() + s.size()) {
-      moe::fail(moe::ErrorCode::kInvalidArgument, "{}: '{}' is not a number", flag, text);
-    }
-    return static_cast<T>(d);
-  } else {
-    T value{};
-    const char* last = text.data() + text.size();
-    const auto r = std::from_chars(text.data(), last, value);
-    moe::require(r.ec == std::errc() && r.ptr == last, moe::ErrorCode::kInvalidArgument,
-                 "{}: '{}' is not a valid non-negative integer in range", flag, text);
-    return value;
-  }
-}
+using moe::cli::parse_number;
 
 // "\n", "\t", "\\" escapes, so stop strings with newlines can be given on a command line.
 std::string unescape(std::string_view s) {
@@ -111,10 +96,10 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--prompt") a.prompt = std::string(value());
     else if (flag == "--prompt-file") a.prompt_file = value();
     else if (flag == "--batch") a.batch_file = value();
-    else if (flag == "--max-tokens") a.max_tokens = parse_number<moe::index_t>(flag, value());
-    else if (flag == "--n-ctx") a.n_ctx = parse_number<moe::index_t>(flag, value());
+    else if (flag == "--max-tokens") a.max_tokens = parse_number<moe::index_t>(flag, value(), 0, kMaxTokens);
+    else if (flag == "--n-ctx") a.n_ctx = parse_number<moe::index_t>(flag, value(), 1, kMaxTokens);
     else if (flag == "--temperature") a.temperature = parse_number<float>(flag, value());
-    else if (flag == "--top-k") a.top_k = parse_number<std::int32_t>(flag, value());
+    else if (flag == "--top-k") a.top_k = parse_number<std::int32_t>(flag, value(), 0);
     else if (flag == "--top-p") a.top_p = parse_number<float>(flag, value());
     else if (flag == "--min-p") a.min_p = parse_number<float>(flag, value());
     else if (flag == "--repeat-penalty") a.repeat_penalty = parse_number<float>(flag, value());
@@ -122,9 +107,9 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--frequency-penalty") a.frequency_penalty = parse_number<float>(flag, value());
     else if (flag == "--seed") a.seed = parse_number<std::uint64_t>(flag, value());
     else if (flag == "--stop") a.stops.push_back(unescape(value()));
-    else if (flag == "--threads") a.threads = parse_number<int>(flag, value());
-    else if (flag == "--parallel") a.parallel = parse_number<moe::index_t>(flag, value());
-    else if (flag == "--top-experts") a.top_experts = parse_number<std::size_t>(flag, value());
+    else if (flag == "--threads") a.threads = moe::cli::parse_threads(flag, value());
+    else if (flag == "--parallel") a.parallel = parse_number<moe::index_t>(flag, value(), 1, kMaxParallel);
+    else if (flag == "--top-experts") a.top_experts = parse_number<std::size_t>(flag, value(), 0, 1 << 16);
     else if (flag == "--greedy") a.greedy = true;
     else if (flag == "--ignore-eos") a.ignore_eos = true;
     else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
@@ -150,14 +135,7 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  moe::require(static_cast<bool>(in), moe::ErrorCode::kIo, "cannot open {}", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  moe::require(!in.bad(), moe::ErrorCode::kIo, "error while reading {}", path);
-  return ss.str();
-}
+std::string read_text_file(const std::string& path) { return moe::cli::read_text_file(path, "prompt file"); }
 
 moe::GenerationOptions make_options(const Args& a, const moe::GenerationOptions& defaults) {
   moe::GenerationOptions o = defaults;
@@ -289,7 +267,7 @@ int run_batch(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
+  return moe::cli::run_tool("moe-run", [&] {
     const Args a = parse_args(argc, argv);
     if (a.help) {
       std::fputs(kUsage, stdout);
@@ -298,11 +276,5 @@ int main(int argc, char** argv) {
     if (a.threads > 0) moe::set_num_threads(a.threads);
     std::signal(SIGINT, on_sigint);
     return a.batch_file.empty() ? run_single(a) : run_batch(a);
-  } catch (const moe::Error& e) {
-    std::fputs(fmt::format("moe-run: {}\n", e.what()).c_str(), stderr);
-    return 2;
-  } catch (const std::exception& e) {
-    std::fputs(fmt::format("moe-run: unexpected error: {}\n", e.what()).c_str(), stderr);
-    return 2;
-  }
+  });
 }

@@ -1,10 +1,13 @@
 // Runs the malformed-checkpoint corpus (tests/fixtures/malformed/<case>/ with expected.json):
 // each case must fail to load with a moe::Error of the expected code whose message contains every
 // expected substring. Loader "tensors" opens the folder with io::TensorStore; loader "model" calls
-// load_model; the two loaders are two test cases, tagged "[tensors]" and "[model]".
+// load_model; loader "generator" calls Generator::from_folder (config, weights, tokenizer.json,
+// tokenizer_config.json, generation_config.json); the loaders are three test cases, tagged
+// "[tensors]", "[model]" and "[generator]".
 #include <moe/io/json_file.hpp>
 #include <moe/io/load_model.hpp>
 #include <moe/io/tensor_store.hpp>
+#include <moe/runtime/generate.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -27,6 +30,7 @@ std::optional<moe::ErrorCode> parse_code(const std::string& s) {
       {"kUnsupported", ErrorCode::kUnsupported},         {"kTokenizer", ErrorCode::kTokenizer},
       {"kContextOverflow", ErrorCode::kContextOverflow}, {"kCancelled", ErrorCode::kCancelled},
       {"kDevice", ErrorCode::kDevice},                   {"kInternal", ErrorCode::kInternal},
+      {"kOutOfMemory", ErrorCode::kOutOfMemory},
   };
   for (const auto& [name, code] : kCodes) {
     if (s == name) return code;
@@ -65,7 +69,7 @@ std::vector<Case> load_cases() {
     REQUIRE(code.has_value());
     c.code = *code;
     for (const auto& s : expected.value("contains", nlohmann::json::array())) c.contains.push_back(s.get<std::string>());
-    REQUIRE((c.loader == "tensors" || c.loader == "model"));
+    REQUIRE((c.loader == "tensors" || c.loader == "model" || c.loader == "generator"));
     cases.push_back(std::move(c));
   }
   return cases;
@@ -99,7 +103,7 @@ TEST_CASE("malformed corpus: safetensors and shard index cases", "[tensors]") {
     check_case(c, [](const fs::path& dir) { (void)moe::io::TensorStore::open_folder(dir); });
   }
   // The corpus is committed test data: losing it must not pass silently.
-  CHECK(n >= 20);
+  CHECK(n >= 22);
 }
 
 TEST_CASE("malformed corpus: model (config-level) cases", "[model]") {
@@ -110,5 +114,16 @@ TEST_CASE("malformed corpus: model (config-level) cases", "[model]") {
     ++n;
     check_case(c, [](const fs::path& dir) { (void)moe::load_model(dir); });
   }
-  CHECK(n >= 15);
+  CHECK(n >= 33);
+}
+
+TEST_CASE("malformed corpus: whole-folder cases (tokenizer, generation config)", "[generator]") {
+  const auto cases = load_cases();
+  int n = 0;
+  for (const auto& c : cases) {
+    if (c.loader != "generator") continue;
+    ++n;
+    check_case(c, [](const fs::path& dir) { (void)moe::Generator::from_folder(dir, 16); });
+  }
+  CHECK(n >= 10);
 }

@@ -155,9 +155,15 @@ TEST_CASE("TensorStore: index and shards must agree", "[io][store]") {
   moe::test::write_text(dir / "model.safetensors.index.json", R"({"weight_map": {"a": "x.safetensors", "a": "y.safetensors"}})");
   require_error([&] { (void)TensorStore::open_folder(dir.path()); }, ErrorCode::kFormat,
                 {"model.safetensors.index.json", "duplicate key \"a\"", "weight_map"});
-  // Deeply nested metadata is accepted and kept without recursion (copy and dump would recurse).
+  // Deeply nested metadata is refused by the parser (copy and dump of it would recurse); nesting
+  // up to the cap is kept.
   moe::test::write_text(dir / "model.safetensors.index.json",
                         R"({"metadata": {"deep": )" + std::string(100000, '[') + std::string(100000, ']') +
+                            "}, \"weight_map\": " + sharded_map().dump() + "}");
+  require_error([&] { (void)TensorStore::open_folder(dir.path()); }, ErrorCode::kFormat,
+                {"model.safetensors.index.json", "nests deeper than 64 levels at metadata.deep"});
+  moe::test::write_text(dir / "model.safetensors.index.json",
+                        R"({"metadata": {"deep": )" + std::string(60, '[') + std::string(60, ']') +
                             "}, \"weight_map\": " + sharded_map().dump() + "}");
   {
     const TensorStore deep = TensorStore::open_folder(dir.path());

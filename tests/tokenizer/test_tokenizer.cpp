@@ -30,18 +30,8 @@ Json added(int id, const std::string& content, bool special, bool normalized = f
               {"rstrip", rstrip}, {"normalized", normalized}, {"special", special}};
 }
 
-ErrorCode error_code_of(const std::function<void()>& f, std::string* message = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.code();
-  }
-  FAIL("expected a moe::Error");
-  return ErrorCode::kInternal;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+using test::contains;
+using test::error_code_of;
 
 }  // namespace
 

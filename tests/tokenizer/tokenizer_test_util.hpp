@@ -6,7 +6,10 @@
 #include <moe/tokenizer/json_reader.hpp>
 #include <moe/tokenizer/tokenizer.hpp>
 
+#include <catch2/catch.hpp>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -111,5 +114,22 @@ inline Tokenizer make_tokenizer(const Json& doc, const Json& config = Json()) {
 }
 
 using Ids = std::vector<std::int32_t>;
+
+// The code of the moe::Error that f throws (its message in *message); fails the test if f
+// throws nothing.
+inline ErrorCode error_code_of(const std::function<void()>& f, std::string* message = nullptr) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.code();
+  }
+  FAIL("expected a moe::Error");
+  return ErrorCode::kInternal;
+}
+
+inline bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 }  // namespace moe::test

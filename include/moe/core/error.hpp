@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <exception>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,6 +26,7 @@ enum class ErrorCode {
   kContextOverflow,   // a sequence would exceed the context length
   kCancelled,         // generation was cancelled from another thread
   kDevice,            // a CUDA runtime call failed
+  kOutOfMemory,       // an allocation failed or would exceed the machine's memory
   kInternal,          // a broken invariant inside the library (a bug)
 };
 
@@ -40,6 +43,7 @@ constexpr std::string_view to_string(ErrorCode code) noexcept {
     case ErrorCode::kContextOverflow: return "context overflow";
     case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kDevice: return "device error";
+    case ErrorCode::kOutOfMemory: return "out of memory";
     case ErrorCode::kInternal: return "internal error";
   }
   return "unknown error";
@@ -67,6 +71,26 @@ template <class... Args>
 template <class... Args>
 void require(bool condition, ErrorCode code, fmt::format_string<Args...> f, Args&&... args) {
   if (!condition) fail(code, f, std::forward<Args>(args)...);
+}
+
+// Runs f() and lets only moe::Error escape: every public entry point of the library (loading,
+// tokenizing, sessions, generation) runs its body through this, so a host that catches
+// moe::Error catches everything. std::bad_alloc and std::length_error (a container asked for more
+// than it can hold) become kOutOfMemory, any other std::exception kInternal (a bug: please
+// report it), each naming `where`. Costs nothing when nothing is thrown.
+template <class F>
+decltype(auto) catch_as_error(std::string_view where, F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::kOutOfMemory, std::string(where) + ": out of memory");
+  } catch (const std::length_error& e) {
+    throw Error(ErrorCode::kOutOfMemory, std::string(where) + ": a size exceeds what can be allocated (" + e.what() + ")");
+  } catch (const std::exception& e) {
+    throw Error(ErrorCode::kInternal, std::string(where) + ": unexpected exception: " + e.what());
+  }
 }
 
 }  // namespace moe

@@ -3,6 +3,9 @@
 // the thread count).
 #pragma once
 
+#include "moe/core/error.hpp"
+#include "moe/core/limits.hpp"
+
 #include <algorithm>
 #include <cstddef>
 
@@ -26,11 +29,14 @@ inline int max_threads() noexcept {
 #endif
 }
 
-inline void set_num_threads(int n) noexcept {
+// Sets the threads of the following parallel regions: 1 <= n <= limits::kMaxThreads, else
+// kInvalidArgument (libgomp ends the process when it cannot create a thread, so an absurd count
+// is refused here rather than there).
+inline void set_num_threads(int n) {
+  require(n >= 1 && n <= limits::kMaxThreads, ErrorCode::kInvalidArgument, "thread count must be in [1, {}], got {}",
+          limits::kMaxThreads, n);
 #if defined(_OPENMP)
-  if (n > 0) omp_set_num_threads(n);
-#else
-  (void)n;
+  omp_set_num_threads(n);
 #endif
 }
 

@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <unistd.h>
+
 namespace moe {
 
 using index_t = std::size_t;
@@ -147,6 +149,16 @@ template <class T, std::size_t Rank>
 using View = TensorView<T, Rank>;
 
 // 64-byte aligned heap storage for `n` trivially copyable elements (zero-initialised).
+// Bytes of physical memory of this machine (0 if unknown); read once.
+inline index_t physical_memory_bytes() noexcept {
+  static const index_t bytes = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? static_cast<index_t>(pages) * static_cast<index_t>(page) : index_t{0};
+  }();
+  return bytes;
+}
+
 template <class T>
 class AlignedBuffer {
   static_assert(std::is_trivially_copyable_v<T>, "AlignedBuffer holds trivially copyable types");
@@ -172,9 +184,21 @@ class AlignedBuffer {
     require(n <= (static_cast<index_t>(-1) - kTensorAlignment) / sizeof(T),
             ErrorCode::kInvalidArgument, "buffer of {} elements overflows size_t", n);
     const index_t bytes = (n * sizeof(T) + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-    data_.reset(n == 0 ? nullptr
-                       : static_cast<T*>(::operator new(bytes, std::align_val_t{kTensorAlignment})));
-    if (n != 0) std::memset(static_cast<void*>(data_.get()), 0, bytes);
+    data_.reset();
+    size_ = 0;
+    if (n == 0) return;
+    // The buffer is zero-filled, so every page is touched: a size beyond physical memory would
+    // not fail here but summon the OOM killer later. Refuse it, and report a failed allocation,
+    // as kOutOfMemory with the sizes.
+    const index_t physical = physical_memory_bytes();
+    if (physical != 0 && bytes > physical) {
+      fail(ErrorCode::kOutOfMemory, "cannot allocate a buffer of {} bytes: the machine has {} bytes of memory", bytes,
+           physical);
+    }
+    void* p = ::operator new(bytes, std::align_val_t{kTensorAlignment}, std::nothrow);
+    if (p == nullptr) fail(ErrorCode::kOutOfMemory, "cannot allocate a buffer of {} bytes", bytes);
+    std::memset(p, 0, bytes);
+    data_.reset(static_cast<T*>(p));
     size_ = n;
   }
 

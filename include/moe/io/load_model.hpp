@@ -63,17 +63,20 @@ class StoreTensorSource final : public TensorSource {
 
 // Loads config.json and the safetensors weights of `folder`. Errors: kIo (missing files),
 // kFormat (bad JSON / safetensors), kConfig / kUnsupported (config), kMissingTensor /
-// kShapeMismatch (weights), each naming the file, key or tensor.
+// kShapeMismatch (weights), each naming the file, key or tensor; kOutOfMemory. Only moe::Error
+// escapes.
 inline std::shared_ptr<const Model> load_model(const std::filesystem::path& folder) {
-  const auto config_path = folder / "config.json";
-  std::error_code ec;
-  require(std::filesystem::is_regular_file(config_path, ec), ErrorCode::kIo, "no config.json in {}", folder.string());
-  const nlohmann::json j = io::read_json_file(config_path);
-  ModelConfig config = ModelConfig::from_json(j, config_path.string());
-  auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
-  const io::StoreTensorSource source(*store);
-  model::ModelWeights weights = model::bind_weights(config, source);
-  return std::make_shared<const Model>(std::move(config), std::move(weights), std::shared_ptr<const void>(store));
+  return catch_as_error("load_model", [&] {
+    const auto config_path = folder / "config.json";
+    std::error_code ec;
+    require(std::filesystem::exists(config_path, ec), ErrorCode::kIo, "no config.json in {}", folder.string());
+    const nlohmann::json j = io::read_json_file(config_path, limits::kMaxConfigJsonBytes, "config.json");
+    ModelConfig config = ModelConfig::from_json(j, config_path.string());
+    auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
+    const io::StoreTensorSource source(*store);
+    model::ModelWeights weights = model::bind_weights(config, source);
+    return std::make_shared<const Model>(std::move(config), std::move(weights), std::shared_ptr<const void>(store));
+  });
 }
 
 }  // namespace moe

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/file.hpp"
 
 #include <cerrno>
 #include <cstddef>
@@ -42,27 +43,12 @@ class MappedFile {
   static MappedFile open(const std::filesystem::path& path) {
     MappedFile f;
     f.path_ = path;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      fail(ErrorCode::kIo, "cannot open {}: {}", path.string(), std::strerror(err));
-    }
-    // Closes fd on every exit path; the mapping stays valid after close (POSIX).
-    struct FdCloser {
-      int fd;
-      ~FdCloser() { ::close(fd); }
-    } closer{fd};
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-      const int err = errno;
-      fail(ErrorCode::kIo, "cannot stat {}: {}", path.string(), std::strerror(err));
-    }
-    if (!S_ISREG(st.st_mode)) {
-      fail(ErrorCode::kIo, "cannot map {}: not a regular file", path.string());
-    }
-    if (st.st_size < 0) fail(ErrorCode::kIo, "cannot map {}: negative size {}", path.string(), st.st_size);
-    const auto size = static_cast<std::size_t>(st.st_size);
+    // RegularFile refuses FIFOs and devices without blocking; the mapping stays valid after the
+    // descriptor is closed (POSIX).
+    const RegularFile file = RegularFile::open(path, "file");
+    const std::size_t size = file.size();
     if (size == 0) return f;
+    const int fd = file.fd();
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;

@@ -34,7 +34,7 @@ namespace moe::io {
 
 // Largest accepted JSON header. Real headers are at most a few MB; the reference implementation
 // refuses more than 100 MB as well, which also bounds the memory a hostile header can make us use.
-inline constexpr std::uint64_t kMaxSafetensorsHeaderBytes = 100'000'000;
+inline constexpr std::uint64_t kMaxSafetensorsHeaderBytes = limits::kMaxSafetensorsHeaderBytes;
 
 // One tensor of a safetensors file. `bytes` points into the file's bytes (the mapping for files
 // opened with SafetensorsFile::open) and lives as long as the SafetensorsFile / TensorStore.
@@ -116,30 +116,6 @@ inline std::size_t first_invalid_utf8(std::string_view s) noexcept {
     i += len;
   }
   return std::string_view::npos;
-}
-
-// Short description of a JSON value for error messages: its type, then the value itself when it
-// is a scalar or an array of a few scalars (clipped), else the element count. Never recursive:
-// dump() is, and a hostile header may nest arrays 10^7 deep.
-inline std::string describe_json(const nlohmann::json& j) {
-  const auto clip = [](std::string text) {
-    if (text.size() > 60) text = text.substr(0, 57) + "...";
-    return text;
-  };
-  const auto scalar = [](const nlohmann::json& v) {
-    return v.dump(-1, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
-  };
-  if (j.is_object()) return fmt::format("object with {} keys", j.size());
-  if (j.is_array()) {
-    const bool flat = j.size() <= 8 && std::all_of(j.begin(), j.end(), [](const nlohmann::json& v) {
-                        return v.is_primitive();
-                      });
-    if (!flat) return fmt::format("array of {} elements", j.size());
-    std::string text = "[";
-    for (std::size_t i = 0; i < j.size(); ++i) text += (i ? ", " : "") + scalar(j[i]);
-    return "array " + clip(text + "]");
-  }
-  return fmt::format("{} {}", j.type_name(), clip(scalar(j)));
 }
 
 }  // namespace detail
@@ -288,7 +264,7 @@ class SafetensorsFile {
                               std::string_view field) const {
     if (!v.is_number_unsigned()) {
       fail_tensor(tensor, fmt::format("{} entry must be a non-negative integer, found {}", field,
-                                      detail::describe_json(v)));
+                                      describe(v)));
     }
     return v.get<std::uint64_t>();
   }
@@ -325,9 +301,9 @@ class SafetensorsFile {
       fail(ErrorCode::kFormat, "{}: header does not start with '{{' (found byte 0x{:02x})", name_,
            static_cast<unsigned char>(header.front()));
     }
-    const nlohmann::json root = parse_json_text(header, name_ + " header");
+    const nlohmann::json root = parse_json_text(header, name_ + " header", limits::kMaxSafetensorsHeaderDepth);
     if (!root.is_object()) {  // e.g. "{}x" is rejected by the parser; kept as a defence
-      fail(ErrorCode::kFormat, "{}: header is not a JSON object ({})", name_, detail::describe_json(root));
+      fail(ErrorCode::kFormat, "{}: header is not a JSON object ({})", name_, describe(root));
     }
 
     const std::size_t data_size = size - data_offset_;
@@ -342,12 +318,12 @@ class SafetensorsFile {
       if (key == "__metadata__") {
         if (!value.is_object()) {
           fail(ErrorCode::kFormat, "{}: __metadata__ must be an object of strings, found {}", name_,
-               detail::describe_json(value));
+               describe(value));
         }
         for (const auto& [mk, mv] : value.items()) {
           if (!mv.is_string()) {
             fail(ErrorCode::kFormat, "{}: __metadata__ value of \"{}\" must be a string, found {}",
-                 name_, mk, detail::describe_json(mv));
+                 name_, mk, describe(mv));
           }
           metadata_.emplace(mk, mv.get<std::string>());
         }
@@ -355,7 +331,7 @@ class SafetensorsFile {
       }
       if (key.empty()) fail(ErrorCode::kFormat, "{}: tensor with an empty name", name_);
       if (!value.is_object()) {
-        fail_tensor(key, fmt::format("entry must be an object, found {}", detail::describe_json(value)));
+        fail_tensor(key, fmt::format("entry must be an object, found {}", describe(value)));
       }
       TensorInfo t;
       t.name = key;
@@ -363,7 +339,7 @@ class SafetensorsFile {
 
       const auto dt = value.find("dtype");
       if (dt == value.end()) fail_tensor(key, "missing \"dtype\"");
-      if (!dt->is_string()) fail_tensor(key, fmt::format("dtype must be a string, found {}", detail::describe_json(*dt)));
+      if (!dt->is_string()) fail_tensor(key, fmt::format("dtype must be a string, found {}", describe(*dt)));
       t.dtype_name = dt->get<std::string>();
       const detail::SafetensorsDTypeInfo* info = detail::find_safetensors_dtype(t.dtype_name);
       if (info == nullptr) {
@@ -378,7 +354,7 @@ class SafetensorsFile {
 
       const auto sh = value.find("shape");
       if (sh == value.end()) fail_tensor(key, "missing \"shape\"");
-      if (!sh->is_array()) fail_tensor(key, fmt::format("shape must be an array, found {}", detail::describe_json(*sh)));
+      if (!sh->is_array()) fail_tensor(key, fmt::format("shape must be an array, found {}", describe(*sh)));
       std::uint64_t elements = 1;
       bool overflow = false;
       for (const auto& d : *sh) {
@@ -400,7 +376,7 @@ class SafetensorsFile {
       if (off == value.end()) fail_tensor(key, "missing \"data_offsets\"");
       if (!off->is_array() || off->size() != 2) {
         fail_tensor(key, fmt::format("data_offsets must be an array [begin, end], found {}",
-                                     detail::describe_json(*off)));
+                                     describe(*off)));
       }
       const std::uint64_t begin = read_unsigned((*off)[0], key, "data_offsets");
       const std::uint64_t end = read_unsigned((*off)[1], key, "data_offsets");

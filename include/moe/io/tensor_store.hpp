@@ -165,14 +165,14 @@ class TensorStore {
     const std::string source = index_path.string();
     // Non-const: "metadata" is moved out below, never copied (nlohmann's copy is recursive, and
     // a hostile index may nest arrays deep enough to overflow the stack).
-    nlohmann::json index = read_json_file(index_path);
+    nlohmann::json index = read_json_file(index_path, limits::kMaxIndexJsonBytes, "shard index");
     if (!index.is_object()) {
       fail(ErrorCode::kFormat, "{}: the index must be a JSON object, found {}", source,
-           detail::describe_json(index));
+           describe(index));
     }
     if (const auto m = index.find("metadata"); m != index.end()) {
       if (!m->is_object() && !m->is_null()) {
-        fail(ErrorCode::kFormat, "{}: metadata must be an object, found {}", source, detail::describe_json(*m));
+        fail(ErrorCode::kFormat, "{}: metadata must be an object, found {}", source, describe(*m));
       }
       index_metadata_ = std::move(*m);
     }
@@ -180,7 +180,7 @@ class TensorStore {
     if (wm == index.end()) fail(ErrorCode::kFormat, "{}: weight_map is missing", source);
     if (!wm->is_object()) {
       fail(ErrorCode::kFormat, "{}: weight_map must be an object of tensor name -> shard file, found {}",
-           source, detail::describe_json(*wm));
+           source, describe(*wm));
     }
 
     // Validate every entry's path and group the tensors by shard (canonical path -> file slot).
@@ -192,7 +192,7 @@ class TensorStore {
       if (tensor.empty()) fail(ErrorCode::kFormat, "{}: weight_map has an empty tensor name", source);
       if (!shard.is_string()) {
         fail(ErrorCode::kFormat, "{}: weight_map entry of tensor {} must be a file name string, found {}",
-             source, tensor, detail::describe_json(shard));
+             source, tensor, describe(shard));
       }
       const std::string& name = shard.get_ref<const std::string&>();
       if (const auto known = slot_of_name.find(name); known != slot_of_name.end()) {

@@ -39,6 +39,21 @@ class KvCache {
     data_.resize(total);
   }
 
+  // Bytes a cache of these layers and `capacity` tokens holds; the largest index_t if that
+  // overflows (so a comparison against available memory fails safely).
+  static index_t bytes_for(const std::vector<KvLayerShape>& layers, index_t capacity) noexcept {
+    constexpr index_t kMax = static_cast<index_t>(-1);
+    index_t total = 0;
+    for (const auto& s : layers) {
+      const index_t per_token = s.key_width + s.value_width;
+      if (per_token < s.key_width || (capacity != 0 && per_token > kMax / sizeof(float) / capacity)) return kMax;
+      const index_t bytes = per_token * capacity * sizeof(float);
+      if (total > kMax - bytes) return kMax;
+      total += bytes;
+    }
+    return total;
+  }
+
   index_t size() const noexcept { return size_; }          // tokens stored
   index_t capacity() const noexcept { return capacity_; }  // tokens that fit
   index_t n_layers() const noexcept { return shapes_.size(); }

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/limits.hpp"
+#include "moe/kernels/reference/top_k.hpp"
 #include "moe/core/tensor.hpp"
 
 #include <algorithm>
@@ -58,40 +60,29 @@ inline constexpr index_t router_scratch_floats(const RouterConfig& c) noexcept {
 
 namespace detail {
 
-// Top-k of `scores` by value, descending; ties go to the lower index; NaN ranks below everything.
-// Simple selection: k and n are small (<= a few hundred) and this runs once per token.
-inline void select_top_k(std::span<const float> scores, std::span<std::int32_t> ids) {
-  const index_t n = scores.size();
-  auto better = [&](index_t a, index_t b) {  // is a ranked before b?
-    const float x = scores[a], y = scores[b];
-    const bool xn = std::isnan(x), yn = std::isnan(y);
-    if (xn != yn) return yn;
-    if (!xn && x != y) return x > y;
-    return a < b;
-  };
-  for (index_t j = 0; j < ids.size(); ++j) {
-    index_t best = n;
-    for (index_t e = 0; e < n; ++e) {
-      bool taken = false;
-      for (index_t q = 0; q < j; ++q) taken = taken || static_cast<index_t>(ids[q]) == e;
-      if (taken) continue;
-      if (best == n || better(e, best)) best = e;
-    }
-    ids[j] = static_cast<std::int32_t>(best);
-  }
-}
+// Top-k of `scores` by value, descending; ties go to the lower index; NaN ranks below everything
+// (kernels::detail::select_top_k: O(n log k)).
+using kernels::detail::select_top_k;
 
 inline float sigmoid(float x) noexcept { return 1.0f / (1.0f + std::exp(-x)); }
 
 }  // namespace detail
 
+// The most expert groups a router handles (group scores live on the stack).
+inline constexpr index_t kMaxRouterGroups = static_cast<index_t>(limits::kMaxExpertGroups);
+
 // Checks a router configuration; throws kConfig naming `source` on inconsistent values.
 inline void validate_router(const RouterConfig& c, std::string_view source) {
   require(c.n_experts > 0, ErrorCode::kConfig, "{}: number of experts must be positive", source);
+  require(c.n_experts <= static_cast<index_t>(limits::kMaxExperts), ErrorCode::kUnsupported,
+          "{}: {} experts exceed the limit of {}", source, c.n_experts, limits::kMaxExperts);
   require(c.top_k > 0 && c.top_k <= c.n_experts, ErrorCode::kConfig,
           "{}: num_experts_per_tok = {} must be in [1, number of experts = {}]", source, c.top_k, c.n_experts);
+  require(c.top_k <= static_cast<index_t>(limits::kMaxTopK), ErrorCode::kUnsupported,
+          "{}: num_experts_per_tok = {} exceeds the limit of {}", source, c.top_k, limits::kMaxTopK);
   if (c.group_score != GroupScore::kNone) {
-    require(c.n_group <= 256, ErrorCode::kUnsupported, "{}: n_group = {} exceeds 256", source, c.n_group);
+    require(c.n_group <= kMaxRouterGroups, ErrorCode::kUnsupported, "{}: n_group = {} exceeds {}", source, c.n_group,
+            kMaxRouterGroups);
     require(c.n_group > 0 && c.n_experts % c.n_group == 0, ErrorCode::kConfig,
             "{}: n_group = {} must divide the number of experts = {}", source, c.n_group, c.n_experts);
     require(c.topk_group > 0 && c.topk_group <= c.n_group, ErrorCode::kConfig,
@@ -174,13 +165,13 @@ inline void route_token(const RouterConfig& c, std::span<const float> logits, st
       }
     }
     // Keep the topk_group best groups; mask the others (see dropped_groups_to_minus_inf).
-    std::int32_t kept[256];
-    std::span<std::int32_t> kept_groups(kept, std::min<index_t>(c.topk_group, 256));
+    std::int32_t kept[kMaxRouterGroups];
+    bool keep[kMaxRouterGroups] = {};
+    std::span<std::int32_t> kept_groups(kept, std::min<index_t>(c.topk_group, kMaxRouterGroups));
     detail::select_top_k(std::span<const float>(group, c.n_group), kept_groups);
+    for (const std::int32_t g : kept_groups) keep[g] = true;
     for (index_t g = 0; g < c.n_group; ++g) {
-      bool keep = false;
-      for (auto kg : kept_groups) keep = keep || static_cast<index_t>(kg) == g;
-      if (!keep) {
+      if (!keep[g]) {
         const float dropped = c.dropped_groups_to_minus_inf ? -std::numeric_limits<float>::infinity() : 0.0f;
         for (index_t e = 0; e < per_group; ++e) choice[g * per_group + e] = dropped;
       }

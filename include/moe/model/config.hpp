@@ -3,6 +3,8 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/json.hpp"
+#include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/layers/rope.hpp"
 #include "moe/layers/router.hpp"
@@ -122,13 +124,13 @@ class ConfigReader {
   bool boolean_or(std::string_view key, bool fallback) const {
     const auto* v = find(key);
     if (v == nullptr) return fallback;
-    require(v->is_boolean(), ErrorCode::kConfig, "{}: \"{}\" must be true or false, got {}", source_, key, v->dump());
+    require(v->is_boolean(), ErrorCode::kConfig, "{}: \"{}\" must be true or false, got {}", source_, key, describe(*v));
     return v->get<bool>();
   }
   std::string string_or(std::string_view key, std::string_view fallback) const {
     const auto* v = find(key);
     if (v == nullptr) return std::string(fallback);
-    require(v->is_string(), ErrorCode::kConfig, "{}: \"{}\" must be a string, got {}", source_, key, v->dump());
+    require(v->is_string(), ErrorCode::kConfig, "{}: \"{}\" must be a string, got {}", source_, key, describe(*v));
     return v->get<std::string>();
   }
 
@@ -138,12 +140,12 @@ class ConfigReader {
       const double d = v.get<double>();
       if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15) return static_cast<std::int64_t>(d);
     }
-    fail(ErrorCode::kConfig, "{}: \"{}\" must be an integer, got {}", source_, key, v.dump());
+    fail(ErrorCode::kConfig, "{}: \"{}\" must be an integer, got {}", source_, key, describe(v));
   }
   double as_number(const nlohmann::json& v, std::string_view key) const {
-    require(v.is_number(), ErrorCode::kConfig, "{}: \"{}\" must be a number, got {}", source_, key, v.dump());
+    require(v.is_number(), ErrorCode::kConfig, "{}: \"{}\" must be a number, got {}", source_, key, describe(v));
     const double d = v.get<double>();
-    require(std::isfinite(d), ErrorCode::kConfig, "{}: \"{}\" must be finite, got {}", source_, key, v.dump());
+    require(std::isfinite(d), ErrorCode::kConfig, "{}: \"{}\" must be finite, got {}", source_, key, describe(v));
     return d;
   }
 
@@ -152,7 +154,7 @@ class ConfigReader {
   std::string_view source_;
 };
 
-inline constexpr index_t kMaxDimension = index_t{1} << 24;  // any single size above this is a broken config
+inline constexpr index_t kMaxDimension = static_cast<index_t>(limits::kMaxDimension);  // any single size above this is a broken config
 
 // rope_parameters (transformers 5) or rope_scaling + rope_theta (older configs), standardised the
 // way transformers' RotaryEmbeddingConfigMixin does it.
@@ -165,11 +167,11 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
   // transformers: `rope_parameters = rope_scaling or rope_parameters`
   if (scaling != nullptr && !(scaling->is_object() && scaling->empty())) {
     require(scaling->is_object(), ErrorCode::kConfig, "{}: \"rope_scaling\" must be an object, got {}", src,
-            scaling->dump());
+            describe(*scaling));
     params = *scaling;
   } else if (parameters != nullptr) {
     require(parameters->is_object(), ErrorCode::kConfig, "{}: \"rope_parameters\" must be an object, got {}", src,
-            parameters->dump());
+            describe(*parameters));
     params = *parameters;
   } else if (!spec.default_rope_parameters.empty() && !r.has("rope_theta")) {
     params = nlohmann::json::parse(spec.default_rope_parameters);
@@ -271,7 +273,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_v
   const auto* arch = r.find("architectures");
   require(arch != nullptr, ErrorCode::kConfig, "{}: missing key \"architectures\"", source_name);
   require(arch->is_array() && !arch->empty() && (*arch)[0].is_string(), ErrorCode::kConfig,
-          "{}: \"architectures\" must be a non-empty list of class names, got {}", source_name, arch->dump());
+          "{}: \"architectures\" must be a non-empty list of class names, got {}", source_name, describe(*arch));
   c.architecture = (*arch)[0].get<std::string>();
   c.spec = find_architecture(c.architecture);
   if (c.spec == nullptr) {
@@ -295,6 +297,9 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_v
   c.vocab_size = dim("vocab_size");
   c.d_model = dim("hidden_size");
   c.n_layers = dim("num_hidden_layers");
+  // Per-layer tables are sized from this before any tensor is looked at: bound it first.
+  require(c.n_layers <= static_cast<index_t>(limits::kMaxLayers), ErrorCode::kUnsupported,
+          "{}: num_hidden_layers = {} exceeds the limit of {} layers", source_name, c.n_layers, limits::kMaxLayers);
   c.n_heads = dim("num_attention_heads");
   c.n_kv_heads = r.has("num_key_value_heads") ? dim("num_key_value_heads") : c.n_heads;
   require(c.n_heads % c.n_kv_heads == 0, ErrorCode::kConfig,

@@ -32,6 +32,9 @@ class Model {
   const model::ModelWeights& weights() const noexcept { return weights_; }
 
   // A cache for one sequence of up to max_tokens tokens. Thread-safe.
+  // Bytes of a KV cache of max_tokens tokens (saturates at the largest index_t on overflow).
+  index_t kv_cache_bytes(index_t max_tokens) const noexcept { return KvCache::bytes_for(plan_.kv_shapes, max_tokens); }
+
   KvCache make_cache(index_t max_tokens) const {
     require(max_tokens > 0, ErrorCode::kInvalidArgument, "make_cache: max_tokens must be positive");
     return KvCache(plan_.kv_shapes, max_tokens);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/model/model.hpp"
 #include "moe/runtime/generate.hpp"
@@ -45,45 +46,14 @@ class BatchGenerator {
   BatchGenerator(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tokenizer,
                  const BatchOptions& options = {}, std::vector<std::int32_t> extra_eos_ids = {})
       : model_(std::move(model)), tokenizer_(std::move(tokenizer)), extra_eos_(std::move(extra_eos_ids)) {
-    require(model_ != nullptr && tokenizer_ != nullptr, ErrorCode::kInvalidArgument,
-            "BatchGenerator: null model or tokenizer");
-    const auto& cfg = model_->config();
-    require(options.max_sequences >= 1, ErrorCode::kInvalidArgument, "BatchGenerator: max_sequences must be >= 1");
-    n_ctx_ = options.n_ctx;
-    if (n_ctx_ == 0) n_ctx_ = cfg.max_position_embeddings == 0 ? 2048 : std::min<index_t>(cfg.max_position_embeddings, 2048);
-    require(cfg.max_position_embeddings == 0 || n_ctx_ <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
-            "BatchGenerator: n_ctx {} exceeds the model's max_position_embeddings {}", n_ctx_,
-            cfg.max_position_embeddings);
-    max_batch_tokens_ = options.max_batch_tokens;
-    if (max_batch_tokens_ == 0) max_batch_tokens_ = std::max(options.max_sequences, std::min<index_t>(n_ctx_, 512));
-    require(max_batch_tokens_ >= options.max_sequences, ErrorCode::kInvalidArgument,
-            "BatchGenerator: max_batch_tokens {} must be at least max_sequences {} (one decode token each)",
-            max_batch_tokens_, options.max_sequences);
-    vocab_size_ = cfg.vocab_size;
-    slots_.resize(options.max_sequences);
-    for (auto& s : slots_) s.cache = model_->make_cache(n_ctx_);
-    workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
-    logits_ = Tensor<float, 2>({options.max_sequences, vocab_size_});
-    chunks_.reserve(options.max_sequences);
-    plan_.reserve(options.max_sequences);
-    admission_order_.reserve(options.max_sequences);
+    catch_as_error("BatchGenerator", [&] { init(options); });
   }
 
   // Queues a request; it joins at the next step() with a free slot. Throws (nothing queued)
   // kInvalidArgument for an empty prompt, an id outside the vocabulary or bad sampler options,
   // kContextOverflow for a prompt longer than n_ctx.
   RequestId submit(BatchRequest request) {
-    require(!request.prompt.empty(), ErrorCode::kInvalidArgument, "BatchGenerator: empty prompt");
-    require(request.prompt.size() <= n_ctx_, ErrorCode::kContextOverflow,
-            "BatchGenerator: prompt of {} tokens exceeds n_ctx {}", request.prompt.size(), n_ctx_);
-    for (const std::int32_t id : request.prompt) {
-      require(id >= 0 && static_cast<index_t>(id) < vocab_size_, ErrorCode::kInvalidArgument,
-              "BatchGenerator: token id {} outside the vocabulary [0, {})", id, vocab_size_);
-    }
-    request.options.sampler.validate();
-    const RequestId id = next_id_++;
-    queue_.push_back(Pending{id, std::move(request)});
-    return id;
+    return catch_as_error("BatchGenerator::submit", [&] { return enqueue(std::move(request)); });
   }
 
   // Encodes `prompt` with the tokenizer and queues it.
@@ -99,6 +69,68 @@ class BatchGenerator {
   // Single-threaded: submit/step/take_finished from one thread; only the requests' cancel flags
   // and stop tokens may be set from others.
   bool step() {
+    return catch_as_error("BatchGenerator::step", [&] { return step_once(); });
+  }
+
+  // Steps until every queued and active request has finished.
+  void run() {
+    while (step()) {
+    }
+  }
+
+ private:
+  void init(const BatchOptions& options) {
+    require(model_ != nullptr && tokenizer_ != nullptr, ErrorCode::kInvalidArgument,
+            "BatchGenerator: null model or tokenizer");
+    const auto& cfg = model_->config();
+    require(options.max_sequences >= 1 && options.max_sequences <= static_cast<index_t>(limits::kMaxParallelSequences),
+            ErrorCode::kInvalidArgument, "BatchGenerator: max_sequences must be in [1, {}], got {}",
+            limits::kMaxParallelSequences, options.max_sequences);
+    n_ctx_ = options.n_ctx;
+    if (n_ctx_ == 0) n_ctx_ = cfg.max_position_embeddings == 0 ? 2048 : std::min<index_t>(cfg.max_position_embeddings, 2048);
+    require(cfg.max_position_embeddings == 0 || n_ctx_ <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
+            "BatchGenerator: n_ctx {} exceeds the model's max_position_embeddings {}", n_ctx_,
+            cfg.max_position_embeddings);
+    require(n_ctx_ <= static_cast<index_t>(limits::kMaxContext), ErrorCode::kInvalidArgument,
+            "BatchGenerator: n_ctx {} exceeds the limit of {} tokens", n_ctx_, limits::kMaxContext);
+    // One cache per slot, each zero-filled: refuse a total beyond physical memory up front
+    // instead of summoning the OOM killer halfway through.
+    const index_t per_cache = model_->kv_cache_bytes(n_ctx_);
+    const index_t physical = physical_memory_bytes();
+    if (physical != 0 && per_cache > physical / options.max_sequences) {
+      fail(ErrorCode::kOutOfMemory, "BatchGenerator: {} KV caches of {} bytes ({} tokens each) exceed the {} bytes of memory",
+           options.max_sequences, per_cache, n_ctx_, physical);
+    }
+    max_batch_tokens_ = options.max_batch_tokens;
+    if (max_batch_tokens_ == 0) max_batch_tokens_ = std::max(options.max_sequences, std::min<index_t>(n_ctx_, 512));
+    require(max_batch_tokens_ >= options.max_sequences, ErrorCode::kInvalidArgument,
+            "BatchGenerator: max_batch_tokens {} must be at least max_sequences {} (one decode token each)",
+            max_batch_tokens_, options.max_sequences);
+    vocab_size_ = cfg.vocab_size;
+    slots_.resize(options.max_sequences);
+    for (auto& s : slots_) s.cache = model_->make_cache(n_ctx_);
+    workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
+    logits_ = Tensor<float, 2>({options.max_sequences, vocab_size_});
+    chunks_.reserve(options.max_sequences);
+    plan_.reserve(options.max_sequences);
+    admission_order_.reserve(options.max_sequences);
+  }
+
+  RequestId enqueue(BatchRequest request) {
+    require(!request.prompt.empty(), ErrorCode::kInvalidArgument, "BatchGenerator: empty prompt");
+    require(request.prompt.size() <= n_ctx_, ErrorCode::kContextOverflow,
+            "BatchGenerator: prompt of {} tokens exceeds n_ctx {}", request.prompt.size(), n_ctx_);
+    for (const std::int32_t id : request.prompt) {
+      require(id >= 0 && static_cast<index_t>(id) < vocab_size_, ErrorCode::kInvalidArgument,
+              "BatchGenerator: token id {} outside the vocabulary [0, {})", id, vocab_size_);
+    }
+    request.options.sampler.validate();
+    const RequestId id = next_id_++;
+    queue_.push_back(Pending{id, std::move(request)});
+    return id;
+  }
+
+  bool step_once() {
     admit();
     for (auto& s : slots_) {
       if (s.busy && s.options.cancelled()) finish(s, StopReason::kCancelled);
@@ -149,12 +181,7 @@ class BatchGenerator {
     return !idle();
   }
 
-  // Steps until every queued and active request has finished.
-  void run() {
-    while (step()) {
-    }
-  }
-
+ public:
   bool idle() const noexcept { return queue_.empty() && active() == 0; }
   index_t active() const noexcept {
     return static_cast<index_t>(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.busy; }));

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/json.hpp"
+#include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/io/json_file.hpp"
 #include "moe/io/load_model.hpp"
@@ -67,7 +69,7 @@ namespace detail {
 
 inline std::int32_t json_token_id(const nlohmann::json& v, const std::string& file, std::string_view key) {
   require(v.is_number_integer(), ErrorCode::kConfig, "{}: \"{}\" must be an integer token id or a list of them, got {}",
-          file, key, v.dump());
+          file, key, describe(v));
   const auto id = v.get<std::int64_t>();
   require(id >= 0 && id <= std::numeric_limits<std::int32_t>::max(), ErrorCode::kConfig,
           "{}: \"{}\" token id {} out of range", file, key, id);
@@ -79,32 +81,27 @@ std::optional<T> json_number(const nlohmann::json& j, const std::string& file, c
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) return std::nullopt;
   if constexpr (std::is_same_v<T, bool>) {
-    require(it->is_boolean(), ErrorCode::kConfig, "{}: \"{}\" must be true or false, got {}", file, key, it->dump());
+    require(it->is_boolean(), ErrorCode::kConfig, "{}: \"{}\" must be true or false, got {}", file, key, describe(*it));
     return it->get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
-    require(it->is_number_integer(), ErrorCode::kConfig, "{}: \"{}\" must be an integer, got {}", file, key, it->dump());
+    require(it->is_number_integer(), ErrorCode::kConfig, "{}: \"{}\" must be an integer, got {}", file, key, describe(*it));
     const auto v = it->get<std::int64_t>();
     require(v >= 0 && static_cast<std::uint64_t>(v) <= static_cast<std::uint64_t>(std::numeric_limits<T>::max()),
             ErrorCode::kConfig, "{}: \"{}\" = {} out of range", file, key, v);
     return static_cast<T>(v);
   } else {
-    require(it->is_number(), ErrorCode::kConfig, "{}: \"{}\" must be a number, got {}", file, key, it->dump());
+    require(it->is_number(), ErrorCode::kConfig, "{}: \"{}\" must be a number, got {}", file, key, describe(*it));
     return static_cast<T>(it->get<double>());
   }
 }
 
 }  // namespace detail
 
-// Reads `folder`/generation_config.json if it exists. Throws kFormat on invalid JSON, kConfig
+// The settings of a parsed generation_config.json; `file` names it in messages. Throws kConfig
 // (naming the file and key) on a value of the wrong type or range.
-inline GenerationDefaults read_generation_config(const std::filesystem::path& folder) {
+inline GenerationDefaults parse_generation_config(const nlohmann::json& j, const std::string& file) {
   GenerationDefaults d;
-  const auto path = folder / "generation_config.json";
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return d;
-  const nlohmann::json j = io::read_json_file(path);
-  const std::string file = path.string();
-  require(j.is_object(), ErrorCode::kConfig, "{}: expected a JSON object", file);
+  require(j.is_object(), ErrorCode::kConfig, "{}: expected a JSON object, got {}", file, describe(j));
   d.found = true;
   if (const auto it = j.find("eos_token_id"); it != j.end() && !it->is_null()) {
     if (it->is_array()) {
@@ -124,6 +121,19 @@ inline GenerationDefaults read_generation_config(const std::filesystem::path& fo
   d.repetition_penalty = detail::json_number<float>(j, file, "repetition_penalty");
   d.max_new_tokens = detail::json_number<index_t>(j, file, "max_new_tokens");
   return d;
+}
+
+// Reads `folder`/generation_config.json if it exists (a default GenerationDefaults otherwise).
+// Throws kIo for a file that is not regular or exceeds limits::kMaxGenerationConfigBytes, kFormat
+// on invalid JSON, kConfig (naming the file and key) on a value of the wrong type or range.
+inline GenerationDefaults read_generation_config(const std::filesystem::path& folder) {
+  return catch_as_error("read_generation_config", [&]() -> GenerationDefaults {
+    const auto path = folder / "generation_config.json";
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) return GenerationDefaults{};
+    const nlohmann::json j = io::read_json_file(path, limits::kMaxGenerationConfigBytes, "generation_config.json");
+    return parse_generation_config(j, path.string());
+  });
 }
 
 // ---- one generation -----------------------------------------------------------------------------
@@ -236,82 +246,84 @@ class TextStream {
 // over `session`; only options.cancel / stop_token may be touched by other threads.
 inline GenerationResult generate(Session& session, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
                                  const GenerationOptions& options, const TokenCallback& on_token = {}) {
-  require(!prompt.empty(), ErrorCode::kInvalidArgument, "generate: empty prompt");
-  require(prompt.size() <= session.remaining(), ErrorCode::kContextOverflow,
-          "generate: prompt of {} tokens does not fit the session ({} of {} tokens free)", prompt.size(),
-          session.remaining(), session.n_ctx());
-  for (const std::int32_t id : prompt) {  // all checked before the first pass changes the session
-    require(id >= 0 && static_cast<index_t>(id) < session.vocab_size(), ErrorCode::kInvalidArgument,
-            "generate: prompt token id {} outside the vocabulary [0, {})", id, session.vocab_size());
-  }
-  Sampler sampler(options.sampler, session.vocab_size());
-  const std::vector<std::int32_t> eos =
-      options.ignore_eos ? std::vector<std::int32_t>{}
-                         : merge_token_ids(session.model().config().eos_token_ids, options.eos_token_ids);
-  auto is_eos = [&eos](std::int32_t id) { return std::find(eos.begin(), eos.end(), id) != eos.end(); };
-  TextStream stream(tokenizer, options);
-  GenerationResult result;
-  result.tokens.reserve(std::min<index_t>(options.max_new_tokens, session.n_ctx()));
+  return catch_as_error("generate", [&]() -> GenerationResult {
+    require(!prompt.empty(), ErrorCode::kInvalidArgument, "generate: empty prompt");
+    require(prompt.size() <= session.remaining(), ErrorCode::kContextOverflow,
+            "generate: prompt of {} tokens does not fit the session ({} of {} tokens free)", prompt.size(),
+            session.remaining(), session.n_ctx());
+    for (const std::int32_t id : prompt) {  // all checked before the first pass changes the session
+      require(id >= 0 && static_cast<index_t>(id) < session.vocab_size(), ErrorCode::kInvalidArgument,
+              "generate: prompt token id {} outside the vocabulary [0, {})", id, session.vocab_size());
+    }
+    Sampler sampler(options.sampler, session.vocab_size());
+    const std::vector<std::int32_t> eos =
+        options.ignore_eos ? std::vector<std::int32_t>{}
+                           : merge_token_ids(session.model().config().eos_token_ids, options.eos_token_ids);
+    auto is_eos = [&eos](std::int32_t id) { return std::find(eos.begin(), eos.end(), id) != eos.end(); };
+    TextStream stream(tokenizer, options);
+    GenerationResult result;
+    result.tokens.reserve(std::min<index_t>(options.max_new_tokens, session.n_ctx()));
 
-  // Prefill, one pass per max_batch_tokens, checking for cancellation between passes.
-  Stopwatch clock;
-  std::span<const float> logits;
-  for (index_t begin = 0; begin < prompt.size(); begin += session.max_batch_tokens()) {
-    if (options.cancelled()) {
-      result.stop_reason = StopReason::kCancelled;
-      result.timings.prompt_tokens = begin;
-      result.timings.prompt_seconds = clock.seconds();
-      return result;
+    // Prefill, one pass per max_batch_tokens, checking for cancellation between passes.
+    Stopwatch clock;
+    std::span<const float> logits;
+    for (index_t begin = 0; begin < prompt.size(); begin += session.max_batch_tokens()) {
+      if (options.cancelled()) {
+        result.stop_reason = StopReason::kCancelled;
+        result.timings.prompt_tokens = begin;
+        result.timings.prompt_seconds = clock.seconds();
+        return result;
+      }
+      logits = session.prefill(prompt.subspan(begin, std::min(session.max_batch_tokens(), prompt.size() - begin)));
     }
-    logits = session.prefill(prompt.subspan(begin, std::min(session.max_batch_tokens(), prompt.size() - begin)));
-  }
-  result.timings.prompt_tokens = prompt.size();
-  result.timings.prompt_seconds = clock.seconds();
-  sampler.add_prompt(prompt);
+    result.timings.prompt_tokens = prompt.size();
+    result.timings.prompt_seconds = clock.seconds();
+    sampler.add_prompt(prompt);
 
-  clock.restart();
-  bool text_stopped = false;
-  result.stop_reason = StopReason::kMaxTokens;
-  while (result.timings.generated_tokens < options.max_new_tokens) {
-    if (options.cancelled()) {
-      result.stop_reason = StopReason::kCancelled;
-      break;
+    clock.restart();
+    bool text_stopped = false;
+    result.stop_reason = StopReason::kMaxTokens;
+    while (result.timings.generated_tokens < options.max_new_tokens) {
+      if (options.cancelled()) {
+        result.stop_reason = StopReason::kCancelled;
+        break;
+      }
+      const std::int32_t id = sampler.sample(logits);
+      ++result.timings.generated_tokens;
+      if (is_eos(id)) {
+        result.stop_reason = StopReason::kEos;
+        break;
+      }
+      sampler.accept(id);
+      result.tokens.push_back(id);
+      const std::string_view piece = stream.push(id, &text_stopped);
+      result.text += piece;
+      const bool go_on = on_token ? on_token(id, piece) : true;
+      if (text_stopped) {
+        result.stop_reason = StopReason::kStopString;
+        break;
+      }
+      if (!go_on) {
+        result.stop_reason = StopReason::kCallback;
+        break;
+      }
+      if (result.timings.generated_tokens == options.max_new_tokens) break;
+      if (session.remaining() == 0) {
+        result.stop_reason = StopReason::kContextFull;
+        break;
+      }
+      logits = session.decode(id);
     }
-    const std::int32_t id = sampler.sample(logits);
-    ++result.timings.generated_tokens;
-    if (is_eos(id)) {
-      result.stop_reason = StopReason::kEos;
-      break;
+    bool tail_stopped = false;
+    const std::string tail = stream.finish(&tail_stopped);
+    if (tail_stopped) result.stop_reason = StopReason::kStopString;
+    if (!tail.empty()) {
+      result.text += tail;
+      if (on_token) on_token(kNoToken, tail);
     }
-    sampler.accept(id);
-    result.tokens.push_back(id);
-    const std::string_view piece = stream.push(id, &text_stopped);
-    result.text += piece;
-    const bool go_on = on_token ? on_token(id, piece) : true;
-    if (text_stopped) {
-      result.stop_reason = StopReason::kStopString;
-      break;
-    }
-    if (!go_on) {
-      result.stop_reason = StopReason::kCallback;
-      break;
-    }
-    if (result.timings.generated_tokens == options.max_new_tokens) break;
-    if (session.remaining() == 0) {
-      result.stop_reason = StopReason::kContextFull;
-      break;
-    }
-    logits = session.decode(id);
-  }
-  bool tail_stopped = false;
-  const std::string tail = stream.finish(&tail_stopped);
-  if (tail_stopped) result.stop_reason = StopReason::kStopString;
-  if (!tail.empty()) {
-    result.text += tail;
-    if (on_token) on_token(kNoToken, tail);
-  }
-  result.timings.generation_seconds = clock.seconds();
-  return result;
+    result.timings.generation_seconds = clock.seconds();
+    return result;
+  });
 }
 
 // ---- Generator: model + tokenizer + one session -------------------------------------------------
@@ -331,9 +343,11 @@ class Generator {
   // Loads config.json + weights, tokenizer.json (+ tokenizer_config.json) and, if present,
   // generation_config.json from `folder`.
   static Generator from_folder(const std::filesystem::path& folder, index_t n_ctx = 0) {
-    auto model = load_model(folder);
-    auto tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_folder(folder));
-    return Generator(std::move(model), std::move(tokenizer), n_ctx, read_generation_config(folder));
+    return catch_as_error("Generator::from_folder", [&]() -> Generator {
+      auto model = load_model(folder);
+      auto tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_folder(folder));
+      return Generator(std::move(model), std::move(tokenizer), n_ctx, read_generation_config(folder));
+    });
   }
 
   // Options as the model folder suggests them: its sampler settings and extra eos ids.

@@ -49,47 +49,49 @@ inline double token_nll(std::span<const float> row, std::int32_t target) noexcep
 inline PerplexityResult perplexity(const Model& model, std::span<const std::int32_t> tokens,
                                    const PerplexityOptions& options = {},
                                    const std::function<void(index_t, index_t)>& on_window = {}) {
-  const auto& cfg = model.config();
-  const index_t n = tokens.size();
-  const index_t w = options.window;
-  const index_t s = options.stride;
-  require(n >= 2, ErrorCode::kInvalidArgument, "perplexity: need at least 2 tokens, got {}", n);
-  require(w >= 2, ErrorCode::kInvalidArgument, "perplexity: window must be >= 2, got {}", w);
-  require(s >= 1 && s <= w, ErrorCode::kInvalidArgument, "perplexity: stride must be in [1, window = {}], got {}", w, s);
-  require(cfg.max_position_embeddings == 0 || w <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
-          "perplexity: window {} exceeds the model's max_position_embeddings {}", w, cfg.max_position_embeddings);
-  for (const std::int32_t id : tokens) {
-    require(id >= 0 && static_cast<index_t>(id) < cfg.vocab_size, ErrorCode::kInvalidArgument,
-            "perplexity: token id {} outside the vocabulary [0, {})", id, cfg.vocab_size);
-  }
-  const index_t capacity = std::min(w, n);
-  KvCache cache = model.make_cache(capacity);
-  Workspace ws = model.make_workspace(capacity);
-  Tensor<float, 2> logits({capacity, cfg.vocab_size});  // [window tokens, vocab_size]
-
-  PerplexityResult r;
-  Stopwatch clock;
-  index_t prev_end = 0;
-  for (index_t begin = 0;; begin += s) {
-    const index_t end = std::min(begin + w, n);
-    cache.clear();
-    const Model::SequenceChunk chunk{&cache, tokens.subspan(begin, end - begin)};
-    model.forward(std::span<const Model::SequenceChunk>(&chunk, 1), ws, logits.view().slice(0, end - begin),
-                  /*all_positions=*/true);
-    for (index_t j = std::max(prev_end, begin + 1); j < end; ++j) {
-      const std::span<const float> row(logits.data() + (j - 1 - begin) * cfg.vocab_size, cfg.vocab_size);
-      r.nll_sum += token_nll(row, tokens[j]);
-      ++r.tokens_scored;
+  return catch_as_error("perplexity", [&]() -> PerplexityResult {
+    const auto& cfg = model.config();
+    const index_t n = tokens.size();
+    const index_t w = options.window;
+    const index_t s = options.stride;
+    require(n >= 2, ErrorCode::kInvalidArgument, "perplexity: need at least 2 tokens, got {}", n);
+    require(w >= 2, ErrorCode::kInvalidArgument, "perplexity: window must be >= 2, got {}", w);
+    require(s >= 1 && s <= w, ErrorCode::kInvalidArgument, "perplexity: stride must be in [1, window = {}], got {}", w, s);
+    require(cfg.max_position_embeddings == 0 || w <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
+            "perplexity: window {} exceeds the model's max_position_embeddings {}", w, cfg.max_position_embeddings);
+    for (const std::int32_t id : tokens) {
+      require(id >= 0 && static_cast<index_t>(id) < cfg.vocab_size, ErrorCode::kInvalidArgument,
+              "perplexity: token id {} outside the vocabulary [0, {})", id, cfg.vocab_size);
     }
-    r.tokens_evaluated += end - begin;
-    ++r.windows;
-    prev_end = end;
-    if (on_window) on_window(end, n);
-    if (end == n) break;
-  }
-  r.seconds = clock.seconds();
-  r.perplexity = std::exp(r.nll_sum / static_cast<double>(r.tokens_scored));
-  return r;
+    const index_t capacity = std::min(w, n);
+    KvCache cache = model.make_cache(capacity);
+    Workspace ws = model.make_workspace(capacity);
+    Tensor<float, 2> logits({capacity, cfg.vocab_size});  // [window tokens, vocab_size]
+
+    PerplexityResult r;
+    Stopwatch clock;
+    index_t prev_end = 0;
+    for (index_t begin = 0;; begin += s) {
+      const index_t end = std::min(begin + w, n);
+      cache.clear();
+      const Model::SequenceChunk chunk{&cache, tokens.subspan(begin, end - begin)};
+      model.forward(std::span<const Model::SequenceChunk>(&chunk, 1), ws, logits.view().slice(0, end - begin),
+                    /*all_positions=*/true);
+      for (index_t j = std::max(prev_end, begin + 1); j < end; ++j) {
+        const std::span<const float> row(logits.data() + (j - 1 - begin) * cfg.vocab_size, cfg.vocab_size);
+        r.nll_sum += token_nll(row, tokens[j]);
+        ++r.tokens_scored;
+      }
+      r.tokens_evaluated += end - begin;
+      ++r.windows;
+      prev_end = end;
+      if (on_window) on_window(end, n);
+      if (end == n) break;
+    }
+    r.seconds = clock.seconds();
+    r.perplexity = std::exp(r.nll_sum / static_cast<double>(r.tokens_scored));
+    return r;
+  });
 }
 
 }  // namespace moe

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/model/model.hpp"
 
@@ -19,22 +20,12 @@ namespace moe {
 class Session {
  public:
   // A session of up to n_ctx tokens (1 <= n_ctx <= config().max_position_embeddings when that is
-  // set). Prompts are fed in passes of at most max_batch_tokens tokens (0: min(n_ctx, 512));
-  // the workspace is sized for that. Throws kInvalidArgument on bad sizes or a null model.
+  // set, and <= limits::kMaxContext). Prompts are fed in passes of at most max_batch_tokens
+  // tokens (0: min(n_ctx, 512)); the workspace is sized for that. Throws kInvalidArgument on bad
+  // sizes or a null model, kOutOfMemory when the KV cache or workspace cannot be allocated.
   Session(std::shared_ptr<const Model> model, index_t n_ctx, index_t max_batch_tokens = 0)
       : model_(std::move(model)) {
-    require(model_ != nullptr, ErrorCode::kInvalidArgument, "Session: null model");
-    const auto& cfg = model_->config();
-    require(n_ctx >= 1, ErrorCode::kInvalidArgument, "Session: n_ctx must be >= 1, got {}", n_ctx);
-    require(cfg.max_position_embeddings == 0 || n_ctx <= cfg.max_position_embeddings,
-            ErrorCode::kInvalidArgument, "Session: n_ctx {} exceeds the model's max_position_embeddings {}",
-            n_ctx, cfg.max_position_embeddings);
-    n_ctx_ = n_ctx;
-    max_batch_tokens_ = max_batch_tokens == 0 ? std::min<index_t>(n_ctx, 512) : std::min(max_batch_tokens, n_ctx);
-    vocab_size_ = cfg.vocab_size;
-    cache_ = model_->make_cache(n_ctx_);
-    workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
-    logits_ = Tensor<float, 2>({1, vocab_size_});
+    catch_as_error("Session", [&] { init(n_ctx, max_batch_tokens); });
   }
 
   Session(Session&&) noexcept = default;
@@ -45,29 +36,18 @@ class Session {
   // next call). Errors leave the session unchanged: kContextOverflow if the tokens do not fit in
   // n_ctx, kInvalidArgument for an empty span or an id outside the vocabulary.
   std::span<const float> prefill(std::span<const std::int32_t> tokens) {
-    require(!tokens.empty(), ErrorCode::kInvalidArgument, "Session::prefill: no tokens");
-    check_fits(tokens.size());
-    for (const std::int32_t id : tokens) check_id(id);
-    const index_t start = cache_.size();
-    try {
-      for (index_t begin = 0; begin < tokens.size(); begin += max_batch_tokens_) {
-        const index_t n = std::min(max_batch_tokens_, tokens.size() - begin);
-        run(tokens.subspan(begin, n));
-      }
-    } catch (...) {
-      cache_.truncate(start);  // a failing later chunk must not leave earlier ones behind
-      throw;
-    }
-    return last_logits();
+    return catch_as_error("Session::prefill", [&] { return prefill_tokens(tokens); });
   }
 
   // Appends one token and returns the next-token logits [vocab_size]. kContextOverflow when the
   // session already holds n_ctx tokens (the session is unchanged and stays usable).
   std::span<const float> decode(std::int32_t token) {
-    check_fits(1);
-    check_id(token);
-    run(std::span<const std::int32_t>(&token, 1));
-    return last_logits();
+    return catch_as_error("Session::decode", [&] {
+      check_fits(1);
+      check_id(token);
+      run(std::span<const std::int32_t>(&token, 1));
+      return last_logits();
+    });
   }
 
   // Forgets every token (the next prefill starts at position 0).
@@ -92,6 +72,38 @@ class Session {
   std::span<const float> last_logits() const noexcept { return {logits_.data(), vocab_size_}; }
 
  private:
+  void init(index_t n_ctx, index_t max_batch_tokens) {
+    require(model_ != nullptr, ErrorCode::kInvalidArgument, "Session: null model");
+    const auto& cfg = model_->config();
+    require(n_ctx >= 1, ErrorCode::kInvalidArgument, "Session: n_ctx must be >= 1, got {}", n_ctx);
+    require(cfg.max_position_embeddings == 0 || n_ctx <= cfg.max_position_embeddings,
+            ErrorCode::kInvalidArgument, "Session: n_ctx {} exceeds the model's max_position_embeddings {}",
+            n_ctx, cfg.max_position_embeddings);
+    require(n_ctx <= static_cast<index_t>(limits::kMaxContext), ErrorCode::kInvalidArgument,
+            "Session: n_ctx {} exceeds the limit of {} tokens", n_ctx, limits::kMaxContext);
+    n_ctx_ = n_ctx;
+    max_batch_tokens_ = max_batch_tokens == 0 ? std::min<index_t>(n_ctx, 512) : std::min(max_batch_tokens, n_ctx);
+    vocab_size_ = cfg.vocab_size;
+    cache_ = model_->make_cache(n_ctx_);
+    workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
+    logits_ = Tensor<float, 2>({1, vocab_size_});
+  }
+  std::span<const float> prefill_tokens(std::span<const std::int32_t> tokens) {
+    require(!tokens.empty(), ErrorCode::kInvalidArgument, "Session::prefill: no tokens");
+    check_fits(tokens.size());
+    for (const std::int32_t id : tokens) check_id(id);
+    const index_t start = cache_.size();
+    try {
+      for (index_t begin = 0; begin < tokens.size(); begin += max_batch_tokens_) {
+        const index_t n = std::min(max_batch_tokens_, tokens.size() - begin);
+        run(tokens.subspan(begin, n));
+      }
+    } catch (...) {
+      cache_.truncate(start);  // a failing later chunk must not leave earlier ones behind
+      throw;
+    }
+    return last_logits();
+  }
   void check_fits(index_t n) const {
     require(n <= n_ctx_ - cache_.size(), ErrorCode::kContextOverflow,
             "session holds {} of {} tokens; {} more do not fit", cache_.size(), n_ctx_, n);

@@ -31,49 +31,136 @@ struct AddedToken {
   bool special = false;
 };
 
-// A byte trie over token contents for leftmost-longest matching.
+namespace detail {
+// Automaton steps taken by TokenTrie scans on this thread so far (tests read differences of it to
+// check that matching is linear in the text length).
+inline std::uint64_t& token_trie_steps() noexcept {
+  thread_local std::uint64_t steps = 0;
+  return steps;
+}
+}  // namespace detail
+
+// The token contents, for leftmost-longest matching: at each position of a text, the longest
+// content that starts there. Walking a trie from every position costs the text length times the
+// longest partial match (quadratic with a long token such as 'a' * 100000 + 'b' over a text of
+// 'a'), so instead an Aho-Corasick automaton over the *reversed* contents runs once over the text
+// from its end: after reading s[i..n) backwards, the automaton's state is the longest reversed
+// trie prefix that ends there, and the deepest terminal on its failure chain (precomputed per
+// state) is the longest content starting at i. O(text + contents) time; the failure links cost
+// O(1) amortised per byte (Aho & Corasick 1975).
 class TokenTrie {
  public:
-  TokenTrie() { nodes_.push_back(-1); }
+  TokenTrie() { add_node(0); }
 
+  // Adds a content (reversed internally) with its value; the first value given for a content
+  // wins. Call prepare() after the last insert and before longest_matches().
   void insert(std::string_view key, std::int32_t value) {
     if (key.empty()) return;  // an empty pattern would match everywhere; the library never adds one
     std::int32_t node = 0;
-    for (unsigned char c : key) {
-      const std::uint64_t edge = (static_cast<std::uint64_t>(node) << 8) | c;
-      auto it = edges_.find(edge);
-      if (it == edges_.end()) {
-        const auto child = static_cast<std::int32_t>(nodes_.size());
-        nodes_.push_back(-1);
-        it = edges_.emplace(edge, child).first;
+    for (std::size_t k = key.size(); k-- > 0;) {
+      const auto c = static_cast<unsigned char>(key[k]);
+      std::int32_t child = edge(node, c);
+      if (child < 0) {
+        child = add_node(nodes_[static_cast<std::size_t>(node)].depth + 1);
+        edges_.emplace(edge_key(node, c), child);
+        children_[static_cast<std::size_t>(node)].emplace_back(c, child);
       }
-      node = it->second;
+      node = child;
     }
-    if (nodes_[static_cast<std::size_t>(node)] < 0) nodes_[static_cast<std::size_t>(node)] = value;  // first wins
-    first_byte_[static_cast<unsigned char>(key[0])] = true;
+    Node& n = nodes_[static_cast<std::size_t>(node)];
+    if (n.value < 0) n.value = value;
+    root_bytes_[static_cast<unsigned char>(key.back())] = true;
     empty_ = false;
   }
 
-  bool empty() const noexcept { return empty_; }
-  bool may_start(unsigned char c) const noexcept { return first_byte_[c]; }
-
-  // The longest key that `text` has at byte `pos`: (length, value), or length 0 if none.
-  std::pair<std::size_t, std::int32_t> longest_at(std::string_view text, std::size_t pos) const {
-    std::pair<std::size_t, std::int32_t> best{0, -1};
-    std::int32_t node = 0;
-    for (std::size_t i = pos; i < text.size(); ++i) {
-      auto it = edges_.find((static_cast<std::uint64_t>(node) << 8) | static_cast<unsigned char>(text[i]));
-      if (it == edges_.end()) break;
-      node = it->second;
-      if (nodes_[static_cast<std::size_t>(node)] >= 0) best = {i + 1 - pos, nodes_[static_cast<std::size_t>(node)]};
+  // Failure links (BFS order) and, per state, the deepest terminal state on its failure chain.
+  void prepare() {
+    std::vector<std::int32_t> queue;
+    queue.reserve(nodes_.size());
+    nodes_[0].fail = 0;
+    nodes_[0].terminal = -1;
+    queue.push_back(0);
+    for (std::size_t q = 0; q < queue.size(); ++q) {
+      const std::int32_t u = queue[q];
+      for (const auto& [c, v] : children_[static_cast<std::size_t>(u)]) {
+        std::int32_t f = 0;
+        if (u != 0) {
+          f = nodes_[static_cast<std::size_t>(u)].fail;
+          while (f != 0 && edge(f, c) < 0) f = nodes_[static_cast<std::size_t>(f)].fail;
+          const std::int32_t next = edge(f, c);
+          f = next >= 0 ? next : 0;
+        }
+        Node& nv = nodes_[static_cast<std::size_t>(v)];
+        nv.fail = f;
+        nv.terminal = nv.value >= 0 ? v : nodes_[static_cast<std::size_t>(f)].terminal;
+        queue.push_back(v);
+      }
     }
-    return best;
+    children_.clear();
+    children_.shrink_to_fit();
+  }
+
+  bool empty() const noexcept { return empty_; }
+
+  struct Match {
+    std::size_t begin;
+    std::size_t length;
+    std::int32_t value;
+  };
+  // For every position of `text` where some content starts: that position, the length of the
+  // longest such content and its value, in decreasing order of position.
+  void longest_matches(std::string_view text, std::vector<Match>& out) const {
+    out.clear();
+    std::int32_t state = 0;
+    std::uint64_t steps = 0;
+    for (std::size_t i = text.size(); i-- > 0;) {
+      const auto c = static_cast<unsigned char>(text[i]);
+      if (state == 0 && !root_bytes_[c]) continue;  // the common case: no content ends with c
+      while (true) {
+        ++steps;
+        const std::int32_t next = edge(state, c);
+        if (next >= 0) {
+          state = next;
+          break;
+        }
+        if (state == 0) break;
+        state = nodes_[static_cast<std::size_t>(state)].fail;
+      }
+      const std::int32_t t = nodes_[static_cast<std::size_t>(state)].terminal;
+      if (t >= 0) {
+        const Node& n = nodes_[static_cast<std::size_t>(t)];
+        out.push_back({i, static_cast<std::size_t>(n.depth), n.value});
+      }
+    }
+    detail::token_trie_steps() += steps;
   }
 
  private:
-  std::vector<std::int32_t> nodes_;  // value at each node, -1 if no key ends there
+  struct Node {
+    std::int32_t value = -1;     // the value of the content ending here, -1 if none
+    std::int32_t depth = 0;      // length of the (reversed) content prefix this state stands for
+    std::int32_t fail = 0;       // the longest proper suffix that is also a state
+    std::int32_t terminal = -1;  // the deepest state with a value on the failure chain (itself included)
+  };
+  static std::uint64_t edge_key(std::int32_t node, unsigned char c) noexcept {
+    return (static_cast<std::uint64_t>(node) << 8) | c;
+  }
+  std::int32_t edge(std::int32_t node, unsigned char c) const {
+    auto it = edges_.find(edge_key(node, c));
+    return it == edges_.end() ? -1 : it->second;
+  }
+  std::int32_t add_node(std::int32_t depth) {
+    if (nodes_.size() >= static_cast<std::size_t>(INT32_MAX))
+      fail(ErrorCode::kTokenizer, "added_tokens: more than {} bytes of token contents", INT32_MAX);
+    nodes_.push_back(Node{-1, depth, 0, -1});
+    children_.emplace_back();
+    return static_cast<std::int32_t>(nodes_.size() - 1);
+  }
+
+  std::vector<Node> nodes_;
   std::unordered_map<std::uint64_t, std::int32_t> edges_;  // (node << 8 | byte) -> child
-  std::array<bool, 256> first_byte_{};
+  std::vector<std::vector<std::pair<unsigned char, std::int32_t>>> children_;  // until prepare()
+  std::array<bool, 256> root_bytes_{};  // bytes that some content ends with
   bool empty_ = true;
 };
 
@@ -113,6 +200,8 @@ class AddedVocabulary {
       }
       v.tokens_.push_back(std::move(tok));
     }
+    v.raw_trie_.prepare();
+    v.normalized_trie_.prepare();
     return v;
   }
 
@@ -186,17 +275,17 @@ class AddedVocabulary {
     const std::size_t n = s.size();
     std::size_t start_offset = 0;
     if (!trie.empty()) {
+      // Leftmost-longest, non-overlapping: the longest content at the first position where one
+      // starts, then the search resumes after it (the aho-corasick crate's LeftmostLongest).
+      thread_local std::vector<TokenTrie::Match> found;
+      trie.longest_matches(s, found);
       std::size_t i = 0;
-      while (i < n) {
-        if (!trie.may_start(static_cast<unsigned char>(s[i]))) {
-          ++i;
-          continue;
-        }
-        const auto [len, index] = trie.longest_at(s, i);
-        if (len == 0) {
-          ++i;
-          continue;
-        }
+      for (std::size_t k = found.size(); k-- > 0;) {
+        const TokenTrie::Match& m = found[k];
+        if (m.begin < i) continue;  // inside the previous match
+        const std::size_t len = m.length;
+        const std::int32_t index = m.value;
+        i = m.begin;
         std::size_t start = i, stop = i + len;
         i = stop;
         const AddedToken& tok = tokens_[static_cast<std::size_t>(index)];

@@ -63,6 +63,24 @@ class Decoder {
                        [c](const Step& s) { return s.kind == Kind::kStrip && (s.start > 0 || s.stop > 0) && s.ch == c; });
   }
 
+  // True when every step sees at most one token's text or applies per token: no Replace step
+  // comes after a step that joins tokens (ByteLevel, Fuse), where a pattern could match across
+  // token boundaries and make the text of a token depend on tokens far before it. A streaming
+  // decoder may then drop the middle of a long run of tokens from its window.
+  bool is_token_local() const noexcept {
+    bool joined = false;
+    for (const Step& s : steps_) {
+      if (s.kind == Kind::kByteLevel || s.kind == Kind::kFuse) joined = true;
+      if (s.kind == Kind::kReplace && joined) return false;
+    }
+    return true;
+  }
+
+  // The most characters Strip steps remove at the start (`start`) or the end (`stop`) of a token,
+  // summed over the steps (saturating).
+  std::size_t strip_start_total() const noexcept { return strip_total(true); }
+  std::size_t strip_stop_total() const noexcept { return strip_total(false); }
+
   std::string decode(std::vector<std::string> tokens) const {
     if (!present_) {
       std::string out;
@@ -82,7 +100,7 @@ class Decoder {
   enum class Kind { kByteLevel, kByteFallback, kFuse, kStrip, kReplace, kMetaspace, kBpeSuffix };
   struct Step {
     Kind kind;
-    Pattern pattern;         // kReplace
+    Pattern pattern;         // kReplace; kBpeSuffix: the suffix as a literal
     std::string content;     // kReplace: replacement; kStrip, kMetaspace: the character (UTF-8)
     char32_t ch = 0;         // kStrip, kMetaspace
     std::size_t start = 0;   // kStrip
@@ -133,6 +151,7 @@ class Decoder {
     } else if (type == "BPEDecoder") {
       step.kind = Kind::kBpeSuffix;
       step.suffix = node.string_or("suffix", "</w>");
+      step.pattern = Pattern::literal(step.suffix);
     } else {
       node.fail_here(ErrorCode::kUnsupported, "decoder type '{}' is not supported", type);
     }
@@ -226,11 +245,11 @@ class Decoder {
           const std::string_view with = i + 1 == tokens.size() ? "" : " ";
           std::string out;
           std::size_t prev = 0;
-          for (std::size_t at = t.find(step.suffix); at != std::string::npos; at = t.find(step.suffix, prev)) {
-            out.append(t, prev, at - prev);
+          step.pattern.for_each_match(t, [&](std::size_t b, std::size_t e) {  // linear in t (KMP)
+            out.append(t, prev, b - prev);
             out.append(with);
-            prev = at + step.suffix.size();
-          }
+            prev = e;
+          });
           out.append(t, prev, std::string::npos);
           t = std::move(out);
         }
@@ -248,6 +267,16 @@ class Decoder {
     for (std::size_t k = 0; k < step.stop && e >= b + c.size() && t.compare(e - c.size(), c.size(), c) == 0; ++k)
       e -= c.size();
     t = t.substr(b, e - b);
+  }
+
+  std::size_t strip_total(bool at_start) const noexcept {
+    std::size_t total = 0;
+    for (const Step& s : steps_) {
+      if (s.kind != Kind::kStrip) continue;
+      const std::size_t k = at_start ? s.start : s.stop;
+      total = k > SIZE_MAX - total ? SIZE_MAX : total + k;
+    }
+    return total;
   }
 
   bool present_ = false;

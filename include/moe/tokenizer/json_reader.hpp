@@ -4,15 +4,16 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/file.hpp"
+#include "moe/core/json.hpp"
+#include "moe/core/limits.hpp"
 #include "moe/tokenizer/utf8.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -20,25 +21,24 @@ namespace moe::tokenizer {
 
 using Json = nlohmann::json;
 
-// Parses JSON text; kTokenizer with the parse position if it is not JSON. `name` is the file
+// Parses JSON text with core/json.hpp's iterative parser: kTokenizer with the byte position if it
+// is not JSON, nests deeper than limits::kMaxJsonDepth or holds a number out of range. A repeated
+// key keeps its last value, as serde_json's maps do in the tokenizers library. `name` is the file
 // the text came from, for the message.
 inline Json parse_tokenizer_json(std::string_view text, std::string_view name) {
-  try {
-    return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
-    fail(ErrorCode::kTokenizer, "{}: not valid JSON (byte {}): {}", name, e.byte, e.what());
-  }
+  JsonParseOptions options;
+  options.reject_duplicate_keys = false;
+  options.code = ErrorCode::kTokenizer;
+  return parse_json(text, name, options);
 }
 
-// Reads and parses a JSON file: kIo if it cannot be read, kTokenizer with the parse position if
-// it is not JSON.
-inline Json read_tokenizer_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorCode::kIo, "{}: cannot open file", path.string());
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) fail(ErrorCode::kIo, "{}: read error", path.string());
-  return parse_tokenizer_json(buffer.str(), path.string());
+// Reads and parses a JSON file of at most max_bytes: kIo if it is missing, not a regular file
+// (FIFOs and devices are refused without blocking), too large or unreadable; kTokenizer with the
+// parse position if it is not JSON.
+inline Json read_tokenizer_json_file(const std::filesystem::path& path,
+                                     std::size_t max_bytes = limits::kMaxJsonFileBytes,
+                                     std::string_view what = "JSON file") {
+  return parse_tokenizer_json(read_file(path, max_bytes, what), path.string());
 }
 
 // A position in a parsed JSON document: the value, its key path and the file it came from.
@@ -105,7 +105,7 @@ class JsonNode {
   }
   std::int64_t as_int() const {
     if (!value_->is_number_integer())
-      fail_here(ErrorCode::kTokenizer, "expected an integer, got {}", value_->dump());
+      fail_here(ErrorCode::kTokenizer, "expected an integer, got {}", describe(*value_));
     if (value_->is_number_unsigned()) {
       const auto u = value_->get<std::uint64_t>();
       if (u > static_cast<std::uint64_t>(INT64_MAX)) fail_here(ErrorCode::kTokenizer, "integer {} out of range", u);

@@ -71,6 +71,45 @@ void spans_from_chars(std::string_view text, Pred&& pred, std::vector<Span>& spa
       spans);
 }
 
+// Knuth-Morris-Pratt search for a fixed string: O(text + needle) per search, where
+// std::string_view::find may take O(text * needle) (a needle 'a' * 100000 + 'b' over a text of
+// 'a'). Immutable after construction.
+class LiteralSearcher {
+ public:
+  LiteralSearcher() = default;
+  explicit LiteralSearcher(std::string needle) : needle_(std::move(needle)), border_(needle_.size(), 0) {
+    // border_[k]: length of the longest proper border (prefix that is also a suffix) of needle_[0, k].
+    std::size_t b = 0;
+    for (std::size_t k = 1; k < needle_.size(); ++k) {
+      while (b > 0 && needle_[k] != needle_[b]) b = border_[b - 1];
+      if (needle_[k] == needle_[b]) ++b;
+      border_[k] = b;
+    }
+  }
+  const std::string& needle() const noexcept { return needle_; }
+
+  // Calls f(begin, end) for each non-overlapping occurrence, left to right (after an occurrence
+  // the search resumes at its end). An empty needle matches nothing.
+  template <class F>
+  void for_each(std::string_view text, F&& f) const {
+    const std::size_t m = needle_.size();
+    if (m == 0) return;
+    std::size_t matched = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      while (matched > 0 && text[i] != needle_[matched]) matched = border_[matched - 1];
+      if (text[i] == needle_[matched]) ++matched;
+      if (matched == m) {
+        f(i + 1 - m, i + 1);
+        matched = 0;  // non-overlapping: the next occurrence starts after this one
+      }
+    }
+  }
+
+ private:
+  std::string needle_;
+  std::vector<std::size_t> border_;
+};
+
 // A literal string or a regex, as tokenizer.json writes them: {"String": "..."} or {"Regex": "..."}.
 class Pattern {
  public:
@@ -80,7 +119,7 @@ class Pattern {
     node.expect_object();
     Pattern p;
     if (auto s = node.find("String")) {
-      p.literal_ = s->as_string();
+      p.literal_ = LiteralSearcher(s->as_string());
     } else if (auto r = node.find("Regex")) {
       p.is_regex_ = true;
       p.regex_ = Regex::compile(r->as_string(), fmt::format("{}: {}", node.file(), r->path()));
@@ -91,7 +130,7 @@ class Pattern {
   }
   static Pattern literal(std::string s) {
     Pattern p;
-    p.literal_ = std::move(s);
+    p.literal_ = LiteralSearcher(std::move(s));
     return p;
   }
   static Pattern regex(const std::string& pattern) {
@@ -109,14 +148,7 @@ class Pattern {
       regex_.for_each_match(text, f);
       return;
     }
-    if (literal_.empty()) return;
-    std::size_t pos = 0;
-    while (true) {
-      const std::size_t at = text.find(literal_, pos);
-      if (at == std::string_view::npos) break;
-      f(at, at + literal_.size());
-      pos = at + literal_.size();
-    }
+    literal_.for_each(text, f);
   }
 
   void find_spans(std::string_view text, std::vector<Span>& spans) const {
@@ -124,11 +156,11 @@ class Pattern {
   }
 
   bool is_regex() const noexcept { return is_regex_; }
-  const std::string& literal_text() const noexcept { return literal_; }
+  const std::string& literal_text() const noexcept { return literal_.needle(); }
 
  private:
   bool is_regex_ = false;
-  std::string literal_;
+  LiteralSearcher literal_;
   Regex regex_;
 };
 

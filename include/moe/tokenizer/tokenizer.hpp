@@ -37,22 +37,44 @@ class Tokenizer {
   // file and the key), kUnsupported (a model, normalizer, pre-tokenizer, decoder or
   // post-processor type this library does not implement, e.g. WordPiece or Unigram).
   static Tokenizer from_file(const std::filesystem::path& tokenizer_json) {
-    return Tokenizer(load(tokenizer_json, std::nullopt));
+    return catch_as_error("Tokenizer::from_file", [&] { return Tokenizer(load(tokenizer_json, std::nullopt)); });
   }
 
   // Loads dir/tokenizer.json and, if present, dir/tokenizer_config.json (bos_token, eos_token,
   // add_bos_token, add_eos_token).
   static Tokenizer from_folder(const std::filesystem::path& dir) {
-    const auto config = dir / "tokenizer_config.json";
-    std::optional<std::filesystem::path> cfg;
-    if (std::filesystem::exists(config)) cfg = config;
-    return Tokenizer(load(dir / "tokenizer.json", cfg));
+    return catch_as_error("Tokenizer::from_folder", [&] {
+      const auto config = dir / "tokenizer_config.json";
+      std::optional<std::filesystem::path> cfg;
+      std::error_code ec;
+      if (std::filesystem::exists(config, ec)) cfg = config;
+      return Tokenizer(load(dir / "tokenizer.json", cfg));
+    });
   }
 
   // Builds a tokenizer from the text of a tokenizer.json (and optionally of a
   // tokenizer_config.json); `name` stands for the file in error messages.
   static Tokenizer from_json_text(std::string_view tokenizer_json, std::string_view config_json = {},
                                   std::string name = "tokenizer.json") {
+    return catch_as_error("Tokenizer::from_json_text", [&] { return build_from_text(tokenizer_json, config_json, name); });
+  }
+
+  // Token ids of `text` (UTF-8; kTokenizer if it is not valid UTF-8). With add_special_tokens,
+  // the BOS/EOS ids of the post-processor (or of tokenizer_config.json's add_bos_token /
+  // add_eos_token, which take precedence) are placed around the sequence.
+  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = false) const {
+    return catch_as_error("Tokenizer::encode", [&] { return encode_text(text, add_special_tokens); });
+  }
+
+  // Text of `ids`. Every id must be a token of this vocabulary (kInvalidArgument otherwise).
+  // Special added tokens are left out when skip_special_tokens is set.
+  std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens = false) const {
+    return catch_as_error("Tokenizer::decode", [&] { return decode_ids(ids, skip_special_tokens); });
+  }
+
+ private:
+  static Tokenizer build_from_text(std::string_view tokenizer_json, std::string_view config_json,
+                                   const std::string& name) {
     const tokenizer::Json doc = tokenizer::parse_tokenizer_json(tokenizer_json, name);
     if (config_json.empty()) return Tokenizer(build(doc, name, nullptr, {}));
     const std::string cfg_name = "tokenizer_config.json";
@@ -60,10 +82,7 @@ class Tokenizer {
     return Tokenizer(build(doc, name, &cfg, cfg_name));
   }
 
-  // Token ids of `text` (UTF-8; kTokenizer if it is not valid UTF-8). With add_special_tokens,
-  // the BOS/EOS ids of the post-processor (or of tokenizer_config.json's add_bos_token /
-  // add_eos_token, which take precedence) are placed around the sequence.
-  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens = false) const {
+  std::vector<std::int32_t> encode_text(std::string_view text, bool add_special_tokens) const {
     const std::size_t bad = tokenizer::utf8_first_invalid(text);
     if (bad != text.size())
       fail(ErrorCode::kTokenizer, "input text is not valid UTF-8 (byte {} of {}: 0x{:02X})", bad, text.size(),
@@ -89,9 +108,7 @@ class Tokenizer {
     return ids;
   }
 
-  // Text of `ids`. Every id must be a token of this vocabulary (kInvalidArgument otherwise).
-  // Special added tokens are left out when skip_special_tokens is set.
-  std::string decode(std::span<const std::int32_t> ids, bool skip_special_tokens = false) const {
+  std::string decode_ids(std::span<const std::int32_t> ids, bool skip_special_tokens) const {
     const Data& d = *d_;
     std::vector<std::string> tokens;
     tokens.reserve(ids.size());
@@ -103,6 +120,7 @@ class Tokenizer {
     return d.decoder.decode(std::move(tokens));
   }
 
+ public:
   // One past the largest token id (model vocabulary and added tokens).
   std::size_t vocab_size() const noexcept { return d_->by_id.size(); }
 
@@ -168,9 +186,11 @@ class Tokenizer {
 
   static std::shared_ptr<const Data> load(const std::filesystem::path& path,
                                           const std::optional<std::filesystem::path>& config_path) {
-    const tokenizer::Json doc = tokenizer::read_tokenizer_json_file(path);
+    const tokenizer::Json doc =
+        tokenizer::read_tokenizer_json_file(path, limits::kMaxTokenizerJsonBytes, "tokenizer.json");
     if (!config_path) return build(doc, path.string(), nullptr, {});
-    const tokenizer::Json cfg = tokenizer::read_tokenizer_json_file(*config_path);
+    const tokenizer::Json cfg =
+        tokenizer::read_tokenizer_json_file(*config_path, limits::kMaxTokenizerConfigBytes, "tokenizer_config.json");
     return build(doc, path.string(), &cfg, config_path->string());
   }
 
