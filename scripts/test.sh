@@ -3,7 +3,14 @@
 #   1. a Release build of everything, run with ctest (unit tests, conformance on all fixtures,
 #      header-only hygiene, consumer projects via add_subdirectory and find_package);
 #   2. the same suite built with AddressSanitizer + UndefinedBehaviorSanitizer, failing on any report;
-#   3. when nvcc is present, a compile-only build of the CUDA backend and its tests.
+#   3. ThreadSanitizer over the runtime tests that use threads (sessions sharing a model on several
+#      threads, a batch beside them, cancellation from another thread), built without OpenMP
+#      (cmake/MoeDependencies.cmake says why), failing on any report;
+#   4. when clang++ is present, the libFuzzer targets of tests/fuzz (ASan + UBSan): their committed
+#      reproducers replayed, then each fuzzer run for MOE_FUZZ_SECONDS (default 60; 0 skips the
+#      step) from seeds made of the fixtures, failing on any crash, leak, timeout or OOM (a finding
+#      is saved under tests/fuzz/regressions/<target>/);
+#   5. when nvcc is present, a compile-only build of the CUDA backend and its tests.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -27,6 +34,31 @@ step "sanitizer tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ctest --test-dir build/asan -j"$jobs" --output-on-failure --timeout 900
+
+step "thread sanitizer build (runtime tests that use threads, without OpenMP)"
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Release -DMOE_SANITIZE=thread -DMOE_USE_OPENMP=OFF \
+  -DMOE_BUILD_BENCHMARKS=OFF -DMOE_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build/tsan -j"$jobs" --target test_runtime_concurrency test_runtime_generation
+step "thread sanitizer tests"
+# halt_on_error: the first report fails the test (exit code 66).
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=4
+build/tsan/tests/runtime/test_runtime_concurrency
+build/tsan/tests/runtime/test_runtime_generation "[cancel]"
+
+fuzz_seconds=${MOE_FUZZ_SECONDS:-60}
+if [[ "$fuzz_seconds" == 0 ]]; then
+  step "fuzzing skipped: MOE_FUZZ_SECONDS=0"
+elif command -v clang++ >/dev/null 2>&1 && command -v clang >/dev/null 2>&1; then
+  step "fuzz build (clang, libFuzzer + ASan/UBSan)"
+  # No OpenMP: the parsers have no parallel loops, and libFuzzer runs one input at a time.
+  CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Release -DMOE_BUILD_FUZZERS=ON \
+    -DMOE_USE_OPENMP=OFF -DMOE_BUILD_BENCHMARKS=OFF -DMOE_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build/fuzz -j"$jobs" --target moe_fuzzers
+  step "fuzzing (${fuzz_seconds}s per fuzzer, ${MOE_FUZZ_JOBS:-$jobs} at a time)"
+  MOE_FUZZ_JOBS=${MOE_FUZZ_JOBS:-$jobs} tests/fuzz/run_fuzzers.sh build/fuzz "$fuzz_seconds"
+else
+  step "fuzzing skipped: clang++ not found"
+fi
 
 nvcc_bin=$(command -v nvcc || true)
 [[ -z "$nvcc_bin" && -x /usr/local/cuda/bin/nvcc ]] && nvcc_bin=/usr/local/cuda/bin/nvcc
