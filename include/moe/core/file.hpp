@@ -88,34 +88,36 @@ class RegularFile {
 // max_bytes (checked before anything is allocated, and again while reading in case the file
 // grows), or a read error.
 inline std::string read_file(const std::filesystem::path& path, std::size_t max_bytes, std::string_view what = "file") {
-  const RegularFile f = RegularFile::open(path, what);
-  if (f.size() > max_bytes) {
-    fail(ErrorCode::kIo, "cannot read {} {}: {} bytes exceed the limit of {} bytes for this kind of file", what,
-         path.string(), f.size(), max_bytes);
-  }
-  std::string text(f.size(), '\0');
-  std::size_t got = 0;
-  for (;;) {
-    if (got == text.size()) {
-      // The file may have grown since fstat: read on, up to one byte past the cap.
-      if (text.size() > max_bytes) break;
-      text.resize(std::min(max_bytes + 1, std::max<std::size_t>(2 * text.size(), 4096)));
+  return catch_as_error("read_file", [&]() -> std::string {
+    const RegularFile f = RegularFile::open(path, what);
+    if (f.size() > max_bytes) {
+      fail(ErrorCode::kIo, "cannot read {} {}: {} bytes exceed the limit of {} bytes for this kind of file", what,
+           path.string(), f.size(), max_bytes);
     }
-    const ::ssize_t n = ::read(f.fd(), text.data() + got, text.size() - got);
-    if (n < 0) {
-      const int err = errno;
-      if (err == EINTR) continue;
-      fail(ErrorCode::kIo, "error while reading {} {}: {}", what, path.string(), std::strerror(err));
+    std::string text(f.size(), '\0');
+    std::size_t got = 0;
+    for (;;) {
+      if (got == text.size()) {
+        // The file may have grown since fstat: read on, up to one byte past the cap.
+        if (text.size() > max_bytes) break;
+        text.resize(std::min(max_bytes + 1, std::max<std::size_t>(2 * text.size(), 4096)));
+      }
+      const ::ssize_t n = ::read(f.fd(), text.data() + got, text.size() - got);
+      if (n < 0) {
+        const int err = errno;
+        if (err == EINTR) continue;
+        fail(ErrorCode::kIo, "error while reading {} {}: {}", what, path.string(), std::strerror(err));
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
     }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  if (got > max_bytes) {
-    fail(ErrorCode::kIo, "cannot read {} {}: it grew past the limit of {} bytes while being read", what,
-         path.string(), max_bytes);
-  }
-  text.resize(got);
-  return text;
+    if (got > max_bytes) {
+      fail(ErrorCode::kIo, "cannot read {} {}: it grew past the limit of {} bytes while being read", what,
+           path.string(), max_bytes);
+    }
+    text.resize(got);
+    return text;
+  });
 }
 
 }  // namespace moe

@@ -151,17 +151,19 @@ class JsonDomBuilder final : public nlohmann::json_sax<nlohmann::json> {
 // are not allowed. O(n log n) in the number of values and iterative: the stack does not grow
 // with the input. Thread-safe (no shared state).
 inline nlohmann::json parse_json(std::string_view text, std::string_view source_name, const JsonParseOptions& options = {}) {
-  nlohmann::json root;
-  json_detail::JsonDomBuilder builder(root, source_name, text.size(), options);
-  try {
-    nlohmann::json::sax_parse(text.begin(), text.end(), &builder, nlohmann::json::input_format_t::json,
-                              /*strict=*/true, /*ignore_comments=*/false);
-  } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range for a number like 1e999
-    std::string_view what = e.what();
-    if (what.size() > limits::kMaxDescribedJsonChars) what = what.substr(0, limits::kMaxDescribedJsonChars);
-    fail(options.code, "{}: invalid JSON: {}", source_name, what);
-  }
-  return root;
+  return catch_as_error("parse_json", [&] {
+    nlohmann::json root;
+    json_detail::JsonDomBuilder builder(root, source_name, text.size(), options);
+    try {
+      nlohmann::json::sax_parse(text.begin(), text.end(), &builder, nlohmann::json::input_format_t::json,
+                                /*strict=*/true, /*ignore_comments=*/false);
+    } catch (const nlohmann::json::exception& e) {  // e.g. out_of_range for a number like 1e999
+      std::string_view what = e.what();
+      if (what.size() > limits::kMaxDescribedJsonChars) what = what.substr(0, limits::kMaxDescribedJsonChars);
+      fail(options.code, "{}: invalid JSON: {}", source_name, what);
+    }
+    return root;
+  });
 }
 
 // Reads the regular file `path` (at most max_bytes; see read_file) and parses it with

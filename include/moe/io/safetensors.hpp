@@ -210,11 +210,13 @@ class SafetensorsFile {
   //  - sorted by offset, the tensors tile the data buffer exactly: the first begins at 0, each
   //    begins where the previous ends (no gap, no overlap), the last ends at the end of the file.
   static SafetensorsFile parse(std::span<const std::byte> bytes, std::string name) {
-    SafetensorsFile f;
-    f.name_ = std::move(name);
-    f.bytes_ = bytes;
-    f.parse_header();
-    return f;
+    return catch_as_error("SafetensorsFile::parse", [&] {
+      SafetensorsFile f;
+      f.name_ = std::move(name);
+      f.bytes_ = bytes;
+      f.parse_header();
+      return f;
+    });
   }
   // The result would point into a temporary: keep the bytes in a named object instead.
   static SafetensorsFile parse(std::vector<std::byte>&& temporary, std::string name) = delete;

@@ -52,6 +52,11 @@ class TensorStore {
   // invalid index, disagreement), each naming the file, the tensor and the values seen.
   static TensorStore open_folder(const std::filesystem::path& dir) { return open_folder(dir, Options{}); }
   static TensorStore open_folder(const std::filesystem::path& dir, const Options& options) {
+    return catch_as_error("TensorStore::open_folder", [&] { return open_folder_unchecked(dir, options); });
+  }
+
+ private:
+  static TensorStore open_folder_unchecked(const std::filesystem::path& dir, const Options& options) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) {
       fail(ErrorCode::kIo, "checkpoint folder {} does not exist or is not a folder", dir.string());
@@ -71,6 +76,8 @@ class TensorStore {
     }
     return store;
   }
+
+ public:
 
   TensorStore(TensorStore&&) noexcept = default;
   TensorStore& operator=(TensorStore&&) noexcept = default;

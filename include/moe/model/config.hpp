@@ -260,9 +260,15 @@ inline std::vector<std::int32_t> parse_token_ids(const ConfigReader& r, std::str
   return ids;
 }
 
+inline ModelConfig parse_config(const nlohmann::json& j, std::string_view source_name);
+
 }  // namespace model::detail
 
 inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_view source_name) {
+  return catch_as_error("ModelConfig::from_json", [&] { return model::detail::parse_config(j, source_name); });
+}
+
+inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::string_view source_name) {
   using namespace model;
   require(j.is_object(), ErrorCode::kConfig, "{}: config must be a JSON object", source_name);
   const detail::ConfigReader r(j, source_name);

@@ -100,27 +100,29 @@ std::optional<T> json_number(const nlohmann::json& j, const std::string& file, c
 // The settings of a parsed generation_config.json; `file` names it in messages. Throws kConfig
 // (naming the file and key) on a value of the wrong type or range.
 inline GenerationDefaults parse_generation_config(const nlohmann::json& j, const std::string& file) {
-  GenerationDefaults d;
-  require(j.is_object(), ErrorCode::kConfig, "{}: expected a JSON object, got {}", file, describe(j));
-  d.found = true;
-  if (const auto it = j.find("eos_token_id"); it != j.end() && !it->is_null()) {
-    if (it->is_array()) {
-      for (const auto& v : *it) d.eos_token_ids.push_back(detail::json_token_id(v, file, "eos_token_id"));
-    } else {
-      d.eos_token_ids.push_back(detail::json_token_id(*it, file, "eos_token_id"));
+  return catch_as_error("parse_generation_config", [&]() -> GenerationDefaults {
+    GenerationDefaults d;
+    require(j.is_object(), ErrorCode::kConfig, "{}: expected a JSON object, got {}", file, describe(j));
+    d.found = true;
+    if (const auto it = j.find("eos_token_id"); it != j.end() && !it->is_null()) {
+      if (it->is_array()) {
+        for (const auto& v : *it) d.eos_token_ids.push_back(detail::json_token_id(v, file, "eos_token_id"));
+      } else {
+        d.eos_token_ids.push_back(detail::json_token_id(*it, file, "eos_token_id"));
+      }
     }
-  }
-  if (const auto it = j.find("bos_token_id"); it != j.end() && !it->is_null()) {
-    d.bos_token_id = detail::json_token_id(*it, file, "bos_token_id");
-  }
-  d.do_sample = detail::json_number<bool>(j, file, "do_sample");
-  d.temperature = detail::json_number<float>(j, file, "temperature");
-  d.top_k = detail::json_number<std::int32_t>(j, file, "top_k");
-  d.top_p = detail::json_number<float>(j, file, "top_p");
-  d.min_p = detail::json_number<float>(j, file, "min_p");
-  d.repetition_penalty = detail::json_number<float>(j, file, "repetition_penalty");
-  d.max_new_tokens = detail::json_number<index_t>(j, file, "max_new_tokens");
-  return d;
+    if (const auto it = j.find("bos_token_id"); it != j.end() && !it->is_null()) {
+      d.bos_token_id = detail::json_token_id(*it, file, "bos_token_id");
+    }
+    d.do_sample = detail::json_number<bool>(j, file, "do_sample");
+    d.temperature = detail::json_number<float>(j, file, "temperature");
+    d.top_k = detail::json_number<std::int32_t>(j, file, "top_k");
+    d.top_p = detail::json_number<float>(j, file, "top_p");
+    d.min_p = detail::json_number<float>(j, file, "min_p");
+    d.repetition_penalty = detail::json_number<float>(j, file, "repetition_penalty");
+    d.max_new_tokens = detail::json_number<index_t>(j, file, "max_new_tokens");
+    return d;
+  });
 }
 
 // Reads `folder`/generation_config.json if it exists (a default GenerationDefaults otherwise).
