@@ -96,9 +96,9 @@ else
   "$nvcc" "${flags[@]}" tests/cuda/test_cuda_kernels.cu tests/cuda/cuda_test_main.cpp \
     -o "$build/test_cuda_kernels"
   echo "== compile-fail check: a missing device op must not compile"
-  if "$nvcc" "${flags[@]}" -c tests/cuda/compile_fail_matmul_f16.cu -o "$build/compile_fail.o" \
+  if "$nvcc" "${flags[@]}" -c tests/cuda/compile_fail_matmul_double.cu -o "$build/compile_fail.o" \
       > "$build/compile_fail.log" 2>&1; then
-    echo "FAIL: compile_fail_matmul_f16.cu compiled"; status=1
+    echo "FAIL: compile_fail_matmul_double.cu compiled"; status=1
   elif grep -q "not implemented for backend::cuda" "$build/compile_fail.log"; then
     echo "PASS: the static_assert fired"
   else

@@ -1,13 +1,23 @@
-// The CUDA backend against the scalar reference kernels on the host: DeviceBuffer ownership and
-// error paths, matmul (decode GEMV with 16-byte and 2-byte loads, batched GEMV, tiled GEMM) and
-// rmsnorm on fresh random inputs of odd sizes, plus a decode GEMV bandwidth figure (printed).
-// Every output buffer is poisoned with NaN before a run; every element must be written and the
-// padding between rows left untouched. Set MOE_TEST_SEED to replay a run's inputs.
-#include "moe/kernels/cuda/device_buffer.cuh"
-#include "moe/kernels/cuda/matmul.cuh"
-#include "moe/kernels/cuda/rmsnorm.cuh"
+// The CUDA backend against the scalar reference kernels on the host: the device Buffer and its
+// error paths, then every backend::cuda op on fresh random inputs of odd sizes (not multiples of
+// 8 or 32), strided views and the edge cases of the reference (routing ties and NaNs, sinks,
+// sliding windows, dropped groups), with tolerances derived from the reduction length and the
+// f32 epsilon. Every output buffer is poisoned with NaN before a run, so every element must be
+// written and the padding between rows left untouched. A last group of cases prints bandwidth
+// and arithmetic rates ([perf]). Set MOE_TEST_SEED to replay a run's inputs.
+#include "moe/kernels/cuda/cuda.cuh"
+#include "moe/kernels/reference/activation.hpp"
+#include "moe/kernels/reference/add.hpp"
+#include "moe/kernels/reference/attention.hpp"
+#include "moe/kernels/reference/copy.hpp"
+#include "moe/kernels/reference/elementwise.hpp"
 #include "moe/kernels/reference/matmul.hpp"
+#include "moe/kernels/reference/mla.hpp"
+#include "moe/kernels/reference/moe_dispatch.hpp"
 #include "moe/kernels/reference/rmsnorm.hpp"
+#include "moe/kernels/reference/rope.hpp"
+#include "moe/kernels/reference/router.hpp"
+#include "moe/kernels/reference/softmax.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -25,6 +35,8 @@
 namespace {
 
 using moe::bf16;
+using moe::DeviceView;
+using moe::f16;
 using moe::index_t;
 using moe::View;
 using moe::cuda::DeviceBuffer;
@@ -33,6 +45,8 @@ namespace backend = moe::backend;
 
 constexpr float kEps = std::numeric_limits<float>::epsilon();
 constexpr std::uint32_t kPoisonBits = 0xffffffffu;  // cudaMemset(0xff): a quiet NaN in every float
+constexpr backend::cuda kCuda{};
+constexpr backend::reference kRef{};
 
 std::uint32_t test_seed() {
   static const std::uint32_t seed = [] {
@@ -60,11 +74,21 @@ std::vector<float> random_floats(index_t n, float lo = -1.0f, float hi = 1.0f) {
   return v;
 }
 
-std::vector<bf16> random_bf16(index_t n, float lo = -1.0f, float hi = 1.0f) {
+template <class W>
+std::vector<W> random_weights(index_t n, float lo = -1.0f, float hi = 1.0f) {
   std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<bf16> v(n);
-  for (bf16& b : v) b = moe::to_bf16(dist(rng()));
+  std::vector<W> v(n);
+  for (W& b : v) b = moe::from_float<W>(dist(rng()));
   return v;
+}
+
+std::vector<bf16> random_bf16(index_t n, float lo = -1.0f, float hi = 1.0f) { return random_weights<bf16>(n, lo, hi); }
+
+template <class W>
+const char* wname() {
+  if constexpr (std::is_same_v<W, float>) return "f32";
+  else if constexpr (std::is_same_v<W, bf16>) return "bf16";
+  else return "f16";
 }
 
 bool is_poison(float f) {
@@ -75,189 +99,83 @@ bool is_poison(float f) {
 
 index_t round_up(index_t v, index_t m) { return (v + m - 1) / m * m; }
 
+template <class T>
+DeviceBuffer<T> to_device(const std::vector<T>& host) {
+  DeviceBuffer<T> b(std::max<index_t>(host.size(), 1));
+  b.upload(host);
+  return b;
+}
+
+// A device f32 buffer of n elements filled with NaN (0xff bytes).
+DeviceBuffer<float> poisoned(index_t n) {
+  DeviceBuffer<float> b(std::max<index_t>(n, 1));
+  b.fill_bytes(0xff);
+  return b;
+}
+
 // Worst-case elements: the largest |error| and the largest |error| / tolerance seen.
 struct ErrorStats {
   double max_abs = 0.0;
   double max_ratio = 0.0;
   index_t unwritten = 0;  // output elements still holding the poison (or any NaN)
   index_t clobbered = 0;  // padding elements the kernel overwrote
+  index_t count = 0;
   void add(double err, double tol) {
+    ++count;
     max_abs = std::max(max_abs, err);
     max_ratio = std::max(max_ratio, tol > 0 ? err / tol : (err > 0 ? INFINITY : 0.0));
+  }
+  // Compares got with want (NaN in got where want is a number: unwritten).
+  void compare(float got, float want, double tol) {
+    if (std::isnan(got) && !std::isnan(want)) {
+      ++unwritten;
+      return;
+    }
+    if (std::isnan(want)) {
+      add(std::isnan(got) ? 0.0 : INFINITY, tol);
+      return;
+    }
+    if (std::isinf(want) || std::isinf(got)) {
+      add(got == want ? 0.0 : INFINITY, tol);
+      return;
+    }
+    add(std::fabs(static_cast<double>(got) - want), tol);
   }
   bool ok() const { return max_ratio <= 1.0 && unwritten == 0 && clobbered == 0; }
 };
 
-// ---- matmul ----------------------------------------------------------------------------------
-
-// How x and W sit in memory. kAligned: padded leading dimensions that keep every row start
-// 16-byte aligned (the GEMV's 16-byte path, with a scalar tail when in % 8 != 0). kOddW: W's rows
-// start at odd bf16 offsets (2-byte path). kOddX: x starts one float past an aligned address.
-enum class Layout { kAligned, kOddW, kOddX };
-
-const char* layout_name(Layout l) {
-  switch (l) {
-    case Layout::kAligned: return "aligned";
-    case Layout::kOddW: return "odd-w";
-    case Layout::kOddX: return "odd-x";
-  }
-  return "?";
+void report(const std::string& what, const ErrorStats& st) {
+  std::printf("%-58s max|err| %.2e  err/tol %.3f  unwritten %zu  clobbered %zu  %s\n", what.c_str(), st.max_abs,
+              st.max_ratio, st.unwritten, st.clobbered, st.ok() ? "ok" : "FAIL");
+  INFO(what << " seed=" << test_seed());
+  CHECK(st.unwritten == 0);
+  CHECK(st.clobbered == 0);
+  CHECK(st.max_ratio <= 1.0);
 }
 
-ErrorStats check_matmul(index_t n, index_t in, index_t out, Layout layout) {
-  const index_t ld_x = layout == Layout::kOddX ? in + 1 : round_up(std::max<index_t>(in, 1), 4);
-  const index_t off_x = layout == Layout::kOddX ? 1 : 0;
-  const index_t ld_w = layout == Layout::kOddW ? in + 1 + (in % 2) : round_up(std::max<index_t>(in, 1), 8);
-  const index_t off_w = layout == Layout::kOddW ? 1 : 0;
-  const index_t ld_y = out + 3;  // padding between output rows must stay poisoned
-
-  const std::vector<float> x_host = random_floats(off_x + n * ld_x);
-  const std::vector<bf16> w_host = random_bf16(off_w + out * ld_w);
-  const View<const float, 2> x_ref(x_host.data() + off_x, {n, in}, {ld_x, 1});
-  const View<const bf16, 2> w_ref(w_host.data() + off_w, {out, in}, {ld_w, 1});
-  std::vector<float> y_ref_host(n * ld_y, 0.0f);
-  const View<float, 2> y_ref(y_ref_host.data(), {n, out}, {ld_y, 1});
-  // An empty reduction (in == 0) gives zeros. The reference is not called for it: it takes
-  // &x(t, 0) of the empty row, which trips TensorView's bounds assert in builds without NDEBUG.
-  if (in > 0) kernels::matmul(backend::reference{}, x_ref, w_ref, y_ref);
-
-  const auto x_dev = DeviceBuffer<float>::from_host(x_host);
-  const auto w_dev = DeviceBuffer<bf16>::from_host(w_host);
-  DeviceBuffer<float> y_dev(std::max<index_t>(n * ld_y, 1));
-  y_dev.fill_bytes(0xff);
-  const auto x_view = x_dev.view<2>({n, in}, {ld_x, 1}, off_x);
-  const auto w_view = w_dev.view<2>({out, in}, {ld_w, 1}, off_w);
-  if (n >= 1 && n <= static_cast<index_t>(kernels::cuda_detail::kGemvMaxTokens)) {
-    // The layout decides which GEMV load path runs; make sure each case exercises the intended one.
-    CHECK(kernels::cuda_detail::gemv_vector_loads(x_view, w_view) == (layout == Layout::kAligned));
-  }
-  kernels::matmul(backend::cuda{}, x_view, w_view, y_dev.view<2>({n, out}, {ld_y, 1}));
-  const std::vector<float> y_gpu = y_dev.to_host();
-
-  // Error bound of an f32 dot product of length `in` in any summation order (with or without
-  // FMA): |err| <= gamma_in * sum|x*w| with gamma_in = in*u/(1-in*u), u = eps/2. The reference
-  // is exact to 0.5 ulp; allow in*eps (twice gamma) plus that half ulp.
-  ErrorStats stats;
-  for (index_t t = 0; t < n; ++t) {
-    for (index_t o = 0; o < out; ++o) {
-      double abs_sum = 0.0;
-      for (index_t k = 0; k < in; ++k) {
-        abs_sum += std::fabs(static_cast<double>(x_ref(t, k)) * moe::to_float(w_ref(o, k)));
-      }
-      const float got = y_gpu[t * ld_y + o];
-      const float want = y_ref(t, o);
-      if (std::isnan(got)) {
-        ++stats.unwritten;
-        continue;
-      }
-      const double tol = static_cast<double>(in) * kEps * abs_sum + 0.5 * kEps * std::fabs(want);
-      stats.add(std::fabs(static_cast<double>(got) - want), tol);
-    }
-    for (index_t o = out; o < ld_y; ++o) stats.clobbered += !is_poison(y_gpu[t * ld_y + o]);
-  }
-  return stats;
-}
-
-struct Shape {
-  index_t n, in, out;
-};
-
-void run_matmul_cases(const std::vector<Shape>& shapes, const char* path) {
-  for (const Shape& s : shapes) {
-    for (Layout layout : {Layout::kAligned, Layout::kOddW, Layout::kOddX}) {
-      const ErrorStats st = check_matmul(s.n, s.in, s.out, layout);
-      std::printf("matmul %-6s n=%-3zu in=%-5zu out=%-4zu %-8s max|err| %.2e  err/tol %.3f  unwritten %zu  "
-                  "clobbered %zu  %s\n",
-                  path, s.n, s.in, s.out, layout_name(layout), st.max_abs, st.max_ratio, st.unwritten,
-                  st.clobbered, st.ok() ? "ok" : "FAIL");
-      INFO("matmul n=" << s.n << " in=" << s.in << " out=" << s.out << " layout=" << layout_name(layout)
-                       << " seed=" << test_seed());
-      CHECK(st.unwritten == 0);
-      CHECK(st.clobbered == 0);
-      CHECK(st.max_ratio <= 1.0);
-    }
-  }
-}
-
-// ---- rmsnorm ---------------------------------------------------------------------------------
-
-template <class W>
-ErrorStats check_rmsnorm(index_t n, index_t d, float eps, bool in_place) {
-  const index_t ld_x = d + 3;
-  const index_t ld_y = in_place ? ld_x : d + 5;
-  const std::vector<float> x_host = random_floats(n * ld_x, -2.0f, 2.0f);
-  std::vector<W> w_host(d);
-  {
-    const std::vector<float> w_f = random_floats(d, 0.5f, 1.5f);  // like 1 + 0.1·randn norm weights
-    for (index_t i = 0; i < d; ++i) w_host[i] = moe::from_float<W>(w_f[i]);
-  }
-  const View<const float, 2> x_ref(x_host.data(), {n, d}, {ld_x, 1});
-  const View<const W, 1> w_ref(w_host.data(), {d});
-  std::vector<float> y_ref_host(n * ld_y, 0.0f);
-  const View<float, 2> y_ref(y_ref_host.data(), {n, d}, {ld_y, 1});
-  kernels::rmsnorm(backend::reference{}, x_ref, w_ref, eps, y_ref);
-
-  auto x_dev = DeviceBuffer<float>::from_host(x_host);
-  const auto w_dev = DeviceBuffer<W>::from_host(w_host);
-  DeviceBuffer<float> y_dev(n * ld_y);
-  if (in_place) {
-    // y aliases x exactly; the padding between rows is poisoned so stray writes show.
-    std::vector<float> poison(ld_x - d);
-    std::memset(poison.data(), 0xff, poison.size() * sizeof(float));
-    for (index_t r = 0; r < n; ++r) x_dev.upload(poison, r * ld_x + d);
-    const auto xy = x_dev.view<2>({n, d}, {ld_x, 1});
-    kernels::rmsnorm(backend::cuda{}, View<const float, 2>(xy), w_dev.template view<1>({d}), eps, xy);
-  } else {
-    y_dev.fill_bytes(0xff);
-    kernels::rmsnorm(backend::cuda{}, x_dev.view<2>({n, d}, {ld_x, 1}), w_dev.template view<1>({d}), eps,
-                     y_dev.view<2>({n, d}, {ld_y, 1}));
-  }
-  const std::vector<float> y_gpu = in_place ? x_dev.to_host() : y_dev.to_host();
-
-  // Relative error budget (eps = f32 epsilon = 2u) per element, GPU vs the reference, which sums
-  // in double: the f32 sum of d positive squares is off by at most (d-1)u relative, halved by
-  // the square root; the mean, + eps and rsqrtf (2 ulp) add ~4 eps; the two products 1 eps on
-  // each side. Total: (d/4 + 6) eps, doubled for headroom -> (d/2 + 12) eps.
-  ErrorStats stats;
-  const double rel = (static_cast<double>(d) / 2.0 + 12.0) * kEps;
+// Compares an [n, d] output with row stride ld (padding poisoned) against want (same layout).
+ErrorStats compare_rows(const std::vector<float>& got, const std::vector<float>& want, index_t n, index_t d, index_t ld,
+                        double rel, double abs_tol = 0.0) {
+  ErrorStats st;
   for (index_t r = 0; r < n; ++r) {
     for (index_t i = 0; i < d; ++i) {
-      const float got = y_gpu[r * ld_y + i];
-      const float want = y_ref(r, i);
-      if (std::isnan(got)) {
-        ++stats.unwritten;
-        continue;
-      }
-      stats.add(std::fabs(static_cast<double>(got) - want),
-                rel * std::fabs(want) + std::numeric_limits<float>::denorm_min());
+      const float w = want[r * ld + i];
+      st.compare(got[r * ld + i], w, rel * std::fabs(w) + abs_tol + std::numeric_limits<float>::denorm_min());
     }
-    for (index_t i = d; i < ld_y; ++i) stats.clobbered += !is_poison(y_gpu[r * ld_y + i]);
+    for (index_t i = d; i < ld && r * ld + i < got.size(); ++i) st.clobbered += !is_poison(got[r * ld + i]);
   }
-  return stats;
+  return st;
 }
 
-template <class W>
-void run_rmsnorm_cases(const char* wname) {
-  const std::vector<std::pair<index_t, index_t>> shapes = {{1, 1}, {3, 7}, {2, 33}, {5, 1000},
-                                                           {4, 4097}, {2, 7168}, {17, 129}};
-  for (const auto& [n, d] : shapes) {
-    for (bool in_place : {false, true}) {
-      const float eps = in_place ? 1e-5f : 1e-6f;
-      const ErrorStats st = check_rmsnorm<W>(n, d, eps, in_place);
-      std::printf("rmsnorm w=%-4s n=%-3zu d=%-5zu %-9s max|err| %.2e  err/tol %.3f  unwritten %zu  "
-                  "clobbered %zu  %s\n",
-                  wname, n, d, in_place ? "in-place" : "separate", st.max_abs, st.max_ratio,
-                  st.unwritten, st.clobbered, st.ok() ? "ok" : "FAIL");
-      INFO("rmsnorm w=" << wname << " n=" << n << " d=" << d << " in_place=" << in_place
-                        << " seed=" << test_seed());
-      CHECK(st.unwritten == 0);
-      CHECK(st.clobbered == 0);
-      CHECK(st.max_ratio <= 1.0);
-    }
+template <class F>
+void expect_invalid(F&& f) {
+  try {
+    f();
+    FAIL("no exception");
+  } catch (const moe::Error& e) {
+    CHECK(e.code() == moe::ErrorCode::kInvalidArgument);
   }
 }
-
-// ---- timing ----------------------------------------------------------------------------------
 
 // Median time of one call of f in milliseconds, over `reps` calls after `warmup` calls, timed
 // with CUDA events on the default stream.
@@ -285,23 +203,24 @@ double median_ms(F&& f, int warmup, int reps) {
 
 }  // namespace
 
-// ---- DeviceBuffer ----------------------------------------------------------------------------
+// ---- device Buffer -----------------------------------------------------------------------------
 
-TEST_CASE("DeviceBuffer: upload/download round trip, move-only ownership, checked ranges", "[cuda]") {
+TEST_CASE("device Buffer: upload/download round trip, move-only ownership, checked ranges", "[cuda]") {
+  static_assert(std::is_same_v<DeviceBuffer<float>, moe::Buffer<float, moe::device_memory>>);
+  static_assert(std::is_same_v<decltype(std::declval<DeviceBuffer<float>&>().view()), DeviceView<float, 1>>);
   const std::vector<float> host = random_floats(1001);
   DeviceBuffer<float> a = DeviceBuffer<float>::from_host(host);
   REQUIRE(a.size() == 1001);
   REQUIRE(a.bytes() == 1001 * sizeof(float));
   CHECK(a.to_host() == host);
+  CHECK(a.view().extent(0) == 1001);
 
-  // Partial upload/download at an offset.
   const std::vector<float> patch = {1.0f, 2.0f, 3.0f};
   a.upload(patch, 500);
   std::vector<float> back(3);
   a.download(back, 500);
   CHECK(back == patch);
 
-  // Moves transfer the allocation; the source is left empty.
   const float* p = a.data();
   DeviceBuffer<float> b(std::move(a));
   CHECK(b.data() == p);
@@ -314,193 +233,850 @@ TEST_CASE("DeviceBuffer: upload/download round trip, move-only ownership, checke
   static_assert(!std::is_copy_constructible_v<DeviceBuffer<float>>);
   static_assert(!std::is_copy_assignable_v<DeviceBuffer<float>>);
 
-  // Ranges are checked before any copy.
   std::vector<float> big(1002);
-  try {
-    c.upload(big);
-    FAIL("upload past the end did not throw");
-  } catch (const moe::Error& e) {
-    CHECK(e.code() == moe::ErrorCode::kInvalidArgument);
-  }
+  expect_invalid([&] { c.upload(big); });
   CHECK_THROWS_AS(c.download(std::span<float>(big.data(), 2), 1000), moe::Error);
-  CHECK_THROWS_AS(c.view<2>({10, 101}), moe::Error);                // 1010 elements > 1001
-  CHECK_THROWS_AS(c.view<2>({2, 500}, {501, 1}, 2), moe::Error);    // last element 1002
-  CHECK_NOTHROW(c.view<2>({2, 500}, {501, 1}, 0));                  // last element 1000
+  CHECK_THROWS_AS(c.view<2>({10, 101}), moe::Error);              // 1010 elements > 1001
+  CHECK_THROWS_AS(c.view<2>({2, 500}, {501, 1}, 2), moe::Error);  // last element 1002
+  CHECK_NOTHROW(c.view<2>({2, 500}, {501, 1}, 0));                // last element 1000
 
   DeviceBuffer<float> empty(0);
   CHECK(empty.data() == nullptr);
   CHECK(empty.to_host().empty());
 }
 
-TEST_CASE("DeviceBuffer: a failed cudaMalloc is a moe::Error(kDevice) naming the call", "[cuda]") {
+TEST_CASE("device Buffer: a failed cudaMalloc is kOutOfMemory naming the bytes asked and free", "[cuda]") {
   try {
     DeviceBuffer<float> huge(index_t{1} << 60);  // 4 EiB: no device has it
     FAIL("allocation of 4 EiB succeeded");
   } catch (const moe::Error& e) {
-    CHECK(e.code() == moe::ErrorCode::kDevice);
+    CHECK(e.code() == moe::ErrorCode::kOutOfMemory);
     const std::string what = e.what();
     CHECK(what.find("cudaMalloc") != std::string::npos);
-    CHECK(what.find("out of memory") != std::string::npos);  // cudaGetErrorString's text
+    CHECK(what.find("bytes free") != std::string::npos);
   }
-  // The failure is not sticky: the device still works.
   const std::vector<float> host = {1.0f, -2.0f};
-  CHECK(DeviceBuffer<float>::from_host(host).to_host() == host);
-  // Byte counts that overflow size_t are rejected before calling CUDA.
+  CHECK(DeviceBuffer<float>::from_host(host).to_host() == host);  // not sticky
   CHECK_THROWS_AS(DeviceBuffer<double>(std::numeric_limits<index_t>::max() / 4), moe::Error);
 }
 
 TEST_CASE("MOE_CUDA_CHECK turns a failing runtime call into kDevice with the call's text", "[cuda]") {
   float* dst = nullptr;
   try {
-    // Copying to a null device pointer is rejected by the runtime (invalid argument).
     MOE_CUDA_CHECK(cudaMemcpy(dst, &dst, 4, cudaMemcpyHostToDevice));
     FAIL("cudaMemcpy to nullptr did not fail");
   } catch (const moe::Error& e) {
     CHECK(e.code() == moe::ErrorCode::kDevice);
-    CHECK(std::string(e.what()).find("cudaMemcpy(dst, &dst, 4, cudaMemcpyHostToDevice)") !=
-          std::string::npos);
+    CHECK(std::string(e.what()).find("cudaMemcpy(dst, &dst, 4, cudaMemcpyHostToDevice)") != std::string::npos);
   }
 }
 
-// ---- matmul ----------------------------------------------------------------------------------
+// ---- matmul / matmul_in_out ------------------------------------------------------------------
 
-TEST_CASE("matmul(cuda) decode GEMV matches the reference (16-byte and 2-byte loads)", "[cuda][matmul]") {
-  run_matmul_cases({{1, 1, 1}, {1, 7, 5}, {1, 8, 1}, {1, 33, 3}, {1, 257, 129}, {1, 1000, 257},
-                    {1, 1001, 333}, {1, 4099, 67}, {1, 0, 5}},
-                   "gemv");
+// How x and W sit in memory. kAligned: padded leading dimensions that keep every row start
+// 16-byte aligned. kOddW: W's rows start at odd element offsets (element loads). kOddX: x starts
+// one float past an aligned address.
+enum class Layout { kAligned, kOddW, kOddX };
+
+const char* layout_name(Layout l) {
+  switch (l) {
+    case Layout::kAligned: return "aligned";
+    case Layout::kOddW: return "odd-w";
+    case Layout::kOddX: return "odd-x";
+  }
+  return "?";
 }
 
-TEST_CASE("matmul(cuda) batched GEMV (2..8 tokens) matches the reference", "[cuda][matmul]") {
-  run_matmul_cases({{2, 129, 33}, {3, 1001, 65}, {4, 16, 9}, {5, 64, 7}, {6, 300, 17}, {7, 9, 31},
-                    {8, 515, 130}},
-                   "batch");
+// The tensor-core path's extra error: x = hi + lo + r with |r| <= 2^-17 |x| (bf16 keeps 8
+// significant bits of x and 8 of the remainder), plus the dropped lo·lo term for f16 weights
+// (2^-18); allowed: 2^-15 of Σ|x·w| on top of the f32 bound.
+constexpr double kSplitBf16Rel = 1.0 / 32768.0;
+
+double g_worst_mma_rel = 0.0;  // the largest |err| / Σ|x·w| seen on the tensor-core path
+
+template <class W>
+ErrorStats check_matmul(index_t n, index_t in, index_t out, Layout layout, bool in_out) {
+  constexpr index_t kAlignElems = 16 / sizeof(W);
+  const index_t w_rows = in_out ? in : out, w_cols = in_out ? out : in;
+  const index_t ld_x = layout == Layout::kOddX ? in + 1 : round_up(std::max<index_t>(in, 1), 4);
+  const index_t off_x = layout == Layout::kOddX ? 1 : 0;
+  const index_t ld_w =
+      layout == Layout::kOddW ? w_cols + 1 + (w_cols % 2) : round_up(std::max<index_t>(w_cols, 1), kAlignElems);
+  const index_t off_w = layout == Layout::kOddW ? 1 : 0;
+  const index_t ld_y = out + 3;
+
+  const std::vector<float> x_host = random_floats(off_x + n * ld_x + 1);
+  const std::vector<W> w_host = random_weights<W>(off_w + w_rows * ld_w + 1);
+  const View<const float, 2> x_ref(x_host.data() + off_x, {n, in}, {ld_x, 1});
+  const View<const W, 2> w_ref(w_host.data() + off_w, {w_rows, w_cols}, {ld_w, 1});
+  std::vector<float> y_ref_host(n * ld_y, 0.0f);
+  const View<float, 2> y_ref(y_ref_host.data(), {n, out}, {ld_y, 1});
+  if (in > 0) {
+    if (in_out) kernels::matmul_in_out(kRef, x_ref, w_ref, y_ref);
+    else kernels::matmul(kRef, x_ref, w_ref, y_ref);
+  }
+
+  const auto x_dev = to_device(x_host);
+  const auto w_dev = to_device(w_host);
+  auto y_dev = poisoned(n * ld_y);
+  const auto x_view = x_dev.view<2>({n, in}, {ld_x, 1}, off_x);
+  const auto w_view = w_dev.template view<2>({w_rows, w_cols}, {ld_w, 1}, off_w);
+  const auto y_view = y_dev.view<2>({n, out}, {ld_y, 1});
+  const auto args = kernels::cuda_detail::gemm_args(x_view, w_view, y_view, in_out, "test");
+  if (!in_out && n >= 1 && n <= kernels::cuda_detail::kGemvMaxTokens) {
+    CHECK(kernels::cuda_detail::gemv_vector_loads(args) == (layout == Layout::kAligned));
+  }
+  if (in_out) kernels::matmul_in_out(kCuda, x_view, w_view, y_view);
+  else kernels::matmul(kCuda, x_view, w_view, y_view);
+  const std::vector<float> y_gpu = y_dev.to_host();
+
+  // f32 dot product of length in, any order, with or without FMA: |err| <= gamma_in Σ|x·w|,
+  // gamma_in ~ in·u; allow in·eps (twice that) plus the reference's half ulp.
+  const bool mma = !std::is_same_v<W, float> && n > kernels::cuda_detail::kGemvMaxTokens;
+  ErrorStats stats;
+  for (index_t t = 0; t < n; ++t) {
+    for (index_t o = 0; o < out; ++o) {
+      double abs_sum = 0.0;
+      for (index_t k = 0; k < in; ++k) {
+        const float wk = moe::to_float(in_out ? w_ref(k, o) : w_ref(o, k));
+        abs_sum += std::fabs(static_cast<double>(x_ref(t, k)) * wk);
+      }
+      const float got = y_gpu[t * ld_y + o];
+      const float want = y_ref(t, o);
+      const double tol = (static_cast<double>(in) * kEps + (mma ? kSplitBf16Rel : 0.0)) * abs_sum +
+                         0.5 * kEps * std::fabs(want);
+      stats.compare(got, want, tol);
+      if (mma && abs_sum > 0 && !std::isnan(got)) {
+        g_worst_mma_rel = std::max(g_worst_mma_rel, std::fabs(static_cast<double>(got) - want) / abs_sum);
+      }
+    }
+    for (index_t o = out; o < ld_y; ++o) stats.clobbered += !is_poison(y_gpu[t * ld_y + o]);
+  }
+  return stats;
 }
 
-TEST_CASE("matmul(cuda) tiled GEMM (more than 8 tokens) matches the reference", "[cuda][matmul]") {
-  run_matmul_cases({{9, 17, 3}, {13, 300, 111}, {64, 128, 64}, {65, 129, 65}, {100, 1001, 257},
-                    {130, 37, 200}},
-                   "gemm");
+struct Shape {
+  index_t n, in, out;
+};
+
+template <class W>
+void run_matmul_cases(const std::vector<Shape>& shapes, const char* path, bool in_out) {
+  for (const Shape& s : shapes) {
+    for (Layout layout : {Layout::kAligned, Layout::kOddW, Layout::kOddX}) {
+      const ErrorStats st = check_matmul<W>(s.n, s.in, s.out, layout, in_out);
+      char what[160];
+      std::snprintf(what, sizeof what, "%s w=%-4s %-5s n=%-3zu in=%-5zu out=%-4zu %s", in_out ? "matmul_in_out" : "matmul",
+                    wname<W>(), path, s.n, s.in, s.out, layout_name(layout));
+      report(what, st);
+    }
+  }
+}
+
+const std::vector<Shape> kGemvShapes = {{1, 1, 1},     {1, 7, 5},     {1, 8, 1},     {1, 33, 3},
+                                        {1, 257, 129}, {1, 1001, 333}, {1, 4099, 67}, {1, 0, 5}};
+const std::vector<Shape> kBatchShapes = {{2, 129, 33}, {3, 1001, 65}, {4, 16, 9}, {5, 64, 7}, {8, 515, 130}};
+const std::vector<Shape> kGemmShapes = {{9, 17, 3}, {13, 300, 111}, {65, 129, 65}, {130, 37, 200}, {200, 1001, 257}};
+
+TEMPLATE_TEST_CASE("matmul(cuda) matches the reference: GEMV, batched GEMV, GEMM", "[cuda][matmul]", float, bf16, f16) {
+  run_matmul_cases<TestType>(kGemvShapes, "gemv", false);
+  run_matmul_cases<TestType>(kBatchShapes, "batch", false);
+  run_matmul_cases<TestType>(kGemmShapes, "gemm", false);
+}
+
+TEMPLATE_TEST_CASE("matmul_in_out(cuda) matches the reference: GEMV, batched GEMV, GEMM", "[cuda][matmul]", float,
+                   bf16, f16) {
+  run_matmul_cases<TestType>(kGemvShapes, "gemv", true);
+  run_matmul_cases<TestType>(kBatchShapes, "batch", true);
+  run_matmul_cases<TestType>(kGemmShapes, "gemm", true);
+}
+
+TEST_CASE("matmul(cuda) tensor-core precision (bf16x2 split of x)", "[cuda][matmul]") {
+  // Printed after the matmul cases have run (Catch2 runs test cases in declaration order).
+  std::printf("tensor-core GEMM: worst |err| / sum|x*w| = %.2e (2^%.1f); f32 eps = 2^-23\n", g_worst_mma_rel,
+              g_worst_mma_rel > 0 ? std::log2(g_worst_mma_rel) : -INFINITY);
+  CHECK(g_worst_mma_rel <= kSplitBf16Rel);
 }
 
 TEST_CASE("matmul(cuda) rejects mismatched shapes and non-unit inner strides", "[cuda][matmul]") {
   DeviceBuffer<float> x(64), y(64);
-  const DeviceBuffer<bf16> w(64);  // const: its views are View<const bf16>, as the kernels take
-  auto expect_invalid = [](auto&& f) {
-    try {
-      f();
-      FAIL("no exception");
-    } catch (const moe::Error& e) {
-      CHECK(e.code() == moe::ErrorCode::kInvalidArgument);
-    }
-  };
-  expect_invalid([&] {  // in of x (4) != in of w (8)
-    kernels::matmul(backend::cuda{}, x.view<2>({2, 4}), w.view<2>({4, 8}), y.view<2>({2, 4}));
-  });
-  expect_invalid([&] {  // y has the wrong number of columns
-    kernels::matmul(backend::cuda{}, x.view<2>({2, 8}), w.view<2>({4, 8}), y.view<2>({2, 5}));
-  });
-  expect_invalid([&] {  // innermost stride 2
-    kernels::matmul(backend::cuda{}, x.view<2>({2, 8}, {16, 2}), w.view<2>({4, 8}), y.view<2>({2, 4}));
-  });
+  const DeviceBuffer<bf16> w(64);
+  expect_invalid([&] { kernels::matmul(kCuda, x.view<2>({2, 4}), w.view<2>({4, 8}), y.view<2>({2, 4})); });
+  expect_invalid([&] { kernels::matmul(kCuda, x.view<2>({2, 8}), w.view<2>({4, 8}), y.view<2>({2, 5})); });
+  expect_invalid([&] { kernels::matmul(kCuda, x.view<2>({2, 8}, {16, 2}), w.view<2>({4, 8}), y.view<2>({2, 4})); });
+  expect_invalid([&] { kernels::matmul_in_out(kCuda, x.view<2>({2, 8}), w.view<2>({4, 8}), y.view<2>({2, 8})); });
 }
 
 // ---- rmsnorm ---------------------------------------------------------------------------------
 
-TEST_CASE("rmsnorm(cuda) with f32 weights matches the reference", "[cuda][rmsnorm]") {
-  run_rmsnorm_cases<float>("f32");
+template <class W>
+void run_rmsnorm_cases() {
+  const std::vector<std::pair<index_t, index_t>> shapes = {{1, 1}, {3, 7}, {2, 33}, {5, 1000}, {4, 4097}, {17, 129}};
+  for (const auto& [n, d] : shapes) {
+    for (bool in_place : {false, true}) {
+      const float eps = in_place ? 1e-5f : 1e-6f;
+      const index_t ld_x = d + 3, ld_y = in_place ? ld_x : d + 5;
+      const std::vector<float> x_host = random_floats(n * ld_x, -2.0f, 2.0f);
+      const std::vector<W> w_host = random_weights<W>(d, 0.5f, 1.5f);
+      std::vector<float> want(n * ld_y, 0.0f);
+      kernels::rmsnorm(kRef, View<const float, 2>(x_host.data(), {n, d}, {ld_x, 1}), View<const W, 1>(w_host.data(), {d}),
+                       eps, View<float, 2>(want.data(), {n, d}, {ld_y, 1}));
+      auto x_dev = to_device(x_host);
+      const auto w_dev = to_device(w_host);
+      auto y_dev = poisoned(n * ld_y);
+      std::vector<float> got;
+      if (in_place) {
+        std::vector<float> poison(ld_x - d);
+        std::memset(poison.data(), 0xff, poison.size() * sizeof(float));
+        for (index_t r = 0; r < n; ++r) x_dev.upload(poison, r * ld_x + d);
+        const auto xy = x_dev.view<2>({n, d}, {ld_x, 1});
+        kernels::rmsnorm(kCuda, DeviceView<const float, 2>(xy), w_dev.template view<1>({d}), eps, xy);
+        got = x_dev.to_host();
+      } else {
+        kernels::rmsnorm(kCuda, x_dev.view<2>({n, d}, {ld_x, 1}), w_dev.template view<1>({d}), eps,
+                         y_dev.view<2>({n, d}, {ld_y, 1}));
+        got = y_dev.to_host();
+      }
+      // Both sum the squares in double and round 1/sqrt once: the inverse rms agrees to 1 ulp
+      // (rarely off by the double sum's order), then two f32 products: 4 eps relative.
+      char what[128];
+      std::snprintf(what, sizeof what, "rmsnorm w=%-4s n=%-3zu d=%-5zu %s", wname<W>(), n, d,
+                    in_place ? "in-place" : "separate");
+      report(what, compare_rows(got, want, n, d, ld_y, 4.0 * kEps));
+    }
+  }
 }
 
-TEST_CASE("rmsnorm(cuda) with bf16 weights matches the reference", "[cuda][rmsnorm]") {
-  run_rmsnorm_cases<bf16>("bf16");
+TEMPLATE_TEST_CASE("rmsnorm(cuda) matches the reference", "[cuda][rmsnorm]", float, bf16, f16) {
+  run_rmsnorm_cases<TestType>();
 }
 
 TEST_CASE("rmsnorm(cuda) rejects mismatched shapes", "[cuda][rmsnorm]") {
   DeviceBuffer<float> x(64), y(64);
   const DeviceBuffer<float> w(64);
-  try {
-    kernels::rmsnorm(backend::cuda{}, x.view<2>({2, 8}), w.view<1>({7}), 1e-5f, y.view<2>({2, 8}));
-    FAIL("no exception");
-  } catch (const moe::Error& e) {
-    CHECK(e.code() == moe::ErrorCode::kInvalidArgument);
+  expect_invalid([&] { kernels::rmsnorm(kCuda, x.view<2>({2, 8}), w.view<1>({7}), 1e-5f, y.view<2>({2, 8})); });
+}
+
+// ---- rope ------------------------------------------------------------------------------------
+
+TEST_CASE("rope(cuda) matches the reference in both pairings, on strided views", "[cuda][rope]") {
+  struct Case {
+    index_t n, heads, head_dim, half, head_stride, row_pad;
+  };
+  // Contiguous heads; partial rotary (GLM); and an MLA-like view: the rope part (last 7 dims) of
+  // query heads of 12 + 7 dims, rows padded.
+  const Case cases[] = {{5, 3, 16, 8, 16, 0}, {7, 2, 20, 5, 20, 3}, {9, 4, 7, 3, 19, 5}, {1, 1, 2, 1, 2, 0}};
+  for (const Case& c : cases) {
+    for (auto pairing : {kernels::RopePairing::half_split, kernels::RopePairing::interleaved}) {
+      const index_t row = c.heads * c.head_stride + c.row_pad;
+      const index_t off = c.head_stride - c.head_dim;  // rope dims at the end of each head
+      std::vector<float> x_host = random_floats(c.n * row + off, -2.0f, 2.0f);
+      const std::vector<float> cos_h = random_floats(c.n * c.half), sin_h = random_floats(c.n * c.half);
+      std::vector<float> want = x_host;
+      kernels::rope(kRef, View<float, 3>(want.data() + off, {c.n, c.heads, c.head_dim}, {row, c.head_stride, 1}),
+                    View<const float, 2>(cos_h.data(), {c.n, c.half}), View<const float, 2>(sin_h.data(), {c.n, c.half}),
+                    pairing);
+      auto x_dev = to_device(x_host);
+      const auto cos_d = to_device(cos_h), sin_d = to_device(sin_h);
+      kernels::rope(kCuda, x_dev.view<3>({c.n, c.heads, c.head_dim}, {row, c.head_stride, 1}, off),
+                    cos_d.view<2>({c.n, c.half}), sin_d.view<2>({c.n, c.half}), pairing);
+      const std::vector<float> got = x_dev.to_host();
+      ErrorStats st;  // a·c - b·s with or without FMA: 2 eps of |a·c| + |b·s|; untouched elements exact
+      for (index_t i = 0; i < got.size(); ++i) st.compare(got[i], want[i], 2.0 * kEps * 4.0 * 2.0);
+      char what[128];
+      std::snprintf(what, sizeof what, "rope %s n=%zu heads=%zu dim=%zu half=%zu stride=%zu",
+                    pairing == kernels::RopePairing::half_split ? "half-split " : "interleaved", c.n, c.heads,
+                    c.head_dim, c.half, c.head_stride);
+      report(what, st);
+    }
+  }
+  DeviceBuffer<float> x(64), t(64);
+  expect_invalid([&] {  // rotary_dim 10 > head_dim 8
+    kernels::rope(kCuda, x.view<3>({2, 2, 8}), t.view<2>({2, 5}), t.view<2>({2, 5}), kernels::RopePairing::half_split);
+  });
+}
+
+TEST_CASE("rope_tables(cuda) agrees with the reference to the last bit (or 1 ulp)", "[cuda][rope]") {
+  const index_t n = 37, half = 29;
+  std::vector<float> inv_freq(half);
+  for (index_t i = 0; i < half; ++i) inv_freq[i] = std::pow(10000.0f, -2.0f * i / (2.0f * half));
+  std::vector<std::int64_t> pos(n);
+  for (index_t t = 0; t < n; ++t) pos[t] = static_cast<std::int64_t>(t * 997 + 3);  // up to ~36k
+  const float scaling = 1.2f;
+  std::vector<float> cw(n * half), sw(n * half);
+  kernels::rope_tables(kRef, View<const float, 1>(inv_freq.data(), {half}), scaling,
+                       View<const std::int64_t, 1>(pos.data(), {n}), View<float, 2>(cw.data(), {n, half}),
+                       View<float, 2>(sw.data(), {n, half}));
+  const auto f_d = to_device(inv_freq);
+  const auto p_d = to_device(pos);
+  auto c_d = poisoned(n * half), s_d = poisoned(n * half);
+  kernels::rope_tables(kCuda, f_d.view<1>({half}), scaling, p_d.view<1>({n}), c_d.view<2>({n, half}),
+                       s_d.view<2>({n, half}));
+  const auto cg = c_d.to_host(), sg = s_d.to_host();
+  index_t exact = 0;
+  ErrorStats st;
+  for (index_t i = 0; i < n * half; ++i) {
+    exact += (cg[i] == cw[i]) + (sg[i] == sw[i]);
+    st.compare(cg[i], cw[i], kEps * std::fabs(cw[i]) * 1.01);
+    st.compare(sg[i], sw[i], kEps * std::fabs(sw[i]) * 1.01);
+  }
+  std::printf("rope_tables: %zu of %zu values bit-identical\n", exact, 2 * n * half);
+  report("rope_tables n=37 half=29", st);
+}
+
+// ---- element-wise ----------------------------------------------------------------------------
+
+TEST_CASE("element-wise ops(cuda) match the reference on strided rows", "[cuda][elementwise]") {
+  const index_t n = 13, d = 37, ld = 41;
+  const std::vector<float> a_h = random_floats(n * ld, -4.0f, 4.0f), b_h = random_floats(n * ld, -4.0f, 4.0f);
+  auto run = [&](const char* name, double rel, auto&& ref_op, auto&& cuda_op) {
+    std::vector<float> want(n * ld);
+    std::memset(want.data(), 0xff, want.size() * sizeof(float));
+    for (index_t r = 0; r < n; ++r) std::copy_n(a_h.begin() + r * ld, d, want.begin() + r * ld);
+    auto y_dev = DeviceBuffer<float>::from_host(want);  // padding poisoned, rows = a
+    const auto b_dev = to_device(b_h);
+    ref_op(View<float, 2>(want.data(), {n, d}, {ld, 1}), View<const float, 2>(b_h.data(), {n, d}, {ld, 1}));
+    cuda_op(y_dev.view<2>({n, d}, {ld, 1}), b_dev.view<2>({n, d}, {ld, 1}));
+    report(name, compare_rows(y_dev.to_host(), want, n, d, ld, rel));
+  };
+  run("add", 0.0, [](auto y, auto x) { kernels::add(kRef, y, x); }, [](auto y, auto x) { kernels::add(kCuda, y, x); });
+  run("clamp 1.5", 0.0, [](auto y, auto) { kernels::clamp(kRef, y, 1.5f); },
+      [](auto y, auto) { kernels::clamp(kCuda, y, 1.5f); });
+  run("silu", 2.0 * kEps, [](auto y, auto) { kernels::silu(kRef, y); }, [](auto y, auto) { kernels::silu(kCuda, y); });
+  run("swiglu (out aliases gate)", 3.0 * kEps,
+      [](auto y, auto x) { kernels::swiglu(kRef, View<const float, 2>(y), x, y); },
+      [](auto y, auto x) { kernels::swiglu(kCuda, DeviceView<const float, 2>(y), x, y); });
+  run("softmax", 4.0 * kEps, [](auto y, auto) { kernels::softmax(kRef, y); },
+      [](auto y, auto) { kernels::softmax(kCuda, y); });
+
+  // sigmoid_gate_add: gate [n, 1] with a row stride.
+  {
+    std::vector<float> want(n * ld);
+    std::memset(want.data(), 0xff, want.size() * sizeof(float));
+    for (index_t r = 0; r < n; ++r) std::copy_n(a_h.begin() + r * ld, d, want.begin() + r * ld);
+    auto y_dev = DeviceBuffer<float>::from_host(want);
+    const auto b_dev = to_device(b_h);
+    kernels::sigmoid_gate_add(kRef, View<float, 2>(want.data(), {n, d}, {ld, 1}),
+                              View<const float, 2>(b_h.data() + 5, {n, 1}, {ld, 1}),
+                              View<const float, 2>(b_h.data(), {n, d}, {ld, 1}));
+    kernels::sigmoid_gate_add(kCuda, y_dev.view<2>({n, d}, {ld, 1}), b_dev.view<2>({n, 1}, {ld, 1}, 5),
+                              b_dev.view<2>({n, d}, {ld, 1}));
+    report("sigmoid_gate_add", compare_rows(y_dev.to_host(), want, n, d, ld, 2.0 * kEps, 2.0 * kEps * 4.0));
+  }
+  // swiglu over the two halves of a [n, 2f] buffer (row stride 2f + pad, width f).
+  {
+    const index_t f = 19, row = 2 * f + 3;
+    const std::vector<float> gu = random_floats(n * row, -6.0f, 6.0f);
+    std::vector<float> want(n * f);
+    kernels::swiglu(kRef, View<const float, 2>(gu.data(), {n, f}, {row, 1}),
+                    View<const float, 2>(gu.data() + f, {n, f}, {row, 1}), View<float, 2>(want.data(), {n, f}));
+    const auto gu_d = to_device(gu);
+    auto out_d = poisoned(n * f);
+    kernels::swiglu(kCuda, gu_d.view<2>({n, f}, {row, 1}), gu_d.view<2>({n, f}, {row, 1}, f), out_d.view<2>({n, f}));
+    report("swiglu halves of [n, 2f]", compare_rows(out_d.to_host(), want, n, f, f, 3.0 * kEps));
+  }
+  // glu_interleaved, clamped and not (values beyond the limit exercise the clamps).
+  for (bool clamped : {true, false}) {
+    const index_t f = 23;
+    const std::vector<float> gu = random_floats(n * 2 * f, -10.0f, 10.0f);
+    kernels::GluParams p;
+    p.clamped = clamped;
+    std::vector<float> want(n * f);
+    kernels::glu_interleaved(kRef, View<const float, 2>(gu.data(), {n, 2 * f}), p, View<float, 2>(want.data(), {n, f}));
+    const auto gu_d = to_device(gu);
+    auto out_d = poisoned(n * f);
+    kernels::glu_interleaved(kCuda, gu_d.view<2>({n, 2 * f}), p, out_d.view<2>({n, f}));
+    report(clamped ? "glu_interleaved clamped" : "glu_interleaved unclamped",
+           compare_rows(out_d.to_host(), want, n, f, f, 4.0 * kEps, 1e-30));
+  }
+  // add_bias with every weight type.
+  auto bias_case = [&](auto tag) {
+    using W = decltype(tag);
+    const std::vector<W> bias = random_weights<W>(d);
+    std::vector<float> want = a_h;
+    for (index_t r = 0; r < n; ++r) std::fill(want.begin() + r * ld + d, want.begin() + (r + 1) * ld, NAN);
+    auto y_dev = DeviceBuffer<float>::from_host(want);
+    y_dev.fill_bytes(0xff);
+    y_dev.upload(a_h);
+    for (index_t r = 0; r < n; ++r) {
+      std::vector<float> poison(ld - d);
+      std::memset(poison.data(), 0xff, poison.size() * sizeof(float));
+      y_dev.upload(poison, r * ld + d);
+    }
+    kernels::add_bias(kRef, View<float, 2>(want.data(), {n, d}, {ld, 1}), View<const W, 1>(bias.data(), {d}));
+    const auto b_d = to_device(bias);
+    kernels::add_bias(kCuda, y_dev.view<2>({n, d}, {ld, 1}), b_d.template view<1>({d}));
+    report(std::string("add_bias w=") + wname<W>(), compare_rows(y_dev.to_host(), want, n, d, ld, 0.0));
+  };
+  bias_case(float{});
+  bias_case(bf16{});
+  bias_case(f16{});
+}
+
+// ---- data movement -----------------------------------------------------------------------------
+
+TEST_CASE("copy ops(cuda): upload/download, copy_rows, gather_rows, embed_rows, to_f32", "[cuda][copy]") {
+  // upload / download through the kernels API.
+  const std::vector<float> h = random_floats(333);
+  DeviceBuffer<float> buf(400);
+  kernels::upload(kCuda, std::span<const float>(h), buf.view());
+  std::vector<float> back(333);
+  kernels::download(kCuda, DeviceView<const float, 1>(buf.view()), std::span<float>(back));
+  CHECK(back == h);
+  expect_invalid([&] { kernels::upload(kCuda, std::span<const float>(h), buf.view<1>({300})); });
+
+  // copy_rows between strided views (a KV-cache append).
+  const index_t n = 7, d = 29, ld_s = 31, ld_d = 45;
+  const std::vector<float> src = random_floats(n * ld_s);
+  const auto src_d = to_device(src);
+  auto dst_d = poisoned(n * ld_d + 3);
+  kernels::copy_rows(kCuda, src_d.view<2>({n, d}, {ld_s, 1}), dst_d.view<2>({n, d}, {ld_d, 1}, 3));
+  {
+    const auto got = dst_d.to_host();
+    std::vector<float> want(got.size(), NAN);
+    kernels::copy_rows(kRef, View<const float, 2>(src.data(), {n, d}, {ld_s, 1}),
+                       View<float, 2>(want.data() + 3, {n, d}, {ld_d, 1}));
+    index_t mismatched = 0;
+    for (index_t i = 0; i < got.size(); ++i) mismatched += std::isnan(want[i]) ? !is_poison(got[i]) : got[i] != want[i];
+    INFO("copy_rows");
+    CHECK(mismatched == 0);
+  }
+
+  // gather_rows and embed_rows: repeated and out-of-order ids.
+  const index_t m = 11;
+  const std::vector<std::int32_t> rows = {3, 0, 10, 3, 7};
+  const auto rows_d = to_device(rows);
+  {
+    const std::vector<float> table = random_floats(m * d);
+    std::vector<float> want(rows.size() * d);
+    kernels::gather_rows(kRef, View<const float, 2>(table.data(), {m, d}), View<const std::int32_t, 1>(rows.data(), {rows.size()}),
+                         View<float, 2>(want.data(), {rows.size(), d}));
+    const auto t_d = to_device(table);
+    auto out_d = poisoned(rows.size() * d);
+    kernels::gather_rows(kCuda, t_d.view<2>({m, d}), rows_d.view<1>({rows.size()}), out_d.view<2>({rows.size(), d}));
+    CHECK(out_d.to_host() == want);
+  }
+  auto embed_case = [&](auto tag) {
+    using W = decltype(tag);
+    const std::vector<W> table = random_weights<W>(m * d);
+    std::vector<float> want(rows.size() * d);
+    kernels::embed_rows(kRef, View<const W, 2>(table.data(), {m, d}), View<const std::int32_t, 1>(rows.data(), {rows.size()}),
+                        View<float, 2>(want.data(), {rows.size(), d}));
+    const auto t_d = to_device(table);
+    auto out_d = poisoned(rows.size() * d);
+    kernels::embed_rows(kCuda, t_d.template view<2>({m, d}), rows_d.view<1>({rows.size()}), out_d.view<2>({rows.size(), d}));
+    INFO("embed_rows w=" << wname<W>());
+    CHECK(out_d.to_host() == want);
+
+    std::vector<float> wide(m * d);
+    kernels::to_f32(kRef, View<const W, 1>(table.data(), {m * d}), View<float, 1>(wide.data(), {m * d}));
+    auto wide_d = poisoned(m * d);
+    kernels::to_f32(kCuda, t_d.template view<1>({m * d}), wide_d.view<1>({m * d}));
+    INFO("to_f32 w=" << wname<W>());
+    CHECK(wide_d.to_host() == wide);
+  };
+  embed_case(float{});
+  embed_case(bf16{});
+  embed_case(f16{});
+}
+
+// ---- attention ---------------------------------------------------------------------------------
+
+// Error bound of one attention output, relative to max|v| over the visible keys: each score is an
+// f32 dot product (error <= D·eps·S with S = scale·max_j Σ|q·k_j|), which perturbs the softmax
+// weights by up to 2x that relative; the K-term weighted sums and the online rescaling add
+// (K + 8) eps. Both the reference and the kernel carry such errors: doubled.
+double attention_tol(double D, double S, double K, double vmax) {
+  return 2.0 * (2.0 * D * kEps * S + (K + 8.0) * kEps) * vmax + 1e-30;
+}
+
+struct AttnCase {
+  index_t n, start, heads, kv_heads, hd, vhd, window;
+  bool sinks;
+};
+
+void check_attention_case(const AttnCase& c) {
+  kernels::AttentionShape s;
+  s.n_heads = c.heads, s.n_kv_heads = c.kv_heads, s.head_dim = c.hd, s.v_head_dim = c.vhd;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+  s.sliding_window = c.window;
+  const index_t cap = c.start + c.n + 5;
+  const index_t kw = c.kv_heads * c.hd, vw = c.kv_heads * c.vhd, ldk = kw + 3, ldv = vw + 1;
+  const index_t qw = c.heads * c.hd, ow = c.heads * c.vhd, ldq = qw + 2, ldo = ow + 3;
+  const auto q = random_floats(c.n * ldq, -2.0f, 2.0f), k = random_floats(cap * ldk, -2.0f, 2.0f);
+  const auto v = random_floats(cap * ldv);
+  const auto sinks = random_floats(c.sinks ? c.heads : 0, -1.0f, 3.0f);
+  std::vector<float> want(c.n * ldo, NAN);
+  kernels::attention(kRef, s, View<const float, 2>(q.data(), {c.n, qw}, {ldq, 1}),
+                     View<const float, 2>(k.data(), {cap, kw}, {ldk, 1}), View<const float, 2>(v.data(), {cap, vw}, {ldv, 1}),
+                     c.start, View<const float, 1>(sinks.data(), {sinks.size()}), View<float, 2>(want.data(), {c.n, ow}, {ldo, 1}));
+  const auto q_d = to_device(q), k_d = to_device(k), v_d = to_device(v), s_d = to_device(sinks);
+  auto o_d = poisoned(c.n * ldo);
+  kernels::attention(kCuda, s, q_d.view<2>({c.n, qw}, {ldq, 1}), k_d.view<2>({cap, kw}, {ldk, 1}),
+                     v_d.view<2>({cap, vw}, {ldv, 1}), c.start, s_d.view<1>({sinks.size()}), o_d.view<2>({c.n, ow}, {ldo, 1}));
+  const auto got = o_d.to_host();
+  ErrorStats st;
+  const index_t group = c.heads / c.kv_heads;
+  for (index_t t = 0; t < c.n; ++t) {
+    const index_t pos = c.start + t;
+    const index_t lo = c.window > 0 && pos + 1 > c.window ? pos + 1 - c.window : 0;
+    for (index_t h = 0; h < c.heads; ++h) {
+      const index_t kvh = h / group;
+      double S = 0.0, vmax = 0.0;
+      for (index_t j = lo; j <= pos; ++j) {
+        double a = 0.0;
+        for (index_t d = 0; d < c.hd; ++d) a += std::fabs(q[t * ldq + h * c.hd + d] * k[j * ldk + kvh * c.hd + d]);
+        S = std::max(S, a * s.scale);
+        for (index_t d = 0; d < c.vhd; ++d) vmax = std::max(vmax, static_cast<double>(std::fabs(v[j * ldv + kvh * c.vhd + d])));
+      }
+      const double tol = attention_tol(c.hd, S, pos + 1 - lo, vmax);
+      for (index_t d = 0; d < c.vhd; ++d) st.compare(got[t * ldo + h * c.vhd + d], want[t * ldo + h * c.vhd + d], tol);
+    }
+    for (index_t i = ow; i < ldo; ++i) st.clobbered += !is_poison(got[t * ldo + i]);
+  }
+  char what[160];
+  std::snprintf(what, sizeof what, "attention n=%zu start=%zu heads=%zu/%zu hd=%zu/%zu window=%zu%s", c.n, c.start,
+                c.heads, c.kv_heads, c.hd, c.vhd, c.window, c.sinks ? " sinks" : "");
+  report(what, st);
+}
+
+TEST_CASE("attention(cuda) matches the reference: GQA/MQA, sliding windows, sinks, decode splits", "[cuda][attention]") {
+  const AttnCase cases[] = {
+      {9, 0, 4, 2, 19, 23, 0, false},     // prefill from position 0, GQA, odd head sizes
+      {37, 20, 6, 1, 32, 32, 5, true},    // MQA, window 5, sinks, prefill after a cached prefix
+      {1, 0, 3, 3, 7, 5, 0, true},        // the first token: one key plus a sink
+      {1, 2999, 8, 2, 64, 64, 0, true},   // decode over 3000 keys: split across a cluster
+      {1, 2999, 8, 2, 64, 64, 700, false},// decode with a window of 700
+      {3, 1500, 4, 4, 128, 128, 0, false},// a small batch of new tokens over a long context
+      {2, 40, 2, 1, 16, 512, 0, false},   // the widest value rows (512)
+  };
+  for (const AttnCase& c : cases) check_attention_case(c);
+  DeviceBuffer<float> b(4096);
+  kernels::AttentionShape s;
+  s.n_heads = 4, s.n_kv_heads = 3, s.head_dim = 8, s.v_head_dim = 8;  // 4 % 3 != 0
+  expect_invalid([&] {
+    kernels::attention(kCuda, s, b.view<2>({1, 32}), b.view<2>({4, 24}), b.view<2>({4, 24}), 0, DeviceView<const float, 1>(),
+                       b.view<2>({1, 32}));
+  });
+}
+
+TEST_CASE("mla_attention(cuda) matches the reference (prefill and split decode)", "[cuda][attention][mla]") {
+  struct Case {
+    index_t n, start, heads, rank, nope, rope;
+  };
+  for (const Case& c : {Case{4, 6, 3, 40, 5, 7}, Case{1, 1500, 2, 64, 16, 8}, Case{2, 33, 2, 512, 8, 64}}) {
+    kernels::MlaShape s;
+    s.n_heads = c.heads, s.kv_lora_rank = c.rank, s.nope = c.nope, s.rope = c.rope, s.v = 9;
+    s.scale = 1.0f / std::sqrt(static_cast<float>(c.nope + c.rope));
+    const index_t cap = c.start + c.n + 2, qw = c.heads * s.qk(), lw = c.heads * c.rank;
+    const auto q = random_floats(c.n * qw), ql = random_floats(c.n * lw);
+    const auto lat = random_floats(cap * c.rank), kr = random_floats(cap * c.rope);
+    std::vector<float> want(c.n * lw);
+    kernels::mla_attention(kRef, s, View<const float, 2>(q.data(), {c.n, qw}), View<const float, 2>(ql.data(), {c.n, lw}),
+                           View<const float, 2>(lat.data(), {cap, c.rank}), View<const float, 2>(kr.data(), {cap, c.rope}),
+                           c.start, View<float, 2>(want.data(), {c.n, lw}));
+    const auto q_d = to_device(q), ql_d = to_device(ql), lat_d = to_device(lat), kr_d = to_device(kr);
+    auto o_d = poisoned(c.n * lw);
+    kernels::mla_attention(kCuda, s, q_d.view<2>({c.n, qw}), ql_d.view<2>({c.n, lw}), lat_d.view<2>({cap, c.rank}),
+                           kr_d.view<2>({cap, c.rope}), c.start, o_d.view<2>({c.n, lw}));
+    const auto got = o_d.to_host();
+    ErrorStats st;
+    for (index_t t = 0; t < c.n; ++t) {
+      for (index_t h = 0; h < c.heads; ++h) {
+        double S = 0.0;
+        for (index_t j = 0; j <= c.start + t; ++j) {
+          double a = 0.0;
+          for (index_t d = 0; d < c.rank; ++d) a += std::fabs(ql[t * lw + h * c.rank + d] * lat[j * c.rank + d]);
+          for (index_t d = 0; d < c.rope; ++d) a += std::fabs(q[t * qw + h * s.qk() + c.nope + d] * kr[j * c.rope + d]);
+          S = std::max(S, a * s.scale);
+        }
+        const double tol = attention_tol(c.rank + c.rope, S, c.start + t + 1, 1.0);
+        for (index_t d = 0; d < c.rank; ++d) st.compare(got[t * lw + h * c.rank + d], want[t * lw + h * c.rank + d], tol);
+      }
+    }
+    char what[128];
+    std::snprintf(what, sizeof what, "mla_attention n=%zu start=%zu heads=%zu rank=%zu rope=%zu", c.n, c.start, c.heads,
+                  c.rank, c.rope);
+    report(what, st);
   }
 }
 
-// ---- decode bandwidth (printed for information) ---------------------------------------------
+TEMPLATE_TEST_CASE("mla_absorb_queries / mla_expand_values(cuda) match the reference", "[cuda][mla]", float, bf16, f16) {
+  using W = TestType;
+  kernels::MlaShape s;
+  s.n_heads = 3, s.kv_lora_rank = 40, s.nope = 5, s.rope = 7, s.v = 9;
+  const index_t rows = s.n_heads * (s.nope + s.v), ld_kvb = s.kv_lora_rank + 3;
+  const auto kvb = random_weights<W>(rows * ld_kvb);
+  std::vector<W> kvb_abs(kvb.size());
+  for (index_t i = 0; i < kvb.size(); ++i) kvb_abs[i] = moe::from_float<W>(std::fabs(moe::to_float(kvb[i])));
+  const View<const W, 2> kvb_v(kvb.data(), {rows, s.kv_lora_rank}, {ld_kvb, 1});
+  const View<const W, 2> kvb_abs_v(kvb_abs.data(), {rows, s.kv_lora_rank}, {ld_kvb, 1});
+  const auto kvb_d = to_device(kvb);
+  const auto kvb_dv = kvb_d.template view<2>({rows, s.kv_lora_rank}, {ld_kvb, 1});
+  for (index_t n : {index_t{1}, index_t{20}}) {
+    const bool mma = !std::is_same_v<W, float> && n > kernels::cuda_detail::kGemvMaxTokens;
+    auto abs_of = [](std::vector<float> v) {
+      for (float& f : v) f = std::fabs(f);
+      return v;
+    };
+    // absorb: q [n, heads·qk] -> q_latent [n, heads·rank]
+    {
+      const index_t qw = s.n_heads * s.qk(), lw = s.n_heads * s.kv_lora_rank;
+      const auto q = random_floats(n * qw), qa = abs_of(q);
+      std::vector<float> want(n * lw), bound(n * lw);
+      kernels::mla_absorb_queries(kRef, s, kvb_v, View<const float, 2>(q.data(), {n, qw}), View<float, 2>(want.data(), {n, lw}));
+      kernels::mla_absorb_queries(kRef, s, kvb_abs_v, View<const float, 2>(qa.data(), {n, qw}),
+                                  View<float, 2>(bound.data(), {n, lw}));
+      const auto q_d = to_device(q);
+      auto o_d = poisoned(n * lw);
+      kernels::mla_absorb_queries(kCuda, s, kvb_dv, q_d.view<2>({n, qw}), o_d.view<2>({n, lw}));
+      const auto got = o_d.to_host();
+      ErrorStats st;
+      for (index_t i = 0; i < got.size(); ++i) {
+        st.compare(got[i], want[i], (s.nope * kEps + (mma ? kSplitBf16Rel : 0.0)) * bound[i] + 0.5 * kEps * std::fabs(want[i]));
+      }
+      report(std::string("mla_absorb_queries w=") + wname<W>() + " n=" + std::to_string(n), st);
+    }
+    // expand: out_latent [n, heads·rank] -> out [n, heads·v]
+    {
+      const index_t lw = s.n_heads * s.kv_lora_rank, ow = s.n_heads * s.v;
+      const auto ol = random_floats(n * lw), ola = abs_of(ol);
+      std::vector<float> want(n * ow), bound(n * ow);
+      kernels::mla_expand_values(kRef, s, kvb_v, View<const float, 2>(ol.data(), {n, lw}), View<float, 2>(want.data(), {n, ow}));
+      kernels::mla_expand_values(kRef, s, kvb_abs_v, View<const float, 2>(ola.data(), {n, lw}),
+                                 View<float, 2>(bound.data(), {n, ow}));
+      const auto ol_d = to_device(ol);
+      auto o_d = poisoned(n * ow);
+      kernels::mla_expand_values(kCuda, s, kvb_dv, ol_d.view<2>({n, lw}), o_d.view<2>({n, ow}));
+      const auto got = o_d.to_host();
+      ErrorStats st;
+      for (index_t i = 0; i < got.size(); ++i) {
+        st.compare(got[i], want[i],
+                   (s.kv_lora_rank * kEps + (mma ? kSplitBf16Rel : 0.0)) * bound[i] + 0.5 * kEps * std::fabs(want[i]));
+      }
+      report(std::string("mla_expand_values w=") + wname<W>() + " n=" + std::to_string(n), st);
+    }
+  }
+}
 
-TEST_CASE("matmul(cuda) decode GEMV bandwidth against a device-to-device copy", "[cuda][perf]") {
-  // Mixtral-8x7B expert shapes: w1/w3 [14336, 4096] and w2 [4096, 14336], 112 MiB of bf16 each,
-  // larger than the 50 MiB L2, so every call streams W from HBM.
-  struct PerfShape {
-    index_t n, in, out;
+// ---- routing ---------------------------------------------------------------------------------
+
+struct RouteCase {
+  const char* name;
+  kernels::RouterConfig c;
+  index_t n_tokens;
+  float quantum;  // > 0: logits rounded to multiples of it (many exact ties)
+  bool nans;      // some NaN logits
+};
+
+void check_route_case(const RouteCase& rc) {
+  const auto& c = rc.c;
+  const index_t n = rc.n_tokens, e = c.n_experts, k = c.top_k;
+  auto logits = random_floats(n * e, -3.0f, 3.0f);
+  if (rc.quantum > 0) {
+    for (float& f : logits) f = std::round(f / rc.quantum) * rc.quantum;
+  }
+  if (rc.nans) {
+    for (index_t i = 0; i < logits.size(); i += 7) logits[i] = NAN;
+  }
+  const auto bias = random_floats(c.has_correction_bias ? e : 0, -0.2f, 0.2f);
+  std::vector<float> scratch(kernels::router_scratch_floats(c));
+  std::vector<std::int32_t> ids(n * k);
+  std::vector<float> w(n * k);
+  kernels::route(kRef, c, View<const float, 2>(logits.data(), {n, e}), View<const float, 1>(bias.data(), {bias.size()}),
+                 View<float, 1>(scratch.data(), {scratch.size()}), View<std::int32_t, 2>(ids.data(), {n, k}),
+                 View<float, 2>(w.data(), {n, k}));
+  const auto l_d = to_device(logits), b_d = to_device(bias);
+  DeviceBuffer<float> s_d(scratch.size());
+  DeviceBuffer<std::int32_t> ids_d(n * k);
+  ids_d.fill_bytes(0xff);
+  auto w_d = poisoned(n * k);
+  kernels::route(kCuda, c, l_d.view<2>({n, e}), b_d.view<1>({bias.size()}), s_d.view<1>({scratch.size()}),
+                 ids_d.view<2>({n, k}), w_d.view<2>({n, k}));
+  const auto ids_g = ids_d.to_host();
+  const auto w_g = w_d.to_host();
+  index_t id_mismatch = 0;
+  for (index_t i = 0; i < ids.size(); ++i) id_mismatch += ids[i] != ids_g[i];
+  ErrorStats st;
+  // Weights: the same scores (double-evaluated exp, one rounding) divided by sums formed in a
+  // different order: a few eps relative.
+  for (index_t i = 0; i < w.size(); ++i) st.compare(w_g[i], w[i], 8.0 * kEps * std::fabs(w[i]) + 1e-30);
+  char what[128];
+  std::snprintf(what, sizeof what, "route %s (%zu tokens, top %zu of %zu)", rc.name, n, k, e);
+  report(what, st);
+  INFO(what << " seed=" << test_seed());
+  CHECK(id_mismatch == 0);
+}
+
+TEST_CASE("route(cuda) matches the reference ids exactly and weights to rounding", "[cuda][router]") {
+  using kernels::GroupScore;
+  using kernels::RouterScoring;
+  std::vector<RouteCase> cases;
+  {
+    kernels::RouterConfig c;
+    c.n_experts = 13, c.top_k = 4;
+    cases.push_back({"softmax, ties", c, 29, 0.5f, false});
+    c.norm_topk_prob = true, c.routed_scaling_factor = 2.5f;
+    cases.push_back({"softmax, renormalised, scaled", c, 17, 0.0f, false});
+  }
+  {
+    kernels::RouterConfig c;  // DeepSeek-V3 / GLM-4-MoE noaux_tc
+    c.scoring = RouterScoring::kSigmoid, c.group_score = GroupScore::kTopTwo;
+    c.n_experts = 16, c.top_k = 4, c.n_group = 4, c.topk_group = 2;
+    c.norm_topk_prob = true, c.renorm_epsilon = 1e-20f, c.routed_scaling_factor = 2.5f, c.has_correction_bias = true;
+    cases.push_back({"sigmoid, bias, top-two groups", c, 31, 0.0f, false});
+    cases.push_back({"sigmoid, bias, groups, ties", c, 31, 0.25f, false});
+    c.n_experts = 256, c.top_k = 8, c.n_group = 8, c.topk_group = 4;
+    cases.push_back({"DeepSeek-V3 shape", c, 37, 0.0f, false});
+    c.group_score = GroupScore::kNone, c.n_group = 1, c.n_experts = 64;
+    cases.push_back({"sigmoid with NaN logits", c, 9, 0.0f, true});
+  }
+  {
+    kernels::RouterConfig c;  // DeepSeek-V2 group_limited_greedy: dropped groups score 0
+    c.group_score = GroupScore::kMax, c.n_experts = 12, c.top_k = 5, c.n_group = 4, c.topk_group = 1;
+    c.dropped_groups_to_minus_inf = false;
+    cases.push_back({"softmax, max groups, dropped -> 0", c, 23, 0.0f, false});
+    c.dropped_groups_to_minus_inf = true;
+    cases.push_back({"softmax, max groups, dropped -> -inf", c, 23, 0.0f, false});
+  }
+  {
+    kernels::RouterConfig c;  // GPT-OSS
+    c.scoring = RouterScoring::kTopkSoftmax, c.n_experts = 32, c.top_k = 4;
+    cases.push_back({"top-k then softmax", c, 19, 0.0f, false});
+    cases.push_back({"top-k then softmax, ties", c, 19, 1.0f, false});
+  }
+  {
+    kernels::RouterConfig c;  // the most experts a config may have: scores exceed 48 KiB of shared memory
+    c.n_experts = 8192, c.top_k = 16;
+    cases.push_back({"softmax, 8192 experts", c, 3, 0.0f, false});
+  }
+  for (const RouteCase& rc : cases) check_route_case(rc);
+}
+
+// ---- expert dispatch -----------------------------------------------------------------------------
+
+TEST_CASE("bucket_by_expert and combine_experts(cuda) match the reference exactly / to rounding", "[cuda][moe]") {
+  struct Case {
+    index_t n, k, n_experts, d;
   };
-  const PerfShape shapes[] = {{1, 4096, 14336}, {1, 14336, 4096}, {4, 4096, 14336}, {8, 4096, 14336}};
-  constexpr int kWarmup = 3, kReps = 20;
+  for (const Case& c : {Case{37, 3, 13, 29}, Case{1, 8, 128, 67}, Case{300, 6, 64, 33}}) {
+    const index_t slots = c.n * c.k;
+    std::vector<std::int32_t> ids(slots);
+    std::uniform_int_distribution<std::int32_t> pick(0, static_cast<std::int32_t>(c.n_experts - 1));
+    for (auto& id : ids) id = pick(rng());
+    const auto weights = random_floats(slots, 0.0f, 1.0f);
+    std::vector<std::uint64_t> usage(c.n_experts, 5);
+    std::vector<std::int32_t> offsets(c.n_experts + 1), slot_token(slots);
+    std::vector<float> slot_weight(slots);
+    auto ref_bucket = [&] {
+      kernels::bucket_by_expert(kRef, View<const std::int32_t, 2>(ids.data(), {c.n, c.k}),
+                                View<const float, 2>(weights.data(), {c.n, c.k}),
+                                View<std::int32_t, 1>(offsets.data(), {offsets.size()}),
+                                View<std::int32_t, 1>(slot_token.data(), {slots}), View<float, 1>(slot_weight.data(), {slots}),
+                                View<std::uint64_t, 1>(usage.data(), {usage.size()}));
+    };
+    ref_bucket();
+    ref_bucket();  // usage accumulates
+    const auto ids_d = to_device(ids);
+    const auto w_d = to_device(weights);
+    auto usage_d = to_device(std::vector<std::uint64_t>(c.n_experts, 5));
+    DeviceBuffer<std::int32_t> off_d(c.n_experts + 1), tok_d(slots);
+    auto sw_d = poisoned(slots);
+    for (int rep = 0; rep < 2; ++rep) {
+      kernels::bucket_by_expert(kCuda, ids_d.view<2>({c.n, c.k}), w_d.view<2>({c.n, c.k}), off_d.view(), tok_d.view(),
+                                sw_d.view<1>({slots}), usage_d.view());
+    }
+    INFO("bucket_by_expert n=" << c.n << " k=" << c.k << " experts=" << c.n_experts << " seed=" << test_seed());
+    CHECK(off_d.to_host() == offsets);
+    CHECK(tok_d.to_host() == slot_token);
+    CHECK(sw_d.to_host() == slot_weight);
+    CHECK(usage_d.to_host() == usage);
 
-  // Copy bandwidth on a buffer of the same size, counting bytes read plus bytes written.
-  const index_t copy_elems = index_t{4096} * 14336 / 2;  // floats: the same bytes as one W
+    // combine: the expert outputs ys [slots, d] back to y [n, d] (row stride d + 3).
+    const index_t ld_y = c.d + 3;
+    const auto ys = random_floats(slots * c.d);
+    std::vector<float> want(c.n * ld_y, NAN);
+    kernels::combine_experts(kRef, View<const float, 2>(ys.data(), {slots, c.d}),
+                             View<const std::int32_t, 1>(slot_token.data(), {slots}),
+                             View<const float, 1>(slot_weight.data(), {slots}), View<float, 2>(want.data(), {c.n, c.d}, {ld_y, 1}));
+    const auto ys_d = to_device(ys);
+    auto y_d = poisoned(c.n * ld_y);
+    kernels::combine_experts(kCuda, ys_d.view<2>({slots, c.d}), tok_d.view(), DeviceView<const float, 1>(sw_d.view<1>({slots})),
+                             y_d.view<2>({c.n, c.d}, {ld_y, 1}));
+    // k terms summed in the same (slot) order, with or without FMA on the host: (k + 1) eps of Σ|w·y|
+    // (|w| <= 1, |y| <= 1).
+    char what[128];
+    std::snprintf(what, sizeof what, "combine_experts n=%zu k=%zu d=%zu", c.n, c.k, c.d);
+    report(what, compare_rows(y_d.to_host(), want, c.n, c.d, ld_y, 0.0, (c.k + 1) * kEps * c.k));
+  }
+}
+
+// ---- performance (printed) ---------------------------------------------------------------------
+
+TEST_CASE("performance: decode GEMV bandwidth, prefill tensor-core GEMM, decode attention", "[cuda][perf]") {
+  constexpr int kWarmup = 3, kReps = 15;
+  const index_t copy_elems = index_t{4096} * 14336 / 2;
   DeviceBuffer<float> src(copy_elems), dst(copy_elems);
   src.fill_bytes(0);
   const double copy_ms = median_ms(
-      [&] { MOE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), src.bytes(), cudaMemcpyDeviceToDevice)); },
-      kWarmup, kReps);
+      [&] { MOE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), src.bytes(), cudaMemcpyDeviceToDevice)); }, kWarmup,
+      kReps);
   const double copy_gbs = 2.0 * static_cast<double>(src.bytes()) / (copy_ms * 1e-3) / 1e9;
   std::printf("\ndevice-to-device copy %.0f MiB: %.3f ms, %.0f GB/s (read + write)\n",
               static_cast<double>(src.bytes()) / (1 << 20), copy_ms, copy_gbs);
-  std::printf("| n_tokens | in    | out   | path        | time (us) | GB/s  | of copy |\n");
-  std::printf("|---------:|------:|------:|-------------|----------:|------:|--------:|\n");
+  std::printf("| op            | W    | n_tokens | in    | out   | time (us) | GB/s  | of copy |\n");
+  std::printf("|---------------|------|---------:|------:|------:|----------:|------:|--------:|\n");
+  auto gemv = [&](auto tag, index_t n, index_t in, index_t out, bool in_out) {
+    using W = decltype(tag);
+    const auto w_dev = to_device(random_weights<W>(out * in));
+    const auto x_dev = to_device(random_floats(n * in));
+    DeviceBuffer<float> y_dev(n * out);
+    const auto x = x_dev.view<2>({n, in});
+    const auto y = y_dev.view<2>({n, out});
+    const double ms = median_ms(
+        [&] {
+          if (in_out) kernels::matmul_in_out(kCuda, x, w_dev.template view<2>({in, out}), y);
+          else kernels::matmul(kCuda, x, w_dev.template view<2>({out, in}), y);
+        },
+        kWarmup, kReps);
+    const double gbs = static_cast<double>(w_dev.bytes() + x_dev.bytes() + y_dev.bytes()) / (ms * 1e-3) / 1e9;
+    std::printf("| %-13s | %-4s | %8zu | %5zu | %5zu | %9.1f | %5.0f | %6.1f%% |\n", in_out ? "matmul_in_out" : "matmul",
+                wname<W>(), n, in, out, ms * 1e3, gbs, 100.0 * gbs / copy_gbs);
+  };
+  gemv(bf16{}, 1, 4096, 14336, false);
+  gemv(bf16{}, 1, 14336, 4096, false);
+  gemv(bf16{}, 8, 4096, 14336, false);
+  gemv(f16{}, 1, 4096, 14336, false);
+  gemv(float{}, 1, 4096, 7168, false);
+  gemv(bf16{}, 1, 2880, 5760, true);
+  gemv(bf16{}, 1, 4096, 14336, true);
 
-  for (const PerfShape& s : shapes) {
-    const std::vector<bf16> w_host = random_bf16(s.out * s.in);
-    const std::vector<float> x_host = random_floats(s.n * s.in);
-    const auto w_dev = DeviceBuffer<bf16>::from_host(w_host);
-    const auto x_dev = DeviceBuffer<float>::from_host(x_host);
-    DeviceBuffer<float> y_dev(s.n * s.out);
-    const auto x = x_dev.view<2>({s.n, s.in});
-    const auto w = w_dev.view<2>({s.out, s.in});
-    const auto y = y_dev.view<2>({s.n, s.out});
-    REQUIRE(kernels::cuda_detail::gemv_vector_loads(x, w));
-    const double ms = median_ms([&] { kernels::matmul(backend::cuda{}, x, w, y); }, kWarmup, kReps);
-    const double bytes = static_cast<double>(w_dev.bytes() + x_dev.bytes() + y_dev.bytes());
-    const double gbs = bytes / (ms * 1e-3) / 1e9;
-    std::printf("| %8zu | %5zu | %5zu | gemv 16-byte | %9.1f | %5.0f | %6.1f%% |\n", s.n, s.in, s.out,
-                ms * 1e3, gbs, 100.0 * gbs / copy_gbs);
-
-    // The timed result is also checked, on a sample of rows (the full reference is slow on the host).
-    y_dev.fill_bytes(0xff);
-    kernels::matmul(backend::cuda{}, x, w, y);
-    const std::vector<float> y_gpu = y_dev.to_host();
-    const View<const float, 2> x_ref(x_host.data(), {s.n, s.in});
-    double worst = 0.0;
-    for (index_t o = 0; o < s.out; o += 97) {
-      const View<const bf16, 2> w_row(w_host.data() + o * s.in, {1, s.in});
-      std::vector<float> want(s.n);
-      kernels::matmul(backend::reference{}, x_ref, w_row, View<float, 2>(want.data(), {s.n, 1}));
-      for (index_t t = 0; t < s.n; ++t) {
-        double abs_sum = 0.0;
-        for (index_t k = 0; k < s.in; ++k) {
-          abs_sum += std::fabs(static_cast<double>(x_host[t * s.in + k]) * moe::to_float(w_host[o * s.in + k]));
-        }
-        const double tol = static_cast<double>(s.in) * kEps * abs_sum;
-        const float got = y_gpu[t * s.out + o];
-        const double err = std::isnan(got) ? INFINITY : std::fabs(static_cast<double>(got) - want[t]);
-        worst = std::max(worst, tol > 0 ? err / tol : err);
-      }
-    }
-    INFO("n=" << s.n << " in=" << s.in << " out=" << s.out << " seed=" << test_seed());
-    CHECK(worst <= 1.0);
-    CHECK(gbs > 0.0);
-  }
-
-  // Prefill through the tiled f32 GEMM, for information: arithmetic rate, not bandwidth.
-  {
-    const index_t n = 256, in = 4096, out = 14336;
-    const auto w_dev = DeviceBuffer<bf16>::from_host(random_bf16(out * in));
-    const auto x_dev = DeviceBuffer<float>::from_host(random_floats(n * in));
+  for (index_t n : {index_t{256}, index_t{2048}}) {
+    const index_t in = 4096, out = 14336;
+    const auto w_dev = to_device(random_bf16(out * in));
+    const auto x_dev = to_device(random_floats(n * in));
     DeviceBuffer<float> y_dev(n * out);
     const double ms = median_ms(
-        [&] { kernels::matmul(backend::cuda{}, x_dev.view<2>({n, in}), w_dev.view<2>({out, in}), y_dev.view<2>({n, out})); },
-        1, 5);
-    std::printf("prefill GEMM n_tokens=%zu in=%zu out=%zu: %.3f ms, %.1f TFLOP/s (f32 CUDA cores)\n", n, in,
-                out, ms, 2.0 * n * in * out / (ms * 1e-3) / 1e12);
+        [&] { kernels::matmul(kCuda, x_dev.view<2>({n, in}), w_dev.view<2>({out, in}), y_dev.view<2>({n, out})); }, 1, 5);
+    std::printf("prefill GEMM bf16 n_tokens=%zu in=%zu out=%zu: %.3f ms, %.1f TFLOP/s useful (2 bf16 MMAs per tile: "
+                "%.1f TFLOP/s of tensor-core work)\n",
+                n, in, out, ms, 2.0 * n * in * out / (ms * 1e-3) / 1e12, 4.0 * n * in * out / (ms * 1e-3) / 1e12);
+  }
+
+  // Decode attention: Qwen3-30B-A3B's shape (32 query heads, 4 kv heads, head_dim 128).
+  for (index_t ctx : {index_t{4096}, index_t{32768}}) {
+    kernels::AttentionShape s;
+    s.n_heads = 32, s.n_kv_heads = 4, s.head_dim = 128, s.v_head_dim = 128, s.scale = 0.088f;
+    const index_t kw = s.n_kv_heads * s.head_dim;
+    DeviceBuffer<float> kv(ctx * kw), q(s.n_heads * s.head_dim), o(s.n_heads * s.head_dim);
+    kv.upload(random_floats(ctx * kw));
+    q.upload(random_floats(s.n_heads * s.head_dim));
+    const double ms = median_ms(
+        [&] {
+          kernels::attention(kCuda, s, q.view<2>({1, s.n_heads * s.head_dim}), kv.view<2>({ctx, kw}), kv.view<2>({ctx, kw}),
+                             ctx - 1, DeviceView<const float, 1>(), o.view<2>({1, s.n_heads * s.head_dim}));
+        },
+        kWarmup, kReps);
+    std::printf("decode attention ctx=%zu (32/4 heads of 128, f32 cache): %.1f us, %.0f GB/s of K+V cache\n", ctx,
+                ms * 1e3, 2.0 * kv.bytes() / (ms * 1e-3) / 1e9);
   }
 }

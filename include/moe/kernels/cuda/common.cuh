@@ -1,37 +1,73 @@
-// Device-side helpers shared by the CUDA kernels: weight element -> f32 conversion (exact),
-// warp and block sums, and the host-side argument checks every backend::cuda op performs.
+// Device-side helpers shared by the CUDA kernels: weight element -> f32 conversion (exact), warp
+// and block reductions, the launch-shape helpers, and the host-side argument checks every
+// backend::cuda op performs before it launches anything.
 #pragma once
 
 #if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
 
 #include "moe/core/dtype.hpp"
 #include "moe/core/error.hpp"
+#include "moe/core/memory.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/kernels/cuda/check.cuh"
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace moe::kernels::cuda_detail {
 
 inline constexpr int kWarpSize = 32;
 
 static_assert(sizeof(bf16) == 2 && alignof(bf16) == 2, "bf16 must be two bytes (raw bits)");
+static_assert(sizeof(f16) == 2 && alignof(f16) == 2, "f16 must be two bytes (raw bits)");
+
+// The weight formats backend::cuda has kernels for (the dense element types).
+template <class W>
+inline constexpr bool is_cuda_weight_v = std::is_same_v<W, float> || std::is_same_v<W, bf16> || std::is_same_v<W, f16>;
 
 // bf16 is the top half of an f32: widening is a shift, exact for every value incl. NaN/Inf.
 __device__ __forceinline__ float bf16_bits_to_float(std::uint16_t bits) {
   return __uint_as_float(static_cast<std::uint32_t>(bits) << 16);
 }
 
-// Loads element i of a weight vector as f32 (exact widening for every supported dtype).
+// IEEE binary16 -> f32 (exact; the hardware conversion).
+__device__ __forceinline__ float f16_bits_to_float(std::uint16_t bits) {
+  return __half2float(__ushort_as_half(bits));
+}
+
+// Widens the raw storage bits of one weight element.
+template <class W>
+__device__ __forceinline__ float bits_to_float(std::uint16_t bits) {
+  if constexpr (std::is_same_v<W, bf16>) {
+    return bf16_bits_to_float(bits);
+  } else {
+    static_assert(std::is_same_v<W, f16>, "bits_to_float: W must be bf16 or f16");
+    return f16_bits_to_float(bits);
+  }
+}
+
+// Loads element i of a weight vector through the read-only path as f32 (exact widening).
 template <class W>
 __device__ __forceinline__ float load_as_float(const W* p, std::size_t i) {
   if constexpr (std::is_same_v<W, float>) {
     return __ldg(p + i);
   } else {
-    static_assert(std::is_same_v<W, bf16>, "load_as_float: W must be float or bf16");
-    return bf16_bits_to_float(__ldg(reinterpret_cast<const unsigned short*>(p) + i));
+    return bits_to_float<W>(__ldg(reinterpret_cast<const unsigned short*>(p) + i));
+  }
+}
+
+// The same without __ldg (memory another thread of the same kernel may have written).
+template <class W>
+__device__ __forceinline__ float plain_load_as_float(const W* p, std::size_t i) {
+  if constexpr (std::is_same_v<W, float>) {
+    return p[i];
+  } else {
+    return bits_to_float<W>(reinterpret_cast<const unsigned short*>(p)[i]);
   }
 }
 
@@ -41,41 +77,114 @@ __device__ __forceinline__ float warp_sum(float v) {
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
+__device__ __forceinline__ double warp_sum(double v) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
 
 // Sum over a block whose size is a multiple of 32 (at most 1024 threads); every thread gets the
-// total. `scratch` is 32 floats of shared memory; the function synchronizes the block (all
+// total. `scratch` is 32 elements of shared memory; the function synchronizes the block (all
 // threads must call it), and scratch may be reused after it returns.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+template <class T>
+__device__ __forceinline__ T block_sum(T v, T* scratch) {
   const int lane = threadIdx.x % kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
   const int n_warps = blockDim.x / kWarpSize;
   v = warp_sum(v);
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
-  v = lane < n_warps ? scratch[lane] : 0.0f;
+  v = lane < n_warps ? scratch[lane] : T(0);
   v = warp_sum(v);  // every warp reduces the per-warp partials itself: no second broadcast
   __syncthreads();  // scratch may be overwritten by the caller after this
   return v;
 }
 
-// Host-side checks shared by the ops: innermost stride 1 and sizes that the kernels' 32-bit
-// loop counters and grid dimensions can hold. Throws kInvalidArgument naming the op.
+// Max (fmaxf: NaN loses to any number) over a block, like block_sum.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+  const int lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / kWarpSize;
+  const int n_warps = blockDim.x / kWarpSize;
+  v = warp_max(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  v = lane < n_warps ? scratch[lane] : -INFINITY;
+  v = warp_max(v);
+  __syncthreads();
+  return v;
+}
+
+// ---- host side -------------------------------------------------------------------------------
+
+// Host-side checks shared by the ops: innermost stride 1 and sizes that the kernels' 32-bit loop
+// counters and grid dimensions can hold. Throw kInvalidArgument naming the op.
 template <class V>
 void require_unit_inner_stride(const V& v, const char* op, const char* operand) {
-  require(v.empty() || v.stride(V::rank - 1) == 1, ErrorCode::kInvalidArgument,
-          "kernels::{}(cuda): innermost stride of {} is {}, must be 1", op, operand,
-          v.stride(V::rank - 1));
+  require(v.extent(V::rank - 1) <= 1 || v.stride(V::rank - 1) == 1, ErrorCode::kInvalidArgument,
+          "kernels::{}(cuda): innermost stride of {} is {}, must be 1", op, operand, v.stride(V::rank - 1));
 }
 
 inline void require_int_range(index_t value, const char* op, const char* what) {
   require(value <= static_cast<index_t>(std::numeric_limits<int>::max()), ErrorCode::kInvalidArgument,
-          "kernels::{}(cuda): {} = {} exceeds the supported {}", op, what, value,
-          std::numeric_limits<int>::max());
+          "kernels::{}(cuda): {} = {} exceeds the supported {}", op, what, value, std::numeric_limits<int>::max());
 }
 
 template <class T>
 bool is_aligned(const T* p, std::size_t bytes) {
   return reinterpret_cast<std::uintptr_t>(p) % bytes == 0;
+}
+
+// Blocks for a 1-D grid-stride loop over `n` items with `threads` per block (capped: the loop
+// covers the rest).
+inline unsigned grid_for(index_t n, int threads, index_t max_blocks = 65535 * 8) {
+  const index_t blocks = (n + static_cast<index_t>(threads) - 1) / static_cast<index_t>(threads);
+  return static_cast<unsigned>(std::clamp<index_t>(blocks, 1, max_blocks));
+}
+
+// The compute capability major of the current device (read once per process).
+inline int device_major() {
+  static const int major = [] {
+    int device = 0, value = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&value, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 0;
+    }
+    return value;
+  }();
+  return major;
+}
+
+// Number of SMs of the current device (read once per process).
+inline int device_sm_count() {
+  static const int count = [] {
+    int device = 0, value = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 1;
+    }
+    return std::max(value, 1);
+  }();
+  return count;
+}
+
+// Raises a kernel's dynamic shared memory limit when `bytes` exceeds the default 48 KiB (a host
+// call; no synchronization). kInvalidArgument if the device cannot give that much.
+template <class Kernel>
+void allow_dynamic_shared(Kernel kernel, std::size_t bytes, const char* op) {
+  if (bytes <= 48 * 1024) return;
+  int device = 0, optin = 0;
+  MOE_CUDA_CHECK(cudaGetDevice(&device));
+  MOE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  require(bytes <= static_cast<std::size_t>(optin), ErrorCode::kInvalidArgument,
+          "kernels::{}(cuda): needs {} bytes of shared memory per block, the device has {}", op, bytes, optin);
+  MOE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 }  // namespace moe::kernels::cuda_detail

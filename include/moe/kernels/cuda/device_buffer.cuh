@@ -1,11 +1,15 @@
-// DeviceBuffer<T>: RAII ownership of one cudaMalloc allocation (move-only), with checked copies
-// from and to host spans, and TensorViews onto it whose pointers are device pointers
-// (backend::cuda's memory is device_memory: never dereference them on the host).
+// Buffer<T, device_memory>: the device half of the backend memory policy (core/buffer.hpp
+// declares the template; backend::cuda::memory is device_memory). RAII ownership of one cudaMalloc
+// allocation (move-only), checked copies from and to host spans, and DeviceViews onto it: views
+// of device memory have no element access on the host, so a host loop over them does not compile.
+// moe::cuda::DeviceBuffer<T> is the same type.
 #pragma once
 
 #if defined(MOE_ENABLE_CUDA)
 
+#include "moe/core/buffer.hpp"
 #include "moe/core/error.hpp"
+#include "moe/core/memory.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/cuda/check.cuh"
 
@@ -19,44 +23,47 @@
 #include <utility>
 #include <vector>
 
-namespace moe::cuda {
+namespace moe {
 
 template <class T>
-class DeviceBuffer {
-  static_assert(std::is_trivially_copyable_v<T>, "DeviceBuffer holds trivially copyable types");
+class Buffer<T, device_memory> {
+  static_assert(std::is_trivially_copyable_v<T>, "a device Buffer holds trivially copyable types");
 
  public:
-  DeviceBuffer() = default;
+  Buffer() = default;
 
   // Allocates n elements of device memory (uninitialised; cudaMalloc aligns to 256 bytes).
-  // Throws kInvalidArgument if the byte count overflows, kDevice if cudaMalloc fails.
-  explicit DeviceBuffer(index_t n) {
+  // Throws kInvalidArgument if the byte count overflows; kOutOfMemory naming the bytes asked for
+  // and the bytes free when the device has not enough; kDevice for any other cudaMalloc failure.
+  explicit Buffer(index_t n) {
     require(n <= std::numeric_limits<std::size_t>::max() / sizeof(T), ErrorCode::kInvalidArgument,
-            "DeviceBuffer of {} elements of {} bytes overflows size_t", n, sizeof(T));
+            "device Buffer of {} elements of {} bytes overflows size_t", n, sizeof(T));
     if (n == 0) return;
     void* p = nullptr;
     const cudaError_t status = cudaMalloc(&p, n * sizeof(T));
     if (status != cudaSuccess) {
       (void)cudaGetLastError();
-      fail(ErrorCode::kDevice, "cudaMalloc({} bytes) failed: {} ({})", n * sizeof(T),
-           cudaGetErrorString(status), cudaGetErrorName(status));
+      std::size_t free_bytes = 0, total_bytes = 0;
+      if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) (void)cudaGetLastError();
+      fail(status == cudaErrorMemoryAllocation ? ErrorCode::kOutOfMemory : ErrorCode::kDevice,
+           "cudaMalloc({} bytes) failed: {} ({}); the device has {} bytes free of {}", n * sizeof(T),
+           cudaGetErrorString(status), cudaGetErrorName(status), free_bytes, total_bytes);
     }
     data_ = static_cast<T*>(p);
     size_ = n;
   }
 
   // A buffer holding a copy of `host`.
-  static DeviceBuffer from_host(std::span<const T> host) {
-    DeviceBuffer buffer(host.size());
+  static Buffer from_host(std::span<const T> host) {
+    Buffer buffer(host.size());
     buffer.upload(host);
     return buffer;
   }
 
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  Buffer(Buffer&& other) noexcept : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+  Buffer& operator=(Buffer&& other) noexcept {
     if (this != &other) {
       release();
       data_ = std::exchange(other.data_, nullptr);
@@ -64,7 +71,7 @@ class DeviceBuffer {
     }
     return *this;
   }
-  ~DeviceBuffer() { release(); }
+  ~Buffer() { release(); }
 
   T* data() noexcept { return data_; }  // device pointer
   const T* data() const noexcept { return data_; }
@@ -100,33 +107,39 @@ class DeviceBuffer {
     MOE_CUDA_CHECK(cudaMemset(data_, value, bytes()));
   }
 
-  // Contiguous row-major view of `shape` over the start of the buffer (device pointer inside).
+  // Contiguous row-major view of `shape` over the start of the buffer (shape must fit).
   template <std::size_t R>
-  View<T, R> view(const std::array<index_t, R>& shape) {
-    View<T, R> v(data_, shape);
+  DeviceView<T, R> view(const std::array<index_t, R>& shape) {
+    DeviceView<T, R> v(data_, shape);
     check_view(v);
     return v;
   }
   template <std::size_t R>
-  View<const T, R> view(const std::array<index_t, R>& shape) const {
-    View<const T, R> v(data_, shape);
+  DeviceView<const T, R> view(const std::array<index_t, R>& shape) const {
+    DeviceView<const T, R> v(data_, shape);
     check_view(v);
     return v;
   }
+  DeviceView<T, 1> view() noexcept { return DeviceView<T, 1>(data_, {size_}); }
+  DeviceView<const T, 1> view() const noexcept { return DeviceView<const T, 1>(data_, {size_}); }
 
   // Strided view starting `offset` elements into the buffer (e.g. a padded leading dimension,
   // or a deliberately misaligned start in tests). Every element it can address must lie inside.
   template <std::size_t R>
-  View<T, R> view(const std::array<index_t, R>& shape, const std::array<index_t, R>& strides,
-                  index_t offset = 0) {
-    View<T, R> v(data_ + offset, shape, strides);
+  DeviceView<T, R> view(const std::array<index_t, R>& shape, const std::array<index_t, R>& strides,
+                        index_t offset = 0) {
+    require(offset <= size_, ErrorCode::kInvalidArgument, "device Buffer view offset {} exceeds the buffer's {} elements",
+            offset, size_);
+    DeviceView<T, R> v(data_ + offset, shape, strides);
     check_view(v, offset);
     return v;
   }
   template <std::size_t R>
-  View<const T, R> view(const std::array<index_t, R>& shape, const std::array<index_t, R>& strides,
-                        index_t offset = 0) const {
-    View<const T, R> v(data_ + offset, shape, strides);
+  DeviceView<const T, R> view(const std::array<index_t, R>& shape, const std::array<index_t, R>& strides,
+                              index_t offset = 0) const {
+    require(offset <= size_, ErrorCode::kInvalidArgument, "device Buffer view offset {} exceeds the buffer's {} elements",
+            offset, size_);
+    DeviceView<const T, R> v(data_ + offset, shape, strides);
     check_view(v, offset);
     return v;
   }
@@ -142,18 +155,14 @@ class DeviceBuffer {
 
   void check_range(index_t offset, index_t count, const char* what) const {
     require(offset <= size_ && count <= size_ - offset, ErrorCode::kInvalidArgument,
-            "DeviceBuffer::{} of {} elements at offset {} exceeds the buffer's {} elements", what,
-            count, offset, size_);
+            "device Buffer::{} of {} elements at offset {} exceeds the buffer's {} elements", what, count, offset,
+            size_);
   }
 
   // The last addressable element (offset + sum of (extent-1)*stride) must be inside the buffer.
   template <class V>
   void check_view(const V& v, index_t offset = 0) const {
-    if (v.empty()) {
-      require(offset <= size_, ErrorCode::kInvalidArgument,
-              "DeviceBuffer view offset {} exceeds the buffer's {} elements", offset, size_);
-      return;
-    }
+    if (v.empty()) return;
     index_t last = offset;
     bool overflow = false;
     for (std::size_t d = 0; d < V::rank; ++d) {
@@ -163,14 +172,19 @@ class DeviceBuffer {
       else last += e * s;
     }
     require(!overflow && last < size_, ErrorCode::kInvalidArgument,
-            "DeviceBuffer view (offset {}, {} elements) reaches past the buffer's {} elements",
-            offset, v.size(), size_);
+            "device Buffer view (offset {}, {} elements) reaches past the buffer's {} elements", offset, v.size(),
+            size_);
   }
 
   T* data_ = nullptr;  // device pointer, or null when empty
   index_t size_ = 0;
 };
 
-}  // namespace moe::cuda
+namespace cuda {
+template <class T>
+using DeviceBuffer = Buffer<T, device_memory>;
+}  // namespace cuda
+
+}  // namespace moe
 
 #endif  // MOE_ENABLE_CUDA

@@ -1,6 +1,15 @@
-// kernels::matmul on backend::cuda: y = x·Wᵀ with x, y f32 and W bf16 [out, in] in device memory.
-// Decode (up to kGemvMaxTokens rows of x) streams W once through a warp-per-output-row GEMV;
-// more rows use a shared-memory tiled f32 GEMM. Both accumulate in f32.
+// kernels::matmul (y = x·Wᵀ, W [out, in]) and kernels::matmul_in_out (y = x·W, W [in, out]) on
+// backend::cuda, x and y f32, W f32, bf16 or f16, all in device memory.
+//
+//   decode (<= kGemvMaxTokens rows of x): a bandwidth-bound GEMV that reads W once for all rows.
+//   prefill, bf16/f16 W: tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulate) on a split of
+//     x into two bf16 parts, x = x_hi + x_lo + O(2^-17 |x|) ("bf16x2"): two MMAs per tile give
+//     ~16 bits of x's mantissa instead of bf16's 8, so the product is as accurate as an f32 GEMM
+//     to within a few 2^-17 relative (measured in the tests). f16 weights are split exactly into
+//     bf16 hi + lo parts too (an f16 has 11 significant bits), one more MMA.
+//   prefill, f32 W: a shared-memory tiled f32 GEMM on CUDA cores.
+// Every kernel also takes a batch (grid dimension) of independent products at fixed element
+// offsets, which the per-head MLA projections use: one launch for all heads.
 #pragma once
 
 #if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
@@ -11,7 +20,10 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/reference/arguments.hpp"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -21,61 +33,93 @@
 namespace moe::kernels {
 namespace cuda_detail {
 
-// ---- decode: GEMV, one warp per output row ---------------------------------------------------
+// One matrix product (or a batch of them) as raw pointers, leading dimensions and batch offsets
+// (elements). `w` is [out, in] for matmul and [in, out] for matmul_in_out.
+template <class W>
+struct GemmArgs {
+  const float* x = nullptr;
+  std::size_t ld_x = 0, batch_x = 0;
+  const W* w = nullptr;
+  std::size_t ld_w = 0, batch_w = 0;
+  float* y = nullptr;
+  std::size_t ld_y = 0, batch_y = 0;
+  int n_tokens = 0, in = 0, out = 0, batch = 1;
+};
+
+// ---- decode, y = x·Wᵀ: GEMV, one warp per output row ------------------------------------------
 //
 // Decode is bound by the bandwidth of reading W (bytes of x and y are negligible), so the kernel
-// is organised around W: each lane issues 16-byte loads (8 bf16) of its row with the streaming
-// cache hint (W is read once; keep L1/L2 for x), kGemvUnroll of them in flight, and each loaded
-// chunk is applied to every token of the batch (up to kGemvMaxTokens), so a batch of tokens
-// still reads W once. Partial sums are combined with a warp butterfly: no shared memory, no
-// block synchronization. The 16-byte path needs every row start of W and x 16-byte aligned;
-// otherwise the same kernel runs with 2-byte loads (kVector = false).
+// is organised around W: each lane issues 16-byte loads (8 bf16/f16 or 4 f32) of its row with the
+// streaming cache hint (W is read once; keep L1/L2 for x), kGemvUnroll of them in flight, and
+// each loaded chunk is applied to every row of x (up to kGemvMaxTokens), so a batch of tokens
+// still reads W once. Partial sums are combined with a warp butterfly: no shared memory, no block
+// synchronization. The 16-byte path needs every row start of W and x 16-byte aligned; otherwise
+// the same kernel runs with element loads (kVector = false).
 
 inline constexpr int kGemvWarpsPerBlock = 8;  // 256 threads: 8 output rows per block
-inline constexpr int kGemvMaxTokens = 8;      // rows of x per pass over W; more use the GEMM
+inline constexpr int kGemvMaxTokens = 8;      // rows of x per pass over W; more use the GEMMs
 inline constexpr int kGemvUnroll = 4;         // 16-byte loads of W in flight per lane
 
-// Applies 8 consecutive weights (one 16-byte chunk, little-endian bf16 pairs) starting at input
-// index k to every token's accumulator. x rows are 16-byte aligned here (checked on the host).
-template <int kTokens>
-__device__ __forceinline__ void gemv_accumulate_chunk(uint4 packed, const float* __restrict__ x,
-                                                      std::size_t ld_x, std::size_t k,
-                                                      float (&acc)[kTokens]) {
-  const std::uint32_t words[4] = {packed.x, packed.y, packed.z, packed.w};
-  float wf[8];
+template <class W>
+inline constexpr int kChunkElems = 16 / static_cast<int>(sizeof(W));
+
+// Widens one 16-byte chunk of W into kChunkElems<W> floats.
+template <class W>
+__device__ __forceinline__ void decode_chunk(uint4 packed, float* wf) {
+  if constexpr (std::is_same_v<W, float>) {
+    wf[0] = __uint_as_float(packed.x);
+    wf[1] = __uint_as_float(packed.y);
+    wf[2] = __uint_as_float(packed.z);
+    wf[3] = __uint_as_float(packed.w);
+  } else {
+    const std::uint32_t words[4] = {packed.x, packed.y, packed.z, packed.w};
 #pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    wf[2 * i] = __uint_as_float(words[i] << 16);              // element 2i: low half
-    wf[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);  // element 2i+1: high half
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (std::is_same_v<W, bf16>) {
+        wf[2 * i] = __uint_as_float(words[i] << 16);              // element 2i: low half
+        wf[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);  // element 2i+1: high half
+      } else {
+        wf[2 * i] = f16_bits_to_float(static_cast<std::uint16_t>(words[i] & 0xffffu));
+        wf[2 * i + 1] = f16_bits_to_float(static_cast<std::uint16_t>(words[i] >> 16));
+      }
+    }
   }
+}
+
+// Applies one chunk of weights starting at input index k to every token's accumulator.
+template <class W, int kTokens>
+__device__ __forceinline__ void gemv_accumulate_chunk(uint4 packed, const float* __restrict__ x, std::size_t ld_x,
+                                                      std::size_t k, float (&acc)[kTokens]) {
+  constexpr int kE = kChunkElems<W>;
+  float wf[kE];
+  decode_chunk<W>(packed, wf);
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) {
     const float4* xp = reinterpret_cast<const float4*>(x + t * ld_x + k);
-    const float4 a = __ldg(xp);
-    const float4 b = __ldg(xp + 1);
     float s = acc[t];
-    s = fmaf(a.x, wf[0], s);
-    s = fmaf(a.y, wf[1], s);
-    s = fmaf(a.z, wf[2], s);
-    s = fmaf(a.w, wf[3], s);
-    s = fmaf(b.x, wf[4], s);
-    s = fmaf(b.y, wf[5], s);
-    s = fmaf(b.z, wf[6], s);
-    s = fmaf(b.w, wf[7], s);
+#pragma unroll
+    for (int q = 0; q < kE / 4; ++q) {
+      const float4 a = __ldg(xp + q);
+      s = fmaf(a.x, wf[4 * q + 0], s);
+      s = fmaf(a.y, wf[4 * q + 1], s);
+      s = fmaf(a.z, wf[4 * q + 2], s);
+      s = fmaf(a.w, wf[4 * q + 3], s);
+    }
     acc[t] = s;
   }
 }
 
-// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens. Grid: ceil(out / kGemvWarpsPerBlock).
-template <int kTokens, bool kVector>
-__global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize)
-    gemv_bf16_kernel(const float* __restrict__ x, std::size_t ld_x,
-                     const std::uint16_t* __restrict__ w, std::size_t ld_w, float* __restrict__ y,
-                     std::size_t ld_y, int in, int out) {
+// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens. Grid: (ceil(out / 8), batch).
+template <class W, int kTokens, bool kVector>
+__global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
+  constexpr int kE = kChunkElems<W>;
   const int lane = threadIdx.x % kWarpSize;
   const int row = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize;
-  if (row >= out) return;  // the whole warp leaves together, so warp_sum below stays convergent
-  const std::uint16_t* w_row = w + static_cast<std::size_t>(row) * ld_w;
+  if (row >= a.out) return;  // the whole warp leaves together, so warp_sum below stays convergent
+  const float* __restrict__ x = a.x + blockIdx.y * a.batch_x;
+  const W* w_row = a.w + blockIdx.y * a.batch_w + static_cast<std::size_t>(row) * a.ld_w;
+  float* y = a.y + blockIdx.y * a.batch_y;
+  const int in = a.in;
 
   float acc[kTokens];
 #pragma unroll
@@ -83,7 +127,7 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize)
 
   int k_tail = 0;  // first input index not covered by 16-byte chunks
   if constexpr (kVector) {
-    const int n_chunks = in / 8;
+    const int n_chunks = in / kE;
     const uint4* w_chunks = reinterpret_cast<const uint4*>(w_row);
     int c = lane;
     // Hot loop: kGemvUnroll independent 16-byte loads per lane before any arithmetic.
@@ -93,51 +137,311 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize)
       for (int u = 0; u < kGemvUnroll; ++u) packed[u] = __ldcs(w_chunks + c + u * kWarpSize);
 #pragma unroll
       for (int u = 0; u < kGemvUnroll; ++u) {
-        gemv_accumulate_chunk<kTokens>(packed[u], x, ld_x,
-                                       static_cast<std::size_t>(c + u * kWarpSize) * 8, acc);
+        gemv_accumulate_chunk<W, kTokens>(packed[u], x, a.ld_x, static_cast<std::size_t>(c + u * kWarpSize) * kE, acc);
       }
     }
     for (; c < n_chunks; c += kWarpSize) {
-      gemv_accumulate_chunk<kTokens>(__ldcs(w_chunks + c), x, ld_x, static_cast<std::size_t>(c) * 8,
-                                     acc);
+      gemv_accumulate_chunk<W, kTokens>(__ldcs(w_chunks + c), x, a.ld_x, static_cast<std::size_t>(c) * kE, acc);
     }
-    k_tail = n_chunks * 8;
+    k_tail = n_chunks * kE;
   }
-  // The tail (in % 8 elements), or the whole row when the rows are not 16-byte aligned:
+  // The tail (in % kE elements), or the whole row when the rows are not 16-byte aligned:
   // consecutive lanes read consecutive elements, so the warp's loads stay coalesced.
   for (int k = k_tail + lane; k < in; k += kWarpSize) {
-    const float wk = bf16_bits_to_float(__ldcs(w_row + k));
+    const float wk = load_as_float(w_row, static_cast<std::size_t>(k));
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) acc[t] = fmaf(__ldg(x + t * ld_x + k), wk, acc[t]);
+    for (int t = 0; t < kTokens; ++t) acc[t] = fmaf(__ldg(x + t * a.ld_x + k), wk, acc[t]);
   }
 
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) {
     const float total = warp_sum(acc[t]);  // every lane holds the total afterwards
-    if (lane == t % kWarpSize) y[t * ld_y + row] = total;
+    if (lane == t % kWarpSize) y[t * a.ld_y + row] = total;
   }
 }
 
-template <int kTokens>
-void launch_gemv_bf16(bool vector, const float* x, std::size_t ld_x, const std::uint16_t* w,
-                      std::size_t ld_w, float* y, std::size_t ld_y, int in, int out) {
-  const dim3 grid((out + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock);
-  const dim3 block(kGemvWarpsPerBlock * kWarpSize);
-  if (vector) {
-    gemv_bf16_kernel<kTokens, true><<<grid, block>>>(x, ld_x, w, ld_w, y, ld_y, in, out);
-  } else {
-    gemv_bf16_kernel<kTokens, false><<<grid, block>>>(x, ld_x, w, ld_w, y, ld_y, in, out);
-  }
-  ::moe::cuda::check_launch("gemv_bf16_kernel");
-}
-
-// ---- prefill: tiled GEMM -----------------------------------------------------------------------
+// ---- decode, y = x·W (W [in, out]): GEMV over columns ----------------------------------------
 //
-// A block computes a [kTileTokens, kTileOut] tile of y; each of its 256 threads owns a 4x4
-// sub-tile. Per step of kTileK inputs, x and W tiles are staged in shared memory transposed
-// (k-major), W widened to f32 once, so the inner loop is two 16-byte shared loads per 16 FMAs.
-// Plain f32 CUDA-core arithmetic, each output summed in input order: accurate to the same bound
-// as the reference. (A tensor-core path would need x rounded to bf16 or TF32.)
+// W is read along its rows (contiguous outputs): each lane owns two adjacent output columns, a
+// warp covers 64 columns of one input row (128 bytes of bf16: one cache line), and the 16 warps
+// of a block split the inputs; their partial sums are added in a fixed order through shared
+// memory, so results are deterministic.
+
+inline constexpr int kGemvInOutWarps = 16;
+inline constexpr int kGemvInOutCols = 2 * kWarpSize;
+
+template <class W, int kTokens, bool kVector>
+__global__ void __launch_bounds__(kGemvInOutWarps * kWarpSize) gemv_in_out_kernel(GemmArgs<W> a) {
+  __shared__ float partial[kGemvInOutWarps][kTokens][kGemvInOutCols];
+  const int lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / kWarpSize;
+  const int col0 = blockIdx.x * kGemvInOutCols;
+  const int col = col0 + 2 * lane;  // this lane's columns: col, col + 1
+  const float* __restrict__ x = a.x + blockIdx.y * a.batch_x;
+  const W* __restrict__ w = a.w + blockIdx.y * a.batch_w;
+  float* y = a.y + blockIdx.y * a.batch_y;
+
+  float acc[kTokens][2];
+#pragma unroll
+  for (int t = 0; t < kTokens; ++t) acc[t][0] = acc[t][1] = 0.0f;
+  const bool both = col + 1 < a.out;
+  if (col < a.out) {
+#pragma unroll 4
+    for (int k = warp; k < a.in; k += kGemvInOutWarps) {
+      const W* wp = w + static_cast<std::size_t>(k) * a.ld_w + col;
+      float w0 = 0.0f, w1 = 0.0f;
+      if constexpr (kVector && std::is_same_v<W, float>) {
+        if (both) {
+          const float2 v = __ldcs(reinterpret_cast<const float2*>(wp));
+          w0 = v.x;
+          w1 = v.y;
+        } else {
+          w0 = __ldcs(wp);
+        }
+      } else if constexpr (kVector) {
+        if (both) {
+          const std::uint32_t v = __ldcs(reinterpret_cast<const unsigned int*>(wp));
+          w0 = bits_to_float<W>(static_cast<std::uint16_t>(v & 0xffffu));
+          w1 = bits_to_float<W>(static_cast<std::uint16_t>(v >> 16));
+        } else {
+          w0 = load_as_float(wp, 0);
+        }
+      } else {
+        w0 = load_as_float(wp, 0);
+        if (both) w1 = load_as_float(wp, 1);
+      }
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) {
+        const float xv = __ldg(x + t * a.ld_x + k);
+        acc[t][0] = fmaf(xv, w0, acc[t][0]);
+        acc[t][1] = fmaf(xv, w1, acc[t][1]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < kTokens; ++t) {
+    partial[warp][t][2 * lane] = acc[t][0];
+    partial[warp][t][2 * lane + 1] = acc[t][1];
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kTokens * kGemvInOutCols; e += blockDim.x) {
+    const int t = e / kGemvInOutCols, c = e % kGemvInOutCols;
+    if (col0 + c >= a.out) continue;
+    float s = 0.0f;
+#pragma unroll
+    for (int v = 0; v < kGemvInOutWarps; ++v) s += partial[v][t][c];
+    y[t * a.ld_y + col0 + c] = s;
+  }
+}
+
+// ---- prefill, bf16/f16 W: tensor cores on bf16x2-split activations ---------------------------
+//
+// A block computes a [128 tokens, 128 outputs] tile of y with 8 warps (2 x 4), each a 64 x 32
+// sub-tile of 4 x 4 m16n8k16 MMAs. Per step of 32 inputs, the x tile is read as f32, split into
+// bf16 hi and lo parts and stored in shared memory; the W tile is stored as bf16 (f16: split into
+// exact bf16 hi and lo parts). The next step's global loads are issued before the current step's
+// MMAs (register double buffering). Rows are padded to 40 bf16 so the fragment loads hit 32
+// distinct banks.
+
+inline constexpr int kMmaTileM = 128;
+inline constexpr int kMmaTileN = 128;
+inline constexpr int kMmaTileK = 32;
+inline constexpr int kMmaPitch = kMmaTileK + 8;   // bf16 per row of the [m][k] and [n][k] tiles
+inline constexpr int kMmaPitchT = kMmaTileN + 8;  // bf16 per row of the [k][n] tile (matmul_in_out)
+inline constexpr int kMmaThreads = 256;
+
+__device__ __forceinline__ void mma_bf16_16816(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                               std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ std::uint16_t bf16_rn_bits(float v) {
+  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+
+// v = hi + lo + r with hi = bf16(v), lo = bf16(v - hi) (v - hi is exact in f32).
+__device__ __forceinline__ void split_bf16(float v, std::uint16_t& hi, std::uint16_t& lo) {
+  hi = bf16_rn_bits(v);
+  lo = bf16_rn_bits(v - bf16_bits_to_float(hi));
+}
+
+template <class W, bool kInOut>
+struct MmaShared {
+  static constexpr bool kSplitW = std::is_same_v<W, f16>;
+  static constexpr int kWElems = kInOut ? kMmaTileK * kMmaPitchT : kMmaTileN * kMmaPitch;
+  std::uint16_t xh[kMmaTileM * kMmaPitch];
+  std::uint16_t xl[kMmaTileM * kMmaPitch];
+  std::uint16_t wh[kWElems];
+  std::uint16_t wl[kSplitW ? kWElems : 1];
+};
+
+template <class W, bool kInOut, bool kAligned>
+__global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
+  static_assert(std::is_same_v<W, bf16> || std::is_same_v<W, f16>);
+  constexpr bool kSplitW = MmaShared<W, kInOut>::kSplitW;
+  __shared__ __align__(16) MmaShared<W, kInOut> sm;
+
+  const int tid = threadIdx.x;
+  const int lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int g = lane / 4, q = lane % 4;
+  const int warp_m = warp / 4, warp_n = warp % 4;
+  const int m0 = blockIdx.y * kMmaTileM, n0 = blockIdx.x * kMmaTileN;
+  const int M = a.n_tokens, K = a.in, N = a.out;
+  const float* __restrict__ x = a.x + blockIdx.z * a.batch_x;
+  const std::uint16_t* __restrict__ w = reinterpret_cast<const std::uint16_t*>(a.w + blockIdx.z * a.batch_w);
+  float* y = a.y + blockIdx.z * a.batch_y;
+
+  // Staging registers: 4 x (4 floats) of x and 2 x (8 bf16/f16) of W per thread.
+  float xr[4][4];
+  uint4 wr[2];
+
+  auto load_tiles = [&](int k0) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int r = m0 + tid / 8 + 32 * i, k = k0 + (tid % 8) * 4;
+      const float* p = x + static_cast<std::size_t>(r) * a.ld_x + k;
+      if (kAligned && r < M && k + 3 < K) {
+        const float4 v = __ldg(reinterpret_cast<const float4*>(p));
+        xr[i][0] = v.x, xr[i][1] = v.y, xr[i][2] = v.z, xr[i][3] = v.w;
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) xr[i][j] = (r < M && k + j < K) ? __ldg(p + j) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      // [out, in]: row n, inputs k..k+7. [in, out]: row k, outputs n..n+7.
+      const int row = kInOut ? k0 + tid / 16 + 16 * i : n0 + tid / 4 + 64 * i;
+      const int col = kInOut ? n0 + (tid % 16) * 8 : k0 + (tid % 4) * 8;
+      const int rows = kInOut ? K : N, cols = kInOut ? N : K;
+      const std::uint16_t* p = w + static_cast<std::size_t>(row) * a.ld_w + col;
+      if (kAligned && row < rows && col + 7 < cols) {
+        wr[i] = __ldg(reinterpret_cast<const uint4*>(p));
+      } else {
+        std::uint16_t e[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) e[j] = (row < rows && col + j < cols) ? __ldg(p + j) : std::uint16_t{0};
+        wr[i] = make_uint4(e[0] | (std::uint32_t{e[1]} << 16), e[2] | (std::uint32_t{e[3]} << 16),
+                           e[4] | (std::uint32_t{e[5]} << 16), e[6] | (std::uint32_t{e[7]} << 16));
+      }
+    }
+  };
+
+  auto store_tiles = [&] {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int r = tid / 8 + 32 * i, k = (tid % 8) * 4;
+      std::uint16_t h[4], l[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) split_bf16(xr[i][j], h[j], l[j]);
+      *reinterpret_cast<uint2*>(&sm.xh[r * kMmaPitch + k]) =
+          make_uint2(h[0] | (std::uint32_t{h[1]} << 16), h[2] | (std::uint32_t{h[3]} << 16));
+      *reinterpret_cast<uint2*>(&sm.xl[r * kMmaPitch + k]) =
+          make_uint2(l[0] | (std::uint32_t{l[1]} << 16), l[2] | (std::uint32_t{l[3]} << 16));
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int offset = kInOut ? (tid / 16 + 16 * i) * kMmaPitchT + (tid % 16) * 8
+                                : (tid / 4 + 64 * i) * kMmaPitch + (tid % 4) * 8;
+      if constexpr (!kSplitW) {
+        *reinterpret_cast<uint4*>(&sm.wh[offset]) = wr[i];
+      } else {
+        const std::uint32_t words[4] = {wr[i].x, wr[i].y, wr[i].z, wr[i].w};
+        std::uint32_t hw[4], lw[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          std::uint16_t h0, l0, h1, l1;
+          split_bf16(f16_bits_to_float(static_cast<std::uint16_t>(words[j] & 0xffffu)), h0, l0);
+          split_bf16(f16_bits_to_float(static_cast<std::uint16_t>(words[j] >> 16)), h1, l1);
+          hw[j] = h0 | (std::uint32_t{h1} << 16);
+          lw[j] = l0 | (std::uint32_t{l1} << 16);
+        }
+        *reinterpret_cast<uint4*>(&sm.wh[offset]) = make_uint4(hw[0], hw[1], hw[2], hw[3]);
+        *reinterpret_cast<uint4*>(&sm.wl[offset]) = make_uint4(lw[0], lw[1], lw[2], lw[3]);
+      }
+    }
+  };
+
+  // B fragment (k16 x n8, "col" layout) of tile `wt` at inputs kk.., output column n.
+  auto load_b = [&](const std::uint16_t* wt, int kk, int n, std::uint32_t& b0, std::uint32_t& b1) {
+    if constexpr (!kInOut) {
+      b0 = *reinterpret_cast<const std::uint32_t*>(&wt[n * kMmaPitch + kk + 2 * q]);
+      b1 = *reinterpret_cast<const std::uint32_t*>(&wt[n * kMmaPitch + kk + 2 * q + 8]);
+    } else {
+      const int k = kk + 2 * q;
+      b0 = wt[k * kMmaPitchT + n] | (std::uint32_t{wt[(k + 1) * kMmaPitchT + n]} << 16);
+      b1 = wt[(k + 8) * kMmaPitchT + n] | (std::uint32_t{wt[(k + 9) * kMmaPitchT + n]} << 16);
+    }
+  };
+
+  float acc[4][4][4] = {};
+  load_tiles(0);
+  for (int k0 = 0; k0 < K; k0 += kMmaTileK) {
+    store_tiles();
+    __syncthreads();
+    if (k0 + kMmaTileK < K) load_tiles(k0 + kMmaTileK);  // in flight during the MMAs below
+#pragma unroll
+    for (int kk = 0; kk < kMmaTileK; kk += 16) {
+      std::uint32_t ah[4][4], al[4][4];
+#pragma unroll
+      for (int mi = 0; mi < 4; ++mi) {
+        const int r = warp_m * 64 + mi * 16 + g;
+        const int base0 = r * kMmaPitch + kk + 2 * q, base1 = (r + 8) * kMmaPitch + kk + 2 * q;
+        ah[mi][0] = *reinterpret_cast<const std::uint32_t*>(&sm.xh[base0]);
+        ah[mi][1] = *reinterpret_cast<const std::uint32_t*>(&sm.xh[base1]);
+        ah[mi][2] = *reinterpret_cast<const std::uint32_t*>(&sm.xh[base0 + 8]);
+        ah[mi][3] = *reinterpret_cast<const std::uint32_t*>(&sm.xh[base1 + 8]);
+        al[mi][0] = *reinterpret_cast<const std::uint32_t*>(&sm.xl[base0]);
+        al[mi][1] = *reinterpret_cast<const std::uint32_t*>(&sm.xl[base1]);
+        al[mi][2] = *reinterpret_cast<const std::uint32_t*>(&sm.xl[base0 + 8]);
+        al[mi][3] = *reinterpret_cast<const std::uint32_t*>(&sm.xl[base1 + 8]);
+      }
+#pragma unroll
+      for (int ni = 0; ni < 4; ++ni) {
+        const int n = warp_n * 32 + ni * 8 + g;
+        std::uint32_t bh0, bh1;
+        load_b(sm.wh, kk, n, bh0, bh1);
+        std::uint32_t bl0 = 0, bl1 = 0;
+        if constexpr (kSplitW) load_b(sm.wl, kk, n, bl0, bl1);
+#pragma unroll
+        for (int mi = 0; mi < 4; ++mi) {
+          // Small terms first: lo·w_hi (and hi·w_lo), then hi·w_hi.
+          mma_bf16_16816(acc[mi][ni], al[mi], bh0, bh1);
+          if constexpr (kSplitW) mma_bf16_16816(acc[mi][ni], ah[mi], bl0, bl1);
+          mma_bf16_16816(acc[mi][ni], ah[mi], bh0, bh1);
+        }
+      }
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int mi = 0; mi < 4; ++mi) {
+#pragma unroll
+    for (int ni = 0; ni < 4; ++ni) {
+      const int r = m0 + warp_m * 64 + mi * 16 + g;
+      const int c = n0 + warp_n * 32 + ni * 8 + 2 * q;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int rr = r + 8 * h;
+        if (rr >= M) continue;
+        float* yp = y + static_cast<std::size_t>(rr) * a.ld_y + c;
+        if (c < N) yp[0] = acc[mi][ni][2 * h];
+        if (c + 1 < N) yp[1] = acc[mi][ni][2 * h + 1];
+      }
+    }
+  }
+}
+
+// ---- prefill, f32 W: tiled f32 GEMM ------------------------------------------------------------
+//
+// A block computes a [64, 64] tile of y; each of its 256 threads owns a 4x4 sub-tile. Per step of
+// 16 inputs, x and W tiles are staged in shared memory k-major, W widened to f32 once, so the
+// inner loop is two 16-byte shared loads per 16 FMAs. Each output is summed in input order.
 
 inline constexpr int kTileTokens = 64;
 inline constexpr int kTileOut = 64;
@@ -145,43 +449,49 @@ inline constexpr int kTileK = 16;
 inline constexpr int kGemmThreads = 256;  // 16 x 16 threads, 4 x 4 outputs each
 static_assert(kTileTokens * kTileK % kGemmThreads == 0 && kTileOut == kTileTokens);
 
-__global__ void __launch_bounds__(kGemmThreads)
-    gemm_bf16_kernel(const float* __restrict__ x, std::size_t ld_x,
-                     const std::uint16_t* __restrict__ w, std::size_t ld_w, float* __restrict__ y,
-                     std::size_t ld_y, int n_tokens, int in, int out) {
+template <class W, bool kInOut>
+__global__ void __launch_bounds__(kGemmThreads) gemm_f32_kernel(GemmArgs<W> a) {
   // +4 floats of padding per row: keeps rows 16-byte aligned for the float4 reads below and
   // spreads the transposed stores over more banks.
   __shared__ __align__(16) float xs[kTileK][kTileTokens + 4];  // [k][token]
   __shared__ __align__(16) float ws[kTileK][kTileOut + 4];     // [k][output]
 
+  const float* __restrict__ x = a.x + blockIdx.z * a.batch_x;
+  const W* __restrict__ w = a.w + blockIdx.z * a.batch_w;
+  float* y = a.y + blockIdx.z * a.batch_y;
   const int t0 = blockIdx.y * kTileTokens;
   const int o0 = blockIdx.x * kTileOut;
   const int tx = threadIdx.x % 16;  // output sub-tile
   const int ty = threadIdx.x / 16;  // token sub-tile
 
   float acc[4][4] = {};
-  for (int k0 = 0; k0 < in; k0 += kTileK) {
+  for (int k0 = 0; k0 < a.in; k0 += kTileK) {
 #pragma unroll
     for (int i = 0; i < kTileTokens * kTileK / kGemmThreads; ++i) {
       const int e = threadIdx.x + i * kGemmThreads;
-      const int r = e / kTileK;  // consecutive threads read consecutive k of one row
-      const int kk = e % kTileK;
-      const int k = k0 + kk;
-      const int t = t0 + r;
-      const int o = o0 + r;
-      xs[kk][r] = (t < n_tokens && k < in) ? __ldg(x + static_cast<std::size_t>(t) * ld_x + k) : 0.0f;
-      ws[kk][r] = (o < out && k < in)
-                      ? bf16_bits_to_float(__ldg(reinterpret_cast<const unsigned short*>(w) +
-                                                 static_cast<std::size_t>(o) * ld_w + k))
-                      : 0.0f;
+      {
+        const int r = e / kTileK;  // consecutive threads read consecutive k of one row
+        const int kk = e % kTileK;
+        const int k = k0 + kk, t = t0 + r;
+        xs[kk][r] = (t < a.n_tokens && k < a.in) ? __ldg(x + static_cast<std::size_t>(t) * a.ld_x + k) : 0.0f;
+      }
+      if constexpr (!kInOut) {
+        const int r = e / kTileK, kk = e % kTileK;
+        const int k = k0 + kk, o = o0 + r;
+        ws[kk][r] = (o < a.out && k < a.in) ? load_as_float(w, static_cast<std::size_t>(o) * a.ld_w + k) : 0.0f;
+      } else {
+        const int r = e % kTileOut, kk = e / kTileOut;  // consecutive threads: consecutive outputs
+        const int k = k0 + kk, o = o0 + r;
+        ws[kk][r] = (o < a.out && k < a.in) ? load_as_float(w, static_cast<std::size_t>(k) * a.ld_w + o) : 0.0f;
+      }
     }
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kTileK; ++kk) {
-      const float4 a = *reinterpret_cast<const float4*>(&xs[kk][ty * 4]);
-      const float4 b = *reinterpret_cast<const float4*>(&ws[kk][tx * 4]);
-      const float av[4] = {a.x, a.y, a.z, a.w};
-      const float bv[4] = {b.x, b.y, b.z, b.w};
+      const float4 av4 = *reinterpret_cast<const float4*>(&xs[kk][ty * 4]);
+      const float4 bv4 = *reinterpret_cast<const float4*>(&ws[kk][tx * 4]);
+      const float av[4] = {av4.x, av4.y, av4.z, av4.w};
+      const float bv[4] = {bv4.x, bv4.y, bv4.z, bv4.w};
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
 #pragma unroll
@@ -194,84 +504,154 @@ __global__ void __launch_bounds__(kGemmThreads)
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int t = t0 + ty * 4 + i;
-    if (t >= n_tokens) continue;
+    if (t >= a.n_tokens) continue;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int o = o0 + tx * 4 + j;
-      if (o < out) y[static_cast<std::size_t>(t) * ld_y + o] = acc[i][j];
+      if (o < a.out) y[static_cast<std::size_t>(t) * a.ld_y + o] = acc[i][j];
     }
   }
 }
 
-// Whether the decode GEMV can use 16-byte loads: every row start of W and of x is 16-byte
-// aligned (the base pointers and the leading dimensions). Weights mmapped from a file or views
-// at odd offsets may fail this; they take the 2-byte-load path, same results.
-inline bool gemv_vector_loads(View<const float, 2> x, View<const bf16, 2> w) {
-  return is_aligned(w.data(), 16) && (w.extent(0) <= 1 || w.stride(0) % 8 == 0) &&
-         is_aligned(x.data(), 16) && (x.extent(0) <= 1 || x.stride(0) % 4 == 0);
+// ---- dispatch ------------------------------------------------------------------------------
+
+// Whether every row start (and batch start) of x and W is 16-byte aligned: the 16-byte load paths.
+template <class W>
+bool rows_aligned_16(const GemmArgs<W>& a, bool in_out) {
+  const index_t w_rows = in_out ? static_cast<index_t>(a.in) : static_cast<index_t>(a.out);
+  const bool x_ok = is_aligned(a.x, 16) && (a.n_tokens <= 1 || a.ld_x * sizeof(float) % 16 == 0) &&
+                    (a.batch <= 1 || a.batch_x * sizeof(float) % 16 == 0);
+  const bool w_ok = is_aligned(a.w, 16) && (w_rows <= 1 || a.ld_w * sizeof(W) % 16 == 0) &&
+                    (a.batch <= 1 || a.batch_w * sizeof(W) % 16 == 0);
+  return x_ok && w_ok;
 }
 
-inline void matmul_bf16(View<const float, 2> x, View<const bf16, 2> w, View<float, 2> y) {
-  const index_t n_tokens = x.extent(0);
-  const index_t in = x.extent(1);
-  const index_t out = w.extent(0);
-  require(w.extent(1) == in && y.extent(0) == n_tokens && y.extent(1) == out,
-          ErrorCode::kInvalidArgument,
-          "kernels::matmul(cuda): x [{}, {}], w [{}, {}] and y [{}, {}] do not fit y = x·wᵀ",
-          x.extent(0), x.extent(1), w.extent(0), w.extent(1), y.extent(0), y.extent(1));
-  require_unit_inner_stride(x, "matmul", "x");
-  require_unit_inner_stride(w, "matmul", "w");
-  require_unit_inner_stride(y, "matmul", "y");
-  require_int_range(in, "matmul", "in");
-  require_int_range(out, "matmul", "out");
-  require(n_tokens <= static_cast<index_t>(65535) * kTileTokens, ErrorCode::kInvalidArgument,
-          "kernels::matmul(cuda): {} rows of x exceed the supported {}", n_tokens,
-          static_cast<index_t>(65535) * kTileTokens);
-  if (n_tokens == 0 || out == 0) return;
+// The decode GEMV's 16-byte path for y = x·Wᵀ (see gemv_kernel).
+template <class W>
+bool gemv_vector_loads(const GemmArgs<W>& a) {
+  return rows_aligned_16(a, false);
+}
 
-  const auto* w_bits = reinterpret_cast<const std::uint16_t*>(w.data());
-  const std::size_t ld_x = x.stride(0), ld_w = w.stride(0), ld_y = y.stride(0);
-  const int n_in = static_cast<int>(in), n_out = static_cast<int>(out);
+// The column GEMV's paired loads for y = x·W: two adjacent outputs in one load.
+template <class W>
+bool gemv_in_out_pair_loads(const GemmArgs<W>& a) {
+  constexpr std::size_t pair = 2 * sizeof(W);
+  return is_aligned(a.w, pair) && (a.in <= 1 || a.ld_w * sizeof(W) % pair == 0) &&
+         (a.batch <= 1 || a.batch_w * sizeof(W) % pair == 0);
+}
 
-  if (n_tokens <= static_cast<index_t>(kGemvMaxTokens)) {
-    const bool vector = gemv_vector_loads(x, w);
-    switch (n_tokens) {
-      case 1: launch_gemv_bf16<1>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-      case 2: launch_gemv_bf16<2>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-      case 3: launch_gemv_bf16<3>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-      case 4: launch_gemv_bf16<4>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-      case 5: launch_gemv_bf16<5>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-      case 6: launch_gemv_bf16<6>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-      case 7: launch_gemv_bf16<7>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-      default: launch_gemv_bf16<8>(vector, x.data(), ld_x, w_bits, ld_w, y.data(), ld_y, n_in, n_out); break;
-    }
-    static_assert(kGemvMaxTokens == 8, "update the switch above");
+template <class W, bool kVector, int kTokens>
+void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
+  if (!in_out) {
+    const dim3 grid((a.out + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, a.batch);
+    gemv_kernel<W, kTokens, kVector><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
+    ::moe::cuda::check_launch("gemv_kernel");
+  } else {
+    const dim3 grid((a.out + kGemvInOutCols - 1) / kGemvInOutCols, a.batch);
+    gemv_in_out_kernel<W, kTokens, kVector><<<grid, kGemvInOutWarps * kWarpSize>>>(a);
+    ::moe::cuda::check_launch("gemv_in_out_kernel");
+  }
+}
+
+template <class W, bool kVector>
+void launch_gemv(const GemmArgs<W>& a, bool in_out) {
+  static_assert(kGemvMaxTokens == 8, "update the switch below");
+  switch (a.n_tokens) {
+    case 1: launch_gemv_tokens<W, kVector, 1>(a, in_out); break;
+    case 2: launch_gemv_tokens<W, kVector, 2>(a, in_out); break;
+    case 3: launch_gemv_tokens<W, kVector, 3>(a, in_out); break;
+    case 4: launch_gemv_tokens<W, kVector, 4>(a, in_out); break;
+    case 5: launch_gemv_tokens<W, kVector, 5>(a, in_out); break;
+    case 6: launch_gemv_tokens<W, kVector, 6>(a, in_out); break;
+    case 7: launch_gemv_tokens<W, kVector, 7>(a, in_out); break;
+    default: launch_gemv_tokens<W, kVector, 8>(a, in_out); break;
+  }
+}
+
+// Runs y = x·Wᵀ (in_out false) or y = x·W (in_out true) for the arguments, picking the kernel.
+template <class W>
+void gemm_dispatch(const GemmArgs<W>& a, bool in_out) {
+  if (a.n_tokens == 0 || a.out == 0 || a.batch == 0) return;
+  require(a.batch <= 65535, ErrorCode::kInvalidArgument, "kernels::matmul(cuda): batch of {} exceeds 65535", a.batch);
+  if (a.n_tokens <= kGemvMaxTokens) {
+    const bool vector = in_out ? gemv_in_out_pair_loads(a) : gemv_vector_loads(a);
+    if (vector) launch_gemv<W, true>(a, in_out);
+    else launch_gemv<W, false>(a, in_out);
     return;
   }
-  const dim3 grid((n_out + kTileOut - 1) / kTileOut,
-                  static_cast<unsigned>((n_tokens + kTileTokens - 1) / kTileTokens));
-  gemm_bf16_kernel<<<grid, kGemmThreads>>>(x.data(), ld_x, w_bits, ld_w, y.data(), ld_y,
-                                           static_cast<int>(n_tokens), n_in, n_out);
-  ::moe::cuda::check_launch("gemm_bf16_kernel");
+  if constexpr (std::is_same_v<W, float>) {
+    require(static_cast<index_t>(a.n_tokens) <= index_t{65535} * kTileTokens, ErrorCode::kInvalidArgument,
+            "kernels::matmul(cuda): {} rows of x exceed the supported {}", a.n_tokens, index_t{65535} * kTileTokens);
+    const dim3 grid((a.out + kTileOut - 1) / kTileOut, (a.n_tokens + kTileTokens - 1) / kTileTokens, a.batch);
+    if (in_out) gemm_f32_kernel<W, true><<<grid, kGemmThreads>>>(a);
+    else gemm_f32_kernel<W, false><<<grid, kGemmThreads>>>(a);
+    ::moe::cuda::check_launch("gemm_f32_kernel");
+  } else {
+    require(static_cast<index_t>(a.n_tokens) <= index_t{65535} * kMmaTileM, ErrorCode::kInvalidArgument,
+            "kernels::matmul(cuda): {} rows of x exceed the supported {}", a.n_tokens, index_t{65535} * kMmaTileM);
+    const dim3 grid((a.out + kMmaTileN - 1) / kMmaTileN, (a.n_tokens + kMmaTileM - 1) / kMmaTileM, a.batch);
+    const bool aligned = rows_aligned_16(a, in_out);
+    if (in_out) {
+      if (aligned) mma_gemm_kernel<W, true, true><<<grid, kMmaThreads>>>(a);
+      else mma_gemm_kernel<W, true, false><<<grid, kMmaThreads>>>(a);
+    } else {
+      if (aligned) mma_gemm_kernel<W, false, true><<<grid, kMmaThreads>>>(a);
+      else mma_gemm_kernel<W, false, false><<<grid, kMmaThreads>>>(a);
+    }
+    ::moe::cuda::check_launch("mma_gemm_kernel");
+  }
+}
+
+// GemmArgs of one product from checked views.
+template <class W>
+GemmArgs<W> gemm_args(DeviceView<const float, 2> x, DeviceView<const W, 2> w, DeviceView<float, 2> y, bool in_out,
+                      const char* op) {
+  require_int_range(x.extent(0), op, "n_tokens");
+  require_int_range(x.extent(1), op, "in");
+  require_int_range(in_out ? w.extent(1) : w.extent(0), op, "out");
+  GemmArgs<W> a;
+  a.x = x.data();
+  a.ld_x = x.stride(0);
+  a.w = w.data();
+  a.ld_w = w.stride(0);
+  a.y = y.data();
+  a.ld_y = y.stride(0);
+  a.n_tokens = static_cast<int>(x.extent(0));
+  a.in = static_cast<int>(x.extent(1));
+  a.out = static_cast<int>(in_out ? w.extent(1) : w.extent(0));
+  return a;
 }
 
 }  // namespace cuda_detail
 
-// y = x·Wᵀ on the GPU: x [n_tokens, in] f32, w [out, in], y [n_tokens, out] f32, all device
-// pointers; innermost strides 1, outer strides free; y must not overlap x or w. Overwrites y.
-// n_tokens <= 8 runs the decode GEMV (W read once for all tokens), more the tiled GEMM.
-// Asynchronous on the default stream: returns after the launch; a later synchronizing call (a
-// DeviceBuffer download) waits for it. Throws kInvalidArgument on mismatched shapes or strides,
-// kDevice if the launch fails. Not thread-safe with respect to writers of the same y.
-// Weight types: bf16 only; any other W is a compile-time error (never a host fallback).
+// y = x·Wᵀ on the GPU: x [n_tokens, in] f32, w [out, in] (float, bf16 or f16), y [n_tokens, out]
+// f32, all in device memory; innermost strides 1, outer strides free; y must not overlap x or w.
+// Overwrites y. Up to 8 rows run the decode GEMV (W read once for all rows), more the
+// tensor-core GEMM (bf16/f16) or the tiled f32 GEMM (f32 W). Asynchronous on the default stream.
+// Throws kInvalidArgument on mismatched shapes or strides, kDevice if the launch fails.
 template <class W>
-void matmul(backend::cuda, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
-  if constexpr (std::is_same_v<W, bf16>) {
-    cuda_detail::matmul_bf16(x, w, y);
+void matmul(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 2> w, DeviceView<float, 2> y) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    detail::check_matmul(x, w, y, "matmul");
+    cuda_detail::gemm_dispatch(cuda_detail::gemm_args(x, w, y, false, "matmul"), false);
   } else {
     static_assert(dependent_false<W>,
                   "kernels::matmul is not implemented for backend::cuda with this weight type "
-                  "(implemented: bf16)");
+                  "(implemented: float, bf16, f16)");
+  }
+}
+
+// y = x·W on the GPU for weights stored input-major: x [n_tokens, in], w [in, out], y
+// [n_tokens, out]; the same rules as matmul.
+template <class W>
+void matmul_in_out(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 2> w, DeviceView<float, 2> y) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    detail::check_matmul_in_out(x, w, y, "matmul_in_out");
+    cuda_detail::gemm_dispatch(cuda_detail::gemm_args(x, w, y, true, "matmul_in_out"), true);
+  } else {
+    static_assert(dependent_false<W>,
+                  "kernels::matmul_in_out is not implemented for backend::cuda with this weight type "
+                  "(implemented: float, bf16, f16)");
   }
 }
 

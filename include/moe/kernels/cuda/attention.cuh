@@ -1,0 +1,310 @@
+// Causal attention over one sequence's KV cache on backend::cuda: GQA/MQA attention with an
+// optional sliding window and per-head sinks (GPT-OSS), and MLA's latent attention in the
+// weight-absorbed form (DeepSeek-V2/V3), both through one kernel.
+//
+// A block owns one (query token, query head) and a contiguous share of its visible keys; its
+// warps take keys round-robin, one key per warp step: the lanes split the q·k dot product
+// (coalesced rows of the cache), a butterfly gives every lane the score, and each lane keeps an
+// online softmax (running max m, sum l) and its slice of the value accumulator. The warps' states
+// are merged in shared memory in a fixed order. For decode (few tokens x heads, long contexts)
+// the keys are also split across the blocks of a thread-block cluster (flash-decoding; sm_90+),
+// which merge their states through distributed shared memory, so one query uses up to 8 SMs and
+// nothing is written to global scratch. All merges are in a fixed order: results are
+// deterministic.
+#pragma once
+
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/cuda/check.cuh"
+#include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/reference/attention.hpp"
+
+#include <cooperative_groups.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace moe::kernels {
+namespace cuda_detail {
+
+inline constexpr int kAttnWarps = 4;
+inline constexpr int kAttnMaxVPerLane = 16;  // value width up to 512 (MLA's kv_lora_rank)
+inline constexpr int kAttnMaxSplits = 8;     // portable cluster size
+inline constexpr int kAttnKeysPerSplit = 128;
+
+struct AttnArgs {
+  // score(j) = scale · (qa·ka_j + qb·kb_j); value(j) = v_j. Query pointers are per (token, head):
+  // q + t·ld + h·head_stride; key/value pointers per kv head: k + j·ld + kvh·group_stride.
+  const float* qa;
+  std::size_t ld_qa, head_qa;
+  const float* qb;
+  std::size_t ld_qb, head_qb;
+  const float* ka;
+  std::size_t ld_ka, group_ka;
+  const float* kb;
+  std::size_t ld_kb, group_kb;
+  const float* v;
+  std::size_t ld_v, group_v;
+  float* out;
+  std::size_t ld_out, head_out;
+  const float* sinks;  // [n_heads] (stride sinks_stride) or null
+  std::size_t sinks_stride;
+  int da, db, dv;
+  int group;  // query heads per kv head
+  std::size_t start, window;
+  float scale;
+  int splits;  // blocks (cluster ranks) per query
+};
+
+__global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnArgs a) {
+  extern __shared__ float smem[];
+  float* q_s = smem;                                  // [da + db]
+  float* warp_ml = q_s + a.da + a.db;                 // [kAttnWarps][2]
+  float* warp_acc = warp_ml + 2 * kAttnWarps;         // [kAttnWarps][dv]
+  float* block_state = warp_acc + kAttnWarps * a.dv;  // [2 + dv]: m, l, acc
+
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int split = blockIdx.x, h = blockIdx.y;
+  const std::size_t t = blockIdx.z;
+  const int kvh = h / a.group;
+  const std::size_t pos = a.start + t;
+  const std::size_t lo = a.window > 0 && pos + 1 > a.window ? pos + 1 - a.window : 0;
+  const std::size_t hi = pos + 1;
+  const std::size_t chunk = (hi - lo + a.splits - 1) / a.splits;
+  const std::size_t b_lo = lo + split * chunk < hi ? lo + split * chunk : hi;
+  const std::size_t b_hi = b_lo + chunk < hi ? b_lo + chunk : hi;
+
+  const float* qa = a.qa + t * a.ld_qa + h * a.head_qa;
+  const float* qb = a.db > 0 ? a.qb + t * a.ld_qb + h * a.head_qb : nullptr;
+  for (int d = threadIdx.x; d < a.da; d += blockDim.x) q_s[d] = qa[d];
+  for (int d = threadIdx.x; d < a.db; d += blockDim.x) q_s[a.da + d] = qb[d];
+  __syncthreads();
+
+  const float* ka = a.ka + kvh * a.group_ka;
+  const float* kb = a.db > 0 ? a.kb + kvh * a.group_kb : nullptr;
+  const float* vv = a.v + kvh * a.group_v;
+
+  float m = -INFINITY, l = 0.0f;
+  float acc[kAttnMaxVPerLane];
+#pragma unroll
+  for (int i = 0; i < kAttnMaxVPerLane; ++i) acc[i] = 0.0f;
+
+  for (std::size_t j = b_lo + warp; j < b_hi; j += kAttnWarps) {
+    const float* kr = ka + j * a.ld_ka;
+    float dot = 0.0f;
+    for (int d = lane; d < a.da; d += kWarpSize) dot = fmaf(q_s[d], __ldg(kr + d), dot);
+    if (a.db > 0) {
+      const float* kr2 = kb + j * a.ld_kb;
+      for (int d = lane; d < a.db; d += kWarpSize) dot = fmaf(q_s[a.da + d], __ldg(kr2 + d), dot);
+    }
+    const float s = warp_sum(dot) * a.scale;
+    if (s > m) {  // warp-uniform: every lane holds the same s and m
+      const float rescale = m == -INFINITY ? 0.0f : expf(m - s);
+      l *= rescale;
+#pragma unroll
+      for (int i = 0; i < kAttnMaxVPerLane; ++i) acc[i] *= rescale;
+      m = s;
+    }
+    if (m == -INFINITY) continue;  // s = -inf with nothing before it: contributes exp(-inf) = 0
+    const float p = expf(s - m);
+    l += p;
+    const float* vr = vv + j * a.ld_v;
+#pragma unroll
+    for (int i = 0; i < kAttnMaxVPerLane; ++i) {
+      const int d = lane + i * kWarpSize;
+      if (d < a.dv) acc[i] = fmaf(p, __ldg(vr + d), acc[i]);
+    }
+  }
+
+  // Merge the warps (fixed order) into block_state.
+  if (lane == 0) {
+    warp_ml[2 * warp] = m;
+    warp_ml[2 * warp + 1] = l;
+  }
+#pragma unroll
+  for (int i = 0; i < kAttnMaxVPerLane; ++i) {
+    const int d = lane + i * kWarpSize;
+    if (d < a.dv) warp_acc[warp * a.dv + d] = acc[i];
+  }
+  __syncthreads();
+  float bm = -INFINITY;
+  for (int w = 0; w < kAttnWarps; ++w) bm = fmaxf(bm, warp_ml[2 * w]);
+  float f[kAttnWarps];
+  float bl = 0.0f;
+  for (int w = 0; w < kAttnWarps; ++w) {
+    f[w] = warp_ml[2 * w] == -INFINITY ? 0.0f : expf(warp_ml[2 * w] - bm);
+    bl += warp_ml[2 * w + 1] * f[w];
+  }
+  for (int d = threadIdx.x; d < a.dv; d += blockDim.x) {
+    float s = 0.0f;
+    for (int w = 0; w < kAttnWarps; ++w) s += warp_acc[w * a.dv + d] * f[w];
+    block_state[2 + d] = s;
+  }
+  if (threadIdx.x == 0) {
+    block_state[0] = bm;
+    block_state[1] = bl;
+  }
+
+  // Merge the blocks of the cluster (rank 0 collects), then the sink, and write the output.
+  float* out = a.out + t * a.ld_out + h * a.head_out;
+  const bool has_sink = a.sinks != nullptr;
+  const float sink = has_sink ? a.sinks[h * a.sinks_stride] : 0.0f;
+  if (a.splits == 1) {
+    __syncthreads();
+    const float m_all = has_sink ? fmaxf(block_state[0], sink) : block_state[0];
+    const float fb = block_state[0] == -INFINITY ? 0.0f : expf(block_state[0] - m_all);
+    const float l_all = block_state[1] * fb + (has_sink ? expf(sink - m_all) : 0.0f);
+    const float inv = l_all > 0.0f ? 1.0f / l_all : 0.0f;
+    for (int d = threadIdx.x; d < a.dv; d += blockDim.x) out[d] = block_state[2 + d] * fb * inv;
+    return;
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // every block's state is in its shared memory
+  if (cluster.block_rank() == 0) {
+    const int n = a.splits;
+    float m_all = has_sink ? sink : -INFINITY;
+    for (int r = 0; r < n; ++r) m_all = fmaxf(m_all, cluster.map_shared_rank(block_state, r)[0]);
+    float l_all = has_sink && m_all != -INFINITY ? expf(sink - m_all) : 0.0f;
+    for (int r = 0; r < n; ++r) {
+      const float* st = cluster.map_shared_rank(block_state, r);
+      if (st[0] != -INFINITY) l_all += st[1] * expf(st[0] - m_all);
+    }
+    const float inv = l_all > 0.0f ? 1.0f / l_all : 0.0f;
+    for (int d = threadIdx.x; d < a.dv; d += blockDim.x) {
+      float s = 0.0f;
+      for (int r = 0; r < n; ++r) {
+        const float* st = cluster.map_shared_rank(block_state, r);
+        if (st[0] != -INFINITY) s += st[2 + d] * expf(st[0] - m_all);
+      }
+      out[d] = s * inv;
+    }
+  }
+  cluster.sync();  // keep every block's shared memory alive until rank 0 has read it
+#endif
+}
+
+// Launches attention_kernel for n tokens and n_heads heads; splits the keys across a cluster for
+// small grids on sm_90+ devices.
+inline void launch_attention(AttnArgs a, index_t n_tokens, index_t n_heads, index_t max_keys, const char* op) {
+  if (n_tokens == 0 || n_heads == 0 || a.dv == 0) return;
+  require(n_tokens <= 65535 && n_heads <= 65535, ErrorCode::kInvalidArgument,
+          "{}(cuda): {} tokens x {} heads exceed the grid (65535 each)", op, n_tokens, n_heads);
+  require(a.dv <= kAttnMaxVPerLane * kWarpSize, ErrorCode::kInvalidArgument,
+          "{}(cuda): value width {} exceeds the supported {}", op, a.dv, kAttnMaxVPerLane * kWarpSize);
+  int splits = 1;
+  if (device_major() >= 9 && n_tokens * n_heads < static_cast<index_t>(device_sm_count())) {
+    splits = static_cast<int>(std::clamp<index_t>((max_keys + kAttnKeysPerSplit - 1) / kAttnKeysPerSplit, 1,
+                                                  kAttnMaxSplits));
+  }
+  a.splits = splits;
+  const std::size_t smem = sizeof(float) * (static_cast<std::size_t>(a.da + a.db) + 2 * kAttnWarps +
+                                            static_cast<std::size_t>(kAttnWarps) * a.dv + 2 + a.dv);
+  allow_dynamic_shared(attention_kernel, smem, op);
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(splits, static_cast<unsigned>(n_heads), static_cast<unsigned>(n_tokens));
+  config.blockDim = dim3(kAttnWarps * kWarpSize);
+  config.dynamicSmemBytes = smem;
+  config.stream = 0;
+  cudaLaunchAttribute attribute{};
+  if (splits > 1) {
+    attribute.id = cudaLaunchAttributeClusterDimension;
+    attribute.val.clusterDim.x = static_cast<unsigned>(splits);
+    attribute.val.clusterDim.y = 1;
+    attribute.val.clusterDim.z = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
+  MOE_CUDA_CHECK(cudaLaunchKernelEx(&config, attention_kernel, a));
+}
+
+}  // namespace cuda_detail
+
+// Attention of n new tokens of one sequence at positions start..start+n-1 whose keys and values
+// are already in the cache rows [0, start+n) (device memory):
+//   q      [n, n_heads·head_dim] (rope applied)
+//   keys   [>= start+n, n_kv_heads·head_dim], values [>= start+n, n_kv_heads·v_head_dim] (row strides free)
+//   sinks  [n_heads] logits (GPT-OSS) or [0]
+//   out    [n, n_heads·v_head_dim]
+// v_head_dim up to 512. Asynchronous on the default stream.
+inline void attention(backend::cuda, const AttentionShape& s, DeviceView<const float, 2> q,
+                      DeviceView<const float, 2> keys, DeviceView<const float, 2> values, index_t start,
+                      DeviceView<const float, 1> sinks, DeviceView<float, 2> out) {
+  const index_t n = q.extent(0);
+  require(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0 && q.extent(1) == s.n_heads * s.head_dim &&
+              keys.extent(1) == s.n_kv_heads * s.head_dim && values.extent(1) == s.n_kv_heads * s.v_head_dim &&
+              keys.extent(0) >= start + n && values.extent(0) >= start + n && out.extent(0) == n &&
+              out.extent(1) == s.n_heads * s.v_head_dim && (sinks.extent(0) == 0 || sinks.extent(0) == s.n_heads),
+          ErrorCode::kInvalidArgument,
+          "attention: q [{}, {}], keys [{}, {}], values [{}, {}], {} sinks, out [{}, {}] at start {} do not fit "
+          "{} heads of {} / {} kv heads of {}",
+          n, q.extent(1), keys.extent(0), keys.extent(1), values.extent(0), values.extent(1), sinks.extent(0),
+          out.extent(0), out.extent(1), start, s.n_heads, s.head_dim, s.n_kv_heads, s.v_head_dim);
+  cuda_detail::require_unit_inner_stride(q, "attention", "q");
+  cuda_detail::require_unit_inner_stride(keys, "attention", "keys");
+  cuda_detail::require_unit_inner_stride(values, "attention", "values");
+  cuda_detail::require_unit_inner_stride(out, "attention", "out");
+  cuda_detail::require_int_range(s.head_dim, "attention", "head_dim");
+  cuda_detail::require_int_range(s.v_head_dim, "attention", "v_head_dim");
+  cuda_detail::AttnArgs a{};
+  a.qa = q.data(), a.ld_qa = q.stride(0), a.head_qa = s.head_dim;
+  a.qb = nullptr, a.ld_qb = 0, a.head_qb = 0;
+  a.ka = keys.data(), a.ld_ka = keys.stride(0), a.group_ka = s.head_dim;
+  a.kb = nullptr, a.ld_kb = 0, a.group_kb = 0;
+  a.v = values.data(), a.ld_v = values.stride(0), a.group_v = s.v_head_dim;
+  a.out = out.data(), a.ld_out = out.stride(0), a.head_out = s.v_head_dim;
+  a.sinks = sinks.extent(0) != 0 ? sinks.data() : nullptr;
+  a.sinks_stride = sinks.stride(0);
+  a.da = static_cast<int>(s.head_dim), a.db = 0, a.dv = static_cast<int>(s.v_head_dim);
+  a.group = static_cast<int>(s.n_heads / s.n_kv_heads);
+  a.start = start, a.window = s.sliding_window, a.scale = s.scale;
+  const index_t keys_max = s.sliding_window > 0 ? std::min(s.sliding_window, start + n) : start + n;
+  cuda_detail::launch_attention(a, n, s.n_heads, keys_max, "attention");
+}
+
+// Latent attention (MLA, absorbed form) for n tokens of one sequence at positions start.. (device memory):
+//   q          [n, n_heads·(nope+rope)] (rope part rotated), q_latent [n, n_heads·rank]
+//   latent     [>= start+n, rank] cache, k_rope [>= start+n, rope] cache
+//   out_latent [n, n_heads·rank]: Σ_j softmax(scale·(q_lat·c_j + q_rope·k_rope_j))_j · c_j per head
+// rank up to 512.
+inline void mla_attention(backend::cuda, const MlaShape& s, DeviceView<const float, 2> q,
+                          DeviceView<const float, 2> q_latent, DeviceView<const float, 2> latent,
+                          DeviceView<const float, 2> k_rope, index_t start, DeviceView<float, 2> out_latent) {
+  const index_t n = q.extent(0), r = s.kv_lora_rank;
+  require(q.extent(1) == s.n_heads * s.qk() && q_latent.extent(0) == n && q_latent.extent(1) == s.n_heads * r &&
+              latent.extent(1) == r && k_rope.extent(1) == s.rope && latent.extent(0) >= start + n &&
+              k_rope.extent(0) >= start + n && out_latent.extent(0) == n && out_latent.extent(1) == s.n_heads * r,
+          ErrorCode::kInvalidArgument,
+          "mla_attention: q [{}, {}], q_latent [{}, {}], latent [{}, {}], k_rope [{}, {}], out [{}, {}] at start {}",
+          n, q.extent(1), q_latent.extent(0), q_latent.extent(1), latent.extent(0), latent.extent(1),
+          k_rope.extent(0), k_rope.extent(1), out_latent.extent(0), out_latent.extent(1), start);
+  cuda_detail::require_unit_inner_stride(q, "mla_attention", "q");
+  cuda_detail::require_unit_inner_stride(q_latent, "mla_attention", "q_latent");
+  cuda_detail::require_unit_inner_stride(latent, "mla_attention", "latent");
+  cuda_detail::require_unit_inner_stride(k_rope, "mla_attention", "k_rope");
+  cuda_detail::require_unit_inner_stride(out_latent, "mla_attention", "out_latent");
+  cuda_detail::require_int_range(r, "mla_attention", "kv_lora_rank");
+  cuda_detail::require_int_range(s.rope, "mla_attention", "rope");
+  cuda_detail::AttnArgs a{};
+  a.qa = q_latent.data(), a.ld_qa = q_latent.stride(0), a.head_qa = r;
+  a.qb = q.data() + s.nope, a.ld_qb = q.stride(0), a.head_qb = s.qk();
+  a.ka = latent.data(), a.ld_ka = latent.stride(0), a.group_ka = 0;
+  a.kb = k_rope.data(), a.ld_kb = k_rope.stride(0), a.group_kb = 0;
+  a.v = latent.data(), a.ld_v = latent.stride(0), a.group_v = 0;
+  a.out = out_latent.data(), a.ld_out = out_latent.stride(0), a.head_out = r;
+  a.sinks = nullptr, a.sinks_stride = 0;
+  a.da = static_cast<int>(r), a.db = static_cast<int>(s.rope), a.dv = static_cast<int>(r);
+  a.group = static_cast<int>(std::max<index_t>(s.n_heads, 1));
+  a.start = start, a.window = 0, a.scale = s.scale;
+  cuda_detail::launch_attention(a, n, s.n_heads, start + n, "mla_attention");
+}
+
+}  // namespace moe::kernels
+
+#endif  // MOE_ENABLE_CUDA && __CUDACC__

@@ -1,0 +1,26 @@
+// The CUDA backend: every kernel overload on backend::cuda, and the device Buffer. Include this
+// one header from .cu files (compiled by nvcc with MOE_ENABLE_CUDA); elsewhere it is empty.
+// Ops: matmul, matmul_in_out, rmsnorm, rope, rope_tables, softmax, silu, swiglu,
+// glu_interleaved, add, add_bias, clamp, sigmoid_gate_add, route, bucket_by_expert,
+// combine_experts, attention, mla_attention, mla_absorb_queries, mla_expand_values, embed_rows,
+// gather_rows, copy_rows, to_f32, upload, download. Every op takes DeviceViews, launches on the
+// default stream without synchronizing (download excepted) and allocates nothing. A weight type
+// without a kernel is a compile-time error (static_assert "... not implemented for backend::cuda").
+#pragma once
+
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+
+#include "moe/kernels/cuda/attention.cuh"
+#include "moe/kernels/cuda/check.cuh"
+#include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/copy.cuh"
+#include "moe/kernels/cuda/device_buffer.cuh"
+#include "moe/kernels/cuda/elementwise.cuh"
+#include "moe/kernels/cuda/matmul.cuh"
+#include "moe/kernels/cuda/mla.cuh"
+#include "moe/kernels/cuda/moe_dispatch.cuh"
+#include "moe/kernels/cuda/rmsnorm.cuh"
+#include "moe/kernels/cuda/rope.cuh"
+#include "moe/kernels/cuda/router.cuh"
+
+#endif  // MOE_ENABLE_CUDA && __CUDACC__

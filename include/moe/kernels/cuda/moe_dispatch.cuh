@@ -1,0 +1,208 @@
+// Expert dispatch of a MoE layer on backend::cuda: bucket_by_expert (a counting sort of the
+// (token, choice) slots by expert, stable in token order, in one block: shared-memory counts,
+// a scan, then one warp per expert placing its slots in order with ballots) and combine_experts
+// (one block per token: its slots are found in slot order with ballots and summed in that order,
+// as the reference's loop does). Both are deterministic; neither uses atomics on floats.
+#pragma once
+
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/cuda/check.cuh"
+#include "moe/kernels/cuda/common.cuh"
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace moe::kernels {
+namespace cuda_detail {
+
+inline constexpr int kBucketThreads = 1024;
+inline constexpr int kCombineThreads = 256;
+
+struct BucketArgs {
+  const std::int32_t* ids;
+  std::size_t ids_s0, ids_s1;
+  const float* weights;
+  std::size_t w_s0, w_s1;
+  std::int32_t* offsets;
+  std::size_t offsets_stride;
+  std::int32_t* slot_token;
+  std::size_t token_stride;
+  float* slot_weight;
+  std::size_t weight_stride;
+  std::uint64_t* usage;  // or null
+  std::size_t usage_stride;
+  int n, k, n_experts;
+};
+
+__global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
+  extern __shared__ int start[];  // [n_experts]: counts, then the first slot of each expert
+  const int total = a.n * a.k;
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int n_warps = blockDim.x / kWarpSize;
+  auto id_of = [&](int s) { return a.ids[static_cast<std::size_t>(s / a.k) * a.ids_s0 + (s % a.k) * a.ids_s1]; };
+
+  for (int e = threadIdx.x; e < a.n_experts; e += blockDim.x) start[e] = 0;
+  __syncthreads();
+  for (int s = threadIdx.x; s < total; s += blockDim.x) {
+    const int e = id_of(s);
+    if (e >= 0 && e < a.n_experts) atomicAdd(&start[e], 1);  // integer counts: order-independent
+  }
+  __syncthreads();
+  if (a.usage != nullptr) {
+    for (int e = threadIdx.x; e < a.n_experts; e += blockDim.x) {
+      a.usage[e * a.usage_stride] += static_cast<std::uint64_t>(start[e]);
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int sum = 0;
+    for (int e = 0; e < a.n_experts; ++e) {
+      const int c = start[e];
+      start[e] = sum;
+      a.offsets[e * a.offsets_stride] = sum;
+      sum += c;
+    }
+    a.offsets[a.n_experts * a.offsets_stride] = sum;
+  }
+  __syncthreads();
+  // One warp per expert scans the slots in order; a ballot ranks this expert's slots in a group
+  // of 32, so placement is stable in (token, choice) order.
+  for (int e = warp; e < a.n_experts; e += n_warps) {
+    int pos = start[e];
+    for (int base = 0; base < total; base += kWarpSize) {
+      const int s = base + lane;
+      const bool mine = s < total && id_of(s) == e;
+      const unsigned ballot = __ballot_sync(0xffffffffu, mine);
+      if (mine) {
+        const int slot = pos + __popc(ballot & ((1u << lane) - 1u));
+        a.slot_token[static_cast<std::size_t>(slot) * a.token_stride] = s / a.k;
+        a.slot_weight[static_cast<std::size_t>(slot) * a.weight_stride] =
+            a.weights[static_cast<std::size_t>(s / a.k) * a.w_s0 + (s % a.k) * a.w_s1];
+      }
+      pos += __popc(ballot);
+    }
+  }
+}
+
+struct CombineArgs {
+  const float* ys;
+  std::size_t ld_ys;
+  const std::int32_t* slot_token;
+  std::size_t token_stride;
+  const float* slot_weight;
+  std::size_t weight_stride;
+  float* y;
+  std::size_t ld_y;
+  int slots, d;
+};
+
+// Block per token t: y[t, :] = Σ over slots s with slot_token[s] == t, in slot order, of
+// slot_weight[s] · ys[s, :].
+__global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a) {
+  __shared__ int list[kCombineThreads];
+  __shared__ int warp_count[kCombineThreads / kWarpSize];
+  const int t = blockIdx.x;
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  float* y = a.y + static_cast<std::size_t>(t) * a.ld_y;
+  bool first = true;
+  for (int base = 0; base < a.slots; base += kCombineThreads) {
+    const int s = base + threadIdx.x;
+    const bool mine = s < a.slots && a.slot_token[static_cast<std::size_t>(s) * a.token_stride] == t;
+    const unsigned ballot = __ballot_sync(0xffffffffu, mine);
+    if (lane == 0) warp_count[warp] = __popc(ballot);
+    __syncthreads();
+    int before = 0, count = 0;
+    for (int w = 0; w < kCombineThreads / kWarpSize; ++w) {
+      if (w < warp) before += warp_count[w];
+      count += warp_count[w];
+    }
+    if (mine) list[before + __popc(ballot & ((1u << lane) - 1u))] = s;
+    __syncthreads();
+    if (count > 0 || first) {
+      for (int c = threadIdx.x; c < a.d; c += blockDim.x) {
+        float acc = first ? 0.0f : y[c];
+        for (int i = 0; i < count; ++i) {
+          const int slot = list[i];
+          const float w = a.slot_weight[static_cast<std::size_t>(slot) * a.weight_stride];
+          acc = __fadd_rn(acc, __fmul_rn(a.ys[static_cast<std::size_t>(slot) * a.ld_ys + c], w));
+        }
+        y[c] = acc;
+      }
+      first = false;
+    }
+    __syncthreads();
+  }
+  if (first) {  // no slots at all
+    for (int c = threadIdx.x; c < a.d; c += blockDim.x) y[c] = 0.0f;
+  }
+}
+
+}  // namespace cuda_detail
+
+// ids, weights [n, top_k] (router output; ids in [0, n_experts), device memory). Writes a
+// counting sort of the n·top_k slots, stable in token order: expert e owns slots
+// [offsets[e], offsets[e+1]), slot s holds token slot_token[s] with mixing weight slot_weight[s].
+// offsets [n_experts + 1], slot_token, slot_weight [>= n·top_k]. usage [n_experts] (or [0])
+// counts the tokens routed to each expert (accumulated across calls). One block; ids outside
+// [0, n_experts) are skipped (their slots stay unwritten).
+inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> ids, DeviceView<const float, 2> weights,
+                             DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
+                             DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage) {
+  const index_t n = ids.extent(0), k = ids.extent(1);
+  require(offsets.extent(0) >= 1, ErrorCode::kInvalidArgument, "bucket_by_expert: offsets has no elements");
+  const index_t n_experts = offsets.extent(0) - 1;
+  require(weights.extent(0) == n && weights.extent(1) == k && slot_token.extent(0) >= n * k &&
+              slot_weight.extent(0) >= n * k && (usage.extent(0) == 0 || usage.extent(0) == n_experts),
+          ErrorCode::kInvalidArgument, "bucket_by_expert: ids [{}, {}], {} offsets, {} slots, {} usage counters", n, k,
+          offsets.extent(0), slot_token.extent(0), usage.extent(0));
+  cuda_detail::require_int_range(n * k, "bucket_by_expert", "slots");
+  require(n_experts <= 12 * 1024, ErrorCode::kInvalidArgument, "bucket_by_expert(cuda): {} experts exceed 12288",
+          n_experts);
+  cuda_detail::BucketArgs a{};
+  a.ids = ids.data(), a.ids_s0 = ids.stride(0), a.ids_s1 = ids.stride(1);
+  a.weights = weights.data(), a.w_s0 = weights.stride(0), a.w_s1 = weights.stride(1);
+  a.offsets = offsets.data(), a.offsets_stride = offsets.stride(0);
+  a.slot_token = slot_token.data(), a.token_stride = slot_token.stride(0);
+  a.slot_weight = slot_weight.data(), a.weight_stride = slot_weight.stride(0);
+  a.usage = usage.extent(0) != 0 ? usage.data() : nullptr, a.usage_stride = usage.stride(0);
+  a.n = static_cast<int>(n), a.k = static_cast<int>(k), a.n_experts = static_cast<int>(n_experts);
+  if (k == 0) a.n = 0;  // no slots (avoids s / k)
+  if (a.k == 0) a.k = 1;
+  const std::size_t smem = sizeof(int) * std::max<index_t>(n_experts, 1);
+  cuda_detail::bucket_kernel<<<1, cuda_detail::kBucketThreads, smem>>>(a);
+  ::moe::cuda::check_launch("bucket_kernel");
+}
+
+// y[t, :] = Σ over the slots s of token t, in slot (= expert) order, of slot_weight[s] · ys[s, :].
+// ys [slots, d] expert outputs, slot_token / slot_weight [>= slots], y [n, d] (overwritten); all
+// device memory. One block per row of y.
+inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, DeviceView<const std::int32_t, 1> slot_token,
+                            DeviceView<const float, 1> slot_weight, DeviceView<float, 2> y) {
+  require(ys.extent(1) == y.extent(1) && slot_token.extent(0) >= ys.extent(0) && slot_weight.extent(0) >= ys.extent(0),
+          ErrorCode::kInvalidArgument, "combine_experts: ys [{}, {}], {} slot tokens, y [{}, {}]", ys.extent(0),
+          ys.extent(1), slot_token.extent(0), y.extent(0), y.extent(1));
+  cuda_detail::require_unit_inner_stride(ys, "combine_experts", "ys");
+  cuda_detail::require_unit_inner_stride(y, "combine_experts", "y");
+  cuda_detail::require_int_range(ys.extent(0), "combine_experts", "slots");
+  cuda_detail::require_int_range(y.extent(1), "combine_experts", "d");
+  cuda_detail::require_int_range(y.extent(0), "combine_experts", "n");
+  if (y.extent(0) == 0 || y.extent(1) == 0) return;
+  cuda_detail::CombineArgs a{};
+  a.ys = ys.data(), a.ld_ys = ys.stride(0);
+  a.slot_token = slot_token.data(), a.token_stride = slot_token.stride(0);
+  a.slot_weight = slot_weight.data(), a.weight_stride = slot_weight.stride(0);
+  a.y = y.data(), a.ld_y = y.stride(0);
+  a.slots = static_cast<int>(ys.extent(0)), a.d = static_cast<int>(y.extent(1));
+  cuda_detail::combine_kernel<<<static_cast<unsigned>(y.extent(0)), cuda_detail::kCombineThreads>>>(a);
+  ::moe::cuda::check_launch("combine_kernel");
+}
+
+}  // namespace moe::kernels
+
+#endif  // MOE_ENABLE_CUDA && __CUDACC__

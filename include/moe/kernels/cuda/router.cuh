@@ -1,0 +1,262 @@
+// MoE routing on backend::cuda, one block per token, with the reference's rules step for step
+// (kernels/reference/router.hpp): softmax / sigmoid / top-k-then-softmax scoring, the correction
+// bias that only picks, group-limited selection (kMax, kTopTwo) with dropped groups masked to
+// -inf or 0, renormalisation and the routed scaling factor. Top-k is an iterated block-wide
+// argmax in the reference's total order (higher first, ties to the lower index, NaN last), so
+// the chosen ids and their order are the reference's exactly; exp() is evaluated in double and
+// rounded once (the host's expf is correctly rounded), and the final weight sums run in the
+// reference's order on one thread.
+#pragma once
+
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/cuda/check.cuh"
+#include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/elementwise.cuh"
+#include "moe/kernels/reference/router.hpp"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace moe::kernels {
+namespace cuda_detail {
+
+inline constexpr int kRouterMaxThreads = 256;
+
+// detail::ranks_before on the device.
+__device__ __forceinline__ bool ranks_before_dev(float a, int ia, float b, int ib) {
+  const bool nan_a = isnan(a), nan_b = isnan(b);
+  if (nan_a != nan_b) return nan_b;
+  if (!nan_a && a != b) return a > b;
+  return ia < ib;
+}
+
+// The better of two candidates (index -1: none).
+__device__ __forceinline__ void pick_better(float& v, int& i, float v2, int i2) {
+  if (i2 >= 0 && (i < 0 || ranks_before_dev(v2, i2, v, i))) {
+    v = v2;
+    i = i2;
+  }
+}
+
+// ids[0, k) = the k best of vals[0, n) in ranks_before order, best first. vals and ids are
+// shared memory; every thread of the block must call it. k <= n.
+__device__ void block_select_top_k(const float* vals, int n, int k, int* ids) {
+  __shared__ float red_v[kWarpSize];
+  __shared__ int red_i[kWarpSize];
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int n_warps = (blockDim.x + kWarpSize - 1) / kWarpSize;
+  int prev = -1;
+  for (int r = 0; r < k; ++r) {
+    float bv = 0.0f;
+    int bi = -1;
+    const float pv = prev >= 0 ? vals[prev] : 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+      const float v = vals[i];
+      if (prev >= 0 && !ranks_before_dev(pv, prev, v, i)) continue;  // already taken
+      pick_better(bv, bi, v, i);
+    }
+#pragma unroll
+    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, offset);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, offset);
+      pick_better(bv, bi, ov, oi);
+    }
+    if (lane == 0) {
+      red_v[warp] = bv;
+      red_i[warp] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float v = red_v[0];
+      int i = red_i[0];
+      for (int w = 1; w < n_warps; ++w) pick_better(v, i, red_v[w], red_i[w]);
+      ids[r] = i;
+    }
+    __syncthreads();
+    prev = ids[r];
+  }
+}
+
+struct RouteArgs {
+  const float* logits;
+  std::size_t ld_logits;
+  const float* bias;  // [n_experts] or null
+  std::size_t bias_stride;
+  std::int32_t* ids;
+  std::size_t ids_s0, ids_s1;
+  float* weights;
+  std::size_t w_s0, w_s1;
+  int n, k, n_group, topk_group;
+  RouterScoring scoring;
+  GroupScore group_score;
+  bool norm_topk_prob, dropped_to_minus_inf;
+  float renorm_epsilon, routed_scaling_factor;
+};
+
+__global__ void route_kernel(RouteArgs a) {
+  extern __shared__ float sm[];
+  float* scores = sm;                                               // [n]
+  float* choice = scores + a.n;                                     // [n]
+  float* group = choice + a.n;                                      // [n_group]
+  int* top = reinterpret_cast<int*>(group + a.n_group);             // [k]
+  int* kept = top + a.k;                                            // [n_group]
+  __shared__ float fscratch[kWarpSize];
+  __shared__ double dscratch[kWarpSize];
+
+  const std::size_t t = blockIdx.x;
+  const float* logits = a.logits + t * a.ld_logits;
+  std::int32_t* ids = a.ids + t * a.ids_s0;
+  float* weights = a.weights + t * a.w_s0;
+  const int n = a.n, k = a.k;
+
+  if (a.scoring == RouterScoring::kTopkSoftmax) {
+    for (int e = threadIdx.x; e < n; e += blockDim.x) scores[e] = logits[e];
+    __syncthreads();
+    block_select_top_k(scores, n, k, top);
+    if (threadIdx.x == 0) {  // detail::softmax_row over the chosen logits, sequentially
+      float m = -INFINITY;
+      for (int j = 0; j < k; ++j) m = fmaxf(m, scores[top[j]]);
+      if (m == -INFINITY) {
+        for (int j = 0; j < k; ++j) weights[j * a.w_s1] = 0.0f;
+      } else {
+        double sum = 0.0;
+        for (int j = 0; j < k; ++j) sum += exp_f32(__fsub_rn(scores[top[j]], m));
+        for (int j = 0; j < k; ++j) {
+          const float e = exp_f32(__fsub_rn(scores[top[j]], m));
+          weights[j * a.w_s1] = static_cast<float>(static_cast<double>(e) / sum);
+        }
+      }
+      for (int j = 0; j < k; ++j) ids[j * a.ids_s1] = top[j];
+    }
+    return;
+  }
+
+  if (a.scoring == RouterScoring::kSoftmax) {
+    float m = -INFINITY;
+    for (int e = threadIdx.x; e < n; e += blockDim.x) m = fmaxf(m, logits[e]);
+    m = block_max(m, fscratch);
+    if (m == -INFINITY) {
+      for (int e = threadIdx.x; e < n; e += blockDim.x) scores[e] = 0.0f;
+    } else {
+      double sum = 0.0;
+      for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        const float v = exp_f32(__fsub_rn(logits[e], m));
+        scores[e] = v;
+        sum += v;
+      }
+      sum = block_sum(sum, dscratch);
+      for (int e = threadIdx.x; e < n; e += blockDim.x) {
+        scores[e] = static_cast<float>(static_cast<double>(scores[e]) / sum);
+      }
+    }
+  } else {
+    for (int e = threadIdx.x; e < n; e += blockDim.x) scores[e] = sigmoid_f32(logits[e]);
+  }
+  for (int e = threadIdx.x; e < n; e += blockDim.x) {
+    choice[e] = __fadd_rn(scores[e], a.bias != nullptr ? a.bias[e * a.bias_stride] : 0.0f);
+  }
+  __syncthreads();
+
+  if (a.group_score != GroupScore::kNone && a.n_group > 1) {
+    const int per_group = n / a.n_group;
+    for (int g = threadIdx.x; g < a.n_group; g += blockDim.x) {
+      const float* s = choice + g * per_group;
+      if (a.group_score == GroupScore::kMax) {
+        float best = -INFINITY;
+        for (int e = 0; e < per_group; ++e) best = best < s[e] ? s[e] : best;  // std::max(best, s[e])
+        group[g] = best;
+      } else {
+        float first = -INFINITY, second = -INFINITY;
+        for (int e = 0; e < per_group; ++e) {
+          if (s[e] > first) {
+            second = first;
+            first = s[e];
+          } else if (s[e] > second) {
+            second = s[e];
+          }
+        }
+        group[g] = __fadd_rn(first, second);
+      }
+      kept[g] = 0;
+    }
+    __syncthreads();
+    const int n_kept = min(a.topk_group, a.n_group);
+    block_select_top_k(group, a.n_group, n_kept, top);
+    if (threadIdx.x == 0) {
+      for (int j = 0; j < n_kept; ++j) kept[top[j]] = 1;
+    }
+    __syncthreads();
+    const float dropped = a.dropped_to_minus_inf ? -INFINITY : 0.0f;
+    for (int e = threadIdx.x; e < a.n_group * per_group; e += blockDim.x) {
+      if (!kept[e / per_group]) choice[e] = dropped;
+    }
+    __syncthreads();
+  }
+
+  block_select_top_k(choice, n, k, top);
+  if (threadIdx.x == 0) {
+    float sum = 0.0f;
+    for (int j = 0; j < k; ++j) sum = __fadd_rn(sum, scores[top[j]]);
+    const float denom = __fadd_rn(sum, a.renorm_epsilon);
+    for (int j = 0; j < k; ++j) {
+      float w = scores[top[j]];
+      if (a.norm_topk_prob) w = __fdiv_rn(w, denom);
+      if (a.routed_scaling_factor != 1.0f) w = __fmul_rn(w, a.routed_scaling_factor);
+      weights[j * a.w_s1] = w;
+      ids[j * a.ids_s1] = top[j];
+    }
+  }
+}
+
+}  // namespace cuda_detail
+
+// Routes n tokens: logits [n, n_experts] (GPT-OSS: router bias added), correction [n_experts]
+// f32 e_score_correction_bias or [0], scratch >= router_scratch_floats(c) floats (checked, not
+// used: each block keeps its token's scores in shared memory), ids and weights [n, top_k]; all
+// device memory. The configuration was checked at load time (layers::validate_router).
+inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 2> logits,
+                  DeviceView<const float, 1> correction, DeviceView<float, 1> scratch, DeviceView<std::int32_t, 2> ids,
+                  DeviceView<float, 2> weights) {
+  require(logits.extent(1) == c.n_experts && ids.extent(0) == logits.extent(0) &&
+              weights.extent(0) == logits.extent(0) && ids.extent(1) == c.top_k && weights.extent(1) == c.top_k &&
+              scratch.extent(0) >= router_scratch_floats(c) &&
+              (correction.extent(0) == 0 || correction.extent(0) == c.n_experts),
+          ErrorCode::kInvalidArgument, "route: logits [{}, {}], ids [{}, {}], weights [{}, {}] for {} experts, top {}",
+          logits.extent(0), logits.extent(1), ids.extent(0), ids.extent(1), weights.extent(0), weights.extent(1),
+          c.n_experts, c.top_k);
+  require(c.top_k <= c.n_experts && c.n_group >= 1 && c.n_group <= kMaxRouterGroups &&
+              c.n_experts <= static_cast<index_t>(limits::kMaxExperts),
+          ErrorCode::kInvalidArgument, "route(cuda): top {} of {} experts in {} groups is not a valid router",
+          c.top_k, c.n_experts, c.n_group);
+  cuda_detail::require_unit_inner_stride(logits, "route", "logits");
+  cuda_detail::require_int_range(logits.extent(0), "route", "n_tokens");
+  if (logits.extent(0) == 0 || c.top_k == 0) return;
+  cuda_detail::RouteArgs a{};
+  a.logits = logits.data(), a.ld_logits = logits.stride(0);
+  a.bias = correction.extent(0) != 0 ? correction.data() : nullptr, a.bias_stride = correction.stride(0);
+  a.ids = ids.data(), a.ids_s0 = ids.stride(0), a.ids_s1 = ids.stride(1);
+  a.weights = weights.data(), a.w_s0 = weights.stride(0), a.w_s1 = weights.stride(1);
+  a.n = static_cast<int>(c.n_experts), a.k = static_cast<int>(c.top_k);
+  a.n_group = static_cast<int>(c.n_group), a.topk_group = static_cast<int>(c.topk_group);
+  a.scoring = c.scoring, a.group_score = c.group_score;
+  a.norm_topk_prob = c.norm_topk_prob, a.dropped_to_minus_inf = c.dropped_groups_to_minus_inf;
+  a.renorm_epsilon = c.renorm_epsilon, a.routed_scaling_factor = c.routed_scaling_factor;
+  const std::size_t smem = sizeof(float) * (2 * c.n_experts + c.n_group) + sizeof(int) * (c.top_k + c.n_group);
+  cuda_detail::allow_dynamic_shared(cuda_detail::route_kernel, smem, "route");
+  const int threads = static_cast<int>(std::min<index_t>(
+      cuda_detail::kRouterMaxThreads,
+      std::max<index_t>(cuda_detail::kWarpSize, (c.n_experts + 31) / 32 * 32)));
+  cuda_detail::route_kernel<<<static_cast<unsigned>(logits.extent(0)), threads, smem>>>(a);
+  ::moe::cuda::check_launch("route_kernel");
+}
+
+}  // namespace moe::kernels
+
+#endif  // MOE_ENABLE_CUDA && __CUDACC__
