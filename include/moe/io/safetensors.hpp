@@ -271,7 +271,33 @@ class SafetensorsFile {
     return v.get<std::uint64_t>();
   }
 
+  // Where one tensor's bytes lie in the data buffer, and its index in tensors_.
+  struct DataSpan {
+    std::uint64_t begin, end;
+    std::size_t index;
+  };
+
+  // The steps of parse(), in the order their errors are reported.
   void parse_header() {
+    const std::uint64_t n = read_header_length();
+    const nlohmann::json root = parse_header_json(n);
+    std::vector<DataSpan> spans;
+    spans.reserve(root.size());
+    tensors_.reserve(root.size());
+    for (const auto& [key, value] : root.items()) {
+      if (key == "__metadata__") {
+        read_metadata(value);
+        continue;
+      }
+      spans.push_back(read_tensor_entry(key, value));
+    }
+    check_tiling(spans);
+    index_in_data_order(spans);
+  }
+
+  // The u64 little-endian header length N, bounded before anything is read or allocated from it;
+  // sets data_offset_ (8 + N).
+  std::uint64_t read_header_length() {
     const std::size_t size = bytes_.size();
     if (size < 8) {
       fail(ErrorCode::kFormat,
@@ -293,6 +319,12 @@ class SafetensorsFile {
            name_, n, size - 8, size);
     }
     data_offset_ = 8 + static_cast<std::size_t>(n);
+    return n;
+  }
+
+  // The N header bytes as a JSON object: UTF-8 and the leading '{' are checked first, as the
+  // reference implementation does, so that those errors name the offending byte.
+  nlohmann::json parse_header_json(std::uint64_t n) const {
     const std::string_view header(reinterpret_cast<const char*>(bytes_.data()) + 8,
                                   static_cast<std::size_t>(n));
     if (const auto bad = detail::first_invalid_utf8(header); bad != std::string_view::npos) {
@@ -303,112 +335,131 @@ class SafetensorsFile {
       fail(ErrorCode::kFormat, "{}: header does not start with '{{' (found byte 0x{:02x})", name_,
            static_cast<unsigned char>(header.front()));
     }
-    const nlohmann::json root = parse_json_text(header, name_ + " header", limits::kMaxSafetensorsHeaderDepth);
+    nlohmann::json root = parse_json_text(header, name_ + " header", limits::kMaxSafetensorsHeaderDepth);
     if (!root.is_object()) {  // e.g. "{}x" is rejected by the parser; kept as a defence
       fail(ErrorCode::kFormat, "{}: header is not a JSON object ({})", name_, describe(root));
     }
+    return root;
+  }
 
-    const std::size_t data_size = size - data_offset_;
-    struct Span {
-      std::uint64_t begin, end;
-      std::size_t index;
-    };
-    std::vector<Span> spans;
-    spans.reserve(root.size());
-    tensors_.reserve(root.size());
-    for (const auto& [key, value] : root.items()) {
-      if (key == "__metadata__") {
-        if (!value.is_object()) {
-          fail(ErrorCode::kFormat, "{}: __metadata__ must be an object of strings, found {}", name_,
-               describe(value));
-        }
-        for (const auto& [mk, mv] : value.items()) {
-          if (!mv.is_string()) {
-            fail(ErrorCode::kFormat, "{}: __metadata__ value of \"{}\" must be a string, found {}",
-                 name_, mk, describe(mv));
-          }
-          metadata_.emplace(mk, mv.get<std::string>());
-        }
-        continue;
-      }
-      if (key.empty()) fail(ErrorCode::kFormat, "{}: tensor with an empty name", name_);
-      if (!value.is_object()) {
-        fail_tensor(key, fmt::format("entry must be an object, found {}", describe(value)));
-      }
-      TensorInfo t;
-      t.name = key;
-      t.file = name_;
-
-      const auto dt = value.find("dtype");
-      if (dt == value.end()) fail_tensor(key, "missing \"dtype\"");
-      if (!dt->is_string()) fail_tensor(key, fmt::format("dtype must be a string, found {}", describe(*dt)));
-      t.dtype_name = dt->get<std::string>();
-      const detail::SafetensorsDTypeInfo* info = detail::find_safetensors_dtype(t.dtype_name);
-      if (info == nullptr) {
-        if (t.dtype_name == "F4" || t.dtype_name.rfind("F6_", 0) == 0) {
-          fail(ErrorCode::kUnsupported, "{}: tensor \"{}\": sub-byte dtype {} is not supported",
-               name_, key, t.dtype_name);
-        }
-        fail_tensor(key, fmt::format("unknown dtype \"{}\"", t.dtype_name));
-      }
-      t.element_size = info->size;
-      t.dtype = info->dtype;
-
-      const auto sh = value.find("shape");
-      if (sh == value.end()) fail_tensor(key, "missing \"shape\"");
-      if (!sh->is_array()) fail_tensor(key, fmt::format("shape must be an array, found {}", describe(*sh)));
-      std::uint64_t elements = 1;
-      bool overflow = false;
-      for (const auto& d : *sh) {
-        const std::uint64_t e = read_unsigned(d, key, "shape");
-        if constexpr (sizeof(index_t) < sizeof(std::uint64_t)) {
-          if (e > static_cast<std::uint64_t>(static_cast<index_t>(-1))) overflow = true;
-        }
-        t.shape.push_back(static_cast<index_t>(e));
-        overflow = overflow || __builtin_mul_overflow(elements, e, &elements);
-      }
-      std::uint64_t nbytes = 0;
-      overflow = overflow || __builtin_mul_overflow(elements, std::uint64_t{info->size}, &nbytes);
-      if (overflow) {
-        fail_tensor(key, fmt::format("shape {} with dtype {} overflows 64-bit byte counts",
-                                     format_shape(t.shape), t.dtype_name));
-      }
-
-      const auto off = value.find("data_offsets");
-      if (off == value.end()) fail_tensor(key, "missing \"data_offsets\"");
-      if (!off->is_array() || off->size() != 2) {
-        fail_tensor(key, fmt::format("data_offsets must be an array [begin, end], found {}",
-                                     describe(*off)));
-      }
-      const std::uint64_t begin = read_unsigned((*off)[0], key, "data_offsets");
-      const std::uint64_t end = read_unsigned((*off)[1], key, "data_offsets");
-      if (begin > end) {
-        fail_tensor(key, fmt::format("data_offsets [{}, {}] end before they begin", begin, end));
-      }
-      if (end > data_size) {
-        fail_tensor(key, fmt::format("data_offsets [{}, {}] run past the data buffer of {} bytes "
-                                     "(file size {}, header {} bytes)",
-                                     begin, end, data_size, size, n));
-      }
-      if (end - begin != nbytes) {
-        fail_tensor(key, fmt::format("shape {} with dtype {} needs {} bytes, but data_offsets [{}, {}] "
-                                     "span {} bytes",
-                                     format_shape(t.shape), t.dtype_name, nbytes, begin, end, end - begin));
-      }
-      t.file_offset = data_offset_ + static_cast<std::size_t>(begin);
-      t.bytes = bytes_.subspan(t.file_offset, static_cast<std::size_t>(nbytes));
-      spans.push_back({begin, end, tensors_.size()});
-      tensors_.push_back(std::move(t));
+  // "__metadata__": a string -> string map.
+  void read_metadata(const nlohmann::json& value) {
+    if (!value.is_object()) {
+      fail(ErrorCode::kFormat, "{}: __metadata__ must be an object of strings, found {}", name_,
+           describe(value));
     }
+    for (const auto& [mk, mv] : value.items()) {
+      if (!mv.is_string()) {
+        fail(ErrorCode::kFormat, "{}: __metadata__ value of \"{}\" must be a string, found {}",
+             name_, mk, describe(mv));
+      }
+      metadata_.emplace(mk, mv.get<std::string>());
+    }
+  }
 
-    // The tensors must tile the data buffer exactly. Besides catching corrupt offsets, this rules
-    // out aliasing (two names for the same bytes) and hidden trailing data.
-    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+  // One tensor entry, appended to tensors_ once its dtype, shape and offsets agree with each other
+  // and with the data buffer; returns where its bytes lie.
+  DataSpan read_tensor_entry(const std::string& key, const nlohmann::json& value) {
+    if (key.empty()) fail(ErrorCode::kFormat, "{}: tensor with an empty name", name_);
+    if (!value.is_object()) {
+      fail_tensor(key, fmt::format("entry must be an object, found {}", describe(value)));
+    }
+    TensorInfo t;
+    t.name = key;
+    t.file = name_;
+    read_dtype(key, value, t);
+    const std::uint64_t nbytes = read_shape(key, value, t);
+    const auto [begin, end] = read_data_offsets(key, value, t, nbytes);
+    t.file_offset = data_offset_ + static_cast<std::size_t>(begin);
+    t.bytes = bytes_.subspan(t.file_offset, static_cast<std::size_t>(nbytes));
+    const DataSpan span{begin, end, tensors_.size()};
+    tensors_.push_back(std::move(t));
+    return span;
+  }
+
+  // "dtype": one of kSafetensorsDTypes; the sub-byte types are valid files we cannot read.
+  void read_dtype(const std::string& key, const nlohmann::json& value, TensorInfo& t) const {
+    const auto dt = value.find("dtype");
+    if (dt == value.end()) fail_tensor(key, "missing \"dtype\"");
+    if (!dt->is_string()) fail_tensor(key, fmt::format("dtype must be a string, found {}", describe(*dt)));
+    t.dtype_name = dt->get<std::string>();
+    const detail::SafetensorsDTypeInfo* info = detail::find_safetensors_dtype(t.dtype_name);
+    if (info == nullptr) {
+      if (t.dtype_name == "F4" || t.dtype_name.rfind("F6_", 0) == 0) {
+        fail(ErrorCode::kUnsupported, "{}: tensor \"{}\": sub-byte dtype {} is not supported",
+             name_, key, t.dtype_name);
+      }
+      fail_tensor(key, fmt::format("unknown dtype \"{}\"", t.dtype_name));
+    }
+    t.element_size = info->size;
+    t.dtype = info->dtype;
+  }
+
+  // "shape" into t.shape; returns the tensor's byte count, with every product overflow-checked
+  // (and each extent checked against index_t where that is narrower than 64 bits).
+  std::uint64_t read_shape(const std::string& key, const nlohmann::json& value, TensorInfo& t) const {
+    const auto sh = value.find("shape");
+    if (sh == value.end()) fail_tensor(key, "missing \"shape\"");
+    if (!sh->is_array()) fail_tensor(key, fmt::format("shape must be an array, found {}", describe(*sh)));
+    std::uint64_t elements = 1;
+    bool overflow = false;
+    for (const auto& d : *sh) {
+      const std::uint64_t e = read_unsigned(d, key, "shape");
+      if constexpr (sizeof(index_t) < sizeof(std::uint64_t)) {
+        if (e > static_cast<std::uint64_t>(static_cast<index_t>(-1))) overflow = true;
+      }
+      t.shape.push_back(static_cast<index_t>(e));
+      overflow = overflow || __builtin_mul_overflow(elements, e, &elements);
+    }
+    std::uint64_t nbytes = 0;
+    overflow = overflow || __builtin_mul_overflow(elements, std::uint64_t{t.element_size}, &nbytes);
+    if (overflow) {
+      fail_tensor(key, fmt::format("shape {} with dtype {} overflows 64-bit byte counts",
+                                   format_shape(t.shape), t.dtype_name));
+    }
+    return nbytes;
+  }
+
+  // "data_offsets" [begin, end]: inside the data buffer and exactly the shape's byte count long.
+  std::pair<std::uint64_t, std::uint64_t> read_data_offsets(const std::string& key, const nlohmann::json& value,
+                                                            const TensorInfo& t, std::uint64_t nbytes) const {
+    const std::size_t size = bytes_.size();
+    const std::size_t data_size = size - data_offset_;
+    const auto off = value.find("data_offsets");
+    if (off == value.end()) fail_tensor(key, "missing \"data_offsets\"");
+    if (!off->is_array() || off->size() != 2) {
+      fail_tensor(key, fmt::format("data_offsets must be an array [begin, end], found {}",
+                                   describe(*off)));
+    }
+    const std::uint64_t begin = read_unsigned((*off)[0], key, "data_offsets");
+    const std::uint64_t end = read_unsigned((*off)[1], key, "data_offsets");
+    if (begin > end) {
+      fail_tensor(key, fmt::format("data_offsets [{}, {}] end before they begin", begin, end));
+    }
+    if (end > data_size) {
+      fail_tensor(key, fmt::format("data_offsets [{}, {}] run past the data buffer of {} bytes "
+                                   "(file size {}, header {} bytes)",
+                                   begin, end, data_size, size, data_offset_ - 8));
+    }
+    if (end - begin != nbytes) {
+      fail_tensor(key, fmt::format("shape {} with dtype {} needs {} bytes, but data_offsets [{}, {}] "
+                                   "span {} bytes",
+                                   format_shape(t.shape), t.dtype_name, nbytes, begin, end, end - begin));
+    }
+    return {begin, end};
+  }
+
+  // The tensors must tile the data buffer exactly. Besides catching corrupt offsets, this rules
+  // out aliasing (two names for the same bytes) and hidden trailing data. Sorts `spans` by offset.
+  void check_tiling(std::vector<DataSpan>& spans) const {
+    const std::size_t size = bytes_.size();
+    const std::size_t data_size = size - data_offset_;
+    std::sort(spans.begin(), spans.end(), [](const DataSpan& a, const DataSpan& b) {
       return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
     });
     std::uint64_t expected_begin = 0;
     const std::string* previous = nullptr;
-    for (const Span& s : spans) {
+    for (const DataSpan& s : spans) {
       const std::string& tname = tensors_[s.index].name;
       if (s.begin > expected_begin) {
         if (previous == nullptr) {
@@ -432,11 +483,13 @@ class SafetensorsFile {
            "bytes, file size {})",
            name_, data_size - expected_begin, expected_begin, data_size, size);
     }
+  }
 
-    // Data order for tensors(), and the name index.
+  // Data order for tensors() (spans sorted by check_tiling), and the name index.
+  void index_in_data_order(const std::vector<DataSpan>& spans) {
     std::vector<TensorInfo> ordered;
     ordered.reserve(tensors_.size());
-    for (const Span& s : spans) ordered.push_back(std::move(tensors_[s.index]));
+    for (const DataSpan& s : spans) ordered.push_back(std::move(tensors_[s.index]));
     tensors_ = std::move(ordered);
     for (std::size_t i = 0; i < tensors_.size(); ++i) by_name_.emplace(tensors_[i].name, i);
   }

@@ -41,6 +41,12 @@ enum class SlidingWindow : std::uint8_t {
   kLayerTypes            // per-layer `layer_types` (GPT-OSS; Qwen2-MoE derives them)
 };
 
+enum class TopkRenormalize : std::uint8_t {
+  kFromConfig,  // config norm_topk_prob (norm_topk_prob_default when absent)
+  kAlways,      // Mixtral: the chosen weights are always renormalised; the key is not read
+  kNever        // DeepSeek-V2: transformers 5's DeepseekV2Moe never renormalises; the key is still type-checked
+};
+
 enum class ExpertActivation : std::uint8_t {
   kSwiglu,         // down(silu(gate·x) * up·x)
   kClampedSwiglu   // GPT-OSS: gate clamped above, up clamped both sides, (up+1)·gate·σ(α·gate)
@@ -48,15 +54,24 @@ enum class ExpertActivation : std::uint8_t {
 
 struct ArchitectureSpec {
   std::string_view hf_class;           // config.json "architectures"[0]
-  Family family;
+  Family family;                       // for naming and reports; parsing reads the fields below
   AttentionKind attention = AttentionKind::kStandard;
   std::string_view n_experts_key;      // e.g. "num_local_experts"
   std::string_view n_experts_key_alt = {};  // the other spelling (transformers 5 saves Qwen3's as num_local_experts)
   std::string_view expert_d_ff_key;    // "intermediate_size" or "moe_intermediate_size"
   layers::RouterScoring scoring = layers::RouterScoring::kSoftmax;
-  bool grouped_routing = false;        // reads n_group / topk_group (+ topk_method for V2)
+  bool router_bias = false;            // GPT-OSS: the router Linear has a bias ({moe_prefix}.{router_name}.bias)
+  bool grouped_routing = false;        // group-limited selection over n_group / topk_group (default 1 each)
   layers::GroupScore group_score = layers::GroupScore::kNone;
-  bool always_renormalize = false;     // Mixtral: the top-k weights are always renormalised
+  // What dropped groups' experts score in the final top-k (see RouterConfig): -inf (V3, GLM) or 0.0 (V2).
+  bool dropped_groups_to_minus_inf = true;
+  // Default of config "topk_method", and with group_limited_topk_method its only accepted values;
+  // "" = the key is not read.
+  std::string_view topk_method_default = {};   // DeepSeek-V2: "greedy", DeepSeek-V3: "noaux_tc"
+  // DeepSeek-V2: the topk_method value that turns grouping on (n_group and topk_group are then
+  // required); without it, grouping is always on.
+  std::string_view group_limited_topk_method = {};
+  TopkRenormalize topk_renormalize = TopkRenormalize::kFromConfig;
   bool norm_topk_prob_default = false;
   double routed_scaling_factor_default = 1.0;
   bool correction_bias = false;        // gate.e_score_correction_bias
@@ -70,8 +85,18 @@ struct ArchitectureSpec {
   bool o_proj_bias_follows = true;     // o_proj (MLA: q_a/kv_a/o) has the bias too; not Qwen2 / GLM
   bool reads_mlp_bias = false;         // DeepSeek-V2: config "mlp_bias" on the dense and shared MLPs
   SharedExpert shared_expert = SharedExpert::kNone;
+  std::int64_t n_shared_experts_default = 1;       // kPlain; DeepSeek-V2: 0 (its config class's default)
   DenseLayers dense_layers = DenseLayers::kNone;
+  std::int64_t first_k_dense_replace_default = 0;  // kFirstK; GLM-4-MoE: 1
   SlidingWindow sliding_window = SlidingWindow::kNone;
+  std::int64_t sliding_window_default = 0;  // the window of sliding layers when config has none (GPT-OSS: 128)
+  // Qwen2-MoE: layer_types (given or derived) take effect only when use_sliding_window is true, so
+  // a sliding_attention layer without a window is accepted (and stays full).
+  bool layer_types_need_use_sliding_window = false;
+  // kLayerTypes without a layer_types key: the layers the config class marks sliding are the even
+  // ones (0, 2, ...), and with max_window_layers_default > 0 (Qwen2-MoE: 28) only those below config
+  // max_window_layers. 0: the key is not read (GPT-OSS).
+  std::int64_t max_window_layers_default = 0;
   bool attention_sinks = false;        // GPT-OSS self_attn.sinks
   ExpertActivation activation = ExpertActivation::kSwiglu;
   kernels::RopePairing rope_pairing = kernels::RopePairing::half_split;

@@ -82,6 +82,8 @@ struct ModelConfig {
 
 namespace model::detail {
 
+inline constexpr index_t kMaxDimension = static_cast<index_t>(limits::kMaxDimension);  // any single size above this is a broken config
+
 // Typed access to config.json keys with errors that name the key, the file and the value seen.
 class ConfigReader {
  public:
@@ -116,6 +118,13 @@ class ConfigReader {
   index_t positive_or(std::string_view key, index_t fallback) const {
     if (!has(key)) return fallback;
     return positive(key);
+  }
+  // A model size: positive and at most kMaxDimension, so that a broken config fails here, naming
+  // the key, rather than later as a huge allocation.
+  index_t dimension(std::string_view key) const {
+    const index_t v = positive(key);
+    require(v <= kMaxDimension, ErrorCode::kConfig, "{}: \"{}\" = {} is implausibly large", source_, key, v);
+    return v;
   }
   double number_or(std::string_view key, double fallback) const {
     const auto* v = find(key);
@@ -154,17 +163,17 @@ class ConfigReader {
   std::string_view source_;
 };
 
-inline constexpr index_t kMaxDimension = static_cast<index_t>(limits::kMaxDimension);  // any single size above this is a broken config
-
+// ---- rope -------------------------------------------------------------------------------------
 // rope_parameters (transformers 5) or rope_scaling + rope_theta (older configs), standardised the
 // way transformers' RotaryEmbeddingConfigMixin does it.
-inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSpec& spec, index_t head_dim_for_rope,
-                                     index_t max_pos) {
+
+// The rope dict: `rope_parameters = rope_scaling or rope_parameters` as transformers reads it, else
+// the family's default (GPT-OSS ships its YaRN settings in code) unless config sets rope_theta.
+inline nlohmann::json select_rope_parameters(const ConfigReader& r, const ArchitectureSpec& spec) {
   const std::string_view src = r.source();
   nlohmann::json params = nlohmann::json::object();
   const nlohmann::json* scaling = r.find("rope_scaling");
   const nlohmann::json* parameters = r.find("rope_parameters");
-  // transformers: `rope_parameters = rope_scaling or rope_parameters`
   if (scaling != nullptr && !(scaling->is_object() && scaling->empty())) {
     require(scaling->is_object(), ErrorCode::kConfig, "{}: \"rope_scaling\" must be an object, got {}", src,
             describe(*scaling));
@@ -181,8 +190,11 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
       fail(ErrorCode::kUnsupported, "{}: per-layer-type rope parameters (\"{}\") are not supported", src, k);
     }
   }
-  const ConfigReader p(params, src);
-  layers::RopeConfig c;
+  return params;
+}
+
+// rope_type (older configs: "type") into c.type; returns the spelling for later messages.
+inline std::string parse_rope_type(const ConfigReader& p, layers::RopeConfig& c) {
   const std::string type = p.has("rope_type") ? p.string_or("rope_type", "default") : p.string_or("type", "default");
   if (type == "default") {
     c.type = layers::RopeType::kDefault;
@@ -195,8 +207,16 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
   } else if (type == "llama3") {
     c.type = layers::RopeType::kLlama3;
   } else {
-    fail(ErrorCode::kUnsupported, "{}: rope_type \"{}\" is not supported (default, linear, dynamic, yarn, llama3)", src, type);
+    fail(ErrorCode::kUnsupported, "{}: rope_type \"{}\" is not supported (default, linear, dynamic, yarn, llama3)",
+         p.source(), type);
   }
+  return type;
+}
+
+// rope_theta and the rotated width int(head_dim · partial_rotary_factor).
+inline void parse_rope_rotation(const ConfigReader& r, const ConfigReader& p, const ArchitectureSpec& spec,
+                                index_t head_dim_for_rope, layers::RopeConfig& c) {
+  const std::string_view src = r.source();
   c.theta = p.has("rope_theta") ? p.number_or("rope_theta", 0) : r.number_or("rope_theta", spec.default_rope_theta);
   require(c.theta > 1.0, ErrorCode::kConfig, "{}: rope_theta must be > 1, got {}", src, c.theta);
   // transformers copies a top-level partial_rotary_factor over the rope dict's.
@@ -208,6 +228,13 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
   require(c.rotary_dim >= 2 && c.rotary_dim % 2 == 0, ErrorCode::kConfig,
           "{}: rotary dimension int(head_dim {} * partial_rotary_factor {}) = {} must be even and >= 2", src,
           head_dim_for_rope, prf, c.rotary_dim);
+}
+
+// The context-extension keys of c.type (factor, YaRN's betas and mscales, llama3's frequency
+// band); `type` is the spelling config used.
+inline void parse_rope_scaling(const ConfigReader& r, const ConfigReader& p, std::string_view type, index_t max_pos,
+                               layers::RopeConfig& c) {
+  const std::string_view src = r.source();
   c.max_position_embeddings = static_cast<double>(max_pos);
   c.factor = p.number_or("factor", c.type == layers::RopeType::kYarn ? 0.0 : 1.0);
   if (c.type == layers::RopeType::kLinear || c.type == layers::RopeType::kLlama3 ||
@@ -238,6 +265,17 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
     c.low_freq_factor = p.number_or("low_freq_factor", 1.0);
     c.high_freq_factor = p.number_or("high_freq_factor", 4.0);
   }
+}
+
+// The rope of heads whose rotated part is head_dim_for_rope wide.
+inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSpec& spec, index_t head_dim_for_rope,
+                                     index_t max_pos) {
+  const nlohmann::json params = select_rope_parameters(r, spec);
+  const ConfigReader p(params, r.source());
+  layers::RopeConfig c;
+  const std::string type = parse_rope_type(p, c);
+  parse_rope_rotation(r, p, spec, head_dim_for_rope, c);
+  parse_rope_scaling(r, p, type, max_pos, c);
   (void)layers::compute_rope_frequencies(c);  // validates the combination
   return c;
 }
@@ -260,26 +298,15 @@ inline std::vector<std::int32_t> parse_token_ids(const ConfigReader& r, std::str
   return ids;
 }
 
-inline ModelConfig parse_config(const nlohmann::json& j, std::string_view source_name);
+// ---- family and sizes -------------------------------------------------------------------------
 
-}  // namespace model::detail
-
-inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_view source_name) {
-  return catch_as_error("ModelConfig::from_json", [&] { return model::detail::parse_config(j, source_name); });
-}
-
-inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::string_view source_name) {
-  using namespace model;
-  require(j.is_object(), ErrorCode::kConfig, "{}: config must be a JSON object", source_name);
-  const detail::ConfigReader r(j, source_name);
-  ModelConfig c;
-  c.source = std::string(source_name);
-
-  // ---- family ---------------------------------------------------------------------------------
+// The family description that config's "architectures"[0] names (into c.architecture, c.spec).
+inline const ArchitectureSpec& parse_architecture(const ConfigReader& r, ModelConfig& c) {
+  const std::string_view src = r.source();
   const auto* arch = r.find("architectures");
-  require(arch != nullptr, ErrorCode::kConfig, "{}: missing key \"architectures\"", source_name);
+  require(arch != nullptr, ErrorCode::kConfig, "{}: missing key \"architectures\"", src);
   require(arch->is_array() && !arch->empty() && (*arch)[0].is_string(), ErrorCode::kConfig,
-          "{}: \"architectures\" must be a non-empty list of class names, got {}", source_name, describe(*arch));
+          "{}: \"architectures\" must be a non-empty list of class names, got {}", src, describe(*arch));
   c.architecture = (*arch)[0].get<std::string>();
   c.spec = find_architecture(c.architecture);
   if (c.spec == nullptr) {
@@ -287,119 +314,156 @@ inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::str
          "{}: architecture \"{}\" is not supported (supported: MixtralForCausalLM, Qwen2MoeForCausalLM, "
          "Qwen3MoeForCausalLM, OlmoeForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, "
          "GptOssForCausalLM, Glm4MoeForCausalLM)",
-         source_name, c.architecture);
+         src, c.architecture);
   }
-  const ArchitectureSpec& s = *c.spec;
+  return *c.spec;
+}
+
+// Every supported family gates its MLPs with SiLU; a checkpoint asking for another activation
+// would otherwise run with the wrong one.
+inline void check_hidden_act(const ConfigReader& r) {
   const std::string act = r.string_or("hidden_act", "silu");
   require(act == "silu" || act == "swish", ErrorCode::kUnsupported, "{}: hidden_act \"{}\" is not supported (silu)",
-          source_name, act);
+          r.source(), act);
+}
 
-  // ---- sizes ----------------------------------------------------------------------------------
-  auto dim = [&](std::string_view key) {
-    const index_t v = r.positive(key);
-    require(v <= detail::kMaxDimension, ErrorCode::kConfig, "{}: \"{}\" = {} is implausibly large", source_name, key, v);
-    return v;
-  };
-  c.vocab_size = dim("vocab_size");
-  c.d_model = dim("hidden_size");
-  c.n_layers = dim("num_hidden_layers");
+// Model-wide sizes, the norm epsilon and the special token ids.
+inline void parse_sizes(const ConfigReader& r, ModelConfig& c) {
+  const std::string_view src = r.source();
+  c.vocab_size = r.dimension("vocab_size");
+  c.d_model = r.dimension("hidden_size");
+  c.n_layers = r.dimension("num_hidden_layers");
   // Per-layer tables are sized from this before any tensor is looked at: bound it first.
   require(c.n_layers <= static_cast<index_t>(limits::kMaxLayers), ErrorCode::kUnsupported,
-          "{}: num_hidden_layers = {} exceeds the limit of {} layers", source_name, c.n_layers, limits::kMaxLayers);
-  c.n_heads = dim("num_attention_heads");
-  c.n_kv_heads = r.has("num_key_value_heads") ? dim("num_key_value_heads") : c.n_heads;
+          "{}: num_hidden_layers = {} exceeds the limit of {} layers", src, c.n_layers, limits::kMaxLayers);
+  c.n_heads = r.dimension("num_attention_heads");
+  c.n_kv_heads = r.has("num_key_value_heads") ? r.dimension("num_key_value_heads") : c.n_heads;
   require(c.n_heads % c.n_kv_heads == 0, ErrorCode::kConfig,
-          "{}: num_attention_heads = {} is not a multiple of num_key_value_heads = {}", source_name, c.n_heads,
-          c.n_kv_heads);
+          "{}: num_attention_heads = {} is not a multiple of num_key_value_heads = {}", src, c.n_heads, c.n_kv_heads);
   c.max_position_embeddings = r.positive_or("max_position_embeddings", 4096);
   c.rms_norm_eps = static_cast<float>(r.number_or("rms_norm_eps", 1e-6));
-  require(c.rms_norm_eps >= 0, ErrorCode::kConfig, "{}: rms_norm_eps must be >= 0, got {}", source_name, c.rms_norm_eps);
+  require(c.rms_norm_eps >= 0, ErrorCode::kConfig, "{}: rms_norm_eps must be >= 0, got {}", src, c.rms_norm_eps);
   c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
-  c.eos_token_ids = detail::parse_token_ids(r, "eos_token_id");
-  if (const auto bos = detail::parse_token_ids(r, "bos_token_id"); !bos.empty()) c.bos_token_id = bos.front();
+  c.eos_token_ids = parse_token_ids(r, "eos_token_id");
+  if (const auto bos = parse_token_ids(r, "bos_token_id"); !bos.empty()) c.bos_token_id = bos.front();
+}
 
-  // ---- attention ------------------------------------------------------------------------------
+// ---- attention --------------------------------------------------------------------------------
+
+// MLA's low-rank shapes (DeepSeek). A head's query/key is its nope part then its rope part.
+inline void parse_mla_shape(const ConfigReader& r, ModelConfig& c) {
+  c.mla = true;
+  c.q_lora_rank = r.has("q_lora_rank") ? r.dimension("q_lora_rank") : 0;
+  c.kv_lora_rank = r.dimension("kv_lora_rank");
+  c.qk_nope_head_dim = r.dimension("qk_nope_head_dim");
+  c.qk_rope_head_dim = r.dimension("qk_rope_head_dim");
+  c.v_head_dim = r.dimension("v_head_dim");
+  c.head_dim = c.qk_nope_head_dim + c.qk_rope_head_dim;
+  c.n_kv_heads = c.n_heads;  // MLA expands the latent to every head
+}
+
+// Standard attention's head size: head_dim when given (Qwen3 sets it independently of
+// hidden_size), else hidden_size / num_attention_heads.
+inline void parse_head_dim(const ConfigReader& r, ModelConfig& c) {
+  c.head_dim = r.has("head_dim") ? r.dimension("head_dim") : 0;
+  if (c.head_dim == 0) {
+    require(c.d_model % c.n_heads == 0, ErrorCode::kConfig,
+            "{}: hidden_size = {} is not a multiple of num_attention_heads = {} and no head_dim is given", r.source(),
+            c.d_model, c.n_heads);
+    c.head_dim = c.d_model / c.n_heads;
+  }
+  c.v_head_dim = c.head_dim;
+}
+
+// Head sizes and the default softmax scale; returns the per-head width rope rotates (MLA: only
+// the rope part of each head).
+inline index_t parse_attention_shape(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
   index_t rope_head_dim = 0;
   if (s.attention == AttentionKind::kMla) {
-    c.mla = true;
-    c.q_lora_rank = r.has("q_lora_rank") ? dim("q_lora_rank") : 0;
-    c.kv_lora_rank = dim("kv_lora_rank");
-    c.qk_nope_head_dim = dim("qk_nope_head_dim");
-    c.qk_rope_head_dim = dim("qk_rope_head_dim");
-    c.v_head_dim = dim("v_head_dim");
-    c.head_dim = c.qk_nope_head_dim + c.qk_rope_head_dim;
+    parse_mla_shape(r, c);
     rope_head_dim = c.qk_rope_head_dim;
-    c.n_kv_heads = c.n_heads;  // MLA expands the latent to every head
   } else {
-    c.head_dim = r.has("head_dim") ? dim("head_dim") : 0;
-    if (c.head_dim == 0) {
-      require(c.d_model % c.n_heads == 0, ErrorCode::kConfig,
-              "{}: hidden_size = {} is not a multiple of num_attention_heads = {} and no head_dim is given",
-              source_name, c.d_model, c.n_heads);
-      c.head_dim = c.d_model / c.n_heads;
-    }
-    c.v_head_dim = c.head_dim;
+    parse_head_dim(r, c);
     rope_head_dim = c.head_dim;
   }
   c.attention_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  return rope_head_dim;
+}
 
+// q/k norm, clip_qkv, sinks and the projection biases, each as far as the family reads them.
+inline void parse_attention_options(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
   c.qk_norm = s.qk_norm;
   if (s.qk_norm_from_use_qk_norm && !r.boolean_or("use_qk_norm", false)) c.qk_norm = QkNorm::kNone;
   if (s.clip_qkv && r.has("clip_qkv")) {
     c.clip_qkv = static_cast<float>(r.number_or("clip_qkv", 0));
-    require(c.clip_qkv > 0, ErrorCode::kConfig, "{}: clip_qkv must be positive, got {}", source_name, c.clip_qkv);
+    require(c.clip_qkv > 0, ErrorCode::kConfig, "{}: clip_qkv must be positive, got {}", r.source(), c.clip_qkv);
   }
   c.attention_sinks = s.attention_sinks;
   if (!s.attention_bias_key.empty()) c.qkv_bias = r.boolean_or(s.attention_bias_key, s.attention_bias_default);
   c.o_bias = c.qkv_bias && s.o_proj_bias_follows;
   if (s.reads_mlp_bias) c.mlp_bias = r.boolean_or("mlp_bias", false);
+}
 
-  // sliding windows
-  c.sliding_window.assign(c.n_layers, 0);
-  {
-    const index_t window = r.has("sliding_window") ? static_cast<index_t>(std::max<std::int64_t>(
-                                                         r.integer("sliding_window"), 0))
-                                                   : 0;
-    const auto* layer_types = r.find("layer_types");
-    if (layer_types != nullptr) {
-      require(layer_types->is_array() && layer_types->size() >= c.n_layers, ErrorCode::kConfig,
-              "{}: \"layer_types\" must list at least num_hidden_layers = {} entries", source_name, c.n_layers);
-      for (index_t i = 0; i < c.n_layers; ++i) {
-        const auto& t = (*layer_types)[i];
-        require(t.is_string(), ErrorCode::kConfig, "{}: layer_types[{}] must be a string", source_name, i);
-        const auto name = t.get<std::string>();
-        if (name == "sliding_attention") {
-          const index_t w = s.family == Family::kGptOss && !r.has("sliding_window") ? 128 : window;
-          require(w > 0 || s.family == Family::kQwen2Moe, ErrorCode::kConfig,
-                  "{}: layer {} is sliding_attention but sliding_window is not set", source_name, i);
-          c.sliding_window[i] = w;
-        } else {
-          require(name == "full_attention", ErrorCode::kUnsupported, "{}: layer_types[{}] = \"{}\" is not supported",
-                  source_name, i, name);
-        }
-      }
-      if (s.family == Family::kQwen2Moe && !r.boolean_or("use_sliding_window", false)) {
-        c.sliding_window.assign(c.n_layers, 0);
-      }
-    } else if (s.sliding_window == SlidingWindow::kAllLayers ||
-               (s.sliding_window == SlidingWindow::kAllLayersIfEnabled && r.boolean_or("use_sliding_window", false))) {
-      c.sliding_window.assign(c.n_layers, window);
-    } else if (s.sliding_window == SlidingWindow::kLayerTypes) {
-      if (s.family == Family::kGptOss) {
-        const index_t w = r.has("sliding_window") ? window : 128;
-        for (index_t i = 0; i < c.n_layers; ++i) c.sliding_window[i] = (i + 1) % 2 != 0 ? w : 0;
-      } else if (r.boolean_or("use_sliding_window", false)) {  // Qwen2-MoE's derived layer_types
-        const auto max_window_layers = r.integer_or("max_window_layers", 28);
-        for (index_t i = 0; i < c.n_layers; ++i) {
-          const bool sliding = (i + 1) % 2 != 0 && static_cast<std::int64_t>(i) < max_window_layers;
-          c.sliding_window[i] = sliding ? window : 0;
-        }
-      }
+// Windows from an explicit layer_types list (transformers 5 configs, GPT-OSS).
+inline void layer_types_windows(const ConfigReader& r, const ArchitectureSpec& s, const nlohmann::json& layer_types,
+                                index_t window, std::vector<index_t>& windows) {
+  const std::string_view src = r.source();
+  const index_t n_layers = windows.size();
+  require(layer_types.is_array() && layer_types.size() >= n_layers, ErrorCode::kConfig,
+          "{}: \"layer_types\" must list at least num_hidden_layers = {} entries", src, n_layers);
+  for (index_t i = 0; i < n_layers; ++i) {
+    const auto& t = layer_types[i];
+    require(t.is_string(), ErrorCode::kConfig, "{}: layer_types[{}] must be a string", src, i);
+    const auto name = t.get<std::string>();
+    if (name == "sliding_attention") {
+      require(window > 0 || s.layer_types_need_use_sliding_window, ErrorCode::kConfig,
+              "{}: layer {} is sliding_attention but sliding_window is not set", src, i);
+      windows[i] = window;
+    } else {
+      require(name == "full_attention", ErrorCode::kUnsupported, "{}: layer_types[{}] = \"{}\" is not supported", src,
+              i, name);
     }
   }
+  if (s.layer_types_need_use_sliding_window && !r.boolean_or("use_sliding_window", false)) {
+    windows.assign(n_layers, 0);
+  }
+}
 
-  // rope
-  c.rope = detail::parse_rope(r, s, rope_head_dim, c.max_position_embeddings);
+// kLayerTypes without a layer_types key: the list the family's config class derives itself.
+inline void derived_layer_types_windows(const ConfigReader& r, const ArchitectureSpec& s, index_t window,
+                                        std::vector<index_t>& windows) {
+  if (s.layer_types_need_use_sliding_window && !r.boolean_or("use_sliding_window", false)) return;
+  const std::int64_t below = s.max_window_layers_default > 0
+                                 ? r.integer_or("max_window_layers", s.max_window_layers_default)
+                                 : std::numeric_limits<std::int64_t>::max();
+  for (index_t i = 0; i < windows.size(); ++i) {
+    const bool sliding = (i + 1) % 2 != 0 && static_cast<std::int64_t>(i) < below;
+    windows[i] = sliding ? window : 0;
+  }
+}
+
+// Per-layer sliding windows (0 = full causal attention): from layer_types when config has it,
+// else by the family's rule.
+inline std::vector<index_t> parse_sliding_windows(const ConfigReader& r, const ArchitectureSpec& s, index_t n_layers) {
+  std::vector<index_t> windows(n_layers, 0);
+  const index_t window = r.has("sliding_window")
+                             ? static_cast<index_t>(std::max<std::int64_t>(r.integer("sliding_window"), 0))
+                             : static_cast<index_t>(s.sliding_window_default);
+  if (const auto* layer_types = r.find("layer_types")) {
+    layer_types_windows(r, s, *layer_types, window, windows);
+  } else if (s.sliding_window == SlidingWindow::kAllLayers ||
+             (s.sliding_window == SlidingWindow::kAllLayersIfEnabled && r.boolean_or("use_sliding_window", false))) {
+    windows.assign(n_layers, window);
+  } else if (s.sliding_window == SlidingWindow::kLayerTypes) {
+    derived_layer_types_windows(r, s, window, windows);
+  }
+  return windows;
+}
+
+// Rope and what the family derives from it: the pairing (DeepSeek-V3's rope_interleave) and
+// DeepSeek's YaRN correction of the softmax scale.
+inline void parse_rotary(const ConfigReader& r, const ArchitectureSpec& s, index_t rope_head_dim, ModelConfig& c) {
+  c.rope = parse_rope(r, s, rope_head_dim, c.max_position_embeddings);
   c.rope_pairing = s.rope_pairing;
   if (s.rope_interleave_key && !r.boolean_or("rope_interleave", true)) {
     c.rope_pairing = kernels::RopePairing::half_split;
@@ -409,88 +473,153 @@ inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::str
     const double m = layers::yarn_mscale(c.rope.factor, c.rope.mscale_all_dim);
     c.attention_scale = static_cast<float>(static_cast<double>(c.attention_scale) * m * m);
   }
+}
 
-  // ---- feed-forward ---------------------------------------------------------------------------
+// ---- feed-forward -----------------------------------------------------------------------------
+
+// Expert count and widths, the dense and shared MLP widths, GPT-OSS's clamped-SwiGLU constants.
+inline void parse_experts(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
   c.n_experts = !r.has(s.n_experts_key) && !s.n_experts_key_alt.empty() && r.has(s.n_experts_key_alt)
-                    ? dim(s.n_experts_key_alt)
-                    : dim(s.n_experts_key);
-  c.top_k = dim("num_experts_per_tok");
-  c.d_ff_expert = dim(s.expert_d_ff_key);
-  c.d_ff = r.has("intermediate_size") ? dim("intermediate_size") : c.d_ff_expert;
+                    ? r.dimension(s.n_experts_key_alt)
+                    : r.dimension(s.n_experts_key);
+  c.top_k = r.dimension("num_experts_per_tok");
+  c.d_ff_expert = r.dimension(s.expert_d_ff_key);
+  c.d_ff = r.has("intermediate_size") ? r.dimension("intermediate_size") : c.d_ff_expert;
   if (s.shared_expert == SharedExpert::kSigmoidGated) {
-    c.d_ff_shared = r.has("shared_expert_intermediate_size") ? dim("shared_expert_intermediate_size") : 0;
+    c.d_ff_shared = r.has("shared_expert_intermediate_size") ? r.dimension("shared_expert_intermediate_size") : 0;
   } else if (s.shared_expert == SharedExpert::kPlain) {
-    const auto n_shared = r.integer_or("n_shared_experts", s.family == Family::kDeepseekV2 ? 0 : 1);
-    require(n_shared >= 0 && n_shared <= 1024, ErrorCode::kConfig, "{}: n_shared_experts = {} is invalid",
-            source_name, n_shared);
+    const auto n_shared = r.integer_or("n_shared_experts", s.n_shared_experts_default);
+    require(n_shared >= 0 && n_shared <= 1024, ErrorCode::kConfig, "{}: n_shared_experts = {} is invalid", r.source(),
+            n_shared);
     c.d_ff_shared = static_cast<index_t>(n_shared) * c.d_ff_expert;
   }
   if (s.activation == ExpertActivation::kClampedSwiglu) {
     c.swiglu_alpha = static_cast<float>(r.number_or("swiglu_alpha", 1.702));
     c.swiglu_limit = static_cast<float>(r.number_or("swiglu_limit", 7.0));
   }
+}
 
+// config topk_method, accepted only when it names one of the family's selection rules.
+inline std::string parse_topk_method(const ConfigReader& r, const ArchitectureSpec& s) {
+  const std::string method = r.string_or("topk_method", s.topk_method_default);
+  const bool grouping_method = !s.group_limited_topk_method.empty() && method == s.group_limited_topk_method;
+  if (method != s.topk_method_default && !grouping_method) {
+    const std::string accepted = s.group_limited_topk_method.empty()
+                                     ? std::string(s.topk_method_default)
+                                     : fmt::format("{}, {}", s.topk_method_default, s.group_limited_topk_method);
+    fail(ErrorCode::kUnsupported, "{}: topk_method \"{}\" is not supported for {} ({})", r.source(), method,
+         s.hf_class, accepted);
+  }
+  return method;
+}
+
+// Group-limited selection (DeepSeek, GLM): a token picks its experts from its topk_group best of
+// n_group expert groups.
+inline void parse_group_routing(const ConfigReader& r, const ArchitectureSpec& s, layers::RouterConfig& rc) {
+  if (!s.grouped_routing) return;
+  if (!s.group_limited_topk_method.empty()) {
+    // DeepSeek-V2: grouping is one of the topk_method values and needs its group sizes given.
+    if (parse_topk_method(r, s) != s.group_limited_topk_method) return;
+    rc.n_group = r.positive("n_group");
+    rc.topk_group = r.positive("topk_group");
+  } else {
+    rc.n_group = r.positive_or("n_group", 1);
+    rc.topk_group = r.positive_or("topk_group", 1);
+    if (!s.topk_method_default.empty()) (void)parse_topk_method(r, s);
+  }
+  rc.group_score = s.group_score;
+  rc.dropped_groups_to_minus_inf = s.dropped_groups_to_minus_inf;
+}
+
+// The router: scoring, renormalisation and scaling of the chosen weights, group-limited selection.
+inline void parse_router(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
   layers::RouterConfig& rc = c.router;
   rc.scoring = s.scoring;
   rc.n_experts = c.n_experts;
   rc.top_k = c.top_k;
-  rc.norm_topk_prob = s.always_renormalize || r.boolean_or("norm_topk_prob", s.norm_topk_prob_default);
+  switch (s.topk_renormalize) {
+    case TopkRenormalize::kFromConfig:
+      rc.norm_topk_prob = r.boolean_or("norm_topk_prob", s.norm_topk_prob_default);
+      break;
+    case TopkRenormalize::kAlways:
+      rc.norm_topk_prob = true;
+      break;
+    case TopkRenormalize::kNever:
+      (void)r.boolean_or("norm_topk_prob", false);  // the config class still stores it: type-check it
+      rc.norm_topk_prob = false;
+      break;
+  }
   rc.renorm_epsilon = s.scoring == layers::RouterScoring::kSigmoid ? 1e-20f : 0.0f;
   rc.routed_scaling_factor = static_cast<float>(r.number_or("routed_scaling_factor", s.routed_scaling_factor_default));
   rc.has_correction_bias = s.correction_bias;
-  if (s.family == Family::kDeepseekV2) {
-    // transformers 5's DeepseekV2Moe never renormalises (norm_topk_prob is ignored).
-    rc.norm_topk_prob = false;
-    const std::string method = r.string_or("topk_method", "greedy");
-    if (method == "group_limited_greedy") {
-      rc.group_score = layers::GroupScore::kMax;
-      rc.dropped_groups_to_minus_inf = false;
-      rc.n_group = r.positive("n_group");
-      rc.topk_group = r.positive("topk_group");
-    } else {
-      require(method == "greedy", ErrorCode::kUnsupported,
-              "{}: topk_method \"{}\" is not supported for DeepseekV2ForCausalLM (greedy, group_limited_greedy)",
-              source_name, method);
-    }
-  } else if (s.grouped_routing) {
-    rc.group_score = s.group_score;
-    rc.n_group = r.positive_or("n_group", 1);
-    rc.topk_group = r.positive_or("topk_group", 1);
-    if (s.family == Family::kDeepseekV3) {
-      const std::string method = r.string_or("topk_method", "noaux_tc");
-      require(method == "noaux_tc", ErrorCode::kUnsupported,
-              "{}: topk_method \"{}\" is not supported for DeepseekV3ForCausalLM (noaux_tc)", source_name, method);
-    }
-  }
-  const std::string router_where = fmt::format("{} ({})", source_name, c.architecture);
-  layers::validate_router(rc, router_where);
+  parse_group_routing(r, s, rc);
+  layers::validate_router(rc, fmt::format("{} ({})", r.source(), c.architecture));
+}
 
-  c.moe_layer.assign(c.n_layers, true);
-  if (s.dense_layers == DenseLayers::kFirstK) {
-    const auto k = r.integer_or("first_k_dense_replace", s.family == Family::kGlm4Moe ? 1 : 0);
-    require(k >= 0, ErrorCode::kConfig, "{}: first_k_dense_replace must be >= 0, got {}", source_name, k);
-    for (index_t i = 0; i < c.n_layers; ++i) c.moe_layer[i] = static_cast<std::int64_t>(i) >= k;
-    if (s.family == Family::kDeepseekV2 || s.family == Family::kDeepseekV3) {
-      // moe_layer_freq (original DeepSeek code) is not read by transformers; ignore it likewise.
-    }
-  } else if (s.dense_layers == DenseLayers::kSparseStep) {
-    const auto step = r.integer_or("decoder_sparse_step", 1);
-    require(step >= 1, ErrorCode::kConfig, "{}: decoder_sparse_step must be >= 1, got {}", source_name, step);
-    std::vector<bool> mlp_only(c.n_layers, false);
-    if (const auto* list = r.find("mlp_only_layers")) {
-      require(list->is_array(), ErrorCode::kConfig, "{}: \"mlp_only_layers\" must be a list", source_name);
-      for (const auto& v : *list) {
-        const auto idx = r.as_integer(v, "mlp_only_layers");
-        require(idx >= 0 && static_cast<index_t>(idx) < c.n_layers, ErrorCode::kConfig,
-                "{}: mlp_only_layers entry {} is not a layer index (num_hidden_layers = {})", source_name, idx,
-                c.n_layers);
-        mlp_only[static_cast<index_t>(idx)] = true;
-      }
-    }
-    for (index_t i = 0; i < c.n_layers; ++i) {
-      c.moe_layer[i] = !mlp_only[i] && (i + 1) % static_cast<index_t>(step) == 0;
+// Layers below first_k_dense_replace are dense (DeepSeek, GLM). moe_layer_freq (original DeepSeek
+// code) is not read by transformers; it is ignored likewise.
+inline void first_k_dense_layers(const ConfigReader& r, const ArchitectureSpec& s, std::vector<bool>& moe_layer) {
+  const auto k = r.integer_or("first_k_dense_replace", s.first_k_dense_replace_default);
+  require(k >= 0, ErrorCode::kConfig, "{}: first_k_dense_replace must be >= 0, got {}", r.source(), k);
+  for (index_t i = 0; i < moe_layer.size(); ++i) moe_layer[i] = static_cast<std::int64_t>(i) >= k;
+}
+
+// Qwen2/3: a layer is dense when listed in mlp_only_layers or when (i+1) % decoder_sparse_step != 0.
+inline void sparse_step_layers(const ConfigReader& r, std::vector<bool>& moe_layer) {
+  const std::string_view src = r.source();
+  const index_t n_layers = moe_layer.size();
+  const auto step = r.integer_or("decoder_sparse_step", 1);
+  require(step >= 1, ErrorCode::kConfig, "{}: decoder_sparse_step must be >= 1, got {}", src, step);
+  std::vector<bool> mlp_only(n_layers, false);
+  if (const auto* list = r.find("mlp_only_layers")) {
+    require(list->is_array(), ErrorCode::kConfig, "{}: \"mlp_only_layers\" must be a list", src);
+    for (const auto& v : *list) {
+      const auto idx = r.as_integer(v, "mlp_only_layers");
+      require(idx >= 0 && static_cast<index_t>(idx) < n_layers, ErrorCode::kConfig,
+              "{}: mlp_only_layers entry {} is not a layer index (num_hidden_layers = {})", src, idx, n_layers);
+      mlp_only[static_cast<index_t>(idx)] = true;
     }
   }
+  for (index_t i = 0; i < n_layers; ++i) {
+    moe_layer[i] = !mlp_only[i] && (i + 1) % static_cast<index_t>(step) == 0;
+  }
+}
+
+// Per layer: the MoE block (true) or a dense MLP.
+inline std::vector<bool> parse_moe_layers(const ConfigReader& r, const ArchitectureSpec& s, index_t n_layers) {
+  std::vector<bool> moe_layer(n_layers, true);
+  if (s.dense_layers == DenseLayers::kFirstK) {
+    first_k_dense_layers(r, s, moe_layer);
+  } else if (s.dense_layers == DenseLayers::kSparseStep) {
+    sparse_step_layers(r, moe_layer);
+  }
+  return moe_layer;
+}
+
+inline ModelConfig parse_config(const nlohmann::json& j, std::string_view source_name);
+
+}  // namespace model::detail
+
+inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, std::string_view source_name) {
+  return catch_as_error("ModelConfig::from_json", [&] { return model::detail::parse_config(j, source_name); });
+}
+
+// The order of the steps is the order errors are reported in when a config has several.
+inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::string_view source_name) {
+  require(j.is_object(), ErrorCode::kConfig, "{}: config must be a JSON object", source_name);
+  const ConfigReader r(j, source_name);
+  ModelConfig c;
+  c.source = std::string(source_name);
+  const ArchitectureSpec& s = parse_architecture(r, c);
+  check_hidden_act(r);
+  parse_sizes(r, c);
+  const index_t rope_head_dim = parse_attention_shape(r, s, c);
+  parse_attention_options(r, s, c);
+  c.sliding_window = parse_sliding_windows(r, s, c.n_layers);
+  parse_rotary(r, s, rope_head_dim, c);
+  parse_experts(r, s, c);
+  parse_router(r, s, c);
+  c.moe_layer = parse_moe_layers(r, s, c.n_layers);
   return c;
 }
 

@@ -17,6 +17,7 @@ inline constexpr ArchitectureSpec kDeepseekV3{
     .scoring = layers::RouterScoring::kSigmoid,
     .grouped_routing = true,
     .group_score = layers::GroupScore::kTopTwo,
+    .topk_method_default = "noaux_tc",
     .norm_topk_prob_default = true,
     .routed_scaling_factor_default = 2.5,
     .correction_bias = true,

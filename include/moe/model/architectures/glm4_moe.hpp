@@ -22,6 +22,7 @@ inline constexpr ArchitectureSpec kGlm4Moe{
     .o_proj_bias_follows = false,
     .shared_expert = SharedExpert::kPlain,
     .dense_layers = DenseLayers::kFirstK,
+    .first_k_dense_replace_default = 1,
     .default_partial_rotary_factor = 0.5,
     .shared_expert_name = "shared_experts",
 };

@@ -11,7 +11,7 @@ inline constexpr ArchitectureSpec kMixtral{
     .family = Family::kMixtral,
     .n_experts_key = "num_local_experts",
     .expert_d_ff_key = "intermediate_size",
-    .always_renormalize = true,
+    .topk_renormalize = TopkRenormalize::kAlways,
     .attention_bias_key = "",
     .sliding_window = SlidingWindow::kAllLayers,
     .default_rope_theta = 1e6,

@@ -18,6 +18,8 @@ inline constexpr ArchitectureSpec kQwen2Moe{
     .shared_expert = SharedExpert::kSigmoidGated,
     .dense_layers = DenseLayers::kSparseStep,
     .sliding_window = SlidingWindow::kLayerTypes,
+    .layer_types_need_use_sliding_window = true,
+    .max_window_layers_default = 28,
     .shared_expert_name = "shared_expert",
 };
 
