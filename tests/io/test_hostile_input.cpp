@@ -234,7 +234,7 @@ TEST_CASE("routing cost grows as n log k, not k^2 n", "[hostile][router]") {
     }
     return best;
   };
-  validate_router([] {
+  moe::layers::validate_router([] {
     moe::layers::RouterConfig c;
     c.n_experts = moe::limits::kMaxExperts;
     c.top_k = moe::limits::kMaxTopK;

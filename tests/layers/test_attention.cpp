@@ -1,5 +1,6 @@
-// Attention against a naive two-pass softmax (GQA, sliding window, sinks) and MLA's absorbed
-// latent attention against the expanded (naive) form transformers computes.
+// The attention kernels of both host backends (reference and cpu) against a naive two-pass
+// softmax (GQA, sliding window, sinks), and MLA's absorbed latent attention against the
+// expanded (naive) form transformers computes.
 #include "layers_test_util.hpp"
 
 #include <catch2/catch.hpp>
@@ -34,7 +35,8 @@ std::vector<double> naive_attend(const std::vector<double>& logits, const std::v
 
 }  // namespace
 
-TEST_CASE("attention: GQA, causal, sliding window and sinks against a naive softmax", "[attention]") {
+TEMPLATE_TEST_CASE("attention: GQA, causal, sliding window and sinks against a naive softmax", "[attention]",
+                   backend::reference, backend::cpu) {
   std::mt19937 g(5);
   const index_t H = 6, KV = 2, hd = 8, vd = 5, ctx = 150, start = 70, n = ctx - start;
   const auto q = random_vec(n * H * hd, g), k = random_vec(ctx * KV * hd, g), v = random_vec(ctx * KV * vd, g);
@@ -44,9 +46,9 @@ TEST_CASE("attention: GQA, causal, sliding window and sinks against a naive soft
       INFO("window " << window << " sinks " << use_sinks);
       AttentionShape a{H, KV, hd, vd, 0.3f, window};
       Tensor<float, 2> out({n, H * vd});
-      attention_forward(a, View<const float, 2>(q.data(), {n, H * hd}), View<const float, 2>(k.data(), {ctx, KV * hd}),
-                        View<const float, 2>(v.data(), {ctx, KV * vd}), start, use_sinks ? sinks.data() : nullptr,
-                        out.view());
+      kernels::attention(TestType{}, a, View<const float, 2>(q.data(), {n, H * hd}),
+                         View<const float, 2>(k.data(), {ctx, KV * hd}), View<const float, 2>(v.data(), {ctx, KV * vd}),
+                         start, View<const float, 1>(sinks.data(), {use_sinks ? H : 0}), out.view());
       for (index_t t = 0; t < n; t += 7) {
         for (index_t h = 0; h < H; ++h) {
           const index_t pos = start + t, kvh = h / (H / KV);
@@ -67,13 +69,13 @@ TEST_CASE("attention: GQA, causal, sliding window and sinks against a naive soft
   }
 }
 
-TEST_CASE("MLA: absorbed latent attention equals the expanded keys and values", "[attention][mla]") {
+TEMPLATE_TEST_CASE("MLA: absorbed latent attention equals the expanded keys and values", "[attention][mla]",
+                   backend::reference, backend::cpu) {
   std::mt19937 g(9);
   const MlaShape s{4, 12, 6, 4, 5, 0.25f};  // heads, rank, nope, rope, v, scale
   const index_t ctx = 40, start = 33, n = ctx - start;
   const auto kv_b = random_vec(s.n_heads * (s.nope + s.v) * s.kv_lora_rank, g, 0.4f);
-  const WeightMatrix w{DType::f32, reinterpret_cast<const std::byte*>(kv_b.data()), s.n_heads * (s.nope + s.v),
-                       s.kv_lora_rank, s.kv_lora_rank};
+  const View<const float, 2> w(kv_b.data(), {s.n_heads * (s.nope + s.v), s.kv_lora_rank});
   const auto q = random_vec(n * s.n_heads * s.qk(), g);
   const auto latent = random_vec(ctx * s.kv_lora_rank, g);
   const auto k_rope = random_vec(ctx * s.rope, g);
@@ -81,10 +83,10 @@ TEST_CASE("MLA: absorbed latent attention equals the expanded keys and values", 
   Tensor<float, 2> q_latent({n, s.n_heads * s.kv_lora_rank}), out_latent({n, s.n_heads * s.kv_lora_rank}),
       out({n, s.n_heads * s.v});
   View<const float, 2> qv(q.data(), {n, s.n_heads * s.qk()});
-  mla_absorb_queries(backend::cpu{}, s, w, qv, q_latent.view());
-  mla_attention(s, qv, q_latent.view(), View<const float, 2>(latent.data(), {ctx, s.kv_lora_rank}),
-                View<const float, 2>(k_rope.data(), {ctx, s.rope}), start, out_latent.view());
-  mla_expand_values(backend::cpu{}, s, w, out_latent.view(), out.view());
+  kernels::mla_absorb_queries(TestType{}, s, w, qv, q_latent.view());
+  kernels::mla_attention(TestType{}, s, qv, q_latent.view(), View<const float, 2>(latent.data(), {ctx, s.kv_lora_rank}),
+                         View<const float, 2>(k_rope.data(), {ctx, s.rope}), start, out_latent.view());
+  kernels::mla_expand_values(TestType{}, s, w, View<const float, 2>(out_latent.view()), out.view());
 
   auto W = [&](index_t row, index_t col) { return static_cast<double>(kv_b[row * s.kv_lora_rank + col]); };
   for (index_t t = 0; t < n; ++t) {

@@ -20,11 +20,11 @@ namespace {
 
 constexpr index_t kE = 5, kD = 12, kF = 7, kTokens = 9;
 
-WeightMatrix mat(const std::vector<float>& v, index_t rows, index_t cols, index_t offset = 0) {
-  return WeightMatrix{DType::f32, reinterpret_cast<const std::byte*>(v.data() + offset), rows, cols, cols};
+WeightMatrix<> mat(const std::vector<float>& v, index_t rows, index_t cols, index_t offset = 0) {
+  return WeightMatrix<>{DType::f32, reinterpret_cast<const std::byte*>(v.data() + offset), rows, cols, cols};
 }
-WeightVector vec(const std::vector<float>& v, index_t n, index_t offset = 0) {
-  return WeightVector{DType::f32, reinterpret_cast<const std::byte*>(v.data() + offset), n};
+WeightVector<> vec(const std::vector<float>& v, index_t n, index_t offset = 0) {
+  return WeightVector<>{DType::f32, reinterpret_cast<const std::byte*>(v.data() + offset), n};
 }
 
 double silu(double x) { return x / (1 + std::exp(-x)); }
@@ -49,7 +49,7 @@ std::vector<double> swiglu_expert(const std::vector<float>& gate, const std::vec
 
 struct Banks {
   std::vector<float> gate, up, down, fused;  // fused [E, 2F, D]: gate rows then up rows
-  ExpertBank separate, stacked;
+  ExpertBank<> separate, stacked;
 };
 
 Banks make_banks(std::mt19937& g) {
@@ -62,7 +62,7 @@ Banks make_banks(std::mt19937& g) {
     std::copy_n(&b.gate[e * kF * kD], kF * kD, &b.fused[e * 2 * kF * kD]);
     std::copy_n(&b.up[e * kF * kD], kF * kD, &b.fused[e * 2 * kF * kD + kF * kD]);
   }
-  for (ExpertBank* bank : {&b.separate, &b.stacked}) {
+  for (ExpertBank<>* bank : {&b.separate, &b.stacked}) {
     bank->n_experts = kE;
     bank->d_model = kD;
     bank->d_ff = kF;
@@ -87,10 +87,10 @@ TEST_CASE("expert layouts: per-expert and fused gate_up agree with the scalar Sw
   const auto x = random_vec(kTokens * kD, g);
   View<const float, 2> xv(x.data(), {kTokens, kD});
   std::vector<float> scratch(expert_scratch_floats(b.separate, kTokens));
-  for (const ExpertBank* bank : {&b.separate, &b.stacked}) {
+  for (const ExpertBank<>* bank : {&b.separate, &b.stacked}) {
     for (index_t e = 0; e < kE; ++e) {
       Tensor<float, 2> y({kTokens, kD});
-      expert_forward(backend::cpu{}, *bank, e, xv, scratch, y.view());
+      expert_forward(backend::cpu{}, *bank, e, xv, View<float, 1>(scratch.data(), {scratch.size()}), y.view());
       for (index_t t = 0; t < kTokens; ++t) {
         const auto want = swiglu_expert(b.gate, b.up, b.down, e, &x[t * kD]);
         for (index_t d = 0; d < kD; ++d) CHECK(y(t, d) == Approx(want[d]).margin(1e-5));
@@ -106,7 +106,7 @@ TEST_CASE("GPT-OSS experts: input-major interleaved gate/up, biases, clamped Swi
   const auto gu_bias = random_vec(kE * 2 * kF, g, 0.5f);
   const auto down = random_vec(kE * kF * kD, g, 0.3f);         // [E, F, D]
   const auto d_bias = random_vec(kE * kD, g, 0.5f);
-  ExpertBank bank;
+  ExpertBank<> bank;
   bank.layout = ExpertLayout::kInputMajorGlu;
   bank.n_experts = kE;
   bank.d_model = kD;
@@ -125,7 +125,8 @@ TEST_CASE("GPT-OSS experts: input-major interleaved gate/up, biases, clamped Swi
   int clamped = 0;
   for (index_t e = 0; e < kE; ++e) {
     Tensor<float, 2> y({kTokens, kD});
-    expert_forward(backend::cpu{}, bank, e, View<const float, 2>(x.data(), {kTokens, kD}), scratch, y.view());
+    expert_forward(backend::cpu{}, bank, e, View<const float, 2>(x.data(), {kTokens, kD}),
+                   View<float, 1>(scratch.data(), {scratch.size()}), y.view());
     for (index_t t = 0; t < kTokens; ++t) {
       std::vector<double> act(kF);
       for (index_t f = 0; f < kF; ++f) {
@@ -149,8 +150,8 @@ TEST_CASE("GPT-OSS experts: input-major interleaved gate/up, biases, clamped Swi
   CHECK(clamped > 0);
 }
 
-TEST_CASE("MoE block: bucketed experts equal per-token routing and weighted sums, plus shared experts",
-          "[experts][moe]") {
+TEMPLATE_TEST_CASE("MoE block: bucketed experts equal per-token routing and weighted sums, plus shared experts",
+                   "[experts][moe]", backend::reference, backend::cpu) {
   std::mt19937 g(3);
   const Banks b = make_banks(g);
   const auto router = random_vec(kE * kD, g);
@@ -164,7 +165,7 @@ TEST_CASE("MoE block: bucketed experts equal per-token routing and weighted sums
 
   for (int variant = 0; variant < 3; ++variant) {  // 0: routed only, 1: + shared, 2: + sigmoid-gated shared
     INFO("variant " << variant);
-    MoeWeights w;
+    MoeWeights<> w;
     w.router = mat(router, kE, kD);
     w.experts = variant == 1 ? b.stacked : b.separate;
     if (variant > 0) {
@@ -179,9 +180,11 @@ TEST_CASE("MoE block: bucketed experts equal per-token routing and weighted sums
     Tensor<std::int32_t, 2> ids({kTokens, 2});
     std::vector<float> rs(router_scratch_floats(rc)), corr(kE), sw(kTokens * 2), ffn(3 * 2 * kTokens * kF);
     std::vector<std::int32_t> counts(kE + 1), st(kTokens * 2);
-    MoeScratch s{logits.view(), ids.view(), weights.view(), rs, corr, counts, st, sw, xs.view(), ys.view(), ffn, so.view()};
+    const auto v1 = [](auto& vec) { return View<std::remove_reference_t<decltype(vec[0])>, 1>(vec.data(), {vec.size()}); };
+    const MoeScratch<TestType> s{logits.view(), ids.view(), weights.view(), v1(rs),       v1(corr),  v1(counts),
+                                 v1(st),        v1(sw),     xs.view(),      ys.view(), v1(ffn),   so.view()};
     std::vector<std::uint64_t> usage(kE, 0);
-    moe_forward(backend::cpu{}, rc, w, View<const float, 2>(x.data(), {kTokens, kD}), s, usage, y.view());
+    moe_forward(TestType{}, rc, w, View<const float, 2>(x.data(), {kTokens, kD}), s, v1(usage), y.view());
 
     std::uint64_t total = 0;
     for (auto u : usage) total += u;

@@ -2,18 +2,24 @@
 // `requires_arch` pattern): `cpu_simd<Arch>` derives from `reference`, so an op without a
 // vectorized overload falls back to the scalar one by overload resolution. `cuda` derives from
 // nothing: a missing device op is a compile error, never a host loop over device memory.
+// Each tag names its memory space (`memory`: where its buffers live and what views it takes)
+// and the weight formats it has kernels for (`formats`, for visit_format).
 #pragma once
+
+#include "moe/core/format.hpp"
+#include "moe/core/memory.hpp"
 
 #include <xsimd/xsimd.hpp>
 
 namespace moe::backend {
 
-struct host_memory {};    // plain pointers the CPU can dereference
-struct device_memory {};  // CUDA device pointers
+using moe::device_memory;
+using moe::host_memory;
 
 // The scalar oracle: obviously correct loops, used as the fallback and in tests.
 struct reference {
   using memory = host_memory;
+  using formats = all_formats;
   static constexpr const char* name = "reference";
 };
 
@@ -29,8 +35,12 @@ using cpu = cpu_simd<>;
 #if defined(MOE_ENABLE_CUDA)
 struct cuda {
   using memory = device_memory;
+  using formats = type_list<float, bf16, f16>;
   static constexpr const char* name = "cuda";
 };
 #endif
+
+template <class B>
+inline constexpr bool is_host_backend_v = is_host_memory_v<typename B::memory>;
 
 }  // namespace moe::backend

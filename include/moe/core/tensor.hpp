@@ -1,8 +1,9 @@
-// TensorView<T, Rank>: a non-owning strided view (pointer, extents, strides; outermost-first,
-// PyTorch order). Tensor<T, Rank>: an owning, contiguous tensor with 64-byte aligned storage.
+// TensorView<T, Rank, Space>: a non-owning strided view (pointer, extents, strides; outermost-first,
+// PyTorch order) of memory in `Space` (host by default; only host views have element access). Tensor<T, Rank>: an owning, contiguous tensor with 64-byte aligned storage.
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/memory.hpp"
 
 #include <array>
 #include <cassert>
@@ -22,11 +23,13 @@ using index_t = std::size_t;
 
 inline constexpr std::size_t kTensorAlignment = 64;  // one cache line, one AVX-512 register
 
-template <class T, std::size_t Rank>
+template <class T, std::size_t Rank, class Space = host_memory>
 class TensorView {
   static_assert(Rank >= 1, "TensorView: Rank must be at least 1");
+  static_assert(MemorySpace<Space>, "TensorView: Space must be host_memory or device_memory");
 
  public:
+  using memory = Space;
   using element_type = T;
   using value_type = std::remove_cv_t<T>;
   using extents_type = std::array<index_t, Rank>;
@@ -48,7 +51,7 @@ class TensorView {
 
   // A view of const T from a view of T.
   template <class U, class = std::enable_if_t<std::is_same_v<const U, T> && !std::is_const_v<U>>>
-  TensorView(const TensorView<U, Rank>& other)  // NOLINT(google-explicit-constructor)
+  TensorView(const TensorView<U, Rank, Space>& other)  // NOLINT(google-explicit-constructor)
       : data_(other.data()), shape_(other.shape()), strides_(other.strides()) {}
 
   T* data() const noexcept { return data_; }
@@ -73,8 +76,10 @@ class TensorView {
     return true;
   }
 
-  // Unchecked element access (hot paths). Indices are outermost-first.
+  // Unchecked element access (hot paths). Indices are outermost-first. Host memory only: a
+  // device view has no element access (its pointer goes to kernels, never to a host loop).
   template <class... I>
+    requires is_host_memory_v<Space>
   T& operator()(I... idx) const noexcept {
     static_assert(sizeof...(I) == Rank, "TensorView: wrong number of indices");
     const std::array<index_t, Rank> i{static_cast<index_t>(idx)...};
@@ -88,6 +93,7 @@ class TensorView {
 
   // Checked element access: throws Error(kInvalidArgument) on an out-of-range index.
   template <class... I>
+    requires is_host_memory_v<Space>
   T& at(I... idx) const {
     static_assert(sizeof...(I) == Rank, "TensorView: wrong number of indices");
     const std::array<index_t, Rank> i{static_cast<index_t>(idx)...};
@@ -99,7 +105,9 @@ class TensorView {
   }
 
   // Rank-1 element access, or the sub-view at index i of the outermost dimension.
-  decltype(auto) operator[](index_t i) const noexcept {
+  decltype(auto) operator[](index_t i) const noexcept
+    requires(is_host_memory_v<Space> || Rank > 1)
+  {
     assert(i < shape_[0]);
     if constexpr (Rank == 1) {
       return data_[i * strides_[0]];
@@ -109,7 +117,7 @@ class TensorView {
         shape[d - 1] = shape_[d];
         strides[d - 1] = strides_[d];
       }
-      return TensorView<T, Rank - 1>(data_ + i * strides_[0], shape, strides);
+      return TensorView<T, Rank - 1, Space>(data_ + i * strides_[0], shape, strides);
     }
   }
 
@@ -124,17 +132,19 @@ class TensorView {
 
   // The same contiguous memory under another shape with the same number of elements.
   template <std::size_t R2>
-  TensorView<T, R2> reshape(const std::array<index_t, R2>& shape) const {
+  TensorView<T, R2, Space> reshape(const std::array<index_t, R2>& shape) const {
     index_t n = 1;
     for (index_t e : shape) n *= e;
     require(is_contiguous() && n == size(), ErrorCode::kInvalidArgument,
             "reshape of a {}-element tensor into {} elements (contiguous: {})", size(), n,
             is_contiguous());
-    return TensorView<T, R2>(data_, shape);
+    return TensorView<T, R2, Space>(data_, shape);
   }
 
-  // A contiguous innermost row as a span (for Rank 1 the whole view).
-  std::span<T> span() const {
+  // A contiguous innermost row as a span (for Rank 1 the whole view). Host memory only.
+  std::span<T> span() const
+    requires is_host_memory_v<Space>
+  {
     require(is_contiguous(), ErrorCode::kInvalidArgument, "span() of a non-contiguous tensor");
     return std::span<T>(data_, size());
   }
@@ -145,8 +155,11 @@ class TensorView {
   extents_type strides_{};
 };
 
+// A view of host memory (the common case) and of CUDA device memory.
 template <class T, std::size_t Rank>
-using View = TensorView<T, Rank>;
+using View = TensorView<T, Rank, host_memory>;
+template <class T, std::size_t Rank>
+using DeviceView = TensorView<T, Rank, device_memory>;
 
 // 64-byte aligned heap storage for `n` trivially copyable elements (zero-initialised).
 // Bytes of physical memory of this machine (0 if unknown); read once.

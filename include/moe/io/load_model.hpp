@@ -7,6 +7,7 @@
 #include "moe/io/tensor_store.hpp"
 #include "moe/model/config.hpp"
 #include "moe/model/model.hpp"
+#include "moe/model/upload.hpp"
 #include "moe/model/weights.hpp"
 
 #include <filesystem>
@@ -61,11 +62,15 @@ class StoreTensorSource final : public TensorSource {
 
 }  // namespace io
 
-// Loads config.json and the safetensors weights of `folder`. Errors: kIo (missing files),
-// kFormat (bad JSON / safetensors), kConfig / kUnsupported (config), kMissingTensor /
-// kShapeMismatch (weights), each naming the file, key or tensor; kOutOfMemory. Only moe::Error
-// escapes.
-inline std::shared_ptr<const Model> load_model(const std::filesystem::path& folder) {
+// Loads config.json and the safetensors weights of `folder` for `Backend` (default: the cpu).
+// Host backends use the weights in place in the mapped files; a device backend uploads them once
+// (progress, when given, is called after each tensor) and drops the mapping. Errors: kIo (missing
+// files), kFormat (bad JSON / safetensors), kConfig / kUnsupported (config, or a weight format
+// the backend has no kernels for), kMissingTensor / kShapeMismatch (weights), each naming the
+// file, key or tensor; kOutOfMemory / kDevice when the weights do not fit. Only moe::Error escapes.
+template <class Backend = backend::cpu>
+std::shared_ptr<const BasicModel<Backend>> load_model(const std::filesystem::path& folder,
+                                                      const model::UploadProgress& progress = {}) {
   return catch_as_error("load_model", [&] {
     const auto config_path = folder / "config.json";
     std::error_code ec;
@@ -74,8 +79,16 @@ inline std::shared_ptr<const Model> load_model(const std::filesystem::path& fold
     ModelConfig config = ModelConfig::from_json(j, config_path.string());
     auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
     const io::StoreTensorSource source(*store);
-    model::ModelWeights weights = model::bind_weights(config, source);
-    return std::make_shared<const Model>(std::move(config), std::move(weights), std::shared_ptr<const void>(store));
+    model::ModelWeights<> weights = model::bind_weights(config, source);
+    if constexpr (is_host_memory_v<typename Backend::memory>) {
+      (void)progress;
+      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(weights),
+                                                         std::shared_ptr<const void>(store));
+    } else {
+      auto uploaded = model::upload_weights<Backend>(weights, progress);
+      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(uploaded.weights),
+                                                         std::move(uploaded.storage));
+    }
   });
 }
 

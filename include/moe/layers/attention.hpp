@@ -1,107 +1,110 @@
-// Causal multi-head / grouped-query attention over a KV cache, with optional sliding window and
-// per-head attention sinks (GPT-OSS). Softmax is computed in f32 in one streaming pass (running
-// max and sum, rescaled per block of keys), so no score buffer the size of the context is needed.
+// The attention layer of a standard (multi-head / grouped-query) block: q/k/v projections with
+// optional biases, QK-norm, OLMoE's clip_qkv, rope, the KV-cache append of each sequence and
+// causal attention over its cache (sliding window, GPT-OSS sinks), then the output projection.
+// Every step is a kernel on the backend; the layer only wires them.
 #pragma once
 
-#include "moe/core/parallel.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/kernels/kernels.hpp"
+#include "moe/layers/kv_cache.hpp"
+#include "moe/layers/linear.hpp"
 
-#include <algorithm>
-#include <cmath>
-#include <limits>
+#include <cstdint>
+#include <span>
 
 namespace moe::layers {
 
-namespace detail {
+using kernels::AttentionShape;
 
-// Dot product with several independent partial sums so the compiler can vectorise it.
-inline float dot(const float* a, const float* b, index_t n) noexcept {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  index_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (index_t u = 0; u < 8; ++u) acc[u] += a[i + u] * b[i + u];
-  }
-  float tail = 0;
-  for (; i < n; ++i) tail += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
-}
-
-inline void axpy(float a, const float* x, float* y, index_t n) noexcept {
-  for (index_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-inline constexpr index_t kKeyBlock = 64;
-
-// out[0..width) = Σ_j softmax(score)_j · value(j) over keys j in [lo, hi), optionally with a sink
-// logit that joins the softmax denominator but contributes no value. `score(j)` returns the
-// scaled logit of key j, `value(j)` a pointer to its width-wide value row.
-template <class Score, class Value>
-void attend_streaming(index_t lo, index_t hi, bool has_sink, float sink, Score&& score, Value&& value, index_t width,
-                      float* out) {
-  float m = has_sink ? sink : -std::numeric_limits<float>::infinity();
-  float l = has_sink ? 1.0f : 0.0f;
-  std::fill_n(out, width, 0.0f);
-  float s[kKeyBlock];
-  for (index_t b = lo; b < hi; b += kKeyBlock) {
-    const index_t e = std::min(hi, b + kKeyBlock);
-    float bm = -std::numeric_limits<float>::infinity();
-    for (index_t j = b; j < e; ++j) {
-      s[j - b] = score(j);
-      bm = std::max(bm, s[j - b]);
-    }
-    if (bm > m) {
-      const float rescale = std::exp(m - bm);
-      l *= rescale;
-      for (index_t i = 0; i < width; ++i) out[i] *= rescale;
-      m = bm;
-    }
-    for (index_t j = b; j < e; ++j) {
-      const float p = std::exp(s[j - b] - m);
-      l += p;
-      axpy(p, value(j), out, width);
-    }
-  }
-  const float inv = l > 0 ? 1.0f / l : 0.0f;
-  for (index_t i = 0; i < width; ++i) out[i] *= inv;
-}
-
-}  // namespace detail
-
-struct AttentionShape {
-  index_t n_heads = 0;
-  index_t n_kv_heads = 0;
-  index_t head_dim = 0;       // q/k
-  index_t v_head_dim = 0;
-  float scale = 1.0f;         // multiplies q·k
-  index_t sliding_window = 0; // 0: full causal; else key j is visible from query p iff p - j < window
+enum class QkNorm : std::uint8_t {
+  kNone,
+  kPerHead,         // RMSNorm over each head's head_dim (Qwen3-MoE, GLM-4-MoE use_qk_norm)
+  kWholeProjection  // RMSNorm over the whole q / k projection before the head split (OLMoE)
 };
 
-// Attention of n new tokens of one sequence, at positions start..start+n-1, whose keys and values
-// are already in the cache rows [0, start+n).
-//   q      [n, n_heads·head_dim] (rope applied)
-//   keys   [>= start+n, n_kv_heads·head_dim], values [>= start+n, n_kv_heads·v_head_dim]
-//   sinks  [n_heads] logits (GPT-OSS) or nullptr
-//   out    [n, n_heads·v_head_dim]
-// Query head h reads kv head h / (n_heads / n_kv_heads) (GQA). Parallel over (token, head).
-inline void attention_forward(const AttentionShape& a, View<const float, 2> q, View<const float, 2> keys,
-                              View<const float, 2> values, index_t start, const float* sinks, View<float, 2> out) {
-  const index_t n = q.extent(0);
-  const index_t group = a.n_heads / a.n_kv_heads;
-  parallel_for_chunks(n * a.n_heads, 4, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t item = begin; item < end; ++item) {
-      const index_t t = item / a.n_heads, h = item % a.n_heads, kvh = h / group;
-      const index_t pos = start + t;
-      const index_t lo = a.sliding_window > 0 && pos + 1 > a.sliding_window ? pos + 1 - a.sliding_window : 0;
-      const float* qh = &q(t, h * a.head_dim);
-      const float* kbase = keys.data() + kvh * a.head_dim;
-      const float* vbase = values.data() + kvh * a.v_head_dim;
-      const index_t ks = keys.stride(0), vs = values.stride(0);
-      detail::attend_streaming(
-          lo, pos + 1, sinks != nullptr, sinks != nullptr ? sinks[h] : 0.0f,
-          [&](index_t j) { return detail::dot(qh, kbase + j * ks, a.head_dim) * a.scale; },
-          [&](index_t j) { return vbase + j * vs; }, a.v_head_dim, &out(t, h * a.v_head_dim));
-    }
-  });
+template <class S = host_memory>
+struct AttentionWeights {
+  WeightMatrix<S> q, k, v, o;  // [n_heads·hd, d], [n_kv·hd, d], [n_kv·hd, d], [d, n_heads·hd]
+  WeightVector<S> q_bias, k_bias, v_bias, o_bias;
+  WeightVector<S> q_norm, k_norm;  // [head_dim] per-head, or [n_heads·hd] / [n_kv·hd] whole
+  WeightVector<S> sinks;           // [n_heads] GPT-OSS
+
+  template <class F>
+  auto transform(F&& f) const {
+    AttentionWeights<typename decltype(f("", q))::memory> r;
+    r.q = f("q_proj.weight", q), r.k = f("k_proj.weight", k), r.v = f("v_proj.weight", v);
+    r.o = f("o_proj.weight", o), r.q_bias = f("q_proj.bias", q_bias), r.k_bias = f("k_proj.bias", k_bias);
+    r.v_bias = f("v_proj.bias", v_bias), r.o_bias = f("o_proj.bias", o_bias);
+    r.q_norm = f("q_norm.weight", q_norm), r.k_norm = f("k_norm.weight", k_norm), r.sinks = f("sinks", sinks);
+    return r;
+  }
+};
+
+// The per-model options of the layer (from the config); the sliding window is per layer.
+struct AttentionOptions {
+  AttentionShape shape;                    // sliding_window: this layer's
+  QkNorm qk_norm = QkNorm::kNone;
+  float norm_eps = 1e-6f;                  // the QK-norm's eps (rms_norm_eps)
+  float clip_qkv = 0.0f;                   // 0: no clipping
+  kernels::RopePairing rope_pairing = kernels::RopePairing::half_split;
+};
+
+// The scratch the layer writes (views into the Workspace, first n rows).
+template <class B>
+struct AttentionScratch {
+  ViewOf<B, float, 2> q, k, v, attn;  // [n, H·hd], [n, KV·hd], [n, KV·v], [n, H·v]
+  ViewOf<B, float, 1> sinks;          // [n_heads] f32 copy of the sinks
+};
+
+// out = attention(x) for the tokens of every chunk (each chunk's keys/values appended to its
+// cache at rows cache->size()...; the cache sizes advance after the whole pass, in the model).
+// x [n, d_model], cos/sin [n, rotary/2], out [n, d_model].
+template <class B>
+void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<typename B::memory>& w, index_t layer,
+                       std::span<const BasicSequenceChunk<typename B::memory>> chunks, ViewOf<B, const float, 2> x,
+                       ViewOf<B, const float, 2> cos, ViewOf<B, const float, 2> sin, const AttentionScratch<B>& s,
+                       ViewOf<B, float, 2> out) {
+  using CV = ViewOf<B, const float, 2>;
+  const index_t n = x.extent(0), H = o.shape.n_heads, KV = o.shape.n_kv_heads, hd = o.shape.head_dim;
+  linear(be, x, w.q, s.q);
+  add_bias(be, s.q, w.q_bias);
+  linear(be, x, w.k, s.k);
+  add_bias(be, s.k, w.k_bias);
+  linear(be, x, w.v, s.v);
+  add_bias(be, s.v, w.v_bias);
+  if (o.qk_norm == QkNorm::kWholeProjection) {
+    rms_norm(be, CV(s.q), w.q_norm, o.norm_eps, s.q);
+    rms_norm(be, CV(s.k), w.k_norm, o.norm_eps, s.k);
+  } else if (o.qk_norm == QkNorm::kPerHead) {
+    const ViewOf<B, float, 2> qh(s.q.data(), {n * H, hd}), kh(s.k.data(), {n * KV, hd});
+    rms_norm(be, CV(qh), w.q_norm, o.norm_eps, qh);
+    rms_norm(be, CV(kh), w.k_norm, o.norm_eps, kh);
+  }
+  if (o.clip_qkv > 0) {
+    kernels::clamp(be, s.q, o.clip_qkv);
+    kernels::clamp(be, s.k, o.clip_qkv);
+    kernels::clamp(be, s.v, o.clip_qkv);
+  }
+  kernels::rope(be, ViewOf<B, float, 3>(s.q.data(), {n, H, hd}), cos, sin, o.rope_pairing);
+  kernels::rope(be, ViewOf<B, float, 3>(s.k.data(), {n, KV, hd}), cos, sin, o.rope_pairing);
+
+  ViewOf<B, const float, 1> sinks = ViewOf<B, const float, 1>(s.sinks).slice(0, 0);
+  if (!w.sinks.empty()) {
+    widen(be, w.sinks, s.sinks);
+    sinks = s.sinks;
+  }
+  index_t t0 = 0;
+  for (const auto& ch : chunks) {
+    const index_t m = ch.tokens.size(), start = ch.cache->size();
+    const auto keys = ch.cache->keys(layer), values = ch.cache->values(layer);
+    kernels::copy_rows(be, CV(s.k).slice(t0, t0 + m), keys.slice(start, start + m));
+    kernels::copy_rows(be, CV(s.v).slice(t0, t0 + m), values.slice(start, start + m));
+    kernels::attention(be, o.shape, CV(s.q).slice(t0, t0 + m), CV(keys), CV(values), start, sinks,
+                       s.attn.slice(t0, t0 + m));
+    t0 += m;
+  }
+  linear(be, CV(s.attn), w.o, out);
+  add_bias(be, out, w.o_bias);
 }
 
 }  // namespace moe::layers

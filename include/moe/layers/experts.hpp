@@ -4,6 +4,7 @@
 // columns and biases).
 #pragma once
 
+#include "moe/backend/tags.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/kernels.hpp"
 #include "moe/layers/linear.hpp"
@@ -16,27 +17,46 @@ namespace moe::layers {
 
 // down(silu(gate·x) * up·x), weights [d_ff, d_model], [d_ff, d_model], [d_model, d_ff]; optional
 // biases (DeepSeek-V2 mlp_bias).
+template <class S = host_memory>
 struct MlpWeights {
-  WeightMatrix gate;  // [d_ff, d_model]
-  WeightMatrix up;    // [d_ff, d_model]
-  WeightMatrix down;  // [d_model, d_ff]
-  WeightVector gate_bias, up_bias, down_bias;
+  WeightMatrix<S> gate;  // [d_ff, d_model]
+  WeightMatrix<S> up;    // [d_ff, d_model]
+  WeightMatrix<S> down;  // [d_model, d_ff]
+  WeightVector<S> gate_bias, up_bias, down_bias;
   index_t d_ff() const noexcept { return gate.rows; }
+
+  // The one list of this struct's tensors: a copy with f(name, tensor) applied to each (f may
+  // move them to another memory space: a device upload).
+  template <class F>
+  auto transform(F&& f) const {
+    MlpWeights<typename decltype(f("", gate))::memory> r;
+    r.gate = f("gate_proj.weight", gate), r.up = f("up_proj.weight", up), r.down = f("down_proj.weight", down);
+    r.gate_bias = f("gate_proj.bias", gate_bias), r.up_bias = f("up_proj.bias", up_bias);
+    r.down_bias = f("down_proj.bias", down_bias);
+    return r;
+  }
 };
+
+// A [rows, cols] activation over `scratch` (contiguous, starting `offset` floats in).
+template <class B>
+ViewOf<B, float, 2> scratch_matrix(ViewOf<B, float, 1> scratch, index_t offset, index_t rows, index_t cols) {
+  return ViewOf<B, float, 2>(scratch.data() + offset, {rows, cols});
+}
 
 // x [n, d_model] -> y [n, d_model]. scratch: >= 2·n·d_ff floats. y must not alias x.
 template <class B>
-void mlp_forward(B backend, const MlpWeights& w, View<const float, 2> x, std::span<float> scratch, View<float, 2> y) {
+void mlp_forward(B backend, const MlpWeights<typename B::memory>& w, ViewOf<B, const float, 2> x,
+                 ViewOf<B, float, 1> scratch, ViewOf<B, float, 2> y) {
   const index_t n = x.extent(0), f = w.d_ff();
-  View<float, 2> gate(scratch.data(), {n, f});
-  View<float, 2> up(scratch.data() + n * f, {n, f});
+  ViewOf<B, float, 2> gate = scratch_matrix<B>(scratch, 0, n, f);
+  ViewOf<B, float, 2> up = scratch_matrix<B>(scratch, n * f, n, f);
   linear(backend, x, w.gate, gate);
-  add_bias(gate, w.gate_bias);
+  add_bias(backend, gate, w.gate_bias);
   linear(backend, x, w.up, up);
-  add_bias(up, w.up_bias);
-  kernels::swiglu(backend, View<const float, 2>(gate), View<const float, 2>(up), gate);
-  linear(backend, View<const float, 2>(gate), w.down, y);
-  add_bias(y, w.down_bias);
+  add_bias(backend, up, w.up_bias);
+  kernels::swiglu(backend, ViewOf<B, const float, 2>(gate), ViewOf<B, const float, 2>(up), gate);
+  linear(backend, ViewOf<B, const float, 2>(gate), w.down, y);
+  add_bias(backend, y, w.down_bias);
 }
 
 enum class ExpertLayout : std::uint8_t {
@@ -47,6 +67,7 @@ enum class ExpertLayout : std::uint8_t {
 };
 
 // The routed experts of one MoE layer. Per-expert matrices are views into the checkpoint.
+template <class S = host_memory>
 struct ExpertBank {
   ExpertLayout layout = ExpertLayout::kSeparate;
   index_t n_experts = 0;
@@ -55,65 +76,85 @@ struct ExpertBank {
   bool clamped = false;            // GPT-OSS clamped SwiGLU
   float alpha = 1.702f;
   float limit = 7.0f;
-  std::vector<WeightMatrix> gate;     // kSeparate: [d_ff, d_model] each
-  std::vector<WeightMatrix> up;       // kSeparate: [d_ff, d_model] each
-  std::vector<WeightMatrix> gate_up;  // kFusedGateUp: [2·d_ff, d_model]; kInputMajorGlu: [d_model, 2·d_ff]
-  std::vector<WeightMatrix> down;     // [d_model, d_ff], or [d_ff, d_model] input-major
-  std::vector<WeightVector> gate_up_bias;  // kInputMajorGlu: [2·d_ff]
-  std::vector<WeightVector> down_bias;     // kInputMajorGlu: [d_model]
+  std::vector<WeightMatrix<S>> gate;     // kSeparate: [d_ff, d_model] each
+  std::vector<WeightMatrix<S>> up;       // kSeparate: [d_ff, d_model] each
+  std::vector<WeightMatrix<S>> gate_up;  // kFusedGateUp: [2·d_ff, d_model]; kInputMajorGlu: [d_model, 2·d_ff]
+  std::vector<WeightMatrix<S>> down;     // [d_model, d_ff], or [d_ff, d_model] input-major
+  std::vector<WeightVector<S>> gate_up_bias;  // kInputMajorGlu: [2·d_ff]
+  std::vector<WeightVector<S>> down_bias;     // kInputMajorGlu: [d_model]
+
+  // The one list of the bank's tensors: a copy with f(name, tensor) applied to each.
+  template <class F>
+  auto transform(F&& f) const {
+    ExpertBank<typename decltype(f("", WeightMatrix<S>{}))::memory> b;
+    b.layout = layout, b.n_experts = n_experts, b.d_model = d_model, b.d_ff = d_ff;
+    b.clamped = clamped, b.alpha = alpha, b.limit = limit;
+    const auto each = [&](const char* name, const auto& from, auto& to) {
+      to.reserve(from.size());
+      for (const auto& t : from) to.push_back(f(name, t));
+    };
+    each("gate", gate, b.gate), each("up", up, b.up), each("gate_up", gate_up, b.gate_up);
+    each("down", down, b.down), each("gate_up_bias", gate_up_bias, b.gate_up_bias);
+    each("down_bias", down_bias, b.down_bias);
+    return b;
+  }
 };
 
 // Floats of scratch expert_forward needs for n tokens.
-inline index_t expert_scratch_floats(const ExpertBank& bank, index_t n) noexcept { return 3 * n * bank.d_ff; }
+template <class S>
+index_t expert_scratch_floats(const ExpertBank<S>& bank, index_t n) noexcept { return 3 * n * bank.d_ff; }
 
 // Runs expert e on x [n, d_model] -> y [n, d_model] (unweighted). y must not alias x.
 // scratch: expert_scratch_floats(bank, n) floats. Hot path: no allocation.
 template <class B>
-void expert_forward(B backend, const ExpertBank& bank, index_t e, View<const float, 2> x, std::span<float> scratch,
-                    View<float, 2> y) {
+void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index_t e, ViewOf<B, const float, 2> x,
+                    ViewOf<B, float, 1> scratch, ViewOf<B, float, 2> y) {
+  using CV = ViewOf<B, const float, 2>;
+  using MV = ViewOf<B, float, 2>;
   const index_t n = x.extent(0), f = bank.d_ff;
-  View<float, 2> gu(scratch.data(), {n, 2 * f});
-  View<float, 2> act(scratch.data() + 2 * n * f, {n, f});
+  MV gu = scratch_matrix<B>(scratch, 0, n, 2 * f);
+  MV act = scratch_matrix<B>(scratch, 2 * n * f, n, f);
   switch (bank.layout) {
     case ExpertLayout::kSeparate: {
-      View<float, 2> g(gu.data(), {n, f}, {2 * f, 1});
-      View<float, 2> u(gu.data() + f, {n, f}, {2 * f, 1});
+      MV g(gu.data(), {n, f}, {2 * f, 1});
+      MV u(gu.data() + f, {n, f}, {2 * f, 1});
       linear(backend, x, bank.gate[e], g);
       linear(backend, x, bank.up[e], u);
-      kernels::swiglu(backend, View<const float, 2>(g), View<const float, 2>(u), act);
-      linear(backend, View<const float, 2>(act), bank.down[e], y);
+      kernels::swiglu(backend, CV(g), CV(u), act);
+      linear(backend, CV(act), bank.down[e], y);
       break;
     }
     case ExpertLayout::kFusedGateUp: {
       linear(backend, x, bank.gate_up[e], gu);
-      View<const float, 2> g(gu.data(), {n, f}, {2 * f, 1});
-      View<const float, 2> u(gu.data() + f, {n, f}, {2 * f, 1});
+      CV g(gu.data(), {n, f}, {2 * f, 1});
+      CV u(gu.data() + f, {n, f}, {2 * f, 1});
       kernels::swiglu(backend, g, u, act);
-      linear(backend, View<const float, 2>(act), bank.down[e], y);
+      linear(backend, CV(act), bank.down[e], y);
       break;
     }
     case ExpertLayout::kInputMajorGlu: {
       linear_in_out(backend, x, bank.gate_up[e], gu);
-      add_bias(gu, bank.gate_up_bias[e]);
-      // GPT-OSS clamped SwiGLU: gate = min(gate, limit), up = clamp(up, ±limit),
-      // out = (up + 1) · gate · σ(alpha · gate).
-      for (index_t t = 0; t < n; ++t) {
-        const float* row = &gu(t, 0);
-        float* out = &act(t, 0);
-        for (index_t i = 0; i < f; ++i) {
-          float g = row[2 * i], u = row[2 * i + 1];
-          if (bank.clamped) {
-            g = std::min(g, bank.limit);
-            u = std::clamp(u, -bank.limit, bank.limit);
-          }
-          const float glu = g / (1.0f + std::exp(-g * bank.alpha));
-          out[i] = (u + 1.0f) * glu;
-        }
-      }
-      linear_in_out(backend, View<const float, 2>(act), bank.down[e], y);
-      add_bias(y, bank.down_bias[e]);
+      add_bias(backend, gu, bank.gate_up_bias[e]);
+      kernels::glu_interleaved(backend, CV(gu), kernels::GluParams{bank.alpha, bank.limit, bank.clamped}, act);
+      linear_in_out(backend, CV(act), bank.down[e], y);
+      add_bias(backend, y, bank.down_bias[e]);
       break;
     }
+  }
+}
+
+// Every expert over its bucket of slots: ys[offsets[e], offsets[e+1]) = expert_e(xs[...]).
+// offsets [n_experts + 1] (bucket_by_expert's). Host backends read the offsets and run one GEMM
+// per chosen expert; a device backend provides its own overload (a grouped GEMM that reads them
+// in device memory).
+template <class B>
+  requires backend::is_host_backend_v<B>
+void experts_forward(B backend, const ExpertBank<typename B::memory>& bank, View<const std::int32_t, 1> offsets,
+                     View<const float, 2> xs, View<float, 1> scratch, View<float, 2> ys) {
+  for (index_t e = 0; e < bank.n_experts; ++e) {
+    const auto begin = static_cast<index_t>(offsets[e]), end = static_cast<index_t>(offsets[e + 1]);
+    if (end == begin) continue;
+    expert_forward(backend, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
   }
 }
 

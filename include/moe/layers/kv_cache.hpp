@@ -1,12 +1,16 @@
-// KvCache: one sequence's attention cache for every layer. A standard attention layer stores
+// BasicKvCache<Space>: one sequence's attention cache for every layer, in a backend's memory
+// (`KvCache` is the host one). A standard attention layer stores
 // keys [n_kv_heads·head_dim] and values [n_kv_heads·v_head_dim] per token; an MLA layer stores
 // only the normalised latent [kv_lora_rank] (as "keys") and the rotated rope key
 // [qk_rope_head_dim] (as "values") per token.
 #pragma once
 
+#include "moe/core/buffer.hpp"
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
 
+#include <cstdint>
+#include <span>
 #include <vector>
 
 namespace moe::layers {
@@ -18,13 +22,16 @@ struct KvLayerShape {
   friend bool operator==(const KvLayerShape&, const KvLayerShape&) = default;
 };
 
-class KvCache {
+template <class Space>
+class BasicKvCache {
  public:
-  KvCache() = default;
+  using memory = Space;
+
+  BasicKvCache() = default;
 
   // Allocates (and zero-fills) capacity tokens for every layer. Throws kInvalidArgument if the
   // total size overflows.
-  KvCache(std::vector<KvLayerShape> layers, index_t capacity) : shapes_(std::move(layers)), capacity_(capacity) {
+  BasicKvCache(std::vector<KvLayerShape> layers, index_t capacity) : shapes_(std::move(layers)), capacity_(capacity) {
     index_t total = 0;
     offsets_.reserve(shapes_.size());
     for (const auto& s : shapes_) {
@@ -36,7 +43,7 @@ class KvCache {
               "KV cache of {} tokens overflows size_t", capacity);
       total += per_token * capacity;
     }
-    data_.resize(total);
+    data_ = Buffer<float, Space>(total);
   }
 
   // Bytes a cache of these layers and `capacity` tokens holds; the largest index_t if that
@@ -68,20 +75,20 @@ class KvCache {
   }
 
   // Layer `layer`'s key rows, [capacity, key_width] (row p = position p).
-  View<float, 2> keys(index_t layer) noexcept {
-    return View<float, 2>(data_.data() + offsets_[layer], {capacity_, shapes_[layer].key_width});
+  TensorView<float, 2, Space> keys(index_t layer) noexcept {
+    return TensorView<float, 2, Space>(data_.data() + offsets_[layer], {capacity_, shapes_[layer].key_width});
   }
-  View<const float, 2> keys(index_t layer) const noexcept {
-    return View<const float, 2>(data_.data() + offsets_[layer], {capacity_, shapes_[layer].key_width});
+  TensorView<const float, 2, Space> keys(index_t layer) const noexcept {
+    return TensorView<const float, 2, Space>(data_.data() + offsets_[layer], {capacity_, shapes_[layer].key_width});
   }
   // Layer `layer`'s value rows, [capacity, value_width].
-  View<float, 2> values(index_t layer) noexcept {
-    return View<float, 2>(data_.data() + offsets_[layer] + capacity_ * shapes_[layer].key_width,
-                          {capacity_, shapes_[layer].value_width});
+  TensorView<float, 2, Space> values(index_t layer) noexcept {
+    return TensorView<float, 2, Space>(data_.data() + offsets_[layer] + capacity_ * shapes_[layer].key_width,
+                                       {capacity_, shapes_[layer].value_width});
   }
-  View<const float, 2> values(index_t layer) const noexcept {
-    return View<const float, 2>(data_.data() + offsets_[layer] + capacity_ * shapes_[layer].key_width,
-                                {capacity_, shapes_[layer].value_width});
+  TensorView<const float, 2, Space> values(index_t layer) const noexcept {
+    return TensorView<const float, 2, Space>(data_.data() + offsets_[layer] + capacity_ * shapes_[layer].key_width,
+                                             {capacity_, shapes_[layer].value_width});
   }
 
   // Marks n more tokens as stored (after a forward pass wrote rows size()..size()+n-1 of every
@@ -95,14 +102,26 @@ class KvCache {
  private:
   std::vector<KvLayerShape> shapes_;
   std::vector<index_t> offsets_;
-  AlignedBuffer<float> data_;
+  Buffer<float, Space> data_;
   index_t capacity_ = 0;
   index_t size_ = 0;
+};
+
+using KvCache = BasicKvCache<host_memory>;
+
+// The tokens of one sequence in a forward pass: they are appended to `cache` at positions
+// cache->size(), cache->size()+1, ...
+template <class Space>
+struct BasicSequenceChunk {
+  BasicKvCache<Space>* cache = nullptr;
+  std::span<const std::int32_t> tokens;
 };
 
 }  // namespace moe::layers
 
 namespace moe {
+using layers::BasicKvCache;
+using layers::BasicSequenceChunk;
 using layers::KvCache;
 using layers::KvLayerShape;
 }  // namespace moe

@@ -1,9 +1,13 @@
-// Type-erased weight references (a dtype tag plus a pointer straight into the mmapped
-// checkpoint) and the matmul entry points that turn the runtime dtype into a typed kernel call
-// once per call, at the layer boundary (gemma.cpp's CallUpcasted pattern).
+// Type-erased weight references (a format tag plus a pointer straight into the mmapped checkpoint,
+// or into the backend's weight memory after an upload) and the layer entry points that turn the
+// runtime format into a typed kernel call once per call, at the layer boundary (gemma.cpp's
+// CallUpcasted pattern, through visit_format<Backend>). A weight carries its memory space in its
+// type, so a device weight only ever yields device views.
 #pragma once
 
 #include "moe/core/dtype.hpp"
+#include "moe/core/format.hpp"
+#include "moe/core/memory.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/kernels.hpp"
 
@@ -12,7 +16,9 @@
 namespace moe::layers {
 
 // A 2-D weight [rows, cols] with a row stride in elements; cols are contiguous.
+template <class Space = host_memory>
 struct WeightMatrix {
+  using memory = Space;
   DType dtype = DType::f32;
   const std::byte* data = nullptr;
   index_t rows = 0;
@@ -20,79 +26,90 @@ struct WeightMatrix {
   index_t row_stride = 0;
 
   bool empty() const noexcept { return data == nullptr; }
+  // Bytes the matrix occupies (rows · row_stride elements; the last row counts cols only).
+  std::size_t bytes() const noexcept {
+    return rows == 0 ? 0 : format_row_bytes(dtype, (rows - 1) * row_stride + cols);
+  }
 
   template <class T>
-  View<const T, 2> view() const noexcept {
-    return View<const T, 2>(reinterpret_cast<const T*>(data), {rows, cols}, {row_stride, 1});
+  TensorView<const T, 2, Space> view() const noexcept {
+    return TensorView<const T, 2, Space>(reinterpret_cast<const T*>(data), {rows, cols}, {row_stride, 1});
   }
   // Rows [begin, end).
   WeightMatrix row_slice(index_t begin, index_t end) const noexcept {
     WeightMatrix w = *this;
-    w.data = data + begin * row_stride * dtype_size(dtype);
+    w.data = data + format_row_bytes(dtype, begin * row_stride);
     w.rows = end - begin;
     return w;
   }
 };
 
 // A 1-D weight (norm scale, bias) of `size` contiguous elements.
+template <class Space = host_memory>
 struct WeightVector {
+  using memory = Space;
   DType dtype = DType::f32;
   const std::byte* data = nullptr;
   index_t size = 0;
 
   bool empty() const noexcept { return data == nullptr; }
+  std::size_t bytes() const noexcept { return format_row_bytes(dtype, size); }
 
   template <class T>
-  View<const T, 1> view() const noexcept {
-    return View<const T, 1>(reinterpret_cast<const T*>(data), {size});
-  }
-  float at(index_t i) const noexcept {
-    switch (dtype) {
-      case DType::f32: return reinterpret_cast<const float*>(data)[i];
-      case DType::bf16: return to_float(reinterpret_cast<const bf16*>(data)[i]);
-      case DType::f16: return to_float(reinterpret_cast<const f16*>(data)[i]);
-    }
-    return 0.0f;
+  TensorView<const T, 1, Space> view() const noexcept {
+    return TensorView<const T, 1, Space>(reinterpret_cast<const T*>(data), {size});
   }
 };
 
+template <class B, class T, std::size_t R>
+using ViewOf = TensorView<T, R, typename B::memory>;
+
 // y = x·Wᵀ for w stored [out, in]. x [n, in], y [n, out]; y must not alias x.
 template <class B>
-void linear(B backend, View<const float, 2> x, const WeightMatrix& w, View<float, 2> y) {
-  visit_dtype(w.dtype, [&](auto tag) {
+void linear(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<typename B::memory>& w,
+            ViewOf<B, float, 2> y) {
+  visit_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
-    kernels::matmul(backend, x, w.view<T>(), y);
+    kernels::matmul(backend, x, w.template view<T>(), y);
   });
 }
 
 // y = x·W for w stored input-major [in, out]. x [n, in], y [n, out].
 template <class B>
-void linear_in_out(B backend, View<const float, 2> x, const WeightMatrix& w, View<float, 2> y) {
-  visit_dtype(w.dtype, [&](auto tag) {
+void linear_in_out(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<typename B::memory>& w,
+                   ViewOf<B, float, 2> y) {
+  visit_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
-    kernels::matmul_in_out(backend, x, w.view<T>(), y);
+    kernels::matmul_in_out(backend, x, w.template view<T>(), y);
   });
 }
 
-// y[t, :] += bias for every row t. bias [y.extent(1)].
-inline void add_bias(View<float, 2> y, const WeightVector& bias) {
+// y[t, :] += bias for every row t (nothing when the bias is absent). bias [y.extent(1)].
+template <class B>
+void add_bias(B backend, ViewOf<B, float, 2> y, const WeightVector<typename B::memory>& bias) {
   if (bias.empty()) return;
-  visit_dtype(bias.dtype, [&](auto tag) {
+  visit_format<B>(bias.dtype, [&](auto tag) {
     using T = decltype(tag);
-    const T* b = reinterpret_cast<const T*>(bias.data);
-    for (index_t t = 0; t < y.extent(0); ++t) {
-      float* row = &y(t, 0);
-      for (index_t i = 0; i < y.extent(1); ++i) row[i] += to_float(b[i]);
-    }
+    kernels::add_bias(backend, y, bias.template view<T>());
   });
 }
 
 // y = rmsnorm(x) * weight, row-wise; y may alias x.
 template <class B>
-void rms_norm(B backend, View<const float, 2> x, const WeightVector& w, float eps, View<float, 2> y) {
-  visit_dtype(w.dtype, [&](auto tag) {
+void rms_norm(B backend, ViewOf<B, const float, 2> x, const WeightVector<typename B::memory>& w, float eps,
+              ViewOf<B, float, 2> y) {
+  visit_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
-    kernels::rmsnorm(backend, x, w.view<T>(), eps, y);
+    kernels::rmsnorm(backend, x, w.template view<T>(), eps, y);
+  });
+}
+
+// dst = f32(src) (a stored vector widened once per pass). dst [src.size].
+template <class B>
+void widen(B backend, const WeightVector<typename B::memory>& src, ViewOf<B, float, 1> dst) {
+  visit_format<B>(src.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::to_f32(backend, src.template view<T>(), dst);
   });
 }
 

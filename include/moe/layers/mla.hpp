@@ -6,99 +6,114 @@
 //   o_lat   = Σ_j softmax(score)_j · c_kv_j
 //   out     = W_UV[h]·o_lat                          (= Σ_j p_j · (W_UV c_kv_j))
 // which equals transformers' expanded attention up to f32 rounding (DeepSeek-V2 paper §2.1.2).
+// The layer wires the kernels (kernels/reference/{attention,mla}.hpp hold the arithmetic).
 #pragma once
 
-#include "moe/core/parallel.hpp"
 #include "moe/core/tensor.hpp"
-#include "moe/layers/attention.hpp"
+#include "moe/kernels/kernels.hpp"
+#include "moe/layers/kv_cache.hpp"
 #include "moe/layers/linear.hpp"
+
+#include <span>
 
 namespace moe::layers {
 
+using kernels::MlaShape;
+
+template <class S = host_memory>
 struct MlaWeights {
-  WeightMatrix q_proj;        // [n_heads·(nope+rope), d_model] when q_lora_rank == 0
-  WeightMatrix q_a_proj;      // [q_lora_rank, d_model]
-  WeightVector q_a_bias;      // [q_lora_rank] (attention_bias) or empty
-  WeightVector q_a_norm;      // [q_lora_rank]
-  WeightMatrix q_b_proj;      // [n_heads·(nope+rope), q_lora_rank]
-  WeightMatrix kv_a_proj;     // [kv_lora_rank + rope, d_model]
-  WeightVector kv_a_bias;     // [kv_lora_rank + rope] or empty
-  WeightVector kv_a_norm;     // [kv_lora_rank]
-  WeightMatrix kv_b_proj;     // [n_heads·(nope + v), kv_lora_rank]
-  WeightMatrix o_proj;        // [d_model, n_heads·v]
-  WeightVector o_bias;        // [d_model] or empty
+  WeightMatrix<S> q_proj;     // [n_heads·(nope+rope), d_model] when q_lora_rank == 0
+  WeightMatrix<S> q_a_proj;   // [q_lora_rank, d_model]
+  WeightVector<S> q_a_bias;   // [q_lora_rank] (attention_bias) or empty
+  WeightVector<S> q_a_norm;   // [q_lora_rank]
+  WeightMatrix<S> q_b_proj;   // [n_heads·(nope+rope), q_lora_rank]
+  WeightMatrix<S> kv_a_proj;  // [kv_lora_rank + rope, d_model]
+  WeightVector<S> kv_a_bias;  // [kv_lora_rank + rope] or empty
+  WeightVector<S> kv_a_norm;  // [kv_lora_rank]
+  WeightMatrix<S> kv_b_proj;  // [n_heads·(nope + v), kv_lora_rank]
+  WeightMatrix<S> o_proj;     // [d_model, n_heads·v]
+  WeightVector<S> o_bias;     // [d_model] or empty
+
+  template <class F>
+  auto transform(F&& f) const {
+    MlaWeights<typename decltype(f("", q_proj))::memory> r;
+    r.q_proj = f("q_proj.weight", q_proj), r.q_a_proj = f("q_a_proj.weight", q_a_proj);
+    r.q_a_bias = f("q_a_proj.bias", q_a_bias), r.q_a_norm = f("q_a_layernorm.weight", q_a_norm);
+    r.q_b_proj = f("q_b_proj.weight", q_b_proj), r.kv_a_proj = f("kv_a_proj_with_mqa.weight", kv_a_proj);
+    r.kv_a_bias = f("kv_a_proj_with_mqa.bias", kv_a_bias), r.kv_a_norm = f("kv_a_layernorm.weight", kv_a_norm);
+    r.kv_b_proj = f("kv_b_proj.weight", kv_b_proj), r.o_proj = f("o_proj.weight", o_proj);
+    r.o_bias = f("o_proj.bias", o_bias);
+    return r;
+  }
 };
 
-struct MlaShape {
-  index_t n_heads = 0;
-  index_t kv_lora_rank = 0;
-  index_t nope = 0;           // qk_nope_head_dim
-  index_t rope = 0;           // qk_rope_head_dim
-  index_t v = 0;              // v_head_dim
-  float scale = 1.0f;
-  index_t qk() const noexcept { return nope + rope; }
+struct MlaOptions {
+  MlaShape shape;
+  index_t q_lora_rank = 0;  // 0: a plain q_proj
+  kernels::RopePairing rope_pairing = kernels::RopePairing::half_split;
 };
 
-// W_UK[h] as an input-major [nope, rank] matrix (rows of kv_b_proj).
-inline WeightMatrix mla_key_up(const MlaShape& s, const WeightMatrix& kv_b, index_t h) {
-  return kv_b.row_slice(h * (s.nope + s.v), h * (s.nope + s.v) + s.nope);
-}
-// W_UV[h] as an [v, rank] matrix (out, in).
-inline WeightMatrix mla_value_up(const MlaShape& s, const WeightMatrix& kv_b, index_t h) {
-  return kv_b.row_slice(h * (s.nope + s.v) + s.nope, (h + 1) * (s.nope + s.v));
-}
-
-// q [n, n_heads·(nope+rope)] -> q_latent [n, n_heads·rank]: q_latent[t,h] = q_nope[t,h]·W_UK[h].
 template <class B>
-void mla_absorb_queries(B backend, const MlaShape& s, const WeightMatrix& kv_b, View<const float, 2> q,
-                        View<float, 2> q_latent) {
-  const index_t n = q.extent(0);
-  // One parallel region over heads (the per-head products are small; a region per head costs
-  // more in synchronisation than it saves). Kernels called inside run on the calling thread.
-  parallel_for_chunks(s.n_heads, 1, [&](std::size_t begin, std::size_t end) {
-    for (index_t h = begin; h < end; ++h) {
-      View<const float, 2> qn(&q(0, h * s.qk()), {n, s.nope}, {q.stride(0), 1});
-      View<float, 2> ql(&q_latent(0, h * s.kv_lora_rank), {n, s.kv_lora_rank}, {q_latent.stride(0), 1});
-      linear_in_out(backend, qn, mla_key_up(s, kv_b, h), ql);
-    }
-  });
-}
+struct MlaScratch {
+  ViewOf<B, float, 2> q;           // [n, H·(nope+rope)]
+  ViewOf<B, float, 2> q_a;         // [n, q_lora_rank]
+  ViewOf<B, float, 2> ckv;         // [n, rank + rope]
+  ViewOf<B, float, 2> q_latent;    // [n, H·rank]
+  ViewOf<B, float, 2> out_latent;  // [n, H·rank]
+  ViewOf<B, float, 2> attn;        // [n, H·v]
+};
 
-// Latent attention for n tokens of one sequence at positions start..start+n-1.
-//   q        [n, n_heads·(nope+rope)] (rope part rotated), q_latent [n, n_heads·rank]
-//   latent   [>= start+n, rank] cache, k_rope [>= start+n, rope] cache
-//   out_latent [n, n_heads·rank]
-inline void mla_attention(const MlaShape& s, View<const float, 2> q, View<const float, 2> q_latent,
-                          View<const float, 2> latent, View<const float, 2> k_rope, index_t start,
-                          View<float, 2> out_latent) {
-  const index_t n = q.extent(0), r = s.kv_lora_rank;
-  parallel_for_chunks(n * s.n_heads, 2, [&](std::size_t begin, std::size_t end) {
-    for (std::size_t item = begin; item < end; ++item) {
-      const index_t t = item / s.n_heads, h = item % s.n_heads;
-      const float* ql = &q_latent(t, h * r);
-      const float* qr = &q(t, h * s.qk() + s.nope);
-      detail::attend_streaming(
-          0, start + t + 1, false, 0.0f,
-          [&](index_t j) {
-            return (detail::dot(ql, &latent(j, 0), r) + detail::dot(qr, &k_rope(j, 0), s.rope)) * s.scale;
-          },
-          [&](index_t j) { return &latent(j, 0); }, r, &out_latent(t, h * r));
-    }
-  });
-}
-
-// out [n, n_heads·v]: out[t,h] = W_UV[h]·out_latent[t,h].
+// out = MLA(x) for the tokens of every chunk, each chunk's latent and rope key appended to its
+// cache ("keys" = latent, "values" = rope key). x [n, d_model], out [n, d_model].
 template <class B>
-void mla_expand_values(B backend, const MlaShape& s, const WeightMatrix& kv_b, View<const float, 2> out_latent,
-                       View<float, 2> out) {
-  const index_t n = out_latent.extent(0);
-  parallel_for_chunks(s.n_heads, 1, [&](std::size_t begin, std::size_t end) {
-    for (index_t h = begin; h < end; ++h) {
-      View<const float, 2> ol(&out_latent(0, h * s.kv_lora_rank), {n, s.kv_lora_rank}, {out_latent.stride(0), 1});
-      View<float, 2> o(&out(0, h * s.v), {n, s.v}, {out.stride(0), 1});
-      linear(backend, ol, mla_value_up(s, kv_b, h), o);
-    }
+void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>& m, index_t layer,
+                 std::span<const BasicSequenceChunk<typename B::memory>> chunks, ViewOf<B, const float, 2> x,
+                 ViewOf<B, const float, 2> cos, ViewOf<B, const float, 2> sin, const MlaScratch<B>& s,
+                 ViewOf<B, float, 2> out) {
+  using CV = ViewOf<B, const float, 2>;
+  const MlaShape& sh = o.shape;
+  // DeepSeek's q_a_layernorm and kv_a_layernorm use the RMSNorm default eps (1e-6), not rms_norm_eps.
+  constexpr float kLatentNormEps = 1e-6f;
+  const index_t n = x.extent(0), R = sh.kv_lora_rank, width = R + sh.rope;
+  if (o.q_lora_rank == 0) {
+    linear(be, x, m.q_proj, s.q);
+  } else {
+    linear(be, x, m.q_a_proj, s.q_a);
+    add_bias(be, s.q_a, m.q_a_bias);
+    rms_norm(be, CV(s.q_a), m.q_a_norm, kLatentNormEps, s.q_a);
+    linear(be, CV(s.q_a), m.q_b_proj, s.q);
+  }
+  linear(be, x, m.kv_a_proj, s.ckv);
+  add_bias(be, s.ckv, m.kv_a_bias);
+  const ViewOf<B, float, 2> latent(s.ckv.data(), {n, R}, {width, 1});
+  rms_norm(be, CV(latent), m.kv_a_norm, kLatentNormEps, latent);
+
+  kernels::rope(be, ViewOf<B, float, 3>(s.q.data() + sh.nope, {n, sh.n_heads, sh.rope}, {sh.n_heads * sh.qk(), sh.qk(), 1}),
+                cos, sin, o.rope_pairing);
+  kernels::rope(be, ViewOf<B, float, 3>(s.ckv.data() + R, {n, 1, sh.rope}, {width, sh.rope, 1}), cos, sin,
+                o.rope_pairing);
+
+  visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::mla_absorb_queries(be, sh, m.kv_b_proj.template view<T>(), CV(s.q), s.q_latent);
   });
+  index_t t0 = 0;
+  for (const auto& ch : chunks) {
+    const index_t cnt = ch.tokens.size(), start = ch.cache->size();
+    const auto lat = ch.cache->keys(layer), kr = ch.cache->values(layer);
+    kernels::copy_rows(be, CV(latent).slice(t0, t0 + cnt), lat.slice(start, start + cnt));
+    kernels::copy_rows(be, CV(s.ckv.data() + R, {n, sh.rope}, {width, 1}).slice(t0, t0 + cnt),
+                       kr.slice(start, start + cnt));
+    kernels::mla_attention(be, sh, CV(s.q).slice(t0, t0 + cnt), CV(s.q_latent).slice(t0, t0 + cnt), CV(lat), CV(kr),
+                           start, s.out_latent.slice(t0, t0 + cnt));
+    t0 += cnt;
+  }
+  visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::mla_expand_values(be, sh, m.kv_b_proj.template view<T>(), CV(s.out_latent), s.attn);
+  });
+  linear(be, CV(s.attn), m.o_proj, out);
+  add_bias(be, out, m.o_bias);
 }
 
 }  // namespace moe::layers

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/kernels/reference/rope.hpp"
+#include "moe/layers/attention.hpp"
 #include "moe/layers/router.hpp"
 
 #include <cstdint>
@@ -16,11 +17,8 @@ enum class Family : std::uint8_t { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeep
 
 enum class AttentionKind : std::uint8_t { kStandard, kMla };
 
-enum class QkNorm : std::uint8_t {
-  kNone,
-  kPerHead,         // RMSNorm over each head's head_dim (Qwen3-MoE, GLM-4-MoE use_qk_norm)
-  kWholeProjection  // RMSNorm over the whole q / k projection before the head split (OLMoE)
-};
+// Where QK-norm goes (the attention layer's option).
+using layers::QkNorm;
 
 enum class SharedExpert : std::uint8_t {
   kNone,

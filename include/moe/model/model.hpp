@@ -1,10 +1,14 @@
-// Model: an immutable, loaded checkpoint (config + weights in place in the mapped files) with the
+// BasicModel<Backend>: an immutable, loaded checkpoint (config + weights in the backend's memory:
+// in place in the mapped files for host backends, uploaded once for a device backend) with the
 // entry points a runtime needs: make_cache, make_workspace and the batched forward pass.
+// `Model` is the cpu backend's; `BasicModel<backend::reference>` runs the scalar oracle and
+// `BasicModel<backend::cuda>` the GPU (load_model<Backend> makes either).
 #pragma once
 
 #include "moe/backend/tags.hpp"
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/core/token_id.hpp"
 #include "moe/layers/kv_cache.hpp"
 #include "moe/model/config.hpp"
 #include "moe/model/transformer.hpp"
@@ -17,27 +21,36 @@
 
 namespace moe {
 
-class Model {
+template <class Backend>
+class BasicModel {
  public:
-  using SequenceChunk = moe::SequenceChunk;
+  using backend_type = Backend;
+  using memory = typename Backend::memory;
+  using Cache = BasicKvCache<memory>;
+  using Workspace = BasicWorkspace<Backend>;
+  using SequenceChunk = BasicSequenceChunk<memory>;
+  using Weights = model::ModelWeights<memory>;
 
-  // Takes the config, the bound weights and whatever keeps the weight bytes alive (the mapped
-  // checkpoint). Throws if the weights do not fit the config.
-  Model(ModelConfig config, model::ModelWeights weights, std::shared_ptr<const void> storage)
+  // Takes the config, the bound weights (in the backend's memory) and whatever keeps their bytes
+  // alive (the mapped checkpoint, or the device allocation). Throws if the weights do not fit.
+  BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage)
       : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)) {
     plan_ = model::make_forward_plan(config_, weights_);
+    bytes_ = model::weight_bytes(weights_, config_.top_k);
   }
 
   const ModelConfig& config() const noexcept { return config_; }
-  const model::ModelWeights& weights() const noexcept { return weights_; }
+  const Weights& weights() const noexcept { return weights_; }
+  // Bytes of all weights, and the bytes one decode token reads (the roofline's denominator).
+  const model::WeightBytes& weight_bytes() const noexcept { return bytes_; }
+
+  // Bytes of a KV cache of max_tokens tokens (saturates at the largest index_t on overflow).
+  index_t kv_cache_bytes(index_t max_tokens) const noexcept { return Cache::bytes_for(plan_.kv_shapes, max_tokens); }
 
   // A cache for one sequence of up to max_tokens tokens. Thread-safe.
-  // Bytes of a KV cache of max_tokens tokens (saturates at the largest index_t on overflow).
-  index_t kv_cache_bytes(index_t max_tokens) const noexcept { return KvCache::bytes_for(plan_.kv_shapes, max_tokens); }
-
-  KvCache make_cache(index_t max_tokens) const {
+  Cache make_cache(index_t max_tokens) const {
     require(max_tokens > 0, ErrorCode::kInvalidArgument, "make_cache: max_tokens must be positive");
-    return KvCache(plan_.kv_shapes, max_tokens);
+    return Cache(plan_.kv_shapes, max_tokens);
   }
 
   // Activations for forward passes of up to max_batch_tokens tokens in total. Thread-safe.
@@ -45,16 +58,40 @@ class Model {
     require(max_batch_tokens > 0, ErrorCode::kInvalidArgument, "make_workspace: max_batch_tokens must be positive");
     WorkspaceSizes s = plan_.sizes;
     s.max_tokens = max_batch_tokens;
-    return Workspace(s);
+    s.n_chunks = max_batch_tokens;
+    s.logits_rows = is_host_memory_v<memory> ? 0 : max_batch_tokens;
+    return Workspace(s, plan_.rope.inv_freq);
   }
 
   // One pass over all chunks' tokens together: appends each chunk's tokens to its cache at
-  // positions cache->size()...; logits is [total tokens, vocab] if all_positions, else
-  // [chunks.size(), vocab] (each chunk's last token). Everything is validated (token ids,
+  // positions cache->size()...; logits (host memory) is [total tokens, vocab] if all_positions,
+  // else [chunks.size(), vocab] (each chunk's last token). Everything is validated (token ids,
   // capacities, workspace, shapes, distinct caches) before any cache changes; on error throws
   // moe::Error (kInvalidArgument / kContextOverflow) and leaves the caches untouched.
   // const: many threads may call it at once with their own workspaces and caches.
   void forward(std::span<const SequenceChunk> chunks, Workspace& ws, View<float, 2> logits, bool all_positions) const {
+    const index_t total = validate(chunks, ws);
+    const index_t rows = all_positions ? total : chunks.size();
+    require(logits.extent(0) == rows && logits.extent(1) == config_.vocab_size &&
+                (logits.extent(1) <= 1 || logits.stride(1) == 1),
+            ErrorCode::kInvalidArgument, "forward: logits is [{}, {}], expected [{}, {}] with unit inner stride",
+            logits.extent(0), logits.extent(1), rows, config_.vocab_size);
+    if constexpr (is_host_memory_v<memory>) {
+      model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, logits, all_positions);
+    } else {
+      require(logits.extent(1) <= 1 || logits.stride(0) == logits.extent(1), ErrorCode::kInvalidArgument,
+              "forward: logits rows must be contiguous for a device backend (row stride {}, {} columns)",
+              logits.stride(0), logits.extent(1));
+      const auto device_logits = ws.logits(rows);
+      model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, device_logits, all_positions);
+      kernels::download(Backend{}, TensorView<const float, 1, memory>(device_logits.data(), {rows * config_.vocab_size}),
+                        std::span<float>(logits.data(), rows * config_.vocab_size));
+    }
+  }
+
+ private:
+  // The checks of forward's contract; returns the total number of tokens.
+  index_t validate(std::span<const SequenceChunk> chunks, const Workspace& ws) const {
     require(!chunks.empty(), ErrorCode::kInvalidArgument, "forward: no chunks");
     index_t total = 0;
     for (index_t i = 0; i < chunks.size(); ++i) {
@@ -64,35 +101,29 @@ class Model {
       require(ch.cache->layer_shapes() == plan_.kv_shapes, ErrorCode::kInvalidArgument,
               "forward: chunk {}'s cache was not made by this model", i);
       for (index_t j = 0; j < i; ++j) {
-        require(chunks[j].cache != ch.cache, ErrorCode::kInvalidArgument,
-                "forward: chunks {} and {} share one cache", j, i);
+        require(chunks[j].cache != ch.cache, ErrorCode::kInvalidArgument, "forward: chunks {} and {} share one cache",
+                j, i);
       }
       require(ch.tokens.size() <= ch.cache->capacity() - ch.cache->size(), ErrorCode::kContextOverflow,
               "forward: chunk {} adds {} tokens to a cache holding {} of {}", i, ch.tokens.size(), ch.cache->size(),
               ch.cache->capacity());
-      for (const auto id : ch.tokens) {
-        require(id >= 0 && static_cast<index_t>(id) < config_.vocab_size, ErrorCode::kInvalidArgument,
-                "forward: token id {} outside the vocabulary [0, {})", id, config_.vocab_size);
-      }
+      for (const auto id : ch.tokens) check_token_id(id, config_.vocab_size, "forward");
       total += ch.tokens.size();
     }
     require(ws.sizes().same_model(plan_.sizes), ErrorCode::kInvalidArgument,
             "forward: the workspace was made for another model");
-    require(total <= ws.max_tokens(), ErrorCode::kInvalidArgument,
-            "forward: {} tokens exceed the workspace's {} tokens", total, ws.max_tokens());
-    const index_t rows = all_positions ? total : chunks.size();
-    require(logits.extent(0) == rows && logits.extent(1) == config_.vocab_size &&
-                (logits.extent(1) <= 1 || logits.stride(1) == 1),
-            ErrorCode::kInvalidArgument, "forward: logits is [{}, {}], expected [{}, {}] with unit inner stride",
-            logits.extent(0), logits.extent(1), rows, config_.vocab_size);
-    model::Transformer<backend::cpu>::forward(config_, weights_, plan_, chunks, ws, logits, all_positions);
+    require(total <= ws.max_tokens(), ErrorCode::kInvalidArgument, "forward: {} tokens exceed the workspace's {} tokens",
+            total, ws.max_tokens());
+    return total;
   }
 
- private:
   ModelConfig config_;
-  model::ModelWeights weights_;
+  Weights weights_;
   std::shared_ptr<const void> storage_;
   model::ForwardPlan plan_;
+  model::WeightBytes bytes_;
 };
+
+using Model = BasicModel<backend::cpu>;
 
 }  // namespace moe

@@ -4,7 +4,9 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/layers/attention.hpp"
 #include "moe/layers/experts.hpp"
 #include "moe/layers/linear.hpp"
 #include "moe/layers/mla.hpp"
@@ -42,29 +44,88 @@ class TensorSource {
 
 namespace model {
 
-struct AttentionWeights {
-  layers::WeightMatrix q, k, v, o;          // [n_heads·hd, d], [n_kv·hd, d], [n_kv·hd, d], [d, n_heads·hd]
-  layers::WeightVector q_bias, k_bias, v_bias, o_bias;
-  layers::WeightVector q_norm, k_norm;      // [head_dim] per-head, or [n_heads·hd] / [n_kv·hd] whole
-  layers::WeightVector sinks;               // [n_heads] GPT-OSS
-};
+template <class S = host_memory>
+using AttentionWeights = layers::AttentionWeights<S>;
 
+template <class S = host_memory>
 struct LayerWeights {
-  layers::WeightVector input_norm;          // [d_model]
-  layers::WeightVector post_attention_norm; // [d_model]
-  AttentionWeights attn;                    // standard attention
-  layers::MlaWeights mla;                   // DeepSeek
+  layers::WeightVector<S> input_norm;           // [d_model]
+  layers::WeightVector<S> post_attention_norm;  // [d_model]
+  layers::AttentionWeights<S> attn;             // standard attention
+  layers::MlaWeights<S> mla;                    // DeepSeek
   bool moe = false;
-  layers::MlpWeights mlp;                   // dense layers
-  layers::MoeWeights moe_weights;           // MoE layers
+  layers::MlpWeights<S> mlp;                    // dense layers
+  layers::MoeWeights<S> moe_weights;            // MoE layers
+
+  // The one list of a layer's tensors (gemma.cpp's ForEachTensor): a copy with f(name, tensor)
+  // applied to every matrix and vector (absent ones too: f sees empty() and passes them on).
+  // Drives the device upload and the byte counts; names are relative to the sub-block.
+  template <class F>
+  auto transform(F&& f) const {
+    LayerWeights<typename decltype(f("", input_norm))::memory> r;
+    r.input_norm = f("input_layernorm.weight", input_norm);
+    r.post_attention_norm = f("post_attention_layernorm.weight", post_attention_norm);
+    r.attn = attn.transform(f), r.mla = mla.transform(f), r.moe = moe;
+    r.mlp = mlp.transform(f), r.moe_weights = moe_weights.transform(f);
+    return r;
+  }
 };
 
+template <class S = host_memory>
 struct ModelWeights {
-  layers::WeightMatrix embed;               // [vocab, d_model]
-  layers::WeightMatrix lm_head;             // [vocab, d_model] (the embedding when tied)
-  layers::WeightVector final_norm;          // [d_model]
-  std::vector<LayerWeights> layers;
+  layers::WeightMatrix<S> embed;       // [vocab, d_model]
+  layers::WeightMatrix<S> lm_head;     // [vocab, d_model] (the embedding when tied)
+  layers::WeightVector<S> final_norm;  // [d_model]
+  std::vector<LayerWeights<S>> layers;
+  bool tied = false;                   // lm_head is the embedding (one copy)
+
+  template <class F>
+  auto transform(F&& f) const {
+    ModelWeights<typename decltype(f("", embed))::memory> r;
+    r.embed = f("embed_tokens.weight", embed);
+    r.lm_head = tied ? r.embed : f("lm_head.weight", lm_head);
+    r.final_norm = f("norm.weight", final_norm);
+    r.tied = tied;
+    r.layers.reserve(layers.size());
+    for (const auto& L : layers) r.layers.push_back(L.transform(f));
+    return r;
+  }
 };
+
+// Bytes of the weights, split by how a decode step reads them: `total` (all of them), and
+// `per_token` (what one token reads: every dense tensor, one row of the embedding and, per MoE
+// layer, top_k of its n_experts experts — the expected bytes when routing is uniform).
+struct WeightBytes {
+  std::size_t total = 0;
+  double per_token = 0;
+};
+
+template <class S>
+WeightBytes weight_bytes(const ModelWeights<S>& w, index_t top_k) {
+  WeightBytes b;
+  std::size_t sum = 0;
+  const auto count = [&sum](const char*, const auto& t) {
+    sum += t.empty() ? 0 : t.bytes();
+    return t;
+  };
+  for (const auto& L : w.layers) {
+    sum = 0;
+    (void)L.moe_weights.experts.transform(count);
+    const std::size_t experts = sum;
+    sum = 0;
+    (void)L.transform(count);
+    const std::size_t all = sum;
+    b.total += all;
+    const double share = L.moe && L.moe_weights.experts.n_experts > 0
+                             ? static_cast<double>(top_k) / static_cast<double>(L.moe_weights.experts.n_experts)
+                             : 1.0;
+    b.per_token += static_cast<double>(all - experts) + share * static_cast<double>(experts);
+  }
+  b.total += w.embed.bytes() + (w.tied ? 0 : w.lm_head.bytes()) + w.final_norm.bytes();
+  b.per_token += static_cast<double>(w.lm_head.bytes() + w.final_norm.bytes()) +
+                 static_cast<double>(format_row_bytes(w.embed.dtype, w.embed.cols));
+  return b;
+}
 
 namespace detail {
 
@@ -72,35 +133,35 @@ class Binder {
  public:
   explicit Binder(const TensorSource& src) : src_(src) {}
 
-  layers::WeightMatrix matrix(const std::string& name, index_t rows, index_t cols) const {
+  layers::WeightMatrix<> matrix(const std::string& name, index_t rows, index_t cols) const {
     const std::array<index_t, 2> shape{rows, cols};
     const TensorRef t = src_.get(name, shape);
-    return layers::WeightMatrix{t.dtype, t.data, rows, cols, cols};
+    return layers::WeightMatrix<>{t.dtype, t.data, rows, cols, cols};
   }
-  layers::WeightVector vector(const std::string& name, index_t n) const {
+  layers::WeightVector<> vector(const std::string& name, index_t n) const {
     const std::array<index_t, 1> shape{n};
     const TensorRef t = src_.get(name, shape);
-    return layers::WeightVector{t.dtype, t.data, n};
+    return layers::WeightVector<>{t.dtype, t.data, n};
   }
   // The vector when `wanted` (the config asks for it), else none.
-  layers::WeightVector vector_if(bool wanted, const std::string& name, index_t n) const {
-    return wanted ? vector(name, n) : layers::WeightVector{};
+  layers::WeightVector<> vector_if(bool wanted, const std::string& name, index_t n) const {
+    return wanted ? vector(name, n) : layers::WeightVector<>{};
   }
   // Expert e of a stacked [n, rows, cols] bank, as a [rows, cols] matrix.
-  std::vector<layers::WeightMatrix> bank(const std::string& name, index_t n, index_t rows, index_t cols) const {
+  std::vector<layers::WeightMatrix<>> bank(const std::string& name, index_t n, index_t rows, index_t cols) const {
     const std::array<index_t, 3> shape{n, rows, cols};
     const TensorRef t = src_.get(name, shape);
-    std::vector<layers::WeightMatrix> out(n);
+    std::vector<layers::WeightMatrix<>> out(n);
     for (index_t e = 0; e < n; ++e) {
-      out[e] = layers::WeightMatrix{t.dtype, t.data + e * rows * cols * dtype_size(t.dtype), rows, cols, cols};
+      out[e] = layers::WeightMatrix<>{t.dtype, t.data + e * rows * cols * dtype_size(t.dtype), rows, cols, cols};
     }
     return out;
   }
-  std::vector<layers::WeightVector> bank_vectors(const std::string& name, index_t n, index_t len) const {
+  std::vector<layers::WeightVector<>> bank_vectors(const std::string& name, index_t n, index_t len) const {
     const std::array<index_t, 2> shape{n, len};
     const TensorRef t = src_.get(name, shape);
-    std::vector<layers::WeightVector> out(n);
-    for (index_t e = 0; e < n; ++e) out[e] = layers::WeightVector{t.dtype, t.data + e * len * dtype_size(t.dtype), len};
+    std::vector<layers::WeightVector<>> out(n);
+    for (index_t e = 0; e < n; ++e) out[e] = layers::WeightVector<>{t.dtype, t.data + e * len * dtype_size(t.dtype), len};
     return out;
   }
   bool has(const std::string& name) const { return src_.contains(name); }
@@ -110,8 +171,8 @@ class Binder {
   const TensorSource& src_;
 };
 
-inline layers::MlpWeights bind_mlp(const Binder& b, const std::string& p, index_t d, index_t f, bool bias) {
-  layers::MlpWeights m;
+inline layers::MlpWeights<> bind_mlp(const Binder& b, const std::string& p, index_t d, index_t f, bool bias) {
+  layers::MlpWeights<> m;
   m.gate = b.matrix(p + ".gate_proj.weight", f, d);
   m.up = b.matrix(p + ".up_proj.weight", f, d);
   m.down = b.matrix(p + ".down_proj.weight", d, f);
@@ -121,9 +182,9 @@ inline layers::MlpWeights bind_mlp(const Binder& b, const std::string& p, index_
   return m;
 }
 
-inline layers::ExpertBank bind_experts(const Binder& b, const ModelConfig& c, const std::string& moe) {
+inline layers::ExpertBank<> bind_experts(const Binder& b, const ModelConfig& c, const std::string& moe) {
   const ArchitectureSpec& s = *c.spec;
-  layers::ExpertBank bank;
+  layers::ExpertBank<> bank;
   bank.n_experts = c.n_experts;
   bank.d_model = c.d_model;
   bank.d_ff = c.d_ff_expert;
@@ -181,29 +242,30 @@ inline layers::ExpertBank bind_experts(const Binder& b, const ModelConfig& c, co
 }  // namespace detail
 
 // Binds every tensor the config needs. Throws kMissingTensor / kShapeMismatch naming the tensor.
-inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) {
+inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src) {
   const detail::Binder b(src);
   const ArchitectureSpec& s = *c.spec;
   const index_t D = c.d_model, V = c.vocab_size, H = c.n_heads, KV = c.n_kv_heads;
-  ModelWeights w;
+  ModelWeights<> w;
   w.embed = b.matrix("model.embed_tokens.weight", V, D);
   w.final_norm = b.vector("model.norm.weight", D);
   if (c.tie_word_embeddings) {
     // transformers ties lm_head to the embedding whether or not the file also stores lm_head.
     w.lm_head = w.embed;
+    w.tied = true;
   } else {
     w.lm_head = b.matrix("lm_head.weight", V, D);
   }
   w.layers.resize(c.n_layers);
   for (index_t i = 0; i < c.n_layers; ++i) {
-    LayerWeights& L = w.layers[i];
+    LayerWeights<>& L = w.layers[i];
     const std::string p = fmt::format("model.layers.{}.", i);
     L.input_norm = b.vector(p + "input_layernorm.weight", D);
     L.post_attention_norm = b.vector(p + "post_attention_layernorm.weight", D);
     const std::string a = p + "self_attn.";
     if (c.mla) {
       const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
-      layers::MlaWeights& m = L.mla;
+      layers::MlaWeights<>& m = L.mla;
       if (c.q_lora_rank == 0) {
         m.q_proj = b.matrix(a + "q_proj.weight", H * qk, D);
       } else {
@@ -220,7 +282,7 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
       m.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
     } else {
       const index_t hd = c.head_dim;
-      AttentionWeights& at = L.attn;
+      AttentionWeights<>& at = L.attn;
       at.q = b.matrix(a + "q_proj.weight", H * hd, D);
       at.k = b.matrix(a + "k_proj.weight", KV * hd, D);
       at.v = b.matrix(a + "v_proj.weight", KV * hd, D);
@@ -249,10 +311,10 @@ inline ModelWeights bind_weights(const ModelConfig& c, const TensorSource& src) 
         b.has(p + std::string(s.moe_prefix_alt) + router_weight)) {
       moe = p + std::string(s.moe_prefix_alt);
     }
-    layers::MoeWeights& mw = L.moe_weights;
+    layers::MoeWeights<>& mw = L.moe_weights;
     mw.router = b.matrix(moe + router_weight, c.n_experts, D);
     // GPT-OSS's router is a Linear with bias; the others have none.
-    mw.router_bias = b.vector_if(s.family == Family::kGptOss, moe + "." + std::string(s.router_name) + ".bias",
+    mw.router_bias = b.vector_if(s.router_bias, moe + "." + std::string(s.router_name) + ".bias",
                                  c.n_experts);
     if (c.router.has_correction_bias) {
       mw.correction_bias = b.vector(moe + ".gate.e_score_correction_bias", c.n_experts);

@@ -1,10 +1,15 @@
-// Workspace: every activation buffer a forward pass needs for up to max_batch_tokens tokens,
-// allocated once (llama2.c's RunState, gemma.cpp's Activations) so that forward never allocates.
-// Also holds the per-layer, per-expert routing counters that moe-run reports.
+// BasicWorkspace<Backend>: every activation buffer a forward pass needs for up to
+// max_batch_tokens tokens, allocated once in the backend's memory (llama2.c's RunState, gemma.cpp's
+// Activations) so that forward never allocates, plus the small host staging buffers the pass
+// uploads from (token ids, positions). Also holds the per-layer, per-expert routing counters that
+// moe-run reports. `Workspace` is the cpu backend's.
 #pragma once
 
+#include "moe/backend/tags.hpp"
+#include "moe/core/buffer.hpp"
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/kernels/kernels.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -27,6 +32,8 @@ class ExpertUsage {
     return counts_.span().subspan(l * n_experts_, n_experts_);
   }
   void reset() noexcept { std::fill_n(counts_.data(), counts_.size(), std::uint64_t{0}); }
+  // Every counter, [n_layers · n_experts] (layer-major).
+  View<std::uint64_t, 1> all() noexcept { return View<std::uint64_t, 1>(counts_.data(), {counts_.size()}); }
 
  private:
   index_t n_layers_ = 0;
@@ -52,6 +59,8 @@ struct WorkspaceSizes {
   index_t n_layers = 0;
   index_t vocab_size = 0;
   index_t n_heads = 0;
+  index_t n_chunks = 0;       // most sequences in one pass (= max_tokens)
+  index_t logits_rows = 0;    // rows of the device logits buffer (0: logits go straight to the caller)
 
   // Same model shape (everything but max_tokens).
   bool same_model(const WorkspaceSizes& o) const noexcept {
@@ -63,87 +72,152 @@ struct WorkspaceSizes {
   }
 };
 
-class Workspace {
- public:
-  Workspace() = default;
+template <class Backend>
+class BasicWorkspace {
+  using Mem = typename Backend::memory;
+  template <class T, std::size_t R>
+  using V = TensorView<T, R, Mem>;
 
-  explicit Workspace(const WorkspaceSizes& s) : sizes_(s), usage_(s.n_layers, s.n_experts) {
+ public:
+  using backend_type = Backend;
+
+  BasicWorkspace() = default;
+
+  // Buffers for s.max_tokens tokens; inv_freq: the model's rope frequencies (copied in once).
+  BasicWorkspace(const WorkspaceSizes& s, std::span<const float> inv_freq) : sizes_(s), usage_(s.n_layers, s.n_experts) {
     const index_t n = s.max_tokens;
     require(n > 0, ErrorCode::kInvalidArgument, "workspace for 0 tokens");
     const index_t slots = n * s.top_k;
-    hidden_.resize(n * s.d_model);
-    normed_.resize(n * s.d_model);
-    out_.resize(n * s.d_model);
-    q_.resize(n * s.q_width);
-    k_.resize(n * s.k_width);
-    v_.resize(n * s.v_width);
-    attn_.resize(n * s.attn_width);
-    q_a_.resize(n * s.q_lora_rank);
-    q_latent_.resize(n * s.latent_width);
-    out_latent_.resize(n * s.latent_width);
-    cos_.resize(n * s.rope_half);
-    sin_.resize(n * s.rope_half);
-    positions_.resize(n);
-    logits_.resize(n * std::max<index_t>(s.n_experts, 1));
-    ids_.resize(slots);
-    weights_.resize(slots);
-    router_scratch_.resize(s.router_scratch);
-    correction_.resize(s.n_experts);
-    counts_.resize(s.n_experts + 1);
-    slot_token_.resize(slots);
-    slot_weight_.resize(slots);
-    xs_.resize(slots * s.d_model);
-    ys_.resize(slots * s.d_model);
-    ffn_.resize(n * s.ffn_per_token);
-    shared_out_.resize(n * s.d_model);
-    sinks_.resize(s.n_heads);
-    rope_inv_freq_.resize(s.rope_half);
+    hidden_ = Buffer<float, Mem>(n * s.d_model);
+    normed_ = Buffer<float, Mem>(n * s.d_model);
+    out_ = Buffer<float, Mem>(n * s.d_model);
+    q_ = Buffer<float, Mem>(n * s.q_width);
+    k_ = Buffer<float, Mem>(n * s.k_width);
+    v_ = Buffer<float, Mem>(n * s.v_width);
+    attn_ = Buffer<float, Mem>(n * s.attn_width);
+    q_a_ = Buffer<float, Mem>(n * s.q_lora_rank);
+    q_latent_ = Buffer<float, Mem>(n * s.latent_width);
+    out_latent_ = Buffer<float, Mem>(n * s.latent_width);
+    cos_ = Buffer<float, Mem>(n * s.rope_half);
+    sin_ = Buffer<float, Mem>(n * s.rope_half);
+    tokens_ = Buffer<std::int32_t, Mem>(n);
+    positions_ = Buffer<std::int64_t, Mem>(n);
+    rows_ = Buffer<std::int32_t, Mem>(n);
+    tokens_host_ = HostBuffer<std::int32_t>(n);
+    positions_host_ = HostBuffer<std::int64_t>(n);
+    rows_host_ = HostBuffer<std::int32_t>(n);
+    router_logits_ = Buffer<float, Mem>(n * std::max<index_t>(s.n_experts, 1));
+    ids_ = Buffer<std::int32_t, Mem>(slots);
+    weights_ = Buffer<float, Mem>(slots);
+    router_scratch_ = Buffer<float, Mem>(std::max<index_t>(s.router_scratch, 1));
+    correction_ = Buffer<float, Mem>(s.n_experts);
+    offsets_ = Buffer<std::int32_t, Mem>(s.n_experts + 1);
+    slot_token_ = Buffer<std::int32_t, Mem>(slots);
+    slot_weight_ = Buffer<float, Mem>(slots);
+    xs_ = Buffer<float, Mem>(slots * s.d_model);
+    ys_ = Buffer<float, Mem>(slots * s.d_model);
+    ffn_ = Buffer<float, Mem>(n * s.ffn_per_token);
+    shared_out_ = Buffer<float, Mem>(n * s.d_model);
+    sinks_ = Buffer<float, Mem>(s.n_heads);
+    inv_freq_ = Buffer<float, Mem>(s.rope_half);
+    dynamic_inv_freq_ = Buffer<float, Mem>(s.rope_half);
+    inv_freq_host_ = HostBuffer<float>(s.rope_half);
+    if constexpr (!is_host_memory_v<Mem>) {
+      usage_device_ = Buffer<std::uint64_t, Mem>(s.n_layers * s.n_experts);
+      kernels::upload(Backend{}, std::span<const std::uint64_t>(usage_.all().data(), usage_.all().extent(0)),
+                      usage_device_.view());
+      logits_ = Buffer<float, Mem>(s.logits_rows * s.vocab_size);
+    }
+    require(inv_freq.size() == s.rope_half, ErrorCode::kInvalidArgument,
+            "workspace: {} rope frequencies for rope_half = {}", inv_freq.size(), s.rope_half);
+    kernels::upload(Backend{}, inv_freq, inv_freq_.view());
   }
 
   index_t max_tokens() const noexcept { return sizes_.max_tokens; }
   const WorkspaceSizes& sizes() const noexcept { return sizes_; }
 
-  ExpertUsage& expert_usage() noexcept { return usage_; }
-  const ExpertUsage& expert_usage() const noexcept { return usage_; }
-  void reset_expert_usage() noexcept { usage_.reset(); }
+  // The routing counters (for a device backend, downloaded here: call it between passes).
+  const ExpertUsage& expert_usage() const {
+    if constexpr (!is_host_memory_v<Mem>) {
+      auto host = usage_.all();
+      kernels::download(Backend{}, V<const std::uint64_t, 1>(usage_device_.view()),
+                        std::span<std::uint64_t>(host.data(), host.extent(0)));
+    }
+    return usage_;
+  }
+  void reset_expert_usage() {
+    usage_.reset();
+    if constexpr (!is_host_memory_v<Mem>) {
+      auto host = usage_.all();
+      kernels::upload(Backend{}, std::span<const std::uint64_t>(host.data(), host.extent(0)), usage_device_.view());
+    }
+  }
+  // All counters in the backend's memory, [n_layers · n_experts] (what the MoE layers add to).
+  V<std::uint64_t, 1> usage_counters() noexcept {
+    if constexpr (is_host_memory_v<Mem>) {
+      return usage_.all();
+    } else {
+      return usage_device_.view();
+    }
+  }
 
   // Views over the first n tokens of each buffer (used by Transformer).
-  View<float, 2> hidden(index_t n) noexcept { return {hidden_.data(), {n, sizes_.d_model}}; }
-  View<float, 2> normed(index_t n) noexcept { return {normed_.data(), {n, sizes_.d_model}}; }
-  View<float, 2> out(index_t n) noexcept { return {out_.data(), {n, sizes_.d_model}}; }
-  View<float, 2> q(index_t n) noexcept { return {q_.data(), {n, sizes_.q_width}}; }
-  View<float, 2> k(index_t n) noexcept { return {k_.data(), {n, sizes_.k_width}}; }
-  View<float, 2> v(index_t n) noexcept { return {v_.data(), {n, sizes_.v_width}}; }
-  View<float, 2> attn(index_t n) noexcept { return {attn_.data(), {n, sizes_.attn_width}}; }
-  View<float, 2> q_a(index_t n) noexcept { return {q_a_.data(), {n, sizes_.q_lora_rank}}; }
-  View<float, 2> q_latent(index_t n) noexcept { return {q_latent_.data(), {n, sizes_.latent_width}}; }
-  View<float, 2> out_latent(index_t n) noexcept { return {out_latent_.data(), {n, sizes_.latent_width}}; }
-  View<float, 2> cos(index_t n) noexcept { return {cos_.data(), {n, sizes_.rope_half}}; }
-  View<float, 2> sin(index_t n) noexcept { return {sin_.data(), {n, sizes_.rope_half}}; }
-  std::span<std::int64_t> positions(index_t n) noexcept { return positions_.span().first(n); }
+  V<float, 2> hidden(index_t n) noexcept { return hidden_.template view<2>({n, sizes_.d_model}); }
+  V<float, 2> normed(index_t n) noexcept { return normed_.template view<2>({n, sizes_.d_model}); }
+  V<float, 2> out(index_t n) noexcept { return out_.template view<2>({n, sizes_.d_model}); }
+  V<float, 2> q(index_t n) noexcept { return q_.template view<2>({n, sizes_.q_width}); }
+  V<float, 2> k(index_t n) noexcept { return k_.template view<2>({n, sizes_.k_width}); }
+  V<float, 2> v(index_t n) noexcept { return v_.template view<2>({n, sizes_.v_width}); }
+  V<float, 2> attn(index_t n) noexcept { return attn_.template view<2>({n, sizes_.attn_width}); }
+  V<float, 2> q_a(index_t n) noexcept { return q_a_.template view<2>({n, sizes_.q_lora_rank}); }
+  V<float, 2> q_latent(index_t n) noexcept { return q_latent_.template view<2>({n, sizes_.latent_width}); }
+  V<float, 2> out_latent(index_t n) noexcept { return out_latent_.template view<2>({n, sizes_.latent_width}); }
+  V<float, 2> cos(index_t n) noexcept { return cos_.template view<2>({n, sizes_.rope_half}); }
+  V<float, 2> sin(index_t n) noexcept { return sin_.template view<2>({n, sizes_.rope_half}); }
+  V<std::int32_t, 1> tokens(index_t n) noexcept { return tokens_.template view<1>({n}); }
+  V<std::int64_t, 1> positions(index_t n) noexcept { return positions_.template view<1>({n}); }
+  V<std::int32_t, 1> rows(index_t n) noexcept { return rows_.template view<1>({n}); }
+  V<float, 1> inv_freq() noexcept { return inv_freq_.view(); }
+  V<float, 1> dynamic_inv_freq() noexcept { return dynamic_inv_freq_.view(); }
+  // Host staging the pass fills before uploading: token ids, positions, picked rows, frequencies.
+  std::span<std::int32_t> tokens_host(index_t n) noexcept { return {tokens_host_.data(), n}; }
+  std::span<std::int64_t> positions_host(index_t n) noexcept { return {positions_host_.data(), n}; }
+  std::span<std::int32_t> rows_host(index_t n) noexcept { return {rows_host_.data(), n}; }
+  std::span<float> inv_freq_host() noexcept { return {inv_freq_host_.data(), inv_freq_host_.size()}; }
 
-  View<float, 2> router_logits() noexcept { return {logits_.data(), {sizes_.max_tokens, std::max<index_t>(sizes_.n_experts, 1)}}; }
-  View<std::int32_t, 2> expert_ids() noexcept { return {ids_.data(), {sizes_.max_tokens, sizes_.top_k}}; }
-  View<float, 2> expert_weights() noexcept { return {weights_.data(), {sizes_.max_tokens, sizes_.top_k}}; }
-  std::span<float> router_scratch() noexcept { return router_scratch_.span(); }
-  std::span<float> correction() noexcept { return correction_.span(); }
-  std::span<std::int32_t> counts() noexcept { return counts_.span(); }
-  std::span<std::int32_t> slot_token() noexcept { return slot_token_.span(); }
-  std::span<float> slot_weight() noexcept { return slot_weight_.span(); }
-  View<float, 2> xs() noexcept { return {xs_.data(), {sizes_.max_tokens * sizes_.top_k, sizes_.d_model}}; }
-  View<float, 2> ys() noexcept { return {ys_.data(), {sizes_.max_tokens * sizes_.top_k, sizes_.d_model}}; }
-  std::span<float> ffn() noexcept { return ffn_.span(); }
-  std::span<float> sinks() noexcept { return sinks_.span(); }
-  std::span<float> rope_inv_freq() noexcept { return rope_inv_freq_.span(); }  // dynamic NTK scratch
-  View<float, 2> shared_out() noexcept { return {shared_out_.data(), {sizes_.max_tokens, sizes_.d_model}}; }
+  V<float, 2> router_logits(index_t n) noexcept {
+    return router_logits_.template view<2>({n, std::max<index_t>(sizes_.n_experts, 1)});
+  }
+  V<std::int32_t, 2> expert_ids(index_t n) noexcept { return ids_.template view<2>({n, sizes_.top_k}); }
+  V<float, 2> expert_weights(index_t n) noexcept { return weights_.template view<2>({n, sizes_.top_k}); }
+  V<float, 1> router_scratch() noexcept { return router_scratch_.view(); }
+  V<float, 1> correction() noexcept { return correction_.view(); }
+  V<std::int32_t, 1> offsets() noexcept { return offsets_.view(); }
+  V<std::int32_t, 1> slot_token(index_t slots) noexcept { return slot_token_.template view<1>({slots}); }
+  V<float, 1> slot_weight(index_t slots) noexcept { return slot_weight_.template view<1>({slots}); }
+  V<float, 2> xs(index_t slots) noexcept { return xs_.template view<2>({slots, sizes_.d_model}); }
+  V<float, 2> ys(index_t slots) noexcept { return ys_.template view<2>({slots, sizes_.d_model}); }
+  V<float, 1> ffn() noexcept { return ffn_.view(); }
+  V<float, 1> sinks() noexcept { return sinks_.view(); }
+  V<float, 2> shared_out(index_t n) noexcept { return shared_out_.template view<2>({n, sizes_.d_model}); }
+  // Device backends: logits rows before they are downloaded to the caller.
+  V<float, 2> logits(index_t rows) noexcept { return logits_.template view<2>({rows, sizes_.vocab_size}); }
 
  private:
   WorkspaceSizes sizes_;
-  ExpertUsage usage_;
-  AlignedBuffer<float> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;
-  AlignedBuffer<std::int64_t> positions_;
-  AlignedBuffer<float> logits_, weights_, router_scratch_, correction_, slot_weight_, xs_, ys_, ffn_, shared_out_, sinks_, rope_inv_freq_;
-  AlignedBuffer<std::int32_t> ids_, counts_, slot_token_;
+  mutable ExpertUsage usage_;
+  Buffer<std::uint64_t, Mem> usage_device_;
+  Buffer<float, Mem> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;
+  Buffer<std::int32_t, Mem> tokens_, rows_;
+  Buffer<std::int64_t, Mem> positions_;
+  HostBuffer<std::int32_t> tokens_host_, rows_host_;
+  HostBuffer<std::int64_t> positions_host_;
+  HostBuffer<float> inv_freq_host_;
+  Buffer<float, Mem> router_logits_, weights_, router_scratch_, correction_, slot_weight_, xs_, ys_, ffn_, shared_out_,
+      sinks_, inv_freq_, dynamic_inv_freq_, logits_;
+  Buffer<std::int32_t, Mem> ids_, offsets_, slot_token_;
 };
+
+using Workspace = BasicWorkspace<backend::cpu>;
 
 }  // namespace moe

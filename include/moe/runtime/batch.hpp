@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/token_id.hpp"
 #include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/model/model.hpp"
@@ -39,12 +40,16 @@ struct BatchRequest {
 
 using RequestId = std::uint64_t;
 
-class BatchGenerator {
+template <class Backend>
+class BasicBatchGenerator {
  public:
+  using ModelType = BasicModel<Backend>;
+  using Workspace = typename ModelType::Workspace;
+
   // `extra_eos_ids` are added to every request's stop ids (e.g. generation_config.json's); the
   // model config's eos ids always apply unless a request sets ignore_eos.
-  BatchGenerator(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tokenizer,
-                 const BatchOptions& options = {}, std::vector<std::int32_t> extra_eos_ids = {})
+  BasicBatchGenerator(std::shared_ptr<const ModelType> model, std::shared_ptr<const Tokenizer> tokenizer,
+                      const BatchOptions& options = {}, std::vector<std::int32_t> extra_eos_ids = {})
       : model_(std::move(model)), tokenizer_(std::move(tokenizer)), extra_eos_(std::move(extra_eos_ids)) {
     catch_as_error("BatchGenerator", [&] { init(options); });
   }
@@ -120,10 +125,7 @@ class BatchGenerator {
     require(!request.prompt.empty(), ErrorCode::kInvalidArgument, "BatchGenerator: empty prompt");
     require(request.prompt.size() <= n_ctx_, ErrorCode::kContextOverflow,
             "BatchGenerator: prompt of {} tokens exceeds n_ctx {}", request.prompt.size(), n_ctx_);
-    for (const std::int32_t id : request.prompt) {
-      require(id >= 0 && static_cast<index_t>(id) < vocab_size_, ErrorCode::kInvalidArgument,
-              "BatchGenerator: token id {} outside the vocabulary [0, {})", id, vocab_size_);
-    }
+    for (const std::int32_t id : request.prompt) check_token_id(id, vocab_size_, "BatchGenerator");
     request.options.sampler.validate();
     const RequestId id = next_id_++;
     queue_.push_back(Pending{id, std::move(request)});
@@ -208,7 +210,7 @@ class BatchGenerator {
     bool busy = false;
     bool decoding = false;         // prompt complete; next_token is fed at the next step
     RequestId id = 0;
-    KvCache cache;
+    typename ModelType::Cache cache;
     std::vector<std::int32_t> prompt;
     index_t prompt_done = 0;       // prompt tokens already in the cache
     std::int32_t next_token = 0;   // sampled, not yet in the cache
@@ -294,7 +296,7 @@ class BatchGenerator {
     admission_order_.erase(std::find(admission_order_.begin(), admission_order_.end(), index));
   }
 
-  std::shared_ptr<const Model> model_;
+  std::shared_ptr<const ModelType> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::vector<std::int32_t> extra_eos_;
   index_t n_ctx_ = 0;
@@ -305,12 +307,14 @@ class BatchGenerator {
   std::deque<Pending> queue_;
   std::unique_ptr<Workspace> workspace_;
   Tensor<float, 2> logits_;  // [max_sequences, vocab_size]
-  std::vector<Model::SequenceChunk> chunks_;
+  std::vector<typename ModelType::SequenceChunk> chunks_;
   std::vector<PlannedChunk> plan_;
   std::vector<std::pair<RequestId, GenerationResult>> finished_;
   RequestId next_id_ = 0;
   std::uint64_t forward_calls_ = 0;
   std::uint64_t tokens_processed_ = 0;
 };
+
+using BatchGenerator = BasicBatchGenerator<backend::cpu>;
 
 }  // namespace moe

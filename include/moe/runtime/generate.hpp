@@ -6,6 +6,7 @@
 #include "moe/core/error.hpp"
 #include "moe/core/json.hpp"
 #include "moe/core/limits.hpp"
+#include "moe/core/token_id.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/io/json_file.hpp"
 #include "moe/io/load_model.hpp"
@@ -246,16 +247,16 @@ class TextStream {
 // not fit, kInvalidArgument for an empty prompt, a bad id or bad options; every other end is
 // a StopReason in the result. `tokenizer` must belong to the session's model. Single-threaded
 // over `session`; only options.cancel / stop_token may be touched by other threads.
-inline GenerationResult generate(Session& session, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
-                                 const GenerationOptions& options, const TokenCallback& on_token = {}) {
+template <class Backend>
+GenerationResult generate(BasicSession<Backend>& session, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
+                          const GenerationOptions& options, const TokenCallback& on_token = {}) {
   return catch_as_error("generate", [&]() -> GenerationResult {
     require(!prompt.empty(), ErrorCode::kInvalidArgument, "generate: empty prompt");
     require(prompt.size() <= session.remaining(), ErrorCode::kContextOverflow,
             "generate: prompt of {} tokens does not fit the session ({} of {} tokens free)", prompt.size(),
             session.remaining(), session.n_ctx());
     for (const std::int32_t id : prompt) {  // all checked before the first pass changes the session
-      require(id >= 0 && static_cast<index_t>(id) < session.vocab_size(), ErrorCode::kInvalidArgument,
-              "generate: prompt token id {} outside the vocabulary [0, {})", id, session.vocab_size());
+      check_token_id(id, session.vocab_size(), "generate: prompt");
     }
     Sampler sampler(options.sampler, session.vocab_size());
     const std::vector<std::int32_t> eos =
@@ -330,10 +331,13 @@ inline GenerationResult generate(Session& session, const Tokenizer& tokenizer, s
 
 // ---- Generator: model + tokenizer + one session -------------------------------------------------
 
-class Generator {
+template <class Backend>
+class BasicGenerator {
  public:
+  using ModelType = BasicModel<Backend>;
+
   // n_ctx == 0: the model's max_position_embeddings, capped at 4096.
-  Generator(std::shared_ptr<const Model> model, std::shared_ptr<const Tokenizer> tokenizer, index_t n_ctx = 0,
+  BasicGenerator(std::shared_ptr<const ModelType> model, std::shared_ptr<const Tokenizer> tokenizer, index_t n_ctx = 0,
             GenerationDefaults defaults = {})
       : model_(std::move(model)),
         tokenizer_(std::move(tokenizer)),
@@ -344,11 +348,11 @@ class Generator {
 
   // Loads config.json + weights, tokenizer.json (+ tokenizer_config.json) and, if present,
   // generation_config.json from `folder`.
-  static Generator from_folder(const std::filesystem::path& folder, index_t n_ctx = 0) {
-    return catch_as_error("Generator::from_folder", [&]() -> Generator {
-      auto model = load_model(folder);
+  static BasicGenerator from_folder(const std::filesystem::path& folder, index_t n_ctx = 0) {
+    return catch_as_error("Generator::from_folder", [&]() -> BasicGenerator {
+      auto model = load_model<Backend>(folder);
       auto tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_folder(folder));
-      return Generator(std::move(model), std::move(tokenizer), n_ctx, read_generation_config(folder));
+      return BasicGenerator(std::move(model), std::move(tokenizer), n_ctx, read_generation_config(folder));
     });
   }
 
@@ -375,24 +379,26 @@ class Generator {
     return moe::generate(session_, *tokenizer_, prompt, o, on_token);
   }
 
-  Session& session() noexcept { return session_; }
-  const Model& model() const noexcept { return *model_; }
-  const std::shared_ptr<const Model>& model_ptr() const noexcept { return model_; }
+  BasicSession<Backend>& session() noexcept { return session_; }
+  const ModelType& model() const noexcept { return *model_; }
+  const std::shared_ptr<const ModelType>& model_ptr() const noexcept { return model_; }
   const Tokenizer& tokenizer() const noexcept { return *tokenizer_; }
   const std::shared_ptr<const Tokenizer>& tokenizer_ptr() const noexcept { return tokenizer_; }
   const GenerationDefaults& defaults() const noexcept { return defaults_; }
 
  private:
-  static index_t default_n_ctx(const std::shared_ptr<const Model>& model) {
+  static index_t default_n_ctx(const std::shared_ptr<const ModelType>& model) {
     require(model != nullptr, ErrorCode::kInvalidArgument, "Generator: null model");
     const index_t m = model->config().max_position_embeddings;
     return m == 0 ? 4096 : std::min<index_t>(m, 4096);
   }
 
-  std::shared_ptr<const Model> model_;
+  std::shared_ptr<const ModelType> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
   GenerationDefaults defaults_;
-  Session session_;
+  BasicSession<Backend> session_;
 };
+
+using Generator = BasicGenerator<backend::cpu>;
 
 }  // namespace moe

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/token_id.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/model/model.hpp"
 #include "moe/runtime/stats.hpp"
@@ -46,7 +47,8 @@ inline double token_nll(std::span<const float> row, std::int32_t target) noexcep
 // prev_end = end; stop when end == N. `on_window(done_tokens, N)` (optional) reports progress.
 // Throws kInvalidArgument for fewer than 2 tokens, W < 2, S == 0 or S > W, an id outside the
 // vocabulary; kInvalidArgument if W exceeds max_position_embeddings.
-inline PerplexityResult perplexity(const Model& model, std::span<const std::int32_t> tokens,
+template <class Backend>
+PerplexityResult perplexity(const BasicModel<Backend>& model, std::span<const std::int32_t> tokens,
                                    const PerplexityOptions& options = {},
                                    const std::function<void(index_t, index_t)>& on_window = {}) {
   return catch_as_error("perplexity", [&]() -> PerplexityResult {
@@ -59,13 +61,10 @@ inline PerplexityResult perplexity(const Model& model, std::span<const std::int3
     require(s >= 1 && s <= w, ErrorCode::kInvalidArgument, "perplexity: stride must be in [1, window = {}], got {}", w, s);
     require(cfg.max_position_embeddings == 0 || w <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
             "perplexity: window {} exceeds the model's max_position_embeddings {}", w, cfg.max_position_embeddings);
-    for (const std::int32_t id : tokens) {
-      require(id >= 0 && static_cast<index_t>(id) < cfg.vocab_size, ErrorCode::kInvalidArgument,
-              "perplexity: token id {} outside the vocabulary [0, {})", id, cfg.vocab_size);
-    }
+    for (const std::int32_t id : tokens) check_token_id(id, cfg.vocab_size, "perplexity");
     const index_t capacity = std::min(w, n);
-    KvCache cache = model.make_cache(capacity);
-    Workspace ws = model.make_workspace(capacity);
+    auto cache = model.make_cache(capacity);
+    auto ws = model.make_workspace(capacity);
     Tensor<float, 2> logits({capacity, cfg.vocab_size});  // [window tokens, vocab_size]
 
     PerplexityResult r;
@@ -74,8 +73,8 @@ inline PerplexityResult perplexity(const Model& model, std::span<const std::int3
     for (index_t begin = 0;; begin += s) {
       const index_t end = std::min(begin + w, n);
       cache.clear();
-      const Model::SequenceChunk chunk{&cache, tokens.subspan(begin, end - begin)};
-      model.forward(std::span<const Model::SequenceChunk>(&chunk, 1), ws, logits.view().slice(0, end - begin),
+      const typename BasicModel<Backend>::SequenceChunk chunk{&cache, tokens.subspan(begin, end - begin)};
+      model.forward(std::span<const typename BasicModel<Backend>::SequenceChunk>(&chunk, 1), ws, logits.view().slice(0, end - begin),
                     /*all_positions=*/true);
       for (index_t j = std::max(prev_end, begin + 1); j < end; ++j) {
         const std::span<const float> row(logits.data() + (j - 1 - begin) * cfg.vocab_size, cfg.vocab_size);

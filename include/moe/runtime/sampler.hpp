@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/token_id.hpp"
 #include "moe/core/tensor.hpp"
 
 #include <algorithm>
@@ -350,10 +351,7 @@ class Sampler {
   }
 
  private:
-  void check_id(std::int32_t id) const {
-    require(id >= 0 && static_cast<index_t>(id) < vocab_size_, ErrorCode::kInvalidArgument,
-            "sampler: token id {} outside the vocabulary [0, {})", id, vocab_size_);
-  }
+  void check_id(std::int32_t id) const { check_token_id(id, vocab_size_, "sampler"); }
   void mark_seen(std::int32_t id) {
     const auto i = static_cast<std::size_t>(id);
     if (!seen_[i]) {

@@ -1,4 +1,5 @@
-// Session: one sequence's state over a shared Model: its KV cache (n_ctx tokens), a workspace
+// BasicSession<Backend>: one sequence's state over a shared model of that backend (`Session` is
+// the cpu one): its KV cache (n_ctx tokens), a workspace
 // and the logits of the last position. prefill() feeds a prompt in one batched pass, decode()
 // feeds one token; both return the next-token logits. A Session is used by one thread at a
 // time; many Sessions on many threads may share one Model.
@@ -7,6 +8,7 @@
 #include "moe/core/error.hpp"
 #include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/core/token_id.hpp"
 #include "moe/model/model.hpp"
 
 #include <algorithm>
@@ -17,19 +19,24 @@
 
 namespace moe {
 
-class Session {
+template <class Backend>
+class BasicSession {
  public:
+  using ModelType = BasicModel<Backend>;
+  using Cache = typename ModelType::Cache;
+  using Workspace = typename ModelType::Workspace;
+
   // A session of up to n_ctx tokens (1 <= n_ctx <= config().max_position_embeddings when that is
   // set, and <= limits::kMaxContext). Prompts are fed in passes of at most max_batch_tokens
   // tokens (0: min(n_ctx, 512)); the workspace is sized for that. Throws kInvalidArgument on bad
   // sizes or a null model, kOutOfMemory when the KV cache or workspace cannot be allocated.
-  Session(std::shared_ptr<const Model> model, index_t n_ctx, index_t max_batch_tokens = 0)
+  BasicSession(std::shared_ptr<const ModelType> model, index_t n_ctx, index_t max_batch_tokens = 0)
       : model_(std::move(model)) {
     catch_as_error("Session", [&] { init(n_ctx, max_batch_tokens); });
   }
 
-  Session(Session&&) noexcept = default;
-  Session& operator=(Session&&) noexcept = default;
+  BasicSession(BasicSession&&) noexcept = default;
+  BasicSession& operator=(BasicSession&&) noexcept = default;
 
   // Appends `tokens` at positions position()..position()+tokens.size()-1 in one forward pass per
   // max_batch_tokens tokens and returns the logits [vocab_size] of the last one (valid until the
@@ -62,11 +69,11 @@ class Session {
   index_t max_batch_tokens() const noexcept { return max_batch_tokens_; }
   index_t vocab_size() const noexcept { return vocab_size_; }
 
-  const Model& model() const noexcept { return *model_; }
-  const std::shared_ptr<const Model>& model_ptr() const noexcept { return model_; }
+  const ModelType& model() const noexcept { return *model_; }
+  const std::shared_ptr<const ModelType>& model_ptr() const noexcept { return model_; }
   Workspace& workspace() noexcept { return *workspace_; }
   const Workspace& workspace() const noexcept { return *workspace_; }
-  const KvCache& cache() const noexcept { return cache_; }
+  const Cache& cache() const noexcept { return cache_; }
 
   // The logits returned by the last prefill/decode.
   std::span<const float> last_logits() const noexcept { return {logits_.data(), vocab_size_}; }
@@ -108,23 +115,22 @@ class Session {
     require(n <= n_ctx_ - cache_.size(), ErrorCode::kContextOverflow,
             "session holds {} of {} tokens; {} more do not fit", cache_.size(), n_ctx_, n);
   }
-  void check_id(std::int32_t id) const {
-    require(id >= 0 && static_cast<index_t>(id) < vocab_size_, ErrorCode::kInvalidArgument,
-            "token id {} outside the vocabulary [0, {})", id, vocab_size_);
-  }
+  void check_id(std::int32_t id) const { check_token_id(id, vocab_size_, "Session"); }
   void run(std::span<const std::int32_t> tokens) {
-    const Model::SequenceChunk chunk{&cache_, tokens};
-    model_->forward(std::span<const Model::SequenceChunk>(&chunk, 1), *workspace_, logits_.view(),
+    const typename ModelType::SequenceChunk chunk{&cache_, tokens};
+    model_->forward(std::span<const typename ModelType::SequenceChunk>(&chunk, 1), *workspace_, logits_.view(),
                     /*all_positions=*/false);
   }
 
-  std::shared_ptr<const Model> model_;
+  std::shared_ptr<const ModelType> model_;
   index_t n_ctx_ = 0;
   index_t max_batch_tokens_ = 0;
   index_t vocab_size_ = 0;
-  KvCache cache_;
+  Cache cache_;
   std::unique_ptr<Workspace> workspace_;  // heap-held: Session stays cheap to move
   Tensor<float, 2> logits_;               // [1, vocab_size]
 };
+
+using Session = BasicSession<backend::cpu>;
 
 }  // namespace moe

@@ -32,16 +32,16 @@ constexpr float weight_to_float(W w) noexcept {
 }
 
 // The innermost stride must be 1 (or irrelevant because the innermost extent is <= 1).
-template <class T, std::size_t R>
-void check_unit_inner_stride(const View<T, R>& v, const char* op, const char* name) {
+template <class T, std::size_t R, class S>
+void check_unit_inner_stride(const TensorView<T, R, S>& v, const char* op, const char* name) {
   require(v.extent(R - 1) <= 1 || v.stride(R - 1) == 1, ErrorCode::kInvalidArgument,
           "{}: operand {} has innermost stride {}, expected 1", op, name, v.stride(R - 1));
 }
 
 // y = x·Wᵀ: x [n_tokens, in], w [out, in], y [n_tokens, out].
-template <class W>
-void check_matmul(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y,
-                  const char* op) {
+template <class W, class S>
+void check_matmul(const TensorView<const float, 2, S>& x, const TensorView<const W, 2, S>& w,
+                  const TensorView<float, 2, S>& y, const char* op) {
   require(x.extent(1) == w.extent(1) && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(0),
           ErrorCode::kInvalidArgument,
           "{}: shapes x [{}, {}], w [{}, {}] (out, in), y [{}, {}] do not agree", op, x.extent(0),
@@ -52,9 +52,9 @@ void check_matmul(const View<const float, 2>& x, const View<const W, 2>& w, cons
 }
 
 // y = x·W: x [n_tokens, in], w [in, out], y [n_tokens, out].
-template <class W>
-void check_matmul_in_out(const View<const float, 2>& x, const View<const W, 2>& w,
-                         const View<float, 2>& y, const char* op) {
+template <class W, class S>
+void check_matmul_in_out(const TensorView<const float, 2, S>& x, const TensorView<const W, 2, S>& w,
+                         const TensorView<float, 2, S>& y, const char* op) {
   require(x.extent(1) == w.extent(0) && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(1),
           ErrorCode::kInvalidArgument,
           "{}: shapes x [{}, {}], w [{}, {}] (in, out), y [{}, {}] do not agree", op, x.extent(0),
@@ -64,9 +64,9 @@ void check_matmul_in_out(const View<const float, 2>& x, const View<const W, 2>& 
   check_unit_inner_stride(y, op, "y");
 }
 
-template <class A, class B>
-void check_same_shape(const View<A, 2>& a, const View<B, 2>& b, const char* op, const char* name_a,
-                      const char* name_b) {
+template <class A, class B, class S>
+void check_same_shape(const TensorView<A, 2, S>& a, const TensorView<B, 2, S>& b, const char* op,
+                      const char* name_a, const char* name_b) {
   require(a.extent(0) == b.extent(0) && a.extent(1) == b.extent(1), ErrorCode::kInvalidArgument,
           "{}: {} [{}, {}] and {} [{}, {}] must have the same shape", op, name_a, a.extent(0),
           a.extent(1), name_b, b.extent(0), b.extent(1));
@@ -75,13 +75,21 @@ void check_same_shape(const View<A, 2>& a, const View<B, 2>& b, const char* op, 
 }
 
 // rmsnorm: x [n, d], weight [d], y [n, d].
-template <class W>
-void check_rmsnorm(const View<const float, 2>& x, const View<const W, 1>& weight,
-                   const View<float, 2>& y) {
+template <class W, class S>
+void check_rmsnorm(const TensorView<const float, 2, S>& x, const TensorView<const W, 1, S>& weight,
+                   const TensorView<float, 2, S>& y) {
   check_same_shape(x, y, "rmsnorm", "x", "y");
   require(weight.extent(0) == x.extent(1), ErrorCode::kInvalidArgument,
           "rmsnorm: weight has {} elements, rows of x have {}", weight.extent(0), x.extent(1));
   check_unit_inner_stride(weight, "rmsnorm", "weight");
+}
+
+// The same number of rows (a per-row op between two operands of different widths).
+template <class A, class B, class S>
+void check_same_rows(const TensorView<A, 2, S>& a, const TensorView<B, 2, S>& b, const char* op, const char* name_a,
+                     const char* name_b) {
+  require(a.extent(0) == b.extent(0), ErrorCode::kInvalidArgument, "{}: {} has {} rows and {} has {}", op, name_a,
+          a.extent(0), name_b, b.extent(0));
 }
 
 }  // namespace moe::kernels::detail

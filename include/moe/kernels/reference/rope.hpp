@@ -6,6 +6,9 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/reference/arguments.hpp"
 
+#include <cmath>
+#include <cstdint>
+
 namespace moe::kernels {
 
 // Which dimensions of a head rotate together (RoFormer, arXiv:2104.09864).
@@ -15,8 +18,9 @@ enum class RopePairing {
 };
 
 namespace detail {
-inline void check_rope(const View<float, 3>& x, const View<const float, 2>& cos,
-                       const View<const float, 2>& sin) {
+template <class S>
+void check_rope(const TensorView<float, 3, S>& x, const TensorView<const float, 2, S>& cos,
+                const TensorView<const float, 2, S>& sin) {
   require(cos.extent(0) == x.extent(0) && sin.extent(0) == x.extent(0) &&
               sin.extent(1) == cos.extent(1),
           ErrorCode::kInvalidArgument,
@@ -48,6 +52,26 @@ inline void rope(backend::reference, View<float, 3> x, View<const float, 2> cos,
         v[ia] = a * c - b * s;
         v[ib] = b * c + a * s;
       }
+    }
+  }
+}
+
+// cos[t][i] = cos(positions[t] · inv_freq[i]) · scaling and the same for sin: the rope tables of
+// a pass. The angle is an f32 product as in transformers (inv_freq @ position_ids in f32); cos
+// and sin are evaluated in double and rounded once. inv_freq [half], positions [n], cos, sin
+// [n, half].
+inline void rope_tables(backend::reference, View<const float, 1> inv_freq, float scaling,
+                        View<const std::int64_t, 1> positions, View<float, 2> cos, View<float, 2> sin) {
+  const index_t n = positions.extent(0), half = inv_freq.extent(0);
+  require(cos.extent(0) == n && sin.extent(0) == n && cos.extent(1) == half && sin.extent(1) == half,
+          ErrorCode::kInvalidArgument, "rope_tables: {} positions, {} frequencies, cos [{}, {}], sin [{}, {}]", n, half,
+          cos.extent(0), cos.extent(1), sin.extent(0), sin.extent(1));
+  for (index_t t = 0; t < n; ++t) {
+    const auto p = static_cast<float>(positions[t]);
+    for (index_t i = 0; i < half; ++i) {
+      const float angle = inv_freq[i] * p;
+      cos(t, i) = static_cast<float>(std::cos(static_cast<double>(angle))) * scaling;
+      sin(t, i) = static_cast<float>(std::sin(static_cast<double>(angle))) * scaling;
     }
   }
 }

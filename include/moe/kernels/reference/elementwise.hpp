@@ -1,0 +1,43 @@
+// Scalar element-wise ops of the graph (the oracle): bias add, symmetric clamp (OLMoE's
+// clip_qkv) and the sigmoid-gated add of Qwen2-MoE's shared expert.
+#pragma once
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/format.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/reference/activation.hpp"
+#include "moe/kernels/reference/arguments.hpp"
+
+#include <algorithm>
+
+namespace moe::kernels {
+
+// y[t, :] += bias for every row t. y [n, d] f32, bias [d] stored as W.
+template <class W>
+void add_bias(backend::reference, View<float, 2> y, View<const W, 1> bias) {
+  require(bias.extent(0) == y.extent(1), ErrorCode::kInvalidArgument, "add_bias: bias of {} for rows of {}",
+          bias.extent(0), y.extent(1));
+  for (index_t t = 0; t < y.extent(0); ++t) {
+    for (index_t i = 0; i < y.extent(1); ++i) y(t, i) += to_float(bias[i]);
+  }
+}
+
+// x = clamp(x, -limit, limit) element-wise, x [n, d] f32.
+inline void clamp(backend::reference, View<float, 2> x, float limit) {
+  for (index_t t = 0; t < x.extent(0); ++t) {
+    for (index_t i = 0; i < x.extent(1); ++i) x(t, i) = std::clamp(x(t, i), -limit, limit);
+  }
+}
+
+// y[t, :] += sigmoid(gate[t, 0]) · x[t, :]. y, x [n, d], gate [n, 1] (logits).
+inline void sigmoid_gate_add(backend::reference, View<float, 2> y, View<const float, 2> gate, View<const float, 2> x) {
+  detail::check_same_shape(View<const float, 2>(y), x, "sigmoid_gate_add", "y", "x");
+  require(gate.extent(0) == y.extent(0) && gate.extent(1) == 1, ErrorCode::kInvalidArgument,
+          "sigmoid_gate_add: gate [{}, {}] for {} rows", gate.extent(0), gate.extent(1), y.extent(0));
+  for (index_t t = 0; t < y.extent(0); ++t) {
+    const float g = detail::sigmoid_scalar(gate(t, 0));
+    for (index_t i = 0; i < y.extent(1); ++i) y(t, i) += g * x(t, i);
+  }
+}
+
+}  // namespace moe::kernels
