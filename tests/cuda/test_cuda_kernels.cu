@@ -1076,7 +1076,9 @@ TEST_CASE("performance: decode GEMV bandwidth, prefill tensor-core GEMM, decode 
                              ctx - 1, DeviceView<const float, 1>(), o.view<2>({1, s.n_heads * s.head_dim}));
         },
         kWarmup, kReps);
-    std::printf("decode attention ctx=%zu (32/4 heads of 128, f32 cache): %.1f us, %.0f GB/s of K+V cache\n", ctx,
-                ms * 1e3, 2.0 * kv.bytes() / (ms * 1e-3) / 1e9);
+    std::printf("decode attention ctx=%zu (32/4 heads of 128, f32 cache, %d blocks per query; device cc %d.x, %d SMs): "
+                "%.1f us, %.0f GB/s of K+V cache\n",
+                ctx, kernels::cuda_detail::attention_splits(1, s.n_heads, ctx), kernels::cuda_detail::device_major(),
+                kernels::cuda_detail::device_sm_count(), ms * 1e3, 2.0 * kv.bytes() / (ms * 1e-3) / 1e9);
   }
 }

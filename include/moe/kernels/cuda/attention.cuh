@@ -3,8 +3,8 @@
 // weight-absorbed form (DeepSeek-V2/V3), both through one kernel.
 //
 // A block owns one (query token, query head) and a contiguous share of its visible keys; its
-// warps take keys round-robin, one key per warp step: the lanes split the q·k dot product
-// (coalesced rows of the cache), a butterfly gives every lane the score, and each lane keeps an
+// warps take keys round-robin, four keys per warp step: the lanes split the q·k dot products
+// (coalesced rows of the cache), butterflies give every lane the scores, and each lane keeps an
 // online softmax (running max m, sum l) and its slice of the value accumulator. The warps' states
 // are merged in shared memory in a fixed order. For decode (few tokens x heads, long contexts)
 // the keys are also split across the blocks of a thread-block cluster (flash-decoding; sm_90+),
@@ -32,10 +32,11 @@
 namespace moe::kernels {
 namespace cuda_detail {
 
-inline constexpr int kAttnWarps = 4;
+inline constexpr int kAttnWarps = 8;
+inline constexpr int kAttnKeysPerStep = 4;  // keys a warp scores together
 inline constexpr int kAttnMaxVPerLane = 16;  // value width up to 512 (MLA's kv_lora_rank)
 inline constexpr int kAttnMaxSplits = 8;     // portable cluster size
-inline constexpr int kAttnKeysPerSplit = 128;
+inline constexpr int kAttnKeysPerSplit = 256;
 
 struct AttnArgs {
   // score(j) = scale · (qa·ka_j + qb·kb_j); value(j) = v_j. Query pointers are per (token, head):
@@ -94,30 +95,64 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnA
 #pragma unroll
   for (int i = 0; i < kAttnMaxVPerLane; ++i) acc[i] = 0.0f;
 
-  for (std::size_t j = b_lo + warp; j < b_hi; j += kAttnWarps) {
-    const float* kr = ka + j * a.ld_ka;
-    float dot = 0.0f;
-    for (int d = lane; d < a.da; d += kWarpSize) dot = fmaf(q_s[d], __ldg(kr + d), dot);
-    if (a.db > 0) {
-      const float* kr2 = kb + j * a.ld_kb;
-      for (int d = lane; d < a.db; d += kWarpSize) dot = fmaf(q_s[a.da + d], __ldg(kr2 + d), dot);
+  // kAttnKeysPerStep keys per warp step, their loads interleaved (memory-level parallelism: one
+  // key at a time leaves each warp waiting on a chain of dependent loads and reductions).
+  constexpr int kU = kAttnKeysPerStep;
+  for (std::size_t j0 = b_lo + static_cast<std::size_t>(warp) * kU; j0 < b_hi; j0 += kAttnWarps * kU) {
+    const float* kr[kU];
+    const float* kr2[kU];
+    const float* vr[kU];
+    bool valid[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      valid[u] = j0 + u < b_hi;
+      const std::size_t j = valid[u] ? j0 + u : j0;  // past the range: re-read key j0, masked below
+      kr[u] = ka + j * a.ld_ka;
+      kr2[u] = a.db > 0 ? kb + j * a.ld_kb : nullptr;
+      vr[u] = vv + j * a.ld_v;
     }
-    const float s = warp_sum(dot) * a.scale;
-    if (s > m) {  // warp-uniform: every lane holds the same s and m
-      const float rescale = m == -INFINITY ? 0.0f : expf(m - s);
+    float dot[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) dot[u] = 0.0f;
+#pragma unroll 2
+    for (int d = lane; d < a.da; d += kWarpSize) {
+      const float qd = q_s[d];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) dot[u] = fmaf(qd, __ldg(kr[u] + d), dot[u]);
+    }
+    for (int d = lane; d < a.db; d += kWarpSize) {
+      const float qd = q_s[a.da + d];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) dot[u] = fmaf(qd, __ldg(kr2[u] + d), dot[u]);
+    }
+    float s[kU];
+    float s_max = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      s[u] = valid[u] ? warp_sum(dot[u]) * a.scale : -INFINITY;
+      s_max = fmaxf(s_max, s[u]);
+    }
+    if (s_max > m) {  // warp-uniform: every lane holds the same scores and m
+      const float rescale = m == -INFINITY ? 0.0f : expf(m - s_max);
       l *= rescale;
 #pragma unroll
       for (int i = 0; i < kAttnMaxVPerLane; ++i) acc[i] *= rescale;
-      m = s;
+      m = s_max;
     }
-    if (m == -INFINITY) continue;  // s = -inf with nothing before it: contributes exp(-inf) = 0
-    const float p = expf(s - m);
-    l += p;
-    const float* vr = vv + j * a.ld_v;
+    if (m == -INFINITY) continue;  // only -inf scores so far: they contribute exp(-inf) = 0
+    float p[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      p[u] = valid[u] ? expf(s[u] - m) : 0.0f;
+      l += p[u];
+    }
 #pragma unroll
     for (int i = 0; i < kAttnMaxVPerLane; ++i) {
       const int d = lane + i * kWarpSize;
-      if (d < a.dv) acc[i] = fmaf(p, __ldg(vr + d), acc[i]);
+      if (d < a.dv) {
+#pragma unroll
+        for (int u = 0; u < kU; ++u) acc[i] = fmaf(p[u], __ldg(vr[u] + d), acc[i]);
+      }
     }
   }
 
@@ -190,6 +225,14 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnA
 #endif
 }
 
+// Blocks (cluster ranks) per query: for grids smaller than the device (decode) on sm_90+, one per
+// kAttnKeysPerSplit keys, at most kAttnMaxSplits; else 1.
+inline int attention_splits(index_t n_tokens, index_t n_heads, index_t max_keys) {
+  if (device_major() < 9 || n_tokens * n_heads >= static_cast<index_t>(device_sm_count())) return 1;
+  return static_cast<int>(
+      std::clamp<index_t>((max_keys + kAttnKeysPerSplit - 1) / kAttnKeysPerSplit, 1, kAttnMaxSplits));
+}
+
 // Launches attention_kernel for n tokens and n_heads heads; splits the keys across a cluster for
 // small grids on sm_90+ devices.
 inline void launch_attention(AttnArgs a, index_t n_tokens, index_t n_heads, index_t max_keys, const char* op) {
@@ -198,11 +241,7 @@ inline void launch_attention(AttnArgs a, index_t n_tokens, index_t n_heads, inde
           "{}(cuda): {} tokens x {} heads exceed the grid (65535 each)", op, n_tokens, n_heads);
   require(a.dv <= kAttnMaxVPerLane * kWarpSize, ErrorCode::kInvalidArgument,
           "{}(cuda): value width {} exceeds the supported {}", op, a.dv, kAttnMaxVPerLane * kWarpSize);
-  int splits = 1;
-  if (device_major() >= 9 && n_tokens * n_heads < static_cast<index_t>(device_sm_count())) {
-    splits = static_cast<int>(std::clamp<index_t>((max_keys + kAttnKeysPerSplit - 1) / kAttnKeysPerSplit, 1,
-                                                  kAttnMaxSplits));
-  }
+  const int splits = attention_splits(n_tokens, n_heads, max_keys);
   a.splits = splits;
   const std::size_t smem = sizeof(float) * (static_cast<std::size_t>(a.da + a.db) + 2 * kAttnWarps +
                                             static_cast<std::size_t>(kAttnWarps) * a.dv + 2 + a.dv);

@@ -46,7 +46,7 @@ struct GemmArgs {
   int n_tokens = 0, in = 0, out = 0, batch = 1;
 };
 
-// ---- decode, y = x·Wᵀ: GEMV, one warp per output row ------------------------------------------
+// ---- decode, y = x·Wᵀ: GEMV, one warp per output row (or a few) ------------------------------
 //
 // Decode is bound by the bandwidth of reading W (bytes of x and y are negligible), so the kernel
 // is organised around W: each lane issues 16-byte loads (8 bf16/f16 or 4 f32) of its row with the
@@ -86,77 +86,108 @@ __device__ __forceinline__ void decode_chunk(uint4 packed, float* wf) {
   }
 }
 
-// Applies one chunk of weights starting at input index k to every token's accumulator.
-template <class W, int kTokens>
-__device__ __forceinline__ void gemv_accumulate_chunk(uint4 packed, const float* __restrict__ x, std::size_t ld_x,
-                                                      std::size_t k, float (&acc)[kTokens]) {
+// Applies one chunk of weights (per row of the warp) starting at input index k to every token's
+// accumulators: each x chunk is loaded once and used for all kRows rows.
+template <class W, int kTokens, int kRows>
+__device__ __forceinline__ void gemv_accumulate_chunk(const uint4 (&packed)[kRows], const float* __restrict__ x,
+                                                      std::size_t ld_x, std::size_t k, float (&acc)[kRows][kTokens]) {
   constexpr int kE = kChunkElems<W>;
-  float wf[kE];
-  decode_chunk<W>(packed, wf);
+  float wf[kRows][kE];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) decode_chunk<W>(packed[r], wf[r]);
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) {
     const float4* xp = reinterpret_cast<const float4*>(x + t * ld_x + k);
-    float s = acc[t];
+    float xs[kE];
 #pragma unroll
     for (int q = 0; q < kE / 4; ++q) {
-      const float4 a = __ldg(xp + q);
-      s = fmaf(a.x, wf[4 * q + 0], s);
-      s = fmaf(a.y, wf[4 * q + 1], s);
-      s = fmaf(a.z, wf[4 * q + 2], s);
-      s = fmaf(a.w, wf[4 * q + 3], s);
+      const float4 v = __ldg(xp + q);
+      xs[4 * q] = v.x, xs[4 * q + 1] = v.y, xs[4 * q + 2] = v.z, xs[4 * q + 3] = v.w;
     }
-    acc[t] = s;
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      float s = acc[r][t];
+#pragma unroll
+      for (int e = 0; e < kE; ++e) s = fmaf(xs[e], wf[r][e], s);
+      acc[r][t] = s;
+    }
   }
 }
 
-// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens. Grid: (ceil(out / 8), batch).
-template <class W, int kTokens, bool kVector>
+// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens; each warp owns kRows consecutive rows
+// (more than one when several tokens share the pass, so each x load feeds several rows).
+// Grid: (ceil(out / (8 kRows)), batch).
+template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
   constexpr int kE = kChunkElems<W>;
+  constexpr int kUnroll = kGemvUnroll / kRows > 0 ? kGemvUnroll / kRows : 1;  // 16-byte loads in flight / row
   const int lane = threadIdx.x % kWarpSize;
-  const int row = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize;
-  if (row >= a.out) return;  // the whole warp leaves together, so warp_sum below stays convergent
+  const int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows;
+  if (row0 >= a.out) return;  // the whole warp leaves together, so warp_sum below stays convergent
   const float* __restrict__ x = a.x + blockIdx.y * a.batch_x;
-  const W* w_row = a.w + blockIdx.y * a.batch_w + static_cast<std::size_t>(row) * a.ld_w;
+  const W* w_rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int row = row0 + r < a.out ? row0 + r : a.out - 1;  // past the end: recompute the last row, unwritten
+    w_rows[r] = a.w + blockIdx.y * a.batch_w + static_cast<std::size_t>(row) * a.ld_w;
+  }
   float* y = a.y + blockIdx.y * a.batch_y;
   const int in = a.in;
 
-  float acc[kTokens];
+  float acc[kRows][kTokens];
 #pragma unroll
-  for (int t = 0; t < kTokens; ++t) acc[t] = 0.0f;
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = 0.0f;
+  }
 
   int k_tail = 0;  // first input index not covered by 16-byte chunks
   if constexpr (kVector) {
     const int n_chunks = in / kE;
-    const uint4* w_chunks = reinterpret_cast<const uint4*>(w_row);
     int c = lane;
-    // Hot loop: kGemvUnroll independent 16-byte loads per lane before any arithmetic.
-    for (; c + (kGemvUnroll - 1) * kWarpSize < n_chunks; c += kGemvUnroll * kWarpSize) {
-      uint4 packed[kGemvUnroll];
+    // Hot loop: kRows x kUnroll independent 16-byte loads per lane before any arithmetic.
+    for (; c + (kUnroll - 1) * kWarpSize < n_chunks; c += kUnroll * kWarpSize) {
+      uint4 packed[kUnroll][kRows];
 #pragma unroll
-      for (int u = 0; u < kGemvUnroll; ++u) packed[u] = __ldcs(w_chunks + c + u * kWarpSize);
+      for (int u = 0; u < kUnroll; ++u) {
 #pragma unroll
-      for (int u = 0; u < kGemvUnroll; ++u) {
-        gemv_accumulate_chunk<W, kTokens>(packed[u], x, a.ld_x, static_cast<std::size_t>(c + u * kWarpSize) * kE, acc);
+        for (int r = 0; r < kRows; ++r) packed[u][r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c + u * kWarpSize);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, a.ld_x, static_cast<std::size_t>(c + u * kWarpSize) * kE,
+                                                 acc);
       }
     }
     for (; c < n_chunks; c += kWarpSize) {
-      gemv_accumulate_chunk<W, kTokens>(__ldcs(w_chunks + c), x, a.ld_x, static_cast<std::size_t>(c) * kE, acc);
+      uint4 packed[kRows];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) packed[r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c);
+      gemv_accumulate_chunk<W, kTokens, kRows>(packed, x, a.ld_x, static_cast<std::size_t>(c) * kE, acc);
     }
     k_tail = n_chunks * kE;
   }
   // The tail (in % kE elements), or the whole row when the rows are not 16-byte aligned:
   // consecutive lanes read consecutive elements, so the warp's loads stay coalesced.
   for (int k = k_tail + lane; k < in; k += kWarpSize) {
-    const float wk = load_as_float(w_row, static_cast<std::size_t>(k));
+    float wk[kRows];
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) acc[t] = fmaf(__ldg(x + t * a.ld_x + k), wk, acc[t]);
+    for (int r = 0; r < kRows; ++r) wk[r] = load_as_float(w_rows[r], static_cast<std::size_t>(k));
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      const float xv = __ldg(x + t * a.ld_x + k);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r][t] = fmaf(xv, wk[r], acc[r][t]);
+    }
   }
 
 #pragma unroll
-  for (int t = 0; t < kTokens; ++t) {
-    const float total = warp_sum(acc[t]);  // every lane holds the total afterwards
-    if (lane == t % kWarpSize) y[t * a.ld_y + row] = total;
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      const float total = warp_sum(acc[r][t]);  // every lane holds the total afterwards
+      if (row0 + r < a.out && lane == (r * kTokens + t) % kWarpSize) y[t * a.ld_y + row0 + r] = total;
+    }
   }
 }
 
@@ -543,8 +574,9 @@ bool gemv_in_out_pair_loads(const GemmArgs<W>& a) {
 template <class W, bool kVector, int kTokens>
 void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
   if (!in_out) {
-    const dim3 grid((a.out + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, a.batch);
-    gemv_kernel<W, kTokens, kVector><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
+    constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
+    const dim3 grid((a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows), a.batch);
+    gemv_kernel<W, kTokens, kRows, kVector><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
     ::moe::cuda::check_launch("gemv_kernel");
   } else {
     const dim3 grid((a.out + kGemvInOutCols - 1) / kGemvInOutCols, a.batch);

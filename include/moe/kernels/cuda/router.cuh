@@ -105,8 +105,8 @@ __global__ void route_kernel(RouteArgs a) {
   float* scores = sm;                                               // [n]
   float* choice = scores + a.n;                                     // [n]
   float* group = choice + a.n;                                      // [n_group]
-  int* top = reinterpret_cast<int*>(group + a.n_group);             // [k]
-  int* kept = top + a.k;                                            // [n_group]
+  int* top = reinterpret_cast<int*>(group + a.n_group);             // [max(k, n_group)]
+  int* kept = top + max(a.k, a.n_group);                            // [n_group]
   __shared__ float fscratch[kWarpSize];
   __shared__ double dscratch[kWarpSize];
 
@@ -248,7 +248,8 @@ inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 
   a.scoring = c.scoring, a.group_score = c.group_score;
   a.norm_topk_prob = c.norm_topk_prob, a.dropped_to_minus_inf = c.dropped_groups_to_minus_inf;
   a.renorm_epsilon = c.renorm_epsilon, a.routed_scaling_factor = c.routed_scaling_factor;
-  const std::size_t smem = sizeof(float) * (2 * c.n_experts + c.n_group) + sizeof(int) * (c.top_k + c.n_group);
+  const std::size_t smem =
+      sizeof(float) * (2 * c.n_experts + c.n_group) + sizeof(int) * (std::max(c.top_k, c.n_group) + c.n_group);
   cuda_detail::allow_dynamic_shared(cuda_detail::route_kernel, smem, "route");
   const int threads = static_cast<int>(std::min<index_t>(
       cuda_detail::kRouterMaxThreads,
