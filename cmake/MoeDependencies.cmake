@@ -36,5 +36,8 @@ function(moe_link_dependencies target)
   target_compile_definitions(${target} INTERFACE PCRE2_CODE_UNIT_WIDTH=8)
   if(MOE_USE_OPENMP AND OpenMP_CXX_FOUND)
     target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
+    # OpenMP::OpenMP_CXX's flags reach C++ sources only; host code nvcc compiles (a tool built
+    # for --backend cuda) runs the cpu backend too and needs them through -Xcompiler.
+    target_compile_options(${target} INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fopenmp>)
   endif()
 endfunction()

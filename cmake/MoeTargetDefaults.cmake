@@ -4,8 +4,12 @@ function(moe_target_defaults target)
   target_link_libraries(${target} PRIVATE moe::moe)
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic>)
   if(MOE_NATIVE)
-    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
+    target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>
+                                             $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-march=native>)
   endif()
+  # nvcc compiling host code (tools built for --backend cuda): GCC's unroll pragmas in the cpu
+  # kernels are not nvcc's.
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-diag-suppress=1675>)
   if(MOE_SANITIZE)
     # -O0: ASan+UBSan at -O3 compile 3-5x slower (6 vs 21 minutes for the suite on 2 cores); the
     # tests run 30 s longer, and sanitizers report the same errors.
@@ -14,3 +18,15 @@ function(moe_target_defaults target)
     target_link_options(${target} PRIVATE -fsanitize=${MOE_SANITIZE} -fno-sanitize-recover=all)
   endif()
 endfunction()
+
+# moe_tool_cuda(target sources...): in a CUDA build, the tool's sources are compiled by nvcc (so
+# they instantiate the graph for backend::cuda too, behind --backend cuda) and the tool joins
+# moe_cuda_targets, which CI compiles without a GPU.
+function(moe_tool_cuda target)
+  if(MOE_ENABLE_CUDA)
+    set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES LANGUAGE CUDA)
+    set_target_properties(${target} PROPERTIES LINKER_LANGUAGE CXX)
+    add_dependencies(moe_cuda_targets ${target})
+  endif()
+endfunction()
+

@@ -1,8 +1,10 @@
-// moe-conformance DIR...: checks fixture folders against their transformers references. A folder
+// moe-conformance [--backend cpu|reference|cuda] DIR...: checks fixture folders against their
+// transformers references, running the model on the chosen backend (default cpu). A folder
 // with reference.json + config.json is a model case (logits of every prompt position within 2e-3,
 // last top-5 ids, 12-token greedy continuation); one with tokenizer.json + expected.json is a
 // tokenizer case. Prints one line per case and "N passed, M failed"; exits 1 on any failure.
 #include "case_result.hpp"
+#include "common/backend.hpp"
 #include "model_case.hpp"
 
 #if __has_include("tokenizer_case.hpp")
@@ -20,7 +22,7 @@
 
 namespace {
 
-moe::conformance::CaseResult run_case(const std::filesystem::path& dir) {
+moe::conformance::CaseResult run_case(const std::filesystem::path& dir, const std::string& backend) {
   using moe::conformance::CaseResult;
   CaseResult r;
   r.name = dir.filename().string();
@@ -30,7 +32,11 @@ moe::conformance::CaseResult run_case(const std::filesystem::path& dir) {
       r.detail = fmt::format("{} is not a folder", dir.string());
       return r;
     }
-    if (moe::conformance::is_model_case(dir)) return moe::conformance::check_model_case(dir);
+    if (moe::conformance::is_model_case(dir)) {
+      return moe::cli::with_backend(backend, [&](auto tag) {
+        return moe::conformance::check_model_case<decltype(tag)>(dir);
+      });
+    }
     if (std::filesystem::is_regular_file(dir / "tokenizer.json") &&
         std::filesystem::is_regular_file(dir / "expected.json")) {
 #if defined(MOE_CONFORMANCE_HAS_TOKENIZER)
@@ -52,17 +58,38 @@ moe::conformance::CaseResult run_case(const std::filesystem::path& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: %s FIXTURE_DIR...\n", argv[0]);
+  std::string backend = "cpu";
+  std::vector<std::string> dirs;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--backend" && i + 1 < argc) {
+      backend = argv[++i];
+    } else {
+      dirs.push_back(a);
+    }
+  }
+  if (dirs.empty()) {
+    std::fprintf(stderr, "usage: %s [--backend %s] FIXTURE_DIR...\n", argv[0],
+                 std::string(moe::cli::kBackendNames).c_str());
     return 2;
   }
+  try {
+    moe::cli::check_backend_name(backend);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moe-conformance: %s\n", e.what());
+    return 2;
+  }
+  if (!moe::cli::backend_available(backend)) {
+    std::printf("SKIPPED: no device for backend %s\n", backend.c_str());
+    return moe::cli::kExitNoDevice;
+  }
   int passed = 0, failed = 0;
-  for (int i = 1; i < argc; ++i) {
-    const auto r = run_case(argv[i]);
+  for (const auto& dir : dirs) {
+    const auto r = run_case(dir, backend);
     std::printf("%s %s  %s\n", r.passed ? "PASS" : "FAIL", r.name.c_str(), r.detail.c_str());
     std::fflush(stdout);
     (r.passed ? passed : failed) += 1;
   }
-  std::printf("%d passed, %d failed\n", passed, failed);
+  std::printf("%d passed, %d failed (backend %s)\n", passed, failed, backend.c_str());
   return failed == 0 ? 0 : 1;
 }

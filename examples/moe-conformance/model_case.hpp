@@ -77,12 +77,14 @@ inline std::string join(const std::vector<std::int32_t>& v) {
 // within kLogitTolerance of reference.safetensors logits_i, the last position's top-5 ids, and the
 // 12-token greedy continuation run through decode steps (EOS not special). Never throws: errors
 // become a failed result carrying the message.
-inline CaseResult check_model_case(const std::filesystem::path& dir) {
+template <class Backend = backend::cpu>
+CaseResult check_model_case(const std::filesystem::path& dir) {
   CaseResult r;
   r.name = dir.filename().string();
   if (r.name.empty()) r.name = dir.parent_path().filename().string();
   try {
-    const auto model = load_model(dir);
+    const auto model = load_model<Backend>(dir);
+    using ModelType = BasicModel<Backend>;
     const ModelConfig& cfg = model->config();
     const std::size_t V = cfg.vocab_size;
     const nlohmann::json ref = io::read_json_file(dir / "reference.json", limits::kMaxJsonFileBytes, "reference.json");
@@ -119,11 +121,11 @@ inline CaseResult check_model_case(const std::filesystem::path& dir) {
       std::vector<float> expected(n * V);
       std::memcpy(expected.data(), lt->bytes.data(), expected.size() * sizeof(float));
 
-      KvCache cache = model->make_cache(n + expected_greedy.size() + 1);
-      Workspace ws = model->make_workspace(n);
+      auto cache = model->make_cache(n + expected_greedy.size() + 1);
+      auto ws = model->make_workspace(n);
       Tensor<float, 2> logits({n, V});
-      const Model::SequenceChunk prefill{&cache, std::span<const std::int32_t>(ids)};
-      model->forward(std::span<const Model::SequenceChunk>(&prefill, 1), ws, logits.view(), true);
+      const typename ModelType::SequenceChunk prefill{&cache, std::span<const std::int32_t>(ids)};
+      model->forward(std::span<const typename ModelType::SequenceChunk>(&prefill, 1), ws, logits.view(), true);
 
       for (std::size_t t = 0; t < n; ++t) {
         for (std::size_t v = 0; v < V; ++v) {
@@ -150,8 +152,8 @@ inline CaseResult check_model_case(const std::filesystem::path& dir) {
       while (got.size() < expected_greedy.size()) {
         got.push_back(next);
         if (got.size() == expected_greedy.size()) break;
-        const Model::SequenceChunk step{&cache, std::span<const std::int32_t>(&got.back(), 1)};
-        model->forward(std::span<const Model::SequenceChunk>(&step, 1), ws, step_logits.view(), false);
+        const typename ModelType::SequenceChunk step{&cache, std::span<const std::int32_t>(&got.back(), 1)};
+        model->forward(std::span<const typename ModelType::SequenceChunk>(&step, 1), ws, step_logits.view(), false);
         next = detail::argmax(&step_logits(0, 0), V);
       }
       greedy_total += expected_greedy.size();

@@ -1,5 +1,6 @@
 // moe-perplexity: perplexity of a model over a text file, with the sliding-window definition of
 // moe::perplexity (the same one the transformers reference in tests/fixtures/demo uses).
+#include "common/backend.hpp"
 #include "common/cli.hpp"
 
 #include <moe/moe.hpp>
@@ -20,6 +21,7 @@ constexpr const char* kUsage = R"(usage: moe-perplexity --model DIR --text FILE 
   --stride S      distance between window starts, 1 <= S <= W (default 128)
   --threads N     OpenMP threads (default: all)
   --quiet         no progress line
+  --backend NAME  cpu (default), reference or, in a CUDA build, cuda
 
 Scores every token after the first once: window k covers tokens [kS, kS+W) and scores the
 positions not scored by earlier windows, each from the logits of the position before it.
@@ -32,7 +34,7 @@ constexpr auto kMaxWindow = static_cast<moe::index_t>(moe::limits::kMaxContext);
 
 int main(int argc, char** argv) {
   return moe::cli::run_tool("moe-perplexity", [&] {
-    std::string model_dir, text_file;
+    std::string model_dir, text_file, backend = "cpu";
     moe::PerplexityOptions options;
     bool quiet = false;
     for (int i = 1; i < argc; ++i) {
@@ -50,13 +52,15 @@ int main(int argc, char** argv) {
       else if (flag == "--stride") options.stride = moe::cli::parse_number<moe::index_t>(flag, value(), 1, kMaxWindow);
       else if (flag == "--threads") moe::set_num_threads(moe::cli::parse_threads(flag, value()));
       else if (flag == "--quiet") quiet = true;
+      else if (flag == "--backend") backend = value();
       else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
     }
     moe::require(!model_dir.empty() && !text_file.empty(), moe::ErrorCode::kInvalidArgument,
                  "--model DIR and --text FILE are required (see --help)");
     const std::string text = moe::cli::read_text_file(text_file);
 
-    const auto model = moe::load_model(model_dir);
+    return moe::cli::with_backend(backend, [&](auto tag) {
+    const auto model = moe::load_model<decltype(tag)>(model_dir);
     const auto tokenizer = moe::Tokenizer::from_folder(model_dir);
     const std::vector<std::int32_t> tokens = tokenizer.encode(text, /*add_special_tokens=*/false);
     std::fputs(fmt::format("{}: {} bytes, {} tokens; window {}, stride {}, {} threads\n", text_file, text.size(),
@@ -74,5 +78,6 @@ int main(int argc, char** argv) {
                    .c_str(),
                stdout);
     return 0;
+    });
   });
 }

@@ -1,6 +1,7 @@
 // moe-run: load a model folder, stream a continuation of a prompt to the terminal, and report
 // prompt / generation throughput and the experts each MoE layer used most. --batch runs several
 // prompts (one per line of a file) through continuous batching.
+#include "common/backend.hpp"
 #include "common/cli.hpp"
 
 #include <moe/moe.hpp>
@@ -40,6 +41,7 @@ constexpr const char* kUsage = R"(usage: moe-run --model DIR (--prompt TEXT | --
   --n-ctx N                context length (default: min(max_position_embeddings, 4096))
   --parallel N             with --batch: sequences decoding at once (default 4)
   --top-experts K          experts listed per layer in the report (default 3)
+  --backend NAME           cpu (default), reference (the scalar oracle) or, in a CUDA build, cuda
   --help                   this text
 
 Without --greedy or a sampling option, the model folder's generation_config.json decides
@@ -54,7 +56,7 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) { g_interrupted.store(true); }
 
 struct Args {
-  std::string model, prompt_file, batch_file;
+  std::string model, prompt_file, batch_file, backend = "cpu";
   std::optional<std::string> prompt;
   std::optional<moe::index_t> max_tokens, n_ctx;
   std::optional<float> temperature, top_p, min_p, repeat_penalty, presence_penalty, frequency_penalty;
@@ -110,6 +112,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--threads") a.threads = moe::cli::parse_threads(flag, value());
     else if (flag == "--parallel") a.parallel = parse_number<moe::index_t>(flag, value(), 1, kMaxParallel);
     else if (flag == "--top-experts") a.top_experts = parse_number<std::size_t>(flag, value(), 0, 1 << 16);
+    else if (flag == "--backend") a.backend = value();
     else if (flag == "--greedy") a.greedy = true;
     else if (flag == "--ignore-eos") a.ignore_eos = true;
     else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
@@ -159,7 +162,8 @@ moe::GenerationOptions make_options(const Args& a, const moe::GenerationOptions&
   return o;
 }
 
-void print_expert_usage(const moe::Workspace& ws, std::size_t k) {
+template <class Workspace>
+void print_expert_usage(const Workspace& ws, std::size_t k) {
   const auto layers = moe::expert_usage_report(ws.expert_usage(), k);
   if (layers.empty()) return;
   std::fputs("experts used most (share of routed token slots):\n", stdout);
@@ -174,9 +178,21 @@ std::string describe_sampler(const moe::SamplerConfig& s) {
                      s.min_p, s.seed);
 }
 
+// The weights' size and what one decode token reads (the roofline's denominator).
+template <class Model>
+void print_weight_bytes(const Model& m, const char* backend) {
+  const auto& b = m.weight_bytes();
+  std::fputs(fmt::format("backend {}: weights {:.1f} MB, {:.1f} MB read per decode token\n", backend, b.total / 1e6,
+                         b.per_token / 1e6)
+                 .c_str(),
+             stderr);
+}
+
+template <class Backend>
 int run_single(const Args& a) {
   const std::string prompt = a.prompt_file.empty() ? *a.prompt : read_text_file(a.prompt_file);
-  moe::Generator gen = moe::Generator::from_folder(a.model, a.n_ctx.value_or(0));
+  auto gen = moe::BasicGenerator<Backend>::from_folder(a.model, a.n_ctx.value_or(0));
+  print_weight_bytes(gen.model(), Backend::name);
   const moe::GenerationOptions options = make_options(a, gen.default_options());
   const auto& cfg = gen.model().config();
   std::fputs(fmt::format("model: {} ({} layers, {} experts, top-{}), n_ctx {}, {} threads, {}\n",
@@ -207,6 +223,7 @@ int run_single(const Args& a) {
   return 0;
 }
 
+template <class Backend>
 int run_batch(const Args& a) {
   std::vector<std::string> prompts;
   {
@@ -217,7 +234,8 @@ int run_batch(const Args& a) {
     }
   }
   moe::require(!prompts.empty(), moe::ErrorCode::kInvalidArgument, "{}: no prompts (one per line)", a.batch_file);
-  auto model = moe::load_model(a.model);
+  auto model = moe::load_model<Backend>(a.model);
+  print_weight_bytes(*model, Backend::name);
   auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::Tokenizer::from_folder(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
   moe::GenerationOptions base;
@@ -226,7 +244,7 @@ int run_batch(const Args& a) {
   moe::BatchOptions bo;
   bo.max_sequences = std::max<moe::index_t>(1, a.parallel);
   bo.n_ctx = a.n_ctx.value_or(0);
-  moe::BatchGenerator batch(model, tokenizer, bo, defaults.eos_token_ids);
+  moe::BasicBatchGenerator<Backend> batch(model, tokenizer, bo, defaults.eos_token_ids);
   std::fputs(fmt::format("batch: {} prompts, {} at a time, n_ctx {}, {} threads, {}\n", prompts.size(),
                          bo.max_sequences, batch.n_ctx(), moe::max_threads(), describe_sampler(options.sampler))
                  .c_str(),
@@ -275,6 +293,9 @@ int main(int argc, char** argv) {
     }
     if (a.threads > 0) moe::set_num_threads(a.threads);
     std::signal(SIGINT, on_sigint);
-    return a.batch_file.empty() ? run_single(a) : run_batch(a);
+    return moe::cli::with_backend(a.backend, [&](auto tag) {
+      using Backend = decltype(tag);
+      return a.batch_file.empty() ? run_single<Backend>(a) : run_batch<Backend>(a);
+    });
   });
 }

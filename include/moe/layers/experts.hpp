@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/backend/tags.hpp"
+#include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/kernels.hpp"
 #include "moe/layers/linear.hpp"
@@ -157,5 +158,25 @@ void experts_forward(B backend, const ExpertBank<typename B::memory>& bank, View
     expert_forward(backend, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
   }
 }
+
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+// The CUDA backend's expert pass. The bucket offsets live in device memory; this version reads
+// them back (one small copy and a synchronisation per MoE layer) and launches each chosen
+// expert's GEMMs. A grouped GEMM that reads the offsets on the device (no round trip) replaces it
+// in the performance work; the arithmetic is the same.
+inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& bank,
+                            DeviceView<const std::int32_t, 1> offsets, DeviceView<const float, 2> xs,
+                            DeviceView<float, 1> scratch, DeviceView<float, 2> ys) {
+  require(bank.n_experts <= static_cast<index_t>(limits::kMaxExperts), ErrorCode::kInvalidArgument,
+          "experts_forward: {} experts", bank.n_experts);
+  std::int32_t host[limits::kMaxExperts + 1];
+  kernels::download(be, offsets.slice(0, bank.n_experts + 1), std::span<std::int32_t>(host, bank.n_experts + 1));
+  for (index_t e = 0; e < bank.n_experts; ++e) {
+    const auto begin = static_cast<index_t>(host[e]), end = static_cast<index_t>(host[e + 1]);
+    if (end == begin) continue;
+    expert_forward(be, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
+  }
+}
+#endif
 
 }  // namespace moe::layers

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole model on the GPU machine: builds the tools for --backend cuda and runs every committed
+# model fixture through moe-conformance on the cuda, cpu and reference backends, the bundled
+# model's greedy text and held-out perplexity on cpu and cuda, and bench_generate on both.
+#   tools/run_cuda_model.sh [build-dir]      (default build/cuda-model; dependencies as in
+#                                             tools/run_cuda_tests.sh: installed or .carry/usr)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+build=${1:-build/cuda-model}
+nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+prefix=${MOE_DEPS_PREFIX:-$root/.carry/usr}
+arch=${CUDA_ARCH:-90}
+args=(-DCMAKE_BUILD_TYPE=Release -DMOE_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch"
+  -DMOE_BUILD_BENCHMARKS=ON -DMOE_BUILD_EXAMPLES=ON)
+if [[ -d "$prefix" ]]; then
+  export PATH="$prefix/bin:$PATH" LD_LIBRARY_PATH="$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export PKG_CONFIG_PATH="$prefix/lib/x86_64-linux-gnu/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+  args+=(-DCMAKE_PREFIX_PATH="$prefix")
+fi
+command -v ninja >/dev/null && args+=(-G Ninja)
+mkdir -p "$build"
+nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv,noheader || true
+cmake -S . -B "$build" "${args[@]}" > "$build/configure.log" 2>&1 || { tail -n 30 "$build/configure.log"; exit 1; }
+cmake --build "$build" -j"$(nproc)" --target moe-conformance moe-run moe-perplexity bench_generate
+tools="$build/examples"
+status=0
+for backend in cuda cpu reference; do
+  echo "== moe-conformance --backend $backend"
+  "$tools/moe-conformance/moe-conformance" --backend "$backend" tests/fixtures/models/*/ || status=1
+done
+echo "== bundled model, greedy"
+for backend in cpu cuda; do
+  "$tools/moe-run/moe-run" --model models/shakespeare-moe --prompt "ROMEO:" --max-tokens 64 --greedy \
+    --backend "$backend" > "$build/greedy_$backend.txt" 2> "$build/greedy_$backend.err" || status=1
+  tail -n 4 "$build/greedy_$backend.txt"
+done
+if cmp -s <(head -n 3 "$build/greedy_cpu.txt") <(head -n 3 "$build/greedy_cuda.txt"); then
+  echo "greedy text: identical on cpu and cuda"
+else
+  echo "greedy text: DIFFERS"; status=1
+fi
+echo "== bundled model, held-out perplexity"
+for backend in cpu cuda; do
+  echo "-- $backend"
+  "$tools/moe-perplexity/moe-perplexity" --model models/shakespeare-moe --text tests/fixtures/demo/heldout.txt \
+    --quiet --backend "$backend" || status=1
+done
+echo "== bench_generate"
+for backend in cpu cuda; do
+  "$build/benchmarks/bench_generate" --backend "$backend" --reps 3 || status=1
+done
+echo "== result: $([[ $status -eq 0 ]] && echo PASSED || echo FAILED)"
+exit "$status"
