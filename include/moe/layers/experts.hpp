@@ -160,13 +160,20 @@ void experts_forward(B backend, const ExpertBank<typename B::memory>& bank, View
 }
 
 #if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
-// The CUDA backend's expert pass. The bucket offsets live in device memory; this version reads
-// them back (one small copy and a synchronisation per MoE layer) and launches each chosen
-// expert's GEMMs. A grouped GEMM that reads the offsets on the device (no round trip) replaces it
-// in the performance work; the arithmetic is the same.
-inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& bank,
-                            DeviceView<const std::int32_t, 1> offsets, DeviceView<const float, 2> xs,
-                            DeviceView<float, 1> scratch, DeviceView<float, 2> ys) {
+}  // namespace moe::layers
+
+#include <cstddef>
+#include <cstdlib>
+
+namespace moe::layers {
+namespace cuda_experts_detail {
+
+// The previous CUDA expert pass, kept as the fallback for banks whose experts are not at one
+// constant stride: reads the bucket offsets back (one small copy and a synchronisation per MoE
+// layer) and launches each chosen expert's GEMMs.
+inline void per_expert(backend::cuda be, const ExpertBank<device_memory>& bank,
+                       DeviceView<const std::int32_t, 1> offsets, DeviceView<const float, 2> xs,
+                       DeviceView<float, 1> scratch, DeviceView<float, 2> ys) {
   require(bank.n_experts <= static_cast<index_t>(limits::kMaxExperts), ErrorCode::kInvalidArgument,
           "experts_forward: {} experts", bank.n_experts);
   std::int32_t host[limits::kMaxExperts + 1];
@@ -175,6 +182,127 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
     const auto begin = static_cast<index_t>(host[e]), end = static_cast<index_t>(host[e + 1]);
     if (end == begin) continue;
     expert_forward(be, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
+  }
+}
+
+inline bool same_layout(const WeightMatrix<device_memory>& a, const WeightMatrix<device_memory>& b) noexcept {
+  return a.dtype == b.dtype && a.rows == b.rows && a.cols == b.cols && a.row_stride == b.row_stride;
+}
+inline bool same_layout(const WeightVector<device_memory>& a, const WeightVector<device_memory>& b) noexcept {
+  return a.dtype == b.dtype && a.size == b.size;
+}
+
+// The byte stride between consecutive experts of `list` when all n of them have the same dtype
+// and shape and expert e sits at list[0].data + e · stride (stride >= 0); -1 otherwise. The
+// device upload (model/upload.hpp: tensors copied in list order at 256-byte aligned offsets) and
+// the synthetic and fused banks (one buffer) give a constant stride; anything else takes the
+// per-expert fallback.
+template <class T>
+std::ptrdiff_t uniform_stride(const std::vector<T>& list, index_t n) noexcept {
+  if (n < 1 || static_cast<index_t>(list.size()) != n || list[0].empty()) return -1;
+  if (n == 1) return 0;
+  const std::ptrdiff_t stride = list[1].data - list[0].data;
+  if (stride < 0) return -1;
+  for (index_t e = 1; e < n; ++e) {
+    if (!same_layout(list[e], list[0]) || list[e].data != list[0].data + e * stride) return -1;
+  }
+  return stride;
+}
+
+// MOE_CUDA_PER_EXPERT=1 forces the per-expert fallback (for A/B measurements); read once.
+inline bool force_per_expert() {
+  static const bool force = [] {
+    const char* v = std::getenv("MOE_CUDA_PER_EXPERT");
+    return v != nullptr && v[0] == '1';
+  }();
+  return force;
+}
+
+// ys = x · W_e^T per bucket (W_e = w0 + e · stride), or x · W_e for input-major weights.
+inline void grouped_linear(backend::cuda be, DeviceView<const float, 2> xs, const WeightMatrix<device_memory>& w0,
+                           std::ptrdiff_t stride, DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> ys,
+                           bool in_out) {
+  visit_format<backend::cuda>(w0.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    if (in_out) kernels::grouped_matmul_in_out(be, xs, w0.template view<T>(), static_cast<std::size_t>(stride), offsets, ys);
+    else kernels::grouped_matmul(be, xs, w0.template view<T>(), static_cast<std::size_t>(stride), offsets, ys);
+  });
+}
+
+inline void grouped_bias(backend::cuda be, DeviceView<float, 2> ys, const WeightVector<device_memory>& b0,
+                         std::ptrdiff_t stride, DeviceView<const std::int32_t, 1> offsets) {
+  visit_format<backend::cuda>(b0.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::grouped_add_bias(be, ys, b0.template view<T>(), static_cast<std::size_t>(stride), offsets);
+  });
+}
+
+}  // namespace cuda_experts_detail
+
+// The CUDA backend's expert pass, with no host round trip: grouped GEMMs (kernels/cuda/grouped.cuh)
+// find each block's expert from the bucket offsets in device memory, so a layer is the gate/up
+// product(s), one SwiGLU/GLU over all slots and the down product (plus the grouped biases of the
+// input-major layout): 3-6 launches, whatever the number of chosen experts. The arithmetic per
+// slot is that of expert_forward (the same device code, bitwise). Banks whose per-expert tensors
+// are not at one constant stride (or differ in shape or dtype) take the per-expert fallback,
+// which reads the offsets back and launches each expert's GEMMs.
+inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& bank,
+                            DeviceView<const std::int32_t, 1> offsets, DeviceView<const float, 2> xs,
+                            DeviceView<float, 1> scratch, DeviceView<float, 2> ys) {
+  namespace ed = cuda_experts_detail;
+  using CV = DeviceView<const float, 2>;
+  using MV = DeviceView<float, 2>;
+  const index_t n = xs.extent(0), f = bank.d_ff, E = bank.n_experts;
+  if (n == 0 || E == 0) return;
+  require(offsets.extent(0) >= E + 1 && scratch.extent(0) >= expert_scratch_floats(bank, n),
+          ErrorCode::kInvalidArgument, "experts_forward: {} offsets for {} experts, {} scratch floats for {} slots",
+          offsets.extent(0), E, scratch.extent(0), n);
+  const DeviceView<const std::int32_t, 1> off = offsets.slice(0, E + 1);
+  const std::ptrdiff_t down = ed::uniform_stride(bank.down, E);
+  std::ptrdiff_t a = -1, b = -1;  // gate and up (kSeparate), gate_up and its bias (kInputMajorGlu)
+  switch (bank.layout) {
+    case ExpertLayout::kSeparate: a = ed::uniform_stride(bank.gate, E), b = ed::uniform_stride(bank.up, E); break;
+    case ExpertLayout::kFusedGateUp: a = b = ed::uniform_stride(bank.gate_up, E); break;
+    case ExpertLayout::kInputMajorGlu:
+      a = ed::uniform_stride(bank.gate_up, E);
+      b = bank.gate_up_bias.empty() ? 0 : ed::uniform_stride(bank.gate_up_bias, E);
+      if (!bank.down_bias.empty() && ed::uniform_stride(bank.down_bias, E) < 0) b = -1;
+      break;
+  }
+  if (down < 0 || a < 0 || b < 0 || ed::force_per_expert()) {
+    ed::per_expert(be, bank, offsets, xs, scratch, ys);
+    return;
+  }
+  MV gu = scratch_matrix<backend::cuda>(scratch, 0, n, 2 * f);
+  MV act = scratch_matrix<backend::cuda>(scratch, 2 * n * f, n, f);
+  switch (bank.layout) {
+    case ExpertLayout::kSeparate: {
+      MV g(gu.data(), {n, f}, {2 * f, 1});
+      MV u(gu.data() + f, {n, f}, {2 * f, 1});
+      ed::grouped_linear(be, xs, bank.gate[0], a, off, g, false);
+      ed::grouped_linear(be, xs, bank.up[0], b, off, u, false);
+      kernels::swiglu(be, CV(g), CV(u), act);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false);
+      break;
+    }
+    case ExpertLayout::kFusedGateUp: {
+      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, false);
+      CV g(gu.data(), {n, f}, {2 * f, 1});
+      CV u(gu.data() + f, {n, f}, {2 * f, 1});
+      kernels::swiglu(be, g, u, act);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false);
+      break;
+    }
+    case ExpertLayout::kInputMajorGlu: {
+      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, true);
+      if (!bank.gate_up_bias.empty()) ed::grouped_bias(be, gu, bank.gate_up_bias[0], b, off);
+      kernels::glu_interleaved(be, CV(gu), kernels::GluParams{bank.alpha, bank.limit, bank.clamped}, act);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, true);
+      if (!bank.down_bias.empty()) {
+        ed::grouped_bias(be, ys, bank.down_bias[0], ed::uniform_stride(bank.down_bias, E), off);
+      }
+      break;
+    }
   }
 }
 #endif

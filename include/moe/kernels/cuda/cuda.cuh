@@ -3,7 +3,8 @@
 // Ops: matmul, matmul_in_out, rmsnorm, rope, rope_tables, softmax, silu, swiglu,
 // glu_interleaved, add, add_bias, clamp, sigmoid_gate_add, route, bucket_by_expert,
 // combine_experts, attention, mla_attention, mla_absorb_queries, mla_expand_values, embed_rows,
-// gather_rows, copy_rows, to_f32, upload, download. Every op takes DeviceViews, launches on the
+// gather_rows, copy_rows, to_f32, upload, download, grouped_matmul, grouped_matmul_in_out,
+// grouped_add_bias. Every op takes DeviceViews, launches on the
 // default stream without synchronizing (download excepted) and allocates nothing. A weight type
 // without a kernel is a compile-time error (static_assert "... not implemented for backend::cuda").
 #pragma once
@@ -16,6 +17,7 @@
 #include "moe/kernels/cuda/copy.cuh"
 #include "moe/kernels/cuda/device_buffer.cuh"
 #include "moe/kernels/cuda/elementwise.cuh"
+#include "moe/kernels/cuda/grouped.cuh"
 #include "moe/kernels/cuda/matmul.cuh"
 #include "moe/kernels/cuda/mla.cuh"
 #include "moe/kernels/cuda/moe_dispatch.cuh"

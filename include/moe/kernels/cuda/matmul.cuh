@@ -116,22 +116,22 @@ __device__ __forceinline__ void gemv_accumulate_chunk(const uint4 (&packed)[kRow
 
 // y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens; each warp owns kRows consecutive rows
 // (more than one when several tokens share the pass, so each x load feeds several rows).
-// Grid: (ceil(out / (8 kRows)), batch).
+// One warp's rows [row0, row0 + kRows) of one product (a.x, a.w, a.y already at that product);
+// called by a whole warp. Shared by gemv_kernel and the grouped expert GEMV (grouped.cuh).
 template <class W, int kTokens, int kRows, bool kVector>
-__global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
+__device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
   constexpr int kE = kChunkElems<W>;
   constexpr int kUnroll = kGemvUnroll / kRows > 0 ? kGemvUnroll / kRows : 1;  // 16-byte loads in flight / row
   const int lane = threadIdx.x % kWarpSize;
-  const int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows;
   if (row0 >= a.out) return;  // the whole warp leaves together, so warp_sum below stays convergent
-  const float* __restrict__ x = a.x + blockIdx.y * a.batch_x;
+  const float* __restrict__ x = a.x;
   const W* w_rows[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
     const int row = row0 + r < a.out ? row0 + r : a.out - 1;  // past the end: recompute the last row, unwritten
-    w_rows[r] = a.w + blockIdx.y * a.batch_w + static_cast<std::size_t>(row) * a.ld_w;
+    w_rows[r] = a.w + static_cast<std::size_t>(row) * a.ld_w;
   }
-  float* y = a.y + blockIdx.y * a.batch_y;
+  float* y = a.y;
   const int in = a.in;
 
   float acc[kRows][kTokens];
@@ -191,6 +191,14 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(Ge
   }
 }
 
+// Grid: (ceil(out / (8 kRows)), batch).
+template <class W, int kTokens, int kRows, bool kVector>
+__global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
+  GemmArgs<W> b = a;
+  b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
+  gemv_warp_rows<W, kTokens, kRows, kVector>(b, (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows);
+}
+
 // ---- decode, y = x·W (W [in, out]): GEMV over columns ----------------------------------------
 //
 // W is read along its rows (contiguous outputs): each lane owns two adjacent output columns, a
@@ -201,16 +209,17 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(Ge
 inline constexpr int kGemvInOutWarps = 16;
 inline constexpr int kGemvInOutCols = 2 * kWarpSize;
 
+// Columns [col0, col0 + 64) of one product (a.x, a.w, a.y already at that product), by the whole
+// block (it synchronizes). partial: shared, kGemvInOutWarps * kTokens * kGemvInOutCols floats.
 template <class W, int kTokens, bool kVector>
-__global__ void __launch_bounds__(kGemvInOutWarps * kWarpSize) gemv_in_out_kernel(GemmArgs<W> a) {
-  __shared__ float partial[kGemvInOutWarps][kTokens][kGemvInOutCols];
+__device__ __forceinline__ void gemv_in_out_block(const GemmArgs<W>& a, int col0, float* partial_mem) {
+  auto partial = reinterpret_cast<float (*)[kTokens][kGemvInOutCols]>(partial_mem);
   const int lane = threadIdx.x % kWarpSize;
   const int warp = threadIdx.x / kWarpSize;
-  const int col0 = blockIdx.x * kGemvInOutCols;
   const int col = col0 + 2 * lane;  // this lane's columns: col, col + 1
-  const float* __restrict__ x = a.x + blockIdx.y * a.batch_x;
-  const W* __restrict__ w = a.w + blockIdx.y * a.batch_w;
-  float* y = a.y + blockIdx.y * a.batch_y;
+  const float* __restrict__ x = a.x;
+  const W* __restrict__ w = a.w;
+  float* y = a.y;
 
   float acc[kTokens][2];
 #pragma unroll
@@ -265,6 +274,14 @@ __global__ void __launch_bounds__(kGemvInOutWarps * kWarpSize) gemv_in_out_kerne
   }
 }
 
+template <class W, int kTokens, bool kVector>
+__global__ void __launch_bounds__(kGemvInOutWarps * kWarpSize) gemv_in_out_kernel(GemmArgs<W> a) {
+  __shared__ float partial[kGemvInOutWarps * kTokens * kGemvInOutCols];
+  GemmArgs<W> b = a;
+  b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
+  gemv_in_out_block<W, kTokens, kVector>(b, blockIdx.x * kGemvInOutCols, partial);
+}
+
 // ---- prefill, bf16/f16 W: tensor cores on bf16x2-split activations ---------------------------
 //
 // A block computes a [128 tokens, 128 outputs] tile of y with 8 warps (2 x 4), each a 64 x 32
@@ -310,8 +327,10 @@ struct MmaShared {
   std::uint16_t wl[kSplitW ? kWElems : 1];
 };
 
+// The [128, 128] tile at (m0, n0) of one product (a.x, a.w, a.y already at that product), by the
+// whole block (kMmaThreads; it synchronizes). Shared by mma_gemm_kernel and the grouped GEMM.
 template <class W, bool kInOut, bool kAligned>
-__global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
+__device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int n0) {
   static_assert(std::is_same_v<W, bf16> || std::is_same_v<W, f16>);
   constexpr bool kSplitW = MmaShared<W, kInOut>::kSplitW;
   __shared__ __align__(16) MmaShared<W, kInOut> sm;
@@ -320,11 +339,10 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
   const int lane = tid % kWarpSize, warp = tid / kWarpSize;
   const int g = lane / 4, q = lane % 4;
   const int warp_m = warp / 4, warp_n = warp % 4;
-  const int m0 = blockIdx.y * kMmaTileM, n0 = blockIdx.x * kMmaTileN;
   const int M = a.n_tokens, K = a.in, N = a.out;
-  const float* __restrict__ x = a.x + blockIdx.z * a.batch_x;
-  const std::uint16_t* __restrict__ w = reinterpret_cast<const std::uint16_t*>(a.w + blockIdx.z * a.batch_w);
-  float* y = a.y + blockIdx.z * a.batch_y;
+  const float* __restrict__ x = a.x;
+  const std::uint16_t* __restrict__ w = reinterpret_cast<const std::uint16_t*>(a.w);
+  float* y = a.y;
 
   // Staging registers: 4 x (4 floats) of x and 2 x (8 bf16/f16) of W per thread.
   float xr[4][4];
@@ -468,6 +486,13 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
   }
 }
 
+template <class W, bool kInOut, bool kAligned>
+__global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
+  GemmArgs<W> b = a;
+  b.x += blockIdx.z * a.batch_x, b.w += blockIdx.z * a.batch_w, b.y += blockIdx.z * a.batch_y;
+  mma_gemm_tile<W, kInOut, kAligned>(b, blockIdx.y * kMmaTileM, blockIdx.x * kMmaTileN);
+}
+
 // ---- prefill, f32 W: tiled f32 GEMM ------------------------------------------------------------
 //
 // A block computes a [64, 64] tile of y; each of its 256 threads owns a 4x4 sub-tile. Per step of
@@ -480,18 +505,18 @@ inline constexpr int kTileK = 16;
 inline constexpr int kGemmThreads = 256;  // 16 x 16 threads, 4 x 4 outputs each
 static_assert(kTileTokens * kTileK % kGemmThreads == 0 && kTileOut == kTileTokens);
 
+// The [64, 64] tile at (t0, o0) of one product (a.x, a.w, a.y already at that product), by the
+// whole block (kGemmThreads; it synchronizes). Shared by gemm_f32_kernel and the grouped GEMM.
 template <class W, bool kInOut>
-__global__ void __launch_bounds__(kGemmThreads) gemm_f32_kernel(GemmArgs<W> a) {
+__device__ __forceinline__ void gemm_f32_tile(const GemmArgs<W>& a, int t0, int o0) {
   // +4 floats of padding per row: keeps rows 16-byte aligned for the float4 reads below and
   // spreads the transposed stores over more banks.
   __shared__ __align__(16) float xs[kTileK][kTileTokens + 4];  // [k][token]
   __shared__ __align__(16) float ws[kTileK][kTileOut + 4];     // [k][output]
 
-  const float* __restrict__ x = a.x + blockIdx.z * a.batch_x;
-  const W* __restrict__ w = a.w + blockIdx.z * a.batch_w;
-  float* y = a.y + blockIdx.z * a.batch_y;
-  const int t0 = blockIdx.y * kTileTokens;
-  const int o0 = blockIdx.x * kTileOut;
+  const float* __restrict__ x = a.x;
+  const W* __restrict__ w = a.w;
+  float* y = a.y;
   const int tx = threadIdx.x % 16;  // output sub-tile
   const int ty = threadIdx.x / 16;  // token sub-tile
 
@@ -542,6 +567,13 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_f32_kernel(GemmArgs<W> a) {
       if (o < a.out) y[static_cast<std::size_t>(t) * a.ld_y + o] = acc[i][j];
     }
   }
+}
+
+template <class W, bool kInOut>
+__global__ void __launch_bounds__(kGemmThreads) gemm_f32_kernel(GemmArgs<W> a) {
+  GemmArgs<W> b = a;
+  b.x += blockIdx.z * a.batch_x, b.w += blockIdx.z * a.batch_w, b.y += blockIdx.z * a.batch_y;
+  gemm_f32_tile<W, kInOut>(b, blockIdx.y * kTileTokens, blockIdx.x * kTileOut);
 }
 
 // ---- dispatch ------------------------------------------------------------------------------

@@ -1,0 +1,372 @@
+// Grouped expert products on backend::cuda: one launch multiplies every expert's bucket of slots
+// by that expert's matrix, with the bucket offsets read in device memory (no host round trip).
+//
+//   kernels::grouped_matmul(cuda, xs [slots, in], w0 [out, in], expert_stride_bytes, offsets, ys [slots, out])
+//   kernels::grouped_matmul_in_out(cuda, xs [slots, in], w0 [in, out], expert_stride_bytes, offsets, ys)
+//   kernels::grouped_add_bias(cuda, ys [slots, d], bias0 [d], expert_stride_bytes, offsets)
+//
+// Expert e's matrix is w0's shape and strides at w0.data() + e · expert_stride_bytes (a bank stored
+// as [n_experts, out, in] or [n_experts, in, out] with any padding between experts);
+// offsets [n_experts + 1] are bucket_by_expert's: slots [offsets[e], offsets[e+1]) belong to
+// expert e, offsets[0] = 0, non-decreasing, offsets[n_experts] = slots (rows past it are left
+// unwritten; offsets beyond `slots` are clamped).
+//
+// Each block finds its expert from the offsets on the device:
+//   - experts with at most kGemvMaxTokens slots (decode: usually 1): the decode GEMV of matmul.cuh
+//     (W read once with 16-byte streaming loads, every slot of the bucket in the same pass); the
+//     grid covers one block row per slot (or per expert when slots >= n_experts), and a block that
+//     is not at the start of a bucket, or whose bucket is empty or large, exits at once.
+//   - experts with more slots: the tiled GEMMs of matmul.cuh (tensor cores with the bf16x2 split
+//     of x for bf16/f16, the f32 tiles for f32 W); the grid covers an upper bound of the tiles,
+//     each block finds its (expert, row tile) by a warp scan over the bucket sizes, blocks past
+//     the end exit.
+// Every output element is computed by the same device code, in the same order, as
+// kernels::matmul on that expert's rows alone, so the grouped result is bitwise equal to the
+// per-expert composition (tests/cuda/test_cuda_grouped.cu checks it).
+#pragma once
+
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/dtype.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/cuda/check.cuh"
+#include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/elementwise.cuh"
+#include "moe/kernels/cuda/matmul.cuh"
+#include "moe/kernels/reference/arguments.hpp"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace moe::kernels {
+namespace cuda_detail {
+
+// One grouped product: `g` is expert 0's product over all slots (x = xs, w = expert 0's matrix,
+// y = ys, n_tokens = slots); expert e's matrix is g.w + e · expert_stride elements.
+template <class W>
+struct GroupedArgs {
+  GemmArgs<W> g;
+  std::size_t expert_stride = 0;
+  const std::int32_t* offsets = nullptr;
+  std::size_t offsets_stride = 1;
+  int n_experts = 0;
+  bool by_expert = false;  // GEMV grid: blockIdx.y is an expert (else a slot)
+  int min_tiled = 0;       // tiled GEMM: experts with at least this many slots
+};
+
+__device__ __forceinline__ int bucket_offset(const std::int32_t* off, std::size_t stride, int e, int slots) {
+  const int v = off[static_cast<std::size_t>(e) * stride];
+  return v < 0 ? 0 : (v > slots ? slots : v);
+}
+
+// The expert whose bucket holds slot s (0 <= s < offsets[n_experts]): the last e with offsets[e] <= s.
+__device__ __forceinline__ int expert_of_slot(const std::int32_t* off, std::size_t stride, int n_experts, int slots,
+                                              int s) {
+  int lo = 0, hi = n_experts;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (bucket_offset(off, stride, mid, slots) <= s) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// The GEMV block's expert and bucket [begin, end), or false when the block has nothing to do.
+template <class W>
+__device__ __forceinline__ bool gemv_bucket(const GroupedArgs<W>& a, int& e, int& begin, int& count) {
+  const int slots = a.g.n_tokens;
+  if (a.by_expert) {
+    e = blockIdx.y;
+    if (e >= a.n_experts) return false;
+  } else {
+    const int s = blockIdx.y;
+    if (s >= slots) return false;
+    e = expert_of_slot(a.offsets, a.offsets_stride, a.n_experts, slots, s);
+    if (bucket_offset(a.offsets, a.offsets_stride, e, slots) != s) return false;  // not the bucket's first slot
+  }
+  begin = bucket_offset(a.offsets, a.offsets_stride, e, slots);
+  count = bucket_offset(a.offsets, a.offsets_stride, e + 1, slots) - begin;
+  return count > 0 && count <= kGemvMaxTokens;
+}
+
+template <class W>
+__device__ __forceinline__ GemmArgs<W> expert_product(const GroupedArgs<W>& a, int e, int begin, int count) {
+  GemmArgs<W> b = a.g;
+  b.x += static_cast<std::size_t>(begin) * a.g.ld_x;
+  b.y += static_cast<std::size_t>(begin) * a.g.ld_y;
+  b.w += static_cast<std::size_t>(e) * a.expert_stride;
+  b.n_tokens = count;
+  return b;
+}
+
+// y = x·Wᵀ, small buckets. Grid: (ceil(out / 32), slots or n_experts); 8 warps of 4 rows each.
+inline constexpr int kGroupedGemvRows = 4;  // rows per warp
+
+template <class W, bool kVector>
+__global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_kernel(GroupedArgs<W> a) {
+  int e = 0, begin = 0, count = 0;
+  if (!gemv_bucket(a, e, begin, count)) return;
+  const GemmArgs<W> b = expert_product(a, e, begin, count);
+  const int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kGroupedGemvRows;
+  static_assert(kGemvMaxTokens == 8, "update the switch below");
+  switch (count) {
+    case 1: gemv_warp_rows<W, 1, kGroupedGemvRows, kVector>(b, row0); break;
+    case 2: gemv_warp_rows<W, 2, kGroupedGemvRows, kVector>(b, row0); break;
+    case 3: gemv_warp_rows<W, 3, kGroupedGemvRows, kVector>(b, row0); break;
+    case 4: gemv_warp_rows<W, 4, kGroupedGemvRows, kVector>(b, row0); break;
+    case 5: gemv_warp_rows<W, 5, kGroupedGemvRows, kVector>(b, row0); break;
+    case 6: gemv_warp_rows<W, 6, kGroupedGemvRows, kVector>(b, row0); break;
+    case 7: gemv_warp_rows<W, 7, kGroupedGemvRows, kVector>(b, row0); break;
+    default: gemv_warp_rows<W, 8, kGroupedGemvRows, kVector>(b, row0); break;
+  }
+}
+
+// y = x·W (W [in, out]), small buckets. Grid: (ceil(out / 64), slots or n_experts); 16 warps.
+template <class W, bool kVector>
+__global__ void __launch_bounds__(kGemvInOutWarps * kWarpSize) grouped_gemv_in_out_kernel(GroupedArgs<W> a) {
+  __shared__ float partial[kGemvInOutWarps * kGemvMaxTokens * kGemvInOutCols];
+  int e = 0, begin = 0, count = 0;
+  if (!gemv_bucket(a, e, begin, count)) return;  // uniform over the block: before any barrier
+  const GemmArgs<W> b = expert_product(a, e, begin, count);
+  const int col0 = blockIdx.x * kGemvInOutCols;
+  switch (count) {
+    case 1: gemv_in_out_block<W, 1, kVector>(b, col0, partial); break;
+    case 2: gemv_in_out_block<W, 2, kVector>(b, col0, partial); break;
+    case 3: gemv_in_out_block<W, 3, kVector>(b, col0, partial); break;
+    case 4: gemv_in_out_block<W, 4, kVector>(b, col0, partial); break;
+    case 5: gemv_in_out_block<W, 5, kVector>(b, col0, partial); break;
+    case 6: gemv_in_out_block<W, 6, kVector>(b, col0, partial); break;
+    case 7: gemv_in_out_block<W, 7, kVector>(b, col0, partial); break;
+    default: gemv_in_out_block<W, 8, kVector>(b, col0, partial); break;
+  }
+}
+
+// The (expert, row tile) of tile number `tile` among the tiles of buckets with >= min_tiled slots
+// (in expert order, kTileM rows each), or expert -1 past the end. Warp 0 scans the bucket sizes
+// 32 experts at a time; the result is broadcast through shared memory. All threads must call it.
+template <class W, int kTileM>
+__device__ __forceinline__ void find_tile(const GroupedArgs<W>& a, int tile, int& expert, int& m_tile) {
+  __shared__ int s_expert, s_m_tile;
+  const int lane = threadIdx.x % kWarpSize;
+  const int slots = a.g.n_tokens;
+  if (threadIdx.x < kWarpSize) {
+    int found = -1, m = 0, base = 0;
+    for (int e0 = 0; e0 < a.n_experts; e0 += kWarpSize) {
+      const int e = e0 + lane;
+      int tiles = 0;
+      if (e < a.n_experts) {
+        const int c = bucket_offset(a.offsets, a.offsets_stride, e + 1, slots) -
+                      bucket_offset(a.offsets, a.offsets_stride, e, slots);
+        tiles = c >= a.min_tiled && c > 0 ? (c + kTileM - 1) / kTileM : 0;
+      }
+      int inc = tiles;
+#pragma unroll
+      for (int o = 1; o < kWarpSize; o *= 2) {
+        const int v = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += v;
+      }
+      const int exc = inc - tiles;
+      const unsigned hit = __ballot_sync(0xffffffffu, tile >= base + exc && tile < base + inc);
+      if (hit != 0) {
+        const int src = __ffs(hit) - 1;
+        found = __shfl_sync(0xffffffffu, e, src);
+        m = tile - base - __shfl_sync(0xffffffffu, exc, src);
+        break;
+      }
+      base += __shfl_sync(0xffffffffu, inc, kWarpSize - 1);
+    }
+    if (lane == 0) s_expert = found, s_m_tile = m;
+  }
+  __syncthreads();
+  expert = s_expert, m_tile = s_m_tile;
+}
+
+// Tiled GEMM over the large buckets. Grid: (ceil(out / tile N), upper bound of the tiles).
+template <class W, bool kInOut, bool kAligned>
+__global__ void __launch_bounds__(kMmaThreads) grouped_mma_kernel(GroupedArgs<W> a) {
+  int e = 0, m_tile = 0;
+  find_tile<W, kMmaTileM>(a, blockIdx.y, e, m_tile);
+  if (e < 0) return;  // uniform over the block
+  const int slots = a.g.n_tokens;
+  const int begin = bucket_offset(a.offsets, a.offsets_stride, e, slots);
+  const int count = bucket_offset(a.offsets, a.offsets_stride, e + 1, slots) - begin;
+  mma_gemm_tile<W, kInOut, kAligned>(expert_product(a, e, begin, count), m_tile * kMmaTileM, blockIdx.x * kMmaTileN);
+}
+
+template <class W, bool kInOut>
+__global__ void __launch_bounds__(kGemmThreads) grouped_gemm_f32_kernel(GroupedArgs<W> a) {
+  int e = 0, m_tile = 0;
+  find_tile<W, kTileTokens>(a, blockIdx.y, e, m_tile);
+  if (e < 0) return;
+  const int slots = a.g.n_tokens;
+  const int begin = bucket_offset(a.offsets, a.offsets_stride, e, slots);
+  const int count = bucket_offset(a.offsets, a.offsets_stride, e + 1, slots) - begin;
+  gemm_f32_tile<W, kInOut>(expert_product(a, e, begin, count), m_tile * kTileTokens, blockIdx.x * kTileOut);
+}
+
+// y[r, :] += bias of r's expert.
+template <class W>
+struct GroupedBiasOp {
+  Strided2<float> y;
+  const W* bias;
+  std::size_t bias_stride, expert_stride;
+  const std::int32_t* offsets;
+  std::size_t offsets_stride;
+  int n_experts, slots;
+  __device__ void operator()(std::size_t r, std::size_t i) const {
+    const int e = expert_of_slot(offsets, offsets_stride, n_experts, slots, static_cast<int>(r));
+    const W* b = bias + static_cast<std::size_t>(e) * expert_stride;
+    y(r, i) = __fadd_rn(y(r, i), load_as_float(b, i * bias_stride));
+  }
+};
+
+template <class W>
+std::size_t expert_stride_elems(std::size_t bytes, const char* op) {
+  require(bytes % sizeof(W) == 0, ErrorCode::kInvalidArgument,
+          "kernels::{}(cuda): expert stride of {} bytes is not a whole number of elements", op, bytes);
+  return bytes / sizeof(W);
+}
+
+template <class W>
+void grouped_dispatch(GroupedArgs<W> a, bool in_out) {
+  const int slots = a.g.n_tokens;
+  if (slots == 0 || a.g.out == 0 || a.n_experts == 0) return;
+  const std::size_t stride_bytes = a.expert_stride * sizeof(W);
+  // Small buckets: the GEMV (every bucket when slots <= kGemvMaxTokens).
+  a.by_expert = slots >= a.n_experts;
+  const unsigned grid_y = static_cast<unsigned>(a.by_expert ? a.n_experts : slots);
+  require(grid_y <= 65535u, ErrorCode::kInvalidArgument, "kernels::grouped_matmul(cuda): {} slots and {} experts",
+          slots, a.n_experts);
+  if (!in_out) {
+    const bool vector = gemv_vector_loads(a.g) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
+    const int rows_per_block = kGemvWarpsPerBlock * kGroupedGemvRows;
+    const dim3 grid((a.g.out + rows_per_block - 1) / rows_per_block, grid_y);
+    if (vector) grouped_gemv_kernel<W, true><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
+    else grouped_gemv_kernel<W, false><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
+    ::moe::cuda::check_launch("grouped_gemv_kernel");
+  } else {
+    const bool pairs = gemv_in_out_pair_loads(a.g) && (a.n_experts <= 1 || stride_bytes % (2 * sizeof(W)) == 0);
+    const dim3 grid((a.g.out + kGemvInOutCols - 1) / kGemvInOutCols, grid_y);
+    if (pairs) grouped_gemv_in_out_kernel<W, true><<<grid, kGemvInOutWarps * kWarpSize>>>(a);
+    else grouped_gemv_in_out_kernel<W, false><<<grid, kGemvInOutWarps * kWarpSize>>>(a);
+    ::moe::cuda::check_launch("grouped_gemv_in_out_kernel");
+  }
+  if (slots <= kGemvMaxTokens) return;
+
+  // Large buckets: the tiled GEMMs over an upper bound of their tiles (sum of ceil(c / tile) over
+  // buckets of more than kGemvMaxTokens slots <= slots / tile + their number).
+  a.min_tiled = kGemvMaxTokens + 1;
+  const auto tile_bound = [&](int tile_m) {
+    const std::size_t bound = static_cast<std::size_t>(slots + tile_m - 1) / tile_m +
+                              std::min<std::size_t>(a.n_experts, static_cast<std::size_t>(slots) / a.min_tiled);
+    require(bound <= 65535u, ErrorCode::kInvalidArgument, "kernels::grouped_matmul(cuda): {} slots exceed the grid",
+            slots);
+    return static_cast<unsigned>(bound);
+  };
+  if constexpr (std::is_same_v<W, float>) {
+    const dim3 grid((a.g.out + kTileOut - 1) / kTileOut, tile_bound(kTileTokens));
+    if (in_out) grouped_gemm_f32_kernel<W, true><<<grid, kGemmThreads>>>(a);
+    else grouped_gemm_f32_kernel<W, false><<<grid, kGemmThreads>>>(a);
+    ::moe::cuda::check_launch("grouped_gemm_f32_kernel");
+  } else {
+    const dim3 grid((a.g.out + kMmaTileN - 1) / kMmaTileN, tile_bound(kMmaTileM));
+    const bool aligned = rows_aligned_16(a.g, in_out) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
+    if (in_out) {
+      if (aligned) grouped_mma_kernel<W, true, true><<<grid, kMmaThreads>>>(a);
+      else grouped_mma_kernel<W, true, false><<<grid, kMmaThreads>>>(a);
+    } else {
+      if (aligned) grouped_mma_kernel<W, false, true><<<grid, kMmaThreads>>>(a);
+      else grouped_mma_kernel<W, false, false><<<grid, kMmaThreads>>>(a);
+    }
+    ::moe::cuda::check_launch("grouped_mma_kernel");
+  }
+}
+
+template <class W>
+GroupedArgs<W> grouped_args(DeviceView<const float, 2> xs, DeviceView<const W, 2> w0, std::size_t stride_bytes,
+                            DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> ys, bool in_out,
+                            const char* op) {
+  require(offsets.extent(0) >= 2, ErrorCode::kInvalidArgument, "kernels::{}(cuda): {} offsets (need n_experts + 1)",
+          op, offsets.extent(0));
+  require_int_range(offsets.extent(0), op, "n_experts");
+  GroupedArgs<W> a;
+  a.g = gemm_args(xs, w0, ys, in_out, op);
+  a.expert_stride = expert_stride_elems<W>(stride_bytes, op);
+  a.offsets = offsets.data();
+  a.offsets_stride = offsets.stride(0);
+  a.n_experts = static_cast<int>(offsets.extent(0) - 1);
+  return a;
+}
+
+}  // namespace cuda_detail
+
+// ys[offsets[e], offsets[e+1]) = xs[offsets[e], offsets[e+1]) · W_eᵀ for every expert e, where
+// W_e is w0's [out, in] view moved by e · expert_stride_bytes. xs [slots, in], ys [slots, out]
+// f32; W float, bf16 or f16; offsets [n_experts + 1] int32; all in device memory, inner strides 1.
+// Asynchronous, no host synchronization, no allocation. Throws kInvalidArgument on mismatched
+// shapes, kDevice if a launch fails.
+template <class W>
+void grouped_matmul(backend::cuda, DeviceView<const float, 2> xs, DeviceView<const W, 2> w0,
+                    std::size_t expert_stride_bytes, DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> ys) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    detail::check_matmul(xs, w0, ys, "grouped_matmul");
+    cuda_detail::grouped_dispatch(
+        cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, false, "grouped_matmul"), false);
+  } else {
+    static_assert(dependent_false<W>,
+                  "kernels::grouped_matmul is not implemented for backend::cuda with this weight type "
+                  "(implemented: float, bf16, f16)");
+  }
+}
+
+// The same for input-major weights: w0 [in, out], ys = xs · W_e per bucket.
+template <class W>
+void grouped_matmul_in_out(backend::cuda, DeviceView<const float, 2> xs, DeviceView<const W, 2> w0,
+                           std::size_t expert_stride_bytes, DeviceView<const std::int32_t, 1> offsets,
+                           DeviceView<float, 2> ys) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    detail::check_matmul_in_out(xs, w0, ys, "grouped_matmul_in_out");
+    cuda_detail::grouped_dispatch(
+        cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, true, "grouped_matmul_in_out"), true);
+  } else {
+    static_assert(dependent_false<W>,
+                  "kernels::grouped_matmul_in_out is not implemented for backend::cuda with this weight type "
+                  "(implemented: float, bf16, f16)");
+  }
+}
+
+// ys[r, :] += bias_e for every slot r of expert e's bucket; bias_e is bias0 moved by
+// e · expert_stride_bytes. ys [slots, d] f32, bias0 [d].
+template <class W>
+void grouped_add_bias(backend::cuda, DeviceView<float, 2> ys, DeviceView<const W, 1> bias0,
+                      std::size_t expert_stride_bytes, DeviceView<const std::int32_t, 1> offsets) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    require(bias0.extent(0) == ys.extent(1) && offsets.extent(0) >= 2, ErrorCode::kInvalidArgument,
+            "grouped_add_bias: bias of {} for rows of {}, {} offsets", bias0.extent(0), ys.extent(1),
+            offsets.extent(0));
+    cuda_detail::require_int_range(ys.extent(0), "grouped_add_bias", "slots");
+    cuda_detail::require_int_range(offsets.extent(0), "grouped_add_bias", "n_experts");
+    cuda_detail::GroupedBiasOp<W> op{cuda_detail::strided(ys),
+                                     bias0.data(),
+                                     bias0.stride(0),
+                                     cuda_detail::expert_stride_elems<W>(expert_stride_bytes, "grouped_add_bias"),
+                                     offsets.data(),
+                                     offsets.stride(0),
+                                     static_cast<int>(offsets.extent(0) - 1),
+                                     static_cast<int>(ys.extent(0))};
+    cuda_detail::launch_rows(op, ys.extent(0), ys.extent(1), "grouped_add_bias");
+  } else {
+    static_assert(dependent_false<W>, "kernels::grouped_add_bias is not implemented for backend::cuda with this "
+                                      "weight type (implemented: float, bf16, f16)");
+  }
+}
+
+}  // namespace moe::kernels
+
+#endif  // MOE_ENABLE_CUDA && __CUDACC__
