@@ -10,6 +10,8 @@
 //     --threads N  OpenMP threads (default: all, i.e. max_threads())
 //     --quick      small sizes, a few seconds in total (a demo; the fractions are not meaningful)
 //     --json       print one JSON document instead of the table
+#include "bandwidth_probe.hpp"
+
 #include <moe/moe.hpp>
 
 #include <fmt/format.h>
@@ -58,54 +60,7 @@ volatile float g_sink = 0.0f;  // keeps results alive
 
 // ---- machine limits ----------------------------------------------------------------------------
 
-// Read bandwidth: every thread sums its contiguous share of a buffer (first-touched by the same
-// thread), reading 4 sub-ranges of it at once with one vector accumulator each: on this class of
-// machine 4 concurrent streams per core read faster than 1 (more misses in flight) and about as
-// fast as 8, so the limit is not understated.
-class BandwidthProbe {
- public:
-  explicit BandwidthProbe(index_t bytes)
-      : n_blocks_(bytes / sizeof(float) / kBlock), buf_(n_blocks_ * kBlock) {
-    float* data = buf_.data();
-    moe::parallel_for_chunks(n_blocks_, 1, [&](index_t b, index_t e) {
-      for (index_t i = b * kBlock; i < e * kBlock; ++i) data[i] = 1.0f;
-    });
-  }
-  index_t bytes() const { return buf_.size() * sizeof(float); }
-
-  // Seconds for one pass over the buffer.
-  double sample() const {
-    const auto start = Clock::now();
-    std::vector<float> partial(static_cast<std::size_t>(moe::max_threads()) * 16, 0.0f);
-    const float* data = buf_.data();
-    moe::parallel_for_chunks(n_blocks_, 1, [&](index_t b, index_t e) {
-      const float* p = data + b * kBlock;
-      const index_t per_stream = (e - b) * kBlock / kStreams;  // a multiple of Batch::size
-      Batch acc[kStreams];
-      for (auto& a : acc) a = Batch(0.0f);
-      for (index_t i = 0; i < per_stream; i += Batch::size) {
-#pragma GCC unroll 4
-        for (index_t s = 0; s < kStreams; ++s) acc[s] += Batch::load_aligned(p + s * per_stream + i);
-      }
-#if defined(_OPENMP)
-      const int t = omp_get_thread_num();
-#else
-      const int t = 0;
-#endif
-      partial[static_cast<std::size_t>(t) * 16] = xsimd::hadd((acc[0] + acc[1]) + (acc[2] + acc[3]));
-    });
-    const double s = std::chrono::duration<double>(Clock::now() - start).count();
-    float total = 0.0f;
-    for (float p : partial) total += p;
-    g_sink = total;
-    return s;
-  }
-
- private:
-  static constexpr index_t kStreams = 4, kBlock = 4096;  // a share is a multiple of kBlock floats
-  index_t n_blocks_;
-  moe::AlignedBuffer<float> buf_;
-};
+using moe::bench::BandwidthProbe;
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());

@@ -30,6 +30,7 @@
 #include "moe/layers/kv_cache.hpp"
 #include "moe/model/config.hpp"
 #include "moe/model/model.hpp"
+#include "moe/model/synthetic.hpp"
 #include "moe/model/workspace.hpp"
 
 // tokenizer

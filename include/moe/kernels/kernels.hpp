@@ -19,6 +19,7 @@
 #include "moe/kernels/reference/matmul.hpp"
 #include "moe/kernels/reference/mla.hpp"
 #include "moe/kernels/reference/moe_dispatch.hpp"
+#include "moe/kernels/reference/random.hpp"
 #include "moe/kernels/reference/rmsnorm.hpp"
 #include "moe/kernels/reference/rope.hpp"
 #include "moe/kernels/reference/router.hpp"

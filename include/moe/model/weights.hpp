@@ -239,13 +239,84 @@ inline layers::ExpertBank<> bind_experts(const Binder& b, const ModelConfig& c, 
   return bank;
 }
 
+// MLA projections of one layer (prefix "model.layers.{i}.self_attn.").
+inline layers::MlaWeights<> bind_mla(const Binder& b, const ModelConfig& c, const std::string& a) {
+  const index_t D = c.d_model, H = c.n_heads;
+  const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
+  layers::MlaWeights<> m;
+  if (c.q_lora_rank == 0) {
+    m.q_proj = b.matrix(a + "q_proj.weight", H * qk, D);
+  } else {
+    m.q_a_proj = b.matrix(a + "q_a_proj.weight", c.q_lora_rank, D);
+    m.q_a_bias = b.vector_if(c.qkv_bias, a + "q_a_proj.bias", c.q_lora_rank);
+    m.q_a_norm = b.vector(a + "q_a_layernorm.weight", c.q_lora_rank);
+    m.q_b_proj = b.matrix(a + "q_b_proj.weight", H * qk, c.q_lora_rank);
+  }
+  m.kv_a_proj = b.matrix(a + "kv_a_proj_with_mqa.weight", R + c.qk_rope_head_dim, D);
+  m.kv_a_bias = b.vector_if(c.qkv_bias, a + "kv_a_proj_with_mqa.bias", R + c.qk_rope_head_dim);
+  m.kv_a_norm = b.vector(a + "kv_a_layernorm.weight", R);
+  m.kv_b_proj = b.matrix(a + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), R);
+  m.o_proj = b.matrix(a + "o_proj.weight", D, H * c.v_head_dim);
+  m.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
+  return m;
+}
+
+// Standard attention of one layer: projections, optional biases, QK-norm, sinks.
+inline AttentionWeights<> bind_attention(const Binder& b, const ModelConfig& c, const std::string& a) {
+  const index_t D = c.d_model, H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
+  AttentionWeights<> at;
+  at.q = b.matrix(a + "q_proj.weight", H * hd, D);
+  at.k = b.matrix(a + "k_proj.weight", KV * hd, D);
+  at.v = b.matrix(a + "v_proj.weight", KV * hd, D);
+  at.o = b.matrix(a + "o_proj.weight", D, H * hd);
+  at.q_bias = b.vector_if(c.qkv_bias, a + "q_proj.bias", H * hd);
+  at.k_bias = b.vector_if(c.qkv_bias, a + "k_proj.bias", KV * hd);
+  at.v_bias = b.vector_if(c.qkv_bias, a + "v_proj.bias", KV * hd);
+  at.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
+  if (c.qk_norm == QkNorm::kPerHead) {
+    at.q_norm = b.vector(a + "q_norm.weight", hd);
+    at.k_norm = b.vector(a + "k_norm.weight", hd);
+  } else if (c.qk_norm == QkNorm::kWholeProjection) {
+    at.q_norm = b.vector(a + "q_norm.weight", H * hd);
+    at.k_norm = b.vector(a + "k_norm.weight", KV * hd);
+  }
+  if (c.attention_sinks) at.sinks = b.vector(a + "sinks", H);
+  return at;
+}
+
+// The MoE block of layer prefix p: router (+ bias, correction bias), routed experts, shared
+// expert (+ its gate). The family names the block (mlp / block_sparse_moe, with an alternative).
+inline layers::MoeWeights<> bind_moe(const Binder& b, const ModelConfig& c, const std::string& p) {
+  const ArchitectureSpec& s = *c.spec;
+  const index_t D = c.d_model;
+  std::string moe = p + std::string(s.moe_prefix);
+  const std::string router_weight = fmt::format(".{}.weight", s.router_name);
+  if (!s.moe_prefix_alt.empty() && !b.has(moe + router_weight) &&
+      b.has(p + std::string(s.moe_prefix_alt) + router_weight)) {
+    moe = p + std::string(s.moe_prefix_alt);
+  }
+  layers::MoeWeights<> mw;
+  mw.router = b.matrix(moe + router_weight, c.n_experts, D);
+  mw.router_bias = b.vector_if(s.router_bias, moe + "." + std::string(s.router_name) + ".bias", c.n_experts);
+  if (c.router.has_correction_bias) {
+    mw.correction_bias = b.vector(moe + ".gate.e_score_correction_bias", c.n_experts);
+  }
+  mw.experts = bind_experts(b, c, moe);
+  if (c.d_ff_shared > 0) {
+    mw.shared = bind_mlp(b, moe + "." + std::string(s.shared_expert_name), D, c.d_ff_shared, c.mlp_bias);
+    if (s.shared_expert == SharedExpert::kSigmoidGated) {
+      mw.shared_gate = b.matrix(moe + ".shared_expert_gate.weight", 1, D);
+    }
+  }
+  return mw;
+}
+
 }  // namespace detail
 
 // Binds every tensor the config needs. Throws kMissingTensor / kShapeMismatch naming the tensor.
 inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src) {
   const detail::Binder b(src);
-  const ArchitectureSpec& s = *c.spec;
-  const index_t D = c.d_model, V = c.vocab_size, H = c.n_heads, KV = c.n_kv_heads;
+  const index_t D = c.d_model, V = c.vocab_size;
   ModelWeights<> w;
   w.embed = b.matrix("model.embed_tokens.weight", V, D);
   w.final_norm = b.vector("model.norm.weight", D);
@@ -262,69 +333,16 @@ inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src
     const std::string p = fmt::format("model.layers.{}.", i);
     L.input_norm = b.vector(p + "input_layernorm.weight", D);
     L.post_attention_norm = b.vector(p + "post_attention_layernorm.weight", D);
-    const std::string a = p + "self_attn.";
     if (c.mla) {
-      const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
-      layers::MlaWeights<>& m = L.mla;
-      if (c.q_lora_rank == 0) {
-        m.q_proj = b.matrix(a + "q_proj.weight", H * qk, D);
-      } else {
-        m.q_a_proj = b.matrix(a + "q_a_proj.weight", c.q_lora_rank, D);
-        m.q_a_bias = b.vector_if(c.qkv_bias, a + "q_a_proj.bias", c.q_lora_rank);
-        m.q_a_norm = b.vector(a + "q_a_layernorm.weight", c.q_lora_rank);
-        m.q_b_proj = b.matrix(a + "q_b_proj.weight", H * qk, c.q_lora_rank);
-      }
-      m.kv_a_proj = b.matrix(a + "kv_a_proj_with_mqa.weight", R + c.qk_rope_head_dim, D);
-      m.kv_a_bias = b.vector_if(c.qkv_bias, a + "kv_a_proj_with_mqa.bias", R + c.qk_rope_head_dim);
-      m.kv_a_norm = b.vector(a + "kv_a_layernorm.weight", R);
-      m.kv_b_proj = b.matrix(a + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), R);
-      m.o_proj = b.matrix(a + "o_proj.weight", D, H * c.v_head_dim);
-      m.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
+      L.mla = detail::bind_mla(b, c, p + "self_attn.");
     } else {
-      const index_t hd = c.head_dim;
-      AttentionWeights<>& at = L.attn;
-      at.q = b.matrix(a + "q_proj.weight", H * hd, D);
-      at.k = b.matrix(a + "k_proj.weight", KV * hd, D);
-      at.v = b.matrix(a + "v_proj.weight", KV * hd, D);
-      at.o = b.matrix(a + "o_proj.weight", D, H * hd);
-      at.q_bias = b.vector_if(c.qkv_bias, a + "q_proj.bias", H * hd);
-      at.k_bias = b.vector_if(c.qkv_bias, a + "k_proj.bias", KV * hd);
-      at.v_bias = b.vector_if(c.qkv_bias, a + "v_proj.bias", KV * hd);
-      at.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
-      if (c.qk_norm == QkNorm::kPerHead) {
-        at.q_norm = b.vector(a + "q_norm.weight", hd);
-        at.k_norm = b.vector(a + "k_norm.weight", hd);
-      } else if (c.qk_norm == QkNorm::kWholeProjection) {
-        at.q_norm = b.vector(a + "q_norm.weight", H * hd);
-        at.k_norm = b.vector(a + "k_norm.weight", KV * hd);
-      }
-      if (c.attention_sinks) at.sinks = b.vector(a + "sinks", H);
+      L.attn = detail::bind_attention(b, c, p + "self_attn.");
     }
     L.moe = c.moe_layer[i];
-    if (!L.moe) {
+    if (L.moe) {
+      L.moe_weights = detail::bind_moe(b, c, p);
+    } else {
       L.mlp = detail::bind_mlp(b, p + "mlp", D, c.d_ff, c.mlp_bias);
-      continue;
-    }
-    std::string moe = p + std::string(s.moe_prefix);
-    const std::string router_weight = fmt::format(".{}.weight", s.router_name);
-    if (!s.moe_prefix_alt.empty() && !b.has(moe + router_weight) &&
-        b.has(p + std::string(s.moe_prefix_alt) + router_weight)) {
-      moe = p + std::string(s.moe_prefix_alt);
-    }
-    layers::MoeWeights<>& mw = L.moe_weights;
-    mw.router = b.matrix(moe + router_weight, c.n_experts, D);
-    // GPT-OSS's router is a Linear with bias; the others have none.
-    mw.router_bias = b.vector_if(s.router_bias, moe + "." + std::string(s.router_name) + ".bias",
-                                 c.n_experts);
-    if (c.router.has_correction_bias) {
-      mw.correction_bias = b.vector(moe + ".gate.e_score_correction_bias", c.n_experts);
-    }
-    mw.experts = detail::bind_experts(b, c, moe);
-    if (c.d_ff_shared > 0) {
-      mw.shared = detail::bind_mlp(b, moe + "." + std::string(s.shared_expert_name), D, c.d_ff_shared, c.mlp_bias);
-      if (s.shared_expert == SharedExpert::kSigmoidGated) {
-        mw.shared_gate = b.matrix(moe + ".shared_expert_gate.weight", 1, D);
-      }
     }
   }
   return w;

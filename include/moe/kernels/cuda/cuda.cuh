@@ -21,6 +21,7 @@
 #include "moe/kernels/cuda/matmul.cuh"
 #include "moe/kernels/cuda/mla.cuh"
 #include "moe/kernels/cuda/moe_dispatch.cuh"
+#include "moe/kernels/cuda/random.cuh"
 #include "moe/kernels/cuda/rmsnorm.cuh"
 #include "moe/kernels/cuda/rope.cuh"
 #include "moe/kernels/cuda/router.cuh"

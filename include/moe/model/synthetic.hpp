@@ -1,0 +1,106 @@
+// Random weights of a real model's shape, made directly in a backend's memory (benchmarks; the
+// hub's dummy-weight loaders do the same): a ModelConfig from config.json contents and every
+// tensor it needs, filled by kernels::fill_uniform with DESIGN.md §9's scales (matrices of
+// variance 1/fan_in, embeddings of variance 1, norm weights 1 ± 0.1·√3·u, biases ±0.1·√3·u).
+// The fused expert layout is used, so a layer is a handful of allocations.
+#pragma once
+
+#include "moe/core/buffer.hpp"
+#include "moe/core/format.hpp"
+#include "moe/kernels/kernels.hpp"
+#include "moe/model/config.hpp"
+#include "moe/model/model.hpp"
+#include "moe/model/weights.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace moe::model {
+
+namespace synthetic_detail {
+
+inline bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Tensors on demand, each in its own backend buffer (kept alive by the source).
+template <class Backend>
+class Source final : public TensorSource {
+  using Mem = typename Backend::memory;
+
+ public:
+  Source(DType dtype, std::uint64_t seed) : dtype_(dtype), seed_(seed) {}
+
+  bool contains(std::string_view name) const override {
+    if (ends_with(name, "_blocks")) return false;          // MXFP4 banks
+    if (name.find(".experts.0.") != std::string_view::npos) return false;  // per-expert layout: use the fused one
+    return true;
+  }
+  std::optional<std::vector<index_t>> shape_of(std::string_view) const override { return std::nullopt; }
+
+  TensorRef get(std::string_view name, std::span<const index_t> shape) const override {
+    index_t n = 1;
+    for (const index_t e : shape) n *= e;
+    auto& buffer = buffers_.emplace_back(format_row_bytes(dtype_, n));
+    bytes_ += buffer.bytes();
+    const float fan_in = static_cast<float>(shape.empty() ? 1 : shape.back());
+    float scale = std::sqrt(3.0f / fan_in), offset = 0.0f;
+    if (ends_with(name, "norm.weight") || ends_with(name, "layernorm.weight")) {
+      scale = 0.1f * std::sqrt(3.0f), offset = 1.0f;
+    } else if (ends_with(name, ".bias") || ends_with(name, "correction_bias") || ends_with(name, "sinks")) {
+      scale = 0.1f * std::sqrt(3.0f);
+    } else if (ends_with(name, "embed_tokens.weight")) {
+      scale = std::sqrt(3.0f);
+    }
+    visit_format<Backend>(dtype_, [&](auto tag) {
+      using T = decltype(tag);
+      kernels::fill_uniform(Backend{}, TensorView<T, 1, Mem>(reinterpret_cast<T*>(buffer.data()), {n}),
+                            seed_ + buffers_.size(), scale, offset);
+    });
+    return TensorRef{dtype_, buffer.data()};
+  }
+  std::size_t bytes() const noexcept { return bytes_; }
+
+ private:
+  DType dtype_;
+  std::uint64_t seed_;
+  mutable std::list<Buffer<std::byte, Mem>> buffers_;  // stable addresses
+  mutable std::size_t bytes_ = 0;
+};
+
+}  // namespace synthetic_detail
+
+// A model of `config` (config.json contents) with random `dtype` weights in Backend's memory.
+// Throws what ModelConfig::from_json and bind_weights throw, kOutOfMemory / kDevice when the
+// weights do not fit.
+template <class Backend>
+std::shared_ptr<const BasicModel<Backend>> make_synthetic_model(const nlohmann::json& config, DType dtype,
+                                                                std::uint64_t seed = 1) {
+  using Mem = typename Backend::memory;
+  return catch_as_error("make_synthetic_model", [&] {
+    ModelConfig cfg = ModelConfig::from_json(config, "synthetic config");
+    auto source = std::make_shared<synthetic_detail::Source<Backend>>(dtype, seed);
+    // bind_weights only computes addresses, so binding device pointers through the host-typed
+    // structs is safe; they are retyped to the backend's space before anything reads them.
+    ModelWeights<host_memory> bound = bind_weights(cfg, *source);
+    auto weights = bound.transform([](const char*, const auto& t) {
+      using HostT = std::remove_cvref_t<decltype(t)>;
+      if constexpr (std::is_same_v<HostT, layers::WeightMatrix<host_memory>>) {
+        return layers::WeightMatrix<Mem>{t.dtype, t.data, t.rows, t.cols, t.row_stride};
+      } else {
+        return layers::WeightVector<Mem>{t.dtype, t.data, t.size};
+      }
+    });
+    return std::make_shared<const BasicModel<Backend>>(std::move(cfg), std::move(weights),
+                                                       std::shared_ptr<const void>(source));
+  });
+}
+
+}  // namespace moe::model
