@@ -10,7 +10,9 @@
 #      reproducers replayed, then each fuzzer run for MOE_FUZZ_SECONDS (default 60; 0 skips the
 #      step) from seeds made of the fixtures, failing on any crash, leak, timeout or OOM (a finding
 #      is saved under tests/fuzz/regressions/<target>/);
-#   5. when nvcc is present, a compile-only build of the CUDA backend and its tests.
+#   5. when nvcc is present, a compile-only build of the CUDA backend: its tests and every tool
+#      built for --backend cuda (moe-conformance, moe-run, moe-perplexity, bench_generate,
+#      bench_model), i.e. the whole graph instantiated for backend::cuda.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -66,7 +68,7 @@ if [[ -n "$nvcc_bin" ]]; then
   step "CUDA compile check ($("$nvcc_bin" --version | tail -n 1))"
   cmake -S . -B build/cuda -DCMAKE_BUILD_TYPE=Release -DMOE_ENABLE_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$nvcc_bin" -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DMOE_BUILD_BENCHMARKS=OFF -DMOE_BUILD_EXAMPLES=OFF >/dev/null
+    -DMOE_BUILD_BENCHMARKS=ON -DMOE_BUILD_EXAMPLES=ON >/dev/null
   cmake --build build/cuda -j"$jobs" --target moe_cuda_targets
 else
   step "CUDA compile check skipped: nvcc not found"

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <moe/model/model.hpp>
+#include <moe/model/upload.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -379,4 +380,106 @@ TEST_CASE("forward: dynamic NTK rope is the default table within max_position_em
   CHECK(max_abs_diff(View<const float, 2>(batched.view()).slice(0, a.size()), long_d.view()) < 1e-5f);
   CHECK(max_abs_diff(View<const float, 2>(batched.view()).slice(a.size(), a.size() + b.size()), short_d.view()) <
         1e-5f);
+}
+
+namespace {
+
+// A host backend that supports f32 weights only (the scalar kernels), to test visit_format's
+// refusal of the other formats and the weight upload on a machine without a device.
+struct f32_only_backend : backend::reference {
+  using formats = type_list<float>;
+  static constexpr const char* name = "f32-only";
+};
+
+}  // namespace
+
+TEST_CASE("formats: visit_format instantiates only a backend's formats and refuses the rest", "[forward][format]") {
+  int seen = 0;
+  visit_format<f32_only_backend>(DType::f32, [&](auto tag) {
+    static_assert(std::is_same_v<decltype(tag), float>);
+    ++seen;
+  });
+  CHECK(seen == 1);
+  try {
+    visit_format<f32_only_backend>(DType::bf16, [](auto) {});
+    FAIL("bf16 accepted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kUnsupported);
+    CHECK_THAT(e.what(), Catch::Contains("bf16") && Catch::Contains("f32-only"));
+  }
+  CHECK(backend_supports_format_v<backend::cpu, bf16>);
+  CHECK(!backend_supports_format_v<f32_only_backend, f16>);
+  CHECK(format_row_bytes(DType::bf16, 7) == 14);
+  CHECK(FormatTraits<f16>::decode(std::array<f16, 2>{to_f16(1.5f), to_f16(-2.0f)}.data(), 1) == -2.0f);
+}
+
+TEST_CASE("upload: weights copied through the tensor list give the same logits; bytes per token", "[forward][upload]") {
+  const std::vector<std::int32_t> a{3, 17, 5, 40, 22, 9};
+  for (const auto& f : families()) {
+    INFO("family " << f.name);
+    const auto in_place = build<backend::reference>(f);
+    const auto& cfg = in_place->config();
+    std::size_t calls = 0, last_done = 0, last_total = 0;
+    auto up = model::upload_weights<backend::reference>(in_place->weights(), [&](std::size_t done, std::size_t total) {
+      ++calls;
+      CHECK(done > last_done);
+      last_done = done;
+      last_total = total;
+    });
+    CHECK(calls > 0);
+    CHECK(last_done <= last_total);
+    // Every uploaded tensor lives in the new allocation at a 256-byte multiple from its start (the
+    // embedding, visited first; cudaMalloc aligns the start itself to 256).
+    const auto original = in_place->weights().transform([](const char*, const auto& t) { return t; });
+    std::size_t tensors = 0;
+    const std::byte* base = up.weights.embed.data;
+    (void)up.weights.transform([&](const char*, const auto& t) {
+      if (!t.empty()) {
+        ++tensors;
+        CHECK(static_cast<std::size_t>(t.data - base) % 256 == 0);
+      }
+      return t;
+    });
+    CHECK(tensors > 0);
+    CHECK(up.weights.embed.data != original.embed.data);
+    CHECK(up.weights.tied == in_place->weights().tied);
+    if (up.weights.tied) CHECK(up.weights.lm_head.data == up.weights.embed.data);
+    const auto copy = std::make_shared<const BasicModel<backend::reference>>(cfg, std::move(up.weights), up.storage);
+    CHECK(copy->weight_bytes().total == in_place->weight_bytes().total);
+
+    Tensor<float, 2> l1({a.size(), cfg.vocab_size}), l2({a.size(), cfg.vocab_size});
+    auto c1 = in_place->make_cache(8);
+    auto c2 = copy->make_cache(8);
+    auto w1 = in_place->make_workspace(8);
+    auto w2 = copy->make_workspace(8);
+    const BasicModel<backend::reference>::SequenceChunk ch1{&c1, a}, ch2{&c2, a};
+    in_place->forward({&ch1, 1}, w1, l1.view(), true);
+    copy->forward({&ch2, 1}, w2, l2.view(), true);
+    CHECK(max_abs_diff(l1.view(), l2.view()) == 0.0f);
+
+    // The bytes one decode token reads: all dense tensors, one embedding row, and top_k / n_experts
+    // of every expert bank (f32 weights here).
+    const auto& wb = in_place->weight_bytes();
+    double experts = 0;
+    std::size_t bank_layers = 0;
+    for (const auto& L : in_place->weights().layers) {
+      if (!L.moe) continue;
+      ++bank_layers;
+      std::size_t bank = 0;
+      (void)L.moe_weights.experts.transform([&](const char*, const auto& t) {
+        bank += t.bytes();
+        return t;
+      });
+      experts += static_cast<double>(bank);
+    }
+    const double embed_row = static_cast<double>(cfg.d_model * sizeof(float));
+    const double embed_all = static_cast<double>(cfg.vocab_size * cfg.d_model * sizeof(float));
+    const double untied_head = in_place->weights().tied ? 0.0 : embed_all;
+    const double dense = static_cast<double>(wb.total) - experts - embed_all - untied_head;
+    const double expected = dense + untied_head + (in_place->weights().tied ? embed_all : 0.0) + embed_row +
+                            experts * static_cast<double>(cfg.top_k) / static_cast<double>(cfg.n_experts);
+    CHECK(bank_layers > 0);
+    CHECK(wb.per_token == Approx(expected).epsilon(1e-12));
+    CHECK(wb.per_token < static_cast<double>(wb.total));
+  }
 }
