@@ -6,6 +6,7 @@
 #include <moe/moe.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,25 @@ int run(const char* folder) {
   moe::BasicSession<Cuda> session(model, 64);
   const std::vector<std::int32_t> prompt{1, 2, 3};
   (void)session.prefill(prompt);
+  // Bad input gets the same typed errors as on the CPU (the checks run on the host before any
+  // kernel), and the session stays usable.
+  const auto expect = [](moe::ErrorCode code, auto&& f) {
+    try {
+      f();
+    } catch (const moe::Error& e) {
+      if (e.code() == code) return;
+      std::fprintf(stderr, "wrong error: %s\n", e.what());
+      std::exit(1);
+    }
+    std::fprintf(stderr, "no error\n");
+    std::exit(1);
+  };
+  const auto vocab = static_cast<std::int32_t>(model->config().vocab_size);
+  expect(moe::ErrorCode::kInvalidArgument, [&] { (void)session.decode(vocab); });
+  expect(moe::ErrorCode::kInvalidArgument, [&] { (void)session.decode(-1); });
+  expect(moe::ErrorCode::kContextOverflow, [&] { (void)session.prefill(std::vector<std::int32_t>(100, 1)); });
+  if (session.position() != prompt.size()) return 1;
+  (void)session.decode(4);
   auto gen = moe::BasicGenerator<Cuda>::from_folder(folder, 64);
   moe::BasicBatchGenerator<Cuda> batch(model, gen.tokenizer_ptr());
   moe::GenerationOptions o;
