@@ -6,6 +6,7 @@
 
 #include <moe/model/model.hpp>
 #include <moe/model/upload.hpp>
+#include <moe/io/load_model.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -408,6 +409,8 @@ TEST_CASE("formats: visit_format instantiates only a backend's formats and refus
     CHECK_THAT(e.what(), Catch::Contains("bf16") && Catch::Contains("f32-only"));
   }
   CHECK(backend_supports_format_v<backend::cpu, bf16>);
+  CHECK(supports_format<f32_only_backend>(DType::f32));
+  CHECK(!supports_format<f32_only_backend>(DType::bf16));
   CHECK(!backend_supports_format_v<f32_only_backend, f16>);
   CHECK(format_row_bytes(DType::bf16, 7) == 14);
   CHECK(FormatTraits<f16>::decode(std::array<f16, 2>{to_f16(1.5f), to_f16(-2.0f)}.data(), 1) == -2.0f);
@@ -482,4 +485,16 @@ TEST_CASE("upload: weights copied through the tensor list give the same logits; 
     CHECK(wb.per_token == Approx(expected).epsilon(1e-12));
     CHECK(wb.per_token < static_cast<double>(wb.total));
   }
+}
+
+TEST_CASE("formats: a checkpoint in a format the backend lacks fails at load, naming the tensor", "[forward][format]") {
+  const std::string dir = std::string(MOE_FIXTURES_DIR) + "/models/mixtral_bf16";
+  try {
+    (void)load_model<f32_only_backend>(dir);
+    FAIL("bf16 checkpoint accepted by an f32-only backend");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kUnsupported);
+    CHECK_THAT(e.what(), Catch::Contains("tensor ") && Catch::Contains("bf16") && Catch::Contains("f32-only"));
+  }
+  CHECK(load_model<backend::reference>(dir) != nullptr);  // the same folder on a backend with bf16
 }

@@ -87,4 +87,11 @@ inline constexpr bool backend_supports_format_v = []<class... L>(type_list<L...>
   return list_contains_v<T, L...>;
 }(typename Backend::formats{});
 
+// Whether Backend has kernels for the runtime format t (Backend::formats lists it).
+template <class Backend>
+bool supports_format(DType t) noexcept {
+  return []<class... L>(DType d, type_list<L...>) { return ((FormatTraits<L>::dtype == d) || ...); }(
+      t, typename Backend::formats{});
+}
+
 }  // namespace moe

@@ -7,6 +7,7 @@
 
 #include "moe/backend/tags.hpp"
 #include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/core/token_id.hpp"
 #include "moe/layers/kv_cache.hpp"
@@ -35,6 +36,13 @@ class BasicModel {
   // alive (the mapped checkpoint, or the device allocation). Throws if the weights do not fit.
   BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage)
       : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)) {
+    // Validation through the tensor list: every weight's format must have kernels on this
+    // backend (a typed error at load, not at the first forward pass).
+    (void)weights_.transform([](const char* name, const auto& t) {
+      require(t.empty() || supports_format<Backend>(t.dtype), ErrorCode::kUnsupported,
+              "tensor {}: {} weights are not supported by backend {}", name, dtype_name(t.dtype), Backend::name);
+      return t;
+    });
     plan_ = model::make_forward_plan(config_, weights_);
     bytes_ = model::weight_bytes(weights_, config_.top_k);
   }
