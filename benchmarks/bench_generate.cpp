@@ -5,6 +5,7 @@
 //                  [--gen-tokens 64] [--batch 4] [--reps 5] [--pin]
 // Prints the weights' bytes read per decode token beside the figures (the roofline's input).
 #include "../examples/common/backend.hpp"
+#include "bench_util.hpp"
 
 #include <moe/moe.hpp>
 
@@ -33,16 +34,7 @@ moe::index_t parse_count(std::string_view flag, std::string_view text) {
   return v;
 }
 
-// Deterministic prompt ids spread over the vocabulary (a fixed LCG), so every run routes alike.
-std::vector<std::int32_t> make_ids(moe::index_t n, moe::index_t vocab, std::uint32_t seed) {
-  std::vector<std::int32_t> ids(n);
-  std::uint32_t x = seed;
-  for (auto& id : ids) {
-    x = x * 1664525u + 1013904223u;
-    id = static_cast<std::int32_t>((x >> 8) % vocab);
-  }
-  return ids;
-}
+using moe::bench::make_ids;
 
 struct Options {
   std::string model_dir = "models/shakespeare-moe";

@@ -12,6 +12,7 @@
 #include "common/backend.hpp"
 #include "common/cli.hpp"
 #include "bandwidth_probe.hpp"
+#include "bench_util.hpp"
 #include "synthetic_shapes.hpp"
 
 #include <moe/moe.hpp>
@@ -58,15 +59,7 @@ Stat timed(moe::index_t reps, F&& f) {  // seconds per run; run 0 is the warm-up
   return stats(t);
 }
 
-std::vector<std::int32_t> make_ids(moe::index_t n, moe::index_t vocab, std::uint32_t seed) {
-  std::vector<std::int32_t> ids(n);
-  std::uint32_t x = seed;
-  for (auto& id : ids) {
-    x = x * 1664525u + 1013904223u;
-    id = static_cast<std::int32_t>((x >> 8) % vocab);
-  }
-  return ids;
-}
+using moe::bench::make_ids;
 
 // Bytes per second the memory system moves, and the bf16 matrix peak (FLOP/s; 0 if not measured).
 struct Limits {
@@ -125,7 +118,6 @@ int run(const Options& o) {
   const auto& cfg = model->config();
   const auto& wb = model->weight_bytes();
   const moe::index_t V = cfg.vocab_size;
-  const moe::index_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   const moe::index_t n_ctx = o.prompt + o.gen + 1;
   std::fputs(fmt::format("{} ({} layers, {} experts top-{}), bf16 random weights made in {} memory, "
                          "backend {}\nweights {:.2f} GB, {:.1f} MB read per decode token; {}: {:.0f} GB/s; {}: "
@@ -191,7 +183,6 @@ int run(const Options& o) {
                    : fmt::format("tg{} x {} sequences (limit: bf16 peak)", o.gen, batch),
         batch * o.gen, s, limit);
   }
-  (void)max_batch;
   return 0;
 }
 

@@ -8,18 +8,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 build=${1:-build/cuda-model}
 shapes=${2:-qwen3-30b-a3b deepseek-v2-lite mixtral-8x7b}
-nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-prefix=${MOE_DEPS_PREFIX:-$root/.carry/usr}
-args=(-DCMAKE_BUILD_TYPE=Release -DMOE_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES=90
-  -DMOE_BUILD_BENCHMARKS=ON -DMOE_BUILD_EXAMPLES=ON)
-if [[ -d "$prefix" ]]; then
-  export PATH="$prefix/bin:$PATH" LD_LIBRARY_PATH="$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export PKG_CONFIG_PATH="$prefix/lib/x86_64-linux-gnu/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  args+=(-DCMAKE_PREFIX_PATH="$prefix")
-fi
-command -v ninja >/dev/null && args+=(-G Ninja)
-mkdir -p "$build"
-cmake -S . -B "$build" "${args[@]}" > "$build/configure.log" 2>&1 || { tail -n 30 "$build/configure.log"; exit 1; }
+source tools/cuda_configure.sh
 cmake --build "$build" -j"$(nproc)" --target bench_model > "$build/build.log" 2>&1 || { tail -n 40 "$build/build.log"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,clocks.max.sm --format=csv,noheader
 for shape in $shapes; do

@@ -8,20 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 build=${1:-build/cuda-model}
-nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
-prefix=${MOE_DEPS_PREFIX:-$root/.carry/usr}
-arch=${CUDA_ARCH:-90}
-args=(-DCMAKE_BUILD_TYPE=Release -DMOE_ENABLE_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch"
-  -DMOE_BUILD_BENCHMARKS=ON -DMOE_BUILD_EXAMPLES=ON)
-if [[ -d "$prefix" ]]; then
-  export PATH="$prefix/bin:$PATH" LD_LIBRARY_PATH="$prefix/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  export PKG_CONFIG_PATH="$prefix/lib/x86_64-linux-gnu/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  args+=(-DCMAKE_PREFIX_PATH="$prefix")
-fi
-command -v ninja >/dev/null && args+=(-G Ninja)
-mkdir -p "$build"
+source tools/cuda_configure.sh
 nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv,noheader || true
-cmake -S . -B "$build" "${args[@]}" > "$build/configure.log" 2>&1 || { tail -n 30 "$build/configure.log"; exit 1; }
 cmake --build "$build" -j"$(nproc)" --target moe-conformance moe-run moe-perplexity bench_generate
 tools="$build/examples"
 status=0

@@ -49,6 +49,24 @@ int run(const char* folder) {
   const auto config = moe::io::read_json_file(std::string(folder) + "/config.json", moe::limits::kMaxConfigJsonBytes,
                                               "config.json");
   const auto synthetic = moe::model::make_synthetic_model<Cuda>(config, moe::DType::bf16);
+  // fill_uniform on the device writes exactly the reference's values (f32 and bf16).
+  {
+    const std::size_t n = 10007;
+    std::vector<float> host(n), back(n);
+    std::vector<moe::bf16> host16(n), back16(n);
+    moe::kernels::fill_uniform(moe::backend::reference{}, moe::View<float, 1>(host.data(), {n}), 9, 0.3f, -0.1f);
+    moe::kernels::fill_uniform(moe::backend::reference{}, moe::View<moe::bf16, 1>(host16.data(), {n}), 9, 0.3f, -0.1f);
+    moe::Buffer<float, moe::device_memory> d(n);
+    moe::Buffer<moe::bf16, moe::device_memory> d16(n);
+    moe::kernels::fill_uniform(Cuda{}, d.view(), 9, 0.3f, -0.1f);
+    moe::kernels::fill_uniform(Cuda{}, d16.view(), 9, 0.3f, -0.1f);
+    moe::kernels::download(Cuda{}, moe::DeviceView<const float, 1>(d.view()), std::span<float>(back));
+    moe::kernels::download(Cuda{}, moe::DeviceView<const moe::bf16, 1>(d16.view()), std::span<moe::bf16>(back16));
+    if (back != host || back16 != host16) {
+      std::fprintf(stderr, "fill_uniform: device values differ from the reference\n");
+      return 1;
+    }
+  }
   std::printf("%s: ran on cuda (%zu bytes of weights)\n", folder, model->weight_bytes().total);
   return synthetic != nullptr ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -173,4 +174,28 @@ TEST_CASE("reference top_k: order, ties by lower index, NaN last, bad k", "[refe
   REQUIRE_THROWS_AS(kernels::top_k(backend::reference{}, scores, too_many, values8), moe::Error);
   std::vector<float> values_short(2);
   REQUIRE_THROWS_AS(kernels::top_k(backend::reference{}, scores, ids3, values_short), moe::Error);
+}
+
+TEST_CASE("reference fill_uniform: deterministic per (seed, index), in [offset - scale, offset + scale), rounded per type",
+          "[reference][random]") {
+  std::vector<float> a(4099), b(4099), c(4099);
+  moe::kernels::fill_uniform(moe::backend::reference{}, moe::View<float, 1>(a.data(), {a.size()}), 5, 0.5f, 1.0f);
+  moe::kernels::fill_uniform(moe::backend::reference{}, moe::View<float, 1>(b.data(), {b.size()}), 5, 0.5f, 1.0f);
+  moe::kernels::fill_uniform(moe::backend::reference{}, moe::View<float, 1>(c.data(), {c.size()}), 6, 0.5f, 1.0f);
+  CHECK(a == b);
+  CHECK(a != c);
+  double mean = 0;
+  for (float v : a) {
+    REQUIRE(v >= 0.5f);
+    REQUIRE(v < 1.5f);
+    mean += v;
+  }
+  CHECK(mean / a.size() == Approx(1.0).margin(0.02));  // uniform: mean = offset
+  // A prefix of a longer fill equals the shorter fill (values depend on the index only).
+  std::vector<float> head(100);
+  moe::kernels::fill_uniform(moe::backend::reference{}, moe::View<float, 1>(head.data(), {head.size()}), 5, 0.5f, 1.0f);
+  CHECK(std::equal(head.begin(), head.end(), a.begin()));
+  std::vector<moe::bf16> h(100);
+  moe::kernels::fill_uniform(moe::backend::reference{}, moe::View<moe::bf16, 1>(h.data(), {h.size()}), 5, 0.5f, 1.0f);
+  for (std::size_t i = 0; i < h.size(); ++i) CHECK(h[i] == moe::to_bf16(a[i]));
 }

@@ -66,7 +66,6 @@ class BasicModel {
     require(max_batch_tokens > 0, ErrorCode::kInvalidArgument, "make_workspace: max_batch_tokens must be positive");
     WorkspaceSizes s = plan_.sizes;
     s.max_tokens = max_batch_tokens;
-    s.n_chunks = max_batch_tokens;
     s.logits_rows = is_host_memory_v<memory> ? 0 : max_batch_tokens;
     return Workspace(s, plan_.rope.inv_freq);
   }

@@ -59,7 +59,6 @@ struct WorkspaceSizes {
   index_t n_layers = 0;
   index_t vocab_size = 0;
   index_t n_heads = 0;
-  index_t n_chunks = 0;       // most sequences in one pass (= max_tokens)
   index_t logits_rows = 0;    // rows of the device logits buffer (0: logits go straight to the caller)
 
   // Same model shape (everything but max_tokens).

@@ -276,15 +276,7 @@ inline void attention(backend::cuda, const AttentionShape& s, DeviceView<const f
                       DeviceView<const float, 2> keys, DeviceView<const float, 2> values, index_t start,
                       DeviceView<const float, 1> sinks, DeviceView<float, 2> out) {
   const index_t n = q.extent(0);
-  require(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0 && q.extent(1) == s.n_heads * s.head_dim &&
-              keys.extent(1) == s.n_kv_heads * s.head_dim && values.extent(1) == s.n_kv_heads * s.v_head_dim &&
-              keys.extent(0) >= start + n && values.extent(0) >= start + n && out.extent(0) == n &&
-              out.extent(1) == s.n_heads * s.v_head_dim && (sinks.extent(0) == 0 || sinks.extent(0) == s.n_heads),
-          ErrorCode::kInvalidArgument,
-          "attention: q [{}, {}], keys [{}, {}], values [{}, {}], {} sinks, out [{}, {}] at start {} do not fit "
-          "{} heads of {} / {} kv heads of {}",
-          n, q.extent(1), keys.extent(0), keys.extent(1), values.extent(0), values.extent(1), sinks.extent(0),
-          out.extent(0), out.extent(1), start, s.n_heads, s.head_dim, s.n_kv_heads, s.v_head_dim);
+  detail::check_attention(s, q, keys, values, start, sinks, out);
   cuda_detail::require_unit_inner_stride(q, "attention", "q");
   cuda_detail::require_unit_inner_stride(keys, "attention", "keys");
   cuda_detail::require_unit_inner_stride(values, "attention", "values");
@@ -316,13 +308,7 @@ inline void mla_attention(backend::cuda, const MlaShape& s, DeviceView<const flo
                           DeviceView<const float, 2> q_latent, DeviceView<const float, 2> latent,
                           DeviceView<const float, 2> k_rope, index_t start, DeviceView<float, 2> out_latent) {
   const index_t n = q.extent(0), r = s.kv_lora_rank;
-  require(q.extent(1) == s.n_heads * s.qk() && q_latent.extent(0) == n && q_latent.extent(1) == s.n_heads * r &&
-              latent.extent(1) == r && k_rope.extent(1) == s.rope && latent.extent(0) >= start + n &&
-              k_rope.extent(0) >= start + n && out_latent.extent(0) == n && out_latent.extent(1) == s.n_heads * r,
-          ErrorCode::kInvalidArgument,
-          "mla_attention: q [{}, {}], q_latent [{}, {}], latent [{}, {}], k_rope [{}, {}], out [{}, {}] at start {}",
-          n, q.extent(1), q_latent.extent(0), q_latent.extent(1), latent.extent(0), latent.extent(1),
-          k_rope.extent(0), k_rope.extent(1), out_latent.extent(0), out_latent.extent(1), start);
+  detail::check_mla_attention(s, q, q_latent, latent, k_rope, start, out_latent);
   cuda_detail::require_unit_inner_stride(q, "mla_attention", "q");
   cuda_detail::require_unit_inner_stride(q_latent, "mla_attention", "q_latent");
   cuda_detail::require_unit_inner_stride(latent, "mla_attention", "latent");

@@ -87,9 +87,11 @@ void attend_streaming(index_t lo, index_t hi, bool has_sink, float sink, Score&&
   for (index_t i = 0; i < width; ++i) out[i] *= inv;
 }
 
-inline void check_attention(const AttentionShape& a, const View<const float, 2>& q, const View<const float, 2>& keys,
-                            const View<const float, 2>& values, index_t start, const View<const float, 1>& sinks,
-                            const View<float, 2>& out) {
+// Shape checks shared by every backend's attention (any memory space: extents only).
+template <class S>
+void check_attention(const AttentionShape& a, const TensorView<const float, 2, S>& q,
+                     const TensorView<const float, 2, S>& keys, const TensorView<const float, 2, S>& values,
+                     index_t start, const TensorView<const float, 1, S>& sinks, const TensorView<float, 2, S>& out) {
   const index_t n = q.extent(0);
   require(a.n_kv_heads > 0 && a.n_heads % a.n_kv_heads == 0 && q.extent(1) == a.n_heads * a.head_dim &&
               keys.extent(1) == a.n_kv_heads * a.head_dim && values.extent(1) == a.n_kv_heads * a.v_head_dim &&
@@ -120,9 +122,11 @@ inline void attention_item(const AttentionShape& a, const View<const float, 2>& 
       [&](index_t j) { return vbase + j * vs; }, a.v_head_dim, &out(t, h * a.v_head_dim));
 }
 
-inline void check_mla_attention(const MlaShape& s, const View<const float, 2>& q, const View<const float, 2>& q_latent,
-                                const View<const float, 2>& latent, const View<const float, 2>& k_rope, index_t start,
-                                const View<float, 2>& out_latent) {
+template <class S>
+void check_mla_attention(const MlaShape& s, const TensorView<const float, 2, S>& q,
+                         const TensorView<const float, 2, S>& q_latent, const TensorView<const float, 2, S>& latent,
+                         const TensorView<const float, 2, S>& k_rope, index_t start,
+                         const TensorView<float, 2, S>& out_latent) {
   const index_t n = q.extent(0), r = s.kv_lora_rank;
   require(q.extent(1) == s.n_heads * s.qk() && q_latent.extent(0) == n && q_latent.extent(1) == s.n_heads * r &&
               latent.extent(1) == r && k_rope.extent(1) == s.rope && latent.extent(0) >= start + n &&
