@@ -6,6 +6,8 @@ packages=(
   g++ cmake make pkg-config
   libeigen3-dev libxsimd-dev xtl-dev libfmt-dev nlohmann-json3-dev catch2
   libpcre2-dev libutf8proc-dev
+  # moe-server's HTTP layer (cpp-httplib 0.11, a shared library with its header)
+  libcpp-httplib-dev
   # scripts/test.sh's fuzzing step: clang with libFuzzer and the ASan/UBSan runtimes
   # (libclang-rt-14-dev; the fuzz build has no OpenMP, so no libomp). The ThreadSanitizer step
   # uses g++ and its libtsan2, which g++ already pulls in.

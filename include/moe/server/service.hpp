@@ -1,0 +1,423 @@
+// The OpenAI-compatible API without the socket: routes, authentication, request -> sequences ->
+// scheduler, and the response (a JSON body, or an SSE stream the HTTP layer pumps). The HTTP
+// server (examples/moe-server, cpp-httplib) only copies requests in and bytes out, so everything
+// here is testable by calling handle().
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/runtime/generate.hpp"
+#include "moe/server/api_error.hpp"
+#include "moe/server/chat_prompt.hpp"
+#include "moe/server/metrics.hpp"
+#include "moe/server/request.hpp"
+#include "moe/server/response.hpp"
+#include "moe/server/scheduler.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace moe::server {
+
+struct ServiceOptions {
+  std::string model_id = "model";   // the one model id /v1/models lists and requests must name
+  std::string api_key;              // empty: no authentication
+  RequestLimits limits;
+  double request_timeout_s = 600.0; // from arrival to the last token; past it the request ends (503)
+  std::size_t max_body_bytes = std::size_t{4} << 20;
+  index_t default_max_tokens = 16;  // completions without max_tokens (OpenAI's default)
+  GenerationDefaults defaults;      // generation_config.json: sampling defaults a request may override
+  std::vector<std::int32_t> eos_token_ids;  // extra end ids (generation_config.json's)
+};
+
+struct HttpRequest {
+  std::string method;         // "GET", "POST", ...
+  std::string path;           // without the query string
+  std::string authorization;  // the Authorization header, empty if absent
+  std::string body;
+};
+
+// A streaming response's producer. The HTTP layer calls pump() until it returns kDone (the
+// stream is complete: finish the response) or kGone (the client went away or a write failed:
+// drop the connection). Destroying it before the end cancels the request's sequences, so a
+// connection that closes early frees its batch slots at the next step.
+class EventStream {
+ public:
+  enum class Pump { kMore, kDone, kGone };
+  using Write = std::function<bool(std::string_view)>;
+  using Alive = std::function<bool()>;
+
+  EventStream(ResponseContext ctx, std::shared_ptr<ResponseChannel> channel, std::shared_ptr<const Tokenizer> tokenizer,
+              std::size_t n_choices, bool include_usage, bool logprobs)
+      : ctx_(std::move(ctx)), channel_(std::move(channel)), tokenizer_(std::move(tokenizer)), remaining_(n_choices),
+        n_choices_(n_choices), include_usage_(include_usage), logprobs_(logprobs), offsets_(n_choices, 0) {}
+  EventStream(const EventStream&) = delete;
+  EventStream& operator=(const EventStream&) = delete;
+  ~EventStream() {
+    if (remaining_ > 0) channel_->cancel();
+  }
+
+  // Writes what is ready (waiting up to `poll` for it; while nothing comes, `alive` is asked
+  // whether the client is still there).
+  Pump pump(const Write& write, const Alive& alive, std::chrono::milliseconds poll = std::chrono::milliseconds(50)) {
+    if (remaining_ == 0) return Pump::kDone;
+    if (!started_) {
+      started_ = true;
+      if (ctx_.endpoint == Endpoint::kChat) {
+        for (std::size_t i = 0; i < n_choices_; ++i) {
+          ChunkSpec c;
+          c.index = i;
+          c.role_chunk = true;
+          c.include_usage = include_usage_;
+          if (!write(sse_event(chunk_body(ctx_, c)))) return gone();
+        }
+        return Pump::kMore;
+      }
+    }
+    while (!channel_->wait_pop(events_, poll)) {
+      if (alive && !alive()) return gone();
+    }
+    for (auto& e : events_) {
+      if (e.kind == SequenceEvent::kError) {
+        --remaining_;
+        failed_ = true;
+        if (!write(sse_event(e.error->body()))) return gone();
+        continue;
+      }
+      ChunkSpec c;
+      c.index = e.choice;
+      c.text = e.text;
+      c.include_usage = include_usage_;
+      if (logprobs_) c.logprobs = logprobs_json(e.logprobs, e.choice);
+      if (e.kind == SequenceEvent::kFinished) {
+        // The held-back tail (if any) in its own chunk, then the finish_reason chunk.
+        if (!e.text.empty() || (logprobs_ && !e.logprobs.empty())) {
+          if (!write(sse_event(chunk_body(ctx_, c)))) return gone();
+        }
+        ChunkSpec last;
+        last.index = e.choice;
+        last.finish = e.finish;
+        last.include_usage = include_usage_;
+        if (!write(sse_event(chunk_body(ctx_, last)))) return gone();
+        prompt_tokens_ += e.prompt_tokens;
+        completion_tokens_ += e.completion_tokens;
+        --remaining_;
+      } else if (!write(sse_event(chunk_body(ctx_, c)))) {
+        return gone();
+      }
+    }
+    if (remaining_ > 0) return Pump::kMore;
+    if (include_usage_ && !failed_ && !write(sse_event(usage_chunk_body(ctx_, prompt_tokens_, completion_tokens_))))
+      return gone();
+    if (!write(kSseDone)) return gone();
+    return Pump::kDone;
+  }
+
+  // Runs pump() to the end (for tests and simple hosts).
+  Pump drain(const Write& write, const Alive& alive = {}) {
+    Pump p = Pump::kMore;
+    while ((p = pump(write, alive)) == Pump::kMore) {
+    }
+    return p;
+  }
+
+ private:
+  Pump gone() {
+    channel_->cancel();
+    remaining_ = 0;
+    return Pump::kGone;
+  }
+  nlohmann::json logprobs_json(std::span<const TokenLogprob> tokens, std::size_t choice) {
+    if (ctx_.endpoint == Endpoint::kChat) return chat_logprobs(tokens, *tokenizer_);
+    return completion_logprobs(tokens, *tokenizer_, offsets_[choice]);
+  }
+
+  ResponseContext ctx_;
+  std::shared_ptr<ResponseChannel> channel_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::size_t remaining_;
+  std::size_t n_choices_;
+  bool include_usage_, logprobs_;
+  bool started_ = false, failed_ = false;
+  std::vector<std::size_t> offsets_;  // completions: text_offset per choice
+  std::vector<SequenceEvent> events_;
+  index_t prompt_tokens_ = 0, completion_tokens_ = 0;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::shared_ptr<EventStream> stream;  // stream: true; body is empty and the status 200
+};
+
+inline HttpResponse error_response(const ApiError& e) {
+  return HttpResponse{e.status, "application/json", dump_json(e.body()), nullptr};
+}
+
+template <class Backend>
+class BasicApiService {
+ public:
+  using SchedulerType = BasicScheduler<Backend>;
+
+  // `scheduler` must be started by the caller; `render_chat` turns chat messages into prompt
+  // text (render_chat_plain until a model's chat template is used).
+  BasicApiService(std::shared_ptr<SchedulerType> scheduler, std::shared_ptr<const Tokenizer> tokenizer,
+                  ServiceOptions options, ChatRenderer render_chat = render_chat_plain)
+      : scheduler_(std::move(scheduler)), tokenizer_(std::move(tokenizer)), options_(std::move(options)),
+        render_chat_(std::move(render_chat)), created_(static_cast<std::int64_t>(std::time(nullptr))) {}
+
+  // Answers one HTTP request. Never throws: every failure is an error response in OpenAI's
+  // shape (4xx for the client's mistakes, 5xx for the server's). Thread-safe; blocks until a
+  // non-streaming request has finished.
+  HttpResponse handle(const HttpRequest& req) {
+    const std::string route = route_name(req.path);
+    HttpResponse res;
+    try {
+      res = dispatch(req);
+    } catch (const ApiError& e) {
+      res = error_response(e);
+    } catch (const Error& e) {
+      const bool client = e.code() == ErrorCode::kTokenizer || e.code() == ErrorCode::kInvalidArgument ||
+                          e.code() == ErrorCode::kContextOverflow;
+      res = error_response(client ? ApiError(400, "invalid_request_error", e.what())
+                                  : ApiError(500, "server_error", e.what()));
+    } catch (const std::exception& e) {
+      res = error_response(ApiError(500, "server_error", fmt::format("internal error: {}", e.what())));
+    }
+    metrics().count_request(route, res.status);
+    return res;
+  }
+
+  // The scheduler's metrics, with this service's request counts.
+  ServerMetrics& metrics() { return scheduler_->metrics(); }
+  const ServiceOptions& options() const noexcept { return options_; }
+
+ private:
+  // Known routes by name, everything else as "other" (bounded label values for Prometheus).
+  static std::string route_name(const std::string& path) {
+    for (const char* r : {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"}) {
+      if (path == r) return r;
+    }
+    if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
+    return "other";
+  }
+
+  HttpResponse dispatch(const HttpRequest& req) {
+    const std::string& p = req.path;
+    const bool known = route_name(p) != "other";
+    if (p == "/health") {
+      require_method(req, "GET");
+      return json_response({{"status", "ok"}});
+    }
+    authenticate(req);
+    if (!known) throw ApiError(404, "invalid_request_error", fmt::format("Unknown route {} {}", req.method, clip(p)),
+                               std::nullopt, "not_found");
+    if (p == "/metrics") {
+      require_method(req, "GET");
+      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", scheduler_->metrics().prometheus(), nullptr};
+    }
+    if (p == "/v1/models") {
+      require_method(req, "GET");
+      return json_response({{"object", "list"}, {"data", nlohmann::json::array({model_object()})}});
+    }
+    if (p.rfind("/v1/models/", 0) == 0) {
+      require_method(req, "GET");
+      if (p.substr(11) != options_.model_id) model_not_found(p.substr(11));
+      return json_response(model_object());
+    }
+    require_method(req, "POST");
+    return generate(p == "/v1/chat/completions" ? Endpoint::kChat : Endpoint::kCompletions, req.body);
+  }
+
+  static std::string clip(std::string_view s) {
+    std::string out = quote_json(nlohmann::json(std::string(s.substr(0, 200))));
+    return out;
+  }
+
+  static void require_method(const HttpRequest& req, const char* method) {
+    if (req.method != method)
+      throw ApiError(405, "invalid_request_error", fmt::format("{} is not allowed on {}; use {}", req.method,
+                                                               clip(req.path), method),
+                     std::nullopt, "method_not_allowed");
+  }
+
+  void authenticate(const HttpRequest& req) const {
+    if (options_.api_key.empty()) return;
+    const std::string expected = "Bearer " + options_.api_key;
+    // Compared in time independent of where the first difference is.
+    bool same = req.authorization.size() == expected.size();
+    unsigned diff = 0;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      diff |= static_cast<unsigned>(static_cast<unsigned char>(expected[i]) ^
+                                    static_cast<unsigned char>(i < req.authorization.size() ? req.authorization[i] : 0));
+    }
+    if (!same || diff != 0) {
+      throw ApiError(401, "invalid_request_error",
+                     req.authorization.empty()
+                         ? "You didn't provide an API key. Provide it in an Authorization header: Bearer YOUR_KEY"
+                         : "Incorrect API key provided",
+                     std::nullopt, "invalid_api_key");
+    }
+  }
+
+  [[noreturn]] void model_not_found(const std::string& name) const {
+    throw ApiError(404, "invalid_request_error",
+                   fmt::format("The model {} does not exist; this server serves {}", clip(name),
+                               quote_json(nlohmann::json(options_.model_id))),
+                   "model", "model_not_found");
+  }
+
+  nlohmann::json model_object() const {
+    return {{"id", options_.model_id}, {"object", "model"}, {"created", created_}, {"owned_by", "moecpp"},
+            {"max_model_len", scheduler_->max_sequence_tokens()}};
+  }
+
+  static HttpResponse json_response(const nlohmann::json& j) { return HttpResponse{200, "application/json", dump_json(j), nullptr}; }
+
+  std::vector<std::int32_t> encode(const std::string& text, bool add_special) const {
+    try {
+      return tokenizer_->encode(text, add_special);
+    } catch (const Error& e) {
+      bad_request("prompt", "the prompt could not be tokenized: {}", e.what());
+    }
+  }
+
+  HttpResponse generate(Endpoint endpoint, const std::string& body) {
+    if (body.size() > options_.max_body_bytes) {
+      throw ApiError(413, "invalid_request_error",
+                     fmt::format("the request body of {} bytes exceeds the limit of {} bytes", body.size(),
+                                 options_.max_body_bytes),
+                     std::nullopt, "request_too_large");
+    }
+    const CompletionRequest r = parse_request(endpoint, body, options_.limits);
+    if (r.model != options_.model_id) model_not_found(r.model);
+
+    std::vector<std::vector<std::int32_t>> prompts;
+    if (endpoint == Endpoint::kChat) {
+      RenderedChat chat;
+      try {
+        chat = render_chat_(r.messages);
+      } catch (const ApiError&) {
+        throw;
+      } catch (const std::exception& e) {
+        bad_request("messages", "the chat template failed: {}", e.what());
+      }
+      prompts.push_back(encode(chat.text, chat.add_special_tokens));
+    } else {
+      for (const auto& p : r.prompts) {
+        if (const auto* text = std::get_if<std::string>(&p)) {
+          prompts.push_back(encode(*text, true));
+        } else {
+          prompts.push_back(std::get<std::vector<std::int32_t>>(p));
+        }
+      }
+    }
+
+    GenerationOptions o;
+    o.sampler = sampler_for(r);
+    o.stop_strings = r.stop;
+    o.eos_token_ids = options_.eos_token_ids;
+    const auto channel = std::make_shared<ResponseChannel>();
+    const auto now = Clock::now();
+    const auto deadline =
+        now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options_.request_timeout_s));
+    std::vector<SequenceJob> jobs;
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      SequenceJob job;
+      job.options = o;
+      job.options.max_new_tokens = max_tokens_for(r, prompts[i].size());
+      job.prompt = std::move(prompts[i]);
+      job.logprobs = r.logprobs;
+      job.choice = i;
+      job.channel = channel;
+      job.arrival = now;
+      job.deadline = deadline;
+      jobs.push_back(std::move(job));
+    }
+    const std::size_t n = jobs.size();
+    scheduler_->submit(std::move(jobs));
+
+    ResponseContext ctx{endpoint, make_response_id(endpoint), static_cast<std::int64_t>(std::time(nullptr)),
+                        options_.model_id};
+    if (r.stream) {
+      HttpResponse res{200, "text/event-stream", {}, nullptr};
+      res.stream = std::make_shared<EventStream>(std::move(ctx), channel, tokenizer_, n, r.include_usage, r.logprobs >= 0);
+      return res;
+    }
+    // Not streaming: collect every choice. (The HTTP layer cannot tell us the client left while
+    // we wait; the request timeout bounds the wait.)
+    std::vector<ChoiceResult> results(n);
+    std::size_t remaining = n;
+    std::vector<SequenceEvent> events;
+    std::optional<ApiError> error;
+    while (remaining > 0) {
+      if (!channel->wait_pop(events, std::chrono::milliseconds(200))) continue;
+      for (auto& e : events) {
+        ChoiceResult& c = results[e.choice];
+        c.text += e.text;
+        c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
+        if (e.kind == SequenceEvent::kFinished) {
+          c.finish = e.finish;
+          c.prompt_tokens = e.prompt_tokens;
+          c.completion_tokens = e.completion_tokens;
+          --remaining;
+        } else if (e.kind == SequenceEvent::kError) {
+          if (!error) error = e.error;
+          --remaining;
+        }
+      }
+    }
+    if (error) {
+      channel->cancel();  // the other choices of the request, if any are still running
+      throw *error;
+    }
+    return json_response(completion_body(ctx, results, r.logprobs >= 0, *tokenizer_));
+  }
+
+  // OpenAI's sampling defaults (temperature 1, top_p 1), then generation_config.json's values,
+  // then the request's; temperature 0 is greedy. Without a seed each request draws its own.
+  SamplerConfig sampler_for(const CompletionRequest& r) const {
+    SamplerConfig s = r.sampler;
+    const auto& d = options_.defaults;
+    if (!r.temperature_given && d.temperature) s.temperature = *d.temperature;
+    if (!r.top_p_given && d.top_p) s.top_p = *d.top_p;
+    if (!r.top_k_given && d.top_k) s.top_k = *d.top_k;
+    if (!r.min_p_given && d.min_p) s.min_p = *d.min_p;
+    s.greedy = s.temperature == 0.0f;
+    if (!r.seed_given) {
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      s.seed = rng();
+    }
+    return s;
+  }
+
+  // max_tokens as asked; without it, completions get default_max_tokens and chat the rest of
+  // the context (at most limits.max_tokens), as OpenAI's chat endpoint does.
+  index_t max_tokens_for(const CompletionRequest& r, index_t prompt_tokens) const {
+    if (r.max_tokens) return static_cast<index_t>(*r.max_tokens);
+    if (r.endpoint == Endpoint::kCompletions) return options_.default_max_tokens;
+    const index_t room = scheduler_->max_sequence_tokens() > prompt_tokens ? scheduler_->max_sequence_tokens() - prompt_tokens : 1;
+    return std::max<index_t>(1, std::min<index_t>(room, static_cast<index_t>(options_.limits.max_tokens)));
+  }
+
+  std::shared_ptr<SchedulerType> scheduler_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  ServiceOptions options_;
+  ChatRenderer render_chat_;
+  std::int64_t created_;
+};
+
+using ApiService = BasicApiService<backend::cpu>;
+
+}  // namespace moe::server
