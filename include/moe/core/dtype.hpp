@@ -1,6 +1,8 @@
 // Element types of weights and activations: f32, bf16 and f16, with exact conversions
 // (round-to-nearest-even, NaN and Inf preserved) and the one runtime->template switch
-// (`visit_dtype`) that the model boundary uses to pick a typed kernel.
+// (`visit_dtype`) that the model boundary uses to pick a typed kernel. DType also names the
+// ggml block formats (q8_0, q4_K, ...; their layouts live in quant/): a block format has no
+// element size — the bytes of a row come from format_row_bytes (core/format.hpp).
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -8,6 +10,8 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 
@@ -119,24 +123,85 @@ constexpr T from_float(float v) noexcept {
 
 // ---- runtime element type --------------------------------------------------------------------
 
-enum class DType : std::uint8_t { f32, bf16, f16 };
+// The storage format of a tensor: three element types, then the ggml block formats (values are
+// ours, not ggml's type ids; each block's FormatTraits carries its ggml id).
+enum class DType : std::uint8_t {
+  f32,
+  bf16,
+  f16,
+  q8_0,    // 32 elements: f16 scale, 32 int8
+  q4_0,    // 32 elements: f16 scale, 4-bit codes offset by 8
+  q4_1,    // 32 elements: f16 scale and min, 4-bit codes
+  q5_0,    // 32 elements: f16 scale, 5-bit codes offset by 16
+  q5_1,    // 32 elements: f16 scale and min, 5-bit codes
+  q2_k,    // 256 elements: 16 groups with 4-bit scales and mins, 2-bit codes
+  q3_k,    // 256 elements: 16 groups with 6-bit scales, 3-bit codes
+  q4_k,    // 256 elements: 8 groups with 6-bit scales and mins, 4-bit codes
+  q5_k,    // 256 elements: 8 groups with 6-bit scales and mins, 5-bit codes
+  q6_k,    // 256 elements: 16 groups with int8 scales, 6-bit codes
+  q8_k,    // 256 elements: f32 scale, int8 codes, group sums (activations of the K dot products)
+  iq4_nl,  // 32 elements: f16 scale, 4-bit indices into a non-linear table
+  iq4_xs,  // 256 elements: 8 groups with 6-bit scales, 4-bit non-linear indices
+  mxfp4,   // 32 elements: E8M0 scale, E2M1 codes (OCP microscaling)
+};
 
+inline constexpr DType kAllDTypes[] = {DType::f32,  DType::bf16, DType::f16,  DType::q8_0,   DType::q4_0,
+                                       DType::q4_1, DType::q5_0, DType::q5_1, DType::q2_k,   DType::q3_k,
+                                       DType::q4_k, DType::q5_k, DType::q6_k, DType::q8_k,   DType::iq4_nl,
+                                       DType::iq4_xs, DType::mxfp4};
+
+// Whether t stores blocks (several elements share a scale) rather than single elements.
+constexpr bool is_block_dtype(DType t) noexcept {
+  return !(t == DType::f32 || t == DType::bf16 || t == DType::f16);
+}
+
+// Bytes per element of an element type; 0 for a block format, which has no element size (use
+// format_row_bytes for the bytes of a row).
 constexpr std::size_t dtype_size(DType t) noexcept {
   switch (t) {
     case DType::f32: return 4;
     case DType::bf16: return 2;
     case DType::f16: return 2;
+    default: return 0;
   }
-  return 0;
 }
 
+// The name as ggml spells it (ggml_type_name): "f32", "bf16", "q8_0", "q4_K", "iq4_xs", "mxfp4", ...
 constexpr std::string_view dtype_name(DType t) noexcept {
   switch (t) {
     case DType::f32: return "f32";
     case DType::bf16: return "bf16";
     case DType::f16: return "f16";
+    case DType::q8_0: return "q8_0";
+    case DType::q4_0: return "q4_0";
+    case DType::q4_1: return "q4_1";
+    case DType::q5_0: return "q5_0";
+    case DType::q5_1: return "q5_1";
+    case DType::q2_k: return "q2_K";
+    case DType::q3_k: return "q3_K";
+    case DType::q4_k: return "q4_K";
+    case DType::q5_k: return "q5_K";
+    case DType::q6_k: return "q6_K";
+    case DType::q8_k: return "q8_K";
+    case DType::iq4_nl: return "iq4_nl";
+    case DType::iq4_xs: return "iq4_xs";
+    case DType::mxfp4: return "mxfp4";
   }
   return "?";
+}
+
+// The DType named s, ignoring ASCII case ("q4_k", "Q4_K" and "q4_K" all give q4_k); nullopt for
+// an unknown name.
+constexpr std::optional<DType> parse_dtype(std::string_view s) noexcept {
+  const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  for (const DType t : kAllDTypes) {
+    const std::string_view name = dtype_name(t);
+    if (name.size() != s.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < s.size() && same; ++i) same = lower(name[i]) == lower(s[i]);
+    if (same) return t;
+  }
+  return std::nullopt;
 }
 
 template <class T>
@@ -151,7 +216,8 @@ constexpr DType dtype_of() noexcept {
   else return DType::f16;
 }
 
-// The single runtime->compile-time dtype switch: calls f(T{}) with T the C++ type of `t`.
+// The single runtime->compile-time element-type switch: calls f(T{}) with T the C++ type of `t`
+// (f32, bf16, f16; a block format is kUnsupported here: weights go through visit_format).
 // Use it once at a model or layer boundary, never inside a hot loop.
 template <class F>
 decltype(auto) visit_dtype(DType t, F&& f) {
@@ -159,6 +225,11 @@ decltype(auto) visit_dtype(DType t, F&& f) {
     case DType::f32: return std::forward<F>(f)(float{});
     case DType::bf16: return std::forward<F>(f)(bf16{});
     case DType::f16: return std::forward<F>(f)(f16{});
+    default: break;
+  }
+  if (is_block_dtype(t) && static_cast<std::size_t>(t) < std::size(kAllDTypes)) {
+    fail(ErrorCode::kUnsupported, "visit_dtype: {} is a block format, not an element type (use visit_format)",
+         dtype_name(t));
   }
   fail(ErrorCode::kInternal, "visit_dtype: invalid DType value {}", static_cast<int>(t));
 }

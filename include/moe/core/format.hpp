@@ -4,11 +4,14 @@
 // against these traits and never switch on a format; the runtime DType of a tensor becomes the
 // format type once, at the layer boundary, through visit_format<Backend> — which instantiates
 // only the formats that backend lists in `Backend::formats` and reports the rest as a typed
-// kUnsupported error instead of failing to compile. Block formats (quant/) add a trait each.
+// kUnsupported error instead of failing to compile. Block formats (quant/) get their trait from
+// the block struct itself (one generic specialization below); a view of a block-format matrix
+// counts blocks in its inner extent (cols / block_elements).
 #pragma once
 
 #include "moe/core/dtype.hpp"
 #include "moe/core/error.hpp"
+#include "moe/quant/formats.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -45,17 +48,65 @@ struct FormatTraits<bf16> : ElementFormat<bf16, DType::bf16> {};
 template <>
 struct FormatTraits<f16> : ElementFormat<f16, DType::f16> {};
 
-// Every format the library knows (the host backends support all of them).
-using all_formats = type_list<float, bf16, f16>;
-
-// Bytes of a row of n elements of the runtime format t.
-constexpr std::size_t format_row_bytes(DType t, std::size_t n) noexcept {
-  switch (t) {
-    case DType::f32: return FormatTraits<float>::row_bytes(n);
-    case DType::bf16: return FormatTraits<bf16>::row_bytes(n);
-    case DType::f16: return FormatTraits<f16>::row_bytes(n);
+// A ggml block format (quant/): block_elements elements in sizeof(Q) bytes.
+template <quant::BlockFormat Q>
+struct FormatTraits<Q> {
+  using storage = Q;
+  static constexpr DType dtype = Q::dtype;
+  static constexpr std::size_t block_elements = Q::block_elements;
+  static constexpr std::size_t block_bytes = sizeof(Q);
+  static constexpr std::uint32_t ggml_type = Q::ggml_type;
+  static constexpr std::string_view name = dtype_name(Q::dtype);
+  // Bytes of a row of n elements; n must be a multiple of block_elements (check_row_length; a
+  // partial block counts whole).
+  static constexpr std::size_t row_bytes(std::size_t n) noexcept {
+    return (n + block_elements - 1) / block_elements * block_bytes;
   }
-  return 0;
+  // Element i of a row of blocks.
+  static float decode(const Q* row, std::size_t i) noexcept { return Q::decode(row, i); }
+};
+
+namespace format_detail {
+template <class... B>
+type_list<float, bf16, f16, B...> with_element_formats(quant::block_list<B...>);
+template <class... B>
+type_list<float, bf16, f16, B..., quant::BlockQ8_K> with_activation_formats(quant::block_list<B...>);
+}  // namespace format_detail
+
+// Every weight format the library knows (the host backends support all of them): the three
+// element types and the ggml block formats of quant/formats.hpp.
+using all_formats = decltype(format_detail::with_element_formats(quant::weight_blocks{}));
+// all_formats plus the activation-only formats (Q8_K): every DType has its trait here.
+using known_formats = decltype(format_detail::with_activation_formats(quant::weight_blocks{}));
+
+template <class T>
+inline constexpr bool is_block_format_v = quant::BlockFormat<T>;
+
+// Bytes of a row of n elements of the runtime format t (a partial block counts whole; for a block
+// format n should be a multiple of format_block_elements(t): see check_row_length).
+constexpr std::size_t format_row_bytes(DType t, std::size_t n) noexcept {
+  return []<class... L>(DType d, std::size_t m, type_list<L...>) {
+    std::size_t r = 0;
+    ((FormatTraits<L>::dtype == d ? (r = FormatTraits<L>::row_bytes(m), true) : false) || ...);
+    return r;
+  }(t, n, known_formats{});
+}
+
+// Elements per block of the runtime format t (1 for element types).
+constexpr std::size_t format_block_elements(DType t) noexcept {
+  return []<class... L>(DType d, type_list<L...>) {
+    std::size_t r = 1;
+    ((FormatTraits<L>::dtype == d ? (r = FormatTraits<L>::block_elements, true) : false) || ...);
+    return r;
+  }(t, known_formats{});
+}
+
+// Checks that rows of n elements are whole blocks of t: kShapeMismatch naming `what` (a tensor)
+// and the values seen otherwise.
+inline void check_row_length(DType t, std::size_t n, std::string_view what) {
+  const std::size_t block = format_block_elements(t);
+  require(n % block == 0, ErrorCode::kShapeMismatch,
+          "{}: rows of {} elements are not whole {} blocks ({} elements each)", what, n, dtype_name(t), block);
 }
 
 namespace format_detail {

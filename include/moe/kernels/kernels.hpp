@@ -7,7 +7,8 @@
 // bucket_by_expert, combine_experts, attention, mla_attention, mla_absorb_queries,
 // mla_expand_values, embed_rows, gather_rows, copy_rows, to_f32, upload, download.
 // The CUDA overloads (backend::cuda) live in kernels/cuda/ and are included by kernels/cuda/cuda.cuh. Weight element types are float, bf16 and f16; choose the type once per call
-// site with visit_dtype, never inside a loop.
+// site with visit_dtype, never inside a loop. Weights in ggml block formats (quant/) have their
+// overloads in reference/quant_ops.hpp and cpu/quant_matmul.hpp (chosen by visit_format).
 #pragma once
 
 #include "moe/kernels/reference/activation.hpp"
@@ -25,11 +26,13 @@
 #include "moe/kernels/reference/router.hpp"
 #include "moe/kernels/reference/softmax.hpp"
 #include "moe/kernels/reference/top_k.hpp"
+#include "moe/kernels/reference/quant_ops.hpp"
 
 #include "moe/kernels/cpu/activation.hpp"
 #include "moe/kernels/cpu/add.hpp"
 #include "moe/kernels/cpu/attention.hpp"
 #include "moe/kernels/cpu/matmul.hpp"
+#include "moe/kernels/cpu/quant_matmul.hpp"
 #include "moe/kernels/cpu/rmsnorm.hpp"
 #include "moe/kernels/cpu/rope.hpp"
 #include "moe/kernels/cpu/softmax.hpp"

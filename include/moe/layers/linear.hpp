@@ -31,9 +31,12 @@ struct WeightMatrix {
     return rows == 0 ? 0 : format_row_bytes(dtype, (rows - 1) * row_stride + cols);
   }
 
+  // The typed view; for a block format T its inner extent and row stride count blocks.
   template <class T>
   TensorView<const T, 2, Space> view() const noexcept {
-    return TensorView<const T, 2, Space>(reinterpret_cast<const T*>(data), {rows, cols}, {row_stride, 1});
+    constexpr auto kBlock = static_cast<index_t>(FormatTraits<T>::block_elements);
+    return TensorView<const T, 2, Space>(reinterpret_cast<const T*>(data), {rows, cols / kBlock},
+                                         {row_stride / kBlock, 1});
   }
   // Rows [begin, end).
   WeightMatrix row_slice(index_t begin, index_t end) const noexcept {
@@ -57,7 +60,8 @@ struct WeightVector {
 
   template <class T>
   TensorView<const T, 1, Space> view() const noexcept {
-    return TensorView<const T, 1, Space>(reinterpret_cast<const T*>(data), {size});
+    constexpr auto kBlock = static_cast<index_t>(FormatTraits<T>::block_elements);
+    return TensorView<const T, 1, Space>(reinterpret_cast<const T*>(data), {size / kBlock});
   }
 };
 

@@ -2,7 +2,8 @@
 // hub's dummy-weight loaders do the same): a ModelConfig from config.json contents and every
 // tensor it needs, filled by kernels::fill_uniform with DESIGN.md §9's scales (matrices of
 // variance 1/fan_in, embeddings of variance 1, norm weights 1 ± 0.1·√3·u, biases ±0.1·√3·u).
-// The fused expert layout is used, so a layer is a handful of allocations.
+// The fused expert layout is used, so a layer is a handful of allocations. With a block format
+// (q8_0, q4_K, ...) the matrices are quantized (ggml's reference quantizers) and vectors stay f32.
 #pragma once
 
 #include "moe/core/buffer.hpp"
@@ -48,7 +49,8 @@ class Source final : public TensorSource {
   TensorRef get(std::string_view name, std::span<const index_t> shape) const override {
     index_t n = 1;
     for (const index_t e : shape) n *= e;
-    auto& buffer = buffers_.emplace_back(format_row_bytes(dtype_, n));
+    const DType dtype = format_for(name, shape);
+    auto& buffer = buffers_.emplace_back(format_row_bytes(dtype, n));
     bytes_ += buffer.bytes();
     const float fan_in = static_cast<float>(shape.empty() ? 1 : shape.back());
     float scale = std::sqrt(3.0f / fan_in), offset = 0.0f;
@@ -59,16 +61,25 @@ class Source final : public TensorSource {
     } else if (ends_with(name, "embed_tokens.weight")) {
       scale = std::sqrt(3.0f);
     }
-    visit_format<Backend>(dtype_, [&](auto tag) {
+    visit_format<Backend>(dtype, [&](auto tag) {
       using T = decltype(tag);
-      kernels::fill_uniform(Backend{}, TensorView<T, 1, Mem>(reinterpret_cast<T*>(buffer.data()), {n}),
+      const index_t blocks = n / FormatTraits<T>::block_elements;  // a view of a block format counts blocks
+      kernels::fill_uniform(Backend{}, TensorView<T, 1, Mem>(reinterpret_cast<T*>(buffer.data()), {blocks}),
                             seed_ + buffers_.size(), scale, offset);
     });
-    return TensorRef{dtype_, buffer.data()};
+    return TensorRef{dtype, buffer.data()};
   }
   std::size_t bytes() const noexcept { return bytes_; }
 
  private:
+  // A block format is used for matrices whose rows are whole blocks; vectors, biases and the
+  // rest stay f32 (as in GGUF files, where norms and biases are F32).
+  DType format_for(std::string_view name, std::span<const index_t> shape) const {
+    if (!is_block_dtype(dtype_)) return dtype_;
+    const bool matrix = shape.size() >= 2 && !ends_with(name, "bias");
+    return matrix && shape.back() % format_block_elements(dtype_) == 0 ? dtype_ : DType::f32;
+  }
+
   DType dtype_;
   std::uint64_t seed_;
   mutable std::list<Buffer<std::byte, Mem>> buffers_;  // stable addresses

@@ -136,11 +136,13 @@ class Binder {
   layers::WeightMatrix<> matrix(const std::string& name, index_t rows, index_t cols) const {
     const std::array<index_t, 2> shape{rows, cols};
     const TensorRef t = src_.get(name, shape);
+    check_row_length(t.dtype, static_cast<std::size_t>(cols), name);
     return layers::WeightMatrix<>{t.dtype, t.data, rows, cols, cols};
   }
   layers::WeightVector<> vector(const std::string& name, index_t n) const {
     const std::array<index_t, 1> shape{n};
     const TensorRef t = src_.get(name, shape);
+    check_row_length(t.dtype, static_cast<std::size_t>(n), name);
     return layers::WeightVector<>{t.dtype, t.data, n};
   }
   // The vector when `wanted` (the config asks for it), else none.
@@ -151,17 +153,22 @@ class Binder {
   std::vector<layers::WeightMatrix<>> bank(const std::string& name, index_t n, index_t rows, index_t cols) const {
     const std::array<index_t, 3> shape{n, rows, cols};
     const TensorRef t = src_.get(name, shape);
+    check_row_length(t.dtype, static_cast<std::size_t>(cols), name);
+    const std::size_t expert_bytes = static_cast<std::size_t>(rows) * format_row_bytes(t.dtype, cols);
     std::vector<layers::WeightMatrix<>> out(n);
     for (index_t e = 0; e < n; ++e) {
-      out[e] = layers::WeightMatrix<>{t.dtype, t.data + e * rows * cols * dtype_size(t.dtype), rows, cols, cols};
+      out[e] = layers::WeightMatrix<>{t.dtype, t.data + e * expert_bytes, rows, cols, cols};
     }
     return out;
   }
   std::vector<layers::WeightVector<>> bank_vectors(const std::string& name, index_t n, index_t len) const {
     const std::array<index_t, 2> shape{n, len};
     const TensorRef t = src_.get(name, shape);
+    check_row_length(t.dtype, static_cast<std::size_t>(len), name);
     std::vector<layers::WeightVector<>> out(n);
-    for (index_t e = 0; e < n; ++e) out[e] = layers::WeightVector<>{t.dtype, t.data + e * len * dtype_size(t.dtype), len};
+    for (index_t e = 0; e < n; ++e) {
+      out[e] = layers::WeightVector<>{t.dtype, t.data + e * format_row_bytes(t.dtype, len), len};
+    }
     return out;
   }
   bool has(const std::string& name) const { return src_.contains(name); }

@@ -1,0 +1,421 @@
+// cpu_simd matrix products with weights in a ggml block format (quant/), and the cpu_simd entry
+// points of the other ops that take a block-format weight.
+//   * up to 16 tokens (decode): the activations are quantized once per call to int8 blocks
+//     (ActQ8: 32 elements, f32 scale and code sum, for the 32-element formats; ggml's Q8_K for the
+//     K formats), then each weight row is streamed once and dotted with every token by integer
+//     dot products: u8 x s8 -> s32 by AVX-512 VNNI / AVX-VNNI vpdpbusd where the compiler targets
+//     it (__AVX512VNNI__ && __AVX512VL__), else AVX2 vpmaddubsw + vpmaddwd, else scalar. Q8_0, Q4_0,
+//     Q4_K and Q6_K have such kernels; the other formats dequantize a block to f32 and dot in f32.
+//   * more tokens (prefill): the packed f32 GEMM of cpu/matmul.hpp, dequantizing weight panels
+//     while packing (the packing cost is amortised over the tokens).
+// Outputs are computed by the same operations whatever the thread count (bitwise independent).
+// Accuracy: the integer path differs from the f32 oracle by the activation rounding, at most
+// Σ_blocks (max|x_b| / 254) · Σ_{i in b} |w_i| per output (tests/quant derive their bound from it).
+#pragma once
+
+#include "moe/backend/tags.hpp"
+#include "moe/core/format.hpp"
+#include "moe/core/parallel.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/kernels/cpu/matmul.hpp"
+#include "moe/kernels/cpu/simd.hpp"
+#include "moe/kernels/reference/quant_ops.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "moe/kernels/cpu/warnings_push.hpp"
+
+namespace moe::kernels {
+
+namespace cpu_quant {
+
+// An activation block of 32 elements: x ≈ d·q, with the sum of the codes (for the formats whose
+// codes carry an offset: Σ (q_w - 8)·q_a = Σ q_w·q_a - 8·Σ q_a).
+struct ActQ8 {
+  float d;
+  std::int32_t sum;
+  std::int8_t qs[32];
+};
+static_assert(sizeof(ActQ8) == 40);
+
+// ggml's q8_0 rule with an f32 scale: d = max|x| / 127, q = round(x / d).
+inline void quantize_act(const float* x, ActQ8& a) noexcept {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  int sum = 0;
+  for (int j = 0; j < 32; ++j) {
+    a.qs[j] = quant::detail::round_to_int8(x[j] * id);
+    sum += a.qs[j];
+  }
+  a.d = d, a.sum = sum;
+}
+inline void quantize_act(const float* x, quant::BlockQ8_K& a) noexcept { quant::BlockQ8_K::quantize(x, a); }
+
+// Which activation blocks a weight format's integer kernel takes (void: no integer kernel).
+template <class W>
+struct ActFor {
+  using type = void;
+};
+template <>
+struct ActFor<quant::BlockQ8_0> {
+  using type = ActQ8;
+};
+template <>
+struct ActFor<quant::BlockQ4_0> {
+  using type = ActQ8;
+};
+template <>
+struct ActFor<quant::BlockQ4_K> {
+  using type = quant::BlockQ8_K;
+};
+template <>
+struct ActFor<quant::BlockQ6_K> {
+  using type = quant::BlockQ8_K;
+};
+
+// ---- 8 x s32 lanes of u8 x s8 dot products over groups of 4 bytes -----------------------------
+
+#if defined(__AVX2__)
+inline constexpr bool kIntDot = true;
+// Lane k = Σ_{j<4} u[4k+j]·s[4k+j] (u unsigned bytes, s signed; |u| <= 127 on the AVX2 path keeps
+// the 16-bit pair sums exact: every caller's u is <= 127).
+inline __m256i dot_u8s8(__m256i u, __m256i s) noexcept {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+inline __m256i dot_acc_u8s8(__m256i acc, __m256i u, __m256i s) noexcept {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, dot_u8s8(u, s));
+#endif
+}
+inline float hsum(__m256 v) noexcept {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline __m256i load256(const void* p) noexcept { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+#else
+inline constexpr bool kIntDot = false;
+#endif
+
+// ---- one weight row against T activation rows: out[t] = Σ_blocks ... ---------------------------
+
+// Q8_0 x ActQ8: Σ_b d_w·d_a·Σ q_w·q_a (sign trick: |q_w| x sign(q_a, q_w)).
+inline void dot_row(const quant::BlockQ8_0* w, const ActQ8* const* acts, int T, index_t nb, float* out) noexcept {
+#if defined(__AVX2__)
+  for (int t = 0; t < T; ++t) {
+    const ActQ8* a = acts[t];
+    __m256 acc = _mm256_setzero_ps();
+    for (index_t b = 0; b < nb; ++b) {
+      const __m256i qw = load256(w[b].qs), qa = load256(a[b].qs);
+      const __m256i s = dot_u8s8(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qa, qw));
+      const __m256 d = _mm256_set1_ps(to_float(w[b].d) * a[b].d);
+      acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
+    }
+    out[t] = hsum(acc);
+  }
+#else
+  for (int t = 0; t < T; ++t) {
+    float acc = 0.0f;
+    for (index_t b = 0; b < nb; ++b) {
+      int s = 0;
+      for (int j = 0; j < 32; ++j) s += w[b].qs[j] * acts[t][b].qs[j];
+      acc += to_float(w[b].d) * acts[t][b].d * static_cast<float>(s);
+    }
+    out[t] = acc;
+  }
+#endif
+}
+
+// Q4_0 x ActQ8: Σ_b d_w·d_a·(Σ q_w·q_a - 8·Σ q_a), q_w the raw nibbles (0..15).
+inline void dot_row(const quant::BlockQ4_0* w, const ActQ8* const* acts, int T, index_t nb, float* out) noexcept {
+#if defined(__AVX2__)
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  for (int t = 0; t < T; ++t) {
+    const ActQ8* a = acts[t];
+    __m256 acc = _mm256_setzero_ps();
+    for (index_t b = 0; b < nb; ++b) {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+      const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low);
+      __m256i s = dot_u8s8(q, load256(a[b].qs));
+      s = _mm256_sub_epi32(s, _mm256_setr_epi32(8 * a[b].sum, 0, 0, 0, 0, 0, 0, 0));
+      const __m256 d = _mm256_set1_ps(to_float(w[b].d) * a[b].d);
+      acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
+    }
+    out[t] = hsum(acc);
+  }
+#else
+  for (int t = 0; t < T; ++t) {
+    float acc = 0.0f;
+    for (index_t b = 0; b < nb; ++b) {
+      int s = 0;
+      for (int j = 0; j < 16; ++j) {
+        s += (w[b].qs[j] & 0x0f) * acts[t][b].qs[j] + (w[b].qs[j] >> 4) * acts[t][b].qs[j + 16];
+      }
+      acc += to_float(w[b].d) * acts[t][b].d * static_cast<float>(s - 8 * acts[t][b].sum);
+    }
+    out[t] = acc;
+  }
+#endif
+}
+
+// Q4_K x Q8_K per super-block: d_a·(d·Σ_g sc_g·Σ q·q_a - dmin·Σ_g m_g·Σ q_a), the code sums of each
+// 32-group from the two bsums of 16.
+inline void dot_row(const quant::BlockQ4_K* w, const quant::BlockQ8_K* const* acts, int T, index_t nb,
+                    float* out) noexcept {
+  for (int t = 0; t < T; ++t) {
+    const quant::BlockQ8_K* a = acts[t];
+    float acc = 0.0f;
+#if defined(__AVX2__)
+    __m256 vacc = _mm256_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0x0f);
+#endif
+    for (index_t b = 0; b < nb; ++b) {
+      std::uint8_t sc[8], m[8];
+      for (int g = 0; g < 8; ++g) quant::detail::scale_min_k4(g, w[b].scales, sc[g], m[g]);
+      int msum = 0;
+      for (int g = 0; g < 8; ++g) msum += m[g] * (a[b].bsums[2 * g] + a[b].bsums[2 * g + 1]);
+      const float dw = to_float(w[b].d) * a[b].d, dm = to_float(w[b].dmin) * a[b].d;
+#if defined(__AVX2__)
+      __m256i isum = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {  // 64 elements: low nibbles (group 2c), high nibbles (2c + 1)
+        const __m256i raw = load256(w[b].qs + 32 * c);
+        const __m256i s0 = dot_u8s8(_mm256_and_si256(raw, low), load256(a[b].qs + 64 * c));
+        const __m256i s1 = dot_u8s8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low), load256(a[b].qs + 64 * c + 32));
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(s0, _mm256_set1_epi32(sc[2 * c])));
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(s1, _mm256_set1_epi32(sc[2 * c + 1])));
+      }
+      vacc = _mm256_fmadd_ps(_mm256_set1_ps(dw), _mm256_cvtepi32_ps(isum), vacc);
+#else
+      int isum = 0;
+      for (int c = 0; c < 4; ++c) {
+        int s0 = 0, s1 = 0;
+        for (int l = 0; l < 32; ++l) {
+          s0 += (w[b].qs[32 * c + l] & 0x0f) * a[b].qs[64 * c + l];
+          s1 += (w[b].qs[32 * c + l] >> 4) * a[b].qs[64 * c + 32 + l];
+        }
+        isum += sc[2 * c] * s0 + sc[2 * c + 1] * s1;
+      }
+      acc += dw * static_cast<float>(isum);
+#endif
+      acc -= dm * static_cast<float>(msum);
+    }
+#if defined(__AVX2__)
+    acc += hsum(vacc);
+#endif
+    out[t] = acc;
+  }
+}
+
+// Q6_K x Q8_K per super-block: d·d_a·Σ_g sc_g·(Σ q·q_a - 32·Σ q_a) over 16 groups of 16, q the
+// unsigned 6-bit codes (0..63).
+inline void dot_row(const quant::BlockQ6_K* w, const quant::BlockQ8_K* const* acts, int T, index_t nb,
+                    float* out) noexcept {
+  for (int t = 0; t < T; ++t) {
+    const quant::BlockQ8_K* a = acts[t];
+    float acc = 0.0f;
+#if defined(__AVX2__)
+    __m256 vacc = _mm256_setzero_ps();
+    const __m256i low = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(3);
+#endif
+    for (index_t b = 0; b < nb; ++b) {
+      int corr = 0;
+      for (int g = 0; g < 16; ++g) corr += w[b].scales[g] * a[b].bsums[g];
+      const float d = to_float(w[b].d) * a[b].d;
+#if defined(__AVX2__)
+      __m256i isum = _mm256_setzero_si256();
+      for (int n = 0; n < 2; ++n) {
+        const __m256i ql0 = load256(w[b].ql + 64 * n), ql1 = load256(w[b].ql + 64 * n + 32);
+        const __m256i qh = load256(w[b].qh + 32 * n);
+        for (int g = 0; g < 4; ++g) {
+          const __m256i lo_src = (g & 1) ? ql1 : ql0;
+          const __m256i lo = g < 2 ? _mm256_and_si256(lo_src, low) : _mm256_and_si256(_mm256_srli_epi16(lo_src, 4), low);
+          const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), two), 4);
+          const __m256i q = _mm256_or_si256(lo, hi);
+          const __m256i s = dot_u8s8(q, load256(a[b].qs + 128 * n + 32 * g));
+          const int g0 = 8 * n + 2 * g;
+          const __m256i scale = _mm256_setr_epi32(w[b].scales[g0], w[b].scales[g0], w[b].scales[g0], w[b].scales[g0],
+                                                  w[b].scales[g0 + 1], w[b].scales[g0 + 1], w[b].scales[g0 + 1],
+                                                  w[b].scales[g0 + 1]);
+          isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(s, scale));
+        }
+      }
+      isum = _mm256_sub_epi32(isum, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
+      vacc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), vacc);
+#else
+      int isum = 0;
+      for (int j = 0; j < 256; ++j) {
+        const std::size_t n = j / 128, g = (j % 128) / 32, l = j % 32;
+        const std::uint8_t lo = w[b].ql[64 * n + l + 32 * (g & 1)];
+        const int q = (g < 2 ? lo & 0x0f : lo >> 4) | (((w[b].qh[32 * n + l] >> (2 * g)) & 3) << 4);
+        isum += w[b].scales[8 * n + 2 * g + l / 16] * q * a[b].qs[j];
+      }
+      acc += d * static_cast<float>(isum - 32 * corr);
+#endif
+    }
+#if defined(__AVX2__)
+    acc += hsum(vacc);
+#endif
+    out[t] = acc;
+  }
+}
+
+// Any format: dequantize a block to f32, dot with every token in f32 (formats without an integer
+// kernel; also the pattern a new format starts from).
+template <class Arch, class W>
+void dot_row_f32(const W* w, const float* x, index_t ldx, int T, index_t nb, float* out) noexcept {
+  using B = cpu_detail::FloatBatch<Arch>;
+  constexpr index_t BE = W::block_elements, L = B::size;
+  static_assert(BE % L == 0, "a block must hold whole f32 batches");
+  alignas(64) float tmp[BE];
+  B acc[cpu_detail::kStreamMaxTokens];
+  for (int t = 0; t < T; ++t) acc[t] = B(0.0f);
+  for (index_t b = 0; b < nb; ++b) {
+    W::dequantize(w[b], tmp);
+    for (int t = 0; t < T; ++t) {
+      const float* xr = x + t * ldx + b * BE;
+      for (index_t j = 0; j < BE; j += L) acc[t] = xsimd::fma(B::load_unaligned(xr + j), B::load_aligned(tmp + j), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t] = xsimd::hadd(acc[t]);
+}
+
+// A per-thread buffer of activation blocks, grown on first use (no allocation on later calls).
+template <class A>
+A* act_scratch(index_t n) {
+  thread_local AlignedBuffer<A> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+template <class Arch, class W>
+void matmul_streaming(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y) {
+  const index_t n_tokens = x.extent(0), nb = w.extent(1), d_out = w.extent(0);
+  const index_t grain =
+      std::max<index_t>(1, cpu_detail::kMinWorkPerThread / std::max<index_t>(nb * W::block_elements * n_tokens, 1));
+  using A = typename ActFor<W>::type;
+  if constexpr (!std::is_void_v<A> && kIntDot) {
+    static_assert(W::block_elements == sizeof(A::qs), "activation blocks must match the weight blocks");
+    A* acts = act_scratch<A>(n_tokens * nb);
+    for (index_t t = 0; t < n_tokens; ++t) {
+      const float* xr = x.data() + t * x.stride(0);
+      for (index_t b = 0; b < nb; ++b) quantize_act(xr + b * W::block_elements, acts[t * nb + b]);
+    }
+    parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
+      const A* rows[cpu_detail::kStreamMaxTokens];
+      for (index_t t = 0; t < n_tokens; ++t) rows[t] = acts + t * nb;
+      float out[cpu_detail::kStreamMaxTokens];
+      for (index_t o = o_begin; o < o_end; ++o) {
+        const W* wr = w.data() + o * w.stride(0);
+        if (o + 1 < o_end) {
+          for (index_t p = 0; p < nb * sizeof(W); p += 64) cpu_detail::prefetch(reinterpret_cast<const char*>(wr + w.stride(0)) + p);
+        }
+        dot_row(wr, rows, static_cast<int>(n_tokens), nb, out);
+        for (index_t t = 0; t < n_tokens; ++t) y(t, o) = out[t];
+      }
+    });
+  } else {
+    parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
+      float out[cpu_detail::kStreamMaxTokens];
+      for (index_t o = o_begin; o < o_end; ++o) {
+        dot_row_f32<Arch>(w.data() + o * w.stride(0), x.data(), x.stride(0), static_cast<int>(n_tokens), nb, out);
+        for (index_t t = 0; t < n_tokens; ++t) y(t, o) = out[t];
+      }
+    });
+  }
+}
+
+// Packs B = Wᵀ for a block-format W [N, K/BE blocks]: dst[(s*kc + k)*NR + j] = W[n0+s*NR+j, k0+k]
+// dequantized (k0 and kc multiples of the block size: the GEMM's K blocks are 256 wide).
+template <class Arch, class W>
+void pack_b_blocks(const View<const W, 2>& w, index_t n0, index_t nc, index_t k0, index_t kc, float* dst) noexcept {
+  constexpr index_t NR = cpu_detail::GemmShape<Arch>::kNr, BE = W::block_elements;
+  alignas(64) float tmp[BE];
+  for (index_t s = 0; s * NR < nc; ++s) {
+    const index_t cols = std::min(NR, nc - s * NR);
+    float* d = dst + s * kc * NR;
+    for (index_t j = 0; j < cols; ++j) {
+      const W* row = w.data() + (n0 + s * NR + j) * w.stride(0);
+      for (index_t k = 0; k < kc; k += BE) {
+        W::dequantize(row[(k0 + k) / BE], tmp);
+        for (index_t e = 0; e < BE; ++e) d[(k + e) * NR + j] = tmp[e];
+      }
+    }
+    for (index_t j = cols; j < NR; ++j) {
+      for (index_t k = 0; k < kc; ++k) d[k * NR + j] = 0.0f;
+    }
+  }
+}
+
+}  // namespace cpu_quant
+
+// y = x·Wᵀ with W [out, in] in a block format (in / block_elements blocks per row). x [n, in] f32,
+// y [n, out] f32, unit inner strides, y not aliasing x. Runs on the OpenMP team; one call at a
+// time per y. Keeps per-thread scratch (activation blocks, packed panels) after the first call.
+template <class W, class Arch>
+  requires is_block_format_v<W>
+void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
+  detail::check_block_matmul(x, w, y, "matmul");
+  static_assert(cpu_detail::GemmShape<Arch>::kKc % W::block_elements == 0, "GEMM K blocks must hold whole blocks");
+  if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
+    cpu_quant::matmul_streaming<Arch>(x, w, y);
+  } else {
+    cpu_detail::gemm_packed<Arch>(x, y, w.extent(0), [&](index_t n0, index_t nc, index_t k0, index_t kc, float* dst) {
+      cpu_quant::pack_b_blocks<Arch>(w, n0, nc, k0, kc, dst);
+    });
+  }
+}
+
+// The other ops with a block-format weight run the oracle's loops (no block-format vector or
+// input-major weight is on a hot path yet: GGUF stores norms and biases in f32 and every matrix
+// [out, in]).
+template <class W, class Arch>
+  requires is_block_format_v<W>
+void matmul_in_out(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
+  matmul_in_out(backend::reference{}, x, w, y);
+}
+
+template <class W, class Arch>
+  requires is_block_format_v<W>
+void rmsnorm(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 1> weight, float eps, View<float, 2> y) {
+  rmsnorm(backend::reference{}, x, weight, eps, y);
+}
+
+// MLA's kv_b_proj in a block format: the value expansion per head on the cpu matmul (heads in
+// turn, each product on the team); the query absorption (an input-major product) on the oracle.
+template <class W, class Arch>
+  requires is_block_format_v<W>
+void mla_absorb_queries(backend::cpu_simd<Arch>, const MlaShape& s, View<const W, 2> kv_b, View<const float, 2> q,
+                        View<float, 2> q_latent) {
+  mla_absorb_queries(backend::reference{}, s, kv_b, q, q_latent);
+}
+
+template <class W, class Arch>
+  requires is_block_format_v<W>
+void mla_expand_values(backend::cpu_simd<Arch> be, const MlaShape& s, View<const W, 2> kv_b,
+                       View<const float, 2> out_latent, View<float, 2> out) {
+  detail::check_mla_projection(s, kv_b.extent(0), detail::block_cols(kv_b), out_latent.extent(0),
+                               out_latent.extent(1), out.extent(0), out.extent(1), "mla_expand_values",
+                               s.n_heads * s.kv_lora_rank, s.n_heads * s.v);
+  for (index_t h = 0; h < s.n_heads; ++h) {
+    matmul(be, detail::head_columns(out_latent, h * s.kv_lora_rank, s.kv_lora_rank), detail::mla_value_up(s, kv_b, h),
+           detail::head_columns(out, h * s.v, s.v));
+  }
+}
+
+}  // namespace moe::kernels
+
+#include "moe/kernels/cpu/warnings_pop.hpp"
