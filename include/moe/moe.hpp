@@ -20,6 +20,8 @@
 #endif
 
 // io
+#include "moe/io/gguf.hpp"
+#include "moe/io/gguf_writer.hpp"
 #include "moe/io/json_file.hpp"
 #include "moe/io/mapped_file.hpp"
 #include "moe/io/safetensors.hpp"
