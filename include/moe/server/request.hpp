@@ -57,6 +57,7 @@ struct CompletionRequest {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
   int logprobs = -1;           // -1: none; else the number of alternatives per token (0..20)
+  bool ignore_eos = false;     // extension (vLLM): generate past end-of-sequence tokens
 };
 
 namespace request_detail {
@@ -68,12 +69,12 @@ inline constexpr std::string_view kCompletionFields[] = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options", "logprobs",
     "echo", "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias", "user", "seed", "suffix",
     // common extensions (vLLM, llama.cpp)
-    "top_k", "min_p", "repetition_penalty"};
+    "top_k", "min_p", "repetition_penalty", "ignore_eos"};
 inline constexpr std::string_view kChatFields[] = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stream",
     "stream_options", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
     "user", "seed", "response_format", "tools", "tool_choice", "parallel_tool_calls", "store", "metadata",
-    "service_tier", "top_k", "min_p", "repetition_penalty"};
+    "service_tier", "top_k", "min_p", "repetition_penalty", "ignore_eos"};
 
 inline const char* type_name(const nlohmann::json& v) {
   if (v.is_number_integer()) return "integer";
@@ -328,6 +329,7 @@ inline CompletionRequest parse_request(Endpoint endpoint, std::string_view body,
   }
   if (const auto* v = get("stop")) r.stop = d::stops(*v, limits);
 
+  if (const auto* v = get("ignore_eos")) r.ignore_eos = d::boolean(*v, "ignore_eos");
   if (const auto* v = get("stream")) r.stream = d::boolean(*v, "stream");
   if (const auto* v = get("stream_options")) {
     if (!r.stream) bad_request("stream_options", "'stream_options' is only allowed when 'stream' is true");

@@ -129,7 +129,7 @@ struct SchedulerOptions {
   index_t n_ctx = 0;             // tokens per sequence; 0: max_position_embeddings capped at 4096
   index_t max_batch_tokens = 0;  // tokens per forward pass; 0: max(max_sequences, min(n_ctx, 512))
   index_t kv_tokens = 0;         // reserved tokens (prompt + max_tokens) in flight; 0: slots x n_ctx
-  std::size_t max_queue = 64;    // sequences waiting for a slot; more are refused (429)
+  std::size_t max_queue = 64;    // sequences waiting beyond the free slots; more are refused (429)
 };
 
 template <class Backend>
@@ -178,7 +178,10 @@ class BasicScheduler {
     {
       const std::lock_guard lock(mu_);
       if (stopping_) throw ApiError(503, "server_error", "the server is shutting down", std::nullopt, "unavailable");
-      if (queue_.size() + jobs.size() > max_queue_) {
+      // Free slots take sequences without queueing (the loop admits them at its next step).
+      const index_t active = active_.load();
+      const std::size_t free_slots = active < slots_.size() ? slots_.size() - active : 0;
+      if (queue_.size() + jobs.size() > max_queue_ + free_slots) {
         metrics_->rejected_queue_full.fetch_add(1);
         throw ApiError(429, "rate_limit_error",
                        fmt::format("the server's queue is full ({} sequences waiting, limit {}); retry later",

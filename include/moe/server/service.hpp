@@ -67,8 +67,8 @@ class EventStream {
     if (remaining_ > 0) channel_->cancel();
   }
 
-  // Writes what is ready (waiting up to `poll` for it; while nothing comes, `alive` is asked
-  // whether the client is still there).
+  // Writes what is ready, waiting for it in steps of `poll`; `alive` (whether the client is
+  // still connected) is asked first and after each empty wait.
   Pump pump(const Write& write, const Alive& alive, std::chrono::milliseconds poll = std::chrono::milliseconds(50)) {
     if (remaining_ == 0) return Pump::kDone;
     if (!started_) {
@@ -84,6 +84,9 @@ class EventStream {
         return Pump::kMore;
       }
     }
+    // A client that closed its connection is noticed here even while its sequence still waits
+    // in the queue and nothing is written.
+    if (alive && !alive()) return gone();
     while (!channel_->wait_pop(events_, poll)) {
       if (alive && !alive()) return gone();
     }
@@ -328,6 +331,7 @@ class BasicApiService {
     o.sampler = sampler_for(r);
     o.stop_strings = r.stop;
     o.eos_token_ids = options_.eos_token_ids;
+    o.ignore_eos = r.ignore_eos;
     const auto channel = std::make_shared<ResponseChannel>();
     const auto now = Clock::now();
     const auto deadline =
