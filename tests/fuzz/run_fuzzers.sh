@@ -4,8 +4,8 @@
 #
 #   tests/fuzz/run_fuzzers.sh BUILD_DIR [SECONDS_PER_FUZZER] [TARGET...]
 #
-# SECONDS_PER_FUZZER defaults to $MOE_FUZZ_SECONDS, else 60; TARGETs default to all four
-# (fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer). For each target:
+# SECONDS_PER_FUZZER defaults to $MOE_FUZZ_SECONDS, else 60; TARGETs default to all five
+# (fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf). For each target:
 #   1. replays every file of tests/fuzz/regressions/<target>/ (past crashes; must pass now);
 #   2. copies the seed corpus from the committed fixtures into a temporary work dir (nothing big is
 #      committed twice): config.json / generation_config.json of every fixture and malformed case,
@@ -33,7 +33,7 @@ build=$(cd "$1" && pwd) || exit 2
 seconds=${2:-${MOE_FUZZ_SECONDS:-60}}
 shift $(( $# >= 2 ? 2 : 1 ))
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer)
+((${#targets[@]})) || targets=(fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -80,6 +80,8 @@ make_seeds() {  # make_seeds TARGET DEST
         "$root"/models/*/generation_config.json ;;
     fuzz_safetensors)
       copy_seeds "$dest" "$fixtures"/malformed/*/*.safetensors ;;
+    fuzz_gguf)
+      copy_seeds "$dest" "$fixtures"/gguf/valid/*.gguf "$fixtures"/gguf/malformed/*.gguf ;;
     fuzz_tokenizer)
       copy_seeds "$dest" "$fixtures"/tokenizers/*/tokenizer.json "$root"/models/*/tokenizer.json \
         "$fixtures"/fuzz/tokenizers/*.json
@@ -108,6 +110,7 @@ max_len_of() {
     fuzz_tokenizer) echo 262144 ;;    # the demo tokenizer.json is 116 KiB, the fixtures <= 65 KiB
     fuzz_safetensors) echo 262144 ;;  # the largest malformed case is ~200 KB
     fuzz_config) echo 16384 ;;        # real config.json files are 1-5 KB
+    fuzz_gguf) echo 16384 ;;          # the corpus files are at most 2 KB
     *) echo 4096 ;;
   esac
 }
@@ -128,6 +131,7 @@ dict_of() {
     fuzz_config) echo "$here/config.dict" ;;
     fuzz_generation_config) echo "$here/generation_config.dict" ;;
     fuzz_tokenizer) echo "$here/tokenizer.dict" ;;
+    fuzz_gguf) echo "$here/gguf.dict" ;;
   esac
 }
 
