@@ -4,8 +4,10 @@
 // core
 #include "moe/core/dtype.hpp"
 #include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
 #include "moe/core/parallel.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/quant/formats.hpp"  // ggml block formats: layouts, (de)quantize_row
 
 // backends
 #include "moe/backend/tags.hpp"

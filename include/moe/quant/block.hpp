@@ -35,9 +35,6 @@ concept BlockFormat = std::is_trivially_copyable_v<Q> && requires(const Q* row, 
   Q::quantize(x, out);
 };
 
-template <class T>
-inline constexpr bool is_block_format_v = BlockFormat<T>;
-
 namespace detail {
 
 // ggml's nearest_int: round to nearest, ties to even, by adding 1.5·2^23 and reading the low

@@ -1,0 +1,159 @@
+// Matrix products with block-format weights: the oracle (dequantize in the dot) equals the f32
+// oracle on the dequantized weights bit for bit, and the cpu kernels (int8 dot products against
+// activations quantized once per call for Q8_0 / Q4_0 / Q4_K / Q6_K, f32 dequantize-and-dot for the
+// others, the dequantizing GEMM for prefill) agree with it on odd sizes, strided activations and
+// several thread counts, within bounds derived from the activation rounding and the f32 sums.
+#include "quant_test_util.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+using namespace quant_test;
+using moe::index_t;
+using moe::View;
+namespace kernels = moe::kernels;
+namespace backend = moe::backend;
+
+namespace {
+
+template <class Q>
+inline constexpr bool kIntegerPath = !std::is_void_v<typename kernels::cpu_quant::ActFor<Q>::type>;
+
+template <class Q>
+struct Case {
+  index_t n_tokens, d_in, d_out, ldx;
+  std::vector<float> x, w_f32;  // w_f32: the dequantized weights
+  std::vector<Q> w;
+
+  Case(index_t t, index_t in, index_t out, std::uint32_t seed) : n_tokens(t), d_in(in), d_out(out), ldx(in + 3) {
+    const auto xv = gaussian(t * in, seed);
+    x.assign(t * ldx, 0.0f);
+    for (index_t i = 0; i < t; ++i) std::copy_n(xv.data() + i * in, in, x.data() + i * ldx);
+    const auto wv = gaussian(out * in, seed + 1000, 1.0f / std::sqrt(static_cast<float>(in)));
+    w.resize(out * in / Q::block_elements);
+    moe::quant::quantize_row(wv.data(), w.data(), wv.size());
+    w_f32.resize(wv.size());
+    moe::quant::dequantize_row(w.data(), w_f32.data(), wv.size());
+  }
+  View<const float, 2> xv() const { return View<const float, 2>(x.data(), {n_tokens, d_in}, {ldx, 1}); }
+  View<const Q, 2> wv() const { return View<const Q, 2>(w.data(), {d_out, d_in / Q::block_elements}); }
+
+  // |y_cpu - y_ref| bound for output (t, o): activation rounding (integer path: per activation
+  // block of A elements, |x - x̂| <= max|x_b| / 254, times Σ_b |w|) plus f32 summation (d_in·eps·Σ|x·w|).
+  double bound(index_t t, index_t o, bool integer) const {
+    const double eps = std::numeric_limits<float>::epsilon();
+    const index_t A = Q::block_elements;
+    double sum_abs = 0, act = 0;
+    for (index_t b = 0; b < d_in; b += A) {
+      double amax = 0, wsum = 0;
+      for (index_t i = b; i < b + A; ++i) {
+        amax = std::max(amax, std::fabs(static_cast<double>(x[t * ldx + i])));
+        wsum += std::fabs(w_f32[o * d_in + i]);
+        sum_abs += std::fabs(static_cast<double>(x[t * ldx + i]) * w_f32[o * d_in + i]);
+      }
+      act += amax / 254 * wsum;
+    }
+    return (integer ? 1.01 * act : 0.0) + 2.0 * static_cast<double>(d_in) * eps * sum_abs + 1e-30;
+  }
+};
+
+template <class Q>
+void check_against_reference(index_t n_tokens, index_t d_in, index_t d_out, std::uint32_t seed) {
+  Case<Q> c(n_tokens, d_in, d_out, seed);
+  std::vector<float> y_ref(n_tokens * d_out), y_f32(n_tokens * d_out), y_cpu(n_tokens * d_out, -1.0f);
+  const View<float, 2> ref(y_ref.data(), {n_tokens, d_out}), f32(y_f32.data(), {n_tokens, d_out}),
+      cpu(y_cpu.data(), {n_tokens, d_out});
+  kernels::matmul(backend::reference{}, c.xv(), c.wv(), ref);
+  kernels::matmul(backend::reference{}, c.xv(), View<const float, 2>(c.w_f32.data(), {d_out, d_in}), f32);
+  CHECK(std::memcmp(y_ref.data(), y_f32.data(), y_ref.size() * sizeof(float)) == 0);
+
+  const bool integer = kIntegerPath<Q> && n_tokens <= kernels::cpu_detail::kStreamMaxTokens &&
+                       kernels::cpu_quant::kIntDot;
+  const int saved = moe::max_threads();
+  std::vector<float> first;
+  for (const int threads : {1, 2, 3}) {
+    moe::set_num_threads(threads);
+    std::fill(y_cpu.begin(), y_cpu.end(), -1.0f);
+    kernels::matmul(backend::cpu{}, c.xv(), c.wv(), cpu);
+    if (first.empty()) {
+      first = y_cpu;
+      double worst = 0;
+      for (index_t t = 0; t < n_tokens; ++t) {
+        for (index_t o = 0; o < d_out; ++o) {
+          worst = std::max(worst, std::fabs(static_cast<double>(cpu(t, o)) - ref(t, o)) / c.bound(t, o, integer));
+        }
+      }
+      INFO(moe::dtype_name(Q::dtype) << " tokens " << n_tokens << " in " << d_in << " out " << d_out
+                                     << ": worst |cpu - ref| / bound " << worst);
+      CHECK(worst <= 1.0);
+    } else {
+      INFO("threads " << threads);
+      CHECK(std::memcmp(first.data(), y_cpu.data(), first.size() * sizeof(float)) == 0);
+    }
+  }
+  moe::set_num_threads(saved);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("block matmul: cpu against the oracle on odd sizes and thread counts", "[quant][matmul]",
+                   MOE_QUANT_TEST_FORMATS) {
+  using Q = TestType;
+  if constexpr (std::is_same_v<Q, BlockQ8_K>) {
+    SUCCEED("Q8_K is an activation format");
+  } else {
+    const index_t in = Q::block_elements == 256 ? 768 : 288;  // 3 super-blocks / 9 blocks
+    for (const index_t tokens : {index_t{1}, index_t{3}, index_t{16}, index_t{21}}) {
+      check_against_reference<Q>(tokens, in, 37, static_cast<std::uint32_t>(tokens));
+    }
+    check_against_reference<Q>(2, 2 * 256, 1, 5);   // one output row
+    check_against_reference<Q>(1, 4096, 67, 6);    // a decode-sized row
+  }
+}
+
+TEST_CASE("block matmul: mismatched shapes are typed errors", "[quant][matmul]") {
+  Case<BlockQ8_0> c(1, 64, 4, 1);
+  std::vector<float> y(4);
+  const View<const BlockQ8_0, 2> narrow(c.w.data(), {4, 1});  // 32 columns for an input of 64
+  CHECK_THROWS_AS(kernels::matmul(backend::cpu{}, c.xv(), narrow, View<float, 2>(y.data(), {1, 4})), moe::Error);
+  CHECK_THROWS_AS(kernels::matmul(backend::reference{}, c.xv(), narrow, View<float, 2>(y.data(), {1, 4})), moe::Error);
+  CHECK_THROWS_AS(kernels::matmul(backend::cpu{}, c.xv(), c.wv(), View<float, 2>(y.data(), {1, 3})), moe::Error);
+}
+
+TEST_CASE("block formats: embedding rows, vectors and input-major products through the traits", "[quant][ops]") {
+  const index_t vocab = 5, d = 64;
+  const auto table = gaussian(vocab * d, 3);
+  std::vector<BlockQ4_1> q(vocab * d / 32);
+  moe::quant::quantize_row(table.data(), q.data(), table.size());
+  std::vector<float> deq(table.size());
+  moe::quant::dequantize_row(q.data(), deq.data(), table.size());
+  const std::vector<std::int32_t> ids{4, 0, 4};
+  std::vector<float> out(ids.size() * d);
+  kernels::embed_rows(backend::cpu{}, View<const BlockQ4_1, 2>(q.data(), {vocab, d / 32}),
+                      View<const std::int32_t, 1>(ids.data(), {ids.size()}), View<float, 2>(out.data(), {3, d}));
+  for (index_t t = 0; t < ids.size(); ++t) {
+    for (index_t i = 0; i < d; ++i) CHECK(out[t * d + i] == deq[ids[t] * d + i]);
+  }
+  // matmul_in_out with W [in = vocab, out = d] stored in blocks along out.
+  const auto x = gaussian(2 * vocab, 4);
+  std::vector<float> y(2 * d), y_f32(2 * d);
+  kernels::matmul_in_out(backend::cpu{}, View<const float, 2>(x.data(), {2, vocab}),
+                         View<const BlockQ4_1, 2>(q.data(), {vocab, d / 32}), View<float, 2>(y.data(), {2, d}));
+  kernels::matmul_in_out(backend::reference{}, View<const float, 2>(x.data(), {2, vocab}),
+                         View<const float, 2>(deq.data(), {vocab, d}), View<float, 2>(y_f32.data(), {2, d}));
+  CHECK(std::memcmp(y.data(), y_f32.data(), y.size() * sizeof(float)) == 0);
+  // rmsnorm and to_f32 with a block-format vector decode it element by element.
+  std::vector<float> v(d);
+  kernels::to_f32(backend::reference{}, View<const BlockQ4_1, 1>(q.data(), {2}), View<float, 1>(v.data(), {d}));
+  for (index_t i = 0; i < d; ++i) CHECK(v[i] == deq[i]);
+  std::vector<float> rows = gaussian(2 * d, 5), a(2 * d), b(2 * d);
+  kernels::rmsnorm(backend::cpu{}, View<const float, 2>(rows.data(), {2, d}), View<const BlockQ4_1, 1>(q.data(), {2}),
+                   1e-6f, View<float, 2>(a.data(), {2, d}));
+  kernels::rmsnorm(backend::reference{}, View<const float, 2>(rows.data(), {2, d}),
+                   View<const float, 1>(deq.data(), {d}), 1e-6f, View<float, 2>(b.data(), {2, d}));
+  CHECK(a == b);
+}
