@@ -159,7 +159,9 @@ def valid_files():
         {"name": "q4_K.row", "type": "q4_K", "ne": [256, 1]},
         {"name": "mxfp4.experts", "type": "mxfp4", "ne": [32, 2, 3]},
         {"name": "i32.ids", "type": "i32", "ne": [3]},
-    ], "every metadata value type, arrays of strings and of arrays, tensors of several types and odd shapes")
+        {"name": "f32.scalar", "type": "f32", "ne": []},
+    ], "every metadata value type, arrays of strings and of arrays, tensors of several types and odd shapes, "
+        "a scalar (n_dims 0)")
     add("align64.gguf", [("general.alignment", U32, 64), ("general.architecture", STRING, "llama")],
         [{"name": "a", "type": "i8", "ne": [3]}, {"name": "b", "type": "q4_0", "ne": [32, 2]},
          {"name": "c", "type": "f32", "ne": [1]}], "general.alignment 64, tensors padded apart", alignment=64)
@@ -322,10 +324,9 @@ def malformed_files():
         "tensor info #0: name length 9223372036854775808 exceeds the limit of 1024 bytes", "name length 2^63")
     add("tensor_long_name.gguf", build(BASE_KVS, [{"name": "w" * 1025, "type": "f32", "ne": [1]}]), "kFormat",
         "name length 1025 exceeds the limit of 1024 bytes", "a 1025-byte name")
-    add("tensor_n_dims_0.gguf", with_tensor(ne=[], n_dims=0), "kFormat", "n_dims 0 is outside 1..4", "n_dims 0")
-    add("tensor_n_dims_5.gguf", with_tensor(ne=[32, 1, 1, 1, 1]), "kFormat", "n_dims 5 is outside 1..4", "n_dims 5")
+    add("tensor_n_dims_5.gguf", with_tensor(ne=[32, 1, 1, 1, 1]), "kFormat", "n_dims 5 is outside 0..4", "n_dims 5")
     add("tensor_n_dims_huge.gguf", header(3, 1, 0) + gstr("t") + u32(2 ** 31) + b"\0" * 40, "kFormat",
-        "tensor \"t\" (#0): n_dims 2147483648 is outside 1..4", "n_dims 2^31")
+        "tensor \"t\" (#0): n_dims 2147483648 is outside 0..4", "n_dims 2^31")
     add("tensor_zero_extent.gguf", with_tensor(ne=[32, 0]), "kFormat",
         "tensor \"blk.0.ffn_down.weight\" (#1): ne[1] = 0 is outside", "an extent of 0")
     add("tensor_extent_2_63.gguf", build(BASE_KVS, [{"name": "t", "type": "i8", "ne": [2 ** 63], "data": b"\0"}]),
@@ -386,6 +387,10 @@ def write(out_dir):
     bad_dir = os.path.join(out_dir, "malformed")
     os.makedirs(valid_dir, exist_ok=True)
     os.makedirs(bad_dir, exist_ok=True)
+    for d in (valid_dir, bad_dir):  # cases that were renamed or dropped must not linger
+        for name in os.listdir(d):
+            if name.endswith(".gguf"):
+                os.remove(os.path.join(d, name))
     valid = valid_files()
     for name, data, _ in valid:
         with open(os.path.join(valid_dir, name), "wb") as f:

@@ -77,6 +77,7 @@ TEST_CASE("GgufWriter: round trip of every metadata type and tensors of several 
       {"q4_K", GgmlType::q4_k, {1, 256}},          {"q6_K", GgmlType::q6_k, {2, 512}},
       {"iq4_xs", GgmlType::iq4_xs, {1, 256}},      {"mxfp4.experts", GgmlType::mxfp4, {3, 2, 32}},
       {"i8.one", GgmlType::i8, {1}},               {"q4_0", GgmlType::q4_0, {5, 32}},
+      {"f32.scalar", GgmlType::f32, {}},
   };
   std::vector<std::vector<std::byte>> data;
   for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -200,7 +201,7 @@ TEST_CASE("GgufWriter: argument checks", "[gguf][writer]") {
                      {"innermost extent 16 is not a multiple of the 32-element block"});
   require_gguf_error([&] { w.add_tensor("t", GgmlType::f32, {1, 0}, four); }, ErrorCode::kInvalidArgument, {"extent 0"});
   require_gguf_error([&] { w.add_tensor("t", GgmlType::f32, {1, 1, 1, 1, 1}, four); }, ErrorCode::kInvalidArgument,
-                     {"5 dimensions, expected 1..4"});
+                     {"5 dimensions, expected 0..4"});
   require_gguf_error([&] { w.add_tensor("", GgmlType::f32, {1}, four); }, ErrorCode::kInvalidArgument, {"tensor name of 0 bytes"});
   w.add_tensor("t", GgmlType::f32, {1}, four);
   require_gguf_error([&] { w.add_tensor("t", GgmlType::f32, {1}, four); }, ErrorCode::kInvalidArgument, {"duplicate tensor name t"});

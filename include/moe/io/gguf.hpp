@@ -44,7 +44,7 @@ struct GgufTensor {
   std::string_view name;
   GgmlType type = GgmlType::f32;
   const GgmlTypeInfo* type_info = nullptr;
-  std::uint32_t n_dims = 0;
+  std::uint32_t n_dims = 0;  // 0 for a scalar (one element), as ggml reads it
   // ggml order: ne[0] is the innermost (contiguous) extent, as stored in the file; unused = 1.
   std::array<std::uint64_t, gguf_limits::kMaxDims> ne{1, 1, 1, 1};
   std::uint64_t element_count = 0;
@@ -52,7 +52,8 @@ struct GgufTensor {
   std::size_t file_offset = 0;    // absolute offset of bytes[0] in the file
   std::span<const std::byte> bytes;  // exactly element_count / block_elements * block_bytes
 
-  // Outermost-first (PyTorch order, DESIGN.md section 4): the reverse of ne[0..n_dims).
+  // Outermost-first (PyTorch order, DESIGN.md section 4): the reverse of ne[0..n_dims); empty
+  // for a scalar.
   std::vector<index_t> shape() const {
     std::vector<index_t> s(n_dims);
     for (std::uint32_t d = 0; d < n_dims; ++d) s[d] = static_cast<index_t>(ne[n_dims - 1 - d]);
@@ -95,7 +96,8 @@ class GgufFile {
   //    products beyond the bytes that remain or the caps of gguf_limits (checked before anything
   //    is sized from them); an unknown value type; an empty or duplicate key; a bool that is not
   //    0 or 1; `general.alignment` not a u32 power of two <= kMaxAlignment; an empty, overlong or
-  //    duplicate tensor name; n_dims outside 1..4; a zero extent; ne[0] not a multiple of the
+  //    duplicate tensor name; n_dims above 4 (0 is a scalar, as in ggml); a zero extent (ggml
+  //    divides by the extents, so no valid file has one); ne[0] not a multiple of the
   //    type's block; an offset not a multiple of the alignment; tensor data outside the file or
   //    overlapping another tensor's.
   static GgufFile parse(std::span<const std::byte> bytes, std::string name) {
@@ -464,8 +466,8 @@ class GgufFile {
       if (tname.empty()) fail_at(ErrorCode::kFormat, w, "empty name at offset {}", info_pos);
       w.what = tname;
       const auto n_dims = read<std::uint32_t>(w, "n_dims");
-      if (n_dims == 0 || n_dims > gguf_limits::kMaxDims) {
-        fail_at(ErrorCode::kFormat, w, "n_dims {} is outside 1..{}", n_dims, gguf_limits::kMaxDims);
+      if (n_dims > gguf_limits::kMaxDims) {
+        fail_at(ErrorCode::kFormat, w, "n_dims {} is outside 0..{}", n_dims, gguf_limits::kMaxDims);
       }
       std::array<std::uint64_t, gguf_limits::kMaxDims> ne{1, 1, 1, 1};
       std::uint64_t elements = 1;
@@ -539,7 +541,7 @@ class GgufFile {
       }
     }
     // Sorted by offset, each tensor must begin at or after the end of the one before it. The
-    // order is a scratch vector of 4 bytes per tensor (each tensor info takes >= 33).
+    // order is a scratch vector of 4 bytes per tensor (each tensor info takes >= 25).
     std::vector<std::uint32_t> by_offset(tensor_offset_.size());
     for (std::size_t i = 0; i < by_offset.size(); ++i) by_offset[i] = static_cast<std::uint32_t>(i);
     std::sort(by_offset.begin(), by_offset.end(), [&](std::uint32_t a, std::uint32_t b) {
@@ -654,11 +656,11 @@ class GgufFile {
   }
 
   // The fewest bytes of one metadata entry (u64 key length, a 1-byte key, u32 type, a 1-byte
-  // value) and of one tensor info (u64 name length, a 1-byte name, u32 n_dims, one u64 extent,
-  // u32 type, u64 offset). The per-entry vectors hold at most 8 bytes per entry, so bounding the
+  // value) and of one tensor info (u64 name length, a 1-byte name, u32 n_dims, no extent for a
+  // scalar, u32 type, u64 offset). The per-entry vectors hold at most 8 bytes per entry, so bounding the
   // counts by these bounds every allocation by the file size.
   static constexpr std::uint64_t kMinEntryBytes = 8 + 1 + 4 + 1;
-  static constexpr std::uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;
+  static constexpr std::uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 4 + 8;
 
   std::string name_;
   std::span<const std::byte> bytes_;

@@ -183,8 +183,8 @@ class GgufWriter {
     return *this;
   }
 
-  // Adds a tensor of ggml type `type` and outermost-first `shape` (1..4 extents, each >= 1; the
-  // innermost a multiple of the type's block) whose bytes are `data`. The span is read only when
+  // Adds a tensor of ggml type `type` and outermost-first `shape` (0..4 extents, each >= 1, none
+  // for a scalar; the innermost a multiple of the type's block) whose bytes are `data`. The span is read only when
   // the file is written: keep it alive and unchanged until then. Error(kInvalidArgument) for a
   // bad or duplicate name, a bad shape, or a span whose size is not the tensor's byte size.
   GgufWriter& add_tensor(std::string_view name, GgmlType type, std::span<const std::uint64_t> shape,
@@ -360,8 +360,8 @@ class GgufWriter {
     if (std::any_of(tensors_.begin(), tensors_.end(), [&](const Tensor& t) { return t.name == name; })) {
       fail(ErrorCode::kInvalidArgument, "GgufWriter: duplicate tensor name {}", name);
     }
-    if (shape.empty() || shape.size() > gguf_limits::kMaxDims) {
-      fail(ErrorCode::kInvalidArgument, "GgufWriter: tensor {} has {} dimensions, expected 1..{}", name, shape.size(),
+    if (shape.size() > gguf_limits::kMaxDims) {
+      fail(ErrorCode::kInvalidArgument, "GgufWriter: tensor {} has {} dimensions, expected 0..{}", name, shape.size(),
            gguf_limits::kMaxDims);
     }
     for (std::uint64_t e : shape) {
@@ -371,10 +371,11 @@ class GgufWriter {
       }
     }
     const GgmlTypeInfo& info = ggml_type_info(type);
-    if (shape.back() % info.block_elements != 0) {
+    const std::uint64_t innermost = shape.empty() ? 1 : shape.back();
+    if (innermost % info.block_elements != 0) {
       fail(ErrorCode::kInvalidArgument,
            "GgufWriter: tensor {} of type {}: the innermost extent {} is not a multiple of the {}-element block", name,
-           info.name, shape.back(), info.block_elements);
+           info.name, innermost, info.block_elements);
     }
     return tensor_bytes(type, shape);
   }
