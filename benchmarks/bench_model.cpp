@@ -3,6 +3,9 @@
 // counts, each beside the limit measured in the same run.
 //   bench_model --synthetic qwen3-30b-a3b|deepseek-v2-lite|mixtral-8x7b [--layers N] [--backend cpu|cuda]
 //               [--prompt 2048] [--gen 32] [--batches 8,32,128] [--reps 3] [--threads N] [--print-config]
+//               [--no-prefill] [--no-decode]
+// With MOE_CUDA_PROFILE=1 (CUDA builds) the per-kernel times of the run are printed at exit: run
+// it with --no-decode or --no-prefill to see one phase alone.
 // Limits: decode is bound by memory bandwidth (CUDA: device-to-device copy bandwidth, cudaMemcpy
 // of 2 GiB, counting read + write; CPU: a parallel read of 1 GiB), so the decode roofline is
 // bandwidth ÷ bytes read per token (the weights' per-token bytes from the graph's tensor list,
@@ -36,6 +39,7 @@ struct Options {
   std::string shape, backend = "cuda";
   int layers = 0;
   moe::index_t prompt = 2048, gen = 32, reps = 3;
+  bool prefill = true, decode = true;
   std::vector<moe::index_t> batches{8, 32, 128};
 };
 
@@ -145,7 +149,7 @@ int run(const Options& o) {
 
   // Prefill of one prompt.
   const auto prompt = make_ids(o.prompt, V, 1);
-  {
+  if (o.prefill) {
     auto cache = model->make_cache(n_ctx);
     auto ws = model->make_workspace(o.prompt);
     moe::Tensor<float, 2> logits({1, V});
@@ -158,7 +162,9 @@ int run(const Options& o) {
   }
   // Decode: batch 1 after a short prompt, then `batch` sequences at once.
   for (const moe::index_t batch : [&] {
-         std::vector<moe::index_t> b{1};
+         std::vector<moe::index_t> b;
+         if (!o.decode) return b;
+         b.push_back(1);
          b.insert(b.end(), o.batches.begin(), o.batches.end());
          return b;
        }()) {
@@ -218,6 +224,8 @@ int main(int argc, char** argv) {
       else if (flag == "--batches") o.batches = parse_list(flag, value());
       else if (flag == "--threads") moe::set_num_threads(moe::cli::parse_threads(flag, value()));
       else if (flag == "--print-config") print_config = true;
+      else if (flag == "--no-prefill") o.prefill = false;
+      else if (flag == "--no-decode") o.decode = false;
       else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}'", flag);
     }
     moe::require(!o.shape.empty(), moe::ErrorCode::kInvalidArgument, "--synthetic SHAPE is required ({})",

@@ -9,8 +9,10 @@
 #include "moe/kernels/reference/activation.hpp"
 #include "moe/kernels/reference/add.hpp"
 #include "moe/kernels/reference/attention.hpp"
+#include "moe/kernels/reference/cache.hpp"
 #include "moe/kernels/reference/copy.hpp"
 #include "moe/kernels/reference/elementwise.hpp"
+#include "moe/kernels/reference/fused.hpp"
 #include "moe/kernels/reference/matmul.hpp"
 #include "moe/kernels/reference/mla.hpp"
 #include "moe/kernels/reference/moe_dispatch.hpp"
@@ -18,6 +20,7 @@
 #include "moe/kernels/reference/rope.hpp"
 #include "moe/kernels/reference/router.hpp"
 #include "moe/kernels/reference/softmax.hpp"
+#include "moe/layers/kv_cache.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -38,6 +41,11 @@ using moe::bf16;
 using moe::DeviceView;
 using moe::f16;
 using moe::index_t;
+using moe::BasicKvCache;
+using moe::device_memory;
+using moe::host_memory;
+using moe::KvCache;
+using moe::KvLayerShape;
 using moe::View;
 using moe::cuda::DeviceBuffer;
 namespace kernels = moe::kernels;
@@ -1011,6 +1019,156 @@ TEST_CASE("bucket_by_expert and combine_experts(cuda) match the reference exactl
 }
 
 // ---- performance (printed) ---------------------------------------------------------------------
+
+// The pass-wide cache ops: three sequences (a prefill chunk, a decode row over a long context
+// that takes the cluster split, a short chunk) in one launch each, against the reference's
+// per-sequence composition over the same caches. Appends are exact copies; attention within
+// the usual f32 bound.
+TEST_CASE("append_cache / cached_attention / cached_mla_attention(cuda) match the reference", "[cuda][attention][cache]") {
+  struct Seq {
+    index_t start, n;
+  };
+  const Seq seqs[] = {{0, 6}, {900, 1}, {13, 3}};
+  const index_t cap = 1000;
+  for (const bool mla : {false, true}) {
+    kernels::AttentionShape a;
+    a.n_heads = 4, a.n_kv_heads = 2, a.head_dim = 24, a.v_head_dim = 16, a.scale = 0.2f;
+    kernels::MlaShape m;
+    m.n_heads = 3, m.kv_lora_rank = 40, m.nope = 8, m.rope = 6, m.v = 5, m.scale = 0.15f;
+    const index_t kw = mla ? m.kv_lora_rank : a.n_kv_heads * a.head_dim;
+    const index_t vw = mla ? m.rope : a.n_kv_heads * a.v_head_dim;
+    const std::vector<KvLayerShape> shapes{{7, 3}, {kw, vw}};  // the op works on layer 1
+    std::vector<KvCache> host;
+    std::vector<BasicKvCache<device_memory>> dev;
+    index_t n = 0;
+    for (const Seq& q : seqs) {
+      host.emplace_back(shapes, cap);
+      dev.emplace_back(shapes, cap);
+      n += q.n;
+    }
+    std::vector<kernels::CacheSlot> hs, ds;
+    std::vector<std::int32_t> token_slot;
+    index_t max_keys = 0;
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      // The cached prefix: random rows, the same on both sides.
+      const auto prefix = random_floats(cap * (kw + vw), -1.0f, 1.0f);
+      std::copy(prefix.begin(), prefix.end(), host[i].keys(1).data());
+      kernels::upload(kCuda, std::span<const float>(prefix), DeviceView<float, 1>(dev[i].keys(1).data(), {prefix.size()}));
+      host[i].append(seqs[i].start), dev[i].append(seqs[i].start);
+      hs.push_back(host[i].slot(token_slot.size(), seqs[i].n));
+      ds.push_back(dev[i].slot(token_slot.size(), seqs[i].n));
+      for (index_t j = 0; j < seqs[i].n; ++j) token_slot.push_back(static_cast<std::int32_t>(i));
+      max_keys = std::max(max_keys, seqs[i].start + seqs[i].n);
+    }
+    const kernels::CacheLayer layer = host[0].layer(1);
+    const kernels::PassSlots<host_memory> hp{View<const kernels::CacheSlot, 1>(hs.data(), {hs.size()}),
+                                             View<const std::int32_t, 1>(token_slot.data(), {n}), max_keys};
+    auto ds_d = to_device(ds);
+    auto ts_d = to_device(token_slot);
+    const kernels::PassSlots<device_memory> dp{ds_d.view<1>({ds.size()}), ts_d.view<1>({n}), max_keys};
+    const auto k = random_floats(n * kw, -1.0f, 1.0f), v = random_floats(n * vw, -1.0f, 1.0f);
+    const auto k_d = to_device(k), v_d = to_device(v);
+    kernels::append_cache(kRef, hp, layer, View<const float, 2>(k.data(), {n, kw}), View<const float, 2>(v.data(), {n, vw}));
+    kernels::append_cache(kCuda, dp, layer, k_d.view<2>({n, kw}), v_d.view<2>({n, vw}));
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      std::vector<float> got(cap * (kw + vw));
+      kernels::download(kCuda, DeviceView<const float, 1>(dev[i].keys(1).data(), {got.size()}), std::span<float>(got));
+      CHECK(std::equal(got.begin(), got.end(), host[i].keys(1).data()));
+    }
+    const index_t qw = mla ? m.n_heads * m.qk() : a.n_heads * a.head_dim;
+    const index_t ow = mla ? m.n_heads * m.kv_lora_rank : a.n_heads * a.v_head_dim;
+    const auto q = random_floats(n * qw, -1.0f, 1.0f), ql = random_floats(n * ow, -1.0f, 1.0f);
+    const auto q_d = to_device(q), ql_d = to_device(ql);
+    std::vector<float> want(n * ow, NAN);
+    auto o_d = poisoned(n * ow);
+    if (mla) {
+      kernels::cached_mla_attention(kRef, m, hp, layer, View<const float, 2>(q.data(), {n, qw}),
+                                    View<const float, 2>(ql.data(), {n, ow}), View<float, 2>(want.data(), {n, ow}));
+      kernels::cached_mla_attention(kCuda, m, dp, layer, q_d.view<2>({n, qw}), ql_d.view<2>({n, ow}),
+                                    o_d.view<2>({n, ow}));
+    } else {
+      kernels::cached_attention(kRef, a, hp, layer, View<const float, 2>(q.data(), {n, qw}), View<const float, 1>(),
+                                View<float, 2>(want.data(), {n, ow}));
+      kernels::cached_attention(kCuda, a, dp, layer, q_d.view<2>({n, qw}), DeviceView<const float, 1>(),
+                                o_d.view<2>({n, ow}));
+    }
+    const auto got = o_d.to_host();
+    ErrorStats st;
+    for (index_t i = 0; i < n * ow; ++i) st.compare(got[i], want[i], 2e-5);
+    report(mla ? "cached_mla_attention" : "cached_attention", st);
+    // A table whose token_slot extent does not match the rows is refused before any launch.
+    expect_invalid([&] {
+      kernels::append_cache(kCuda, kernels::PassSlots<device_memory>{dp.slots, dp.token_slot.slice(0, n - 1), max_keys},
+                            layer, k_d.view<2>({n, kw}), v_d.view<2>({n, vw}));
+    });
+  }
+}
+
+// The fused steps are bitwise the CUDA composition of the ops they replace.
+TEST_CASE("add_rmsnorm / qk_norm_rope / matmul_fanout(cuda) are bitwise their unfused composition", "[cuda][fused]") {
+  const index_t n = 5, d = 700;
+  const auto h = random_floats(n * d, -2.0f, 2.0f), dl = random_floats(n * d, -1.0f, 1.0f);
+  const auto wv = random_floats(d, 0.5f, 1.5f);
+  auto h1 = to_device(h), h2 = to_device(h);
+  const auto dl_d = to_device(dl), w_d = to_device(wv);
+  auto y1 = poisoned(n * d), y2 = poisoned(n * d);
+  kernels::add_rmsnorm(kCuda, h1.view<2>({n, d}), dl_d.view<2>({n, d}), w_d.view<1>({d}), 1e-6f, y1.view<2>({n, d}));
+  kernels::add(kCuda, h2.view<2>({n, d}), dl_d.view<2>({n, d}));
+  kernels::rmsnorm(kCuda, DeviceView<const float, 2>(h2.view<2>({n, d})), w_d.view<1>({d}), 1e-6f, y2.view<2>({n, d}));
+  CHECK(h1.to_host() == h2.to_host());
+  CHECK(y1.to_host() == y2.to_host());
+  // matmul_fanout: q, k, v of different heights in one launch, bitwise matmul's, 1 to 8 rows and
+  // a 9-row pass (separate matmuls).
+  for (const index_t rows : {index_t{1}, index_t{3}, index_t{8}, index_t{9}}) {
+    const index_t in = 264, outs[3] = {96, 40, 33};
+    const auto x = random_floats(rows * in);
+    const auto x_d = to_device(x);
+    std::vector<DeviceBuffer<bf16>> ws;
+    std::vector<DeviceBuffer<float>> ya, yb;
+    std::vector<DeviceView<const bf16, 2>> wv;
+    std::vector<DeviceView<float, 2>> yv;
+    for (const index_t o : outs) {
+      const auto wf = random_floats(o * in);
+      std::vector<bf16> w16(wf.size());
+      for (std::size_t i = 0; i < wf.size(); ++i) w16[i] = moe::to_bf16(wf[i]);
+      ws.push_back(to_device(w16));
+      ya.push_back(poisoned(rows * o));
+      yb.push_back(poisoned(rows * o));
+    }
+    for (int i = 0; i < 3; ++i) {
+      wv.push_back(ws[i].view<2>({outs[i], in}));
+      yv.push_back(ya[i].view<2>({rows, outs[i]}));
+    }
+    kernels::matmul_fanout(kCuda, x_d.view<2>({rows, in}), std::span<const DeviceView<const bf16, 2>>(wv),
+                           std::span<const DeviceView<float, 2>>(yv));
+    for (int i = 0; i < 3; ++i) {
+      kernels::matmul(kCuda, x_d.view<2>({rows, in}), wv[i], yb[i].view<2>({rows, outs[i]}));
+      CHECK(ya[i].to_host() == yb[i].to_host());
+    }
+  }
+  for (const bool norm : {true, false}) {
+    for (const auto pairing : {kernels::RopePairing::half_split, kernels::RopePairing::interleaved}) {
+      const index_t H = 6, KV = 2, hd = 40, half = 16;  // partial rotary (32 of 40 dims)
+      const auto q = random_floats(n * H * hd, -2.0f, 2.0f), k = random_floats(n * KV * hd, -2.0f, 2.0f);
+      const auto qn = random_floats(hd, 0.5f, 1.5f), kn = random_floats(hd, 0.5f, 1.5f);
+      const auto c = random_floats(n * half), sn = random_floats(n * half);
+      auto q1 = to_device(q), q2 = to_device(q), k1 = to_device(k), k2 = to_device(k);
+      const auto qn_d = to_device(qn), kn_d = to_device(kn), c_d = to_device(c), s_d = to_device(sn);
+      const auto cos = c_d.view<2>({n, half}), sin = s_d.view<2>({n, half});
+      const DeviceView<const float, 1> qw = norm ? qn_d.view<1>({hd}) : DeviceView<const float, 1>();
+      const DeviceView<const float, 1> kw = norm ? kn_d.view<1>({hd}) : DeviceView<const float, 1>();
+      kernels::qk_norm_rope(kCuda, q1.view<3>({n, H, hd}), k1.view<3>({n, KV, hd}), qw, kw, 1e-6f, cos, sin, pairing);
+      if (norm) {
+        kernels::rmsnorm(kCuda, DeviceView<const float, 2>(q2.view<2>({n * H, hd})), qw, 1e-6f, q2.view<2>({n * H, hd}));
+        kernels::rmsnorm(kCuda, DeviceView<const float, 2>(k2.view<2>({n * KV, hd})), kw, 1e-6f, k2.view<2>({n * KV, hd}));
+      }
+      kernels::rope(kCuda, q2.view<3>({n, H, hd}), cos, sin, pairing);
+      kernels::rope(kCuda, k2.view<3>({n, KV, hd}), cos, sin, pairing);
+      CHECK(q1.to_host() == q2.to_host());
+      CHECK(k1.to_host() == k2.to_host());
+    }
+  }
+}
 
 TEST_CASE("performance: decode GEMV bandwidth, prefill tensor-core GEMM, decode attention", "[cuda][perf]") {
   constexpr int kWarmup = 3, kReps = 15;

@@ -15,11 +15,13 @@
 #include "moe/kernels/reference/add.hpp"
 #include "moe/kernels/reference/arguments.hpp"
 #include "moe/kernels/reference/attention.hpp"
+#include "moe/kernels/reference/cache.hpp"
 #include "moe/kernels/reference/copy.hpp"
 #include "moe/kernels/reference/elementwise.hpp"
 #include "moe/kernels/reference/matmul.hpp"
 #include "moe/kernels/reference/mla.hpp"
 #include "moe/kernels/reference/moe_dispatch.hpp"
+#include "moe/kernels/reference/pass_runner.hpp"
 #include "moe/kernels/reference/random.hpp"
 #include "moe/kernels/reference/rmsnorm.hpp"
 #include "moe/kernels/reference/rope.hpp"
@@ -37,6 +39,9 @@
 #include "moe/kernels/cpu/rope.hpp"
 #include "moe/kernels/cpu/softmax.hpp"
 #include "moe/kernels/cpu/top_k.hpp"
+
+// Fused steps composed from the ops above on host backends (after them: see fused.hpp).
+#include "moe/kernels/reference/fused.hpp"
 
 // The CUDA overloads, for translation units nvcc compiles with MOE_ENABLE_CUDA. They must be
 // declared before the graph templates that call them (the calls are qualified: kernels::op).

@@ -56,53 +56,61 @@ struct AttentionScratch {
   ViewOf<B, float, 1> sinks;          // [n_heads] f32 copy of the sinks
 };
 
-// out = attention(x) for the tokens of every chunk (each chunk's keys/values appended to its
-// cache at rows cache->size()...; the cache sizes advance after the whole pass, in the model).
+// out = attention(x) for the rows of every sequence of the pass (each sequence's keys/values
+// appended to its cache at its slot's start...; the cache sizes advance after the whole pass, in
+// the model).
 // x [n, d_model], cos/sin [n, rotary/2], out [n, d_model].
 template <class B>
-void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<typename B::memory>& w, index_t layer,
-                       std::span<const BasicSequenceChunk<typename B::memory>> chunks, ViewOf<B, const float, 2> x,
+void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<typename B::memory>& w,
+                       const kernels::PassSlots<typename B::memory>& pass, const kernels::CacheLayer& layer,
+                       ViewOf<B, const float, 2> x,
                        ViewOf<B, const float, 2> cos, ViewOf<B, const float, 2> sin, const AttentionScratch<B>& s,
                        ViewOf<B, float, 2> out) {
   using CV = ViewOf<B, const float, 2>;
   const index_t n = x.extent(0), H = o.shape.n_heads, KV = o.shape.n_kv_heads, hd = o.shape.head_dim;
-  linear(be, x, w.q, s.q);
+  linear_fanout<B, 3>(be, x, {&w.q, &w.k, &w.v}, {s.q, s.k, s.v});
   add_bias(be, s.q, w.q_bias);
-  linear(be, x, w.k, s.k);
   add_bias(be, s.k, w.k_bias);
-  linear(be, x, w.v, s.v);
   add_bias(be, s.v, w.v_bias);
-  if (o.qk_norm == QkNorm::kWholeProjection) {
-    rms_norm(be, CV(s.q), w.q_norm, o.norm_eps, s.q);
-    rms_norm(be, CV(s.k), w.k_norm, o.norm_eps, s.k);
-  } else if (o.qk_norm == QkNorm::kPerHead) {
-    const ViewOf<B, float, 2> qh(s.q.data(), {n * H, hd}), kh(s.k.data(), {n * KV, hd});
-    rms_norm(be, CV(qh), w.q_norm, o.norm_eps, qh);
-    rms_norm(be, CV(kh), w.k_norm, o.norm_eps, kh);
+  const ViewOf<B, float, 3> q3(s.q.data(), {n, H, hd}), k3(s.k.data(), {n, KV, hd});
+  const bool per_head = o.qk_norm == QkNorm::kPerHead;
+  if (o.clip_qkv <= 0 && o.qk_norm != QkNorm::kWholeProjection && (!per_head || w.q_norm.dtype == w.k_norm.dtype)) {
+    // The common case in one fused step: per-head QK-norm (Qwen3, GLM-4) or none, then rope.
+    if (per_head) {
+      visit_format<B>(w.q_norm.dtype, [&](auto tag) {
+        using T = decltype(tag);
+        kernels::qk_norm_rope(be, q3, k3, w.q_norm.template view<T>(), w.k_norm.template view<T>(), o.norm_eps, cos,
+                              sin, o.rope_pairing);
+      });
+    } else {
+      kernels::qk_norm_rope(be, q3, k3, ViewOf<B, const float, 1>(), ViewOf<B, const float, 1>(), o.norm_eps, cos,
+                            sin, o.rope_pairing);
+    }
+  } else {
+    if (o.qk_norm == QkNorm::kWholeProjection) {
+      rms_norm(be, CV(s.q), w.q_norm, o.norm_eps, s.q);
+      rms_norm(be, CV(s.k), w.k_norm, o.norm_eps, s.k);
+    } else if (per_head) {
+      const ViewOf<B, float, 2> qh(s.q.data(), {n * H, hd}), kh(s.k.data(), {n * KV, hd});
+      rms_norm(be, CV(qh), w.q_norm, o.norm_eps, qh);
+      rms_norm(be, CV(kh), w.k_norm, o.norm_eps, kh);
+    }
+    if (o.clip_qkv > 0) {
+      kernels::clamp(be, s.q, o.clip_qkv);
+      kernels::clamp(be, s.k, o.clip_qkv);
+      kernels::clamp(be, s.v, o.clip_qkv);
+    }
+    kernels::rope(be, q3, cos, sin, o.rope_pairing);
+    kernels::rope(be, k3, cos, sin, o.rope_pairing);
   }
-  if (o.clip_qkv > 0) {
-    kernels::clamp(be, s.q, o.clip_qkv);
-    kernels::clamp(be, s.k, o.clip_qkv);
-    kernels::clamp(be, s.v, o.clip_qkv);
-  }
-  kernels::rope(be, ViewOf<B, float, 3>(s.q.data(), {n, H, hd}), cos, sin, o.rope_pairing);
-  kernels::rope(be, ViewOf<B, float, 3>(s.k.data(), {n, KV, hd}), cos, sin, o.rope_pairing);
 
   ViewOf<B, const float, 1> sinks = ViewOf<B, const float, 1>(s.sinks).slice(0, 0);
   if (!w.sinks.empty()) {
     widen(be, w.sinks, s.sinks);
     sinks = s.sinks;
   }
-  index_t t0 = 0;
-  for (const auto& ch : chunks) {
-    const index_t m = ch.tokens.size(), start = ch.cache->size();
-    const auto keys = ch.cache->keys(layer), values = ch.cache->values(layer);
-    kernels::copy_rows(be, CV(s.k).slice(t0, t0 + m), keys.slice(start, start + m));
-    kernels::copy_rows(be, CV(s.v).slice(t0, t0 + m), values.slice(start, start + m));
-    kernels::attention(be, o.shape, CV(s.q).slice(t0, t0 + m), CV(keys), CV(values), start, sinks,
-                       s.attn.slice(t0, t0 + m));
-    t0 += m;
-  }
+  kernels::append_cache(be, pass, layer, CV(s.k), CV(s.v));
+  kernels::cached_attention(be, o.shape, pass, layer, CV(s.q), sinks, s.attn);
   linear(be, CV(s.attn), w.o, out);
   add_bias(be, out, w.o_bias);
 }

@@ -8,6 +8,7 @@
 #include "moe/core/buffer.hpp"
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/kernels/reference/cache.hpp"
 
 #include <cstdint>
 #include <span>
@@ -32,9 +33,11 @@ class BasicKvCache {
   // Allocates (and zero-fills) capacity tokens for every layer. Throws kInvalidArgument if the
   // total size overflows.
   BasicKvCache(std::vector<KvLayerShape> layers, index_t capacity) : shapes_(std::move(layers)), capacity_(capacity) {
-    index_t total = 0;
+    index_t total = 0, before = 0;
     offsets_.reserve(shapes_.size());
     for (const auto& s : shapes_) {
+      layers_.push_back(kernels::CacheLayer{before, s.key_width, s.value_width});
+      before += s.key_width + s.value_width;
       const index_t per_token = s.key_width + s.value_width;
       require(per_token >= s.key_width && (capacity == 0 || per_token <= (static_cast<index_t>(-1) / 4) / capacity),
               ErrorCode::kInvalidArgument, "KV cache of {} tokens x {} floats overflows", capacity, per_token);
@@ -91,6 +94,14 @@ class BasicKvCache {
                                              {capacity_, shapes_[layer].value_width});
   }
 
+  // Where layer `layer` lives in the storage (the pass-wide cache ops' view of it).
+  const kernels::CacheLayer& layer(index_t layer) const noexcept { return layers_[layer]; }
+  // This cache as a slot of a pass whose rows [row0, row0 + n) it receives next.
+  kernels::CacheSlot slot(index_t row0, index_t n) noexcept {
+    return kernels::CacheSlot{data_.data(), static_cast<std::int64_t>(capacity_), static_cast<std::int64_t>(size_),
+                              static_cast<std::int32_t>(row0), static_cast<std::int32_t>(n)};
+  }
+
   // Marks n more tokens as stored (after a forward pass wrote rows size()..size()+n-1 of every
   // layer). Throws kContextOverflow if they do not fit.
   void append(index_t n) {
@@ -102,6 +113,7 @@ class BasicKvCache {
  private:
   std::vector<KvLayerShape> shapes_;
   std::vector<index_t> offsets_;
+  std::vector<kernels::CacheLayer> layers_;
   Buffer<float, Space> data_;
   index_t capacity_ = 0;
   index_t size_ = 0;

@@ -11,7 +11,9 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/kernels.hpp"
 
+#include <array>
 #include <cstddef>
+#include <span>
 
 namespace moe::layers {
 
@@ -78,6 +80,28 @@ void linear(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<typename 
   });
 }
 
+// y_i = x·W_iᵀ for weights that share x (an attention layer's q, k, v): one step
+// (kernels::matmul_fanout, one launch on a device backend) when they share a format, else one
+// linear each.
+template <class B, std::size_t N>
+void linear_fanout(B backend, ViewOf<B, const float, 2> x,
+                   const std::array<const WeightMatrix<typename B::memory>*, N>& w,
+                   const std::array<ViewOf<B, float, 2>, N>& y) {
+  bool same = true;
+  for (const auto* m : w) same = same && m->dtype == w[0]->dtype;
+  if (!same) {
+    for (std::size_t i = 0; i < N; ++i) linear(backend, x, *w[i], y[i]);
+    return;
+  }
+  visit_format<B>(w[0]->dtype, [&](auto tag) {
+    using T = decltype(tag);
+    std::array<ViewOf<B, const T, 2>, N> views;
+    for (std::size_t i = 0; i < N; ++i) views[i] = w[i]->template view<T>();
+    kernels::matmul_fanout(backend, x, std::span<const ViewOf<B, const T, 2>>(views),
+                           std::span<const ViewOf<B, float, 2>>(y));
+  });
+}
+
 // y = x·W for w stored input-major [in, out]. x [n, in], y [n, out].
 template <class B>
 void linear_in_out(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<typename B::memory>& w,
@@ -105,6 +129,17 @@ void rms_norm(B backend, ViewOf<B, const float, 2> x, const WeightVector<typenam
   visit_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::rmsnorm(backend, x, w.template view<T>(), eps, y);
+  });
+}
+
+// hidden += delta, then y = RMSNorm(hidden) · w: a sub-layer's residual add and the next norm, one
+// kernel on a device backend (kernels/reference/fused.hpp).
+template <class B>
+void add_rms_norm(B backend, ViewOf<B, float, 2> hidden, ViewOf<B, const float, 2> delta,
+                  const WeightVector<typename B::memory>& w, float eps, ViewOf<B, float, 2> y) {
+  visit_format<B>(w.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::add_rmsnorm(backend, hidden, delta, w.template view<T>(), eps, y);
   });
 }
 

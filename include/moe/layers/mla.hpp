@@ -66,8 +66,9 @@ struct MlaScratch {
 // out = MLA(x) for the tokens of every chunk, each chunk's latent and rope key appended to its
 // cache ("keys" = latent, "values" = rope key). x [n, d_model], out [n, d_model].
 template <class B>
-void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>& m, index_t layer,
-                 std::span<const BasicSequenceChunk<typename B::memory>> chunks, ViewOf<B, const float, 2> x,
+void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>& m,
+                 const kernels::PassSlots<typename B::memory>& pass, const kernels::CacheLayer& layer,
+                 ViewOf<B, const float, 2> x,
                  ViewOf<B, const float, 2> cos, ViewOf<B, const float, 2> sin, const MlaScratch<B>& s,
                  ViewOf<B, float, 2> out) {
   using CV = ViewOf<B, const float, 2>;
@@ -97,17 +98,8 @@ void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>
     using T = decltype(tag);
     kernels::mla_absorb_queries(be, sh, m.kv_b_proj.template view<T>(), CV(s.q), s.q_latent);
   });
-  index_t t0 = 0;
-  for (const auto& ch : chunks) {
-    const index_t cnt = ch.tokens.size(), start = ch.cache->size();
-    const auto lat = ch.cache->keys(layer), kr = ch.cache->values(layer);
-    kernels::copy_rows(be, CV(latent).slice(t0, t0 + cnt), lat.slice(start, start + cnt));
-    kernels::copy_rows(be, CV(s.ckv.data() + R, {n, sh.rope}, {width, 1}).slice(t0, t0 + cnt),
-                       kr.slice(start, start + cnt));
-    kernels::mla_attention(be, sh, CV(s.q).slice(t0, t0 + cnt), CV(s.q_latent).slice(t0, t0 + cnt), CV(lat), CV(kr),
-                           start, s.out_latent.slice(t0, t0 + cnt));
-    t0 += cnt;
-  }
+  kernels::append_cache(be, pass, layer, CV(latent), CV(s.ckv.data() + R, {n, sh.rope}, {width, 1}));
+  kernels::cached_mla_attention(be, sh, pass, layer, CV(s.q), CV(s.q_latent), s.out_latent);
   visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::mla_expand_values(be, sh, m.kv_b_proj.template view<T>(), CV(s.out_latent), s.attn);

@@ -106,32 +106,50 @@ struct Transformer {
   static void forward(const ModelConfig& c, const ModelWeights<Mem>& w, const ForwardPlan& plan,
                       std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws, V<float, 2> logits,
                       bool all_positions) {
+    const index_t n = stage_inputs(c, plan, chunks, ws);
+    const kernels::PassShape shape{n, chunks.size(), max_keys(chunks), all_positions};
+    ws.runner().run(shape, [&] { run_layers(c, w, plan, chunks, ws, logits, all_positions, n); });
+    for (const auto& ch : chunks) ch.cache->append(ch.tokens.size());
+  }
+
+ private:
+  // The device work of a pass, after its inputs are staged: every kernel from the embedding to
+  // the logits (what a PassRunner may capture and replay: nothing here may depend on a host
+  // value that changes between passes of one PassShape).
+  static void run_layers(const ModelConfig& c, const ModelWeights<Mem>& w, const ForwardPlan& plan,
+                         std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws, V<float, 2> logits,
+                         bool all_positions, index_t n) {
     const Backend be{};
     using CV = V<const float, 2>;
-    const index_t n = stage_inputs(c, plan, chunks, ws);
+    if (c.rope.type != layers::RopeType::kDynamic) {
+      kernels::rope_tables(be, V<const float, 1>(ws.inv_freq()), plan.rope.attention_scaling,
+                           V<const std::int64_t, 1>(ws.positions(n)), ws.cos(n), ws.sin(n));
+    }
     V<float, 2> hidden = ws.hidden(n);
     visit_format<Backend>(w.embed.dtype, [&](auto tag) {
       using T = decltype(tag);
       kernels::embed_rows(be, w.embed.template view<T>(), V<const std::int32_t, 1>(ws.tokens(n)), hidden);
     });
     const CV cos = ws.cos(n), sin = ws.sin(n);
+    const kernels::PassSlots<Mem> pass{V<const kernels::CacheSlot, 1>(ws.slots(chunks.size())),
+                                       V<const std::int32_t, 1>(ws.token_slot(n)), max_keys(chunks)};
 
     V<float, 2> normed = ws.normed(n);
     V<float, 2> out = ws.out(n);
+    if (c.n_layers > 0) layers::rms_norm(be, CV(hidden), w.layers[0].input_norm, c.rms_norm_eps, normed);
     for (index_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights<Mem>& L = w.layers[l];
-      layers::rms_norm(be, CV(hidden), L.input_norm, c.rms_norm_eps, normed);
+      const kernels::CacheLayer& cl = chunks[0].cache->layer(l);
       if (c.mla) {
         const layers::MlaScratch<Backend> s{ws.q(n), ws.q_a(n), ws.k(n), ws.q_latent(n), ws.out_latent(n), ws.attn(n)};
-        layers::mla_forward(be, plan.mla, L.mla, l, chunks, CV(normed), cos, sin, s, out);
+        layers::mla_forward(be, plan.mla, L.mla, pass, cl, CV(normed), cos, sin, s, out);
       } else {
         layers::AttentionOptions o = plan.attention;
         o.shape.sliding_window = c.sliding_window[l];
         const layers::AttentionScratch<Backend> s{ws.q(n), ws.k(n), ws.v(n), ws.attn(n), ws.sinks()};
-        layers::attention_forward(be, o, L.attn, l, chunks, CV(normed), cos, sin, s, out);
+        layers::attention_forward(be, o, L.attn, pass, cl, CV(normed), cos, sin, s, out);
       }
-      kernels::add(be, hidden, CV(out));
-      layers::rms_norm(be, CV(hidden), L.post_attention_norm, c.rms_norm_eps, normed);
+      layers::add_rms_norm(be, hidden, CV(out), L.post_attention_norm, c.rms_norm_eps, normed);
       if (L.moe) {
         const index_t slots = n * c.top_k;
         const layers::MoeScratch<Backend> s{ws.router_logits(n), ws.expert_ids(n),    ws.expert_weights(n),
@@ -143,10 +161,13 @@ struct Transformer {
       } else {
         layers::mlp_forward(be, L.mlp, CV(normed), ws.ffn(), out);
       }
-      kernels::add(be, hidden, CV(out));
+      // The residual add, fused with the next layer's input norm.
+      if (l + 1 < c.n_layers) {
+        layers::add_rms_norm(be, hidden, CV(out), w.layers[l + 1].input_norm, c.rms_norm_eps, normed);
+      } else {
+        kernels::add(be, hidden, CV(out));
+      }
     }
-    for (const auto& ch : chunks) ch.cache->append(ch.tokens.size());
-
     if (all_positions) {
       layers::rms_norm(be, CV(hidden), w.final_norm, c.rms_norm_eps, normed);
       layers::linear(be, CV(normed), w.lm_head, logits);
@@ -159,9 +180,16 @@ struct Transformer {
     }
   }
 
- private:
-  // Token ids, positions, each chunk's last row and the rope tables of the pass: filled on the
-  // host and uploaded in one go (the only host-to-backend traffic of a pass). Returns n.
+  // The longest context any row of the pass sees (its cache plus the chunk so far).
+  static index_t max_keys(std::span<const Chunk> chunks) noexcept {
+    index_t m = 0;
+    for (const auto& ch : chunks) m = std::max(m, ch.cache->size() + ch.tokens.size());
+    return m;
+  }
+
+  // Token ids, positions, each chunk's last row and the cache slots of the pass (and dynamic-NTK
+  // rope tables): filled on the host and uploaded in one go, the only host-to-backend traffic of
+  // a pass. Returns n.
   static index_t stage_inputs(const ModelConfig& c, const ForwardPlan& plan, std::span<const Chunk> chunks,
                               BasicWorkspace<Backend>& ws) {
     const Backend be{};
@@ -170,27 +198,31 @@ struct Transformer {
     const auto tokens = ws.tokens_host(n);
     const auto positions = ws.positions_host(n);
     const auto rows = ws.rows_host(chunks.size());
+    const auto slots = ws.slots_host(chunks.size());
+    const auto token_slot = ws.token_slot_host(n);
     index_t t = 0;
     for (index_t i = 0; i < chunks.size(); ++i) {
       const auto& ch = chunks[i];
+      slots[i] = ch.cache->slot(t, ch.tokens.size());
       for (index_t j = 0; j < ch.tokens.size(); ++j, ++t) {
         tokens[t] = ch.tokens[j];
         positions[t] = static_cast<std::int64_t>(ch.cache->size() + j);
+        token_slot[t] = static_cast<std::int32_t>(i);
       }
       rows[i] = static_cast<std::int32_t>(t - 1);
     }
     kernels::upload(be, std::span<const std::int32_t>(tokens), ws.tokens(n));
     kernels::upload(be, std::span<const std::int64_t>(positions), ws.positions(n));
     kernels::upload(be, std::span<const std::int32_t>(rows), ws.rows(chunks.size()));
+    kernels::upload(be, std::span<const kernels::CacheSlot>(slots), ws.slots(chunks.size()));
+    kernels::upload(be, std::span<const std::int32_t>(token_slot), ws.token_slot(n));
 
+    if (c.rope.type != layers::RopeType::kDynamic) return n;  // tables made in run_layers
     V<float, 2> cos = ws.cos(n), sin = ws.sin(n);
     const V<const float, 1> inv_freq = ws.inv_freq();
     const float scaling = plan.rope.attention_scaling;
-    if (c.rope.type != layers::RopeType::kDynamic) {
-      kernels::rope_tables(be, inv_freq, scaling, V<const std::int64_t, 1>(ws.positions(n)), cos, sin);
-      return n;
-    }
-    // Dynamic NTK: each sequence's frequencies follow its own length after this pass.
+    // Dynamic NTK: each sequence's frequencies follow its own length after this pass (made here,
+    // eagerly: the frequencies are uploaded per sequence).
     t = 0;
     for (const auto& ch : chunks) {
       const index_t m = ch.tokens.size();

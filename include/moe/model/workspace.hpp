@@ -85,7 +85,7 @@ class BasicWorkspace {
   // Buffers for s.max_tokens tokens; inv_freq: the model's rope frequencies (copied in once).
   BasicWorkspace(const WorkspaceSizes& s, std::span<const float> inv_freq) : sizes_(s), usage_(s.n_layers, s.n_experts) {
     const index_t n = s.max_tokens;
-    require(n > 0, ErrorCode::kInvalidArgument, "workspace for 0 tokens");
+    require(n > 0 && n <= 0x7fffffff, ErrorCode::kInvalidArgument, "workspace for {} tokens (1 to 2^31 - 1)", n);
     const index_t slots = n * s.top_k;
     hidden_ = Buffer<float, Mem>(n * s.d_model);
     normed_ = Buffer<float, Mem>(n * s.d_model);
@@ -105,6 +105,10 @@ class BasicWorkspace {
     tokens_host_ = HostBuffer<std::int32_t>(n);
     positions_host_ = HostBuffer<std::int64_t>(n);
     rows_host_ = HostBuffer<std::int32_t>(n);
+    slots_ = Buffer<kernels::CacheSlot, Mem>(n);
+    token_slot_ = Buffer<std::int32_t, Mem>(n);
+    slots_host_ = HostBuffer<kernels::CacheSlot>(n);
+    token_slot_host_ = HostBuffer<std::int32_t>(n);
     router_logits_ = Buffer<float, Mem>(n * std::max<index_t>(s.n_experts, 1));
     ids_ = Buffer<std::int32_t, Mem>(slots);
     weights_ = Buffer<float, Mem>(slots);
@@ -176,12 +180,17 @@ class BasicWorkspace {
   V<std::int32_t, 1> tokens(index_t n) noexcept { return tokens_.template view<1>({n}); }
   V<std::int64_t, 1> positions(index_t n) noexcept { return positions_.template view<1>({n}); }
   V<std::int32_t, 1> rows(index_t n) noexcept { return rows_.template view<1>({n}); }
+  // The pass's sequences (kernels/reference/cache.hpp): one slot per chunk, the slot of each row.
+  V<kernels::CacheSlot, 1> slots(index_t chunks) noexcept { return slots_.template view<1>({chunks}); }
+  V<std::int32_t, 1> token_slot(index_t n) noexcept { return token_slot_.template view<1>({n}); }
   V<float, 1> inv_freq() noexcept { return inv_freq_.view(); }
   V<float, 1> dynamic_inv_freq() noexcept { return dynamic_inv_freq_.view(); }
   // Host staging the pass fills before uploading: token ids, positions, picked rows, frequencies.
   std::span<std::int32_t> tokens_host(index_t n) noexcept { return {tokens_host_.data(), n}; }
   std::span<std::int64_t> positions_host(index_t n) noexcept { return {positions_host_.data(), n}; }
   std::span<std::int32_t> rows_host(index_t n) noexcept { return {rows_host_.data(), n}; }
+  std::span<kernels::CacheSlot> slots_host(index_t chunks) noexcept { return {slots_host_.data(), chunks}; }
+  std::span<std::int32_t> token_slot_host(index_t n) noexcept { return {token_slot_host_.data(), n}; }
   std::span<float> inv_freq_host() noexcept { return {inv_freq_host_.data(), inv_freq_host_.size()}; }
 
   V<float, 2> router_logits(index_t n) noexcept {
@@ -199,6 +208,9 @@ class BasicWorkspace {
   V<float, 1> ffn() noexcept { return ffn_.view(); }
   V<float, 1> sinks() noexcept { return sinks_.view(); }
   V<float, 2> shared_out(index_t n) noexcept { return shared_out_.template view<2>({n, sizes_.d_model}); }
+  // How the pass's device work is run (a device backend keeps its captured decode graphs here:
+  // they hold this workspace's buffers).
+  kernels::PassRunner<Backend>& runner() noexcept { return runner_; }
   // Device backends: logits rows before they are downloaded to the caller.
   V<float, 2> logits(index_t rows) noexcept { return logits_.template view<2>({rows, sizes_.vocab_size}); }
 
@@ -209,12 +221,16 @@ class BasicWorkspace {
   Buffer<float, Mem> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;
   Buffer<std::int32_t, Mem> tokens_, rows_;
   Buffer<std::int64_t, Mem> positions_;
-  HostBuffer<std::int32_t> tokens_host_, rows_host_;
+  Buffer<kernels::CacheSlot, Mem> slots_;
+  Buffer<std::int32_t, Mem> token_slot_;
+  HostBuffer<kernels::CacheSlot> slots_host_;
+  HostBuffer<std::int32_t> tokens_host_, rows_host_, token_slot_host_;
   HostBuffer<std::int64_t> positions_host_;
   HostBuffer<float> inv_freq_host_;
   Buffer<float, Mem> router_logits_, weights_, router_scratch_, correction_, slot_weight_, xs_, ys_, ffn_, shared_out_,
       sinks_, inv_freq_, dynamic_inv_freq_, logits_;
   Buffer<std::int32_t, Mem> ids_, offsets_, slot_token_;
+  kernels::PassRunner<Backend> runner_;
 };
 
 using Workspace = BasicWorkspace<backend::cpu>;

@@ -8,6 +8,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/cpu/matmul.hpp"
 #include "moe/kernels/reference/attention.hpp"
+#include "moe/kernels/reference/cache.hpp"
 #include "moe/kernels/reference/mla.hpp"
 
 namespace moe::kernels {
@@ -32,6 +33,53 @@ void mla_attention(backend::cpu_simd<Arch>, const MlaShape& s, View<const float,
     for (std::size_t item = begin; item < end; ++item) {
       detail::mla_attention_item(s, q, q_latent, latent, k_rope, start, out_latent, item / s.n_heads,
                                  item % s.n_heads);
+    }
+  });
+}
+
+// The pass-wide forms: one parallel region over every (row, head) of every sequence (a batch of
+// decoding sequences shares the region instead of opening one per sequence).
+template <class Arch>
+void cached_attention(backend::cpu_simd<Arch>, const AttentionShape& a, const PassSlots<host_memory>& p,
+                      const CacheLayer& l, View<const float, 2> q, View<const float, 1> sinks, View<float, 2> out) {
+  detail::check_token_slots(p, q.extent(0), "cached_attention");
+  detail::for_each_slot(p, [&](const CacheSlot& s, index_t r0, index_t r1) {
+    detail::check_attention(a, View<const float, 2>(q.slice(r0, r1)),
+                            View<const float, 2>(detail::cache_keys(s, l)),
+                            View<const float, 2>(detail::cache_values(s, l)), static_cast<index_t>(s.start), sinks,
+                            out.slice(r0, r1));
+  });
+  parallel_for_chunks(q.extent(0) * a.n_heads, 4, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t item = begin; item < end; ++item) {
+      const index_t t = item / a.n_heads;
+      const CacheSlot& s = p.slots[static_cast<index_t>(p.token_slot[t])];
+      const index_t r0 = s.row0;
+      detail::attention_item(a, q.slice(r0, r0 + s.n), detail::cache_keys(s, l), detail::cache_values(s, l),
+                             static_cast<index_t>(s.start), sinks, out.slice(r0, r0 + s.n), t - r0,
+                             item % a.n_heads);
+    }
+  });
+}
+
+template <class Arch>
+void cached_mla_attention(backend::cpu_simd<Arch>, const MlaShape& m, const PassSlots<host_memory>& p,
+                          const CacheLayer& l, View<const float, 2> q, View<const float, 2> q_latent,
+                          View<float, 2> out_latent) {
+  detail::check_token_slots(p, q.extent(0), "cached_mla_attention");
+  detail::for_each_slot(p, [&](const CacheSlot& s, index_t r0, index_t r1) {
+    detail::check_mla_attention(m, View<const float, 2>(q.slice(r0, r1)), View<const float, 2>(q_latent.slice(r0, r1)),
+                                View<const float, 2>(detail::cache_keys(s, l)),
+                                View<const float, 2>(detail::cache_values(s, l)), static_cast<index_t>(s.start),
+                                out_latent.slice(r0, r1));
+  });
+  parallel_for_chunks(q.extent(0) * m.n_heads, 2, [&](std::size_t begin, std::size_t end) {
+    for (std::size_t item = begin; item < end; ++item) {
+      const index_t t = item / m.n_heads;
+      const CacheSlot& s = p.slots[static_cast<index_t>(p.token_slot[t])];
+      const index_t r0 = s.row0;
+      detail::mla_attention_item(m, q.slice(r0, r0 + s.n), q_latent.slice(r0, r0 + s.n), detail::cache_keys(s, l),
+                                 detail::cache_values(s, l), static_cast<index_t>(s.start),
+                                 out_latent.slice(r0, r0 + s.n), t - r0, item % m.n_heads);
     }
   });
 }

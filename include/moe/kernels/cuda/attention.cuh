@@ -21,6 +21,7 @@
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
 #include "moe/kernels/reference/attention.hpp"
+#include "moe/kernels/reference/cache.hpp"
 
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
@@ -60,7 +61,40 @@ struct AttnArgs {
   std::size_t start, window;
   float scale;
   int splits;  // blocks (cluster ranks) per query
+  // Pass-wide form (kernels/reference/cache.hpp): when `slots` is set, query row t belongs to
+  // slots[token_slot[t]], whose cache of this layer replaces ka/kb/v (an MLA layer's latent is
+  // both ka and v, its rope keys kb) and whose start gives the row's position.
+  const CacheSlot* slots;
+  const std::int32_t* token_slot;
+  int n_slots;
+  std::size_t layer_offset, key_width, value_width;
+  bool latent;
 };
+
+// Points `a` at row t's own cache; false (and NaN outputs) for a row whose slot is not valid.
+__device__ __forceinline__ bool bind_slot(AttnArgs& a, std::size_t t, std::size_t& rel) {
+  rel = t;
+  if (a.slots == nullptr) return true;
+  const int i = a.token_slot[t];
+  const CacheSlot* s = i >= 0 && i < a.n_slots ? a.slots + i : nullptr;
+  if (s == nullptr || t < static_cast<std::size_t>(s->row0) || t >= static_cast<std::size_t>(s->row0) + s->n ||
+      s->start < 0 || s->start + s->n > s->capacity) {
+    return false;
+  }
+  rel = t - static_cast<std::size_t>(s->row0);
+  a.start = static_cast<std::size_t>(s->start);
+  const std::size_t cap = static_cast<std::size_t>(s->capacity);
+  const float* keys = s->data + cap * a.layer_offset;
+  const float* values = keys + cap * a.key_width;
+  a.ka = keys, a.ld_ka = a.key_width;
+  if (a.latent) {
+    a.kb = values, a.ld_kb = a.value_width;
+    a.v = keys, a.ld_v = a.key_width;
+  } else {
+    a.v = values, a.ld_v = a.value_width;
+  }
+  return true;
+}
 
 __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnArgs a) {
   extern __shared__ float smem[];
@@ -73,7 +107,14 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnA
   const int split = blockIdx.x, h = blockIdx.y;
   const std::size_t t = blockIdx.z;
   const int kvh = h / a.group;
-  const std::size_t pos = a.start + t;
+  std::size_t rel = t;
+  if (!bind_slot(a, t, rel)) {  // uniform over the cluster: before any barrier
+    if (split == 0) {
+      for (int d = threadIdx.x; d < a.dv; d += blockDim.x) a.out[t * a.ld_out + h * a.head_out + d] = __int_as_float(0x7fc00000);
+    }
+    return;
+  }
+  const std::size_t pos = a.start + rel;
   const std::size_t lo = a.window > 0 && pos + 1 > a.window ? pos + 1 - a.window : 0;
   const std::size_t hi = pos + 1;
   const std::size_t chunk = (hi - lo + a.splits - 1) / a.splits;
@@ -225,12 +266,18 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnA
 #endif
 }
 
+// One block per kAttnKeysPerSplit keys of the longest context, at most kAttnMaxSplits: the part of
+// the split that follows the context length (and so keys a captured decode step).
+inline int attention_split_bucket(index_t max_keys) noexcept {
+  return static_cast<int>(
+      std::clamp<index_t>((max_keys + kAttnKeysPerSplit - 1) / kAttnKeysPerSplit, 1, kAttnMaxSplits));
+}
+
 // Blocks (cluster ranks) per query: for grids smaller than the device (decode) on sm_90+, one per
 // kAttnKeysPerSplit keys, at most kAttnMaxSplits; else 1.
 inline int attention_splits(index_t n_tokens, index_t n_heads, index_t max_keys) {
   if (device_major() < 9 || n_tokens * n_heads >= static_cast<index_t>(device_sm_count())) return 1;
-  return static_cast<int>(
-      std::clamp<index_t>((max_keys + kAttnKeysPerSplit - 1) / kAttnKeysPerSplit, 1, kAttnMaxSplits));
+  return attention_split_bucket(max_keys);
 }
 
 // Launches attention_kernel for n tokens and n_heads heads; splits the keys across a cluster for
@@ -250,7 +297,7 @@ inline void launch_attention(AttnArgs a, index_t n_tokens, index_t n_heads, inde
   config.gridDim = dim3(splits, static_cast<unsigned>(n_heads), static_cast<unsigned>(n_tokens));
   config.blockDim = dim3(kAttnWarps * kWarpSize);
   config.dynamicSmemBytes = smem;
-  config.stream = 0;
+  config.stream = ::moe::cuda::stream();
   cudaLaunchAttribute attribute{};
   if (splits > 1) {
     attribute.id = cudaLaunchAttributeClusterDimension;
@@ -261,6 +308,7 @@ inline void launch_attention(AttnArgs a, index_t n_tokens, index_t n_heads, inde
     config.numAttrs = 1;
   }
   MOE_CUDA_CHECK(cudaLaunchKernelEx(&config, attention_kernel, a));
+  ::moe::cuda::check_launch(op);
 }
 
 }  // namespace cuda_detail
@@ -271,7 +319,7 @@ inline void launch_attention(AttnArgs a, index_t n_tokens, index_t n_heads, inde
 //   keys   [>= start+n, n_kv_heads·head_dim], values [>= start+n, n_kv_heads·v_head_dim] (row strides free)
 //   sinks  [n_heads] logits (GPT-OSS) or [0]
 //   out    [n, n_heads·v_head_dim]
-// v_head_dim up to 512. Asynchronous on the default stream.
+// v_head_dim up to 512. Asynchronous on the backend's stream (cuda::stream()).
 inline void attention(backend::cuda, const AttentionShape& s, DeviceView<const float, 2> q,
                       DeviceView<const float, 2> keys, DeviceView<const float, 2> values, index_t start,
                       DeviceView<const float, 1> sinks, DeviceView<float, 2> out) {

@@ -52,7 +52,7 @@ void launch_gather(DeviceView<const W, 2> src, DeviceView<const std::int32_t, 1>
   const index_t n = rows.extent(0), d = dst.extent(1);
   if (n == 0 || d == 0) return;
   const dim3 grid(grid_for(d, kGatherThreads, 64), static_cast<unsigned>(std::min<index_t>(n, 65535)));
-  gather_rows_kernel<W><<<grid, kGatherThreads>>>(src.data(), src.stride(0), src.extent(0), rows.data(),
+  gather_rows_kernel<W><<<grid, kGatherThreads, 0, ::moe::cuda::stream()>>>(src.data(), src.stride(0), src.extent(0), rows.data(),
                                                    rows.stride(0), dst.data(), dst.stride(0), static_cast<int>(d),
                                                    static_cast<unsigned>(std::min<index_t>(n, 0xffffffffu)));
   ::moe::cuda::check_launch(op);
@@ -69,7 +69,7 @@ __global__ void to_f32_kernel(const W* __restrict__ src, std::size_t s_stride, f
 
 }  // namespace cuda_detail
 
-// dst[0, host.size()) = host: cudaMemcpyAsync on the default stream. From pageable memory the
+// dst[0, host.size()) = host: cudaMemcpyAsync on the backend's stream. From pageable memory the
 // call returns once the data is staged (the span may be reused at once); from page-locked
 // memory the copy is truly asynchronous and the span must stay valid until the stream reaches
 // it. kInvalidArgument if the view is too short or not contiguous.
@@ -78,21 +78,23 @@ void upload(backend::cuda, std::span<const T> host, DeviceView<T, 1> dst) {
   require(host.size() <= dst.extent(0) && (dst.extent(0) <= 1 || dst.stride(0) == 1), ErrorCode::kInvalidArgument,
           "upload: {} elements into a view of {}", host.size(), dst.extent(0));
   if (host.empty()) return;
-  MOE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host.data(), host.size_bytes(), cudaMemcpyHostToDevice, 0));
+  MOE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host.data(), host.size_bytes(), cudaMemcpyHostToDevice, ::moe::cuda::stream()));
 }
 
-// host = src[0, host.size()). Synchronous: waits for the work queued before it on the default
+// host = src[0, host.size()). Synchronous: waits for the work queued before it on the backend's
 // stream (and reports a fault of any of it as kDevice).
 template <class T>
 void download(backend::cuda, DeviceView<const T, 1> src, std::span<T> host) {
   require(host.size() <= src.extent(0) && (src.extent(0) <= 1 || src.stride(0) == 1), ErrorCode::kInvalidArgument,
           "download: {} elements from a view of {}", host.size(), src.extent(0));
   if (host.empty()) return;
-  MOE_CUDA_CHECK(cudaMemcpy(host.data(), src.data(), host.size_bytes(), cudaMemcpyDeviceToHost));
+  MOE_CUDA_CHECK(cudaMemcpyAsync(host.data(), src.data(), host.size_bytes(), cudaMemcpyDeviceToHost,
+                                 ::moe::cuda::stream()));
+  MOE_CUDA_CHECK(cudaStreamSynchronize(::moe::cuda::stream()));
 }
 
 // dst = src, both [n, d] f32 in device memory (any row strides, unit inner stride), no overlap:
-// one cudaMemcpy2DAsync on the default stream.
+// one cudaMemcpy2DAsync on the backend's stream.
 inline void copy_rows(backend::cuda, DeviceView<const float, 2> src, DeviceView<float, 2> dst) {
   detail::check_same_shape(src, dst, "copy_rows", "src", "dst");
   const index_t n = src.extent(0), d = src.extent(1);
@@ -102,7 +104,8 @@ inline void copy_rows(backend::cuda, DeviceView<const float, 2> src, DeviceView<
   const std::size_t dpitch = n > 1 ? dst.stride(0) * sizeof(float) : width;
   require(spitch >= width && dpitch >= width, ErrorCode::kInvalidArgument,
           "copy_rows: row strides {} and {} are shorter than the rows ({})", src.stride(0), dst.stride(0), d);
-  MOE_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), dpitch, src.data(), spitch, width, n, cudaMemcpyDeviceToDevice, 0));
+  MOE_CUDA_CHECK(cudaMemcpy2DAsync(dst.data(), dpitch, src.data(), spitch, width, n, cudaMemcpyDeviceToDevice,
+                                   ::moe::cuda::stream()));
 }
 
 // dst[i, :] = src[rows[i], :]: src [m, d], rows [n] (device memory), dst [n, d].
@@ -137,7 +140,7 @@ void to_f32(backend::cuda, DeviceView<const W, 1> src, DeviceView<float, 1> dst)
     require(src.extent(0) == dst.extent(0), ErrorCode::kInvalidArgument, "to_f32: {} elements into {}", src.extent(0),
             dst.extent(0));
     if (src.extent(0) == 0) return;
-    cuda_detail::to_f32_kernel<W><<<cuda_detail::grid_for(src.extent(0), 256), 256>>>(
+    cuda_detail::to_f32_kernel<W><<<cuda_detail::grid_for(src.extent(0), 256), 256, 0, ::moe::cuda::stream()>>>(
         src.data(), src.stride(0), dst.data(), dst.stride(0), src.extent(0));
     ::moe::cuda::check_launch("to_f32_kernel");
   } else {

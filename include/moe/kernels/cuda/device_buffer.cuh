@@ -79,20 +79,24 @@ class Buffer<T, device_memory> {
   std::size_t bytes() const noexcept { return size_ * sizeof(T); }
   bool empty() const noexcept { return size_ == 0; }
 
-  // Copies `host` into elements [offset, offset + host.size()). Synchronous (cudaMemcpy: waits
-  // for earlier work on the default stream). kInvalidArgument if the range does not fit.
+  // Copies `host` into elements [offset, offset + host.size()). Synchronous (waits for earlier
+  // work on the backend's stream, cuda::stream()). kInvalidArgument if the range does not fit.
   void upload(std::span<const T> host, index_t offset = 0) {
     check_range(offset, host.size(), "upload");
     if (host.empty()) return;
-    MOE_CUDA_CHECK(cudaMemcpy(data_ + offset, host.data(), host.size_bytes(), cudaMemcpyHostToDevice));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(data_ + offset, host.data(), host.size_bytes(), cudaMemcpyHostToDevice,
+                                   ::moe::cuda::stream()));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(::moe::cuda::stream()));
   }
 
   // Copies elements [offset, offset + host.size()) into `host`. Synchronous: waits for the
-  // kernels launched before it on the default stream, so it also reports their faults.
+  // kernels launched before it on the backend's stream, so it also reports their faults.
   void download(std::span<T> host, index_t offset = 0) const {
     check_range(offset, host.size(), "download");
     if (host.empty()) return;
-    MOE_CUDA_CHECK(cudaMemcpy(host.data(), data_ + offset, host.size_bytes(), cudaMemcpyDeviceToHost));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(host.data(), data_ + offset, host.size_bytes(), cudaMemcpyDeviceToHost,
+                                   ::moe::cuda::stream()));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(::moe::cuda::stream()));
   }
 
   std::vector<T> to_host() const {

@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(kElementwiseThreads) rows_kernel(Op op, std::s
 template <class Op>
 void launch_rows(const Op& op, index_t n, index_t d, const char* name) {
   if (n == 0 || d == 0) return;
-  rows_kernel<<<grid_for(n * d, kElementwiseThreads), kElementwiseThreads>>>(op, n, d);
+  rows_kernel<<<grid_for(n * d, kElementwiseThreads), kElementwiseThreads, 0, ::moe::cuda::stream()>>>(op, n, d);
   ::moe::cuda::check_launch(name);
 }
 
@@ -223,7 +223,7 @@ inline void softmax(backend::cuda, DeviceView<float, 2> x) {
   cuda_detail::require_int_range(x.extent(1), "softmax", "d");
   require(x.extent(0) <= 0x7fffffffu, ErrorCode::kInvalidArgument, "softmax: {} rows", x.extent(0));
   if (x.extent(0) == 0 || x.extent(1) == 0) return;
-  cuda_detail::softmax_rows_kernel<<<static_cast<unsigned>(x.extent(0)), cuda_detail::kSoftmaxThreads>>>(
+  cuda_detail::softmax_rows_kernel<<<static_cast<unsigned>(x.extent(0)), cuda_detail::kSoftmaxThreads, 0, ::moe::cuda::stream()>>>(
       x.data(), x.stride(0), static_cast<int>(x.extent(1)));
   ::moe::cuda::check_launch("softmax_rows_kernel");
 }

@@ -247,14 +247,14 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out) {
     const bool vector = gemv_vector_loads(a.g) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
     const int rows_per_block = kGemvWarpsPerBlock * kGroupedGemvRows;
     const dim3 grid((a.g.out + rows_per_block - 1) / rows_per_block, grid_y);
-    if (vector) grouped_gemv_kernel<W, true><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
-    else grouped_gemv_kernel<W, false><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
+    if (vector) grouped_gemv_kernel<W, true><<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+    else grouped_gemv_kernel<W, false><<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("grouped_gemv_kernel");
   } else {
     const bool pairs = gemv_in_out_pair_loads(a.g) && (a.n_experts <= 1 || stride_bytes % (2 * sizeof(W)) == 0);
     const dim3 grid((a.g.out + kGemvInOutCols - 1) / kGemvInOutCols, grid_y);
-    if (pairs) grouped_gemv_in_out_kernel<W, true><<<grid, kGemvInOutWarps * kWarpSize>>>(a);
-    else grouped_gemv_in_out_kernel<W, false><<<grid, kGemvInOutWarps * kWarpSize>>>(a);
+    if (pairs) grouped_gemv_in_out_kernel<W, true><<<grid, kGemvInOutWarps * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+    else grouped_gemv_in_out_kernel<W, false><<<grid, kGemvInOutWarps * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("grouped_gemv_in_out_kernel");
   }
   if (slots <= kGemvMaxTokens) return;
@@ -271,18 +271,18 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out) {
   };
   if constexpr (std::is_same_v<W, float>) {
     const dim3 grid((a.g.out + kTileOut - 1) / kTileOut, tile_bound(kTileTokens));
-    if (in_out) grouped_gemm_f32_kernel<W, true><<<grid, kGemmThreads>>>(a);
-    else grouped_gemm_f32_kernel<W, false><<<grid, kGemmThreads>>>(a);
+    if (in_out) grouped_gemm_f32_kernel<W, true><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
+    else grouped_gemm_f32_kernel<W, false><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("grouped_gemm_f32_kernel");
   } else {
     const dim3 grid((a.g.out + kMmaTileN - 1) / kMmaTileN, tile_bound(kMmaTileM));
     const bool aligned = rows_aligned_16(a.g, in_out) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
     if (in_out) {
-      if (aligned) grouped_mma_kernel<W, true, true><<<grid, kMmaThreads>>>(a);
-      else grouped_mma_kernel<W, true, false><<<grid, kMmaThreads>>>(a);
+      if (aligned) grouped_mma_kernel<W, true, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      else grouped_mma_kernel<W, true, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
     } else {
-      if (aligned) grouped_mma_kernel<W, false, true><<<grid, kMmaThreads>>>(a);
-      else grouped_mma_kernel<W, false, false><<<grid, kMmaThreads>>>(a);
+      if (aligned) grouped_mma_kernel<W, false, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      else grouped_mma_kernel<W, false, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
     }
     ::moe::cuda::check_launch("grouped_mma_kernel");
   }

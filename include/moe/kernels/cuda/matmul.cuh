@@ -28,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 namespace moe::kernels {
@@ -189,6 +190,24 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
       if (row0 + r < a.out && lane == (r * kTokens + t) % kWarpSize) y[t * a.ld_y + row0 + r] = total;
     }
   }
+}
+
+// Several products of one x in one launch (matmul_fanout): block b belongs to product i while b
+// is below that product's block count, in order; each product is gemv_kernel's work, unchanged.
+inline constexpr int kFanoutMax = 3;
+template <class W>
+struct GemvFanout {
+  GemmArgs<W> m[kFanoutMax];
+  int blocks[kFanoutMax];
+  int count;
+};
+
+template <class W, int kTokens, int kRows, bool kVector>
+__global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_fanout_kernel(GemvFanout<W> f) {
+  int b = blockIdx.x, i = 0;
+  while (i + 1 < f.count && b >= f.blocks[i]) b -= f.blocks[i++];
+  const GemmArgs<W>& a = i == 0 ? f.m[0] : (i == 1 ? f.m[1] : f.m[2]);
+  gemv_warp_rows<W, kTokens, kRows, kVector>(a, (b * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows);
 }
 
 // Grid: (ceil(out / (8 kRows)), batch).
@@ -608,12 +627,40 @@ void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
   if (!in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
     const dim3 grid((a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows), a.batch);
-    gemv_kernel<W, kTokens, kRows, kVector><<<grid, kGemvWarpsPerBlock * kWarpSize>>>(a);
+    gemv_kernel<W, kTokens, kRows, kVector><<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("gemv_kernel");
   } else {
     const dim3 grid((a.out + kGemvInOutCols - 1) / kGemvInOutCols, a.batch);
-    gemv_in_out_kernel<W, kTokens, kVector><<<grid, kGemvInOutWarps * kWarpSize>>>(a);
+    gemv_in_out_kernel<W, kTokens, kVector><<<grid, kGemvInOutWarps * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("gemv_in_out_kernel");
+  }
+}
+
+template <class W, int kTokens>
+void launch_fanout_tokens(GemvFanout<W> f) {
+  constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
+  constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
+  unsigned blocks = 0;
+  for (int i = 0; i < f.count; ++i) {
+    f.blocks[i] = (f.m[i].out + rows_per_block - 1) / rows_per_block;
+    blocks += static_cast<unsigned>(f.blocks[i]);
+  }
+  gemv_fanout_kernel<W, kTokens, kRows, true><<<blocks, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(f);
+  ::moe::cuda::check_launch("gemv_fanout_kernel");
+}
+
+template <class W>
+void launch_fanout(const GemvFanout<W>& f) {
+  static_assert(kGemvMaxTokens == 8, "update the switch below");
+  switch (f.m[0].n_tokens) {
+    case 1: launch_fanout_tokens<W, 1>(f); break;
+    case 2: launch_fanout_tokens<W, 2>(f); break;
+    case 3: launch_fanout_tokens<W, 3>(f); break;
+    case 4: launch_fanout_tokens<W, 4>(f); break;
+    case 5: launch_fanout_tokens<W, 5>(f); break;
+    case 6: launch_fanout_tokens<W, 6>(f); break;
+    case 7: launch_fanout_tokens<W, 7>(f); break;
+    default: launch_fanout_tokens<W, 8>(f); break;
   }
 }
 
@@ -647,8 +694,8 @@ void gemm_dispatch(const GemmArgs<W>& a, bool in_out) {
     require(static_cast<index_t>(a.n_tokens) <= index_t{65535} * kTileTokens, ErrorCode::kInvalidArgument,
             "kernels::matmul(cuda): {} rows of x exceed the supported {}", a.n_tokens, index_t{65535} * kTileTokens);
     const dim3 grid((a.out + kTileOut - 1) / kTileOut, (a.n_tokens + kTileTokens - 1) / kTileTokens, a.batch);
-    if (in_out) gemm_f32_kernel<W, true><<<grid, kGemmThreads>>>(a);
-    else gemm_f32_kernel<W, false><<<grid, kGemmThreads>>>(a);
+    if (in_out) gemm_f32_kernel<W, true><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
+    else gemm_f32_kernel<W, false><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("gemm_f32_kernel");
   } else {
     require(static_cast<index_t>(a.n_tokens) <= index_t{65535} * kMmaTileM, ErrorCode::kInvalidArgument,
@@ -656,11 +703,11 @@ void gemm_dispatch(const GemmArgs<W>& a, bool in_out) {
     const dim3 grid((a.out + kMmaTileN - 1) / kMmaTileN, (a.n_tokens + kMmaTileM - 1) / kMmaTileM, a.batch);
     const bool aligned = rows_aligned_16(a, in_out);
     if (in_out) {
-      if (aligned) mma_gemm_kernel<W, true, true><<<grid, kMmaThreads>>>(a);
-      else mma_gemm_kernel<W, true, false><<<grid, kMmaThreads>>>(a);
+      if (aligned) mma_gemm_kernel<W, true, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      else mma_gemm_kernel<W, true, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
     } else {
-      if (aligned) mma_gemm_kernel<W, false, true><<<grid, kMmaThreads>>>(a);
-      else mma_gemm_kernel<W, false, false><<<grid, kMmaThreads>>>(a);
+      if (aligned) mma_gemm_kernel<W, false, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      else mma_gemm_kernel<W, false, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
     }
     ::moe::cuda::check_launch("mma_gemm_kernel");
   }
@@ -691,7 +738,7 @@ GemmArgs<W> gemm_args(DeviceView<const float, 2> x, DeviceView<const W, 2> w, De
 // y = x·Wᵀ on the GPU: x [n_tokens, in] f32, w [out, in] (float, bf16 or f16), y [n_tokens, out]
 // f32, all in device memory; innermost strides 1, outer strides free; y must not overlap x or w.
 // Overwrites y. Up to 8 rows run the decode GEMV (W read once for all rows), more the
-// tensor-core GEMM (bf16/f16) or the tiled f32 GEMM (f32 W). Asynchronous on the default stream.
+// tensor-core GEMM (bf16/f16) or the tiled f32 GEMM (f32 W). Asynchronous on the backend's stream (cuda::stream()).
 // Throws kInvalidArgument on mismatched shapes or strides, kDevice if the launch fails.
 template <class W>
 void matmul(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 2> w, DeviceView<float, 2> y) {
@@ -701,6 +748,38 @@ void matmul(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 2> 
   } else {
     static_assert(dependent_false<W>,
                   "kernels::matmul is not implemented for backend::cuda with this weight type "
+                  "(implemented: float, bf16, f16)");
+  }
+}
+
+// y_i = x·W_iᵀ for up to three weights sharing x (an attention layer's q, k and v projections): one
+// launch of the decode GEMV over all of them when x has at most 8 rows and every W is 16-byte
+// aligned (each output bitwise what matmul gives), else one matmul each. w and y of equal length.
+template <class W>
+void matmul_fanout(backend::cuda be, DeviceView<const float, 2> x, std::span<const DeviceView<const W, 2>> w,
+                   std::span<const DeviceView<float, 2>> y) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    require(w.size() == y.size() && !w.empty(), ErrorCode::kInvalidArgument, "matmul_fanout: {} weights, {} outputs",
+            w.size(), y.size());
+    cuda_detail::GemvFanout<W> f{};
+    bool fused = w.size() <= static_cast<std::size_t>(cuda_detail::kFanoutMax) && x.extent(0) >= 1 &&
+                 x.extent(0) <= static_cast<index_t>(cuda_detail::kGemvMaxTokens);
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      detail::check_matmul(x, w[i], y[i], "matmul_fanout");
+      if (i < static_cast<std::size_t>(cuda_detail::kFanoutMax)) {
+        f.m[i] = cuda_detail::gemm_args(x, w[i], y[i], false, "matmul_fanout");
+        fused = fused && f.m[i].out > 0 && cuda_detail::gemv_vector_loads(f.m[i]);
+      }
+    }
+    if (!fused) {
+      for (std::size_t i = 0; i < w.size(); ++i) matmul(be, x, w[i], y[i]);
+      return;
+    }
+    f.count = static_cast<int>(w.size());
+    cuda_detail::launch_fanout(f);
+  } else {
+    static_assert(dependent_false<W>,
+                  "kernels::matmul_fanout is not implemented for backend::cuda with this weight type "
                   "(implemented: float, bf16, f16)");
   }
 }

@@ -175,7 +175,7 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
   if (k == 0) a.n = 0;  // no slots (avoids s / k)
   if (a.k == 0) a.k = 1;
   const std::size_t smem = sizeof(int) * std::max<index_t>(n_experts, 1);
-  cuda_detail::bucket_kernel<<<1, cuda_detail::kBucketThreads, smem>>>(a);
+  cuda_detail::bucket_kernel<<<1, cuda_detail::kBucketThreads, smem, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("bucket_kernel");
 }
 
@@ -199,7 +199,7 @@ inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, Device
   a.slot_weight = slot_weight.data(), a.weight_stride = slot_weight.stride(0);
   a.y = y.data(), a.ld_y = y.stride(0);
   a.slots = static_cast<int>(ys.extent(0)), a.d = static_cast<int>(y.extent(1));
-  cuda_detail::combine_kernel<<<static_cast<unsigned>(y.extent(0)), cuda_detail::kCombineThreads>>>(a);
+  cuda_detail::combine_kernel<<<static_cast<unsigned>(y.extent(0)), cuda_detail::kCombineThreads, 0, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("combine_kernel");
 }
 

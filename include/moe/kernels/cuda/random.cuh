@@ -55,7 +55,7 @@ void fill_uniform(backend::cuda, DeviceView<T, 1> x, std::uint64_t seed, float s
   const std::size_t n = x.extent(0);
   if (n == 0) return;
   const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65536));
-  cuda_detail::fill_uniform_kernel<T><<<blocks, 256>>>(x.data(), n, seed, scale, offset);
+  cuda_detail::fill_uniform_kernel<T><<<blocks, 256, 0, ::moe::cuda::stream()>>>(x.data(), n, seed, scale, offset);
   ::moe::cuda::check_launch("fill_uniform_kernel");
 }
 

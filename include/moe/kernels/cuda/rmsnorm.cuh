@@ -48,6 +48,34 @@ __global__ void rmsnorm_kernel(const float* x, std::size_t ld_x, const W* __rest
   }
 }
 
+// The fused residual add + RMSNorm of row `blockIdx.x`: hidden += delta (stored), y = rmsnorm of
+// the sum. Each thread adds and stores its slice, sums its squares, and after the block reduction
+// re-reads its own stores to scale them: bitwise add followed by rmsnorm_kernel.
+template <class W>
+__global__ void add_rmsnorm_kernel(float* hidden, std::size_t ld_h, const float* __restrict__ delta, std::size_t ld_d,
+                                   const W* __restrict__ weight, float eps, float* y, std::size_t ld_y, int d) {
+  __shared__ double scratch[kWarpSize];
+  float* h_row = hidden + static_cast<std::size_t>(blockIdx.x) * ld_h;
+  const float* d_row = delta + static_cast<std::size_t>(blockIdx.x) * ld_d;
+  float* y_row = y + static_cast<std::size_t>(blockIdx.x) * ld_y;
+  double sum_sq = 0.0;
+  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+    const float s = __fadd_rn(h_row[i], d_row[i]);
+    h_row[i] = s;
+    const double v = s;
+    sum_sq = fma(v, v, sum_sq);
+  }
+  sum_sq = block_sum(sum_sq, scratch);
+  const auto inv_rms = static_cast<float>(1.0 / sqrt(sum_sq / static_cast<double>(d) + static_cast<double>(eps)));
+  for (int i = threadIdx.x; i < d; i += blockDim.x) {
+    y_row[i] = __fmul_rn(__fmul_rn(h_row[i], inv_rms), load_as_float(weight, static_cast<std::size_t>(i)));
+  }
+}
+
+inline int rmsnorm_threads(index_t d) {
+  return static_cast<int>(std::min<index_t>(kRmsNormMaxThreads, (d + kWarpSize - 1) / kWarpSize * kWarpSize));
+}
+
 template <class W>
 void rmsnorm_impl(DeviceView<const float, 2> x, DeviceView<const W, 1> weight, float eps, DeviceView<float, 2> y) {
   detail::check_rmsnorm(x, weight, y);
@@ -58,9 +86,8 @@ void rmsnorm_impl(DeviceView<const float, 2> x, DeviceView<const W, 1> weight, f
           "kernels::rmsnorm(cuda): {} rows exceed the grid limit", n);
   if (n == 0 || d == 0) return;
   // Enough threads for a few elements each, a whole number of warps.
-  const int threads =
-      static_cast<int>(std::min<index_t>(kRmsNormMaxThreads, (d + kWarpSize - 1) / kWarpSize * kWarpSize));
-  rmsnorm_kernel<W><<<static_cast<unsigned>(n), threads>>>(x.data(), x.stride(0), weight.data(), eps, y.data(),
+  const int threads = rmsnorm_threads(d);
+  rmsnorm_kernel<W><<<static_cast<unsigned>(n), threads, 0, ::moe::cuda::stream()>>>(x.data(), x.stride(0), weight.data(), eps, y.data(),
                                                            y.stride(0), static_cast<int>(d));
   ::moe::cuda::check_launch("rmsnorm_kernel");
 }
@@ -69,7 +96,7 @@ void rmsnorm_impl(DeviceView<const float, 2> x, DeviceView<const W, 1> weight, f
 
 // y = x * rsqrt(mean(x²) + eps) * weight for each row: x [n, d] f32, weight [d], y [n, d] f32,
 // device memory, innermost strides 1. y may alias x exactly (in place); no other overlap.
-// Asynchronous on the default stream. Throws kInvalidArgument on shape or stride mismatch,
+// Asynchronous on the backend's stream (cuda::stream()). Throws kInvalidArgument on shape or stride mismatch,
 // kDevice if the launch fails. Weight types: float, bf16, f16; any other is a compile error.
 template <class W>
 void rmsnorm(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 1> weight, float eps,
@@ -79,6 +106,32 @@ void rmsnorm(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 1>
   } else {
     static_assert(dependent_false<W>,
                   "kernels::rmsnorm is not implemented for backend::cuda with this weight type "
+                  "(implemented: float, bf16, f16)");
+  }
+}
+
+// The residual add that ends a sub-layer fused with the RMSNorm that starts the next:
+// hidden += delta; y = rmsnorm(hidden) · weight (kernels/reference/fused.hpp). hidden, delta, y
+// [n, d] f32 in device memory (unit inner strides; y must not overlap hidden or delta).
+template <class W>
+void add_rmsnorm(backend::cuda, DeviceView<float, 2> hidden, DeviceView<const float, 2> delta,
+                 DeviceView<const W, 1> weight, float eps, DeviceView<float, 2> y) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    detail::check_same_shape(hidden, delta, "add_rmsnorm", "hidden", "delta");
+    detail::check_rmsnorm(DeviceView<const float, 2>(hidden), weight, y);
+    const index_t n = hidden.extent(0), d = hidden.extent(1);
+    cuda_detail::require_int_range(d, "add_rmsnorm", "d");
+    require(n <= static_cast<index_t>(0x7fffffff), ErrorCode::kInvalidArgument,
+            "kernels::add_rmsnorm(cuda): {} rows exceed the grid limit", n);
+    if (n == 0 || d == 0) return;
+    cuda_detail::add_rmsnorm_kernel<W><<<static_cast<unsigned>(n), cuda_detail::rmsnorm_threads(d), 0,
+                                         ::moe::cuda::stream()>>>(hidden.data(), hidden.stride(0), delta.data(),
+                                                                  delta.stride(0), weight.data(), eps, y.data(),
+                                                                  y.stride(0), static_cast<int>(d));
+    ::moe::cuda::check_launch("add_rmsnorm_kernel");
+  } else {
+    static_assert(dependent_false<W>,
+                  "kernels::add_rmsnorm is not implemented for backend::cuda with this weight type "
                   "(implemented: float, bf16, f16)");
   }
 }

@@ -11,6 +11,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/rmsnorm.cuh"
 #include "moe/kernels/reference/rope.hpp"
 
 #include <cuda_runtime.h>
@@ -56,7 +57,102 @@ __global__ void rope_tables_kernel(const float* __restrict__ inv_freq, std::size
   }
 }
 
+// The fused per-head QK-norm + rope (kernels/reference/fused.hpp): block r is one head of one
+// token, of q (r < q_rows) or of k. With norms, the head is RMSNorm-ed in place exactly as
+// rmsnorm_kernel does it (same threads, same reduction), then, after a barrier, rotated exactly
+// as rope_kernel does: bitwise the unfused composition, in one launch instead of four.
+struct QkRopeArgs {
+  float* q;
+  std::size_t q_tok, q_heads;
+  float* k;
+  std::size_t k_tok, k_heads;
+  unsigned q_rows;
+  const float* cos_t;
+  std::size_t ld_cos;
+  const float* sin_t;
+  std::size_t ld_sin;
+  int head_dim, half;
+  float eps;
+  bool interleaved;
+};
+
+template <class W>
+__global__ void qk_norm_rope_kernel(QkRopeArgs a, const W* __restrict__ q_norm, const W* __restrict__ k_norm) {
+  __shared__ double scratch[kWarpSize];
+  const bool is_q = blockIdx.x < a.q_rows;
+  const std::size_t r = is_q ? blockIdx.x : blockIdx.x - a.q_rows;
+  const std::size_t heads = is_q ? a.q_heads : a.k_heads;
+  const std::size_t t = r / heads, h = r % heads;
+  float* v = is_q ? a.q + t * a.q_tok + h * a.head_dim : a.k + t * a.k_tok + h * a.head_dim;
+  const W* w = is_q ? q_norm : k_norm;
+  if (w != nullptr) {
+    double sum_sq = 0.0;
+    for (int i = threadIdx.x; i < a.head_dim; i += blockDim.x) {
+      const double x = v[i];
+      sum_sq = fma(x, x, sum_sq);
+    }
+    sum_sq = block_sum(sum_sq, scratch);
+    const auto inv_rms =
+        static_cast<float>(1.0 / sqrt(sum_sq / static_cast<double>(a.head_dim) + static_cast<double>(a.eps)));
+    for (int i = threadIdx.x; i < a.head_dim; i += blockDim.x) {
+      v[i] = __fmul_rn(__fmul_rn(v[i], inv_rms), load_as_float(w, static_cast<std::size_t>(i)));
+    }
+    __syncthreads();  // every element normalised before any pair is rotated
+  }
+  for (int i = threadIdx.x; i < a.half; i += blockDim.x) {
+    const int ia = a.interleaved ? 2 * i : i;
+    const int ib = a.interleaved ? 2 * i + 1 : i + a.half;
+    const float x0 = v[ia], x1 = v[ib];
+    const float c = __ldg(a.cos_t + t * a.ld_cos + i), s = __ldg(a.sin_t + t * a.ld_sin + i);
+    v[ia] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    v[ib] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+  }
+}
+
 }  // namespace cuda_detail
+
+// Per-head QK-norm (when q_norm/k_norm have extent head_dim; extent 0: none) and rope of q [n, H,
+// hd] and k [n, KV, hd] (contiguous heads, device memory) in place, in one launch.
+template <class W>
+void qk_norm_rope(backend::cuda, DeviceView<float, 3> q, DeviceView<float, 3> k, DeviceView<const W, 1> q_norm,
+                  DeviceView<const W, 1> k_norm, float eps, DeviceView<const float, 2> cos,
+                  DeviceView<const float, 2> sin, RopePairing pairing) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    detail::check_qk_norms(q, k, q_norm, k_norm);
+    detail::check_rope(q, cos, sin);
+    detail::check_rope(k, cos, sin);
+    (void)detail::heads_as_rows(q, "qk_norm_rope");
+    (void)detail::heads_as_rows(k, "qk_norm_rope");
+    const index_t rows = q.extent(0) * q.extent(1) + k.extent(0) * k.extent(1);
+    require(rows <= 0x7fffffff && q.extent(2) == k.extent(2), ErrorCode::kInvalidArgument,
+            "qk_norm_rope(cuda): {} heads of {} and {}", rows, q.extent(2), k.extent(2));
+    cuda_detail::require_int_range(q.extent(2), "qk_norm_rope", "head_dim");
+    if (rows == 0) return;
+    const cuda_detail::QkRopeArgs a{q.data(),
+                                    q.stride(0),
+                                    q.extent(1),
+                                    k.data(),
+                                    k.stride(0),
+                                    k.extent(1),
+                                    static_cast<unsigned>(q.extent(0) * q.extent(1)),
+                                    cos.data(),
+                                    cos.stride(0),
+                                    sin.data(),
+                                    sin.stride(0),
+                                    static_cast<int>(q.extent(2)),
+                                    static_cast<int>(cos.extent(1)),
+                                    eps,
+                                    pairing == RopePairing::interleaved};
+    const bool norm = q_norm.extent(0) != 0;
+    cuda_detail::qk_norm_rope_kernel<W><<<static_cast<unsigned>(rows), cuda_detail::rmsnorm_threads(q.extent(2)), 0,
+                                          ::moe::cuda::stream()>>>(a, norm ? q_norm.data() : nullptr,
+                                                                   norm ? k_norm.data() : nullptr);
+    ::moe::cuda::check_launch("qk_norm_rope_kernel");
+  } else {
+    static_assert(dependent_false<W>, "kernels::qk_norm_rope is not implemented for backend::cuda with this weight "
+                                      "type (implemented: float, bf16, f16)");
+  }
+}
 
 // x [n_tokens, n_heads, head_dim] f32 (any token and head strides, unit inner stride), rotated in
 // place on the first rotary_dim = 2·cos.extent(1) dims of every head; cos, sin [n_tokens,
@@ -67,7 +163,7 @@ inline void rope(backend::cuda, DeviceView<float, 3> x, DeviceView<const float, 
   detail::check_rope(x, cos, sin);
   const index_t total = x.extent(0) * x.extent(1) * cos.extent(1);
   if (total == 0) return;
-  cuda_detail::rope_kernel<<<cuda_detail::grid_for(total, 256), 256>>>(
+  cuda_detail::rope_kernel<<<cuda_detail::grid_for(total, 256), 256, 0, ::moe::cuda::stream()>>>(
       x.data(), x.stride(0), x.stride(1), cos.data(), cos.stride(0), sin.data(), sin.stride(0), x.extent(1),
       cos.extent(1), total, pairing == RopePairing::interleaved);
   ::moe::cuda::check_launch("rope_kernel");
@@ -86,7 +182,7 @@ inline void rope_tables(backend::cuda, DeviceView<const float, 1> inv_freq, floa
   detail::check_unit_inner_stride(cos, "rope_tables", "cos");
   detail::check_unit_inner_stride(sin, "rope_tables", "sin");
   if (n == 0 || half == 0) return;
-  cuda_detail::rope_tables_kernel<<<cuda_detail::grid_for(n * half, 256), 256>>>(
+  cuda_detail::rope_tables_kernel<<<cuda_detail::grid_for(n * half, 256), 256, 0, ::moe::cuda::stream()>>>(
       inv_freq.data(), inv_freq.stride(0), scaling, positions.data(), positions.stride(0), cos.data(), cos.stride(0),
       sin.data(), sin.stride(0), half, n * half);
   ::moe::cuda::check_launch("rope_tables_kernel");

@@ -254,7 +254,7 @@ inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 
   const int threads = static_cast<int>(std::min<index_t>(
       cuda_detail::kRouterMaxThreads,
       std::max<index_t>(cuda_detail::kWarpSize, (c.n_experts + 31) / 32 * 32)));
-  cuda_detail::route_kernel<<<static_cast<unsigned>(logits.extent(0)), threads, smem>>>(a);
+  cuda_detail::route_kernel<<<static_cast<unsigned>(logits.extent(0)), threads, smem, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("route_kernel");
 }
 

@@ -32,6 +32,26 @@ void check_rope(const TensorView<float, 3, S>& x, const TensorView<const float, 
   check_unit_inner_stride(cos, "rope", "cos");
   check_unit_inner_stride(sin, "rope", "sin");
 }
+
+// The [rows · heads, head_dim] view of contiguous heads (what a per-head norm runs over).
+template <class S>
+TensorView<float, 2, S> heads_as_rows(const TensorView<float, 3, S>& x, const char* op) {
+  require(x.extent(2) <= 1 || x.stride(2) == 1, ErrorCode::kInvalidArgument, "{}: heads need a unit inner stride", op);
+  require((x.extent(1) <= 1 || x.stride(1) == x.extent(2)) && (x.extent(0) <= 1 || x.stride(0) == x.extent(1) * x.extent(2)),
+          ErrorCode::kInvalidArgument, "{}: [{}, {}, {}] heads are not contiguous (strides {}, {})", op, x.extent(0),
+          x.extent(1), x.extent(2), x.stride(0), x.stride(1));
+  return TensorView<float, 2, S>(x.data(), {x.extent(0) * x.extent(1), x.extent(2)});
+}
+
+template <class W, class S>
+void check_qk_norms(const TensorView<float, 3, S>& q, const TensorView<float, 3, S>& k,
+                    const TensorView<const W, 1, S>& q_norm, const TensorView<const W, 1, S>& k_norm) {
+  require((q_norm.extent(0) == 0) == (k_norm.extent(0) == 0) &&
+              (q_norm.extent(0) == 0 || (q_norm.extent(0) == q.extent(2) && k_norm.extent(0) == k.extent(2))),
+          ErrorCode::kInvalidArgument, "qk_norm_rope: norms of {} and {} for heads of {} and {}", q_norm.extent(0),
+          k_norm.extent(0), q.extent(2), k.extent(2));
+}
+
 }  // namespace detail
 
 // x [n_tokens, n_heads, head_dim] f32, rotated in place on the first rotary_dim = 2*cos.extent(1)
