@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -226,6 +227,7 @@ TEST_CASE("GGUF corpus: truncations and byte mutations never crash and keep allo
   }
   std::sort(files.begin(), files.end());
   REQUIRE(files.size() >= 5);
+  files.push_back(kCorpus / "hf" / "written.gguf");  // another writer's layout
   std::mt19937 rng(20261202);
   std::size_t runs = 0, errors = 0;
   for (const auto& path : files) {
@@ -257,4 +259,102 @@ TEST_CASE("GGUF corpus: truncations and byte mutations never crash and keep allo
     }
   }
   CHECK(errors > runs / 2);  // the sweep mostly lands on broken files, so it exercises the checks
+}
+
+namespace {
+
+std::uint64_t hf_u64(const nlohmann::json& v) {
+  return v.is_string() ? std::stoull(v.get<std::string>()) : v.get<std::uint64_t>();
+}
+
+// Compares one of our values with @huggingface/gguf's reading of it (tools/make_gguf_hf_fixtures.mjs):
+// `type` is the GGUF type code it reported; elements of nested arrays carry no code of their own
+// there, so they are compared under our element type.
+void check_hf_value(const GgufValue& v, int type, const nlohmann::json& value) {
+  using moe::io::GgufValueType;
+  REQUIRE(static_cast<int>(v.type()) == type);
+  switch (v.type()) {
+    case GgufValueType::string: CHECK(v.get<std::string>() == value.get<std::string>()); break;
+    case GgufValueType::boolean: CHECK(v.get<bool>() == value.get<bool>()); break;
+    case GgufValueType::f32: CHECK(static_cast<double>(v.get<float>()) == value.get<double>()); break;
+    case GgufValueType::f64: CHECK(v.get<double>() == value.get<double>()); break;
+    case GgufValueType::u64: CHECK(v.get<std::uint64_t>() == hf_u64(value)); break;
+    case GgufValueType::i64: CHECK(v.get<std::int64_t>() == std::stoll(value.get<std::string>())); break;
+    case GgufValueType::array: {
+      const GgufArray a = v.get<GgufArray>();
+      REQUIRE(a.size() == value.size());
+      std::size_t i = 0;
+      for (const GgufValue e : a) check_hf_value(e, static_cast<int>(a.element_type()), value[i++]);
+      break;
+    }
+    default: {
+      const auto i = v.integer();
+      REQUIRE(i.has_value());
+      const auto want = value.get<std::int64_t>();
+      CHECK(i->negative == (want < 0));
+      CHECK(i->magnitude == (want < 0 ? static_cast<std::uint64_t>(-(want + 1)) + 1 : static_cast<std::uint64_t>(want)));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("GGUF corpus: @huggingface/gguf reads the valid files as GgufFile does", "[gguf][corpus]") {
+  const auto parsed = moe::io::read_json_file(kCorpus / "hf" / "parsed.json");
+  INFO(parsed.at("parser").get<std::string>());
+  REQUIRE(parsed.at("files").size() >= 5);
+  for (const auto& f : parsed.at("files")) {
+    const std::string file = f.at("file").get<std::string>();
+    INFO(file);
+    const std::vector<std::byte> bytes = read_bytes(kCorpus / "valid" / file);
+    const GgufFile g = GgufFile::parse(bytes, file);
+    CHECK(g.version() == f.at("version").get<std::uint32_t>());
+    // A file without tensors has no data section to agree on (theirs is aligned past the end).
+    if (g.tensor_count() != 0) CHECK(g.data_offset() == hf_u64(f.at("tensor_data_offset")));
+    REQUIRE(g.metadata_count() == f.at("metadata").size());
+    for (const auto& m : f.at("metadata")) {
+      const std::string key = m.at("key").get<std::string>();
+      INFO(key);
+      const auto v = g.find(key);
+      REQUIRE(v.has_value());
+      if (m.contains("subType")) CHECK(static_cast<int>(*v->element_type()) == m.at("subType").get<int>());
+      check_hf_value(*v, m.at("type").get<int>(), m.at("value"));
+    }
+    REQUIRE(g.tensor_count() == f.at("tensors").size());
+    std::size_t i = 0;
+    for (const auto& want : f.at("tensors")) {
+      const auto t = g.tensor(i++);
+      INFO(t.name);
+      CHECK(t.name == want.at("name").get<std::string>());
+      CHECK(t.n_dims == want.at("n_dims").get<std::uint32_t>());
+      REQUIRE(want.at("ne").size() == t.n_dims);
+      for (std::uint32_t d = 0; d < t.n_dims; ++d) CHECK(t.ne[d] == hf_u64(want.at("ne")[d]));
+      CHECK(static_cast<int>(t.type) == want.at("type").get<int>());
+      CHECK(t.offset == hf_u64(want.at("offset")));
+    }
+  }
+}
+
+TEST_CASE("GGUF corpus: a file written by @huggingface/gguf's serializer reads back", "[gguf][corpus]") {
+  const std::vector<std::byte> theirs = read_bytes(kCorpus / "hf" / "written.gguf");
+  const std::vector<std::byte> ours = read_bytes(kCorpus / "valid" / "every_type.gguf");
+  const GgufFile w = GgufFile::parse(theirs, "hf/written.gguf");
+  const GgufFile e = GgufFile::parse(ours, "every_type.gguf");
+  CHECK(w.tensor_count() == 0);
+  CHECK_THAT(w.get<std::string>("t.written_by"), Catch::Matchers::StartsWith("@huggingface/gguf"));
+  // Every key of every_type.gguf but the two its serializer cannot write, with the same bytes.
+  std::size_t same = 0;
+  for (std::size_t i = 0; i < e.metadata_count(); ++i) {
+    const auto kv = e.metadata_entry(i);
+    if (kv.key == "t.array.nested" || kv.key == "t.array.u8") continue;
+    INFO(kv.key);
+    const auto v = w.find(kv.key);
+    REQUIRE(v.has_value());
+    REQUIRE(v->type() == kv.value.type());
+    REQUIRE(v->encoded_size() == kv.value.encoded_size());
+    CHECK(std::memcmp(v->data(), kv.value.data(), v->encoded_size()) == 0);
+    ++same;
+  }
+  CHECK(same + 1 == w.metadata_count());
+  CHECK(same == e.metadata_count() - 2);
 }
