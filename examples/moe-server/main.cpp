@@ -42,7 +42,9 @@ constexpr const char* kUsage = R"(usage: moe-server --model DIR [options]
   --help                 this text
 
 Chat requests are rendered with the plain fallback format (moe/server/chat_prompt.hpp) until
-chat templates are wired in. SIGINT or SIGTERM stops the server. Exit status: 0 after a clean
+chat templates are wired in. OpenMP threads wait passively between forward passes
+(OMP_WAIT_POLICY=passive unless the environment sets it), leaving the cores to the connection
+threads. SIGINT or SIGTERM stops the server. Exit status: 0 after a clean
 stop, 2 on any error at start.
 )";
 
@@ -162,6 +164,7 @@ int serve(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  moe::server::reexec_with_passive_openmp(argv);
   return moe::cli::run_tool("moe-server", [&] {
     const Args a = parse_args(argc, argv);
     if (a.help) {
