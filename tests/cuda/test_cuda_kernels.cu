@@ -756,6 +756,10 @@ TEST_CASE("attention(cuda) matches the reference: GQA/MQA, sliding windows, sink
       {1, 2999, 8, 2, 64, 64, 700, false},// decode with a window of 700
       {3, 1500, 4, 4, 128, 128, 0, false},// a small batch of new tokens over a long context
       {2, 40, 2, 1, 16, 512, 0, false},   // the widest value rows (512)
+      {130, 0, 4, 2, 64, 64, 0, true},    // query tiles (prefill): several tiles, sinks
+      {100, 300, 6, 3, 128, 128, 50, false},  // query tiles after a cached prefix, window 50
+      {33, 7, 2, 2, 19, 23, 0, false},    // query tiles with odd head sizes
+      {64, 0, 2, 1, 200, 300, 0, false},  // wide heads: the 16-row tiles
   };
   for (const AttnCase& c : cases) check_attention_case(c);
   DeviceBuffer<float> b(4096);
@@ -771,7 +775,8 @@ TEST_CASE("mla_attention(cuda) matches the reference (prefill and split decode)"
   struct Case {
     index_t n, start, heads, rank, nope, rope;
   };
-  for (const Case& c : {Case{4, 6, 3, 40, 5, 7}, Case{1, 1500, 2, 64, 16, 8}, Case{2, 33, 2, 512, 8, 64}}) {
+  for (const Case& c : {Case{4, 6, 3, 40, 5, 7}, Case{1, 1500, 2, 64, 16, 8}, Case{2, 33, 2, 512, 8, 64},
+                        Case{45, 20, 2, 512, 8, 64}, Case{70, 0, 3, 40, 5, 7}}) {
     kernels::MlaShape s;
     s.n_heads = c.heads, s.kv_lora_rank = c.rank, s.nope = c.nope, s.rope = c.rope, s.v = 9;
     s.scale = 1.0f / std::sqrt(static_cast<float>(c.nope + c.rope));
@@ -1028,9 +1033,11 @@ TEST_CASE("append_cache / cached_attention / cached_mla_attention(cuda) match th
   struct Seq {
     index_t start, n;
   };
-  const Seq seqs[] = {{0, 6}, {900, 1}, {13, 3}};
+  const std::vector<Seq> decode_like{{0, 6}, {900, 1}, {13, 3}};   // the per-row kernel (cluster split)
+  const std::vector<Seq> prefill_like{{0, 40}, {100, 70}, {5, 2}};  // the query-tile kernel
   const index_t cap = 1000;
-  for (const bool mla : {false, true}) {
+  for (const bool mla : {false, true})
+  for (const auto& seqs : {decode_like, prefill_like}) {
     kernels::AttentionShape a;
     a.n_heads = 4, a.n_kv_heads = 2, a.head_dim = 24, a.v_head_dim = 16, a.scale = 0.2f;
     kernels::MlaShape m;
@@ -1095,7 +1102,7 @@ TEST_CASE("append_cache / cached_attention / cached_mla_attention(cuda) match th
     const auto got = o_d.to_host();
     ErrorStats st;
     for (index_t i = 0; i < n * ow; ++i) st.compare(got[i], want[i], 2e-5);
-    report(mla ? "cached_mla_attention" : "cached_attention", st);
+    report(std::string(mla ? "cached_mla_attention" : "cached_attention") + (seqs.size() && seqs[1].n > 1 ? " (query tiles)" : ""), st);
     // A table whose token_slot extent does not match the rows is refused before any launch.
     expect_invalid([&] {
       kernels::append_cache(kCuda, kernels::PassSlots<device_memory>{dp.slots, dp.token_slot.slice(0, n - 1), max_keys},

@@ -71,17 +71,8 @@ struct AttnArgs {
   bool latent;
 };
 
-// Points `a` at row t's own cache; false (and NaN outputs) for a row whose slot is not valid.
-__device__ __forceinline__ bool bind_slot(AttnArgs& a, std::size_t t, std::size_t& rel) {
-  rel = t;
-  if (a.slots == nullptr) return true;
-  const int i = a.token_slot[t];
-  const CacheSlot* s = i >= 0 && i < a.n_slots ? a.slots + i : nullptr;
-  if (s == nullptr || t < static_cast<std::size_t>(s->row0) || t >= static_cast<std::size_t>(s->row0) + s->n ||
-      s->start < 0 || s->start + s->n > s->capacity) {
-    return false;
-  }
-  rel = t - static_cast<std::size_t>(s->row0);
+// Points `a` at the cache of slot s (its layer's keys and values, its start).
+__device__ __forceinline__ void bind_cache(AttnArgs& a, const CacheSlot* s) {
   a.start = static_cast<std::size_t>(s->start);
   const std::size_t cap = static_cast<std::size_t>(s->capacity);
   const float* keys = s->data + cap * a.layer_offset;
@@ -93,6 +84,24 @@ __device__ __forceinline__ bool bind_slot(AttnArgs& a, std::size_t t, std::size_
   } else {
     a.v = values, a.ld_v = a.value_width;
   }
+}
+
+__device__ __forceinline__ bool slot_valid(const CacheSlot* s) {
+  return s->row0 >= 0 && s->n > 0 && s->start >= 0 && s->start + s->n <= s->capacity;
+}
+
+// Points `a` at row t's own cache; false (and NaN outputs) for a row whose slot is not valid.
+__device__ __forceinline__ bool bind_slot(AttnArgs& a, std::size_t t, std::size_t& rel) {
+  rel = t;
+  if (a.slots == nullptr) return true;
+  const int i = a.token_slot[t];
+  const CacheSlot* s = i >= 0 && i < a.n_slots ? a.slots + i : nullptr;
+  if (s == nullptr || !slot_valid(s) || t < static_cast<std::size_t>(s->row0) ||
+      t >= static_cast<std::size_t>(s->row0) + s->n) {
+    return false;
+  }
+  rel = t - static_cast<std::size_t>(s->row0);
+  bind_cache(a, s);
   return true;
 }
 
@@ -266,6 +275,238 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnA
 #endif
 }
 
+// ---- prefill: query tiles (flash attention on the CUDA cores) ---------------------------------
+//
+// For passes with many rows per sequence the per-(row, head) kernel above re-reads every key for
+// every query. Here a block owns a tile of kBq consecutive rows of one sequence and one head: the
+// tile's queries stay in shared memory while the visible keys stream through in tiles of
+// kFlashKeys (keys and values loaded once per query tile), scores as register micro-tiles, an
+// online softmax per row (running max and sum, one warp per row), and the output accumulated in
+// registers. f32 throughout, like the reference; the rows of a tile are causal-masked (and
+// windowed) individually. kBq = 64 for heads up to 128 wide, 16 for wider ones (MLA's 576/512).
+inline constexpr int kFlashKeys = 32;
+inline constexpr int kFlashThreads = 128;  // 16 row groups x 8 column groups
+inline constexpr int kFlashOut = 64;       // output registers per thread (rows x columns)
+
+template <int kBq>
+struct FlashTile {
+  static constexpr int kRows = kBq / 16;             // rows per thread
+  static constexpr int kKeys = kFlashKeys / 8;       // scores per thread per row
+  static constexpr int kCols = kFlashOut / kRows;    // output columns per thread
+  static constexpr int kMaxV = kCols * 8;            // widest value row
+};
+
+// Floats of shared memory the tile kernel needs.
+inline std::size_t flash_smem_floats(int bq, int d, int dv, bool v_is_k) {
+  const std::size_t ld = static_cast<std::size_t>(d) + 1;
+  return bq * ld + kFlashKeys * ld + (v_is_k ? 0 : kFlashKeys * (static_cast<std::size_t>(dv) + 1)) +
+         static_cast<std::size_t>(bq) * (kFlashKeys + 1) + 3 * static_cast<std::size_t>(bq);
+}
+
+template <int kBq>
+__global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs a, int n_rows, bool v_is_k) {
+  using T = FlashTile<kBq>;
+  extern __shared__ float smem[];
+  const int D = a.da + a.db, Dv = a.dv, ld = D + 1, ldp = kFlashKeys + 1;
+  const int ldv = v_is_k ? ld : Dv + 1;
+  float* q_s = smem;                                       // [kBq][ld]
+  float* k_s = q_s + kBq * ld;                             // [keys][ld]
+  float* v_s = v_is_k ? k_s : k_s + kFlashKeys * ld;       // [keys][ldv]
+  float* p_s = v_is_k ? k_s + kFlashKeys * ld : v_s + kFlashKeys * ldv;  // [kBq][ldp]
+  float* m_s = p_s + kBq * ldp;
+  float* l_s = m_s + kBq;
+  float* alpha_s = l_s + kBq;
+  const int tid = threadIdx.x, tr = tid / 8, tc = tid % 8;
+  const int lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int h = blockIdx.y;
+
+  // This block's rows [r0, r1) of one sequence whose row r0 sits at position p0.
+  int tile = blockIdx.x, r0 = 0, r1 = 0;
+  std::size_t p0 = 0;
+  if (a.slots != nullptr) {
+    const CacheSlot* found = nullptr;
+    for (int i = 0; i < a.n_slots && found == nullptr; ++i) {
+      const CacheSlot* s = a.slots + i;
+      const int tiles = s->n > 0 ? (s->n + kBq - 1) / kBq : 0;
+      if (tile < tiles) found = s;
+      else tile -= tiles;
+    }
+    if (found == nullptr) return;  // past the last tile (uniform over the block)
+    if (!slot_valid(found)) {
+      for (int r = found->row0 + tile * kBq; r < found->row0 + found->n && r < found->row0 + (tile + 1) * kBq; ++r) {
+        for (int c = tid; c < Dv; c += blockDim.x) a.out[r * a.ld_out + h * a.head_out + c] = __int_as_float(0x7fc00000);
+      }
+      return;
+    }
+    bind_cache(a, found);
+    r0 = found->row0 + tile * kBq;
+    r1 = min(r0 + kBq, found->row0 + found->n);
+    p0 = static_cast<std::size_t>(found->start) + static_cast<std::size_t>(tile) * kBq;
+  } else {
+    r0 = tile * kBq;
+    if (r0 >= n_rows) return;
+    r1 = min(r0 + kBq, n_rows);
+    p0 = a.start + static_cast<std::size_t>(r0);
+  }
+  const int rows = r1 - r0;
+  const int kvh = h / a.group;
+  const float* ka = a.ka + kvh * a.group_ka;
+  const float* kb = a.db > 0 ? a.kb + kvh * a.group_kb : nullptr;
+  const float* vv = a.v + kvh * a.group_v;
+
+  for (int i = tid; i < kBq * D; i += blockDim.x) {
+    const int r = i / D, d = i % D;
+    float q = 0.0f;
+    if (r < rows) {
+      q = d < a.da ? a.qa[static_cast<std::size_t>(r0 + r) * a.ld_qa + h * a.head_qa + d]
+                   : a.qb[static_cast<std::size_t>(r0 + r) * a.ld_qb + h * a.head_qb + (d - a.da)];
+    }
+    q_s[r * ld + d] = q;
+  }
+  for (int r = tid; r < kBq; r += blockDim.x) m_s[r] = -INFINITY, l_s[r] = 0.0f;
+
+  const std::size_t p_last = p0 + rows - 1;
+  const std::size_t lo = a.window > 0 && p0 + 1 > a.window ? p0 + 1 - a.window : 0;
+  const std::size_t hi = p_last + 1;
+  float acc[T::kRows][T::kCols];
+#pragma unroll
+  for (int i = 0; i < T::kRows; ++i) {
+#pragma unroll
+    for (int c = 0; c < T::kCols; ++c) acc[i][c] = 0.0f;
+  }
+
+  for (std::size_t j0 = lo; j0 < hi; j0 += kFlashKeys) {
+    __syncthreads();  // the previous tile's keys, values and probabilities are consumed
+    for (int i = tid; i < kFlashKeys * D; i += blockDim.x) {
+      const int jj = i / D, d = i % D;
+      const std::size_t j = j0 + jj;
+      float k = 0.0f;
+      if (j < hi) k = d < a.da ? __ldg(ka + j * a.ld_ka + d) : __ldg(kb + j * a.ld_kb + (d - a.da));
+      k_s[jj * ld + d] = k;
+    }
+    if (!v_is_k) {
+      for (int i = tid; i < kFlashKeys * Dv; i += blockDim.x) {
+        const int jj = i / Dv, c = i % Dv;
+        const std::size_t j = j0 + jj;
+        v_s[jj * ldv + c] = j < hi ? __ldg(vv + j * a.ld_v + c) : 0.0f;
+      }
+    }
+    __syncthreads();
+    float sc[T::kRows][T::kKeys];
+#pragma unroll
+    for (int i = 0; i < T::kRows; ++i) {
+#pragma unroll
+      for (int j = 0; j < T::kKeys; ++j) sc[i][j] = 0.0f;
+    }
+    for (int d = 0; d < D; ++d) {
+      float qv[T::kRows], kv[T::kKeys];
+#pragma unroll
+      for (int i = 0; i < T::kRows; ++i) qv[i] = q_s[(tr + 16 * i) * ld + d];
+#pragma unroll
+      for (int j = 0; j < T::kKeys; ++j) kv[j] = k_s[(tc + 8 * j) * ld + d];
+#pragma unroll
+      for (int i = 0; i < T::kRows; ++i) {
+#pragma unroll
+        for (int j = 0; j < T::kKeys; ++j) sc[i][j] = fmaf(qv[i], kv[j], sc[i][j]);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < T::kRows; ++i) {
+      const int r = tr + 16 * i;
+      const std::size_t pos = p0 + r;
+      const std::size_t row_lo = a.window > 0 && pos + 1 > a.window ? pos + 1 - a.window : 0;
+#pragma unroll
+      for (int j = 0; j < T::kKeys; ++j) {
+        const int jj = tc + 8 * j;
+        const std::size_t key = j0 + jj;
+        const bool visible = r < rows && key <= pos && key >= row_lo;
+        p_s[r * ldp + jj] = visible ? sc[i][j] * a.scale : -INFINITY;
+      }
+    }
+    __syncthreads();
+    for (int r = warp; r < kBq; r += kFlashThreads / kWarpSize) {  // one warp per row, a lane per key
+      const float sv = p_s[r * ldp + lane];
+      const float m_old = m_s[r];
+      const float m_new = fmaxf(m_old, warp_max(sv));
+      const float p = m_new == -INFINITY ? 0.0f : expf(sv - m_new);
+      const float alpha = m_old == -INFINITY ? 0.0f : expf(m_old - m_new);
+      const float sum = warp_sum(p);
+      p_s[r * ldp + lane] = p;
+      if (lane == 0) {
+        m_s[r] = m_new;
+        l_s[r] = l_s[r] * alpha + sum;
+        alpha_s[r] = alpha;
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < T::kRows; ++i) {
+      const float al = alpha_s[tr + 16 * i];
+#pragma unroll
+      for (int c = 0; c < T::kCols; ++c) acc[i][c] *= al;
+    }
+    for (int jj = 0; jj < kFlashKeys; ++jj) {
+      float pv[T::kRows];
+#pragma unroll
+      for (int i = 0; i < T::kRows; ++i) pv[i] = p_s[(tr + 16 * i) * ldp + jj];
+#pragma unroll
+      for (int c = 0; c < T::kCols; ++c) {
+        const int col = tc + 8 * c;
+        const float v = col < Dv ? v_s[jj * ldv + col] : 0.0f;
+#pragma unroll
+        for (int i = 0; i < T::kRows; ++i) acc[i][c] = fmaf(pv[i], v, acc[i][c]);
+      }
+    }
+  }
+  __syncthreads();
+  const bool has_sink = a.sinks != nullptr;
+  const float sink = has_sink ? a.sinks[h * a.sinks_stride] : 0.0f;
+#pragma unroll
+  for (int i = 0; i < T::kRows; ++i) {
+    const int r = tr + 16 * i;
+    if (r >= rows) continue;
+    const float m = m_s[r], l = l_s[r];
+    const float m_all = has_sink ? fmaxf(m, sink) : m;
+    const float f = m == -INFINITY ? 0.0f : expf(m - m_all);
+    const float l_all = l * f + (has_sink ? expf(sink - m_all) : 0.0f);
+    const float inv = l_all > 0.0f ? f / l_all : 0.0f;
+    float* out = a.out + static_cast<std::size_t>(r0 + r) * a.ld_out + h * a.head_out;
+#pragma unroll
+    for (int c = 0; c < T::kCols; ++c) {
+      const int col = tc + 8 * c;
+      if (col < Dv) out[col] = acc[i][c] * inv;
+    }
+  }
+}
+
+// Launches the tile kernel when it applies: enough rows per sequence to fill tiles, value rows
+// it holds, and its shared memory within the device's. Returns false to use attention_kernel.
+inline bool launch_flash_attention(const AttnArgs& a, index_t n_rows, index_t n_slots, index_t n_heads, bool v_is_k,
+                                   const char* op) {
+  if (n_rows < 32 || n_rows < 4 * n_slots || n_heads > 65535) return false;
+  const int D = a.da + a.db;
+  const bool narrow = D <= 128 && a.dv <= FlashTile<64>::kMaxV;
+  if (!narrow && a.dv > FlashTile<16>::kMaxV) return false;
+  const int bq = narrow ? 64 : 16;
+  const std::size_t smem = sizeof(float) * flash_smem_floats(bq, D, a.dv, v_is_k);
+  int device = 0, optin = 0;
+  MOE_CUDA_CHECK(cudaGetDevice(&device));
+  MOE_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  if (smem > static_cast<std::size_t>(optin)) return false;
+  const index_t tiles = (n_rows + bq - 1) / bq + (a.slots != nullptr ? n_slots : 0);
+  require(tiles <= 0x7fffffff, ErrorCode::kInvalidArgument, "{}(cuda): {} rows exceed the grid", op, n_rows);
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(n_heads));
+  if (narrow) {
+    allow_dynamic_shared(flash_attention_kernel<64>, smem, op);
+    flash_attention_kernel<64><<<grid, kFlashThreads, smem, ::moe::cuda::stream()>>>(a, static_cast<int>(n_rows), v_is_k);
+  } else {
+    allow_dynamic_shared(flash_attention_kernel<16>, smem, op);
+    flash_attention_kernel<16><<<grid, kFlashThreads, smem, ::moe::cuda::stream()>>>(a, static_cast<int>(n_rows), v_is_k);
+  }
+  ::moe::cuda::check_launch(op);
+  return true;
+}
+
 // One block per kAttnKeysPerSplit keys of the longest context, at most kAttnMaxSplits: the part of
 // the split that follows the context length (and so keys a captured decode step).
 inline int attention_split_bucket(index_t max_keys) noexcept {
@@ -284,10 +525,14 @@ inline int attention_splits(index_t n_tokens, index_t n_heads, index_t max_keys)
 // small grids on sm_90+ devices.
 inline void launch_attention(AttnArgs a, index_t n_tokens, index_t n_heads, index_t max_keys, const char* op) {
   if (n_tokens == 0 || n_heads == 0 || a.dv == 0) return;
-  require(n_tokens <= 65535 && n_heads <= 65535, ErrorCode::kInvalidArgument,
-          "{}(cuda): {} tokens x {} heads exceed the grid (65535 each)", op, n_tokens, n_heads);
   require(a.dv <= kAttnMaxVPerLane * kWarpSize, ErrorCode::kInvalidArgument,
           "{}(cuda): value width {} exceeds the supported {}", op, a.dv, kAttnMaxVPerLane * kWarpSize);
+  // Values that are the keys' first columns (MLA's latent): loaded once per key tile.
+  const bool v_in_keys =
+      a.slots != nullptr ? a.latent : (a.v == a.ka && a.ld_v == a.ld_ka && a.group_v == a.group_ka && a.dv <= a.da);
+  if (launch_flash_attention(a, n_tokens, a.slots != nullptr ? a.n_slots : 1, n_heads, v_in_keys, op)) return;
+  require(n_tokens <= 65535 && n_heads <= 65535, ErrorCode::kInvalidArgument,
+          "{}(cuda): {} tokens x {} heads exceed the grid (65535 each)", op, n_tokens, n_heads);
   const int splits = attention_splits(n_tokens, n_heads, max_keys);
   a.splits = splits;
   const std::size_t smem = sizeof(float) * (static_cast<std::size_t>(a.da + a.db) + 2 * kAttnWarps +

@@ -78,6 +78,9 @@ __device__ __forceinline__ int expert_of_slot(const std::int32_t* off, std::size
 }
 
 // The GEMV block's expert and bucket [begin, end), or false when the block has nothing to do.
+// Called by every thread of the block. A slot's block finds the bucket that starts at its slot
+// with one parallel pass of the block over the offsets (one round of loads, where a binary
+// search is a chain of dependent ones: the latency that dominates a decode step's tiny GEMVs).
 template <class W>
 __device__ __forceinline__ bool gemv_bucket(const GroupedArgs<W>& a, int& e, int& begin, int& count) {
   const int slots = a.g.n_tokens;
@@ -85,10 +88,20 @@ __device__ __forceinline__ bool gemv_bucket(const GroupedArgs<W>& a, int& e, int
     e = blockIdx.y;
     if (e >= a.n_experts) return false;
   } else {
+    __shared__ int s_expert;
     const int s = blockIdx.y;
-    if (s >= slots) return false;
-    e = expert_of_slot(a.offsets, a.offsets_stride, a.n_experts, slots, s);
-    if (bucket_offset(a.offsets, a.offsets_stride, e, slots) != s) return false;  // not the bucket's first slot
+    if (s >= slots) return false;  // uniform over the block
+    if (threadIdx.x == 0) s_expert = -1;
+    __syncthreads();
+    for (int i = threadIdx.x; i < a.n_experts; i += blockDim.x) {
+      if (bucket_offset(a.offsets, a.offsets_stride, i, slots) == s &&
+          bucket_offset(a.offsets, a.offsets_stride, i + 1, slots) > s) {
+        s_expert = i;  // at most one non-empty bucket starts at s
+      }
+    }
+    __syncthreads();
+    e = s_expert;
+    if (e < 0) return false;  // not the first slot of a bucket
   }
   begin = bucket_offset(a.offsets, a.offsets_stride, e, slots);
   count = bucket_offset(a.offsets, a.offsets_stride, e + 1, slots) - begin;

@@ -1,6 +1,7 @@
 // Expert dispatch of a MoE layer on backend::cuda: bucket_by_expert (a counting sort of the
-// (token, choice) slots by expert, stable in token order, in one block: shared-memory counts,
-// a scan, then one warp per expert placing its slots in order with ballots) and combine_experts
+// (token, choice) slots by expert, stable in token order: for decode in one block — shared-memory
+// counts, a scan, then one warp per expert placing its slots in order with ballots — and for
+// prefill over one block per expert) and combine_experts
 // (one block per token: its slots are found in slot order with ballots and summed in that order,
 // as the reference's loop does). Both are deterministic; neither uses atomics on floats.
 #pragma once
@@ -90,6 +91,99 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
   }
 }
 
+// The same counting sort over many blocks, for prefill-sized passes (thousands of slots, where one
+// block's per-expert scans dominate the layer), in three launches: block e counts expert e's
+// slots into offsets[e] (a block sum, no atomics); one block turns the counts into the exclusive
+// scan in place (offsets[n_experts] = the total); block e places its slots from offsets[e] on in
+// (token, choice) order, 1024 at a time with a block-wide ballot scan. Same result as bucket_kernel.
+__device__ __forceinline__ int bucket_id(const BucketArgs& a, int s) {
+  return a.ids[static_cast<std::size_t>(s / a.k) * a.ids_s0 + (s % a.k) * a.ids_s1];
+}
+
+// Integer sum over the block (exact); thread 0 gets the total.
+__device__ __forceinline__ int block_count(int v, int* scratch) {
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+#pragma unroll
+  for (int o = kWarpSize / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  int total = 0;
+  if (threadIdx.x == 0) {
+    for (int w = 0; w < static_cast<int>(blockDim.x) / kWarpSize; ++w) total += scratch[w];
+  }
+  return total;
+}
+
+__global__ void __launch_bounds__(kBucketThreads) bucket_count_kernel(BucketArgs a) {
+  __shared__ int scratch[kWarpSize];
+  const int e = blockIdx.x, total = a.n * a.k;
+  int c = 0;
+  for (int s = threadIdx.x; s < total; s += blockDim.x) c += bucket_id(a, s) == e;
+  c = block_count(c, scratch);
+  if (threadIdx.x == 0) {
+    a.offsets[e * a.offsets_stride] = c;
+    if (a.usage != nullptr) a.usage[e * a.usage_stride] += static_cast<std::uint64_t>(c);
+  }
+}
+
+// offsets[0..n_experts) counts -> exclusive scan; offsets[n_experts] = total. One block: each
+// thread sums a run of consecutive counts, the runs are scanned across the block, then written.
+__global__ void __launch_bounds__(kBucketThreads) bucket_scan_kernel(BucketArgs a) {
+  __shared__ int warp_total[kBucketThreads / kWarpSize];
+  const int E = a.n_experts, per = (E + blockDim.x - 1) / blockDim.x;
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int lo = threadIdx.x * per, hi = lo + per < E ? lo + per : E;
+  int run = 0;
+  for (int e = lo; e < hi; ++e) run += a.offsets[e * a.offsets_stride];
+  int inc = run;  // inclusive scan of the runs within the warp
+#pragma unroll
+  for (int o = 1; o < kWarpSize; o *= 2) {
+    const int v = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += v;
+  }
+  if (lane == kWarpSize - 1) warp_total[warp] = inc;
+  __syncthreads();
+  int base = 0, all = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x) / kWarpSize; ++w) {
+    base += w < warp ? warp_total[w] : 0;
+    all += warp_total[w];
+  }
+  int start = base + inc - run;
+  for (int e = lo; e < hi; ++e) {
+    const int c = a.offsets[e * a.offsets_stride];
+    a.offsets[e * a.offsets_stride] = start;
+    start += c;
+  }
+  if (threadIdx.x == 0) a.offsets[E * a.offsets_stride] = all;
+}
+
+__global__ void __launch_bounds__(kBucketThreads) bucket_place_kernel(BucketArgs a) {
+  __shared__ int warp_count[kBucketThreads / kWarpSize];
+  const int e = blockIdx.x, total = a.n * a.k;
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  int pos = a.offsets[e * a.offsets_stride];
+  for (int base = 0; base < total; base += blockDim.x) {
+    const int s = base + threadIdx.x;
+    const bool mine = s < total && bucket_id(a, s) == e;
+    const unsigned ballot = __ballot_sync(0xffffffffu, mine);
+    if (lane == 0) warp_count[warp] = __popc(ballot);
+    __syncthreads();
+    int rank = 0, count = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x) / kWarpSize; ++w) {
+      rank += w < warp ? warp_count[w] : 0;
+      count += warp_count[w];
+    }
+    if (mine) {
+      const int slot = pos + rank + __popc(ballot & ((1u << lane) - 1u));
+      a.slot_token[static_cast<std::size_t>(slot) * a.token_stride] = s / a.k;
+      a.slot_weight[static_cast<std::size_t>(slot) * a.weight_stride] =
+          a.weights[static_cast<std::size_t>(s / a.k) * a.w_s0 + (s % a.k) * a.w_s1];
+    }
+    pos += count;
+    __syncthreads();  // warp_count is rewritten by the next round
+  }
+}
+
 struct CombineArgs {
   const float* ys;
   std::size_t ld_ys;
@@ -149,8 +243,9 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
 // counting sort of the n·top_k slots, stable in token order: expert e owns slots
 // [offsets[e], offsets[e+1]), slot s holds token slot_token[s] with mixing weight slot_weight[s].
 // offsets [n_experts + 1], slot_token, slot_weight [>= n·top_k]. usage [n_experts] (or [0])
-// counts the tokens routed to each expert (accumulated across calls). One block; ids outside
-// [0, n_experts) are skipped (their slots stay unwritten).
+// counts the tokens routed to each expert (accumulated across calls). One block up to 1024 slots,
+// else three launches of a block per expert; ids outside [0, n_experts) are skipped (their slots
+// stay unwritten).
 inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> ids, DeviceView<const float, 2> weights,
                              DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
                              DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage) {
@@ -174,6 +269,16 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
   a.n = static_cast<int>(n), a.k = static_cast<int>(k), a.n_experts = static_cast<int>(n_experts);
   if (k == 0) a.n = 0;  // no slots (avoids s / k)
   if (a.k == 0) a.k = 1;
+  if (a.n * a.k > cuda_detail::kBucketThreads && n_experts > 1) {  // prefill: many blocks
+    const auto blocks = static_cast<unsigned>(n_experts);
+    cuda_detail::bucket_count_kernel<<<blocks, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
+    ::moe::cuda::check_launch("bucket_count_kernel");
+    cuda_detail::bucket_scan_kernel<<<1, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
+    ::moe::cuda::check_launch("bucket_scan_kernel");
+    cuda_detail::bucket_place_kernel<<<blocks, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
+    ::moe::cuda::check_launch("bucket_place_kernel");
+    return;
+  }
   const std::size_t smem = sizeof(int) * std::max<index_t>(n_experts, 1);
   cuda_detail::bucket_kernel<<<1, cuda_detail::kBucketThreads, smem, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("bucket_kernel");
