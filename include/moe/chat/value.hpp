@@ -35,7 +35,7 @@ class Dict {
  public:
   const Value* find(std::string_view key) const;
   void set(std::string key, Value value);
-  std::size_t size() const noexcept { return items_.size(); }
+  std::size_t size() const noexcept;  // defined after Value (nvcc instantiates the pair eagerly)
   const std::vector<std::pair<std::string, Value>>& items() const noexcept { return items_; }
 
  private:
@@ -215,6 +215,8 @@ class Value {
                std::shared_ptr<const Callable>>
       v_;
 };
+
+inline std::size_t Dict::size() const noexcept { return items_.size(); }
 
 inline const Value* Dict::find(std::string_view key) const {
   auto it = index_.find(key);
