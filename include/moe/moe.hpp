@@ -23,6 +23,7 @@
 
 // io
 #include "moe/io/gguf.hpp"
+#include "moe/io/gguf_dtype.hpp"
 #include "moe/io/gguf_tokenizer.hpp"
 #include "moe/io/gguf_writer.hpp"
 #include "moe/io/json_file.hpp"
