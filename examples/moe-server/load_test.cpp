@@ -180,7 +180,7 @@ int run(int argc, char** argv) {
     opts.model_id = model_name.empty() ? std::filesystem::path(model_dir).lexically_normal().filename().string() : model_name;
     if (opts.model_id.empty()) opts.model_id = "model";
     model_name = opts.model_id;
-    service = std::make_unique<ms::ApiService>(scheduler, tokenizer, opts);
+    service = std::make_unique<ms::ApiService>(scheduler, tokenizer, opts, ms::folder_chat_renderer(model_dir));
     ms::HttpOptions ho;
     ho.port = 0;
     http = std::make_unique<ms::HttpServer<moe::backend::cpu>>(*service, ho, clients + static_cast<int>(parallel) + 8);
@@ -212,12 +212,18 @@ int run(int argc, char** argv) {
   std::vector<double> ttft, gaps;
   std::vector<std::string> failures;
   std::atomic<int> ok{0};
+  std::atomic<std::size_t> failures_count{0};
   std::atomic<long> tokens{0};
   std::atomic<bool> finished{false};
+  const int total = clients * requests;
+  std::vector<double> rss_at_quarter;  // RSS when 1/4, 1/2 and 3/4 of the requests are done
   std::thread sampler([&] {
     while (!finished.load()) {
       const double r = rss_mb();
       if (r > rss_peak.load()) rss_peak.store(r);
+      const int done = ok.load() + static_cast<int>(failures_count.load());
+      while (rss_at_quarter.size() < 3 && done * 4 >= total * static_cast<int>(rss_at_quarter.size() + 1))
+        rss_at_quarter.push_back(r);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
@@ -240,6 +246,7 @@ int run(int argc, char** argv) {
           gaps.insert(gaps.end(), o.gaps.begin(), o.gaps.end());
         } else {
           failures.push_back(fmt::format("client {} request {}: {}", c, i, o.why));
+          ++failures_count;
         }
       }
     });
@@ -250,7 +257,6 @@ int run(int argc, char** argv) {
   sampler.join();
   const double rss_after = rss_mb();
 
-  const int total = clients * requests;
   std::fputs(fmt::format("moe-server-load: {} clients x {} requests = {} streaming requests of {} tokens, port {}\n",
                          clients, requests, total, max_tokens, port)
                  .c_str(),
@@ -269,8 +275,11 @@ int run(int argc, char** argv) {
                  .c_str(),
              stdout);
   if (scheduler) {
-    std::fputs(fmt::format("  RSS: {:.1f} MB after warm-up, peak {:.1f} MB, {:.1f} MB at the end\n", rss_before,
-                           rss_peak.load(), rss_after)
+    std::string quarters;
+    for (const double r : rss_at_quarter) quarters += fmt::format("{:.1f} MB, ", r);
+    std::fputs(fmt::format("  RSS: {:.1f} MB after warm-up; at 1/4, 1/2, 3/4 of the requests: {}peak {:.1f} MB, "
+                           "{:.1f} MB at the end\n",
+                           rss_before, quarters, rss_peak.load(), rss_after)
                    .c_str(),
                stdout);
     auto& m = scheduler->metrics();

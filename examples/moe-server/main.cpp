@@ -41,8 +41,9 @@ constexpr const char* kUsage = R"(usage: moe-server --model DIR [options]
   --backend NAME         cpu (default), reference or, in a CUDA build, cuda
   --help                 this text
 
-Chat requests are rendered with the plain fallback format (moe/server/chat_prompt.hpp) until
-chat templates are wired in. OpenMP threads wait passively between forward passes
+Chat requests are rendered with the model's chat template (tokenizer_config.json's
+"chat_template" or chat_template.jinja; a plain "Role: content" fallback when it has none).
+OpenMP threads wait passively between forward passes
 (OMP_WAIT_POLICY=passive unless the environment sets it), leaving the cores to the connection
 threads. SIGINT or SIGTERM stops the server. Exit status: 0 after a clean
 stop, 2 on any error at start.
@@ -124,8 +125,8 @@ int serve(const Args& a) {
   opts.max_body_bytes = a.max_body;
   opts.defaults = defaults;
   opts.eos_token_ids = defaults.eos_token_ids;
-  // The one place where chat messages become prompt text: swap in the model's chat template here.
-  ms::BasicApiService<Backend> service(scheduler, tokenizer, opts, ms::render_chat_plain);
+  // Chat requests are rendered with the folder's chat template (or the plain fallback).
+  ms::BasicApiService<Backend> service(scheduler, tokenizer, opts, ms::folder_chat_renderer(a.model));
 
   ms::HttpOptions ho;
   ho.host = a.host;

@@ -26,13 +26,14 @@ inline std::shared_ptr<const moe::Tokenizer> demo_tokenizer() {
 }
 
 // The greedy text of `prompt` run alone through moe::generate (EOS ignored only if asked).
-inline std::string greedy_alone(const std::string& prompt, moe::index_t max_tokens, bool ignore_eos = false) {
+inline std::string greedy_alone(const std::string& prompt, moe::index_t max_tokens, bool ignore_eos = false,
+                                bool add_special_tokens = true) {
   moe::Session session(demo_model(), 512);
   moe::GenerationOptions o;
   o.sampler.greedy = true;
   o.max_new_tokens = max_tokens;
   o.ignore_eos = ignore_eos;
-  const auto ids = demo_tokenizer()->encode(prompt, true);
+  const auto ids = demo_tokenizer()->encode(prompt, add_special_tokens);
   return moe::generate(session, *demo_tokenizer(), ids, o).text;
 }
 
@@ -46,7 +47,8 @@ struct Served {
     scheduler = std::make_shared<moe::server::Scheduler>(demo_model(), demo_tokenizer(), so);
     scheduler->start();
     if (opts.model_id == "model") opts.model_id = "shakespeare-moe";
-    service = std::make_unique<moe::server::ApiService>(scheduler, demo_tokenizer(), opts);
+    service = std::make_unique<moe::server::ApiService>(scheduler, demo_tokenizer(), opts,
+                                                        moe::server::folder_chat_renderer(demo_dir()));
   }
 
   moe::server::HttpResponse post(const std::string& path, const std::string& body, const std::string& auth = {}) {

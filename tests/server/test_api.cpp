@@ -349,11 +349,19 @@ TEST_CASE("metrics: histogram buckets, quantiles and the Prometheus text", "[ser
   CHECK(text.find("moe_queue_depth 0\n") != std::string::npos);
 }
 
-TEST_CASE("chat fallback: speakers, blank lines and the assistant's turn", "[server][chat]") {
-  std::vector<ChatMessage> m = {{"system", "Be brief.", std::nullopt}, {"user", "Hi", std::nullopt},
-                                {"assistant", "Hello", std::string("ROMEO")}};
-  CHECK(render_chat_plain(m).text == "System:\nBe brief.\n\nUser:\nHi\n\nROMEO:\nHello\n\nAssistant:\n");
-  CHECK(render_chat_plain(m).add_special_tokens);
+TEST_CASE("chat: the model's template renders the validated messages; the fallback without one", "[server][chat]") {
+  const std::vector<ChatMessage> m = {{"system", "Be brief.", std::nullopt}, {"user", "Hi", std::nullopt},
+                                      {"assistant", "Hello", std::string("Mercutio")}, {"user", "Again", std::nullopt}};
+  CHECK(messages_json(m)[2] == nlohmann::ordered_json{{"role", "assistant"}, {"content", "Hello"}, {"name", "Mercutio"}});
+  // The bundled model's speaker-style template: a scene with the user as Romeo, the model as Juliet.
+  const RenderedChat scene = folder_chat_renderer(server_test::demo_dir())(m);
+  CHECK(scene.text == "CHORUS:\nBe brief.\n\nROMEO:\nHi\n\nMERCUTIO:\nHello\n\nROMEO:\nAgain\n\nJULIET:\n");
+  CHECK_FALSE(scene.add_special_tokens);  // the template writes what it wants
+  const RenderedChat plain = fallback_chat_renderer()(m);
+  CHECK(plain.text.rfind("System: Be brief.\n\nUser: Hi\n\n", 0) == 0);
+  CHECK(plain.text.size() >= 10);
+  CHECK(plain.text.substr(plain.text.size() - 10) == "Assistant:");
+  CHECK(plain.add_special_tokens);
 }
 
 // ---- scheduler --------------------------------------------------------------------------------
@@ -587,7 +595,7 @@ TEST_CASE("service: completions and chat, non-streaming and streaming, give the 
   CHECK(mj["choices"][1]["text"] == greedy_alone("JULIET:\nO Romeo", 12));
 
   // Chat through the fallback format, streaming with logprobs.
-  const std::string chat_prompt = "User:\nSpeak.\n\nAssistant:\n";
+  const std::string chat_prompt = "ROMEO:\nSpeak.\n\nJULIET:\n";  // the bundled model's template
   const auto chat = sv.post("/v1/chat/completions", R"({"model": "shakespeare-moe", "temperature": 0, "max_tokens": 8,
       "messages": [{"role": "user", "content": "Speak."}], "stream": true, "logprobs": true, "top_logprobs": 2})");
   REQUIRE(chat.stream != nullptr);
@@ -595,7 +603,7 @@ TEST_CASE("service: completions and chat, non-streaming and streaming, give the 
   chat.stream->drain([&](std::string_view d) { bytes += d; return true; });
   const auto cs = summarize_stream(bytes);
   CHECK(cs.role_first);
-  CHECK(cs.text == greedy_alone(chat_prompt, 8));
+  CHECK(cs.text == greedy_alone(chat_prompt, 8, false, false));
   CHECK(cs.done);
   CHECK(cs.usage.is_null());  // not asked for
   CHECK(bytes.find("\"top_logprobs\":[{") != std::string::npos);

@@ -46,6 +46,7 @@ struct LiveServer {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", port);
     c->set_read_timeout(120, 0);
     c->set_connection_timeout(10, 0);
+    c->set_tcp_nodelay(true);
     return c;
   }
   ServerMetrics& metrics() { return served.scheduler->metrics(); }
@@ -147,7 +148,7 @@ TEST_CASE("http: streaming over SSE equals the non-streaming text; chat streams 
   const auto cs = summarize_stream(chat.body);
   CHECK(cs.role_first);
   CHECK(cs.done);
-  CHECK(cs.text == greedy_alone("System:\nA play.\n\nUser:\nSpeak, friend.\n\nAssistant:\n", 10));
+  CHECK(cs.text == greedy_alone("CHORUS:\nA play.\n\nROMEO:\nSpeak, friend.\n\nJULIET:\n", 10, false, false));
 }
 
 TEST_CASE("http: concurrent clients; greedy output alone equals in a full batch", "[server][http]") {

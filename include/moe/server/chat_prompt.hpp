@@ -1,42 +1,65 @@
-// How a chat request becomes prompt text. The server takes a ChatRenderer; until the Jinja
-// chat-template interpreter (moe/chat/) is wired in, every model uses render_chat_plain.
+// How a chat request becomes prompt text: the model's Jinja chat template (moe::chat::ChatTemplate,
+// from tokenizer_config.json or chat_template.jinja) rendered over the validated messages, with
+// the assistant's generation prompt; a model without a template gets ChatTemplate's documented
+// plain fallback.
 #pragma once
 
+#include "moe/chat/chat_template.hpp"
 #include "moe/server/request.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace moe::server {
 
-// Renders validated messages to the prompt text (the generation prompt for the assistant's turn
-// included). May throw moe::Error or ApiError (a template error): the request gets a 400.
 struct RenderedChat {
   std::string text;
   bool add_special_tokens = true;  // false when the template writes BOS etc. itself
 };
+
+// Renders validated messages to the prompt text (the generation prompt for the assistant's turn
+// included). May throw (a template error): the request gets a 400 with the message.
 using ChatRenderer = std::function<RenderedChat(const std::vector<ChatMessage>&)>;
 
-// FALLBACK chat format (to be replaced by moe::chat::ChatTemplate when a model has a template):
-// each message as its speaker's name, a colon and a newline, its content and a blank line,
-// then "Assistant:" and a newline for the reply. The speaker is the message's "name" when given,
-// else its role capitalized ("System", "User", "Assistant", "Developer", "Tool"). Encoded with
-// the tokenizer's special tokens (BOS where the tokenizer adds one).
-//
-//   System:\nYou are terse.\n\nUser:\nHi\n\nAssistant:\n
-inline RenderedChat render_chat_plain(const std::vector<ChatMessage>& messages) {
-  std::string out;
+// The messages as the template sees them: {"role", "content" (text), "name" when given}, in
+// that key order.
+inline nlohmann::ordered_json messages_json(const std::vector<ChatMessage>& messages) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& m : messages) {
-    std::string speaker = m.name ? *m.name : m.role;
-    if (!m.name && !speaker.empty()) speaker[0] = static_cast<char>(speaker[0] - 'a' + 'A');
-    out += speaker;
-    out += ":\n";
-    out += m.content;
-    out += "\n\n";
+    nlohmann::ordered_json j;
+    j["role"] = m.role;
+    j["content"] = m.content;
+    if (m.name) j["name"] = *m.name;
+    out.push_back(std::move(j));
   }
-  out += "Assistant:\n";
-  return {std::move(out), true};
+  return out;
+}
+
+// A renderer over `chat`. A real template writes the special tokens it wants (BOS included), so
+// its text is encoded without the tokenizer's, as transformers' apply_chat_template does; the
+// fallback writes none, so the tokenizer adds them where its config asks.
+inline ChatRenderer template_renderer(std::shared_ptr<const chat::ChatTemplate> chat) {
+  return [chat = std::move(chat)](const std::vector<ChatMessage>& messages) {
+    chat::ChatRenderOptions options;
+    options.add_generation_prompt = true;
+    return RenderedChat{chat->render(messages_json(messages), options), chat->is_fallback()};
+  };
+}
+
+// The renderer for a model folder: its template, or the fallback when it has none. Throws
+// moe::Error (kIo / kFormat, TemplateError for a template that does not parse).
+inline ChatRenderer folder_chat_renderer(const std::filesystem::path& dir) {
+  return template_renderer(std::make_shared<const chat::ChatTemplate>(chat::ChatTemplate::from_folder(dir)));
+}
+
+// The plain fallback, for hosts that have no model folder at hand.
+inline ChatRenderer fallback_chat_renderer() {
+  return template_renderer(std::make_shared<const chat::ChatTemplate>(chat::ChatTemplate::fallback()));
 }
 
 }  // namespace moe::server

@@ -174,9 +174,9 @@ class BasicApiService {
   using SchedulerType = BasicScheduler<Backend>;
 
   // `scheduler` must be started by the caller; `render_chat` turns chat messages into prompt
-  // text (render_chat_plain until a model's chat template is used).
+  // text (folder_chat_renderer(dir): the model's chat template; default: the plain fallback).
   BasicApiService(std::shared_ptr<SchedulerType> scheduler, std::shared_ptr<const Tokenizer> tokenizer,
-                  ServiceOptions options, ChatRenderer render_chat = render_chat_plain)
+                  ServiceOptions options, ChatRenderer render_chat = fallback_chat_renderer())
       : scheduler_(std::move(scheduler)), tokenizer_(std::move(tokenizer)), options_(std::move(options)),
         render_chat_(std::move(render_chat)), created_(static_cast<std::int64_t>(std::time(nullptr))) {}
 
