@@ -50,6 +50,7 @@ struct Expr {
   ExprPtr dyn_args, dyn_kwargs;                       // kCall: *args, **kwargs
   std::vector<std::string> ops;                       // kCompare: == != < <= > >= in notin
   bool negated = false;                               // kTest: "is not"
+  std::uint32_t depth = 1;                            // 1 + the deepest child's depth (the parser caps it)
 
   Expr(ExprKind k, SourceLocation w) : kind(k), where(w) {}
 };

@@ -13,6 +13,7 @@
 #include "moe/chat/runtime.hpp"
 #include "moe/chat/tests.hpp"
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -187,6 +188,7 @@ class Evaluator {
   Flow exec(const Stmt& s, const ScopePtr& scope, std::string& out) {
     Runtime::DepthGuard guard(rt_);
     rt_.set_where(s.where);
+    rt_.charge(1);  // every statement run is a step: a long loop body costs what it does
     switch (s.kind) {
       case StmtKind::kOutput: emit(out, s.text); return Flow::kNormal;
       case StmtKind::kPrint: {
@@ -294,10 +296,14 @@ class Evaluator {
       items = std::move(all);
     }
     const std::size_t n = items.size();
+    // The loop object costs a dict per iteration: build it only for bodies that can see it.
+    auto [it, fresh] = uses_loop_.try_emplace(&s, false);
+    if (fresh) it->second = mentions(s.body, "loop") || mentions(s.else_body, "loop");
+    const bool with_loop = it->second;
     for (std::size_t i = 0; i < n; ++i) {
       rt_.charge(1);
       rt_.set_where(s.where);
-      loop_scope->set("loop", make_loop(items, i));
+      if (with_loop) loop_scope->set("loop", make_loop(items, i));
       bind(*s.target, items[i], *loop_scope);
       const Flow f = exec_body(s.body, loop_scope, out);
       if (f == Flow::kBreak) break;
@@ -376,13 +382,29 @@ class Evaluator {
       if (varargs) {
         List rest;
         for (std::size_t i = params.size(); i < args.positional.size(); ++i) rest.push_back(args.positional[i]);
-        local->set("varargs", rt.make_list(std::move(rest)));
+        local->set("varargs", rt.make_list(std::move(rest), /*tuple=*/true));
       }
       if (kwargs) local->set("kwargs", rt.make_dict(std::move(extra_kwargs)));
       std::string buf;
       exec_body(stmt->body, local, buf);
       return Value::string(std::move(buf));
     });
+  }
+
+  // Whether `name` appears anywhere in `body`, nested macros included.
+  static bool mentions(const Body& body, std::string_view name) {
+    for (const StmtPtr& s : body) {
+      for (const Expr* e : {s->expr.get(), s->condition.get(), s->target.get()})
+        if (e && uses_name(*e, name)) return true;
+      for (const auto& f : s->filters)
+        if (uses_name(*f, name)) return true;
+      for (const auto& [n, e] : s->assignments)
+        if (uses_name(*e, name)) return true;
+      for (const auto& p : s->params)
+        if (p.default_value && uses_name(*p.default_value, name)) return true;
+      if (mentions(s->body, name) || mentions(s->else_body, name)) return true;
+    }
+    return false;
   }
 
   static bool uses_name(const Expr& e, std::string_view name) {
@@ -435,6 +457,7 @@ class Evaluator {
   Value eval(const Expr& e, const ScopePtr& scope) {
     Runtime::DepthGuard guard(rt_);
     rt_.set_where(e.where);
+    rt_.charge(1);
     switch (e.kind) {
       case ExprKind::kLiteral: return e.literal;
       case ExprKind::kName: {
@@ -736,6 +759,7 @@ class Evaluator {
   }
 
   Runtime& rt_;
+  std::map<const Stmt*, bool> uses_loop_;
 };
 
 }  // namespace moe::chat

@@ -19,9 +19,11 @@ struct TemplateLimits {
   std::size_t max_eval_depth = 1500;
   // Macro and caller() recursion (real templates: < 10).
   std::size_t max_call_depth = 64;
-  // Work units: loop iterations, calls, and elements or 64-byte chunks that filters touch. A
-  // 100-message conversation through the largest template takes < 100k.
-  std::uint64_t max_steps = 50'000'000;
+  // Work units: every statement run and expression evaluated, plus the elements or 64-byte
+  // chunks that loops and filters touch. A 100-message conversation with tools through the
+  // largest template (GPT-OSS) takes < 400k (tested); the default stops a runaway template
+  // after about a second.
+  std::uint64_t max_steps = 20'000'000;
   // Bytes of the rendered text and of any one string the template builds.
   std::size_t max_output_bytes = std::size_t{64} << 20;
   // Elements of any one list or dict the template builds (range(), +, *, filters).

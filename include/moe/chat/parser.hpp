@@ -88,6 +88,23 @@ class Parser {
 
   static ExprPtr make(ExprKind k, SourceLocation w) { return std::make_unique<Expr>(k, w); }
 
+  // Records a finished node's depth and refuses trees deeper than max_nesting. Left-deep chains
+  // (a + b + c ..., x.a.b.c ..., x | f | g ...) are built by loops, not recursion, so this (not
+  // the Nest guard) is what bounds them, and with them the recursion of evaluating and freeing
+  // a tree.
+  ExprPtr sealed(ExprPtr e) const {
+    std::uint32_t d = 0;
+    for (const auto& a : e->args)
+      if (a) d = std::max(d, a->depth);
+    for (const auto& kv : e->kwargs) d = std::max(d, kv.second->depth);
+    if (e->dyn_args) d = std::max(d, e->dyn_args->depth);
+    if (e->dyn_kwargs) d = std::max(d, e->dyn_kwargs->depth);
+    e->depth = d + 1;
+    if (e->depth > limits_.max_nesting)
+      syntax_error(e->where, "expression nests deeper than the limit of {}", limits_.max_nesting);
+    return e;
+  }
+
   // ---- statements ----
 
   // Parses until a block tag whose name is in `end`; then the current token is that name (the
@@ -362,7 +379,7 @@ class Parser {
     if (!comma && items.size() == 1) return std::move(items[0]);
     auto t = make(ExprKind::kTuple, w);
     t->args = std::move(items);
-    return t;
+    return sealed(std::move(t));
   }
 
   bool tuple_ends(bool stop_at_if) const {
@@ -385,7 +402,7 @@ class Parser {
       cond->args.push_back(std::move(test));
       cond->args.push_back(std::move(e));
       cond->args.push_back(std::move(otherwise));
-      e = std::move(cond);
+      e = sealed(std::move(cond));
     }
     return e;
   }
@@ -397,7 +414,7 @@ class Parser {
       next();
       e->args.push_back(std::move(left));
       e->args.push_back(parse_and());
-      left = std::move(e);
+      left = sealed(std::move(e));
     }
     return left;
   }
@@ -409,7 +426,7 @@ class Parser {
       next();
       e->args.push_back(std::move(left));
       e->args.push_back(parse_not());
-      left = std::move(e);
+      left = sealed(std::move(e));
     }
     return left;
   }
@@ -420,7 +437,7 @@ class Parser {
       auto e = make(ExprKind::kNot, cur().where);
       next();
       e->args.push_back(parse_not());
-      return e;
+      return sealed(std::move(e));
     }
     return parse_compare();
   }
@@ -452,7 +469,7 @@ class Parser {
       cmp->ops.push_back(std::move(op));
       cmp->args.push_back(parse_math1());
     }
-    return cmp ? std::move(cmp) : std::move(first);
+    return cmp ? sealed(std::move(cmp)) : std::move(first);
   }
 
   ExprPtr binary(std::string op, ExprPtr a, ExprPtr b, SourceLocation w) {
@@ -460,7 +477,7 @@ class Parser {
     e->name = std::move(op);
     e->args.push_back(std::move(a));
     e->args.push_back(std::move(b));
-    return e;
+    return sealed(std::move(e));
   }
 
   ExprPtr parse_math1() {
@@ -480,7 +497,7 @@ class Parser {
     auto e = make(ExprKind::kConcat, w);
     e->args.push_back(std::move(first));
     while (skip_op("~")) e->args.push_back(parse_math2());
-    return e;
+    return sealed(std::move(e));
   }
 
   ExprPtr parse_math2() {
@@ -510,7 +527,7 @@ class Parser {
       auto e = make(is_op("-") ? ExprKind::kNeg : ExprKind::kPos, cur().where);
       next();
       e->args.push_back(parse_unary(false));
-      node = std::move(e);
+      node = sealed(std::move(e));
     } else {
       node = parse_primary();
     }
@@ -585,7 +602,7 @@ class Parser {
             }
             e->args.push_back(parse_expression());
           }
-          return e;
+          return sealed(std::move(e));
         }
         if (t.value == "{") {
           next();
@@ -599,7 +616,7 @@ class Parser {
             expect_op(":");
             e->args.push_back(parse_expression());
           }
-          return e;
+          return sealed(std::move(e));
         }
         break;
       }
@@ -617,7 +634,7 @@ class Parser {
           auto e = make(ExprKind::kGetAttr, w);
           e->name = next().value;
           e->args.push_back(std::move(node));
-          node = std::move(e);
+          node = sealed(std::move(e));
         } else if (cur().type == TokenType::kInteger) {
           auto e = make(ExprKind::kGetItem, w);
           auto idx = make(ExprKind::kLiteral, cur().where);
@@ -627,7 +644,7 @@ class Parser {
           next();
           e->args.push_back(std::move(node));
           e->args.push_back(std::move(idx));
-          node = std::move(e);
+          node = sealed(std::move(e));
         } else {
           syntax_error(cur().where, "expected an attribute name after '.', got {}", describe(cur()));
         }
@@ -665,12 +682,12 @@ class Parser {
       auto e = make(ExprKind::kGetItem, w);
       e->args.push_back(std::move(node));
       e->args.push_back(std::move(parts[0]));
-      return e;
+      return sealed(std::move(e));
     }
     auto e = make(ExprKind::kSlice, w);
     e->args.push_back(std::move(node));
     for (auto& p : parts) e->args.push_back(std::move(p));
-    return e;
+    return sealed(std::move(e));
   }
 
   // ( args ) after a callee, a filter or a test: positional, name=value, *list, **dict.
@@ -712,7 +729,7 @@ class Parser {
     auto e = make(ExprKind::kCall, cur().where);
     e->args.push_back(std::move(callee));
     parse_call_args(*e);
-    return e;
+    return sealed(std::move(e));
   }
 
   // name[.name...][(args)] after a '|' (operand may be null for filter blocks).
@@ -723,7 +740,7 @@ class Parser {
     while (skip_op(".")) e->name += "." + expect_name();
     e->args.push_back(std::move(operand));
     if (is_op("(")) parse_call_args(*e);
-    return e;
+    return sealed(std::move(e));
   }
 
   ExprPtr parse_filter_expr(ExprPtr node) {
@@ -760,7 +777,7 @@ class Parser {
       if (is_name("is")) syntax_error(t.where, "tests cannot be chained with 'is'");
       e->args.push_back(parse_postfix(parse_primary()));
     }
-    return e;
+    return sealed(std::move(e));
   }
 
   std::vector<Token> tokens_;

@@ -73,7 +73,7 @@ class Runtime {
   void charge(std::uint64_t units) {
     steps_ += units;
     if (steps_ > limits_.max_steps)
-      fail("the template did more than {} steps of work (loop iterations, calls, elements touched)", limits_.max_steps);
+      fail("the template did more than {} steps of work (statements, expressions, elements touched)", limits_.max_steps);
   }
   void charge_bytes(std::size_t bytes) { charge(1 + bytes / 64); }
   std::uint64_t steps() const noexcept { return steps_; }
