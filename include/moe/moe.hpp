@@ -43,6 +43,9 @@
 #include "moe/tokenizer/stream_decoder.hpp"
 #include "moe/tokenizer/tokenizer.hpp"
 
+// chat templates
+#include "moe/chat/chat_template.hpp"
+
 // runtime
 #include "moe/runtime/batch.hpp"
 #include "moe/runtime/generate.hpp"
