@@ -7,8 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,17 @@ struct Served {
     return service->handle({"GET", path, auth, {}});
   }
 };
+
+// Waits (bounded) until `pred` holds.
+template <class Pred>
+bool eventually(Pred pred, double seconds = 30.0) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
 
 // The "data: " payloads of an SSE byte stream, in order; fails the test on a malformed frame.
 inline std::vector<std::string> sse_payloads(const std::string& bytes) {

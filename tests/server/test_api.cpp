@@ -15,6 +15,7 @@
 
 using namespace moe::server;
 using server_test::demo_tokenizer;
+using server_test::eventually;
 using server_test::greedy_alone;
 using server_test::Served;
 using server_test::summarize_stream;
@@ -41,17 +42,6 @@ ApiError chat_error(const std::string& fields) {
 }
 
 nlohmann::json body_of(const HttpResponse& r) { return nlohmann::json::parse(r.body); }
-
-// Waits (bounded) until `pred` holds.
-template <class Pred>
-bool eventually(Pred pred, double seconds = 20.0) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
-}
 
 SequenceJob job_for(const std::string& prompt, moe::index_t max_tokens, std::shared_ptr<ResponseChannel> channel,
                     std::size_t choice = 0) {

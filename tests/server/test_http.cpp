@@ -17,6 +17,7 @@
 #include <vector>
 
 using namespace moe::server;
+using server_test::eventually;
 using server_test::greedy_alone;
 using server_test::summarize_stream;
 
@@ -58,16 +59,6 @@ std::string completion(const std::string& prompt, int max_tokens, bool stream, c
   std::string body = j.dump();
   if (!extra.empty()) body = body.substr(0, body.size() - 1) + ", " + extra + "}";
   return body;
-}
-
-template <class Pred>
-bool eventually(Pred pred, double seconds = 30.0) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
 }
 
 nlohmann::json error_of(const PostResult& r) {
