@@ -4,8 +4,10 @@
 #
 #   tests/fuzz/run_fuzzers.sh BUILD_DIR [SECONDS_PER_FUZZER] [TARGET...]
 #
-# SECONDS_PER_FUZZER defaults to $MOE_FUZZ_SECONDS, else 60; TARGETs default to all five
-# (fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf). For each target:
+# SECONDS_PER_FUZZER defaults to $MOE_FUZZ_SECONDS, else 60; TARGETs default to all six
+# (fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf
+# fuzz_chat_template; its seeds are the chat templates and syntax cases of tests/fixtures/chat).
+# For each target:
 #   1. replays every file of tests/fuzz/regressions/<target>/ (past crashes; must pass now);
 #   2. copies the seed corpus from the committed fixtures into a temporary work dir (nothing big is
 #      committed twice): config.json / generation_config.json of every fixture and malformed case,
@@ -33,7 +35,7 @@ build=$(cd "$1" && pwd) || exit 2
 seconds=${2:-${MOE_FUZZ_SECONDS:-60}}
 shift $(( $# >= 2 ? 2 : 1 ))
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf)
+((${#targets[@]})) || targets=(fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf fuzz_chat_template)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -82,6 +84,20 @@ make_seeds() {  # make_seeds TARGET DEST
       copy_seeds "$dest" "$fixtures"/malformed/*/*.safetensors ;;
     fuzz_gguf)
       copy_seeds "$dest" "$fixtures"/gguf/valid/*.gguf "$fixtures"/gguf/malformed/*.gguf ;;
+    fuzz_chat_template)
+      # The real templates, and each one-feature case and the bundled model's template alone.
+      copy_seeds "$dest" "$fixtures"/chat/templates/*.jinja
+      command -v python3 > /dev/null && python3 - "$fixtures/chat/syntax_cases.json" "$dest" "$root"/models/*/tokenizer_config.json <<'PY'
+import json, sys
+cases, dest = sys.argv[1], sys.argv[2]
+for i, c in enumerate(json.load(open(cases))["cases"]):
+    open(f"{dest}/syntax-{i:03d}.jinja", "w").write(c["template"])
+for j, p in enumerate(sys.argv[3:]):
+    t = json.load(open(p)).get("chat_template")
+    if isinstance(t, str):
+        open(f"{dest}/model-{j}.jinja", "w").write(t)
+PY
+      ;;
     fuzz_tokenizer)
       copy_seeds "$dest" "$fixtures"/tokenizers/*/tokenizer.json "$root"/models/*/tokenizer.json \
         "$fixtures"/fuzz/tokenizers/*.json
@@ -108,6 +124,7 @@ make_seeds() {  # make_seeds TARGET DEST
 max_len_of() {
   case $1 in
     fuzz_tokenizer) echo 262144 ;;    # the demo tokenizer.json is 116 KiB, the fixtures <= 65 KiB
+    fuzz_chat_template) echo 32768 ;; # the largest real template (GPT-OSS) is 17 KB
     fuzz_safetensors) echo 262144 ;;  # the largest malformed case is ~200 KB
     fuzz_config) echo 16384 ;;        # real config.json files are 1-5 KB
     fuzz_gguf) echo 16384 ;;          # the corpus files are at most 2 KB
@@ -131,6 +148,7 @@ dict_of() {
     fuzz_config) echo "$here/config.dict" ;;
     fuzz_generation_config) echo "$here/generation_config.dict" ;;
     fuzz_tokenizer) echo "$here/tokenizer.dict" ;;
+    fuzz_chat_template) echo "$here/chat_template.dict" ;;
     fuzz_gguf) echo "$here/gguf.dict" ;;
   esac
 }
