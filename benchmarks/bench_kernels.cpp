@@ -1,4 +1,5 @@
-// bench_kernels: the cpu_simd matmul kernels as fractions of this machine's limits, all measured
+// bench_kernels: the cpu_simd matmul kernels (f32/bf16/f16 and ggml block-format weights) as
+// fractions of this machine's limits, all measured
 // in the same run: read bandwidth (2 threads streaming a buffer much larger than the LLC) bounds
 // decode GEMV, and the FMA peak (register-resident independent FMA chains on every thread)
 // bounds prefill GEMM. Threads pinned; each figure is the median of >= 7 timed runs after a
@@ -161,6 +162,58 @@ Row bench_gemv(index_t d_out, index_t d_in, index_t copies, int runs, const Band
   return r;
 }
 
+// GEMV with weights in a ggml block format (quantized once from random values by the reference
+// quantizer, in parallel): the bytes read are the format's row bytes, so the rate compares with
+// the read bandwidth as for the dense types.
+template <class Q>
+Row bench_gemv_block(index_t d_out, index_t d_in, index_t copies, int runs, const BandwidthProbe& probe) {
+  // One matrix is quantized (the reference quantizers are slow) and copied to the others.
+  const index_t blocks_per_row = d_in / Q::block_elements, rows = d_out;
+  std::vector<Q> w(d_out * copies * blocks_per_row);
+  moe::parallel_for_chunks(rows, 64, [&](index_t b, index_t e) {
+    std::vector<float> row(d_in);
+    for (index_t r = b; r < e; ++r) {
+      std::uint32_t s = static_cast<std::uint32_t>(r) * 2654435761u + 7u;
+      for (auto& v : row) {
+        s = s * 1664525u + 1013904223u;
+        v = static_cast<float>(static_cast<int>(s >> 9) - (1 << 22)) * 0x1p-24f;
+      }
+      moe::quant::quantize_row(row.data(), w.data() + r * blocks_per_row, d_in);
+    }
+  });
+  const index_t per = d_out * blocks_per_row;
+  for (index_t c = 1; c < copies; ++c) std::copy_n(w.data(), per, w.data() + c * per);
+  std::vector<float> x(d_in), y(d_out);
+  for (index_t i = 0; i < d_in; ++i) x[i] = 0.5f + 0.25f * static_cast<float>(i % 7);
+  auto run = [&] {
+    for (index_t c = 0; c < copies; ++c) {
+      moe::kernels::matmul(moe::backend::cpu{}, View<const float, 2>(x.data(), {1, d_in}),
+                           View<const Q, 2>(w.data() + c * per, {d_out, blocks_per_row}),
+                           View<float, 2>(y.data(), {1, d_out}));
+    }
+  };
+  run();  // warm-up
+  std::vector<double> t_gemv, t_bw;
+  for (int i = 0; i < runs; ++i) {
+    t_bw.push_back(probe.sample());
+    const auto start = Clock::now();
+    run();
+    t_gemv.push_back(std::chrono::duration<double>(Clock::now() - start).count() / static_cast<double>(copies));
+  }
+  g_sink = y[0];
+  Row r;
+  r.kernel = copies > 1 ? fmt::format("gemv x{} mats", copies) : "gemv";
+  r.dtype = std::string(moe::dtype_name(Q::dtype));
+  r.shape = fmt::format("1x{} . {}x{}^T", d_in, d_out, d_in);
+  r.seconds = median(t_gemv);
+  r.rate = static_cast<double>(per * sizeof(Q)) / r.seconds / 1e9;
+  r.unit = "GB/s";
+  r.limit_value = static_cast<double>(probe.bytes()) / median(t_bw) / 1e9;
+  r.fraction = r.rate / r.limit_value;
+  r.limit = "read bandwidth";
+  return r;
+}
+
 // GEMM, prefill-shaped: y [m, out] = x [m, in] · Wᵀ.
 template <class W>
 Row bench_gemm(index_t m, index_t d_out, index_t d_in, int runs, double peak) {
@@ -175,6 +228,33 @@ Row bench_gemm(index_t m, index_t d_out, index_t d_in, int runs, double peak) {
   Row r;
   r.kernel = "gemm";
   r.dtype = std::string(moe::dtype_name(moe::dtype_of<W>()));
+  r.shape = fmt::format("{}x{} . {}x{}^T", m, d_in, d_out, d_in);
+  r.seconds = s;
+  r.rate = 2.0 * static_cast<double>(m * d_out * d_in) / s / 1e9;
+  r.unit = "GFLOP/s";
+  r.limit_value = peak / 1e9;
+  r.fraction = r.rate / r.limit_value;
+  r.limit = "FMA peak";
+  return r;
+}
+
+// GEMM with block-format weights (dequantized while packing).
+template <class Q>
+Row bench_gemm_block(index_t m, index_t d_out, index_t d_in, int runs, double peak) {
+  const auto wf = random_weights<float>(d_out * d_in, 11);
+  std::vector<Q> w(d_out * d_in / Q::block_elements);
+  moe::quant::quantize_row(wf.data(), w.data(), wf.size());
+  const auto x = random_weights<float>(m * d_in, 13);
+  std::vector<float> y(m * d_out);
+  const double s = median_seconds(runs, 1, [&] {
+    moe::kernels::matmul(moe::backend::cpu{}, View<const float, 2>(x.data(), {m, d_in}),
+                         View<const Q, 2>(w.data(), {d_out, d_in / Q::block_elements}),
+                         View<float, 2>(y.data(), {m, d_out}));
+  });
+  g_sink = y[0];
+  Row r;
+  r.kernel = "gemm";
+  r.dtype = std::string(moe::dtype_name(Q::dtype));
   r.shape = fmt::format("{}x{} . {}x{}^T", m, d_in, d_out, d_in);
   r.seconds = s;
   r.rate = 2.0 * static_cast<double>(m * d_out * d_in) / s / 1e9;
@@ -247,12 +327,30 @@ int main(int argc, char** argv) {
     const index_t copies = std::max<index_t>(1, (opt.quick ? (index_t{48} << 20) : (index_t{512} << 20)) / (e.out * e.in * 2));
     rows.push_back(bench_gemv<bf16>(e.out, e.in, copies, runs, probe));
   }
+  // Block-format decode GEMV (the formats of Q8_0 and Q4_K_M models first), the big matrix and an
+  // expert-sized one cycled past the LLC.
+  {
+    const auto block_rows = [&](auto tag) {
+      using Q = decltype(tag);
+      rows.push_back(bench_gemv_block<Q>(big_out, big_in, 1, runs, probe));
+      const index_t bytes = 768 * moe::format_row_bytes(Q::dtype, 2048);
+      const index_t copies = std::max<index_t>(1, (opt.quick ? (index_t{48} << 20) : (index_t{512} << 20)) / bytes);
+      rows.push_back(bench_gemv_block<Q>(768, 2048, copies, runs, probe));
+    };
+    block_rows(moe::quant::BlockQ8_0{});
+    block_rows(moe::quant::BlockQ4_0{});
+    block_rows(moe::quant::BlockQ4_K{});
+    block_rows(moe::quant::BlockQ6_K{});
+    block_rows(moe::quant::BlockQ5_K{});
+    block_rows(moe::quant::BlockIq4Xs{});
+  }
   // The prefill GEMM of the targets: 512 x 4096 x 4096.
   const index_t gm = opt.quick ? 128 : 512, gn = opt.quick ? 1024 : 4096, gk = opt.quick ? 1024 : 4096;
   rows.push_back(bench_gemm<float>(gm, gn, gk, runs, peak));
   rows.push_back(bench_gemm<bf16>(gm, gn, gk, runs, peak));
   // Prefill through one expert: few tokens per expert.
   rows.push_back(bench_gemm<bf16>(opt.quick ? 16 : 64, 768, 2048, runs, peak));
+  rows.push_back(bench_gemm_block<moe::quant::BlockQ4_K>(gm, gn, gk, runs, peak));
   const std::string load_after = load_average();
 
   if (opt.json) {
@@ -282,11 +380,11 @@ int main(int argc, char** argv) {
   fmt::print("read bandwidth ({} MiB buffer): {:.1f} GB/s    FMA peak: {:.1f} GFLOP/s\n",
              bw_bytes >> 20, bandwidth / 1e9, peak / 1e9);
   fmt::print("(GEMV fractions use the median of bandwidth samples interleaved with that row's runs)\n\n");
-  fmt::print("| {:<16} | {:<5} | {:<24} | {:>10} | {:>15} | {:>28} |\n", "kernel", "dtype", "shape",
+  fmt::print("| {:<16} | {:<6} | {:<24} | {:>10} | {:>15} | {:>28} |\n", "kernel", "dtype", "shape",
              "median", "rate", "fraction of limit");
-  fmt::print("|{:-<18}|{:-<7}|{:-<26}|{:->12}|{:->17}|{:->30}|\n", "", "", "", "", "", "");
+  fmt::print("|{:-<18}|{:-<8}|{:-<26}|{:->12}|{:->17}|{:->30}|\n", "", "", "", "", "", "");
   for (const Row& r : rows) {
-    fmt::print("| {:<16} | {:<5} | {:<24} | {:>7.3f} ms | {:>7.1f} {:<7} | {:>5.1f}% of {:>6.1f} ({:<9}) |\n",
+    fmt::print("| {:<16} | {:<6} | {:<24} | {:>7.3f} ms | {:>7.1f} {:<7} | {:>5.1f}% of {:>6.1f} ({:<9}) |\n",
                r.kernel, r.dtype, r.shape, r.seconds * 1e3, r.rate, r.unit, 100.0 * r.fraction,
                r.limit_value, r.limit == "FMA peak" ? "FMA peak" : "bandwidth");
   }

@@ -180,7 +180,15 @@ struct BlockIq4Xs {
     return dl * static_cast<float>(kIq4Values[q]);
   }
   static void dequantize(const BlockIq4Xs& b, float* y) noexcept {
-    for (std::size_t j = 0; j < 256; ++j) y[j] = decode(&b, j);
+    const float d = to_float(b.d);
+    for (std::size_t g = 0; g < 8; ++g) {
+      const float dl = d * static_cast<float>(group_scale(b, g));
+      const std::uint8_t* qs = b.qs + 16 * g;
+      for (int j = 0; j < 16; ++j) {
+        y[32 * g + j] = dl * static_cast<float>(kIq4Values[qs[j] & 0xf]);
+        y[32 * g + j + 16] = dl * static_cast<float>(kIq4Values[qs[j] >> 4]);
+      }
+    }
   }
   static void quantize(const float* x, BlockIq4Xs& b) noexcept {
     std::uint16_t h = 0;

@@ -302,7 +302,17 @@ struct BlockQ2_K {
     return dl * static_cast<float>(q) - ml;
   }
   static void dequantize(const BlockQ2_K& b, float* y) noexcept {
-    for (std::size_t j = 0; j < 256; ++j) y[j] = decode(&b, j);
+    const float d = to_float(b.d), dmin = to_float(b.dmin);
+    for (int n = 0; n < 2; ++n) {
+      for (int g = 0; g < 4; ++g) {
+        for (int half = 0; half < 2; ++half) {
+          const std::uint8_t sc = b.scales[8 * n + 2 * g + half];
+          const float dl = d * static_cast<float>(sc & 0xf), ml = dmin * static_cast<float>(sc >> 4);
+          const std::uint8_t* q = b.qs + 32 * n + 16 * half;
+          for (int l = 0; l < 16; ++l) *y++ = dl * static_cast<float>((q[l] >> (2 * g)) & 3) - ml;
+        }
+      }
+    }
   }
   static void quantize(const float* x, BlockQ2_K& b) noexcept {
     std::uint8_t L[256], Laux[16];
@@ -375,7 +385,20 @@ struct BlockQ3_K {
     return dl * static_cast<float>(low - (high ? 0 : 4));
   }
   static void dequantize(const BlockQ3_K& b, float* y) noexcept {
-    for (std::size_t j = 0; j < 256; ++j) y[j] = decode(&b, j);
+    const float d = to_float(b.d);
+    for (int n = 0; n < 2; ++n) {
+      for (int g = 0; g < 4; ++g) {
+        for (int half = 0; half < 2; ++half) {
+          const float dl = d * static_cast<float>(detail::scale_q3k(b.scales, 8 * n + 2 * g + half) - 32);
+          const std::uint8_t* q = b.qs + 32 * n + 16 * half;
+          const std::uint8_t* hm = b.hmask + 16 * half;
+          for (int l = 0; l < 16; ++l) {
+            const int low = (q[l] >> (2 * g)) & 3, high = (hm[l] >> (4 * n + g)) & 1;
+            *y++ = dl * static_cast<float>(low - (high ? 0 : 4));
+          }
+        }
+      }
+    }
   }
   static void quantize(const float* x, BlockQ3_K& b) noexcept {
     std::int8_t L[256];
@@ -456,7 +479,17 @@ struct BlockQ4_K {
     return d1 * static_cast<float>(q) - m1;
   }
   static void dequantize(const BlockQ4_K& b, float* y) noexcept {
-    for (std::size_t j = 0; j < 256; ++j) y[j] = decode(&b, j);
+    const float d = to_float(b.d), dmin = to_float(b.dmin);
+    for (int c = 0; c < 4; ++c) {
+      std::uint8_t sc, m;
+      detail::scale_min_k4(2 * c, b.scales, sc, m);
+      const float d1 = d * sc, m1 = dmin * m;
+      detail::scale_min_k4(2 * c + 1, b.scales, sc, m);
+      const float d2 = d * sc, m2 = dmin * m;
+      const std::uint8_t* q = b.qs + 32 * c;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xf) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+    }
   }
   static void quantize(const float* x, BlockQ4_K& b) noexcept {
     std::uint8_t L[256];
@@ -497,7 +530,21 @@ struct BlockQ5_K {
     return d1 * static_cast<float>(low + (high ? 16 : 0)) - m1;
   }
   static void dequantize(const BlockQ5_K& b, float* y) noexcept {
-    for (std::size_t j = 0; j < 256; ++j) y[j] = decode(&b, j);
+    const float d = to_float(b.d), dmin = to_float(b.dmin);
+    for (int c = 0; c < 4; ++c) {
+      std::uint8_t sc, m;
+      detail::scale_min_k4(2 * c, b.scales, sc, m);
+      const float d1 = d * sc, m1 = dmin * m;
+      detail::scale_min_k4(2 * c + 1, b.scales, sc, m);
+      const float d2 = d * sc, m2 = dmin * m;
+      const std::uint8_t* q = b.qs + 32 * c;
+      for (int l = 0; l < 32; ++l) {
+        *y++ = d1 * static_cast<float>((q[l] & 0xf) + ((b.qh[l] >> (2 * c)) & 1 ? 16 : 0)) - m1;
+      }
+      for (int l = 0; l < 32; ++l) {
+        *y++ = d2 * static_cast<float>((q[l] >> 4) + ((b.qh[l] >> (2 * c + 1)) & 1 ? 16 : 0)) - m2;
+      }
+    }
   }
   static void quantize(const float* x, BlockQ5_K& b) noexcept {
     std::uint8_t L[256];
@@ -545,7 +592,23 @@ struct BlockQ6_K {
     return to_float(b.d) * static_cast<float>(b.scales[8 * n + 2 * g + l / 16]) * static_cast<float>(q);
   }
   static void dequantize(const BlockQ6_K& b, float* y) noexcept {
-    for (std::size_t j = 0; j < 256; ++j) y[j] = decode(&b, j);
+    const float d = to_float(b.d);
+    for (int n = 0; n < 2; ++n) {
+      const std::uint8_t* ql = b.ql + 64 * n;
+      const std::uint8_t* qh = b.qh + 32 * n;
+      const std::int8_t* sc = b.scales + 8 * n;
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        y[128 * n + l + 0] = d * static_cast<float>(sc[is + 0]) * static_cast<float>(q1);
+        y[128 * n + l + 32] = d * static_cast<float>(sc[is + 2]) * static_cast<float>(q2);
+        y[128 * n + l + 64] = d * static_cast<float>(sc[is + 4]) * static_cast<float>(q3);
+        y[128 * n + l + 96] = d * static_cast<float>(sc[is + 6]) * static_cast<float>(q4);
+      }
+    }
   }
   static void quantize(const float* x, BlockQ6_K& b) noexcept {
     std::int8_t L[256];
