@@ -1,13 +1,11 @@
 // Helpers shared by the chat-template tests.
 #pragma once
 
-#include <moe/chat/chat_template.hpp>
-#include <moe/core/file.hpp>
-
 #include <catch2/catch.hpp>
-
 #include <ctime>
 #include <filesystem>
+#include <moe/chat/chat_template.hpp>
+#include <moe/core/file.hpp>
 #include <string>
 
 namespace chat_test {
@@ -32,7 +30,8 @@ inline nlohmann::ordered_json read_ordered_json(const std::filesystem::path& p) 
 }
 
 // Renders `source` with JSON variables (ordered: key order matters for tojson).
-inline std::string render(const std::string& source, const nlohmann::ordered_json& vars = nlohmann::ordered_json::object()) {
+inline std::string render(const std::string& source,
+                          const nlohmann::ordered_json& vars = nlohmann::ordered_json::object()) {
   return moe::chat::Template::parse(source).render_json(vars, fixture_time);
 }
 

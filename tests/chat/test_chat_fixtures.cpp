@@ -2,9 +2,9 @@
 // @huggingface/jinja): the real chat templates of ten MoE model families over a set of
 // conversations, the bundled model's template, and the one-feature syntax cases. Each must come
 // out byte for byte; each error case must fail with the template's message.
-#include "chat_test_util.hpp"
-
 #include <set>
+
+#include "chat_test_util.hpp"
 
 using chat_test::kChatFixtures;
 using moe::chat::ChatRenderOptions;
@@ -21,7 +21,9 @@ ChatTemplate load_template(const nlohmann::ordered_json& doc) {
     return ChatTemplate::from_folder(dir);
   }
   const std::string source = moe::read_file(kChatFixtures / where, std::size_t{1} << 20, "template");
-  auto token = [&](const char* key) { return doc.at(key).is_string() ? doc.at(key).get<std::string>() : std::string(); };
+  auto token = [&](const char* key) {
+    return doc.at(key).is_string() ? doc.at(key).get<std::string>() : std::string();
+  };
   return ChatTemplate(source, token("bos_token"), token("eos_token"));
 }
 
@@ -58,8 +60,8 @@ TEST_CASE("chat fixtures: real templates render byte for byte", "[chat][fixtures
     }
   }
   // The families the fixtures must cover.
-  for (const char* name : {"deepseek-v3", "deepseek-r1", "qwen3", "gpt-oss", "mixtral-8x7b-instruct", "glm-4.5", "kimi-k2",
-                           "qwen1.5-moe-chat", "olmoe-instruct", "model-shakespeare-moe"}) {
+  for (const char* name : {"deepseek-v3", "deepseek-r1", "qwen3", "gpt-oss", "mixtral-8x7b-instruct", "glm-4.5",
+                           "kimi-k2", "qwen1.5-moe-chat", "olmoe-instruct", "model-shakespeare-moe"}) {
     INFO(name);
     CHECK(seen.count(name) == 1);
   }

@@ -20,21 +20,25 @@ TEST_CASE("chat interpreter: Python's str() when printing", "[chat]") {
 }
 
 TEST_CASE("chat interpreter: Python string methods with arguments", "[chat]") {
-  CHECK(render("[{{ 'xxhixx'.strip('x') }}][{{ '\\n a \\n'.strip('\\n') }}][{{ 'abcba'.lstrip('ab') }}][{{ 'abcba'.rstrip('ab') }}]") ==
-        "[hi][ a ][cba][abc]");
-  CHECK(render("{{ ' a  b '.split() }} {{ 'a b c'.split(none, 1) }} {{ 'a,b,c'.rsplit(',', 1) }} {{ ',a,'.split(',') }}") ==
-        "['a', 'b'] ['a', 'b c'] ['a,b', 'c'] ['', 'a', '']");
+  CHECK(render("[{{ 'xxhixx'.strip('x') }}][{{ '\\n a \\n'.strip('\\n') }}][{{ 'abcba'.lstrip('ab') }}][{{ "
+               "'abcba'.rstrip('ab') }}]") == "[hi][ a ][cba][abc]");
+  CHECK(
+      render(
+          "{{ ' a  b '.split() }} {{ 'a b c'.split(none, 1) }} {{ 'a,b,c'.rsplit(',', 1) }} {{ ',a,'.split(',') }}") ==
+      "['a', 'b'] ['a', 'b c'] ['a,b', 'c'] ['', 'a', '']");
   CHECK(render("{{ 'l1\\nl2\\r\\nl3'.splitlines() }}") == "['l1', 'l2', 'l3']");
-  CHECK(render("{{ 'banana'.find('an') }} {{ 'banana'.rfind('an') }} {{ 'banana'.find('x') }} {{ 'banana'.count('a') }}") ==
-        "1 3 -1 3");
+  CHECK(
+      render(
+          "{{ 'banana'.find('an') }} {{ 'banana'.rfind('an') }} {{ 'banana'.find('x') }} {{ 'banana'.count('a') }}") ==
+      "1 3 -1 3");
   CHECK(render("{{ 'aaa'.replace('a', 'b', 2) }} {{ 'ab'.replace('', '-') }}") == "bba -a-b-");
   CHECK(render("{{ ', '.join(['x', 'y']) }} {{ '7'.zfill(3) }} {{ 'ab'.center(6, '*') }} {{ 'x'.ljust(3, '.') }}") ==
         "x, y 007 **ab** x..");
   CHECK(render("{{ \"they're bill\".title() }} {{ \"they're bill\" | title }} {{ 'hELLO wORLD' | title }}") ==
         "They'Re Bill They're Bill Hello World");
   CHECK(render("{{ 'hELLO' | capitalize }} {{ 'hELLO'.capitalize() }} {{ 'aBc'.swapcase() }}") == "Hello Hello AbC");
-  CHECK(render("{{ 'abc'.startswith(('x', 'a')) }} {{ 'abc'.removeprefix('ab') }} {{ 'a1'.isalnum() }} {{ ' '.isspace() }}") ==
-        "True c True True");
+  CHECK(render("{{ 'abc'.startswith(('x', 'a')) }} {{ 'abc'.removeprefix('ab') }} {{ 'a1'.isalnum() }} {{ ' "
+               "'.isspace() }}") == "True c True True");
   CHECK(render("{{ 'k=v=w'.partition('=') }}") == "('k', '=', 'v=w')");
 }
 
@@ -42,8 +46,10 @@ TEST_CASE("chat interpreter: Python arithmetic and comparisons", "[chat]") {
   CHECK(render("{{ 7 % -3 }} {{ -7 % 3 }} {{ -7 // 2 }} {{ 7.5 // 2 }} {{ -7.5 % 2 }}") == "-2 2 -4 3.0 0.5");
   CHECK(render("{{ 2 ** -1 }} {{ 2 ** 62 }} {{ true + 1 }} {{ 'ab' * 3 }} {{ [0] * 3 }} {{ 3 * 'x' }}") ==
         "0.5 4611686018427387904 2 ababab [0, 0, 0] xxx");
-  CHECK(render("{{ 'abc' < 'abd' }} {{ [1, 2] < [1, 3] }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 1 == 1.0 }} {{ 1 == '1' }}") ==
-        "True True True False True False");
+  CHECK(
+      render(
+          "{{ 'abc' < 'abd' }} {{ [1, 2] < [1, 3] }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 1 == 1.0 }} {{ 1 == '1' }}") ==
+      "True True True False True False");
   CHECK(render("{{ 2 * 3 ~ 'x' }} {{ 1 ~ 2 ~ none }}") == "6x 12None");  // ~ binds tighter than + -, looser than * /
   CHECK(render("{{ [1, 2] == [1, 2] }} {{ {'a': 1} == {'a': 1} }} {{ [1] in [[1], [2]] }}") == "True True True");
   CHECK(render_error("{{ 9223372036854775807 + 1 }}").kind() == TemplateErrorKind::kRuntime);
@@ -56,19 +62,23 @@ TEST_CASE("chat interpreter: tojson as transformers defines it", "[chat]") {
   CHECK(render("{{ 1.0 | tojson }} {{ [1, 2.50] | tojson }} {{ none | tojson }} {{ 'a\\u0001' | tojson }}") ==
         "1.0 [1, 2.5] null \"a\\u0001\"");
   CHECK(render("{{ {'a': 1} | tojson(indent=0) }}") == "{\n\"a\": 1\n}");
-  CHECK(render("{{ x | tojson(indent='\\t') }}", json{{"x", json{{"k", json::array({1})}}}}) == "{\n\t\"k\": [\n\t\t1\n\t]\n}");
+  CHECK(render("{{ x | tojson(indent='\\t') }}", json{{"x", json{{"k", json::array({1})}}}}) ==
+        "{\n\t\"k\": [\n\t\t1\n\t]\n}");
   CHECK(render("{{ x | tojson }}", json{{"x", json{{"b", 1}, {"a", json::object()}}}}) == "{\"b\": 1, \"a\": {}}");
   CHECK(render("{{ '\\x7f' | tojson(true) }}") == "\"\x7f\"");  // ensure_ascii leaves ASCII DEL alone, as Python
   CHECK(render_error("{{ missing | tojson }}").template_message().find("not JSON serializable") != std::string::npos);
 }
 
 TEST_CASE("chat interpreter: jinja2 tests, including those with arguments", "[chat]") {
-  CHECK(render("{{ {} is iterable }} {{ true is number }} {{ 1 is integer }} {{ true is integer }} {{ 1.5 is float }}") ==
-        "True True True False True");
-  CHECK(render("{{ 9 is divisibleby 3 }} {{ 10 is divisibleby(3) }} {{ 5 is eq 5 }} {{ 5 is gt 3 }} {{ 2 is in [1, 2] }}") ==
-        "True False True True True");
-  CHECK(render("{{ none is sameas none }} {{ 'ab' is lower }} {{ 'AB' is upper }} {{ 'upper' is filter }} {{ 'odd' is test }}") ==
-        "True True True True True");
+  CHECK(
+      render("{{ {} is iterable }} {{ true is number }} {{ 1 is integer }} {{ true is integer }} {{ 1.5 is float }}") ==
+      "True True True False True");
+  CHECK(
+      render(
+          "{{ 9 is divisibleby 3 }} {{ 10 is divisibleby(3) }} {{ 5 is eq 5 }} {{ 5 is gt 3 }} {{ 2 is in [1, 2] }}") ==
+      "True False True True True");
+  CHECK(render("{{ none is sameas none }} {{ 'ab' is lower }} {{ 'AB' is upper }} {{ 'upper' is filter }} {{ 'odd' is "
+               "test }}") == "True True True True True");
   CHECK(render("{{ range is callable }} {{ x is undefined }} {{ x is not defined }}") == "True True True");
   CHECK(render_error("{{ 1 is no_such_test }}").template_message() == "no test named 'no_such_test'");
 }
@@ -78,8 +88,8 @@ TEST_CASE("chat interpreter: filters missing from the fixture renderer", "[chat]
         "x {\"a\": 1, \"b\": \"two\"} {'a': 1, 'b': 2}");
   CHECK(render("{{ [1, 2, 3] | count }} {{ 'abc' | list }} {{ {'k': 1} | list }} {{ 'ab' | reverse }}") ==
         "3 ['a', 'b', 'c'] ['k'] ba");
-  CHECK(render("{{ 2.5 | round }} {{ 3.5 | round }} {{ 3.14159 | round(2) }} {{ 2.7 | round(method='floor') }} {{ 3 | round }}") ==
-        "2.0 4.0 3.14 2.0 3");
+  CHECK(render("{{ 2.5 | round }} {{ 3.5 | round }} {{ 3.14159 | round(2) }} {{ 2.7 | round(method='floor') }} {{ 3 | "
+               "round }}") == "2.0 4.0 3.14 2.0 3");
   CHECK(render("{{ [3, 1, 2] | min }} {{ [3, 1, 2] | max }} {{ ['b', 'A'] | max }} {{ [] | max is undefined }}") ==
         "1 3 b True");
   CHECK(render("{{ [1, 2, 3] | sum }} {{ xs | sum(attribute='n') }} {{ [0.5, 1] | sum(start=1) }}",
@@ -97,6 +107,15 @@ TEST_CASE("chat interpreter: filters missing from the fixture renderer", "[chat]
         "&lt;a href=&#34;x&#34;&gt;&amp;&lt;/a&gt; 3   x  ");
   CHECK(render("{{ ['a', 'b'] | join(attribute=0) }} {{ xs | map(attribute='a.b') | list }}",
                json{{"xs", json::array({json{{"a", json{{"b", 1}}}}})}}) == "ab [1]");
+}
+
+TEST_CASE("chat interpreter: printf-style formatting", "[chat]") {
+  CHECK(render("{{ '%s has %d items (%.2f%%)' % ('list', 3, 12.345) }}") == "list has 3 items (12.35%)");
+  CHECK(render("{{ '%-5s|%5s|%05d|%x|%r' | format('ab', 'cd', 42, 255, 'q') }}") == "ab   |   cd|00042|ff|'q'");
+  CHECK(render("{{ '%(a)s-%(b)s' | format(a=1, b='x') }} {{ 'v=%s' % [1, 2] }}") == "1-x v=[1, 2]");
+  CHECK(render_error("{{ '%s %s' % ('one',) }}").template_message() == "not enough arguments for format string");
+  CHECK(render_error("{{ '%s' % ('one', 'two') }}").template_message() ==
+        "not all arguments converted during string formatting");
 }
 
 TEST_CASE("chat interpreter: statements jinja2 has beyond the fixtures", "[chat]") {
@@ -120,8 +139,8 @@ TEST_CASE("chat interpreter: statements jinja2 has beyond the fixtures", "[chat]
 }
 
 TEST_CASE("chat interpreter: jinja2's Undefined and the sandbox", "[chat]") {
-  CHECK(render("[{{ foo }}][{% for x in foo %}x{% endfor %}][{{ foo | length }}][{{ foo is defined }}][{{ foo | default(1) }}]") ==
-        "[][][0][False][1]");
+  CHECK(render("[{{ foo }}][{% for x in foo %}x{% endfor %}][{{ foo | length }}][{{ foo is defined }}][{{ foo | "
+               "default(1) }}]") == "[][][0][False][1]");
   CHECK(render("{{ d.missing is defined }} {{ d['items'] }} {{ d.items() | list }} {{ d.get('x', 'dflt') }}",
                json{{"d", json{{"items", 5}}}}) == "False 5 [('items', 5)] dflt");
   CHECK(render_error("{{ foo.bar }}").template_message() == "'foo' is undefined");
@@ -131,7 +150,8 @@ TEST_CASE("chat interpreter: jinja2's Undefined and the sandbox", "[chat]") {
   CHECK(render_error("{{ foo() }}").template_message() == "'foo' is undefined");
   const auto unsafe = render_error("{{ xs.append(1) }}", json{{"xs", json::array()}});
   CHECK(unsafe.template_message() == "access to attribute 'append' of 'list' object is unsafe.");
-  CHECK(render_error("{% set x = 1 %}{% set x.y = 2 %}").template_message().find("not a namespace") != std::string::npos);
+  CHECK(render_error("{% set x = 1 %}{% set x.y = 2 %}").template_message().find("not a namespace") !=
+        std::string::npos);
 }
 
 TEST_CASE("chat interpreter: errors carry the line and column", "[chat]") {
@@ -152,10 +172,26 @@ TEST_CASE("chat interpreter: errors carry the line and column", "[chat]") {
   CHECK(r.template_message() == "Roles must alternate");
   CHECK(r.where().line == 3);
 
-  for (const char* bad : {"{% if x %}", "{% endif %}", "{{ }}", "{{ 1 +  }}", "{% for %}", "{{ 'unterminated }}",
-                          "{# comment", "{% raw %}never ended", "{{ x | }}", "{% set = 1 %}", "{% macro f(a=1, b) %}{% endmacro %}",
-                          "{{ f(a=1, 2) }}", "{% elif x %}", "{% include 'x' %}", "{{ [1, 2 }}", "{{ x[1:2:3:4] }}",
-                          "{% for x in y recursive %}{% endfor %}", "{{ '\\x4' }}", "{{ '\\ud800' }}", "{{ @ }}"}) {
+  for (const char* bad : {"{% if x %}",
+                          "{% endif %}",
+                          "{{ }}",
+                          "{{ 1 +  }}",
+                          "{% for %}",
+                          "{{ 'unterminated }}",
+                          "{# comment",
+                          "{% raw %}never ended",
+                          "{{ x | }}",
+                          "{% set = 1 %}",
+                          "{% macro f(a=1, b) %}{% endmacro %}",
+                          "{{ f(a=1, 2) }}",
+                          "{% elif x %}",
+                          "{% include 'x' %}",
+                          "{{ [1, 2 }}",
+                          "{{ x[1:2:3:4] }}",
+                          "{% for x in y recursive %}{% endfor %}",
+                          "{{ '\\x4' }}",
+                          "{{ '\\ud800' }}",
+                          "{{ @ }}"}) {
     INFO(bad);
     CHECK(render_error(bad).kind() == TemplateErrorKind::kSyntax);
   }

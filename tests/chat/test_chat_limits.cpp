@@ -1,8 +1,8 @@
 // Hostile templates: every limit of TemplateLimits turns runaway input into a TemplateError
 // (never a crash, a hang or unbounded memory), and stays far above what real templates need.
-#include "chat_test_util.hpp"
-
 #include <chrono>
+
+#include "chat_test_util.hpp"
 
 using chat_test::render_error;
 using moe::chat::TemplateErrorKind;
@@ -68,16 +68,19 @@ TEST_CASE("chat limits: rendering", "[chat][limits]") {
   small.max_steps = 1'000'000;
   check_refused("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}", "steps", small);
   // A long loop body is charged per statement, not per iteration.
-  check_refused("{% for i in range(10000) %}" + repeat("{% if false %}{% endif %}", 1000) + "{% endfor %}", "steps", small);
+  check_refused("{% for i in range(10000) %}" + repeat("{% if false %}{% endif %}", 1000) + "{% endfor %}", "steps",
+                small);
   // A recursive macro inside a deep loop: the call depth, not the stack, gives out.
-  check_refused("{% macro f(n) %}{% for x in [1] %}{% if true %}{{ f(n) }}{% endif %}{% endfor %}{% endmacro %}{{ f(0) }}",
-                "nested deeper");
+  check_refused(
+      "{% macro f(n) %}{% for x in [1] %}{% if true %}{{ f(n) }}{% endif %}{% endfor %}{% endmacro %}{{ f(0) }}",
+      "nested deeper");
 }
 
 TEST_CASE("chat limits: real templates use a small share of the budget", "[chat][limits]") {
   // The largest template (GPT-OSS) over a 100-turn conversation with tools renders within 2% of
   // the default work budget.
-  const std::string source = moe::read_file(chat_test::kChatFixtures / "templates" / "gpt-oss.jinja", 1 << 20, "template");
+  const std::string source =
+      moe::read_file(chat_test::kChatFixtures / "templates" / "gpt-oss.jinja", 1 << 20, "template");
   TemplateLimits tight;
   tight.max_steps = 400'000;  // 2% of the default
   const moe::chat::ChatTemplate chat(source, "", "", tight);
@@ -88,7 +91,8 @@ TEST_CASE("chat limits: real templates use a small share of the budget", "[chat]
   }
   moe::chat::ChatRenderOptions options;
   options.clock = chat_test::fixture_time;
-  options.tools = chat_test::read_ordered_json(chat_test::kChatFixtures / "rendered" / "gpt-oss.json")["cases"][19]["tools"];
+  options.tools =
+      chat_test::read_ordered_json(chat_test::kChatFixtures / "rendered" / "gpt-oss.json")["cases"][19]["tools"];
   const std::string out = chat.render(messages, options);
   CHECK(out.find("answer 49") != std::string::npos);
   CHECK(out.size() < 20000);

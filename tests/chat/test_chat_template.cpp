@@ -1,13 +1,12 @@
 // ChatTemplate: the front end a server calls. Loading from a model folder (chat_template.jinja,
 // tokenizer_config.json's string or named templates, the fallback), the variables it passes,
 // the bundled model's template, input checks, and concurrent renders.
-#include "chat_test_util.hpp"
-
-#include <moe/tokenizer/tokenizer.hpp>
-
 #include <fstream>
+#include <moe/tokenizer/tokenizer.hpp>
 #include <thread>
 #include <vector>
+
+#include "chat_test_util.hpp"
 
 using moe::chat::ChatRenderOptions;
 using moe::chat::ChatTemplate;
@@ -26,17 +25,18 @@ struct TempDir {
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }
-  void write(const std::string& name, const std::string& text) const { std::ofstream(path / name, std::ios::binary) << text; }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name, std::ios::binary) << text;
+  }
   static int& counter() {
     static int n = 0;
     return n;
   }
 };
 
-const json kConversation = json::array({json{{"role", "system"}, {"content", "Be brief."}},
-                                        json{{"role", "user"}, {"content", "Hi"}},
-                                        json{{"role", "assistant"}, {"content", "Hello!"}},
-                                        json{{"role", "user"}, {"content", "Bye"}}});
+const json kConversation =
+    json::array({json{{"role", "system"}, {"content", "Be brief."}}, json{{"role", "user"}, {"content", "Hi"}},
+                 json{{"role", "assistant"}, {"content", "Hello!"}}, json{{"role", "user"}, {"content", "Bye"}}});
 
 }  // namespace
 
@@ -63,7 +63,8 @@ TEST_CASE("ChatTemplate: the bundled model's play-style template", "[chat]") {
   const ChatTemplate chat = ChatTemplate::from_folder(dir);
   CHECK_FALSE(chat.is_fallback());
   CHECK(chat.bos_token() == "<|endoftext|>");
-  CHECK(chat.render(kConversation) == "CHORUS:\nBe brief.\n\nROMEO:\nHi\n\nJULIET:\nHello!\n\nROMEO:\nBye\n\nJULIET:\n");
+  CHECK(chat.render(kConversation) ==
+        "CHORUS:\nBe brief.\n\nROMEO:\nHi\n\nJULIET:\nHello!\n\nROMEO:\nBye\n\nJULIET:\n");
   // The tokenizer still loads the folder (the new key is ignored there) and encodes the prompt
   // without special tokens: it is plain play text.
   const auto tok = moe::Tokenizer::from_folder(dir);
@@ -102,18 +103,21 @@ TEST_CASE("ChatTemplate: loading from a folder", "[chat]") {
 TEST_CASE("ChatTemplate: variables passed as transformers passes them", "[chat]") {
   const ChatTemplate chat(
       "{{ bos_token }}|{{ eos_token }}|{{ tools is none }}|{{ documents is none }}|{{ add_generation_prompt }}|"
-      "{{ enable_thinking }}|{{ tools | tojson if tools else '' }}|{{ messages[0].tool_calls[0].function.arguments | tojson }}",
+      "{{ enable_thinking }}|{{ tools | tojson if tools else '' }}|{{ messages[0].tool_calls[0].function.arguments | "
+      "tojson }}",
       "<bos>", "<eos>");
-  const json messages = json::array({json{{"role", "assistant"},
-                                          {"tool_calls", json::array({json{{"function", json{{"name", "f"},
-                                                                                               {"arguments", json{{"z", 1}, {"a", 2}}}}}}})}}});
+  const json messages = json::array(
+      {json{{"role", "assistant"},
+            {"tool_calls",
+             json::array({json{{"function", json{{"name", "f"}, {"arguments", json{{"z", 1}, {"a", 2}}}}}}})}}});
   ChatRenderOptions options;
   options.extra = json{{"enable_thinking", false}};
   CHECK(chat.render(messages, options) == "<bos>|<eos>|True|True|True|False||{\"z\": 1, \"a\": 2}");
   options.tools = json::array({json{{"name", "t"}}});
   options.extra = json{{"enable_thinking", true}, {"bos_token", "[override]"}};
   options.add_generation_prompt = false;
-  CHECK(chat.render(messages, options) == "[override]|<eos>|False|True|False|True|[{\"name\": \"t\"}]|{\"z\": 1, \"a\": 2}");
+  CHECK(chat.render(messages, options) ==
+        "[override]|<eos>|False|True|False|True|[{\"name\": \"t\"}]|{\"z\": 1, \"a\": 2}");
   // Plain nlohmann::json works too (its objects sort their keys, so tojson does as well).
   const nlohmann::json sorted = nlohmann::json::parse(messages.dump());
   CHECK(chat.render(sorted).substr(chat.render(sorted).rfind('|') + 1) == "{\"a\": 2, \"z\": 1}");
@@ -133,7 +137,8 @@ TEST_CASE("ChatTemplate: input checks and errors", "[chat]") {
   } catch (const moe::Error& e) {
     CHECK(e.code() == moe::ErrorCode::kInvalidArgument);
   }
-  const ChatTemplate raising("{% if messages[0].role != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}");
+  const ChatTemplate raising(
+      "{% if messages[0].role != 'user' %}{{ raise_exception('first message must be from the user') }}{% endif %}");
   try {
     (void)raising.render(json::array({json{{"role", "assistant"}, {"content", "x"}}}));
     FAIL("expected raise_exception");
@@ -144,7 +149,8 @@ TEST_CASE("ChatTemplate: input checks and errors", "[chat]") {
 }
 
 TEST_CASE("ChatTemplate: concurrent renders share one template", "[chat]") {
-  const std::string source = moe::read_file(chat_test::kChatFixtures / "templates" / "gpt-oss.jinja", 1 << 20, "template");
+  const std::string source =
+      moe::read_file(chat_test::kChatFixtures / "templates" / "gpt-oss.jinja", 1 << 20, "template");
   const ChatTemplate chat(source);
   ChatRenderOptions options;
   options.clock = chat_test::fixture_time;

@@ -4,13 +4,12 @@
 // never crash, hang, recurse without bound or throw anything else (nothing here catches
 // std::exception, so one escaping aborts the fuzzer). The limits are lowered so that one input
 // stays fast under ASan.
-#include <moe/chat/template.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <moe/chat/template.hpp>
 #include <string_view>
 
 namespace {
@@ -42,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const std::size_t split = input.find('\0');
   const std::string_view source = input.substr(0, split);
-  const std::string_view vars_text = split == std::string_view::npos ? std::string_view(kDefaultVariables) : input.substr(split + 1);
+  const std::string_view vars_text =
+      split == std::string_view::npos ? std::string_view(kDefaultVariables) : input.substr(split + 1);
   moe::chat::TemplateLimits limits;
   limits.max_steps = 200'000;
   limits.max_output_bytes = std::size_t{1} << 20;

@@ -4,37 +4,37 @@
 // bounded too.
 #pragma once
 
-#include "moe/chat/error.hpp"
-#include "moe/chat/value.hpp"
-
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "moe/chat/error.hpp"
+#include "moe/chat/value.hpp"
+
 namespace moe::chat {
 
 enum class ExprKind : std::uint8_t {
-  kLiteral,   // literal
-  kName,      // name
-  kList,      // args: items
-  kTuple,     // args: items
-  kDict,      // args: key, value, key, value, ...
-  kGetAttr,   // args[0].name
-  kGetItem,   // args[0][args[1]]
-  kSlice,     // args[0][args[1]:args[2]:args[3]] (null = omitted)
-  kCall,      // args[0](args[1..], kwargs, *dyn_args, **dyn_kwargs)
-  kFilter,    // args[0] | name(args[1..], kwargs); args[0] null in {% filter %} and {% set x | f %}
-  kTest,      // args[0] is [not] name(args[1..], kwargs)
-  kNot,       // not args[0]
-  kNeg,       // -args[0]
-  kPos,       // +args[0]
-  kBinary,    // args[0] op args[1], op in + - * / // % **
-  kConcat,    // args joined with ~
-  kCompare,   // args[0] ops[0] args[1] ops[1] args[2] ... (chained, as Python)
+  kLiteral,  // literal
+  kName,     // name
+  kList,     // args: items
+  kTuple,    // args: items
+  kDict,     // args: key, value, key, value, ...
+  kGetAttr,  // args[0].name
+  kGetItem,  // args[0][args[1]]
+  kSlice,    // args[0][args[1]:args[2]:args[3]] (null = omitted)
+  kCall,     // args[0](args[1..], kwargs, *dyn_args, **dyn_kwargs)
+  kFilter,   // args[0] | name(args[1..], kwargs); args[0] null in {% filter %} and {% set x | f %}
+  kTest,     // args[0] is [not] name(args[1..], kwargs)
+  kNot,      // not args[0]
+  kNeg,      // -args[0]
+  kPos,      // +args[0]
+  kBinary,   // args[0] op args[1], op in + - * / // % **
+  kConcat,   // args joined with ~
+  kCompare,  // args[0] ops[0] args[1] ops[1] args[2] ... (chained, as Python)
   kAnd,
   kOr,
-  kCond,      // args[1] if args[0] else args[2] (args[2] null: undefined)
+  kCond,  // args[1] if args[0] else args[2] (args[2] null: undefined)
 };
 
 struct Expr;
@@ -43,14 +43,14 @@ using ExprPtr = std::unique_ptr<Expr>;
 struct Expr {
   ExprKind kind;
   SourceLocation where;
-  Value literal;                                      // kLiteral
-  std::string name;                                   // kName, kGetAttr, kFilter, kTest; kBinary: the operator
+  Value literal;     // kLiteral
+  std::string name;  // kName, kGetAttr, kFilter, kTest; kBinary: the operator
   std::vector<ExprPtr> args;
   std::vector<std::pair<std::string, ExprPtr>> kwargs;  // kCall, kFilter, kTest
-  ExprPtr dyn_args, dyn_kwargs;                       // kCall: *args, **kwargs
-  std::vector<std::string> ops;                       // kCompare: == != < <= > >= in notin
-  bool negated = false;                               // kTest: "is not"
-  std::uint32_t depth = 1;                            // 1 + the deepest child's depth (the parser caps it)
+  ExprPtr dyn_args, dyn_kwargs;                         // kCall: *args, **kwargs
+  std::vector<std::string> ops;                         // kCompare: == != < <= > >= in notin
+  bool negated = false;                                 // kTest: "is not"
+  std::uint32_t depth = 1;                              // 1 + the deepest child's depth (the parser caps it)
 
   Expr(ExprKind k, SourceLocation w) : kind(k), where(w) {}
 };
@@ -68,7 +68,7 @@ enum class StmtKind : std::uint8_t {
   kWith,         // with assignments: body
   kBreak,
   kContinue,
-  kBlock,        // a body run in place (the {% generation %} markers transformers understands)
+  kBlock,  // a body run in place (the {% generation %} markers transformers understands)
 };
 
 struct Stmt;
@@ -83,14 +83,14 @@ struct Param {
 struct Stmt {
   StmtKind kind;
   SourceLocation where;
-  std::string text;                  // kOutput
-  ExprPtr expr;                      // kPrint, kIf, kFor (the iterable), kSet, kCallBlock (the call)
-  ExprPtr target;                    // kFor, kSet, kSetBlock: kName / kTuple of kName / kGetAttr of a kName
-  ExprPtr condition;                 // kFor: the "if" filter
-  std::vector<ExprPtr> filters;      // kSetBlock, kFilterBlock: kFilter nodes with a null operand
+  std::string text;              // kOutput
+  ExprPtr expr;                  // kPrint, kIf, kFor (the iterable), kSet, kCallBlock (the call)
+  ExprPtr target;                // kFor, kSet, kSetBlock: kName / kTuple of kName / kGetAttr of a kName
+  ExprPtr condition;             // kFor: the "if" filter
+  std::vector<ExprPtr> filters;  // kSetBlock, kFilterBlock: kFilter nodes with a null operand
   std::vector<std::pair<std::string, ExprPtr>> assignments;  // kWith
-  std::string name;                  // kMacro
-  std::vector<Param> params;         // kMacro, kCallBlock
+  std::string name;                                          // kMacro
+  std::vector<Param> params;                                 // kMacro, kCallBlock
   Body body, else_body;
 
   Stmt(StmtKind k, SourceLocation w) : kind(k), where(w) {}

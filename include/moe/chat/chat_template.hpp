@@ -11,18 +11,17 @@
 // `extra` (enable_thinking, reasoning_effort, builtin_tools, ...), which may override them.
 #pragma once
 
-#include "moe/chat/template.hpp"
-#include "moe/core/file.hpp"
-#include "moe/core/json.hpp"
-#include "moe/core/limits.hpp"
-
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
+
+#include "moe/chat/template.hpp"
+#include "moe/core/file.hpp"
+#include "moe/core/json.hpp"
+#include "moe/core/limits.hpp"
 
 namespace moe::chat {
 
@@ -94,7 +93,8 @@ class ChatTemplate {
             for (const auto& entry : *it) {
               if (!entry.is_object() || !entry.contains("name") || !entry.contains("template") ||
                   !entry["name"].is_string() || !entry["template"].is_string())
-                fail(ErrorCode::kFormat, "{}: chat_template: each entry must be {{\"name\": string, \"template\": string}}",
+                fail(ErrorCode::kFormat,
+                     "{}: chat_template: each entry must be {{\"name\": string, \"template\": string}}",
                      config_path.string());
               if (entry["name"] == "default") source = entry["template"].get<std::string>();
               if (entry["name"] == "tool_use") tool_use = entry["template"].get<std::string>();
@@ -123,9 +123,11 @@ class ChatTemplate {
   template <class Json = nlohmann::ordered_json>
   std::string render(const Json& messages, const ChatRenderOptions& options = {}) const {
     return catch_as_error("ChatTemplate::render", [&] {
-      if (!messages.is_array()) fail(ErrorCode::kInvalidArgument, "chat messages must be a JSON array, got {}", messages.type_name());
+      if (!messages.is_array())
+        fail(ErrorCode::kInvalidArgument, "chat messages must be a JSON array, got {}", messages.type_name());
       if (!options.extra.is_object())
-        fail(ErrorCode::kInvalidArgument, "chat template extra variables must be a JSON object, got {}", options.extra.type_name());
+        fail(ErrorCode::kInvalidArgument, "chat template extra variables must be a JSON object, got {}",
+             options.extra.type_name());
       const std::size_t max_depth = template_.limits().max_value_depth;
       for (const auto* j : {&options.tools, &options.documents, &options.extra})
         if (json_depth(*j, max_depth + 1) > max_depth)
@@ -157,8 +159,10 @@ class ChatTemplate {
     auto it = cfg.find(key);
     if (it == cfg.end() || it->is_null()) return {};
     if (it->is_string()) return it->get<std::string>();
-    if (it->is_object() && it->contains("content") && (*it)["content"].is_string()) return (*it)["content"].get<std::string>();
-    fail(ErrorCode::kFormat, "{}: {} must be a string or an object with \"content\", got {}", path.string(), key, describe(*it));
+    if (it->is_object() && it->contains("content") && (*it)["content"].is_string())
+      return (*it)["content"].get<std::string>();
+    fail(ErrorCode::kFormat, "{}: {} must be a string or an object with \"content\", got {}", path.string(), key,
+         describe(*it));
   }
 
   Template template_;

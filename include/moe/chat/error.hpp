@@ -4,13 +4,13 @@
 // line/column and the template's own message are kept apart for an API error body.
 #pragma once
 
-#include "moe/core/error.hpp"
-
 #include <fmt/format.h>
 
 #include <cstdint>
 #include <string>
 #include <utility>
+
+#include "moe/core/error.hpp"
 
 namespace moe::chat {
 
@@ -21,9 +21,9 @@ struct SourceLocation {
 };
 
 enum class TemplateErrorKind {
-  kSyntax,     // the template does not parse (ErrorCode::kFormat)
-  kRuntime,    // evaluating it failed: a type error, an unknown filter, a limit (kInvalidArgument)
-  kRaised,     // the template called raise_exception(message) (kInvalidArgument)
+  kSyntax,   // the template does not parse (ErrorCode::kFormat)
+  kRuntime,  // evaluating it failed: a type error, an unknown filter, a limit (kInvalidArgument)
+  kRaised,   // the template called raise_exception(message) (kInvalidArgument)
 };
 
 class TemplateError : public Error {
@@ -42,7 +42,7 @@ class TemplateError : public Error {
 
  private:
   static std::string format_message(TemplateErrorKind kind, SourceLocation where, const std::string& message) {
-    const char* what = kind == TemplateErrorKind::kSyntax    ? "syntax error"
+    const char* what = kind == TemplateErrorKind::kSyntax   ? "syntax error"
                        : kind == TemplateErrorKind::kRaised ? "raise_exception"
                                                             : "error";
     return fmt::format("chat template {} at line {}, column {}: {}", what, where.line, where.column, message);

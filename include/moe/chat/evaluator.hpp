@@ -6,16 +6,16 @@
 // line and column of the expression or statement that failed.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <string>
+
 #include "moe/chat/ast.hpp"
 #include "moe/chat/filters.hpp"
 #include "moe/chat/globals.hpp"
 #include "moe/chat/methods.hpp"
 #include "moe/chat/runtime.hpp"
 #include "moe/chat/tests.hpp"
-
-#include <map>
-#include <memory>
-#include <string>
 
 namespace moe::chat {
 
@@ -49,7 +49,9 @@ inline Value Runtime::call(const Value& callee, CallArgs& args) {
 
 inline List Runtime::iterate(const Value& v) {
   switch (v.kind()) {
-    case Kind::kList: charge(1 + v.as_list().size()); return v.as_list();
+    case Kind::kList:
+      charge(1 + v.as_list().size());
+      return v.as_list();
     case Kind::kDict: {
       List keys;
       keys.reserve(v.as_dict().size());
@@ -68,36 +70,42 @@ inline List Runtime::iterate(const Value& v) {
       charge(1 + chars.size());
       return chars;
     }
-    case Kind::kUndefined: return {};
-    default: fail("'{}' object is not iterable", v.type_name());
+    case Kind::kUndefined:
+      return {};
+    default:
+      fail("'{}' object is not iterable", v.type_name());
   }
 }
 
 inline Value Runtime::get_attr(const Value& object, std::string_view name) {
   switch (object.kind()) {
-    case Kind::kUndefined: fail("{}", object.undefined_hint());
+    case Kind::kUndefined:
+      fail("{}", object.undefined_hint());
     case Kind::kNamespace: {
       if (const Value* v = object.as_dict().find(name)) return *v;
       return Value::undefined(fmt::format("'Namespace object' has no attribute '{}'", name));
     }
     case Kind::kDict: {
       // Python attribute first (jinja2's getattr): d.items is the method, d.content the key.
-      if (methods_detail::is_dict_method(name) || methods_detail::is_mutating_method(name)) return bound_method(object, name);
+      if (methods_detail::is_dict_method(name) || methods_detail::is_mutating_method(name))
+        return bound_method(object, name);
       if (const Value* v = object.as_dict().find(name)) return *v;
       return Value::undefined(fmt::format("'dict object' has no attribute '{}'", name));
     }
-    default: return bound_method(object, name);
+    default:
+      return bound_method(object, name);
   }
 }
 
 inline Value Runtime::get_item(const Value& object, const Value& key) {
   auto missing = [&] {
-    return Value::undefined(fmt::format("'{}' has no attribute {}",
-                                        object.is_none() ? std::string("None") : std::string(object.type_name()) + " object",
-                                        repr(key)));
+    return Value::undefined(
+        fmt::format("'{}' has no attribute {}",
+                    object.is_none() ? std::string("None") : std::string(object.type_name()) + " object", repr(key)));
   };
   switch (object.kind()) {
-    case Kind::kUndefined: fail("{}", object.undefined_hint());
+    case Kind::kUndefined:
+      fail("{}", object.undefined_hint());
     case Kind::kDict:
     case Kind::kNamespace: {
       if (key.is_string()) {
@@ -131,7 +139,8 @@ inline Value Runtime::get_item(const Value& object, const Value& key) {
       if (key.is_string()) return bound_method(object, key.as_string());
       return missing();
     }
-    default: return missing();
+    default:
+      return missing();
   }
 }
 
@@ -148,9 +157,12 @@ inline bool contains(Runtime& rt, const Value& container, const Value& item) {
       for (const Value& x : container.as_list())
         if (equals(x, item)) return true;
       return false;
-    case Kind::kDict: return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
-    case Kind::kUndefined: return false;
-    default: rt.fail("argument of type '{}' is not iterable", container.type_name());
+    case Kind::kDict:
+      return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
+    case Kind::kUndefined:
+      return false;
+    default:
+      rt.fail("argument of type '{}' is not iterable", container.type_name());
   }
 }
 
@@ -190,14 +202,18 @@ class Evaluator {
     rt_.set_where(s.where);
     rt_.charge(1);  // every statement run is a step: a long loop body costs what it does
     switch (s.kind) {
-      case StmtKind::kOutput: emit(out, s.text); return Flow::kNormal;
+      case StmtKind::kOutput:
+        emit(out, s.text);
+        return Flow::kNormal;
       case StmtKind::kPrint: {
         const Value v = eval(*s.expr, scope);
         emit(out, v.is_string() ? v.as_string() : to_str(v));
         return Flow::kNormal;
       }
-      case StmtKind::kIf: return exec_body(eval(*s.expr, scope).truthy() ? s.body : s.else_body, scope, out);
-      case StmtKind::kFor: return exec_for(s, scope, out);
+      case StmtKind::kIf:
+        return exec_body(eval(*s.expr, scope).truthy() ? s.body : s.else_body, scope, out);
+      case StmtKind::kFor:
+        return exec_for(s, scope, out);
       case StmtKind::kSet: {
         Value v = eval(*s.expr, scope);
         rt_.set_where(s.where);
@@ -239,9 +255,12 @@ class Evaluator {
         for (const auto& [name, e] : s.assignments) inner->set(name, eval(*e, scope));
         return exec_body(s.body, inner, out);
       }
-      case StmtKind::kBreak: return Flow::kBreak;
-      case StmtKind::kContinue: return Flow::kContinue;
-      case StmtKind::kBlock: return exec_body(s.body, scope, out);
+      case StmtKind::kBreak:
+        return Flow::kBreak;
+      case StmtKind::kContinue:
+        return Flow::kContinue;
+      case StmtKind::kBlock:
+        return exec_body(s.body, scope, out);
     }
     return Flow::kNormal;
   }
@@ -263,8 +282,8 @@ class Evaluator {
     // kTuple: unpack a list/tuple (or a string, or a dict's keys) of the same length.
     const List items = v.is_list() ? v.as_list() : rt_.iterate(v);
     if (items.size() != target.args.size())
-      rt_.fail("{} values to unpack (expected {}, got {})", items.size() > target.args.size() ? "too many" : "not enough",
-               target.args.size(), items.size());
+      rt_.fail("{} values to unpack (expected {}, got {})",
+               items.size() > target.args.size() ? "too many" : "not enough", target.args.size(), items.size());
     for (std::size_t i = 0; i < items.size(); ++i) bind(*target.args[i], items[i], scope);
   }
 
@@ -375,9 +394,9 @@ class Evaluator {
       }
       for (std::size_t i = 0; i < params.size(); ++i) {
         if (given[i]) continue;
-        local->set(params[i].name, params[i].default_value
-                                       ? eval(*params[i].default_value, local)
-                                       : Value::undefined(fmt::format("parameter '{}' was not provided", params[i].name)));
+        local->set(params[i].name, params[i].default_value ? eval(*params[i].default_value, local)
+                                                           : Value::undefined(fmt::format(
+                                                                 "parameter '{}' was not provided", params[i].name)));
       }
       if (varargs) {
         List rest;
@@ -433,7 +452,8 @@ class Evaluator {
 
   CallArgs eval_args(const Expr& e, const ScopePtr& scope) {
     CallArgs args;
-    const std::size_t first = e.kind == ExprKind::kCall || e.kind == ExprKind::kFilter || e.kind == ExprKind::kTest ? 1 : 0;
+    const std::size_t first =
+        e.kind == ExprKind::kCall || e.kind == ExprKind::kFilter || e.kind == ExprKind::kTest ? 1 : 0;
     for (std::size_t i = first; i < e.args.size(); ++i) args.positional.push_back(eval(*e.args[i], scope));
     if (e.dyn_args) {
       const Value v = eval(*e.dyn_args, scope);
@@ -459,7 +479,8 @@ class Evaluator {
     rt_.set_where(e.where);
     rt_.charge(1);
     switch (e.kind) {
-      case ExprKind::kLiteral: return e.literal;
+      case ExprKind::kLiteral:
+        return e.literal;
       case ExprKind::kName: {
         if (const Value* v = scope->lookup(e.name)) return *v;
         return Value::undefined(fmt::format("'{}' is undefined", e.name));
@@ -495,7 +516,8 @@ class Evaluator {
         rt_.set_where(e.where);
         return rt_.get_item(obj, key);
       }
-      case ExprKind::kSlice: return eval_slice(e, scope);
+      case ExprKind::kSlice:
+        return eval_slice(e, scope);
       case ExprKind::kCall: {
         const Value callee = eval(*e.args[0], scope);
         CallArgs args = eval_args(e, scope);
@@ -515,13 +537,15 @@ class Evaluator {
         const bool r = rt_.apply_test(e.name, operand, args);
         return Value::boolean(e.negated ? !r : r);
       }
-      case ExprKind::kNot: return Value::boolean(!eval(*e.args[0], scope).truthy());
+      case ExprKind::kNot:
+        return Value::boolean(!eval(*e.args[0], scope).truthy());
       case ExprKind::kNeg:
       case ExprKind::kPos: {
         const Value v = eval(*e.args[0], scope);
         rt_.set_where(e.where);
         if (v.is_undefined()) rt_.fail("{}", v.undefined_hint());
-        if (!v.is_number()) rt_.fail("bad operand type for unary {}: '{}'", e.kind == ExprKind::kNeg ? '-' : '+', v.type_name());
+        if (!v.is_number())
+          rt_.fail("bad operand type for unary {}: '{}'", e.kind == ExprKind::kNeg ? '-' : '+', v.type_name());
         if (e.kind == ExprKind::kPos) return v.is_bool() ? Value::integer(v.to_int()) : v;
         if (v.is_float()) return Value::number(-v.as_float());
         if (v.to_int() == INT64_MIN) rt_.fail("integer overflow");
@@ -593,7 +617,8 @@ class Evaluator {
     if (seq.is_string()) {
       const std::string& s = seq.as_string();
       if (!s.empty() && static_cast<std::uint64_t>(n) > rt_.limits().max_output_bytes / s.size())
-        rt_.fail("a string of {} x {} bytes would exceed the limit of {} bytes", n, s.size(), rt_.limits().max_output_bytes);
+        rt_.fail("a string of {} x {} bytes would exceed the limit of {} bytes", n, s.size(),
+                 rt_.limits().max_output_bytes);
       std::string out;
       out.reserve(s.size() * static_cast<std::size_t>(n));
       for (std::int64_t i = 0; i < n; ++i) out += s;
@@ -644,7 +669,7 @@ class Evaluator {
       unsupported(op, a, b);
     }
     if (!numbers) {
-      if (op == "%" && a.is_string()) rt_.fail("printf-style string formatting ('%') is not supported in chat templates");
+      if (op == "%" && a.is_string()) return rt_.make_string(filters_detail::percent_format(rt_, a.as_string(), b));
       unsupported(op, a, b);
     }
     if (op == "-") {
@@ -711,7 +736,8 @@ class Evaluator {
     }
     rt_.set_where(e.where);
     if (obj.is_undefined()) rt_.fail("{}", obj.undefined_hint());
-    if (!obj.is_list() && !obj.is_string()) return Value::undefined(fmt::format("'{}' object is not subscriptable", obj.type_name()));
+    if (!obj.is_list() && !obj.is_string())
+      return Value::undefined(fmt::format("'{}' object is not subscriptable", obj.type_name()));
     const std::int64_t step = bounds[2].value_or(1);
     if (step == 0) rt_.fail("slice step cannot be zero");
     std::vector<std::size_t> offsets;

@@ -4,14 +4,14 @@
 // characters, Undefined nothing).
 #pragma once
 
-#include "moe/chat/json_format.hpp"
-#include "moe/chat/methods.hpp"
-#include "moe/chat/runtime.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <string_view>
+
+#include "moe/chat/json_format.hpp"
+#include "moe/chat/methods.hpp"
+#include "moe/chat/runtime.hpp"
 
 namespace moe::chat {
 
@@ -32,7 +32,8 @@ inline Value attribute_path(Runtime& rt, const Value& item, const Value& attribu
     const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (v.is_undefined()) return v;
-    v = numeric && part.size() < 18 ? rt.get_item(v, Value::integer(std::stoll(part))) : rt.get_item(v, Value::string(part));
+    v = numeric && part.size() < 18 ? rt.get_item(v, Value::integer(std::stoll(part)))
+                                    : rt.get_item(v, Value::string(part));
     if (dot == std::string::npos) return v;
     start = dot + 1;
   }
@@ -59,9 +60,10 @@ inline std::vector<Value> attributes_of(Runtime& rt, const Value& item, const Va
     std::size_t start = 0;
     while (true) {
       const std::size_t comma = s.find(',', start);
-      keys.push_back(attribute_path(rt, item, Value::string(std::string(text::strip(
-                                                   s.substr(start, comma == std::string::npos ? std::string::npos : comma - start),
-                                                   nullptr, true, true)))));
+      keys.push_back(attribute_path(
+          rt, item,
+          Value::string(std::string(text::strip(
+              s.substr(start, comma == std::string::npos ? std::string::npos : comma - start), nullptr, true, true)))));
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
@@ -239,13 +241,128 @@ inline std::string join_values(Runtime& rt, const Value& seq, const std::string&
   return out;
 }
 
+// Python's printf-style formatting (`"%s: %d" % (a, b)`, the format filter): conversions
+// s r d i f e g x X o c and %%, with flags (-+ 0#), width and precision, and %(name)s keys
+// into a dict argument.
+inline std::string percent_format(Runtime& rt, const std::string& f, const Value& args) {
+  const List positional = args.is_tuple() ? args.as_list() : List{args};  // only a tuple spreads
+  std::size_t next = 0;
+  std::string out;
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    if (f[i] != '%') {
+      out.push_back(f[i]);
+      continue;
+    }
+    if (++i >= f.size()) rt.fail("incomplete format");
+    const Value* arg = nullptr;
+    Value keyed;
+    if (f[i] == '(') {
+      const std::size_t close = f.find(')', i);
+      if (close == std::string::npos) rt.fail("incomplete format key");
+      if (!args.is_dict()) rt.fail("format requires a mapping");
+      const Value* v = args.as_dict().find(std::string_view(f).substr(i + 1, close - i - 1));
+      if (v == nullptr) rt.fail("KeyError: '{}'", f.substr(i + 1, close - i - 1));
+      keyed = *v;
+      arg = &keyed;
+      i = close + 1;
+    }
+    std::string spec = "{:";
+    std::string flags;
+    while (i < f.size() && std::string_view("-+ 0#").find(f[i]) != std::string_view::npos) flags.push_back(f[i++]);
+    std::string width, precision;
+    while (i < f.size() && f[i] >= '0' && f[i] <= '9') width.push_back(f[i++]);
+    if (i < f.size() && f[i] == '.') {
+      ++i;
+      while (i < f.size() && f[i] >= '0' && f[i] <= '9') precision.push_back(f[i++]);
+      if (precision.empty()) precision = "0";
+    }
+    if (i >= f.size()) rt.fail("incomplete format");
+    const char conv = f[i];
+    if (conv == '%') {
+      out.push_back('%');
+      continue;
+    }
+    if (arg == nullptr) {
+      if (next >= positional.size()) rt.fail("not enough arguments for format string");
+      arg = &positional[next++];
+    }
+    const bool left = flags.find('-') != std::string::npos;
+    if (left)
+      spec += '<';
+    else if (conv == 's' || conv == 'r')
+      spec += '>';
+    const bool numeric = conv != 's' && conv != 'r' && conv != 'c';
+    if (numeric && flags.find('+') != std::string::npos)
+      spec += '+';
+    else if (numeric && flags.find(' ') != std::string::npos)
+      spec += ' ';
+    if (numeric && flags.find('#') != std::string::npos) spec += '#';
+    if (numeric && !left && flags.find('0') != std::string::npos) spec += '0';
+    if (width.size() > 4 || precision.size() > 4) rt.fail("format width or precision is too large");
+    spec += width;
+    std::string piece;
+    try {
+      switch (conv) {
+        case 's':
+        case 'r': {
+          std::string text = conv == 's' ? to_str(*arg) : repr(*arg);
+          if (!precision.empty()) text = text.substr(0, std::stoul(precision));
+          piece = fmt::format(fmt::runtime(spec + "}"), text);
+          break;
+        }
+        case 'd':
+        case 'i':
+        case 'x':
+        case 'X':
+        case 'o':
+        case 'c': {
+          if (!arg->is_number()) rt.fail("%{} format: a real number is required, not {}", conv, arg->type_name());
+          const std::int64_t v = arg->is_float() ? static_cast<std::int64_t>(arg->as_float()) : arg->to_int();
+          if (conv == 'c') {
+            std::string c;
+            text::append_utf8(c, static_cast<char32_t>(v));
+            piece = c;
+          } else {
+            piece = fmt::format(fmt::runtime(spec + (conv == 'i' ? 'd' : conv) + "}"), v);
+          }
+          break;
+        }
+        case 'f':
+        case 'F':
+        case 'e':
+        case 'E':
+        case 'g':
+        case 'G': {
+          if (!arg->is_number()) rt.fail("%{} format: a real number is required, not {}", conv, arg->type_name());
+          piece = fmt::format(fmt::runtime(spec + "." + (precision.empty() ? "6" : precision) + conv + "}"),
+                              arg->to_double());
+          break;
+        }
+        default:
+          rt.fail("unsupported format character '{}'", conv);
+      }
+    } catch (const fmt::format_error& e) {
+      rt.fail("bad format '%{}': {}", conv, e.what());
+    }
+    out += piece;
+    rt.check_string_size(out.size());
+  }
+  if (next < positional.size() && !args.is_dict()) rt.fail("not all arguments converted during string formatting");
+  return out;
+}
+
 inline std::size_t length_of(Runtime& rt, const Value& v) {
   switch (v.kind()) {
-    case Kind::kString: return text::length(v.as_string());
-    case Kind::kList: return v.as_list().size();
-    case Kind::kDict: return v.as_dict().size();
-    case Kind::kUndefined: return 0;
-    default: rt.fail("object of type '{}' has no len()", v.type_name());
+    case Kind::kString:
+      return text::length(v.as_string());
+    case Kind::kList:
+      return v.as_list().size();
+    case Kind::kDict:
+      return v.as_dict().size();
+    case Kind::kUndefined:
+      return 0;
+    default:
+      rt.fail("object of type '{}' has no len()", v.type_name());
   }
 }
 
@@ -268,12 +385,23 @@ inline const std::map<std::string_view, FilterFn, std::less<>>& builtin_filters(
       std::string out;
       for (char c : to_str(v)) {
         switch (c) {
-          case '&': out += "&amp;"; break;
-          case '<': out += "&lt;"; break;
-          case '>': out += "&gt;"; break;
-          case '"': out += "&#34;"; break;
-          case '\'': out += "&#39;"; break;
-          default: out.push_back(c);
+          case '&':
+            out += "&amp;";
+            break;
+          case '<':
+            out += "&lt;";
+            break;
+          case '>':
+            out += "&gt;";
+            break;
+          case '"':
+            out += "&#34;";
+            break;
+          case '\'':
+            out += "&#39;";
+            break;
+          default:
+            out.push_back(c);
         }
       }
       return rt.make_string(std::move(out));
@@ -335,7 +463,8 @@ inline const std::map<std::string_view, FilterFn, std::less<>>& builtin_filters(
       ArgReader r(rt, a, "center");
       const Value* width = r.get(0, "width");
       r.finish(1);
-      return rt.make_string(methods_detail::pad(rt, to_str(v), methods_detail::int_arg(rt, width, 80, "center"), " ", 0));
+      return rt.make_string(
+          methods_detail::pad(rt, to_str(v), methods_detail::int_arg(rt, width, 80, "center"), " ", 0));
     };
     f["wordcount"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       ArgReader(rt, a, "wordcount").finish(0);
@@ -356,13 +485,15 @@ inline const std::map<std::string_view, FilterFn, std::less<>>& builtin_filters(
     };
     f["first"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       ArgReader(rt, a, "first").finish(0);
-      if (v.is_list()) return v.as_list().empty() ? Value::undefined("No first item, sequence was empty.") : v.as_list().front();
+      if (v.is_list())
+        return v.as_list().empty() ? Value::undefined("No first item, sequence was empty.") : v.as_list().front();
       List items = rt.iterate(v);
       return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
     };
     f["last"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       ArgReader(rt, a, "last").finish(0);
-      if (v.is_list()) return v.as_list().empty() ? Value::undefined("No last item, sequence was empty.") : v.as_list().back();
+      if (v.is_list())
+        return v.as_list().empty() ? Value::undefined("No last item, sequence was empty.") : v.as_list().back();
       List items = rt.iterate(v);
       return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
     };
@@ -491,7 +622,8 @@ inline const std::map<std::string_view, FilterFn, std::less<>>& builtin_filters(
       List pairs;
       for (const auto& [k, x] : v.as_dict().items()) pairs.push_back(Value::list({Value::string(k), x}, true));
       const Value attr = Value::integer(key == "key" ? 0 : 1);
-      return rt.make_list(sorted(rt, Value::list(std::move(pairs)), flag(reverse, false), flag(case_sensitive, false), &attr));
+      return rt.make_list(
+          sorted(rt, Value::list(std::move(pairs)), flag(reverse, false), flag(case_sensitive, false), &attr));
     };
     f["sort"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       ArgReader r(rt, a, "sort");
@@ -555,6 +687,14 @@ inline const std::map<std::string_view, FilterFn, std::less<>>& builtin_filters(
       }
       return total;
     };
+    f["format"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      if (!a.keyword.empty()) {
+        Dict d;
+        for (const auto& [k, x] : a.keyword) d.set(k, x);
+        return rt.make_string(percent_format(rt, to_str(v), Value::dict(std::move(d))));
+      }
+      return rt.make_string(percent_format(rt, to_str(v), rt.make_list(a.positional, true)));
+    };
     f["map"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       List out;
       const Value* attribute = a.kwarg("attribute");
@@ -582,7 +722,9 @@ inline const std::map<std::string_view, FilterFn, std::less<>>& builtin_filters(
       return rt.make_list(std::move(out));
     };
     f["select"] = [](Runtime& rt, const Value& v, CallArgs& a) { return select_impl(rt, v, a, true, false, "select"); };
-    f["reject"] = [](Runtime& rt, const Value& v, CallArgs& a) { return select_impl(rt, v, a, false, false, "reject"); };
+    f["reject"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      return select_impl(rt, v, a, false, false, "reject");
+    };
     f["selectattr"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       return select_impl(rt, v, a, true, true, "selectattr");
     };

@@ -2,10 +2,10 @@
 // the two transformers adds, raise_exception(message) and strftime_now(format).
 #pragma once
 
-#include "moe/chat/runtime.hpp"
-
 #include <ctime>
 #include <string>
+
+#include "moe/chat/runtime.hpp"
 
 namespace moe::chat {
 
@@ -29,22 +29,54 @@ inline std::string strftime(const std::tm& t, const std::string& format) {
     const int mon = t.tm_mon >= 0 && t.tm_mon < 12 ? t.tm_mon : 0;
     const int wday = t.tm_wday >= 0 && t.tm_wday < 7 ? t.tm_wday : 0;
     switch (d) {
-      case 'Y': out += fmt::format("{:04d}", t.tm_year + 1900); break;
-      case 'y': two((t.tm_year + 1900) % 100); break;
-      case 'm': two(t.tm_mon + 1); break;
-      case 'd': two(t.tm_mday); break;
-      case 'e': out += fmt::format("{:2d}", t.tm_mday); break;
-      case 'H': two(t.tm_hour); break;
-      case 'I': two(t.tm_hour % 12 == 0 ? 12 : t.tm_hour % 12); break;
-      case 'M': two(t.tm_min); break;
-      case 'S': two(t.tm_sec); break;
-      case 'p': out += t.tm_hour < 12 ? "AM" : "PM"; break;
-      case 'j': out += fmt::format("{:03d}", t.tm_yday + 1); break;
-      case 'B': out += kMonths[mon]; break;
-      case 'b': out += std::string(kMonths[mon]).substr(0, 3); break;
-      case 'A': out += kDays[wday]; break;
-      case 'a': out += std::string(kDays[wday]).substr(0, 3); break;
-      case '%': out.push_back('%'); break;
+      case 'Y':
+        out += fmt::format("{:04d}", t.tm_year + 1900);
+        break;
+      case 'y':
+        two((t.tm_year + 1900) % 100);
+        break;
+      case 'm':
+        two(t.tm_mon + 1);
+        break;
+      case 'd':
+        two(t.tm_mday);
+        break;
+      case 'e':
+        out += fmt::format("{:2d}", t.tm_mday);
+        break;
+      case 'H':
+        two(t.tm_hour);
+        break;
+      case 'I':
+        two(t.tm_hour % 12 == 0 ? 12 : t.tm_hour % 12);
+        break;
+      case 'M':
+        two(t.tm_min);
+        break;
+      case 'S':
+        two(t.tm_sec);
+        break;
+      case 'p':
+        out += t.tm_hour < 12 ? "AM" : "PM";
+        break;
+      case 'j':
+        out += fmt::format("{:03d}", t.tm_yday + 1);
+        break;
+      case 'B':
+        out += kMonths[mon];
+        break;
+      case 'b':
+        out += std::string(kMonths[mon]).substr(0, 3);
+        break;
+      case 'A':
+        out += kDays[wday];
+        break;
+      case 'a':
+        out += std::string(kDays[wday]).substr(0, 3);
+        break;
+      case '%':
+        out.push_back('%');
+        break;
       default:
         out.push_back('%');
         out.push_back(d);
@@ -68,8 +100,8 @@ inline Value range(Runtime& rt, CallArgs& args) {
   const __int128 mag = step > 0 ? step : -static_cast<__int128>(step);
   const __int128 count = span <= 0 ? 0 : (span + mag - 1) / mag;
   if (count > static_cast<__int128>(rt.limits().max_items))
-    rt.fail("range() of {} items would exceed the limit of {}", static_cast<long long>(count > INT64_MAX ? INT64_MAX : count),
-            rt.limits().max_items);
+    rt.fail("range() of {} items would exceed the limit of {}",
+            static_cast<long long>(count > INT64_MAX ? INT64_MAX : count), rt.limits().max_items);
   List out;
   out.reserve(static_cast<std::size_t>(count));
   for (__int128 i = 0; i < count; ++i) out.push_back(Value::integer(static_cast<std::int64_t>(start + i * step)));
@@ -78,7 +110,8 @@ inline Value range(Runtime& rt, CallArgs& args) {
 
 // dict(**kwargs), dict(mapping, **kwargs), dict(pairs, **kwargs); namespace() takes the same.
 inline Dict build_mapping(Runtime& rt, CallArgs& args, std::string_view what) {
-  if (args.positional.size() > 1) rt.fail("{} expected at most 1 positional argument, got {}", what, args.positional.size());
+  if (args.positional.size() > 1)
+    rt.fail("{} expected at most 1 positional argument, got {}", what, args.positional.size());
   Dict d;
   if (args.positional.size() == 1) {
     const Value& src = args.positional[0];
@@ -106,7 +139,8 @@ inline Dict build_mapping(Runtime& rt, CallArgs& args, std::string_view what) {
 inline void add_globals(Dict& d) {
   using namespace globals_detail;
   d.set("range", Value::callable("range", [](Runtime& rt, CallArgs& a) { return range(rt, a); }));
-  d.set("dict", Value::callable("dict", [](Runtime& rt, CallArgs& a) { return rt.make_dict(build_mapping(rt, a, "dict")); }));
+  d.set("dict",
+        Value::callable("dict", [](Runtime& rt, CallArgs& a) { return rt.make_dict(build_mapping(rt, a, "dict")); }));
   d.set("namespace", Value::callable("namespace", [](Runtime& rt, CallArgs& a) {
           Dict attrs = build_mapping(rt, a, "namespace");
           for (const auto& [k, v] : attrs.items())
@@ -119,7 +153,8 @@ inline void add_globals(Dict& d) {
         }));
   d.set("strftime_now", Value::callable("strftime_now", [](Runtime& rt, CallArgs& a) {
           if (a.positional.size() != 1 || !a.keyword.empty()) rt.fail("strftime_now() takes exactly one argument");
-          if (!a.positional[0].is_string()) rt.fail("strftime_now() argument must be str, not {}", a.positional[0].type_name());
+          if (!a.positional[0].is_string())
+            rt.fail("strftime_now() argument must be str, not {}", a.positional[0].type_name());
           return rt.make_string(strftime(rt.now(), a.positional[0].as_string()));
         }));
 }

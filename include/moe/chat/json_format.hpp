@@ -4,18 +4,18 @@
 // floats as repr() writes them, non-ASCII kept unless ensure_ascii.
 #pragma once
 
-#include "moe/chat/runtime.hpp"
-#include "moe/chat/value.hpp"
-
 #include <algorithm>
 #include <string>
 #include <string_view>
 
+#include "moe/chat/runtime.hpp"
+#include "moe/chat/value.hpp"
+
 namespace moe::chat {
 
 struct JsonFormat {
-  bool indented = false;       // indent given (even 0: Python then breaks lines without indenting)
-  std::string indent;          // per level
+  bool indented = false;  // indent given (even 0: Python then breaks lines without indenting)
+  std::string indent;     // per level
   bool ensure_ascii = false;
   std::string item_separator = ", ";
   std::string key_separator = ": ";
@@ -51,13 +51,27 @@ inline void append_string(std::string& out, std::string_view s, bool ensure_asci
     }
     ++i;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           append_hex4(out, c);
@@ -77,9 +91,15 @@ inline void dump(Runtime& rt, std::string& out, const Value& v, const JsonFormat
     for (std::size_t i = 0; i < lvl; ++i) out += f.indent;
   };
   switch (v.kind()) {
-    case Kind::kNone: out += "null"; return;
-    case Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Kind::kInt: out += std::to_string(v.as_int()); return;
+    case Kind::kNone:
+      out += "null";
+      return;
+    case Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case Kind::kFloat: {
       const double d = v.as_float();
       if (std::isnan(d)) {
@@ -91,7 +111,9 @@ inline void dump(Runtime& rt, std::string& out, const Value& v, const JsonFormat
       }
       return;
     }
-    case Kind::kString: append_string(out, v.as_string(), f.ensure_ascii); return;
+    case Kind::kString:
+      append_string(out, v.as_string(), f.ensure_ascii);
+      return;
     case Kind::kList: {
       const List& items = v.as_list();
       rt.charge(1 + items.size());
@@ -119,7 +141,8 @@ inline void dump(Runtime& rt, std::string& out, const Value& v, const JsonFormat
       std::vector<std::size_t> order(items.size());
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
       if (f.sort_keys)
-        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return items[a].first < items[b].first; });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](std::size_t a, std::size_t b) { return items[a].first < items[b].first; });
       out.push_back('{');
       for (std::size_t n = 0; n < order.size(); ++n) {
         if (n) out += f.item_separator;

@@ -5,16 +5,16 @@
 // comments, and the end of a {{ }} recognised only outside brackets ({{ {'a': 1} }} works).
 #pragma once
 
-#include "moe/chat/error.hpp"
-#include "moe/chat/limits.hpp"
-#include "moe/chat/text.hpp"
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "moe/chat/error.hpp"
+#include "moe/chat/limits.hpp"
+#include "moe/chat/text.hpp"
 
 namespace moe::chat {
 
@@ -28,7 +28,7 @@ enum class TokenType : std::uint8_t {
   kString,      // string literal (value: decoded)
   kInteger,     // value: the digits (underscores removed)
   kFloat,
-  kOperator,    // value: + - * / // % ** ~ == != < <= > >= = ( ) [ ] { } , . : |
+  kOperator,  // value: + - * / // % ** ~ == != < <= > >= = ( ) [ ] { } , . : |
   kEnd,
 };
 
@@ -59,9 +59,7 @@ class LineIndex {
 };
 
 inline bool is_ws(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-inline bool is_name_start(char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
+inline bool is_name_start(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 inline bool is_name_char(char c) noexcept { return is_name_start(c) || (c >= '0' && c <= '9'); }
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 inline int hex_value(char c) noexcept {
@@ -196,7 +194,8 @@ class Lexer {
   bool try_raw(std::size_t open) {
     std::size_t p = pos_;
     while (p < src_.size() && lexer_detail::is_ws(src_[p])) ++p;
-    if (src_.compare(p, 3, "raw") != 0 || (p + 3 < src_.size() && lexer_detail::is_name_char(src_[p + 3]))) return false;
+    if (src_.compare(p, 3, "raw") != 0 || (p + 3 < src_.size() && lexer_detail::is_name_char(src_[p + 3])))
+      return false;
     p += 3;
     while (p < src_.size() && lexer_detail::is_ws(src_[p])) ++p;
     bool strip_after = false;
@@ -291,8 +290,9 @@ class Lexer {
     const std::size_t start = pos_;
     std::string digits;
     auto take_digits = [&] {
-      while (pos_ < src_.size() && (lexer_detail::is_digit(src_[pos_]) ||
-                                    (src_[pos_] == '_' && pos_ + 1 < src_.size() && lexer_detail::is_digit(src_[pos_ + 1])))) {
+      while (pos_ < src_.size() &&
+             (lexer_detail::is_digit(src_[pos_]) ||
+              (src_[pos_] == '_' && pos_ + 1 < src_.size() && lexer_detail::is_digit(src_[pos_ + 1])))) {
         if (src_[pos_] != '_') digits.push_back(src_[pos_]);
         ++pos_;
       }
@@ -301,7 +301,8 @@ class Lexer {
     bool is_float = false;
     // A fraction only when a digit follows the dot and the number is not itself an attribute
     // (foo.0.1 is foo[0][1] in jinja2).
-    const bool after_dot = !tokens_.empty() && tokens_.back().type == TokenType::kOperator && tokens_.back().value == ".";
+    const bool after_dot =
+        !tokens_.empty() && tokens_.back().type == TokenType::kOperator && tokens_.back().value == ".";
     if (!after_dot && pos_ + 1 < src_.size() && src_[pos_] == '.' && lexer_detail::is_digit(src_[pos_ + 1])) {
       is_float = true;
       digits.push_back('.');
@@ -344,17 +345,38 @@ class Lexer {
       const char e = src_[pos_ + 1];
       pos_ += 2;
       switch (e) {
-        case 'n': out.push_back('\n'); break;
-        case 't': out.push_back('\t'); break;
-        case 'r': out.push_back('\r'); break;
-        case '\\': out.push_back('\\'); break;
-        case '\'': out.push_back('\''); break;
-        case '"': out.push_back('"'); break;
-        case 'a': out.push_back('\a'); break;
-        case 'b': out.push_back('\b'); break;
-        case 'f': out.push_back('\f'); break;
-        case 'v': out.push_back('\v'); break;
-        case '\n': break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '\'':
+          out.push_back('\'');
+          break;
+        case '"':
+          out.push_back('"');
+          break;
+        case 'a':
+          out.push_back('\a');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'v':
+          out.push_back('\v');
+          break;
+        case '\n':
+          break;
         case 'x':
         case 'u':
         case 'U': {

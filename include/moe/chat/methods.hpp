@@ -5,12 +5,12 @@
 // refused as the sandbox refuses them.
 #pragma once
 
-#include "moe/chat/runtime.hpp"
-#include "moe/chat/text.hpp"
-
 #include <algorithm>
 #include <string>
 #include <string_view>
+
+#include "moe/chat/runtime.hpp"
+#include "moe/chat/text.hpp"
 
 namespace moe::chat {
 
@@ -18,10 +18,11 @@ namespace methods_detail {
 
 inline bool is_str_method(std::string_view n) {
   static constexpr std::string_view kNames[] = {
-      "capitalize", "casefold", "center", "count", "endswith", "find", "index", "isalnum", "isalpha", "isdigit",
-      "isnumeric", "isdecimal", "islower", "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip",
-      "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust", "rpartition", "rsplit",
-      "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper", "zfill", "format"};
+      "capitalize", "casefold", "center",    "count",      "endswith",  "find",         "index",        "isalnum",
+      "isalpha",    "isdigit",  "isnumeric", "isdecimal",  "islower",   "isspace",      "istitle",      "isupper",
+      "join",       "ljust",    "lower",     "lstrip",     "partition", "removeprefix", "removesuffix", "replace",
+      "rfind",      "rindex",   "rjust",     "rpartition", "rsplit",    "rstrip",       "split",        "splitlines",
+      "startswith", "strip",    "swapcase",  "title",      "upper",     "zfill",        "format"};
   return std::find(std::begin(kNames), std::end(kNames), n) != std::end(kNames);
 }
 inline bool is_dict_method(std::string_view n) {
@@ -30,9 +31,9 @@ inline bool is_dict_method(std::string_view n) {
 inline bool is_list_method(std::string_view n) { return n == "index" || n == "count" || n == "copy"; }
 // Methods the immutable sandbox refuses (they modify the object).
 inline bool is_mutating_method(std::string_view n) {
-  static constexpr std::string_view kNames[] = {"append", "extend", "insert", "pop",        "remove",  "reverse",
-                                                "sort",   "clear",  "update", "setdefault", "popitem", "add",
-                                                "discard"};
+  static constexpr std::string_view kNames[] = {"append",  "extend", "insert", "pop",    "remove",
+                                                "reverse", "sort",   "clear",  "update", "setdefault",
+                                                "popitem", "add",    "discard"};
   return std::find(std::begin(kNames), std::end(kNames), n) != std::end(kNames);
 }
 
@@ -75,11 +76,13 @@ inline List split(Runtime& rt, const std::string& s, const Value* sep, std::int6
     } else if (!from_right) {
       for (std::size_t w = 0; w < static_cast<std::size_t>(maxsplit); ++w)
         parts.push_back(s.substr(words[w].first, words[w].second - words[w].first));
-      std::string rest(text::strip(std::string_view(s).substr(words[static_cast<std::size_t>(maxsplit)].first), nullptr, false, true));
+      std::string rest(text::strip(std::string_view(s).substr(words[static_cast<std::size_t>(maxsplit)].first), nullptr,
+                                   false, true));
       parts.push_back(std::move(rest));
     } else {
       const std::size_t keep = words.size() - static_cast<std::size_t>(maxsplit);
-      parts.push_back(std::string(text::strip(std::string_view(s).substr(0, words[keep - 1].second), nullptr, true, false)));
+      parts.push_back(
+          std::string(text::strip(std::string_view(s).substr(0, words[keep - 1].second), nullptr, true, false)));
       for (std::size_t w = keep; w < words.size(); ++w)
         parts.push_back(s.substr(words[w].first, words[w].second - words[w].first));
     }
@@ -176,7 +179,8 @@ inline std::string py_title(const std::string& s) {
 
 inline std::string py_capitalize(const std::string& s) {
   std::string out = text::to_lower(s);
-  if (!out.empty() && text::is_ascii_lower(static_cast<unsigned char>(out[0]))) out[0] = static_cast<char>(out[0] - 'a' + 'A');
+  if (!out.empty() && text::is_ascii_lower(static_cast<unsigned char>(out[0])))
+    out[0] = static_cast<char>(out[0] - 'a' + 'A');
   return out;
 }
 
@@ -209,7 +213,9 @@ inline bool matches_affix(Runtime& rt, const std::string& s, const Value* arg, b
   return test(str_arg(rt, arg, method, prefix ? "prefix" : "suffix"));
 }
 
-inline std::size_t code_point_index(const std::string& s, std::size_t byte) { return text::length(std::string_view(s).substr(0, byte)); }
+inline std::size_t code_point_index(const std::string& s, std::size_t byte) {
+  return text::length(std::string_view(s).substr(0, byte));
+}
 
 }  // namespace methods_detail
 
@@ -268,8 +274,10 @@ inline Value call_str_method(Runtime& rt, const std::string& self, std::string_v
       std::string out(self);
       for (char& c : out) {
         const auto u = static_cast<unsigned char>(c);
-        if (text::is_ascii_upper(u)) c = static_cast<char>(u - 'A' + 'a');
-        else if (text::is_ascii_lower(u)) c = static_cast<char>(u - 'a' + 'A');
+        if (text::is_ascii_upper(u))
+          c = static_cast<char>(u - 'A' + 'a');
+        else if (text::is_ascii_lower(u))
+          c = static_cast<char>(u - 'a' + 'A');
       }
       return Value::string(std::move(out));
     }
@@ -349,8 +357,8 @@ inline Value call_str_method(Runtime& rt, const std::string& self, std::string_v
       if (name == "partition") return rt.make_list({Value::string(self), Value::string(""), Value::string("")}, true);
       return rt.make_list({Value::string(""), Value::string(""), Value::string(self)}, true);
     }
-    return rt.make_list({Value::string(self.substr(0, at)), Value::string(sep), Value::string(self.substr(at + sep.size()))},
-                        true);
+    return rt.make_list(
+        {Value::string(self.substr(0, at)), Value::string(sep), Value::string(self.substr(at + sep.size()))}, true);
   }
   if (name.substr(0, 2) == "is") {
     r.finish(0);
@@ -369,10 +377,14 @@ inline Value call_str_method(Runtime& rt, const std::string& self, std::string_v
     while (i < self.size()) {
       const char32_t c = text::decode(self, i);
       bool ok = false;
-      if (name == "isspace") ok = text::is_space(c);
-      else if (name == "isalpha") ok = text::is_ascii_alpha(c) || c >= 0x80;  // non-ASCII letters: approximated
-      else if (name == "isalnum") ok = text::is_ascii_alpha(c) || text::is_ascii_digit(c) || c >= 0x80;
-      else ok = text::is_ascii_digit(c);  // isdigit / isnumeric / isdecimal
+      if (name == "isspace")
+        ok = text::is_space(c);
+      else if (name == "isalpha")
+        ok = text::is_ascii_alpha(c) || c >= 0x80;  // non-ASCII letters: approximated
+      else if (name == "isalnum")
+        ok = text::is_ascii_alpha(c) || text::is_ascii_digit(c) || c >= 0x80;
+      else
+        ok = text::is_ascii_digit(c);  // isdigit / isnumeric / isdecimal
       if (!ok) return Value::boolean(false);
     }
     return Value::boolean(true);
@@ -399,9 +411,12 @@ inline Value call_dict_method(Runtime& rt, const Value& self, std::string_view n
   List out;
   out.reserve(d.size());
   for (const auto& [k, v] : d.items()) {
-    if (name == "keys") out.push_back(Value::string(k));
-    else if (name == "values") out.push_back(v);
-    else out.push_back(Value::list({Value::string(k), v}, true));
+    if (name == "keys")
+      out.push_back(Value::string(k));
+    else if (name == "values")
+      out.push_back(v);
+    else
+      out.push_back(Value::list({Value::string(k), v}, true));
   }
   return rt.make_list(std::move(out));
 }
@@ -432,20 +447,22 @@ inline Value bound_method(const Value& self, std::string_view name) {
   using namespace methods_detail;
   std::string key(name);
   if (self.is_string() && is_str_method(name)) {
-    return Value::callable("str." + key, [self, key](Runtime& rt, CallArgs& a) {
-      return call_str_method(rt, self.as_string(), key, a);
-    });
+    return Value::callable(
+        "str." + key, [self, key](Runtime& rt, CallArgs& a) { return call_str_method(rt, self.as_string(), key, a); });
   }
   if (self.is_dict() && is_dict_method(name)) {
-    return Value::callable("dict." + key, [self, key](Runtime& rt, CallArgs& a) { return call_dict_method(rt, self, key, a); });
+    return Value::callable("dict." + key,
+                           [self, key](Runtime& rt, CallArgs& a) { return call_dict_method(rt, self, key, a); });
   }
   if (self.is_list() && is_list_method(name)) {
-    return Value::callable("list." + key, [self, key](Runtime& rt, CallArgs& a) { return call_list_method(rt, self, key, a); });
+    return Value::callable("list." + key,
+                           [self, key](Runtime& rt, CallArgs& a) { return call_list_method(rt, self, key, a); });
   }
   if ((self.is_list() || self.is_dict()) && is_mutating_method(name))
     return Value::undefined(fmt::format("access to attribute '{}' of '{}' object is unsafe.", name, self.type_name()));
   return Value::undefined(fmt::format("'{}' has no attribute '{}'",
-                                      self.is_none() ? std::string("None") : std::string(self.type_name()) + " object", name));
+                                      self.is_none() ? std::string("None") : std::string(self.type_name()) + " object",
+                                      name));
 }
 
 }  // namespace moe::chat

@@ -5,12 +5,12 @@
 // attributes, blocks), macro, call, filter, with, break/continue, and the generation markers.
 #pragma once
 
-#include "moe/chat/ast.hpp"
-#include "moe/chat/lexer.hpp"
-
 #include <charconv>
 #include <initializer_list>
 #include <string_view>
+
+#include "moe/chat/ast.hpp"
+#include "moe/chat/lexer.hpp"
 
 namespace moe::chat {
 
@@ -27,9 +27,7 @@ class Parser {
  private:
   // ---- token stream ----
   const Token& cur() const { return tokens_[pos_]; }
-  const Token& look(std::size_t ahead = 1) const {
-    return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)];
-  }
+  const Token& look(std::size_t ahead = 1) const { return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)]; }
   const Token& next() {
     const Token& t = tokens_[pos_];
     if (pos_ + 1 < tokens_.size()) ++pos_;
@@ -49,17 +47,27 @@ class Parser {
   }
   static std::string describe(const Token& t) {
     switch (t.type) {
-      case TokenType::kText: return "template data";
-      case TokenType::kVarBegin: return "'{{'";
-      case TokenType::kVarEnd: return "'}}'";
-      case TokenType::kBlockBegin: return "'{%'";
-      case TokenType::kBlockEnd: return "'%}'";
-      case TokenType::kName: return "'" + t.value + "'";
-      case TokenType::kString: return "a string";
+      case TokenType::kText:
+        return "template data";
+      case TokenType::kVarBegin:
+        return "'{{'";
+      case TokenType::kVarEnd:
+        return "'}}'";
+      case TokenType::kBlockBegin:
+        return "'{%'";
+      case TokenType::kBlockEnd:
+        return "'%}'";
+      case TokenType::kName:
+        return "'" + t.value + "'";
+      case TokenType::kString:
+        return "a string";
       case TokenType::kInteger:
-      case TokenType::kFloat: return "number " + t.value;
-      case TokenType::kOperator: return "'" + t.value + "'";
-      case TokenType::kEnd: return "end of template";
+      case TokenType::kFloat:
+        return "number " + t.value;
+      case TokenType::kOperator:
+        return "'" + t.value + "'";
+      case TokenType::kEnd:
+        return "end of template";
     }
     return "token";
   }
@@ -134,7 +142,8 @@ class Parser {
         case TokenType::kBlockBegin: {
           const SourceLocation where = t.where;
           next();
-          if (cur().type != TokenType::kName) syntax_error(cur().where, "expected a statement name, got {}", describe(cur()));
+          if (cur().type != TokenType::kName)
+            syntax_error(cur().where, "expected a statement name, got {}", describe(cur()));
           for (std::string_view e : end) {
             if (cur().value == e) {
               end_found_ = cur().value;
@@ -152,7 +161,8 @@ class Parser {
           }
           return body;
         }
-        default: syntax_error(t.where, "unexpected {}", describe(t));
+        default:
+          syntax_error(t.where, "unexpected {}", describe(t));
       }
     }
   }
@@ -350,7 +360,8 @@ class Parser {
       tuple->args.push_back(one());
     }
     for (const auto& item : tuple->args)
-      if (item->kind == ExprKind::kGetAttr) syntax_error(item->where, "a namespace attribute cannot be part of a tuple assignment");
+      if (item->kind == ExprKind::kGetAttr)
+        syntax_error(item->where, "a namespace attribute cannot be part of a tuple assignment");
     return tuple;
   }
 
@@ -448,9 +459,8 @@ class Parser {
     ExprPtr cmp;
     while (true) {
       std::string op;
-      if (cur().type == TokenType::kOperator &&
-          (cur().value == "==" || cur().value == "!=" || cur().value == "<" || cur().value == "<=" ||
-           cur().value == ">" || cur().value == ">=")) {
+      if (cur().type == TokenType::kOperator && (cur().value == "==" || cur().value == "!=" || cur().value == "<" ||
+                                                 cur().value == "<=" || cur().value == ">" || cur().value == ">=")) {
         op = next().value;
       } else if (is_name("in")) {
         next();
@@ -620,7 +630,8 @@ class Parser {
         }
         break;
       }
-      default: break;
+      default:
+        break;
     }
     syntax_error(w, "unexpected {}", describe(t));
   }

@@ -5,17 +5,17 @@
 // The member functions that need the evaluator are defined in evaluator.hpp.
 #pragma once
 
-#include "moe/chat/ast.hpp"
-#include "moe/chat/error.hpp"
-#include "moe/chat/limits.hpp"
-#include "moe/chat/value.hpp"
-
 #include <ctime>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "moe/chat/ast.hpp"
+#include "moe/chat/error.hpp"
+#include "moe/chat/limits.hpp"
+#include "moe/chat/value.hpp"
 
 namespace moe::chat {
 
@@ -73,7 +73,8 @@ class Runtime {
   void charge(std::uint64_t units) {
     steps_ += units;
     if (steps_ > limits_.max_steps)
-      fail("the template did more than {} steps of work (statements, expressions, elements touched)", limits_.max_steps);
+      fail("the template did more than {} steps of work (statements, expressions, elements touched)",
+           limits_.max_steps);
   }
   void charge_bytes(std::size_t bytes) { charge(1 + bytes / 64); }
   std::uint64_t steps() const noexcept { return steps_; }
@@ -164,7 +165,8 @@ class ArgReader {
   // Call after the last get(): refuses arguments the builtin does not take.
   void finish(std::size_t max_positional) {
     if (args_.positional.size() > max_positional)
-      rt_.fail("{}() takes at most {} positional argument(s), {} given", what_, max_positional, args_.positional.size());
+      rt_.fail("{}() takes at most {} positional argument(s), {} given", what_, max_positional,
+               args_.positional.size());
     for (const auto& [k, v] : args_.keyword) {
       bool known = false;
       for (const std::string& u : used_) known = known || u == k;

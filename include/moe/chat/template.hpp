@@ -2,13 +2,13 @@
 // threads (it is immutable; each render has its own Runtime).
 #pragma once
 
-#include "moe/chat/evaluator.hpp"
-#include "moe/chat/parser.hpp"
-#include "moe/core/error.hpp"
-
 #include <memory>
 #include <string>
 #include <string_view>
+
+#include "moe/chat/evaluator.hpp"
+#include "moe/chat/parser.hpp"
+#include "moe/core/error.hpp"
 
 namespace moe::chat {
 
@@ -46,7 +46,8 @@ class Template {
     return catch_as_error("chat template render", [&] {
       if (!variables.is_object()) fail(ErrorCode::kInvalidArgument, "chat template variables must be a JSON object");
       if (json_depth(variables, limits_.max_value_depth + 1) > limits_.max_value_depth)
-        fail(ErrorCode::kInvalidArgument, "chat template variables nest deeper than {} levels", limits_.max_value_depth);
+        fail(ErrorCode::kInvalidArgument, "chat template variables nest deeper than {} levels",
+             limits_.max_value_depth);
       return render(from_json(variables).as_dict(), clock);
     });
   }

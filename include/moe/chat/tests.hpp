@@ -3,10 +3,10 @@
 // as in Python), comparisons, odd/even/divisibleby, sameas, in, lower/upper, defined/undefined.
 #pragma once
 
-#include "moe/chat/runtime.hpp"
-
 #include <map>
 #include <string_view>
+
+#include "moe/chat/runtime.hpp"
 
 namespace moe::chat {
 
@@ -46,7 +46,8 @@ inline bool compare_test(Runtime& rt, const Value& a, const Value& b, std::strin
 inline bool cased_as(const std::string& s, bool lower) {
   bool cased = false;
   for (char c : s) {
-    if (lower ? text::is_ascii_upper(static_cast<unsigned char>(c)) : text::is_ascii_lower(static_cast<unsigned char>(c)))
+    if (lower ? text::is_ascii_upper(static_cast<unsigned char>(c))
+              : text::is_ascii_lower(static_cast<unsigned char>(c)))
       return false;
     if (text::is_ascii_alpha(static_cast<unsigned char>(c))) cased = true;
   }
@@ -61,17 +62,50 @@ inline const std::map<std::string_view, TestFn, std::less<>>& builtin_tests() {
   using namespace tests_detail;
   static const std::map<std::string_view, TestFn, std::less<>> tests = [] {
     std::map<std::string_view, TestFn, std::less<>> t;
-    t["defined"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "defined"); return !v.is_undefined(); };
-    t["undefined"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "undefined"); return v.is_undefined(); };
-    t["none"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "none"); return v.is_none(); };
-    t["boolean"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "boolean"); return v.is_bool(); };
-    t["true"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "true"); return v.is_bool() && v.as_bool(); };
-    t["false"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "false"); return v.is_bool() && !v.as_bool(); };
-    t["integer"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "integer"); return v.is_int(); };
-    t["float"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "float"); return v.is_float(); };
-    t["number"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "number"); return v.is_number(); };
-    t["string"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "string"); return v.is_string(); };
-    t["mapping"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "mapping"); return v.is_dict(); };
+    t["defined"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "defined");
+      return !v.is_undefined();
+    };
+    t["undefined"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "undefined");
+      return v.is_undefined();
+    };
+    t["none"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "none");
+      return v.is_none();
+    };
+    t["boolean"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "boolean");
+      return v.is_bool();
+    };
+    t["true"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "true");
+      return v.is_bool() && v.as_bool();
+    };
+    t["false"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "false");
+      return v.is_bool() && !v.as_bool();
+    };
+    t["integer"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "integer");
+      return v.is_int();
+    };
+    t["float"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "float");
+      return v.is_float();
+    };
+    t["number"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "number");
+      return v.is_number();
+    };
+    t["string"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "string");
+      return v.is_string();
+    };
+    t["mapping"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "mapping");
+      return v.is_dict();
+    };
     t["iterable"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       no_arg(rt, a, "iterable");
       return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
@@ -80,8 +114,14 @@ inline const std::map<std::string_view, TestFn, std::less<>>& builtin_tests() {
       no_arg(rt, a, "sequence");
       return v.is_string() || v.is_list() || v.is_dict() || v.is_undefined();
     };
-    t["callable"] = [](Runtime& rt, const Value& v, CallArgs& a) { no_arg(rt, a, "callable"); return v.is_callable(); };
-    t["escaped"] = [](Runtime& rt, const Value&, CallArgs& a) { no_arg(rt, a, "escaped"); return false; };
+    t["callable"] = [](Runtime& rt, const Value& v, CallArgs& a) {
+      no_arg(rt, a, "callable");
+      return v.is_callable();
+    };
+    t["escaped"] = [](Runtime& rt, const Value&, CallArgs& a) {
+      no_arg(rt, a, "escaped");
+      return false;
+    };
     t["odd"] = [](Runtime& rt, const Value& v, CallArgs& a) {
       no_arg(rt, a, "odd");
       return (int_operand(rt, v, "odd") & 1) != 0;

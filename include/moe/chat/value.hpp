@@ -5,10 +5,7 @@
 // Dicts keep insertion order, as Python's do, so tojson writes keys in the order they came.
 #pragma once
 
-#include "moe/chat/text.hpp"
-
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -16,12 +13,15 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "moe/chat/text.hpp"
 
 namespace moe::chat {
 
@@ -64,8 +64,8 @@ struct None {};
 struct ListData {
   List items;
   bool tuple = false;
-  std::size_t depth = 1;         // 1 + the deepest element's depth
-  bool has_namespace = false;    // a namespace anywhere inside (see Runtime::assign_attribute)
+  std::size_t depth = 1;       // 1 + the deepest element's depth
+  bool has_namespace = false;  // a namespace anywhere inside (see Runtime::assign_attribute)
 };
 struct DictData {
   Dict dict;
@@ -173,15 +173,23 @@ class Value {
   bool truthy() const {
     switch (kind()) {
       case Kind::kUndefined:
-      case Kind::kNone: return false;
-      case Kind::kBool: return as_bool();
-      case Kind::kInt: return as_int() != 0;
-      case Kind::kFloat: return as_float() != 0.0;
-      case Kind::kString: return !as_string().empty();
-      case Kind::kList: return !as_list().empty();
-      case Kind::kDict: return as_dict().size() != 0;
+      case Kind::kNone:
+        return false;
+      case Kind::kBool:
+        return as_bool();
+      case Kind::kInt:
+        return as_int() != 0;
+      case Kind::kFloat:
+        return as_float() != 0.0;
+      case Kind::kString:
+        return !as_string().empty();
+      case Kind::kList:
+        return !as_list().empty();
+      case Kind::kDict:
+        return as_dict().size() != 0;
       case Kind::kNamespace:
-      case Kind::kCallable: return true;
+      case Kind::kCallable:
+        return true;
     }
     return false;
   }
@@ -189,16 +197,26 @@ class Value {
   // Python's type name, for error messages ("str", "list", "dict", "NoneType", ...).
   std::string_view type_name() const noexcept {
     switch (kind()) {
-      case Kind::kUndefined: return "Undefined";
-      case Kind::kNone: return "NoneType";
-      case Kind::kBool: return "bool";
-      case Kind::kInt: return "int";
-      case Kind::kFloat: return "float";
-      case Kind::kString: return "str";
-      case Kind::kList: return std::get<std::shared_ptr<const ListData>>(v_)->tuple ? "tuple" : "list";
-      case Kind::kDict: return "dict";
-      case Kind::kNamespace: return "Namespace";
-      case Kind::kCallable: return "function";
+      case Kind::kUndefined:
+        return "Undefined";
+      case Kind::kNone:
+        return "NoneType";
+      case Kind::kBool:
+        return "bool";
+      case Kind::kInt:
+        return "int";
+      case Kind::kFloat:
+        return "float";
+      case Kind::kString:
+        return "str";
+      case Kind::kList:
+        return std::get<std::shared_ptr<const ListData>>(v_)->tuple ? "tuple" : "list";
+      case Kind::kDict:
+        return "dict";
+      case Kind::kNamespace:
+        return "Namespace";
+      case Kind::kCallable:
+        return "function";
     }
     return "object";
   }
@@ -262,8 +280,10 @@ inline bool equals(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Kind::kUndefined:
-    case Kind::kNone: return true;
-    case Kind::kString: return a.as_string() == b.as_string();
+    case Kind::kNone:
+      return true;
+    case Kind::kString:
+      return a.as_string() == b.as_string();
     case Kind::kList: {
       const List &x = a.as_list(), &y = b.as_list();
       if (x.size() != y.size()) return false;
@@ -280,9 +300,12 @@ inline bool equals(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Kind::kNamespace: return a.namespace_identity() == b.namespace_identity();
-    case Kind::kCallable: return &a.as_callable() == &b.as_callable();
-    default: return false;
+    case Kind::kNamespace:
+      return a.namespace_identity() == b.namespace_identity();
+    case Kind::kCallable:
+      return &a.as_callable() == &b.as_callable();
+    default:
+      return false;
   }
 }
 
@@ -325,20 +348,29 @@ std::string repr(const Value& v);
 // What {{ v }} prints: Python's str(v), with jinja2's Undefined printing as nothing.
 inline std::string to_str(const Value& v) {
   switch (v.kind()) {
-    case Kind::kUndefined: return {};
-    case Kind::kNone: return "None";
-    case Kind::kBool: return v.as_bool() ? "True" : "False";
-    case Kind::kInt: return std::to_string(v.as_int());
-    case Kind::kFloat: return format_float(v.as_float());
-    case Kind::kString: return v.as_string();
-    default: return repr(v);
+    case Kind::kUndefined:
+      return {};
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return v.as_bool() ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(v.as_int());
+    case Kind::kFloat:
+      return format_float(v.as_float());
+    case Kind::kString:
+      return v.as_string();
+    default:
+      return repr(v);
   }
 }
 
 inline std::string repr(const Value& v) {
   switch (v.kind()) {
-    case Kind::kString: return text::repr(v.as_string());
-    case Kind::kUndefined: return "Undefined";
+    case Kind::kString:
+      return text::repr(v.as_string());
+    case Kind::kUndefined:
+      return "Undefined";
     case Kind::kList: {
       const bool tuple = v.is_tuple();
       std::string out(1, tuple ? '(' : '[');
@@ -365,8 +397,10 @@ inline std::string repr(const Value& v) {
       out += v.is_namespace() ? "}>" : "}";
       return out;
     }
-    case Kind::kCallable: return "<" + v.as_callable().name + ">";
-    default: return to_str(v);
+    case Kind::kCallable:
+      return "<" + v.as_callable().name + ">";
+    default:
+      return to_str(v);
   }
 }
 
@@ -379,16 +413,21 @@ inline std::string repr(const Value& v) {
 template <class Json>
 Value from_json(const Json& j) {
   switch (j.type()) {
-    case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.template get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.template get<std::int64_t>());
+    case nlohmann::json::value_t::null:
+      return Value::none();
+    case nlohmann::json::value_t::boolean:
+      return Value::boolean(j.template get<bool>());
+    case nlohmann::json::value_t::number_integer:
+      return Value::integer(j.template get<std::int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
       const auto u = j.template get<std::uint64_t>();
       if (u <= static_cast<std::uint64_t>(INT64_MAX)) return Value::integer(static_cast<std::int64_t>(u));
       return Value::number(static_cast<double>(u));
     }
-    case nlohmann::json::value_t::number_float: return Value::number(j.template get<double>());
-    case nlohmann::json::value_t::string: return Value::string(j.template get<std::string>());
+    case nlohmann::json::value_t::number_float:
+      return Value::number(j.template get<double>());
+    case nlohmann::json::value_t::string:
+      return Value::string(j.template get<std::string>());
     case nlohmann::json::value_t::array: {
       List items;
       items.reserve(j.size());
@@ -400,7 +439,8 @@ Value from_json(const Json& j) {
       for (auto it = j.begin(); it != j.end(); ++it) d.set(it.key(), from_json(it.value()));
       return Value::dict(std::move(d));
     }
-    default: return Value::none();  // binary / discarded: not produced by a JSON text
+    default:
+      return Value::none();  // binary / discarded: not produced by a JSON text
   }
 }
 
