@@ -9,7 +9,9 @@
 // Limits: decode is bound by memory bandwidth (CUDA: device-to-device copy bandwidth, cudaMemcpy
 // of 2 GiB, counting read + write; CPU: a parallel read of 1 GiB), so the decode roofline is
 // bandwidth ÷ bytes read per token (the weights' per-token bytes from the graph's tensor list,
-// plus the KV cache at the mean context); prefill and large batches are bound by the bf16
+// plus the KV cache at the mean context); batched decode by bandwidth ÷ the bytes a step reads (the
+// dense weights, the experts the batch's picks touch, each sequence's cache) or, when it binds
+// first, the bf16 peak; prefill is bound by the bf16
 // tensor-core peak (CUDA: cuBLAS bf16 GEMM 8192³ with f32 accumulation). Medians of --reps runs
 // after a warm-up; min and max beside them.
 #include "common/backend.hpp"
@@ -28,6 +30,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -114,6 +117,34 @@ Limits measure_limits() {
   return l;
 }
 
+// Bytes one decode step of `batch` sequences reads: every dense weight once, and of each MoE
+// layer's routed experts the expected number that at least one of the batch's batch·top_k picks
+// selects, E·(1 - (1 - k/E)^batch) (routing of random weights is close to uniform). Batch 1 gives
+// the per-token bytes of model::weight_bytes.
+template <class S>
+double step_bytes(const moe::model::ModelWeights<S>& w, moe::index_t top_k, moe::index_t batch) {
+  double bytes = 0;
+  std::size_t sum = 0;
+  const auto count = [&sum](const char*, const auto& t) {
+    sum += t.empty() ? 0 : t.bytes();
+    return t;
+  };
+  for (const auto& L : w.layers) {
+    sum = 0;
+    (void)L.moe_weights.experts.transform(count);
+    const double experts = static_cast<double>(sum);
+    sum = 0;
+    (void)L.transform(count);
+    bytes += static_cast<double>(sum) - experts;
+    const double E = static_cast<double>(L.moe_weights.experts.n_experts);
+    if (L.moe && E > 0) {
+      const double touched = E * (1.0 - std::pow(1.0 - static_cast<double>(top_k) / E, static_cast<double>(batch)));
+      bytes += experts / E * touched;
+    }
+  }
+  return bytes;
+}
+
 template <class Backend>
 int run(const Options& o) {
   const Limits lim = measure_limits<Backend>();
@@ -181,12 +212,16 @@ int run(const Options& o) {
         model->forward(chunks, ws, logits.view(), false);
       }
     });
-    // Batch 1 is bandwidth-bound: weights + the KV cache at the mean context each step.
-    const double bytes = wb.per_token + kv_token_bytes * (o.gen / 2.0);
-    const double limit = batch == 1 ? lim.bandwidth / bytes
-                                    : (lim.bf16_flops > 0 ? lim.bf16_flops / flops_per_token : 0);
-    row(batch == 1 ? fmt::format("tg{} (batch 1; limit: bandwidth / bytes per token)", o.gen)
-                   : fmt::format("tg{} x {} sequences (limit: bf16 peak)", o.gen, batch),
+    // A step reads the dense weights, the experts the batch touches, and every sequence's KV
+    // cache at the mean context: bandwidth-bound until the bf16 peak binds.
+    const double bytes = step_bytes(model->weights(), cfg.top_k, batch) + batch * kv_token_bytes * (o.gen / 2.0);
+    const double bw_limit = lim.bandwidth / bytes * static_cast<double>(batch);
+    const double fl_limit = lim.bf16_flops > 0 ? lim.bf16_flops / flops_per_token : 0;
+    const bool compute_bound = fl_limit > 0 && fl_limit < bw_limit;
+    const double limit = compute_bound ? fl_limit : bw_limit;
+    const char* why = compute_bound ? "bf16 peak" : "bandwidth / bytes per step";
+    row(batch == 1 ? fmt::format("tg{} (batch 1; limit: {})", o.gen, why)
+                   : fmt::format("tg{} x {} sequences ({:.2f} GB per step; limit: {})", o.gen, batch, bytes / 1e9, why),
         batch * o.gen, s, limit);
   }
   return 0;

@@ -16,6 +16,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -194,6 +195,7 @@ struct CombineArgs {
   float* y;
   std::size_t ld_y;
   int slots, d;
+  int col_chunk;  // columns per block (blockIdx.y picks the chunk)
 };
 
 // Block per token t: y[t, :] = Σ over slots s with slot_token[s] == t, in slot order, of
@@ -204,6 +206,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
   const int t = blockIdx.x;
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   float* y = a.y + static_cast<std::size_t>(t) * a.ld_y;
+  const int c_lo = blockIdx.y * a.col_chunk, c_hi = min(a.d, c_lo + a.col_chunk);
   bool first = true;
   for (int base = 0; base < a.slots; base += kCombineThreads) {
     const int s = base + threadIdx.x;
@@ -219,7 +222,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
     if (mine) list[before + __popc(ballot & ((1u << lane) - 1u))] = s;
     __syncthreads();
     if (count > 0 || first) {
-      for (int c = threadIdx.x; c < a.d; c += blockDim.x) {
+      for (int c = c_lo + threadIdx.x; c < c_hi; c += blockDim.x) {
         float acc = first ? 0.0f : y[c];
         for (int i = 0; i < count; ++i) {
           const int slot = list[i];
@@ -233,7 +236,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
     __syncthreads();
   }
   if (first) {  // no slots at all
-    for (int c = threadIdx.x; c < a.d; c += blockDim.x) y[c] = 0.0f;
+    for (int c = c_lo + threadIdx.x; c < c_hi; c += blockDim.x) y[c] = 0.0f;
   }
 }
 
@@ -286,7 +289,7 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
 
 // y[t, :] = Σ over the slots s of token t, in slot (= expert) order, of slot_weight[s] · ys[s, :].
 // ys [slots, d] expert outputs, slot_token / slot_weight [>= slots], y [n, d] (overwritten); all
-// device memory. One block per row of y.
+// device memory. One block per row of y (for few rows, per chunk of a row's columns).
 inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, DeviceView<const std::int32_t, 1> slot_token,
                             DeviceView<const float, 1> slot_weight, DeviceView<float, 2> y) {
   require(ys.extent(1) == y.extent(1) && slot_token.extent(0) >= ys.extent(0) && slot_weight.extent(0) >= ys.extent(0),
@@ -304,7 +307,12 @@ inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, Device
   a.slot_weight = slot_weight.data(), a.weight_stride = slot_weight.stride(0);
   a.y = y.data(), a.ld_y = y.stride(0);
   a.slots = static_cast<int>(ys.extent(0)), a.d = static_cast<int>(y.extent(1));
-  cuda_detail::combine_kernel<<<static_cast<unsigned>(y.extent(0)), cuda_detail::kCombineThreads, 0, ::moe::cuda::stream()>>>(a);
+  // Few rows (decode): split each row's columns over blocks so the GPU is not one block deep.
+  const index_t chunks = std::clamp<index_t>(static_cast<index_t>(cuda_detail::device_sm_count()) / y.extent(0), 1,
+                                             (y.extent(1) + cuda_detail::kCombineThreads - 1) / cuda_detail::kCombineThreads);
+  a.col_chunk = static_cast<int>((y.extent(1) + chunks - 1) / chunks);
+  const dim3 grid(static_cast<unsigned>(y.extent(0)), static_cast<unsigned>(chunks));
+  cuda_detail::combine_kernel<<<grid, cuda_detail::kCombineThreads, 0, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("combine_kernel");
 }
 
