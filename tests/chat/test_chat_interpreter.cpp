@@ -121,6 +121,9 @@ TEST_CASE("chat interpreter: printf-style formatting", "[chat]") {
 TEST_CASE("chat interpreter: statements jinja2 has beyond the fixtures", "[chat]") {
   CHECK(render("{% raw %}{{ not evaluated }} {% if %}{% endraw %}!") == "{{ not evaluated }} {% if %}!");
   CHECK(render("a\r\nb\rc\r\n") == "a\nb\nc");
+  // Whitespace control stops at a comment or a raw block: "{%-" strips only the text after it.
+  CHECK(render("{{ 'x' }}\n  {# note #}\n  {%- if true %}y{% endif %}") == "x\ny");
+  CHECK(render("{% raw %}r \n{% endraw %}  {%- if true %}y{% endif %}") == "r \ny");
   CHECK(render("  {%+ if true %}x{% endif %}\n  {% if true %}y{% endif %}") == "  xy");
   CHECK(render("{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}[{{ a }}]") == "3[]");
   CHECK(render("{% set x | upper %}shout{% endset %}{{ x }}") == "SHOUT");

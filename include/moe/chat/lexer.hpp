@@ -186,6 +186,9 @@ class Lexer {
     if (close == std::string::npos) syntax_error(where(open), "missing end of comment tag '#}}'");
     const bool strip_after = close > pos_ && src_[close - 1] == '-';
     control_before(modifier, true);
+    // The text before a comment is its own data token in jinja2: a "{%-" after the comment
+    // strips only what follows the comment.
+    flush_text();
     pos_ = close + 2;
     control_after(strip_after, true);
   }
@@ -226,6 +229,7 @@ class Lexer {
         if (src_.compare(q, 2, "%}") == 0) {
           append_text(pos_, t);
           control_before(mod, true);
+          flush_text();  // raw text is data of its own: later whitespace control stops at it
           pos_ = q + 2;
           control_after(end_strip, true);
           return true;
