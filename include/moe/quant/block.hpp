@@ -20,6 +20,21 @@
 #include <limits>
 #include <type_traits>
 
+// The quantizers' arithmetic is rounded as written, without FMA contraction (GCC contracts a·b + c
+// by default when it targets FMA, and where it does so depends on the surrounding code): ggml's
+// reference quantizers compiled without contraction give the same bytes, whatever flags this
+// library is compiled with. (Not under nvcc, which compiles the host side with its own options.)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define MOE_QUANT_ROUND_AS_WRITTEN_BEGIN _Pragma("GCC push_options") _Pragma("GCC optimize(\"fp-contract=off\")")
+#define MOE_QUANT_ROUND_AS_WRITTEN_END _Pragma("GCC pop_options")
+#elif defined(__clang__) && !defined(__CUDACC__)
+#define MOE_QUANT_ROUND_AS_WRITTEN_BEGIN _Pragma("clang fp contract(off)")
+#define MOE_QUANT_ROUND_AS_WRITTEN_END _Pragma("clang fp contract(on)")
+#else
+#define MOE_QUANT_ROUND_AS_WRITTEN_BEGIN
+#define MOE_QUANT_ROUND_AS_WRITTEN_END
+#endif
+
 namespace moe::quant {
 
 // A block format: a trivially copyable struct of `block_elements` elements in sizeof(Q) bytes,

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 
+MOE_QUANT_ROUND_AS_WRITTEN_BEGIN
 namespace moe::quant {
 
 // ggml kvalues_iq4nl.
@@ -201,3 +202,4 @@ static_assert(sizeof(BlockIq4Xs) == 136 && offsetof(BlockIq4Xs, scales_h) == 2 &
               "BlockIq4Xs must match ggml's block_iq4_xs");
 
 }  // namespace moe::quant
+MOE_QUANT_ROUND_AS_WRITTEN_END

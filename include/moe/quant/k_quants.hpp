@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstring>
 
+MOE_QUANT_ROUND_AS_WRITTEN_BEGIN
 namespace moe::quant {
 
 inline constexpr std::size_t kSuperBlock = 256;  // ggml's QK_K
@@ -703,3 +704,4 @@ static_assert(sizeof(BlockQ8_K) == 292 && offsetof(BlockQ8_K, qs) == 4 && offset
               "BlockQ8_K must match ggml's block_q8_K");
 
 }  // namespace moe::quant
+MOE_QUANT_ROUND_AS_WRITTEN_END

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
+MOE_QUANT_ROUND_AS_WRITTEN_BEGIN
 namespace moe::quant {
 
 namespace detail {
@@ -203,3 +204,4 @@ static_assert(sizeof(BlockQ5_1) == 24 && offsetof(BlockQ5_1, qh) == 4 && offseto
               "BlockQ5_1 must match ggml's block_q5_1");
 
 }  // namespace moe::quant
+MOE_QUANT_ROUND_AS_WRITTEN_END

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
+MOE_QUANT_ROUND_AS_WRITTEN_BEGIN
 namespace moe::quant {
 
 // E2M1 values doubled (ggml kvalues_mxfp4).
@@ -79,3 +80,4 @@ static_assert(sizeof(BlockMxfp4) == 17 && alignof(BlockMxfp4) == 1 && offsetof(B
               "BlockMxfp4 must match ggml's block_mxfp4");
 
 }  // namespace moe::quant
+MOE_QUANT_ROUND_AS_WRITTEN_END

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
+MOE_QUANT_ROUND_AS_WRITTEN_BEGIN
 namespace moe::quant {
 
 struct BlockQ8_0 {
@@ -45,3 +46,4 @@ static_assert(sizeof(BlockQ8_0) == 34 && alignof(BlockQ8_0) == 2, "BlockQ8_0 mus
 static_assert(offsetof(BlockQ8_0, qs) == 2, "BlockQ8_0 layout");
 
 }  // namespace moe::quant
+MOE_QUANT_ROUND_AS_WRITTEN_END
