@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnA
 // windowed) individually. kBq = 64 for heads up to 128 wide, 16 for wider ones (MLA's 576/512).
 inline constexpr int kFlashKeys = 32;
 inline constexpr int kFlashThreads = 128;  // 16 row groups x 8 column groups
-inline constexpr int kFlashOut = 64;       // output registers per thread (rows x columns, groups of 4)
+inline constexpr int kFlashOut = 64;       // output registers per thread (rows x columns)
 
 template <int kBq>
 struct FlashTile {
@@ -296,24 +296,19 @@ struct FlashTile {
   static constexpr int kMaxV = kCols * 8;            // widest value row
 };
 
-// Row strides of the tile kernel's shared arrays: whole float4s, and 4 floats past a multiple of
-// 32 so that the 8 rows a warp reads together fall in distinct banks.
-__host__ __device__ inline int flash_ld(int width) { return (width + 3) / 4 * 4 + 4; }
-
 // Floats of shared memory the tile kernel needs.
 inline std::size_t flash_smem_floats(int bq, int d, int dv, bool v_is_k) {
-  const std::size_t ld = flash_ld(d), ldv = flash_ld(dv), ldp = flash_ld(kFlashKeys);
-  return bq * ld + kFlashKeys * ld + (v_is_k ? 0 : kFlashKeys * ldv) + static_cast<std::size_t>(bq) * ldp +
-         3 * static_cast<std::size_t>(bq);
+  const std::size_t ld = static_cast<std::size_t>(d) + 1;
+  return bq * ld + kFlashKeys * ld + (v_is_k ? 0 : kFlashKeys * (static_cast<std::size_t>(dv) + 1)) +
+         static_cast<std::size_t>(bq) * (kFlashKeys + 1) + 3 * static_cast<std::size_t>(bq);
 }
 
 template <int kBq>
 __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs a, int n_rows, bool v_is_k) {
   using T = FlashTile<kBq>;
-  extern __shared__ __align__(16) float smem[];
-  const int D = a.da + a.db, Dv = a.dv, D4 = (D + 3) / 4 * 4, Dv4 = (Dv + 3) / 4 * 4;
-  const int ld = flash_ld(D), ldp = flash_ld(kFlashKeys);
-  const int ldv = v_is_k ? ld : flash_ld(Dv);
+  extern __shared__ float smem[];
+  const int D = a.da + a.db, Dv = a.dv, ld = D + 1, ldp = kFlashKeys + 1;
+  const int ldv = v_is_k ? ld : Dv + 1;
   float* q_s = smem;                                       // [kBq][ld]
   float* k_s = q_s + kBq * ld;                             // [keys][ld]
   float* v_s = v_is_k ? k_s : k_s + kFlashKeys * ld;       // [keys][ldv]
@@ -359,11 +354,10 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
   const float* kb = a.db > 0 ? a.kb + kvh * a.group_kb : nullptr;
   const float* vv = a.v + kvh * a.group_v;
 
-  // Queries, zero past each row's D (up to D4) and for rows past the tile's end.
-  for (int i = tid; i < kBq * D4; i += blockDim.x) {
-    const int r = i / D4, d = i % D4;
+  for (int i = tid; i < kBq * D; i += blockDim.x) {
+    const int r = i / D, d = i % D;
     float q = 0.0f;
-    if (r < rows && d < D) {
+    if (r < rows) {
       q = d < a.da ? a.qa[static_cast<std::size_t>(r0 + r) * a.ld_qa + h * a.head_qa + d]
                    : a.qb[static_cast<std::size_t>(r0 + r) * a.ld_qb + h * a.head_qb + (d - a.da)];
     }
@@ -374,9 +368,6 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
   const std::size_t p_last = p0 + rows - 1;
   const std::size_t lo = a.window > 0 && p0 + 1 > a.window ? p0 + 1 - a.window : 0;
   const std::size_t hi = p_last + 1;
-  // Output columns of this thread: groups of 4, group g at column (g · 8 + tc) · 4 (consecutive
-  // threads read consecutive float4s of a value row: no bank conflicts).
-  constexpr int kGroups = T::kCols / 4;
   float acc[T::kRows][T::kCols];
 #pragma unroll
   for (int i = 0; i < T::kRows; ++i) {
@@ -386,18 +377,18 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
 
   for (std::size_t j0 = lo; j0 < hi; j0 += kFlashKeys) {
     __syncthreads();  // the previous tile's keys, values and probabilities are consumed
-    for (int i = tid; i < kFlashKeys * D4; i += blockDim.x) {
-      const int jj = i / D4, d = i % D4;
+    for (int i = tid; i < kFlashKeys * D; i += blockDim.x) {
+      const int jj = i / D, d = i % D;
       const std::size_t j = j0 + jj;
       float k = 0.0f;
-      if (j < hi && d < D) k = d < a.da ? __ldg(ka + j * a.ld_ka + d) : __ldg(kb + j * a.ld_kb + (d - a.da));
+      if (j < hi) k = d < a.da ? __ldg(ka + j * a.ld_ka + d) : __ldg(kb + j * a.ld_kb + (d - a.da));
       k_s[jj * ld + d] = k;
     }
     if (!v_is_k) {
-      for (int i = tid; i < kFlashKeys * Dv4; i += blockDim.x) {
-        const int jj = i / Dv4, c = i % Dv4;
+      for (int i = tid; i < kFlashKeys * Dv; i += blockDim.x) {
+        const int jj = i / Dv, c = i % Dv;
         const std::size_t j = j0 + jj;
-        v_s[jj * ldv + c] = j < hi && c < Dv ? __ldg(vv + j * a.ld_v + c) : 0.0f;
+        v_s[jj * ldv + c] = j < hi ? __ldg(vv + j * a.ld_v + c) : 0.0f;
       }
     }
     __syncthreads();
@@ -407,21 +398,16 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
 #pragma unroll
       for (int j = 0; j < T::kKeys; ++j) sc[i][j] = 0.0f;
     }
-    for (int d = 0; d < D4; d += 4) {
-      float4 qv[T::kRows], kv[T::kKeys];
+    for (int d = 0; d < D; ++d) {
+      float qv[T::kRows], kv[T::kKeys];
 #pragma unroll
-      for (int i = 0; i < T::kRows; ++i) qv[i] = *reinterpret_cast<const float4*>(q_s + (tr + 16 * i) * ld + d);
+      for (int i = 0; i < T::kRows; ++i) qv[i] = q_s[(tr + 16 * i) * ld + d];
 #pragma unroll
-      for (int j = 0; j < T::kKeys; ++j) kv[j] = *reinterpret_cast<const float4*>(k_s + (tc + 8 * j) * ld + d);
+      for (int j = 0; j < T::kKeys; ++j) kv[j] = k_s[(tc + 8 * j) * ld + d];
 #pragma unroll
       for (int i = 0; i < T::kRows; ++i) {
 #pragma unroll
-        for (int j = 0; j < T::kKeys; ++j) {
-          sc[i][j] = fmaf(qv[i].x, kv[j].x, sc[i][j]);
-          sc[i][j] = fmaf(qv[i].y, kv[j].y, sc[i][j]);
-          sc[i][j] = fmaf(qv[i].z, kv[j].z, sc[i][j]);
-          sc[i][j] = fmaf(qv[i].w, kv[j].w, sc[i][j]);
-        }
+        for (int j = 0; j < T::kKeys; ++j) sc[i][j] = fmaf(qv[i], kv[j], sc[i][j]);
       }
     }
 #pragma unroll
@@ -459,27 +445,16 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
 #pragma unroll
       for (int c = 0; c < T::kCols; ++c) acc[i][c] *= al;
     }
-    for (int jj = 0; jj < kFlashKeys; jj += 4) {
-      float4 pv[T::kRows];
+    for (int jj = 0; jj < kFlashKeys; ++jj) {
+      float pv[T::kRows];
 #pragma unroll
-      for (int i = 0; i < T::kRows; ++i) pv[i] = *reinterpret_cast<const float4*>(p_s + (tr + 16 * i) * ldp + jj);
+      for (int i = 0; i < T::kRows; ++i) pv[i] = p_s[(tr + 16 * i) * ldp + jj];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const float* vrow = v_s + (jj + u) * ldv;
+      for (int c = 0; c < T::kCols; ++c) {
+        const int col = tc + 8 * c;
+        const float v = col < Dv ? v_s[jj * ldv + col] : 0.0f;
 #pragma unroll
-        for (int g = 0; g < kGroups; ++g) {
-          const int col = (g * 8 + tc) * 4;
-          if (col >= Dv4) break;  // uniform across the group loop: later groups are further right
-          const float4 v = *reinterpret_cast<const float4*>(vrow + col);
-#pragma unroll
-          for (int i = 0; i < T::kRows; ++i) {
-            const float pu = u == 0 ? pv[i].x : (u == 1 ? pv[i].y : (u == 2 ? pv[i].z : pv[i].w));
-            acc[i][4 * g + 0] = fmaf(pu, v.x, acc[i][4 * g + 0]);
-            acc[i][4 * g + 1] = fmaf(pu, v.y, acc[i][4 * g + 1]);
-            acc[i][4 * g + 2] = fmaf(pu, v.z, acc[i][4 * g + 2]);
-            acc[i][4 * g + 3] = fmaf(pu, v.w, acc[i][4 * g + 3]);
-          }
-        }
+        for (int i = 0; i < T::kRows; ++i) acc[i][c] = fmaf(pv[i], v, acc[i][c]);
       }
     }
   }
@@ -497,12 +472,9 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
     const float inv = l_all > 0.0f ? f / l_all : 0.0f;
     float* out = a.out + static_cast<std::size_t>(r0 + r) * a.ld_out + h * a.head_out;
 #pragma unroll
-    for (int g = 0; g < kGroups; ++g) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int col = (g * 8 + tc) * 4 + e;
-        if (col < Dv) out[col] = acc[i][4 * g + e] * inv;
-      }
+    for (int c = 0; c < T::kCols; ++c) {
+      const int col = tc + 8 * c;
+      if (col < Dv) out[col] = acc[i][c] * inv;
     }
   }
 }
