@@ -360,7 +360,7 @@ TEST_CASE("scheduler: greedy output alone equals generate(), and in a full batch
           "[server][scheduler]") {
   const std::vector<std::string> prompts = {"ROMEO:\nWhat light", "JULIET:\nO Romeo", "KING:\n", "First Citizen:\nWe are",
                                             "HAMLET:\nTo be, or not to be, that is the question"};
-  const moe::index_t n = 10;
+  const moe::index_t n = 8;
   std::vector<std::string> alone;
   for (const auto& p : prompts) alone.push_back(greedy_alone(p, n, true));
 
