@@ -5,7 +5,8 @@
 //     K formats), then each weight row is streamed once and dotted with every token by integer
 //     dot products: u8 x s8 -> s32 by AVX-512 VNNI / AVX-VNNI vpdpbusd where the compiler targets
 //     it (__AVX512VNNI__ && __AVX512VL__), else AVX2 vpmaddubsw + vpmaddwd, else scalar. Q8_0, Q4_0,
-//     Q4_K and Q6_K have such kernels; the other formats dequantize a block to f32 and dot in f32.
+//     Q4_K, Q6_K, IQ4_NL and MXFP4 (table lookup by vpshufb) have such kernels; the other formats
+//     dequantize a block to f32 and dot in f32.
 //   * more tokens (prefill): the packed f32 GEMM of cpu/matmul.hpp, dequantizing weight panels
 //     while packing (the packing cost is amortised over the tokens).
 // Outputs are computed by the same operations whatever the thread count (bitwise independent).
@@ -69,6 +70,14 @@ struct ActFor<quant::BlockQ8_0> {
 };
 template <>
 struct ActFor<quant::BlockQ4_0> {
+  using type = ActQ8;
+};
+template <>
+struct ActFor<quant::BlockIq4Nl> {
+  using type = ActQ8;
+};
+template <>
+struct ActFor<quant::BlockMxfp4> {
   using type = ActQ8;
 };
 template <>
@@ -181,6 +190,53 @@ inline void dot_row(const quant::BlockQ4_0* w, const ActQ8* const* acts, int T, 
     out[t] = acc;
   }
 #endif
+}
+
+// Table formats x ActQ8 (IQ4_NL, MXFP4): the 4-bit indices become int8 values by a byte shuffle of
+// the 16-entry table, then Σ_b scale_w·d_a·Σ v·q_a with the sign trick (|v| <= 127).
+template <class W, class Scale>
+inline void dot_row_table(const W* w, const ActQ8* const* acts, int T, index_t nb, const std::int8_t* table,
+                          Scale scale_of, float* out) noexcept {
+#if defined(__AVX2__)
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m128i t128 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(table));
+  const __m256i lut = _mm256_set_m128i(t128, t128);
+  for (int t = 0; t < T; ++t) {
+    const ActQ8* a = acts[t];
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (index_t b = 0; b < nb; ++b) {
+      const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+      const __m256i idx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low);
+      const __m256i v = _mm256_shuffle_epi8(lut, idx);
+      const __m256i s = dot_u8s8(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load256(a[b].qs), v));
+      const __m256 d = _mm256_set1_ps(scale_of(w[b]) * a[b].d);
+      acc[b & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc[b & 1]);
+    }
+    out[t] = hsum(_mm256_add_ps(acc[0], acc[1]));
+  }
+#else
+  for (int t = 0; t < T; ++t) {
+    float acc = 0.0f;
+    for (index_t b = 0; b < nb; ++b) {
+      int s = 0;
+      for (int j = 0; j < 16; ++j) {
+        s += table[w[b].qs[j] & 0x0f] * acts[t][b].qs[j] + table[w[b].qs[j] >> 4] * acts[t][b].qs[j + 16];
+      }
+      acc += scale_of(w[b]) * acts[t][b].d * static_cast<float>(s);
+    }
+    out[t] = acc;
+  }
+#endif
+}
+
+inline void dot_row(const quant::BlockIq4Nl* w, const ActQ8* const* acts, int T, index_t nb, float* out) noexcept {
+  dot_row_table(w, acts, T, nb, quant::kIq4Values, [](const quant::BlockIq4Nl& b) { return half_to_float(b.d); }, out);
+}
+
+// MXFP4's table holds the E2M1 values doubled, so the scale is half the E8M0 one.
+inline void dot_row(const quant::BlockMxfp4* w, const ActQ8* const* acts, int T, index_t nb, float* out) noexcept {
+  dot_row_table(w, acts, T, nb, quant::kMxfp4Values,
+                [](const quant::BlockMxfp4& b) { return quant::detail::e8m0_half(b.e); }, out);
 }
 
 // Q4_K x Q8_K per super-block: d_a·(d·Σ_g sc_g·Σ q·q_a - dmin·Σ_g m_g·Σ q_a), the code sums of each
