@@ -5,7 +5,7 @@
 //     K formats), then each weight row is streamed once and dotted with every token by integer
 //     dot products: u8 x s8 -> s32 by AVX-512 VNNI / AVX-VNNI vpdpbusd where the compiler targets
 //     it (__AVX512VNNI__ && __AVX512VL__), else AVX2 vpmaddubsw + vpmaddwd, else scalar. Q8_0, Q4_0,
-//     Q4_K, Q6_K, IQ4_NL and MXFP4 (table lookup by vpshufb) have such kernels; the other formats
+//     Q4_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 (table lookup by vpshufb) have such kernels; the other formats
 //     dequantize a block to f32 and dot in f32.
 //   * more tokens (prefill): the packed f32 GEMM of cpu/matmul.hpp, dequantizing weight panels
 //     while packing (the packing cost is amortised over the tokens).
@@ -79,6 +79,10 @@ struct ActFor<quant::BlockIq4Nl> {
 template <>
 struct ActFor<quant::BlockMxfp4> {
   using type = ActQ8;
+};
+template <>
+struct ActFor<quant::BlockIq4Xs> {
+  using type = quant::BlockQ8_K;
 };
 template <>
 struct ActFor<quant::BlockQ4_K> {
@@ -237,6 +241,50 @@ inline void dot_row(const quant::BlockIq4Nl* w, const ActQ8* const* acts, int T,
 inline void dot_row(const quant::BlockMxfp4* w, const ActQ8* const* acts, int T, index_t nb, float* out) noexcept {
   dot_row_table(w, acts, T, nb, quant::kMxfp4Values,
                 [](const quant::BlockMxfp4& b) { return quant::detail::e8m0_half(b.e); }, out);
+}
+
+// IQ4_XS x Q8_K per super-block: d·d_a·Σ_g (ls_g - 32)·Σ v·q_a over 8 groups of 32, v the table
+// values of the indices (vpshufb, then the sign trick as for Q8_0).
+inline void dot_row(const quant::BlockIq4Xs* w, const quant::BlockQ8_K* const* acts, int T, index_t nb,
+                    float* out) noexcept {
+  for (int t = 0; t < T; ++t) {
+    const quant::BlockQ8_K* a = acts[t];
+    float acc = 0.0f;
+#if defined(__AVX2__)
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    const __m128i t128 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quant::kIq4Values));
+    const __m256i lut = _mm256_set_m128i(t128, t128);
+    __m256 vacc = _mm256_setzero_ps();
+#endif
+    for (index_t b = 0; b < nb; ++b) {
+      const float d = half_to_float(w[b].d) * a[b].d;
+#if defined(__AVX2__)
+      __m256i isum = _mm256_setzero_si256();
+      for (std::size_t g = 0; g < 8; ++g) {
+        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs + 16 * g));
+        const __m256i v = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low));
+        const __m256i s = dot_u8s8(_mm256_sign_epi8(v, v), _mm256_sign_epi8(load256(a[b].qs + 32 * g), v));
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(s, _mm256_set1_epi32(quant::BlockIq4Xs::group_scale(w[b], g))));
+      }
+      vacc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), vacc);
+#else
+      int isum = 0;
+      for (std::size_t g = 0; g < 8; ++g) {
+        int s = 0;
+        for (int j = 0; j < 16; ++j) {
+          s += quant::kIq4Values[w[b].qs[16 * g + j] & 0x0f] * a[b].qs[32 * g + j] +
+               quant::kIq4Values[w[b].qs[16 * g + j] >> 4] * a[b].qs[32 * g + 16 + j];
+        }
+        isum += quant::BlockIq4Xs::group_scale(w[b], g) * s;
+      }
+      acc += d * static_cast<float>(isum);
+#endif
+    }
+#if defined(__AVX2__)
+    acc += hsum(vacc);
+#endif
+    out[t] = acc;
+  }
 }
 
 // Q4_K x Q8_K per super-block: d_a·(d·Σ_g sc_g·Σ q·q_a - dmin·Σ_g m_g·Σ q_a), the code sums of each
