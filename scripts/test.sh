@@ -24,14 +24,14 @@ start=$(date +%s)
 step() { printf '\n== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
 
 step "release build"
-cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Release -DMOE_BUILD_BENCHMARKS=ON >/dev/null
+cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Release -DMOE_BUILD_BENCHMARKS=ON -DMOE_REQUIRE_HTTPLIB=ON >/dev/null
 cmake --build build/test -j"$jobs"
 step "release tests"
 ctest --test-dir build/test -j"$jobs" --output-on-failure --timeout 600
 
 step "sanitizer build (address,undefined)"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Release -DMOE_SANITIZE=address,undefined \
-  -DMOE_BUILD_BENCHMARKS=OFF >/dev/null
+  -DMOE_BUILD_BENCHMARKS=OFF -DMOE_REQUIRE_HTTPLIB=ON >/dev/null
 cmake --build build/asan -j"$jobs"
 step "sanitizer tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1

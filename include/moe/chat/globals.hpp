@@ -96,15 +96,17 @@ inline Value range(Runtime& rt, CallArgs& args) {
   const std::int64_t step = p.size() == 3 ? p[2].to_int() : 1;
   if (step == 0) rt.fail("range() arg 3 must not be zero");
   // Count first (in wide arithmetic), so that a huge range is refused before anything is built.
-  const __int128 span = step > 0 ? static_cast<__int128>(stop) - start : static_cast<__int128>(start) - stop;
-  const __int128 mag = step > 0 ? step : -static_cast<__int128>(step);
-  const __int128 count = span <= 0 ? 0 : (span + mag - 1) / mag;
-  if (count > static_cast<__int128>(rt.limits().max_items))
+  // (__extension__: GCC and clang's 128-bit integer without -Wpedantic's warning.)
+  __extension__ typedef __int128 wide;
+  const wide span = step > 0 ? static_cast<wide>(stop) - start : static_cast<wide>(start) - stop;
+  const wide mag = step > 0 ? step : -static_cast<wide>(step);
+  const wide count = span <= 0 ? 0 : (span + mag - 1) / mag;
+  if (count > static_cast<wide>(rt.limits().max_items))
     rt.fail("range() of {} items would exceed the limit of {}",
             static_cast<long long>(count > INT64_MAX ? INT64_MAX : count), rt.limits().max_items);
   List out;
   out.reserve(static_cast<std::size_t>(count));
-  for (__int128 i = 0; i < count; ++i) out.push_back(Value::integer(static_cast<std::int64_t>(start + i * step)));
+  for (wide i = 0; i < count; ++i) out.push_back(Value::integer(static_cast<std::int64_t>(start + i * step)));
   return rt.make_list(std::move(out));
 }
 
