@@ -7,7 +7,7 @@
 #      threads, a batch beside them, cancellation from another thread), built without OpenMP
 #      (cmake/MoeDependencies.cmake says why), failing on any report;
 #   4. when clang++ is present, the libFuzzer targets of tests/fuzz (ASan + UBSan): their committed
-#      reproducers replayed, then each fuzzer run for MOE_FUZZ_SECONDS (default 60; 0 skips the
+#      reproducers replayed, then each fuzzer run for MOE_FUZZ_SECONDS (default 30; 0 skips the
 #      step) from seeds made of the fixtures, failing on any crash, leak, timeout or OOM (a finding
 #      is saved under tests/fuzz/regressions/<target>/);
 #   5. when nvcc is present, a compile-only build of the CUDA backend: its kernel tests and
@@ -48,7 +48,7 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:history_size=4
 build/tsan/tests/runtime/test_runtime_concurrency
 build/tsan/tests/runtime/test_runtime_generation "[cancel]"
 
-fuzz_seconds=${MOE_FUZZ_SECONDS:-60}
+fuzz_seconds=${MOE_FUZZ_SECONDS:-30}
 if [[ "$fuzz_seconds" == 0 ]]; then
   step "fuzzing skipped: MOE_FUZZ_SECONDS=0"
 elif command -v clang++ >/dev/null 2>&1 && command -v clang >/dev/null 2>&1; then
