@@ -3,6 +3,8 @@
 // and Python's repr() of a string.
 #pragma once
 
+#include "moe/tokenizer/utf8.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -70,23 +72,7 @@ inline char32_t decode(std::string_view s, std::size_t& i) noexcept {
   return cp;
 }
 
-inline void append_utf8(std::string& out, char32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
+inline void append_utf8(std::string& out, char32_t cp) { tokenizer::utf8_append(out, cp); }
 
 // Number of code points (Python's len(str)).
 inline std::size_t length(std::string_view s) noexcept {
