@@ -450,9 +450,11 @@ TEST_CASE("scheduler: cancellation frees the slot; timeouts end queued and runni
   std::vector<SequenceJob> v;
   v.push_back(std::move(long_job));
   s.submit(std::move(v));
-  // The second waits for the only slot with a short deadline: it times out in the queue.
+  // The second waits for the only slot with a short deadline: it times out in the queue. (The
+  // deadlines here are a few milliseconds: the demo model makes a token in ~0.1 ms on a fast
+  // machine, so the 500-token job must still be running when they pass.)
   SequenceJob waiting = job_for("JULIET:", 5, b);
-  waiting.deadline = Clock::now() + std::chrono::milliseconds(50);
+  waiting.deadline = Clock::now() + std::chrono::milliseconds(5);
   v.clear();
   v.push_back(std::move(waiting));
   s.submit(std::move(v));
@@ -466,14 +468,14 @@ TEST_CASE("scheduler: cancellation frees the slot; timeouts end queued and runni
   a->cancel();
   CHECK(eventually([&] { return s.metrics().active_sequences.load() == 0; }));
   auto c = std::make_shared<ResponseChannel>();
-  SequenceJob running = job_for("KING:", 200, c);
+  SequenceJob running = job_for("KING:", 500, c);
   running.options.ignore_eos = true;
-  running.deadline = Clock::now() + std::chrono::milliseconds(100);
+  running.deadline = Clock::now() + std::chrono::milliseconds(10);
   v.clear();
   v.push_back(std::move(running));
   s.submit(std::move(v));
   const Collected cc = collect(*c, 1);
-  REQUIRE(cc.error[0].has_value());  // ran out of time while generating
+  REQUIRE(cc.error[0].has_value());  // ran out of time (500 tokens do not fit in 10 ms)
   CHECK(cc.error[0]->code == "timeout");
   CHECK(s.metrics().cancelled_requests.load() == 3);
   CHECK(eventually([&] { return s.metrics().active_sequences.load() == 0; }));
