@@ -12,6 +12,7 @@
 #include "moe/kernels/reference/cache.hpp"
 #include "moe/kernels/reference/copy.hpp"
 #include "moe/kernels/reference/elementwise.hpp"
+#include "moe/kernels/reference/expert_budget.hpp"
 #include "moe/kernels/reference/fused.hpp"
 #include "moe/kernels/reference/matmul.hpp"
 #include "moe/kernels/reference/mla.hpp"
@@ -1020,6 +1021,98 @@ TEST_CASE("bucket_by_expert and combine_experts(cuda) match the reference exactl
     char what[128];
     std::snprintf(what, sizeof what, "combine_experts n=%zu k=%zu d=%zu", c.n, c.k, c.d);
     report(what, compare_rows(y_d.to_host(), want, c.n, c.d, ld_y, 0.0, (c.k + 1) * kEps * c.k));
+  }
+}
+
+// ---- elastic experts and expert telemetry ------------------------------------------------------
+
+TEST_CASE("limit_experts, bucket_by_expert with dropped slots, gather/combine, accumulate_expert_weights(cuda) "
+          "equal the reference bit for bit", "[cuda][moe][budget]") {
+  struct Case {
+    index_t n, k, n_experts, d;
+  };
+  // Decode-sized (one-block bucket) and prefill-sized (three-launch bucket) passes.
+  for (const Case& c : {Case{37, 4, 13, 29}, Case{1, 8, 128, 67}, Case{400, 6, 64, 33}}) {
+    const index_t slots = c.n * c.k;
+    std::vector<std::int32_t> ids(slots);
+    for (index_t t = 0; t < c.n; ++t) {  // distinct experts per row, as a router gives
+      std::vector<std::int32_t> all(c.n_experts);
+      for (index_t e = 0; e < c.n_experts; ++e) all[e] = static_cast<std::int32_t>(e);
+      std::shuffle(all.begin(), all.end(), rng());
+      for (index_t j = 0; j < c.k; ++j) ids[t * c.k + j] = all[j];
+    }
+    const auto weights0 = random_floats(slots, 0.0f, 1.0f);
+    std::vector<kernels::ExpertBudgetRow> budget(c.n);
+    for (index_t t = 0; t < c.n; ++t) {  // every kind of row: none, top-k', threshold, both, renorm or not
+      const auto kk = static_cast<std::int32_t>(c.k);
+      budget[t] = kernels::ExpertBudgetRow{static_cast<std::int32_t>(1 + t % kk), static_cast<std::int32_t>(1 + t % 2),
+                                           (t % 3) * 0.3f, static_cast<std::int32_t>(t % 2)};
+    }
+    // Reference.
+    std::vector<std::int32_t> ids_ref = ids;
+    std::vector<float> w_ref = weights0;
+    kernels::limit_experts(kRef, View<const kernels::ExpertBudgetRow, 1>(budget.data(), {c.n}),
+                           View<std::int32_t, 2>(ids_ref.data(), {c.n, c.k}), View<float, 2>(w_ref.data(), {c.n, c.k}));
+    std::vector<std::uint64_t> usage(c.n_experts, 3);
+    std::vector<double> wsum(c.n_experts, 0.5);
+    std::vector<std::int32_t> offsets(c.n_experts + 1), slot_token(slots);
+    std::vector<float> slot_weight(slots);
+    kernels::bucket_by_expert(kRef, View<const std::int32_t, 2>(ids_ref.data(), {c.n, c.k}),
+                              View<const float, 2>(w_ref.data(), {c.n, c.k}),
+                              View<std::int32_t, 1>(offsets.data(), {offsets.size()}),
+                              View<std::int32_t, 1>(slot_token.data(), {slots}), View<float, 1>(slot_weight.data(), {slots}),
+                              View<std::uint64_t, 1>(usage.data(), {usage.size()}));
+    kernels::accumulate_expert_weights(kRef, View<const std::int32_t, 1>(offsets.data(), {offsets.size()}),
+                                       View<const float, 1>(slot_weight.data(), {slots}),
+                                       View<double, 1>(wsum.data(), {wsum.size()}));
+    REQUIRE(offsets.back() < static_cast<std::int32_t>(slots));  // some slots were dropped
+    // Device.
+    const auto b_d = to_device(budget);
+    auto ids_d = to_device(ids);
+    auto w_d = to_device(weights0);
+    kernels::limit_experts(kCuda, DeviceView<const kernels::ExpertBudgetRow, 1>(b_d.view()), ids_d.view<2>({c.n, c.k}),
+                           w_d.view<2>({c.n, c.k}));
+    INFO("n=" << c.n << " k=" << c.k << " experts=" << c.n_experts << " seed=" << test_seed());
+    CHECK(ids_d.to_host() == ids_ref);
+    CHECK(w_d.to_host() == w_ref);
+    auto usage_d = to_device(std::vector<std::uint64_t>(c.n_experts, 3));
+    auto wsum_d = to_device(std::vector<double>(c.n_experts, 0.5));
+    DeviceBuffer<std::int32_t> off_d(c.n_experts + 1), tok_d(slots);
+    tok_d.fill_bytes(0x55);  // stale values from an earlier pass must not survive in the tail
+    auto sw_d = poisoned(slots);
+    kernels::bucket_by_expert(kCuda, DeviceView<const std::int32_t, 2>(ids_d.view<2>({c.n, c.k})),
+                              DeviceView<const float, 2>(w_d.view<2>({c.n, c.k})), off_d.view(), tok_d.view(),
+                              sw_d.view<1>({slots}), usage_d.view());
+    kernels::accumulate_expert_weights(kCuda, DeviceView<const std::int32_t, 1>(off_d.view()),
+                                       DeviceView<const float, 1>(sw_d.view<1>({slots})), wsum_d.view());
+    CHECK(off_d.to_host() == offsets);
+    CHECK(tok_d.to_host() == slot_token);
+    CHECK(sw_d.to_host() == slot_weight);
+    CHECK(usage_d.to_host() == usage);
+    CHECK(wsum_d.to_host() == wsum);
+
+    // gather_rows / combine_experts skip the dropped tail (token -1).
+    const auto x = random_floats(c.n * c.d);
+    const auto x_d = to_device(x);
+    auto xs_d = poisoned(slots * c.d);
+    kernels::gather_rows(kCuda, DeviceView<const float, 2>(x_d.view<2>({c.n, c.d})),
+                         DeviceView<const std::int32_t, 1>(tok_d.view()), xs_d.view<2>({slots, c.d}));
+    const auto xs = xs_d.to_host();
+    for (index_t s2 = 0; s2 < static_cast<index_t>(offsets.back()); ++s2) {
+      REQUIRE(std::memcmp(&xs[s2 * c.d], &x[static_cast<index_t>(slot_token[s2]) * c.d], c.d * sizeof(float)) == 0);
+    }
+    const auto ys = random_floats(slots * c.d);
+    std::vector<float> want(c.n * c.d);
+    kernels::combine_experts(kRef, View<const float, 2>(ys.data(), {slots, c.d}),
+                             View<const std::int32_t, 1>(slot_token.data(), {slots}),
+                             View<const float, 1>(slot_weight.data(), {slots}), View<float, 2>(want.data(), {c.n, c.d}));
+    const auto ys_d = to_device(ys);
+    auto y_d = poisoned(c.n * c.d);
+    kernels::combine_experts(kCuda, DeviceView<const float, 2>(ys_d.view<2>({slots, c.d})), tok_d.view(),
+                             DeviceView<const float, 1>(sw_d.view<1>({slots})), y_d.view<2>({c.n, c.d}));
+    char what[128];
+    std::snprintf(what, sizeof what, "combine_experts with dropped slots n=%zu k=%zu d=%zu", c.n, c.k, c.d);
+    report(what, compare_rows(y_d.to_host(), want, c.n, c.d, c.d, 0.0, (c.k + 1) * kEps * c.k));
   }
 }
 

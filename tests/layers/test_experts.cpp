@@ -9,6 +9,8 @@
 #include <moe/layers/moe_block.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <random>
 #include <vector>
 
@@ -182,7 +184,8 @@ TEMPLATE_TEST_CASE("MoE block: bucketed experts equal per-token routing and weig
     std::vector<std::int32_t> counts(kE + 1), st(kTokens * 2);
     const auto v1 = [](auto& vec) { return View<std::remove_reference_t<decltype(vec[0])>, 1>(vec.data(), {vec.size()}); };
     const MoeScratch<TestType> s{logits.view(), ids.view(), weights.view(), v1(rs),       v1(corr),  v1(counts),
-                                 v1(st),        v1(sw),     xs.view(),      ys.view(), v1(ffn),   so.view()};
+                                 v1(st),        v1(sw),     xs.view(),      ys.view(), v1(ffn),   so.view(),
+                                 {},            {}};
     std::vector<std::uint64_t> usage(kE, 0);
     moe_forward(TestType{}, rc, w, View<const float, 2>(x.data(), {kTokens, kD}), s, v1(usage), y.view());
 
@@ -226,6 +229,212 @@ TEMPLATE_TEST_CASE("MoE block: bucketed experts equal per-token routing and weig
         }
       }
       for (index_t d = 0; d < kD; ++d) CHECK(y(t, d) == Approx(want[d]).margin(1e-5));
+    }
+  }
+}
+
+// ---- Elastic experts (kernels/reference/expert_budget.hpp) ----------------------------------------
+
+TEST_CASE("limit_experts: top-k override, threshold with min_k, renormalisation, dropped slots", "[experts][budget]") {
+  using kernels::ExpertBudgetRow;
+  // Row weights in router order (not sorted by weight: a correction-biased router may rank so).
+  const float w0[4] = {0.40f, 0.30f, 0.20f, 0.10f};
+  auto run = [&](ExpertBudgetRow b, const float* w, std::vector<std::int32_t>& ids, std::vector<float>& out) {
+    ids = {7, 3, 5, 1};
+    out.assign(w, w + 4);
+    const std::vector<ExpertBudgetRow> budget{b};
+    kernels::limit_experts(backend::reference{}, View<const ExpertBudgetRow, 1>(budget.data(), {1}),
+                           View<std::int32_t, 2>(ids.data(), {1, 4}), View<float, 2>(out.data(), {1, 4}));
+  };
+  std::vector<std::int32_t> ids;
+  std::vector<float> w;
+  run({4, 1, 0.0f, 1}, w0, ids, w);  // nothing dropped: untouched, even with renormalize
+  CHECK(ids == std::vector<std::int32_t>{7, 3, 5, 1});
+  CHECK(w == std::vector<float>(w0, w0 + 4));
+  run({2, 1, 0.0f, 0}, w0, ids, w);  // top-2, weights kept as they are
+  CHECK(ids == std::vector<std::int32_t>{7, 3, -1, -1});
+  CHECK(w == std::vector<float>{0.40f, 0.30f, 0.0f, 0.0f});
+  run({2, 1, 0.0f, 1}, w0, ids, w);  // top-2 rescaled to the routed mass of all four (1.0)
+  CHECK(w[0] == Approx(0.4 / 0.7).epsilon(1e-6));
+  CHECK(w[1] == Approx(0.3 / 0.7).epsilon(1e-6));
+  run({4, 1, 0.6f, 0}, w0, ids, w);  // threshold 0.6 x 0.4 = 0.24: drops 0.2 and 0.1
+  CHECK(ids == std::vector<std::int32_t>{7, 3, -1, -1});
+  run({4, 3, 0.6f, 0}, w0, ids, w);  // ... but min_k = 3 keeps the third
+  CHECK(ids == std::vector<std::int32_t>{7, 3, 5, -1});
+  run({4, 1, 1.0f, 0}, w0, ids, w);  // threshold 1: only the top weight survives
+  CHECK(ids == std::vector<std::int32_t>{7, -1, -1, -1});
+  const float w1[4] = {0.10f, 0.50f, 0.30f, 0.05f};  // the top weight is not first in router order
+  run({4, 1, 0.5f, 0}, w1, ids, w);  // cut 0.25: keeps the first (min_k), 0.5 and 0.3
+  CHECK(ids == std::vector<std::int32_t>{7, 3, 5, -1});
+  run({3, 1, 0.0f, 0}, w1, ids, w);
+  CHECK(ids == std::vector<std::int32_t>{7, 3, 5, -1});
+
+  // The caller-facing form: validation names the option, resolve clamps and picks renormalisation.
+  ExpertBudget b;
+  CHECK_FALSE(b.active(8));
+  b.top_k = 8;
+  CHECK_FALSE(b.active(8));  // k' = k changes nothing
+  b.top_k = 6;
+  CHECK(b.active(8));
+  CHECK(b.resolve(8, true).renormalize == 1);
+  CHECK(b.resolve(8, false).renormalize == 0);
+  CHECK(b.resolve(8, false).min_k == 1);
+  b.renormalize = ExpertBudget::Renormalize::kAlways;
+  CHECK(b.resolve(8, false).renormalize == 1);
+  b.top_k = 9;
+  CHECK_THROWS_WITH(b.validate(8, "test"), Catch::Contains("top_k = 9"));
+  b.top_k = 0;
+  b.threshold = 1.5f;
+  CHECK_THROWS_WITH(b.validate(8, "test"), Catch::Contains("threshold = 1.5"));
+  b.threshold = std::nanf("");
+  CHECK_THROWS_AS(b.validate(8, "test"), moe::Error);
+  b.threshold = 0.0f;
+  b.min_k = -1;
+  CHECK_THROWS_WITH(b.validate(8, "test"), Catch::Contains("min_k = -1"));
+}
+
+TEMPLATE_TEST_CASE("bucket_by_expert leaves dropped slots out; gather and combine skip them", "[experts][budget]",
+                   backend::reference, backend::cpu) {
+  // 3 tokens x 2 slots over 3 experts; two slots dropped (id -1).
+  std::vector<std::int32_t> ids{2, -1, 0, 2, -1, -1};
+  std::vector<float> w{0.5f, 0.0f, 0.25f, 0.75f, 0.0f, 0.0f};
+  std::vector<std::int32_t> offsets(4), st(6, 99);
+  std::vector<float> sw(6, 9.0f);
+  std::vector<std::uint64_t> usage(3, 0);
+  std::vector<double> wsum(3, 0.0);
+  kernels::bucket_by_expert(TestType{}, View<const std::int32_t, 2>(ids.data(), {3, 2}),
+                            View<const float, 2>(w.data(), {3, 2}), View<std::int32_t, 1>(offsets.data(), {4}),
+                            View<std::int32_t, 1>(st.data(), {6}), View<float, 1>(sw.data(), {6}),
+                            View<std::uint64_t, 1>(usage.data(), {3}));
+  CHECK(offsets == std::vector<std::int32_t>{0, 1, 1, 3});
+  CHECK(st == std::vector<std::int32_t>{1, 0, 1, -1, -1, -1});
+  CHECK(sw == std::vector<float>{0.25f, 0.5f, 0.75f, 0.0f, 0.0f, 0.0f});
+  CHECK(usage == std::vector<std::uint64_t>{1, 0, 2});
+  kernels::accumulate_expert_weights(TestType{}, View<const std::int32_t, 1>(offsets.data(), {4}),
+                                     View<const float, 1>(sw.data(), {6}), View<double, 1>(wsum.data(), {3}));
+  CHECK(wsum == std::vector<double>{0.25, 0.0, 1.25});
+
+  std::vector<float> src{1, 2, 3, 4, 5, 6}, xs(12, 7.0f), y(6, 5.0f);
+  kernels::gather_rows(TestType{}, View<const float, 2>(src.data(), {3, 2}), View<const std::int32_t, 1>(st.data(), {6}),
+                       View<float, 2>(xs.data(), {6, 2}));
+  CHECK(xs == std::vector<float>{3, 4, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0});
+  kernels::combine_experts(TestType{}, View<const float, 2>(xs.data(), {6, 2}), View<const std::int32_t, 1>(st.data(), {6}),
+                           View<const float, 1>(sw.data(), {6}), View<float, 2>(y.data(), {3, 2}));
+  CHECK(y == std::vector<float>{0.5f * 1, 0.5f * 2, 0.25f * 3 + 0.75f * 3, 0.25f * 4 + 0.75f * 4, 0, 0});
+}
+
+namespace {
+
+// moe_forward over kTokens tokens with top_k = 3 of kE, one budget row per token (empty: none).
+template <class B>
+struct BudgetRun {
+  Tensor<float, 2> y{{kTokens, kD}};
+  std::vector<std::uint64_t> usage = std::vector<std::uint64_t>(kE, 0);
+  std::vector<double> weight_sum = std::vector<double>(kE, 0.0);
+};
+
+template <class B>
+BudgetRun<B> run_budget(const MoeWeights<>& w, const RouterConfig& rc, const std::vector<float>& x, index_t n,
+                        const std::vector<kernels::ExpertBudgetRow>& budget) {
+  const index_t k = rc.top_k;
+  BudgetRun<B> r;
+  r.y = Tensor<float, 2>({n, kD});
+  Tensor<float, 2> logits({n, kE}), weights({n, k}), xs({n * k, kD}), ys({n * k, kD}), so({n, kD});
+  Tensor<std::int32_t, 2> ids({n, k});
+  std::vector<float> rs(router_scratch_floats(rc)), corr(kE), sw(n * k), ffn(3 * k * n * kF);
+  std::vector<std::int32_t> counts(kE + 1), st(n * k);
+  const auto v1 = [](auto& vec) { return View<std::remove_reference_t<decltype(vec[0])>, 1>(vec.data(), {vec.size()}); };
+  const MoeScratch<B> s{logits.view(), ids.view(), weights.view(), v1(rs), v1(corr), v1(counts), v1(st), v1(sw),
+                        xs.view(), ys.view(), v1(ffn), so.view(),
+                        View<const kernels::ExpertBudgetRow, 1>(budget.data(), {budget.size()}), v1(r.weight_sum)};
+  moe_forward(B{}, rc, w, View<const float, 2>(x.data(), {n, kD}), s, v1(r.usage), r.y.view());
+  return r;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("MoE block with expert budgets: k' = k and threshold 0 are the model's, per-row budgets equal "
+                   "rows run alone, dropped experts are not computed",
+                   "[experts][moe][budget]", backend::reference, backend::cpu) {
+  using kernels::ExpertBudgetRow;
+  std::mt19937 g(11);
+  const Banks b = make_banks(g);
+  const auto router = random_vec(kE * kD, g);
+  const auto x = random_vec(kTokens * kD, g);
+  RouterConfig rc;
+  rc.n_experts = kE;
+  rc.top_k = 3;
+  rc.norm_topk_prob = true;
+  MoeWeights<> w;
+  w.router = mat(router, kE, kD);
+  w.experts = b.separate;
+
+  const auto none = run_budget<TestType>(w, rc, x, kTokens, {});
+  const auto bits_equal = [](const Tensor<float, 2>& a, const Tensor<float, 2>& c, index_t row_a, index_t row_c) {
+    return std::memcmp(&a(row_a, 0), &c(row_c, 0), kD * sizeof(float)) == 0;
+  };
+  SECTION("k' = k and threshold 0 run the budget ops and change nothing, bit for bit") {
+    for (const ExpertBudgetRow row : {ExpertBudgetRow{3, 1, 0.0f, 1}, ExpertBudgetRow{3, 3, 0.5f, 1}}) {
+      const auto same = run_budget<TestType>(w, rc, x, kTokens, std::vector<ExpertBudgetRow>(kTokens, row));
+      for (index_t t = 0; t < kTokens; ++t) CHECK(bits_equal(same.y, none.y, t, t));
+      CHECK(same.usage == none.usage);
+    }
+  }
+  SECTION("top-k override against a hand composition of the kept experts") {
+    for (const int renorm : {0, 1}) {
+      const auto two = run_budget<TestType>(w, rc, x, kTokens, std::vector<ExpertBudgetRow>(kTokens, {2, 1, 0.0f, renorm}));
+      std::uint64_t routed = 0;
+      for (auto u : two.usage) routed += u;
+      CHECK(routed == 2 * kTokens);  // telemetry counts only the experts that ran
+      double weight_total = 0;
+      for (auto s : two.weight_sum) weight_total += s;
+      for (index_t t = 0; t < kTokens; ++t) {
+        std::vector<float> lg(kE), rw(3), scratch(router_scratch_floats(rc));
+        std::vector<std::int32_t> rid(3);
+        for (index_t e = 0; e < kE; ++e) {
+          double acc = 0;
+          for (index_t d = 0; d < kD; ++d) acc += static_cast<double>(router[e * kD + d]) * x[t * kD + d];
+          lg[e] = static_cast<float>(acc);
+        }
+        route_token(rc, lg, {}, scratch, rid, rw);
+        const double scale = renorm ? 1.0 / (rw[0] + rw[1]) : 1.0;  // the three weights sum to 1
+        std::vector<double> want(kD, 0.0);
+        for (int j = 0; j < 2; ++j) {
+          const auto ye = swiglu_expert(b.gate, b.up, b.down, rid[j], &x[t * kD]);
+          for (index_t d = 0; d < kD; ++d) want[d] += rw[j] * scale * ye[d];
+        }
+        weight_total -= (rw[0] + rw[1]) * scale;
+        for (index_t d = 0; d < kD; ++d) CHECK(two.y(t, d) == Approx(want[d]).margin(1e-5));
+      }
+      CHECK(std::fabs(weight_total) < 1e-5);
+    }
+  }
+  SECTION("a batch mixing budgets equals each row run alone") {
+    const std::vector<ExpertBudgetRow> kinds{{3, 1, 0.0f, 1}, {1, 1, 0.0f, 1}, {2, 1, 0.0f, 0}, {3, 1, 0.3f, 1},
+                                             {3, 2, 0.9f, 0}};
+    std::vector<ExpertBudgetRow> mixed(kTokens);
+    for (index_t t = 0; t < kTokens; ++t) mixed[t] = kinds[t % kinds.size()];
+    const auto batch = run_budget<TestType>(w, rc, x, kTokens, mixed);
+    std::vector<std::uint64_t> usage_alone(kE, 0);
+    for (index_t t = 0; t < kTokens; ++t) {
+      const std::vector<float> xt(x.begin() + t * kD, x.begin() + (t + 1) * kD);
+      const auto alone = run_budget<TestType>(w, rc, xt, 1, {mixed[t]});
+      for (index_t e = 0; e < kE; ++e) usage_alone[e] += alone.usage[e];
+      if constexpr (std::is_same_v<TestType, backend::reference>) {
+        CHECK(bits_equal(batch.y, alone.y, t, 0));
+      } else {  // the cpu GEMMs block by the rows of a bucket: same sums, other rounding
+        for (index_t d = 0; d < kD; ++d) CHECK(batch.y(t, d) == Approx(alone.y(0, d)).margin(1e-6));
+      }
+    }
+    CHECK(batch.usage == usage_alone);
+  }
+  SECTION("cpu and reference agree under a budget") {
+    const std::vector<ExpertBudgetRow> rows(kTokens, {2, 1, 0.2f, 1});
+    const auto ref = run_budget<backend::reference>(w, rc, x, kTokens, rows);
+    const auto got = run_budget<TestType>(w, rc, x, kTokens, rows);
+    CHECK(got.usage == ref.usage);
+    for (index_t t = 0; t < kTokens; ++t) {
+      for (index_t d = 0; d < kD; ++d) CHECK(got.y(t, d) == Approx(ref.y(t, d)).margin(1e-6));
     }
   }
 }

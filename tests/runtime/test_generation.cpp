@@ -3,6 +3,7 @@
 // tiny fixture checkpoints of tests/fixtures/models. One translation unit: it instantiates the
 // model's forward pass once.
 #include <moe/runtime/batch.hpp>
+#include <moe/runtime/expert_stats.hpp>
 #include <moe/runtime/generate.hpp>
 #include <moe/runtime/perplexity.hpp>
 #include <moe/runtime/session.hpp>
@@ -19,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -663,4 +665,128 @@ TEST_CASE("perplexity: the sliding window scores each token once; one window equ
   CHECK(code_of([&] { moe::perplexity(*subject().model, tokens, {16, 0}); }) == moe::ErrorCode::kInvalidArgument);
   CHECK(code_of([&] { moe::perplexity(*subject().model, std::span<const std::int32_t>(tokens.data(), 1)); }) ==
         moe::ErrorCode::kInvalidArgument);
+}
+
+// ---- elastic experts and expert telemetry on a whole model -------------------------------------
+
+namespace {
+
+std::vector<float> prefill_logits(const std::shared_ptr<const moe::Model>& model, std::span<const std::int32_t> prompt,
+                                  const std::optional<moe::ExpertBudget>& budget) {
+  moe::Session session(model, 128);
+  if (budget) session.set_expert_budget(*budget);
+  const auto l = session.prefill(prompt);
+  return {l.begin(), l.end()};
+}
+
+}  // namespace
+
+TEST_CASE("expert budget: k' = k and threshold 0 are bitwise the model; fewer experts change the logits",
+          "[budget]") {
+  const auto& s = subject();
+  const auto k = static_cast<std::int32_t>(s.model->config().top_k);
+  REQUIRE(k >= 2);
+  const auto base = prefill_logits(s.model, s.prompts[1], std::nullopt);
+  moe::ExpertBudget same;
+  same.top_k = k;
+  CHECK(prefill_logits(s.model, s.prompts[1], same) == base);
+  moe::ExpertBudget zero;
+  zero.threshold = 0.0f;
+  zero.min_k = 1;
+  CHECK(prefill_logits(s.model, s.prompts[1], zero) == base);
+  moe::ExpertBudget fewer;
+  fewer.top_k = k - 1;
+  const auto reduced = prefill_logits(s.model, s.prompts[1], fewer);
+  CHECK(reduced != base);
+  for (const float v : reduced) REQUIRE(std::isfinite(v));
+
+  // Telemetry counts only the experts that ran: (k - 1) per token of every MoE layer.
+  moe::Session session(s.model, 128);
+  session.set_expert_budget(fewer);
+  session.workspace().reset_expert_usage();
+  session.prefill(s.prompts[1]);
+  const auto stats = moe::expert_stats(moe::ExpertCounts::from(session.workspace().expert_usage(), moe::moe_layers(*s.model)));
+  REQUIRE(!stats.layers.empty());
+  for (const auto& l : stats.layers) CHECK(l.routed == s.prompts[1].size() * (k - 1));
+
+  // Switched off, nothing is counted and the logits stay the same.
+  session.reset();
+  session.workspace().reset_expert_usage();
+  session.workspace().set_expert_telemetry(false);
+  const auto quiet = session.prefill(s.prompts[1]);
+  CHECK(std::vector<float>(quiet.begin(), quiet.end()) == reduced);
+  const auto off = moe::expert_stats(moe::ExpertCounts::from(session.workspace().expert_usage(), moe::moe_layers(*s.model)));
+  for (const auto& l : off.layers) CHECK(l.routed == 0);
+
+  // Bad budgets are typed errors naming the option; the session is unchanged.
+  moe::ExpertBudget bad;
+  bad.top_k = k + 1;
+  CHECK_THROWS_WITH(session.set_expert_budget(bad), Catch::Contains("top_k"));
+  bad.top_k = 0;
+  bad.threshold = -0.5f;
+  CHECK_THROWS_WITH(session.set_expert_budget(bad), Catch::Contains("threshold"));
+  CHECK(session.expert_budget().top_k == k - 1);
+}
+
+TEST_CASE("expert budget: a batch mixing budgets per request equals each request run alone", "[budget][batch]") {
+  const auto& s = subject();
+  const auto k = static_cast<std::int32_t>(s.model->config().top_k);
+  std::vector<std::optional<moe::ExpertBudget>> budgets(s.prompts.size());
+  budgets[0] = moe::ExpertBudget{1, 0.0f, 0, moe::ExpertBudget::Renormalize::kAuto};
+  budgets[2] = moe::ExpertBudget{0, 0.5f, 1, moe::ExpertBudget::Renormalize::kNever};
+  budgets[3] = moe::ExpertBudget{k, 0.0f, 0, moe::ExpertBudget::Renormalize::kAuto};
+  budgets[4] = moe::ExpertBudget{1, 0.9f, 1, moe::ExpertBudget::Renormalize::kAlways};
+  const moe::index_t n = 8;
+  std::vector<std::vector<std::int32_t>> alone;
+  for (std::size_t i = 0; i < s.prompts.size(); ++i) {
+    moe::Session session(s.model, 256);
+    auto o = greedy_options(n);
+    o.ignore_eos = true;
+    o.expert_budget = budgets[i];
+    alone.push_back(moe::generate(session, *s.tokenizer, s.prompts[i], o).tokens);
+    CHECK(session.expert_budget().top_k == 0);  // the generation's budget did not stay behind
+  }
+  moe::BatchOptions bo;
+  bo.max_sequences = 5;
+  bo.n_ctx = 128;
+  bo.max_batch_tokens = 16;
+  moe::BatchGenerator batch(s.model, s.tokenizer, bo);
+  std::vector<moe::RequestId> ids;
+  for (std::size_t i = 0; i < s.prompts.size(); ++i) {
+    moe::BatchRequest r;
+    r.prompt = s.prompts[i];
+    r.options = greedy_options(n);
+    r.options.ignore_eos = true;
+    r.options.expert_budget = budgets[i];
+    ids.push_back(batch.submit(std::move(r)));
+  }
+  batch.run();
+  std::size_t seen = 0;
+  for (auto& [id, result] : batch.take_finished()) {
+    const auto i = static_cast<std::size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
+    INFO("request " << i);
+    CHECK(result.tokens == alone[i]);
+    ++seen;
+  }
+  CHECK(seen == s.prompts.size());
+  moe::BatchRequest bad;
+  bad.prompt = s.prompts[0];
+  bad.options.expert_budget = moe::ExpertBudget{k + 1, 0.0f, 0, moe::ExpertBudget::Renormalize::kAuto};
+  CHECK_THROWS_AS(batch.submit(std::move(bad)), moe::Error);
+}
+
+TEST_CASE("expert budget: perplexity with fewer experts is finite and differs; bad budgets are refused",
+          "[budget][perplexity]") {
+  const auto& s = subject();
+  moe::PerplexityOptions po;
+  po.window = 32;
+  po.stride = 16;
+  const auto full = moe::perplexity(*s.model, s.text, po);
+  po.expert_budget.top_k = 1;
+  const auto one = moe::perplexity(*s.model, s.text, po);
+  CHECK(std::isfinite(one.perplexity));
+  CHECK(one.perplexity != full.perplexity);
+  po.expert_budget.top_k = 0;
+  po.expert_budget.threshold = 2.0f;
+  CHECK_THROWS_WITH(moe::perplexity(*s.model, s.text, po), Catch::Contains("threshold"));
 }

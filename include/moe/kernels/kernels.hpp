@@ -18,6 +18,7 @@
 #include "moe/kernels/reference/cache.hpp"
 #include "moe/kernels/reference/copy.hpp"
 #include "moe/kernels/reference/elementwise.hpp"
+#include "moe/kernels/reference/expert_budget.hpp"
 #include "moe/kernels/reference/matmul.hpp"
 #include "moe/kernels/reference/mla.hpp"
 #include "moe/kernels/reference/moe_dispatch.hpp"

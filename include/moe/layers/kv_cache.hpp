@@ -9,6 +9,7 @@
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/reference/cache.hpp"
+#include "moe/kernels/reference/expert_budget.hpp"
 
 #include <cstdint>
 #include <span>
@@ -122,11 +123,13 @@ class BasicKvCache {
 using KvCache = BasicKvCache<host_memory>;
 
 // The tokens of one sequence in a forward pass: they are appended to `cache` at positions
-// cache->size(), cache->size()+1, ...
+// cache->size(), cache->size()+1, ... `expert_budget`: the elastic-experts budget of this
+// sequence's tokens (the default changes nothing: the pass is exactly the model's).
 template <class Space>
 struct BasicSequenceChunk {
   BasicKvCache<Space>* cache = nullptr;
   std::span<const std::int32_t> tokens;
+  kernels::ExpertBudget expert_budget{};
 };
 
 }  // namespace moe::layers

@@ -50,10 +50,17 @@ struct MoeScratch {
   ViewOf<B, float, 2> ys;                 // [n · top_k, d_model] expert outputs
   ViewOf<B, float, 1> ffn;                // expert / MLP scratch
   ViewOf<B, float, 2> shared_out;         // [n, d_model]
+  // Elastic experts: [n] one budget per token (kernels/reference/expert_budget.hpp), or of extent
+  // 0 for none (then the dispatch is exactly the model's).
+  ViewOf<B, const kernels::ExpertBudgetRow, 1> budget;
+  // Telemetry: [n_experts] sums of the routing weights each expert received (accumulated), or of
+  // extent 0 to collect none.
+  ViewOf<B, double, 1> weight_sum;
 };
 
 // y = MoE(x): x [n, d_model] -> y [n, d_model] (overwritten). usage: [n_experts] counters
-// incremented by the tokens routed to each expert (may be of extent 0). Not thread-safe per scratch.
+// incremented by the tokens routed to each expert (may be of extent 0; with a budget, only the
+// experts kept). Not thread-safe per scratch.
 template <class B>
 void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B::memory>& w,
                  ViewOf<B, const float, 2> x, const MoeScratch<B>& s, ViewOf<B, std::uint64_t, 1> usage,
@@ -69,8 +76,13 @@ void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B:
   }
   kernels::route(backend, rc, CV(s.logits), ViewOf<B, const float, 1>(correction), s.router_scratch, s.ids,
                  s.weights);
+  if (s.budget.extent(0) != 0) kernels::limit_experts(backend, s.budget, s.ids, s.weights);
   kernels::bucket_by_expert(backend, ViewOf<B, const std::int32_t, 2>(s.ids), CV(s.weights), s.offsets,
                             s.slot_token, s.slot_weight, usage);
+  if (s.weight_sum.extent(0) != 0) {
+    kernels::accumulate_expert_weights(backend, ViewOf<B, const std::int32_t, 1>(s.offsets),
+                                       ViewOf<B, const float, 1>(s.slot_weight), s.weight_sum);
+  }
   kernels::gather_rows(backend, x, ViewOf<B, const std::int32_t, 1>(s.slot_token), s.xs);
   experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys);
   kernels::combine_experts(backend, CV(s.ys), ViewOf<B, const std::int32_t, 1>(s.slot_token),

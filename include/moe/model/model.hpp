@@ -115,6 +115,7 @@ class BasicModel {
               "forward: chunk {} adds {} tokens to a cache holding {} of {}", i, ch.tokens.size(), ch.cache->size(),
               ch.cache->capacity());
       for (const auto id : ch.tokens) check_token_id(id, config_.vocab_size, "forward");
+      ch.expert_budget.validate(config_.top_k, "forward");
       total += ch.tokens.size();
     }
     require(ws.sizes().same_model(plan_.sizes), ErrorCode::kInvalidArgument,

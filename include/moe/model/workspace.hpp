@@ -17,11 +17,16 @@
 
 namespace moe {
 
-// Tokens routed to each expert of each layer since the last reset.
+// Tokens routed to each expert of each layer since the last reset, and the sum of the routing
+// weights they carried (the telemetry runtime/expert_stats.hpp turns into shares, activation
+// rates and load imbalance).
 class ExpertUsage {
  public:
   ExpertUsage() = default;
-  ExpertUsage(index_t n_layers, index_t n_experts) : n_layers_(n_layers), n_experts_(n_experts), counts_(n_layers * n_experts) {}
+  ExpertUsage(index_t n_layers, index_t n_experts)
+      : n_layers_(n_layers), n_experts_(n_experts), counts_(n_layers * n_experts), weights_(n_layers * n_experts) {
+    reset();
+  }
 
   index_t n_layers() const noexcept { return n_layers_; }
   index_t n_experts() const noexcept { return n_experts_; }
@@ -31,14 +36,24 @@ class ExpertUsage {
   std::span<const std::uint64_t> layer(index_t l) const noexcept {
     return counts_.span().subspan(l * n_experts_, n_experts_);
   }
-  void reset() noexcept { std::fill_n(counts_.data(), counts_.size(), std::uint64_t{0}); }
+  // Sum of the routing weights of the tokens routed to that expert.
+  double weight_sum(index_t layer, index_t expert) const noexcept { return weights_[layer * n_experts_ + expert]; }
+  std::span<const double> layer_weights(index_t l) const noexcept {
+    return weights_.span().subspan(l * n_experts_, n_experts_);
+  }
+  void reset() noexcept {
+    std::fill_n(counts_.data(), counts_.size(), std::uint64_t{0});
+    std::fill_n(weights_.data(), weights_.size(), 0.0);
+  }
   // Every counter, [n_layers · n_experts] (layer-major).
   View<std::uint64_t, 1> all() noexcept { return View<std::uint64_t, 1>(counts_.data(), {counts_.size()}); }
+  View<double, 1> all_weights() noexcept { return View<double, 1>(weights_.data(), {weights_.size()}); }
 
  private:
   index_t n_layers_ = 0;
   index_t n_experts_ = 0;
   AlignedBuffer<std::uint64_t> counts_;
+  AlignedBuffer<double> weights_;
 };
 
 // Sizes of the buffers, derived from a model (Model::make_workspace fills it).
@@ -125,10 +140,12 @@ class BasicWorkspace {
     inv_freq_ = Buffer<float, Mem>(s.rope_half);
     dynamic_inv_freq_ = Buffer<float, Mem>(s.rope_half);
     inv_freq_host_ = HostBuffer<float>(s.rope_half);
+    budget_ = Buffer<kernels::ExpertBudgetRow, Mem>(n);
+    budget_host_ = HostBuffer<kernels::ExpertBudgetRow>(n);
     if constexpr (!is_host_memory_v<Mem>) {
       usage_device_ = Buffer<std::uint64_t, Mem>(s.n_layers * s.n_experts);
-      kernels::upload(Backend{}, std::span<const std::uint64_t>(usage_.all().data(), usage_.all().extent(0)),
-                      usage_device_.view());
+      weights_device_ = Buffer<double, Mem>(s.n_layers * s.n_experts);
+      upload_usage();
       logits_ = Buffer<float, Mem>(s.logits_rows * s.vocab_size);
     }
     require(inv_freq.size() == s.rope_half, ErrorCode::kInvalidArgument,
@@ -139,30 +156,52 @@ class BasicWorkspace {
   index_t max_tokens() const noexcept { return sizes_.max_tokens; }
   const WorkspaceSizes& sizes() const noexcept { return sizes_; }
 
-  // The routing counters (for a device backend, downloaded here: call it between passes).
+  // The routing counters (for a device backend, downloaded here: call it between passes; the
+  // passes themselves only add to them in device memory).
   const ExpertUsage& expert_usage() const {
     if constexpr (!is_host_memory_v<Mem>) {
       auto host = usage_.all();
       kernels::download(Backend{}, V<const std::uint64_t, 1>(usage_device_.view()),
                         std::span<std::uint64_t>(host.data(), host.extent(0)));
+      auto weights = usage_.all_weights();
+      kernels::download(Backend{}, V<const double, 1>(weights_device_.view()),
+                        std::span<double>(weights.data(), weights.extent(0)));
     }
     return usage_;
   }
   void reset_expert_usage() {
     usage_.reset();
-    if constexpr (!is_host_memory_v<Mem>) {
-      auto host = usage_.all();
-      kernels::upload(Backend{}, std::span<const std::uint64_t>(host.data(), host.extent(0)), usage_device_.view());
-    }
+    if constexpr (!is_host_memory_v<Mem>) upload_usage();
   }
-  // All counters in the backend's memory, [n_layers · n_experts] (what the MoE layers add to).
+  // Expert telemetry on (the default) or off: off, the passes count nothing (the counters keep
+  // what they had).
+  void set_expert_telemetry(bool on) noexcept { telemetry_ = on; }
+  bool expert_telemetry() const noexcept { return telemetry_; }
+  // All counters in the backend's memory, [n_layers · n_experts] (what the MoE layers add to);
+  // of extent 0 while telemetry is off.
   V<std::uint64_t, 1> usage_counters() noexcept {
+    if (!telemetry_) return V<std::uint64_t, 1>();
     if constexpr (is_host_memory_v<Mem>) {
       return usage_.all();
     } else {
       return usage_device_.view();
     }
   }
+  // The routing-weight sums, [n_layers · n_experts] in the backend's memory (extent 0 when off).
+  V<double, 1> usage_weights() noexcept {
+    if (!telemetry_) return V<double, 1>();
+    if constexpr (is_host_memory_v<Mem>) {
+      return usage_.all_weights();
+    } else {
+      return weights_device_.view();
+    }
+  }
+  // Per-token expert budgets of a pass: host staging and the backend's copy ([n]).
+  std::span<kernels::ExpertBudgetRow> budget_host(index_t n) noexcept { return {budget_host_.data(), n}; }
+  V<kernels::ExpertBudgetRow, 1> budget(index_t n) noexcept { return budget_.template view<1>({n}); }
+  // The budget rows of the pass being run: [rows] after set_pass_budget(rows), [0] for none.
+  void set_pass_budget(index_t rows) noexcept { pass_budget_rows_ = rows; }
+  V<const kernels::ExpertBudgetRow, 1> pass_budget() noexcept { return budget(pass_budget_rows_); }
 
   // Views over the first n tokens of each buffer (used by Transformer).
   V<float, 2> hidden(index_t n) noexcept { return hidden_.template view<2>({n, sizes_.d_model}); }
@@ -215,9 +254,21 @@ class BasicWorkspace {
   V<float, 2> logits(index_t rows) noexcept { return logits_.template view<2>({rows, sizes_.vocab_size}); }
 
  private:
+  void upload_usage() {
+    auto host = usage_.all();
+    kernels::upload(Backend{}, std::span<const std::uint64_t>(host.data(), host.extent(0)), usage_device_.view());
+    auto weights = usage_.all_weights();
+    kernels::upload(Backend{}, std::span<const double>(weights.data(), weights.extent(0)), weights_device_.view());
+  }
+
   WorkspaceSizes sizes_;
   mutable ExpertUsage usage_;
+  bool telemetry_ = true;
+  index_t pass_budget_rows_ = 0;
   Buffer<std::uint64_t, Mem> usage_device_;
+  Buffer<double, Mem> weights_device_;
+  Buffer<kernels::ExpertBudgetRow, Mem> budget_;
+  HostBuffer<kernels::ExpertBudgetRow> budget_host_;
   Buffer<float, Mem> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;
   Buffer<std::int32_t, Mem> tokens_, rows_;
   Buffer<std::int64_t, Mem> positions_;

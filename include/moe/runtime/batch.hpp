@@ -127,6 +127,7 @@ class BasicBatchGenerator {
             "BatchGenerator: prompt of {} tokens exceeds n_ctx {}", request.prompt.size(), n_ctx_);
     for (const std::int32_t id : request.prompt) check_token_id(id, vocab_size_, "BatchGenerator");
     request.options.sampler.validate();
+    if (request.options.expert_budget) request.options.expert_budget->validate(model_->config().top_k, "BatchGenerator");
     const RequestId id = next_id_++;
     queue_.push_back(Pending{id, std::move(request)});
     return id;
@@ -145,7 +146,8 @@ class BasicBatchGenerator {
     for (std::size_t i = 0; i < slots_.size(); ++i) {  // decode tokens first: one per sequence
       Slot& s = slots_[i];
       if (s.busy && s.decoding) {
-        chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1)});
+        chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1),
+                           s.options.expert_budget.value_or(ExpertBudget{})});
         plan_.push_back({i, 1});
         --budget;
       }
@@ -154,7 +156,8 @@ class BasicBatchGenerator {
       Slot& s = slots_[i];
       if (!s.busy || s.decoding || budget == 0) continue;
       const index_t n = std::min(budget, s.prompt.size() - s.prompt_done);
-      chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.prompt).subspan(s.prompt_done, n)});
+      chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.prompt).subspan(s.prompt_done, n),
+                         s.options.expert_budget.value_or(ExpertBudget{})});
       plan_.push_back({i, n});
       budget -= n;
     }

@@ -170,6 +170,9 @@ struct GenerationOptions {
   bool ignore_eos = false;                  // do not stop on any end-of-sequence id
   bool skip_special_tokens = true;          // leave special tokens out of the text
   bool add_special_tokens = true;           // when encoding a text prompt (BOS etc.)
+  // Elastic experts for this generation (fewer routed experts per token; see
+  // kernels/reference/expert_budget.hpp); unset: the session's budget (by default none).
+  std::optional<ExpertBudget> expert_budget;
   // Cancellation from another thread: either is checked before every step and between prefill
   // passes; generation then ends with StopReason::kCancelled.
   const std::atomic<bool>* cancel = nullptr;
@@ -259,6 +262,20 @@ GenerationResult generate(BasicSession<Backend>& session, const Tokenizer& token
       check_token_id(id, session.vocab_size(), "generate: prompt");
     }
     Sampler sampler(options.sampler, session.vocab_size());
+    // The generation's budget for its passes, the session's own restored afterwards.
+    struct BudgetScope {
+      BudgetScope(BasicSession<Backend>& session, const ExpertBudget& budget)
+          : s(session), saved(session.expert_budget()) {
+        s.set_expert_budget(budget);  // validates
+      }
+      BudgetScope(const BudgetScope&) = delete;
+      BudgetScope& operator=(const BudgetScope&) = delete;
+      ~BudgetScope() { s.set_expert_budget(saved); }
+      BasicSession<Backend>& s;
+      ExpertBudget saved;
+    };
+    std::optional<BudgetScope> budget_scope;
+    if (options.expert_budget) budget_scope.emplace(session, *options.expert_budget);
     const std::vector<std::int32_t> eos =
         options.ignore_eos ? std::vector<std::int32_t>{}
                            : merge_token_ids(session.model().config().eos_token_ids, options.eos_token_ids);

@@ -7,6 +7,7 @@
 #include "moe/core/token_id.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/model/model.hpp"
+#include "moe/runtime/expert_stats.hpp"
 #include "moe/runtime/stats.hpp"
 
 #include <algorithm>
@@ -20,6 +21,7 @@ namespace moe {
 struct PerplexityOptions {
   index_t window = 256;  // W: tokens per forward pass
   index_t stride = 128;  // S: start of window k is k*S (1 <= S <= W)
+  ExpertBudget expert_budget{};  // elastic experts for every window (default: the model's routing)
 };
 
 struct PerplexityResult {
@@ -29,6 +31,7 @@ struct PerplexityResult {
   index_t tokens_evaluated = 0;  // tokens fed through the model (overlaps counted again)
   index_t windows = 0;
   double seconds = 0.0;
+  ExpertCounts expert_counts;  // tokens routed to each expert of each MoE layer over all windows
   double tokens_per_second() const noexcept { return seconds > 0 ? static_cast<double>(tokens_evaluated) / seconds : 0.0; }
 };
 
@@ -62,6 +65,7 @@ PerplexityResult perplexity(const BasicModel<Backend>& model, std::span<const st
     require(cfg.max_position_embeddings == 0 || w <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
             "perplexity: window {} exceeds the model's max_position_embeddings {}", w, cfg.max_position_embeddings);
     for (const std::int32_t id : tokens) check_token_id(id, cfg.vocab_size, "perplexity");
+    options.expert_budget.validate(cfg.top_k, "perplexity");
     const index_t capacity = std::min(w, n);
     auto cache = model.make_cache(capacity);
     auto ws = model.make_workspace(capacity);
@@ -73,7 +77,8 @@ PerplexityResult perplexity(const BasicModel<Backend>& model, std::span<const st
     for (index_t begin = 0;; begin += s) {
       const index_t end = std::min(begin + w, n);
       cache.clear();
-      const typename BasicModel<Backend>::SequenceChunk chunk{&cache, tokens.subspan(begin, end - begin)};
+      const typename BasicModel<Backend>::SequenceChunk chunk{&cache, tokens.subspan(begin, end - begin),
+                                                              options.expert_budget};
       model.forward(std::span<const typename BasicModel<Backend>::SequenceChunk>(&chunk, 1), ws, logits.view().slice(0, end - begin),
                     /*all_positions=*/true);
       for (index_t j = std::max(prev_end, begin + 1); j < end; ++j) {
@@ -88,6 +93,7 @@ PerplexityResult perplexity(const BasicModel<Backend>& model, std::span<const st
       if (end == n) break;
     }
     r.seconds = clock.seconds();
+    r.expert_counts = ExpertCounts::from(ws.expert_usage(), moe_layers(model));
     r.perplexity = std::exp(r.nll_sum / static_cast<double>(r.tokens_scored));
     return r;
   });

@@ -75,6 +75,14 @@ class BasicSession {
   const Workspace& workspace() const noexcept { return *workspace_; }
   const Cache& cache() const noexcept { return cache_; }
 
+  // Elastic experts for this session's passes from now on (kernels/reference/expert_budget.hpp;
+  // the default budget changes nothing). Throws kInvalidArgument for values out of range.
+  void set_expert_budget(const ExpertBudget& budget) {
+    budget.validate(model_->config().top_k, "Session::set_expert_budget");
+    expert_budget_ = budget;
+  }
+  const ExpertBudget& expert_budget() const noexcept { return expert_budget_; }
+
   // The logits returned by the last prefill/decode.
   std::span<const float> last_logits() const noexcept { return {logits_.data(), vocab_size_}; }
 
@@ -117,7 +125,7 @@ class BasicSession {
   }
   void check_id(std::int32_t id) const { check_token_id(id, vocab_size_, "Session"); }
   void run(std::span<const std::int32_t> tokens) {
-    const typename ModelType::SequenceChunk chunk{&cache_, tokens};
+    const typename ModelType::SequenceChunk chunk{&cache_, tokens, expert_budget_};
     model_->forward(std::span<const typename ModelType::SequenceChunk>(&chunk, 1), *workspace_, logits_.view(),
                     /*all_positions=*/false);
   }
@@ -129,6 +137,7 @@ class BasicSession {
   Cache cache_;
   std::unique_ptr<Workspace> workspace_;  // heap-held: Session stays cheap to move
   Tensor<float, 2> logits_;               // [1, vocab_size]
+  ExpertBudget expert_budget_;
 };
 
 using Session = BasicSession<backend::cpu>;

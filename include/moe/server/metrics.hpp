@@ -3,11 +3,16 @@
 // GET /metrics.
 #pragma once
 
+#include "moe/runtime/expert_heatmap.hpp"
+#include "moe/runtime/expert_stats.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <deque>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -102,6 +107,48 @@ struct ServerMetrics {
   Histogram queue_wait{latency_bounds()};        // arrival to slot
   Histogram batch_size{{1, 2, 4, 8, 16, 32, 64, 128, 256}};  // sequences per forward pass
 
+  // Expert telemetry: the scheduling loop publishes the workspace's counters (at most about once a
+  // second: on a device backend each publication is one download); the series below are the
+  // totals since start and a window of the last minute or so (snapshots kept every 10 s).
+  static constexpr std::size_t kMaxExpertSeries = 4096;  // per-expert series only up to layers x experts
+  static constexpr double kWindowSeconds = 60.0;
+
+  void publish_experts(ExpertCounts total, std::chrono::steady_clock::time_point now) {
+    const std::lock_guard lock(experts_mu_);
+    if (snapshots_.empty() || now - snapshots_.back().first >= std::chrono::seconds(10)) {
+      snapshots_.emplace_back(now, total);
+      while (snapshots_.size() > 1 &&
+             now - snapshots_[1].first >= std::chrono::duration<double>(kWindowSeconds)) {
+        snapshots_.pop_front();
+      }
+    }
+    window_ = total.since(snapshots_.front().second);
+    window_seconds_ = std::chrono::duration<double>(now - snapshots_.front().first).count();
+    experts_ = std::move(total);
+  }
+  bool has_expert_counts() const {
+    const std::lock_guard lock(experts_mu_);
+    return experts_.n_layers > 0 && experts_.n_experts > 0;
+  }
+  // The statistics of the window (everything since start while the window is still empty).
+  ExpertStats expert_window_stats(double* seconds = nullptr) const {
+    const std::lock_guard lock(experts_mu_);
+    std::uint64_t routed = 0;
+    for (const auto n : window_.tokens) routed += n;
+    if (seconds != nullptr) *seconds = routed > 0 ? window_seconds_ : 0.0;
+    return expert_stats(routed > 0 ? window_ : experts_);
+  }
+  ExpertStats expert_total_stats() const {
+    const std::lock_guard lock(experts_mu_);
+    return expert_stats(experts_);
+  }
+  std::string expert_heatmap() const {
+    double seconds = 0.0;
+    const ExpertStats s = expert_window_stats(&seconds);
+    return expert_heatmap_svg(s, seconds > 0 ? fmt::format("Expert routing, last {:.0f} s", seconds)
+                                             : std::string("Expert routing since start"));
+  }
+
   void count_request(const std::string& route, int status) {
     const std::lock_guard lock(requests_mu_);
     ++requests_[{route, status}];
@@ -157,10 +204,54 @@ struct ServerMetrics {
       metric(histograms[i].first, "histogram", helps[i]);
       histograms[i].second->render(out, histograms[i].first);
     }
+    if (has_expert_counts()) render_experts(out, metric);
     return out;
   }
 
  private:
+  // Per layer: routed slots (counter), activation rate, max/mean and CV of the window (gauges);
+  // per layer and expert, while layers x experts <= kMaxExpertSeries: tokens (counter), share of
+  // the window and mean routing weight (gauges). Dense layers are left out.
+  template <class Metric>
+  void render_experts(std::string& out, Metric& metric) const {
+    const ExpertStats total = expert_total_stats();
+    const ExpertStats window = expert_window_stats();
+    const bool per_expert = total.layers.size() * static_cast<std::size_t>(total.n_experts) <= kMaxExpertSeries;
+    metric("moe_expert_routed_slots_total", "counter", "Token slots routed to the experts of a MoE layer.");
+    for (const auto& l : total.layers) out += fmt::format("moe_expert_routed_slots_total{{layer=\"{}\"}} {}\n", l.layer, l.routed);
+    auto per_layer = [&](const char* name, const char* help, auto value) {
+      metric(name, "gauge", help);
+      for (const auto& l : window.layers) out += fmt::format("{}{{layer=\"{}\"}} {}\n", name, l.layer, value(l));
+    };
+    per_layer("moe_expert_activation_rate", "Share of a layer's experts used at least once in the last minute.",
+              [](const LayerExpertStats& l) { return l.activation_rate; });
+    per_layer("moe_expert_load_max_over_mean", "Most-used expert's tokens over the mean, last minute (1 = balanced).",
+              [](const LayerExpertStats& l) { return l.max_over_mean; });
+    per_layer("moe_expert_load_cv", "Coefficient of variation of the experts' token counts, last minute.",
+              [](const LayerExpertStats& l) { return l.cv; });
+    if (!per_expert) return;
+    metric("moe_expert_tokens_total", "counter", "Tokens routed to an expert.");
+    for (const auto& l : total.layers) {
+      for (std::size_t e = 0; e < l.tokens.size(); ++e)
+        out += fmt::format("moe_expert_tokens_total{{layer=\"{}\",expert=\"{}\"}} {}\n", l.layer, e, l.tokens[e]);
+    }
+    metric("moe_expert_share", "gauge", "An expert's share of its layer's routed slots, last minute.");
+    for (const auto& l : window.layers) {
+      for (std::size_t e = 0; e < l.share.size(); ++e)
+        out += fmt::format("moe_expert_share{{layer=\"{}\",expert=\"{}\"}} {}\n", l.layer, e, l.share[e]);
+    }
+    metric("moe_expert_mean_weight", "gauge", "Mean routing weight of the tokens routed to an expert, since start.");
+    for (const auto& l : total.layers) {
+      for (std::size_t e = 0; e < l.mean_weight.size(); ++e)
+        out += fmt::format("moe_expert_mean_weight{{layer=\"{}\",expert=\"{}\"}} {}\n", l.layer, e, l.mean_weight[e]);
+    }
+  }
+
+  mutable std::mutex experts_mu_;
+  ExpertCounts experts_, window_;
+  double window_seconds_ = 0.0;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, ExpertCounts>> snapshots_;
+
   mutable std::mutex requests_mu_;
   std::map<std::pair<std::string, int>, std::uint64_t> requests_;
 };

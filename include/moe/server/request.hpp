@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/core/json.hpp"
+#include "moe/kernels/reference/expert_budget.hpp"
 #include "moe/runtime/sampler.hpp"
 #include "moe/server/api_error.hpp"
 #include "moe/tokenizer/utf8.hpp"
@@ -58,6 +59,9 @@ struct CompletionRequest {
   bool include_usage = false;  // stream_options.include_usage
   int logprobs = -1;           // -1: none; else the number of alternatives per token (0..20)
   bool ignore_eos = false;     // extension (vLLM): generate past end-of-sequence tokens
+  // Extension (elastic experts): {"top_k": K, "threshold": T, "min_k": M, "renormalize": bool};
+  // ranged against the model's top_k by the scheduler.
+  std::optional<ExpertBudget> expert_budget;
 };
 
 namespace request_detail {
@@ -69,12 +73,12 @@ inline constexpr std::string_view kCompletionFields[] = {
     "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options", "logprobs",
     "echo", "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias", "user", "seed", "suffix",
     // common extensions (vLLM, llama.cpp)
-    "top_k", "min_p", "repetition_penalty", "ignore_eos"};
+    "top_k", "min_p", "repetition_penalty", "ignore_eos", "expert_budget"};
 inline constexpr std::string_view kChatFields[] = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stream",
     "stream_options", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
     "user", "seed", "response_format", "tools", "tool_choice", "parallel_tool_calls", "store", "metadata",
-    "service_tier", "top_k", "min_p", "repetition_penalty", "ignore_eos"};
+    "service_tier", "top_k", "min_p", "repetition_penalty", "ignore_eos", "expert_budget"};
 
 inline const char* type_name(const nlohmann::json& v) {
   if (v.is_number_integer()) return "integer";
@@ -115,6 +119,30 @@ inline const std::string& string(const nlohmann::json& v, const char* key) {
 }
 
 // A token-id array: every element an integer in [0, 2^31).
+// "expert_budget": an object of top_k (integer >= 0), threshold (number in [0, 1]), min_k
+// (integer >= 0) and renormalize (boolean); every key optional, no others.
+inline ExpertBudget expert_budget(const nlohmann::json& v) {
+  if (!v.is_object())
+    bad_request("expert_budget", "'expert_budget' must be an object with top_k, threshold, min_k, got {}", quote_json(v));
+  ExpertBudget b;
+  for (const auto& [key, value] : v.items()) {
+    if (key == "top_k") {
+      b.top_k = static_cast<std::int32_t>(integer(value, "expert_budget.top_k", 0, 1 << 16));
+    } else if (key == "threshold") {
+      b.threshold = static_cast<float>(number(value, "expert_budget.threshold", 0.0, 1.0));
+    } else if (key == "min_k") {
+      b.min_k = static_cast<std::int32_t>(integer(value, "expert_budget.min_k", 0, 1 << 16));
+    } else if (key == "renormalize") {
+      b.renormalize = boolean(value, "expert_budget.renormalize") ? ExpertBudget::Renormalize::kAlways
+                                                                  : ExpertBudget::Renormalize::kNever;
+    } else {
+      bad_request("expert_budget", "'expert_budget.{}' is not a budget field (top_k, threshold, min_k, renormalize)",
+                  key.substr(0, 64));
+    }
+  }
+  return b;
+}
+
 inline std::vector<std::int32_t> token_ids(const nlohmann::json& a, const char* key, std::size_t max_ids) {
   if (a.size() > max_ids) bad_request(key, "'{}': {} token ids exceed the limit of {}", key, a.size(), max_ids);
   std::vector<std::int32_t> ids;
@@ -330,6 +358,7 @@ inline CompletionRequest parse_request(Endpoint endpoint, std::string_view body,
   if (const auto* v = get("stop")) r.stop = d::stops(*v, limits);
 
   if (const auto* v = get("ignore_eos")) r.ignore_eos = d::boolean(*v, "ignore_eos");
+  if (const auto* v = get("expert_budget"); v != nullptr && !v->is_null()) r.expert_budget = d::expert_budget(*v);
   if (const auto* v = get("stream")) r.stream = d::boolean(*v, "stream");
   if (const auto* v = get("stream_options")) {
     if (!r.stream) bad_request("stream_options", "'stream_options' is only allowed when 'stream' is true");

@@ -17,6 +17,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/core/token_id.hpp"
 #include "moe/model/model.hpp"
+#include "moe/runtime/expert_stats.hpp"
 #include "moe/runtime/generate.hpp"
 #include "moe/runtime/sampler.hpp"
 #include "moe/server/api_error.hpp"
@@ -254,6 +255,7 @@ class BasicScheduler {
     slots_.resize(options.max_sequences);
     for (auto& s : slots_) s.cache = model_->make_cache(n_ctx_);
     workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
+    moe_layers_ = moe_layers(*model_);
     logits_ = Tensor<float, 2>({options.max_sequences, vocab_size_});
     chunks_.reserve(options.max_sequences);
     plan_.reserve(options.max_sequences);
@@ -283,6 +285,13 @@ class BasicScheduler {
     } catch (const Error& e) {
       bad_request("", "{}", e.what());
     }
+    if (job.options.expert_budget) {
+      try {
+        job.options.expert_budget->validate(model_->config().top_k, "expert_budget");
+      } catch (const Error& e) {
+        bad_request("expert_budget", "{}", e.what());
+      }
+    }
     if (job.logprobs > 20) bad_request("top_logprobs", "at most 20 alternatives per token, got {}", job.logprobs);
     if (job.channel == nullptr) job.channel = std::make_shared<ResponseChannel>();
   }
@@ -296,6 +305,7 @@ class BasicScheduler {
       }
       try {
         step();
+        publish_experts();
       } catch (const std::exception& e) {
         // A forward pass that fails is a bug or a device error: the sequences in it end with a
         // 500, the loop keeps serving the next ones.
@@ -312,6 +322,15 @@ class BasicScheduler {
     const std::lock_guard lock(mu_);
     for (auto& job : queue_) job.channel->push(error_event(job, err));
     queue_.clear();
+  }
+
+  // Hands the expert counters to the metrics at most once a second, and when the batch has
+  // drained (so the last request's routing shows); on a device backend each is one download.
+  void publish_experts() {
+    const auto now = Clock::now();
+    if (active_ > 0 && now - last_publish_ < std::chrono::seconds(1)) return;
+    last_publish_ = now;
+    metrics_->publish_experts(ExpertCounts::from(workspace_->expert_usage(), moe_layers_), now);
   }
 
   static SequenceEvent error_event(const SequenceJob& job, const ApiError& err) {
@@ -396,7 +415,8 @@ class BasicScheduler {
     for (std::size_t i = 0; i < slots_.size(); ++i) {  // decode tokens first: one per sequence
       Slot& s = slots_[i];
       if (s.busy && s.decoding) {
-        chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1)});
+        chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1),
+                           s.job.options.expert_budget.value_or(ExpertBudget{})});
         plan_.push_back({i, 1});
         --budget;
       }
@@ -405,7 +425,8 @@ class BasicScheduler {
       Slot& s = slots_[i];
       if (!s.busy || s.decoding || budget == 0) continue;
       const index_t n = std::min(budget, s.job.prompt.size() - s.prompt_done);
-      chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.job.prompt).subspan(s.prompt_done, n)});
+      chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.job.prompt).subspan(s.prompt_done, n),
+                         s.job.options.expert_budget.value_or(ExpertBudget{})});
       plan_.push_back({i, n});
       budget -= n;
     }
@@ -538,6 +559,8 @@ class BasicScheduler {
   std::vector<PlannedChunk> plan_;
   std::vector<std::int32_t> order_;  // top-logprob scratch
   index_t reserved_ = 0;
+  Clock::time_point last_publish_{};
+  std::vector<bool> moe_layers_;
 
   // Shared with the client threads, under mu_.
   std::mutex mu_;

@@ -209,7 +209,8 @@ class BasicApiService {
  private:
   // Known routes by name, everything else as "other" (bounded label values for Prometheus).
   static std::string route_name(const std::string& path) {
-    for (const char* r : {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics"}) {
+    for (const char* r : {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics",
+                          "/stats/experts.svg"}) {
       if (path == r) return r;
     }
     if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
@@ -229,6 +230,10 @@ class BasicApiService {
     if (p == "/metrics") {
       require_method(req, "GET");
       return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", scheduler_->metrics().prometheus(), nullptr};
+    }
+    if (p == "/stats/experts.svg") {  // the layers x experts routing heatmap of the last minute
+      require_method(req, "GET");
+      return HttpResponse{200, "image/svg+xml", scheduler_->metrics().expert_heatmap(), nullptr};
     }
     if (p == "/v1/models") {
       require_method(req, "GET");
@@ -332,6 +337,7 @@ class BasicApiService {
     o.stop_strings = r.stop;
     o.eos_token_ids = options_.eos_token_ids;
     o.ignore_eos = r.ignore_eos;
+    o.expert_budget = r.expert_budget;
     const auto channel = std::make_shared<ResponseChannel>();
     const auto now = Clock::now();
     const auto deadline =

@@ -2,7 +2,7 @@
 // decode step of one or many sequences) is captured from the backend's stream the first time its
 // shape occurs and replayed from then on: one cudaGraphLaunch instead of ~25 launches per layer,
 // so the host no longer paces the GPU and the kernels run back to back. The shape key is the
-// rows, the sequences, logits-for-all-rows and attention's key split (the only launch parameter
+// rows, the sequences, logits-for-all-rows, whether an expert budget applies and attention's key split (the only launch parameter
 // that follows the context length); everything else a step changes lives in device memory.
 // Prefill passes (rows > sequences) run eagerly: their launches are long. A body that cannot be
 // captured (an op that synchronizes, as the per-expert fallback of experts_forward does) runs
@@ -94,7 +94,7 @@ class PassRunner<backend::cuda> {
   }
 
  private:
-  using Key = std::array<std::int64_t, 4>;
+  using Key = std::array<std::int64_t, 5>;
   struct Graph {
     Key key;
     cudaGraphExec_t exec;  // null: the body could not be captured
@@ -102,7 +102,8 @@ class PassRunner<backend::cuda> {
 
   static Key key_of(const PassShape& s) {
     return Key{static_cast<std::int64_t>(s.rows), static_cast<std::int64_t>(s.sequences),
-               static_cast<std::int64_t>(cuda_detail::attention_split_bucket(s.max_keys)), s.all_positions ? 1 : 0};
+               static_cast<std::int64_t>(cuda_detail::attention_split_bucket(s.max_keys)), s.all_positions ? 1 : 0,
+               s.expert_budget ? 1 : 0};
   }
 
   // Records the body's work on the backend's stream into an executable graph; null when some op

@@ -13,6 +13,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/reference/expert_budget.hpp"
 
 #include <cuda_runtime.h>
 
@@ -44,6 +45,7 @@ struct BucketArgs {
 
 __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
   extern __shared__ int start[];  // [n_experts]: counts, then the first slot of each expert
+  __shared__ int start_total;     // slots in some expert's bucket
   const int total = a.n * a.k;
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   const int n_warps = blockDim.x / kWarpSize;
@@ -71,8 +73,14 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
       sum += c;
     }
     a.offsets[a.n_experts * a.offsets_stride] = sum;
+    start_total = sum;
   }
   __syncthreads();
+  // Slots an expert budget dropped (id -1) fill the tail: token -1 (skipped by gather and combine).
+  for (int s = start_total + threadIdx.x; s < total; s += blockDim.x) {
+    a.slot_token[static_cast<std::size_t>(s) * a.token_stride] = -1;
+    a.slot_weight[static_cast<std::size_t>(s) * a.weight_stride] = 0.0f;
+  }
   // One warp per expert scans the slots in order; a ballot ranks this expert's slots in a group
   // of 32, so placement is stable in (token, choice) order.
   for (int e = warp; e < a.n_experts; e += n_warps) {
@@ -163,6 +171,12 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_place_kernel(BucketArgs
   const int e = blockIdx.x, total = a.n * a.k;
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   int pos = a.offsets[e * a.offsets_stride];
+  // Slots an expert budget dropped (id -1) fill the tail past every bucket, grid-strided.
+  for (int s = a.offsets[a.n_experts * a.offsets_stride] + e * blockDim.x + threadIdx.x; s < total;
+       s += gridDim.x * blockDim.x) {
+    a.slot_token[static_cast<std::size_t>(s) * a.token_stride] = -1;
+    a.slot_weight[static_cast<std::size_t>(s) * a.weight_stride] = 0.0f;
+  }
   for (int base = 0; base < total; base += blockDim.x) {
     const int s = base + threadIdx.x;
     const bool mine = s < total && bucket_id(a, s) == e;
@@ -240,6 +254,54 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
   }
 }
 
+// Thread per expert: weight_sum[e] += Σ slot_weight over e's bucket, in slot order (the reference's).
+__global__ void accumulate_weights_kernel(const std::int32_t* offsets, std::size_t offsets_stride, const float* w,
+                                          std::size_t w_stride, double* sum, std::size_t sum_stride, int n_experts) {
+  const int e = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= n_experts) return;
+  double acc = 0.0;
+  for (int s = offsets[e * offsets_stride]; s < offsets[(e + 1) * offsets_stride]; ++s) {
+    acc += static_cast<double>(w[static_cast<std::size_t>(s) * w_stride]);
+  }
+  sum[e * sum_stride] += acc;
+}
+
+// Thread per row: detail::limit_row (the same host function, compiled for the device).
+__global__ void limit_experts_kernel(const ExpertBudgetRow* budget, std::size_t b_stride, std::int32_t* ids,
+                                     std::size_t ids_s0, std::size_t ids_s1, float* w, std::size_t w_s0,
+                                     std::size_t w_s1, int n, int k) {
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= n) return;
+  const ExpertBudgetRow b = budget[static_cast<std::size_t>(t) * b_stride];
+  std::int32_t* id = ids + static_cast<std::size_t>(t) * ids_s0;
+  float* wt = w + static_cast<std::size_t>(t) * w_s0;
+  const int keep = min(max(b.top_k, 1), k);
+  const int min_k = min(max(b.min_k, 1), keep);
+  float w_max = wt[0];
+  for (int j = 1; j < keep; ++j) w_max = fmaxf(w_max, wt[j * w_s1]);
+  const float cut = __fmul_rn(b.threshold, w_max);
+  float sum_all = 0.0f, sum_kept = 0.0f;
+  int kept = 0;
+  for (int j = 0; j < k; ++j) {
+    const float v = wt[j * w_s1];
+    sum_all = __fadd_rn(sum_all, v);
+    const bool drop = j >= keep || (j >= min_k && v < cut);
+    if (drop) {
+      id[j * ids_s1] = -1;
+      wt[j * w_s1] = 0.0f;
+    } else {
+      sum_kept = __fadd_rn(sum_kept, v);
+      ++kept;
+    }
+  }
+  if (b.renormalize != 0 && kept < k && sum_kept != 0.0f) {
+    const float scale = __fdiv_rn(sum_all, sum_kept);
+    for (int j = 0; j < k; ++j) {
+      if (id[j * ids_s1] >= 0) wt[j * w_s1] = __fmul_rn(wt[j * w_s1], scale);
+    }
+  }
+}
+
 }  // namespace cuda_detail
 
 // ids, weights [n, top_k] (router output; ids in [0, n_experts), device memory). Writes a
@@ -247,8 +309,8 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
 // [offsets[e], offsets[e+1]), slot s holds token slot_token[s] with mixing weight slot_weight[s].
 // offsets [n_experts + 1], slot_token, slot_weight [>= n·top_k]. usage [n_experts] (or [0])
 // counts the tokens routed to each expert (accumulated across calls). One block up to 1024 slots,
-// else three launches of a block per expert; ids outside [0, n_experts) are skipped (their slots
-// stay unwritten).
+// else three launches of a block per expert; ids outside [0, n_experts) (-1: dropped by an expert
+// budget) are in no bucket: their slots fill [offsets[n_experts], n·top_k) with token -1, weight 0.
 inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> ids, DeviceView<const float, 2> weights,
                              DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
                              DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage) {
@@ -314,6 +376,38 @@ inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, Device
   const dim3 grid(static_cast<unsigned>(y.extent(0)), static_cast<unsigned>(chunks));
   cuda_detail::combine_kernel<<<grid, cuda_detail::kCombineThreads, 0, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("combine_kernel");
+}
+
+// Telemetry, as the reference's: weight_sum [n_experts] += each bucket's routing weights (offsets
+// [n_experts + 1], slot_weight: bucket_by_expert's); device memory, accumulated on the device.
+inline void accumulate_expert_weights(backend::cuda, DeviceView<const std::int32_t, 1> offsets,
+                                      DeviceView<const float, 1> slot_weight, DeviceView<double, 1> weight_sum) {
+  require(offsets.extent(0) == weight_sum.extent(0) + 1, ErrorCode::kInvalidArgument,
+          "accumulate_expert_weights: {} offsets for {} experts", offsets.extent(0), weight_sum.extent(0));
+  cuda_detail::require_int_range(weight_sum.extent(0), "accumulate_expert_weights", "n_experts");
+  const int n = static_cast<int>(weight_sum.extent(0));
+  if (n == 0) return;
+  cuda_detail::accumulate_weights_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+      offsets.data(), offsets.stride(0), slot_weight.data(), slot_weight.stride(0), weight_sum.data(),
+      weight_sum.stride(0), n);
+  ::moe::cuda::check_launch("accumulate_weights_kernel");
+}
+
+// As the reference's limit_experts: budget [n], ids / weights [n, top_k] updated in place (dropped
+// slots: id -1, weight 0); device memory.
+inline void limit_experts(backend::cuda, DeviceView<const ExpertBudgetRow, 1> budget, DeviceView<std::int32_t, 2> ids,
+                          DeviceView<float, 2> weights) {
+  require(budget.extent(0) == ids.extent(0) && weights.extent(0) == ids.extent(0) &&
+              weights.extent(1) == ids.extent(1) && ids.extent(1) > 0,
+          ErrorCode::kInvalidArgument, "limit_experts: {} budgets, ids [{}, {}], weights [{}, {}]", budget.extent(0),
+          ids.extent(0), ids.extent(1), weights.extent(0), weights.extent(1));
+  cuda_detail::require_int_range(ids.extent(0), "limit_experts", "n_tokens");
+  const int n = static_cast<int>(ids.extent(0));
+  if (n == 0) return;
+  cuda_detail::limit_experts_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+      budget.data(), budget.stride(0), ids.data(), ids.stride(0), ids.stride(1), weights.data(), weights.stride(0),
+      weights.stride(1), n, static_cast<int>(ids.extent(1)));
+  ::moe::cuda::check_launch("limit_experts_kernel");
 }
 
 }  // namespace moe::kernels

@@ -38,14 +38,19 @@ inline void copy_rows(backend::reference, View<const float, 2> src, View<float, 
   for (index_t r = 0; r < src.extent(0); ++r) std::copy_n(&src(r, 0), src.extent(1), &dst(r, 0));
 }
 
-// dst[i, :] = src[rows[i], :]: src [m, d], rows [n] with every value in [0, m) (the caller
-// checks; this is not re-validated in the hot path), dst [n, d].
+// dst[i, :] = src[rows[i], :]: src [m, d], rows [n] with every value in [0, m) or negative (the
+// caller checks; this is not re-validated in the hot path), dst [n, d]. A negative row (a slot an
+// expert budget dropped) gives a row of zeros.
 inline void gather_rows(backend::reference, View<const float, 2> src, View<const std::int32_t, 1> rows,
                         View<float, 2> dst) {
   require(dst.extent(0) == rows.extent(0) && dst.extent(1) == src.extent(1), ErrorCode::kInvalidArgument,
           "gather_rows: src [{}, {}], {} rows, dst [{}, {}]", src.extent(0), src.extent(1), rows.extent(0),
           dst.extent(0), dst.extent(1));
   for (index_t i = 0; i < rows.extent(0); ++i) {
+    if (rows[i] < 0) {
+      std::fill_n(&dst(i, 0), dst.extent(1), 0.0f);
+      continue;
+    }
     std::copy_n(&src(static_cast<index_t>(rows[i]), 0), src.extent(1), &dst(i, 0));
   }
 }

@@ -17,6 +17,7 @@ struct PassShape {
   index_t sequences = 0;
   index_t max_keys = 0;
   bool all_positions = false;
+  bool expert_budget = false;  // some row has an elastic-experts budget (one more op per MoE layer)
 };
 
 template <class Backend>
