@@ -12,7 +12,15 @@ packages=(
   # (libclang-rt-14-dev; the fuzz build has no OpenMP, so no libomp). The ThreadSanitizer step
   # uses g++ and its libtsan2, which g++ already pulls in.
   clang libclang-rt-14-dev
+  # the chat page's browser test (tests/server/browser): headless Chromium, driven from Node by
+  # playwright-core, which the test installs with npm into the build tree
+  chromium
 )
+# Node.js and npm from Debian, unless a node and npm are already on PATH (nodesource's nodejs
+# package brings its own npm and conflicts with Debian's).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -551,6 +551,38 @@ TEST_CASE("service: routes, methods, authentication and model names", "[server][
   CHECK(metrics.body.find("moe_http_requests_total{route=\"/v1/models\",status=\"401\"} 3") != std::string::npos);
 }
 
+TEST_CASE("service: GET / is the self-contained chat page, served without the API key", "[server][service]") {
+  ServiceOptions opts;
+  opts.api_key = "sekret";
+  Served sv({}, opts);
+  const auto page = sv.get("/");
+  REQUIRE(page.status == 200);
+  CHECK(page.content_type == "text/html; charset=utf-8");
+  CHECK(page.body.rfind("<!doctype html>", 0) == 0);
+  CHECK(page.body.find("</html>") != std::string::npos);
+  // Self-contained: nothing loaded from another origin (no CDN, no web fonts).
+  for (const char* external : {"http://", "https://", "src=\"//", "href=\"//", "@import", "url("}) {
+    INFO(external);
+    CHECK(page.body.find(external) == std::string::npos);
+  }
+  for (const char* api : {"/v1/chat/completions", "/v1/models", "/metrics", "/stats/experts.svg", "Bearer "}) {
+    INFO(api);
+    CHECK(page.body.find(api) != std::string::npos);
+  }
+  // Every Prometheus series the page reads exists in /metrics (a rename would blank its panel).
+  const std::string prom = sv.get("/metrics", "Bearer sekret").body;
+  std::size_t series = 0;
+  for (std::size_t at = page.body.find("\"moe_"); at != std::string::npos; at = page.body.find("\"moe_", at + 1)) {
+    const std::string name = page.body.substr(at + 1, page.body.find('"', at + 1) - at - 1);
+    INFO(name);
+    CHECK(prom.find("\n" + name) != std::string::npos);
+    ++series;
+  }
+  CHECK(series >= 10);
+  CHECK(sv.post("/", "").status == 405);
+  CHECK(prom.find("moe_http_requests_total{route=\"/\",status=\"200\"} 1") != std::string::npos);
+}
+
 TEST_CASE("service: completions and chat, non-streaming and streaming, give the same greedy text",
           "[server][service]") {
   Served sv;

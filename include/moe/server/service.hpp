@@ -7,6 +7,7 @@
 #include "moe/core/error.hpp"
 #include "moe/runtime/generate.hpp"
 #include "moe/server/api_error.hpp"
+#include "moe/server/chat_page.hpp"
 #include "moe/server/chat_prompt.hpp"
 #include "moe/server/metrics.hpp"
 #include "moe/server/request.hpp"
@@ -209,6 +210,7 @@ class BasicApiService {
  private:
   // Known routes by name, everything else as "other" (bounded label values for Prometheus).
   static std::string route_name(const std::string& path) {
+    if (path == "/") return "/";  // the chat page
     for (const char* r : {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics",
                           "/stats/experts.svg"}) {
       if (path == r) return r;
@@ -223,6 +225,12 @@ class BasicApiService {
     if (p == "/health") {
       require_method(req, "GET");
       return json_response({{"status", "ok"}});
+    }
+    if (p == "/") {
+      // The chat page: static, without secrets, so it needs no key (a browser cannot send one
+      // when it opens a page); the page sends the key it is given with its API calls.
+      require_method(req, "GET");
+      return HttpResponse{200, "text/html; charset=utf-8", std::string(kChatPage), nullptr};
     }
     authenticate(req);
     if (!known) throw ApiError(404, "invalid_request_error", fmt::format("Unknown route {} {}", req.method, clip(p)),
