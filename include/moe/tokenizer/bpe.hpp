@@ -63,6 +63,63 @@ class BpeModel {
     return m;
   }
 
+  // Options of a vocabulary given as a token list (a GGUF file's tokenizer.ggml.* arrays).
+  struct ListOptions {
+    std::string file;                    // names the source in error messages
+    bool byte_fallback = false;          // unknown characters become <0xNN> tokens
+    bool ignore_merges = false;          // a word that is a token is emitted whole
+    std::optional<std::int32_t> unk_id;  // emitted for characters nothing else covers
+  };
+
+  // Byte-level BPE from tokens by id and merges "left right" in priority order (llama.cpp's BPE
+  // vocabulary). Errors (kTokenizer) name opts.file, the key and the values: a duplicate token,
+  // a merge that is not two tokens and a space, a merge whose halves or result are not tokens.
+  // A repeated merge pair keeps its first rank, as llama.cpp's rank map does.
+  static BpeModel from_token_list(std::vector<std::string> tokens, std::span<const std::string> merges,
+                                  const ListOptions& opts) {
+    BpeModel m;
+    m.init_list(std::move(tokens), opts);
+    std::unordered_map<std::uint64_t, MergeRule, PairHash> rules;
+    rules.reserve(merges.size());
+    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+      const std::string& line = merges[rank];
+      const std::size_t space = line.empty() ? std::string::npos : line.find(' ', 1);
+      if (space == std::string::npos || space + 1 >= line.size())
+        fail(ErrorCode::kTokenizer, "{}: tokenizer.ggml.merges[{}] = '{}' is not two tokens separated by a space",
+             opts.file, rank, line);
+      const std::string_view left(line.data(), space), right(line.data() + space + 1, line.size() - space - 1);
+      std::string joined(left);
+      joined.append(right);
+      auto id_of = [&](std::string_view t) {
+        auto it = m.vocab_.find(t);
+        if (it == m.vocab_.end())
+          fail(ErrorCode::kTokenizer, "{}: tokenizer.ggml.merges[{}] = '{}' uses '{}', which is not a token", opts.file,
+               rank, line, t);
+        return it->second;
+      };
+      const std::int32_t a = id_of(left), b = id_of(right), result = id_of(joined);
+      rules.try_emplace(pair_key(a, b), MergeRule{static_cast<std::int32_t>(rank), result});
+    }
+    m.merges_.build(rules);
+    return m;
+  }
+
+  // SentencePiece-style BPE from tokens and scores by id, as llama.cpp's SPM tokenizer runs it:
+  // a word starts as its characters, and the adjacent pair whose concatenation is a token with
+  // the highest score merges first (ties: leftmost), until no pair is a token. A character that is
+  // not a token becomes its byte tokens (<0xNN>, else the byte itself as a token), else unk.
+  static BpeModel from_token_scores(std::vector<std::string> tokens, std::span<const float> scores,
+                                    const ListOptions& opts) {
+    if (scores.size() != tokens.size())
+      fail(ErrorCode::kTokenizer, "{}: tokenizer.ggml.scores has {} entries for {} tokens", opts.file, scores.size(),
+           tokens.size());
+    BpeModel m;
+    m.init_list(std::move(tokens), opts);
+    m.scores_.assign(scores.begin(), scores.end());
+    m.spm_ = true;
+    return m;
+  }
+
   std::optional<std::int32_t> token_to_id(std::string_view token) const {
     auto it = vocab_.find(token);
     if (it == vocab_.end()) return std::nullopt;
@@ -94,7 +151,11 @@ class BpeModel {
     const bool cacheable = word.size() < kMaxCachedWordBytes;
     if (cacheable && cache_->lookup(word, out)) return;
     const std::size_t start = out.size();
-    merge_word(word, out);
+    if (spm_) {
+      merge_word_by_score(word, out);
+    } else {
+      merge_word(word, out);
+    }
     if (cacheable) cache_->store(word, std::span<const std::int32_t>(out.data() + start, out.size() - start));
   }
 
@@ -194,6 +255,129 @@ class BpeModel {
     std::vector<Candidate> heap;
     std::string piece;
   };
+
+  // Vocabulary tables from a token list (ids = positions). Empty tokens are renamed
+  // "[EMPTY_<id>]" as llama.cpp does; a repeated token is an error (llama.cpp refuses it too).
+  void init_list(std::vector<std::string> tokens, const ListOptions& opts) {
+    if (tokens.size() > static_cast<std::size_t>(kMaxTokenId))
+      fail(ErrorCode::kTokenizer, "{}: {} tokens is more than the {} this library allows", opts.file, tokens.size(),
+           kMaxTokenId);
+    vocab_.reserve(tokens.size());
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      if (tokens[i].empty()) tokens[i] = fmt::format("[EMPTY_{}]", i);
+      auto [it, fresh] = vocab_.emplace(tokens[i], static_cast<std::int32_t>(i));
+      if (!fresh)
+        fail(ErrorCode::kTokenizer, "{}: tokenizer.ggml.tokens: '{}' is both token {} and token {}", opts.file,
+             tokens[i], it->second, i);
+    }
+    tokens_ = std::move(tokens);
+    present_.assign(tokens_.size(), true);
+    byte_fallback_ = opts.byte_fallback;
+    ignore_merges_ = opts.ignore_merges;
+    if (opts.unk_id) {
+      if (*opts.unk_id < 0 || static_cast<std::size_t>(*opts.unk_id) >= tokens_.size())
+        fail(ErrorCode::kTokenizer, "{}: unknown-token id {} is outside the vocabulary of {}", opts.file, *opts.unk_id,
+             tokens_.size());
+      unk_id_ = opts.unk_id;
+      unk_token_ = tokens_[static_cast<std::size_t>(*opts.unk_id)];
+    }
+    for (int b = 0; b < 256; ++b) {
+      auto it = vocab_.find(fmt::format("<0x{:02X}>", b));
+      byte_ids_[b] = it == vocab_.end() ? -1 : it->second;
+    }
+    char_ids_.assign(kCharTableSize, -1);
+    for (std::size_t i = 0; i < tokens_.size(); ++i) {
+      const std::string& token = tokens_[i];
+      std::size_t len = 0;
+      const char32_t cp = utf8_decode(token, 0, len);
+      if (len == token.size() && cp < kCharTableSize && char_ids_[cp] < 0) char_ids_[cp] = static_cast<std::int32_t>(i);
+    }
+    cache_ = std::make_unique<WordCache>();
+  }
+
+  // llama.cpp's SPM merge loop (llm_tokenizer_spm_session::tokenize): symbols are byte ranges
+  // of `w`, always adjacent, so a pair's text is w[left.begin, left.begin + size). A heap entry
+  // is stale when either symbol changed size since it was pushed. O(n log n) in the word length.
+  void merge_word_by_score(std::string_view w, std::vector<std::int32_t>& out) const {
+    struct Sym {
+      std::uint32_t begin, len;
+      std::int32_t prev, next;
+    };
+    struct Pair {
+      float score;
+      std::int32_t left, right;
+      std::uint32_t size;
+    };
+    thread_local std::vector<Sym> syms;
+    thread_local std::vector<Pair> heap;
+    syms.clear();
+    heap.clear();
+    for (std::size_t i = 0; i < w.size();) {
+      std::size_t len = utf8_sequence_length(static_cast<unsigned char>(w[i]));
+      if (len == 0 || i + len > w.size()) len = 1;
+      const auto n = static_cast<std::int32_t>(syms.size());
+      syms.push_back(Sym{static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(len), n - 1, -1});
+      if (n > 0) syms[static_cast<std::size_t>(n - 1)].next = n;
+      i += len;
+    }
+    const auto worse = [](const Pair& a, const Pair& b) {  // max-heap on score, then min on left
+      return a.score < b.score || (a.score == b.score && a.left > b.left);
+    };
+    auto try_pair = [&](std::int32_t l, std::int32_t r) {
+      if (l < 0 || r < 0) return;
+      const Sym& a = syms[static_cast<std::size_t>(l)];
+      const Sym& b = syms[static_cast<std::size_t>(r)];
+      auto it = vocab_.find(w.substr(a.begin, a.len + b.len));
+      if (it == vocab_.end()) return;
+      heap.push_back(Pair{scores_[static_cast<std::size_t>(it->second)], l, r, a.len + b.len});
+      std::push_heap(heap.begin(), heap.end(), worse);
+    };
+    for (std::int32_t k = 1; k < static_cast<std::int32_t>(syms.size()); ++k) try_pair(k - 1, k);
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), worse);
+      const Pair p = heap.back();
+      heap.pop_back();
+      Sym& a = syms[static_cast<std::size_t>(p.left)];
+      Sym& b = syms[static_cast<std::size_t>(p.right)];
+      if (a.len == 0 || b.len == 0 || a.len + b.len != p.size) continue;
+      a.len += b.len;
+      b.len = 0;
+      a.next = b.next;
+      if (b.next >= 0) syms[static_cast<std::size_t>(b.next)].prev = p.left;
+      try_pair(a.prev, p.left);
+      try_pair(p.left, a.next);
+    }
+    for (std::int32_t k = syms.empty() ? -1 : 0; k >= 0; k = syms[static_cast<std::size_t>(k)].next) {
+      const Sym& s = syms[static_cast<std::size_t>(k)];
+      const std::string_view text = w.substr(s.begin, s.len);
+      if (auto it = vocab_.find(text); it != vocab_.end()) {
+        out.push_back(it->second);
+        continue;
+      }
+      // Only a single character can be a non-token here: merged symbols are always tokens.
+      {
+        const std::size_t mark = out.size();
+        bool all = true;
+        for (char c : text) {
+          const auto u = static_cast<unsigned char>(c);
+          std::int32_t id = byte_ids_[u];
+          if (id < 0) {
+            auto single = vocab_.find(std::string_view(&c, 1));
+            id = single == vocab_.end() ? -1 : single->second;
+          }
+          if (id < 0) {
+            all = false;
+            break;
+          }
+          out.push_back(id);
+        }
+        if (all) continue;
+        out.resize(mark);
+      }
+      if (unk_id_) out.push_back(*unk_id_);
+      // Neither bytes nor unk: the character is dropped (llama.cpp would throw out_of_range).
+    }
+  }
 
   void read_vocab(const JsonNode& vocab) {
     vocab.expect_object();
@@ -398,6 +582,8 @@ class BpeModel {
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;
   bool ignore_merges_ = false;
+  bool spm_ = false;           // merge by token score (from_token_scores), not by merge rank
+  std::vector<float> scores_;  // by id, spm_ only
   std::array<std::int32_t, 256> byte_ids_{};  // id of <0xNN>, -1 if absent
   std::unique_ptr<WordCache> cache_;
 };

@@ -59,6 +59,45 @@ class Tokenizer {
     return catch_as_error("Tokenizer::from_json_text", [&] { return build_from_text(tokenizer_json, config_json, name); });
   }
 
+  // A tokenizer assembled from parts that do not come from one tokenizer.json (a GGUF file's
+  // metadata): component configs in tokenizer.json form, a BPE model built from token lists, and
+  // the ids placed around a sequence. Errors as from_file, naming parts.file.
+  struct Parts {
+    std::string file;              // names the source in error messages
+    tokenizer::Json normalizer;    // tokenizer.json "normalizer" value (null: none)
+    tokenizer::Json pre_tokenizer; // "pre_tokenizer" value (null: none)
+    tokenizer::Json decoder;       // "decoder" value (null: none)
+    tokenizer::Json added_tokens;  // "added_tokens" array (null: none); ids must be model ids or new ones
+    tokenizer::BpeModel model;
+    std::vector<std::int32_t> prefix, suffix;  // ids around a sequence with add_special_tokens
+    std::optional<std::int32_t> bos, eos;
+  };
+  static Tokenizer from_parts(Parts parts) {
+    return catch_as_error("Tokenizer::from_parts", [&] {
+      auto d = std::make_shared<Data>();
+      d->file = std::move(parts.file);
+      const tokenizer::JsonNode norm(parts.normalizer, "normalizer", d->file);
+      d->normalizer = tokenizer::Normalizer::from_json(&norm);
+      const tokenizer::JsonNode pre(parts.pre_tokenizer, "pre_tokenizer", d->file);
+      d->pre_tokenizer = tokenizer::PreTokenizer::from_json(&pre);
+      const tokenizer::JsonNode dec(parts.decoder, "decoder", d->file);
+      d->decoder = tokenizer::Decoder::from_json(&dec);
+      d->model = std::move(parts.model);
+      const tokenizer::JsonNode added(parts.added_tokens, "added_tokens", d->file);
+      d->added = tokenizer::AddedVocabulary::from_json(&added, d->normalizer);
+      finish_id_table(*d);
+      for (const auto* ids : {&parts.prefix, &parts.suffix})
+        for (std::int32_t id : *ids)
+          if (id < 0 || static_cast<std::size_t>(id) >= d->by_id.size() || d->by_id[static_cast<std::size_t>(id)] == nullptr)
+            fail(ErrorCode::kTokenizer, "{}: special token id {} is not in the vocabulary", d->file, id);
+      d->prefix = std::move(parts.prefix);
+      d->suffix = std::move(parts.suffix);
+      d->bos = parts.bos;
+      d->eos = parts.eos;
+      return Tokenizer(std::shared_ptr<const Data>(std::move(d)));
+    });
+  }
+
   // Token ids of `text` (UTF-8; kTokenizer if it is not valid UTF-8). With add_special_tokens,
   // the BOS/EOS ids of the post-processor (or of tokenizer_config.json's add_bos_token /
   // add_eos_token, which take precedence) are placed around the sequence.
@@ -184,6 +223,25 @@ class Tokenizer {
     node->fail_here(ErrorCode::kTokenizer, "expected a string or an object with \"content\", got {}", node->type_name());
   }
 
+  // Id table over model vocabulary and added tokens (an added token's content wins for its id).
+  static void finish_id_table(Data& dd) {
+    Data* d = &dd;
+    std::size_t space = d->model.id_space();
+    for (const auto& t : d->added.tokens()) space = std::max(space, static_cast<std::size_t>(t.id) + 1);
+    const std::size_t entries = d->model.size() + d->added.tokens().size();
+    if (space > 4 * entries + 1024)
+      fail(ErrorCode::kTokenizer, "{}: added_tokens: largest id {} is out of range for {} tokens", d->file, space - 1,
+           entries);
+    d->by_id.assign(space, nullptr);
+    d->special.assign(space, false);
+    for (std::size_t id = 0; id < d->model.id_space(); ++id)
+      d->by_id[id] = d->model.id_to_token(static_cast<std::int32_t>(id));
+    for (const auto& t : d->added.tokens()) {
+      d->by_id[static_cast<std::size_t>(t.id)] = &t.content;
+      d->special[static_cast<std::size_t>(t.id)] = t.special;
+    }
+  }
+
   static std::shared_ptr<const Data> load(const std::filesystem::path& path,
                                           const std::optional<std::filesystem::path>& config_path) {
     const tokenizer::Json doc =
@@ -221,27 +279,13 @@ class Tokenizer {
     const auto added_node = optional_node("added_tokens");
     d->added = tokenizer::AddedVocabulary::from_json(added_node ? &*added_node : nullptr, d->normalizer);
 
-    // Id table over model vocabulary and added tokens (an added token's content wins for its id).
-    std::size_t space = d->model.id_space();
-    for (const auto& t : d->added.tokens()) space = std::max(space, static_cast<std::size_t>(t.id) + 1);
-    const std::size_t entries = d->model.size() + d->added.tokens().size();
-    if (space > 4 * entries + 1024)
-      fail(ErrorCode::kTokenizer, "{}: added_tokens: largest id {} is out of range for {} tokens", d->file, space - 1,
-           entries);
-    d->by_id.assign(space, nullptr);
-    d->special.assign(space, false);
-    for (std::size_t id = 0; id < d->model.id_space(); ++id)
-      d->by_id[id] = d->model.id_to_token(static_cast<std::int32_t>(id));
-    for (const auto& t : d->added.tokens()) {
-      d->by_id[static_cast<std::size_t>(t.id)] = &t.content;
-      d->special[static_cast<std::size_t>(t.id)] = t.special;
-    }
+    finish_id_table(*d);
 
     const auto post_node = optional_node("post_processor");
     const auto post = tokenizer::PostProcessor::from_json(post_node ? &*post_node : nullptr);
     for (const auto* ids : {&post.prefix, &post.suffix})
       for (std::int32_t id : *ids)
-        if (id < 0 || static_cast<std::size_t>(id) >= space || d->by_id[static_cast<std::size_t>(id)] == nullptr)
+        if (id < 0 || static_cast<std::size_t>(id) >= d->by_id.size() || d->by_id[static_cast<std::size_t>(id)] == nullptr)
           fail(ErrorCode::kTokenizer, "{}: post_processor: token id {} is not in the vocabulary", d->file, id);
     d->prefix = post.prefix;
     d->suffix = post.suffix;
