@@ -3,7 +3,8 @@
 // counts, each beside the limit measured in the same run.
 //   bench_model --synthetic qwen3-30b-a3b|deepseek-v2-lite|mixtral-8x7b [--layers N] [--backend cpu|cuda]
 //               [--prompt 2048] [--gen 32] [--batches 8,32,128] [--reps 3] [--threads N] [--print-config]
-//               [--no-prefill] [--no-decode]
+//               [--no-prefill] [--no-decode] [--telemetry-ab] [--expert-top-k-list 7,6]
+//               [--expert-threshold-list 0.2,0.5 [--expert-min-k 1]]
 // With MOE_CUDA_PROFILE=1 (CUDA builds) the per-kernel times of the run are printed at exit: run
 // it with --no-decode or --no-prefill to see one phase alone.
 // Limits: decode is bound by memory bandwidth (CUDA: device-to-device copy bandwidth, cudaMemcpy
@@ -44,7 +45,39 @@ struct Options {
   moe::index_t prompt = 2048, gen = 32, reps = 3;
   bool prefill = true, decode = true;
   std::vector<moe::index_t> batches{8, 32, 128};
+  // Decode variants run interleaved rep by rep (the machines are noisy): the model as is, then one
+  // per --expert-top-k-list / --expert-threshold-list value; --telemetry-ab adds the model with
+  // expert telemetry off.
+  std::vector<std::int32_t> top_k_list;
+  std::vector<float> threshold_list;
+  std::int32_t threshold_min_k = 1;
+  bool telemetry_ab = false;
 };
+
+struct DecodeVariant {
+  std::string name;
+  moe::ExpertBudget budget;
+  bool telemetry = true;
+};
+
+std::vector<DecodeVariant> decode_variants(const Options& o, moe::index_t top_k) {
+  std::vector<DecodeVariant> v{{"", {}, true}};
+  if (o.telemetry_ab) v.push_back({"telemetry off", {}, false});
+  for (const auto k : o.top_k_list) {
+    moe::ExpertBudget b;
+    b.top_k = k;
+    b.validate(top_k, "--expert-top-k-list");
+    v.push_back({fmt::format("experts top-{}", k), b, true});
+  }
+  for (const auto t : o.threshold_list) {
+    moe::ExpertBudget b;
+    b.threshold = t;
+    b.min_k = o.threshold_min_k;
+    b.validate(top_k, "--expert-threshold-list");
+    v.push_back({fmt::format("experts threshold {} (min {})", t, o.threshold_min_k), b, true});
+  }
+  return v;
+}
 
 struct Stat {
   double median = 0, min = 0, max = 0;
@@ -205,13 +238,23 @@ int run(const Options& o) {
     moe::Tensor<float, 2> logits({batch, V});
     std::vector<std::int32_t> tokens = make_ids(batch, V, 7);
     std::vector<typename moe::BasicModel<Backend>::SequenceChunk> chunks(batch);
-    const Stat s = timed(o.reps, [&] {
-      for (auto& c : caches) c.clear();
-      for (moe::index_t step = 0; step < o.gen; ++step) {
-        for (moe::index_t i = 0; i < batch; ++i) chunks[i] = {&caches[i], std::span<const std::int32_t>(&tokens[i], 1)};
-        model->forward(chunks, ws, logits.view(), false);
+    const auto variants = decode_variants(o, cfg.top_k);
+    std::vector<std::vector<double>> times(variants.size());
+    for (moe::index_t r = 0; r <= o.reps; ++r) {  // rep 0 warms up; variants interleaved
+      for (std::size_t v = 0; v < variants.size(); ++v) {
+        ws.set_expert_telemetry(variants[v].telemetry);
+        moe::Stopwatch w;
+        for (auto& c : caches) c.clear();
+        for (moe::index_t step = 0; step < o.gen; ++step) {
+          for (moe::index_t i = 0; i < batch; ++i) {
+            chunks[i] = {&caches[i], std::span<const std::int32_t>(&tokens[i], 1), variants[v].budget};
+          }
+          model->forward(chunks, ws, logits.view(), false);
+        }
+        if (r > 0) times[v].push_back(w.seconds());
       }
-    });
+    }
+    const Stat s = stats(times[0]);
     // A step reads the dense weights, the experts the batch touches, and every sequence's KV
     // cache at the mean context: bandwidth-bound until the bf16 peak binds.
     const double bytes = step_bytes(model->weights(), cfg.top_k, batch) + batch * kv_token_bytes * (o.gen / 2.0);
@@ -223,6 +266,12 @@ int run(const Options& o) {
     row(batch == 1 ? fmt::format("tg{} (batch 1; limit: {})", o.gen, why)
                    : fmt::format("tg{} x {} sequences ({:.2f} GB per step; limit: {})", o.gen, batch, bytes / 1e9, why),
         batch * o.gen, s, limit);
+    for (std::size_t v = 1; v < variants.size(); ++v) {
+      const Stat sv = stats(times[v]);
+      row(fmt::format("tg{} x {}, {} ({:+.2f}% time vs the model; limit: the model's)", o.gen, batch,
+                      variants[v].name, 100.0 * (sv.median / s.median - 1.0)),
+          batch * o.gen, sv, limit);
+    }
   }
   return 0;
 }
@@ -261,6 +310,19 @@ int main(int argc, char** argv) {
       else if (flag == "--print-config") print_config = true;
       else if (flag == "--no-prefill") o.prefill = false;
       else if (flag == "--no-decode") o.decode = false;
+      else if (flag == "--telemetry-ab") o.telemetry_ab = true;
+      else if (flag == "--expert-top-k-list") {
+        for (const auto k : parse_list(flag, value())) o.top_k_list.push_back(static_cast<std::int32_t>(k));
+      } else if (flag == "--expert-threshold-list") {
+        std::string_view text = value();
+        while (!text.empty()) {
+          const auto comma = text.find(',');
+          o.threshold_list.push_back(moe::cli::parse_number<float>(flag, text.substr(0, comma)));
+          text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+        }
+      } else if (flag == "--expert-min-k") {
+        o.threshold_min_k = moe::cli::parse_number<std::int32_t>(flag, value(), 1, 1 << 16);
+      }
       else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}'", flag);
     }
     moe::require(!o.shape.empty(), moe::ErrorCode::kInvalidArgument, "--synthetic SHAPE is required ({})",

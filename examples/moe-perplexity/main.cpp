@@ -2,6 +2,7 @@
 // moe::perplexity (the same one the transformers reference in tests/fixtures/demo uses).
 #include "common/backend.hpp"
 #include "common/cli.hpp"
+#include "common/expert_options.hpp"
 
 #include <moe/moe.hpp>
 
@@ -13,7 +14,7 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: moe-perplexity --model DIR --text FILE [--window 256] [--stride 128] [--threads N]
+const std::string kUsage = R"(usage: moe-perplexity --model DIR --text FILE [--window 256] [--stride 128] [--threads N]
 
   --model DIR     Hugging Face model folder (config.json, *.safetensors, tokenizer.json)
   --text FILE     UTF-8 text; encoded without special tokens
@@ -22,6 +23,7 @@ constexpr const char* kUsage = R"(usage: moe-perplexity --model DIR --text FILE 
   --threads N     OpenMP threads (default: all)
   --quiet         no progress line
   --backend NAME  cpu (default), reference or, in a CUDA build, cuda
+)" + std::string(moe::cli::kExpertBudgetUsage) + R"(  --stats-json FILE  also write the perplexity and the routing statistics of the run as JSON
 
 Scores every token after the first once: window k covers tokens [kS, kS+W) and scores the
 positions not scored by earlier windows, each from the logits of the position before it.
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
     std::string model_dir, text_file, backend = "cpu";
     moe::PerplexityOptions options;
     bool quiet = false;
+    std::string stats_json;
     for (int i = 1; i < argc; ++i) {
       const std::string_view flag = argv[i];
       auto value = [&]() -> std::string_view {
@@ -44,7 +47,7 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (flag == "--help" || flag == "-h") {
-        std::fputs(kUsage, stdout);
+        std::fputs(kUsage.c_str(), stdout);
         return 0;
       } else if (flag == "--model") model_dir = value();
       else if (flag == "--text") text_file = value();
@@ -53,6 +56,8 @@ int main(int argc, char** argv) {
       else if (flag == "--threads") moe::set_num_threads(moe::cli::parse_threads(flag, value()));
       else if (flag == "--quiet") quiet = true;
       else if (flag == "--backend") backend = value();
+      else if (flag == "--stats-json") stats_json = value();
+      else if (moe::cli::parse_expert_budget_flag(flag, value, options.expert_budget)) continue;
       else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
     }
     moe::require(!model_dir.empty() && !text_file.empty(), moe::ErrorCode::kInvalidArgument,
@@ -63,8 +68,10 @@ int main(int argc, char** argv) {
     const auto model = moe::load_model<decltype(tag)>(model_dir);
     const auto tokenizer = moe::Tokenizer::from_folder(model_dir);
     const std::vector<std::int32_t> tokens = tokenizer.encode(text, /*add_special_tokens=*/false);
-    std::fputs(fmt::format("{}: {} bytes, {} tokens; window {}, stride {}, {} threads\n", text_file, text.size(),
-                           tokens.size(), options.window, options.stride, moe::max_threads())
+    options.expert_budget.validate(model->config().top_k, "moe-perplexity --expert-*");
+    std::fputs(fmt::format("{}: {} bytes, {} tokens; window {}, stride {}, {} threads, experts: {}\n", text_file,
+                           text.size(), tokens.size(), options.window, options.stride, moe::max_threads(),
+                           moe::cli::describe_budget(options.expert_budget))
                    .c_str(),
                stderr);
     const auto r = moe::perplexity(*model, tokens, options, [&](moe::index_t done, moe::index_t total) {
@@ -77,6 +84,17 @@ int main(int argc, char** argv) {
                            r.tokens_evaluated, r.windows, r.seconds, r.tokens_per_second())
                    .c_str(),
                stdout);
+    if (!stats_json.empty()) {
+      nlohmann::json j;
+      j["perplexity"] = r.perplexity;
+      j["mean_nll"] = r.nll_sum / static_cast<double>(r.tokens_scored);
+      j["tokens_scored"] = r.tokens_scored;
+      j["tokens_per_second"] = r.tokens_per_second();
+      j["expert_budget"] = {{"top_k", options.expert_budget.top_k}, {"threshold", options.expert_budget.threshold},
+                            {"min_k", options.expert_budget.min_k}};
+      j["experts"] = moe::expert_stats_json(moe::expert_stats(r.expert_counts));
+      moe::cli::write_text(stats_json, j.dump(2) + "\n", "--stats-json");
+    }
     return 0;
     });
   });

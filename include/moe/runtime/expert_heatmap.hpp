@@ -58,7 +58,11 @@ inline std::string expert_heatmap_svg(const ExpertStats& s, std::string_view tit
   const int left = 70, top = 70, right = 190;
   const int grid_w = static_cast<int>(E) * cell_w, grid_h = static_cast<int>(std::max<index_t>(L, 1)) * cell_h;
   const int legend_y = top + grid_h + 24;
-  const int width = left + std::max(grid_w, 260) + right, height = legend_y + 58;
+  // Wide enough for the grid with its right-hand column, the legend and the title (~8.5 px per
+  // character at 15 px bold).
+  const int title_w = static_cast<int>(8.5 * static_cast<double>(title.size())) + 20;
+  const int width = std::max({left + std::max(grid_w, 260) + right, left + 460, left + title_w});
+  const int height = legend_y + 58;
 
   double max_share = 0.0;
   std::uint64_t routed = 0;
