@@ -29,9 +29,10 @@ if(NOT TARGET PkgConfig::MOE_UTF8PROC)
 endif()
 
 function(moe_link_dependencies target)
-  # fmt in header-only mode keeps moecpp free of link-time libraries of its own.
+  # fmt as Debian's compiled library: its header-only mode compiles fmt's formatting core into
+  # every translation unit (3.5 s each at -O3).
   target_link_libraries(${target} INTERFACE
-    Eigen3::Eigen xsimd fmt::fmt-header-only nlohmann_json::nlohmann_json
+    Eigen3::Eigen xsimd fmt::fmt nlohmann_json::nlohmann_json
     PkgConfig::MOE_PCRE2 PkgConfig::MOE_UTF8PROC)
   target_compile_definitions(${target} INTERFACE PCRE2_CODE_UNIT_WIDTH=8)
   if(MOE_USE_OPENMP AND OpenMP_CXX_FOUND)

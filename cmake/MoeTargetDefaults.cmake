@@ -2,6 +2,11 @@
 # moe::moe choose their own flags.
 function(moe_target_defaults target)
   target_link_libraries(${target} PRIVATE moe::moe)
+  # The host backends' graph compiled once (instances/): declared extern here, linked from there.
+  if(TARGET moe_graph_instances AND NOT target STREQUAL "moe_graph_instances")
+    target_compile_definitions(${target} PRIVATE MOE_EXTERN_GRAPH=1)
+    target_link_libraries(${target} PRIVATE moe_graph_instances)
+  endif()
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic>)
   if(MOE_NATIVE)
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>

@@ -5,7 +5,7 @@
 #   tools/run_cuda_tests.sh [build-dir]   # on the GPU machine (default build dir: build/cuda-gpu)
 #   tools/run_cuda_tests.sh --pack-deps   # on a Debian machine with the -dev packages installed:
 #                                         # copies the dependency headers, CMake package files,
-#                                         # libpcre2-8/libutf8proc and pkgconf into .carry/usr,
+#                                         # libpcre2-8/libutf8proc/libfmt and pkgconf into .carry/usr,
 #                                         # for GPU machines that lack them (not committed)
 #
 # The build uses the project's CMake (-DMOE_ENABLE_CUDA=ON, target moe_cuda_targets). Where the
@@ -33,8 +33,10 @@ if [[ "${1:-}" == "--pack-deps" ]]; then
     "$dest/lib/x86_64-linux-gnu/"
   cp -L /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0 /usr/lib/x86_64-linux-gnu/libutf8proc.so.2 \
     /lib/x86_64-linux-gnu/libpkgconf.so.3 "$dest/lib/x86_64-linux-gnu/"
-  # Files the packages' exported targets check for (fmt::fmt, Catch2::Catch2WithMain); unused here.
+  # fmt is linked as a library (moe::moe links fmt::fmt); Catch2WithMain is only checked for.
   cp /usr/lib/x86_64-linux-gnu/libfmt.so.9.1.0 "$dest/lib/x86_64-linux-gnu/"
+  ln -sf libfmt.so.9.1.0 "$dest/lib/x86_64-linux-gnu/libfmt.so.9"
+  ln -sf libfmt.so.9 "$dest/lib/x86_64-linux-gnu/libfmt.so"
   cp /usr/lib/libCatch2WithMain.a "$dest/lib/"
   cp /usr/bin/pkgconf "$dest/bin/"
   # pkg-config files relative to their own folder, so the prefix can move.
