@@ -150,8 +150,9 @@ struct Transformer {
         const layers::MoeScratch<Backend> s{ws.router_logits(n), ws.expert_ids(n),    ws.expert_weights(n),
                                             ws.router_scratch(), ws.correction(),     ws.offsets(),
                                             ws.slot_token(slots), ws.slot_weight(slots), ws.xs(slots),
-                                            ws.ys(slots),         ws.ffn(),           ws.shared_out(n)};
-        const auto usage = ws.usage_counters().slice(l * c.n_experts, (l + 1) * c.n_experts);
+                                            ws.ys(slots),         ws.ffn(),           ws.shared_out(n),
+                                            ws.pass_budget(),     expert_slice(ws.usage_weights(), l, c.n_experts)};
+        const auto usage = expert_slice(ws.usage_counters(), l, c.n_experts);
         layers::moe_forward(be, c.router, L.moe_weights, CV(normed), s, usage, out);
       } else {
         layers::mlp_forward(be, L.mlp, CV(normed), ws.ffn(), out);
@@ -173,6 +174,32 @@ struct Transformer {
       layers::rms_norm(be, CV(last), w.final_norm, c.rms_norm_eps, last);
       layers::linear(be, CV(last), w.lm_head, logits);
     }
+  }
+
+  // Layer l's part of per-(layer, expert) telemetry counters (of extent 0 while telemetry is off).
+  template <class T>
+  static V<T, 1> expert_slice(V<T, 1> all, index_t l, index_t n_experts) noexcept {
+    return all.extent(0) == 0 ? all : all.slice(l * n_experts, (l + 1) * n_experts);
+  }
+
+  // Elastic experts: when some chunk has an active budget, every token gets its chunk's budget
+  // row (inactive chunks: the model's top_k, no threshold) and the pass runs limit_experts;
+  // otherwise the pass is exactly the model's (ws.pass_budget() of extent 0).
+  static void stage_expert_budgets(const ModelConfig& c, std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws,
+                                   index_t n) {
+    bool any = false;
+    for (const auto& ch : chunks) any = any || ch.expert_budget.active(c.top_k);
+    ws.set_pass_budget(0);
+    if (!any || c.n_experts == 0) return;
+    const bool normalizing = c.router.norm_topk_prob || c.router.scoring == layers::RouterScoring::kTopkSoftmax;
+    const auto host = ws.budget_host(n);
+    index_t t = 0;
+    for (const auto& ch : chunks) {
+      const kernels::ExpertBudgetRow row = ch.expert_budget.resolve(c.top_k, normalizing);
+      for (index_t j = 0; j < ch.tokens.size(); ++j) host[t++] = row;
+    }
+    kernels::upload(Backend{}, std::span<const kernels::ExpertBudgetRow>(host), ws.budget(n));
+    ws.set_pass_budget(n);
   }
 
   // The longest context any row of the pass sees (its cache plus the chunk so far).
@@ -211,6 +238,7 @@ struct Transformer {
     kernels::upload(be, std::span<const std::int32_t>(rows), ws.rows(chunks.size()));
     kernels::upload(be, std::span<const kernels::CacheSlot>(slots), ws.slots(chunks.size()));
     kernels::upload(be, std::span<const std::int32_t>(token_slot), ws.token_slot(n));
+    stage_expert_budgets(c, chunks, ws, n);
 
     if (c.rope.type != layers::RopeType::kDynamic) return n;  // tables made in run_layers
     V<float, 2> cos = ws.cos(n), sin = ws.sin(n);
@@ -243,7 +271,7 @@ void Transformer<Backend>::forward(const ModelConfig& c, const ModelWeights<Mem>
                                    std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws, V<float, 2> logits,
                                    bool all_positions) {
   const index_t n = stage_inputs(c, plan, chunks, ws);
-  const kernels::PassShape shape{n, chunks.size(), max_keys(chunks), all_positions};
+  const kernels::PassShape shape{n, chunks.size(), max_keys(chunks), all_positions, ws.pass_budget().extent(0) != 0};
   ws.runner().run(shape, [&] { run_layers(c, w, plan, chunks, ws, logits, all_positions, n); });
   for (const auto& ch : chunks) ch.cache->append(ch.tokens.size());
 }
