@@ -55,7 +55,7 @@ elif command -v clang++ >/dev/null 2>&1 && command -v clang >/dev/null 2>&1; the
   step "fuzz build (clang, libFuzzer + ASan/UBSan)"
   # No OpenMP: the parsers have no parallel loops, and libFuzzer runs one input at a time.
   CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Release -DMOE_BUILD_FUZZERS=ON \
-    -DMOE_USE_OPENMP=OFF -DMOE_BUILD_BENCHMARKS=OFF -DMOE_BUILD_EXAMPLES=OFF >/dev/null
+    -DMOE_USE_OPENMP=OFF -DMOE_BUILD_BENCHMARKS=OFF -DMOE_BUILD_EXAMPLES=OFF -DMOE_GRAPH_INSTANCES=OFF >/dev/null
   cmake --build build/fuzz -j"$jobs" --target moe_fuzzers
   step "fuzzing (${fuzz_seconds}s per fuzzer, ${MOE_FUZZ_JOBS:-$jobs} at a time)"
   MOE_FUZZ_JOBS=${MOE_FUZZ_JOBS:-$jobs} tests/fuzz/run_fuzzers.sh build/fuzz "$fuzz_seconds"
