@@ -8,6 +8,7 @@
 #include <moe/io/gguf.hpp>
 #include <moe/io/gguf_tokenizer.hpp>
 #include <moe/io/gguf_writer.hpp>
+#include <moe/io/load_chat_template.hpp>
 #include <moe/io/load_tokenizer.hpp>
 
 #include <nlohmann/json.hpp>
@@ -322,4 +323,62 @@ TEST_CASE("tokenizer_from_gguf: hostile or inconsistent metadata gives typed err
       CHECK(std::string(e.what()).find("tokenizer.ggml.tokens") != std::string::npos);
     }
   }
+}
+
+TEST_CASE("tokenizer_from_gguf: the committed GGUF tokenizer fixtures, ids worked out by hand", "[gguf][tokenizer]") {
+  const auto valid = std::filesystem::path(MOE_FIXTURES_DIR) / "gguf" / "valid";
+  {
+    // gpt2, pre qwen2: tokens <unk> <s> </s> a b ab Ġ Ġab, merges "a b", "Ġ ab"; bos 1, add_bos.
+    const Tokenizer t = moe::io::load_tokenizer(valid / "tokenizer.gguf");
+    CHECK(t.encode("ab ab") == std::vector<std::int32_t>{5, 7});  // "ab" | "Ġab": a b -> ab, Ġ ab -> Ġab
+    CHECK(t.encode("ab ab", true) == std::vector<std::int32_t>{1, 5, 7});
+    CHECK(t.encode("ba<s>") == std::vector<std::int32_t>{4, 3, 1});
+    CHECK(t.decode(std::vector<std::int32_t>{5, 7}) == "ab ab");
+    CHECK(t.decode(std::vector<std::int32_t>{1, 5}, true) == "ab");
+  }
+  {
+    // llama: <unk> <s> </s> <0x0A> ▁a b, scores -1.5 for ▁a; bos 1, eos 2, unk 0.
+    const Tokenizer t = moe::io::load_tokenizer(valid / "tokenizer_spm.gguf");
+    CHECK(t.encode("ab\n") == std::vector<std::int32_t>{4, 5, 3});  // ▁a, b, and \n as its byte token
+    CHECK(t.encode("ab\n", true) == std::vector<std::int32_t>{1, 4, 5, 3});
+    CHECK(t.encode("b") == std::vector<std::int32_t>{0, 5});  // ▁ alone is no token and has no byte tokens
+    CHECK(t.decode(std::vector<std::int32_t>{4, 5, 3}) == "ab\n");
+  }
+}
+
+TEST_CASE("load_chat_template: a GGUF file's tokenizer.chat_template with its bos/eos texts", "[gguf][tokenizer]") {
+  const auto tmp = std::filesystem::temp_directory_path() / "moe_test_gguf_chat_template";
+  std::filesystem::remove_all(tmp);
+  std::filesystem::create_directories(tmp);
+  {
+    GgufWriter w;
+    w.set("tokenizer.ggml.model", std::string("gpt2"));
+    w.set("tokenizer.ggml.pre", std::string("qwen2"));
+    w.set("tokenizer.ggml.tokens", std::vector<std::string>{"a", "<B>", "<E>"});
+    w.set("tokenizer.ggml.merges", std::vector<std::string>{});
+    w.set("tokenizer.ggml.bos_token_id", std::uint32_t{1});
+    w.set("tokenizer.ggml.eos_token_id", std::uint32_t{2});
+    w.set("tokenizer.chat_template",
+          std::string("{{ bos_token }}{% for m in messages %}{{ m['role'] }}:{{ m['content'] }}{{ eos_token }}{% endfor %}"));
+    w.write(tmp / "t.gguf");
+  }
+  const auto chat = moe::io::load_chat_template(tmp / "t.gguf");
+  CHECK_FALSE(chat.is_fallback());
+  const auto messages = nlohmann::ordered_json::parse(R"([{"role": "user", "content": "hi"}])");
+  CHECK(chat.render(messages) == "<B>user:hi<E>");
+  {
+    GgufWriter w;
+    w.set("tokenizer.ggml.model", std::string("gpt2"));
+    w.set("tokenizer.ggml.tokens", std::vector<std::string>{"a"});
+    w.write(tmp / "none.gguf");
+  }
+  CHECK(moe::io::load_chat_template(tmp / "none.gguf").is_fallback());
+  // A folder goes through ChatTemplate::from_folder.
+  std::filesystem::create_directories(tmp / "hf");
+  {
+    std::ofstream(tmp / "hf" / "chat_template.jinja") << "{% for m in messages %}[{{ m['content'] }}]{% endfor %}";
+  }
+  CHECK(moe::io::load_chat_template(tmp / "hf").render(messages) == "[hi]");
+  require_gguf_error([&] { (void)moe::io::load_chat_template(tmp / "missing.gguf"); }, ErrorCode::kIo, {"missing.gguf"});
+  std::filesystem::remove_all(tmp);
 }
