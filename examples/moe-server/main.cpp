@@ -28,9 +28,10 @@ constexpr const char* kUsage = R"(usage: moe-server --model DIR [options]
   --api-key KEY          require "Authorization: Bearer KEY" on every route but /health
   --parallel N           batch slots: sequences decoded together (default 8)
   --ctx N                tokens per sequence, prompt + completion (default: min(max_position_embeddings, 4096))
-  --kv-tokens N          KV budget: prompt + max_tokens reserved by the sequences in flight
-                         (default: parallel x ctx); a request that can never fit is a 400,
-                         one that cannot fit now waits in the queue
+  --kv-tokens N          KV budget: prompt + max_tokens reserved by the sequences in flight,
+                         and the tokens the KV caches hold in all (allocated as sequences
+                         are admitted; default: parallel x ctx); a request that can never
+                         fit is a 400, one that cannot fit now waits in the queue
   --batch-tokens N       tokens per forward pass (default: max(parallel, min(ctx, 512)))
   --max-queue N          sequences waiting for a slot before requests get 429 (default 64)
   --max-tokens-limit N   largest max_tokens a request may ask for (default 4096)

@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <string>
@@ -435,6 +437,52 @@ TEST_CASE("scheduler: KV budget, queue bound and validation at submit", "[server
   CHECK(s.metrics().batch_size.quantile(1.0) <= 1.0);
   s.stop();
   expect(job_for("ROMEO:", 4, ch), 503, "unavailable");
+}
+
+TEST_CASE("scheduler: --kv-tokens bounds the KV memory the slots allocate, not only the reservations",
+          "[server][scheduler]") {
+  // 6 slots of 256 tokens would be 1,536 tokens of caches; the budget is 200.
+  SchedulerOptions so;
+  so.max_sequences = 6;
+  so.n_ctx = 256;
+  so.kv_tokens = 200;
+  so.max_batch_tokens = 16;
+  Scheduler s(server_test::demo_model(), demo_tokenizer(), so);
+  CHECK(s.kv_tokens_allocated() == 0);  // nothing until a sequence is admitted
+  const std::vector<std::string> prompts = {"ROMEO:\nWhat light", "JULIET:\nO Romeo, Romeo", "KING:\n",
+                                            "HAMLET:\nTo be, or not to be, that is the question", "First Citizen:\n",
+                                            "LEAR:\nBlow, winds", "ROMEO:\nWhat light", "Nurse:\n"};
+  const moe::index_t lengths[] = {40, 120, 8, 60, 150, 24, 90, 30};
+  std::vector<std::string> alone;
+  for (std::size_t i = 0; i < prompts.size(); ++i) alone.push_back(greedy_alone(prompts[i], lengths[i], true));
+  auto ch = std::make_shared<ResponseChannel>();
+  std::vector<SequenceJob> jobs;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    jobs.push_back(job_for(prompts[i], lengths[i], ch, i));
+    jobs.back().options.ignore_eos = true;
+  }
+  s.start();
+  std::atomic<bool> done{false};
+  std::atomic<moe::index_t> peak{0};
+  std::thread watch([&] {
+    while (!done.load()) {
+      peak.store(std::max(peak.load(), s.kv_tokens_allocated()));
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  s.submit(std::move(jobs));
+  const Collected c = collect(*ch, prompts.size());
+  done.store(true);
+  watch.join();
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    INFO(prompts[i] << " " << lengths[i]);
+    CHECK(c.text[i] == alone[i]);  // caches of any capacity give the same text
+    CHECK(c.completion_tokens[i] == lengths[i]);
+  }
+  CHECK(peak.load() > 0);
+  CHECK(peak.load() <= 200);
+  CHECK(s.kv_tokens_allocated() <= 200);
+  CHECK(s.metrics().batch_size.quantile(1.0) >= 2.0);  // several sequences shared the budget
 }
 
 TEST_CASE("scheduler: cancellation frees the slot; timeouts end queued and running sequences", "[server][scheduler]") {

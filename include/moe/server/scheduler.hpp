@@ -4,6 +4,9 @@
 // fills the rest of the token budget with prompt pieces (oldest first), so a long prompt is
 // prefilled over several steps while the others keep decoding. Admission is bounded by the
 // free slots, a KV-token budget (each sequence reserves prompt + max_tokens) and a queue length.
+// The budget bounds the KV memory too: a slot's cache is allocated when a sequence is admitted
+// (reused by later sequences that fit in it), and the caches of all slots together never hold
+// more than kv_tokens tokens (idle slots give theirs back when a new sequence needs the room).
 //
 // Why not BatchGenerator: the server needs, per sequence, the logits at sampling time (for
 // logprobs), a deadline, a reservation against a shared KV budget, timings for the metrics and
@@ -139,8 +142,8 @@ class BasicScheduler {
   using ModelType = BasicModel<Backend>;
   using Workspace = typename ModelType::Workspace;
 
-  // Allocates every slot's KV cache and the workspace now (kOutOfMemory when they exceed the
-  // machine's memory). `metrics` (optional) must outlive the scheduler. Call start() to run.
+  // Allocates the workspace now; KV caches as sequences are admitted, at most kv_tokens tokens
+  // in all (kOutOfMemory when the budget exceeds the machine's memory). `metrics` (optional) must outlive the scheduler. Call start() to run.
   BasicScheduler(std::shared_ptr<const ModelType> model, std::shared_ptr<const Tokenizer> tokenizer,
                  const SchedulerOptions& options, std::vector<std::int32_t> extra_eos_ids = {},
                  ServerMetrics* metrics = nullptr)
@@ -199,6 +202,8 @@ class BasicScheduler {
   index_t max_sequence_tokens() const noexcept { return std::min(n_ctx_, kv_tokens_); }
   index_t n_ctx() const noexcept { return n_ctx_; }
   index_t kv_tokens() const noexcept { return kv_tokens_; }
+  // Tokens the slots' KV caches can hold, allocated now (<= kv_tokens()); thread-safe.
+  index_t kv_tokens_allocated() const noexcept { return kv_allocated_.load(); }
   index_t max_sequences() const noexcept { return slots_.size(); }
   std::size_t max_queue() const noexcept { return max_queue_; }
   ServerMetrics& metrics() noexcept { return *metrics_; }  // thread-safe (atomics and locks)
@@ -238,22 +243,21 @@ class BasicScheduler {
             "Scheduler: n_ctx {} exceeds the model's max_position_embeddings {}", n_ctx_, cfg.max_position_embeddings);
     require(n_ctx_ <= static_cast<index_t>(limits::kMaxContext), ErrorCode::kInvalidArgument,
             "Scheduler: n_ctx {} exceeds the limit of {} tokens", n_ctx_, limits::kMaxContext);
-    const index_t per_cache = model_->kv_cache_bytes(n_ctx_);
+    kv_tokens_ = options.kv_tokens == 0 ? options.max_sequences * n_ctx_ : options.kv_tokens;
+    const index_t kv_bytes = model_->kv_cache_bytes(kv_tokens_);
     const index_t physical = physical_memory_bytes();
-    if (physical != 0 && per_cache > physical / options.max_sequences) {
-      fail(ErrorCode::kOutOfMemory, "Scheduler: {} KV caches of {} bytes ({} tokens each) exceed the {} bytes of memory",
-           options.max_sequences, per_cache, n_ctx_, physical);
+    if (physical != 0 && kv_bytes > physical) {
+      fail(ErrorCode::kOutOfMemory, "Scheduler: a KV budget of {} tokens ({} bytes) exceeds the {} bytes of memory",
+           kv_tokens_, kv_bytes, physical);
     }
     max_batch_tokens_ = options.max_batch_tokens;
     if (max_batch_tokens_ == 0) max_batch_tokens_ = std::max(options.max_sequences, std::min<index_t>(n_ctx_, 512));
     require(max_batch_tokens_ >= options.max_sequences, ErrorCode::kInvalidArgument,
             "Scheduler: max_batch_tokens {} must be at least max_sequences {} (one decode token each)",
             max_batch_tokens_, options.max_sequences);
-    kv_tokens_ = options.kv_tokens == 0 ? options.max_sequences * n_ctx_ : options.kv_tokens;
     max_queue_ = options.max_queue;
     vocab_size_ = cfg.vocab_size;
     slots_.resize(options.max_sequences);
-    for (auto& s : slots_) s.cache = model_->make_cache(n_ctx_);
     workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
     moe_layers_ = moe_layers(*model_);
     logits_ = Tensor<float, 2>({options.max_sequences, vocab_size_});
@@ -364,12 +368,22 @@ class BasicScheduler {
         ++it;
       }
     }
-    for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
-      Slot& s = slots_[i];
-      if (s.busy) continue;
+    while (!queue_.empty() && active_ < slots_.size()) {
       SequenceJob& job = queue_.front();
       const index_t need = job.prompt.size() + job.options.max_new_tokens;
       if (reserved_ + need > kv_tokens_) break;
+      Slot* slot = nullptr;
+      try {
+        slot = slot_with_cache(need);
+      } catch (const std::exception& e) {  // the allocation failed: this request ends, the others go on
+        job.channel->push(error_event(job, ApiError(503, "server_error",
+                                                    fmt::format("no memory for the KV cache: {}", e.what()))));
+        queue_.pop_front();
+        continue;
+      }
+      if (slot == nullptr) break;  // idle caches given back still leave too little: wait
+      Slot& s = *slot;
+      const auto i = static_cast<std::size_t>(&s - slots_.data());
       s.busy = true;
       s.decoding = false;
       s.cache.clear();
@@ -393,6 +407,51 @@ class BasicScheduler {
     metrics_->queue_depth.store(static_cast<std::int64_t>(queue_.size()));
     metrics_->active_sequences.store(active_);
     metrics_->kv_tokens_reserved.store(reserved_);
+  }
+
+  // A free slot whose cache holds `need` tokens: the smallest that already does, else one whose
+  // cache is (re)allocated, idle slots giving theirs back while the caches would exceed
+  // kv_tokens. Null when they still would (busy slots hold the room; the caller waits).
+  Slot* slot_with_cache(index_t need) {
+    Slot* best = nullptr;
+    for (auto& s : slots_) {
+      if (!s.busy && s.cache.capacity() >= need && (best == nullptr || s.cache.capacity() < best->cache.capacity()))
+        best = &s;
+    }
+    if (best != nullptr) return best;
+    // Room for more than this sequence when the budget allows it, so that later ones reuse it.
+    const index_t rounded = std::min(n_ctx_, (need + kCacheGrain - 1) / kCacheGrain * kCacheGrain);
+    auto allocated = [&] {
+      index_t n = 0;
+      for (const auto& s : slots_) n += s.cache.capacity();
+      return n;
+    };
+    Slot* target = nullptr;
+    for (auto& s : slots_) {
+      if (!s.busy && (target == nullptr || s.cache.capacity() > target->cache.capacity())) target = &s;
+    }
+    if (target == nullptr) return nullptr;
+    give_back_cache(*target);
+    while (allocated() + need > kv_tokens_) {
+      Slot* idle = nullptr;
+      for (auto& s : slots_) {
+        if (!s.busy && s.cache.capacity() > 0 && (idle == nullptr || s.cache.capacity() > idle->cache.capacity()))
+          idle = &s;
+      }
+      if (idle == nullptr) return nullptr;
+      give_back_cache(*idle);
+    }
+    const index_t capacity = allocated() + rounded <= kv_tokens_ ? rounded : need;
+    target->cache = model_->make_cache(capacity);
+    kv_allocated_.store(allocated());
+    return target;
+  }
+
+  void give_back_cache(Slot& s) {
+    s.cache = typename ModelType::Cache{};
+    index_t n = 0;
+    for (const auto& slot : slots_) n += slot.cache.capacity();
+    kv_allocated_.store(n);
   }
 
   void step() {
@@ -497,7 +556,7 @@ class BasicScheduler {
     }
     if (text_stopped) return finish(s, FinishReason::kStop);
     if (s.generated >= s.job.options.max_new_tokens) return finish(s, FinishReason::kLength);
-    if (s.cache.size() >= n_ctx_) return finish(s, FinishReason::kLength);  // unreachable: reservations fit
+    if (s.cache.size() >= s.cache.capacity()) return finish(s, FinishReason::kLength);  // unreachable: reservations fit
     s.next_token = id;
   }
 
@@ -549,6 +608,8 @@ class BasicScheduler {
   index_t kv_tokens_ = 0;
   index_t vocab_size_ = 0;
   std::size_t max_queue_ = 0;
+  static constexpr index_t kCacheGrain = 64;  // slot caches are allocated in multiples of this (<= n_ctx)
+  std::atomic<index_t> kv_allocated_{0};      // sum of the slots' cache capacities
 
   // Loop thread only.
   std::vector<Slot> slots_;
