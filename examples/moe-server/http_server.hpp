@@ -9,13 +9,16 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +35,69 @@ inline void reexec_with_passive_openmp(char** argv) {
   if (::setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
   ::execv("/proc/self/exe", argv);
 }
+
+// Whether the client of one request is still connected. httplib 0.11 hands a handler no view
+// of its socket, only the connection's addresses; the socket is the open descriptor whose local
+// and peer addresses are those (found in /proc/self/fd on the first ask; httplib keeps it open
+// while the handler runs). The client has gone when poll() reports a hang-up or that the peer
+// shut its side (POLLRDHUP); bytes waiting (a pipelined request) do not count as gone. Reports
+// connected when the socket cannot be found.
+class ConnectionProbe {
+ public:
+  ConnectionProbe(std::string local_addr, int local_port, std::string remote_addr, int remote_port)
+      : local_addr_(std::move(local_addr)), remote_addr_(std::move(remote_addr)), local_port_(local_port),
+        remote_port_(remote_port) {}
+
+  bool connected() {
+    if (fd_ == -2) fd_ = find_socket();
+    if (fd_ < 0) return true;
+    pollfd p{fd_, static_cast<short>(POLLIN | POLLRDHUP), 0};
+    if (::poll(&p, 1, 0) <= 0) return true;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) == 0;
+  }
+
+ private:
+  static bool same(const sockaddr_storage& a, const std::string& addr, int port) {
+    char text[INET6_ADDRSTRLEN] = {};
+    int p = -1;
+    if (a.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+      ::inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+      p = ntohs(in->sin_port);
+    } else if (a.ss_family == AF_INET6) {
+      const auto* in = reinterpret_cast<const sockaddr_in6*>(&a);
+      ::inet_ntop(AF_INET6, &in->sin6_addr, text, sizeof(text));
+      p = ntohs(in->sin6_port);
+    }
+    std::string_view t(text), want(addr);
+    for (std::string_view* v : {&t, &want}) {
+      if (v->substr(0, 7) == "::ffff:") v->remove_prefix(7);  // IPv4-mapped
+    }
+    return p == port && t == want;
+  }
+
+  int find_socket() const {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+      int fd = -1;
+      try {
+        fd = std::stoi(entry.path().filename().string());
+      } catch (const std::exception&) {
+        continue;
+      }
+      sockaddr_storage local{}, peer{};
+      socklen_t ll = sizeof(local), pl = sizeof(peer);
+      if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
+      if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
+      if (same(local, local_addr_, local_port_) && same(peer, remote_addr_, remote_port_)) return fd;
+    }
+    return -1;
+  }
+
+  std::string local_addr_, remote_addr_;
+  int local_port_, remote_port_;
+  int fd_ = -2;  // -2: not looked for yet; -1: not found
+};
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
@@ -98,7 +164,9 @@ class HttpServer {
 
  private:
   void serve(const httplib::Request& req, httplib::Response& res) {
-    HttpRequest r{req.method, req.path, req.get_header_value("Authorization"), req.body};
+    auto probe = std::make_shared<ConnectionProbe>(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+    HttpRequest r{req.method, req.path, req.get_header_value("Authorization"), req.body,
+                  [probe] { return probe->connected(); }};
     HttpResponse out = service_.handle(r);
     res.status = out.status;
     if (!out.stream) {

@@ -709,6 +709,28 @@ TEST_CASE("service: a stream whose client goes away cancels its sequence", "[ser
                                 sv.scheduler->metrics().queue_depth.load() == 0; }));
 }
 
+TEST_CASE("service: a non-streaming request whose client has gone is cancelled", "[server][service]") {
+  SchedulerOptions so;
+  so.max_sequences = 1;
+  so.n_ctx = 512;
+  Served sv(so);
+  std::atomic<int> asked{0};
+  HttpRequest req{"POST", "/v1/completions", "",
+                  R"({"model": "shakespeare-moe", "prompt": "ROMEO:", "max_tokens": 500, "ignore_eos": true})",
+                  [&] { return ++asked <= 1; }};  // there at the first ask, gone at the next
+  const auto r = sv.service->handle(req);
+  CHECK(r.status == 499);
+  CHECK(body_of(r)["error"]["code"] == "client_closed_request");
+  CHECK(asked.load() == 2);
+  CHECK(eventually([&] { return sv.scheduler->metrics().active_sequences.load() == 0; }));
+  CHECK(sv.scheduler->metrics().cancelled_requests.load() == 1);
+  CHECK(sv.scheduler->metrics().generated_tokens.load() < 500);  // stopped early, 100 ms in
+  // A client that stays gets its whole answer, however often it is asked.
+  req.connected = [] { return true; };
+  req.body = R"({"model": "shakespeare-moe", "prompt": "ROMEO:", "max_tokens": 8})";
+  CHECK(sv.service->handle(req).status == 200);
+}
+
 TEST_CASE("service: every error class is a JSON error and the service keeps serving", "[server][service]") {
   ServiceOptions opts;
   opts.max_body_bytes = 4096;

@@ -225,6 +225,46 @@ TEST_CASE("http: a client that disconnects mid-stream frees its slot", "[server]
   CHECK(ok.status == 200);
 }
 
+TEST_CASE("http: a non-streaming client that disconnects is cancelled, queued or running", "[server][http]") {
+  SchedulerOptions so;
+  so.max_sequences = 1;
+  so.n_ctx = 512;
+  LiveServer s(so);
+  // Running: the client gives up after 50 ms of a 500-token request (about 0.5 s here).
+  {
+    httplib::Client quitter("127.0.0.1", s.port);
+    quitter.set_read_timeout(0, 50000);
+    const auto q = post_json(quitter, "/v1/completions", completion("ROMEO:", 500, false, R"("ignore_eos": true)"));
+    CHECK_FALSE(q.ok);
+  }
+  CHECK(eventually([&] { return s.metrics().cancelled_requests.load() == 1 && s.metrics().active_sequences.load() == 0; }));
+  CHECK(s.metrics().generated_tokens.load() < 500);
+
+  // Queued: behind a stream that holds the only slot until released, a non-streaming request
+  // whose client leaves is dropped from the queue (before, it would run once the slot freed).
+  std::atomic<bool> release{false};
+  auto blocker = std::thread([&] {
+    auto c2 = s.client();
+    post_json(*c2, "/v1/completions", completion("KING:", 480, true, R"("ignore_eos": true)"), {},
+              [&](std::string_view) { return !release.load(); });
+  });
+  CHECK(eventually([&] { return s.metrics().active_sequences.load() == 1; }));
+  {
+    httplib::Client quitter("127.0.0.1", s.port);
+    quitter.set_read_timeout(0, 200000);
+    const auto q = post_json(quitter, "/v1/completions", completion("QUEEN:", 8, false));
+    CHECK_FALSE(q.ok);
+  }
+  CHECK(eventually([&] { return s.metrics().cancelled_requests.load() == 2 && s.metrics().queue_depth.load() == 0; }));
+  CHECK(s.metrics().active_sequences.load() == 1);  // the stream still runs
+  release = true;
+  blocker.join();
+  CHECK(eventually([&] { return s.metrics().active_sequences.load() == 0; }));
+  auto c = s.client();
+  const auto ok = post_json(*c, "/v1/completions", completion("ROMEO:", 3, false));  // still serving
+  CHECK(ok.status == 200);
+}
+
 TEST_CASE("http: every error class is a 4xx/5xx JSON error and the server keeps serving", "[server][http]") {
   SchedulerOptions so;
   so.max_sequences = 1;

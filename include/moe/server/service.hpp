@@ -46,6 +46,9 @@ struct HttpRequest {
   std::string path;           // without the query string
   std::string authorization;  // the Authorization header, empty if absent
   std::string body;
+  // Whether the client is still connected (empty: assume it is). A non-streaming request asks
+  // it while it waits for its tokens and ends (cancelled, 499) when the client has gone.
+  std::function<bool()> connected;
 };
 
 // A streaming response's producer. The HTTP layer calls pump() until it returns kDone (the
@@ -253,7 +256,7 @@ class BasicApiService {
       return json_response(model_object());
     }
     require_method(req, "POST");
-    return generate(p == "/v1/chat/completions" ? Endpoint::kChat : Endpoint::kCompletions, req.body);
+    return generate(p == "/v1/chat/completions" ? Endpoint::kChat : Endpoint::kCompletions, req.body, req.connected);
   }
 
   static std::string clip(std::string_view s) {
@@ -309,7 +312,7 @@ class BasicApiService {
     }
   }
 
-  HttpResponse generate(Endpoint endpoint, const std::string& body) {
+  HttpResponse generate(Endpoint endpoint, const std::string& body, const std::function<bool()>& connected) {
     if (body.size() > options_.max_body_bytes) {
       throw ApiError(413, "invalid_request_error",
                      fmt::format("the request body of {} bytes exceeds the limit of {} bytes", body.size(),
@@ -373,14 +376,25 @@ class BasicApiService {
       res.stream = std::make_shared<EventStream>(std::move(ctx), channel, tokenizer_, n, r.include_usage, r.logprobs >= 0);
       return res;
     }
-    // Not streaming: collect every choice. (The HTTP layer cannot tell us the client left while
-    // we wait; the request timeout bounds the wait.)
+    // Not streaming: collect every choice, asking every 100 ms whether the client is still there
+    // (a client that left cancels its sequences: queued ones never run, running ones stop at the
+    // next step). 499 is nginx's "client closed request"; nobody reads it.
     std::vector<ChoiceResult> results(n);
     std::size_t remaining = n;
     std::vector<SequenceEvent> events;
     std::optional<ApiError> error;
+    auto next_check = Clock::now();
     while (remaining > 0) {
-      if (!channel->wait_pop(events, std::chrono::milliseconds(200))) continue;
+      const bool got = channel->wait_pop(events, std::chrono::milliseconds(50));
+      if (connected && Clock::now() >= next_check) {
+        next_check = Clock::now() + std::chrono::milliseconds(100);
+        if (!connected()) {
+          channel->cancel();
+          throw ApiError(499, "invalid_request_error", "the client closed the connection before the response was ready",
+                         std::nullopt, "client_closed_request");
+        }
+      }
+      if (!got) continue;
       for (auto& e : events) {
         ChoiceResult& c = results[e.choice];
         c.text += e.text;
