@@ -221,8 +221,8 @@ TEST_CASE("parse: unknown fields and unsupported values are refused", "[server][
     CHECK(e.status == 400);
     CHECK(e.code == "unsupported_value");
   }
-  for (const char* f : {R"("tools": [{"type": "function"}])", R"("response_format": {"type": "json_object"})",
-                        R"("tool_choice": "required")", R"("store": true)"}) {
+  for (const char* f : {R"("response_format": {"type": "json_object"})", R"("tool_choice": "required")",
+                        R"("store": true)"}) {
     INFO(f);
     CHECK(chat_error(f).code == "unsupported_value");
   }
@@ -346,14 +346,74 @@ TEST_CASE("chat: the model's template renders the validated messages; the fallba
                                       {"assistant", "Hello", std::string("Mercutio")}, {"user", "Again", std::nullopt}};
   CHECK(messages_json(m)[2] == nlohmann::ordered_json{{"role", "assistant"}, {"content", "Hello"}, {"name", "Mercutio"}});
   // The bundled model's speaker-style template: a scene with the user as Romeo, the model as Juliet.
-  const RenderedChat scene = folder_chat_renderer(server_test::demo_dir())(m);
+  const RenderedChat scene = folder_chat_renderer(server_test::demo_dir())(m, {});
   CHECK(scene.text == "CHORUS:\nBe brief.\n\nROMEO:\nHi\n\nMERCUTIO:\nHello\n\nROMEO:\nAgain\n\nJULIET:\n");
   CHECK_FALSE(scene.add_special_tokens);  // the template writes what it wants
-  const RenderedChat plain = fallback_chat_renderer()(m);
+  const RenderedChat plain = fallback_chat_renderer()(m, {});
   CHECK(plain.text.rfind("System: Be brief.\n\nUser: Hi\n\n", 0) == 0);
   CHECK(plain.text.size() >= 10);
   CHECK(plain.text.substr(plain.text.size() - 10) == "Assistant:");
   CHECK(plain.add_special_tokens);
+}
+
+TEST_CASE("chat: chat_template_kwargs and tools reach the template", "[server][chat]") {
+  // Parsing: both kept as sent (tools' key order too), their shapes checked.
+  const auto r = parse_request(Endpoint::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+      "tools": [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "b": 1, "a": 2}}}],
+      "tool_choice": "auto", "chat_template_kwargs": {"enable_thinking": false, "user_name": "Hamlet"}})");
+  CHECK(r.tools.dump() == R"([{"type":"function","function":{"name":"weather","parameters":{"type":"object","b":1,"a":2}}}])");
+  CHECK(r.chat_template_kwargs.dump() == R"({"enable_thinking":false,"user_name":"Hamlet"})");
+  const auto plain = parse_request(Endpoint::kChat, R"({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "tools": []})");
+  CHECK(plain.tools.is_null());
+  CHECK(plain.chat_template_kwargs.empty());
+  for (const char* bad : {R"("tools": {})", R"("tools": [1])", R"("tools": [{"type": "retrieval"}])",
+                          R"("tools": [{"type": "function", "function": {}}])", R"("chat_template_kwargs": [])",
+                          R"("chat_template_kwargs": {"messages": []})", R"("chat_template_kwargs": {"add_generation_prompt": false})"}) {
+    INFO(bad);
+    const std::string body = std::string(R"({"model": "m", "messages": [{"role": "user", "content": "Hi"}], )") + bad + "}";
+    try {
+      (void)parse_request(Endpoint::kChat, body);
+      FAIL("accepted");
+    } catch (const ApiError& e) {
+      CHECK(e.status == 400);
+      CHECK(e.param.has_value());
+    }
+  }
+  try {  // a chat extension, not a completions field
+    (void)parse_request(Endpoint::kCompletions, R"({"model": "m", "prompt": "x", "chat_template_kwargs": {}})");
+    FAIL("accepted");
+  } catch (const ApiError& e) {
+    CHECK(e.code == "unknown_parameter");
+  }
+
+  // The renderer passes them on: the bundled template names its speakers by user_name and
+  // assistant_name; a template that lists tools and reads enable_thinking (as Qwen3's does).
+  const std::vector<ChatMessage> m = {{"user", "Hi", std::nullopt}};
+  ChatVariables names;
+  names.kwargs = {{"user_name", "Hamlet"}, {"assistant_name", "Ophelia"}};
+  CHECK(folder_chat_renderer(server_test::demo_dir())(m, names).text == "HAMLET:\nHi\n\nOPHELIA:\n");
+  const auto tools_template = std::make_shared<const moe::chat::ChatTemplate>(
+      "{% if tools %}{% for t in tools %}[{{ t.function.name }} {{ t.function.parameters | tojson }}]{% endfor %}{% endif %}"
+      "{% if enable_thinking is defined and not enable_thinking %}/no_think{% endif %}"
+      "{% for m in messages %}{{ m.content }}{% endfor %}");
+  ChatVariables v;
+  v.tools = r.tools;
+  v.kwargs = r.chat_template_kwargs;
+  CHECK(template_renderer(tools_template)(m, v).text == R"([weather {"type": "object", "b": 1, "a": 2}]/no_thinkHi)");
+  CHECK(template_renderer(tools_template)(m, {}).text == "Hi");
+
+  // Through the service: the reply is the greedy continuation of the prompt the kwargs render.
+  Served sv;
+  const auto res = sv.post("/v1/chat/completions", R"({"model": "shakespeare-moe", "messages": [{"role": "user",
+      "content": "Hi"}], "max_tokens": 8, "temperature": 0, "ignore_eos": true,
+      "chat_template_kwargs": {"user_name": "Hamlet", "assistant_name": "Ophelia"}})");
+  REQUIRE(res.status == 200);
+  CHECK(body_of(res)["choices"][0]["message"]["content"] == greedy_alone("HAMLET:\nHi\n\nOPHELIA:\n", 8, true, false));
+  CHECK(body_of(res)["choices"][0]["message"]["content"] != greedy_alone("ROMEO:\nHi\n\nJULIET:\n", 8, true, false));
+  const auto bad = sv.post("/v1/chat/completions", R"({"model": "shakespeare-moe", "messages": [{"role": "user",
+      "content": "Hi"}], "max_tokens": 8, "chat_template_kwargs": {"bos_token": "<s>"}})");
+  CHECK(bad.status == 400);
+  CHECK(body_of(bad)["error"]["param"] == "chat_template_kwargs");
 }
 
 // ---- scheduler --------------------------------------------------------------------------------
@@ -769,7 +829,9 @@ TEST_CASE("service: every error class is a JSON error and the service keeps serv
     ServiceOptions o;
     o.model_id = "shakespeare-moe";
     return o;
-  }(), [](const std::vector<ChatMessage>&) -> RenderedChat { moe::fail(moe::ErrorCode::kFormat, "unknown filter 'x'"); });
+  }(), [](const std::vector<ChatMessage>&, const ChatVariables&) -> RenderedChat {
+    moe::fail(moe::ErrorCode::kFormat, "unknown filter 'x'");
+  });
   const auto bad_template = failing.handle({"POST", "/v1/chat/completions", "",
                                             R"({"model": "shakespeare-moe", "messages": [{"role": "user", "content": "x"}]})"});
   CHECK(bad_template.status == 400);

@@ -22,9 +22,15 @@ struct RenderedChat {
   bool add_special_tokens = true;  // false when the template writes BOS etc. itself
 };
 
+// What a request adds to the template's variables besides the messages.
+struct ChatVariables {
+  nlohmann::ordered_json tools = nullptr;                            // the "tools" array, or null
+  nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
+};
+
 // Renders validated messages to the prompt text (the generation prompt for the assistant's turn
 // included). May throw (a template error): the request gets a 400 with the message.
-using ChatRenderer = std::function<RenderedChat(const std::vector<ChatMessage>&)>;
+using ChatRenderer = std::function<RenderedChat(const std::vector<ChatMessage>&, const ChatVariables&)>;
 
 // The messages as the template sees them: {"role", "content" (text), "name" when given}, in
 // that key order.
@@ -44,9 +50,11 @@ inline nlohmann::ordered_json messages_json(const std::vector<ChatMessage>& mess
 // its text is encoded without the tokenizer's, as transformers' apply_chat_template does; the
 // fallback writes none, so the tokenizer adds them where its config asks.
 inline ChatRenderer template_renderer(std::shared_ptr<const chat::ChatTemplate> chat) {
-  return [chat = std::move(chat)](const std::vector<ChatMessage>& messages) {
+  return [chat = std::move(chat)](const std::vector<ChatMessage>& messages, const ChatVariables& vars) {
     chat::ChatRenderOptions options;
     options.add_generation_prompt = true;
+    options.tools = vars.tools;
+    options.extra = vars.kwargs;
     return RenderedChat{chat->render(messages_json(messages), options), chat->is_fallback()};
   };
 }

@@ -62,6 +62,11 @@ struct CompletionRequest {
   // Extension (elastic experts): {"top_k": K, "threshold": T, "min_k": M, "renormalize": bool};
   // ranged against the model's top_k by the scheduler.
   std::optional<ExpertBudget> expert_budget;
+  // Chat: the "tools" array as sent (key order kept: templates print it with tojson), null
+  // without; and "chat_template_kwargs" (vLLM's extension, e.g. {"enable_thinking": false}),
+  // further variables the chat template sees.
+  nlohmann::ordered_json tools = nullptr;
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
 };
 
 namespace request_detail {
@@ -78,7 +83,7 @@ inline constexpr std::string_view kChatFields[] = {
     "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "stream",
     "stream_options", "stop", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
     "user", "seed", "response_format", "tools", "tool_choice", "parallel_tool_calls", "store", "metadata",
-    "service_tier", "top_k", "min_p", "repetition_penalty", "ignore_eos", "expert_budget"};
+    "service_tier", "top_k", "min_p", "repetition_penalty", "ignore_eos", "expert_budget", "chat_template_kwargs"};
 
 inline const char* type_name(const nlohmann::json& v) {
   if (v.is_number_integer()) return "integer";
@@ -241,6 +246,33 @@ inline std::vector<ChatMessage> messages(const nlohmann::json& v, const RequestL
   return out;
 }
 
+// "tools": an array of {"type": "function", "function": {"name": string, ...}} (at most 128).
+inline void check_tools(const nlohmann::json& v) {
+  if (!v.is_array()) bad_request("tools", "'tools' must be an array, got {}", quote_json(v));
+  if (v.size() > 128) bad_request("tools", "'tools' has {} tools; at most 128", v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto& t = v[i];
+    const std::string param = fmt::format("tools[{}]", i);
+    if (!t.is_object() || t.value("type", nlohmann::json()) != "function")
+      bad_request(param, "'{}' must be an object with \"type\": \"function\", got {}", param, quote_json(t));
+    const auto f = t.find("function");
+    if (f == t.end() || !f->is_object() || !f->contains("name") || !(*f)["name"].is_string())
+      bad_request(param, "'{}.function' must be an object with a string 'name'", param);
+  }
+}
+
+// "chat_template_kwargs": an object of template variables; the names the server sets itself
+// are refused.
+inline void check_template_kwargs(const nlohmann::json& v) {
+  if (!v.is_object()) bad_request("chat_template_kwargs", "'chat_template_kwargs' must be an object, got {}", quote_json(v));
+  for (const auto& [key, value] : v.items()) {
+    for (const char* reserved : {"messages", "tools", "documents", "add_generation_prompt", "bos_token", "eos_token"}) {
+      if (key == reserved)
+        bad_request("chat_template_kwargs", "'chat_template_kwargs.{}' is set by the server and cannot be given", key);
+    }
+  }
+}
+
 inline std::vector<std::string> stops(const nlohmann::json& v, const RequestLimits& limits) {
   std::vector<std::string> out;
   auto add = [&](const nlohmann::json& s) {
@@ -396,8 +428,16 @@ inline CompletionRequest parse_request(Endpoint endpoint, std::string_view body,
   if (const auto* v = get("logit_bias"); v != nullptr && !(v->is_object() && v->empty()))
     throw ApiError(400, "invalid_request_error", "'logit_bias' is not supported", "logit_bias", "unsupported_value");
   if (const auto* v = get("user")) (void)d::string(*v, "user");
-  if (const auto* v = get("tools"); v != nullptr && !(v->is_array() && v->empty()))
-    throw ApiError(400, "invalid_request_error", "'tools' is not supported", "tools", "unsupported_value");
+  const auto* tools = chat ? get("tools") : nullptr;
+  if (tools != nullptr) d::check_tools(*tools);
+  const auto* kwargs = chat ? get("chat_template_kwargs") : nullptr;
+  if (kwargs != nullptr) d::check_template_kwargs(*kwargs);
+  if ((tools != nullptr && !tools->empty()) || (kwargs != nullptr && !kwargs->empty())) {
+    // Again with the client's key order (the body already passed every check above).
+    const auto ordered = nlohmann::ordered_json::parse(body);
+    if (tools != nullptr && !tools->empty()) r.tools = ordered["tools"];
+    if (kwargs != nullptr) r.chat_template_kwargs = ordered["chat_template_kwargs"];
+  }
   if (const auto* v = get("tool_choice"); v != nullptr && *v != "none" && *v != "auto")
     throw ApiError(400, "invalid_request_error", "'tool_choice' is not supported", "tool_choice", "unsupported_value");
   if (const auto* v = get("parallel_tool_calls")) (void)d::boolean(*v, "parallel_tool_calls");

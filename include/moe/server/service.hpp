@@ -326,7 +326,7 @@ class BasicApiService {
     if (endpoint == Endpoint::kChat) {
       RenderedChat chat;
       try {
-        chat = render_chat_(r.messages);
+        chat = render_chat_(r.messages, ChatVariables{r.tools, r.chat_template_kwargs});
       } catch (const ApiError&) {
         throw;
       } catch (const std::exception& e) {
