@@ -382,3 +382,38 @@ TEST_CASE("load_chat_template: a GGUF file's tokenizer.chat_template with its bo
   require_gguf_error([&] { (void)moe::io::load_chat_template(tmp / "missing.gguf"); }, ErrorCode::kIo, {"missing.gguf"});
   std::filesystem::remove_all(tmp);
 }
+
+TEST_CASE("write_gguf_tokenizer: every identifiable preset is found from its tokenizer.json form and round-trips",
+          "[gguf][tokenizer]") {
+  // bytelevel_qwen's vocabulary and merges under each preset's pre-tokenizer, normalizer and
+  // ignore_merges: the writer must name that preset, and the GGUF path must then encode the
+  // fixture texts as the tokenizer.json path does.
+  const auto base = read_json_file(kTokFixtures / "bytelevel_qwen" / "tokenizer.json");
+  const auto expected = read_json_file(kTokFixtures / "bytelevel_qwen" / "expected.json");
+  const auto tmp = std::filesystem::temp_directory_path() / "moe_test_gguf_presets";
+  std::size_t presets = 0;
+  for (const auto& p : moe::tokenizer::pre_tokenizer_presets()) {
+    if (!p.identify) continue;
+    INFO(p.names[0]);
+    std::filesystem::remove_all(tmp);
+    std::filesystem::create_directories(tmp);
+    auto doc = base;
+    doc["pre_tokenizer"] = moe::tokenizer::preset_pre_tokenizer_json(p);
+    doc["normalizer"] = moe::tokenizer::preset_normalizer_json(p);
+    doc["model"]["ignore_merges"] = p.ignore_merges;
+    for (auto& a : doc["added_tokens"]) a["lstrip"] = a["rstrip"] = false;
+    std::ofstream(tmp / "tokenizer.json") << doc.dump();
+    const Written g = write_folder(tmp);
+    CHECK(g.summary.pre == p.names[0]);
+    const Tokenizer from_json = Tokenizer::from_folder(tmp);
+    const Tokenizer from_gguf = moe::io::tokenizer_from_gguf(g.gguf.file);
+    for (const auto& tc : expected["cases"]) {
+      const std::string text = tc["text"].get<std::string>();
+      INFO("text: " << text);
+      CHECK(from_gguf.encode(text) == from_json.encode(text));
+    }
+    ++presets;
+  }
+  CHECK(presets >= 12);
+  std::filesystem::remove_all(tmp);
+}
