@@ -58,9 +58,9 @@ summary{cursor:pointer}
 .fields label{display:flex;flex-direction:column;font-size:.8rem;color:var(--muted);gap:.15rem}
 .fields label.wide{grid-column:1/-1}
 .fields input{width:100%}
-dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .75rem;margin:0;font-size:.9rem}
+dl{display:grid;grid-template-columns:minmax(0,1fr) auto;gap:.2rem .75rem;margin:0;font-size:.9rem}
 dt{color:var(--muted)}
-dd{margin:0;font-family:var(--mono);text-align:right;font-variant-numeric:tabular-nums}
+dd{margin:0;font-family:var(--mono);font-size:.85rem;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 h3{font-size:.8rem;color:var(--muted);margin:.75rem 0 .25rem;text-transform:uppercase;letter-spacing:.04em}
 #heatmap{width:100%;height:auto;display:block;border-radius:.3rem;background:#fff}
 #heatmap-note{font-size:.85rem;color:var(--muted);margin:.25rem 0 0}
@@ -104,7 +104,7 @@ h3{font-size:.8rem;color:var(--muted);margin:.75rem 0 .25rem;text-transform:uppe
     <h3>This reply</h3>
     <dl>
       <dt>tokens</dt><dd id="m-tokens">–</dd>
-      <dt>tok/s</dt><dd id="m-tps">–</dd>
+      <dt>tok/s (since sent)</dt><dd id="m-tps">–</dd>
       <dt>time to first token</dt><dd id="m-ttft">–</dd>
     </dl>
     <h3>Server (/metrics)</h3>
@@ -211,12 +211,9 @@ function showReply(r) {
   $("m-tokens").textContent = String(r.tokens);
   $("m-ttft").textContent = r.first ? fmtSeconds((r.first - r.start) / 1000) : "–";
   const now = r.end || performance.now();
-  // Decode speed: tokens after the first over the time since the first arrived.
-  if (r.first && r.tokens > 1 && now > r.first) {
-    $("m-tps").textContent = ((r.tokens - 1) / ((now - r.first) / 1000)).toFixed(1);
-  } else if (r.first) {
-    $("m-tps").textContent = "…";
-  }
+  // Tokens over the time since the request was sent (TTFT included): chunks reach the page in
+  // bursts, so a rate over the time since the first one overstates short replies.
+  if (r.first && now > r.start) $("m-tps").textContent = (r.tokens / ((now - r.start) / 1000)).toFixed(1);
 }
 
 async function send(text) {
