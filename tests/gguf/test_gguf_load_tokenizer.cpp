@@ -296,6 +296,14 @@ TEST_CASE("tokenizer_from_gguf: hostile or inconsistent metadata gives typed err
   }
   {
     GgufWriter w;
+    w.set("tokenizer.ggml.model", std::string("gpt2"));
+    w.set("tokenizer.ggml.pre", std::string("qwen2"));
+    w.set("tokenizer.ggml.tokens", toks);
+    const OwnedGguf g(w.to_bytes(), "tok.gguf");
+    require_gguf_error([&] { load(g); }, ErrorCode::kTokenizer, {"tok.gguf", "tokenizer.ggml.merges is absent"});
+  }
+  {
+    GgufWriter w;
     w.set("tokenizer.ggml.model", std::string("bert"));
     w.set("tokenizer.ggml.tokens", toks);
     const OwnedGguf g(w.to_bytes(), "tok.gguf");
@@ -416,4 +424,46 @@ TEST_CASE("write_gguf_tokenizer: every identifiable preset is found from its tok
   }
   CHECK(presets >= 12);
   std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("tokenizer_from_gguf: kimi-k2 without merges merges by rank (tiktoken)", "[gguf][tokenizer]") {
+  // tiktoken: the adjacent pair whose concatenation has the lowest id merges first.
+  auto file = [](std::vector<std::string> tokens) {
+    GgufWriter w;
+    w.set("tokenizer.ggml.model", std::string("gpt2"));
+    w.set("tokenizer.ggml.pre", std::string("kimi-k2"));
+    w.set("tokenizer.ggml.tokens", tokens);
+    return OwnedGguf(w.to_bytes(), "kimi.gguf");
+  };
+  const auto bc_first = file({"a", "b", "c", "bc", "ab"});
+  CHECK(moe::io::tokenizer_from_gguf(bc_first.file).encode("abc") == std::vector<std::int32_t>{0, 3});
+  const auto ab_first = file({"a", "b", "c", "ab", "bc"});
+  CHECK(moe::io::tokenizer_from_gguf(ab_first.file).encode("abc") == std::vector<std::int32_t>{3, 2});
+  const auto whole = file({"a", "b", "c", "ab", "bc", "abc"});
+  CHECK(moe::io::tokenizer_from_gguf(whole.file).encode("abc") == std::vector<std::int32_t>{5});
+  // Han runs are words of their own in Kimi's regex ("a中" is "a" | "中"), not in o200k's.
+  std::vector<std::string> bytes;
+  const auto& map = moe::tokenizer::byte_level_map();
+  for (int b = 0; b < 256; ++b) {
+    std::string t;
+    map.encode(std::string(1, static_cast<char>(b)), t);
+    bytes.push_back(t);
+  }
+  std::string x, y, z;
+  map.encode("\xe4", x);
+  map.encode("\xb8", y);
+  map.encode("\xad", z);
+  auto tokens = bytes;
+  for (const std::string& t : {"a" + x, "a" + x + y, "a" + x + y + z}) tokens.push_back(t);
+  const auto kimi = file(tokens);
+  const std::string text = "a\xe4\xb8\xad";
+  CHECK(moe::io::tokenizer_from_gguf(kimi.file).encode(text) ==
+        std::vector<std::int32_t>{'a', 0xe4, 0xb8, 0xad});  // byte b is token b here
+  GgufWriter w;
+  w.set("tokenizer.ggml.model", std::string("gpt2"));
+  w.set("tokenizer.ggml.pre", std::string("gpt-4o"));
+  w.set("tokenizer.ggml.tokens", tokens);
+  w.set("tokenizer.ggml.merges", std::vector<std::string>{"a " + x, "a" + x + " " + y, "a" + x + y + " " + z});
+  const OwnedGguf o200k(w.to_bytes(), "o200k.gguf");
+  CHECK(moe::io::tokenizer_from_gguf(o200k.file).encode(text) == std::vector<std::int32_t>{258});
 }

@@ -40,6 +40,7 @@ struct GgufTokenizerData {
   std::vector<GgufTokenType> token_types;   // by id; empty when the file has none
   std::vector<float> scores;                // by id; empty when the file has none
   std::vector<std::string> merges;          // "left right", highest priority first; empty for SPM
+  bool merges_present = false;              // the file has tokenizer.ggml.merges (possibly empty)
   std::optional<std::int32_t> bos_id, eos_id, eot_id, eom_id, unknown_id, separator_id, padding_id, cls_id, mask_id;
   std::optional<bool> add_bos, add_eos, add_sep, add_space_prefix, remove_extra_whitespaces;
   std::optional<std::string> chat_template;             // tokenizer.chat_template
@@ -98,6 +99,7 @@ inline GgufTokenizerData read_gguf_tokenizer(const GgufFile& f) {
         }
       }
       d.merges = std::move(*merges);
+      d.merges_present = true;
     }
 
     auto id = [&](std::string_view key, std::optional<std::int32_t>& out) {

@@ -77,7 +77,18 @@ inline Tokenizer tokenizer_from_gguf(const GgufTokenizerData& d, const std::stri
       opts.file = file;
       opts.ignore_merges = preset->ignore_merges;
       opts.unk_id = unk;
-      parts.model = tokenizer::BpeModel::from_token_list(d.tokens, d.merges, opts);
+      if (d.merges_present) {
+        parts.model = tokenizer::BpeModel::from_token_list(d.tokens, d.merges, opts);
+      } else if (preset->names[0] == "kimi-k2") {
+        // Kimi K2 files may carry no merges (llama.cpp accepts that for this name only). Its
+        // vocabulary is tiktoken's: ids are merge ranks, and tiktoken merges the adjacent pair
+        // whose concatenation has the lowest rank first, which is the score loop with score -id.
+        std::vector<float> scores(n);
+        for (std::size_t i = 0; i < n; ++i) scores[i] = -static_cast<float>(i);
+        parts.model = tokenizer::BpeModel::from_token_scores(d.tokens, scores, opts);
+      } else {
+        fail(ErrorCode::kTokenizer, "{}: tokenizer.ggml.merges is absent (a gpt2 tokenizer needs its merges)", file);
+      }
       add_bos_default = preset->add_bos_default;
     } else if (d.model == "llama") {
       // llama.cpp's SPM defaults: unk 0, bos 1, eos 2 when the keys are absent (and in range).
