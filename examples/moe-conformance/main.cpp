@@ -1,4 +1,5 @@
-// moe-conformance [--backend cpu|reference|cuda] DIR...: checks fixture folders against their
+// moe-conformance [--backend cpu|reference|cuda] [--tolerance T] DIR|DIR/model.gguf...: checks
+// fixture folders (or a model GGUF, with reference.json / reference.safetensors beside it) against their
 // transformers references, running the model on the chosen backend (default cpu). A folder
 // with reference.json + config.json is a model case (logits of every prompt position within 2e-3,
 // last top-5 ids, 12-token greedy continuation); one with tokenizer.json + expected.json is a
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <string>
@@ -22,19 +24,25 @@
 
 namespace {
 
-moe::conformance::CaseResult run_case(const std::filesystem::path& dir, const std::string& backend) {
+moe::conformance::CaseResult run_case(const std::filesystem::path& dir, const std::string& backend, float tolerance, bool logits_only) {
   using moe::conformance::CaseResult;
   CaseResult r;
   r.name = dir.filename().string();
   if (r.name.empty()) r.name = dir.parent_path().filename().string();
   try {
+    if (dir.extension() == ".gguf" && std::filesystem::is_regular_file(dir)) {
+      // A model GGUF: the reference files are beside it.
+      return moe::cli::with_backend(backend, [&](auto tag) {
+        return moe::conformance::check_model_case<decltype(tag)>(dir, tolerance, logits_only);
+      });
+    }
     if (!std::filesystem::is_directory(dir)) {
       r.detail = fmt::format("{} is not a folder", dir.string());
       return r;
     }
     if (moe::conformance::is_model_case(dir)) {
       return moe::cli::with_backend(backend, [&](auto tag) {
-        return moe::conformance::check_model_case<decltype(tag)>(dir);
+        return moe::conformance::check_model_case<decltype(tag)>(dir, tolerance, logits_only);
       });
     }
     if (std::filesystem::is_regular_file(dir / "tokenizer.json") &&
@@ -59,17 +67,28 @@ moe::conformance::CaseResult run_case(const std::filesystem::path& dir, const st
 
 int main(int argc, char** argv) {
   std::string backend = "cpu";
+  float tolerance = moe::conformance::kLogitTolerance;
+  bool logits_only = false;
   std::vector<std::string> dirs;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--backend" && i + 1 < argc) {
       backend = argv[++i];
+    } else if (a == "--logits-only") {
+      logits_only = true;  // quantized files: logits within --tolerance only, no top-5 / greedy checks
+    } else if (a == "--tolerance" && i + 1 < argc) {
+      // A looser logit bound for quantized GGUF files (the default is DESIGN.md's 2e-3).
+      tolerance = std::strtof(argv[++i], nullptr);
+      if (!(tolerance > 0.0f && tolerance < 1e3f)) {
+        std::fprintf(stderr, "moe-conformance: --tolerance must be a positive number\n");
+        return 2;
+      }
     } else {
       dirs.push_back(a);
     }
   }
   if (dirs.empty()) {
-    std::fprintf(stderr, "usage: %s [--backend %s] FIXTURE_DIR...\n", argv[0],
+    std::fprintf(stderr, "usage: %s [--backend %s] [--tolerance T] [--logits-only] FIXTURE_DIR|MODEL.gguf...\n", argv[0],
                  std::string(moe::cli::kBackendNames).c_str());
     return 2;
   }
@@ -85,7 +104,7 @@ int main(int argc, char** argv) {
   }
   int passed = 0, failed = 0;
   for (const auto& dir : dirs) {
-    const auto r = run_case(dir, backend);
+    const auto r = run_case(dir, backend, tolerance, logits_only);
     std::printf("%s %s  %s\n", r.passed ? "PASS" : "FAIL", r.name.c_str(), r.detail.c_str());
     std::fflush(stdout);
     (r.passed ? passed : failed) += 1;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/io/gguf_model.hpp"
 #include "moe/io/json_file.hpp"
 #include "moe/io/tensor_store.hpp"
 #include "moe/model/config.hpp"
@@ -62,7 +63,8 @@ class StoreTensorSource final : public TensorSource {
 
 }  // namespace io
 
-// Loads config.json and the safetensors weights of `folder` for `Backend` (default: the cpu).
+// Loads config.json and the safetensors weights of `folder` (or, when `folder` is a .gguf file, a
+// llama.cpp model GGUF: see io/gguf_model.hpp) for `Backend` (default: the cpu).
 // Host backends use the weights in place in the mapped files; a device backend uploads them once
 // (progress, when given, is called after each tensor) and drops the mapping. Errors: kIo (missing
 // files), kFormat (bad JSON / safetensors), kConfig / kUnsupported (config, or a weight format
@@ -72,6 +74,19 @@ template <class Backend = backend::cpu>
 std::shared_ptr<const BasicModel<Backend>> load_model(const std::filesystem::path& folder,
                                                       const model::UploadProgress& progress = {}) {
   return catch_as_error("load_model", [&] {
+    std::error_code gguf_ec;
+    if (folder.extension() == ".gguf" && std::filesystem::is_regular_file(folder, gguf_ec)) {
+      // A GGUF file (llama.cpp's layout, io/gguf_model.hpp): config from its metadata, weights in place.
+      io::GgufModel g = io::open_gguf_model(folder);
+      if constexpr (is_host_memory_v<typename Backend::memory>) {
+        return std::make_shared<const BasicModel<Backend>>(std::move(g.config), std::move(g.weights),
+                                                           std::shared_ptr<const void>(g.storage));
+      } else {
+        auto uploaded = model::upload_weights<Backend>(g.weights, progress);
+        return std::make_shared<const BasicModel<Backend>>(std::move(g.config), std::move(uploaded.weights),
+                                                           std::move(uploaded.storage));
+      }
+    }
     const auto config_path = folder / "config.json";
     std::error_code ec;
     require(std::filesystem::exists(config_path, ec), ErrorCode::kIo, "no config.json in {}", folder.string());

@@ -1,0 +1,601 @@
+// The mapping between llama.cpp's GGUF model description and ours, one table per architecture,
+// used in both directions: GGUF metadata keys <-> Hugging Face config.json keys, and GGUF tensor
+// names <-> the Hugging Face tensor names model::bind_weights asks for. Names and conventions are
+// those of llama.cpp's convert_hf_to_gguf.py / gguf-py (constants.py, tensor_mapping.py) and
+// src/llama-arch.cpp, llama-model.cpp:
+//  - arch names: llama (Mixtral: llama with experts), qwen2moe, qwen3moe, olmoe, deepseek2
+//    (DeepSeek-V2/V3, Kimi K2), glm4moe. gpt-oss is recognised and refused (kUnsupported): its
+//    GGUF stores gate/up as separate output-major banks, a layout the expert kernels lack here.
+//  - experts stacked as 3-D ffn_{gate,up,down}_exps ([E, rows, cols] outermost first; ggml's ne
+//    is the reverse), served to the model as per-expert slices (zero copy).
+//  - `llama`: the converter permutes attn_q / attn_k rows per head so that ggml's "normal" rope
+//    (adjacent pairs) equals transformers' rotate_half. Reading, we do not undo it: we run rope
+//    with interleaved pairs on the permuted rows (q·k is unchanged by the same permutation of
+//    both). Writing, the permutation is applied (a copy per tensor, unavoidable).
+//  - deepseek2: MLA is written as llama.cpp's MQA form (head_count_kv = 1, key_length =
+//    kv_lora_rank + rope dims, value_length = kv_lora_rank, key/value_length_mla the per-head
+//    sizes); kv_b_proj is written split as attn_k_b ([H, kv_lora_rank, nope], transposed) and
+//    attn_v_b ([H, v_head_dim, kv_lora_rank]) as the current converter does; a file with
+//    attn_kv_b (older converters) is read in place, a split one is reassembled (a copy).
+//  - expert_gating_func (1 softmax, 2 sigmoid) picks DeepSeek-V2 vs V3 routing; expert_weights_
+//    scale / _norm are routed_scaling_factor / norm_topk_prob; leading_dense_block_count is
+//    first_k_dense_replace; tied embeddings are a file without output.weight.
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/core/tensor.hpp"
+#include "moe/core/warning.hpp"
+#include "moe/model/config.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <span>
+#include <tuple>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moe::io::gguf_arch {
+
+enum class KeyType : std::uint8_t { kU32, kF32, kBool };
+
+// One metadata key: "{arch}.<gguf>" <-> config.json "<hf>".
+struct KeyMapping {
+  std::string_view gguf;  // below "{arch}."
+  std::string_view hf;
+  KeyType type;
+};
+
+struct ArchTable {
+  std::string_view gguf_arch;        // general.architecture
+  std::string_view hf_class;         // the config.json class written for it
+  model::Family family;
+  std::string_view ffn_norm;         // the GGUF name of post_attention_layernorm (below blk.N.)
+  std::string_view shared_expert;    // HF name of the shared expert module ("" none)
+  bool permute_qk = false;           // llama: attn_q / attn_k rows permuted for ggml's normal rope
+  std::span<const KeyMapping> keys;  // arch-specific keys (after the common ones)
+};
+
+inline constexpr KeyMapping kCommonKeys[] = {
+    {"block_count", "num_hidden_layers", KeyType::kU32},
+    {"context_length", "max_position_embeddings", KeyType::kU32},
+    {"embedding_length", "hidden_size", KeyType::kU32},
+    {"feed_forward_length", "intermediate_size", KeyType::kU32},
+    {"attention.head_count", "num_attention_heads", KeyType::kU32},
+    {"attention.layer_norm_rms_epsilon", "rms_norm_eps", KeyType::kF32},
+    {"expert_used_count", "num_experts_per_tok", KeyType::kU32},
+    {"vocab_size", "vocab_size", KeyType::kU32},
+};
+inline constexpr KeyMapping kMixtralKeys[] = {
+    {"expert_count", "num_local_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"attention.sliding_window", "sliding_window", KeyType::kU32},
+};
+inline constexpr KeyMapping kQwen2MoeKeys[] = {
+    {"expert_count", "num_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_shared_feed_forward_length", "shared_expert_intermediate_size", KeyType::kU32},
+    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
+};
+inline constexpr KeyMapping kQwen3MoeKeys[] = {
+    {"expert_count", "num_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
+    {"attention.sliding_window", "sliding_window", KeyType::kU32},
+};
+inline constexpr KeyMapping kOlmoeKeys[] = {
+    {"expert_count", "num_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.clamp_kqv", "clip_qkv", KeyType::kF32},
+    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
+};
+inline constexpr KeyMapping kDeepseek2Keys[] = {
+    {"expert_count", "n_routed_experts", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_shared_count", "n_shared_experts", KeyType::kU32},
+    {"leading_dense_block_count", "first_k_dense_replace", KeyType::kU32},
+    {"expert_weights_scale", "routed_scaling_factor", KeyType::kF32},
+    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
+    {"expert_group_count", "n_group", KeyType::kU32},
+    {"expert_group_used_count", "topk_group", KeyType::kU32},
+    {"attention.q_lora_rank", "q_lora_rank", KeyType::kU32},
+    {"attention.kv_lora_rank", "kv_lora_rank", KeyType::kU32},
+    {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
+    {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
+};
+inline constexpr KeyMapping kGlm4MoeKeys[] = {
+    {"expert_count", "n_routed_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_shared_count", "n_shared_experts", KeyType::kU32},
+    {"leading_dense_block_count", "first_k_dense_replace", KeyType::kU32},
+    {"expert_weights_scale", "routed_scaling_factor", KeyType::kF32},
+    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
+    {"expert_group_count", "n_group", KeyType::kU32},
+    {"expert_group_used_count", "topk_group", KeyType::kU32},
+};
+
+// The HF class of a deepseek2 file is chosen from expert_gating_func (see config_from_metadata).
+inline constexpr ArchTable kTables[] = {
+    {"llama", "MixtralForCausalLM", model::Family::kMixtral, "ffn_norm", "", true, kMixtralKeys},
+    {"qwen2moe", "Qwen2MoeForCausalLM", model::Family::kQwen2Moe, "ffn_norm", "shared_expert", false, kQwen2MoeKeys},
+    {"qwen3moe", "Qwen3MoeForCausalLM", model::Family::kQwen3Moe, "ffn_norm", "", false, kQwen3MoeKeys},
+    {"olmoe", "OlmoeForCausalLM", model::Family::kOlmoe, "ffn_norm", "", false, kOlmoeKeys},
+    {"deepseek2", "DeepseekV2ForCausalLM", model::Family::kDeepseekV2, "ffn_norm", "shared_experts", false,
+     kDeepseek2Keys},
+    {"deepseek2", "DeepseekV3ForCausalLM", model::Family::kDeepseekV3, "ffn_norm", "shared_experts", false,
+     kDeepseek2Keys},
+    {"glm4moe", "Glm4MoeForCausalLM", model::Family::kGlm4Moe, "post_attention_norm", "shared_experts", false,
+     kGlm4MoeKeys},
+};
+
+// llama.cpp's llama_expert_gating_func_type.
+inline constexpr std::uint32_t kGatingSoftmax = 1;
+inline constexpr std::uint32_t kGatingSigmoid = 2;
+
+inline const ArchTable* table_for_family(model::Family f) noexcept {
+  for (const auto& t : kTables) {
+    if (t.family == f) return &t;
+  }
+  return nullptr;
+}
+// The first table of a GGUF arch name (deepseek2: the V2 one; the caller refines by gating).
+inline const ArchTable* table_for_arch(std::string_view arch) noexcept {
+  for (const auto& t : kTables) {
+    if (t.gguf_arch == arch) return &t;
+  }
+  return nullptr;
+}
+
+// ---- tensors ----------------------------------------------------------------------------------
+
+enum class TensorKind : std::uint8_t {
+  kPlain,        // same values, same shape
+  kPermuteRows,  // llama attn_q / attn_k (weight or bias): rows permuted per head (heads = `heads`)
+  kExpert,       // expert `expert` of a stacked [E, rows, cols] GGUF bank
+  kKvB,          // MLA kv_b_proj: GGUF attn_kv_b, or attn_k_b + attn_v_b (see the file comment)
+};
+
+struct TensorMapping {
+  std::string hf;    // what bind_weights asks for
+  std::string gguf;  // the GGUF tensor (kKvB: attn_kv_b.weight)
+  TensorKind kind = TensorKind::kPlain;
+  index_t expert = 0;     // kExpert
+  index_t n_experts = 0;  // kExpert
+  index_t heads = 0;      // kPermuteRows
+  std::vector<index_t> hf_shape;  // outermost first
+};
+
+// Every tensor model::bind_weights binds for `c`, with its GGUF name: the one list both the
+// reader (GGUF -> HF names) and the writer (HF -> GGUF names) use. Experts are listed one entry
+// per expert (kind kExpert, all pointing at the stacked bank).
+inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const ArchTable& a) {
+  std::vector<TensorMapping> out;
+  const auto add = [&](std::string hf, std::string gguf, std::vector<index_t> shape,
+                       TensorKind kind = TensorKind::kPlain, index_t heads = 0) {
+    TensorMapping m;
+    m.hf = std::move(hf), m.gguf = std::move(gguf), m.kind = kind, m.heads = heads, m.hf_shape = std::move(shape);
+    out.push_back(std::move(m));
+  };
+  const index_t D = c.d_model, V = c.vocab_size, H = c.n_heads;
+  add("model.embed_tokens.weight", "token_embd.weight", {V, D});
+  add("model.norm.weight", "output_norm.weight", {D});
+  if (!c.tie_word_embeddings) add("lm_head.weight", "output.weight", {V, D});
+  for (index_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i), b = fmt::format("blk.{}.", i);
+    add(p + "input_layernorm.weight", b + "attn_norm.weight", {D});
+    add(p + "post_attention_layernorm.weight", b + std::string(a.ffn_norm) + ".weight", {D});
+    const std::string s = p + "self_attn.";
+    if (c.mla) {
+      const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
+      if (c.q_lora_rank == 0) {
+        add(s + "q_proj.weight", b + "attn_q.weight", {H * qk, D});
+      } else {
+        add(s + "q_a_proj.weight", b + "attn_q_a.weight", {c.q_lora_rank, D});
+        if (c.qkv_bias) add(s + "q_a_proj.bias", b + "attn_q_a.bias", {c.q_lora_rank});
+        add(s + "q_a_layernorm.weight", b + "attn_q_a_norm.weight", {c.q_lora_rank});
+        add(s + "q_b_proj.weight", b + "attn_q_b.weight", {H * qk, c.q_lora_rank});
+      }
+      add(s + "kv_a_proj_with_mqa.weight", b + "attn_kv_a_mqa.weight", {R + c.qk_rope_head_dim, D});
+      if (c.qkv_bias) add(s + "kv_a_proj_with_mqa.bias", b + "attn_kv_a_mqa.bias", {R + c.qk_rope_head_dim});
+      add(s + "kv_a_layernorm.weight", b + "attn_kv_a_norm.weight", {R});
+      add(s + "kv_b_proj.weight", b + "attn_kv_b.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), R},
+          TensorKind::kKvB);
+      add(s + "o_proj.weight", b + "attn_output.weight", {D, H * c.v_head_dim});
+      if (c.o_bias) add(s + "o_proj.bias", b + "attn_output.bias", {D});
+    } else {
+      const index_t hd = c.head_dim, KV = c.n_kv_heads;
+      const TensorKind qk_kind = a.permute_qk ? TensorKind::kPermuteRows : TensorKind::kPlain;
+      add(s + "q_proj.weight", b + "attn_q.weight", {H * hd, D}, qk_kind, H);
+      add(s + "k_proj.weight", b + "attn_k.weight", {KV * hd, D}, qk_kind, KV);
+      add(s + "v_proj.weight", b + "attn_v.weight", {KV * hd, D});
+      add(s + "o_proj.weight", b + "attn_output.weight", {D, H * hd});
+      if (c.qkv_bias) {
+        add(s + "q_proj.bias", b + "attn_q.bias", {H * hd}, qk_kind, H);
+        add(s + "k_proj.bias", b + "attn_k.bias", {KV * hd}, qk_kind, KV);
+        add(s + "v_proj.bias", b + "attn_v.bias", {KV * hd});
+      }
+      if (c.o_bias) add(s + "o_proj.bias", b + "attn_output.bias", {D});
+      if (c.qk_norm == model::QkNorm::kPerHead) {
+        add(s + "q_norm.weight", b + "attn_q_norm.weight", {hd});
+        add(s + "k_norm.weight", b + "attn_k_norm.weight", {hd});
+      } else if (c.qk_norm == model::QkNorm::kWholeProjection) {
+        add(s + "q_norm.weight", b + "attn_q_norm.weight", {H * hd});
+        add(s + "k_norm.weight", b + "attn_k_norm.weight", {KV * hd});
+      }
+    }
+    const auto mlp = [&](const std::string& hp, const std::string& suffix, index_t f) {
+      add(hp + ".gate_proj.weight", b + "ffn_gate" + suffix + ".weight", {f, D});
+      add(hp + ".up_proj.weight", b + "ffn_up" + suffix + ".weight", {f, D});
+      add(hp + ".down_proj.weight", b + "ffn_down" + suffix + ".weight", {D, f});
+      if (c.mlp_bias) {
+        add(hp + ".gate_proj.bias", b + "ffn_gate" + suffix + ".bias", {f});
+        add(hp + ".up_proj.bias", b + "ffn_up" + suffix + ".bias", {f});
+        add(hp + ".down_proj.bias", b + "ffn_down" + suffix + ".bias", {D});
+      }
+    };
+    if (!c.moe_layer[i]) {
+      mlp(p + "mlp", "", c.d_ff);
+      continue;
+    }
+    const std::string m = p + "mlp.";
+    add(m + "gate.weight", b + "ffn_gate_inp.weight", {c.n_experts, D});
+    if (c.router.has_correction_bias) add(m + "gate.e_score_correction_bias", b + "exp_probs_b.bias", {c.n_experts});
+    const index_t F = c.d_ff_expert, E = c.n_experts;
+    for (index_t e = 0; e < E; ++e) {
+      const std::string x = fmt::format("{}experts.{}.", m, e);
+      for (const auto& [hf, gg, rows, cols] : {std::tuple{"gate_proj", "ffn_gate_exps", F, D},
+                                               std::tuple{"up_proj", "ffn_up_exps", F, D},
+                                               std::tuple{"down_proj", "ffn_down_exps", D, F}}) {
+        TensorMapping t;
+        t.hf = x + hf + ".weight", t.gguf = b + gg + ".weight", t.kind = TensorKind::kExpert;
+        t.expert = e, t.n_experts = E, t.hf_shape = {rows, cols};
+        out.push_back(std::move(t));
+      }
+    }
+    if (c.d_ff_shared > 0) {
+      mlp(m + std::string(a.shared_expert), "_shexp", c.d_ff_shared);
+      if (c.spec->shared_expert == model::SharedExpert::kSigmoidGated) {
+        add(m + "shared_expert_gate.weight", b + "ffn_gate_inp_shexp.weight", {1, D});
+      }
+    }
+  }
+  return out;
+}
+
+// The GGUF shape (outermost first) of the tensor `m` belongs to (the stacked bank for experts,
+// kv_b as attn_kv_b).
+inline std::vector<index_t> gguf_shape(const TensorMapping& m) {
+  if (m.kind == TensorKind::kExpert) return {m.n_experts, m.hf_shape[0], m.hf_shape[1]};
+  return m.hf_shape;
+}
+
+// ---- metadata ----------------------------------------------------------------------------------
+
+// config.json as the reader hands it to ModelConfig::from_json, in the spelling the mapping
+// uses: every value the GGUF writer reads, made explicit from a parsed config (defaults
+// included). Keys the family does not read are harmless there.
+inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
+  const auto& s = *c.spec;
+  nlohmann::json j;
+  j["architectures"] = nlohmann::json::array({c.architecture});
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.d_model;
+  j["num_hidden_layers"] = c.n_layers;
+  j["num_attention_heads"] = c.n_heads;
+  j["num_key_value_heads"] = c.n_kv_heads;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["intermediate_size"] = c.d_ff;
+  j["num_experts_per_tok"] = c.top_k;
+  j[std::string(s.n_experts_key)] = c.n_experts;
+  j[std::string(s.expert_d_ff_key)] = c.d_ff_expert;
+  if (!c.mla) j["head_dim"] = c.head_dim;
+  if (c.mla) {
+    if (c.q_lora_rank > 0) j["q_lora_rank"] = c.q_lora_rank;
+    j["kv_lora_rank"] = c.kv_lora_rank;
+    j["qk_nope_head_dim"] = c.qk_nope_head_dim;
+    j["qk_rope_head_dim"] = c.qk_rope_head_dim;
+    j["v_head_dim"] = c.v_head_dim;
+  }
+  if (c.clip_qkv > 0) j["clip_qkv"] = c.clip_qkv;
+  if (s.shared_expert == model::SharedExpert::kSigmoidGated && c.d_ff_shared > 0) {
+    j["shared_expert_intermediate_size"] = c.d_ff_shared;
+  }
+  if (s.shared_expert == model::SharedExpert::kPlain) j["n_shared_experts"] = c.d_ff_shared / c.d_ff_expert;
+  if (s.dense_layers == model::DenseLayers::kFirstK) {
+    index_t k = 0;
+    while (k < c.n_layers && !c.moe_layer[k]) ++k;
+    j["first_k_dense_replace"] = k;
+  }
+  j["norm_topk_prob"] = c.router.norm_topk_prob;
+  j["routed_scaling_factor"] = c.router.routed_scaling_factor;
+  if (s.grouped_routing) {
+    // Written even when 1 (no grouping), so that a reader can tell "no groups" from "not stored".
+    j["n_group"] = std::max<index_t>(c.router.n_group, 1);
+    j["topk_group"] = std::max<index_t>(c.router.topk_group, 1);
+  }
+  const bool sliding = !c.sliding_window.empty() && c.sliding_window[0] > 0;
+  if (sliding) j["sliding_window"] = c.sliding_window[0];
+  return j;
+}
+
+// Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
+// general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key.
+template <class Writer>
+void write_metadata(Writer& w, const ModelConfig& c) {
+  const ArchTable* a = table_for_family(c.spec->family);
+  if (a == nullptr) {
+    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
+         c.architecture);
+  }
+  const nlohmann::json j = normalized_hf_config(c);
+  const std::string arch(a->gguf_arch);
+  const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
+  w.put_str("general.architecture", arch);
+  const auto one = [&](const KeyMapping& k) {
+    const auto it = j.find(std::string(k.hf));
+    if (it == j.end()) return;
+    switch (k.type) {
+      case KeyType::kU32: w.put_u32(key(k.gguf), it->template get<std::uint32_t>()); break;
+      case KeyType::kF32: w.put_f32(key(k.gguf), it->template get<float>()); break;
+      case KeyType::kBool: w.put_bool(key(k.gguf), it->template get<bool>()); break;
+    }
+  };
+  for (const auto& k : kCommonKeys) one(k);
+  for (const auto& k : a->keys) one(k);
+  if (c.mla) {
+    // llama.cpp's MQA form of MLA (convert_hf_to_gguf.py DeepseekV2Model).
+    w.put_u32(key("attention.head_count_kv"), 1);
+    w.put_u32(key("attention.key_length"), static_cast<std::uint32_t>(c.kv_lora_rank + c.qk_rope_head_dim));
+    w.put_u32(key("attention.value_length"), static_cast<std::uint32_t>(c.kv_lora_rank));
+    w.put_u32(key("attention.key_length_mla"), static_cast<std::uint32_t>(c.qk_nope_head_dim + c.qk_rope_head_dim));
+    w.put_u32(key("expert_gating_func"),
+              c.router.scoring == layers::RouterScoring::kSigmoid ? kGatingSigmoid : kGatingSoftmax);
+  } else if (c.spec->family == model::Family::kGlm4Moe) {
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+  }
+  const layers::RopeConfig& r = c.rope;
+  w.put_f32(key("rope.freq_base"), static_cast<float>(r.theta));
+  switch (r.type) {
+    case layers::RopeType::kDefault: break;
+    case layers::RopeType::kLinear:
+      w.put_str(key("rope.scaling.type"), "linear");
+      w.put_f32(key("rope.scaling.factor"), static_cast<float>(r.factor));
+      break;
+    case layers::RopeType::kYarn:
+      w.put_str(key("rope.scaling.type"), "yarn");
+      w.put_f32(key("rope.scaling.factor"), static_cast<float>(r.factor));
+      w.put_u32(key("rope.scaling.original_context_length"),
+                static_cast<std::uint32_t>(r.original_max_position_embeddings));
+      w.put_f32(key("rope.scaling.yarn_beta_fast"), static_cast<float>(r.beta_fast));
+      w.put_f32(key("rope.scaling.yarn_beta_slow"), static_cast<float>(r.beta_slow));
+      if (r.attention_factor >= 0) w.put_f32(key("rope.scaling.attn_factor"), static_cast<float>(r.attention_factor));
+      if (c.mla && r.mscale_all_dim != 0) {
+        // convert_hf_to_gguf.py: yarn_log_multiplier = 0.1 * mscale_all_dim (deepseek2 only).
+        w.put_f32(key("rope.scaling.yarn_log_multiplier"), static_cast<float>(0.1 * r.mscale_all_dim));
+      }
+      if (c.mla && r.attention_factor < 0 && r.mscale != r.mscale_all_dim) {
+        // deepseek2 keeps only mscale_all_dim (as the log multiplier); YaRN's rope magnitude
+        // mscale(factor, mscale) / mscale(factor, mscale_all_dim) then goes in attn_factor.
+        w.put_f32(key("rope.scaling.attn_factor"),
+                  static_cast<float>(layers::yarn_mscale(r.factor, r.mscale) / layers::yarn_mscale(r.factor, r.mscale_all_dim)));
+      }
+      break;
+    default:
+      fail(ErrorCode::kUnsupported, "{}: rope type {} has no GGUF metadata here (llama.cpp stores llama3 rope as a "
+           "rope_freqs tensor, not written yet)", c.source, static_cast<int>(r.type));
+  }
+  if (c.spec->dense_layers == model::DenseLayers::kSparseStep) {
+    for (index_t i = 0; i < c.n_layers; ++i) {
+      if (!c.moe_layer[i]) {
+        warn("{}: layer {} is a dense MLP; llama.cpp's {} expects every layer to be MoE (moecpp reads the "
+             "file back from its tensors)", c.source, i, arch);
+        break;
+      }
+    }
+  }
+  if (!c.eos_token_ids.empty()) w.put_u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(c.eos_token_ids[0]));
+  if (c.bos_token_id) w.put_u32("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(*c.bos_token_id));
+}
+
+// A view of GGUF metadata for config_from_metadata: integer(key) / number(key) / boolean(key) /
+// string(key) return nullopt when absent and throw kConfig when of the wrong type; has_tensor(name).
+template <class Reader>
+nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source) {
+  const auto arch_v = f.string("general.architecture");
+  if (!arch_v) fail(ErrorCode::kConfig, "{}: metadata key general.architecture not found", source);
+  const std::string arch = *arch_v;
+  if (arch == "gpt-oss") {
+    fail(ErrorCode::kUnsupported, "{}: architecture gpt-oss: GGUF files of GPT-OSS are not supported yet (their "
+         "experts are stored as separate output-major gate/up banks)", source);
+  }
+  const ArchTable* a = table_for_arch(arch);
+  if (a == nullptr) {
+    fail(ErrorCode::kUnsupported, "{}: GGUF architecture \"{}\" is not supported (llama with experts, qwen2moe, "
+         "qwen3moe, olmoe, deepseek2, glm4moe)", source, arch);
+  }
+  const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
+  const auto need_u = [&](std::string_view k) {
+    const auto v = f.integer(key(k));
+    if (!v) fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key(k));
+    return *v;
+  };
+  const bool mla = arch == "deepseek2";
+  if (mla) {
+    const std::uint64_t gating = f.integer(key("expert_gating_func")).value_or(kGatingSoftmax);
+    if (gating == kGatingSigmoid) {
+      a = table_for_family(model::Family::kDeepseekV3);
+    } else if (gating != kGatingSoftmax) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} is not supported (1 softmax, 2 sigmoid)", source,
+           key("expert_gating_func"), gating);
+    }
+  }
+  nlohmann::json j;
+  j["architectures"] = nlohmann::json::array({std::string(a->hf_class)});
+  const auto one = [&](const KeyMapping& k) {
+    const std::string gk = key(k.gguf);
+    switch (k.type) {
+      case KeyType::kU32:
+        if (const auto v = f.integer(gk)) j[std::string(k.hf)] = *v;
+        break;
+      case KeyType::kF32:
+        if (const auto v = f.number(gk)) j[std::string(k.hf)] = *v;
+        break;
+      case KeyType::kBool:
+        if (const auto v = f.boolean(gk)) j[std::string(k.hf)] = *v;
+        break;
+    }
+  };
+  for (const auto& k : kCommonKeys) one(k);
+  for (const auto& k : a->keys) one(k);
+  (void)need_u("block_count");
+  (void)need_u("embedding_length");
+  (void)need_u("attention.head_count");
+  const std::uint64_t n_experts = need_u("expert_count");
+  if (n_experts == 0) {
+    fail(ErrorCode::kUnsupported, "{}: {} = 0: a dense model, not a mixture of experts", source, key("expert_count"));
+  }
+  (void)need_u("expert_used_count");
+  // vocab_size: the key, else the embedding's rows.
+  if (!j.contains("vocab_size")) {
+    const auto shape = f.tensor_shape("token_embd.weight");
+    if (!shape || shape->size() != 2) fail(ErrorCode::kMissingTensor, "{}: tensor token_embd.weight not found", source);
+    j["vocab_size"] = (*shape)[0];
+  }
+  if (!j.contains("intermediate_size")) {
+    // Dense layers' width from the first dense MLP, else the experts' (unused then).
+    for (std::uint64_t i = 0; i < j["num_hidden_layers"].get<std::uint64_t>(); ++i) {
+      const auto shape = f.tensor_shape(fmt::format("blk.{}.ffn_gate.weight", i));
+      if (shape && shape->size() == 2) {
+        j["intermediate_size"] = (*shape)[0];
+        break;
+      }
+    }
+  }
+  const std::uint64_t n_layers = j["num_hidden_layers"].get<std::uint64_t>();
+  if (a->family == model::Family::kMixtral) {
+    // llama's expert width is feed_forward_length; Mixtral's config says intermediate_size.
+    if (!j.contains("intermediate_size")) fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("feed_forward_length"));
+  }
+  if (mla) {
+    const std::uint64_t kl = need_u("attention.key_length_mla");
+    const std::uint64_t rope = need_u("rope.dimension_count");
+    if (kl <= rope) {
+      fail(ErrorCode::kConfig, "{}: {} = {} must exceed {} = {}", source, key("attention.key_length_mla"), kl,
+           key("rope.dimension_count"), rope);
+    }
+    j["qk_nope_head_dim"] = kl - rope;
+    j["num_key_value_heads"] = j["num_attention_heads"];
+    if (!j.contains("v_head_dim")) fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("attention.value_length_mla"));
+    if (!j.contains("routed_scaling_factor")) j["routed_scaling_factor"] = 1.0;  // absent: no scaling in llama.cpp
+    if (!j.contains("norm_topk_prob")) j["norm_topk_prob"] = false;             // the converter writes only true
+    if (a->family == model::Family::kDeepseekV2 && j.contains("n_group") && j["n_group"].get<std::uint64_t>() > 1) {
+      j["topk_method"] = "group_limited_greedy";
+    }
+    if (!j.contains("n_group") && !f.integer(key("expert_group_used_count"))) {
+      warn("{}: no {} / {}: routing without expert groups (DeepSeek's n_group / topk_group); if the original "
+           "model limits routing to groups, results differ", source, key("expert_group_count"),
+           key("expert_group_used_count"));
+    }
+    // Biases of MLA's projections (attention_bias), from the tensors.
+    j["attention_bias"] = f.tensor_shape("blk.0.attn_kv_a_mqa.bias").has_value();
+    j["mlp_bias"] = f.tensor_shape("blk.0.ffn_gate.bias").has_value() ||
+                    f.tensor_shape(fmt::format("blk.{}.ffn_gate_shexp.bias", n_layers - 1)).has_value();
+  } else if (!j.contains("num_key_value_heads")) {
+    j["num_key_value_heads"] = j["num_attention_heads"];
+  }
+  if (a->family == model::Family::kGlm4Moe) {
+    if (!j.contains("routed_scaling_factor")) j["routed_scaling_factor"] = 1.0;
+    if (!j.contains("n_group") && !f.integer(key("expert_group_used_count"))) {
+      warn("{}: no {} / {}: routing without expert groups (n_group / topk_group = 1)", source,
+           key("expert_group_count"), key("expert_group_used_count"));
+    }
+    j["use_qk_norm"] = f.tensor_shape("blk.0.attn_q_norm.weight").has_value();
+    j["attention_bias"] = f.tensor_shape("blk.0.attn_q.bias").has_value();
+    const auto rot = f.integer(key("rope.dimension_count"));
+    if (rot) {
+      const std::uint64_t hd = j.contains("head_dim") ? j["head_dim"].get<std::uint64_t>()
+                                                      : j["hidden_size"].get<std::uint64_t>() /
+                                                            j["num_attention_heads"].get<std::uint64_t>();
+      j["partial_rotary_factor"] = static_cast<double>(*rot) / static_cast<double>(hd);
+    }
+  }
+  if (a->family == model::Family::kQwen2Moe) {
+    j["qkv_bias"] = f.tensor_shape("blk.0.attn_q.bias").has_value();
+    if (j.contains("norm_topk_prob") == false) j["norm_topk_prob"] = false;
+  }
+  if (a->family == model::Family::kQwen3Moe && j.contains("sliding_window")) j["use_sliding_window"] = true;
+  if (a->family == model::Family::kMixtral && j.contains("head_dim") && j["head_dim"].get<std::uint64_t>() == 0) {
+    j.erase("head_dim");
+  }
+  // Dense vs MoE layers, from the tensors (leading_dense_block_count for deepseek2/glm4moe is
+  // checked against them by the binder: a dense layer has no ffn_gate_inp).
+  if (a->family == model::Family::kQwen2Moe || a->family == model::Family::kQwen3Moe) {
+    nlohmann::json dense = nlohmann::json::array();
+    for (std::uint64_t i = 0; i < n_layers; ++i) {
+      if (!f.tensor_shape(fmt::format("blk.{}.ffn_gate_inp.weight", i))) dense.push_back(i);
+    }
+    if (!dense.empty()) j["mlp_only_layers"] = dense;
+  }
+  // Expert counts against the tensors.
+  for (std::uint64_t i = 0; i < n_layers; ++i) {
+    const std::string name = fmt::format("blk.{}.ffn_gate_exps.weight", i);
+    const auto shape = f.tensor_shape(name);
+    if (shape && (shape->size() != 3 || (*shape)[0] != n_experts)) {
+      fail(ErrorCode::kShapeMismatch, "{}: tensor {} has shape [{}], but {} = {}", source, name,
+           fmt::join(*shape, ", "), key("expert_count"), n_experts);
+    }
+  }
+  // rope
+  nlohmann::json rope;
+  if (const auto theta = f.number(key("rope.freq_base"))) {
+    rope["rope_theta"] = *theta;
+  } else {
+    warn("{}: no {}: rope theta defaults to the family's", source, key("rope.freq_base"));
+  }
+  const auto type = f.string(key("rope.scaling.type"));
+  if (type && *type == "yarn") {
+    rope["rope_type"] = "yarn";
+    if (const auto v = f.number(key("rope.scaling.factor"))) rope["factor"] = *v;
+    if (const auto v = f.integer(key("rope.scaling.original_context_length"))) rope["original_max_position_embeddings"] = *v;
+    if (const auto v = f.number(key("rope.scaling.yarn_beta_fast"))) rope["beta_fast"] = *v;
+    if (const auto v = f.number(key("rope.scaling.yarn_beta_slow"))) rope["beta_slow"] = *v;
+    if (const auto v = f.number(key("rope.scaling.attn_factor"))) rope["attention_factor"] = *v;
+    if (const auto v = f.number(key("rope.scaling.yarn_log_multiplier")); v && mla) {
+      // mscale_all_dim = log_mul / 0.1; without attn_factor, mscale is taken equal to it.
+      rope["mscale_all_dim"] = *v / 0.1;
+      if (!rope.contains("attention_factor")) rope["mscale"] = *v / 0.1;
+    }
+  } else if (type && *type == "linear") {
+    rope["rope_type"] = "linear";
+    if (const auto v = f.number(key("rope.scaling.factor"))) rope["factor"] = *v;
+  } else if (type && *type != "none") {
+    fail(ErrorCode::kUnsupported, "{}: {} = \"{}\" is not supported (none, linear, yarn)", source,
+         key("rope.scaling.type"), *type);
+  }
+  if (!rope.empty()) {
+    if (!rope.contains("rope_type")) rope["rope_type"] = "default";
+    j["rope_parameters"] = rope;
+  }
+  j["tie_word_embeddings"] = !f.tensor_shape("output.weight").has_value();
+  if (const auto v = f.integer("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = *v;
+  if (const auto v = f.integer("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = *v;
+  return j;
+}
+
+}  // namespace moe::io::gguf_arch

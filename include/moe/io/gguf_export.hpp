@@ -1,0 +1,343 @@
+// Writes a model as a llama.cpp model GGUF: the metadata keys and tensor names llama.cpp's
+// converter writes for its architecture (gguf_arch.hpp), each matrix converted to the chosen
+// type while the file is written (one tensor in f32 at a time, so peak memory is about one
+// tensor beyond the mapped input), plus the tokenizer.ggml.* keys when the input folder has a
+// tokenizer.json (io/load_tokenizer.hpp). Input: a Hugging Face folder or a model GGUF.
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
+#include "moe/core/warning.hpp"
+#include "moe/io/gguf_arch.hpp"
+#include "moe/io/gguf_dtype.hpp"
+#include "moe/io/gguf_model.hpp"
+#include "moe/io/gguf_writer.hpp"
+#include "moe/io/json_file.hpp"
+#include "moe/io/load_tokenizer.hpp"
+#include "moe/io/tensor_store.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace moe::io {
+
+struct GgufExportOptions {
+  // q8_0 | q4_0 | q4_k | q5_k | q6_k | iq4_xs | q4_k_m | bf16 | f16 | f32
+  std::string type = "f32";
+  // Called after each tensor is written: (tensors done, total, GGUF name).
+  std::function<void(std::size_t, std::size_t, std::string_view)> progress;
+};
+
+struct GgufExportReport {
+  std::size_t tensors = 0;
+  std::uint64_t bytes = 0;
+  std::map<std::string, std::size_t> types;  // ggml type name -> tensors
+  // One line per tensor whose row length is not a multiple of the chosen type's block
+  // ("blk.0.ffn_down_exps.weight: row 24 not a multiple of 256: q4_K -> f16").
+  std::vector<std::string> fallbacks;
+  bool tokenizer = false;
+};
+
+namespace detail {
+
+// general.file_type (llama.cpp's llama_ftype) of the options' type.
+inline std::uint32_t llama_file_type(std::string_view type) {
+  if (type == "f32") return 0;
+  if (type == "f16") return 1;
+  if (type == "q4_0") return 2;
+  if (type == "q8_0") return 7;
+  if (type == "q4_k") return 14;  // Q4_K_S
+  if (type == "q4_k_m") return 15;
+  if (type == "q5_k") return 16;  // Q5_K_S
+  if (type == "q6_k") return 18;
+  if (type == "iq4_xs") return 30;
+  if (type == "bf16") return 32;
+  fail(ErrorCode::kInvalidArgument, "--type {}: not one of q8_0, q4_0, q4_k, q5_k, q6_k, iq4_xs, q4_k_m, bf16, f16, f32",
+       type);
+}
+
+// llama.cpp's use_more_bits(i_layer, n_layers) of the Q4_K_M mix: the first and last eighth of
+// the layers and every third layer in between get Q6_K for attn_v and ffn_down.
+inline bool use_more_bits(index_t i, index_t n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
+
+inline std::int64_t layer_of(std::string_view gguf) {
+  if (gguf.substr(0, 4) != "blk.") return -1;
+  std::int64_t i = 0;
+  for (std::size_t p = 4; p < gguf.size() && gguf[p] >= '0' && gguf[p] <= '9'; ++p) i = i * 10 + (gguf[p] - '0');
+  return i;
+}
+inline bool contains_text(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+
+// The type of a GGUF tensor of `cols` elements per row under `type`, with llama.cpp's fallbacks
+// for rows that are not whole blocks (llama-quantize: q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,
+// iq4_xs -> iq4_nl, then f16 when even 32 does not divide the row).
+inline DType tensor_type(std::string_view type, std::string_view name, std::size_t rank, index_t cols,
+                         index_t n_layers, std::vector<std::string>& fallbacks) {
+  // Norms, biases and other vectors stay f32; so do the routers (llama-quantize never quantizes
+  // ffn_gate_inp).
+  if (rank < 2 || contains_text(name, "ffn_gate_inp")) return DType::f32;
+  DType want;
+  if (type == "q4_k_m") {
+    const std::int64_t i = layer_of(name);
+    const bool more = name == "output.weight" ||
+                      ((contains_text(name, "attn_v.weight") || contains_text(name, "ffn_down")) && i >= 0 &&
+                       use_more_bits(static_cast<index_t>(i), n_layers));
+    want = more ? DType::q6_k : DType::q4_k;
+  } else {
+    want = *parse_dtype(type);
+  }
+  DType t = want;
+  if (static_cast<std::size_t>(cols) % format_block_elements(t) != 0) {
+    switch (t) {
+      case DType::q4_k: t = DType::q5_0; break;
+      case DType::q5_k: t = DType::q5_1; break;
+      case DType::q6_k: t = DType::q8_0; break;
+      case DType::iq4_xs: t = DType::iq4_nl; break;
+      default: break;
+    }
+    if (static_cast<std::size_t>(cols) % format_block_elements(t) != 0) t = DType::f16;
+    fallbacks.push_back(fmt::format("{}: row {} not a multiple of {}: {} -> {}", name, cols,
+                                    format_block_elements(want), dtype_name(want), dtype_name(t)));
+  }
+  return t;
+}
+
+// Floats -> one row of t.
+inline void float_to_row(DType t, const float* x, std::size_t n, std::byte* out) {
+  visit_format<backend::reference>(t, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_block_format_v<T>) {
+      quant::quantize_row(x, reinterpret_cast<T*>(out), n);
+    } else if constexpr (std::is_same_v<T, float>) {
+      std::memcpy(out, x, n * sizeof(float));
+    } else if constexpr (std::is_same_v<T, bf16>) {
+      for (std::size_t i = 0; i < n; ++i) {
+        const bf16 v = to_bf16(x[i]);
+        std::memcpy(out + i * sizeof(bf16), &v, sizeof(bf16));
+      }
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        const f16 v = to_f16(x[i]);
+        std::memcpy(out + i * sizeof(f16), &v, sizeof(f16));
+      }
+    }
+  });
+}
+
+// The tensors of a safetensors checkpoint folder as a TensorSource (F32 / BF16 / F16 of exactly
+// the shape asked for), without pulling in the model graph.
+class FolderTensorSource final : public TensorSource {
+ public:
+  explicit FolderTensorSource(const TensorStore& s) : s_(s) {}
+  bool contains(std::string_view name) const override { return s_.contains(name); }
+  std::optional<std::vector<index_t>> shape_of(std::string_view name) const override {
+    const TensorInfo* t = s_.find(name);
+    if (t == nullptr) return std::nullopt;
+    return t->shape;
+  }
+  TensorRef get(std::string_view name, std::span<const index_t> shape) const override {
+    const TensorInfo& t = s_.get(name);
+    if (!t.dtype) {
+      fail(ErrorCode::kUnsupported, "tensor {} in {} has dtype {}; weights must be F32, BF16 or F16", name,
+           s_.folder().string(), t.dtype_name);
+    }
+    if (!std::equal(t.shape.begin(), t.shape.end(), shape.begin(), shape.end())) {
+      fail(ErrorCode::kShapeMismatch, "{} in {}: expected shape [{}], found [{}]", name, s_.folder().string(),
+           fmt::join(shape, ", "), fmt::join(t.shape, ", "));
+    }
+    return TensorRef{*t.dtype, t.bytes.data()};
+  }
+
+ private:
+  const TensorStore& s_;
+};
+
+// GgufWriter as gguf_arch::write_metadata's writer.
+struct MetadataPut {
+  GgufWriter& w;
+  void put_u32(const std::string& k, std::uint32_t v) { w.set(k, v); }
+  void put_f32(const std::string& k, float v) { w.set(k, v); }
+  void put_bool(const std::string& k, bool v) { w.set(k, v); }
+  void put_str(const std::string& k, std::string_view v) { w.set(k, v); }
+};
+
+// A Hugging Face tensor name as stored: the canonical one, else Mixtral hub's spelling.
+inline std::string resolve_hf_name(const TensorSource& src, const std::string& name) {
+  if (src.contains(name)) return name;
+  std::string alt = name;
+  if (const auto p = alt.find(".mlp."); p != std::string::npos) alt.replace(p, 5, ".block_sparse_moe.");
+  for (const auto& [from, to] : {std::pair{"gate_proj", "w1"}, std::pair{"up_proj", "w3"}, std::pair{"down_proj", "w2"}}) {
+    if (const auto p = alt.find(std::string(".experts.")); p != std::string::npos) {
+      if (const auto q = alt.find(from, p); q != std::string::npos) alt.replace(q, std::strlen(from), to);
+    }
+  }
+  if (src.contains(alt)) return alt;
+  fail(ErrorCode::kMissingTensor, "tensor {} not found in the input", name);
+}
+
+// Tensor `name` of `shape` from src as floats (row-major).
+inline std::vector<float> read_floats(const TensorSource& src, const std::string& name, std::span<const index_t> shape) {
+  const std::string stored = resolve_hf_name(src, name);
+  const TensorRef t = src.get(stored, shape);
+  const std::size_t cols = shape.back();
+  std::size_t rows = 1;
+  for (std::size_t d = 0; d + 1 < shape.size(); ++d) rows *= shape[d];
+  std::vector<float> out(rows * cols);
+  const std::size_t rb = format_row_bytes(t.dtype, cols);
+  for (std::size_t r = 0; r < rows; ++r) row_to_float(t.dtype, t.data + r * rb, cols, out.data() + r * cols);
+  return out;
+}
+
+// convert_hf_to_gguf.py LlamaModel.permute: rows of each head reordered so that row 2i+j of the
+// head is row j·(head_dim/2)+i of the original (rotate_half pairs become adjacent pairs).
+inline std::vector<float> permute_heads(const std::vector<float>& x, index_t rows, index_t cols, index_t heads) {
+  std::vector<float> y(x.size());
+  const index_t hd = rows / heads, half = hd / 2;
+  for (index_t h = 0; h < heads; ++h) {
+    for (index_t i = 0; i < half; ++i) {
+      for (index_t j = 0; j < 2; ++j) {
+        const index_t to = h * hd + 2 * i + j, from = h * hd + j * half + i;
+        std::memcpy(y.data() + to * cols, x.data() + from * cols, cols * sizeof(float));
+      }
+    }
+  }
+  return y;
+}
+
+}  // namespace detail
+
+// Writes `input` (a Hugging Face folder with config.json + safetensors, or a model .gguf) to
+// `output` as a GGUF of options.type. Errors: kInvalidArgument (type), everything load_model
+// reports for the input, kUnsupported for an architecture or rope without a GGUF mapping, kIo
+// for the output. Warnings for what the GGUF cannot say (see gguf_arch::write_metadata).
+inline GgufExportReport export_gguf(const std::filesystem::path& input, const std::filesystem::path& output,
+                                    const GgufExportOptions& options) {
+  return catch_as_error("export_gguf", [&] {
+    (void)detail::llama_file_type(options.type);  // validates the name
+    GgufExportReport report;
+    const bool from_gguf = input.extension() == ".gguf";
+    ModelConfig c;
+    const TensorSource* src = nullptr;
+    std::optional<TensorStore> store;
+    std::optional<detail::FolderTensorSource> store_source;
+    std::shared_ptr<GgufModelStorage> gguf_storage;
+    if (from_gguf) {
+      gguf_storage = std::make_shared<GgufModelStorage>(GgufModelStorage{GgufFile::open(input), nullptr});
+      c = gguf_model_config(gguf_storage->file);
+      gguf_storage->source = std::make_unique<GgufTensorSource>(gguf_storage->file, c);
+      src = gguf_storage->source.get();
+    } else {
+      const auto config_path = input / "config.json";
+      std::error_code ec;
+      require(std::filesystem::exists(config_path, ec), ErrorCode::kIo, "no config.json in {}", input.string());
+      c = ModelConfig::from_json(read_json_file(config_path, limits::kMaxConfigJsonBytes, "config.json"),
+                                 config_path.string());
+      store.emplace(TensorStore::open_folder(input));
+      store_source.emplace(*store);
+      src = &*store_source;
+    }
+    const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family);
+    if (a == nullptr) {
+      fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
+           c.architecture);
+    }
+    GgufWriter w;
+    detail::MetadataPut put{w};
+    gguf_arch::write_metadata(put, c);
+    w.set("general.name", input.stem().string().empty() ? std::string("model") : input.filename().string());
+    w.set("general.file_type", detail::llama_file_type(options.type));
+    w.set("general.quantization_version", std::uint32_t{2});
+    if (!from_gguf && std::filesystem::is_regular_file(input / "tokenizer.json")) {
+      GgufTokenizerWriteOptions topt;
+      topt.vocab_size = static_cast<std::size_t>(c.vocab_size);
+      (void)write_gguf_tokenizer(w, input, topt);
+      report.tokenizer = true;
+    }
+
+    // Group the mappings by GGUF tensor, in order of first appearance.
+    const std::vector<gguf_arch::TensorMapping> maps = gguf_arch::tensor_mappings(c, *a);
+    struct Out {
+      std::string name;
+      std::vector<index_t> shape;  // GGUF, outermost first
+      std::vector<const gguf_arch::TensorMapping*> parts;
+      int kvb_part = -1;  // 0: attn_k_b, 1: attn_v_b
+      DType type = DType::f32;
+    };
+    std::vector<Out> outs;
+    std::map<std::string, std::size_t> index;
+    for (const auto& m : maps) {
+      if (m.kind == gguf_arch::TensorKind::kKvB) {
+        const index_t H = c.n_heads, N = c.qk_nope_head_dim, Vd = c.v_head_dim, R = c.kv_lora_rank;
+        std::string kb = m.gguf, vb = m.gguf;
+        kb.replace(kb.find("attn_kv_b"), 9, "attn_k_b");
+        vb.replace(vb.find("attn_kv_b"), 9, "attn_v_b");
+        outs.push_back({kb, {H, R, N}, {&m}, 0});
+        outs.push_back({vb, {H, Vd, R}, {&m}, 1});
+        continue;
+      }
+      const auto [it, inserted] = index.emplace(m.gguf, outs.size());
+      if (inserted) outs.push_back({m.gguf, gguf_arch::gguf_shape(m), {}, -1});
+      outs[it->second].parts.push_back(&m);
+    }
+    for (Out& o : outs) {
+      o.type = detail::tensor_type(options.type, o.name, o.shape.size(), o.shape.back(), c.n_layers, report.fallbacks);
+    }
+    const std::size_t total = outs.size();
+    std::size_t done = 0;
+    for (const Out& o : outs) {
+      std::vector<std::uint64_t> shape(o.shape.begin(), o.shape.end());
+      const GgmlType gt = *ggml_type_of(o.type);
+      report.types[std::string(to_string(gt))] += 1;
+      w.add_tensor(o.name, gt, shape, [&, op = &o](const GgufWriter::ByteSink& sink) {
+        const Out& t = *op;
+        std::vector<float> x;
+        if (t.kvb_part >= 0) {
+          const auto& m = *t.parts[0];
+          const std::vector<float> kv = detail::read_floats(*src, m.hf, m.hf_shape);
+          const index_t N = c.qk_nope_head_dim, Vd = c.v_head_dim, R = c.kv_lora_rank, H = c.n_heads;
+          x.resize(static_cast<std::size_t>(t.kvb_part == 0 ? H * R * N : H * Vd * R));
+          for (index_t h = 0; h < H; ++h) {
+            const float* head = kv.data() + h * (N + Vd) * R;
+            if (t.kvb_part == 0) {
+              for (index_t r = 0; r < R; ++r)
+                for (index_t n = 0; n < N; ++n) x[(h * R + r) * N + n] = head[n * R + r];
+            } else {
+              std::memcpy(x.data() + h * Vd * R, head + N * R, static_cast<std::size_t>(Vd * R) * sizeof(float));
+            }
+          }
+        } else {
+          for (const auto* m : t.parts) {
+            std::vector<float> part = detail::read_floats(*src, m->hf, m->hf_shape);
+            if (m->kind == gguf_arch::TensorKind::kPermuteRows && !from_gguf) {
+              const index_t rows = m->hf_shape[0], cols = m->hf_shape.size() > 1 ? m->hf_shape[1] : 1;
+              part = detail::permute_heads(part, rows, cols, m->heads);
+            }
+            x.insert(x.end(), part.begin(), part.end());
+          }
+        }
+        const std::size_t cols = static_cast<std::size_t>(t.shape.back());
+        const std::size_t rows = x.size() / cols;
+        const std::size_t rb = format_row_bytes(t.type, cols);
+        std::vector<std::byte> bytes(rows * rb);
+        for (std::size_t r = 0; r < rows; ++r) detail::float_to_row(t.type, x.data() + r * cols, cols, bytes.data() + r * rb);
+        x = {};
+        sink(bytes);
+        ++done;
+        if (options.progress) options.progress(done, total, t.name);
+      });
+      report.bytes += GgufWriter::tensor_bytes(gt, shape);
+    }
+    report.tensors = total;
+    w.write(output);
+    return report;
+  });
+}
+
+}  // namespace moe::io

@@ -1,0 +1,231 @@
+// A model GGUF file (llama.cpp's layout) as moecpp's ModelConfig plus a TensorSource: the
+// metadata becomes a Hugging Face config through the per-architecture table (gguf_arch.hpp),
+// then ModelConfig::from_json validates it as for a folder; tensors are served in place from
+// the mapping under the Hugging Face names bind_weights asks for (quantized ones as their block
+// DType, stacked experts as per-expert slices). Only MLA's split attn_k_b / attn_v_b is copied
+// (reassembled into kv_b_proj).
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
+#include "moe/io/gguf.hpp"
+#include "moe/io/gguf_arch.hpp"
+#include "moe/io/gguf_dtype.hpp"
+#include "moe/model/config.hpp"
+#include "moe/model/weights.hpp"
+#include "moe/quant/formats.hpp"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace moe::io {
+
+namespace detail {
+
+// gguf_arch's metadata reader interface over a GgufFile.
+class GgufMetadataReader {
+ public:
+  explicit GgufMetadataReader(const GgufFile& f) : f_(f) {}
+  std::optional<std::string> string(std::string_view key) const {
+    const auto v = f_.get_optional<std::string>(key);
+    return v;
+  }
+  std::optional<std::uint64_t> integer(std::string_view key) const {
+    return f_.get_integer_optional<std::uint64_t>(key);
+  }
+  std::optional<double> number(std::string_view key) const {
+    const auto v = f_.find(key);
+    if (!v) return std::nullopt;
+    if (v->holds<float>()) return static_cast<double>(v->get<float>());
+    if (v->holds<double>()) return v->get<double>();
+    if (v->integer()) return static_cast<double>(f_.get_integer<std::int64_t>(key));
+    fail(ErrorCode::kConfig, "{}: metadata key {} has type {} ({}), expected a number", f_.name(), key, v->type_name(),
+         v->describe());
+  }
+  std::optional<bool> boolean(std::string_view key) const { return f_.get_optional<bool>(key); }
+  std::optional<std::vector<index_t>> tensor_shape(std::string_view name) const {
+    const auto t = f_.find_tensor(name);
+    if (!t) return std::nullopt;
+    return t->shape();
+  }
+
+ private:
+  const GgufFile& f_;
+};
+
+// Outermost-first shapes equal after dropping leading 1s (a [1, D] HF tensor stored as [D]).
+inline bool same_shape(std::span<const index_t> a, std::span<const index_t> b) {
+  while (!a.empty() && a.front() == 1 && a.size() > b.size()) a = a.subspan(1);
+  while (!b.empty() && b.front() == 1 && b.size() > a.size()) b = b.subspan(1);
+  return std::equal(a.begin(), a.end(), b.begin(), b.end());
+}
+
+inline std::string shape_text(std::span<const index_t> s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+
+// Row i of `t` (any DType) as floats.
+inline void row_to_float(DType t, const std::byte* row, std::size_t n, float* out) {
+  visit_format<backend::reference>(t, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_block_format_v<T>) {
+      quant::dequantize_row(reinterpret_cast<const T*>(row), out, n);
+    } else {
+      const T* p = reinterpret_cast<const T*>(row);
+      for (std::size_t i = 0; i < n; ++i) out[i] = to_float(p[i]);
+    }
+  });
+}
+
+}  // namespace detail
+
+// Config of a model GGUF: kUnsupported for an architecture without a mapping, kConfig naming the
+// file and key for missing or inconsistent metadata, kShapeMismatch when expert counts disagree
+// with the tensors. Warnings (core/warning.hpp) for what GGUF does not store (expert groups).
+inline ModelConfig gguf_model_config(const GgufFile& f) {
+  return catch_as_error("gguf_model_config", [&] {
+    const detail::GgufMetadataReader r(f);
+    const nlohmann::json j = gguf_arch::hf_config_from_metadata(r, f.name());
+    ModelConfig c = ModelConfig::from_json(j, f.name());
+    // llama: the converter permuted attn_q / attn_k for ggml's normal (adjacent-pair) rope; run
+    // that rope instead of undoing the permutation.
+    if (c.spec->family == model::Family::kMixtral) c.rope_pairing = kernels::RopePairing::interleaved;
+    return c;
+  });
+}
+
+// The tensors of a model GGUF under Hugging Face names (gguf_arch::tensor_mappings). Thread-safe
+// for concurrent get() (the only state it changes is the list of reassembled kv_b copies).
+class GgufTensorSource final : public TensorSource {
+ public:
+  GgufTensorSource(const GgufFile& f, const ModelConfig& c) : f_(f) {
+    const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family);
+    require(a != nullptr, ErrorCode::kUnsupported, "{}: no GGUF mapping for {}", f.name(), c.architecture);
+    for (auto& m : gguf_arch::tensor_mappings(c, *a)) {
+      const std::string hf = m.hf;
+      by_hf_.emplace(hf, std::move(m));
+    }
+    c_heads_ = c.n_heads, nope_ = c.qk_nope_head_dim, v_dim_ = c.v_head_dim, rank_ = c.kv_lora_rank;
+  }
+
+  bool contains(std::string_view name) const override {
+    const auto* m = find(name);
+    if (m == nullptr) return false;
+    if (m->kind == gguf_arch::TensorKind::kKvB) return f_.find_tensor(m->gguf) || split_kvb_present(*m);
+    return f_.find_tensor(m->gguf).has_value();
+  }
+
+  std::optional<std::vector<index_t>> shape_of(std::string_view name) const override {
+    const auto* m = find(name);
+    if (m == nullptr || !contains(name)) return std::nullopt;
+    return m->hf_shape;
+  }
+
+  TensorRef get(std::string_view name, std::span<const index_t> shape) const override {
+    const auto* m = find(name);
+    if (m == nullptr) fail(ErrorCode::kMissingTensor, "{}: no GGUF tensor maps to {}", f_.name(), name);
+    if (!detail::same_shape(shape, m->hf_shape)) {
+      fail(ErrorCode::kShapeMismatch, "{}: {} is bound as {}, the mapping expects {}", f_.name(), name,
+           detail::shape_text(shape), detail::shape_text(m->hf_shape));
+    }
+    if (m->kind == gguf_arch::TensorKind::kKvB && !f_.find_tensor(m->gguf)) return assemble_kvb(*m);
+    const GgufTensor t = f_.get_tensor(m->gguf);
+    const DType d = tensor_dtype(t, f_.name());
+    const std::vector<index_t> want = gguf_arch::gguf_shape(*m);
+    const std::vector<index_t> got = t.shape();
+    if (!detail::same_shape(got, want)) {
+      fail(ErrorCode::kShapeMismatch, "{}: tensor {} (for {}): expected shape {}, found {}", f_.name(), m->gguf, name,
+           detail::shape_text(want), detail::shape_text(got));
+    }
+    TensorRef ref{d, t.bytes.data()};
+    if (m->kind == gguf_arch::TensorKind::kExpert) {
+      const std::size_t expert_bytes = static_cast<std::size_t>(m->hf_shape[0]) * t.row_bytes();
+      ref.data += static_cast<std::size_t>(m->expert) * expert_bytes;
+    }
+    return ref;
+  }
+
+ private:
+  const gguf_arch::TensorMapping* find(std::string_view name) const {
+    const auto it = by_hf_.find(name);
+    return it == by_hf_.end() ? nullptr : &it->second;
+  }
+  static std::string split_name(const std::string& kvb, std::string_view part) {
+    std::string s = kvb;
+    s.replace(s.find("attn_kv_b"), 9, part);
+    return s;
+  }
+  bool split_kvb_present(const gguf_arch::TensorMapping& m) const {
+    return f_.find_tensor(split_name(m.gguf, "attn_k_b")) && f_.find_tensor(split_name(m.gguf, "attn_v_b"));
+  }
+
+  // kv_b_proj [H·(nope+v), R] from attn_k_b [H, R, nope] (transposed per head) and attn_v_b
+  // [H, v, R]: a copy in f32 (the split halves are not in kv_b's row order).
+  TensorRef assemble_kvb(const gguf_arch::TensorMapping& m) const {
+    const GgufTensor kb = f_.get_tensor(split_name(m.gguf, "attn_k_b"));
+    const GgufTensor vb = f_.get_tensor(split_name(m.gguf, "attn_v_b"));
+    const index_t H = c_heads_, N = nope_, Vd = v_dim_, R = rank_;
+    const std::vector<index_t> kwant{H, R, N}, vwant{H, Vd, R};
+    if (!detail::same_shape(kb.shape(), kwant)) {
+      fail(ErrorCode::kShapeMismatch, "{}: tensor {}: expected shape {}, found {}", f_.name(), kb.name,
+           detail::shape_text(kwant), detail::shape_text(kb.shape()));
+    }
+    if (!detail::same_shape(vb.shape(), vwant)) {
+      fail(ErrorCode::kShapeMismatch, "{}: tensor {}: expected shape {}, found {}", f_.name(), vb.name,
+           detail::shape_text(vwant), detail::shape_text(vb.shape()));
+    }
+    const DType kd = tensor_dtype(kb, f_.name()), vd = tensor_dtype(vb, f_.name());
+    std::vector<float> krow(N), out(static_cast<std::size_t>(H * (N + Vd) * R));
+    for (index_t h = 0; h < H; ++h) {
+      float* head = out.data() + h * (N + Vd) * R;
+      for (index_t r = 0; r < R; ++r) {  // k_b row (h, r) holds kv_b[h·(N+V) + n, r] for n < N
+        detail::row_to_float(kd, kb.bytes.data() + (h * R + r) * kb.row_bytes(), N, krow.data());
+        for (index_t n = 0; n < N; ++n) head[n * R + r] = krow[n];
+      }
+      for (index_t v = 0; v < Vd; ++v) {
+        detail::row_to_float(vd, vb.bytes.data() + (h * Vd + v) * vb.row_bytes(), R, head + (N + v) * R);
+      }
+    }
+    std::lock_guard lock(mutex_);
+    auto& kept = owned_.emplace_back(std::move(out));
+    return TensorRef{DType::f32, reinterpret_cast<const std::byte*>(kept.data())};
+  }
+
+  const GgufFile& f_;
+  std::map<std::string, gguf_arch::TensorMapping, std::less<>> by_hf_;
+  index_t c_heads_ = 0, nope_ = 0, v_dim_ = 0, rank_ = 0;
+  mutable std::mutex mutex_;
+  mutable std::list<std::vector<float>> owned_;
+};
+
+// What a host model keeps alive: the mapped file and the reassembled copies.
+struct GgufModelStorage {
+  GgufFile file;
+  std::unique_ptr<GgufTensorSource> source;
+};
+
+// Opens `path` and binds every weight: config, bound weights, and the storage they point into.
+struct GgufModel {
+  ModelConfig config;
+  model::ModelWeights<> weights;
+  std::shared_ptr<GgufModelStorage> storage;
+};
+
+inline GgufModel open_gguf_model(const std::filesystem::path& path) {
+  return catch_as_error("open_gguf_model", [&] {
+    auto storage = std::make_shared<GgufModelStorage>(GgufModelStorage{GgufFile::open(path), nullptr});
+    GgufModel m;
+    m.config = gguf_model_config(storage->file);
+    storage->source = std::make_unique<GgufTensorSource>(storage->file, m.config);
+    m.weights = model::bind_weights(m.config, *storage->source);
+    m.storage = std::move(storage);
+    return m;
+  });
+}
+
+}  // namespace moe::io

@@ -1,0 +1,331 @@
+// Model GGUF files (llama.cpp layout): the per-architecture mapping in both directions (HF ->
+// GGUF -> HF config and weights for every fixture family), llama.cpp's conventions (names, MQA
+// form of MLA, split kv_b, the llama q/k permutation), warnings, and typed errors for broken files
+// made here with GgufWriter.
+#include <moe/io/gguf_export.hpp>
+#include <moe/io/gguf_model.hpp>
+#include <moe/io/json_file.hpp>
+#include <moe/io/tensor_store.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <unistd.h>
+
+using namespace moe;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fixture(const std::string& name) { return fs::path(MOE_FIXTURES_DIR) / "models" / name; }
+
+fs::path temp_path(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("moe_gguf_model_{}", ::getpid());
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+ModelConfig hf_config(const std::string& name) {
+  const fs::path p = fixture(name) / "config.json";
+  return ModelConfig::from_json(io::read_json_file(p, 1 << 20, "config.json"), p.string());
+}
+
+// A copy of GGUF `in` with key `drop_key` / tensor `drop_tensor` left out and `edit` applied to
+// the writer before the tensors (to set or override keys). Handles the value types the exporter
+// writes (u32, f32, bool, string).
+fs::path rewrite(const fs::path& in, const std::string& out_name, const std::set<std::string>& drop_keys,
+                 const std::set<std::string>& drop_tensors,
+                 const std::function<void(io::GgufWriter&)>& edit = {}) {
+  const io::GgufFile f = io::GgufFile::open(in);
+  io::GgufWriter w;
+  for (std::size_t i = 0; i < f.metadata_count(); ++i) {
+    const auto kv = f.metadata_entry(i);
+    const std::string key(kv.key);
+    if (drop_keys.count(key)) continue;
+    if (kv.value.holds<std::uint32_t>()) w.set(key, kv.value.get<std::uint32_t>());
+    else if (kv.value.holds<float>()) w.set(key, kv.value.get<float>());
+    else if (kv.value.holds<bool>()) w.set(key, kv.value.get<bool>());
+    else if (kv.value.holds<std::string>()) w.set(key, kv.value.get<std::string>());
+  }
+  if (edit) edit(w);
+  for (const io::GgufTensor t : f.tensors()) {
+    if (drop_tensors.count(std::string(t.name))) continue;
+    std::vector<std::uint64_t> shape;
+    for (const index_t e : t.shape()) shape.push_back(e);
+    w.add_tensor(t.name, t.type, shape, t.bytes);
+  }
+  const fs::path out = temp_path(out_name);
+  w.write(out);
+  return out;
+}
+
+fs::path export_fixture(const std::string& name, const std::string& type = "f32") {
+  const fs::path out = temp_path(name + "-" + type + ".gguf");
+  io::GgufExportOptions o;
+  o.type = type;
+  (void)io::export_gguf(fixture(name), out, o);
+  return out;
+}
+
+template <class F>
+ErrorCode error_of(F&& f, std::string& message) {
+  try {
+    f();
+  } catch (const Error& e) {
+    message = e.what();
+    return e.code();
+  }
+  return ErrorCode::kInternal;
+}
+
+// Every float of a bound matrix (f32 storage).
+std::vector<float> floats(const layers::WeightMatrix<>& m) {
+  REQUIRE(m.dtype == DType::f32);
+  std::vector<float> v(static_cast<std::size_t>(m.rows * m.cols));
+  std::memcpy(v.data(), m.data, v.size() * sizeof(float));
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("gguf model: every mapped fixture round-trips HF -> GGUF -> HF (config and weights)", "[gguf][model]") {
+  for (const std::string name : {"mixtral", "mixtral_sliding", "mixtral_linear_rope", "qwen2_moe", "qwen2_moe_sparse_step",
+                                 "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v2_lite_yarn", "deepseek_v3",
+                                 "deepseek_v3_negative_bias", "glm4_moe"}) {
+    INFO(name);
+    const ModelConfig a = hf_config(name);
+    WarningCollector warnings;
+    const io::GgufModel g = io::open_gguf_model(export_fixture(name));
+    const ModelConfig& b = g.config;
+    CHECK(b.architecture == a.architecture);
+    CHECK(b.vocab_size == a.vocab_size);
+    CHECK(b.d_model == a.d_model);
+    CHECK(b.n_layers == a.n_layers);
+    CHECK(b.n_heads == a.n_heads);
+    CHECK(b.n_kv_heads == a.n_kv_heads);
+    CHECK(b.head_dim == a.head_dim);
+    CHECK(b.v_head_dim == a.v_head_dim);
+    CHECK(b.rms_norm_eps == a.rms_norm_eps);
+    CHECK(b.tie_word_embeddings == a.tie_word_embeddings);
+    CHECK(b.qk_norm == a.qk_norm);
+    CHECK(b.qkv_bias == a.qkv_bias);
+    CHECK(b.o_bias == a.o_bias);
+    CHECK(b.clip_qkv == a.clip_qkv);
+    CHECK(b.sliding_window == a.sliding_window);
+    CHECK(b.mla == a.mla);
+    CHECK(b.q_lora_rank == a.q_lora_rank);
+    CHECK(b.kv_lora_rank == a.kv_lora_rank);
+    CHECK(b.qk_nope_head_dim == a.qk_nope_head_dim);
+    CHECK(b.qk_rope_head_dim == a.qk_rope_head_dim);
+    CHECK(b.d_ff_expert == a.d_ff_expert);
+    CHECK(b.d_ff_shared == a.d_ff_shared);
+    CHECK(b.n_experts == a.n_experts);
+    CHECK(b.top_k == a.top_k);
+    CHECK(b.moe_layer == a.moe_layer);
+    CHECK(b.router.scoring == a.router.scoring);
+    CHECK(b.router.norm_topk_prob == a.router.norm_topk_prob);
+    CHECK(b.router.routed_scaling_factor == Approx(a.router.routed_scaling_factor));
+    CHECK(b.router.n_group == a.router.n_group);
+    CHECK(b.router.topk_group == a.router.topk_group);
+    CHECK(b.rope.type == a.rope.type);
+    CHECK(b.rope.theta == Approx(a.rope.theta));
+    CHECK(b.rope.rotary_dim == a.rope.rotary_dim);
+    CHECK(b.rope.factor == Approx(a.rope.factor));
+    CHECK(b.attention_scale == Approx(a.attention_scale).epsilon(1e-6));
+    CHECK(b.eos_token_ids == a.eos_token_ids);
+    // Our own files store everything the config needs: no warnings.
+    CHECK(warnings.messages().empty());
+    // Weights equal (f32 files): the router and an expert of the last layer, kv_b reassembled.
+    const io::TensorStore store = io::TensorStore::open_folder(fixture(name));
+    const auto& L = g.weights.layers.back();
+    if (L.moe) {
+      const auto router = floats(L.moe_weights.router);
+      const std::string moe_prefix =
+          fmt::format("model.layers.{}.{}", a.n_layers - 1,
+                      store.contains(fmt::format("model.layers.{}.mlp.gate.weight", a.n_layers - 1)) ? "mlp"
+                                                                                                     : "block_sparse_moe");
+      const auto stored = store.view_any<float, 2>(moe_prefix + ".gate.weight");
+      CHECK(std::equal(router.begin(), router.end(), stored.data()));
+      const auto down = floats(L.moe_weights.experts.down[1]);
+      const std::string dn = store.contains(fmt::format("model.layers.{}.mlp.experts.1.down_proj.weight", a.n_layers - 1))
+                                 ? fmt::format("model.layers.{}.mlp.experts.1.down_proj.weight", a.n_layers - 1)
+                                 : fmt::format("model.layers.{}.block_sparse_moe.experts.1.w2.weight", a.n_layers - 1);
+      const auto sd = store.view_any<float, 2>(dn);
+      CHECK(std::equal(down.begin(), down.end(), sd.data()));
+    }
+    if (a.mla) {
+      const auto kvb = floats(L.mla.kv_b_proj);
+      const auto s = store.view_any<float, 2>(fmt::format("model.layers.{}.self_attn.kv_b_proj.weight", a.n_layers - 1));
+      CHECK(std::equal(kvb.begin(), kvb.end(), s.data()));
+    }
+  }
+}
+
+TEST_CASE("gguf model: llama.cpp's names and conventions", "[gguf][model]") {
+  SECTION("deepseek2: MQA form of MLA, split kv_b, gating, leading dense layers") {
+    const io::GgufFile f = io::GgufFile::open(export_fixture("deepseek_v3"));
+    CHECK(f.get<std::string>("general.architecture") == "deepseek2");
+    CHECK(f.get<std::uint32_t>("deepseek2.attention.head_count_kv") == 1);
+    CHECK(f.get<std::uint32_t>("deepseek2.attention.key_length") == 32 + 8);
+    CHECK(f.get<std::uint32_t>("deepseek2.attention.value_length") == 32);
+    CHECK(f.get<std::uint32_t>("deepseek2.attention.key_length_mla") == 24);
+    CHECK(f.get<std::uint32_t>("deepseek2.attention.value_length_mla") == 16);
+    CHECK(f.get<std::uint32_t>("deepseek2.expert_gating_func") == 2);
+    CHECK(f.get<std::uint32_t>("deepseek2.leading_dense_block_count") == 1);
+    CHECK(f.get<std::uint32_t>("deepseek2.expert_shared_count") == 1);
+    CHECK(f.get<float>("deepseek2.expert_weights_scale") == Approx(2.5));
+    CHECK(f.get<bool>("deepseek2.expert_weights_norm"));
+    CHECK(f.get<std::uint32_t>("deepseek2.expert_group_count") == 4);
+    CHECK(f.get<std::string>("deepseek2.rope.scaling.type") == "yarn");
+    CHECK(f.get<float>("deepseek2.rope.scaling.yarn_log_multiplier") == Approx(0.1));
+    CHECK(f.get_tensor("blk.1.attn_k_b.weight").shape() == std::vector<index_t>{4, 32, 16});
+    CHECK(f.get_tensor("blk.1.attn_v_b.weight").shape() == std::vector<index_t>{4, 16, 32});
+    CHECK(!f.find_tensor("blk.1.attn_kv_b.weight"));
+    CHECK(f.get_tensor("blk.1.ffn_gate_exps.weight").shape() == std::vector<index_t>{16, 16, 64});
+    CHECK(f.get_tensor("blk.1.ffn_gate_exps.weight").ne[0] == 64);  // ggml order reversed
+    CHECK(f.find_tensor("blk.1.exp_probs_b.bias"));
+    CHECK(f.find_tensor("blk.1.ffn_down_shexp.weight"));
+    CHECK(f.find_tensor("blk.0.ffn_gate.weight"));  // leading dense layer
+    CHECK(f.find_tensor("blk.1.attn_q_a_norm.weight"));
+    CHECK(f.find_tensor("output.weight"));
+  }
+  SECTION("older deepseek2 files with attn_kv_b are read in place") {
+    const fs::path split = export_fixture("deepseek_v2");
+    // Reassemble kv_b from the HF file into a copy without the split tensors.
+    const io::TensorStore store = io::TensorStore::open_folder(fixture("deepseek_v2"));
+    const ModelConfig c = hf_config("deepseek_v2");
+    std::set<std::string> drop;
+    for (index_t i = 0; i < c.n_layers; ++i) {
+      drop.insert(fmt::format("blk.{}.attn_k_b.weight", i));
+      drop.insert(fmt::format("blk.{}.attn_v_b.weight", i));
+    }
+    const fs::path joined = rewrite(split, "deepseek_v2_kvb.gguf", {}, drop, [&](io::GgufWriter& wr) {
+      for (index_t i = 0; i < c.n_layers; ++i) {
+        const auto& t = store.get(fmt::format("model.layers.{}.self_attn.kv_b_proj.weight", i));
+        wr.add_tensor(fmt::format("blk.{}.attn_kv_b.weight", i), io::GgmlType::f32,
+                      {static_cast<std::uint64_t>(t.shape[0]), static_cast<std::uint64_t>(t.shape[1])}, t.bytes);
+      }
+    });
+    const io::GgufModel g = io::open_gguf_model(joined);
+    const auto kvb = floats(g.weights.layers[0].mla.kv_b_proj);
+    const auto& t = store.get("model.layers.0.self_attn.kv_b_proj.weight");
+    CHECK(std::memcmp(kvb.data(), t.bytes.data(), t.bytes.size()) == 0);
+    // In place: the bound matrix points into the file's bytes.
+    const auto bytes = g.storage->file.bytes();
+    CHECK(g.weights.layers[0].mla.kv_b_proj.data >= bytes.data());
+    CHECK(g.weights.layers[0].mla.kv_b_proj.data < bytes.data() + bytes.size());
+  }
+  SECTION("llama (Mixtral): q/k rows permuted for ggml's normal rope, experts stacked, read as interleaved rope") {
+    const fs::path p = export_fixture("mixtral");
+    const io::GgufFile f = io::GgufFile::open(p);
+    CHECK(f.get<std::string>("general.architecture") == "llama");
+    CHECK(f.get<std::uint32_t>("llama.expert_count") == 4);
+    CHECK(f.get<std::uint32_t>("llama.attention.head_count_kv") == 2);
+    const ModelConfig c = hf_config("mixtral");
+    const io::TensorStore store = io::TensorStore::open_folder(fixture("mixtral"));
+    const auto q = store.view_any<float, 2>("model.layers.0.self_attn.q_proj.weight");
+    const io::GgufTensor gq = f.get_tensor("blk.0.attn_q.weight");
+    const float* g = reinterpret_cast<const float*>(gq.bytes.data());
+    const index_t D = c.d_model, hd = c.head_dim;
+    // GGUF row 2i+j of head h = HF row h·hd + j·hd/2 + i.
+    for (index_t h = 0; h < c.n_heads; ++h)
+      for (index_t i = 0; i < hd / 2; ++i)
+        for (index_t j = 0; j < 2; ++j)
+          REQUIRE(std::memcmp(g + (h * hd + 2 * i + j) * D, q.data() + (h * hd + j * hd / 2 + i) * D, D * 4) == 0);
+    CHECK(f.get_tensor("blk.0.ffn_up_exps.weight").shape() == std::vector<index_t>{4, 96, 64});
+    CHECK(io::gguf_model_config(f).rope_pairing == kernels::RopePairing::interleaved);
+    // Experts are slices of the stacked bank (zero copy).
+    const io::GgufModel m = io::open_gguf_model(p);
+    const auto& bank = m.weights.layers[0].moe_weights.experts;
+    CHECK(bank.up[1].data == bank.up[0].data + 96 * 64 * sizeof(float));
+  }
+  SECTION("glm4moe, qwen2moe: norms and shared experts") {
+    const io::GgufFile g = io::GgufFile::open(export_fixture("glm4_moe"));
+    CHECK(g.find_tensor("blk.1.post_attention_norm.weight"));
+    CHECK(g.get<std::uint32_t>("glm4moe.expert_gating_func") == 2);
+    CHECK(g.get<std::uint32_t>("glm4moe.rope.dimension_count") == 12);
+    const io::GgufFile q = io::GgufFile::open(export_fixture("qwen2_moe"));
+    CHECK(q.find_tensor("blk.1.ffn_gate_inp_shexp.weight"));
+    CHECK(q.find_tensor("blk.1.ffn_norm.weight"));
+    CHECK(q.get<std::uint32_t>("qwen2moe.expert_shared_feed_forward_length") == 80);
+  }
+  SECTION("q8_0: matrices quantized, vectors and routers f32, fallbacks reported") {
+    const fs::path out = temp_path("ds3-q8.gguf");
+    io::GgufExportOptions o;
+    o.type = "q8_0";
+    const auto report = io::export_gguf(fixture("deepseek_v3"), out, o);
+    const io::GgufFile f = io::GgufFile::open(out);
+    CHECK(f.get_tensor("blk.1.ffn_gate_exps.weight").type == io::GgmlType::q8_0);
+    CHECK(f.get_tensor("blk.1.ffn_gate_inp.weight").type == io::GgmlType::f32);
+    CHECK(f.get_tensor("blk.1.attn_norm.weight").type == io::GgmlType::f32);
+    CHECK(f.get<std::uint32_t>("general.file_type") == 7);
+    // down_proj rows are 16 long: not whole 32-blocks, so f16 (as llama-quantize falls back).
+    CHECK(f.get_tensor("blk.1.ffn_down_exps.weight").type == io::GgmlType::f16);
+    CHECK(std::any_of(report.fallbacks.begin(), report.fallbacks.end(),
+                      [](const std::string& s) { return s.find("blk.1.ffn_down_exps.weight") != std::string::npos; }));
+    const io::GgufModel m = io::open_gguf_model(out);
+    CHECK(m.weights.layers[1].moe_weights.experts.gate[0].dtype == DType::q8_0);
+  }
+}
+
+TEST_CASE("gguf model: warnings for what the file does not store", "[gguf][model]") {
+  const fs::path full = export_fixture("deepseek_v3");
+  const fs::path p = rewrite(full, "no_groups.gguf", {"deepseek2.expert_group_count", "deepseek2.expert_group_used_count"}, {});
+  WarningCollector w;
+  const ModelConfig c = io::gguf_model_config(io::GgufFile::open(p));
+  REQUIRE(w.messages().size() == 1);
+  CHECK(w.messages()[0].find("deepseek2.expert_group_count") != std::string::npos);
+  CHECK(w.messages()[0].find("no_groups.gguf") != std::string::npos);
+  CHECK(c.router.n_group == 1);
+}
+
+TEST_CASE("gguf model: typed errors for broken model files", "[gguf][model]") {
+  const fs::path full = export_fixture("qwen3_moe");
+  std::string msg;
+  SECTION("missing key") {
+    const fs::path p = rewrite(full, "no_blocks.gguf", {"qwen3moe.block_count"}, {});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("qwen3moe.block_count") != std::string::npos);
+    CHECK(msg.find("no_blocks.gguf") != std::string::npos);
+  }
+  SECTION("missing tensor") {
+    const fs::path p = rewrite(full, "no_norm.gguf", {}, {"blk.1.attn_k_norm.weight"});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kMissingTensor);
+    CHECK(msg.find("blk.1.attn_k_norm.weight") != std::string::npos);
+  }
+  SECTION("expert count inconsistent with the tensors") {
+    const fs::path p = rewrite(full, "bad_experts.gguf", {"qwen3moe.expert_count"}, {},
+                               [](io::GgufWriter& w) { w.set("qwen3moe.expert_count", std::uint32_t{6}); });
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kShapeMismatch);
+    CHECK(msg.find("ffn_gate_exps") != std::string::npos);
+    CHECK(msg.find("6") != std::string::npos);
+  }
+  SECTION("wrong shape") {
+    const fs::path p = rewrite(full, "bad_shape.gguf", {"qwen3moe.embedding_length"}, {},
+                               [](io::GgufWriter& w) { w.set("qwen3moe.embedding_length", std::uint32_t{32}); });
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kShapeMismatch);
+    CHECK(msg.find("token_embd.weight") != std::string::npos);
+  }
+  SECTION("key of the wrong type") {
+    const fs::path p = rewrite(full, "bad_type.gguf", {"qwen3moe.expert_used_count"}, {},
+                               [](io::GgufWriter& w) { w.set("qwen3moe.expert_used_count", std::string("two")); });
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("qwen3moe.expert_used_count") != std::string::npos);
+  }
+  SECTION("unsupported architectures") {
+    const fs::path p = rewrite(full, "gpt_oss.gguf", {"general.architecture"}, {},
+                               [](io::GgufWriter& w) { w.set("general.architecture", std::string("gpt-oss")); });
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kUnsupported);
+    CHECK(msg.find("gpt-oss") != std::string::npos);
+    const fs::path q = rewrite(full, "bert.gguf", {"general.architecture"}, {},
+                               [](io::GgufWriter& w) { w.set("general.architecture", std::string("bert")); });
+    CHECK(error_of([&] { (void)io::open_gguf_model(q); }, msg) == ErrorCode::kUnsupported);
+    CHECK(msg.find("bert") != std::string::npos);
+  }
+}
