@@ -542,6 +542,12 @@ TEST_CASE("scheduler: --kv-tokens bounds the KV memory the slots allocate, not o
   CHECK(peak.load() > 0);
   CHECK(peak.load() <= 200);
   CHECK(s.kv_tokens_allocated() <= 200);
+  CHECK(s.metrics().kv_tokens_allocated.load() == static_cast<std::int64_t>(s.kv_tokens_allocated()));
+  CHECK(s.metrics().kv_cache_bytes.load() ==
+        static_cast<std::int64_t>(server_test::demo_model()->kv_cache_bytes(s.kv_tokens_allocated())));
+  const std::string prom = s.metrics().prometheus();
+  CHECK(prom.find("\nmoe_kv_tokens_allocated " + std::to_string(s.kv_tokens_allocated()) + "\n") != std::string::npos);
+  CHECK(prom.find("\nmoe_kv_cache_bytes ") != std::string::npos);
   CHECK(s.metrics().batch_size.quantile(1.0) >= 2.0);  // several sequences shared the budget
 }
 

@@ -116,6 +116,7 @@ h3{font-size:.8rem;color:var(--muted);margin:.75rem 0 .25rem;text-transform:uppe
       <dt>queue</dt><dd id="s-queue">–</dd>
       <dt>mean batch</dt><dd id="s-batch">–</dd>
       <dt>KV reserved</dt><dd id="s-kv">–</dd>
+      <dt>KV allocated</dt><dd id="s-kvmem">–</dd>
       <dt>generated tok/s</dt><dd id="s-gen">–</dd>
     </dl>
     <p id="metrics-note" class="sr" aria-live="polite"></p>
@@ -348,6 +349,9 @@ async function refreshMetrics() {
     const bc = scalar(m, "moe_batch_size_count");
     $("s-batch").textContent = bc > 0 ? (scalar(m, "moe_batch_size_sum") / bc).toFixed(2) : "no data";
     $("s-kv").textContent = scalar(m, "moe_kv_tokens_reserved") + " / " + scalar(m, "moe_kv_tokens_budget");
+    const kvBytes = scalar(m, "moe_kv_cache_bytes");
+    $("s-kvmem").textContent = scalar(m, "moe_kv_tokens_allocated") + " tok, " +
+                               (kvBytes >= 1 << 30 ? (kvBytes / 2 ** 30).toFixed(2) + " GiB" : (kvBytes / 2 ** 20).toFixed(1) + " MiB");
     const gen = scalar(m, "moe_generation_tokens_total"), t = performance.now();
     if (state.lastGen && t > state.lastGen.t) {
       $("s-gen").textContent = ((gen - state.lastGen.gen) / ((t - state.lastGen.t) / 1000)).toFixed(1);

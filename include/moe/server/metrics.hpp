@@ -99,6 +99,8 @@ struct ServerMetrics {
   std::atomic<std::int64_t> active_sequences{0};    // sequences in a slot
   std::atomic<std::int64_t> kv_tokens_reserved{0};  // sum of reservations in flight
   std::int64_t kv_tokens_budget = 0;
+  std::atomic<std::int64_t> kv_tokens_allocated{0}; // tokens the slots' KV caches hold (<= budget)
+  std::atomic<std::int64_t> kv_cache_bytes{0};      // their bytes
   std::int64_t slots = 0;
 
   Histogram time_to_first_token{latency_bounds()};
@@ -191,6 +193,9 @@ struct ServerMetrics {
     scalar("moe_kv_tokens_reserved", "gauge", "KV-cache tokens reserved by the sequences in flight.",
            kv_tokens_reserved.load());
     scalar("moe_kv_tokens_budget", "gauge", "KV-cache token budget (--kv-tokens).", kv_tokens_budget);
+    scalar("moe_kv_tokens_allocated", "gauge", "KV-cache tokens allocated in the slots' caches (at most the budget).",
+           kv_tokens_allocated.load());
+    scalar("moe_kv_cache_bytes", "gauge", "Bytes of the KV caches allocated.", kv_cache_bytes.load());
     const std::pair<const char*, const Histogram*> histograms[] = {
         {"moe_time_to_first_token_seconds", &time_to_first_token},
         {"moe_inter_token_latency_seconds", &inter_token_latency},

@@ -443,7 +443,7 @@ class BasicScheduler {
     }
     const index_t capacity = allocated() + rounded <= kv_tokens_ ? rounded : need;
     target->cache = model_->make_cache(capacity);
-    kv_allocated_.store(allocated());
+    publish_allocated(allocated());
     return target;
   }
 
@@ -451,7 +451,13 @@ class BasicScheduler {
     s.cache = typename ModelType::Cache{};
     index_t n = 0;
     for (const auto& slot : slots_) n += slot.cache.capacity();
-    kv_allocated_.store(n);
+    publish_allocated(n);
+  }
+
+  void publish_allocated(index_t tokens) {
+    kv_allocated_.store(tokens);
+    metrics_->kv_tokens_allocated.store(static_cast<std::int64_t>(tokens));
+    metrics_->kv_cache_bytes.store(static_cast<std::int64_t>(model_->kv_cache_bytes(tokens)));
   }
 
   void step() {
