@@ -167,6 +167,12 @@ TEST_CASE("write_gguf_tokenizer: token types, merges, padding, special ids and t
   CHECK(write_folder(tmp, {.vocab_size = std::nullopt, .pre = std::string("glm4")}).summary.pre == "glm4");
   require_gguf_error([&] { (void)write_folder(kTokFixtures / "sweep_split_inverted"); }, ErrorCode::kUnsupported,
                      {"tokenizer.json", "matches none of the presets"});
+  // SentencePiece-style without byte fallback (17 of its 31 fixture texts would differ): refused.
+  require_gguf_error([&] { (void)write_folder(kTokFixtures / "metaspace_bpe"); }, ErrorCode::kUnsupported,
+                     {"tokenizer.json", "without byte_fallback"});
+  // The real DeepSeek-V3 Split regexes are the deepseek-v3 preset; this fixture's are a variant.
+  require_gguf_error([&] { (void)write_folder(kTokFixtures / "sweep_deepseek_v3"); }, ErrorCode::kUnsupported,
+                     {"matches none of the presets"});
   std::filesystem::remove_all(tmp);
 }
 

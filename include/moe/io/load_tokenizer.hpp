@@ -455,6 +455,18 @@ inline GgufTokenizerSummary write_gguf_tokenizer(GgufWriter& w, const std::files
       w.set("tokenizer.ggml.merges", merges);
       summary.n_merges = merges.size();
     } else if (byte_fallback || spm_space_norm || metaspace) {
+      // llama.cpp's SPM loop runs on the whole text between added tokens, covers unknown
+      // characters with byte tokens and never fuses unks: a tokenizer.json that splits at `▁`
+      // (Metaspace split=true) or has no byte fallback tokenizes differently (gguf-py's
+      // LlamaHfVocab refuses the latter too).
+      const bool metaspace_split = detail::has_step(pre_tokenizer, "Metaspace", [](const tokenizer::Json& s) {
+        auto it = s.find("split");
+        return !(it != s.end() && it->is_boolean() && !it->get<bool>());
+      });
+      if (!byte_fallback || metaspace_split)
+        fail(ErrorCode::kUnsupported,
+             "{}: a SentencePiece-style tokenizer {} would tokenize differently as a GGUF \"llama\" model", tok_file,
+             !byte_fallback ? "without byte_fallback" : "whose Metaspace pre-tokenizer splits at U+2581");
       summary.model = "llama";
       std::unordered_map<std::string, std::int64_t> first_rank;
       for (std::size_t r = 0; r < merges.size(); ++r) {
