@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 using moe::ErrorCode;
 using moe::Tokenizer;
 using moe::io::GgufTokenType;
@@ -114,7 +116,7 @@ TEST_CASE("write_gguf_tokenizer + tokenizer_from_gguf: the fixtures encode and d
 }
 
 TEST_CASE("write_gguf_tokenizer: token types, merges, padding, special ids and the chat template", "[gguf][tokenizer]") {
-  const auto tmp = std::filesystem::temp_directory_path() / "moe_test_write_gguf_tokenizer";
+  const auto tmp = std::filesystem::temp_directory_path() / ("moe_test_write_gguf_tokenizer_" + std::to_string(::getpid()));
   std::filesystem::remove_all(tmp);
   std::filesystem::create_directories(tmp);
   std::filesystem::copy_file(kTokFixtures / "bytelevel_qwen" / "tokenizer.json", tmp / "tokenizer.json");
@@ -361,7 +363,7 @@ TEST_CASE("tokenizer_from_gguf: the committed GGUF tokenizer fixtures, ids worke
 }
 
 TEST_CASE("load_chat_template: a GGUF file's tokenizer.chat_template with its bos/eos texts", "[gguf][tokenizer]") {
-  const auto tmp = std::filesystem::temp_directory_path() / "moe_test_gguf_chat_template";
+  const auto tmp = std::filesystem::temp_directory_path() / ("moe_test_gguf_chat_template_" + std::to_string(::getpid()));
   std::filesystem::remove_all(tmp);
   std::filesystem::create_directories(tmp);
   {
@@ -404,7 +406,7 @@ TEST_CASE("write_gguf_tokenizer: every identifiable preset is found from its tok
   // fixture texts as the tokenizer.json path does.
   const auto base = read_json_file(kTokFixtures / "bytelevel_qwen" / "tokenizer.json");
   const auto expected = read_json_file(kTokFixtures / "bytelevel_qwen" / "expected.json");
-  const auto tmp = std::filesystem::temp_directory_path() / "moe_test_gguf_presets";
+  const auto tmp = std::filesystem::temp_directory_path() / ("moe_test_gguf_presets_" + std::to_string(::getpid()));
   std::size_t presets = 0;
   for (const auto& p : moe::tokenizer::pre_tokenizer_presets()) {
     if (!p.identify) continue;
