@@ -342,6 +342,12 @@ void write_metadata(Writer& w, const ModelConfig& c) {
     fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
          c.architecture);
   }
+  if (c.mla && c.rope_pairing != kernels::RopePairing::interleaved) {
+    // llama.cpp runs deepseek2's rope on adjacent pairs; a half-split config (rope_interleave
+    // false) would need the rope rows of q and kv_a permuted, which is not written yet.
+    fail(ErrorCode::kUnsupported, "{}: rope_interleave = false (half-split rope in MLA) has no deepseek2 GGUF "
+         "form here yet", c.source);
+  }
   const nlohmann::json j = normalized_hf_config(c);
   const std::string arch(a->gguf_arch);
   const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
