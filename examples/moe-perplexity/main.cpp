@@ -14,9 +14,10 @@
 
 namespace {
 
-const std::string kUsage = R"(usage: moe-perplexity --model DIR --text FILE [--window 256] [--stride 128] [--threads N]
+const std::string kUsage = R"(usage: moe-perplexity --model DIR|FILE.gguf --text FILE [--window 256] [--stride 128] [--threads N]
 
   --model DIR     Hugging Face model folder (config.json, *.safetensors, tokenizer.json)
+                  or a GGUF file (llama.cpp's model files; tokenizer from its metadata)
   --text FILE     UTF-8 text; encoded without special tokens
   --window W      tokens per forward pass (default 256)
   --stride S      distance between window starts, 1 <= S <= W (default 128)
@@ -61,12 +62,12 @@ int main(int argc, char** argv) {
       else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
     }
     moe::require(!model_dir.empty() && !text_file.empty(), moe::ErrorCode::kInvalidArgument,
-                 "--model DIR and --text FILE are required (see --help)");
+                 "--model DIR|FILE.gguf and --text FILE are required (see --help)");
     const std::string text = moe::cli::read_text_file(text_file);
 
     return moe::cli::with_backend(backend, [&](auto tag) {
     const auto model = moe::load_model<decltype(tag)>(model_dir);
-    const auto tokenizer = moe::Tokenizer::from_folder(model_dir);
+    const auto tokenizer = moe::io::load_tokenizer(model_dir);
     const std::vector<std::int32_t> tokens = tokenizer.encode(text, /*add_special_tokens=*/false);
     options.expert_budget.validate(model->config().top_k, "moe-perplexity --expert-*");
     std::fputs(fmt::format("{}: {} bytes, {} tokens; window {}, stride {}, {} threads, experts: {}\n", text_file,

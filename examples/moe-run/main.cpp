@@ -20,9 +20,10 @@
 
 namespace {
 
-const std::string kUsage = R"(usage: moe-run --model DIR (--prompt TEXT | --prompt-file FILE | --batch FILE) [options]
+const std::string kUsage = R"(usage: moe-run --model DIR|FILE.gguf (--prompt TEXT | --prompt-file FILE | --batch FILE) [options]
 
   --model DIR              Hugging Face model folder (config.json, *.safetensors, tokenizer.json)
+                           or a GGUF file (llama.cpp's model files; tokenizer from its metadata)
   --prompt TEXT            prompt text
   --prompt-file FILE       read the prompt from a file
   --batch FILE             one prompt per line; all are generated together (continuous batching)
@@ -130,7 +131,7 @@ Args parse_args(int argc, char** argv) {
     else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
   }
   if (a.help) return a;
-  moe::require(!a.model.empty(), moe::ErrorCode::kInvalidArgument, "--model DIR is required (see --help)");
+  moe::require(!a.model.empty(), moe::ErrorCode::kInvalidArgument, "--model DIR|FILE.gguf is required (see --help)");
   const int sources = a.prompt.has_value() + !a.prompt_file.empty() + !a.batch_file.empty();
   moe::require(sources == 1, moe::ErrorCode::kInvalidArgument,
                "give exactly one of --prompt, --prompt-file, --batch (see --help)");
@@ -293,7 +294,7 @@ int run_batch(const Args& a) {
   moe::require(!prompts.empty(), moe::ErrorCode::kInvalidArgument, "{}: no prompts (one per line)", a.batch_file);
   auto model = moe::load_model<Backend>(a.model);
   print_weight_bytes(*model, Backend::name);
-  auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::Tokenizer::from_folder(a.model));
+  auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
   moe::GenerationOptions base;
   base.sampler = defaults.apply_to(base.sampler);

@@ -19,9 +19,10 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: moe-server --model DIR [options]
+constexpr const char* kUsage = R"(usage: moe-server --model DIR|FILE.gguf [options]
 
   --model DIR            Hugging Face model folder (config.json, *.safetensors, tokenizer.json)
+                         or a GGUF file (llama.cpp's model files; tokenizer from its metadata)
   --model-name NAME      the model id clients send and /v1/models lists (default: the folder's name)
   --host ADDR            address to bind (default 127.0.0.1: loopback only)
   --port N               TCP port (default 8080; 0 picks a free one, printed at start)
@@ -94,7 +95,7 @@ Args parse_args(int argc, char** argv) {
     else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
   }
   if (a.help) return a;
-  moe::require(!a.model.empty(), moe::ErrorCode::kInvalidArgument, "--model DIR is required (see --help)");
+  moe::require(!a.model.empty(), moe::ErrorCode::kInvalidArgument, "--model DIR|FILE.gguf is required (see --help)");
   moe::cli::check_backend_name(a.backend);
   return a;
 }
@@ -103,7 +104,7 @@ template <class Backend>
 int serve(const Args& a) {
   namespace ms = moe::server;
   auto model = moe::load_model<Backend>(a.model);
-  auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::Tokenizer::from_folder(a.model));
+  auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
 
   ms::SchedulerOptions so;

@@ -162,7 +162,11 @@ class FolderTensorSource final : public TensorSource {
 // GgufWriter as gguf_arch::write_metadata's writer.
 struct MetadataPut {
   GgufWriter& w;
-  void put_u32(const std::string& k, std::uint32_t v) { w.set(k, v); }
+  void put_u32(const std::string& k, std::uint32_t v) {
+    // The tokenizer's special ids (write_gguf_tokenizer, which runs first) win over config.json's.
+    if (k.starts_with("tokenizer.ggml.") && w.has(k)) return;
+    w.set(k, v);
+  }
   void put_f32(const std::string& k, float v) { w.set(k, v); }
   void put_bool(const std::string& k, bool v) { w.set(k, v); }
   void put_str(const std::string& k, std::string_view v) { w.set(k, v); }
@@ -249,17 +253,17 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
            c.architecture);
     }
     GgufWriter w;
-    detail::MetadataPut put{w};
-    gguf_arch::write_metadata(put, c);
-    w.set("general.name", input.stem().string().empty() ? std::string("model") : input.filename().string());
-    w.set("general.file_type", detail::llama_file_type(options.type));
-    w.set("general.quantization_version", std::uint32_t{2});
     if (!from_gguf && std::filesystem::is_regular_file(input / "tokenizer.json")) {
       GgufTokenizerWriteOptions topt;
       topt.vocab_size = static_cast<std::size_t>(c.vocab_size);
       (void)write_gguf_tokenizer(w, input, topt);
       report.tokenizer = true;
     }
+    detail::MetadataPut put{w};
+    gguf_arch::write_metadata(put, c);
+    w.set("general.name", input.stem().string().empty() ? std::string("model") : input.filename().string());
+    w.set("general.file_type", detail::llama_file_type(options.type));
+    w.set("general.quantization_version", std::uint32_t{2});
 
     // Group the mappings by GGUF tensor, in order of first appearance.
     const std::vector<gguf_arch::TensorMapping> maps = gguf_arch::tensor_mappings(c, *a);

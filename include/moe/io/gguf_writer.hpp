@@ -147,6 +147,9 @@ class GgufWriter {
 
   std::uint32_t alignment() const noexcept { return alignment_; }
 
+  // Whether metadata `key` has been set.
+  bool has(std::string_view key) const { return keys_.count(key) != 0; }
+
   // Adds metadata `key` = value. T: u8..i64, float, double, bool, a string, or a GgufArrayValue
   // (std::vector<E> is a shortcut for GgufArrayValue::of). Keys are unique, non-empty and at
   // most gguf_limits::kMaxKeyBytes long; Error(kInvalidArgument) otherwise.

@@ -10,6 +10,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/io/json_file.hpp"
 #include "moe/io/load_model.hpp"
+#include "moe/io/load_tokenizer.hpp"
 #include "moe/model/model.hpp"
 #include "moe/runtime/sampler.hpp"
 #include "moe/runtime/session.hpp"
@@ -368,7 +369,8 @@ class BasicGenerator {
   static BasicGenerator from_folder(const std::filesystem::path& folder, index_t n_ctx = 0) {
     return catch_as_error("Generator::from_folder", [&]() -> BasicGenerator {
       auto model = load_model<Backend>(folder);
-      auto tokenizer = std::make_shared<const Tokenizer>(Tokenizer::from_folder(folder));
+      auto tokenizer = std::make_shared<const Tokenizer>(io::load_tokenizer(folder));
+      // A GGUF file has no generation_config.json: its defaults are the plain ones.
       return BasicGenerator(std::move(model), std::move(tokenizer), n_ctx, read_generation_config(folder));
     });
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/chat/chat_template.hpp"
+#include "moe/io/load_chat_template.hpp"
 #include "moe/server/request.hpp"
 
 #include <nlohmann/json.hpp>
@@ -59,10 +60,11 @@ inline ChatRenderer template_renderer(std::shared_ptr<const chat::ChatTemplate> 
   };
 }
 
-// The renderer for a model folder: its template, or the fallback when it has none. Throws
-// moe::Error (kIo / kFormat, TemplateError for a template that does not parse).
-inline ChatRenderer folder_chat_renderer(const std::filesystem::path& dir) {
-  return template_renderer(std::make_shared<const chat::ChatTemplate>(chat::ChatTemplate::from_folder(dir)));
+// The renderer for a model folder or GGUF file: its template (tokenizer.chat_template in a GGUF),
+// or the fallback when it has none. Throws moe::Error (kIo / kFormat, TemplateError for a
+// template that does not parse).
+inline ChatRenderer folder_chat_renderer(const std::filesystem::path& model) {
+  return template_renderer(std::make_shared<const chat::ChatTemplate>(io::load_chat_template(model)));
 }
 
 // The plain fallback, for hosts that have no model folder at hand.
