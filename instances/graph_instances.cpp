@@ -1,12 +1,32 @@
-// The model graph for the host backends, instantiated once for all of this project's own
-// executables (tools, tests, benchmarks). They are compiled with MOE_EXTERN_GRAPH, which makes
-// model/transformer.hpp declare these instantiations extern, so each executable skips compiling
-// the forward pass and every kernel it reaches (about 30 s of a tool's 80 s at -O3) and links
-// this library instead. Applications that include <moe/moe.hpp> are unaffected: without the macro
-// the graph is instantiated where it is used, as in any header-only library. One backend per
-// translation unit (MOE_GRAPH_BACKEND), so that the two compile side by side.
+// The model graph, the model loader and the runtime (sessions, generation, batching, perplexity,
+// the server's scheduler and API service) for the host backends, instantiated once for all of
+// this project's own executables (tools, tests, benchmarks). They are compiled with
+// MOE_EXTERN_GRAPH, which makes the headers declare these instantiations extern, so each
+// executable skips compiling the forward pass and every kernel it reaches (about 30 s of a
+// tool's 80 s at -O3), the load path and the runtime, and links this library instead.
+// Applications that include <moe/moe.hpp> are unaffected: without the macro everything is
+// instantiated where it is used, as in any header-only library. One backend per translation
+// unit (MOE_GRAPH_BACKEND), so that the two compile side by side.
 #include <moe/moe.hpp>
+#include <moe/server/service.hpp>
 
-namespace moe::model {
-template struct Transformer<backend::MOE_GRAPH_BACKEND>;
-}  // namespace moe::model
+#define B backend::MOE_GRAPH_BACKEND
+
+namespace moe {
+namespace model {
+template struct Transformer<B>;
+}  // namespace model
+template class BasicWorkspace<B>;
+template class BasicModel<B>;
+template std::shared_ptr<const BasicModel<B>> load_model<B>(const std::filesystem::path&, const model::UploadProgress&);
+template class BasicSession<B>;
+template GenerationResult generate<B>(BasicSession<B>&, const Tokenizer&, std::span<const std::int32_t>,
+                                      const GenerationOptions&, const TokenCallback&);
+template class BasicBatchGenerator<B>;
+template PerplexityResult perplexity<B>(const BasicModel<B>&, std::span<const std::int32_t>, const PerplexityOptions&,
+                                        const std::function<void(index_t, index_t)>&);
+namespace server {
+template class BasicScheduler<B>;
+template class BasicApiService<B>;
+}  // namespace server
+}  // namespace moe

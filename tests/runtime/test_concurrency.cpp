@@ -27,7 +27,9 @@
 
 using namespace runtime_test;
 
-namespace {
+// A named namespace holding the test cases too: this file shares a unity translation unit with
+// test_generation.cpp, whose anonymous-namespace helpers have the same names.
+namespace concurrency_test {
 
 constexpr std::size_t kThreads = 4;
 constexpr moe::index_t kNewTokens = 8;
@@ -138,7 +140,6 @@ void on_threads(std::size_t n, F body) {
   }
 }
 
-}  // namespace
 
 TEST_CASE("concurrency: sessions on several threads sharing one model give the sequential results",
           "[concurrency]") {
@@ -262,3 +263,5 @@ TEST_CASE("concurrency: a batch on one thread, sessions on others, a request can
     CHECK(session_results[t].tokens == alone[t].tokens);
   }
 }
+
+}  // namespace concurrency_test

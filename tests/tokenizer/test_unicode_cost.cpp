@@ -91,7 +91,7 @@ char32_t pick(std::mt19937& rng, const Range (&ranges)[N]) {
   return r.first + static_cast<char32_t>(rng() % (r.last - r.first + 1));
 }
 
-std::string random_text(std::mt19937& rng, std::size_t max_units) {
+std::string random_unicode_text(std::mt19937& rng, std::size_t max_units) {
   std::string s;
   for (std::size_t i = 0, n = rng() % (max_units + 1); i < n; ++i) {
     if (rng() % 3 == 0) {
@@ -118,7 +118,7 @@ std::string alternating_marks(std::size_t marks) {
 TEST_CASE("unicode_normalize matches utf8proc_map on random text", "[tokenizer][unicode]") {
   std::mt19937 rng(20240611);
   for (int iter = 0; iter < 4000; ++iter) {
-    const std::string text = random_text(rng, iter % 10 == 0 ? 200 : 24);
+    const std::string text = random_unicode_text(rng, iter % 10 == 0 ? 200 : 24);
     for (NormalizationForm form : kForms) {
       const std::string got = tokenizer::unicode_normalize(text, form);
       const std::string expected = reference_normalize(text, form);

@@ -107,4 +107,14 @@ std::shared_ptr<const BasicModel<Backend>> load_model(const std::filesystem::pat
   });
 }
 
+// This project's own executables link the host backends' loaders from instances/ (see
+// MOE_EXTERN_GRAPH in model/transformer.hpp): the whole load path (config parsing, safetensors
+// and GGUF readers, weight binding) is then compiled once, not in every tool and test.
+#if defined(MOE_EXTERN_GRAPH)
+extern template std::shared_ptr<const BasicModel<backend::cpu>> load_model<backend::cpu>(
+    const std::filesystem::path&, const model::UploadProgress&);
+extern template std::shared_ptr<const BasicModel<backend::reference>> load_model<backend::reference>(
+    const std::filesystem::path&, const model::UploadProgress&);
+#endif
+
 }  // namespace moe

@@ -34,18 +34,7 @@ class BasicModel {
 
   // Takes the config, the bound weights (in the backend's memory) and whatever keeps their bytes
   // alive (the mapped checkpoint, or the device allocation). Throws if the weights do not fit.
-  BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage)
-      : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)) {
-    // Validation through the tensor list: every weight's format must have kernels on this
-    // backend (a typed error at load, not at the first forward pass).
-    (void)weights_.transform([](const char* name, const auto& t) {
-      require(t.empty() || supports_format<Backend>(t.dtype), ErrorCode::kUnsupported,
-              "tensor {}: {} weights are not supported by backend {}", name, dtype_name(t.dtype), Backend::name);
-      return t;
-    });
-    plan_ = model::make_forward_plan(config_, weights_);
-    bytes_ = model::weight_bytes(weights_, config_.top_k);
-  }
+  BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage);
 
   const ModelConfig& config() const noexcept { return config_; }
   const Weights& weights() const noexcept { return weights_; }
@@ -76,54 +65,11 @@ class BasicModel {
   // capacities, workspace, shapes, distinct caches) before any cache changes; on error throws
   // moe::Error (kInvalidArgument / kContextOverflow) and leaves the caches untouched.
   // const: many threads may call it at once with their own workspaces and caches.
-  void forward(std::span<const SequenceChunk> chunks, Workspace& ws, View<float, 2> logits, bool all_positions) const {
-    const index_t total = validate(chunks, ws);
-    const index_t rows = all_positions ? total : chunks.size();
-    require(logits.extent(0) == rows && logits.extent(1) == config_.vocab_size &&
-                (logits.extent(1) <= 1 || logits.stride(1) == 1),
-            ErrorCode::kInvalidArgument, "forward: logits is [{}, {}], expected [{}, {}] with unit inner stride",
-            logits.extent(0), logits.extent(1), rows, config_.vocab_size);
-    if constexpr (is_host_memory_v<memory>) {
-      model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, logits, all_positions);
-    } else {
-      require(logits.extent(1) <= 1 || logits.stride(0) == logits.extent(1), ErrorCode::kInvalidArgument,
-              "forward: logits rows must be contiguous for a device backend (row stride {}, {} columns)",
-              logits.stride(0), logits.extent(1));
-      const auto device_logits = ws.logits(rows);
-      model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, device_logits, all_positions);
-      kernels::download(Backend{}, TensorView<const float, 1, memory>(device_logits.data(), {rows * config_.vocab_size}),
-                        std::span<float>(logits.data(), rows * config_.vocab_size));
-    }
-  }
+  void forward(std::span<const SequenceChunk> chunks, Workspace& ws, View<float, 2> logits, bool all_positions) const;
 
  private:
   // The checks of forward's contract; returns the total number of tokens.
-  index_t validate(std::span<const SequenceChunk> chunks, const Workspace& ws) const {
-    require(!chunks.empty(), ErrorCode::kInvalidArgument, "forward: no chunks");
-    index_t total = 0;
-    for (index_t i = 0; i < chunks.size(); ++i) {
-      const auto& ch = chunks[i];
-      require(ch.cache != nullptr, ErrorCode::kInvalidArgument, "forward: chunk {} has no cache", i);
-      require(!ch.tokens.empty(), ErrorCode::kInvalidArgument, "forward: chunk {} has no tokens", i);
-      require(ch.cache->layer_shapes() == plan_.kv_shapes, ErrorCode::kInvalidArgument,
-              "forward: chunk {}'s cache was not made by this model", i);
-      for (index_t j = 0; j < i; ++j) {
-        require(chunks[j].cache != ch.cache, ErrorCode::kInvalidArgument, "forward: chunks {} and {} share one cache",
-                j, i);
-      }
-      require(ch.tokens.size() <= ch.cache->capacity() - ch.cache->size(), ErrorCode::kContextOverflow,
-              "forward: chunk {} adds {} tokens to a cache holding {} of {}", i, ch.tokens.size(), ch.cache->size(),
-              ch.cache->capacity());
-      for (const auto id : ch.tokens) check_token_id(id, config_.vocab_size, "forward");
-      ch.expert_budget.validate(config_.top_k, "forward");
-      total += ch.tokens.size();
-    }
-    require(ws.sizes().same_model(plan_.sizes), ErrorCode::kInvalidArgument,
-            "forward: the workspace was made for another model");
-    require(total <= ws.max_tokens(), ErrorCode::kInvalidArgument, "forward: {} tokens exceed the workspace's {} tokens",
-            total, ws.max_tokens());
-    return total;
-  }
+  index_t validate(std::span<const SequenceChunk> chunks, const Workspace& ws) const;
 
   ModelConfig config_;
   Weights weights_;
@@ -132,6 +78,75 @@ class BasicModel {
   model::WeightBytes bytes_;
 };
 
+template <class Backend>
+BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage) : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)) {
+  // Validation through the tensor list: every weight's format must have kernels on this
+  // backend (a typed error at load, not at the first forward pass).
+  (void)weights_.transform([](const char* name, const auto& t) {
+    require(t.empty() || supports_format<Backend>(t.dtype), ErrorCode::kUnsupported,
+            "tensor {}: {} weights are not supported by backend {}", name, dtype_name(t.dtype), Backend::name);
+    return t;
+  });
+  plan_ = model::make_forward_plan(config_, weights_);
+  bytes_ = model::weight_bytes(weights_, config_.top_k);
+}
+
+template <class Backend>
+void BasicModel<Backend>::forward(std::span<const SequenceChunk> chunks, Workspace& ws, View<float, 2> logits, bool all_positions) const {
+  const index_t total = validate(chunks, ws);
+  const index_t rows = all_positions ? total : chunks.size();
+  require(logits.extent(0) == rows && logits.extent(1) == config_.vocab_size &&
+              (logits.extent(1) <= 1 || logits.stride(1) == 1),
+          ErrorCode::kInvalidArgument, "forward: logits is [{}, {}], expected [{}, {}] with unit inner stride",
+          logits.extent(0), logits.extent(1), rows, config_.vocab_size);
+  if constexpr (is_host_memory_v<memory>) {
+    model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, logits, all_positions);
+  } else {
+    require(logits.extent(1) <= 1 || logits.stride(0) == logits.extent(1), ErrorCode::kInvalidArgument,
+            "forward: logits rows must be contiguous for a device backend (row stride {}, {} columns)",
+            logits.stride(0), logits.extent(1));
+    const auto device_logits = ws.logits(rows);
+    model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, device_logits, all_positions);
+    kernels::download(Backend{}, TensorView<const float, 1, memory>(device_logits.data(), {rows * config_.vocab_size}),
+                      std::span<float>(logits.data(), rows * config_.vocab_size));
+  }
+}
+
+template <class Backend>
+index_t BasicModel<Backend>::validate(std::span<const SequenceChunk> chunks, const Workspace& ws) const {
+  require(!chunks.empty(), ErrorCode::kInvalidArgument, "forward: no chunks");
+  index_t total = 0;
+  for (index_t i = 0; i < chunks.size(); ++i) {
+    const auto& ch = chunks[i];
+    require(ch.cache != nullptr, ErrorCode::kInvalidArgument, "forward: chunk {} has no cache", i);
+    require(!ch.tokens.empty(), ErrorCode::kInvalidArgument, "forward: chunk {} has no tokens", i);
+    require(ch.cache->layer_shapes() == plan_.kv_shapes, ErrorCode::kInvalidArgument,
+            "forward: chunk {}'s cache was not made by this model", i);
+    for (index_t j = 0; j < i; ++j) {
+      require(chunks[j].cache != ch.cache, ErrorCode::kInvalidArgument, "forward: chunks {} and {} share one cache",
+              j, i);
+    }
+    require(ch.tokens.size() <= ch.cache->capacity() - ch.cache->size(), ErrorCode::kContextOverflow,
+            "forward: chunk {} adds {} tokens to a cache holding {} of {}", i, ch.tokens.size(), ch.cache->size(),
+            ch.cache->capacity());
+    for (const auto id : ch.tokens) check_token_id(id, config_.vocab_size, "forward");
+    ch.expert_budget.validate(config_.top_k, "forward");
+    total += ch.tokens.size();
+  }
+  require(ws.sizes().same_model(plan_.sizes), ErrorCode::kInvalidArgument,
+          "forward: the workspace was made for another model");
+  require(total <= ws.max_tokens(), ErrorCode::kInvalidArgument, "forward: {} tokens exceed the workspace's {} tokens",
+          total, ws.max_tokens());
+  return total;
+}
+
 using Model = BasicModel<backend::cpu>;
+
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template class BasicModel<backend::cpu>;
+extern template class BasicModel<backend::reference>;
+#endif
 
 }  // namespace moe

@@ -98,60 +98,7 @@ class BasicWorkspace {
   BasicWorkspace() = default;
 
   // Buffers for s.max_tokens tokens; inv_freq: the model's rope frequencies (copied in once).
-  BasicWorkspace(const WorkspaceSizes& s, std::span<const float> inv_freq) : sizes_(s), usage_(s.n_layers, s.n_experts) {
-    const index_t n = s.max_tokens;
-    require(n > 0 && n <= 0x7fffffff, ErrorCode::kInvalidArgument, "workspace for {} tokens (1 to 2^31 - 1)", n);
-    const index_t slots = n * s.top_k;
-    hidden_ = Buffer<float, Mem>(n * s.d_model);
-    normed_ = Buffer<float, Mem>(n * s.d_model);
-    out_ = Buffer<float, Mem>(n * s.d_model);
-    q_ = Buffer<float, Mem>(n * s.q_width);
-    k_ = Buffer<float, Mem>(n * s.k_width);
-    v_ = Buffer<float, Mem>(n * s.v_width);
-    attn_ = Buffer<float, Mem>(n * s.attn_width);
-    q_a_ = Buffer<float, Mem>(n * s.q_lora_rank);
-    q_latent_ = Buffer<float, Mem>(n * s.latent_width);
-    out_latent_ = Buffer<float, Mem>(n * s.latent_width);
-    cos_ = Buffer<float, Mem>(n * s.rope_half);
-    sin_ = Buffer<float, Mem>(n * s.rope_half);
-    tokens_ = Buffer<std::int32_t, Mem>(n);
-    positions_ = Buffer<std::int64_t, Mem>(n);
-    rows_ = Buffer<std::int32_t, Mem>(n);
-    tokens_host_ = HostBuffer<std::int32_t>(n);
-    positions_host_ = HostBuffer<std::int64_t>(n);
-    rows_host_ = HostBuffer<std::int32_t>(n);
-    slots_ = Buffer<kernels::CacheSlot, Mem>(n);
-    token_slot_ = Buffer<std::int32_t, Mem>(n);
-    slots_host_ = HostBuffer<kernels::CacheSlot>(n);
-    token_slot_host_ = HostBuffer<std::int32_t>(n);
-    router_logits_ = Buffer<float, Mem>(n * std::max<index_t>(s.n_experts, 1));
-    ids_ = Buffer<std::int32_t, Mem>(slots);
-    weights_ = Buffer<float, Mem>(slots);
-    router_scratch_ = Buffer<float, Mem>(std::max<index_t>(s.router_scratch, 1));
-    correction_ = Buffer<float, Mem>(s.n_experts);
-    offsets_ = Buffer<std::int32_t, Mem>(s.n_experts + 1);
-    slot_token_ = Buffer<std::int32_t, Mem>(slots);
-    slot_weight_ = Buffer<float, Mem>(slots);
-    xs_ = Buffer<float, Mem>(slots * s.d_model);
-    ys_ = Buffer<float, Mem>(slots * s.d_model);
-    ffn_ = Buffer<float, Mem>(n * s.ffn_per_token);
-    shared_out_ = Buffer<float, Mem>(n * s.d_model);
-    sinks_ = Buffer<float, Mem>(s.n_heads);
-    inv_freq_ = Buffer<float, Mem>(s.rope_half);
-    dynamic_inv_freq_ = Buffer<float, Mem>(s.rope_half);
-    inv_freq_host_ = HostBuffer<float>(s.rope_half);
-    budget_ = Buffer<kernels::ExpertBudgetRow, Mem>(n);
-    budget_host_ = HostBuffer<kernels::ExpertBudgetRow>(n);
-    if constexpr (!is_host_memory_v<Mem>) {
-      usage_device_ = Buffer<std::uint64_t, Mem>(s.n_layers * s.n_experts);
-      weights_device_ = Buffer<double, Mem>(s.n_layers * s.n_experts);
-      upload_usage();
-      logits_ = Buffer<float, Mem>(s.logits_rows * s.vocab_size);
-    }
-    require(inv_freq.size() == s.rope_half, ErrorCode::kInvalidArgument,
-            "workspace: {} rope frequencies for rope_half = {}", inv_freq.size(), s.rope_half);
-    kernels::upload(Backend{}, inv_freq, inv_freq_.view());
-  }
+  BasicWorkspace(const WorkspaceSizes& s, std::span<const float> inv_freq);
 
   index_t max_tokens() const noexcept { return sizes_.max_tokens; }
   const WorkspaceSizes& sizes() const noexcept { return sizes_; }
@@ -284,6 +231,69 @@ class BasicWorkspace {
   kernels::PassRunner<Backend> runner_;
 };
 
+template <class Backend>
+BasicWorkspace<Backend>::BasicWorkspace(const WorkspaceSizes& s, std::span<const float> inv_freq) : sizes_(s), usage_(s.n_layers, s.n_experts) {
+  const index_t n = s.max_tokens;
+  require(n > 0 && n <= 0x7fffffff, ErrorCode::kInvalidArgument, "workspace for {} tokens (1 to 2^31 - 1)", n);
+  const index_t slots = n * s.top_k;
+  hidden_ = Buffer<float, Mem>(n * s.d_model);
+  normed_ = Buffer<float, Mem>(n * s.d_model);
+  out_ = Buffer<float, Mem>(n * s.d_model);
+  q_ = Buffer<float, Mem>(n * s.q_width);
+  k_ = Buffer<float, Mem>(n * s.k_width);
+  v_ = Buffer<float, Mem>(n * s.v_width);
+  attn_ = Buffer<float, Mem>(n * s.attn_width);
+  q_a_ = Buffer<float, Mem>(n * s.q_lora_rank);
+  q_latent_ = Buffer<float, Mem>(n * s.latent_width);
+  out_latent_ = Buffer<float, Mem>(n * s.latent_width);
+  cos_ = Buffer<float, Mem>(n * s.rope_half);
+  sin_ = Buffer<float, Mem>(n * s.rope_half);
+  tokens_ = Buffer<std::int32_t, Mem>(n);
+  positions_ = Buffer<std::int64_t, Mem>(n);
+  rows_ = Buffer<std::int32_t, Mem>(n);
+  tokens_host_ = HostBuffer<std::int32_t>(n);
+  positions_host_ = HostBuffer<std::int64_t>(n);
+  rows_host_ = HostBuffer<std::int32_t>(n);
+  slots_ = Buffer<kernels::CacheSlot, Mem>(n);
+  token_slot_ = Buffer<std::int32_t, Mem>(n);
+  slots_host_ = HostBuffer<kernels::CacheSlot>(n);
+  token_slot_host_ = HostBuffer<std::int32_t>(n);
+  router_logits_ = Buffer<float, Mem>(n * std::max<index_t>(s.n_experts, 1));
+  ids_ = Buffer<std::int32_t, Mem>(slots);
+  weights_ = Buffer<float, Mem>(slots);
+  router_scratch_ = Buffer<float, Mem>(std::max<index_t>(s.router_scratch, 1));
+  correction_ = Buffer<float, Mem>(s.n_experts);
+  offsets_ = Buffer<std::int32_t, Mem>(s.n_experts + 1);
+  slot_token_ = Buffer<std::int32_t, Mem>(slots);
+  slot_weight_ = Buffer<float, Mem>(slots);
+  xs_ = Buffer<float, Mem>(slots * s.d_model);
+  ys_ = Buffer<float, Mem>(slots * s.d_model);
+  ffn_ = Buffer<float, Mem>(n * s.ffn_per_token);
+  shared_out_ = Buffer<float, Mem>(n * s.d_model);
+  sinks_ = Buffer<float, Mem>(s.n_heads);
+  inv_freq_ = Buffer<float, Mem>(s.rope_half);
+  dynamic_inv_freq_ = Buffer<float, Mem>(s.rope_half);
+  inv_freq_host_ = HostBuffer<float>(s.rope_half);
+  budget_ = Buffer<kernels::ExpertBudgetRow, Mem>(n);
+  budget_host_ = HostBuffer<kernels::ExpertBudgetRow>(n);
+  if constexpr (!is_host_memory_v<Mem>) {
+    usage_device_ = Buffer<std::uint64_t, Mem>(s.n_layers * s.n_experts);
+    weights_device_ = Buffer<double, Mem>(s.n_layers * s.n_experts);
+    upload_usage();
+    logits_ = Buffer<float, Mem>(s.logits_rows * s.vocab_size);
+  }
+  require(inv_freq.size() == s.rope_half, ErrorCode::kInvalidArgument,
+          "workspace: {} rope frequencies for rope_half = {}", inv_freq.size(), s.rope_half);
+  kernels::upload(Backend{}, inv_freq, inv_freq_.view());
+}
+
 using Workspace = BasicWorkspace<backend::cpu>;
+
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template class BasicWorkspace<backend::cpu>;
+extern template class BasicWorkspace<backend::reference>;
+#endif
 
 }  // namespace moe

@@ -84,107 +84,11 @@ class BasicBatchGenerator {
   }
 
  private:
-  void init(const BatchOptions& options) {
-    require(model_ != nullptr && tokenizer_ != nullptr, ErrorCode::kInvalidArgument,
-            "BatchGenerator: null model or tokenizer");
-    const auto& cfg = model_->config();
-    require(options.max_sequences >= 1 && options.max_sequences <= static_cast<index_t>(limits::kMaxParallelSequences),
-            ErrorCode::kInvalidArgument, "BatchGenerator: max_sequences must be in [1, {}], got {}",
-            limits::kMaxParallelSequences, options.max_sequences);
-    n_ctx_ = options.n_ctx;
-    if (n_ctx_ == 0) n_ctx_ = cfg.max_position_embeddings == 0 ? 2048 : std::min<index_t>(cfg.max_position_embeddings, 2048);
-    require(cfg.max_position_embeddings == 0 || n_ctx_ <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
-            "BatchGenerator: n_ctx {} exceeds the model's max_position_embeddings {}", n_ctx_,
-            cfg.max_position_embeddings);
-    require(n_ctx_ <= static_cast<index_t>(limits::kMaxContext), ErrorCode::kInvalidArgument,
-            "BatchGenerator: n_ctx {} exceeds the limit of {} tokens", n_ctx_, limits::kMaxContext);
-    // One cache per slot, each zero-filled: refuse a total beyond physical memory up front
-    // instead of summoning the OOM killer halfway through.
-    const index_t per_cache = model_->kv_cache_bytes(n_ctx_);
-    const index_t physical = physical_memory_bytes();
-    if (physical != 0 && per_cache > physical / options.max_sequences) {
-      fail(ErrorCode::kOutOfMemory, "BatchGenerator: {} KV caches of {} bytes ({} tokens each) exceed the {} bytes of memory",
-           options.max_sequences, per_cache, n_ctx_, physical);
-    }
-    max_batch_tokens_ = options.max_batch_tokens;
-    if (max_batch_tokens_ == 0) max_batch_tokens_ = std::max(options.max_sequences, std::min<index_t>(n_ctx_, 512));
-    require(max_batch_tokens_ >= options.max_sequences, ErrorCode::kInvalidArgument,
-            "BatchGenerator: max_batch_tokens {} must be at least max_sequences {} (one decode token each)",
-            max_batch_tokens_, options.max_sequences);
-    vocab_size_ = cfg.vocab_size;
-    slots_.resize(options.max_sequences);
-    for (auto& s : slots_) s.cache = model_->make_cache(n_ctx_);
-    workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
-    logits_ = Tensor<float, 2>({options.max_sequences, vocab_size_});
-    chunks_.reserve(options.max_sequences);
-    plan_.reserve(options.max_sequences);
-    admission_order_.reserve(options.max_sequences);
-  }
+  void init(const BatchOptions& options);
 
-  RequestId enqueue(BatchRequest request) {
-    require(!request.prompt.empty(), ErrorCode::kInvalidArgument, "BatchGenerator: empty prompt");
-    require(request.prompt.size() <= n_ctx_, ErrorCode::kContextOverflow,
-            "BatchGenerator: prompt of {} tokens exceeds n_ctx {}", request.prompt.size(), n_ctx_);
-    for (const std::int32_t id : request.prompt) check_token_id(id, vocab_size_, "BatchGenerator");
-    request.options.sampler.validate();
-    if (request.options.expert_budget) request.options.expert_budget->validate(model_->config().top_k, "BatchGenerator");
-    const RequestId id = next_id_++;
-    queue_.push_back(Pending{id, std::move(request)});
-    return id;
-  }
+  RequestId enqueue(BatchRequest request);
 
-  bool step_once() {
-    admit();
-    for (auto& s : slots_) {
-      if (s.busy && s.options.cancelled()) finish(s, StopReason::kCancelled);
-    }
-    admit();  // slots freed by cancellation
-
-    chunks_.clear();
-    plan_.clear();
-    index_t budget = max_batch_tokens_;
-    for (std::size_t i = 0; i < slots_.size(); ++i) {  // decode tokens first: one per sequence
-      Slot& s = slots_[i];
-      if (s.busy && s.decoding) {
-        chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1),
-                           s.options.expert_budget.value_or(ExpertBudget{})});
-        plan_.push_back({i, 1});
-        --budget;
-      }
-    }
-    for (const std::size_t i : admission_order_) {  // then prompt pieces, oldest request first
-      Slot& s = slots_[i];
-      if (!s.busy || s.decoding || budget == 0) continue;
-      const index_t n = std::min(budget, s.prompt.size() - s.prompt_done);
-      chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.prompt).subspan(s.prompt_done, n),
-                         s.options.expert_budget.value_or(ExpertBudget{})});
-      plan_.push_back({i, n});
-      budget -= n;
-    }
-    if (chunks_.empty()) return !idle();
-
-    model_->forward(chunks_, *workspace_, logits_.view().slice(0, chunks_.size()), /*all_positions=*/false);
-    ++forward_calls_;
-    tokens_processed_ += max_batch_tokens_ - budget;
-
-    for (std::size_t c = 0; c < plan_.size(); ++c) {
-      Slot& s = slots_[plan_[c].slot];
-      if (!s.decoding) {
-        s.prompt_done += plan_[c].n_tokens;
-        if (s.prompt_done < s.prompt.size()) continue;  // more prompt next step
-        s.decoding = true;
-        s.result.timings.prompt_tokens = s.prompt.size();
-        s.result.timings.prompt_seconds = s.clock.seconds();
-        s.clock.restart();
-        if (s.options.max_new_tokens == 0) {
-          finish(s, StopReason::kMaxTokens);
-          continue;
-        }
-      }
-      on_logits(s, std::span<const float>(logits_.data() + c * vocab_size_, vocab_size_));
-    }
-    return !idle();
-  }
+  bool step_once();
 
  public:
   bool idle() const noexcept { return queue_.empty() && active() == 0; }
@@ -230,74 +134,12 @@ class BasicBatchGenerator {
     index_t n_tokens;
   };
 
-  void admit() {
-    for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
-      Slot& s = slots_[i];
-      if (s.busy) continue;
-      Pending p = std::move(queue_.front());
-      queue_.pop_front();
-      s.busy = true;
-      s.decoding = false;
-      s.id = p.id;
-      s.cache.clear();
-      s.prompt = std::move(p.request.prompt);
-      s.prompt_done = 0;
-      s.options = std::move(p.request.options);
-      s.on_token = std::move(p.request.on_token);
-      s.eos = s.options.ignore_eos ? std::vector<std::int32_t>{}
-                                   : merge_token_ids(merge_token_ids(model_->config().eos_token_ids, extra_eos_),
-                                                     s.options.eos_token_ids);
-      s.sampler.emplace(s.options.sampler, vocab_size_);
-      s.sampler->add_prompt(s.prompt);
-      s.stream.emplace(*tokenizer_, s.options);
-      s.result = GenerationResult{};
-      s.result.tokens.reserve(std::min(s.options.max_new_tokens, n_ctx_));
-      s.clock.restart();
-      admission_order_.push_back(i);
-    }
-  }
+  void admit();
 
   // A sequence's next-token logits are ready: sample, stream, and decide whether it goes on.
-  void on_logits(Slot& s, std::span<const float> logits) {
-    const std::int32_t id = s.sampler->sample(logits);
-    ++s.result.timings.generated_tokens;
-    if (std::find(s.eos.begin(), s.eos.end(), id) != s.eos.end()) return finish(s, StopReason::kEos);
-    s.sampler->accept(id);
-    s.result.tokens.push_back(id);
-    bool text_stopped = false;
-    const std::string_view piece = s.stream->push(id, &text_stopped);
-    s.result.text += piece;
-    const bool go_on = s.on_token ? s.on_token(id, piece) : true;
-    if (text_stopped) return finish(s, StopReason::kStopString);
-    if (!go_on) return finish(s, StopReason::kCallback);
-    if (s.result.timings.generated_tokens >= s.options.max_new_tokens) return finish(s, StopReason::kMaxTokens);
-    if (s.cache.size() >= n_ctx_) return finish(s, StopReason::kContextFull);
-    s.next_token = id;
-  }
+  void on_logits(Slot& s, std::span<const float> logits);
 
-  void finish(Slot& s, StopReason reason) {
-    bool tail_stopped = false;
-    const std::string tail = s.stream->finish(&tail_stopped);
-    if (tail_stopped) reason = StopReason::kStopString;
-    if (!tail.empty()) {
-      s.result.text += tail;
-      if (s.on_token) s.on_token(kNoToken, tail);
-    }
-    s.result.stop_reason = reason;
-    if (s.decoding) {
-      s.result.timings.generation_seconds = s.clock.seconds();
-    } else {  // cancelled during its prompt
-      s.result.timings.prompt_tokens = s.prompt_done;
-      s.result.timings.prompt_seconds = s.clock.seconds();
-    }
-    finished_.emplace_back(s.id, std::move(s.result));
-    s.result = GenerationResult{};
-    s.busy = false;
-    s.decoding = false;
-    s.cache.clear();
-    const auto index = static_cast<std::size_t>(&s - slots_.data());
-    admission_order_.erase(std::find(admission_order_.begin(), admission_order_.end(), index));
-  }
+  void finish(Slot& s, StopReason reason);
 
   std::shared_ptr<const ModelType> model_;
   std::shared_ptr<const Tokenizer> tokenizer_;
@@ -318,6 +160,189 @@ class BasicBatchGenerator {
   std::uint64_t tokens_processed_ = 0;
 };
 
+template <class Backend>
+void BasicBatchGenerator<Backend>::init(const BatchOptions& options) {
+  require(model_ != nullptr && tokenizer_ != nullptr, ErrorCode::kInvalidArgument,
+          "BatchGenerator: null model or tokenizer");
+  const auto& cfg = model_->config();
+  require(options.max_sequences >= 1 && options.max_sequences <= static_cast<index_t>(limits::kMaxParallelSequences),
+          ErrorCode::kInvalidArgument, "BatchGenerator: max_sequences must be in [1, {}], got {}",
+          limits::kMaxParallelSequences, options.max_sequences);
+  n_ctx_ = options.n_ctx;
+  if (n_ctx_ == 0) n_ctx_ = cfg.max_position_embeddings == 0 ? 2048 : std::min<index_t>(cfg.max_position_embeddings, 2048);
+  require(cfg.max_position_embeddings == 0 || n_ctx_ <= cfg.max_position_embeddings, ErrorCode::kInvalidArgument,
+          "BatchGenerator: n_ctx {} exceeds the model's max_position_embeddings {}", n_ctx_,
+          cfg.max_position_embeddings);
+  require(n_ctx_ <= static_cast<index_t>(limits::kMaxContext), ErrorCode::kInvalidArgument,
+          "BatchGenerator: n_ctx {} exceeds the limit of {} tokens", n_ctx_, limits::kMaxContext);
+  // One cache per slot, each zero-filled: refuse a total beyond physical memory up front
+  // instead of summoning the OOM killer halfway through.
+  const index_t per_cache = model_->kv_cache_bytes(n_ctx_);
+  const index_t physical = physical_memory_bytes();
+  if (physical != 0 && per_cache > physical / options.max_sequences) {
+    fail(ErrorCode::kOutOfMemory, "BatchGenerator: {} KV caches of {} bytes ({} tokens each) exceed the {} bytes of memory",
+         options.max_sequences, per_cache, n_ctx_, physical);
+  }
+  max_batch_tokens_ = options.max_batch_tokens;
+  if (max_batch_tokens_ == 0) max_batch_tokens_ = std::max(options.max_sequences, std::min<index_t>(n_ctx_, 512));
+  require(max_batch_tokens_ >= options.max_sequences, ErrorCode::kInvalidArgument,
+          "BatchGenerator: max_batch_tokens {} must be at least max_sequences {} (one decode token each)",
+          max_batch_tokens_, options.max_sequences);
+  vocab_size_ = cfg.vocab_size;
+  slots_.resize(options.max_sequences);
+  for (auto& s : slots_) s.cache = model_->make_cache(n_ctx_);
+  workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
+  logits_ = Tensor<float, 2>({options.max_sequences, vocab_size_});
+  chunks_.reserve(options.max_sequences);
+  plan_.reserve(options.max_sequences);
+  admission_order_.reserve(options.max_sequences);
+}
+
+template <class Backend>
+RequestId BasicBatchGenerator<Backend>::enqueue(BatchRequest request) {
+  require(!request.prompt.empty(), ErrorCode::kInvalidArgument, "BatchGenerator: empty prompt");
+  require(request.prompt.size() <= n_ctx_, ErrorCode::kContextOverflow,
+          "BatchGenerator: prompt of {} tokens exceeds n_ctx {}", request.prompt.size(), n_ctx_);
+  for (const std::int32_t id : request.prompt) check_token_id(id, vocab_size_, "BatchGenerator");
+  request.options.sampler.validate();
+  if (request.options.expert_budget) request.options.expert_budget->validate(model_->config().top_k, "BatchGenerator");
+  const RequestId id = next_id_++;
+  queue_.push_back(Pending{id, std::move(request)});
+  return id;
+}
+
+template <class Backend>
+bool BasicBatchGenerator<Backend>::step_once() {
+  admit();
+  for (auto& s : slots_) {
+    if (s.busy && s.options.cancelled()) finish(s, StopReason::kCancelled);
+  }
+  admit();  // slots freed by cancellation
+
+  chunks_.clear();
+  plan_.clear();
+  index_t budget = max_batch_tokens_;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {  // decode tokens first: one per sequence
+    Slot& s = slots_[i];
+    if (s.busy && s.decoding) {
+      chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1),
+                         s.options.expert_budget.value_or(ExpertBudget{})});
+      plan_.push_back({i, 1});
+      --budget;
+    }
+  }
+  for (const std::size_t i : admission_order_) {  // then prompt pieces, oldest request first
+    Slot& s = slots_[i];
+    if (!s.busy || s.decoding || budget == 0) continue;
+    const index_t n = std::min(budget, s.prompt.size() - s.prompt_done);
+    chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.prompt).subspan(s.prompt_done, n),
+                       s.options.expert_budget.value_or(ExpertBudget{})});
+    plan_.push_back({i, n});
+    budget -= n;
+  }
+  if (chunks_.empty()) return !idle();
+
+  model_->forward(chunks_, *workspace_, logits_.view().slice(0, chunks_.size()), /*all_positions=*/false);
+  ++forward_calls_;
+  tokens_processed_ += max_batch_tokens_ - budget;
+
+  for (std::size_t c = 0; c < plan_.size(); ++c) {
+    Slot& s = slots_[plan_[c].slot];
+    if (!s.decoding) {
+      s.prompt_done += plan_[c].n_tokens;
+      if (s.prompt_done < s.prompt.size()) continue;  // more prompt next step
+      s.decoding = true;
+      s.result.timings.prompt_tokens = s.prompt.size();
+      s.result.timings.prompt_seconds = s.clock.seconds();
+      s.clock.restart();
+      if (s.options.max_new_tokens == 0) {
+        finish(s, StopReason::kMaxTokens);
+        continue;
+      }
+    }
+    on_logits(s, std::span<const float>(logits_.data() + c * vocab_size_, vocab_size_));
+  }
+  return !idle();
+}
+
+template <class Backend>
+void BasicBatchGenerator<Backend>::admit() {
+  for (std::size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
+    Slot& s = slots_[i];
+    if (s.busy) continue;
+    Pending p = std::move(queue_.front());
+    queue_.pop_front();
+    s.busy = true;
+    s.decoding = false;
+    s.id = p.id;
+    s.cache.clear();
+    s.prompt = std::move(p.request.prompt);
+    s.prompt_done = 0;
+    s.options = std::move(p.request.options);
+    s.on_token = std::move(p.request.on_token);
+    s.eos = s.options.ignore_eos ? std::vector<std::int32_t>{}
+                                 : merge_token_ids(merge_token_ids(model_->config().eos_token_ids, extra_eos_),
+                                                   s.options.eos_token_ids);
+    s.sampler.emplace(s.options.sampler, vocab_size_);
+    s.sampler->add_prompt(s.prompt);
+    s.stream.emplace(*tokenizer_, s.options);
+    s.result = GenerationResult{};
+    s.result.tokens.reserve(std::min(s.options.max_new_tokens, n_ctx_));
+    s.clock.restart();
+    admission_order_.push_back(i);
+  }
+}
+
+template <class Backend>
+void BasicBatchGenerator<Backend>::on_logits(Slot& s, std::span<const float> logits) {
+  const std::int32_t id = s.sampler->sample(logits);
+  ++s.result.timings.generated_tokens;
+  if (std::find(s.eos.begin(), s.eos.end(), id) != s.eos.end()) return finish(s, StopReason::kEos);
+  s.sampler->accept(id);
+  s.result.tokens.push_back(id);
+  bool text_stopped = false;
+  const std::string_view piece = s.stream->push(id, &text_stopped);
+  s.result.text += piece;
+  const bool go_on = s.on_token ? s.on_token(id, piece) : true;
+  if (text_stopped) return finish(s, StopReason::kStopString);
+  if (!go_on) return finish(s, StopReason::kCallback);
+  if (s.result.timings.generated_tokens >= s.options.max_new_tokens) return finish(s, StopReason::kMaxTokens);
+  if (s.cache.size() >= n_ctx_) return finish(s, StopReason::kContextFull);
+  s.next_token = id;
+}
+
+template <class Backend>
+void BasicBatchGenerator<Backend>::finish(Slot& s, StopReason reason) {
+  bool tail_stopped = false;
+  const std::string tail = s.stream->finish(&tail_stopped);
+  if (tail_stopped) reason = StopReason::kStopString;
+  if (!tail.empty()) {
+    s.result.text += tail;
+    if (s.on_token) s.on_token(kNoToken, tail);
+  }
+  s.result.stop_reason = reason;
+  if (s.decoding) {
+    s.result.timings.generation_seconds = s.clock.seconds();
+  } else {  // cancelled during its prompt
+    s.result.timings.prompt_tokens = s.prompt_done;
+    s.result.timings.prompt_seconds = s.clock.seconds();
+  }
+  finished_.emplace_back(s.id, std::move(s.result));
+  s.result = GenerationResult{};
+  s.busy = false;
+  s.decoding = false;
+  s.cache.clear();
+  const auto index = static_cast<std::size_t>(&s - slots_.data());
+  admission_order_.erase(std::find(admission_order_.begin(), admission_order_.end(), index));
+}
+
 using BatchGenerator = BasicBatchGenerator<backend::cpu>;
+
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template class BasicBatchGenerator<backend::cpu>;
+extern template class BasicBatchGenerator<backend::reference>;
+#endif
 
 }  // namespace moe

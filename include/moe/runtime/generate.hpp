@@ -420,4 +420,13 @@ class BasicGenerator {
 
 using Generator = BasicGenerator<backend::cpu>;
 
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template GenerationResult generate<backend::cpu>(BasicSession<backend::cpu>&, const Tokenizer&, std::span<const std::int32_t>,
+                                const GenerationOptions&, const TokenCallback&);
+extern template GenerationResult generate<backend::reference>(BasicSession<backend::reference>&, const Tokenizer&, std::span<const std::int32_t>,
+                                const GenerationOptions&, const TokenCallback&);
+#endif
+
 }  // namespace moe

@@ -99,4 +99,15 @@ PerplexityResult perplexity(const BasicModel<Backend>& model, std::span<const st
   });
 }
 
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template PerplexityResult perplexity<backend::cpu>(const BasicModel<backend::cpu>&, std::span<const std::int32_t>,
+                                                         const PerplexityOptions&,
+                                                         const std::function<void(index_t, index_t)>&);
+extern template PerplexityResult perplexity<backend::reference>(const BasicModel<backend::reference>&, std::span<const std::int32_t>,
+                                                         const PerplexityOptions&,
+                                                         const std::function<void(index_t, index_t)>&);
+#endif
+
 }  // namespace moe

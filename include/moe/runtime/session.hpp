@@ -87,48 +87,14 @@ class BasicSession {
   std::span<const float> last_logits() const noexcept { return {logits_.data(), vocab_size_}; }
 
  private:
-  void init(index_t n_ctx, index_t max_batch_tokens) {
-    require(model_ != nullptr, ErrorCode::kInvalidArgument, "Session: null model");
-    const auto& cfg = model_->config();
-    require(n_ctx >= 1, ErrorCode::kInvalidArgument, "Session: n_ctx must be >= 1, got {}", n_ctx);
-    require(cfg.max_position_embeddings == 0 || n_ctx <= cfg.max_position_embeddings,
-            ErrorCode::kInvalidArgument, "Session: n_ctx {} exceeds the model's max_position_embeddings {}",
-            n_ctx, cfg.max_position_embeddings);
-    require(n_ctx <= static_cast<index_t>(limits::kMaxContext), ErrorCode::kInvalidArgument,
-            "Session: n_ctx {} exceeds the limit of {} tokens", n_ctx, limits::kMaxContext);
-    n_ctx_ = n_ctx;
-    max_batch_tokens_ = max_batch_tokens == 0 ? std::min<index_t>(n_ctx, 512) : std::min(max_batch_tokens, n_ctx);
-    vocab_size_ = cfg.vocab_size;
-    cache_ = model_->make_cache(n_ctx_);
-    workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
-    logits_ = Tensor<float, 2>({1, vocab_size_});
-  }
-  std::span<const float> prefill_tokens(std::span<const std::int32_t> tokens) {
-    require(!tokens.empty(), ErrorCode::kInvalidArgument, "Session::prefill: no tokens");
-    check_fits(tokens.size());
-    for (const std::int32_t id : tokens) check_id(id);
-    const index_t start = cache_.size();
-    try {
-      for (index_t begin = 0; begin < tokens.size(); begin += max_batch_tokens_) {
-        const index_t n = std::min(max_batch_tokens_, tokens.size() - begin);
-        run(tokens.subspan(begin, n));
-      }
-    } catch (...) {
-      cache_.truncate(start);  // a failing later chunk must not leave earlier ones behind
-      throw;
-    }
-    return last_logits();
-  }
+  void init(index_t n_ctx, index_t max_batch_tokens);
+  std::span<const float> prefill_tokens(std::span<const std::int32_t> tokens);
   void check_fits(index_t n) const {
     require(n <= n_ctx_ - cache_.size(), ErrorCode::kContextOverflow,
             "session holds {} of {} tokens; {} more do not fit", cache_.size(), n_ctx_, n);
   }
   void check_id(std::int32_t id) const { check_token_id(id, vocab_size_, "Session"); }
-  void run(std::span<const std::int32_t> tokens) {
-    const typename ModelType::SequenceChunk chunk{&cache_, tokens, expert_budget_};
-    model_->forward(std::span<const typename ModelType::SequenceChunk>(&chunk, 1), *workspace_, logits_.view(),
-                    /*all_positions=*/false);
-  }
+  void run(std::span<const std::int32_t> tokens);
 
   std::shared_ptr<const ModelType> model_;
   index_t n_ctx_ = 0;
@@ -140,6 +106,56 @@ class BasicSession {
   ExpertBudget expert_budget_;
 };
 
+template <class Backend>
+void BasicSession<Backend>::init(index_t n_ctx, index_t max_batch_tokens) {
+  require(model_ != nullptr, ErrorCode::kInvalidArgument, "Session: null model");
+  const auto& cfg = model_->config();
+  require(n_ctx >= 1, ErrorCode::kInvalidArgument, "Session: n_ctx must be >= 1, got {}", n_ctx);
+  require(cfg.max_position_embeddings == 0 || n_ctx <= cfg.max_position_embeddings,
+          ErrorCode::kInvalidArgument, "Session: n_ctx {} exceeds the model's max_position_embeddings {}",
+          n_ctx, cfg.max_position_embeddings);
+  require(n_ctx <= static_cast<index_t>(limits::kMaxContext), ErrorCode::kInvalidArgument,
+          "Session: n_ctx {} exceeds the limit of {} tokens", n_ctx, limits::kMaxContext);
+  n_ctx_ = n_ctx;
+  max_batch_tokens_ = max_batch_tokens == 0 ? std::min<index_t>(n_ctx, 512) : std::min(max_batch_tokens, n_ctx);
+  vocab_size_ = cfg.vocab_size;
+  cache_ = model_->make_cache(n_ctx_);
+  workspace_ = std::make_unique<Workspace>(model_->make_workspace(max_batch_tokens_));
+  logits_ = Tensor<float, 2>({1, vocab_size_});
+}
+
+template <class Backend>
+std::span<const float> BasicSession<Backend>::prefill_tokens(std::span<const std::int32_t> tokens) {
+  require(!tokens.empty(), ErrorCode::kInvalidArgument, "Session::prefill: no tokens");
+  check_fits(tokens.size());
+  for (const std::int32_t id : tokens) check_id(id);
+  const index_t start = cache_.size();
+  try {
+    for (index_t begin = 0; begin < tokens.size(); begin += max_batch_tokens_) {
+      const index_t n = std::min(max_batch_tokens_, tokens.size() - begin);
+      run(tokens.subspan(begin, n));
+    }
+  } catch (...) {
+    cache_.truncate(start);  // a failing later chunk must not leave earlier ones behind
+    throw;
+  }
+  return last_logits();
+}
+
+template <class Backend>
+void BasicSession<Backend>::run(std::span<const std::int32_t> tokens) {
+  const typename ModelType::SequenceChunk chunk{&cache_, tokens, expert_budget_};
+  model_->forward(std::span<const typename ModelType::SequenceChunk>(&chunk, 1), *workspace_, logits_.view(),
+                  /*all_positions=*/false);
+}
+
 using Session = BasicSession<backend::cpu>;
+
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template class BasicSession<backend::cpu>;
+extern template class BasicSession<backend::reference>;
+#endif
 
 }  // namespace moe

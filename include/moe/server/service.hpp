@@ -187,24 +187,7 @@ class BasicApiService {
   // Answers one HTTP request. Never throws: every failure is an error response in OpenAI's
   // shape (4xx for the client's mistakes, 5xx for the server's). Thread-safe; blocks until a
   // non-streaming request has finished.
-  HttpResponse handle(const HttpRequest& req) {
-    const std::string route = route_name(req.path);
-    HttpResponse res;
-    try {
-      res = dispatch(req);
-    } catch (const ApiError& e) {
-      res = error_response(e);
-    } catch (const Error& e) {
-      const bool client = e.code() == ErrorCode::kTokenizer || e.code() == ErrorCode::kInvalidArgument ||
-                          e.code() == ErrorCode::kContextOverflow;
-      res = error_response(client ? ApiError(400, "invalid_request_error", e.what())
-                                  : ApiError(500, "server_error", e.what()));
-    } catch (const std::exception& e) {
-      res = error_response(ApiError(500, "server_error", fmt::format("internal error: {}", e.what())));
-    }
-    metrics().count_request(route, res.status);
-    return res;
-  }
+  HttpResponse handle(const HttpRequest& req);
 
   // The scheduler's metrics, with this service's request counts.
   ServerMetrics& metrics() { return scheduler_->metrics(); }
@@ -212,52 +195,9 @@ class BasicApiService {
 
  private:
   // Known routes by name, everything else as "other" (bounded label values for Prometheus).
-  static std::string route_name(const std::string& path) {
-    if (path == "/") return "/";  // the chat page
-    for (const char* r : {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics",
-                          "/stats/experts.svg"}) {
-      if (path == r) return r;
-    }
-    if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
-    return "other";
-  }
+  static std::string route_name(const std::string& path);
 
-  HttpResponse dispatch(const HttpRequest& req) {
-    const std::string& p = req.path;
-    const bool known = route_name(p) != "other";
-    if (p == "/health") {
-      require_method(req, "GET");
-      return json_response({{"status", "ok"}});
-    }
-    if (p == "/") {
-      // The chat page: static, without secrets, so it needs no key (a browser cannot send one
-      // when it opens a page); the page sends the key it is given with its API calls.
-      require_method(req, "GET");
-      return HttpResponse{200, "text/html; charset=utf-8", std::string(kChatPage), nullptr};
-    }
-    authenticate(req);
-    if (!known) throw ApiError(404, "invalid_request_error", fmt::format("Unknown route {} {}", req.method, clip(p)),
-                               std::nullopt, "not_found");
-    if (p == "/metrics") {
-      require_method(req, "GET");
-      return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", scheduler_->metrics().prometheus(), nullptr};
-    }
-    if (p == "/stats/experts.svg") {  // the layers x experts routing heatmap of the last minute
-      require_method(req, "GET");
-      return HttpResponse{200, "image/svg+xml", scheduler_->metrics().expert_heatmap(), nullptr};
-    }
-    if (p == "/v1/models") {
-      require_method(req, "GET");
-      return json_response({{"object", "list"}, {"data", nlohmann::json::array({model_object()})}});
-    }
-    if (p.rfind("/v1/models/", 0) == 0) {
-      require_method(req, "GET");
-      if (p.substr(11) != options_.model_id) model_not_found(p.substr(11));
-      return json_response(model_object());
-    }
-    require_method(req, "POST");
-    return generate(p == "/v1/chat/completions" ? Endpoint::kChat : Endpoint::kCompletions, req.body, req.connected);
-  }
+  HttpResponse dispatch(const HttpRequest& req);
 
   static std::string clip(std::string_view s) {
     std::string out = quote_json(nlohmann::json(std::string(s.substr(0, 200))));
@@ -271,24 +211,7 @@ class BasicApiService {
                      std::nullopt, "method_not_allowed");
   }
 
-  void authenticate(const HttpRequest& req) const {
-    if (options_.api_key.empty()) return;
-    const std::string expected = "Bearer " + options_.api_key;
-    // Compared in time independent of where the first difference is.
-    bool same = req.authorization.size() == expected.size();
-    unsigned diff = 0;
-    for (std::size_t i = 0; i < expected.size(); ++i) {
-      diff |= static_cast<unsigned>(static_cast<unsigned char>(expected[i]) ^
-                                    static_cast<unsigned char>(i < req.authorization.size() ? req.authorization[i] : 0));
-    }
-    if (!same || diff != 0) {
-      throw ApiError(401, "invalid_request_error",
-                     req.authorization.empty()
-                         ? "You didn't provide an API key. Provide it in an Authorization header: Bearer YOUR_KEY"
-                         : "Incorrect API key provided",
-                     std::nullopt, "invalid_api_key");
-    }
-  }
+  void authenticate(const HttpRequest& req) const;
 
   [[noreturn]] void model_not_found(const std::string& name) const {
     throw ApiError(404, "invalid_request_error",
@@ -297,151 +220,21 @@ class BasicApiService {
                    "model", "model_not_found");
   }
 
-  nlohmann::json model_object() const {
-    return {{"id", options_.model_id}, {"object", "model"}, {"created", created_}, {"owned_by", "moecpp"},
-            {"max_model_len", scheduler_->max_sequence_tokens()}};
-  }
+  nlohmann::json model_object() const;
 
   static HttpResponse json_response(const nlohmann::json& j) { return HttpResponse{200, "application/json", dump_json(j), nullptr}; }
 
-  std::vector<std::int32_t> encode(const std::string& text, bool add_special) const {
-    try {
-      return tokenizer_->encode(text, add_special);
-    } catch (const Error& e) {
-      bad_request("prompt", "the prompt could not be tokenized: {}", e.what());
-    }
-  }
+  std::vector<std::int32_t> encode(const std::string& text, bool add_special) const;
 
-  HttpResponse generate(Endpoint endpoint, const std::string& body, const std::function<bool()>& connected) {
-    if (body.size() > options_.max_body_bytes) {
-      throw ApiError(413, "invalid_request_error",
-                     fmt::format("the request body of {} bytes exceeds the limit of {} bytes", body.size(),
-                                 options_.max_body_bytes),
-                     std::nullopt, "request_too_large");
-    }
-    const CompletionRequest r = parse_request(endpoint, body, options_.limits);
-    if (r.model != options_.model_id) model_not_found(r.model);
-
-    std::vector<std::vector<std::int32_t>> prompts;
-    if (endpoint == Endpoint::kChat) {
-      RenderedChat chat;
-      try {
-        chat = render_chat_(r.messages, ChatVariables{r.tools, r.chat_template_kwargs});
-      } catch (const ApiError&) {
-        throw;
-      } catch (const std::exception& e) {
-        bad_request("messages", "the chat template failed: {}", e.what());
-      }
-      prompts.push_back(encode(chat.text, chat.add_special_tokens));
-    } else {
-      for (const auto& p : r.prompts) {
-        if (const auto* text = std::get_if<std::string>(&p)) {
-          prompts.push_back(encode(*text, true));
-        } else {
-          prompts.push_back(std::get<std::vector<std::int32_t>>(p));
-        }
-      }
-    }
-
-    GenerationOptions o;
-    o.sampler = sampler_for(r);
-    o.stop_strings = r.stop;
-    o.eos_token_ids = options_.eos_token_ids;
-    o.ignore_eos = r.ignore_eos;
-    o.expert_budget = r.expert_budget;
-    const auto channel = std::make_shared<ResponseChannel>();
-    const auto now = Clock::now();
-    const auto deadline =
-        now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options_.request_timeout_s));
-    std::vector<SequenceJob> jobs;
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-      SequenceJob job;
-      job.options = o;
-      job.options.max_new_tokens = max_tokens_for(r, prompts[i].size());
-      job.prompt = std::move(prompts[i]);
-      job.logprobs = r.logprobs;
-      job.choice = i;
-      job.channel = channel;
-      job.arrival = now;
-      job.deadline = deadline;
-      jobs.push_back(std::move(job));
-    }
-    const std::size_t n = jobs.size();
-    scheduler_->submit(std::move(jobs));
-
-    ResponseContext ctx{endpoint, make_response_id(endpoint), static_cast<std::int64_t>(std::time(nullptr)),
-                        options_.model_id};
-    if (r.stream) {
-      HttpResponse res{200, "text/event-stream", {}, nullptr};
-      res.stream = std::make_shared<EventStream>(std::move(ctx), channel, tokenizer_, n, r.include_usage, r.logprobs >= 0);
-      return res;
-    }
-    // Not streaming: collect every choice, asking every 100 ms whether the client is still there
-    // (a client that left cancels its sequences: queued ones never run, running ones stop at the
-    // next step). 499 is nginx's "client closed request"; nobody reads it.
-    std::vector<ChoiceResult> results(n);
-    std::size_t remaining = n;
-    std::vector<SequenceEvent> events;
-    std::optional<ApiError> error;
-    auto next_check = Clock::now();
-    while (remaining > 0) {
-      const bool got = channel->wait_pop(events, std::chrono::milliseconds(50));
-      if (connected && Clock::now() >= next_check) {
-        next_check = Clock::now() + std::chrono::milliseconds(100);
-        if (!connected()) {
-          channel->cancel();
-          throw ApiError(499, "invalid_request_error", "the client closed the connection before the response was ready",
-                         std::nullopt, "client_closed_request");
-        }
-      }
-      if (!got) continue;
-      for (auto& e : events) {
-        ChoiceResult& c = results[e.choice];
-        c.text += e.text;
-        c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
-        if (e.kind == SequenceEvent::kFinished) {
-          c.finish = e.finish;
-          c.prompt_tokens = e.prompt_tokens;
-          c.completion_tokens = e.completion_tokens;
-          --remaining;
-        } else if (e.kind == SequenceEvent::kError) {
-          if (!error) error = e.error;
-          --remaining;
-        }
-      }
-    }
-    if (error) {
-      channel->cancel();  // the other choices of the request, if any are still running
-      throw *error;
-    }
-    return json_response(completion_body(ctx, results, r.logprobs >= 0, *tokenizer_));
-  }
+  HttpResponse generate(Endpoint endpoint, const std::string& body, const std::function<bool()>& connected);
 
   // OpenAI's sampling defaults (temperature 1, top_p 1), then generation_config.json's values,
   // then the request's; temperature 0 is greedy. Without a seed each request draws its own.
-  SamplerConfig sampler_for(const CompletionRequest& r) const {
-    SamplerConfig s = r.sampler;
-    const auto& d = options_.defaults;
-    if (!r.temperature_given && d.temperature) s.temperature = *d.temperature;
-    if (!r.top_p_given && d.top_p) s.top_p = *d.top_p;
-    if (!r.top_k_given && d.top_k) s.top_k = *d.top_k;
-    if (!r.min_p_given && d.min_p) s.min_p = *d.min_p;
-    s.greedy = s.temperature == 0.0f;
-    if (!r.seed_given) {
-      thread_local std::mt19937_64 rng{std::random_device{}()};
-      s.seed = rng();
-    }
-    return s;
-  }
+  SamplerConfig sampler_for(const CompletionRequest& r) const;
 
   // max_tokens as asked; without it, completions get default_max_tokens and chat the rest of
   // the context (at most limits.max_tokens), as OpenAI's chat endpoint does.
-  index_t max_tokens_for(const CompletionRequest& r, index_t prompt_tokens) const {
-    if (r.max_tokens) return static_cast<index_t>(*r.max_tokens);
-    if (r.endpoint == Endpoint::kCompletions) return options_.default_max_tokens;
-    const index_t room = scheduler_->max_sequence_tokens() > prompt_tokens ? scheduler_->max_sequence_tokens() - prompt_tokens : 1;
-    return std::max<index_t>(1, std::min<index_t>(room, static_cast<index_t>(options_.limits.max_tokens)));
-  }
+  index_t max_tokens_for(const CompletionRequest& r, index_t prompt_tokens) const;
 
   std::shared_ptr<SchedulerType> scheduler_;
   std::shared_ptr<const Tokenizer> tokenizer_;
@@ -450,6 +243,247 @@ class BasicApiService {
   std::int64_t created_;
 };
 
+template <class Backend>
+HttpResponse BasicApiService<Backend>::handle(const HttpRequest& req) {
+  const std::string route = route_name(req.path);
+  HttpResponse res;
+  try {
+    res = dispatch(req);
+  } catch (const ApiError& e) {
+    res = error_response(e);
+  } catch (const Error& e) {
+    const bool client = e.code() == ErrorCode::kTokenizer || e.code() == ErrorCode::kInvalidArgument ||
+                        e.code() == ErrorCode::kContextOverflow;
+    res = error_response(client ? ApiError(400, "invalid_request_error", e.what())
+                                : ApiError(500, "server_error", e.what()));
+  } catch (const std::exception& e) {
+    res = error_response(ApiError(500, "server_error", fmt::format("internal error: {}", e.what())));
+  }
+  metrics().count_request(route, res.status);
+  return res;
+}
+
+template <class Backend>
+std::string BasicApiService<Backend>::route_name(const std::string& path) {
+  if (path == "/") return "/";  // the chat page
+  for (const char* r : {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health", "/metrics",
+                        "/stats/experts.svg"}) {
+    if (path == r) return r;
+  }
+  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
+  return "other";
+}
+
+template <class Backend>
+HttpResponse BasicApiService<Backend>::dispatch(const HttpRequest& req) {
+  const std::string& p = req.path;
+  const bool known = route_name(p) != "other";
+  if (p == "/health") {
+    require_method(req, "GET");
+    return json_response({{"status", "ok"}});
+  }
+  if (p == "/") {
+    // The chat page: static, without secrets, so it needs no key (a browser cannot send one
+    // when it opens a page); the page sends the key it is given with its API calls.
+    require_method(req, "GET");
+    return HttpResponse{200, "text/html; charset=utf-8", std::string(kChatPage), nullptr};
+  }
+  authenticate(req);
+  if (!known) throw ApiError(404, "invalid_request_error", fmt::format("Unknown route {} {}", req.method, clip(p)),
+                             std::nullopt, "not_found");
+  if (p == "/metrics") {
+    require_method(req, "GET");
+    return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", scheduler_->metrics().prometheus(), nullptr};
+  }
+  if (p == "/stats/experts.svg") {  // the layers x experts routing heatmap of the last minute
+    require_method(req, "GET");
+    return HttpResponse{200, "image/svg+xml", scheduler_->metrics().expert_heatmap(), nullptr};
+  }
+  if (p == "/v1/models") {
+    require_method(req, "GET");
+    return json_response({{"object", "list"}, {"data", nlohmann::json::array({model_object()})}});
+  }
+  if (p.rfind("/v1/models/", 0) == 0) {
+    require_method(req, "GET");
+    if (p.substr(11) != options_.model_id) model_not_found(p.substr(11));
+    return json_response(model_object());
+  }
+  require_method(req, "POST");
+  return generate(p == "/v1/chat/completions" ? Endpoint::kChat : Endpoint::kCompletions, req.body, req.connected);
+}
+
+template <class Backend>
+void BasicApiService<Backend>::authenticate(const HttpRequest& req) const {
+  if (options_.api_key.empty()) return;
+  const std::string expected = "Bearer " + options_.api_key;
+  // Compared in time independent of where the first difference is.
+  bool same = req.authorization.size() == expected.size();
+  unsigned diff = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    diff |= static_cast<unsigned>(static_cast<unsigned char>(expected[i]) ^
+                                  static_cast<unsigned char>(i < req.authorization.size() ? req.authorization[i] : 0));
+  }
+  if (!same || diff != 0) {
+    throw ApiError(401, "invalid_request_error",
+                   req.authorization.empty()
+                       ? "You didn't provide an API key. Provide it in an Authorization header: Bearer YOUR_KEY"
+                       : "Incorrect API key provided",
+                   std::nullopt, "invalid_api_key");
+  }
+}
+
+template <class Backend>
+nlohmann::json BasicApiService<Backend>::model_object() const {
+  return {{"id", options_.model_id}, {"object", "model"}, {"created", created_}, {"owned_by", "moecpp"},
+          {"max_model_len", scheduler_->max_sequence_tokens()}};
+}
+
+template <class Backend>
+std::vector<std::int32_t> BasicApiService<Backend>::encode(const std::string& text, bool add_special) const {
+  try {
+    return tokenizer_->encode(text, add_special);
+  } catch (const Error& e) {
+    bad_request("prompt", "the prompt could not be tokenized: {}", e.what());
+  }
+}
+
+template <class Backend>
+HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::string& body, const std::function<bool()>& connected) {
+  if (body.size() > options_.max_body_bytes) {
+    throw ApiError(413, "invalid_request_error",
+                   fmt::format("the request body of {} bytes exceeds the limit of {} bytes", body.size(),
+                               options_.max_body_bytes),
+                   std::nullopt, "request_too_large");
+  }
+  const CompletionRequest r = parse_request(endpoint, body, options_.limits);
+  if (r.model != options_.model_id) model_not_found(r.model);
+
+  std::vector<std::vector<std::int32_t>> prompts;
+  if (endpoint == Endpoint::kChat) {
+    RenderedChat chat;
+    try {
+      chat = render_chat_(r.messages, ChatVariables{r.tools, r.chat_template_kwargs});
+    } catch (const ApiError&) {
+      throw;
+    } catch (const std::exception& e) {
+      bad_request("messages", "the chat template failed: {}", e.what());
+    }
+    prompts.push_back(encode(chat.text, chat.add_special_tokens));
+  } else {
+    for (const auto& p : r.prompts) {
+      if (const auto* text = std::get_if<std::string>(&p)) {
+        prompts.push_back(encode(*text, true));
+      } else {
+        prompts.push_back(std::get<std::vector<std::int32_t>>(p));
+      }
+    }
+  }
+
+  GenerationOptions o;
+  o.sampler = sampler_for(r);
+  o.stop_strings = r.stop;
+  o.eos_token_ids = options_.eos_token_ids;
+  o.ignore_eos = r.ignore_eos;
+  o.expert_budget = r.expert_budget;
+  const auto channel = std::make_shared<ResponseChannel>();
+  const auto now = Clock::now();
+  const auto deadline =
+      now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options_.request_timeout_s));
+  std::vector<SequenceJob> jobs;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    SequenceJob job;
+    job.options = o;
+    job.options.max_new_tokens = max_tokens_for(r, prompts[i].size());
+    job.prompt = std::move(prompts[i]);
+    job.logprobs = r.logprobs;
+    job.choice = i;
+    job.channel = channel;
+    job.arrival = now;
+    job.deadline = deadline;
+    jobs.push_back(std::move(job));
+  }
+  const std::size_t n = jobs.size();
+  scheduler_->submit(std::move(jobs));
+
+  ResponseContext ctx{endpoint, make_response_id(endpoint), static_cast<std::int64_t>(std::time(nullptr)),
+                      options_.model_id};
+  if (r.stream) {
+    HttpResponse res{200, "text/event-stream", {}, nullptr};
+    res.stream = std::make_shared<EventStream>(std::move(ctx), channel, tokenizer_, n, r.include_usage, r.logprobs >= 0);
+    return res;
+  }
+  // Not streaming: collect every choice, asking every 100 ms whether the client is still there
+  // (a client that left cancels its sequences: queued ones never run, running ones stop at the
+  // next step). 499 is nginx's "client closed request"; nobody reads it.
+  std::vector<ChoiceResult> results(n);
+  std::size_t remaining = n;
+  std::vector<SequenceEvent> events;
+  std::optional<ApiError> error;
+  auto next_check = Clock::now();
+  while (remaining > 0) {
+    const bool got = channel->wait_pop(events, std::chrono::milliseconds(50));
+    if (connected && Clock::now() >= next_check) {
+      next_check = Clock::now() + std::chrono::milliseconds(100);
+      if (!connected()) {
+        channel->cancel();
+        throw ApiError(499, "invalid_request_error", "the client closed the connection before the response was ready",
+                       std::nullopt, "client_closed_request");
+      }
+    }
+    if (!got) continue;
+    for (auto& e : events) {
+      ChoiceResult& c = results[e.choice];
+      c.text += e.text;
+      c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
+      if (e.kind == SequenceEvent::kFinished) {
+        c.finish = e.finish;
+        c.prompt_tokens = e.prompt_tokens;
+        c.completion_tokens = e.completion_tokens;
+        --remaining;
+      } else if (e.kind == SequenceEvent::kError) {
+        if (!error) error = e.error;
+        --remaining;
+      }
+    }
+  }
+  if (error) {
+    channel->cancel();  // the other choices of the request, if any are still running
+    throw *error;
+  }
+  return json_response(completion_body(ctx, results, r.logprobs >= 0, *tokenizer_));
+}
+
+template <class Backend>
+SamplerConfig BasicApiService<Backend>::sampler_for(const CompletionRequest& r) const {
+  SamplerConfig s = r.sampler;
+  const auto& d = options_.defaults;
+  if (!r.temperature_given && d.temperature) s.temperature = *d.temperature;
+  if (!r.top_p_given && d.top_p) s.top_p = *d.top_p;
+  if (!r.top_k_given && d.top_k) s.top_k = *d.top_k;
+  if (!r.min_p_given && d.min_p) s.min_p = *d.min_p;
+  s.greedy = s.temperature == 0.0f;
+  if (!r.seed_given) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    s.seed = rng();
+  }
+  return s;
+}
+
+template <class Backend>
+index_t BasicApiService<Backend>::max_tokens_for(const CompletionRequest& r, index_t prompt_tokens) const {
+  if (r.max_tokens) return static_cast<index_t>(*r.max_tokens);
+  if (r.endpoint == Endpoint::kCompletions) return options_.default_max_tokens;
+  const index_t room = scheduler_->max_sequence_tokens() > prompt_tokens ? scheduler_->max_sequence_tokens() - prompt_tokens : 1;
+  return std::max<index_t>(1, std::min<index_t>(room, static_cast<index_t>(options_.limits.max_tokens)));
+}
+
 using ApiService = BasicApiService<backend::cpu>;
+
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template class BasicApiService<backend::cpu>;
+extern template class BasicApiService<backend::reference>;
+#endif
 
 }  // namespace moe::server
