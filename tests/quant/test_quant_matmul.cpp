@@ -106,7 +106,7 @@ TEMPLATE_TEST_CASE("block matmul: cpu against the oracle on odd sizes and thread
   if constexpr (std::is_same_v<Q, BlockQ8_K>) {
     SUCCEED("Q8_K is an activation format");
   } else {
-    const index_t in = Q::block_elements == 256 ? 768 : 288;  // 3 super-blocks / 9 blocks
+    const index_t in = Q::block_elements == 256 ? 768 : Q::block_elements == 128 ? 384 : 288;  // 3 / 3 / 9 blocks
     for (const index_t tokens : {index_t{1}, index_t{3}, index_t{16}, index_t{21}}) {
       check_against_reference<Q>(tokens, in, 37, static_cast<std::uint32_t>(tokens));
     }

@@ -5,8 +5,9 @@
 //     K formats), then each weight row is streamed once and dotted with every token by integer
 //     dot products: u8 x s8 -> s32 by AVX-512 VNNI / AVX-VNNI vpdpbusd where the compiler targets
 //     it (__AVX512VNNI__ && __AVX512VL__), else AVX2 vpmaddubsw + vpmaddwd, else scalar. Q8_0, Q4_0,
-//     Q4_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 (table lookup by vpshufb) have such kernels; the other formats
-//     dequantize a block to f32 and dot in f32.
+//     Q4_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 (table lookup by vpshufb) have such kernels; FP8 e4m3 rows
+//     are widened to f32 by bit moves and dotted in f32 (8-bit floats gain nothing from int8
+//     activations); the other formats dequantize a block to f32 and dot in f32.
 //   * more tokens (prefill): the packed f32 GEMM of cpu/matmul.hpp, dequantizing weight panels
 //     while packing (the packing cost is amortised over the tokens).
 // Outputs are computed by the same operations whatever the thread count (bitwise independent).
@@ -27,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "moe/kernels/cpu/warnings_push.hpp"
@@ -406,6 +408,57 @@ void dot_row_f32(const W* w, const float* x, index_t ldx, int T, index_t nb, flo
     }
   }
   for (int t = 0; t < T; ++t) out[t] = xsimd::hadd(acc[t]);
+}
+
+// FP8 e4m3fn rows x f32 activations (no activation rounding): per block of 128, the codes are
+// widened to f32 by bit moves (sign-extend the byte, shift the 7 magnitude bits into place below
+// an f32 exponent bias of 127 - 120, keep the sign: the f32 value is e4m3(q) · 2^-120, exact, also
+// for the subnormal codes), scaled by 2^120 (exact), and dotted with each token in f32; the block
+// sum is then scaled by the block's d. A NaN code (0x7F/0xFF: the bit moves would give 480) makes
+// the block's sum NaN, as in the oracle. Hot loop: decode once per block, FMA once per token.
+template <class Arch>
+void dot_row_f32(const quant::BlockFp8E4m3* w, const float* x, index_t ldx, int T, index_t nb, float* out) noexcept {
+#if defined(__AVX2__)
+  alignas(32) float tmp[128];
+  __m256 acc[cpu_detail::kStreamMaxTokens];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i keep = _mm256_set1_epi32(static_cast<int>(0x87f00000u));
+  const __m256 two_120 = _mm256_set1_ps(0x1p120f);
+  const __m256i low7 = _mm256_set1_epi8(0x7f);
+  for (index_t b = 0; b < nb; ++b) {
+    const std::uint8_t* q = w[b].qs;
+    int nan = 0;
+    for (int j = 0; j < 128; j += 32) {
+      nan |= _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(load256(q + j), low7), low7));
+    }
+    for (int j = 0; j < 128; j += 8) {
+      const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + j)));
+      const __m256i bits = _mm256_and_si256(_mm256_slli_epi32(v, 20), keep);
+      _mm256_store_ps(tmp + j, _mm256_mul_ps(_mm256_castsi256_ps(bits), two_120));
+    }
+    const __m256 d = _mm256_set1_ps(nan != 0 ? std::numeric_limits<float>::quiet_NaN() : w[b].d);
+    for (int t = 0; t < T; ++t) {
+      const float* xr = x + t * ldx + b * 128;
+      __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+      for (int j = 0; j < 128; j += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j), _mm256_load_ps(tmp + j), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j + 8), _mm256_load_ps(tmp + j + 8), s1);
+      }
+      acc[t] = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t] = hsum(acc[t]);
+#else
+  for (int t = 0; t < T; ++t) {
+    float acc = 0.0f;
+    for (index_t b = 0; b < nb; ++b) {
+      float s = 0.0f;
+      for (int j = 0; j < 128; ++j) s += quant::e4m3_to_float(w[b].qs[j]) * x[t * ldx + b * 128 + j];
+      acc += w[b].d * s;
+    }
+    out[t] = acc;
+  }
+#endif
 }
 
 // A per-thread buffer of activation blocks, grown on first use (no allocation on later calls).
