@@ -7,8 +7,9 @@
 // on a shared machine drifts by tens of percent within seconds), and its fraction compares the
 // two medians.
 //
-//   bench_kernels [--threads N] [--quick] [--json]
+//   bench_kernels [--threads N] [--quick] [--json] [--dtypes LIST]
 //     --threads N  OpenMP threads (default: all, i.e. max_threads())
+//     --dtypes L   only the rows of these weight formats (comma-separated names: bf16,fp8_e4m3_b128)
 //     --quick      small sizes, a few seconds in total (a demo; the fractions are not meaningful)
 //     --json       print one JSON document instead of the table
 #include "bandwidth_probe.hpp"
@@ -25,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -41,6 +43,11 @@ struct Options {
   int threads = 0;
   bool quick = false;
   bool json = false;
+  std::vector<std::string> dtypes;  // empty: all
+
+  bool wanted(std::string_view dtype) const {
+    return dtypes.empty() || std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
+  }
 };
 
 // Median seconds of `runs` timed calls of f after `warmup` untimed ones.
@@ -279,6 +286,12 @@ int parse_options(int argc, char** argv, Options& opt) {
       opt.quick = true;
     } else if (a == "--json") {
       opt.json = true;
+    } else if (a == "--dtypes" && i + 1 < argc) {
+      std::string list = argv[++i];
+      for (std::size_t b = 0, e; b <= list.size(); b = e + 1) {
+        e = std::min(list.find(',', b), list.size());
+        if (e > b) opt.dtypes.push_back(list.substr(b, e - b));
+      }
     } else if (a == "--threads" && i + 1 < argc) {
       opt.threads = std::atoi(argv[++i]);
       if (opt.threads <= 0) {
@@ -286,7 +299,7 @@ int parse_options(int argc, char** argv, Options& opt) {
         return 2;
       }
     } else {
-      fmt::print(stderr, "usage: bench_kernels [--threads N] [--quick] [--json]\n");
+      fmt::print(stderr, "usage: bench_kernels [--threads N] [--quick] [--json] [--dtypes LIST]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
   }
@@ -315,9 +328,9 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
   // The large decode GEMV of the targets: [16384, 4096], far larger than the LLC.
   const index_t big_out = opt.quick ? 4096 : 16384, big_in = opt.quick ? 1024 : 4096;
-  rows.push_back(bench_gemv<bf16>(big_out, big_in, 1, runs, probe));
-  rows.push_back(bench_gemv<f16>(big_out, big_in, 1, runs, probe));
-  rows.push_back(bench_gemv<float>(big_out, big_in, 1, runs, probe));
+  if (opt.wanted("bf16")) rows.push_back(bench_gemv<bf16>(big_out, big_in, 1, runs, probe));
+  if (opt.wanted("f16")) rows.push_back(bench_gemv<f16>(big_out, big_in, 1, runs, probe));
+  if (opt.wanted("f32")) rows.push_back(bench_gemv<float>(big_out, big_in, 1, runs, probe));
   // Decode-sized expert matrices (OLMoE / Qwen3-MoE / DeepSeek-V2-Lite up, gate and down
   // projections), cycling through enough copies to exceed the LLC.
   struct Shape { index_t out, in; };
@@ -325,13 +338,14 @@ int main(int argc, char** argv) {
                                                : std::vector<Shape>{{768, 2048}, {2048, 768}, {1024, 2048}, {1408, 2048}};
   for (const Shape& e : experts) {
     const index_t copies = std::max<index_t>(1, (opt.quick ? (index_t{48} << 20) : (index_t{512} << 20)) / (e.out * e.in * 2));
-    rows.push_back(bench_gemv<bf16>(e.out, e.in, copies, runs, probe));
+    if (opt.wanted("bf16")) rows.push_back(bench_gemv<bf16>(e.out, e.in, copies, runs, probe));
   }
   // Block-format decode GEMV (the formats of Q8_0 and Q4_K_M models first), the big matrix and an
   // expert-sized one cycled past the LLC.
   {
     const auto block_rows = [&](auto tag) {
       using Q = decltype(tag);
+      if (!opt.wanted(moe::dtype_name(Q::dtype))) return;
       rows.push_back(bench_gemv_block<Q>(big_out, big_in, 1, runs, probe));
       const index_t bytes = 768 * moe::format_row_bytes(Q::dtype, 2048);
       const index_t copies = std::max<index_t>(1, (opt.quick ? (index_t{48} << 20) : (index_t{512} << 20)) / bytes);
@@ -343,14 +357,15 @@ int main(int argc, char** argv) {
     block_rows(moe::quant::BlockQ6_K{});
     block_rows(moe::quant::BlockQ5_K{});
     block_rows(moe::quant::BlockIq4Xs{});
+    block_rows(moe::quant::BlockFp8E4m3{});  // DeepSeek-V3 / Kimi K2 FP8 checkpoints
   }
   // The prefill GEMM of the targets: 512 x 4096 x 4096.
   const index_t gm = opt.quick ? 128 : 512, gn = opt.quick ? 1024 : 4096, gk = opt.quick ? 1024 : 4096;
-  rows.push_back(bench_gemm<float>(gm, gn, gk, runs, peak));
-  rows.push_back(bench_gemm<bf16>(gm, gn, gk, runs, peak));
+  if (opt.wanted("f32")) rows.push_back(bench_gemm<float>(gm, gn, gk, runs, peak));
+  if (opt.wanted("bf16")) rows.push_back(bench_gemm<bf16>(gm, gn, gk, runs, peak));
   // Prefill through one expert: few tokens per expert.
-  rows.push_back(bench_gemm<bf16>(opt.quick ? 16 : 64, 768, 2048, runs, peak));
-  rows.push_back(bench_gemm_block<moe::quant::BlockQ4_K>(gm, gn, gk, runs, peak));
+  if (opt.wanted("bf16")) rows.push_back(bench_gemm<bf16>(opt.quick ? 16 : 64, 768, 2048, runs, peak));
+  if (opt.wanted("q4_K")) rows.push_back(bench_gemm_block<moe::quant::BlockQ4_K>(gm, gn, gk, runs, peak));
   const std::string load_after = load_average();
 
   if (opt.json) {

@@ -101,55 +101,67 @@ TEST_CASE("expert layouts: per-expert and fused gate_up agree with the scalar Sw
   }
 }
 
-TEST_CASE("GPT-OSS experts: input-major interleaved gate/up, biases, clamped SwiGLU", "[experts]") {
+TEST_CASE("GPT-OSS experts: interleaved gate/up, biases, clamped SwiGLU, input-major and output-major", "[experts]") {
   std::mt19937 g(11);
   // Large weights so the clamps at +-limit are exercised.
   const auto gate_up = random_vec(kE * kD * 2 * kF, g, 2.0f);  // [E, D, 2F]
   const auto gu_bias = random_vec(kE * 2 * kF, g, 0.5f);
   const auto down = random_vec(kE * kF * kD, g, 0.3f);         // [E, F, D]
   const auto d_bias = random_vec(kE * kD, g, 0.5f);
-  ExpertBank<> bank;
-  bank.layout = ExpertLayout::kInputMajorGlu;
-  bank.n_experts = kE;
-  bank.d_model = kD;
-  bank.d_ff = kF;
-  bank.clamped = true;
-  bank.alpha = 1.702f;
-  bank.limit = 7.0f;
+  // The same bank output-major (GPT-OSS's MXFP4 checkpoints): [E, 2F, D] and [E, D, F].
+  std::vector<float> gate_up_t(gate_up.size()), down_t(down.size());
   for (index_t e = 0; e < kE; ++e) {
-    bank.gate_up.push_back(mat(gate_up, kD, 2 * kF, e * kD * 2 * kF));
-    bank.gate_up_bias.push_back(vec(gu_bias, 2 * kF, e * 2 * kF));
-    bank.down.push_back(mat(down, kF, kD, e * kF * kD));
-    bank.down_bias.push_back(vec(d_bias, kD, e * kD));
-  }
-  const auto x = random_vec(kTokens * kD, g);
-  std::vector<float> scratch(expert_scratch_floats(bank, kTokens));
-  int clamped = 0;
-  for (index_t e = 0; e < kE; ++e) {
-    Tensor<float, 2> y({kTokens, kD});
-    expert_forward(backend::cpu{}, bank, e, View<const float, 2>(x.data(), {kTokens, kD}),
-                   View<float, 1>(scratch.data(), {scratch.size()}), y.view());
-    for (index_t t = 0; t < kTokens; ++t) {
-      std::vector<double> act(kF);
-      for (index_t f = 0; f < kF; ++f) {
-        double gt = gu_bias[e * 2 * kF + 2 * f], up = gu_bias[e * 2 * kF + 2 * f + 1];
-        for (index_t d = 0; d < kD; ++d) {
-          gt += static_cast<double>(x[t * kD + d]) * gate_up[(e * kD + d) * 2 * kF + 2 * f];
-          up += static_cast<double>(x[t * kD + d]) * gate_up[(e * kD + d) * 2 * kF + 2 * f + 1];
-        }
-        if (gt > 7.0 || std::fabs(up) > 7.0) ++clamped;
-        gt = std::min(gt, 7.0);
-        up = std::clamp(up, -7.0, 7.0);
-        act[f] = (up + 1.0) * gt / (1.0 + std::exp(-1.702 * gt));
-      }
-      for (index_t d = 0; d < kD; ++d) {
-        double want = d_bias[e * kD + d];
-        for (index_t f = 0; f < kF; ++f) want += act[f] * down[(e * kF + f) * kD + d];
-        CHECK(y(t, d) == Approx(want).margin(1e-4));
-      }
+    for (index_t d = 0; d < kD; ++d) {
+      for (index_t o = 0; o < 2 * kF; ++o) gate_up_t[(e * 2 * kF + o) * kD + d] = gate_up[(e * kD + d) * 2 * kF + o];
+      for (index_t f = 0; f < kF; ++f) down_t[(e * kD + d) * kF + f] = down[(e * kF + f) * kD + d];
     }
   }
-  CHECK(clamped > 0);
+  for (const ExpertLayout layout : {ExpertLayout::kInputMajorGlu, ExpertLayout::kOutputMajorGlu}) {
+    const bool in_out = layout == ExpertLayout::kInputMajorGlu;
+    INFO((in_out ? "input-major" : "output-major"));
+    ExpertBank<> bank;
+    bank.layout = layout;
+    bank.n_experts = kE;
+    bank.d_model = kD;
+    bank.d_ff = kF;
+    bank.clamped = true;
+    bank.alpha = 1.702f;
+    bank.limit = 7.0f;
+    for (index_t e = 0; e < kE; ++e) {
+      bank.gate_up.push_back(in_out ? mat(gate_up, kD, 2 * kF, e * kD * 2 * kF) : mat(gate_up_t, 2 * kF, kD, e * kD * 2 * kF));
+      bank.gate_up_bias.push_back(vec(gu_bias, 2 * kF, e * 2 * kF));
+      bank.down.push_back(in_out ? mat(down, kF, kD, e * kF * kD) : mat(down_t, kD, kF, e * kF * kD));
+      bank.down_bias.push_back(vec(d_bias, kD, e * kD));
+    }
+    const auto x = random_vec(kTokens * kD, g);
+    std::vector<float> scratch(expert_scratch_floats(bank, kTokens));
+    int clamped = 0;
+    for (index_t e = 0; e < kE; ++e) {
+      Tensor<float, 2> y({kTokens, kD});
+      expert_forward(backend::cpu{}, bank, e, View<const float, 2>(x.data(), {kTokens, kD}),
+                     View<float, 1>(scratch.data(), {scratch.size()}), y.view());
+      for (index_t t = 0; t < kTokens; ++t) {
+        std::vector<double> act(kF);
+        for (index_t f = 0; f < kF; ++f) {
+          double gt = gu_bias[e * 2 * kF + 2 * f], up = gu_bias[e * 2 * kF + 2 * f + 1];
+          for (index_t d = 0; d < kD; ++d) {
+            gt += static_cast<double>(x[t * kD + d]) * gate_up[(e * kD + d) * 2 * kF + 2 * f];
+            up += static_cast<double>(x[t * kD + d]) * gate_up[(e * kD + d) * 2 * kF + 2 * f + 1];
+          }
+          if (gt > 7.0 || std::fabs(up) > 7.0) ++clamped;
+          gt = std::min(gt, 7.0);
+          up = std::clamp(up, -7.0, 7.0);
+          act[f] = (up + 1.0) * gt / (1.0 + std::exp(-1.702 * gt));
+        }
+        for (index_t d = 0; d < kD; ++d) {
+          double want = d_bias[e * kD + d];
+          for (index_t f = 0; f < kF; ++f) want += act[f] * down[(e * kF + f) * kD + d];
+          CHECK(y(t, d) == Approx(want).margin(1e-4));
+        }
+      }
+    }
+    CHECK(clamped > 0);
+  }
 }
 
 TEMPLATE_TEST_CASE("MoE block: bucketed experts equal per-token routing and weighted sums, plus shared experts",

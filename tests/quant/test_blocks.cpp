@@ -47,6 +47,8 @@ TEST_CASE("block formats: sizes, traits and names as ggml's", "[quant][format]")
   CHECK(moe::format_block_elements(DType::f16) == 1);
   CHECK(moe::FormatTraits<BlockQ6_K>::ggml_type == 14);
   CHECK(moe::FormatTraits<BlockMxfp4>::ggml_type == 39);
+  STATIC_REQUIRE(sizeof(BlockFp8E4m3) == 132);
+  CHECK(moe::format_row_bytes(DType::fp8_e4m3_b128, 7168) == 56 * 132);
   CHECK(moe::FormatTraits<BlockQ4_K>::name == "q4_K");
   // Every DType has a trait, a unique name and parses back (ggml's spelling and lower case).
   for (const DType t : moe::kAllDTypes) {
@@ -89,6 +91,36 @@ TEST_CASE("block formats: a row that is not whole blocks is a typed error", "[qu
 }
 
 TEST_CASE("hand-made blocks decode to the values of the format's definition", "[quant][decode]") {
+  SECTION("fp8_e4m3_b128: d·e4m3fn(q), 1 sign, 4 exponent bits (bias 7), 3 mantissa bits, 0x7F NaN") {
+    using moe::quant::e4m3_to_float;
+    CHECK(e4m3_to_float(0x00) == 0.0f);
+    CHECK(std::signbit(e4m3_to_float(0x80)));
+    CHECK(e4m3_to_float(0x01) == std::ldexp(1.0f, -9));       // smallest subnormal: 1/8 · 2^-6
+    CHECK(e4m3_to_float(0x07) == 7 * std::ldexp(1.0f, -9));   // largest subnormal
+    CHECK(e4m3_to_float(0x08) == std::ldexp(1.0f, -6));       // smallest normal
+    CHECK(e4m3_to_float(0x38) == 1.0f);                       // exponent 7 = bias
+    CHECK(e4m3_to_float(0x3c) == 1.5f);
+    CHECK(e4m3_to_float(0xc0) == -2.0f);
+    CHECK(e4m3_to_float(0x7e) == 448.0f);                     // largest finite
+    CHECK(e4m3_to_float(0xfe) == -448.0f);
+    CHECK(std::isnan(e4m3_to_float(0x7f)));
+    CHECK(std::isnan(e4m3_to_float(0xff)));
+    // Every finite code round-trips through the encoder; halfway values go to the even code.
+    for (int c = 0; c < 256; ++c) {
+      if ((c & 0x7f) == 0x7f) continue;
+      INFO("code " << c);
+      CHECK(moe::quant::float_to_e4m3(e4m3_to_float(static_cast<std::uint8_t>(c))) == c);
+    }
+    CHECK(moe::quant::float_to_e4m3(1.0625f) == 0x38);  // halfway 1 -> 1.125: even mantissa 0
+    CHECK(moe::quant::float_to_e4m3(1.1875f) == 0x3a);  // halfway 1.125 -> 1.25: even mantissa 2
+    CHECK(moe::quant::float_to_e4m3(1e6f) == 0x7e);     // saturates
+    BlockFp8E4m3 b{};
+    b.d = 0.25f;
+    b.qs[0] = 0x38, b.qs[127] = 0xc4;  // 1, -3
+    CHECK(at(b, 0) == 0.25f);
+    CHECK(at(b, 127) == -0.75f);
+    CHECK(at(b, 5) == 0.0f);
+  }
   SECTION("q8_0: d·q") {
     BlockQ8_0 b{};
     b.d = h(0.5f);

@@ -106,12 +106,31 @@ TEMPLATE_TEST_CASE("block matmul: cpu against the oracle on odd sizes and thread
   if constexpr (std::is_same_v<Q, BlockQ8_K>) {
     SUCCEED("Q8_K is an activation format");
   } else {
-    const index_t in = Q::block_elements == 256 ? 768 : 288;  // 3 super-blocks / 9 blocks
+    const index_t in = Q::block_elements == 256 ? 768 : Q::block_elements == 128 ? 384 : 288;  // 3 / 3 / 9 blocks
     for (const index_t tokens : {index_t{1}, index_t{3}, index_t{16}, index_t{21}}) {
       check_against_reference<Q>(tokens, in, 37, static_cast<std::uint32_t>(tokens));
     }
     check_against_reference<Q>(2, 2 * 256, 1, 5);   // one output row
     check_against_reference<Q>(1, 4096, 67, 6);    // a decode-sized row
+  }
+}
+
+TEST_CASE("block matmul: an FP8 NaN code (0x7F / 0xFF) makes its output NaN on cpu as in the oracle",
+          "[quant][matmul]") {
+  for (const index_t n : {index_t{1}, index_t{2}}) {  // the single-token path and the staged one
+    Case<BlockFp8E4m3> c(n, 384, 5, 9);
+    c.w[1 * 3 + 2].qs[17] = 0x7f;  // row 1, block 2
+    c.w[3 * 3 + 0].qs[0] = 0xff;   // row 3, block 0
+    std::vector<float> y_ref(n * 5), y_cpu(n * 5);
+    kernels::matmul(backend::reference{}, c.xv(), c.wv(), View<float, 2>(y_ref.data(), {n, 5}));
+    kernels::matmul(backend::cpu{}, c.xv(), c.wv(), View<float, 2>(y_cpu.data(), {n, 5}));
+    for (index_t t = 0; t < n; ++t) {
+      for (index_t o = 0; o < 5; ++o) {
+        INFO("tokens " << n << " token " << t << " row " << o);
+        CHECK(std::isnan(y_ref[t * 5 + o]) == (o == 1 || o == 3));
+        CHECK(std::isnan(y_cpu[t * 5 + o]) == (o == 1 || o == 3));
+      }
+    }
   }
 }
 

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 using namespace moe;
+using quant_test::logits_of, quant_test::max_abs, quant_test::max_diff, quant_test::same_argmax;
 
 namespace {
 
@@ -75,43 +76,6 @@ std::shared_ptr<const BasicModel<Backend>> build(const Loaded& l) {
   auto weights = model::bind_weights(c, *l.source);
   return std::make_shared<const BasicModel<Backend>>(std::move(c), std::move(weights),
                                                      std::shared_ptr<const void>(l.store));
-}
-
-template <class Backend>
-Tensor<float, 2> logits_of(const BasicModel<Backend>& m, const std::vector<std::int32_t>& ids) {
-  Tensor<float, 2> out({ids.size(), m.config().vocab_size});
-  auto cache = m.make_cache(64);
-  auto ws = m.make_workspace(64);
-  const typename BasicModel<Backend>::SequenceChunk ch{&cache, ids};
-  m.forward({&ch, 1}, ws, out.view(), true);
-  return out;
-}
-
-double max_abs(const Tensor<float, 2>& a) {
-  double m = 0;
-  for (index_t t = 0; t < a.view().extent(0); ++t)
-    for (index_t v = 0; v < a.view().extent(1); ++v) m = std::max(m, std::fabs(static_cast<double>(a.view()(t, v))));
-  return m;
-}
-double max_diff(const Tensor<float, 2>& a, const Tensor<float, 2>& b) {
-  double m = 0;
-  for (index_t t = 0; t < a.view().extent(0); ++t)
-    for (index_t v = 0; v < a.view().extent(1); ++v)
-      m = std::max(m, std::fabs(static_cast<double>(a.view()(t, v)) - b.view()(t, v)));
-  return m;
-}
-// Positions whose argmax agrees.
-int same_argmax(const Tensor<float, 2>& a, const Tensor<float, 2>& b) {
-  int same = 0;
-  for (index_t t = 0; t < a.view().extent(0); ++t) {
-    index_t ia = 0, ib = 0;
-    for (index_t v = 1; v < a.view().extent(1); ++v) {
-      if (a.view()(t, v) > a.view()(t, ia)) ia = v;
-      if (b.view()(t, v) > b.view()(t, ib)) ib = v;
-    }
-    same += ia == ib;
-  }
-  return same;
 }
 
 const std::vector<std::int32_t> kPrompt{12, 45, 7, 99, 3, 150, 28, 61, 5, 200, 17, 88};

@@ -8,7 +8,8 @@
 //     scales to 4/6 bits), plus the f16 floor. step_g per format: Q2_K range/3, Q3_K amax/4,
 //     Q4_K range/15, Q5_K range/31, Q6_K amax/32 (range = max - min(min, 0)), IQ4 24·amax/127 (the
 //     widest gap of the table);
-//   * MXFP4 (a fixed power-of-two scale, no fit): every element within the widest gap, amax/2.
+//   * MXFP4 (a fixed power-of-two scale, no fit): every element within the widest gap, amax/2;
+//   * FP8 e4m3 rows (scale amax/448): every element within half the top binade's ulp, amax/28.
 // NaN: a NaN element gets code 0 in Q8_0 and MXFP4; the other formats skip NaN in their max/min
 // search or fold it into some code; nothing becomes infinite, nothing is read or written out of
 // bounds, and other blocks of the row are never affected.
@@ -61,6 +62,9 @@ Spec spec() {
   // MXFP4: every element within the widest gap, 2 units of the scale S = 2^floor(log2 amax) / 4
   // (<= amax/2); the clipped top (amax < 8S, largest value 6S) is within 2S as well.
   if constexpr (std::is_same_v<Q, BlockMxfp4>) return {Kind::kMax, 32, [](double a, double, double) { return a / 2; }, -1};
+  // FP8 e4m3 (scale amax/448, f32): 3 mantissa bits, so half an ulp of the top binade [256, 448)
+  // (16 units of the scale, amax/28) bounds every element; the subnormals' half step is smaller.
+  if constexpr (std::is_same_v<Q, BlockFp8E4m3>) return {Kind::kMax, 128, [](double a, double, double) { return a / 14; }, 0};
 }
 
 // Checks every block of x against its bound; returns the row's RMSE relative to its RMS.

@@ -123,8 +123,8 @@ constexpr T from_float(float v) noexcept {
 
 // ---- runtime element type --------------------------------------------------------------------
 
-// The storage format of a tensor: three element types, then the ggml block formats (values are
-// ours, not ggml's type ids; each block's FormatTraits carries its ggml id).
+// The storage format of a tensor: three element types, then the block formats (ggml's, then FP8
+// rows; values are ours, not ggml's type ids; each block's FormatTraits carries its ggml id).
 enum class DType : std::uint8_t {
   f32,
   bf16,
@@ -143,12 +143,13 @@ enum class DType : std::uint8_t {
   iq4_nl,  // 32 elements: f16 scale, 4-bit indices into a non-linear table
   iq4_xs,  // 256 elements: 8 groups with 6-bit scales, 4-bit non-linear indices
   mxfp4,   // 32 elements: E8M0 scale, E2M1 codes (OCP microscaling)
+  fp8_e4m3_b128,  // 128 elements: f32 scale, e4m3fn codes (FP8 checkpoints' 128x128 tiles, per row)
 };
 
 inline constexpr DType kAllDTypes[] = {DType::f32,  DType::bf16, DType::f16,  DType::q8_0,   DType::q4_0,
                                        DType::q4_1, DType::q5_0, DType::q5_1, DType::q2_k,   DType::q3_k,
                                        DType::q4_k, DType::q5_k, DType::q6_k, DType::q8_k,   DType::iq4_nl,
-                                       DType::iq4_xs, DType::mxfp4};
+                                       DType::iq4_xs, DType::mxfp4, DType::fp8_e4m3_b128};
 
 // Whether t stores blocks (several elements share a scale) rather than single elements.
 constexpr bool is_block_dtype(DType t) noexcept {
@@ -186,6 +187,7 @@ constexpr std::string_view dtype_name(DType t) noexcept {
     case DType::iq4_nl: return "iq4_nl";
     case DType::iq4_xs: return "iq4_xs";
     case DType::mxfp4: return "mxfp4";
+    case DType::fp8_e4m3_b128: return "fp8_e4m3_b128";
   }
   return "?";
 }

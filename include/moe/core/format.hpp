@@ -48,7 +48,7 @@ struct FormatTraits<bf16> : ElementFormat<bf16, DType::bf16> {};
 template <>
 struct FormatTraits<f16> : ElementFormat<f16, DType::f16> {};
 
-// A ggml block format (quant/): block_elements elements in sizeof(Q) bytes.
+// A block format (quant/): block_elements elements in sizeof(Q) bytes.
 template <quant::BlockFormat Q>
 struct FormatTraits<Q> {
   using storage = Q;
@@ -74,7 +74,7 @@ type_list<float, bf16, f16, B..., quant::BlockQ8_K> with_activation_formats(quan
 }  // namespace format_detail
 
 // Every weight format the library knows (the host backends support all of them): the three
-// element types and the ggml block formats of quant/formats.hpp.
+// element types and the block formats of quant/formats.hpp.
 using all_formats = decltype(format_detail::with_element_formats(quant::weight_blocks{}));
 // all_formats plus the activation-only formats (Q8_K): every DType has its trait here.
 using known_formats = decltype(format_detail::with_activation_formats(quant::weight_blocks{}));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/io/checkpoint_quantization.hpp"
 #include "moe/io/gguf_model.hpp"
 #include "moe/io/json_file.hpp"
 #include "moe/io/tensor_store.hpp"
@@ -93,12 +94,13 @@ std::shared_ptr<const BasicModel<Backend>> load_model(const std::filesystem::pat
     const nlohmann::json j = io::read_json_file(config_path, limits::kMaxConfigJsonBytes, "config.json");
     ModelConfig config = ModelConfig::from_json(j, config_path.string());
     auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
-    const io::StoreTensorSource source(*store);
+    const io::StoreTensorSource plain(*store);
+    // FP8 / MXFP4 checkpoints: their quantized tensors repacked into block formats at load.
+    const io::CheckpointTensorSource source(store, plain, io::parse_quantization_config(j, config_path.string()));
     model::ModelWeights<> weights = model::bind_weights(config, source);
     if constexpr (is_host_memory_v<typename Backend::memory>) {
       (void)progress;
-      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(weights),
-                                                         std::shared_ptr<const void>(store));
+      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(weights), source.storage());
     } else {
       auto uploaded = model::upload_weights<Backend>(weights, progress);
       return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(uploaded.weights),

@@ -1,7 +1,7 @@
 // SwiGLU feed-forward networks: a dense MLP (also the shared expert) and a bank of routed experts
-// in any of the three storage layouts checkpoints use (per-expert gate/up/down matrices, the
+// in any of the storage layouts checkpoints use (per-expert gate/up/down matrices, the
 // transformers-5 fused gate_up_proj bank, GPT-OSS's input-major bank with interleaved gate/up
-// columns and biases).
+// columns and biases, and that bank output-major as GPT-OSS's MXFP4 checkpoints store it).
 #pragma once
 
 #include "moe/backend/tags.hpp"
@@ -63,8 +63,10 @@ void mlp_forward(B backend, const MlpWeights<typename B::memory>& w, ViewOf<B, c
 enum class ExpertLayout : std::uint8_t {
   kSeparate,        // experts.{e}.gate_proj / up_proj / down_proj (or w1 / w3 / w2)
   kFusedGateUp,     // experts.gate_up_proj [E, 2·d_ff, d_model] (gate rows first), down_proj [E, d_model, d_ff]
-  kInputMajorGlu    // GPT-OSS: gate_up_proj [E, d_model, 2·d_ff] with gate/up in even/odd columns,
+  kInputMajorGlu,   // GPT-OSS: gate_up_proj [E, d_model, 2·d_ff] with gate/up in even/odd columns,
                     // gate_up_proj_bias [E, 2·d_ff], down_proj [E, d_ff, d_model], down_proj_bias [E, d_model]
+  kOutputMajorGlu   // GPT-OSS's MXFP4 checkpoints (*_blocks + *_scales): the same bank transposed,
+                    // gate_up [E, 2·d_ff, d_model] with gate/up in even/odd rows, down [E, d_model, d_ff]
 };
 
 // The routed experts of one MoE layer. Per-expert matrices are views into the checkpoint.
@@ -79,10 +81,10 @@ struct ExpertBank {
   float limit = 7.0f;
   std::vector<WeightMatrix<S>> gate;     // kSeparate: [d_ff, d_model] each
   std::vector<WeightMatrix<S>> up;       // kSeparate: [d_ff, d_model] each
-  std::vector<WeightMatrix<S>> gate_up;  // kFusedGateUp: [2·d_ff, d_model]; kInputMajorGlu: [d_model, 2·d_ff]
+  std::vector<WeightMatrix<S>> gate_up;  // kFusedGateUp, kOutputMajorGlu: [2·d_ff, d_model]; kInputMajorGlu: [d_model, 2·d_ff]
   std::vector<WeightMatrix<S>> down;     // [d_model, d_ff], or [d_ff, d_model] input-major
-  std::vector<WeightVector<S>> gate_up_bias;  // kInputMajorGlu: [2·d_ff]
-  std::vector<WeightVector<S>> down_bias;     // kInputMajorGlu: [d_model]
+  std::vector<WeightVector<S>> gate_up_bias;  // k*MajorGlu: [2·d_ff]
+  std::vector<WeightVector<S>> down_bias;     // k*MajorGlu: [d_model]
 
   // The one list of the bank's tensors: a copy with f(name, tensor) applied to each.
   template <class F>
@@ -133,11 +135,15 @@ void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index
       linear(backend, CV(act), bank.down[e], y);
       break;
     }
-    case ExpertLayout::kInputMajorGlu: {
-      linear_in_out(backend, x, bank.gate_up[e], gu);
+    case ExpertLayout::kInputMajorGlu:
+    case ExpertLayout::kOutputMajorGlu: {
+      const bool in_out = bank.layout == ExpertLayout::kInputMajorGlu;
+      if (in_out) linear_in_out(backend, x, bank.gate_up[e], gu);
+      else linear(backend, x, bank.gate_up[e], gu);
       add_bias(backend, gu, bank.gate_up_bias[e]);
       kernels::glu_interleaved(backend, CV(gu), kernels::GluParams{bank.alpha, bank.limit, bank.clamped}, act);
-      linear_in_out(backend, CV(act), bank.down[e], y);
+      if (in_out) linear_in_out(backend, CV(act), bank.down[e], y);
+      else linear(backend, CV(act), bank.down[e], y);
       add_bias(backend, y, bank.down_bias[e]);
       break;
     }
@@ -264,6 +270,7 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
     case ExpertLayout::kSeparate: a = ed::uniform_stride(bank.gate, E), b = ed::uniform_stride(bank.up, E); break;
     case ExpertLayout::kFusedGateUp: a = b = ed::uniform_stride(bank.gate_up, E); break;
     case ExpertLayout::kInputMajorGlu:
+    case ExpertLayout::kOutputMajorGlu:
       a = ed::uniform_stride(bank.gate_up, E);
       b = bank.gate_up_bias.empty() ? 0 : ed::uniform_stride(bank.gate_up_bias, E);
       if (!bank.down_bias.empty() && ed::uniform_stride(bank.down_bias, E) < 0) b = -1;
@@ -293,11 +300,13 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
       ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false);
       break;
     }
-    case ExpertLayout::kInputMajorGlu: {
-      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, true);
+    case ExpertLayout::kInputMajorGlu:
+    case ExpertLayout::kOutputMajorGlu: {
+      const bool in_out = bank.layout == ExpertLayout::kInputMajorGlu;
+      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, in_out);
       if (!bank.gate_up_bias.empty()) ed::grouped_bias(be, gu, bank.gate_up_bias[0], b, off);
       kernels::glu_interleaved(be, CV(gu), kernels::GluParams{bank.alpha, bank.limit, bank.clamped}, act);
-      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, true);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, in_out);
       if (!bank.down_bias.empty()) {
         ed::grouped_bias(be, ys, bank.down_bias[0], ed::uniform_stride(bank.down_bias, E), off);
       }

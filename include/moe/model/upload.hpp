@@ -35,9 +35,10 @@ UploadedWeights<typename Backend::memory> upload_weights(const ModelWeights<host
   const auto padded = [](std::size_t b) { return (b + kAlign - 1) / kAlign * kAlign; };
   // Pass 1: the bytes of every tensor (checked by visit_format: the backend must support it).
   std::size_t total = 0;
-  (void)host.transform([&](const char*, const auto& t) {
+  (void)host.transform([&](const char* name, const auto& t) {
     if (!t.empty()) {
-      visit_format<Backend>(t.dtype, [](auto) {});
+      require(supports_format<Backend>(t.dtype), ErrorCode::kUnsupported,
+              "tensor {}: {} weights are not supported by backend {}", name, dtype_name(t.dtype), Backend::name);
       total += padded(t.bytes());
     }
     return t;

@@ -200,19 +200,23 @@ inline layers::ExpertBank<> bind_experts(const Binder& b, const ModelConfig& c, 
   const index_t E = c.n_experts, D = c.d_model;
   const std::string fused = moe + ".experts.gate_up_proj";
   if (s.activation == ExpertActivation::kClampedSwiglu) {
-    for (const char* suffix : {".experts.gate_up_proj_blocks", ".experts.down_proj_blocks"}) {
-      if (b.has(moe + suffix)) {
-        fail(ErrorCode::kUnsupported, "{}: tensor {}{} is MXFP4-quantized; dequantize the checkpoint to bf16 first",
-             c.source, moe, suffix);
-      }
-    }
-    bank.layout = layers::ExpertLayout::kInputMajorGlu;
     bank.clamped = true;
     // d_ff from the stored bank when the config's intermediate_size disagrees is a shape error.
     const index_t F = c.d_ff_expert;
-    bank.gate_up = b.bank(fused, E, D, 2 * F);
+    const std::string blocks = fused + "_blocks", down_blocks = moe + ".experts.down_proj_blocks";
+    if (b.has(blocks) || b.has(down_blocks)) {
+      // GPT-OSS's MXFP4 checkpoints store the bank output-major (the transpose of the bf16 one):
+      // the source reads `<name>_blocks` + `<name>_scales` as one MXFP4 matrix of the logical
+      // shape asked for here (io/checkpoint_quantization.hpp).
+      bank.layout = layers::ExpertLayout::kOutputMajorGlu;
+      bank.gate_up = b.bank(blocks, E, 2 * F, D);
+      bank.down = b.bank(down_blocks, E, D, F);
+    } else {
+      bank.layout = layers::ExpertLayout::kInputMajorGlu;
+      bank.gate_up = b.bank(fused, E, D, 2 * F);
+      bank.down = b.bank(moe + ".experts.down_proj", E, F, D);
+    }
     bank.gate_up_bias = b.bank_vectors(moe + ".experts.gate_up_proj_bias", E, 2 * F);
-    bank.down = b.bank(moe + ".experts.down_proj", E, F, D);
     bank.down_bias = b.bank_vectors(moe + ".experts.down_proj_bias", E, D);
     return bank;
   }

@@ -5,8 +5,9 @@
 //     K formats), then each weight row is streamed once and dotted with every token by integer
 //     dot products: u8 x s8 -> s32 by AVX-512 VNNI / AVX-VNNI vpdpbusd where the compiler targets
 //     it (__AVX512VNNI__ && __AVX512VL__), else AVX2 vpmaddubsw + vpmaddwd, else scalar. Q8_0, Q4_0,
-//     Q4_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 (table lookup by vpshufb) have such kernels; the other formats
-//     dequantize a block to f32 and dot in f32.
+//     Q4_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 (table lookup by vpshufb) have such kernels; FP8 e4m3 rows
+//     are widened to f32 by bit moves and dotted in f32 (8-bit floats gain nothing from int8
+//     activations); the other formats dequantize a block to f32 and dot in f32.
 //   * more tokens (prefill): the packed f32 GEMM of cpu/matmul.hpp, dequantizing weight panels
 //     while packing (the packing cost is amortised over the tokens).
 // Outputs are computed by the same operations whatever the thread count (bitwise independent).
@@ -27,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "moe/kernels/cpu/warnings_push.hpp"
@@ -406,6 +408,103 @@ void dot_row_f32(const W* w, const float* x, index_t ldx, int T, index_t nb, flo
     }
   }
   for (int t = 0; t < T; ++t) out[t] = xsimd::hadd(acc[t]);
+}
+
+// FP8 e4m3fn rows x f32 activations (no activation rounding): per block of 128, the codes are
+// widened to f32 by bit moves (sign-extend the byte, shift it left 20 and keep the sign and the 7
+// magnitude bits: the 4 exponent bits land in the low bits of the f32 exponent field, so the f32
+// is e4m3(q) · 2^-120 exactly, an f32 subnormal for e4m3's subnormals, which assumes the FPU does
+// not flush subnormal inputs (DAZ off, the default)), scaled by 2^120 (exact), and dotted with the
+// tokens in f32; the block sum is then scaled by the block's d. A NaN code (0x7F/0xFF: the bit
+// moves would give 480) makes the block's sum NaN, as in the oracle. Hot loop: one token (decode)
+// decodes 16 codes per AVX-512 step straight into the FMA; several tokens stage the block's f32
+// values once and dot every token with them.
+template <class Arch>
+void dot_row_f32(const quant::BlockFp8E4m3* w, const float* x, index_t ldx, int T, index_t nb, float* out) noexcept {
+  constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if constexpr (cpu_detail::kIsAvx512<Arch>) {
+    if (T == 1) {  // decode: 16 codes per step straight into the FMA (no staging buffer)
+      constexpr __mmask16 kAll = 0xffff;  // maskz forms: see load_widened (GCC 12 warnings)
+      const __m512i keep = _mm512_set1_epi32(static_cast<int>(0x87f00000u)), low7 = _mm512_set1_epi8(0x7f);
+      const __m512 two_120 = _mm512_set1_ps(0x1p120f);
+      __m512 acc = _mm512_setzero_ps();
+      for (index_t b = 0; b < nb; ++b) {
+        const std::uint8_t* q = w[b].qs;
+        const float* xr = x + b * 128;
+        const __m512i r0 = _mm512_loadu_si512(q), r1 = _mm512_loadu_si512(q + 64);
+        const bool nan = (_mm512_cmpeq_epi8_mask(_mm512_and_si512(r0, low7), low7) |
+                          _mm512_cmpeq_epi8_mask(_mm512_and_si512(r1, low7), low7)) != 0;
+        __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+        for (int j = 0; j < 128; j += 32) {
+          const __m512i v0 = _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + j)));
+          const __m512i v1 = _mm512_maskz_cvtepi8_epi32(kAll, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + j + 16)));
+          const __m512 w0 = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(kAll, v0, 20), keep)), two_120);
+          const __m512 w1 = _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_maskz_slli_epi32(kAll, v1, 20), keep)), two_120);
+          s0 = _mm512_fmadd_ps(_mm512_loadu_ps(xr + j), w0, s0);
+          s1 = _mm512_fmadd_ps(_mm512_loadu_ps(xr + j + 16), w1, s1);
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(nan ? kNan : w[b].d), _mm512_add_ps(s0, s1), acc);
+      }
+      out[0] = _mm512_reduce_add_ps(acc);
+      return;
+    }
+  }
+#endif
+#if defined(__AVX2__)
+  // 8 codes per step: straight into the FMA for one token, else staged as f32 in `tmp` once per
+  // block and dotted with every token.
+  alignas(32) float tmp[128];
+  __m256 acc[cpu_detail::kStreamMaxTokens];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i keep = _mm256_set1_epi32(static_cast<int>(0x87f00000u));
+  const __m256 two_120 = _mm256_set1_ps(0x1p120f);
+  const __m256i low7 = _mm256_set1_epi8(0x7f);
+  const auto widen8 = [&](const std::uint8_t* q) {
+    const __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q)));
+    return _mm256_mul_ps(_mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(v, 20), keep)), two_120);
+  };
+  for (index_t b = 0; b < nb; ++b) {
+    const std::uint8_t* q = w[b].qs;
+    int nan = 0;
+    for (int j = 0; j < 128; j += 32) {
+      nan |= _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(load256(q + j), low7), low7));
+    }
+    const __m256 d = _mm256_set1_ps(nan != 0 ? kNan : w[b].d);
+    if (T == 1) {
+      const float* xr = x + b * 128;
+      __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+      for (int j = 0; j < 128; j += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j), widen8(q + j), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j + 8), widen8(q + j + 8), s1);
+      }
+      acc[0] = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc[0]);
+      continue;
+    }
+    for (int j = 0; j < 128; j += 8) _mm256_store_ps(tmp + j, widen8(q + j));
+    for (int t = 0; t < T; ++t) {
+      const float* xr = x + t * ldx + b * 128;
+      __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+      for (int j = 0; j < 128; j += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j), _mm256_load_ps(tmp + j), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(xr + j + 8), _mm256_load_ps(tmp + j + 8), s1);
+      }
+      acc[t] = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t] = hsum(acc[t]);
+#else
+  (void)kNan;
+  for (int t = 0; t < T; ++t) {
+    float acc = 0.0f;
+    for (index_t b = 0; b < nb; ++b) {
+      float s = 0.0f;
+      for (int j = 0; j < 128; ++j) s += quant::e4m3_to_float(w[b].qs[j]) * x[t * ldx + b * 128 + j];
+      acc += w[b].d * s;
+    }
+    out[t] = acc;
+  }
+#endif
 }
 
 // A per-thread buffer of activation blocks, grown on first use (no allocation on later calls).
