@@ -14,6 +14,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <numbers>
+#include <span>
 #include <set>
 #include <string>
 #include <unistd.h>
@@ -330,5 +333,87 @@ TEST_CASE("gguf model: typed errors for broken model files", "[gguf][model]") {
                                [](io::GgufWriter& w) { w.set("general.architecture", std::string("bert")); });
     CHECK(error_of([&] { (void)io::open_gguf_model(q); }, msg) == ErrorCode::kUnsupported);
     CHECK(msg.find("bert") != std::string::npos);
+  }
+}
+
+TEST_CASE("gguf model: llama3 rope is the rope_freqs.weight tensor", "[gguf][model]") {
+  const ModelConfig a = hf_config("qwen3_moe_llama3rope");
+  REQUIRE(a.rope.type == layers::RopeType::kLlama3);
+  fs::path file;
+  {
+    WarningCollector w;  // qwen3moe's llama.cpp graph does not read rope_freqs: said on write
+    file = export_fixture("qwen3_moe_llama3rope");
+    CHECK(std::any_of(w.messages().begin(), w.messages().end(),
+                      [](const std::string& m) { return m.find("rope_freqs.weight") != std::string::npos; }));
+  }
+  const io::GgufFile f = io::GgufFile::open(file);
+  const auto t = f.find_tensor("rope_freqs.weight");
+  REQUIRE(t);
+  CHECK(t->type == io::GgmlType::f32);
+  const index_t half = a.head_dim / 2;
+  REQUIRE(t->shape() == std::vector<index_t>{half});
+  CHECK_FALSE(f.find("qwen3moe.rope.scaling.type"));  // the converter writes no key for llama3
+  // convert_hf_to_gguf.py's factors, computed here in double from the fixture's config
+  // (theta 500000, head_dim 16, factor 8, low/high_freq_factor 1/4, original context 32).
+  std::vector<float> stored(static_cast<std::size_t>(half));
+  std::memcpy(stored.data(), t->bytes.data(), stored.size() * sizeof(float));
+  for (index_t i = 0; i < half; ++i) {
+    const double freq = 1.0 / std::pow(500000.0, 2.0 * static_cast<double>(i) / 16.0);
+    const double wavelen = 2.0 * std::numbers::pi / freq, old_ctx = 32.0;
+    double want = 8.0;
+    if (wavelen < old_ctx / 4.0) {
+      want = 1.0;
+    } else if (wavelen <= old_ctx / 1.0) {
+      const double smooth = (old_ctx / wavelen - 1.0) / (4.0 - 1.0);
+      want = 1.0 / ((1.0 - smooth) / 8.0 + smooth);
+    }
+    INFO(i);
+    CHECK(stored[i] == Approx(want).epsilon(1e-6));
+  }
+  CHECK(stored.front() == 1.0f);
+  CHECK(stored.back() == 8.0f);
+
+  // Read back: default rope divided by the factors = transformers' llama3 table.
+  const ModelConfig b = io::gguf_model_config(f);
+  CHECK(b.rope.type == layers::RopeType::kDefault);
+  const auto want = layers::compute_rope_frequencies(a.rope).inv_freq;
+  const auto got = layers::compute_rope_frequencies(b.rope).inv_freq;
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO(i);
+    CHECK(got[i] == Approx(want[i]).epsilon(4 * std::numeric_limits<float>::epsilon()));
+  }
+  // Without the tensor the same file is plain rope (what the reader did before it read it).
+  const fs::path plain = rewrite(file, "no_rope_freqs.gguf", {}, {"rope_freqs.weight"});
+  const ModelConfig p = io::gguf_model_config(io::GgufFile::open(plain));
+  CHECK(p.rope.freq_factors.empty());
+  CHECK(layers::compute_rope_frequencies(p.rope).inv_freq.back() != Approx(want.back()));
+  // GGUF -> GGUF keeps the factors.
+  const fs::path again = temp_path("llama3rope-again.gguf");
+  (void)io::export_gguf(file, again, io::GgufExportOptions{});
+  const io::GgufFile f2 = io::GgufFile::open(again);
+  const auto t2 = f2.find_tensor("rope_freqs.weight");
+  REQUIRE(t2);
+  CHECK(std::memcmp(t2->bytes.data(), stored.data(), stored.size() * sizeof(float)) == 0);
+
+  std::string msg;
+  SECTION("wrong length") {
+    const std::vector<float> four{1, 1, 1, 1};
+    const fs::path q = rewrite(file, "short_rope_freqs.gguf", {}, {"rope_freqs.weight"}, [&](io::GgufWriter& w) {
+      w.add_tensor("rope_freqs.weight", io::GgmlType::f32, {4}, std::as_bytes(std::span<const float>(four)));
+    });
+    CHECK(error_of([&] { (void)io::gguf_model_config(io::GgufFile::open(q)); }, msg) == ErrorCode::kShapeMismatch);
+    CHECK(msg.find("rope_freqs.weight") != std::string::npos);
+    CHECK(msg.find("[4]") != std::string::npos);
+  }
+  SECTION("a factor that is not positive") {
+    std::vector<float> bad = stored;
+    bad[3] = 0.0f;
+    const fs::path q = rewrite(file, "zero_rope_freqs.gguf", {}, {"rope_freqs.weight"}, [&](io::GgufWriter& w) {
+      w.add_tensor("rope_freqs.weight", io::GgmlType::f32, {static_cast<std::uint64_t>(half)},
+                   std::as_bytes(std::span<const float>(bad)));
+    });
+    CHECK(error_of([&] { (void)io::gguf_model_config(io::GgufFile::open(q)); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("rope frequency factor 3") != std::string::npos);
   }
 }

@@ -25,12 +25,14 @@
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/core/warning.hpp"
+#include "moe/layers/rope.hpp"
 #include "moe/model/config.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <numbers>
 #include <array>
 #include <span>
 #include <tuple>
@@ -333,6 +335,39 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
   return j;
 }
 
+// The rope_freqs.weight tensor (F32 [rotary_dim / 2]) a GGUF of `c` holds, empty for none: the
+// frequency factors of llama3 rope as convert_hf_to_gguf.py's LlamaModel computes them (1 where
+// the wavelength is below original_context / high_freq_factor, `factor` above
+// original_context / low_freq_factor, 1 / ((1 - smooth) / factor + smooth) between, smooth =
+// (original_context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)), or
+// the factors a config read from a GGUF already carries. Readers divide the default inverse
+// frequencies by them, which gives transformers' llama3 table to within rounding.
+inline std::vector<float> rope_freqs_of(const ModelConfig& c) {
+  const layers::RopeConfig& r = c.rope;
+  if (!r.freq_factors.empty()) return r.freq_factors;
+  if (r.type != layers::RopeType::kLlama3) return {};
+  layers::RopeConfig plain = r;
+  plain.type = layers::RopeType::kDefault;
+  const std::vector<float> inv_freq = layers::compute_rope_frequencies(plain).inv_freq;
+  const double old_ctx = r.original_max_position_embeddings;
+  const double low_wavelen = old_ctx / r.low_freq_factor, high_wavelen = old_ctx / r.high_freq_factor;
+  const auto factor = static_cast<float>(r.factor);
+  std::vector<float> out(inv_freq.size());
+  for (std::size_t i = 0; i < inv_freq.size(); ++i) {
+    const float wavelen = static_cast<float>(2.0 * std::numbers::pi) / inv_freq[i];
+    if (wavelen < high_wavelen) {
+      out[i] = 1.0f;
+    } else if (wavelen > low_wavelen) {
+      out[i] = factor;
+    } else {
+      const auto smooth = static_cast<float>((old_ctx / wavelen - r.low_freq_factor) /
+                                             (r.high_freq_factor - r.low_freq_factor));
+      out[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
+    }
+  }
+  return out;
+}
+
 // Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
 // general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key.
 template <class Writer>
@@ -402,9 +437,18 @@ void write_metadata(Writer& w, const ModelConfig& c) {
                   static_cast<float>(layers::yarn_mscale(r.factor, r.mscale) / layers::yarn_mscale(r.factor, r.mscale_all_dim)));
       }
       break;
+    case layers::RopeType::kLlama3:
+      // No metadata: llama.cpp's converter writes llama3 rope only as the rope_freqs.weight
+      // tensor (rope_freqs_of; the exporter adds it). llama.cpp's llama graph divides by it; the
+      // other graphs (qwen3moe, olmoe, ...) pass no frequency factors to ggml_rope_ext.
+      if (arch != "llama") {
+        warn("{}: llama3 rope is written as rope_freqs.weight, which llama.cpp's {} graph does not read (moecpp "
+             "does); llama.cpp would run default rope or refuse the extra tensor", c.source, arch);
+      }
+      break;
     default:
-      fail(ErrorCode::kUnsupported, "{}: rope type {} has no GGUF metadata here (llama.cpp stores llama3 rope as a "
-           "rope_freqs tensor, not written yet)", c.source, static_cast<int>(r.type));
+      fail(ErrorCode::kUnsupported, "{}: rope type {} has no GGUF form (none, linear, yarn, llama3)", c.source,
+           layers::to_string(r.type));
   }
   if (c.spec->dense_layers == model::DenseLayers::kSparseStep) {
     for (index_t i = 0; i < c.n_layers; ++i) {

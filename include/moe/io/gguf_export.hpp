@@ -293,6 +293,16 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
     for (Out& o : outs) {
       o.type = detail::tensor_type(options.type, o.name, o.shape.size(), o.shape.back(), c.n_layers, report.fallbacks);
     }
+    // llama3 rope: the rope_freqs.weight tensor (F32, never quantized), before the layers as the
+    // converter writes it.
+    const std::vector<float> rope_freqs = gguf_arch::rope_freqs_of(c);
+    const std::vector<std::uint64_t> rope_freqs_shape{rope_freqs.size()};
+    if (!rope_freqs.empty()) {
+      w.add_tensor("rope_freqs.weight", GgmlType::f32, rope_freqs_shape,
+                   std::as_bytes(std::span<const float>(rope_freqs)));
+      report.types["f32"] += 1;
+      report.bytes += rope_freqs.size() * sizeof(float);
+    }
     const std::size_t total = outs.size();
     std::size_t done = 0;
     for (const Out& o : outs) {
@@ -338,7 +348,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       });
       report.bytes += GgufWriter::tensor_bytes(gt, shape);
     }
-    report.tensors = total;
+    report.tensors = total + (rope_freqs.empty() ? 0 : 1);
     w.write(output);
     return report;
   });

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <list>
 #include <map>
@@ -95,6 +96,21 @@ inline ModelConfig gguf_model_config(const GgufFile& f) {
     // llama: the converter permuted attn_q / attn_k for ggml's normal (adjacent-pair) rope; run
     // that rope instead of undoing the permutation.
     if (c.spec->family == model::Family::kMixtral) c.rope_pairing = kernels::RopePairing::interleaved;
+    // rope_freqs.weight: llama.cpp's per-frequency divisors (how its converter stores llama3 rope).
+    if (const auto t = f.find_tensor("rope_freqs.weight")) {
+      const index_t half = c.rope.rotary_dim / 2;
+      if (t->type != GgmlType::f32 || t->shape().size() != 1 || t->shape()[0] != half) {
+        fail(ErrorCode::kShapeMismatch, "{}: tensor rope_freqs.weight is {} {}, expected f32 [{}] (rotary dimension {})",
+             f.name(), to_string(t->type), detail::shape_text(t->shape()), half, c.rope.rotary_dim);
+      }
+      c.rope.freq_factors.resize(static_cast<std::size_t>(half));
+      std::memcpy(c.rope.freq_factors.data(), t->bytes.data(), c.rope.freq_factors.size() * sizeof(float));
+      for (std::size_t i = 0; i < c.rope.freq_factors.size(); ++i) {
+        const float v = c.rope.freq_factors[i];
+        require(std::isfinite(v) && v > 0, ErrorCode::kConfig,
+                "{}: tensor rope_freqs.weight: rope frequency factor {} is {}; must be positive", f.name(), i, v);
+      }
+    }
     return c;
   });
 }
