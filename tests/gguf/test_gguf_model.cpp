@@ -417,3 +417,38 @@ TEST_CASE("gguf model: llama3 rope is the rope_freqs.weight tensor", "[gguf][mod
     CHECK(msg.find("rope frequency factor 3") != std::string::npos);
   }
 }
+
+TEST_CASE("gguf model: deepseek2 of a rope_interleave = false checkpoint has its rope rows permuted", "[gguf][model]") {
+  // llama.cpp's deepseek2 rope takes adjacent pairs; transformers' half-split rope takes (i, i +
+  // rope/2). GGUF row 2i+j of a rope span must be checkpoint row j·rope/2 + i; other rows as they are.
+  const ModelConfig a = hf_config("deepseek_v3_bf16");
+  REQUIRE(a.rope_pairing == kernels::RopePairing::half_split);
+  const fs::path file = export_fixture("deepseek_v3_bf16");
+  const io::GgufModel g = io::open_gguf_model(file);
+  CHECK(g.config.rope_pairing == kernels::RopePairing::interleaved);
+  const io::TensorStore store = io::TensorStore::open_folder(fixture("deepseek_v3_bf16"));
+  const index_t H = a.n_heads, nope = a.qk_nope_head_dim, rope = a.qk_rope_head_dim, qk = nope + rope;
+  const index_t R = a.kv_lora_rank, half = rope / 2;
+  const auto check = [&](const std::string& hf, const layers::WeightMatrix<>& m, index_t blocks, index_t per,
+                         index_t offset) {
+    const auto w = store.view_any<bf16, 2>(hf);
+    REQUIRE(m.rows == w.extent(0));
+    const auto got = floats(m);
+    for (index_t h = 0; h < blocks; ++h) {
+      for (index_t r = 0; r < per; ++r) {
+        index_t from = r;
+        if (r >= offset) {
+          const index_t k = r - offset;  // k = 2i + j
+          from = offset + (k % 2) * half + k / 2;
+        }
+        for (index_t col = 0; col < m.cols; ++col) {
+          INFO(hf << " block " << h << " row " << r << " col " << col);
+          REQUIRE(got[(h * per + r) * m.cols + col] == to_float(w(h * per + from, col)));
+        }
+      }
+    }
+  };
+  const auto& mla = g.weights.layers[0].mla;
+  check("model.layers.0.self_attn.q_b_proj.weight", mla.q_b_proj, H, qk, nope);
+  check("model.layers.0.self_attn.kv_a_proj_with_mqa.weight", mla.kv_a_proj, 1, R + rope, R);
+}

@@ -17,6 +17,9 @@
 //    sizes); kv_b_proj is written split as attn_k_b ([H, kv_lora_rank, nope], transposed) and
 //    attn_v_b ([H, v_head_dim, kv_lora_rank]) as the current converter does; a file with
 //    attn_kv_b (older converters) is read in place, a split one is reassembled (a copy).
+//    llama.cpp's deepseek2 rope takes adjacent pairs (rope_interleave = true checkpoints); for a
+//    rope_interleave = false checkpoint the rope rows of q and kv_a are permuted on write (the
+//    converter does not, so llama.cpp runs its files of such checkpoints wrongly).
 //  - expert_gating_func (1 softmax, 2 sigmoid) picks DeepSeek-V2 vs V3 routing; expert_weights_
 //    scale / _norm are routed_scaling_factor / norm_topk_prob; leading_dense_block_count is
 //    first_k_dense_replace; tied embeddings are a file without output.weight.
@@ -165,7 +168,9 @@ inline const ArchTable* table_for_arch(std::string_view arch) noexcept {
 
 enum class TensorKind : std::uint8_t {
   kPlain,        // same values, same shape
-  kPermuteRows,  // llama attn_q / attn_k (weight or bias): rows permuted per head (heads = `heads`)
+  kPermuteRows,  // rows [rope_offset, rope_offset + rope_dims) of each of `heads` blocks permuted from
+                 // rotate_half order to adjacent pairs (llama attn_q / attn_k: whole heads; MLA with
+                 // rope_interleave false: the rope rows of q and kv_a)
   kExpert,       // expert `expert` of a stacked [E, rows, cols] GGUF bank
   kKvB,          // MLA kv_b_proj: GGUF attn_kv_b, or attn_k_b + attn_v_b (see the file comment)
 };
@@ -176,7 +181,9 @@ struct TensorMapping {
   TensorKind kind = TensorKind::kPlain;
   index_t expert = 0;     // kExpert
   index_t n_experts = 0;  // kExpert
-  index_t heads = 0;      // kPermuteRows
+  index_t heads = 0;        // kPermuteRows: blocks of rows (hf_shape[0] / heads rows each)
+  index_t rope_offset = 0;  // kPermuteRows: first permuted row of a block
+  index_t rope_dims = 0;    // kPermuteRows: permuted rows of a block (0: the whole block)
   std::vector<index_t> hf_shape;  // outermost first
 };
 
@@ -202,16 +209,33 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
     const std::string s = p + "self_attn.";
     if (c.mla) {
       const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
+      // llama.cpp's deepseek2 runs rope on adjacent pairs (what rope_interleave = true checkpoints
+      // hold); a half-split checkpoint (rope_interleave false) has its rope rows of q and kv_a
+      // permuted on write so that llama.cpp's rope on the file equals transformers' rotate_half
+      // (the converter copies them unchanged, which llama.cpp then runs wrongly). Read back, the
+      // file is an interleaved one: same scores, since q and k rows move alike.
+      const bool permute = c.rope_pairing == kernels::RopePairing::half_split;
+      const auto rope_rows = [&](index_t heads, index_t offset) {
+        if (!permute) return;
+        TensorMapping& m = out.back();
+        m.kind = TensorKind::kPermuteRows, m.heads = heads, m.rope_offset = offset, m.rope_dims = c.qk_rope_head_dim;
+      };
       if (c.q_lora_rank == 0) {
         add(s + "q_proj.weight", b + "attn_q.weight", {H * qk, D});
+        rope_rows(H, c.qk_nope_head_dim);
       } else {
         add(s + "q_a_proj.weight", b + "attn_q_a.weight", {c.q_lora_rank, D});
         if (c.qkv_bias) add(s + "q_a_proj.bias", b + "attn_q_a.bias", {c.q_lora_rank});
         add(s + "q_a_layernorm.weight", b + "attn_q_a_norm.weight", {c.q_lora_rank});
         add(s + "q_b_proj.weight", b + "attn_q_b.weight", {H * qk, c.q_lora_rank});
+        rope_rows(H, c.qk_nope_head_dim);
       }
       add(s + "kv_a_proj_with_mqa.weight", b + "attn_kv_a_mqa.weight", {R + c.qk_rope_head_dim, D});
-      if (c.qkv_bias) add(s + "kv_a_proj_with_mqa.bias", b + "attn_kv_a_mqa.bias", {R + c.qk_rope_head_dim});
+      rope_rows(1, R);
+      if (c.qkv_bias) {
+        add(s + "kv_a_proj_with_mqa.bias", b + "attn_kv_a_mqa.bias", {R + c.qk_rope_head_dim});
+        rope_rows(1, R);
+      }
       add(s + "kv_a_layernorm.weight", b + "attn_kv_a_norm.weight", {R});
       add(s + "kv_b_proj.weight", b + "attn_kv_b.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), R},
           TensorKind::kKvB);
@@ -376,12 +400,6 @@ void write_metadata(Writer& w, const ModelConfig& c) {
   if (a == nullptr) {
     fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
          c.architecture);
-  }
-  if (c.mla && c.rope_pairing != kernels::RopePairing::interleaved) {
-    // llama.cpp runs deepseek2's rope on adjacent pairs; a half-split config (rope_interleave
-    // false) would need the rope rows of q and kv_a permuted, which is not written yet.
-    fail(ErrorCode::kUnsupported, "{}: rope_interleave = false (half-split rope in MLA) has no deepseek2 GGUF "
-         "form here yet", c.source);
   }
   const nlohmann::json j = normalized_hf_config(c);
   const std::string arch(a->gguf_arch);

@@ -199,20 +199,27 @@ inline std::vector<float> read_floats(const TensorSource& src, const std::string
   return out;
 }
 
-// convert_hf_to_gguf.py LlamaModel.permute: rows of each head reordered so that row 2i+j of the
-// head is row j·(head_dim/2)+i of the original (rotate_half pairs become adjacent pairs).
-inline std::vector<float> permute_heads(const std::vector<float>& x, index_t rows, index_t cols, index_t heads) {
-  std::vector<float> y(x.size());
-  const index_t hd = rows / heads, half = hd / 2;
-  for (index_t h = 0; h < heads; ++h) {
+// Rows [offset, offset + dims) of each block of `rows / blocks` rows reordered from rotate_half
+// order to adjacent pairs: row 2i+j of the span is row j·(dims/2)+i of the original. With whole
+// heads as blocks this is convert_hf_to_gguf.py's LlamaModel.permute (llama attn_q / attn_k);
+// with MLA's rope rows, what llama.cpp's adjacent-pair deepseek2 rope needs from a half-split
+// checkpoint. dims 0: the whole block.
+inline std::vector<float> permute_rope_rows(std::vector<float> x, index_t rows, index_t cols, index_t blocks,
+                                            index_t offset, index_t dims) {
+  const index_t per = rows / blocks;
+  if (dims == 0) dims = per;
+  const std::vector<float> src = x;
+  const index_t half = dims / 2;
+  for (index_t h = 0; h < blocks; ++h) {
+    const index_t base = h * per + offset;
     for (index_t i = 0; i < half; ++i) {
       for (index_t j = 0; j < 2; ++j) {
-        const index_t to = h * hd + 2 * i + j, from = h * hd + j * half + i;
-        std::memcpy(y.data() + to * cols, x.data() + from * cols, cols * sizeof(float));
+        const index_t to = base + 2 * i + j, from = base + j * half + i;
+        std::memcpy(x.data() + to * cols, src.data() + from * cols, cols * sizeof(float));
       }
     }
   }
-  return y;
+  return x;
 }
 
 }  // namespace detail
@@ -331,7 +338,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
             std::vector<float> part = detail::read_floats(*src, m->hf, m->hf_shape);
             if (m->kind == gguf_arch::TensorKind::kPermuteRows && !from_gguf) {
               const index_t rows = m->hf_shape[0], cols = m->hf_shape.size() > 1 ? m->hf_shape[1] : 1;
-              part = detail::permute_heads(part, rows, cols, m->heads);
+              part = detail::permute_rope_rows(std::move(part), rows, cols, m->heads, m->rope_offset, m->rope_dims);
             }
             x.insert(x.end(), part.begin(), part.end());
           }
