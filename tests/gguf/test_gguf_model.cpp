@@ -325,10 +325,10 @@ TEST_CASE("gguf model: typed errors for broken model files", "[gguf][model]") {
     CHECK(msg.find("qwen3moe.expert_used_count") != std::string::npos);
   }
   SECTION("unsupported architectures") {
-    const fs::path p = rewrite(full, "gpt_oss.gguf", {"general.architecture"}, {},
-                               [](io::GgufWriter& w) { w.set("general.architecture", std::string("gpt-oss")); });
+    const fs::path p = rewrite(full, "grok.gguf", {"general.architecture"}, {},
+                               [](io::GgufWriter& w) { w.set("general.architecture", std::string("grok")); });
     CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kUnsupported);
-    CHECK(msg.find("gpt-oss") != std::string::npos);
+    CHECK(msg.find("grok") != std::string::npos);
     const fs::path q = rewrite(full, "bert.gguf", {"general.architecture"}, {},
                                [](io::GgufWriter& w) { w.set("general.architecture", std::string("bert")); });
     CHECK(error_of([&] { (void)io::open_gguf_model(q); }, msg) == ErrorCode::kUnsupported);
@@ -451,4 +451,76 @@ TEST_CASE("gguf model: deepseek2 of a rope_interleave = false checkpoint has its
   const auto& mla = g.weights.layers[0].mla;
   check("model.layers.0.self_attn.q_b_proj.weight", mla.q_b_proj, H, qk, nope);
   check("model.layers.0.self_attn.kv_a_proj_with_mqa.weight", mla.kv_a_proj, 1, R + rope, R);
+}
+
+TEST_CASE("gguf model: gpt-oss in llama.cpp's layout", "[gguf][model]") {
+  const ModelConfig a = hf_config("gpt_oss");
+  const fs::path file = export_fixture("gpt_oss");
+  const io::GgufFile f = io::GgufFile::open(file);
+  CHECK(f.get<std::string>("general.architecture") == "gpt-oss");
+  const index_t E = a.n_experts, F = a.d_ff_expert, D = a.d_model, H = a.n_heads;
+  CHECK(f.get_integer<std::uint32_t>("gpt-oss.expert_feed_forward_length") == F);
+  CHECK(f.get_integer<std::uint32_t>("gpt-oss.attention.sliding_window") == 8);
+  CHECK(f.get<std::string>("gpt-oss.rope.scaling.type") == "yarn");
+  const auto shape = [&](const std::string& n) {
+    const auto t = f.find_tensor(n);
+    return t ? t->shape() : std::vector<index_t>{};
+  };
+  CHECK(shape("blk.0.attn_sinks.weight") == std::vector<index_t>{H});
+  CHECK(shape("blk.0.post_attention_norm.weight") == std::vector<index_t>{D});
+  CHECK(shape("blk.0.ffn_gate_inp.bias") == std::vector<index_t>{E});
+  CHECK(shape("blk.0.attn_q.bias") == std::vector<index_t>{H * a.head_dim});
+  CHECK(shape("blk.0.ffn_gate_exps.weight") == std::vector<index_t>{E, F, D});
+  CHECK(shape("blk.0.ffn_up_exps.weight") == std::vector<index_t>{E, F, D});
+  CHECK(shape("blk.0.ffn_down_exps.weight") == std::vector<index_t>{E, D, F});
+  CHECK(shape("blk.0.ffn_gate_exps.bias") == std::vector<index_t>{E, F});
+  CHECK(shape("blk.0.ffn_down_exps.bias") == std::vector<index_t>{E, D});
+
+  // Values: gate = even columns of gate_up_proj [E, D, 2F] transposed, up = odd ones; down
+  // transposed; biases split alike.
+  const io::TensorStore store = io::TensorStore::open_folder(fixture("gpt_oss"));
+  const std::string x = "model.layers.1.mlp.experts.";
+  const auto gu = store.view_any<float, 3>(x + "gate_up_proj");
+  const auto gub = store.view_any<float, 2>(x + "gate_up_proj_bias");
+  const auto dn = store.view_any<float, 3>(x + "down_proj");
+  const auto at = [&](const std::string& n, std::size_t i) {
+    float v = 0;
+    std::memcpy(&v, f.get_tensor(n).bytes.data() + i * sizeof(float), sizeof(float));
+    return v;
+  };
+  for (index_t e = 0; e < E; ++e) {
+    for (index_t i = 0; i < F; ++i) {
+      CHECK(at("blk.1.ffn_gate_exps.bias", e * F + i) == gub(e, 2 * i));
+      CHECK(at("blk.1.ffn_up_exps.bias", e * F + i) == gub(e, 2 * i + 1));
+      for (index_t d = 0; d < D; d += 7) {
+        CHECK(at("blk.1.ffn_gate_exps.weight", (e * F + i) * D + d) == gu(e, d, 2 * i));
+        CHECK(at("blk.1.ffn_up_exps.weight", (e * F + i) * D + d) == gu(e, d, 2 * i + 1));
+        CHECK(at("blk.1.ffn_down_exps.weight", (e * D + d) * F + i) == dn(e, i, d));
+      }
+    }
+  }
+
+  // Read back: the checkpoint's config and layout.
+  WarningCollector warnings;
+  const io::GgufModel g = io::open_gguf_model(file);
+  CHECK(warnings.messages().empty());
+  const ModelConfig& b = g.config;
+  CHECK(b.architecture == "GptOssForCausalLM");
+  CHECK(b.sliding_window == a.sliding_window);
+  CHECK(b.attention_sinks);
+  CHECK(b.qkv_bias == a.qkv_bias);
+  CHECK(b.o_bias == a.o_bias);
+  CHECK(b.rope.type == layers::RopeType::kYarn);
+  CHECK_FALSE(b.rope.truncate);
+  CHECK(b.rope.factor == a.rope.factor);
+  CHECK(b.rope.original_max_position_embeddings == a.rope.original_max_position_embeddings);
+  CHECK(layers::compute_rope_frequencies(b.rope).inv_freq == layers::compute_rope_frequencies(a.rope).inv_freq);
+  const auto& bank = g.weights.layers[1].moe_weights.experts;
+  REQUIRE(bank.layout == layers::ExpertLayout::kInputMajorGlu);
+  for (index_t e = 0; e < E; ++e) {
+    const auto w = floats(bank.gate_up[e]);
+    CHECK(std::equal(w.begin(), w.end(), gu.data() + e * D * 2 * F));
+    const auto v = floats(bank.down[e]);
+    CHECK(std::equal(v.begin(), v.end(), dn.data() + e * F * D));
+  }
 }

@@ -4,8 +4,15 @@
 // those of llama.cpp's convert_hf_to_gguf.py / gguf-py (constants.py, tensor_mapping.py) and
 // src/llama-arch.cpp, llama-model.cpp:
 //  - arch names: llama (Mixtral: llama with experts), qwen2moe, qwen3moe, olmoe, deepseek2
-//    (DeepSeek-V2/V3, Kimi K2), glm4moe. gpt-oss is recognised and refused (kUnsupported): its
-//    GGUF stores gate/up as separate output-major banks, a layout the expert kernels lack here.
+//    (DeepSeek-V2/V3, Kimi K2), glm4moe, gpt-oss.
+//  - gpt-oss (llama.cpp's LLM_ARCH_OPENAI_MOE): the checkpoint's input-major gate_up_proj
+//    [E, D, 2F] (gate in even columns, up in odd) is stored as output-major ffn_gate_exps /
+//    ffn_up_exps [E, F, D] (and their biases split alike), down_proj [E, F, D] as ffn_down_exps
+//    [E, D, F]; reading reassembles the checkpoint layout (f32 copies). Router bias is
+//    ffn_gate_inp.bias, sinks attn_sinks.weight, the post-attention norm post_attention_norm.
+//    llama.cpp fixes in its graph what the file does not say: SwiGLU alpha 1.702 / limit 7,
+//    sliding window on even layers (set_swa_pattern(2)), yarn's truncated correction range (the
+//    GPT-OSS configs say truncate = false, which the reader restores).
 //  - experts stacked as 3-D ffn_{gate,up,down}_exps ([E, rows, cols] outermost first; ggml's ne
 //    is the reverse), served to the model as per-expert slices (zero copy).
 //  - `llama`: the converter permutes attn_q / attn_k rows per head so that ggml's "normal" rope
@@ -118,6 +125,14 @@ inline constexpr KeyMapping kDeepseek2Keys[] = {
     {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
     {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
 };
+inline constexpr KeyMapping kGptOssKeys[] = {
+    {"expert_count", "num_local_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
+    {"attention.sliding_window", "sliding_window", KeyType::kU32},
+};
 inline constexpr KeyMapping kGlm4MoeKeys[] = {
     {"expert_count", "n_routed_experts", KeyType::kU32},
     {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
@@ -144,6 +159,7 @@ inline constexpr ArchTable kTables[] = {
      kDeepseek2Keys},
     {"glm4moe", "Glm4MoeForCausalLM", model::Family::kGlm4Moe, "post_attention_norm", "shared_experts", false,
      kGlm4MoeKeys},
+    {"gpt-oss", "GptOssForCausalLM", model::Family::kGptOss, "post_attention_norm", "", false, kGptOssKeys},
 };
 
 // llama.cpp's llama_expert_gating_func_type.
@@ -173,11 +189,15 @@ enum class TensorKind : std::uint8_t {
                  // rope_interleave false: the rope rows of q and kv_a)
   kExpert,       // expert `expert` of a stacked [E, rows, cols] GGUF bank
   kKvB,          // MLA kv_b_proj: GGUF attn_kv_b, or attn_k_b + attn_v_b (see the file comment)
+  kGluPair,      // GPT-OSS gate_up_proj [E, D, 2F] / its bias [E, 2F]: even columns are `gguf`
+                 // ([E, F, D] / [E, F]), odd ones `gguf_up`
+  kTransposedBank,  // GPT-OSS down_proj [E, F, D]: GGUF [E, D, F]
 };
 
 struct TensorMapping {
   std::string hf;    // what bind_weights asks for
-  std::string gguf;  // the GGUF tensor (kKvB: attn_kv_b.weight)
+  std::string gguf;  // the GGUF tensor (kKvB: attn_kv_b.weight; kGluPair: the gate half)
+  std::string gguf_up;  // kGluPair: the up half
   TensorKind kind = TensorKind::kPlain;
   index_t expert = 0;     // kExpert
   index_t n_experts = 0;  // kExpert
@@ -254,6 +274,7 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
         add(s + "v_proj.bias", b + "attn_v.bias", {KV * hd});
       }
       if (c.o_bias) add(s + "o_proj.bias", b + "attn_output.bias", {D});
+      if (c.attention_sinks) add(s + "sinks", b + "attn_sinks.weight", {H});
       if (c.qk_norm == model::QkNorm::kPerHead) {
         add(s + "q_norm.weight", b + "attn_q_norm.weight", {hd});
         add(s + "k_norm.weight", b + "attn_k_norm.weight", {hd});
@@ -276,10 +297,21 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       mlp(p + "mlp", "", c.d_ff);
       continue;
     }
-    const std::string m = p + "mlp.";
-    add(m + "gate.weight", b + "ffn_gate_inp.weight", {c.n_experts, D});
+    const std::string m = p + "mlp.", router = m + std::string(c.spec->router_name);
+    add(router + ".weight", b + "ffn_gate_inp.weight", {c.n_experts, D});
+    if (c.spec->router_bias) add(router + ".bias", b + "ffn_gate_inp.bias", {c.n_experts});
     if (c.router.has_correction_bias) add(m + "gate.e_score_correction_bias", b + "exp_probs_b.bias", {c.n_experts});
     const index_t F = c.d_ff_expert, E = c.n_experts;
+    if (c.spec->activation == model::ExpertActivation::kClampedSwiglu) {
+      const std::string x = m + "experts.";
+      add(x + "gate_up_proj", b + "ffn_gate_exps.weight", {E, D, 2 * F}, TensorKind::kGluPair);
+      out.back().gguf_up = b + "ffn_up_exps.weight";
+      add(x + "gate_up_proj_bias", b + "ffn_gate_exps.bias", {E, 2 * F}, TensorKind::kGluPair);
+      out.back().gguf_up = b + "ffn_up_exps.bias";
+      add(x + "down_proj", b + "ffn_down_exps.weight", {E, F, D}, TensorKind::kTransposedBank);
+      add(x + "down_proj_bias", b + "ffn_down_exps.bias", {E, D});
+      continue;
+    }
     for (index_t e = 0; e < E; ++e) {
       const std::string x = fmt::format("{}experts.{}.", m, e);
       for (const auto& [hf, gg, rows, cols] : {std::tuple{"gate_proj", "ffn_gate_exps", F, D},
@@ -304,8 +336,13 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
 // The GGUF shape (outermost first) of the tensor `m` belongs to (the stacked bank for experts,
 // kv_b as attn_kv_b).
 inline std::vector<index_t> gguf_shape(const TensorMapping& m) {
-  if (m.kind == TensorKind::kExpert) return {m.n_experts, m.hf_shape[0], m.hf_shape[1]};
-  return m.hf_shape;
+  const auto& h = m.hf_shape;
+  switch (m.kind) {
+    case TensorKind::kExpert: return {m.n_experts, h[0], h[1]};
+    case TensorKind::kGluPair: return h.size() == 3 ? std::vector<index_t>{h[0], h[2] / 2, h[1]} : std::vector<index_t>{h[0], h[1] / 2};
+    case TensorKind::kTransposedBank: return {h[0], h[2], h[1]};
+    default: return h;
+  }
 }
 
 // ---- metadata ----------------------------------------------------------------------------------
@@ -354,8 +391,8 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
     j["n_group"] = std::max<index_t>(c.router.n_group, 1);
     j["topk_group"] = std::max<index_t>(c.router.topk_group, 1);
   }
-  const bool sliding = !c.sliding_window.empty() && c.sliding_window[0] > 0;
-  if (sliding) j["sliding_window"] = c.sliding_window[0];
+  const auto window = std::find_if(c.sliding_window.begin(), c.sliding_window.end(), [](index_t w) { return w > 0; });
+  if (window != c.sliding_window.end()) j["sliding_window"] = *window;
   return j;
 }
 
@@ -398,8 +435,7 @@ template <class Writer>
 void write_metadata(Writer& w, const ModelConfig& c) {
   const ArchTable* a = table_for_family(c.spec->family);
   if (a == nullptr) {
-    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
-         c.architecture);
+    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
   }
   const nlohmann::json j = normalized_hf_config(c);
   const std::string arch(a->gguf_arch);
@@ -427,6 +463,23 @@ void write_metadata(Writer& w, const ModelConfig& c) {
   } else if (c.spec->family == model::Family::kGlm4Moe) {
     w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
     w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+  } else if (c.spec->family == model::Family::kGptOss) {
+    // What llama.cpp's gpt-oss graph fixes rather than reads (see the file comment).
+    if (c.swiglu_alpha != 1.702f || c.swiglu_limit != 7.0f) {
+      warn("{}: swiglu alpha {} / limit {}: llama.cpp's gpt-oss graph uses 1.702 / 7 (the file cannot say "
+           "otherwise; moecpp reads it back with those)", c.source, c.swiglu_alpha, c.swiglu_limit);
+    }
+    for (index_t i = 0; i < c.n_layers; ++i) {
+      if ((c.sliding_window[i] > 0) != (i % 2 == 0)) {
+        warn("{}: layer {} is {}; llama.cpp's gpt-oss slides the window on even layers only (moecpp reads the "
+             "file back that way)", c.source, i, c.sliding_window[i] > 0 ? "sliding" : "full attention");
+        break;
+      }
+    }
+    if (c.rope.type == layers::RopeType::kYarn && c.rope.truncate) {
+      warn("{}: yarn truncate = true: GPT-OSS files are read back with truncate = false (the GPT-OSS configs' "
+           "value; the file has no key for it)", c.source);
+    }
   }
   const layers::RopeConfig& r = c.rope;
   w.put_f32(key("rope.freq_base"), static_cast<float>(r.theta));
@@ -488,14 +541,10 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   const auto arch_v = f.string("general.architecture");
   if (!arch_v) fail(ErrorCode::kConfig, "{}: metadata key general.architecture not found", source);
   const std::string arch = *arch_v;
-  if (arch == "gpt-oss") {
-    fail(ErrorCode::kUnsupported, "{}: architecture gpt-oss: GGUF files of GPT-OSS are not supported yet (their "
-         "experts are stored as separate output-major gate/up banks)", source);
-  }
   const ArchTable* a = table_for_arch(arch);
   if (a == nullptr) {
     fail(ErrorCode::kUnsupported, "{}: GGUF architecture \"{}\" is not supported (llama with experts, qwen2moe, "
-         "qwen3moe, olmoe, deepseek2, glm4moe)", source, arch);
+         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss)", source, arch);
   }
   const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
   const auto need_u = [&](std::string_view k) {
@@ -608,6 +657,15 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
     if (j.contains("norm_topk_prob") == false) j["norm_topk_prob"] = false;
   }
   if (a->family == model::Family::kQwen3Moe && j.contains("sliding_window")) j["use_sliding_window"] = true;
+  if (a->family == model::Family::kGptOss) {
+    j["attention_bias"] = f.tensor_shape("blk.0.attn_q.bias").has_value();
+    // llama.cpp: sliding window on even layers, full attention on odd ones.
+    nlohmann::json types = nlohmann::json::array();
+    for (std::uint64_t i = 0; i < n_layers; ++i) {
+      types.push_back(j.contains("sliding_window") && i % 2 == 0 ? "sliding_attention" : "full_attention");
+    }
+    j["layer_types"] = types;
+  }
   if (a->family == model::Family::kMixtral && j.contains("head_dim") && j["head_dim"].get<std::uint64_t>() == 0) {
     j.erase("head_dim");
   }
@@ -655,6 +713,9 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   } else if (type && *type != "none") {
     fail(ErrorCode::kUnsupported, "{}: {} = \"{}\" is not supported (none, linear, yarn)", source,
          key("rope.scaling.type"), *type);
+  }
+  if (a->family == model::Family::kGptOss && rope.is_object() && rope.value("rope_type", "") == "yarn") {
+    rope["truncate"] = false;
   }
   if (!rope.empty()) {
     if (!rope.contains("rope_type")) rope["rope_type"] = "default";

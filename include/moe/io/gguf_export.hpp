@@ -222,6 +222,32 @@ inline std::vector<float> permute_rope_rows(std::vector<float> x, index_t rows, 
   return x;
 }
 
+// GPT-OSS's checkpoint banks in llama.cpp's layout (gguf_arch.hpp): `part` 0 / 1 of a kGluPair
+// (gate_up_proj [E, D, 2F] -> even / odd columns transposed to [E, F, D]; its bias [E, 2F] ->
+// [E, F]), or a kTransposedBank (down_proj [E, F, D] -> [E, D, F]).
+inline std::vector<float> gpt_oss_part(const TensorSource& src, const gguf_arch::TensorMapping& m, int part) {
+  const std::vector<float> x = read_floats(src, m.hf, m.hf_shape);
+  const std::vector<index_t>& h = m.hf_shape;
+  const index_t E = h[0];
+  std::vector<float> y(m.kind == gguf_arch::TensorKind::kGluPair ? x.size() / 2 : x.size());
+  if (m.kind == gguf_arch::TensorKind::kTransposedBank) {
+    const index_t F = h[1], D = h[2];
+    for (index_t e = 0; e < E; ++e)
+      for (index_t f = 0; f < F; ++f)
+        for (index_t d = 0; d < D; ++d) y[(e * D + d) * F + f] = x[(e * F + f) * D + d];
+  } else if (h.size() == 2) {
+    const index_t F = h[1] / 2;
+    for (index_t e = 0; e < E; ++e)
+      for (index_t f = 0; f < F; ++f) y[e * F + f] = x[e * 2 * F + 2 * f + part];
+  } else {
+    const index_t D = h[1], F = h[2] / 2;
+    for (index_t e = 0; e < E; ++e)
+      for (index_t f = 0; f < F; ++f)
+        for (index_t d = 0; d < D; ++d) y[(e * F + f) * D + d] = x[(e * D + d) * 2 * F + 2 * f + part];
+  }
+  return y;
+}
+
 }  // namespace detail
 
 // Writes `input` (a Hugging Face folder with config.json + safetensors, or a model .gguf) to
@@ -256,8 +282,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
     }
     const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family);
     if (a == nullptr) {
-      fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
-           c.architecture);
+      fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
     }
     GgufWriter w;
     if (!from_gguf && std::filesystem::is_regular_file(input / "tokenizer.json")) {
@@ -278,7 +303,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       std::string name;
       std::vector<index_t> shape;  // GGUF, outermost first
       std::vector<const gguf_arch::TensorMapping*> parts;
-      int kvb_part = -1;  // 0: attn_k_b, 1: attn_v_b
+      int part = -1;  // kKvB: 0 attn_k_b, 1 attn_v_b; kGluPair: 0 gate (even columns), 1 up (odd)
       DType type = DType::f32;
     };
     std::vector<Out> outs;
@@ -291,6 +316,11 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
         vb.replace(vb.find("attn_kv_b"), 9, "attn_v_b");
         outs.push_back({kb, {H, R, N}, {&m}, 0});
         outs.push_back({vb, {H, Vd, R}, {&m}, 1});
+        continue;
+      }
+      if (m.kind == gguf_arch::TensorKind::kGluPair) {
+        outs.push_back({m.gguf, gguf_arch::gguf_shape(m), {&m}, 0});
+        outs.push_back({m.gguf_up, gguf_arch::gguf_shape(m), {&m}, 1});
         continue;
       }
       const auto [it, inserted] = index.emplace(m.gguf, outs.size());
@@ -319,14 +349,17 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       w.add_tensor(o.name, gt, shape, [&, op = &o](const GgufWriter::ByteSink& sink) {
         const Out& t = *op;
         std::vector<float> x;
-        if (t.kvb_part >= 0) {
+        const gguf_arch::TensorKind kind = t.parts[0]->kind;
+        if (kind == gguf_arch::TensorKind::kGluPair || kind == gguf_arch::TensorKind::kTransposedBank) {
+          x = detail::gpt_oss_part(*src, *t.parts[0], t.part);
+        } else if (t.part >= 0) {
           const auto& m = *t.parts[0];
           const std::vector<float> kv = detail::read_floats(*src, m.hf, m.hf_shape);
           const index_t N = c.qk_nope_head_dim, Vd = c.v_head_dim, R = c.kv_lora_rank, H = c.n_heads;
-          x.resize(static_cast<std::size_t>(t.kvb_part == 0 ? H * R * N : H * Vd * R));
+          x.resize(static_cast<std::size_t>(t.part == 0 ? H * R * N : H * Vd * R));
           for (index_t h = 0; h < H; ++h) {
             const float* head = kv.data() + h * (N + Vd) * R;
-            if (t.kvb_part == 0) {
+            if (t.part == 0) {
               for (index_t r = 0; r < R; ++r)
                 for (index_t n = 0; n < N; ++n) x[(h * R + r) * N + n] = head[n * R + r];
             } else {
