@@ -66,7 +66,7 @@ int run(int argc, char** argv) {
   for (const auto& [t, n] : report.types) types += fmt::format("{}{} {}", types.empty() ? "" : ", ", n, t);
   std::printf("wrote %s: %zu tensors (%s), %.2f MiB of tensor data%s\n", positional[1].c_str(), report.tensors,
               types.c_str(), static_cast<double>(report.bytes) / (1024.0 * 1024.0),
-              report.tokenizer ? ", tokenizer metadata" : ", no tokenizer (no tokenizer.json)");
+              report.tokenizer ? ", tokenizer metadata" : ", no tokenizer (none in the input)");
   return 0;
 }
 

@@ -40,8 +40,7 @@ ModelConfig hf_config(const std::string& name) {
 }
 
 // A copy of GGUF `in` with key `drop_key` / tensor `drop_tensor` left out and `edit` applied to
-// the writer before the tensors (to set or override keys). Handles the value types the exporter
-// writes (u32, f32, bool, string).
+// the writer before the tensors (to set or override keys).
 fs::path rewrite(const fs::path& in, const std::string& out_name, const std::set<std::string>& drop_keys,
                  const std::set<std::string>& drop_tensors,
                  const std::function<void(io::GgufWriter&)>& edit = {}) {
@@ -51,10 +50,7 @@ fs::path rewrite(const fs::path& in, const std::string& out_name, const std::set
     const auto kv = f.metadata_entry(i);
     const std::string key(kv.key);
     if (drop_keys.count(key)) continue;
-    if (kv.value.holds<std::uint32_t>()) w.set(key, kv.value.get<std::uint32_t>());
-    else if (kv.value.holds<float>()) w.set(key, kv.value.get<float>());
-    else if (kv.value.holds<bool>()) w.set(key, kv.value.get<bool>());
-    else if (kv.value.holds<std::string>()) w.set(key, kv.value.get<std::string>());
+    w.set_value(key, kv.value);
   }
   if (edit) edit(w);
   for (const io::GgufTensor t : f.tensors()) {
@@ -523,4 +519,40 @@ TEST_CASE("gguf model: gpt-oss in llama.cpp's layout", "[gguf][model]") {
     const auto v = floats(bank.down[e]);
     CHECK(std::equal(v.begin(), v.end(), dn.data() + e * F * D));
   }
+}
+
+TEST_CASE("gguf model: GGUF -> GGUF keeps the tokenizer and chat template metadata", "[gguf][model]") {
+  const std::vector<std::string> tokens{"<s>", "</s>", "a", "b", "ab"};
+  const fs::path in = rewrite(export_fixture("qwen3_moe"), "with_tokenizer.gguf", {"tokenizer.ggml.eos_token_id"}, {},
+                              [&](io::GgufWriter& w) {
+                                w.set("tokenizer.ggml.model", std::string("gpt2"));
+                                w.set("tokenizer.ggml.pre", std::string("qwen2"));
+                                w.set("tokenizer.ggml.tokens", tokens);
+                                w.set("tokenizer.ggml.token_type", std::vector<std::int32_t>{3, 3, 1, 1, 1});
+                                w.set("tokenizer.ggml.merges", std::vector<std::string>{"a b"});
+                                w.set("tokenizer.ggml.eos_token_id", std::uint32_t{1});
+                                w.set("tokenizer.ggml.add_bos_token", false);
+                                w.set("tokenizer.chat_template", std::string("{{ messages }}"));
+                              });
+  const fs::path out = temp_path("requantized.gguf");
+  io::GgufExportOptions o;
+  o.type = "q8_0";
+  const io::GgufExportReport r = io::export_gguf(in, out, o);
+  CHECK(r.tokenizer);
+  const io::GgufFile a = io::GgufFile::open(in), b = io::GgufFile::open(out);
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < a.metadata_count(); ++i) {
+    const auto kv = a.metadata_entry(i);
+    if (!kv.key.starts_with("tokenizer.")) continue;
+    INFO(kv.key);
+    const auto v = b.find(kv.key);
+    REQUIRE(v);
+    CHECK(v->type() == kv.value.type());
+    REQUIRE(v->encoded_size() == kv.value.encoded_size());
+    CHECK(std::memcmp(v->data(), kv.value.data(), v->encoded_size()) == 0);
+    ++copied;
+  }
+  CHECK(copied == 8);
+  // Before, a GGUF input lost them: the output had no tokenizer.ggml.tokens.
+  CHECK(b.get<std::string>("tokenizer.chat_template") == "{{ messages }}");
 }

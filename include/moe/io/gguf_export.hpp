@@ -2,7 +2,8 @@
 // converter writes for its architecture (gguf_arch.hpp), each matrix converted to the chosen
 // type while the file is written (one tensor in f32 at a time, so peak memory is about one
 // tensor beyond the mapped input), plus the tokenizer.ggml.* keys when the input folder has a
-// tokenizer.json (io/load_tokenizer.hpp). Input: a Hugging Face folder or a model GGUF.
+// tokenizer.json (io/load_tokenizer.hpp) or, from a GGUF, its tokenizer.* keys as they are.
+// Input: a Hugging Face folder or a model GGUF.
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -285,7 +286,16 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
     }
     GgufWriter w;
-    if (!from_gguf && std::filesystem::is_regular_file(input / "tokenizer.json")) {
+    if (from_gguf) {
+      // The tokenizer (tokenizer.ggml.*) and chat template (tokenizer.chat_template*) as they are.
+      const GgufFile& in = gguf_storage->file;
+      for (std::size_t i = 0; i < in.metadata_count(); ++i) {
+        const auto kv = in.metadata_entry(i);
+        if (!kv.key.starts_with("tokenizer.")) continue;
+        w.set_value(kv.key, kv.value);
+        if (kv.key == "tokenizer.ggml.model") report.tokenizer = true;
+      }
+    } else if (std::filesystem::is_regular_file(input / "tokenizer.json")) {
       GgufTokenizerWriteOptions topt;
       topt.vocab_size = static_cast<std::size_t>(c.vocab_size);
       (void)write_gguf_tokenizer(w, input, topt);
