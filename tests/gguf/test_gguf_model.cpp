@@ -556,3 +556,31 @@ TEST_CASE("gguf model: GGUF -> GGUF keeps the tokenizer and chat template metada
   // Before, a GGUF input lost them: the output had no tokenizer.ggml.tokens.
   CHECK(b.get<std::string>("tokenizer.chat_template") == "{{ messages }}");
 }
+
+TEST_CASE("gguf model: --type mxfp4 puts the expert banks in MXFP4", "[gguf][model]") {
+  for (const std::string name : {"mixtral", "gpt_oss"}) {
+    INFO(name);
+    io::GgufExportReport r;
+    const fs::path out = temp_path(name + "-mxfp4.gguf");
+    io::GgufExportOptions o;
+    o.type = "mxfp4";
+    r = io::export_gguf(fixture(name), out, o);
+    const io::GgufFile f = io::GgufFile::open(out);
+    CHECK(f.get_integer<std::uint32_t>("general.file_type") == 38);
+    CHECK(f.get_tensor("blk.0.ffn_gate_exps.weight").type == io::GgmlType::mxfp4);
+    CHECK(f.get_tensor("blk.0.ffn_up_exps.weight").type == io::GgmlType::mxfp4);
+    CHECK(f.get_tensor("blk.0.attn_q.weight").type == io::GgmlType::q8_0);
+    CHECK(f.get_tensor("blk.0.ffn_gate_inp.weight").type == io::GgmlType::f32);
+    CHECK(f.get_tensor("blk.0.attn_norm.weight").type == io::GgmlType::f32);
+    if (name == "gpt_oss") {  // the [E, F] / [E, D] expert bias banks stay f32, as llama-quantize keeps them
+      CHECK(f.get_tensor("blk.0.ffn_gate_exps.bias").type == io::GgmlType::f32);
+      CHECK(f.get_tensor("blk.0.ffn_down_exps.bias").type == io::GgmlType::f32);
+    }
+    // ffn_down_exps rows are d_ff long: 96 (mixtral) is three 32-blocks, 48 (gpt_oss) falls back to f16.
+    const index_t F = hf_config(name).d_ff_expert;
+    CHECK(f.get_tensor("blk.0.ffn_down_exps.weight").type == (F % 32 == 0 ? io::GgmlType::mxfp4 : io::GgmlType::f16));
+    CHECK(r.fallbacks.empty() == (F % 32 == 0));
+    const io::GgufModel g = io::open_gguf_model(out);  // binds (GPT-OSS: dequantized copies)
+    CHECK(g.config.n_experts == hf_config(name).n_experts);
+  }
+}

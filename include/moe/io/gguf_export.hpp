@@ -30,7 +30,8 @@
 namespace moe::io {
 
 struct GgufExportOptions {
-  // q8_0 | q4_0 | q4_k | q5_k | q6_k | iq4_xs | q4_k_m | bf16 | f16 | f32
+  // q8_0 | q4_0 | q4_k | q5_k | q6_k | iq4_xs | q4_k_m | mxfp4 | bf16 | f16 | f32 (mxfp4: the
+  // expert banks in MXFP4, other matrices q8_0)
   std::string type = "f32";
   // Called after each tensor is written: (tensors done, total, GGUF name).
   std::function<void(std::size_t, std::size_t, std::string_view)> progress;
@@ -59,8 +60,9 @@ inline std::uint32_t llama_file_type(std::string_view type) {
   if (type == "q5_k") return 16;  // Q5_K_S
   if (type == "q6_k") return 18;
   if (type == "iq4_xs") return 30;
+  if (type == "mxfp4") return 38;  // LLAMA_FTYPE_MOSTLY_MXFP4_MOE
   if (type == "bf16") return 32;
-  fail(ErrorCode::kInvalidArgument, "--type {}: not one of q8_0, q4_0, q4_k, q5_k, q6_k, iq4_xs, q4_k_m, bf16, f16, f32",
+  fail(ErrorCode::kInvalidArgument, "--type {}: not one of q8_0, q4_0, q4_k, q5_k, q6_k, iq4_xs, q4_k_m, mxfp4, bf16, f16, f32",
        type);
 }
 
@@ -81,9 +83,10 @@ inline bool contains_text(std::string_view s, std::string_view part) { return s.
 // iq4_xs -> iq4_nl, then f16 when even 32 does not divide the row).
 inline DType tensor_type(std::string_view type, std::string_view name, std::size_t rank, index_t cols,
                          index_t n_layers, std::vector<std::string>& fallbacks) {
-  // Norms, biases and other vectors stay f32; so do the routers (llama-quantize never quantizes
-  // ffn_gate_inp).
-  if (rank < 2 || contains_text(name, "ffn_gate_inp")) return DType::f32;
+  // Norms, biases (GPT-OSS's [E, F] expert bias banks included) and other vectors stay f32; so do
+  // the routers. llama-quantize quantizes only tensors of rank >= 2 whose name ends in "weight",
+  // never ffn_gate_inp.
+  if (rank < 2 || !name.ends_with(".weight") || contains_text(name, "ffn_gate_inp")) return DType::f32;
   DType want;
   if (type == "q4_k_m") {
     const std::int64_t i = layer_of(name);
@@ -91,6 +94,9 @@ inline DType tensor_type(std::string_view type, std::string_view name, std::size
                       ((contains_text(name, "attn_v.weight") || contains_text(name, "ffn_down")) && i >= 0 &&
                        use_more_bits(static_cast<index_t>(i), n_layers));
     want = more ? DType::q6_k : DType::q4_k;
+  } else if (type == "mxfp4") {
+    // llama.cpp's MXFP4_MOE is about the experts (GPT-OSS ships them so); the rest here is q8_0.
+    want = contains_text(name, "_exps.") ? DType::mxfp4 : DType::q8_0;
   } else {
     want = *parse_dtype(type);
   }
