@@ -1,6 +1,6 @@
 // moe-quantize IN OUT --type TYPE: a Hugging Face checkpoint folder (or a model GGUF) to a GGUF
 // that llama.cpp loads (its metadata keys and tensor names), every matrix converted to TYPE
-// (q8_0 q4_0 q4_k q5_k q6_k iq4_xs q4_k_m bf16 f16 f32) while the file is written. Prints the
+// (q8_0 q4_0 q4_k q5_k q6_k iq4_xs q4_k_m mxfp4 bf16 f16 f32) while the file is written. Prints the
 // tensors that fell back to another type (rows not whole blocks) and a summary; a progress bar
 // on a terminal. Exit status 0, or 2 with "moe-quantize: message" on any error.
 #include <moe/io/gguf_export.hpp>
@@ -17,7 +17,8 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: moe-quantize IN OUT --type q8_0|q4_0|q4_k|q5_k|q6_k|iq4_xs|q4_k_m|bf16|f16|f32\n"
+    "usage: moe-quantize IN OUT --type q8_0|q4_0|q4_k|q5_k|q6_k|iq4_xs|q4_k_m|mxfp4|bf16|f16|f32\n"
+    "  (mxfp4: expert banks in MXFP4, the other matrices q8_0)\n"
     "  IN   a Hugging Face folder (config.json + *.safetensors) or a model .gguf\n"
     "  OUT  the GGUF file to write\n";
 
@@ -66,7 +67,7 @@ int run(int argc, char** argv) {
   for (const auto& [t, n] : report.types) types += fmt::format("{}{} {}", types.empty() ? "" : ", ", n, t);
   std::printf("wrote %s: %zu tensors (%s), %.2f MiB of tensor data%s\n", positional[1].c_str(), report.tensors,
               types.c_str(), static_cast<double>(report.bytes) / (1024.0 * 1024.0),
-              report.tokenizer ? ", tokenizer metadata" : ", no tokenizer (no tokenizer.json)");
+              report.tokenizer ? ", tokenizer metadata" : ", no tokenizer (none in the input)");
   return 0;
 }
 

@@ -14,6 +14,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <limits>
+#include <numbers>
+#include <span>
 #include <set>
 #include <string>
 #include <unistd.h>
@@ -37,8 +40,7 @@ ModelConfig hf_config(const std::string& name) {
 }
 
 // A copy of GGUF `in` with key `drop_key` / tensor `drop_tensor` left out and `edit` applied to
-// the writer before the tensors (to set or override keys). Handles the value types the exporter
-// writes (u32, f32, bool, string).
+// the writer before the tensors (to set or override keys).
 fs::path rewrite(const fs::path& in, const std::string& out_name, const std::set<std::string>& drop_keys,
                  const std::set<std::string>& drop_tensors,
                  const std::function<void(io::GgufWriter&)>& edit = {}) {
@@ -48,10 +50,7 @@ fs::path rewrite(const fs::path& in, const std::string& out_name, const std::set
     const auto kv = f.metadata_entry(i);
     const std::string key(kv.key);
     if (drop_keys.count(key)) continue;
-    if (kv.value.holds<std::uint32_t>()) w.set(key, kv.value.get<std::uint32_t>());
-    else if (kv.value.holds<float>()) w.set(key, kv.value.get<float>());
-    else if (kv.value.holds<bool>()) w.set(key, kv.value.get<bool>());
-    else if (kv.value.holds<std::string>()) w.set(key, kv.value.get<std::string>());
+    w.set_value(key, kv.value);
   }
   if (edit) edit(w);
   for (const io::GgufTensor t : f.tensors()) {
@@ -322,13 +321,266 @@ TEST_CASE("gguf model: typed errors for broken model files", "[gguf][model]") {
     CHECK(msg.find("qwen3moe.expert_used_count") != std::string::npos);
   }
   SECTION("unsupported architectures") {
-    const fs::path p = rewrite(full, "gpt_oss.gguf", {"general.architecture"}, {},
-                               [](io::GgufWriter& w) { w.set("general.architecture", std::string("gpt-oss")); });
+    const fs::path p = rewrite(full, "grok.gguf", {"general.architecture"}, {},
+                               [](io::GgufWriter& w) { w.set("general.architecture", std::string("grok")); });
     CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kUnsupported);
-    CHECK(msg.find("gpt-oss") != std::string::npos);
+    CHECK(msg.find("grok") != std::string::npos);
     const fs::path q = rewrite(full, "bert.gguf", {"general.architecture"}, {},
                                [](io::GgufWriter& w) { w.set("general.architecture", std::string("bert")); });
     CHECK(error_of([&] { (void)io::open_gguf_model(q); }, msg) == ErrorCode::kUnsupported);
     CHECK(msg.find("bert") != std::string::npos);
+  }
+}
+
+TEST_CASE("gguf model: llama3 rope is the rope_freqs.weight tensor", "[gguf][model]") {
+  const ModelConfig a = hf_config("qwen3_moe_llama3rope");
+  REQUIRE(a.rope.type == layers::RopeType::kLlama3);
+  fs::path file;
+  {
+    WarningCollector w;  // qwen3moe's llama.cpp graph does not read rope_freqs: said on write
+    file = export_fixture("qwen3_moe_llama3rope");
+    CHECK(std::any_of(w.messages().begin(), w.messages().end(),
+                      [](const std::string& m) { return m.find("rope_freqs.weight") != std::string::npos; }));
+  }
+  const io::GgufFile f = io::GgufFile::open(file);
+  const auto t = f.find_tensor("rope_freqs.weight");
+  REQUIRE(t);
+  CHECK(t->type == io::GgmlType::f32);
+  const index_t half = a.head_dim / 2;
+  REQUIRE(t->shape() == std::vector<index_t>{half});
+  CHECK_FALSE(f.find("qwen3moe.rope.scaling.type"));  // the converter writes no key for llama3
+  // convert_hf_to_gguf.py's factors, computed here in double from the fixture's config
+  // (theta 500000, head_dim 16, factor 8, low/high_freq_factor 1/4, original context 32).
+  std::vector<float> stored(static_cast<std::size_t>(half));
+  std::memcpy(stored.data(), t->bytes.data(), stored.size() * sizeof(float));
+  for (index_t i = 0; i < half; ++i) {
+    const double freq = 1.0 / std::pow(500000.0, 2.0 * static_cast<double>(i) / 16.0);
+    const double wavelen = 2.0 * std::numbers::pi / freq, old_ctx = 32.0;
+    double want = 8.0;
+    if (wavelen < old_ctx / 4.0) {
+      want = 1.0;
+    } else if (wavelen <= old_ctx / 1.0) {
+      const double smooth = (old_ctx / wavelen - 1.0) / (4.0 - 1.0);
+      want = 1.0 / ((1.0 - smooth) / 8.0 + smooth);
+    }
+    INFO(i);
+    CHECK(stored[i] == Approx(want).epsilon(1e-6));
+  }
+  CHECK(stored.front() == 1.0f);
+  CHECK(stored.back() == 8.0f);
+
+  // Read back: default rope divided by the factors = transformers' llama3 table.
+  const ModelConfig b = io::gguf_model_config(f);
+  CHECK(b.rope.type == layers::RopeType::kDefault);
+  const auto want = layers::compute_rope_frequencies(a.rope).inv_freq;
+  const auto got = layers::compute_rope_frequencies(b.rope).inv_freq;
+  REQUIRE(got.size() == want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    INFO(i);
+    CHECK(got[i] == Approx(want[i]).epsilon(4 * std::numeric_limits<float>::epsilon()));
+  }
+  // Without the tensor the same file is plain rope (what the reader did before it read it).
+  const fs::path plain = rewrite(file, "no_rope_freqs.gguf", {}, {"rope_freqs.weight"});
+  const ModelConfig p = io::gguf_model_config(io::GgufFile::open(plain));
+  CHECK(p.rope.freq_factors.empty());
+  CHECK(layers::compute_rope_frequencies(p.rope).inv_freq.back() != Approx(want.back()));
+  // GGUF -> GGUF keeps the factors.
+  const fs::path again = temp_path("llama3rope-again.gguf");
+  (void)io::export_gguf(file, again, io::GgufExportOptions{});
+  const io::GgufFile f2 = io::GgufFile::open(again);
+  const auto t2 = f2.find_tensor("rope_freqs.weight");
+  REQUIRE(t2);
+  CHECK(std::memcmp(t2->bytes.data(), stored.data(), stored.size() * sizeof(float)) == 0);
+
+  std::string msg;
+  SECTION("wrong length") {
+    const std::vector<float> four{1, 1, 1, 1};
+    const fs::path q = rewrite(file, "short_rope_freqs.gguf", {}, {"rope_freqs.weight"}, [&](io::GgufWriter& w) {
+      w.add_tensor("rope_freqs.weight", io::GgmlType::f32, {4}, std::as_bytes(std::span<const float>(four)));
+    });
+    CHECK(error_of([&] { (void)io::gguf_model_config(io::GgufFile::open(q)); }, msg) == ErrorCode::kShapeMismatch);
+    CHECK(msg.find("rope_freqs.weight") != std::string::npos);
+    CHECK(msg.find("[4]") != std::string::npos);
+  }
+  SECTION("a factor that is not positive") {
+    std::vector<float> bad = stored;
+    bad[3] = 0.0f;
+    const fs::path q = rewrite(file, "zero_rope_freqs.gguf", {}, {"rope_freqs.weight"}, [&](io::GgufWriter& w) {
+      w.add_tensor("rope_freqs.weight", io::GgmlType::f32, {static_cast<std::uint64_t>(half)},
+                   std::as_bytes(std::span<const float>(bad)));
+    });
+    CHECK(error_of([&] { (void)io::gguf_model_config(io::GgufFile::open(q)); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("rope frequency factor 3") != std::string::npos);
+  }
+}
+
+TEST_CASE("gguf model: deepseek2 of a rope_interleave = false checkpoint has its rope rows permuted", "[gguf][model]") {
+  // llama.cpp's deepseek2 rope takes adjacent pairs; transformers' half-split rope takes (i, i +
+  // rope/2). GGUF row 2i+j of a rope span must be checkpoint row j·rope/2 + i; other rows as they are.
+  const ModelConfig a = hf_config("deepseek_v3_bf16");
+  REQUIRE(a.rope_pairing == kernels::RopePairing::half_split);
+  const fs::path file = export_fixture("deepseek_v3_bf16");
+  const io::GgufModel g = io::open_gguf_model(file);
+  CHECK(g.config.rope_pairing == kernels::RopePairing::interleaved);
+  const io::TensorStore store = io::TensorStore::open_folder(fixture("deepseek_v3_bf16"));
+  const index_t H = a.n_heads, nope = a.qk_nope_head_dim, rope = a.qk_rope_head_dim, qk = nope + rope;
+  const index_t R = a.kv_lora_rank, half = rope / 2;
+  const auto check = [&](const std::string& hf, const layers::WeightMatrix<>& m, index_t blocks, index_t per,
+                         index_t offset) {
+    const auto w = store.view_any<bf16, 2>(hf);
+    REQUIRE(m.rows == w.extent(0));
+    const auto got = floats(m);
+    for (index_t h = 0; h < blocks; ++h) {
+      for (index_t r = 0; r < per; ++r) {
+        index_t from = r;
+        if (r >= offset) {
+          const index_t k = r - offset;  // k = 2i + j
+          from = offset + (k % 2) * half + k / 2;
+        }
+        for (index_t col = 0; col < m.cols; ++col) {
+          INFO(hf << " block " << h << " row " << r << " col " << col);
+          REQUIRE(got[(h * per + r) * m.cols + col] == to_float(w(h * per + from, col)));
+        }
+      }
+    }
+  };
+  const auto& mla = g.weights.layers[0].mla;
+  check("model.layers.0.self_attn.q_b_proj.weight", mla.q_b_proj, H, qk, nope);
+  check("model.layers.0.self_attn.kv_a_proj_with_mqa.weight", mla.kv_a_proj, 1, R + rope, R);
+}
+
+TEST_CASE("gguf model: gpt-oss in llama.cpp's layout", "[gguf][model]") {
+  const ModelConfig a = hf_config("gpt_oss");
+  const fs::path file = export_fixture("gpt_oss");
+  const io::GgufFile f = io::GgufFile::open(file);
+  CHECK(f.get<std::string>("general.architecture") == "gpt-oss");
+  const index_t E = a.n_experts, F = a.d_ff_expert, D = a.d_model, H = a.n_heads;
+  CHECK(f.get_integer<std::uint32_t>("gpt-oss.expert_feed_forward_length") == F);
+  CHECK(f.get_integer<std::uint32_t>("gpt-oss.attention.sliding_window") == 8);
+  CHECK(f.get<std::string>("gpt-oss.rope.scaling.type") == "yarn");
+  const auto shape = [&](const std::string& n) {
+    const auto t = f.find_tensor(n);
+    return t ? t->shape() : std::vector<index_t>{};
+  };
+  CHECK(shape("blk.0.attn_sinks.weight") == std::vector<index_t>{H});
+  CHECK(shape("blk.0.post_attention_norm.weight") == std::vector<index_t>{D});
+  CHECK(shape("blk.0.ffn_gate_inp.bias") == std::vector<index_t>{E});
+  CHECK(shape("blk.0.attn_q.bias") == std::vector<index_t>{H * a.head_dim});
+  CHECK(shape("blk.0.ffn_gate_exps.weight") == std::vector<index_t>{E, F, D});
+  CHECK(shape("blk.0.ffn_up_exps.weight") == std::vector<index_t>{E, F, D});
+  CHECK(shape("blk.0.ffn_down_exps.weight") == std::vector<index_t>{E, D, F});
+  CHECK(shape("blk.0.ffn_gate_exps.bias") == std::vector<index_t>{E, F});
+  CHECK(shape("blk.0.ffn_down_exps.bias") == std::vector<index_t>{E, D});
+
+  // Values: gate = even columns of gate_up_proj [E, D, 2F] transposed, up = odd ones; down
+  // transposed; biases split alike.
+  const io::TensorStore store = io::TensorStore::open_folder(fixture("gpt_oss"));
+  const std::string x = "model.layers.1.mlp.experts.";
+  const auto gu = store.view_any<float, 3>(x + "gate_up_proj");
+  const auto gub = store.view_any<float, 2>(x + "gate_up_proj_bias");
+  const auto dn = store.view_any<float, 3>(x + "down_proj");
+  const auto at = [&](const std::string& n, std::size_t i) {
+    float v = 0;
+    std::memcpy(&v, f.get_tensor(n).bytes.data() + i * sizeof(float), sizeof(float));
+    return v;
+  };
+  for (index_t e = 0; e < E; ++e) {
+    for (index_t i = 0; i < F; ++i) {
+      CHECK(at("blk.1.ffn_gate_exps.bias", e * F + i) == gub(e, 2 * i));
+      CHECK(at("blk.1.ffn_up_exps.bias", e * F + i) == gub(e, 2 * i + 1));
+      for (index_t d = 0; d < D; d += 7) {
+        CHECK(at("blk.1.ffn_gate_exps.weight", (e * F + i) * D + d) == gu(e, d, 2 * i));
+        CHECK(at("blk.1.ffn_up_exps.weight", (e * F + i) * D + d) == gu(e, d, 2 * i + 1));
+        CHECK(at("blk.1.ffn_down_exps.weight", (e * D + d) * F + i) == dn(e, i, d));
+      }
+    }
+  }
+
+  // Read back: the checkpoint's config and layout.
+  WarningCollector warnings;
+  const io::GgufModel g = io::open_gguf_model(file);
+  CHECK(warnings.messages().empty());
+  const ModelConfig& b = g.config;
+  CHECK(b.architecture == "GptOssForCausalLM");
+  CHECK(b.sliding_window == a.sliding_window);
+  CHECK(b.attention_sinks);
+  CHECK(b.qkv_bias == a.qkv_bias);
+  CHECK(b.o_bias == a.o_bias);
+  CHECK(b.rope.type == layers::RopeType::kYarn);
+  CHECK_FALSE(b.rope.truncate);
+  CHECK(b.rope.factor == a.rope.factor);
+  CHECK(b.rope.original_max_position_embeddings == a.rope.original_max_position_embeddings);
+  CHECK(layers::compute_rope_frequencies(b.rope).inv_freq == layers::compute_rope_frequencies(a.rope).inv_freq);
+  const auto& bank = g.weights.layers[1].moe_weights.experts;
+  REQUIRE(bank.layout == layers::ExpertLayout::kInputMajorGlu);
+  for (index_t e = 0; e < E; ++e) {
+    const auto w = floats(bank.gate_up[e]);
+    CHECK(std::equal(w.begin(), w.end(), gu.data() + e * D * 2 * F));
+    const auto v = floats(bank.down[e]);
+    CHECK(std::equal(v.begin(), v.end(), dn.data() + e * F * D));
+  }
+}
+
+TEST_CASE("gguf model: GGUF -> GGUF keeps the tokenizer and chat template metadata", "[gguf][model]") {
+  const std::vector<std::string> tokens{"<s>", "</s>", "a", "b", "ab"};
+  const fs::path in = rewrite(export_fixture("qwen3_moe"), "with_tokenizer.gguf", {"tokenizer.ggml.eos_token_id"}, {},
+                              [&](io::GgufWriter& w) {
+                                w.set("tokenizer.ggml.model", std::string("gpt2"));
+                                w.set("tokenizer.ggml.pre", std::string("qwen2"));
+                                w.set("tokenizer.ggml.tokens", tokens);
+                                w.set("tokenizer.ggml.token_type", std::vector<std::int32_t>{3, 3, 1, 1, 1});
+                                w.set("tokenizer.ggml.merges", std::vector<std::string>{"a b"});
+                                w.set("tokenizer.ggml.eos_token_id", std::uint32_t{1});
+                                w.set("tokenizer.ggml.add_bos_token", false);
+                                w.set("tokenizer.chat_template", std::string("{{ messages }}"));
+                              });
+  const fs::path out = temp_path("requantized.gguf");
+  io::GgufExportOptions o;
+  o.type = "q8_0";
+  const io::GgufExportReport r = io::export_gguf(in, out, o);
+  CHECK(r.tokenizer);
+  const io::GgufFile a = io::GgufFile::open(in), b = io::GgufFile::open(out);
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < a.metadata_count(); ++i) {
+    const auto kv = a.metadata_entry(i);
+    if (!kv.key.starts_with("tokenizer.")) continue;
+    INFO(kv.key);
+    const auto v = b.find(kv.key);
+    REQUIRE(v);
+    CHECK(v->type() == kv.value.type());
+    REQUIRE(v->encoded_size() == kv.value.encoded_size());
+    CHECK(std::memcmp(v->data(), kv.value.data(), v->encoded_size()) == 0);
+    ++copied;
+  }
+  CHECK(copied == 8);
+  // Before, a GGUF input lost them: the output had no tokenizer.ggml.tokens.
+  CHECK(b.get<std::string>("tokenizer.chat_template") == "{{ messages }}");
+}
+
+TEST_CASE("gguf model: --type mxfp4 puts the expert banks in MXFP4", "[gguf][model]") {
+  for (const std::string name : {"mixtral", "gpt_oss"}) {
+    INFO(name);
+    io::GgufExportReport r;
+    const fs::path out = temp_path(name + "-mxfp4.gguf");
+    io::GgufExportOptions o;
+    o.type = "mxfp4";
+    r = io::export_gguf(fixture(name), out, o);
+    const io::GgufFile f = io::GgufFile::open(out);
+    CHECK(f.get_integer<std::uint32_t>("general.file_type") == 38);
+    CHECK(f.get_tensor("blk.0.ffn_gate_exps.weight").type == io::GgmlType::mxfp4);
+    CHECK(f.get_tensor("blk.0.ffn_up_exps.weight").type == io::GgmlType::mxfp4);
+    CHECK(f.get_tensor("blk.0.attn_q.weight").type == io::GgmlType::q8_0);
+    CHECK(f.get_tensor("blk.0.ffn_gate_inp.weight").type == io::GgmlType::f32);
+    CHECK(f.get_tensor("blk.0.attn_norm.weight").type == io::GgmlType::f32);
+    if (name == "gpt_oss") {  // the [E, F] / [E, D] expert bias banks stay f32, as llama-quantize keeps them
+      CHECK(f.get_tensor("blk.0.ffn_gate_exps.bias").type == io::GgmlType::f32);
+      CHECK(f.get_tensor("blk.0.ffn_down_exps.bias").type == io::GgmlType::f32);
+    }
+    // ffn_down_exps rows are d_ff long: 96 (mixtral) is three 32-blocks, 48 (gpt_oss) falls back to f16.
+    const index_t F = hf_config(name).d_ff_expert;
+    CHECK(f.get_tensor("blk.0.ffn_down_exps.weight").type == (F % 32 == 0 ? io::GgmlType::mxfp4 : io::GgmlType::f16));
+    CHECK(r.fallbacks.empty() == (F % 32 == 0));
+    const io::GgufModel g = io::open_gguf_model(out);  // binds (GPT-OSS: dequantized copies)
+    CHECK(g.config.n_experts == hf_config(name).n_experts);
   }
 }

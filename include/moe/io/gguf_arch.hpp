@@ -4,8 +4,15 @@
 // those of llama.cpp's convert_hf_to_gguf.py / gguf-py (constants.py, tensor_mapping.py) and
 // src/llama-arch.cpp, llama-model.cpp:
 //  - arch names: llama (Mixtral: llama with experts), qwen2moe, qwen3moe, olmoe, deepseek2
-//    (DeepSeek-V2/V3, Kimi K2), glm4moe. gpt-oss is recognised and refused (kUnsupported): its
-//    GGUF stores gate/up as separate output-major banks, a layout the expert kernels lack here.
+//    (DeepSeek-V2/V3, Kimi K2), glm4moe, gpt-oss.
+//  - gpt-oss (llama.cpp's LLM_ARCH_OPENAI_MOE): the checkpoint's input-major gate_up_proj
+//    [E, D, 2F] (gate in even columns, up in odd) is stored as output-major ffn_gate_exps /
+//    ffn_up_exps [E, F, D] (and their biases split alike), down_proj [E, F, D] as ffn_down_exps
+//    [E, D, F]; reading reassembles the checkpoint layout (f32 copies). Router bias is
+//    ffn_gate_inp.bias, sinks attn_sinks.weight, the post-attention norm post_attention_norm.
+//    llama.cpp fixes in its graph what the file does not say: SwiGLU alpha 1.702 / limit 7,
+//    sliding window on even layers (set_swa_pattern(2)), yarn's truncated correction range (the
+//    GPT-OSS configs say truncate = false, which the reader restores).
 //  - experts stacked as 3-D ffn_{gate,up,down}_exps ([E, rows, cols] outermost first; ggml's ne
 //    is the reverse), served to the model as per-expert slices (zero copy).
 //  - `llama`: the converter permutes attn_q / attn_k rows per head so that ggml's "normal" rope
@@ -17,6 +24,9 @@
 //    sizes); kv_b_proj is written split as attn_k_b ([H, kv_lora_rank, nope], transposed) and
 //    attn_v_b ([H, v_head_dim, kv_lora_rank]) as the current converter does; a file with
 //    attn_kv_b (older converters) is read in place, a split one is reassembled (a copy).
+//    llama.cpp's deepseek2 rope takes adjacent pairs (rope_interleave = true checkpoints); for a
+//    rope_interleave = false checkpoint the rope rows of q and kv_a are permuted on write (the
+//    converter does not, so llama.cpp runs its files of such checkpoints wrongly).
 //  - expert_gating_func (1 softmax, 2 sigmoid) picks DeepSeek-V2 vs V3 routing; expert_weights_
 //    scale / _norm are routed_scaling_factor / norm_topk_prob; leading_dense_block_count is
 //    first_k_dense_replace; tied embeddings are a file without output.weight.
@@ -25,12 +35,14 @@
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/core/warning.hpp"
+#include "moe/layers/rope.hpp"
 #include "moe/model/config.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <numbers>
 #include <array>
 #include <span>
 #include <tuple>
@@ -113,6 +125,14 @@ inline constexpr KeyMapping kDeepseek2Keys[] = {
     {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
     {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
 };
+inline constexpr KeyMapping kGptOssKeys[] = {
+    {"expert_count", "num_local_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
+    {"attention.sliding_window", "sliding_window", KeyType::kU32},
+};
 inline constexpr KeyMapping kGlm4MoeKeys[] = {
     {"expert_count", "n_routed_experts", KeyType::kU32},
     {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
@@ -139,6 +159,7 @@ inline constexpr ArchTable kTables[] = {
      kDeepseek2Keys},
     {"glm4moe", "Glm4MoeForCausalLM", model::Family::kGlm4Moe, "post_attention_norm", "shared_experts", false,
      kGlm4MoeKeys},
+    {"gpt-oss", "GptOssForCausalLM", model::Family::kGptOss, "post_attention_norm", "", false, kGptOssKeys},
 };
 
 // llama.cpp's llama_expert_gating_func_type.
@@ -163,18 +184,26 @@ inline const ArchTable* table_for_arch(std::string_view arch) noexcept {
 
 enum class TensorKind : std::uint8_t {
   kPlain,        // same values, same shape
-  kPermuteRows,  // llama attn_q / attn_k (weight or bias): rows permuted per head (heads = `heads`)
+  kPermuteRows,  // rows [rope_offset, rope_offset + rope_dims) of each of `heads` blocks permuted from
+                 // rotate_half order to adjacent pairs (llama attn_q / attn_k: whole heads; MLA with
+                 // rope_interleave false: the rope rows of q and kv_a)
   kExpert,       // expert `expert` of a stacked [E, rows, cols] GGUF bank
   kKvB,          // MLA kv_b_proj: GGUF attn_kv_b, or attn_k_b + attn_v_b (see the file comment)
+  kGluPair,      // GPT-OSS gate_up_proj [E, D, 2F] / its bias [E, 2F]: even columns are `gguf`
+                 // ([E, F, D] / [E, F]), odd ones `gguf_up`
+  kTransposedBank,  // GPT-OSS down_proj [E, F, D]: GGUF [E, D, F]
 };
 
 struct TensorMapping {
   std::string hf;    // what bind_weights asks for
-  std::string gguf;  // the GGUF tensor (kKvB: attn_kv_b.weight)
+  std::string gguf;  // the GGUF tensor (kKvB: attn_kv_b.weight; kGluPair: the gate half)
+  std::string gguf_up;  // kGluPair: the up half
   TensorKind kind = TensorKind::kPlain;
   index_t expert = 0;     // kExpert
   index_t n_experts = 0;  // kExpert
-  index_t heads = 0;      // kPermuteRows
+  index_t heads = 0;        // kPermuteRows: blocks of rows (hf_shape[0] / heads rows each)
+  index_t rope_offset = 0;  // kPermuteRows: first permuted row of a block
+  index_t rope_dims = 0;    // kPermuteRows: permuted rows of a block (0: the whole block)
   std::vector<index_t> hf_shape;  // outermost first
 };
 
@@ -200,16 +229,33 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
     const std::string s = p + "self_attn.";
     if (c.mla) {
       const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
+      // llama.cpp's deepseek2 runs rope on adjacent pairs (what rope_interleave = true checkpoints
+      // hold); a half-split checkpoint (rope_interleave false) has its rope rows of q and kv_a
+      // permuted on write so that llama.cpp's rope on the file equals transformers' rotate_half
+      // (the converter copies them unchanged, which llama.cpp then runs wrongly). Read back, the
+      // file is an interleaved one: same scores, since q and k rows move alike.
+      const bool permute = c.rope_pairing == kernels::RopePairing::half_split;
+      const auto rope_rows = [&](index_t heads, index_t offset) {
+        if (!permute) return;
+        TensorMapping& m = out.back();
+        m.kind = TensorKind::kPermuteRows, m.heads = heads, m.rope_offset = offset, m.rope_dims = c.qk_rope_head_dim;
+      };
       if (c.q_lora_rank == 0) {
         add(s + "q_proj.weight", b + "attn_q.weight", {H * qk, D});
+        rope_rows(H, c.qk_nope_head_dim);
       } else {
         add(s + "q_a_proj.weight", b + "attn_q_a.weight", {c.q_lora_rank, D});
         if (c.qkv_bias) add(s + "q_a_proj.bias", b + "attn_q_a.bias", {c.q_lora_rank});
         add(s + "q_a_layernorm.weight", b + "attn_q_a_norm.weight", {c.q_lora_rank});
         add(s + "q_b_proj.weight", b + "attn_q_b.weight", {H * qk, c.q_lora_rank});
+        rope_rows(H, c.qk_nope_head_dim);
       }
       add(s + "kv_a_proj_with_mqa.weight", b + "attn_kv_a_mqa.weight", {R + c.qk_rope_head_dim, D});
-      if (c.qkv_bias) add(s + "kv_a_proj_with_mqa.bias", b + "attn_kv_a_mqa.bias", {R + c.qk_rope_head_dim});
+      rope_rows(1, R);
+      if (c.qkv_bias) {
+        add(s + "kv_a_proj_with_mqa.bias", b + "attn_kv_a_mqa.bias", {R + c.qk_rope_head_dim});
+        rope_rows(1, R);
+      }
       add(s + "kv_a_layernorm.weight", b + "attn_kv_a_norm.weight", {R});
       add(s + "kv_b_proj.weight", b + "attn_kv_b.weight", {H * (c.qk_nope_head_dim + c.v_head_dim), R},
           TensorKind::kKvB);
@@ -228,6 +274,7 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
         add(s + "v_proj.bias", b + "attn_v.bias", {KV * hd});
       }
       if (c.o_bias) add(s + "o_proj.bias", b + "attn_output.bias", {D});
+      if (c.attention_sinks) add(s + "sinks", b + "attn_sinks.weight", {H});
       if (c.qk_norm == model::QkNorm::kPerHead) {
         add(s + "q_norm.weight", b + "attn_q_norm.weight", {hd});
         add(s + "k_norm.weight", b + "attn_k_norm.weight", {hd});
@@ -250,10 +297,21 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       mlp(p + "mlp", "", c.d_ff);
       continue;
     }
-    const std::string m = p + "mlp.";
-    add(m + "gate.weight", b + "ffn_gate_inp.weight", {c.n_experts, D});
+    const std::string m = p + "mlp.", router = m + std::string(c.spec->router_name);
+    add(router + ".weight", b + "ffn_gate_inp.weight", {c.n_experts, D});
+    if (c.spec->router_bias) add(router + ".bias", b + "ffn_gate_inp.bias", {c.n_experts});
     if (c.router.has_correction_bias) add(m + "gate.e_score_correction_bias", b + "exp_probs_b.bias", {c.n_experts});
     const index_t F = c.d_ff_expert, E = c.n_experts;
+    if (c.spec->activation == model::ExpertActivation::kClampedSwiglu) {
+      const std::string x = m + "experts.";
+      add(x + "gate_up_proj", b + "ffn_gate_exps.weight", {E, D, 2 * F}, TensorKind::kGluPair);
+      out.back().gguf_up = b + "ffn_up_exps.weight";
+      add(x + "gate_up_proj_bias", b + "ffn_gate_exps.bias", {E, 2 * F}, TensorKind::kGluPair);
+      out.back().gguf_up = b + "ffn_up_exps.bias";
+      add(x + "down_proj", b + "ffn_down_exps.weight", {E, F, D}, TensorKind::kTransposedBank);
+      add(x + "down_proj_bias", b + "ffn_down_exps.bias", {E, D});
+      continue;
+    }
     for (index_t e = 0; e < E; ++e) {
       const std::string x = fmt::format("{}experts.{}.", m, e);
       for (const auto& [hf, gg, rows, cols] : {std::tuple{"gate_proj", "ffn_gate_exps", F, D},
@@ -278,8 +336,13 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
 // The GGUF shape (outermost first) of the tensor `m` belongs to (the stacked bank for experts,
 // kv_b as attn_kv_b).
 inline std::vector<index_t> gguf_shape(const TensorMapping& m) {
-  if (m.kind == TensorKind::kExpert) return {m.n_experts, m.hf_shape[0], m.hf_shape[1]};
-  return m.hf_shape;
+  const auto& h = m.hf_shape;
+  switch (m.kind) {
+    case TensorKind::kExpert: return {m.n_experts, h[0], h[1]};
+    case TensorKind::kGluPair: return h.size() == 3 ? std::vector<index_t>{h[0], h[2] / 2, h[1]} : std::vector<index_t>{h[0], h[1] / 2};
+    case TensorKind::kTransposedBank: return {h[0], h[2], h[1]};
+    default: return h;
+  }
 }
 
 // ---- metadata ----------------------------------------------------------------------------------
@@ -328,9 +391,42 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
     j["n_group"] = std::max<index_t>(c.router.n_group, 1);
     j["topk_group"] = std::max<index_t>(c.router.topk_group, 1);
   }
-  const bool sliding = !c.sliding_window.empty() && c.sliding_window[0] > 0;
-  if (sliding) j["sliding_window"] = c.sliding_window[0];
+  const auto window = std::find_if(c.sliding_window.begin(), c.sliding_window.end(), [](index_t w) { return w > 0; });
+  if (window != c.sliding_window.end()) j["sliding_window"] = *window;
   return j;
+}
+
+// The rope_freqs.weight tensor (F32 [rotary_dim / 2]) a GGUF of `c` holds, empty for none: the
+// frequency factors of llama3 rope as convert_hf_to_gguf.py's LlamaModel computes them (1 where
+// the wavelength is below original_context / high_freq_factor, `factor` above
+// original_context / low_freq_factor, 1 / ((1 - smooth) / factor + smooth) between, smooth =
+// (original_context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)), or
+// the factors a config read from a GGUF already carries. Readers divide the default inverse
+// frequencies by them, which gives transformers' llama3 table to within rounding.
+inline std::vector<float> rope_freqs_of(const ModelConfig& c) {
+  const layers::RopeConfig& r = c.rope;
+  if (!r.freq_factors.empty()) return r.freq_factors;
+  if (r.type != layers::RopeType::kLlama3) return {};
+  layers::RopeConfig plain = r;
+  plain.type = layers::RopeType::kDefault;
+  const std::vector<float> inv_freq = layers::compute_rope_frequencies(plain).inv_freq;
+  const double old_ctx = r.original_max_position_embeddings;
+  const double low_wavelen = old_ctx / r.low_freq_factor, high_wavelen = old_ctx / r.high_freq_factor;
+  const auto factor = static_cast<float>(r.factor);
+  std::vector<float> out(inv_freq.size());
+  for (std::size_t i = 0; i < inv_freq.size(); ++i) {
+    const float wavelen = static_cast<float>(2.0 * std::numbers::pi) / inv_freq[i];
+    if (wavelen < high_wavelen) {
+      out[i] = 1.0f;
+    } else if (wavelen > low_wavelen) {
+      out[i] = factor;
+    } else {
+      const auto smooth = static_cast<float>((old_ctx / wavelen - r.low_freq_factor) /
+                                             (r.high_freq_factor - r.low_freq_factor));
+      out[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
+    }
+  }
+  return out;
 }
 
 // Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
@@ -339,14 +435,7 @@ template <class Writer>
 void write_metadata(Writer& w, const ModelConfig& c) {
   const ArchTable* a = table_for_family(c.spec->family);
   if (a == nullptr) {
-    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
-         c.architecture);
-  }
-  if (c.mla && c.rope_pairing != kernels::RopePairing::interleaved) {
-    // llama.cpp runs deepseek2's rope on adjacent pairs; a half-split config (rope_interleave
-    // false) would need the rope rows of q and kv_a permuted, which is not written yet.
-    fail(ErrorCode::kUnsupported, "{}: rope_interleave = false (half-split rope in MLA) has no deepseek2 GGUF "
-         "form here yet", c.source);
+    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
   }
   const nlohmann::json j = normalized_hf_config(c);
   const std::string arch(a->gguf_arch);
@@ -374,6 +463,23 @@ void write_metadata(Writer& w, const ModelConfig& c) {
   } else if (c.spec->family == model::Family::kGlm4Moe) {
     w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
     w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+  } else if (c.spec->family == model::Family::kGptOss) {
+    // What llama.cpp's gpt-oss graph fixes rather than reads (see the file comment).
+    if (c.swiglu_alpha != 1.702f || c.swiglu_limit != 7.0f) {
+      warn("{}: swiglu alpha {} / limit {}: llama.cpp's gpt-oss graph uses 1.702 / 7 (the file cannot say "
+           "otherwise; moecpp reads it back with those)", c.source, c.swiglu_alpha, c.swiglu_limit);
+    }
+    for (index_t i = 0; i < c.n_layers; ++i) {
+      if ((c.sliding_window[i] > 0) != (i % 2 == 0)) {
+        warn("{}: layer {} is {}; llama.cpp's gpt-oss slides the window on even layers only (moecpp reads the "
+             "file back that way)", c.source, i, c.sliding_window[i] > 0 ? "sliding" : "full attention");
+        break;
+      }
+    }
+    if (c.rope.type == layers::RopeType::kYarn && c.rope.truncate) {
+      warn("{}: yarn truncate = true: GPT-OSS files are read back with truncate = false (the GPT-OSS configs' "
+           "value; the file has no key for it)", c.source);
+    }
   }
   const layers::RopeConfig& r = c.rope;
   w.put_f32(key("rope.freq_base"), static_cast<float>(r.theta));
@@ -402,9 +508,18 @@ void write_metadata(Writer& w, const ModelConfig& c) {
                   static_cast<float>(layers::yarn_mscale(r.factor, r.mscale) / layers::yarn_mscale(r.factor, r.mscale_all_dim)));
       }
       break;
+    case layers::RopeType::kLlama3:
+      // No metadata: llama.cpp's converter writes llama3 rope only as the rope_freqs.weight
+      // tensor (rope_freqs_of; the exporter adds it). llama.cpp's llama graph divides by it; the
+      // other graphs (qwen3moe, olmoe, ...) pass no frequency factors to ggml_rope_ext.
+      if (arch != "llama") {
+        warn("{}: llama3 rope is written as rope_freqs.weight, which llama.cpp's {} graph does not read (moecpp "
+             "does); llama.cpp would run default rope or refuse the extra tensor", c.source, arch);
+      }
+      break;
     default:
-      fail(ErrorCode::kUnsupported, "{}: rope type {} has no GGUF metadata here (llama.cpp stores llama3 rope as a "
-           "rope_freqs tensor, not written yet)", c.source, static_cast<int>(r.type));
+      fail(ErrorCode::kUnsupported, "{}: rope type {} has no GGUF form (none, linear, yarn, llama3)", c.source,
+           layers::to_string(r.type));
   }
   if (c.spec->dense_layers == model::DenseLayers::kSparseStep) {
     for (index_t i = 0; i < c.n_layers; ++i) {
@@ -426,14 +541,10 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   const auto arch_v = f.string("general.architecture");
   if (!arch_v) fail(ErrorCode::kConfig, "{}: metadata key general.architecture not found", source);
   const std::string arch = *arch_v;
-  if (arch == "gpt-oss") {
-    fail(ErrorCode::kUnsupported, "{}: architecture gpt-oss: GGUF files of GPT-OSS are not supported yet (their "
-         "experts are stored as separate output-major gate/up banks)", source);
-  }
   const ArchTable* a = table_for_arch(arch);
   if (a == nullptr) {
     fail(ErrorCode::kUnsupported, "{}: GGUF architecture \"{}\" is not supported (llama with experts, qwen2moe, "
-         "qwen3moe, olmoe, deepseek2, glm4moe)", source, arch);
+         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss)", source, arch);
   }
   const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
   const auto need_u = [&](std::string_view k) {
@@ -546,6 +657,15 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
     if (j.contains("norm_topk_prob") == false) j["norm_topk_prob"] = false;
   }
   if (a->family == model::Family::kQwen3Moe && j.contains("sliding_window")) j["use_sliding_window"] = true;
+  if (a->family == model::Family::kGptOss) {
+    j["attention_bias"] = f.tensor_shape("blk.0.attn_q.bias").has_value();
+    // llama.cpp: sliding window on even layers, full attention on odd ones.
+    nlohmann::json types = nlohmann::json::array();
+    for (std::uint64_t i = 0; i < n_layers; ++i) {
+      types.push_back(j.contains("sliding_window") && i % 2 == 0 ? "sliding_attention" : "full_attention");
+    }
+    j["layer_types"] = types;
+  }
   if (a->family == model::Family::kMixtral && j.contains("head_dim") && j["head_dim"].get<std::uint64_t>() == 0) {
     j.erase("head_dim");
   }
@@ -593,6 +713,9 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   } else if (type && *type != "none") {
     fail(ErrorCode::kUnsupported, "{}: {} = \"{}\" is not supported (none, linear, yarn)", source,
          key("rope.scaling.type"), *type);
+  }
+  if (a->family == model::Family::kGptOss && rope.is_object() && rope.value("rope_type", "") == "yarn") {
+    rope["truncate"] = false;
   }
   if (!rope.empty()) {
     if (!rope.contains("rope_type")) rope["rope_type"] = "default";

@@ -2,7 +2,8 @@
 // converter writes for its architecture (gguf_arch.hpp), each matrix converted to the chosen
 // type while the file is written (one tensor in f32 at a time, so peak memory is about one
 // tensor beyond the mapped input), plus the tokenizer.ggml.* keys when the input folder has a
-// tokenizer.json (io/load_tokenizer.hpp). Input: a Hugging Face folder or a model GGUF.
+// tokenizer.json (io/load_tokenizer.hpp) or, from a GGUF, its tokenizer.* keys as they are.
+// Input: a Hugging Face folder or a model GGUF.
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -29,7 +30,8 @@
 namespace moe::io {
 
 struct GgufExportOptions {
-  // q8_0 | q4_0 | q4_k | q5_k | q6_k | iq4_xs | q4_k_m | bf16 | f16 | f32
+  // q8_0 | q4_0 | q4_k | q5_k | q6_k | iq4_xs | q4_k_m | mxfp4 | bf16 | f16 | f32 (mxfp4: the
+  // expert banks in MXFP4, other matrices q8_0)
   std::string type = "f32";
   // Called after each tensor is written: (tensors done, total, GGUF name).
   std::function<void(std::size_t, std::size_t, std::string_view)> progress;
@@ -58,8 +60,9 @@ inline std::uint32_t llama_file_type(std::string_view type) {
   if (type == "q5_k") return 16;  // Q5_K_S
   if (type == "q6_k") return 18;
   if (type == "iq4_xs") return 30;
+  if (type == "mxfp4") return 38;  // LLAMA_FTYPE_MOSTLY_MXFP4_MOE
   if (type == "bf16") return 32;
-  fail(ErrorCode::kInvalidArgument, "--type {}: not one of q8_0, q4_0, q4_k, q5_k, q6_k, iq4_xs, q4_k_m, bf16, f16, f32",
+  fail(ErrorCode::kInvalidArgument, "--type {}: not one of q8_0, q4_0, q4_k, q5_k, q6_k, iq4_xs, q4_k_m, mxfp4, bf16, f16, f32",
        type);
 }
 
@@ -80,9 +83,10 @@ inline bool contains_text(std::string_view s, std::string_view part) { return s.
 // iq4_xs -> iq4_nl, then f16 when even 32 does not divide the row).
 inline DType tensor_type(std::string_view type, std::string_view name, std::size_t rank, index_t cols,
                          index_t n_layers, std::vector<std::string>& fallbacks) {
-  // Norms, biases and other vectors stay f32; so do the routers (llama-quantize never quantizes
-  // ffn_gate_inp).
-  if (rank < 2 || contains_text(name, "ffn_gate_inp")) return DType::f32;
+  // Norms, biases (GPT-OSS's [E, F] expert bias banks included) and other vectors stay f32; so do
+  // the routers. llama-quantize quantizes only tensors of rank >= 2 whose name ends in "weight",
+  // never ffn_gate_inp.
+  if (rank < 2 || !name.ends_with(".weight") || contains_text(name, "ffn_gate_inp")) return DType::f32;
   DType want;
   if (type == "q4_k_m") {
     const std::int64_t i = layer_of(name);
@@ -90,6 +94,9 @@ inline DType tensor_type(std::string_view type, std::string_view name, std::size
                       ((contains_text(name, "attn_v.weight") || contains_text(name, "ffn_down")) && i >= 0 &&
                        use_more_bits(static_cast<index_t>(i), n_layers));
     want = more ? DType::q6_k : DType::q4_k;
+  } else if (type == "mxfp4") {
+    // llama.cpp's MXFP4_MOE is about the experts (GPT-OSS ships them so); the rest here is q8_0.
+    want = contains_text(name, "_exps.") ? DType::mxfp4 : DType::q8_0;
   } else {
     want = *parse_dtype(type);
   }
@@ -199,18 +206,51 @@ inline std::vector<float> read_floats(const TensorSource& src, const std::string
   return out;
 }
 
-// convert_hf_to_gguf.py LlamaModel.permute: rows of each head reordered so that row 2i+j of the
-// head is row j·(head_dim/2)+i of the original (rotate_half pairs become adjacent pairs).
-inline std::vector<float> permute_heads(const std::vector<float>& x, index_t rows, index_t cols, index_t heads) {
-  std::vector<float> y(x.size());
-  const index_t hd = rows / heads, half = hd / 2;
-  for (index_t h = 0; h < heads; ++h) {
+// Rows [offset, offset + dims) of each block of `rows / blocks` rows reordered from rotate_half
+// order to adjacent pairs: row 2i+j of the span is row j·(dims/2)+i of the original. With whole
+// heads as blocks this is convert_hf_to_gguf.py's LlamaModel.permute (llama attn_q / attn_k);
+// with MLA's rope rows, what llama.cpp's adjacent-pair deepseek2 rope needs from a half-split
+// checkpoint. dims 0: the whole block.
+inline std::vector<float> permute_rope_rows(std::vector<float> x, index_t rows, index_t cols, index_t blocks,
+                                            index_t offset, index_t dims) {
+  const index_t per = rows / blocks;
+  if (dims == 0) dims = per;
+  const std::vector<float> src = x;
+  const index_t half = dims / 2;
+  for (index_t h = 0; h < blocks; ++h) {
+    const index_t base = h * per + offset;
     for (index_t i = 0; i < half; ++i) {
       for (index_t j = 0; j < 2; ++j) {
-        const index_t to = h * hd + 2 * i + j, from = h * hd + j * half + i;
-        std::memcpy(y.data() + to * cols, x.data() + from * cols, cols * sizeof(float));
+        const index_t to = base + 2 * i + j, from = base + j * half + i;
+        std::memcpy(x.data() + to * cols, src.data() + from * cols, cols * sizeof(float));
       }
     }
+  }
+  return x;
+}
+
+// GPT-OSS's checkpoint banks in llama.cpp's layout (gguf_arch.hpp): `part` 0 / 1 of a kGluPair
+// (gate_up_proj [E, D, 2F] -> even / odd columns transposed to [E, F, D]; its bias [E, 2F] ->
+// [E, F]), or a kTransposedBank (down_proj [E, F, D] -> [E, D, F]).
+inline std::vector<float> gpt_oss_part(const TensorSource& src, const gguf_arch::TensorMapping& m, int part) {
+  const std::vector<float> x = read_floats(src, m.hf, m.hf_shape);
+  const std::vector<index_t>& h = m.hf_shape;
+  const index_t E = h[0];
+  std::vector<float> y(m.kind == gguf_arch::TensorKind::kGluPair ? x.size() / 2 : x.size());
+  if (m.kind == gguf_arch::TensorKind::kTransposedBank) {
+    const index_t F = h[1], D = h[2];
+    for (index_t e = 0; e < E; ++e)
+      for (index_t f = 0; f < F; ++f)
+        for (index_t d = 0; d < D; ++d) y[(e * D + d) * F + f] = x[(e * F + f) * D + d];
+  } else if (h.size() == 2) {
+    const index_t F = h[1] / 2;
+    for (index_t e = 0; e < E; ++e)
+      for (index_t f = 0; f < F; ++f) y[e * F + f] = x[e * 2 * F + 2 * f + part];
+  } else {
+    const index_t D = h[1], F = h[2] / 2;
+    for (index_t e = 0; e < E; ++e)
+      for (index_t f = 0; f < F; ++f)
+        for (index_t d = 0; d < D; ++d) y[(e * F + f) * D + d] = x[(e * D + d) * 2 * F + 2 * f + part];
   }
   return y;
 }
@@ -249,11 +289,19 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
     }
     const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family);
     if (a == nullptr) {
-      fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping (gpt-oss GGUF is not supported yet)", c.source,
-           c.architecture);
+      fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
     }
     GgufWriter w;
-    if (!from_gguf && std::filesystem::is_regular_file(input / "tokenizer.json")) {
+    if (from_gguf) {
+      // The tokenizer (tokenizer.ggml.*) and chat template (tokenizer.chat_template*) as they are.
+      const GgufFile& in = gguf_storage->file;
+      for (std::size_t i = 0; i < in.metadata_count(); ++i) {
+        const auto kv = in.metadata_entry(i);
+        if (!kv.key.starts_with("tokenizer.")) continue;
+        w.set_value(kv.key, kv.value);
+        if (kv.key == "tokenizer.ggml.model") report.tokenizer = true;
+      }
+    } else if (std::filesystem::is_regular_file(input / "tokenizer.json")) {
       GgufTokenizerWriteOptions topt;
       topt.vocab_size = static_cast<std::size_t>(c.vocab_size);
       (void)write_gguf_tokenizer(w, input, topt);
@@ -271,7 +319,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       std::string name;
       std::vector<index_t> shape;  // GGUF, outermost first
       std::vector<const gguf_arch::TensorMapping*> parts;
-      int kvb_part = -1;  // 0: attn_k_b, 1: attn_v_b
+      int part = -1;  // kKvB: 0 attn_k_b, 1 attn_v_b; kGluPair: 0 gate (even columns), 1 up (odd)
       DType type = DType::f32;
     };
     std::vector<Out> outs;
@@ -286,12 +334,27 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
         outs.push_back({vb, {H, Vd, R}, {&m}, 1});
         continue;
       }
+      if (m.kind == gguf_arch::TensorKind::kGluPair) {
+        outs.push_back({m.gguf, gguf_arch::gguf_shape(m), {&m}, 0});
+        outs.push_back({m.gguf_up, gguf_arch::gguf_shape(m), {&m}, 1});
+        continue;
+      }
       const auto [it, inserted] = index.emplace(m.gguf, outs.size());
       if (inserted) outs.push_back({m.gguf, gguf_arch::gguf_shape(m), {}, -1});
       outs[it->second].parts.push_back(&m);
     }
     for (Out& o : outs) {
       o.type = detail::tensor_type(options.type, o.name, o.shape.size(), o.shape.back(), c.n_layers, report.fallbacks);
+    }
+    // llama3 rope: the rope_freqs.weight tensor (F32, never quantized), before the layers as the
+    // converter writes it.
+    const std::vector<float> rope_freqs = gguf_arch::rope_freqs_of(c);
+    const std::vector<std::uint64_t> rope_freqs_shape{rope_freqs.size()};
+    if (!rope_freqs.empty()) {
+      w.add_tensor("rope_freqs.weight", GgmlType::f32, rope_freqs_shape,
+                   std::as_bytes(std::span<const float>(rope_freqs)));
+      report.types["f32"] += 1;
+      report.bytes += rope_freqs.size() * sizeof(float);
     }
     const std::size_t total = outs.size();
     std::size_t done = 0;
@@ -302,14 +365,17 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       w.add_tensor(o.name, gt, shape, [&, op = &o](const GgufWriter::ByteSink& sink) {
         const Out& t = *op;
         std::vector<float> x;
-        if (t.kvb_part >= 0) {
+        const gguf_arch::TensorKind kind = t.parts[0]->kind;
+        if (kind == gguf_arch::TensorKind::kGluPair || kind == gguf_arch::TensorKind::kTransposedBank) {
+          x = detail::gpt_oss_part(*src, *t.parts[0], t.part);
+        } else if (t.part >= 0) {
           const auto& m = *t.parts[0];
           const std::vector<float> kv = detail::read_floats(*src, m.hf, m.hf_shape);
           const index_t N = c.qk_nope_head_dim, Vd = c.v_head_dim, R = c.kv_lora_rank, H = c.n_heads;
-          x.resize(static_cast<std::size_t>(t.kvb_part == 0 ? H * R * N : H * Vd * R));
+          x.resize(static_cast<std::size_t>(t.part == 0 ? H * R * N : H * Vd * R));
           for (index_t h = 0; h < H; ++h) {
             const float* head = kv.data() + h * (N + Vd) * R;
-            if (t.kvb_part == 0) {
+            if (t.part == 0) {
               for (index_t r = 0; r < R; ++r)
                 for (index_t n = 0; n < N; ++n) x[(h * R + r) * N + n] = head[n * R + r];
             } else {
@@ -321,7 +387,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
             std::vector<float> part = detail::read_floats(*src, m->hf, m->hf_shape);
             if (m->kind == gguf_arch::TensorKind::kPermuteRows && !from_gguf) {
               const index_t rows = m->hf_shape[0], cols = m->hf_shape.size() > 1 ? m->hf_shape[1] : 1;
-              part = detail::permute_heads(part, rows, cols, m->heads);
+              part = detail::permute_rope_rows(std::move(part), rows, cols, m->heads, m->rope_offset, m->rope_dims);
             }
             x.insert(x.end(), part.begin(), part.end());
           }
@@ -338,7 +404,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       });
       report.bytes += GgufWriter::tensor_bytes(gt, shape);
     }
-    report.tensors = total;
+    report.tensors = total + (rope_freqs.empty() ? 0 : 1);
     w.write(output);
     return report;
   });

@@ -2,8 +2,8 @@
 // metadata becomes a Hugging Face config through the per-architecture table (gguf_arch.hpp),
 // then ModelConfig::from_json validates it as for a folder; tensors are served in place from
 // the mapping under the Hugging Face names bind_weights asks for (quantized ones as their block
-// DType, stacked experts as per-expert slices). Only MLA's split attn_k_b / attn_v_b is copied
-// (reassembled into kv_b_proj).
+// DType, stacked experts as per-expert slices). Only MLA's split attn_k_b / attn_v_b (reassembled
+// into kv_b_proj) and GPT-OSS's expert banks (into the checkpoint's input-major layout) are copied.
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <list>
 #include <map>
@@ -95,6 +96,21 @@ inline ModelConfig gguf_model_config(const GgufFile& f) {
     // llama: the converter permuted attn_q / attn_k for ggml's normal (adjacent-pair) rope; run
     // that rope instead of undoing the permutation.
     if (c.spec->family == model::Family::kMixtral) c.rope_pairing = kernels::RopePairing::interleaved;
+    // rope_freqs.weight: llama.cpp's per-frequency divisors (how its converter stores llama3 rope).
+    if (const auto t = f.find_tensor("rope_freqs.weight")) {
+      const index_t half = c.rope.rotary_dim / 2;
+      if (t->type != GgmlType::f32 || t->shape().size() != 1 || t->shape()[0] != half) {
+        fail(ErrorCode::kShapeMismatch, "{}: tensor rope_freqs.weight is {} {}, expected f32 [{}] (rotary dimension {})",
+             f.name(), to_string(t->type), detail::shape_text(t->shape()), half, c.rope.rotary_dim);
+      }
+      c.rope.freq_factors.resize(static_cast<std::size_t>(half));
+      std::memcpy(c.rope.freq_factors.data(), t->bytes.data(), c.rope.freq_factors.size() * sizeof(float));
+      for (std::size_t i = 0; i < c.rope.freq_factors.size(); ++i) {
+        const float v = c.rope.freq_factors[i];
+        require(std::isfinite(v) && v > 0, ErrorCode::kConfig,
+                "{}: tensor rope_freqs.weight: rope frequency factor {} is {}; must be positive", f.name(), i, v);
+      }
+    }
     return c;
   });
 }
@@ -117,6 +133,7 @@ class GgufTensorSource final : public TensorSource {
     const auto* m = find(name);
     if (m == nullptr) return false;
     if (m->kind == gguf_arch::TensorKind::kKvB) return f_.find_tensor(m->gguf) || split_kvb_present(*m);
+    if (m->kind == gguf_arch::TensorKind::kGluPair) return f_.find_tensor(m->gguf) && f_.find_tensor(m->gguf_up);
     return f_.find_tensor(m->gguf).has_value();
   }
 
@@ -134,6 +151,9 @@ class GgufTensorSource final : public TensorSource {
            detail::shape_text(shape), detail::shape_text(m->hf_shape));
     }
     if (m->kind == gguf_arch::TensorKind::kKvB && !f_.find_tensor(m->gguf)) return assemble_kvb(*m);
+    if (m->kind == gguf_arch::TensorKind::kGluPair || m->kind == gguf_arch::TensorKind::kTransposedBank) {
+      return assemble_gpt_oss(*m);
+    }
     const GgufTensor t = f_.get_tensor(m->gguf);
     const DType d = tensor_dtype(t, f_.name());
     const std::vector<index_t> want = gguf_arch::gguf_shape(*m);
@@ -191,9 +211,66 @@ class GgufTensorSource final : public TensorSource {
         detail::row_to_float(vd, vb.bytes.data() + (h * Vd + v) * vb.row_bytes(), R, head + (N + v) * R);
       }
     }
+    return keep(std::move(out));
+  }
+
+  // GGUF tensor `name` of outermost-first `want` as floats (row-major).
+  std::vector<float> floats_of(const std::string& name, std::span<const index_t> want) const {
+    const GgufTensor t = f_.get_tensor(name);
+    if (!detail::same_shape(t.shape(), want)) {
+      fail(ErrorCode::kShapeMismatch, "{}: tensor {}: expected shape {}, found {}", f_.name(), name,
+           detail::shape_text(want), detail::shape_text(t.shape()));
+    }
+    const DType d = tensor_dtype(t, f_.name());
+    const std::size_t cols = static_cast<std::size_t>(want.back());
+    const std::size_t rows = static_cast<std::size_t>(t.element_count) / cols;
+    std::vector<float> out(rows * cols);
+    for (std::size_t r = 0; r < rows; ++r) detail::row_to_float(d, t.bytes.data() + r * t.row_bytes(), cols, out.data() + r * cols);
+    return out;
+  }
+  // Keeps a reassembled copy alive with the source; its TensorRef.
+  TensorRef keep(std::vector<float> v) const {
     std::lock_guard lock(mutex_);
-    auto& kept = owned_.emplace_back(std::move(out));
+    const auto& kept = owned_.emplace_back(std::move(v));
     return TensorRef{DType::f32, reinterpret_cast<const std::byte*>(kept.data())};
+  }
+
+  // GPT-OSS's checkpoint layout from llama.cpp's (gguf_arch.hpp): gate_up_proj [E, D, 2F] with
+  // gate/up in even/odd columns from ffn_gate_exps / ffn_up_exps [E, F, D], its bias [E, 2F] from
+  // the [E, F] biases, down_proj [E, F, D] from ffn_down_exps [E, D, F]. f32 copies (transposed,
+  // so not usable in place; a quantized file is dequantized here).
+  TensorRef assemble_gpt_oss(const gguf_arch::TensorMapping& m) const {
+    const std::vector<index_t> g = gguf_arch::gguf_shape(m);
+    const index_t E = m.hf_shape[0];
+    std::vector<float> out;
+    if (m.kind == gguf_arch::TensorKind::kTransposedBank) {
+      const index_t D = g[1], F = g[2];
+      const std::vector<float> down = floats_of(m.gguf, g);
+      out.resize(down.size());
+      for (index_t e = 0; e < E; ++e)
+        for (index_t d = 0; d < D; ++d)
+          for (index_t f = 0; f < F; ++f) out[(e * F + f) * D + d] = down[(e * D + d) * F + f];
+      return keep(std::move(out));
+    }
+    const std::vector<float> gate = floats_of(m.gguf, g), up = floats_of(m.gguf_up, g);
+    out.resize(gate.size() * 2);
+    if (g.size() == 2) {  // biases [E, F] -> [E, 2F]
+      const index_t F = g[1];
+      for (index_t e = 0; e < E; ++e)
+        for (index_t f = 0; f < F; ++f) {
+          out[e * 2 * F + 2 * f] = gate[e * F + f];
+          out[e * 2 * F + 2 * f + 1] = up[e * F + f];
+        }
+      return keep(std::move(out));
+    }
+    const index_t F = g[1], D = g[2];  // [E, F, D] twice -> [E, D, 2F]
+    for (index_t e = 0; e < E; ++e)
+      for (index_t f = 0; f < F; ++f)
+        for (index_t d = 0; d < D; ++d) {
+          out[(e * D + d) * 2 * F + 2 * f] = gate[(e * F + f) * D + d];
+          out[(e * D + d) * 2 * F + 2 * f + 1] = up[(e * F + f) * D + d];
+        }
+    return keep(std::move(out));
   }
 
   const GgufFile& f_;

@@ -186,6 +186,19 @@ class GgufWriter {
     return *this;
   }
 
+  // Adds metadata `key` = a value of a parsed GgufFile (any type, arrays included), copied in its
+  // encoded form: how a GGUF's metadata (its tokenizer, say) passes to a new file unchanged.
+  GgufWriter& set_value(std::string_view key, const GgufValue& v) {
+    check_key(key);
+    std::vector<std::byte> enc;
+    detail::append_le<std::uint32_t>(enc, static_cast<std::uint32_t>(v.type()));
+    enc.insert(enc.end(), v.data(), v.data() + v.encoded_size());
+    if (key == "general.alignment") check_alignment_entry(enc);
+    keys_.emplace(key);
+    kvs_.push_back({std::string(key), std::move(enc)});
+    return *this;
+  }
+
   // Adds a tensor of ggml type `type` and outermost-first `shape` (0..4 extents, each >= 1, none
   // for a scalar; the innermost a multiple of the type's block) whose bytes are `data`. The span is read only when
   // the file is written: keep it alive and unchanged until then. Error(kInvalidArgument) for a

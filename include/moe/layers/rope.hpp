@@ -48,6 +48,10 @@ struct RopeConfig {
   // llama3
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
+  // llama.cpp's per-frequency divisors (a GGUF's rope_freqs.weight, ggml_rope_ext's freq_factors):
+  // applied after the type's table, inv_freq[i] /= freq_factors[i]. Empty: none. A GGUF stores
+  // llama3 rope this way (gguf_arch::llama3_rope_factors).
+  std::vector<float> freq_factors;  // [rotary_dim / 2]
 };
 
 // YaRN's magnitude correction 0.1·mscale·ln(scale) + 1 (1 for scale <= 1), as in the YaRN paper
@@ -169,6 +173,16 @@ inline RopeFrequencies compute_rope_frequencies(const RopeConfig& c) {
                           inv_extrapolation * extrapolation_weight;
       }
       break;
+    }
+  }
+  if (!c.freq_factors.empty()) {
+    require(static_cast<index_t>(c.freq_factors.size()) == half, ErrorCode::kConfig,
+            "rope frequency factors: {} values for rotary dimension {} (expected {})", c.freq_factors.size(),
+            c.rotary_dim, half);
+    for (index_t i = 0; i < half; ++i) {
+      const float f = c.freq_factors[i];
+      require(std::isfinite(f) && f > 0, ErrorCode::kConfig, "rope frequency factor {} is {}; must be positive", i, f);
+      out.inv_freq[i] /= f;
     }
   }
   return out;
