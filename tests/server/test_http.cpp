@@ -243,21 +243,31 @@ TEST_CASE("http: a non-streaming client that disconnects is cancelled, queued or
 
   // Queued: behind a stream that holds the only slot until released, a non-streaming request
   // whose client leaves is dropped from the queue (before, it would run once the slot freed).
-  std::atomic<bool> release{false};
+  // The stream's 480 tokens take 0.14 s on a fast machine, so the quitter gives up after 20 ms;
+  // should the stream still have finished before the quitter was cancelled, the case is
+  // inconclusive (the quitter may then have run instead of waiting) and only warns.
+  std::atomic<bool> release{false}, blocker_done{false};
   auto blocker = std::thread([&] {
     auto c2 = s.client();
     post_json(*c2, "/v1/completions", completion("KING:", 480, true, R"("ignore_eos": true)"), {},
               [&](std::string_view) { return !release.load(); });
+    blocker_done = true;
   });
   CHECK(eventually([&] { return s.metrics().active_sequences.load() == 1; }));
   {
     httplib::Client quitter("127.0.0.1", s.port);
-    quitter.set_read_timeout(0, 200000);
+    quitter.set_read_timeout(0, 20000);
     const auto q = post_json(quitter, "/v1/completions", completion("QUEEN:", 8, false));
     CHECK_FALSE(q.ok);
   }
-  CHECK(eventually([&] { return s.metrics().cancelled_requests.load() == 2 && s.metrics().queue_depth.load() == 0; }));
-  CHECK(s.metrics().active_sequences.load() == 1);  // the stream still runs
+  const bool cancelled = eventually([&] { return s.metrics().cancelled_requests.load() == 2; });
+  if (blocker_done.load()) {
+    WARN("the blocking stream finished before the queued request was cancelled: inconclusive");
+  } else {
+    CHECK(cancelled);
+    CHECK(eventually([&] { return s.metrics().queue_depth.load() == 0; }));
+    CHECK((s.metrics().active_sequences.load() == 1 || blocker_done.load()));  // the stream still runs
+  }
   release = true;
   blocker.join();
   CHECK(eventually([&] { return s.metrics().active_sequences.load() == 0; }));
