@@ -5,7 +5,7 @@
 //                  [--gen-tokens 64] [--batch 4] [--reps 5] [--pin]
 // Prints the weights' bytes read per decode token beside the figures (the roofline's input).
 #include "../examples/common/backend.hpp"
-#include "bench_util.hpp"
+#include <moe/bench/prompt_ids.hpp>
 
 #include <moe/moe.hpp>
 

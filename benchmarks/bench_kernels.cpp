@@ -12,7 +12,8 @@
 //     --dtypes L   only the rows of these weight formats (comma-separated names: bf16,fp8_e4m3_b128)
 //     --quick      small sizes, a few seconds in total (a demo; the fractions are not meaningful)
 //     --json       print one JSON document instead of the table
-#include "bandwidth_probe.hpp"
+#include <moe/bench/bandwidth_probe.hpp>
+#include <moe/bench/fma_probe.hpp>
 
 #include <moe/moe.hpp>
 
@@ -75,36 +76,7 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// FMA peak: 12 independent chains of vector FMAs per thread, all in registers. 12 covers latency x
-// throughput of current cores (8 on Skylake..Sapphire Rapids and Zen 2..4, 10 on Haswell), and 12
-// chains plus the two operands fit AVX2's 16 vector registers: with 16 chains they spill, and the
-// "peak" measured on an AVX2 machine was half the real one (GEMM ran at 110% of it).
-double measure_fma_peak(index_t iterations, int runs) {
-  constexpr int kChains = 12;
-  auto run = [&] {
-    float total = 0.0f;
-#if defined(_OPENMP)
-#pragma omp parallel reduction(+ : total)
-#endif
-    {
-      Batch acc[kChains];
-#pragma GCC unroll 12
-      for (int c = 0; c < kChains; ++c) acc[c] = Batch(static_cast<float>(c) * 1e-3f);
-      const Batch a(0.999f), b(1e-3f);
-      for (index_t it = 0; it < iterations; ++it) {
-#pragma GCC unroll 12
-        for (int c = 0; c < kChains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
-      }
-      Batch s(0.0f);
-      for (int c = 0; c < kChains; ++c) s += acc[c];
-      total += xsimd::hadd(s);
-    }
-    g_sink = total;
-  };
-  const double s = median_seconds(runs, 1, run);
-  const double flops = 2.0 * Batch::size * kChains * static_cast<double>(iterations) * moe::max_threads();
-  return flops / s;
-}
+using moe::bench::measure_fma_peak;  // fma_probe.hpp
 
 // ---- kernels -----------------------------------------------------------------------------------
 

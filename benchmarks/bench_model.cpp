@@ -17,9 +17,10 @@
 // after a warm-up; min and max beside them.
 #include "common/backend.hpp"
 #include "common/cli.hpp"
-#include "bandwidth_probe.hpp"
-#include "bench_util.hpp"
-#include "synthetic_shapes.hpp"
+#include <moe/bench/bandwidth_probe.hpp>
+#include <moe/bench/prompt_ids.hpp>
+#include <moe/bench/step_bytes.hpp>
+#include <moe/bench/synthetic_shapes.hpp>
 
 #include <moe/moe.hpp>
 
@@ -150,33 +151,7 @@ Limits measure_limits() {
   return l;
 }
 
-// Bytes one decode step of `batch` sequences reads: every dense weight once, and of each MoE
-// layer's routed experts the expected number that at least one of the batch's batch·top_k picks
-// selects, E·(1 - (1 - k/E)^batch) (routing of random weights is close to uniform). Batch 1 gives
-// the per-token bytes of model::weight_bytes.
-template <class S>
-double step_bytes(const moe::model::ModelWeights<S>& w, moe::index_t top_k, moe::index_t batch) {
-  double bytes = 0;
-  std::size_t sum = 0;
-  const auto count = [&sum](const char*, const auto& t) {
-    sum += t.empty() ? 0 : t.bytes();
-    return t;
-  };
-  for (const auto& L : w.layers) {
-    sum = 0;
-    (void)L.moe_weights.experts.transform(count);
-    const double experts = static_cast<double>(sum);
-    sum = 0;
-    (void)L.transform(count);
-    bytes += static_cast<double>(sum) - experts;
-    const double E = static_cast<double>(L.moe_weights.experts.n_experts);
-    if (L.moe && E > 0) {
-      const double touched = E * (1.0 - std::pow(1.0 - static_cast<double>(top_k) / E, static_cast<double>(batch)));
-      bytes += experts / E * touched;
-    }
-  }
-  return bytes;
-}
+using moe::bench::step_bytes;  // moe/bench/step_bytes.hpp
 
 template <class Backend>
 int run(const Options& o) {

@@ -255,6 +255,14 @@ inline std::vector<float> gpt_oss_part(const TensorSource& src, const gguf_arch:
   return y;
 }
 
+// The part of export_gguf after "config + TensorSource": writes `c`'s metadata and src's tensors
+// (Hugging Face names and row order, or a GGUF's when from_gguf) to `output`; the tokenizer of
+// `input` when it is a folder with a tokenizer.json. Defined below export_gguf(input, ...).
+inline GgufExportReport export_gguf_tensors(const ModelConfig& c, const TensorSource& source,
+                                            const std::filesystem::path& output, const GgufExportOptions& options,
+                                            bool from_gguf, const std::filesystem::path& input,
+                                            const GgufFile* gguf_in = nullptr);
+
 }  // namespace detail
 
 // Writes `input` (a Hugging Face folder with config.json + safetensors, or a model .gguf) to
@@ -265,7 +273,6 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
                                     const GgufExportOptions& options) {
   return catch_as_error("export_gguf", [&] {
     (void)detail::llama_file_type(options.type);  // validates the name
-    GgufExportReport report;
     const bool from_gguf = input.extension() == ".gguf";
     ModelConfig c;
     const TensorSource* src = nullptr;
@@ -287,6 +294,30 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
       store_source.emplace(*store);
       src = &*store_source;
     }
+    return detail::export_gguf_tensors(c, *src, output, options, from_gguf, input,
+                                       from_gguf ? &gguf_storage->file : nullptr);
+  });
+}
+
+// Writes a model given as its config and its tensors under Hugging Face names (a checkpoint
+// folder's, e.g. model::TensorListSource over model::checkpoint_tensors) to `output` as a GGUF of
+// options.type, without a tokenizer. Errors as export_gguf(input, ...) reports them.
+inline GgufExportReport export_gguf(const ModelConfig& config, const TensorSource& source,
+                                    const std::filesystem::path& output, const GgufExportOptions& options) {
+  return catch_as_error("export_gguf", [&] {
+    (void)detail::llama_file_type(options.type);  // validates the name
+    return detail::export_gguf_tensors(config, source, output, options, false, {});
+  });
+}
+
+inline GgufExportReport detail::export_gguf_tensors(const ModelConfig& c, const TensorSource& source,
+                                                    const std::filesystem::path& output,
+                                                    const GgufExportOptions& options, bool from_gguf,
+                                                    const std::filesystem::path& input,
+                                                    const GgufFile* gguf_in) {
+  {
+    GgufExportReport report;
+    const TensorSource* src = &source;
     const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family);
     if (a == nullptr) {
       fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
@@ -294,14 +325,14 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
     GgufWriter w;
     if (from_gguf) {
       // The tokenizer (tokenizer.ggml.*) and chat template (tokenizer.chat_template*) as they are.
-      const GgufFile& in = gguf_storage->file;
+      const GgufFile& in = *gguf_in;
       for (std::size_t i = 0; i < in.metadata_count(); ++i) {
         const auto kv = in.metadata_entry(i);
         if (!kv.key.starts_with("tokenizer.")) continue;
         w.set_value(kv.key, kv.value);
         if (kv.key == "tokenizer.ggml.model") report.tokenizer = true;
       }
-    } else if (std::filesystem::is_regular_file(input / "tokenizer.json")) {
+    } else if (!input.empty() && std::filesystem::is_regular_file(input / "tokenizer.json")) {
       GgufTokenizerWriteOptions topt;
       topt.vocab_size = static_cast<std::size_t>(c.vocab_size);
       (void)write_gguf_tokenizer(w, input, topt);
@@ -407,7 +438,7 @@ inline GgufExportReport export_gguf(const std::filesystem::path& input, const st
     report.tensors = total + (rope_freqs.empty() ? 0 : 1);
     w.write(output);
     return report;
-  });
+  }
 }
 
 }  // namespace moe::io

@@ -98,32 +98,52 @@ struct ModelWeights {
 struct WeightBytes {
   std::size_t total = 0;
   double per_token = 0;
+  // Elements (parameters) of the tensors one token is multiplied with: per_token's tensors but the
+  // embedding row, which is gathered. A matmul does 2 FLOPs per element, so 2 × this is the weight
+  // FLOPs per token (attention over the context comes on top).
+  double per_token_params = 0;
+  double params = 0;  // elements of all tensors
 };
 
 template <class S>
 WeightBytes weight_bytes(const ModelWeights<S>& w, index_t top_k) {
   WeightBytes b;
   std::size_t sum = 0;
-  const auto count = [&sum](const char*, const auto& t) {
+  double elems = 0;
+  const auto elements = [](const auto& t) -> double {
+    if (t.empty()) return 0;
+    if constexpr (requires { t.rows; }) {
+      return static_cast<double>(t.rows) * static_cast<double>(t.cols);
+    } else {
+      return static_cast<double>(t.size);
+    }
+  };
+  const auto count = [&](const char*, const auto& t) {
     sum += t.empty() ? 0 : t.bytes();
+    elems += elements(t);
     return t;
   };
   for (const auto& L : w.layers) {
-    sum = 0;
+    sum = 0, elems = 0;
     (void)L.moe_weights.experts.transform(count);
     const std::size_t experts = sum;
-    sum = 0;
+    const double expert_elems = elems;
+    sum = 0, elems = 0;
     (void)L.transform(count);
     const std::size_t all = sum;
     b.total += all;
+    b.params += elems;
     const double share = L.moe && L.moe_weights.experts.n_experts > 0
                              ? static_cast<double>(top_k) / static_cast<double>(L.moe_weights.experts.n_experts)
                              : 1.0;
     b.per_token += static_cast<double>(all - experts) + share * static_cast<double>(experts);
+    b.per_token_params += (elems - expert_elems) + share * expert_elems;
   }
   b.total += w.embed.bytes() + (w.tied ? 0 : w.lm_head.bytes()) + w.final_norm.bytes();
   b.per_token += static_cast<double>(w.lm_head.bytes() + w.final_norm.bytes()) +
                  static_cast<double>(format_row_bytes(w.embed.dtype, w.embed.cols));
+  b.per_token_params += elements(w.lm_head) + elements(w.final_norm);
+  b.params += elements(w.embed) + (w.tied ? 0 : elements(w.lm_head)) + elements(w.final_norm);
   return b;
 }
 

@@ -1,4 +1,4 @@
-// Small helpers the benchmarks share.
+// Deterministic prompt token ids for the benchmarks (bench_generate, bench_model, moe-bench).
 #pragma once
 
 #include <moe/core/tensor.hpp>

@@ -1,5 +1,5 @@
 // The host's read bandwidth, the limit of bandwidth-bound kernels and of decode on the CPU
-// (shared by bench_kernels and bench_model).
+// (shared by bench_kernels, bench_model and moe-bench).
 #pragma once
 
 #include <moe/moe.hpp>
