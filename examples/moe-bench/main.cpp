@@ -32,7 +32,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -147,7 +149,7 @@ void measure(const Options& o, Probes& probes, Row& row, F&& once, std::vector<d
   for (index_t r = 0; r < o.reps; ++r) {
     if (probes.host()) bw.push_back(probes.bandwidth_sample());
     row.ts.push_back(once());
-    if (!o.compare.empty()) {
+    if (!o.compare.empty() && row.n_batch == 1) {  // llama-bench has no batched-decode row to compare with
       const auto res = moe::bench_tool::run_command(o.compare);
       if (res.status != 0) {
         moe::fail(moe::ErrorCode::kInvalidArgument, "--compare: '{}' failed with exit status {}; its output ended: '{}'",
@@ -160,6 +162,7 @@ void measure(const Options& o, Probes& probes, Row& row, F&& once, std::vector<d
     }
   }
   if (probes.host()) bw.push_back(probes.bandwidth_sample());
+  if (!o.compare.empty() && row.n_batch > 1) row.compare_output = "not compared: batched";
 }
 
 template <class Backend>
@@ -282,6 +285,7 @@ nlohmann::ordered_json row_json(const Row& r, const ModelInfo& m, const Options&
   j["mmap"] = m.mmap;
   j["mlock"] = m.mlock;
   j["peak_rss_bytes"] = peak_rss_bytes();
+  j["probe_bytes"] = static_cast<double>(o.probe_mb << 20);  // the bandwidth probe's buffer, part of the RSS
   if (!o.compare.empty()) {
     j["compare_cmd"] = o.compare;
     const double other = median(r.compare_ts);
@@ -329,9 +333,10 @@ void print_markdown(const std::vector<Row>& rows, const ModelInfo& m, const Opti
     }
     out += "\n";
   }
-  out += fmt::format("\nt/s: median of {} runs after a warm-up (± stddev); weights {} ({}), peak RSS {}{}\n", o.reps,
+  out += fmt::format("\nt/s: median of {} runs after a warm-up (± stddev); weights {} ({}), peak RSS {} (with the {} MiB "
+                     "bandwidth probe){}\n", o.reps,
                      m.mmap ? "used in place from the mapped file" : "made or loaded into memory",
-                     m.mlock ? "locked" : "not locked", human_bytes(peak_rss_bytes()),
+                     m.mlock ? "locked" : "not locked", human_bytes(peak_rss_bytes()), o.probe_mb,
                      cmp ? fmt::format("; other: '{}', run after each of moe-bench's runs", o.compare) : "");
   std::fputs(out.c_str(), stdout);
 }
@@ -371,12 +376,10 @@ int run(const Options& o) {
   if (!o.synthetic.empty()) {
     const nlohmann::json config = moe::bench::synthetic_config_from(o.synthetic, o.layers);
     const moe::DType dtype = *moe::parse_dtype(o.type);
-    const auto slash = o.synthetic.find_last_of('/');
-    info.name = o.synthetic.find('/') == std::string::npos && !o.synthetic.ends_with(".json")
-                    ? o.synthetic
-                    : (slash == std::string::npos || slash == 0 ? o.synthetic
-                                                                : o.synthetic.substr(0, slash).substr(o.synthetic.substr(0, slash).find_last_of('/') + 1));
-    if (o.layers > 0) info.name += fmt::format(" ({} layers)", o.layers);
+    // A shape's name, or the folder of a config.json path ("tests/.../qwen3_moe/config.json": qwen3_moe).
+    const std::string folder = std::filesystem::path(o.synthetic).parent_path().filename().string();
+    info.name = moe::bench::is_config_path(o.synthetic) && !folder.empty() ? folder : o.synthetic;
+    if (o.layers > 0) info.name += fmt::format(" ({} layer{})", o.layers, o.layers == 1 ? "" : "s");
     if constexpr (kHost) {
       auto source = std::make_shared<moe::model::SyntheticSource<Backend>>(dtype, o.seed);
       model = moe::model::make_synthetic_model<Backend>(config, source);
@@ -398,7 +401,7 @@ int run(const Options& o) {
   }
   if (!tests) return 0;
   if (o.mlock) {
-    info.mlock = ::mlockall(MCL_CURRENT | MCL_FUTURE) == 0;
+    info.mlock = ::mlockall(MCL_CURRENT) == 0;  // what is mapped now: the weights
     if (!info.mlock) {
       std::fputs(fmt::format("moe-bench: warning: --mlock: mlockall failed ({}); running unlocked\n", std::strerror(errno)).c_str(),
                  stderr);

@@ -47,14 +47,15 @@ tests:
                                     "cpu, reference (cuda in a build with -DMOE_ENABLE_CUDA=ON)"
 #endif
                                     R"( (default cpu)
-  --mlock                lock the weights in memory (mlockall) before the runs
+  --mlock                lock the weights in memory (mlockall(MCL_CURRENT) after loading: a mapped file is
+                         read in) before the runs; a warning when the system refuses (RLIMIT_MEMLOCK)
   --compare "CMD"        run CMD (through /bin/sh -c) after each measured run of each test, interleaved
                          (A B A B ...); parses tokens/s from llama-bench's -o json / jsonl / md output
                          (the row with the same n_prompt / n_gen), else shows its output's last line;
-                         prints both figures and their ratio. A failing CMD is an error.
+                         prints both figures and their ratio (not for -b rows). A failing CMD is an error.
 output:
   -o, --output md|json   markdown table (default) or a JSON array of rows (only the JSON on stdout)
-  --probe-mb N           size of the read-bandwidth probe's buffer (default 1024)
+  --probe-mb N           size of the read-bandwidth probe's buffer (default 256; part of the peak RSS)
   --probe-iters N        FMA iterations per chain and thread of the FMA-peak probe (default 20000000)
 limits (measured in the same run):
   tg: read bandwidth (median of samples taken around every run) / bytes read per token (weights'
@@ -63,7 +64,7 @@ limits (measured in the same run):
   pp: FMA peak (f32 vector FMAs on all threads) / (2 x parameters multiplied per token).
 JSON fields of each row: test, n_prompt, n_gen, n_batch, avg_ts, stddev_ts, min_ts, max_ts, median_ts,
 samples_ts, limit_ts, limit, roofline_fraction, backend, threads, model, type, weights_bytes, params,
-bytes_per_token, flops_per_token, bandwidth_gbs, fma_gflops, mmap, mlock, peak_rss_bytes
+bytes_per_token, flops_per_token, bandwidth_gbs, fma_gflops, mmap, mlock, peak_rss_bytes, probe_bytes
 (+ compare_cmd, compare_ts, compare_samples_ts, compare_ratio, compare_output with --compare).
 )";
 
@@ -74,7 +75,7 @@ struct Options {
   std::uint64_t seed = 1;
   std::vector<index_t> n_prompt, n_gen, n_batch;
   index_t reps = 5;
-  index_t probe_mb = 1024, probe_iters = 20'000'000;
+  index_t probe_mb = 256, probe_iters = 20'000'000;
   bool mlock = false, help = false;
 };
 

@@ -92,11 +92,16 @@ inline nlohmann::json synthetic_config(std::string_view name, int layers = 0) {
   return j;
 }
 
-// The config of a named shape, or of the config.json file `name_or_path` when it is not a name
-// (a name has no '/' and does not end in ".json"), with `layers` (0: as given) layers.
+// Whether --synthetic's value is a config.json path rather than a shape's name (a name has no '/'
+// and does not end in ".json").
+inline bool is_config_path(std::string_view name_or_path) {
+  return name_or_path.find('/') != std::string_view::npos || name_or_path.ends_with(".json");
+}
+
+// The config of a named shape, or of the config.json file `name_or_path` (is_config_path), with
+// `layers` (0: as given) layers.
 inline nlohmann::json synthetic_config_from(std::string_view name_or_path, int layers = 0) {
-  const bool is_path = name_or_path.find('/') != std::string_view::npos || name_or_path.ends_with(".json");
-  if (!is_path) return synthetic_config(name_or_path, layers);
+  if (!is_config_path(name_or_path)) return synthetic_config(name_or_path, layers);
   const std::filesystem::path path{std::string(name_or_path)};
   nlohmann::json j = io::read_json_file(path, limits::kMaxConfigJsonBytes, "config.json");
   require(j.is_object(), ErrorCode::kConfig, "--synthetic {}: not a JSON object", path.string());
