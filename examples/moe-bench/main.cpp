@@ -51,7 +51,7 @@ using moe::index_t;
 using moe::bench_tool::Options;
 
 // Tokens of context each tg test decodes after (prefilled, not timed).
-constexpr index_t kTgContext = 16;
+constexpr index_t kTgContext = 4;
 
 struct Stats {
   double avg = 0, stddev = 0, min = 0, max = 0, median = 0;

@@ -36,7 +36,7 @@ model:
 tests:
   -p, --n-prompt N,...   prompt lengths: one pp test each (one prefill pass of N tokens; default 512)
   -n, --n-gen N,...      generation lengths: one tg test each (N batch-1 greedy decode steps after a
-                         16-token context; default 128)
+                         4-token context; default 128)
   -b, --batch N,...      batched decode: for each -n and each N, a tg test of N sequences decoding together
   -r, --repetitions N    measured runs of each test, after one warm-up run (default 5)
   -t, --threads N        threads (default: all)
