@@ -209,6 +209,181 @@ CASES = [
                      topk_group=1, first_k_dense_replace=1, norm_topk_prob=True,
                      routed_scaling_factor=1.5, rms_norm_eps=1e-5, rope_parameters=rope(theta=1e4),
                      bos_token_id=None, eos_token_id=[1, 2])),
+
+    # ---- 2026 families (issue 14) ------------------------------------------------------------
+    dict(name="kimi_k2", model="DeepseekV3ForCausalLM", config="DeepseekV3Config", seed=9001,
+         save_dtype="float32", legacy_rope=True,
+         covers="Kimi K2's DeepSeek-V3 options at small size: 48 routed experts top-8, n_group 1, "
+                "routed_scaling_factor 2.827, 1 shared expert, first_k_dense_replace 1, yarn factor 32 "
+                "with beta_fast = beta_slow = 1 and mscale = mscale_all_dim = 1; config.json in the legacy "
+                "(hub) form",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=128, moe_intermediate_size=16,
+                     num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+                     n_shared_experts=1, n_routed_experts=48, routed_scaling_factor=2.827, kv_lora_rank=32,
+                     q_lora_rank=48, qk_rope_head_dim=8, v_head_dim=16, qk_nope_head_dim=16,
+                     n_group=1, topk_group=1, num_experts_per_tok=8, first_k_dense_replace=1,
+                     norm_topk_prob=True, rope_interleave=True, rms_norm_eps=1e-6,
+                     rope_parameters=rope("yarn", 5e4, factor=32.0, original_max_position_embeddings=16,
+                                          beta_fast=1.0, beta_slow=1.0, mscale=1.0, mscale_all_dim=1.0),
+                     bos_token_id=0, eos_token_id=1)),
+    dict(name="glm4_moe_lite", model="Glm4MoeLiteForCausalLM", config="Glm4MoeLiteConfig", seed=9101,
+         save_dtype="float32",
+         covers="GLM-4.7-Flash: DeepSeek-V3 MLA (q_lora_rank, rope_interleave) with GLM's sigmoid router, "
+                "mlp_layer_types [dense, sparse, dense, sparse] instead of first_k_dense_replace, "
+                "routed_scaling_factor 1.8",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=112, moe_intermediate_size=24,
+                     num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+                     n_shared_experts=1, n_routed_experts=8, routed_scaling_factor=1.8, kv_lora_rank=32,
+                     q_lora_rank=40, qk_rope_head_dim=8, v_head_dim=24, qk_nope_head_dim=16,
+                     n_group=1, topk_group=1, num_experts_per_tok=3, norm_topk_prob=True,
+                     mlp_layer_types=["dense", "sparse", "dense", "sparse"], rope_interleave=True,
+                     rms_norm_eps=1e-5, rope_parameters=rope(theta=1e4), bos_token_id=0, eos_token_id=1)),
+    dict(name="dots1", model="Dots1ForCausalLM", config="Dots1Config", seed=9201,
+         save_dtype="float32",
+         covers="per-head q/k RMSNorm, sigmoid + e_score_correction_bias router with 2 groups keep 1, "
+                "routed_scaling_factor 2.5, shared expert, first_k_dense_replace 1, sliding_window 6 on "
+                "layers >= max_window_layers 1",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=128, moe_intermediate_size=24,
+                     num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                     n_shared_experts=1, n_routed_experts=8, n_group=2, topk_group=1, num_experts_per_tok=2,
+                     first_k_dense_replace=1, norm_topk_prob=True, routed_scaling_factor=2.5,
+                     sliding_window=6, max_window_layers=1, rms_norm_eps=1e-6,
+                     rope_parameters=rope(theta=1e4), bos_token_id=None, eos_token_id=2)),
+    dict(name="minimax_m2", model="MiniMaxM2ForCausalLM", config="MiniMaxM2Config", seed=9301,
+         save_dtype="float32",
+         covers="q/k RMSNorm over the whole projection, partial rotary 0.5 (head_dim 24), sigmoid router "
+                "with mlp.e_score_correction_bias, always renormalised, top-2 of 8",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=24, num_local_experts=8,
+                     num_experts_per_tok=2, rms_norm_eps=1e-6,
+                     rope_parameters=rope(theta=5e6, partial_rotary_factor=0.5),
+                     bos_token_id=None, eos_token_id=2)),
+    dict(name="minimax_m2_bf16", model="MiniMaxM2ForCausalLM", config="MiniMaxM2Config", seed=9302,
+         save_dtype="bfloat16",
+         covers="bf16 checkpoint, 3 layers, top-3 of 16, full rotary",
+         kwargs=dict(vocab_size=320, hidden_size=64, intermediate_size=24, num_hidden_layers=3,
+                     num_attention_heads=4, num_key_value_heads=1, head_dim=16, num_local_experts=16,
+                     num_experts_per_tok=3, rms_norm_eps=1e-6, rope_parameters=rope(theta=1e4),
+                     bos_token_id=None, eos_token_id=2)),
+    dict(name="ernie4_5_moe", model="Ernie4_5_MoeForCausalLM", config="Ernie4_5_MoeConfig", seed=9401,
+         save_dtype="float32",
+         covers="interleaved-pair rope, use_bias (q/k/v/o and MLP biases), softmax router with "
+                "moe_statics correction bias for the choice only, renormalised with moe_norm_min, "
+                "1 shared expert, moe_layer_start_index 1, tie_word_embeddings true",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=128, moe_intermediate_size=24,
+                     num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, moe_num_experts=8,
+                     moe_k=2, moe_num_shared_experts=1, moe_layer_start_index=1, moe_layer_end_index=-1,
+                     moe_layer_interval=1, use_bias=True, tie_word_embeddings=True, rms_norm_eps=1e-5,
+                     rope_parameters=rope(theta=5e5), pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+    dict(name="ernie4_5_moe_bf16", model="Ernie4_5_MoeForCausalLM", config="Ernie4_5_MoeConfig", seed=9402,
+         save_dtype="bfloat16",
+         covers="bf16 checkpoint, no biases, no shared expert, moe_layer_interval 2 from layer 0 to "
+                "moe_layer_end_index 2 (layers 1 MoE; 0, 2, 3 dense), untied head",
+         kwargs=dict(vocab_size=320, hidden_size=64, intermediate_size=96, moe_intermediate_size=32,
+                     num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4, moe_num_experts=8,
+                     moe_k=3, moe_num_shared_experts=0, moe_layer_start_index=0, moe_layer_end_index=2,
+                     moe_layer_interval=2, use_bias=False, tie_word_embeddings=False, rms_norm_eps=1e-5,
+                     rope_parameters=rope(theta=1e4), pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+    dict(name="hunyuan_v1_moe", model="HunYuanMoEV1ForCausalLM", config="HunYuanMoEV1Config", seed=9501,
+         save_dtype="float32",
+         covers="per-head q/k RMSNorm AFTER rope (query_layernorm/key_layernorm), shared MLP always on, "
+                "softmax top-2 of 8 renormalised, router mlp.gate.wg",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_experts=8, moe_topk=2,
+                     rms_norm_eps=1e-5, rope_parameters=rope(theta=1e4), pad_token_id=0, bos_token_id=1,
+                     eos_token_id=2)),
+    dict(name="hunyuan_v1_moe_alpha", model="HunYuanMoEV1ForCausalLM", config="HunYuanMoEV1Config",
+         seed=9502, save_dtype="bfloat16",
+         covers="bf16 checkpoint, Hunyuan-A13B's dynamic NTK-alpha rope (base = theta * alpha^(d/(d-2))), "
+                "top-1 of 4, MQA",
+         kwargs=dict(vocab_size=320, hidden_size=64, intermediate_size=48, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=1, head_dim=16, num_experts=4, moe_topk=1,
+                     rms_norm_eps=1e-5, rope_parameters=rope("dynamic", 1e4, alpha=1000.0, factor=1.0),
+                     pad_token_id=0, bos_token_id=1, eos_token_id=2)),
+    dict(name="granitemoe", model="GraniteMoeForCausalLM", config="GraniteMoeConfig", seed=9601,
+         save_dtype="float32",
+         covers="muP multipliers: embedding_multiplier 12, attention_multiplier 0.1 (the softmax scale), "
+                "residual_multiplier 0.22, logits_scaling 6; softmax over the top-2 logits; tied head",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=32, num_hidden_layers=2,
+                     num_attention_heads=4, num_key_value_heads=2, num_local_experts=8,
+                     num_experts_per_tok=2, embedding_multiplier=12.0, attention_multiplier=0.1,
+                     residual_multiplier=0.22, logits_scaling=6.0, tie_word_embeddings=True,
+                     rms_norm_eps=1e-6, rope_parameters=rope(theta=1e4), bos_token_id=1, eos_token_id=2)),
+    dict(name="llama4", model="Llama4ForCausalLM", config="Llama4TextConfig", seed=9701,
+         save_dtype="float32",
+         covers="top-1 sigmoid router + shared expert, MoE on layers 1, 3 (interleave_moe_layer_step 2, "
+                "dense intermediate_size_mlp elsewhere), chunked attention (chunk 8) on rope layers, NoPE "
+                "layer 3 with attention temperature tuning (floor_scale 4), L2 q/k norm, llama3 rope scaling",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=32, intermediate_size_mlp=96,
+                     num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                     num_local_experts=4, num_experts_per_tok=1, interleave_moe_layer_step=2,
+                     no_rope_layers=[1, 1, 1, 0], attention_chunk_size=8, attn_temperature_tuning=True,
+                     floor_scale=4, attn_scale=0.1, use_qk_norm=True, rms_norm_eps=1e-5,
+                     rope_parameters=rope("llama3", 5e5, factor=8.0, low_freq_factor=1.0,
+                                          high_freq_factor=4.0, original_max_position_embeddings=32),
+                     bos_token_id=1, eos_token_id=2)),
+    dict(name="llama4_bf16", model="Llama4ForCausalLM", config="Llama4TextConfig", seed=9702,
+         save_dtype="bfloat16",
+         covers="bf16 checkpoint, every layer MoE (top-1 of 8), NoPE every 2nd layer, no temperature "
+                "tuning, no q/k norm, chunk 6, default rope",
+         kwargs=dict(vocab_size=320, hidden_size=64, intermediate_size=24, intermediate_size_mlp=64,
+                     num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+                     num_local_experts=8, num_experts_per_tok=1, interleave_moe_layer_step=1,
+                     no_rope_layer_interval=2, attention_chunk_size=6, attn_temperature_tuning=False,
+                     use_qk_norm=False, rms_norm_eps=1e-5, rope_parameters=rope(theta=5e5),
+                     bos_token_id=1, eos_token_id=2)),
+    dict(name="qwen3_next", model="Qwen3NextForCausalLM", config="Qwen3NextConfig", seed=9801,
+         save_dtype="float32",
+         covers="Gated DeltaNet (2 key heads, 4 value heads, conv kernel 4) on layers 0, 2, gated full "
+                "attention on 1, 3, partial rotary 0.5, zero-centred RMSNorm, shared expert with sigmoid "
+                "gate, top-2 of 8",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=96, num_hidden_layers=4,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=16, linear_conv_kernel_dim=4,
+                     linear_key_head_dim=16, linear_value_head_dim=24, linear_num_key_heads=2,
+                     linear_num_value_heads=4, moe_intermediate_size=24, shared_expert_intermediate_size=40,
+                     num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, decoder_sparse_step=1,
+                     mlp_only_layers=[],
+                     layer_types=["linear_attention", "full_attention", "linear_attention", "full_attention"],
+                     rms_norm_eps=1e-6, rope_parameters=rope(theta=1e4, partial_rotary_factor=0.5),
+                     bos_token_id=None, eos_token_id=2)),
+    dict(name="qwen3_5_moe", model="Qwen3_5MoeForCausalLM", config="Qwen3_5MoeTextConfig", seed=9901,
+         save_dtype="bfloat16",
+         covers="bf16 checkpoint, Qwen3.5-MoE text model: 3 Gated DeltaNet layers then gated full "
+                "attention, interleaved mrope sections (text positions), partial rotary 0.5",
+         kwargs=dict(vocab_size=320, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                     num_key_value_heads=2, head_dim=16, linear_conv_kernel_dim=4, linear_key_head_dim=16,
+                     linear_value_head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
+                     moe_intermediate_size=24, shared_expert_intermediate_size=32, num_experts=8,
+                     num_experts_per_tok=2,
+                     layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"],
+                     rms_norm_eps=1e-6,
+                     rope_parameters=rope(theta=1e4, partial_rotary_factor=0.5, mrope_section=[2, 1, 1],
+                                          mrope_interleaved=True),
+                     bos_token_id=None, eos_token_id=2)),
+    dict(name="deepseek_v32", model="DeepseekV32ForCausalLM", config="DeepseekV32Config", seed=10001,
+         save_dtype="float32",
+         covers="DeepSeek sparse attention: lightning indexer (2 heads of 16, index_topk 8 below the "
+                "19-token prompt) over MLA with q_lora_rank, V3 grouped sigmoid router (4 groups keep 2, "
+                "top-3 of 16), first_k_dense_replace 1",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=128, moe_intermediate_size=16,
+                     num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+                     n_shared_experts=1, n_routed_experts=16, routed_scaling_factor=2.5, kv_lora_rank=32,
+                     q_lora_rank=48, qk_rope_head_dim=8, v_head_dim=16, qk_nope_head_dim=16,
+                     n_group=4, topk_group=2, num_experts_per_tok=3, first_k_dense_replace=1,
+                     norm_topk_prob=True, index_topk=8, index_head_dim=16, index_n_heads=2,
+                     rms_norm_eps=1e-6, rope_parameters=rope(theta=1e4), bos_token_id=0, eos_token_id=1)),
+    dict(name="glm_moe_dsa", model="GlmMoeDsaForCausalLM", config="GlmMoeDsaConfig", seed=10101,
+         save_dtype="float32",
+         covers="GLM-5: MLA + DeepSeek sparse attention (index_topk 6), indexer_types [full, full, shared] "
+                "(layer 2 reuses layer 1's selection), n_group 1, top-2 of 8, first_k_dense_replace 1",
+         kwargs=dict(vocab_size=384, hidden_size=64, intermediate_size=112, moe_intermediate_size=24,
+                     num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=4,
+                     n_shared_experts=1, n_routed_experts=8, routed_scaling_factor=2.5, kv_lora_rank=32,
+                     q_lora_rank=40, qk_rope_head_dim=8, v_head_dim=24, qk_nope_head_dim=24,
+                     n_group=1, topk_group=1, num_experts_per_tok=2, first_k_dense_replace=1,
+                     norm_topk_prob=True, index_topk=6, index_head_dim=16, index_n_heads=2,
+                     indexer_types=["full", "full", "shared"], rms_norm_eps=1e-5,
+                     rope_parameters=rope(theta=1e4), bos_token_id=0, eos_token_id=1)),
 ]
 
 
@@ -252,6 +427,8 @@ def draw_kind(name, shape, hidden_size):
             if len(others) != 1:
                 raise ValueError(f"{name}: cannot tell the input dim of {shape}")
             return ("normal", 1.0 / math.sqrt(others[0]), 0.0)
+        if "conv" in name and shape[1] == 1:       # depthwise conv1d [channels, 1, kernel]
+            return ("normal", 1.0 / math.sqrt(shape[2]), 0.0)
         raise ValueError(f"{name}: unknown 3-D tensor {shape}")
     if len(shape) == 1:
         print(f"  note: 1-D tensor {name} drawn as a bias (0.1 randn)")
