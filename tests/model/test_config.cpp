@@ -4,6 +4,7 @@
 
 #include <moe/model/config.hpp>
 
+#include <cmath>
 #include <string>
 
 using namespace moe;
@@ -223,4 +224,122 @@ TEST_CASE("config: attention / MLP bias flags per family", "[config]") {
   CHECK(c.qkv_bias);
   CHECK(c.o_bias);
   CHECK_FALSE(c.mlp_bias);
+}
+
+namespace {
+
+json small(std::string_view arch) {
+  return json{{"architectures", {std::string(arch)}}, {"vocab_size", 100}, {"hidden_size", 32},
+              {"intermediate_size", 48}, {"num_hidden_layers", 4}, {"num_attention_heads", 4},
+              {"num_key_value_heads", 2}};
+}
+
+}  // namespace
+
+TEST_CASE("config: the unsupported-architecture message lists every family", "[config]") {
+  const std::string m = message_of(small("FancyForCausalLM"));
+  for (const auto* a : model::kArchitectures) CHECK(m.find(std::string(a->hf_class)) != std::string::npos);
+}
+
+TEST_CASE("config: ERNIE-4.5 MoE layer interval, moe_k, shared experts, use_bias, tied head", "[config]") {
+  json j = small("Ernie4_5_MoeForCausalLM");
+  j["num_hidden_layers"] = 6;
+  j.update(json{{"moe_num_experts", 8}, {"moe_k", 3}, {"moe_intermediate_size", 16}, {"use_bias", true}});
+  auto c = ModelConfig::from_json(j, "x");
+  CHECK(c.top_k == 3);
+  CHECK(c.d_ff_shared == 2 * 16);  // moe_num_shared_experts defaults to 2
+  CHECK(c.tie_word_embeddings);    // Ernie4_5_MoeConfig's default
+  CHECK(c.qkv_bias);
+  CHECK(c.o_bias);
+  CHECK(c.mlp_bias);
+  CHECK(c.lm_head_bias);
+  CHECK(c.rope.theta == 5e5);
+  CHECK(c.rope_pairing == kernels::RopePairing::interleaved);
+  CHECK(c.router.has_correction_bias);
+  CHECK(c.moe_layer == std::vector<bool>{false, true, true, true, true, true});  // start index 1, end -1
+  j.update(json{{"moe_layer_start_index", 0}, {"moe_layer_end_index", 3}, {"moe_layer_interval", 2},
+                {"moe_num_shared_experts", 0}, {"use_bias", false}, {"tie_word_embeddings", false}});
+  c = ModelConfig::from_json(j, "x");
+  CHECK(c.moe_layer == std::vector<bool>{false, true, false, true, false, false});
+  CHECK(c.d_ff_shared == 0);
+  CHECK_FALSE(c.lm_head_bias);
+  CHECK_FALSE(c.tie_word_embeddings);
+  j["moe_layer_interval"] = 0;
+  CHECK(code_of(j) == ErrorCode::kConfig);
+  CHECK(message_of(j).find("moe_layer_interval") != std::string::npos);
+}
+
+TEST_CASE("config: Hunyuan moe_topk lists, shared MLP width, q/k norm after rope, NTK-alpha rope", "[config]") {
+  json j = small("HunYuanMoEV1ForCausalLM");
+  j.update(json{{"num_experts", 8}, {"moe_topk", {2, 2, 2, 2}}, {"head_dim", 16},
+                {"rope_parameters", {{"rope_type", "dynamic"}, {"alpha", 1000.0}, {"rope_theta", 10000.0}}}});
+  auto c = ModelConfig::from_json(j, "x");
+  CHECK(c.top_k == 2);
+  CHECK(c.d_ff_shared == 48);  // the shared MLP is intermediate_size wide, like the experts
+  CHECK(c.d_ff_expert == 48);
+  CHECK(c.qk_norm == model::QkNorm::kPerHeadAfterRope);
+  CHECK(c.rope.type == layers::RopeType::kDefault);
+  CHECK(c.rope.theta == Approx(10000.0 * std::pow(1000.0, 16.0 / 14.0)));
+  j["moe_topk"] = {2, 4, 2, 2};
+  CHECK(code_of(j) == ErrorCode::kUnsupported);
+  CHECK(message_of(j).find("moe_topk") != std::string::npos);
+  j["moe_topk"] = json::array();
+  CHECK(code_of(j) == ErrorCode::kConfig);
+}
+
+TEST_CASE("config: Granite muP multipliers", "[config]") {
+  json j = small("GraniteMoeForCausalLM");
+  j.update(json{{"num_local_experts", 4}, {"num_experts_per_tok", 2}, {"embedding_multiplier", 12.0},
+                {"attention_multiplier", 0.125}, {"residual_multiplier", 0.22}, {"logits_scaling", 8.0}});
+  auto c = ModelConfig::from_json(j, "x");
+  CHECK(c.embedding_multiplier == 12.0f);
+  CHECK(c.attention_scale == 0.125f);
+  CHECK(c.residual_multiplier == 0.22f);
+  CHECK(c.logits_multiplier == 0.125f);
+  CHECK(c.router.scoring == layers::RouterScoring::kTopkSoftmax);
+  j["logits_scaling"] = 0;
+  CHECK(code_of(j) == ErrorCode::kConfig);
+  CHECK(message_of(j).find("logits_scaling") != std::string::npos);
+  // Other families ignore the keys.
+  json m = mixtral();
+  m["embedding_multiplier"] = 12.0;
+  CHECK(ModelConfig::from_json(m, "x").embedding_multiplier == 1.0f);
+}
+
+TEST_CASE("config: GLM-4-MoE-Lite mlp_layer_types, dots.llm1 derived sliding layers, MiniMax-M2", "[config]") {
+  json g = small("Glm4MoeLiteForCausalLM");
+  g.update(json{{"moe_intermediate_size", 8}, {"n_routed_experts", 8}, {"num_experts_per_tok", 2},
+                {"kv_lora_rank", 8}, {"q_lora_rank", 16}, {"qk_nope_head_dim", 8}, {"qk_rope_head_dim", 4},
+                {"v_head_dim", 8}, {"first_k_dense_replace", 3}});
+  auto c = ModelConfig::from_json(g, "x");
+  // transformers' config class does not read first_k_dense_replace: only layer 0 is dense.
+  CHECK(c.moe_layer == std::vector<bool>{false, true, true, true});
+  CHECK(c.mla);
+  CHECK(c.router.routed_scaling_factor == 1.8f);
+  g["mlp_layer_types"] = {"sparse", "dense", "sparse", "dense"};
+  CHECK(ModelConfig::from_json(g, "x").moe_layer == std::vector<bool>{true, false, true, false});
+  g["mlp_layer_types"] = {"sparse", "moe", "sparse", "dense"};
+  CHECK(code_of(g) == ErrorCode::kConfig);
+  CHECK(message_of(g).find("mlp_layer_types[1]") != std::string::npos);
+  g["mlp_layer_types"] = {"sparse"};
+  CHECK(code_of(g) == ErrorCode::kConfig);
+
+  json d = small("Dots1ForCausalLM");
+  d.update(json{{"moe_intermediate_size", 8}, {"n_routed_experts", 8}, {"num_experts_per_tok", 2},
+                {"n_shared_experts", 1}, {"sliding_window", 16}, {"max_window_layers", 2}});
+  c = ModelConfig::from_json(d, "x");
+  CHECK(c.sliding_window == std::vector<index_t>{0, 0, 16, 16});  // layers >= max_window_layers
+  d.erase("max_window_layers");
+  CHECK(ModelConfig::from_json(d, "x").sliding_window == std::vector<index_t>{0, 0, 0, 0});
+  CHECK(c.qk_norm == model::QkNorm::kPerHead);
+
+  json m = small("MiniMaxM2ForCausalLM");
+  m.update(json{{"num_local_experts", 8}, {"num_experts_per_tok", 2}, {"head_dim", 16},
+                {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 5e6}, {"partial_rotary_factor", 0.5}}}});
+  c = ModelConfig::from_json(m, "x");
+  CHECK(c.qk_norm == model::QkNorm::kWholeProjection);
+  CHECK(c.rope.rotary_dim == 8);
+  CHECK(c.router.scoring == layers::RouterScoring::kSigmoid);
+  CHECK(c.router.norm_topk_prob);
+  CHECK(c.router.has_correction_bias);
 }

@@ -19,7 +19,8 @@ using kernels::AttentionShape;
 enum class QkNorm : std::uint8_t {
   kNone,
   kPerHead,         // RMSNorm over each head's head_dim (Qwen3-MoE, GLM-4-MoE use_qk_norm)
-  kWholeProjection  // RMSNorm over the whole q / k projection before the head split (OLMoE)
+  kWholeProjection,  // RMSNorm over the whole q / k projection before the head split (OLMoE, MiniMax-M2)
+  kPerHeadAfterRope  // per-head RMSNorm of the rotated q / k (Hunyuan's query/key_layernorm)
 };
 
 template <class S = host_memory>
@@ -74,7 +75,14 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
   add_bias(be, s.v, w.v_bias);
   const ViewOf<B, float, 3> q3(s.q.data(), {n, H, hd}), k3(s.k.data(), {n, KV, hd});
   const bool per_head = o.qk_norm == QkNorm::kPerHead;
-  if (o.clip_qkv <= 0 && o.qk_norm != QkNorm::kWholeProjection && (!per_head || w.q_norm.dtype == w.k_norm.dtype)) {
+  const bool after_rope = o.qk_norm == QkNorm::kPerHeadAfterRope;
+  const auto norm_heads = [&] {
+    const ViewOf<B, float, 2> qh(s.q.data(), {n * H, hd}), kh(s.k.data(), {n * KV, hd});
+    rms_norm(be, CV(qh), w.q_norm, o.norm_eps, qh);
+    rms_norm(be, CV(kh), w.k_norm, o.norm_eps, kh);
+  };
+  if (o.clip_qkv <= 0 && o.qk_norm != QkNorm::kWholeProjection && !after_rope &&
+      (!per_head || w.q_norm.dtype == w.k_norm.dtype)) {
     // The common case in one fused step: per-head QK-norm (Qwen3, GLM-4) or none, then rope.
     if (per_head) {
       visit_format<B>(w.q_norm.dtype, [&](auto tag) {
@@ -91,9 +99,7 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
       rms_norm(be, CV(s.q), w.q_norm, o.norm_eps, s.q);
       rms_norm(be, CV(s.k), w.k_norm, o.norm_eps, s.k);
     } else if (per_head) {
-      const ViewOf<B, float, 2> qh(s.q.data(), {n * H, hd}), kh(s.k.data(), {n * KV, hd});
-      rms_norm(be, CV(qh), w.q_norm, o.norm_eps, qh);
-      rms_norm(be, CV(kh), w.k_norm, o.norm_eps, kh);
+      norm_heads();
     }
     if (o.clip_qkv > 0) {
       kernels::clamp(be, s.q, o.clip_qkv);
@@ -102,6 +108,7 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
     }
     kernels::rope(be, q3, cos, sin, o.rope_pairing);
     kernels::rope(be, k3, cos, sin, o.rope_pairing);
+    if (after_rope) norm_heads();
   }
 
   ViewOf<B, const float, 1> sinks = ViewOf<B, const float, 1>(s.sinks).slice(0, 0);

@@ -13,7 +13,10 @@
 
 namespace moe::model {
 
-enum class Family : std::uint8_t { kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekV2, kDeepseekV3, kGptOss, kGlm4Moe };
+enum class Family : std::uint8_t {
+  kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekV2, kDeepseekV3, kGptOss, kGlm4Moe,
+  kGlm4MoeLite, kDots1, kMiniMaxM2, kErnie45Moe, kHunYuanMoeV1, kGraniteMoe,
+};
 
 enum class AttentionKind : std::uint8_t { kStandard, kMla };
 
@@ -29,7 +32,11 @@ enum class SharedExpert : std::uint8_t {
 enum class DenseLayers : std::uint8_t {
   kNone,          // every layer is MoE
   kFirstK,        // layers < first_k_dense_replace are dense (DeepSeek, GLM)
-  kSparseStep     // dense if in mlp_only_layers or (i+1) % decoder_sparse_step != 0 (Qwen2/3)
+  kSparseStep,    // dense if in mlp_only_layers or (i+1) % decoder_sparse_step != 0 (Qwen2/3)
+  kMlpLayerTypes,  // config "mlp_layer_types" ("dense" / "sparse"); without it the first
+                   // first_k_dense_replace_default layers are dense (GLM-4-MoE-Lite)
+  kInterval        // MoE when (i+1) % moe_layer_interval == 0 and moe_layer_start_index <= i <=
+                   // moe_layer_end_index (-1: the last layer) (ERNIE-4.5)
 };
 
 enum class SlidingWindow : std::uint8_t {
@@ -57,6 +64,7 @@ struct ArchitectureSpec {
   std::string_view n_experts_key;      // e.g. "num_local_experts"
   std::string_view n_experts_key_alt = {};  // the other spelling (transformers 5 saves Qwen3's as num_local_experts)
   std::string_view expert_d_ff_key;    // "intermediate_size" or "moe_intermediate_size"
+  std::string_view top_k_key = "num_experts_per_tok";  // ERNIE: "moe_k", Hunyuan: "moe_topk"
   layers::RouterScoring scoring = layers::RouterScoring::kSoftmax;
   bool router_bias = false;            // GPT-OSS: the router Linear has a bias ({moe_prefix}.{router_name}.bias)
   bool grouped_routing = false;        // group-limited selection over n_group / topk_group (default 1 each)
@@ -72,8 +80,12 @@ struct ArchitectureSpec {
   TopkRenormalize topk_renormalize = TopkRenormalize::kFromConfig;
   bool norm_topk_prob_default = false;
   double routed_scaling_factor_default = 1.0;
-  bool correction_bias = false;        // gate.e_score_correction_bias
+  bool correction_bias = false;        // e_score_correction_bias, under the MoE block:
+  std::string_view correction_bias_name = "gate.e_score_correction_bias";  // MiniMax-M2: no "gate."
+  std::string_view correction_bias_name_alt = {};  // ERNIE: moe_statics under the gate or beside it
   QkNorm qk_norm = QkNorm::kNone;
+  std::string_view q_norm_name = "q_norm";      // Hunyuan: "query_layernorm"
+  std::string_view k_norm_name = "k_norm";      // Hunyuan: "key_layernorm"
   bool qk_norm_from_use_qk_norm = false;  // GLM-4-MoE: only when config use_qk_norm is true
   bool clip_qkv = false;               // OLMoE's clip_qkv
   // Attention biases follow the config flag, as transformers builds the Linear layers from it (a
@@ -82,8 +94,17 @@ struct ArchitectureSpec {
   bool attention_bias_default = false;
   bool o_proj_bias_follows = true;     // o_proj (MLA: q_a/kv_a/o) has the bias too; not Qwen2 / GLM
   bool reads_mlp_bias = false;         // DeepSeek-V2: config "mlp_bias" on the dense and shared MLPs
+  std::string_view mlp_bias_key = "mlp_bias";   // ERNIE: "use_bias" (attention and MLPs alike)
+  bool tie_word_embeddings_default = false;     // ERNIE: true
+  bool lm_head_bias_follows_mlp_bias = false;   // ERNIE: lm_head has a bias when use_bias is set
+  // Granite's muP multipliers: embedding_multiplier, attention_multiplier (the softmax scale),
+  // residual_multiplier (on each block's output before the residual add), logits_scaling.
+  bool mup_multipliers = false;
   SharedExpert shared_expert = SharedExpert::kNone;
   std::int64_t n_shared_experts_default = 1;       // kPlain; DeepSeek-V2: 0 (its config class's default)
+  std::string_view n_shared_experts_key = "n_shared_experts";  // "" = always the default (Hunyuan: 1)
+  // kPlain: the key holding the shared expert's width; "" = n_shared_experts · the expert width.
+  std::string_view shared_expert_d_ff_key = {};                // Hunyuan: "intermediate_size"
   DenseLayers dense_layers = DenseLayers::kNone;
   std::int64_t first_k_dense_replace_default = 0;  // kFirstK; GLM-4-MoE: 1
   SlidingWindow sliding_window = SlidingWindow::kNone;
@@ -95,24 +116,35 @@ struct ArchitectureSpec {
   // ones (0, 2, ...), and with max_window_layers_default > 0 (Qwen2-MoE: 28) only those below config
   // max_window_layers. 0: the key is not read (GPT-OSS).
   std::int64_t max_window_layers_default = 0;
+  // dots.llm1: derived sliding layers are those at or ABOVE max_window_layers (all of them when the
+  // key is absent is not possible: its default is num_hidden_layers, i.e. none).
+  bool sliding_from_max_window_layers = false;
   bool attention_sinks = false;        // GPT-OSS self_attn.sinks
   ExpertActivation activation = ExpertActivation::kSwiglu;
   kernels::RopePairing rope_pairing = kernels::RopePairing::half_split;
   bool rope_interleave_key = false;    // DeepSeek-V3: config "rope_interleave" picks the pairing
   bool mscale_softmax_correction = false;  // DeepSeek-V3: softmax scale · mscale(factor, mscale_all_dim)²
   double default_rope_theta = 10000.0;
+  // Hunyuan: rope_type "dynamic" with "alpha" is NTK-alpha scaling, a fixed base
+  // theta · alpha^(head_dim / (head_dim - 2)) (no per-length update below max_position_embeddings).
+  bool rope_ntk_alpha = false;
   double default_partial_rotary_factor = 1.0;
   std::string_view default_rope_parameters = {};  // JSON used when config.json has no rope settings
   // Tensor names below "model.layers.{i}.".
   std::string_view moe_prefix = "mlp";          // Mixtral hub checkpoints: "block_sparse_moe"
   std::string_view moe_prefix_alt = "";         // a second spelling to try
   std::string_view router_name = "gate";        // GPT-OSS: "router"
+  std::string_view router_name_alt = "";        // Granite hub: "router.layer" (transformers 5: "router")
   std::string_view expert_gate = "gate_proj";   // Mixtral hub: w1
   std::string_view expert_up = "up_proj";       // Mixtral hub: w3
   std::string_view expert_down = "down_proj";   // Mixtral hub: w2
   std::string_view expert_gate_alt = "";
   std::string_view expert_up_alt = "";
   std::string_view expert_down_alt = "";
+  // Fused banks (gate rows then up rows) under the MoE block: transformers 5's names, and a second
+  // spelling (Granite hub: input_linear.weight / output_linear.weight).
+  std::string_view fused_gate_up_alt = "";
+  std::string_view fused_down_alt = "";
   std::string_view shared_expert_name = "";     // "shared_expert" / "shared_experts"
 };
 

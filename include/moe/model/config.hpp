@@ -49,6 +49,7 @@ struct ModelConfig {
   bool qkv_bias = false;                 // q/k/v projections (MLA: q_a_proj, kv_a_proj_with_mqa) have biases
   bool o_bias = false;                   // o_proj has a bias
   bool mlp_bias = false;                 // dense / shared MLP projections have biases (DeepSeek-V2)
+  bool lm_head_bias = false;             // lm_head has a bias (ERNIE with use_bias)
 
   // multi-head latent attention (DeepSeek)
   bool mla = false;
@@ -71,6 +72,12 @@ struct ModelConfig {
   std::vector<bool> moe_layer;           // per layer: MoE block (true) or dense MLP
   float swiglu_alpha = 1.702f;           // GPT-OSS clamped SwiGLU
   float swiglu_limit = 7.0f;
+
+  // Granite's muP multipliers (1 elsewhere): the embedding output, each block's output before its
+  // residual add, and the logits (1 / logits_scaling) are scaled by these.
+  float embedding_multiplier = 1.0f;
+  float residual_multiplier = 1.0f;
+  float logits_multiplier = 1.0f;
 
   // Parses and validates config.json contents. Errors: kUnsupported naming the "architectures"
   // value and source_name for an unknown family or feature; kConfig naming the key and value for
@@ -275,6 +282,17 @@ inline layers::RopeConfig parse_rope(const ConfigReader& r, const ArchitectureSp
   layers::RopeConfig c;
   const std::string type = parse_rope_type(p, c);
   parse_rope_rotation(r, p, spec, head_dim_for_rope, c);
+  if (spec.rope_ntk_alpha && c.type == layers::RopeType::kDynamic && p.has("alpha")) {
+    // Hunyuan's NTK-alpha rope: base = theta · alpha^(d / (d - 2)) over the whole head, fixed.
+    const double alpha = p.number_or("alpha", 1.0);
+    const auto d = static_cast<double>(head_dim_for_rope);
+    require(alpha > 0 && d > 2, ErrorCode::kConfig, "{}: rope alpha must be positive, got {}", r.source(), alpha);
+    c.theta *= std::pow(alpha, d / (d - 2.0));
+    c.type = layers::RopeType::kDefault;
+    c.max_position_embeddings = static_cast<double>(max_pos);
+    (void)layers::compute_rope_frequencies(c);
+    return c;
+  }
   parse_rope_scaling(r, p, type, max_pos, c);
   (void)layers::compute_rope_frequencies(c);  // validates the combination
   return c;
@@ -310,11 +328,10 @@ inline const ArchitectureSpec& parse_architecture(const ConfigReader& r, ModelCo
   c.architecture = (*arch)[0].get<std::string>();
   c.spec = find_architecture(c.architecture);
   if (c.spec == nullptr) {
-    fail(ErrorCode::kUnsupported,
-         "{}: architecture \"{}\" is not supported (supported: MixtralForCausalLM, Qwen2MoeForCausalLM, "
-         "Qwen3MoeForCausalLM, OlmoeForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, "
-         "GptOssForCausalLM, Glm4MoeForCausalLM)",
-         src, c.architecture);
+    std::string supported;
+    for (const auto* a : kArchitectures) supported += (supported.empty() ? "" : ", ") + std::string(a->hf_class);
+    fail(ErrorCode::kUnsupported, "{}: architecture \"{}\" is not supported (supported: {})", src, c.architecture,
+         supported);
   }
   return *c.spec;
 }
@@ -343,7 +360,7 @@ inline void parse_sizes(const ConfigReader& r, ModelConfig& c) {
   c.max_position_embeddings = r.positive_or("max_position_embeddings", 4096);
   c.rms_norm_eps = static_cast<float>(r.number_or("rms_norm_eps", 1e-6));
   require(c.rms_norm_eps >= 0, ErrorCode::kConfig, "{}: rms_norm_eps must be >= 0, got {}", src, c.rms_norm_eps);
-  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", false);
+  c.tie_word_embeddings = r.boolean_or("tie_word_embeddings", c.spec->tie_word_embeddings_default);
   c.eos_token_ids = parse_token_ids(r, "eos_token_id");
   if (const auto bos = parse_token_ids(r, "bos_token_id"); !bos.empty()) c.bos_token_id = bos.front();
 }
@@ -401,7 +418,22 @@ inline void parse_attention_options(const ConfigReader& r, const ArchitectureSpe
   c.attention_sinks = s.attention_sinks;
   if (!s.attention_bias_key.empty()) c.qkv_bias = r.boolean_or(s.attention_bias_key, s.attention_bias_default);
   c.o_bias = c.qkv_bias && s.o_proj_bias_follows;
-  if (s.reads_mlp_bias) c.mlp_bias = r.boolean_or("mlp_bias", false);
+  if (s.reads_mlp_bias) c.mlp_bias = r.boolean_or(s.mlp_bias_key, false);
+  c.lm_head_bias = c.mlp_bias && s.lm_head_bias_follows_mlp_bias;
+}
+
+// Granite's muP multipliers (validated positive and finite; the attention one is the softmax scale).
+inline void parse_mup_multipliers(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
+  if (!s.mup_multipliers) return;
+  const auto positive = [&](std::string_view key) {
+    const double v = r.number_or(key, 1.0);
+    require(v > 0, ErrorCode::kConfig, "{}: \"{}\" must be positive, got {}", r.source(), key, v);
+    return v;
+  };
+  c.embedding_multiplier = static_cast<float>(positive("embedding_multiplier"));
+  c.residual_multiplier = static_cast<float>(positive("residual_multiplier"));
+  c.logits_multiplier = static_cast<float>(1.0 / positive("logits_scaling"));
+  c.attention_scale = static_cast<float>(positive("attention_multiplier"));
 }
 
 // Windows from an explicit layer_types list (transformers 5 configs, GPT-OSS).
@@ -436,6 +468,12 @@ inline void derived_layer_types_windows(const ConfigReader& r, const Architectur
   const std::int64_t below = s.max_window_layers_default > 0
                                  ? r.integer_or("max_window_layers", s.max_window_layers_default)
                                  : std::numeric_limits<std::int64_t>::max();
+  if (s.sliding_from_max_window_layers) {
+    // dots.llm1: layers at or above max_window_layers slide (its default: none of them).
+    const std::int64_t from = r.integer_or("max_window_layers", static_cast<std::int64_t>(windows.size()));
+    for (index_t i = 0; i < windows.size(); ++i) windows[i] = static_cast<std::int64_t>(i) >= from ? window : 0;
+    return;
+  }
   for (index_t i = 0; i < windows.size(); ++i) {
     const bool sliding = (i + 1) % 2 != 0 && static_cast<std::int64_t>(i) < below;
     windows[i] = sliding ? window : 0;
@@ -477,21 +515,42 @@ inline void parse_rotary(const ConfigReader& r, const ArchitectureSpec& s, index
 
 // ---- feed-forward -----------------------------------------------------------------------------
 
+// The experts per token: an integer, or (Hunyuan's moe_topk) a per-layer list, accepted when all
+// entries are equal (one router configuration serves every layer).
+inline index_t parse_top_k(const ConfigReader& r, std::string_view key) {
+  const auto* v = r.find(key);
+  if (v == nullptr || !v->is_array()) return r.dimension(key);
+  require(!v->empty(), ErrorCode::kConfig, "{}: \"{}\" must not be an empty list", r.source(), key);
+  const auto first = r.as_integer(v->front(), key);
+  for (const auto& x : *v) {
+    require(r.as_integer(x, key) == first, ErrorCode::kUnsupported,
+            "{}: per-layer \"{}\" values that differ ({} and {}) are not supported", r.source(), key, first,
+            r.as_integer(x, key));
+  }
+  require(first > 0 && first <= static_cast<std::int64_t>(kMaxDimension), ErrorCode::kConfig, "{}: \"{}\" = {} is invalid", r.source(), key,
+          first);
+  return static_cast<index_t>(first);
+}
+
+
 // Expert count and widths, the dense and shared MLP widths, GPT-OSS's clamped-SwiGLU constants.
 inline void parse_experts(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
   c.n_experts = !r.has(s.n_experts_key) && !s.n_experts_key_alt.empty() && r.has(s.n_experts_key_alt)
                     ? r.dimension(s.n_experts_key_alt)
                     : r.dimension(s.n_experts_key);
-  c.top_k = r.dimension("num_experts_per_tok");
+  c.top_k = parse_top_k(r, s.top_k_key);
   c.d_ff_expert = r.dimension(s.expert_d_ff_key);
   c.d_ff = r.has("intermediate_size") ? r.dimension("intermediate_size") : c.d_ff_expert;
   if (s.shared_expert == SharedExpert::kSigmoidGated) {
     c.d_ff_shared = r.has("shared_expert_intermediate_size") ? r.dimension("shared_expert_intermediate_size") : 0;
   } else if (s.shared_expert == SharedExpert::kPlain) {
-    const auto n_shared = r.integer_or("n_shared_experts", s.n_shared_experts_default);
-    require(n_shared >= 0 && n_shared <= 1024, ErrorCode::kConfig, "{}: n_shared_experts = {} is invalid", r.source(),
-            n_shared);
-    c.d_ff_shared = static_cast<index_t>(n_shared) * c.d_ff_expert;
+    const auto n_shared = s.n_shared_experts_key.empty()
+                              ? s.n_shared_experts_default
+                              : r.integer_or(s.n_shared_experts_key, s.n_shared_experts_default);
+    require(n_shared >= 0 && n_shared <= 1024, ErrorCode::kConfig, "{}: \"{}\" = {} is invalid", r.source(),
+            s.n_shared_experts_key, n_shared);
+    const index_t width = s.shared_expert_d_ff_key.empty() ? c.d_ff_expert : r.dimension(s.shared_expert_d_ff_key);
+    c.d_ff_shared = static_cast<index_t>(n_shared) * width;
   }
   if (s.activation == ExpertActivation::kClampedSwiglu) {
     c.swiglu_alpha = static_cast<float>(r.number_or("swiglu_alpha", 1.702));
@@ -585,13 +644,62 @@ inline void sparse_step_layers(const ConfigReader& r, std::vector<bool>& moe_lay
   }
 }
 
+// GLM-4-MoE-Lite: mlp_layer_types lists "dense" / "sparse" per layer; without it the config class
+// makes the first first_k_dense_replace_default layers dense (it does not read first_k_dense_replace).
+inline void mlp_layer_types_layers(const ConfigReader& r, const ArchitectureSpec& s, std::vector<bool>& moe_layer) {
+  const std::string_view src = r.source();
+  const auto* types = r.find("mlp_layer_types");
+  if (types == nullptr) {
+    for (index_t i = 0; i < moe_layer.size(); ++i) {
+      moe_layer[i] = static_cast<std::int64_t>(i) >= s.first_k_dense_replace_default;
+    }
+    return;
+  }
+  require(types->is_array() && types->size() >= moe_layer.size(), ErrorCode::kConfig,
+          "{}: \"mlp_layer_types\" must list at least num_hidden_layers = {} entries", src, moe_layer.size());
+  for (index_t i = 0; i < moe_layer.size(); ++i) {
+    const auto& t = (*types)[i];
+    const bool known = t.is_string() && (t.get<std::string>() == "dense" || t.get<std::string>() == "sparse");
+    require(known, ErrorCode::kConfig, "{}: mlp_layer_types[{}] must be \"dense\" or \"sparse\", got {}", src, i,
+            describe(t));
+    moe_layer[i] = t.get<std::string>() == "sparse";
+  }
+}
+
+// ERNIE-4.5: MoE when (i+1) % moe_layer_interval == 0 and start <= i <= end (end -1: the last layer).
+inline void interval_layers(const ConfigReader& r, std::vector<bool>& moe_layer) {
+  const std::string_view src = r.source();
+  const auto n = static_cast<std::int64_t>(moe_layer.size());
+  const auto interval = r.integer_or("moe_layer_interval", 1);
+  const auto start = r.integer_or("moe_layer_start_index", 1);
+  auto end = r.integer_or("moe_layer_end_index", -1);
+  require(interval >= 1, ErrorCode::kConfig, "{}: moe_layer_interval must be >= 1, got {}", src, interval);
+  require(start >= 0, ErrorCode::kConfig, "{}: moe_layer_start_index must be >= 0, got {}", src, start);
+  require(end >= -1, ErrorCode::kConfig, "{}: moe_layer_end_index must be >= -1, got {}", src, end);
+  if (end == -1) end = n - 1;
+  for (std::int64_t i = 0; i < n; ++i) {
+    moe_layer[static_cast<index_t>(i)] = (i + 1) % interval == 0 && i >= start && i <= end;
+  }
+}
+
 // Per layer: the MoE block (true) or a dense MLP.
 inline std::vector<bool> parse_moe_layers(const ConfigReader& r, const ArchitectureSpec& s, index_t n_layers) {
   std::vector<bool> moe_layer(n_layers, true);
-  if (s.dense_layers == DenseLayers::kFirstK) {
-    first_k_dense_layers(r, s, moe_layer);
-  } else if (s.dense_layers == DenseLayers::kSparseStep) {
-    sparse_step_layers(r, moe_layer);
+  switch (s.dense_layers) {
+    case DenseLayers::kNone:
+      break;
+    case DenseLayers::kFirstK:
+      first_k_dense_layers(r, s, moe_layer);
+      break;
+    case DenseLayers::kSparseStep:
+      sparse_step_layers(r, moe_layer);
+      break;
+    case DenseLayers::kMlpLayerTypes:
+      mlp_layer_types_layers(r, s, moe_layer);
+      break;
+    case DenseLayers::kInterval:
+      interval_layers(r, moe_layer);
+      break;
   }
   return moe_layer;
 }
@@ -615,6 +723,7 @@ inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::str
   parse_sizes(r, c);
   const index_t rope_head_dim = parse_attention_shape(r, s, c);
   parse_attention_options(r, s, c);
+  parse_mup_multipliers(r, s, c);
   c.sliding_window = parse_sliding_windows(r, s, c.n_layers);
   parse_rotary(r, s, rope_head_dim, c);
   parse_experts(r, s, c);

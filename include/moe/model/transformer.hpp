@@ -125,6 +125,7 @@ struct Transformer {
       using T = decltype(tag);
       kernels::embed_rows(be, w.embed.template view<T>(), V<const std::int32_t, 1>(ws.tokens(n)), hidden);
     });
+    if (c.embedding_multiplier != 1.0f) kernels::scale(be, hidden, c.embedding_multiplier);
     const CV cos = ws.cos(n), sin = ws.sin(n);
     const kernels::PassSlots<Mem> pass{V<const kernels::CacheSlot, 1>(ws.slots(chunks.size())),
                                        V<const std::int32_t, 1>(ws.token_slot(n)), max_keys(chunks)};
@@ -144,6 +145,7 @@ struct Transformer {
         const layers::AttentionScratch<Backend> s{ws.q(n), ws.k(n), ws.v(n), ws.attn(n), ws.sinks()};
         layers::attention_forward(be, o, L.attn, pass, cl, CV(normed), cos, sin, s, out);
       }
+      if (c.residual_multiplier != 1.0f) kernels::scale(be, out, c.residual_multiplier);
       layers::add_rms_norm(be, hidden, CV(out), L.post_attention_norm, c.rms_norm_eps, normed);
       if (L.moe) {
         const index_t slots = n * c.top_k;
@@ -157,6 +159,7 @@ struct Transformer {
       } else {
         layers::mlp_forward(be, L.mlp, CV(normed), ws.ffn(), out);
       }
+      if (c.residual_multiplier != 1.0f) kernels::scale(be, out, c.residual_multiplier);
       // The residual add, fused with the next layer's input norm.
       if (l + 1 < c.n_layers) {
         layers::add_rms_norm(be, hidden, CV(out), w.layers[l + 1].input_norm, c.rms_norm_eps, normed);
@@ -174,6 +177,8 @@ struct Transformer {
       layers::rms_norm(be, CV(last), w.final_norm, c.rms_norm_eps, last);
       layers::linear(be, CV(last), w.lm_head, logits);
     }
+    layers::add_bias(be, logits, w.lm_head_bias);
+    if (c.logits_multiplier != 1.0f) kernels::scale(be, logits, c.logits_multiplier);
   }
 
   // Layer l's part of per-(layer, expert) telemetry counters (of extent 0 while telemetry is off).

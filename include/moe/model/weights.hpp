@@ -75,6 +75,7 @@ template <class S = host_memory>
 struct ModelWeights {
   layers::WeightMatrix<S> embed;       // [vocab, d_model]
   layers::WeightMatrix<S> lm_head;     // [vocab, d_model] (the embedding when tied)
+  layers::WeightVector<S> lm_head_bias;  // [vocab] or none (ERNIE with use_bias)
   layers::WeightVector<S> final_norm;  // [d_model]
   std::vector<LayerWeights<S>> layers;
   bool tied = false;                   // lm_head is the embedding (one copy)
@@ -84,6 +85,7 @@ struct ModelWeights {
     ModelWeights<typename decltype(f("", embed))::memory> r;
     r.embed = f("embed_tokens.weight", embed);
     r.lm_head = tied ? r.embed : f("lm_head.weight", lm_head);
+    r.lm_head_bias = f("lm_head.bias", lm_head_bias);
     r.final_norm = f("norm.weight", final_norm);
     r.tied = tied;
     r.layers.reserve(layers.size());
@@ -139,8 +141,8 @@ WeightBytes weight_bytes(const ModelWeights<S>& w, index_t top_k) {
     b.per_token += static_cast<double>(all - experts) + share * static_cast<double>(experts);
     b.per_token_params += (elems - expert_elems) + share * expert_elems;
   }
-  b.total += w.embed.bytes() + (w.tied ? 0 : w.lm_head.bytes()) + w.final_norm.bytes();
-  b.per_token += static_cast<double>(w.lm_head.bytes() + w.final_norm.bytes()) +
+  b.total += w.embed.bytes() + (w.tied ? 0 : w.lm_head.bytes()) + w.final_norm.bytes() + w.lm_head_bias.bytes();
+  b.per_token += static_cast<double>(w.lm_head.bytes() + w.final_norm.bytes() + w.lm_head_bias.bytes()) +
                  static_cast<double>(format_row_bytes(w.embed.dtype, w.embed.cols));
   b.per_token_params += elements(w.lm_head) + elements(w.final_norm);
   b.params += elements(w.embed) + (w.tied ? 0 : elements(w.lm_head)) + elements(w.final_norm);
@@ -162,6 +164,15 @@ class Binder {
   layers::WeightVector<> vector(const std::string& name, index_t n) const {
     const std::array<index_t, 1> shape{n};
     const TensorRef t = src_.get(name, shape);
+    check_row_length(t.dtype, static_cast<std::size_t>(n), name);
+    return layers::WeightVector<>{t.dtype, t.data, n};
+  }
+  // A vector that may be stored as [n] or as a [1, n] row (ERNIE's moe_statics bias).
+  layers::WeightVector<> vector_or_row(const std::string& name, index_t n) const {
+    const auto shape = src_.shape_of(name);
+    if (!shape || shape->size() != 2) return vector(name, n);
+    const std::array<index_t, 2> row{1, n};
+    const TensorRef t = src_.get(name, row);
     check_row_length(t.dtype, static_cast<std::size_t>(n), name);
     return layers::WeightVector<>{t.dtype, t.data, n};
   }
@@ -218,7 +229,11 @@ inline layers::ExpertBank<> bind_experts(const Binder& b, const ModelConfig& c, 
   bank.alpha = c.swiglu_alpha;
   bank.limit = c.swiglu_limit;
   const index_t E = c.n_experts, D = c.d_model;
-  const std::string fused = moe + ".experts.gate_up_proj";
+  std::string fused = moe + ".experts.gate_up_proj", fused_down = moe + ".experts.down_proj";
+  if (!s.fused_gate_up_alt.empty() && !b.has(fused) && b.has(moe + "." + std::string(s.fused_gate_up_alt))) {
+    fused = moe + "." + std::string(s.fused_gate_up_alt);
+    fused_down = moe + "." + std::string(s.fused_down_alt);
+  }
   if (s.activation == ExpertActivation::kClampedSwiglu) {
     bank.clamped = true;
     // d_ff from the stored bank when the config's intermediate_size disagrees is a shape error.
@@ -246,7 +261,7 @@ inline layers::ExpertBank<> bind_experts(const Binder& b, const ModelConfig& c, 
     const index_t F = c.d_ff_expert;
     bank.layout = layers::ExpertLayout::kFusedGateUp;
     bank.gate_up = b.bank(fused, E, 2 * F, D);
-    bank.down = b.bank(moe + ".experts.down_proj", E, D, F);
+    bank.down = b.bank(fused_down, E, D, F);
     return bank;
   }
   bank.layout = layers::ExpertLayout::kSeparate;
@@ -304,12 +319,14 @@ inline AttentionWeights<> bind_attention(const Binder& b, const ModelConfig& c, 
   at.k_bias = b.vector_if(c.qkv_bias, a + "k_proj.bias", KV * hd);
   at.v_bias = b.vector_if(c.qkv_bias, a + "v_proj.bias", KV * hd);
   at.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
-  if (c.qk_norm == QkNorm::kPerHead) {
-    at.q_norm = b.vector(a + "q_norm.weight", hd);
-    at.k_norm = b.vector(a + "k_norm.weight", hd);
+  const std::string qn = a + std::string(c.spec->q_norm_name) + ".weight";
+  const std::string kn = a + std::string(c.spec->k_norm_name) + ".weight";
+  if (c.qk_norm == QkNorm::kPerHead || c.qk_norm == QkNorm::kPerHeadAfterRope) {
+    at.q_norm = b.vector(qn, hd);
+    at.k_norm = b.vector(kn, hd);
   } else if (c.qk_norm == QkNorm::kWholeProjection) {
-    at.q_norm = b.vector(a + "q_norm.weight", H * hd);
-    at.k_norm = b.vector(a + "k_norm.weight", KV * hd);
+    at.q_norm = b.vector(qn, H * hd);
+    at.k_norm = b.vector(kn, KV * hd);
   }
   if (c.attention_sinks) at.sinks = b.vector(a + "sinks", H);
   return at;
@@ -321,16 +338,22 @@ inline layers::MoeWeights<> bind_moe(const Binder& b, const ModelConfig& c, cons
   const ArchitectureSpec& s = *c.spec;
   const index_t D = c.d_model;
   std::string moe = p + std::string(s.moe_prefix);
-  const std::string router_weight = fmt::format(".{}.weight", s.router_name);
-  if (!s.moe_prefix_alt.empty() && !b.has(moe + router_weight) &&
-      b.has(p + std::string(s.moe_prefix_alt) + router_weight)) {
+  std::string router = std::string(s.router_name);
+  if (!s.moe_prefix_alt.empty() && !b.has(moe + "." + router + ".weight") &&
+      b.has(p + std::string(s.moe_prefix_alt) + "." + router + ".weight")) {
     moe = p + std::string(s.moe_prefix_alt);
   }
+  if (!s.router_name_alt.empty() && !b.has(moe + "." + router + ".weight") &&
+      b.has(moe + "." + std::string(s.router_name_alt) + ".weight")) {
+    router = std::string(s.router_name_alt);
+  }
   layers::MoeWeights<> mw;
-  mw.router = b.matrix(moe + router_weight, c.n_experts, D);
-  mw.router_bias = b.vector_if(s.router_bias, moe + "." + std::string(s.router_name) + ".bias", c.n_experts);
+  mw.router = b.matrix(moe + "." + router + ".weight", c.n_experts, D);
+  mw.router_bias = b.vector_if(s.router_bias, moe + "." + router + ".bias", c.n_experts);
   if (c.router.has_correction_bias) {
-    mw.correction_bias = b.vector(moe + ".gate.e_score_correction_bias", c.n_experts);
+    std::string bias = moe + "." + std::string(s.correction_bias_name);
+    if (!s.correction_bias_name_alt.empty() && !b.has(bias)) bias = moe + "." + std::string(s.correction_bias_name_alt);
+    mw.correction_bias = b.vector_or_row(bias, c.n_experts);
   }
   mw.experts = bind_experts(b, c, moe);
   if (c.d_ff_shared > 0) {
@@ -358,6 +381,7 @@ inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src
   } else {
     w.lm_head = b.matrix("lm_head.weight", V, D);
   }
+  w.lm_head_bias = b.vector_if(c.lm_head_bias, "lm_head.bias", V);
   w.layers.resize(c.n_layers);
   for (index_t i = 0; i < c.n_layers; ++i) {
     LayerWeights<>& L = w.layers[i];

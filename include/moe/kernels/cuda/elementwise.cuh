@@ -79,6 +79,12 @@ struct AddBiasOp {
   }
 };
 
+struct ScaleOp {
+  Strided2<float> x;
+  float factor;
+  __device__ void operator()(std::size_t r, std::size_t i) const { x(r, i) *= factor; }
+};
+
 struct ClampOp {
   Strided2<float> x;
   float limit;
@@ -170,6 +176,11 @@ void add_bias(backend::cuda, DeviceView<float, 2> y, DeviceView<const W, 1> bias
     static_assert(dependent_false<W>, "kernels::add_bias is not implemented for backend::cuda with this weight type "
                                       "(implemented: float, bf16, f16)");
   }
+}
+
+// x *= factor element-wise, x [n, d] f32 (Granite's muP multipliers).
+inline void scale(backend::cuda, DeviceView<float, 2> x, float factor) {
+  cuda_detail::launch_rows(cuda_detail::ScaleOp{cuda_detail::strided(x), factor}, x.extent(0), x.extent(1), "scale");
 }
 
 // x = clamp(x, -limit, limit) element-wise, x [n, d] f32.

@@ -1,4 +1,4 @@
-// Scalar element-wise ops of the graph (the oracle): bias add, symmetric clamp (OLMoE's
+// Scalar element-wise ops of the graph (the oracle): bias add, scaling, symmetric clamp (OLMoE's
 // clip_qkv) and the sigmoid-gated add of Qwen2-MoE's shared expert.
 #pragma once
 
@@ -19,6 +19,13 @@ void add_bias(backend::reference, View<float, 2> y, View<const W, 1> bias) {
           bias.extent(0), y.extent(1));
   for (index_t t = 0; t < y.extent(0); ++t) {
     for (index_t i = 0; i < y.extent(1); ++i) y(t, i) += to_float(bias[i]);
+  }
+}
+
+// x *= factor element-wise, x [n, d] f32 (Granite's muP multipliers).
+inline void scale(backend::reference, View<float, 2> x, float factor) {
+  for (index_t t = 0; t < x.extent(0); ++t) {
+    for (index_t i = 0; i < x.extent(1); ++i) x(t, i) *= factor;
   }
 }
 

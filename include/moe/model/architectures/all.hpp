@@ -3,8 +3,14 @@
 
 #include "moe/model/architectures/deepseek_v2.hpp"
 #include "moe/model/architectures/deepseek_v3.hpp"
+#include "moe/model/architectures/dots1.hpp"
+#include "moe/model/architectures/ernie4_5_moe.hpp"
 #include "moe/model/architectures/glm4_moe.hpp"
+#include "moe/model/architectures/glm4_moe_lite.hpp"
 #include "moe/model/architectures/gpt_oss.hpp"
+#include "moe/model/architectures/granitemoe.hpp"
+#include "moe/model/architectures/hunyuan_v1_moe.hpp"
+#include "moe/model/architectures/minimax_m2.hpp"
 #include "moe/model/architectures/mixtral.hpp"
 #include "moe/model/architectures/olmoe.hpp"
 #include "moe/model/architectures/qwen2_moe.hpp"
@@ -15,9 +21,12 @@
 
 namespace moe::model {
 
-inline constexpr std::array<const ArchitectureSpec*, 8> kArchitectures{
-    &architectures::kMixtral,    &architectures::kQwen2Moe,   &architectures::kQwen3Moe, &architectures::kOlmoe,
-    &architectures::kDeepseekV2, &architectures::kDeepseekV3, &architectures::kGptOss,   &architectures::kGlm4Moe,
+inline constexpr std::array kArchitectures{
+    &architectures::kMixtral,      &architectures::kQwen2Moe,   &architectures::kQwen3Moe,
+    &architectures::kOlmoe,        &architectures::kDeepseekV2, &architectures::kDeepseekV3,
+    &architectures::kGptOss,       &architectures::kGlm4Moe,    &architectures::kGlm4MoeLite,
+    &architectures::kDots1,        &architectures::kMiniMaxM2,  &architectures::kErnie45Moe,
+    &architectures::kHunYuanMoeV1, &architectures::kGraniteMoe,
 };
 
 // The spec whose hf_class is `name`, or nullptr.
