@@ -550,6 +550,8 @@ TEST_CASE("element-wise ops(cuda) match the reference on strided rows", "[cuda][
   run("add", 0.0, [](auto y, auto x) { kernels::add(kRef, y, x); }, [](auto y, auto x) { kernels::add(kCuda, y, x); });
   run("clamp 1.5", 0.0, [](auto y, auto) { kernels::clamp(kRef, y, 1.5f); },
       [](auto y, auto) { kernels::clamp(kCuda, y, 1.5f); });
+  run("scale 0.22", 0.0, [](auto y, auto) { kernels::scale(kRef, y, 0.22f); },
+      [](auto y, auto) { kernels::scale(kCuda, y, 0.22f); });
   run("silu", 2.0 * kEps, [](auto y, auto) { kernels::silu(kRef, y); }, [](auto y, auto) { kernels::silu(kCuda, y); });
   run("swiglu (out aliases gate)", 3.0 * kEps,
       [](auto y, auto x) { kernels::swiglu(kRef, View<const float, 2>(y), x, y); },
