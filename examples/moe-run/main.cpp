@@ -48,6 +48,8 @@ const std::string kUsage = R"(usage: moe-run --model DIR|FILE.gguf (--prompt TEX
                            per expert, shares, activation rate, load imbalance, mean routing weight
   --expert-heatmap FILE    draw the layers x experts routing heatmap as SVG
   --no-expert-telemetry    do not count routing (the counts cost well under 1% of decode time)
+  --expert-coactivation    also count how often two experts serve one token (per layer, n_experts²
+                           counters); --stats-json then lists each layer's most frequent pairs
   --help                   this text
 
 Without --greedy or a sampling option, the model folder's generation_config.json decides
@@ -76,6 +78,7 @@ struct Args {
   moe::ExpertBudget expert_budget;
   std::string stats_json, heatmap;
   bool telemetry = true;
+  bool coactivation = false;
 };
 
 using moe::cli::parse_number;
@@ -126,6 +129,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--stats-json") a.stats_json = value();
     else if (flag == "--expert-heatmap") a.heatmap = value();
     else if (flag == "--no-expert-telemetry") a.telemetry = false;
+    else if (flag == "--expert-coactivation") a.coactivation = true;
     else if (flag == "--greedy") a.greedy = true;
     else if (flag == "--ignore-eos") a.ignore_eos = true;
     else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
@@ -135,8 +139,10 @@ Args parse_args(int argc, char** argv) {
   const int sources = a.prompt.has_value() + !a.prompt_file.empty() + !a.batch_file.empty();
   moe::require(sources == 1, moe::ErrorCode::kInvalidArgument,
                "give exactly one of --prompt, --prompt-file, --batch (see --help)");
-  moe::require(a.telemetry || (a.stats_json.empty() && a.heatmap.empty()), moe::ErrorCode::kInvalidArgument,
-               "--stats-json and --expert-heatmap need the expert telemetry (drop --no-expert-telemetry)");
+  moe::require(a.telemetry || (a.stats_json.empty() && a.heatmap.empty() && !a.coactivation),
+               moe::ErrorCode::kInvalidArgument,
+               "--stats-json, --expert-heatmap and --expert-coactivation need the expert telemetry (drop "
+               "--no-expert-telemetry)");
   // Check the sampling values now, before loading anything (the folder's defaults are valid).
   moe::SamplerConfig check;
   if (a.temperature) check.temperature = *a.temperature;
@@ -182,7 +188,9 @@ moe::GenerationOptions make_options(const Args& a, const moe::GenerationOptions&
 template <class Model, class Workspace>
 void write_expert_outputs(const Args& a, const Model& model, const Workspace& ws, nlohmann::json run) {
   if (a.stats_json.empty() && a.heatmap.empty()) return;
-  const moe::ExpertStats stats = moe::expert_stats(moe::ExpertCounts::from(ws.expert_usage(), moe::moe_layers(model)));
+  moe::ExpertCounts counts = moe::ExpertCounts::from(ws.expert_usage(), moe::moe_layers(model));
+  counts.coactivation = ws.expert_coactivation_counts();
+  const moe::ExpertStats stats = moe::expert_stats(counts);
   const auto& cfg = model.config();
   if (!a.stats_json.empty()) {
     nlohmann::json j;
@@ -192,6 +200,7 @@ void write_expert_outputs(const Args& a, const Model& model, const Workspace& ws
                           {"min_k", a.expert_budget.min_k}};
     j["run"] = std::move(run);
     j["experts"] = moe::expert_stats_json(stats);
+    if (a.coactivation) j["coactivation"] = moe::coactivation_json(counts, cfg.top_k);
     moe::cli::write_text(a.stats_json, j.dump(2) + "\n", "--stats-json");
   }
   if (!a.heatmap.empty()) {
@@ -256,6 +265,7 @@ int run_single(const Args& a) {
   const std::vector<std::int32_t> ids = gen.tokenizer().encode(prompt, options.add_special_tokens);
   gen.session().workspace().reset_expert_usage();
   gen.session().workspace().set_expert_telemetry(a.telemetry);
+  gen.session().workspace().set_expert_coactivation(a.coactivation);
   a.expert_budget.validate(cfg.top_k, "moe-run --expert-*");
   std::fwrite(prompt.data(), 1, prompt.size(), stdout);
   std::fflush(stdout);
@@ -309,6 +319,7 @@ int run_batch(const Args& a) {
              stderr);
   batch.workspace().reset_expert_usage();
   batch.workspace().set_expert_telemetry(a.telemetry);
+  batch.workspace().set_expert_coactivation(a.coactivation);
   a.expert_budget.validate(model->config().top_k, "moe-run --expert-*");
   std::vector<moe::RequestId> ids;
   for (const auto& p : prompts) ids.push_back(batch.submit(p, options));

@@ -1092,6 +1092,14 @@ TEST_CASE("limit_experts, bucket_by_expert with dropped slots, gather/combine, a
     CHECK(sw_d.to_host() == slot_weight);
     CHECK(usage_d.to_host() == usage);
     CHECK(wsum_d.to_host() == wsum);
+    // Co-activation pairs of the limited ids (dropped slots skipped), as the reference counts them.
+    std::vector<std::uint64_t> pairs(c.n_experts * c.n_experts, 2);
+    kernels::accumulate_coactivation(kRef, View<const std::int32_t, 2>(ids_ref.data(), {c.n, c.k}),
+                                     View<std::uint64_t, 1>(pairs.data(), {pairs.size()}), c.n_experts);
+    auto pairs_d = to_device(std::vector<std::uint64_t>(c.n_experts * c.n_experts, 2));
+    kernels::accumulate_coactivation(kCuda, DeviceView<const std::int32_t, 2>(ids_d.view<2>({c.n, c.k})),
+                                     pairs_d.view(), c.n_experts);
+    CHECK(pairs_d.to_host() == pairs);
 
     // gather_rows / combine_experts skip the dropped tail (token -1).
     const auto x = random_floats(c.n * c.d);

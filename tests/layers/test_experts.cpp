@@ -325,6 +325,18 @@ TEMPLATE_TEST_CASE("bucket_by_expert leaves dropped slots out; gather and combin
   kernels::accumulate_expert_weights(TestType{}, View<const std::int32_t, 1>(offsets.data(), {4}),
                                      View<const float, 1>(sw.data(), {6}), View<double, 1>(wsum.data(), {3}));
   CHECK(wsum == std::vector<double>{0.25, 0.0, 1.25});
+  // Co-activation: only token 1 (experts 0 and 2) has two live slots.
+  std::vector<std::uint64_t> pairs(9, 1);
+  kernels::accumulate_coactivation(TestType{}, View<const std::int32_t, 2>(ids.data(), {3, 2}),
+                                   View<std::uint64_t, 1>(pairs.data(), {9}), 3);
+  CHECK(pairs == std::vector<std::uint64_t>{1, 1, 2, 1, 1, 1, 2, 1, 1});
+  std::vector<std::int32_t> three{0, 1, 2, 1, 1, -1};  // a repeated id is not a pair
+  kernels::accumulate_coactivation(TestType{}, View<const std::int32_t, 2>(three.data(), {2, 3}),
+                                   View<std::uint64_t, 1>(pairs.data(), {9}), 3);
+  CHECK(pairs == std::vector<std::uint64_t>{1, 2, 3, 2, 1, 2, 3, 2, 1});
+  CHECK_THROWS_AS(kernels::accumulate_coactivation(TestType{}, View<const std::int32_t, 2>(three.data(), {2, 3}),
+                                                   View<std::uint64_t, 1>(pairs.data(), {8}), 3),
+                  Error);
 
   std::vector<float> src{1, 2, 3, 4, 5, 6}, xs(12, 7.0f), y(6, 5.0f);
   kernels::gather_rows(TestType{}, View<const float, 2>(src.data(), {3, 2}), View<const std::int32_t, 1>(st.data(), {6}),

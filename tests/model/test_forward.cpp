@@ -200,9 +200,11 @@ TEST_CASE("forward: prefill == decode, chunks == separate runs, usage counts, ev
     const auto model = build(f);
     const index_t V = model->config().vocab_size;
 
-    // Prefill all positions of `a`.
+    // Prefill all positions of `a` (co-activation counted too).
     KvCache c1 = model->make_cache(16);
     Workspace ws = model->make_workspace(16);
+    CHECK(ws.expert_coactivation_counts().empty());  // off by default: nothing allocated
+    ws.set_expert_coactivation(true);
     Tensor<float, 2> prefill({a.size(), V});
     Model::SequenceChunk ch{&c1, a};
     model->forward({&ch, 1}, ws, prefill.view(), true);
@@ -217,8 +219,26 @@ TEST_CASE("forward: prefill == decode, chunks == separate runs, usage counts, ev
       for (auto u : ws.expert_usage().layer(l)) total += u;
       CHECK(total == (cfg.moe_layer[l] ? a.size() * cfg.top_k : 0));
     }
+    // Co-activation: symmetric, no diagonal, and each expert's row sums to its tokens · (top_k - 1).
+    const std::vector<std::uint64_t> pairs = ws.expert_coactivation_counts();
+    const index_t E = cfg.n_experts;
+    REQUIRE(pairs.size() == cfg.n_layers * E * E);
+    for (index_t l = 0; l < cfg.n_layers; ++l) {
+      for (index_t e = 0; e < E; ++e) {
+        std::uint64_t row = 0;
+        for (index_t o = 0; o < E; ++o) {
+          CHECK(pairs[(l * E + e) * E + o] == pairs[(l * E + o) * E + e]);
+          row += pairs[(l * E + e) * E + o];
+        }
+        CHECK(pairs[(l * E + e) * E + e] == 0);
+        CHECK(row == ws.expert_usage().count(l, e) * (cfg.top_k - 1));
+      }
+    }
     ws.reset_expert_usage();
     CHECK(ws.expert_usage().count(cfg.n_layers - 1, 0) == 0);
+    const std::vector<std::uint64_t> cleared = ws.expert_coactivation_counts();
+    CHECK(std::all_of(cleared.begin(), cleared.end(), [](std::uint64_t v) { return v == 0; }));
+    ws.set_expert_coactivation(false);
 
     // Token-by-token decode gives the same logits.
     KvCache c2 = model->make_cache(16);

@@ -56,6 +56,9 @@ struct MoeScratch {
   // Telemetry: [n_experts] sums of the routing weights each expert received (accumulated), or of
   // extent 0 to collect none.
   ViewOf<B, double, 1> weight_sum;
+  // Telemetry: [n_experts²] counts of expert pairs chosen by one token (accumulated), or of
+  // extent 0 to collect none.
+  ViewOf<B, std::uint64_t, 1> coactivation = {};
 };
 
 // y = MoE(x): x [n, d_model] -> y [n, d_model] (overwritten). usage: [n_experts] counters
@@ -82,6 +85,9 @@ void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B:
   if (s.weight_sum.extent(0) != 0) {
     kernels::accumulate_expert_weights(backend, ViewOf<B, const std::int32_t, 1>(s.offsets),
                                        ViewOf<B, const float, 1>(s.slot_weight), s.weight_sum);
+  }
+  if (s.coactivation.extent(0) != 0) {
+    kernels::accumulate_coactivation(backend, ViewOf<B, const std::int32_t, 2>(s.ids), s.coactivation, rc.n_experts);
   }
   kernels::gather_rows(backend, x, ViewOf<B, const std::int32_t, 1>(s.slot_token), s.xs);
   experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys);

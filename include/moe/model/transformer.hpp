@@ -153,7 +153,8 @@ struct Transformer {
                                             ws.router_scratch(), ws.correction(),     ws.offsets(),
                                             ws.slot_token(slots), ws.slot_weight(slots), ws.xs(slots),
                                             ws.ys(slots),         ws.ffn(),           ws.shared_out(n),
-                                            ws.pass_budget(),     expert_slice(ws.usage_weights(), l, c.n_experts)};
+                                            ws.pass_budget(),     expert_slice(ws.usage_weights(), l, c.n_experts),
+                                            expert_slice(ws.coactivation_counters(), l, c.n_experts * c.n_experts)};
         const auto usage = expert_slice(ws.usage_counters(), l, c.n_experts);
         layers::moe_forward(be, c.router, L.moe_weights, CV(normed), s, usage, out);
       } else {

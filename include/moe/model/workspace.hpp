@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 #include <span>
 
 namespace moe {
@@ -119,6 +120,7 @@ class BasicWorkspace {
   void reset_expert_usage() {
     usage_.reset();
     if constexpr (!is_host_memory_v<Mem>) upload_usage();
+    clear_coactivation();
   }
   // Expert telemetry on (the default) or off: off, the passes count nothing (the counters keep
   // what they had).
@@ -143,6 +145,31 @@ class BasicWorkspace {
       return weights_device_.view();
     }
   }
+  // Co-activation telemetry, off by default: per MoE layer, how often each pair of experts was
+  // chosen by the same token ([n_layers · n_experts²] counters, allocated when switched on; on a
+  // device backend counted in device memory). Counts only while the expert telemetry is on too.
+  void set_expert_coactivation(bool on) {
+    if (on && coactivation_.size() == 0) {
+      const index_t n = sizes_.n_layers * sizes_.n_experts * sizes_.n_experts;
+      coactivation_ = Buffer<std::uint64_t, Mem>(n);
+      clear_coactivation();
+    }
+    coactivation_on_ = on;
+  }
+  bool expert_coactivation() const noexcept { return coactivation_on_; }
+  // The counters in the backend's memory (what the MoE layers add to); extent 0 while off.
+  V<std::uint64_t, 1> coactivation_counters() noexcept {
+    if (!telemetry_ || !coactivation_on_) return V<std::uint64_t, 1>();
+    return coactivation_.view();
+  }
+  // A host copy of the pair counts, [n_layers · n_experts · n_experts] layer-major (empty if never
+  // switched on); call it between passes.
+  std::vector<std::uint64_t> expert_coactivation_counts() const {
+    std::vector<std::uint64_t> out(coactivation_.size());
+    if (!out.empty()) kernels::download(Backend{}, V<const std::uint64_t, 1>(coactivation_.view()), std::span<std::uint64_t>(out));
+    return out;
+  }
+
   // Per-token expert budgets of a pass: host staging and the backend's copy ([n]).
   std::span<kernels::ExpertBudgetRow> budget_host(index_t n) noexcept { return {budget_host_.data(), n}; }
   V<kernels::ExpertBudgetRow, 1> budget(index_t n) noexcept { return budget_.template view<1>({n}); }
@@ -201,6 +228,11 @@ class BasicWorkspace {
   V<float, 2> logits(index_t rows) noexcept { return logits_.template view<2>({rows, sizes_.vocab_size}); }
 
  private:
+  void clear_coactivation() {
+    if (coactivation_.size() == 0) return;
+    const std::vector<std::uint64_t> zeros(coactivation_.size(), 0);
+    kernels::upload(Backend{}, std::span<const std::uint64_t>(zeros), coactivation_.view());
+  }
   void upload_usage() {
     auto host = usage_.all();
     kernels::upload(Backend{}, std::span<const std::uint64_t>(host.data(), host.extent(0)), usage_device_.view());
@@ -214,6 +246,8 @@ class BasicWorkspace {
   index_t pass_budget_rows_ = 0;
   Buffer<std::uint64_t, Mem> usage_device_;
   Buffer<double, Mem> weights_device_;
+  Buffer<std::uint64_t, Mem> coactivation_;
+  bool coactivation_on_ = false;
   Buffer<kernels::ExpertBudgetRow, Mem> budget_;
   HostBuffer<kernels::ExpertBudgetRow> budget_host_;
   Buffer<float, Mem> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -26,6 +27,9 @@ struct ExpertCounts {
   std::vector<std::uint64_t> tokens;  // [n_layers · n_experts] layer-major
   std::vector<double> weight_sum;     // [n_layers · n_experts]
   std::vector<bool> moe_layer;        // [n_layers]: the layer routes (dense layers are left out)
+  // Optional: [n_layers · n_experts · n_experts] tokens that chose both experts (a · E + b), when
+  // the workspace's co-activation telemetry was on; empty otherwise.
+  std::vector<std::uint64_t> coactivation;
 
   static ExpertCounts from(const ExpertUsage& u, std::vector<bool> moe_layers = {}) {
     ExpertCounts c;
@@ -56,6 +60,11 @@ struct ExpertCounts {
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       d.tokens[i] = tokens[i] >= before.tokens[i] ? tokens[i] - before.tokens[i] : tokens[i];
       d.weight_sum[i] = tokens[i] >= before.tokens[i] ? weight_sum[i] - before.weight_sum[i] : weight_sum[i];
+    }
+    if (before.coactivation.size() == coactivation.size()) {
+      for (std::size_t i = 0; i < coactivation.size(); ++i) {
+        if (coactivation[i] >= before.coactivation[i]) d.coactivation[i] = coactivation[i] - before.coactivation[i];
+      }
     }
     return d;
   }
@@ -140,6 +149,46 @@ inline nlohmann::json expert_stats_json(const ExpertStats& s) {
                       {"mean_weight", L.mean_weight}});
   }
   return {{"n_experts", s.n_experts}, {"layers", std::move(layers)}};
+}
+
+// The expert pairs chosen together most often, per MoE layer: {"layers": [{"layer", "pairs":
+// [{"experts": [a, b], "tokens", "lift"}]}]}, at most `top` pairs a layer, most frequent first
+// (ties: lower ids). lift = tokens · T / (tokens_a · tokens_b), T = the layer's routed slots /
+// top_k: 1 when the two are chosen independently, above 1 when they go together. Empty
+// "layers" when no co-activation counts were collected.
+inline nlohmann::json coactivation_json(const ExpertCounts& c, index_t top_k, std::size_t top = 16) {
+  nlohmann::json layers = nlohmann::json::array();
+  const index_t E = c.n_experts;
+  if (c.coactivation.size() != c.n_layers * E * E || top_k == 0) return {{"layers", layers}};
+  for (index_t l = 0; l < c.n_layers; ++l) {
+    if (l < c.moe_layer.size() && !c.moe_layer[l]) continue;
+    const std::uint64_t* m = c.coactivation.data() + l * E * E;
+    const std::uint64_t* n = c.tokens.data() + l * E;
+    double routed = 0;
+    for (index_t e = 0; e < E; ++e) routed += static_cast<double>(n[e]);
+    const double tokens = routed / static_cast<double>(top_k);
+    std::vector<std::pair<index_t, index_t>> pairs;
+    for (index_t a = 0; a < E; ++a) {
+      for (index_t b = a + 1; b < E; ++b) {
+        if (m[a * E + b] > 0) pairs.emplace_back(a, b);
+      }
+    }
+    const std::size_t keep = std::min(top, pairs.size());
+    std::partial_sort(pairs.begin(), pairs.begin() + static_cast<std::ptrdiff_t>(keep), pairs.end(),
+                      [&](const auto& x, const auto& y) {
+                        const auto cx = m[x.first * E + x.second], cy = m[y.first * E + y.second];
+                        return cx != cy ? cx > cy : x < y;
+                      });
+    nlohmann::json out = nlohmann::json::array();
+    for (std::size_t i = 0; i < keep; ++i) {
+      const auto [a, b] = pairs[i];
+      const double both = static_cast<double>(m[a * E + b]);
+      const double expect = static_cast<double>(n[a]) * static_cast<double>(n[b]);
+      out.push_back({{"experts", {a, b}}, {"tokens", m[a * E + b]}, {"lift", expect > 0 ? both * tokens / expect : 0.0}});
+    }
+    layers.push_back({{"layer", l}, {"pairs", std::move(out)}});
+  }
+  return {{"layers", std::move(layers)}};
 }
 
 }  // namespace moe

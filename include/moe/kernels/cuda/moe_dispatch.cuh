@@ -393,6 +393,41 @@ inline void accumulate_expert_weights(backend::cuda, DeviceView<const std::int32
   ::moe::cuda::check_launch("accumulate_weights_kernel");
 }
 
+namespace cuda_detail {
+__global__ void coactivation_kernel(const std::int32_t* ids, index_t ids_ld, index_t ids_step, int n_tokens, int k,
+                                    unsigned long long* counts, index_t counts_step, int n_experts) {
+  const int t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (t >= n_tokens) return;
+  const std::int32_t* row = ids + static_cast<std::size_t>(t) * ids_ld;
+  for (int i = 0; i < k; ++i) {
+    const std::int32_t a = row[static_cast<std::size_t>(i) * ids_step];
+    if (a < 0 || a >= n_experts) continue;
+    for (int j = i + 1; j < k; ++j) {
+      const std::int32_t b = row[static_cast<std::size_t>(j) * ids_step];
+      if (b < 0 || b >= n_experts || b == a) continue;
+      atomicAdd(counts + (static_cast<std::size_t>(a) * n_experts + b) * counts_step, 1ULL);
+      atomicAdd(counts + (static_cast<std::size_t>(b) * n_experts + a) * counts_step, 1ULL);
+    }
+  }
+}
+}  // namespace cuda_detail
+
+// As the reference's accumulate_coactivation: ids [n, top_k], counts [n_experts²]; device memory.
+inline void accumulate_coactivation(backend::cuda, DeviceView<const std::int32_t, 2> ids,
+                                    DeviceView<std::uint64_t, 1> counts, index_t n_experts) {
+  require(counts.extent(0) == n_experts * n_experts, ErrorCode::kInvalidArgument,
+          "accumulate_coactivation: {} counters for {} experts", counts.extent(0), n_experts);
+  cuda_detail::require_int_range(ids.extent(0), "accumulate_coactivation", "n_tokens");
+  cuda_detail::require_int_range(n_experts, "accumulate_coactivation", "n_experts");
+  const int n = static_cast<int>(ids.extent(0));
+  if (n == 0 || ids.extent(1) < 2) return;
+  static_assert(sizeof(unsigned long long) == sizeof(std::uint64_t));
+  cuda_detail::coactivation_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+      ids.data(), ids.stride(0), ids.stride(1), n, static_cast<int>(ids.extent(1)),
+      reinterpret_cast<unsigned long long*>(counts.data()), counts.stride(0), static_cast<int>(n_experts));
+  ::moe::cuda::check_launch("coactivation_kernel");
+}
+
 // As the reference's limit_experts: budget [n], ids / weights [n, top_k] updated in place (dropped
 // slots: id -1, weight 0); device memory.
 inline void limit_experts(backend::cuda, DeviceView<const ExpertBudgetRow, 1> budget, DeviceView<std::int32_t, 2> ids,

@@ -96,4 +96,26 @@ inline void accumulate_expert_weights(backend::reference, View<const std::int32_
   }
 }
 
+// Telemetry: for every two distinct experts a, b one token was routed to (ids [n, top_k]; dropped
+// slots, id -1, are skipped), counts[a · n_experts + b] and counts[b · n_experts + a] += 1.
+// counts [n_experts²] accumulates across calls.
+inline void accumulate_coactivation(backend::reference, View<const std::int32_t, 2> ids, View<std::uint64_t, 1> counts,
+                                    index_t n_experts) {
+  require(counts.extent(0) == n_experts * n_experts, ErrorCode::kInvalidArgument,
+          "accumulate_coactivation: {} counters for {} experts", counts.extent(0), n_experts);
+  const auto valid = [&](std::int32_t e) { return e >= 0 && static_cast<index_t>(e) < n_experts; };
+  for (index_t t = 0; t < ids.extent(0); ++t) {
+    for (index_t i = 0; i < ids.extent(1); ++i) {
+      const std::int32_t a = ids(t, i);
+      if (!valid(a)) continue;
+      for (index_t j = i + 1; j < ids.extent(1); ++j) {
+        const std::int32_t b = ids(t, j);
+        if (!valid(b) || b == a) continue;
+        ++counts[static_cast<index_t>(a) * n_experts + static_cast<index_t>(b)];
+        ++counts[static_cast<index_t>(b) * n_experts + static_cast<index_t>(a)];
+      }
+    }
+  }
+}
+
 }  // namespace moe::kernels
