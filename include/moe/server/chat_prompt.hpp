@@ -5,6 +5,7 @@
 #pragma once
 
 #include "moe/chat/chat_template.hpp"
+#include "moe/chat/tool_calls.hpp"
 #include "moe/io/load_chat_template.hpp"
 #include "moe/server/request.hpp"
 
@@ -21,6 +22,9 @@ namespace moe::server {
 struct RenderedChat {
   std::string text;
   bool add_special_tokens = true;  // false when the template writes BOS etc. itself
+  // How the reply's tool calls are written (chat/tool_calls.hpp): the template's format when the
+  // request offered tools, else kNone (the reply is plain content).
+  chat::ToolCallFormat tool_format = chat::ToolCallFormat::kNone;
 };
 
 // What a request adds to the template's variables besides the messages.
@@ -33,8 +37,8 @@ struct ChatVariables {
 // included). May throw (a template error): the request gets a 400 with the message.
 using ChatRenderer = std::function<RenderedChat(const std::vector<ChatMessage>&, const ChatVariables&)>;
 
-// The messages as the template sees them: {"role", "content" (text), "name" when given}, in
-// that key order.
+// The messages as the template sees them: {"role", "content" (text), "name", "tool_calls",
+// "tool_call_id" when given}, in that key order.
 inline nlohmann::ordered_json messages_json(const std::vector<ChatMessage>& messages) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& m : messages) {
@@ -42,6 +46,8 @@ inline nlohmann::ordered_json messages_json(const std::vector<ChatMessage>& mess
     j["role"] = m.role;
     j["content"] = m.content;
     if (m.name) j["name"] = *m.name;
+    if (!m.tool_calls.is_null()) j["tool_calls"] = m.tool_calls;
+    if (m.tool_call_id) j["tool_call_id"] = *m.tool_call_id;
     out.push_back(std::move(j));
   }
   return out;
@@ -51,12 +57,15 @@ inline nlohmann::ordered_json messages_json(const std::vector<ChatMessage>& mess
 // its text is encoded without the tokenizer's, as transformers' apply_chat_template does; the
 // fallback writes none, so the tokenizer adds them where its config asks.
 inline ChatRenderer template_renderer(std::shared_ptr<const chat::ChatTemplate> chat) {
-  return [chat = std::move(chat)](const std::vector<ChatMessage>& messages, const ChatVariables& vars) {
+  const chat::ToolCallFormat format = chat::detect_tool_call_format(chat->source());
+  return [chat = std::move(chat), format](const std::vector<ChatMessage>& messages, const ChatVariables& vars) {
     chat::ChatRenderOptions options;
     options.add_generation_prompt = true;
     options.tools = vars.tools;
     options.extra = vars.kwargs;
-    return RenderedChat{chat->render(messages_json(messages), options), chat->is_fallback()};
+    const bool tools = vars.tools.is_array() && !vars.tools.empty();
+    return RenderedChat{chat->render(messages_json(messages), options), chat->is_fallback(),
+                        tools ? format : chat::ToolCallFormat::kNone};
   };
 }
 

@@ -40,6 +40,10 @@ struct ChatMessage {
   std::string role;     // system, developer, user, assistant, tool
   std::string content;
   std::optional<std::string> name;
+  // An assistant turn's calls as the client sent them back (validated; the template gets each
+  // call's arguments as an object), or null.
+  nlohmann::ordered_json tool_calls = nullptr;
+  std::optional<std::string> tool_call_id;  // a tool message: the call it answers
 };
 
 // A prompt is either text (tokenized by the server) or token ids given by the client.
@@ -214,6 +218,51 @@ inline std::string message_content(const nlohmann::json& c, const std::string& r
   return text;
 }
 
+// An assistant message's "tool_calls": [{"id", "type": "function", "function": {"name": string,
+// "arguments": JSON text or object}}] (at most 128), for the template: arguments as an object
+// when they parse as one.
+inline nlohmann::ordered_json message_tool_calls(const nlohmann::json& v, const std::string& param) {
+  if (!v.is_array()) bad_request(param, "'{}' must be an array, got {}", param, quote_json(v));
+  if (v.size() > 128) bad_request(param, "'{}' has {} calls; at most 128", param, v.size());
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string p = fmt::format("{}[{}]", param, i);
+    const auto& c = v[i];
+    if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
+      bad_request(p, "'{}' must be an object with a 'function' object, got {}", p, quote_json(c));
+    if (c.contains("type") && c["type"] != "function")
+      bad_request(p + ".type", "'{}.type' must be \"function\", got {}", p, quote_json(c["type"]));
+    const auto& f = c["function"];
+    if (!f.contains("name") || !f["name"].is_string()) bad_request(p + ".function.name", "'{}.function.name' must be a string", p);
+    nlohmann::ordered_json call;
+    if (c.contains("id")) {
+      if (!c["id"].is_string()) bad_request(p + ".id", "'{}.id' must be a string", p);
+      call["id"] = c["id"];
+    }
+    call["type"] = "function";
+    nlohmann::ordered_json fn;
+    fn["name"] = f["name"];
+    nlohmann::ordered_json args = nlohmann::ordered_json::object();
+    if (f.contains("arguments") && !f["arguments"].is_null()) {
+      const auto& a = f["arguments"];
+      if (a.is_string()) {
+        const std::string& text = a.get_ref<const std::string&>();
+        args = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+        if (args.is_discarded() || !args.is_object())
+          bad_request(p + ".function.arguments", "'{}.function.arguments' must hold a JSON object, got {}", p, quote_json(a));
+      } else if (a.is_object()) {
+        args = a;
+      } else {
+        bad_request(p + ".function.arguments", "'{}.function.arguments' must be a JSON string, got {}", p, quote_json(a));
+      }
+    }
+    fn["arguments"] = std::move(args);
+    call["function"] = std::move(fn);
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
 inline std::vector<ChatMessage> messages(const nlohmann::json& v, const RequestLimits& limits) {
   if (!v.is_array()) bad_request("messages", "'messages' must be an array, got {} {}", type_name(v), quote_json(v));
   if (v.empty()) bad_request("messages", "'messages' must contain at least one message");
@@ -234,6 +283,7 @@ inline std::vector<ChatMessage> messages(const nlohmann::json& v, const RequestL
       if (key == "role" || key == "content" || key == "name") continue;
       if (value.is_null() || (key == "tool_calls" && value.is_array() && value.empty())) continue;
       if (key == "tool_call_id" && r == "tool") continue;
+      if (key == "tool_calls" && r == "assistant") continue;
       bad_request(param, "'{}.{}' is not supported", param, key);
     }
     const auto content = m.find("content");
@@ -241,6 +291,10 @@ inline std::vector<ChatMessage> messages(const nlohmann::json& v, const RequestL
     ChatMessage msg{r, content == m.end() ? std::string() : message_content(*content, r, i), std::nullopt};
     if (const auto name = m.find("name"); name != m.end() && !name->is_null())
       msg.name = string(*name, "name");
+    if (const auto calls = m.find("tool_calls"); r == "assistant" && calls != m.end() && !calls->is_null() && !calls->empty())
+      msg.tool_calls = message_tool_calls(*calls, param + ".tool_calls");
+    if (const auto id = m.find("tool_call_id"); r == "tool" && id != m.end() && !id->is_null())
+      msg.tool_call_id = string(*id, "tool_call_id");
     out.push_back(std::move(msg));
   }
   return out;

@@ -3,10 +3,12 @@
 // clients parse it ("data: {json}\n\n" per event, then "data: [DONE]\n\n").
 #pragma once
 
+#include "moe/chat/tool_calls.hpp"
 #include "moe/server/request.hpp"
 #include "moe/server/scheduler.hpp"
 #include "moe/tokenizer/tokenizer.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -25,7 +27,24 @@ struct ResponseContext {
   std::string id;            // "cmpl-..." / "chatcmpl-..."
   std::int64_t created = 0;  // Unix seconds
   std::string model;
+  // Chat with tools: how the model writes its calls (kNone: replies are plain content).
+  chat::ToolCallFormat tool_format = chat::ToolCallFormat::kNone;
 };
+
+// OpenAI's tool_calls array for a reply's calls; ids are the model's or "call_<response id>_<i>".
+inline nlohmann::json tool_calls_json(const ResponseContext& ctx, std::size_t choice,
+                                      std::span<const chat::ToolCall> calls, bool with_index) {
+  nlohmann::json out = nlohmann::json::array();
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    nlohmann::json c;
+    if (with_index) c["index"] = i;  // stream deltas number their calls
+    c["id"] = calls[i].id.empty() ? fmt::format("call_{}_{}_{}", ctx.id, choice, i) : calls[i].id;
+    c["type"] = "function";
+    c["function"] = {{"name", calls[i].name}, {"arguments", calls[i].arguments}};
+    out.push_back(std::move(c));
+  }
+  return out;
+}
 
 // One finished choice of a non-streaming response.
 struct ChoiceResult {
@@ -125,15 +144,21 @@ inline nlohmann::json completion_body(const ResponseContext& ctx, std::span<cons
     const ChoiceResult& c = choices[i];
     nlohmann::json choice;
     choice["index"] = i;
+    bool called = false;
     if (ctx.endpoint == Endpoint::kChat) {
-      choice["message"] = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+      const chat::ParsedReply reply = chat::parse_tool_calls(ctx.tool_format, c.text);
+      called = !reply.calls.empty();
+      choice["message"] = {{"role", "assistant"},
+                           {"content", called && reply.content.empty() ? nlohmann::json(nullptr) : nlohmann::json(reply.content)},
+                           {"refusal", nullptr}};
+      if (called) choice["message"]["tool_calls"] = tool_calls_json(ctx, i, reply.calls, false);
       choice["logprobs"] = with_logprobs ? chat_logprobs(c.logprobs, tokenizer) : nlohmann::json(nullptr);
     } else {
       choice["text"] = c.text;
       std::size_t offset = 0;
       choice["logprobs"] = with_logprobs ? completion_logprobs(c.logprobs, tokenizer, offset) : nlohmann::json(nullptr);
     }
-    choice["finish_reason"] = finish_reason_name(c.finish);
+    choice["finish_reason"] = called && c.finish == FinishReason::kStop ? "tool_calls" : finish_reason_name(c.finish);
     list.push_back(std::move(choice));
     prompt += c.prompt_tokens;
     completion += c.completion_tokens;
@@ -154,6 +179,8 @@ struct ChunkSpec {
   std::optional<nlohmann::json> logprobs;  // already in the endpoint's shape
   std::optional<FinishReason> finish;
   bool include_usage = false;
+  std::optional<nlohmann::json> tool_calls;  // chat: delta.tool_calls (the reply's calls, at its end)
+  bool called = false;                       // with finish: the reply made tool calls ("tool_calls")
 };
 
 inline nlohmann::json chunk_body(const ResponseContext& ctx, const ChunkSpec& c) {
@@ -170,6 +197,8 @@ inline nlohmann::json chunk_body(const ResponseContext& ctx, const ChunkSpec& c)
     if (c.role_chunk) {
       delta["role"] = "assistant";
       delta["content"] = "";
+    } else if (c.tool_calls) {
+      delta["tool_calls"] = *c.tool_calls;
     } else if (!c.finish || !c.text.empty()) {
       delta["content"] = c.text;
     }
@@ -178,7 +207,11 @@ inline nlohmann::json chunk_body(const ResponseContext& ctx, const ChunkSpec& c)
     choice["text"] = c.text;
   }
   choice["logprobs"] = c.logprobs ? *c.logprobs : nlohmann::json(nullptr);
-  choice["finish_reason"] = c.finish ? nlohmann::json(finish_reason_name(*c.finish)) : nlohmann::json(nullptr);
+  if (c.finish) {
+    choice["finish_reason"] = c.called && *c.finish == FinishReason::kStop ? "tool_calls" : finish_reason_name(*c.finish);
+  } else {
+    choice["finish_reason"] = nullptr;
+  }
   out["choices"] = nlohmann::json::array({std::move(choice)});
   if (c.include_usage) out["usage"] = nullptr;
   return out;

@@ -64,7 +64,8 @@ class EventStream {
   EventStream(ResponseContext ctx, std::shared_ptr<ResponseChannel> channel, std::shared_ptr<const Tokenizer> tokenizer,
               std::size_t n_choices, bool include_usage, bool logprobs)
       : ctx_(std::move(ctx)), channel_(std::move(channel)), tokenizer_(std::move(tokenizer)), remaining_(n_choices),
-        n_choices_(n_choices), include_usage_(include_usage), logprobs_(logprobs), offsets_(n_choices, 0) {}
+        n_choices_(n_choices), include_usage_(include_usage), logprobs_(logprobs), offsets_(n_choices, 0),
+        held_(n_choices) {}
   EventStream(const EventStream&) = delete;
   EventStream& operator=(const EventStream&) = delete;
   ~EventStream() {
@@ -103,17 +104,39 @@ class EventStream {
       }
       ChunkSpec c;
       c.index = e.choice;
-      c.text = e.text;
       c.include_usage = include_usage_;
       if (logprobs_) c.logprobs = logprobs_json(e.logprobs, e.choice);
+      // With tools, text from a tool-call marker on is held back until the reply ends.
+      std::string& held = held_[e.choice];
+      held += e.text;
+      const std::size_t safe =
+          e.kind == SequenceEvent::kFinished ? held.size() : chat::tool_call_safe_prefix(ctx_.tool_format, held);
+      std::string text = held.substr(0, safe);
+      held.erase(0, safe);
+      std::vector<chat::ToolCall> calls;
+      if (e.kind == SequenceEvent::kFinished && ctx_.tool_format != chat::ToolCallFormat::kNone) {
+        chat::ParsedReply reply = chat::parse_tool_calls(ctx_.tool_format, text);
+        // Content already sent stays sent: only the held-back part can turn into calls.
+        calls = std::move(reply.calls);
+        if (!calls.empty()) text = std::move(reply.content);
+      }
+      c.text = text;
       if (e.kind == SequenceEvent::kFinished) {
-        // The held-back tail (if any) in its own chunk, then the finish_reason chunk.
-        if (!e.text.empty() || (logprobs_ && !e.logprobs.empty())) {
+        // The held-back tail (if any) in its own chunk, its calls, then the finish_reason chunk.
+        if (!text.empty() || (logprobs_ && !e.logprobs.empty())) {
           if (!write(sse_event(chunk_body(ctx_, c)))) return gone();
+        }
+        if (!calls.empty()) {
+          ChunkSpec tc;
+          tc.index = e.choice;
+          tc.include_usage = include_usage_;
+          tc.tool_calls = tool_calls_json(ctx_, e.choice, calls, true);
+          if (!write(sse_event(chunk_body(ctx_, tc)))) return gone();
         }
         ChunkSpec last;
         last.index = e.choice;
         last.finish = e.finish;
+        last.called = !calls.empty();
         last.include_usage = include_usage_;
         if (!write(sse_event(chunk_body(ctx_, last)))) return gone();
         prompt_tokens_ += e.prompt_tokens;
@@ -157,6 +180,7 @@ class EventStream {
   bool include_usage_, logprobs_;
   bool started_ = false, failed_ = false;
   std::vector<std::size_t> offsets_;  // completions: text_offset per choice
+  std::vector<std::string> held_;     // per choice: text held back from a possible tool call
   std::vector<SequenceEvent> events_;
   index_t prompt_tokens_ = 0, completion_tokens_ = 0;
 };
@@ -359,6 +383,7 @@ HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::st
   if (r.model != options_.model_id) model_not_found(r.model);
 
   std::vector<std::vector<std::int32_t>> prompts;
+  chat::ToolCallFormat tool_format = chat::ToolCallFormat::kNone;
   if (endpoint == Endpoint::kChat) {
     RenderedChat chat;
     try {
@@ -369,6 +394,7 @@ HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::st
       bad_request("messages", "the chat template failed: {}", e.what());
     }
     prompts.push_back(encode(chat.text, chat.add_special_tokens));
+    tool_format = chat.tool_format;
   } else {
     for (const auto& p : r.prompts) {
       if (const auto* text = std::get_if<std::string>(&p)) {
@@ -406,7 +432,7 @@ HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::st
   scheduler_->submit(std::move(jobs));
 
   ResponseContext ctx{endpoint, make_response_id(endpoint), static_cast<std::int64_t>(std::time(nullptr)),
-                      options_.model_id};
+                      options_.model_id, tool_format};
   if (r.stream) {
     HttpResponse res{200, "text/event-stream", {}, nullptr};
     res.stream = std::make_shared<EventStream>(std::move(ctx), channel, tokenizer_, n, r.include_usage, r.logprobs >= 0);
