@@ -74,6 +74,7 @@ TEST_CASE("tool calls: the format is recognised from real chat templates", "[too
   CHECK(chat::detect_tool_call_format(read_template("deepseek-r1.jinja")) == ToolCallFormat::kDeepseek);
   CHECK(chat::detect_tool_call_format(read_template("kimi-k2-thinking.jinja")) == ToolCallFormat::kKimiK2);
   CHECK(chat::detect_tool_call_format(read_template("minimax-m2.jinja")) == ToolCallFormat::kMiniMax);
+  CHECK(chat::detect_tool_call_format(read_template("gpt-oss.jinja")) == ToolCallFormat::kHarmony);
   CHECK(chat::detect_tool_call_format(read_template("olmoe-instruct.jinja")) == ToolCallFormat::kNone);
   CHECK(chat::detect_tool_call_format("{{ '[TOOL_CALLS]' + tools | tojson }}") == ToolCallFormat::kMistral);
 }
@@ -144,6 +145,20 @@ TEST_CASE("tool calls: each family's syntax", "[tools]") {
         "<parameter name=\"days\">3</parameter>\n</invoke>\n</minimax:tool_call>");
     REQUIRE(r.calls.size() == 1);
     CHECK(args_of(r.calls[0]) == nlohmann::json{{"city", "Paris"}, {"days", 3}});
+  }
+  SECTION("GPT-OSS harmony: recipient after or before the channel, final-channel content") {
+    auto r = chat::parse_tool_calls(ToolCallFormat::kHarmony,
+                                    "<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>"
+                                    "commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\":\"Paris\"}");
+    REQUIRE(r.calls.size() == 1);
+    CHECK(r.calls[0].name == "get_weather");
+    CHECK(args_of(r.calls[0]) == nlohmann::json{{"city", "Paris"}});
+    CHECK(r.content.empty());
+    r = chat::parse_tool_calls(ToolCallFormat::kHarmony,
+                               " to=functions.now<|channel|>commentary json<|message|>{}<|call|>");
+    REQUIRE(r.calls.size() == 1);
+    CHECK(r.calls[0].name == "now");
+    CHECK(chat::parse_tool_calls(ToolCallFormat::kHarmony, "<|channel|>final<|message|>Hi<|return|>").calls.empty());
   }
   SECTION("malformed or unfinished calls stay content") {
     for (const std::string text : {"<tool_call>\n{\"name\": \"x\", \"arguments\": {\"a\": 1}\n",  // not closed

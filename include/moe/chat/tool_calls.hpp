@@ -10,6 +10,9 @@
 //   kMistral   Mixtral / Mistral: [TOOL_CALLS] [{"name": ..., "arguments": {...}}, ...]
 //   kMiniMax   MiniMax-M2: <minimax:tool_call><invoke name="NAME"><parameter name="K">V</parameter>
 //              ...</invoke>...</minimax:tool_call>
+//   kHarmony   GPT-OSS: ... to=functions.NAME<|channel|>commentary json<|message|>ARGS<|call|> (the
+//              recipient in the header, before or after the channel); the content of a reply with
+//              calls is its final-channel text
 // Parsing never throws on model output: text that does not form a complete call stays content.
 #pragma once
 
@@ -24,7 +27,7 @@
 
 namespace moe::chat {
 
-enum class ToolCallFormat : std::uint8_t { kNone, kHermes, kGlm45, kDeepseek, kKimiK2, kMistral, kMiniMax };
+enum class ToolCallFormat : std::uint8_t { kNone, kHermes, kGlm45, kDeepseek, kKimiK2, kMistral, kMiniMax, kHarmony };
 
 struct ToolCall {
   std::string id;         // as the model wrote it (Kimi K2, Mistral), else empty
@@ -54,6 +57,8 @@ inline constexpr std::string_view kMistral = "[TOOL_CALLS]";
 inline constexpr std::string_view kMiniMaxOpen = "<minimax:tool_call>", kMiniMaxClose = "</minimax:tool_call>";
 inline constexpr std::string_view kInvokeOpen = "<invoke name=\"", kInvokeClose = "</invoke>";
 inline constexpr std::string_view kParamOpen = "<parameter name=\"", kParamClose = "</parameter>";
+inline constexpr std::string_view kHarmonyTo = "to=functions.", kHarmonyCall = "<|call|>";
+inline constexpr std::string_view kHarmonyMessage = "<|message|>", kHarmonyFinal = "<|channel|>final<|message|>";
 
 inline std::string_view trim(std::string_view s) {
   const auto ws = [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; };
@@ -178,6 +183,37 @@ inline std::optional<std::vector<ToolCall>> minimax_calls(std::string_view secti
   return calls;
 }
 
+// GPT-OSS: every "to=functions.NAME ... <|message|>ARGS" up to <|call|> / <|end|> / the end.
+inline std::optional<ParsedReply> harmony_reply(std::string_view text) {
+  ParsedReply r;
+  std::size_t pos = 0;
+  while (true) {
+    const std::size_t a = text.find(kHarmonyTo, pos);
+    if (a == std::string_view::npos) break;
+    std::size_t n = a + kHarmonyTo.size();
+    const std::size_t name_end = text.find_first_of(" <\n", n);
+    const std::size_t m = text.find(kHarmonyMessage, n);
+    if (name_end == std::string_view::npos || m == std::string_view::npos || name_end > m) return std::nullopt;
+    const std::size_t body = m + kHarmonyMessage.size();
+    std::size_t end = text.find(kHarmonyCall, body);
+    const std::size_t alt = text.find("<|end|>", body);
+    if (end == std::string_view::npos || (alt != std::string_view::npos && alt < end)) end = alt;
+    const std::string_view args_text = trim(text.substr(body, end == std::string_view::npos ? std::string_view::npos : end - body));
+    const auto args = parse_json(args_text);
+    const auto args_json = args ? arguments_text(*args) : std::nullopt;
+    if (!args_json) return std::nullopt;
+    r.calls.push_back(ToolCall{{}, std::string(text.substr(n, name_end - n)), *args_json});
+    if (end == std::string_view::npos) break;
+    pos = end;
+  }
+  if (const std::size_t f = text.find(kHarmonyFinal); f != std::string_view::npos) {
+    const std::size_t b = f + kHarmonyFinal.size();
+    const std::size_t e = std::min(text.find("<|return|>", b), text.find("<|end|>", b));
+    r.content = std::string(trim(text.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b)));
+  }
+  return r;
+}
+
 inline std::optional<ToolCall> deepseek_call(std::string_view body) {
   const std::size_t sep = body.find(kDsSep);
   if (sep == std::string_view::npos) return std::nullopt;
@@ -239,6 +275,7 @@ std::optional<std::vector<ToolCall>> all_calls(const std::vector<std::string_vie
 inline ToolCallFormat detect_tool_call_format(std::string_view template_source) {
   using namespace tool_detail;
   if (template_source.find(kMiniMaxOpen) != std::string_view::npos) return ToolCallFormat::kMiniMax;
+  if (template_source.find(kHarmonyCall) != std::string_view::npos) return ToolCallFormat::kHarmony;
   if (template_source.find(kArgKey) != std::string_view::npos) return ToolCallFormat::kGlm45;
   if (template_source.find(kHermesOpen) != std::string_view::npos) return ToolCallFormat::kHermes;
   if (template_source.find(kKimiSection) != std::string_view::npos) return ToolCallFormat::kKimiK2;
@@ -263,6 +300,8 @@ inline std::string_view tool_call_marker(ToolCallFormat format) {
       return kMistral;
     case ToolCallFormat::kMiniMax:
       return kMiniMaxOpen;
+    case ToolCallFormat::kHarmony:
+      return kHarmonyTo;
     case ToolCallFormat::kNone:
       break;
   }
@@ -303,6 +342,11 @@ inline ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text
       if (!blocks(text, kHermesOpen, kHermesClose, bodies, rest)) return plain;
       calls = all_calls(bodies, glm_call);
       break;
+    case ToolCallFormat::kHarmony: {
+      auto r = harmony_reply(text);
+      if (!r || r->calls.empty()) return plain;
+      return std::move(*r);
+    }
     case ToolCallFormat::kMiniMax: {
       if (!blocks(text, kMiniMaxOpen, kMiniMaxClose, bodies, rest)) return plain;
       std::vector<ToolCall> out;
