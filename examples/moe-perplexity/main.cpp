@@ -4,6 +4,7 @@
 #include "common/cli.hpp"
 #include "common/expert_options.hpp"
 
+#include <moe/io/load_quantized_model.hpp>
 #include <moe/moe.hpp>
 
 #include <fmt/format.h>
@@ -24,6 +25,7 @@ const std::string kUsage = R"(usage: moe-perplexity --model DIR|FILE.gguf --text
   --threads N     OpenMP threads (default: all)
   --quiet         no progress line
   --backend NAME  cpu (default), reference or, in a CUDA build, cuda
+  --quantize TYPE quantize the weights at load time (moe-quantize's types: q8_0, q4_k_m, ...)
 )" + std::string(moe::cli::kExpertBudgetUsage) + R"(  --stats-json FILE  also write the perplexity and the routing statistics of the run as JSON
 
 Scores every token after the first once: window k covers tokens [kS, kS+W) and scores the
@@ -40,7 +42,7 @@ int main(int argc, char** argv) {
     std::string model_dir, text_file, backend = "cpu";
     moe::PerplexityOptions options;
     bool quiet = false;
-    std::string stats_json;
+    std::string stats_json, quantize;
     for (int i = 1; i < argc; ++i) {
       const std::string_view flag = argv[i];
       auto value = [&]() -> std::string_view {
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
       else if (flag == "--quiet") quiet = true;
       else if (flag == "--backend") backend = value();
       else if (flag == "--stats-json") stats_json = value();
+      else if (flag == "--quantize") quantize = value();
       else if (moe::cli::parse_expert_budget_flag(flag, value, options.expert_budget)) continue;
       else moe::fail(moe::ErrorCode::kInvalidArgument, "unknown option '{}' (see --help)", flag);
     }
@@ -66,7 +69,8 @@ int main(int argc, char** argv) {
     const std::string text = moe::cli::read_text_file(text_file);
 
     return moe::cli::with_backend(backend, [&](auto tag) {
-    const auto model = moe::load_model<decltype(tag)>(model_dir);
+    const auto model = quantize.empty() ? moe::load_model<decltype(tag)>(model_dir)
+                                        : moe::load_model<decltype(tag)>(model_dir, moe::LoadOptions{quantize, nullptr});
     const auto tokenizer = moe::io::load_tokenizer(model_dir);
     const std::vector<std::int32_t> tokens = tokenizer.encode(text, /*add_special_tokens=*/false);
     options.expert_budget.validate(model->config().top_k, "moe-perplexity --expert-*");

@@ -5,6 +5,7 @@
 #include "common/cli.hpp"
 #include "common/expert_options.hpp"
 
+#include <moe/io/load_quantized_model.hpp>
 #include <moe/moe.hpp>
 
 #include <fmt/format.h>
@@ -41,6 +42,8 @@ const std::string kUsage = R"(usage: moe-run --model DIR|FILE.gguf (--prompt TEX
   --ignore-eos             do not stop at end-of-sequence tokens
   --threads N              OpenMP threads (default: all)
   --n-ctx N                context length (default: min(max_position_embeddings, 4096))
+  --quantize TYPE          quantize the weights at load time (moe-quantize's types: q8_0, q4_k_m, q4_k,
+                           q6_k, iq4_xs, mxfp4, bf16, ...); the cpu and reference backends
   --parallel N             with --batch: sequences decoding at once (default 4)
   --top-experts K          experts listed per layer in the report (default 3)
   --backend NAME           cpu (default), reference (the scalar oracle) or, in a CUDA build, cuda
@@ -79,6 +82,7 @@ struct Args {
   std::string stats_json, heatmap;
   bool telemetry = true;
   bool coactivation = false;
+  std::string quantize;  // load-time quantization type, "" = as stored
 };
 
 using moe::cli::parse_number;
@@ -112,6 +116,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--batch") a.batch_file = value();
     else if (flag == "--max-tokens") a.max_tokens = parse_number<moe::index_t>(flag, value(), 0, kMaxTokens);
     else if (flag == "--n-ctx") a.n_ctx = parse_number<moe::index_t>(flag, value(), 1, kMaxTokens);
+    else if (flag == "--quantize") a.quantize = value();
     else if (flag == "--temperature") a.temperature = parse_number<float>(flag, value());
     else if (flag == "--top-k") a.top_k = parse_number<std::int32_t>(flag, value(), 0);
     else if (flag == "--top-p") a.top_p = parse_number<float>(flag, value());
@@ -240,6 +245,22 @@ std::string describe_sampler(const moe::SamplerConfig& s) {
                      s.min_p, s.seed);
 }
 
+// The model of --model, quantized at load with --quantize (and what that converted, on stderr).
+template <class Backend>
+std::shared_ptr<const moe::BasicModel<Backend>> load(const Args& a, moe::BasicModel<Backend>*) {
+  if (a.quantize.empty()) return moe::load_model<Backend>(a.model);
+  moe::io::LoadQuantizeReport report;
+  auto model = moe::load_model<Backend>(a.model, moe::LoadOptions{a.quantize, &report});
+  std::string types;
+  for (const auto& [t, n] : report.types) types += fmt::format("{}{} {}", types.empty() ? "" : ", ", n, t);
+  std::fputs(fmt::format("quantized at load ({}): {} matrices ({}), {:.1f} -> {:.1f} MB\n", a.quantize,
+                         [&] { std::size_t n = 0; for (const auto& [t, k] : report.types) n += k; return n; }(),
+                         types.empty() ? "none" : types, report.bytes_before / 1e6, report.bytes_after / 1e6)
+                 .c_str(),
+             stderr);
+  return model;
+}
+
 // The weights' size and what one decode token reads (the roofline's denominator).
 template <class Model>
 void print_weight_bytes(const Model& m, const char* backend) {
@@ -253,7 +274,9 @@ void print_weight_bytes(const Model& m, const char* backend) {
 template <class Backend>
 int run_single(const Args& a) {
   const std::string prompt = a.prompt_file.empty() ? *a.prompt : read_text_file(a.prompt_file);
-  auto gen = moe::BasicGenerator<Backend>::from_folder(a.model, a.n_ctx.value_or(0));
+  auto gen = moe::BasicGenerator<Backend>(load(a, (moe::BasicModel<Backend>*)nullptr),
+                                          std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model)),
+                                          a.n_ctx.value_or(0), moe::read_generation_config(a.model));
   print_weight_bytes(gen.model(), Backend::name);
   const moe::GenerationOptions options = make_options(a, gen.default_options());
   const auto& cfg = gen.model().config();
@@ -302,7 +325,7 @@ int run_batch(const Args& a) {
     }
   }
   moe::require(!prompts.empty(), moe::ErrorCode::kInvalidArgument, "{}: no prompts (one per line)", a.batch_file);
-  auto model = moe::load_model<Backend>(a.model);
+  auto model = load(a, (moe::BasicModel<Backend>*)nullptr);
   print_weight_bytes(*model, Backend::name);
   auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);

@@ -64,6 +64,54 @@ class StoreTensorSource final : public TensorSource {
 
 }  // namespace io
 
+namespace io {
+
+// A model's config and host-bound weights with what keeps their bytes alive (the mapped files,
+// repacked or converted copies): the part of loading that does not depend on the backend.
+struct HostModelParts {
+  ModelConfig config;
+  model::ModelWeights<> weights;
+  std::shared_ptr<const void> storage;
+};
+
+// Reads `folder` (or a .gguf file) into host parts; the errors of load_model.
+inline HostModelParts load_host_parts(const std::filesystem::path& folder) {
+  std::error_code gguf_ec;
+  if (folder.extension() == ".gguf" && std::filesystem::is_regular_file(folder, gguf_ec)) {
+    // A GGUF file (llama.cpp's layout, io/gguf_model.hpp): config from its metadata, weights in place.
+    io::GgufModel g = io::open_gguf_model(folder);
+    return HostModelParts{std::move(g.config), std::move(g.weights), std::shared_ptr<const void>(g.storage)};
+  }
+  const auto config_path = folder / "config.json";
+  std::error_code ec;
+  require(std::filesystem::exists(config_path, ec), ErrorCode::kIo, "no config.json in {}", folder.string());
+  const nlohmann::json j = io::read_json_file(config_path, limits::kMaxConfigJsonBytes, "config.json");
+  ModelConfig config = ModelConfig::from_json(j, config_path.string());
+  auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
+  const io::StoreTensorSource plain(*store);
+  // FP8 / MXFP4 checkpoints: their quantized tensors repacked into block formats at load.
+  const io::CheckpointTensorSource source(store, plain, io::parse_quantization_config(j, config_path.string()));
+  model::ModelWeights<> weights = model::bind_weights(config, source);
+  return HostModelParts{std::move(config), std::move(weights), source.storage()};
+}
+
+// The model of `parts` on `Backend`: host backends use the weights in place, a device backend
+// uploads them (progress after each tensor) and drops the host bytes.
+template <class Backend>
+std::shared_ptr<const BasicModel<Backend>> model_from_parts(HostModelParts parts, const model::UploadProgress& progress) {
+  if constexpr (is_host_memory_v<typename Backend::memory>) {
+    (void)progress;
+    return std::make_shared<const BasicModel<Backend>>(std::move(parts.config), std::move(parts.weights),
+                                                       std::move(parts.storage));
+  } else {
+    auto uploaded = model::upload_weights<Backend>(parts.weights, progress);
+    return std::make_shared<const BasicModel<Backend>>(std::move(parts.config), std::move(uploaded.weights),
+                                                       std::move(uploaded.storage));
+  }
+}
+
+}  // namespace io
+
 // Loads config.json and the safetensors weights of `folder` (or, when `folder` is a .gguf file, a
 // llama.cpp model GGUF: see io/gguf_model.hpp) for `Backend` (default: the cpu).
 // Host backends use the weights in place in the mapped files; a device backend uploads them once
@@ -71,42 +119,11 @@ class StoreTensorSource final : public TensorSource {
 // files), kFormat (bad JSON / safetensors), kConfig / kUnsupported (config, or a weight format
 // the backend has no kernels for), kMissingTensor / kShapeMismatch (weights), each naming the
 // file, key or tensor; kOutOfMemory / kDevice when the weights do not fit. Only moe::Error escapes.
+// (io/load_quantized_model.hpp adds the overload that quantizes at load.)
 template <class Backend = backend::cpu>
 std::shared_ptr<const BasicModel<Backend>> load_model(const std::filesystem::path& folder,
                                                       const model::UploadProgress& progress = {}) {
-  return catch_as_error("load_model", [&] {
-    std::error_code gguf_ec;
-    if (folder.extension() == ".gguf" && std::filesystem::is_regular_file(folder, gguf_ec)) {
-      // A GGUF file (llama.cpp's layout, io/gguf_model.hpp): config from its metadata, weights in place.
-      io::GgufModel g = io::open_gguf_model(folder);
-      if constexpr (is_host_memory_v<typename Backend::memory>) {
-        return std::make_shared<const BasicModel<Backend>>(std::move(g.config), std::move(g.weights),
-                                                           std::shared_ptr<const void>(g.storage));
-      } else {
-        auto uploaded = model::upload_weights<Backend>(g.weights, progress);
-        return std::make_shared<const BasicModel<Backend>>(std::move(g.config), std::move(uploaded.weights),
-                                                           std::move(uploaded.storage));
-      }
-    }
-    const auto config_path = folder / "config.json";
-    std::error_code ec;
-    require(std::filesystem::exists(config_path, ec), ErrorCode::kIo, "no config.json in {}", folder.string());
-    const nlohmann::json j = io::read_json_file(config_path, limits::kMaxConfigJsonBytes, "config.json");
-    ModelConfig config = ModelConfig::from_json(j, config_path.string());
-    auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
-    const io::StoreTensorSource plain(*store);
-    // FP8 / MXFP4 checkpoints: their quantized tensors repacked into block formats at load.
-    const io::CheckpointTensorSource source(store, plain, io::parse_quantization_config(j, config_path.string()));
-    model::ModelWeights<> weights = model::bind_weights(config, source);
-    if constexpr (is_host_memory_v<typename Backend::memory>) {
-      (void)progress;
-      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(weights), source.storage());
-    } else {
-      auto uploaded = model::upload_weights<Backend>(weights, progress);
-      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(uploaded.weights),
-                                                         std::move(uploaded.storage));
-    }
-  });
+  return catch_as_error("load_model", [&] { return io::model_from_parts<Backend>(io::load_host_parts(folder), progress); });
 }
 
 // This project's own executables link the host backends' loaders from instances/ (see

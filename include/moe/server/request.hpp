@@ -288,7 +288,8 @@ inline std::vector<ChatMessage> messages(const nlohmann::json& v, const RequestL
     }
     const auto content = m.find("content");
     if (content == m.end() && r != "assistant") bad_request(param + ".content", "'{}.content' is required", param);
-    ChatMessage msg{r, content == m.end() ? std::string() : message_content(*content, r, i), std::nullopt};
+    ChatMessage msg{r, content == m.end() ? std::string() : message_content(*content, r, i), std::nullopt, nullptr,
+                    std::nullopt};
     if (const auto name = m.find("name"); name != m.end() && !name->is_null())
       msg.name = string(*name, "name");
     if (const auto calls = m.find("tool_calls"); r == "assistant" && calls != m.end() && !calls->is_null() && !calls->empty())
