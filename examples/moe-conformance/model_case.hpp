@@ -1,11 +1,16 @@
 // A model conformance case: a fixture folder (config.json, model.safetensors, reference.json,
 // reference.safetensors; DESIGN.md §9) checked against transformers' logits and greedy output.
+// A LoRA case (tests/fixtures/lora/<case>: adapter_config.json, adapter_model.safetensors and the
+// same reference files, made by tools/make_lora_fixtures.py) runs its base fixture
+// ../../models/<reference.json "base"> with the adapter merged at load.
 #pragma once
 
 #include "case_result.hpp"
 
 #include <moe/io/json_file.hpp>
+#include <moe/io/load_lora_model.hpp>
 #include <moe/io/load_model.hpp>
+#include <moe/io/lora_adapter.hpp>
 #include <moe/io/safetensors.hpp>
 
 #include <fmt/format.h>
@@ -25,8 +30,28 @@ inline constexpr float kLogitTolerance = 2e-3f;  // DESIGN.md §9
 inline constexpr std::size_t kContinuation = 12;
 inline constexpr std::size_t kMaxContinuation = 1024;  // longest greedy continuation a reference may hold
 
+inline bool is_lora_case(const std::filesystem::path& dir) {
+  return std::filesystem::is_regular_file(dir / "reference.json") &&
+         std::filesystem::is_regular_file(dir / "adapter_config.json");
+}
+
 inline bool is_model_case(const std::filesystem::path& dir) {
-  return std::filesystem::is_regular_file(dir / "reference.json") && std::filesystem::is_regular_file(dir / "config.json");
+  return (std::filesystem::is_regular_file(dir / "reference.json") &&
+          std::filesystem::is_regular_file(dir / "config.json")) ||
+         is_lora_case(dir);
+}
+
+// The model a case runs: the folder (or .gguf) itself, or a LoRA case's base with its adapter.
+template <class Backend>
+std::shared_ptr<const BasicModel<Backend>> load_case_model(const std::filesystem::path& model_path) {
+  if (!is_lora_case(model_path)) return load_model<Backend>(model_path);
+  const nlohmann::json ref =
+      io::read_json_file(model_path / "reference.json", limits::kMaxJsonFileBytes, "reference.json");
+  require(ref.is_object() && ref.contains("base") && ref["base"].is_string(), ErrorCode::kFormat,
+          "{}: reference.json of a LoRA case has no \"base\"", model_path.string());
+  const auto base = model_path.parent_path().parent_path() / "models" / ref["base"].get<std::string>();
+  const io::LoraAdapter adapter = io::load_lora_adapter(model_path);
+  return load_model_with_lora<Backend>(base, std::span<const io::LoraAdapter>(&adapter, 1));
 }
 
 namespace detail {
@@ -90,7 +115,7 @@ CaseResult check_model_case(const std::filesystem::path& model_path, float toler
   r.name = gguf ? model_path.filename().string() : dir.filename().string();
   if (r.name.empty()) r.name = dir.parent_path().filename().string();
   try {
-    const auto model = load_model<Backend>(model_path);
+    const auto model = load_case_model<Backend>(model_path);
     using ModelType = BasicModel<Backend>;
     const ModelConfig& cfg = model->config();
     const std::size_t V = cfg.vocab_size;

@@ -1,0 +1,44 @@
+// load_model_with_lora: a base checkpoint (HF folder or GGUF, as load_model) with PEFT LoRA
+// adapters merged at load (model/lora.hpp): the touched matrices become private f32 copies of
+// W + scale·B·A, everything else stays in place in the mapped files; the forward pass is unchanged.
+#pragma once
+
+#include "moe/core/error.hpp"
+#include "moe/io/load_model.hpp"
+#include "moe/io/lora_adapter.hpp"
+#include "moe/model/lora.hpp"
+#include "moe/model/model.hpp"
+#include "moe/model/upload.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <span>
+
+namespace moe {
+
+// Loads `folder` for Backend with every adapter of `adapters` merged in (in order; a host backend
+// keeps the untouched weights mapped, a device backend uploads the merged set once). Errors: those
+// of load_model, plus the adapter errors of model::resolve_lora_target / merge_lora (target not in
+// the base, shape or expert-count mismatch with the base, unsupported module or weight format),
+// each naming the adapter tensor. Only moe::Error escapes.
+template <class Backend = backend::cpu>
+std::shared_ptr<const BasicModel<Backend>> load_model_with_lora(const std::filesystem::path& folder,
+                                                                std::span<const io::LoraAdapter> adapters,
+                                                                const model::UploadProgress& progress = {}) {
+  return catch_as_error("load_model_with_lora", [&] {
+    // The base as the host sees it: its weights in place, the model object keeping the mapping alive.
+    const std::shared_ptr<const BasicModel<backend::reference>> host = load_model<backend::reference>(folder);
+    auto [weights, storage] = model::merge_lora(host->weights(), std::shared_ptr<const void>(host), adapters);
+    ModelConfig config = host->config();
+    if constexpr (is_host_memory_v<typename Backend::memory>) {
+      (void)progress;
+      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(weights), std::move(storage));
+    } else {
+      auto uploaded = model::upload_weights<Backend>(weights, progress);
+      return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(uploaded.weights),
+                                                         std::move(uploaded.storage));
+    }
+  });
+}
+
+}  // namespace moe

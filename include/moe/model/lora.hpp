@@ -1,0 +1,251 @@
+// LoRA adapters against a bound model: which weight matrix (and which rows of it) each adapter
+// target names (resolve_lora_target), and the merged mode: W + scale·B·A written into private f32
+// copies of the touched matrices (merge_lora), so the forward pass runs unchanged at zero cost.
+// Targets follow transformers 5's module names (model.layers.{l}.self_attn.{q,k,v,o}_proj,
+// mlp.{gate,up,down}_proj, mlp.shared_expert(s).*, mlp.shared_expert_gate, the fused routed-expert
+// parameters mlp.experts.{gate_up_proj,down_proj}, lm_head).
+#pragma once
+
+#include "moe/core/dtype.hpp"
+#include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
+#include "moe/io/lora_adapter.hpp"
+#include "moe/layers/experts.hpp"
+#include "moe/layers/linear.hpp"
+#include "moe/model/config.hpp"
+#include "moe/model/weights.hpp"
+
+#include <charconv>
+#include <deque>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moe::model {
+
+// Rows [0, rows) of `matrix` receive rows [delta_row, delta_row + rows) of expert `expert`'s
+// update (a fused gate_up update splits over the gate and up matrices).
+struct LoraSite {
+  layers::WeightMatrix<host_memory>* matrix = nullptr;
+  index_t expert = 0;
+  index_t delta_row = 0;
+  index_t rows = 0;
+};
+
+namespace detail {
+
+// "model.layers.12.mlp.gate_proj" -> layer 12, rest "mlp.gate_proj"; false when not a layer path.
+inline bool split_layer_path(std::string_view module, index_t& layer, std::string_view& rest) {
+  constexpr std::string_view kPrefix = "model.layers.";
+  if (!module.starts_with(kPrefix)) return false;
+  module.remove_prefix(kPrefix.size());
+  const auto dot = module.find('.');
+  if (dot == std::string_view::npos) return false;
+  long long l = -1;
+  const auto [p, ec] = std::from_chars(module.data(), module.data() + dot, l);
+  if (ec != std::errc() || p != module.data() + dot || l < 0) return false;
+  layer = static_cast<index_t>(l);
+  rest = module.substr(dot + 1);
+  return true;
+}
+
+inline layers::WeightMatrix<host_memory>* mlp_matrix(layers::MlpWeights<host_memory>& m, std::string_view name) {
+  if (name == "gate_proj") return &m.gate;
+  if (name == "up_proj") return &m.up;
+  if (name == "down_proj") return &m.down;
+  return nullptr;
+}
+
+}  // namespace detail
+
+// The weight rows target t updates in w, checked against t's shapes. kMissingTensor when the base
+// model has no such module or parameter (a target that does not exist: the adapter is for another
+// model), kShapeMismatch when its in/out features or expert count differ from the base's (base
+// model mismatch), kUnsupported for modules this engine cannot adapt (MLA projections, embeddings,
+// input-major expert banks); each names the adapter tensor.
+inline std::vector<LoraSite> resolve_lora_target(ModelWeights<host_memory>& w, const io::LoraTarget& t) {
+  std::vector<LoraSite> sites;
+  const auto missing = [&](std::string_view why) {
+    fail(ErrorCode::kMissingTensor, "LoRA tensor {}: target {} does not exist in the base model ({})", t.tensor_a,
+         t.site(), why);
+  };
+  const auto check_shape = [&](index_t out, index_t in, std::string_view what) {
+    require(t.out == out && t.in == in, ErrorCode::kShapeMismatch,
+            "LoRA tensors {} / {}: {} adapts [{} out, {} in] but the base model's {} is [{}, {}] (base model mismatch)",
+            t.tensor_a, t.tensor_b, t.site(), t.out, t.in, what, out, in);
+  };
+  const auto whole = [&](layers::WeightMatrix<host_memory>& m, std::string_view what) {
+    if (m.empty()) missing(what);
+    check_shape(m.rows, m.cols, what);
+    sites.push_back(LoraSite{&m, 0, 0, m.rows});
+  };
+  if (t.parameter.empty() && t.module == "lm_head") {
+    require(!w.tied, ErrorCode::kUnsupported, "LoRA tensor {}: lm_head is tied to the embedding; not supported",
+            t.tensor_a);
+    whole(w.lm_head, "lm_head.weight");
+    return sites;
+  }
+  index_t l = 0;
+  std::string_view rest;
+  if (!detail::split_layer_path(t.module, l, rest)) missing("not a decoder layer module");
+  if (l >= static_cast<index_t>(w.layers.size())) missing(fmt::format("the model has {} layers", w.layers.size()));
+  LayerWeights<host_memory>& L = w.layers[l];
+  if (t.parameter.empty()) {
+    if (rest.starts_with("self_attn.")) {
+      const std::string_view p = rest.substr(10);
+      layers::WeightMatrix<host_memory>* m = p == "q_proj"   ? &L.attn.q
+                                             : p == "k_proj" ? &L.attn.k
+                                             : p == "v_proj" ? &L.attn.v
+                                             : p == "o_proj" ? &L.attn.o
+                                                             : nullptr;
+      if (m == nullptr) {
+        require(L.attn.q.empty(), ErrorCode::kMissingTensor, "LoRA tensor {}: target {} does not exist in the base model",
+                t.tensor_a, t.site());
+        fail(ErrorCode::kUnsupported, "LoRA tensor {}: {} (an MLA projection) cannot be adapted yet", t.tensor_a,
+             t.site());
+      }
+      whole(*m, std::string(rest) + ".weight");
+      return sites;
+    }
+    if (rest.starts_with("mlp.")) {
+      const std::string_view p = rest.substr(4);
+      if (!L.moe) {
+        if (auto* m = detail::mlp_matrix(L.mlp, p)) {
+          whole(*m, std::string(rest) + ".weight");
+          return sites;
+        }
+        missing("layer " + std::to_string(l) + " has a dense MLP");
+      }
+      for (std::string_view shared : {"shared_expert.", "shared_experts."}) {
+        if (p.starts_with(shared)) {
+          auto* m = detail::mlp_matrix(L.moe_weights.shared, p.substr(shared.size()));
+          if (m == nullptr || m->empty()) missing("no such shared expert matrix");
+          whole(*m, std::string(rest) + ".weight");
+          return sites;
+        }
+      }
+      if (p == "shared_expert_gate") {
+        whole(L.moe_weights.shared_gate, std::string(rest) + ".weight");
+        return sites;
+      }
+      if (p == "gate") {
+        fail(ErrorCode::kUnsupported, "LoRA tensor {}: the router {} cannot be adapted", t.tensor_a, t.site());
+      }
+    }
+    missing("unknown module");
+  }
+  // A parameter of a fused routed-expert module (PEFT target_parameters).
+  if (rest != "mlp.experts" || !L.moe) missing("not a routed-expert module");
+  layers::ExpertBank<host_memory>& bank = L.moe_weights.experts;
+  require(t.n_experts == bank.n_experts, ErrorCode::kShapeMismatch,
+          "LoRA tensor {}: {} rows = {} experts x r {}, but the base layer has {} experts (base model mismatch)",
+          t.tensor_a, t.n_experts * t.rank, t.n_experts, t.rank, bank.n_experts);
+  const index_t f = bank.d_ff, d = bank.d_model;
+  const std::string what = t.module + "." + t.parameter;
+  if (bank.layout != layers::ExpertLayout::kSeparate && bank.layout != layers::ExpertLayout::kFusedGateUp) {
+    fail(ErrorCode::kUnsupported, "LoRA tensor {}: {}: this expert layout (input-major / interleaved GLU) "
+         "cannot be adapted yet", t.tensor_a, what);
+  }
+  if (t.parameter == "gate_up_proj") {
+    check_shape(2 * f, d, what);
+    for (index_t e = 0; e < bank.n_experts; ++e) {
+      if (bank.layout == layers::ExpertLayout::kSeparate) {
+        sites.push_back(LoraSite{&bank.gate[e], e, 0, f});  // gate rows first (transformers' chunk order)
+        sites.push_back(LoraSite{&bank.up[e], e, f, f});
+      } else {
+        sites.push_back(LoraSite{&bank.gate_up[e], e, 0, 2 * f});
+      }
+    }
+    return sites;
+  }
+  if (t.parameter == "down_proj") {
+    check_shape(d, f, what);
+    for (index_t e = 0; e < bank.n_experts; ++e) sites.push_back(LoraSite{&bank.down[e], e, 0, d});
+    return sites;
+  }
+  missing("unknown expert parameter");
+  return sites;
+}
+
+// Every target of `adapter` resolved against w, the whole adapter checked before anything changes.
+inline std::vector<std::pair<const io::LoraTarget*, std::vector<LoraSite>>> resolve_lora(
+    ModelWeights<host_memory>& w, const io::LoraAdapter& adapter) {
+  std::vector<std::pair<const io::LoraTarget*, std::vector<LoraSite>>> out;
+  out.reserve(adapter.targets.size());
+  for (const auto& t : adapter.targets) out.emplace_back(&t, resolve_lora_target(w, t));
+  return out;
+}
+
+// The private copies a merge writes (kept alive with the model's other storage).
+struct MergedLoraStorage {
+  std::shared_ptr<const void> base;        // the mapped checkpoint
+  std::deque<std::vector<float>> copies;  // one f32 copy per touched matrix (stable addresses)
+};
+
+// Merged mode: a copy of `w` in which each matrix that some adapter touches points at a private
+// f32 copy holding W + Σ scale·B·A (every adapter of `adapters`, in order; f32 / bf16 / f16
+// base weights; block formats are kUnsupported). The untouched matrices stay in place. Returns
+// the weights and a storage owning base_storage and the copies.
+inline std::pair<ModelWeights<host_memory>, std::shared_ptr<const void>> merge_lora(
+    const ModelWeights<host_memory>& base, std::shared_ptr<const void> base_storage,
+    std::span<const io::LoraAdapter> adapters) {
+  ModelWeights<host_memory> w = base;
+  auto storage = std::make_shared<MergedLoraStorage>();
+  storage->base = std::move(base_storage);
+  std::map<const std::byte*, std::vector<float>*> copy_of;  // original bytes -> its private copy
+  std::vector<std::vector<std::pair<const io::LoraTarget*, std::vector<LoraSite>>>> all;
+  for (const auto& ad : adapters) all.push_back(resolve_lora(w, ad));  // every check first
+  for (const auto& resolved : all) {
+    for (const auto& [t, sites] : resolved) {
+      for (const LoraSite& s : sites) {
+        layers::WeightMatrix<host_memory>& m = *s.matrix;
+        std::vector<float>* dst = nullptr;
+        if (const auto it = copy_of.find(m.data); it != copy_of.end()) {
+          dst = it->second;
+        } else {
+          require(m.dtype == DType::f32 || m.dtype == DType::bf16 || m.dtype == DType::f16, ErrorCode::kUnsupported,
+                  "LoRA tensor {}: merging into {} weights of {} is not supported (f32 / bf16 / f16 only)",
+                  t->tensor_a, dtype_name(m.dtype), t->site());
+          auto& v = storage->copies.emplace_back(static_cast<std::size_t>(m.rows * m.cols));
+          visit_dtype(m.dtype, [&](auto tag) {
+            using T = decltype(tag);
+            const auto* src = reinterpret_cast<const T*>(m.data);
+            for (index_t r = 0; r < m.rows; ++r) {
+              for (index_t c = 0; c < m.cols; ++c) {
+                const T x = src[r * m.row_stride + c];
+                if constexpr (std::is_same_v<T, float>) {
+                  v[r * m.cols + c] = x;
+                } else {
+                  v[r * m.cols + c] = to_float(x);
+                }
+              }
+            }
+          });
+          dst = &v;
+          copy_of.emplace(m.data, dst);
+          copy_of.emplace(reinterpret_cast<const std::byte*>(v.data()), dst);  // a later adapter adds to it
+          m.dtype = DType::f32;
+          m.data = reinterpret_cast<const std::byte*>(v.data());
+          m.row_stride = m.cols;
+        }
+        // W[o, i] += scale · Σ_j B_e[delta_row + o, j] · A_e[j, i], summed in double.
+        std::vector<double> row(static_cast<std::size_t>(t->in));
+        for (index_t o = 0; o < s.rows; ++o) {
+          std::fill(row.begin(), row.end(), 0.0);
+          for (index_t j = 0; j < t->rank; ++j) {
+            const double bj = t->b_at(s.expert, s.delta_row + o, j);
+            for (index_t i = 0; i < t->in; ++i) row[i] += bj * t->a_at(s.expert, j, i);
+          }
+          float* out = dst->data() + o * t->in;
+          for (index_t i = 0; i < t->in; ++i) out[i] += static_cast<float>(t->scale * row[i]);
+        }
+      }
+    }
+  }
+  return {std::move(w), std::shared_ptr<const void>(storage, storage.get())};
+}
+
+}  // namespace moe::model
