@@ -6,6 +6,8 @@
 #include "common/expert_options.hpp"
 
 #include <moe/io/load_quantized_model.hpp>
+#include <moe/io/load_lora_model.hpp>
+#include <moe/io/lora_adapter.hpp>
 #include <moe/moe.hpp>
 
 #include <fmt/format.h>
@@ -47,6 +49,9 @@ const std::string kUsage = R"(usage: moe-run --model DIR|FILE.gguf (--prompt TEX
   --parallel N             with --batch: sequences decoding at once (default 4)
   --top-experts K          experts listed per layer in the report (default 3)
   --backend NAME           cpu (default), reference (the scalar oracle) or, in a CUDA build, cuda
+  --lora [NAME=]PATH       a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors);
+                           repeatable: with --lora-merge all given adapters are merged, in order
+  --lora-merge             merge the adapters into the weights at load (W + scale*B*A, no runtime cost)
 )" + std::string(moe::cli::kExpertBudgetUsage) + R"(  --stats-json FILE        write the run's statistics as JSON: throughput and, per MoE layer, tokens
                            per expert, shares, activation rate, load imbalance, mean routing weight
   --expert-heatmap FILE    draw the layers x experts routing heatmap as SVG
@@ -83,6 +88,8 @@ struct Args {
   bool telemetry = true;
   bool coactivation = false;
   std::string quantize;  // load-time quantization type, "" = as stored
+  std::vector<std::string> loras;  // [NAME=]PATH
+  bool lora_merge = false;
 };
 
 using moe::cli::parse_number;
@@ -130,6 +137,8 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--parallel") a.parallel = parse_number<moe::index_t>(flag, value(), 1, kMaxParallel);
     else if (flag == "--top-experts") a.top_experts = parse_number<std::size_t>(flag, value(), 0, 1 << 16);
     else if (flag == "--backend") a.backend = value();
+    else if (flag == "--lora") a.loras.emplace_back(value());
+    else if (flag == "--lora-merge") a.lora_merge = true;
     else if (moe::cli::parse_expert_budget_flag(flag, value, a.expert_budget)) continue;
     else if (flag == "--stats-json") a.stats_json = value();
     else if (flag == "--expert-heatmap") a.heatmap = value();
@@ -271,10 +280,33 @@ void print_weight_bytes(const Model& m, const char* backend) {
              stderr);
 }
 
+// The model, with the --lora adapters merged in when given.
+template <class Backend>
+std::shared_ptr<const moe::BasicModel<Backend>> load_run_model(const Args& a) {
+  if (a.loras.empty()) return load(a, static_cast<moe::BasicModel<Backend>*>(nullptr));
+  moe::require(a.quantize.empty(), moe::ErrorCode::kUnsupported, "--lora with --quantize is not supported yet");
+  moe::require(a.lora_merge, moe::ErrorCode::kUnsupported,
+               "--lora: only merged adapters are supported by moe-run so far; add --lora-merge");
+  std::vector<moe::io::LoraAdapter> adapters;
+  for (const auto& spec : a.loras) {
+    const auto eq = spec.find('=');
+    const std::string name = eq == std::string::npos ? std::string() : spec.substr(0, eq);
+    const std::string path = eq == std::string::npos ? spec : spec.substr(eq + 1);
+    moe::require(!path.empty(), moe::ErrorCode::kInvalidArgument, "--lora {}: empty path", spec);
+    adapters.push_back(moe::io::load_lora_adapter(path, name));
+    std::fputs(fmt::format("lora: {} ({} targets, r {}, alpha {}{}) merged\n", adapters.back().name,
+                           adapters.back().targets.size(), adapters.back().rank, adapters.back().alpha,
+                           adapters.back().use_rslora ? ", rslora" : "")
+                   .c_str(),
+               stderr);
+  }
+  return moe::load_model_with_lora<Backend>(a.model, std::span<const moe::io::LoraAdapter>(adapters));
+}
+
 template <class Backend>
 int run_single(const Args& a) {
   const std::string prompt = a.prompt_file.empty() ? *a.prompt : read_text_file(a.prompt_file);
-  auto gen = moe::BasicGenerator<Backend>(load(a, (moe::BasicModel<Backend>*)nullptr),
+  auto gen = moe::BasicGenerator<Backend>(load_run_model<Backend>(a),
                                           std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model)),
                                           a.n_ctx.value_or(0), moe::read_generation_config(a.model));
   print_weight_bytes(gen.model(), Backend::name);
@@ -325,7 +357,7 @@ int run_batch(const Args& a) {
     }
   }
   moe::require(!prompts.empty(), moe::ErrorCode::kInvalidArgument, "{}: no prompts (one per line)", a.batch_file);
-  auto model = load(a, (moe::BasicModel<Backend>*)nullptr);
+  auto model = load_run_model<Backend>(a);
   print_weight_bytes(*model, Backend::name);
   auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
