@@ -5,7 +5,7 @@
 // Ops: matmul (y = x·Wᵀ), matmul_in_out (y = x·W), rmsnorm, rope (RopePairing), rope_tables,
 // softmax, silu, swiglu, glu_interleaved, add, add_bias, clamp, sigmoid_gate_add, top_k, route,
 // bucket_by_expert, combine_experts, attention, mla_attention, mla_absorb_queries,
-// mla_expand_values, embed_rows, gather_rows, copy_rows, to_f32, upload, download.
+// mla_expand_values, lora_add, embed_rows, gather_rows, copy_rows, to_f32, upload, download.
 // The CUDA overloads (backend::cuda) live in kernels/cuda/ and are included by kernels/cuda/cuda.cuh. Weight element types are float, bf16 and f16; choose the type once per call
 // site with visit_dtype, never inside a loop. Weights in ggml block formats (quant/) have their
 // overloads in reference/quant_ops.hpp and cpu/quant_matmul.hpp (chosen by visit_format).
@@ -19,6 +19,7 @@
 #include "moe/kernels/reference/copy.hpp"
 #include "moe/kernels/reference/elementwise.hpp"
 #include "moe/kernels/reference/expert_budget.hpp"
+#include "moe/kernels/reference/lora.hpp"
 #include "moe/kernels/reference/matmul.hpp"
 #include "moe/kernels/reference/mla.hpp"
 #include "moe/kernels/reference/moe_dispatch.hpp"
@@ -34,6 +35,7 @@
 #include "moe/kernels/cpu/activation.hpp"
 #include "moe/kernels/cpu/add.hpp"
 #include "moe/kernels/cpu/attention.hpp"
+#include "moe/kernels/cpu/lora.hpp"
 #include "moe/kernels/cpu/matmul.hpp"
 #include "moe/kernels/cpu/quant_matmul.hpp"
 #include "moe/kernels/cpu/rmsnorm.hpp"

@@ -248,4 +248,32 @@ inline std::pair<ModelWeights<host_memory>, std::shared_ptr<const void>> merge_l
   return {std::move(w), std::shared_ptr<const void>(storage, storage.get())};
 }
 
+// Unmerged mode: contiguous factors of one weight for one adapter target (the layout
+// layers::LoraWeight's table points at: A [rank, in], B [out, rank]).
+struct PackedLoraFactors {
+  index_t rank = 0, in = 0, out = 0;
+  float scale = 0;
+  std::vector<float> a;  // [rank, in]
+  std::vector<float> b;  // [out, rank]
+};
+
+// Expert `expert`'s factors restricted to update rows [row_begin, row_begin + rows) of target t
+// (expert 0 and all rows for a module target).
+inline PackedLoraFactors pack_lora_factors(const io::LoraTarget& t, index_t expert, index_t row_begin, index_t rows) {
+  require(expert < t.n_experts && row_begin + rows <= t.out, ErrorCode::kInvalidArgument,
+          "pack_lora_factors: {}: expert {} of {}, rows [{}, {}) of {}", t.site(), expert, t.n_experts, row_begin,
+          row_begin + rows, t.out);
+  PackedLoraFactors p;
+  p.rank = t.rank, p.in = t.in, p.out = rows, p.scale = t.scale;
+  p.a.resize(static_cast<std::size_t>(t.rank * t.in));
+  p.b.resize(static_cast<std::size_t>(rows * t.rank));
+  for (index_t j = 0; j < t.rank; ++j) {
+    for (index_t i = 0; i < t.in; ++i) p.a[j * t.in + i] = t.a_at(expert, j, i);
+  }
+  for (index_t o = 0; o < rows; ++o) {
+    for (index_t j = 0; j < t.rank; ++j) p.b[o * t.rank + j] = t.b_at(expert, row_begin + o, j);
+  }
+  return p;
+}
+
 }  // namespace moe::model

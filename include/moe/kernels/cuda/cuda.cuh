@@ -4,7 +4,7 @@
 // glu_interleaved, add, add_bias, clamp, sigmoid_gate_add, route, bucket_by_expert,
 // combine_experts, attention, mla_attention, append_cache, cached_attention,
 // cached_mla_attention, mla_absorb_queries, mla_expand_values, embed_rows, gather_rows,
-// copy_rows, to_f32, upload, download, grouped_matmul, grouped_matmul_in_out, grouped_add_bias;
+// copy_rows, to_f32, upload, download, grouped_matmul, grouped_matmul_in_out, grouped_add_bias, lora_add;
 // and PassRunner<cuda> (decode steps as CUDA graphs). Every op takes DeviceViews, launches on the
 // backend's stream (cuda::stream(): the calling thread's default stream) without synchronizing
 // (download excepted) and allocates nothing. A weight type without a kernel is a compile-time
@@ -22,6 +22,7 @@
 #include "moe/kernels/cuda/elementwise.cuh"
 #include "moe/kernels/cuda/graph.cuh"
 #include "moe/kernels/cuda/grouped.cuh"
+#include "moe/kernels/cuda/lora.cuh"
 #include "moe/kernels/cuda/matmul.cuh"
 #include "moe/kernels/cuda/mla.cuh"
 #include "moe/kernels/cuda/moe_dispatch.cuh"
