@@ -4,6 +4,8 @@
 #include "common/cli.hpp"
 #include "moe-server/http_server.hpp"
 
+#include <moe/io/load_lora_model.hpp>
+#include <moe/io/lora_adapter.hpp>
 #include <moe/moe.hpp>
 #include <moe/server/service.hpp>
 
@@ -24,6 +26,8 @@ constexpr const char* kUsage = R"(usage: moe-server --model DIR|FILE.gguf [optio
   --model DIR            Hugging Face model folder (config.json, *.safetensors, tokenizer.json)
                          or a GGUF file (llama.cpp's model files; tokenizer from its metadata)
   --model-name NAME      the model id clients send and /v1/models lists (default: the folder's name)
+  --lora NAME=PATH       a PEFT LoRA adapter merged into the weights at load (one adapter; requests
+                         select it with "model": NAME, the id /v1/models lists)
   --host ADDR            address to bind (default 127.0.0.1: loopback only)
   --port N               TCP port (default 8080; 0 picks a free one, printed at start)
   --api-key KEY          require "Authorization: Bearer KEY" on every route but /health
@@ -56,6 +60,7 @@ extern "C" void on_signal(int) { g_stop.store(true); }
 
 struct Args {
   std::string model, model_name, host = "127.0.0.1", api_key, backend = "cpu";
+  std::string lora;  // NAME=PATH
   int port = 8080, threads = 0, http_threads = 0;
   moe::index_t parallel = 8, ctx = 0, kv_tokens = 0, batch_tokens = 0;
   std::size_t max_queue = 64, max_body = std::size_t{4} << 20;
@@ -77,6 +82,13 @@ Args parse_args(int argc, char** argv) {
     if (flag == "--help" || flag == "-h") a.help = true;
     else if (flag == "--model") a.model = value();
     else if (flag == "--model-name") a.model_name = value();
+    else if (flag == "--lora") {
+      moe::require(a.lora.empty(), moe::ErrorCode::kUnsupported,
+                   "--lora: one adapter per server so far (adapters are merged at load)");
+      a.lora = value();
+      moe::require(a.lora.find('=') != std::string::npos && a.lora.front() != '=' && a.lora.back() != '=',
+                   moe::ErrorCode::kInvalidArgument, "--lora {}: expected NAME=PATH", a.lora);
+    }
     else if (flag == "--host") a.host = value();
     else if (flag == "--port") a.port = parse_number<int>(flag, value(), 0, 65535);
     else if (flag == "--api-key") a.api_key = value();
@@ -103,7 +115,16 @@ Args parse_args(int argc, char** argv) {
 template <class Backend>
 int serve(const Args& a) {
   namespace ms = moe::server;
-  auto model = moe::load_model<Backend>(a.model);
+  std::shared_ptr<const moe::BasicModel<Backend>> model;
+  std::string lora_name;
+  if (a.lora.empty()) {
+    model = moe::load_model<Backend>(a.model);
+  } else {
+    const auto eq = a.lora.find('=');
+    lora_name = a.lora.substr(0, eq);
+    const moe::io::LoraAdapter adapter = moe::io::load_lora_adapter(a.lora.substr(eq + 1), lora_name);
+    model = moe::load_model_with_lora<Backend>(a.model, std::span<const moe::io::LoraAdapter>(&adapter, 1));
+  }
   auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
 
@@ -116,7 +137,7 @@ int serve(const Args& a) {
   auto scheduler = std::make_shared<ms::BasicScheduler<Backend>>(model, tokenizer, so, defaults.eos_token_ids);
 
   ms::ServiceOptions opts;
-  opts.model_id = a.model_name;
+  opts.model_id = lora_name.empty() ? a.model_name : lora_name;
   if (opts.model_id.empty()) {
     opts.model_id = std::filesystem::path(a.model).lexically_normal().filename().string();
     if (opts.model_id.empty()) opts.model_id = std::filesystem::path(a.model).lexically_normal().parent_path().filename().string();
