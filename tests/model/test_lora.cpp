@@ -5,6 +5,7 @@
 // moe-conformance (conformance_lora_*, tests/fixtures/lora/).
 #include <catch2/catch.hpp>
 
+#include <moe/io/json_file.hpp>
 #include <moe/io/load_lora_model.hpp>
 #include <moe/io/load_model.hpp>
 #include <moe/io/lora_adapter.hpp>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <unistd.h>
@@ -282,4 +284,42 @@ TEST_CASE("lora: bad adapters are typed errors naming the tensor", "[lora]") {
     expect_error([&] { (void)io::load_lora_adapter(fs::temp_directory_path() / "moe_lora_no_such_dir"); },
                  ErrorCode::kIo, "adapter_config.json");
   }
+}
+
+TEST_CASE("lora: the PEFT fixtures' tensors map to the modules and parameters PEFT wrapped", "[lora]") {
+  // tools/make_lora_fixtures.py records, per saved tensor, the module (and parameter) of the LoRA
+  // layer that owned it in the PEFT model, and each target's r / alpha / scale.
+  const fs::path root = fs::path(MOE_FIXTURES_DIR) / "lora";
+  if (!fs::is_directory(root)) return;
+  int cases = 0;
+  for (const auto& entry : fs::directory_iterator(root)) {
+    if (!fs::is_regular_file(entry.path() / "adapter_config.json")) continue;
+    ++cases;
+    INFO(entry.path().filename().string());
+    const io::LoraAdapter ad = io::load_lora_adapter(entry.path());
+    const nlohmann::json ref = io::read_json_file(entry.path() / "reference.json", std::size_t{1} << 22, "reference.json");
+    std::map<std::string, const io::LoraTarget*> by_tensor;
+    for (const auto& t : ad.targets) by_tensor[t.tensor_a] = &t, by_tensor[t.tensor_b] = &t;
+    CHECK(by_tensor.size() == ref.at("targets").size());
+    for (const auto& [name, info] : ref.at("targets").items()) {
+      INFO(name);
+      REQUIRE(by_tensor.count(name) == 1);
+      const io::LoraTarget& t = *by_tensor[name];
+      CHECK(t.module == info.at("module").get<std::string>());
+      CHECK(t.parameter == info.value("parameter", std::string()));
+      CHECK(t.n_experts == info.value("num_experts", 1));
+    }
+    for (const auto& [site, s] : ref.at("scaling").items()) {
+      INFO(site);
+      bool found = false;
+      for (const auto& t : ad.targets) {
+        if (t.site() != site) continue;
+        found = true;
+        CHECK(t.rank == s.at("r").get<index_t>());
+        CHECK(t.scale == Approx(s.at("scale").get<double>()));
+      }
+      CHECK(found);
+    }
+  }
+  CHECK(cases >= 2);
 }
