@@ -307,7 +307,7 @@ TEST_CASE("lora: the PEFT fixtures' tensors map to the modules and parameters PE
       const io::LoraTarget& t = *by_tensor[name];
       CHECK(t.module == info.at("module").get<std::string>());
       CHECK(t.parameter == info.value("parameter", std::string()));
-      CHECK(t.n_experts == info.value("num_experts", 1));
+      CHECK(t.n_experts == info.value("num_experts", index_t{1}));
     }
     for (const auto& [site, s] : ref.at("scaling").items()) {
       INFO(site);

@@ -223,23 +223,23 @@ inline LoraAdapter load_lora_adapter(const std::filesystem::path& dir, std::stri
               std::string(kPeftPrefix) + path);
       require(p.b != nullptr, ErrorCode::kMissingTensor, "{}: {}.lora_A.weight has no lora_B.weight", file.name(),
               std::string(kPeftPrefix) + path);
-      std::string module = path;
+      std::string module_path = path;
       index_t depth = 0;
-      while (module.ends_with(".base_layer")) {
-        module.resize(module.size() - std::string_view(".base_layer").size());
+      while (module_path.ends_with(".base_layer")) {
+        module_path.resize(module_path.size() - std::string_view(".base_layer").size());
         ++depth;
       }
-      by_module[module].push_back(Wrapped{path, depth, &p});
+      by_module[module_path].push_back(Wrapped{path, depth, &p});
     }
 
-    for (auto& [module, wrappers] : by_module) {
+    for (auto& [module_path, wrappers] : by_module) {
       // The parameters of target_parameters that name this module, in definition order.
       std::vector<std::string> params;
       for (const auto& tp : target_parameters) {
         const auto dot = tp.rfind('.');
         const std::string mod = dot == std::string::npos ? std::string() : tp.substr(0, dot);
         const std::string par = dot == std::string::npos ? tp : tp.substr(dot + 1);
-        if ((mod.empty() || ends_with_segment(module, mod)) &&
+        if ((mod.empty() || ends_with_segment(module_path, mod)) &&
             std::find(params.begin(), params.end(), par) == params.end()) {
           params.push_back(par);
         }
@@ -248,28 +248,28 @@ inline LoraAdapter load_lora_adapter(const std::filesystem::path& dir, std::stri
                        [](const auto& x, const auto& y) { return expert_parameter_rank(x) < expert_parameter_rank(y); });
       for (const Wrapped& w : wrappers) {
         LoraTarget t;
-        t.module = module;
+        t.module = module_path;
         t.tensor_a = w.pair->a->name;
         t.tensor_b = w.pair->b->name;
         if (!params.empty()) {
           require(w.depth < static_cast<index_t>(params.size()), ErrorCode::kFormat,
                   "{}: tensor {} is nested {} wrappers deep but target_parameters names {} parameter(s) of {}",
-                  file.name(), t.tensor_a, w.depth, params.size(), module);
+                  file.name(), t.tensor_a, w.depth, params.size(), module_path);
           t.parameter = params[params.size() - 1 - static_cast<std::size_t>(w.depth)];
         } else {
           require(w.depth == 0, ErrorCode::kFormat,
                   "{}: tensor {} is a nested wrapper but target_parameters does not name {}", file.name(), t.tensor_a,
-                  module);
+                  module_path);
         }
         const std::string key = t.site();
         index_t rank = ad.rank;
-        if (const auto* v = pattern_value(rank_pattern, t.parameter.empty() ? module : key, src)) {
+        if (const auto* v = pattern_value(rank_pattern, t.parameter.empty() ? module_path : key, src)) {
           require(v->is_number_integer() && v->get<long long>() >= 1, ErrorCode::kConfig,
                   "{}: rank_pattern value {} for {} is not a positive integer", src, v->dump(), key);
           rank = static_cast<index_t>(v->get<long long>());
         }
         t.alpha = ad.alpha;
-        if (const auto* v = pattern_value(alpha_pattern, t.parameter.empty() ? module : key, src)) {
+        if (const auto* v = pattern_value(alpha_pattern, t.parameter.empty() ? module_path : key, src)) {
           require(v->is_number(), ErrorCode::kConfig, "{}: alpha_pattern value {} for {} is not a number", src,
                   v->dump(), key);
           t.alpha = v->get<float>();
@@ -284,7 +284,7 @@ inline LoraAdapter load_lora_adapter(const std::filesystem::path& dir, std::stri
         t.n_experts = as[0] / rank;
         require(t.parameter.empty() ? t.n_experts == 1 : true, ErrorCode::kShapeMismatch,
                 "{}: rank mismatch: {} is [{}, {}] but r = {} for module {}", file.name(), t.tensor_a, as[0], as[1],
-                rank, module);
+                rank, module_path);
         require(bs[1] == as[0], ErrorCode::kShapeMismatch,
                 "{}: rank mismatch: {} is [{}, {}] but {} is [{}, {}] (B's columns must equal A's rows)", file.name(),
                 t.tensor_b, bs[0], bs[1], t.tensor_a, as[0], as[1]);

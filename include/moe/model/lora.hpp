@@ -38,17 +38,17 @@ struct LoraSite {
 namespace detail {
 
 // "model.layers.12.mlp.gate_proj" -> layer 12, rest "mlp.gate_proj"; false when not a layer path.
-inline bool split_layer_path(std::string_view module, index_t& layer, std::string_view& rest) {
+inline bool split_layer_path(std::string_view path, index_t& layer, std::string_view& rest) {
   constexpr std::string_view kPrefix = "model.layers.";
-  if (!module.starts_with(kPrefix)) return false;
-  module.remove_prefix(kPrefix.size());
-  const auto dot = module.find('.');
+  if (!path.starts_with(kPrefix)) return false;
+  path.remove_prefix(kPrefix.size());
+  const auto dot = path.find('.');
   if (dot == std::string_view::npos) return false;
   long long l = -1;
-  const auto [p, ec] = std::from_chars(module.data(), module.data() + dot, l);
-  if (ec != std::errc() || p != module.data() + dot || l < 0) return false;
+  const auto [p, ec] = std::from_chars(path.data(), path.data() + dot, l);
+  if (ec != std::errc() || p != path.data() + dot || l < 0) return false;
   layer = static_cast<index_t>(l);
-  rest = module.substr(dot + 1);
+  rest = path.substr(dot + 1);
   return true;
 }
 
@@ -87,6 +87,10 @@ inline std::vector<LoraSite> resolve_lora_target(ModelWeights<host_memory>& w, c
             t.tensor_a);
     whole(w.lm_head, "lm_head.weight");
     return sites;
+  }
+  if (t.module == "model.embed_tokens") {
+    fail(ErrorCode::kUnsupported, "LoRA tensor {}: embedding adapters (lora_embedding_A/B) are not supported",
+         t.tensor_a);
   }
   index_t l = 0;
   std::string_view rest;
