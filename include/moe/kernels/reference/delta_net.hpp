@@ -204,8 +204,11 @@ inline void delta_rule_head(const DeltaNetShape& d, const CacheSlot& s, const Ca
   }
 }
 
-inline void check_delta_rule(const DeltaNetShape& d, const CacheLayer& l, View<const float, 2> qkv,
-                             View<const float, 2> g, View<const float, 2> beta, View<float, 2> out, index_t scratch) {
+// The shape checks every backend makes (views in memory space S: extents and strides only).
+template <class S>
+void check_delta_rule(const DeltaNetShape& d, const CacheLayer& l, TensorView<const float, 2, S> qkv,
+                      TensorView<const float, 2, S> g, TensorView<const float, 2, S> beta, TensorView<float, 2, S> out,
+                      index_t scratch) {
   check_delta_layer(d, l, "gated_delta_rule");
   const index_t n = qkv.extent(0);
   require(qkv.extent(1) == d.conv_dim() && g.extent(0) == n && beta.extent(0) == n && out.extent(0) == n &&
@@ -219,8 +222,9 @@ inline void check_delta_rule(const DeltaNetShape& d, const CacheLayer& l, View<c
           scratch, d.conv_dim(), d.n_v_heads, d.v_head_dim);
 }
 
-inline void check_delta_conv(const DeltaNetShape& d, const CacheLayer& l, View<const float, 2> x,
-                             View<const float, 2> w, View<float, 2> y) {
+template <class S>
+void check_delta_conv(const DeltaNetShape& d, const CacheLayer& l, TensorView<const float, 2, S> x,
+                      TensorView<const float, 2, S> w, TensorView<float, 2, S> y) {
   check_delta_layer(d, l, "delta_net_conv");
   require(x.extent(1) == d.conv_dim() && y.extent(1) == d.conv_dim() && x.extent(0) == y.extent(0) &&
               w.extent(0) == d.conv_dim() && w.extent(1) == d.conv_kernel && w.stride(1) == 1,
