@@ -36,6 +36,7 @@
 #include "moe/kernels/cpu/activation.hpp"
 #include "moe/kernels/cpu/add.hpp"
 #include "moe/kernels/cpu/attention.hpp"
+#include "moe/kernels/cpu/delta_net.hpp"
 #include "moe/kernels/cpu/matmul.hpp"
 #include "moe/kernels/cpu/quant_matmul.hpp"
 #include "moe/kernels/cpu/rmsnorm.hpp"
