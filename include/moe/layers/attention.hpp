@@ -29,6 +29,9 @@ struct AttentionWeights {
   WeightVector<S> q_bias, k_bias, v_bias, o_bias;
   WeightVector<S> q_norm, k_norm;  // [head_dim] per-head, or [n_heads·hd] / [n_kv·hd] whole
   WeightVector<S> sinks;           // [n_heads] GPT-OSS
+  // Gated attention (Qwen3-Next): the output gate's rows of the doubled q_proj, [n_heads·hd, d];
+  // the attention output is multiplied by σ(x·gateᵀ) before o_proj.
+  WeightMatrix<S> gate;
 
   template <class F>
   auto transform(F&& f) const {
@@ -37,6 +40,7 @@ struct AttentionWeights {
     r.o = f("o_proj.weight", o), r.q_bias = f("q_proj.bias", q_bias), r.k_bias = f("k_proj.bias", k_bias);
     r.v_bias = f("v_proj.bias", v_bias), r.o_bias = f("o_proj.bias", o_bias);
     r.q_norm = f("q_norm.weight", q_norm), r.k_norm = f("k_norm.weight", k_norm), r.sinks = f("sinks", sinks);
+    r.gate = f("q_proj.gate.weight", gate);
     return r;
   }
 };
@@ -55,6 +59,7 @@ template <class B>
 struct AttentionScratch {
   ViewOf<B, float, 2> q, k, v, attn;  // [n, H·hd], [n, KV·hd], [n, KV·v], [n, H·v]
   ViewOf<B, float, 1> sinks;          // [n_heads] f32 copy of the sinks
+  ViewOf<B, float, 2> gate = {};      // [n, H·v] the output gate's logits (gated attention only)
 };
 
 // out = attention(x) for the rows of every sequence of the pass (each sequence's keys/values
@@ -118,6 +123,10 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
   }
   kernels::append_cache(be, pass, layer, CV(s.k), CV(s.v));
   kernels::cached_attention(be, o.shape, pass, layer, CV(s.q), sinks, s.attn);
+  if (!w.gate.empty()) {
+    linear(be, x, w.gate, s.gate);
+    kernels::sigmoid_mul(be, s.attn, CV(s.gate));
+  }
   linear(be, CV(s.attn), w.o, out);
   add_bias(be, out, w.o_bias);
 }

@@ -2,7 +2,10 @@
 // (`KvCache` is the host one). A standard attention layer stores
 // keys [n_kv_heads·head_dim] and values [n_kv_heads·v_head_dim] per token; an MLA layer stores
 // only the normalised latent [kv_lora_rank] (as "keys") and the rotated rope key
-// [qk_rope_head_dim] (as "values") per token.
+// [qk_rope_head_dim] (as "values") per token. A linear-attention (Gated DeltaNet) layer stores no
+// tokens but a fixed state per sequence (its recurrent and conv states, state_width floats), kept
+// in a region of its own after the token rows; a cache of such layers can be cleared or kept, not
+// rewound to an earlier position.
 #pragma once
 
 #include "moe/core/buffer.hpp"
@@ -21,6 +24,7 @@ namespace moe::layers {
 struct KvLayerShape {
   index_t key_width = 0;
   index_t value_width = 0;
+  index_t state_width = 0;  // floats of fixed per-sequence state (DeltaNet), independent of capacity
   friend bool operator==(const KvLayerShape&, const KvLayerShape&) = default;
 };
 
@@ -37,7 +41,10 @@ class BasicKvCache {
     index_t total = 0, before = 0;
     offsets_.reserve(shapes_.size());
     for (const auto& s : shapes_) {
-      layers_.push_back(kernels::CacheLayer{before, s.key_width, s.value_width});
+      layers_.push_back(kernels::CacheLayer{before, s.key_width, s.value_width, states_, s.state_width});
+      require(s.state_width <= (static_cast<index_t>(-1) / 8) - states_, ErrorCode::kInvalidArgument,
+              "KV cache layer state of {} floats overflows", s.state_width);
+      states_ += s.state_width;
       before += s.key_width + s.value_width;
       const index_t per_token = s.key_width + s.value_width;
       require(per_token >= s.key_width && (capacity == 0 || per_token <= (static_cast<index_t>(-1) / 4) / capacity),
@@ -47,7 +54,10 @@ class BasicKvCache {
               "KV cache of {} tokens overflows size_t", capacity);
       total += per_token * capacity;
     }
-    data_ = Buffer<float, Space>(total);
+    require(total <= static_cast<index_t>(-1) / 8 - states_, ErrorCode::kInvalidArgument,
+            "KV cache of {} tokens overflows size_t", capacity);
+    data_ = Buffer<float, Space>(total + states_);
+    tokens_floats_ = total;
   }
 
   // Bytes a cache of these layers and `capacity` tokens holds; the largest index_t if that
@@ -58,7 +68,8 @@ class BasicKvCache {
     for (const auto& s : layers) {
       const index_t per_token = s.key_width + s.value_width;
       if (per_token < s.key_width || (capacity != 0 && per_token > kMax / sizeof(float) / capacity)) return kMax;
-      const index_t bytes = per_token * capacity * sizeof(float);
+      if (s.state_width > kMax / sizeof(float) / 2) return kMax;
+      const index_t bytes = per_token * capacity * sizeof(float) + s.state_width * sizeof(float);
       if (total > kMax - bytes) return kMax;
       total += bytes;
     }
@@ -72,11 +83,19 @@ class BasicKvCache {
 
   void clear() noexcept { size_ = 0; }
 
-  // Forgets every token from position n on (n <= size()).
+  // Forgets every token from position n on (n <= size()). A cache with fixed-state layers
+  // (DeltaNet) holds no per-token history to rewind: only n == 0 or n == size() is possible there
+  // (kUnsupported otherwise).
   void truncate(index_t n) {
     require(n <= size_, ErrorCode::kInvalidArgument, "KvCache::truncate({}) beyond size {}", n, size_);
+    require(n == 0 || n == size_ || !has_state(), ErrorCode::kUnsupported,
+            "KvCache::truncate({}) of {} tokens: a linear-attention layer's recurrent state cannot be rewound", n,
+            size_);
     size_ = n;
   }
+
+  // Whether some layer keeps a fixed recurrent state instead of per-token rows.
+  bool has_state() const noexcept { return states_ != 0; }
 
   // Layer `layer`'s key rows, [capacity, key_width] (row p = position p).
   TensorView<float, 2, Space> keys(index_t layer) noexcept {
@@ -100,7 +119,8 @@ class BasicKvCache {
   // This cache as a slot of a pass whose rows [row0, row0 + n) it receives next.
   kernels::CacheSlot slot(index_t row0, index_t n) noexcept {
     return kernels::CacheSlot{data_.data(), static_cast<std::int64_t>(capacity_), static_cast<std::int64_t>(size_),
-                              static_cast<std::int32_t>(row0), static_cast<std::int32_t>(n)};
+                              static_cast<std::int32_t>(row0), static_cast<std::int32_t>(n),
+                              states_ == 0 ? nullptr : data_.data() + tokens_floats_};
   }
 
   // Marks n more tokens as stored (after a forward pass wrote rows size()..size()+n-1 of every
@@ -118,6 +138,8 @@ class BasicKvCache {
   Buffer<float, Space> data_;
   index_t capacity_ = 0;
   index_t size_ = 0;
+  index_t states_ = 0;        // floats of all layers' fixed states (after the token rows)
+  index_t tokens_floats_ = 0;  // floats of all layers' token rows
 };
 
 using KvCache = BasicKvCache<host_memory>;

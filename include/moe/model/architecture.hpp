@@ -15,7 +15,7 @@ namespace moe::model {
 
 enum class Family : std::uint8_t {
   kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekV2, kDeepseekV3, kGptOss, kGlm4Moe,
-  kGlm4MoeLite, kDots1, kMiniMaxM2, kErnie45Moe, kHunYuanMoeV1, kGraniteMoe,
+  kGlm4MoeLite, kDots1, kMiniMaxM2, kErnie45Moe, kHunYuanMoeV1, kGraniteMoe, kQwen3Next, kQwen35Moe,
 };
 
 enum class AttentionKind : std::uint8_t { kStandard, kMla };
@@ -55,6 +55,13 @@ enum class TopkRenormalize : std::uint8_t {
 enum class ExpertActivation : std::uint8_t {
   kSwiglu,         // down(silu(gate·x) * up·x)
   kClampedSwiglu   // GPT-OSS: gate clamped above, up clamped both sides, (up+1)·gate·σ(α·gate)
+};
+
+// Linear-attention (Gated DeltaNet) layers and how their input projections are stored.
+enum class DeltaNetLayout : std::uint8_t {
+  kNone,         // no linear-attention layers
+  kGroupedQkvz,  // Qwen3-Next: in_proj_qkvz / in_proj_ba, grouped per key head ([q k v… z…] / [b… a…])
+  kSeparate      // Qwen3.5: in_proj_qkv ([all q | all k | all v]), in_proj_z, in_proj_b, in_proj_a
 };
 
 struct ArchitectureSpec {
@@ -146,6 +153,13 @@ struct ArchitectureSpec {
   std::string_view fused_gate_up_alt = "";
   std::string_view fused_down_alt = "";
   std::string_view shared_expert_name = "";     // "shared_expert" / "shared_experts"
+  // Qwen3-Next / Qwen3.5: layer_types entries "linear_attention" (or, without layer_types, all but
+  // every full_attention_interval-th layer) are Gated DeltaNet layers (linear_attn.*).
+  DeltaNetLayout delta_net = DeltaNetLayout::kNone;
+  // Every RMSNorm but the DeltaNet's gated one scales by (1 + w) (zero-centred weights; Qwen3-Next).
+  bool zero_centered_norms = false;
+  // Gated attention: q_proj is doubled, each head's [query | gate] rows; out ·= σ(gate) (Qwen3-Next).
+  bool attention_output_gate = false;
 };
 
 }  // namespace moe::model

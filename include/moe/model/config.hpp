@@ -6,6 +6,7 @@
 #include "moe/core/json.hpp"
 #include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/kernels/reference/delta_net.hpp"
 #include "moe/layers/rope.hpp"
 #include "moe/layers/router.hpp"
 #include "moe/model/architectures/all.hpp"
@@ -57,6 +58,11 @@ struct ModelConfig {
   index_t kv_lora_rank = 0;
   index_t qk_nope_head_dim = 0;
   index_t qk_rope_head_dim = 0;
+
+  // linear attention (Gated DeltaNet, Qwen3-Next / Qwen3.5): per layer, and the layers' shape
+  std::vector<bool> linear_attention;    // per layer: a DeltaNet layer (true) or attention
+  kernels::DeltaNetShape delta_net;      // n_v_heads == 0 when the family has none
+  bool attention_output_gate = false;    // gated attention (q_proj doubled with an output gate)
 
   // rotary embedding
   layers::RopeConfig rope;
@@ -226,10 +232,11 @@ inline void parse_rope_rotation(const ConfigReader& r, const ConfigReader& p, co
   const std::string_view src = r.source();
   c.theta = p.has("rope_theta") ? p.number_or("rope_theta", 0) : r.number_or("rope_theta", spec.default_rope_theta);
   require(c.theta > 1.0, ErrorCode::kConfig, "{}: rope_theta must be > 1, got {}", src, c.theta);
-  // transformers copies a top-level partial_rotary_factor over the rope dict's.
+  // transformers 5 (standardize_rope_params) moves a top-level partial_rotary_factor into the rope
+  // dict with setdefault: the dict's own value wins (Qwen3-Next saves 0.25 top-level, 0.5 in it).
   double prf = spec.default_partial_rotary_factor;
-  if (p.has("partial_rotary_factor")) prf = p.number_or("partial_rotary_factor", prf);
   if (r.has("partial_rotary_factor")) prf = r.number_or("partial_rotary_factor", prf);
+  if (p.has("partial_rotary_factor")) prf = p.number_or("partial_rotary_factor", prf);
   require(prf > 0 && prf <= 1, ErrorCode::kConfig, "{}: partial_rotary_factor must be in (0, 1], got {}", src, prf);
   c.rotary_dim = static_cast<index_t>(static_cast<double>(head_dim_for_rope) * prf);
   require(c.rotary_dim >= 2 && c.rotary_dim % 2 == 0, ErrorCode::kConfig,
@@ -452,8 +459,9 @@ inline void layer_types_windows(const ConfigReader& r, const ArchitectureSpec& s
               "{}: layer {} is sliding_attention but sliding_window is not set", src, i);
       windows[i] = window;
     } else {
-      require(name == "full_attention", ErrorCode::kUnsupported, "{}: layer_types[{}] = \"{}\" is not supported", src,
-              i, name);
+      const bool linear = name == "linear_attention" && s.delta_net != DeltaNetLayout::kNone;
+      require(name == "full_attention" || linear, ErrorCode::kUnsupported,
+              "{}: layer_types[{}] = \"{}\" is not supported", src, i, name);
     }
   }
   if (s.layer_types_need_use_sliding_window && !r.boolean_or("use_sliding_window", false)) {
@@ -704,6 +712,36 @@ inline std::vector<bool> parse_moe_layers(const ConfigReader& r, const Architect
   return moe_layer;
 }
 
+// Gated DeltaNet layers (Qwen3-Next / Qwen3.5): which layers (layer_types, else every layer but
+// each full_attention_interval-th, as the config classes derive it) and their shape.
+inline void parse_linear_attention(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
+  c.linear_attention.assign(c.n_layers, false);
+  c.attention_output_gate = s.attention_output_gate;
+  if (s.delta_net == DeltaNetLayout::kNone) return;
+  const std::string_view src = r.source();
+  if (const auto* types = r.find("layer_types")) {
+    for (index_t i = 0; i < c.n_layers; ++i) c.linear_attention[i] = (*types)[i].get<std::string>() == "linear_attention";
+  } else {
+    const auto interval = r.integer_or("full_attention_interval", 4);
+    require(interval >= 1, ErrorCode::kConfig, "{}: full_attention_interval must be >= 1, got {}", src, interval);
+    for (index_t i = 0; i < c.n_layers; ++i) c.linear_attention[i] = (i + 1) % static_cast<index_t>(interval) != 0;
+  }
+  kernels::DeltaNetShape& d = c.delta_net;
+  d.n_k_heads = r.positive_or("linear_num_key_heads", 16);
+  d.n_v_heads = r.positive_or("linear_num_value_heads", 32);
+  d.k_head_dim = r.positive_or("linear_key_head_dim", 128);
+  d.v_head_dim = r.positive_or("linear_value_head_dim", 128);
+  d.conv_kernel = r.positive_or("linear_conv_kernel_dim", 4);
+  for (const auto v : {d.n_k_heads, d.n_v_heads, d.k_head_dim, d.v_head_dim, d.conv_kernel}) {
+    require(v <= kMaxDimension, ErrorCode::kConfig, "{}: a linear-attention size of {} is implausibly large", src, v);
+  }
+  require(d.n_v_heads % d.n_k_heads == 0, ErrorCode::kConfig,
+          "{}: linear_num_value_heads = {} is not a multiple of linear_num_key_heads = {}", src, d.n_v_heads,
+          d.n_k_heads);
+  require(d.conv_kernel <= 64, ErrorCode::kUnsupported, "{}: linear_conv_kernel_dim = {} is not supported (<= 64)", src,
+          d.conv_kernel);
+}
+
 inline ModelConfig parse_config(const nlohmann::json& j, std::string_view source_name);
 
 }  // namespace model::detail
@@ -725,6 +763,7 @@ inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::str
   parse_attention_options(r, s, c);
   parse_mup_multipliers(r, s, c);
   c.sliding_window = parse_sliding_windows(r, s, c.n_layers);
+  parse_linear_attention(r, s, c);
   parse_rotary(r, s, rope_head_dim, c);
   parse_experts(r, s, c);
   parse_router(r, s, c);

@@ -11,6 +11,7 @@
 #include "moe/kernels/kernels.hpp"
 #include "moe/layers/attention.hpp"
 #include "moe/layers/experts.hpp"
+#include "moe/layers/gated_delta_net.hpp"
 #include "moe/layers/kv_cache.hpp"
 #include "moe/layers/linear.hpp"
 #include "moe/layers/mla.hpp"
@@ -77,6 +78,16 @@ ForwardPlan make_forward_plan(const ModelConfig& c, const ModelWeights<S>& w) {
     s.v_width = c.n_kv_heads * c.v_head_dim;
     s.attn_width = c.n_heads * c.v_head_dim;
     p.kv_shapes.assign(c.n_layers, KvLayerShape{c.n_kv_heads * c.head_dim, c.n_kv_heads * c.v_head_dim});
+    if (c.attention_output_gate) s.gate_width = s.attn_width;
+  }
+  // Gated DeltaNet layers keep a fixed state per sequence instead of keys and values.
+  for (index_t l = 0; l < c.n_layers; ++l) {
+    if (!c.linear_attention[l]) continue;
+    p.kv_shapes[l] = KvLayerShape{0, 0, c.delta_net.state_floats()};
+    s.delta_conv = c.delta_net.conv_dim();
+    s.delta_value = c.delta_net.value_dim();
+    s.delta_heads = c.delta_net.n_v_heads;
+    s.delta_chunk = c.delta_net.chunk_scratch();
   }
   // Feed-forward scratch per token: dense MLP 2·d_ff; experts 3·top_k·d_ff_expert; shared 2·d_ff_shared.
   index_t ffn = 0;
@@ -136,13 +147,18 @@ struct Transformer {
     for (index_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights<Mem>& L = w.layers[l];
       const kernels::CacheLayer& cl = chunks[0].cache->layer(l);
-      if (c.mla) {
+      if (L.linear_attention) {
+        const layers::GatedDeltaNetScratch<Backend> s{ws.delta_mixed(n), ws.delta_qkv(n),  ws.delta_z(n),
+                                                      ws.delta_out(n),   ws.delta_beta(n), ws.delta_g(n),
+                                                      ws.delta_chunk()};
+        layers::gated_delta_net_forward(be, c.delta_net, c.rms_norm_eps, L.delta, pass, cl, CV(normed), s, out);
+      } else if (c.mla) {
         const layers::MlaScratch<Backend> s{ws.q(n), ws.q_a(n), ws.k(n), ws.q_latent(n), ws.out_latent(n), ws.attn(n)};
         layers::mla_forward(be, plan.mla, L.mla, pass, cl, CV(normed), cos, sin, s, out);
       } else {
         layers::AttentionOptions o = plan.attention;
         o.shape.sliding_window = c.sliding_window[l];
-        const layers::AttentionScratch<Backend> s{ws.q(n), ws.k(n), ws.v(n), ws.attn(n), ws.sinks()};
+        const layers::AttentionScratch<Backend> s{ws.q(n), ws.k(n), ws.v(n), ws.attn(n), ws.sinks(), ws.attn_gate(n)};
         layers::attention_forward(be, o, L.attn, pass, cl, CV(normed), cos, sin, s, out);
       }
       if (c.residual_multiplier != 1.0f) kernels::scale(be, out, c.residual_multiplier);

@@ -8,6 +8,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/layers/attention.hpp"
 #include "moe/layers/experts.hpp"
+#include "moe/layers/gated_delta_net.hpp"
 #include "moe/layers/linear.hpp"
 #include "moe/layers/mla.hpp"
 #include "moe/layers/moe_block.hpp"
@@ -16,6 +17,9 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstring>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -53,6 +57,8 @@ struct LayerWeights {
   layers::WeightVector<S> post_attention_norm;  // [d_model]
   layers::AttentionWeights<S> attn;             // standard attention
   layers::MlaWeights<S> mla;                    // DeepSeek
+  bool linear_attention = false;                // a Gated DeltaNet layer (delta) instead of attention
+  layers::GatedDeltaNetWeights<S> delta;        // Qwen3-Next / Qwen3.5 linear attention
   bool moe = false;
   layers::MlpWeights<S> mlp;                    // dense layers
   layers::MoeWeights<S> moe_weights;            // MoE layers
@@ -66,6 +72,7 @@ struct LayerWeights {
     r.input_norm = f("input_layernorm.weight", input_norm);
     r.post_attention_norm = f("post_attention_layernorm.weight", post_attention_norm);
     r.attn = attn.transform(f), r.mla = mla.transform(f), r.moe = moe;
+    r.linear_attention = linear_attention, r.delta = delta.transform(f);
     r.mlp = mlp.transform(f), r.moe_weights = moe_weights.transform(f);
     return r;
   }
@@ -79,10 +86,14 @@ struct ModelWeights {
   layers::WeightVector<S> final_norm;  // [d_model]
   std::vector<LayerWeights<S>> layers;
   bool tied = false;                   // lm_head is the embedding (one copy)
+  // Host tensors made at load from stored ones (zero-centred norms as 1 + w, regrouped
+  // projections, widened conv weights); some views above point into it.
+  std::shared_ptr<const void> derived;
 
   template <class F>
   auto transform(F&& f) const {
     ModelWeights<typename decltype(f("", embed))::memory> r;
+    r.derived = derived;
     r.embed = f("embed_tokens.weight", embed);
     r.lm_head = tied ? r.embed : f("lm_head.weight", lm_head);
     r.lm_head_bias = f("lm_head.bias", lm_head_bias);
@@ -209,6 +220,61 @@ class Binder {
   const TensorSource& src_;
 };
 
+// Host tensors derived at load from stored ones; their addresses stay put (a deque of buffers).
+struct DerivedTensors {
+  std::deque<std::vector<std::byte>> buffers;
+  std::byte* allocate(std::size_t bytes) { return buffers.emplace_back(bytes).data(); }
+};
+
+// f32 copies of a stored f32/bf16/f16 tensor's elements (plus `offset`).
+inline float* widened(DerivedTensors& d, const TensorRef& t, index_t n, float offset, const std::string& name) {
+  auto* out = reinterpret_cast<float*>(d.allocate(n * sizeof(float)));
+  const auto widen = [&](const auto* src) {
+    for (index_t i = 0; i < n; ++i) out[i] = kernels::detail::weight_to_float(src[i]) + offset;
+  };
+  switch (t.dtype) {
+    case DType::f32: widen(reinterpret_cast<const float*>(t.data)); break;
+    case DType::bf16: widen(reinterpret_cast<const bf16*>(t.data)); break;
+    case DType::f16: widen(reinterpret_cast<const f16*>(t.data)); break;
+    default:
+      fail(ErrorCode::kUnsupported, "tensor {}: {} is not supported here (f32, bf16 or f16)", name, dtype_name(t.dtype));
+  }
+  return out;
+}
+
+// An RMSNorm weight [n]: as stored, or (zero-centred families) the f32 vector 1 + w.
+inline layers::WeightVector<> bind_norm(const Binder& b, DerivedTensors& d, const ModelConfig& c,
+                                        const std::string& name, index_t n) {
+  if (!c.spec->zero_centered_norms) return b.vector(name, n);
+  const std::array<index_t, 1> shape{n};
+  return layers::WeightVector<>{DType::f32,
+                                reinterpret_cast<const std::byte*>(widened(d, b.source().get(name, shape), n, 1.0f, name)),
+                                n};
+}
+
+// A stored tensor of `shape` (n elements in all) as an f32 vector.
+inline layers::WeightVector<> bind_f32(const Binder& b, DerivedTensors& d, const std::string& name,
+                                       std::span<const index_t> shape, index_t n) {
+  return layers::WeightVector<>{
+      DType::f32, reinterpret_cast<const std::byte*>(widened(d, b.source().get(name, shape), n, 0.0f, name)), n};
+}
+
+// A [rows, cols] matrix made of row ranges of a stored one, in the order given: ranges are
+// (first row, count) pairs of `m`, copied byte for byte (any format).
+inline layers::WeightMatrix<> gather_rows(DerivedTensors& d, const layers::WeightMatrix<>& m,
+                                          std::span<const std::pair<index_t, index_t>> ranges) {
+  const std::size_t row_bytes = format_row_bytes(m.dtype, m.cols);
+  index_t rows = 0;
+  for (const auto& r : ranges) rows += r.second;
+  std::byte* out = d.allocate(rows * row_bytes);
+  std::byte* at = out;
+  for (const auto& [first, count] : ranges) {
+    std::memcpy(at, m.data + first * row_bytes, count * row_bytes);
+    at += count * row_bytes;
+  }
+  return layers::WeightMatrix<>{m.dtype, out, rows, m.cols, m.cols};
+}
+
 inline layers::MlpWeights<> bind_mlp(const Binder& b, const std::string& p, index_t d, index_t f, bool bias) {
   layers::MlpWeights<> m;
   m.gate = b.matrix(p + ".gate_proj.weight", f, d);
@@ -308,10 +374,23 @@ inline layers::MlaWeights<> bind_mla(const Binder& b, const ModelConfig& c, cons
 }
 
 // Standard attention of one layer: projections, optional biases, QK-norm, sinks.
-inline AttentionWeights<> bind_attention(const Binder& b, const ModelConfig& c, const std::string& a) {
+inline AttentionWeights<> bind_attention(const Binder& b, DerivedTensors& d, const ModelConfig& c,
+                                         const std::string& a) {
   const index_t D = c.d_model, H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
   AttentionWeights<> at;
-  at.q = b.matrix(a + "q_proj.weight", H * hd, D);
+  if (c.attention_output_gate) {
+    // q_proj [H·2hd, D]: head h's query rows then its gate rows; split into q and gate.
+    const layers::WeightMatrix<> qg = b.matrix(a + "q_proj.weight", 2 * H * hd, D);
+    std::vector<std::pair<index_t, index_t>> q_rows, g_rows;
+    for (index_t h = 0; h < H; ++h) {
+      q_rows.emplace_back(2 * h * hd, hd);
+      g_rows.emplace_back(2 * h * hd + hd, hd);
+    }
+    at.q = gather_rows(d, qg, q_rows);
+    at.gate = gather_rows(d, qg, g_rows);
+  } else {
+    at.q = b.matrix(a + "q_proj.weight", H * hd, D);
+  }
   at.k = b.matrix(a + "k_proj.weight", KV * hd, D);
   at.v = b.matrix(a + "v_proj.weight", KV * hd, D);
   at.o = b.matrix(a + "o_proj.weight", D, H * hd);
@@ -322,8 +401,8 @@ inline AttentionWeights<> bind_attention(const Binder& b, const ModelConfig& c, 
   const std::string qn = a + std::string(c.spec->q_norm_name) + ".weight";
   const std::string kn = a + std::string(c.spec->k_norm_name) + ".weight";
   if (c.qk_norm == QkNorm::kPerHead || c.qk_norm == QkNorm::kPerHeadAfterRope) {
-    at.q_norm = b.vector(qn, hd);
-    at.k_norm = b.vector(kn, hd);
+    at.q_norm = bind_norm(b, d, c, qn, hd);
+    at.k_norm = bind_norm(b, d, c, kn, hd);
   } else if (c.qk_norm == QkNorm::kWholeProjection) {
     at.q_norm = b.vector(qn, H * hd);
     at.k_norm = b.vector(kn, KV * hd);
@@ -365,15 +444,59 @@ inline layers::MoeWeights<> bind_moe(const Binder& b, const ModelConfig& c, cons
   return mw;
 }
 
+// A Gated DeltaNet layer (prefix "model.layers.{i}.linear_attn."), its projections in the layer's
+// one channel order (Qwen3-Next's per-key-head groups regrouped).
+inline layers::GatedDeltaNetWeights<> bind_delta_net(const Binder& b, DerivedTensors& d, const ModelConfig& c,
+                                                     const std::string& a) {
+  const kernels::DeltaNetShape& s = c.delta_net;
+  const index_t D = c.d_model, nk = s.n_k_heads, nv = s.n_v_heads, dk = s.k_head_dim, dv = s.v_head_dim;
+  const index_t r = nv / nk, Kd = s.key_dim(), Vd = s.value_dim(), C = s.conv_dim();
+  layers::GatedDeltaNetWeights<> w;
+  if (c.spec->delta_net == DeltaNetLayout::kGroupedQkvz) {
+    // in_proj_qkvz: per key head g, [q (dk) | k (dk) | v (r·dv) | z (r·dv)]; in_proj_ba: [b (r) | a (r)].
+    const index_t group = 2 * dk + 2 * r * dv;
+    const layers::WeightMatrix<> qkvz = b.matrix(a + "in_proj_qkvz.weight", nk * group, D);
+    const layers::WeightMatrix<> ba = b.matrix(a + "in_proj_ba.weight", 2 * nv, D);
+    std::vector<std::pair<index_t, index_t>> qkv, z, bb, aa;
+    for (index_t g = 0; g < nk; ++g) qkv.emplace_back(g * group, dk);
+    for (index_t g = 0; g < nk; ++g) qkv.emplace_back(g * group + dk, dk);
+    for (index_t g = 0; g < nk; ++g) qkv.emplace_back(g * group + 2 * dk, r * dv);
+    for (index_t g = 0; g < nk; ++g) z.emplace_back(g * group + 2 * dk + r * dv, r * dv);
+    for (index_t g = 0; g < nk; ++g) bb.emplace_back(g * 2 * r, r);
+    for (index_t g = 0; g < nk; ++g) aa.emplace_back(g * 2 * r + r, r);
+    w.qkv = gather_rows(d, qkvz, qkv);
+    w.z = gather_rows(d, qkvz, z);
+    w.b = gather_rows(d, ba, bb);
+    w.a = gather_rows(d, ba, aa);
+  } else {
+    w.qkv = b.matrix(a + "in_proj_qkv.weight", 2 * Kd + Vd, D);
+    w.z = b.matrix(a + "in_proj_z.weight", Vd, D);
+    w.b = b.matrix(a + "in_proj_b.weight", nv, D);
+    w.a = b.matrix(a + "in_proj_a.weight", nv, D);
+  }
+  w.out = b.matrix(a + "out_proj.weight", D, Vd);
+  const std::array<index_t, 3> conv_shape{C, 1, s.conv_kernel};
+  const layers::WeightVector<> conv = bind_f32(b, d, a + "conv1d.weight", conv_shape, C * s.conv_kernel);
+  w.conv = layers::WeightMatrix<>{DType::f32, conv.data, C, s.conv_kernel, s.conv_kernel};
+  const std::array<index_t, 1> heads{nv}, head{dv};
+  w.a_log = bind_f32(b, d, a + "A_log", heads, nv);
+  w.dt_bias = bind_f32(b, d, a + "dt_bias", heads, nv);
+  w.norm = bind_f32(b, d, a + "norm.weight", head, dv);
+  return w;
+}
+
 }  // namespace detail
 
 // Binds every tensor the config needs. Throws kMissingTensor / kShapeMismatch naming the tensor.
 inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src) {
   const detail::Binder b(src);
+  auto derived = std::make_shared<detail::DerivedTensors>();
+  detail::DerivedTensors& d = *derived;
   const index_t D = c.d_model, V = c.vocab_size;
   ModelWeights<> w;
+  w.derived = derived;
   w.embed = b.matrix("model.embed_tokens.weight", V, D);
-  w.final_norm = b.vector("model.norm.weight", D);
+  w.final_norm = detail::bind_norm(b, d, c, "model.norm.weight", D);
   if (c.tie_word_embeddings) {
     // transformers ties lm_head to the embedding whether or not the file also stores lm_head.
     w.lm_head = w.embed;
@@ -386,12 +509,15 @@ inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src
   for (index_t i = 0; i < c.n_layers; ++i) {
     LayerWeights<>& L = w.layers[i];
     const std::string p = fmt::format("model.layers.{}.", i);
-    L.input_norm = b.vector(p + "input_layernorm.weight", D);
-    L.post_attention_norm = b.vector(p + "post_attention_layernorm.weight", D);
-    if (c.mla) {
+    L.input_norm = detail::bind_norm(b, d, c, p + "input_layernorm.weight", D);
+    L.post_attention_norm = detail::bind_norm(b, d, c, p + "post_attention_layernorm.weight", D);
+    L.linear_attention = c.linear_attention[i];
+    if (L.linear_attention) {
+      L.delta = detail::bind_delta_net(b, d, c, p + "linear_attn.");
+    } else if (c.mla) {
       L.mla = detail::bind_mla(b, c, p + "self_attn.");
     } else {
-      L.attn = detail::bind_attention(b, c, p + "self_attn.");
+      L.attn = detail::bind_attention(b, d, c, p + "self_attn.");
     }
     L.moe = c.moe_layer[i];
     if (L.moe) {

@@ -76,6 +76,11 @@ struct WorkspaceSizes {
   index_t vocab_size = 0;
   index_t n_heads = 0;
   index_t logits_rows = 0;    // rows of the device logits buffer (0: logits go straight to the caller)
+  index_t gate_width = 0;     // gated attention's output gate, n_heads · v_head_dim (0: none)
+  index_t delta_conv = 0;     // Gated DeltaNet: conv_dim (0: no linear-attention layers)
+  index_t delta_value = 0;    // ... value_dim
+  index_t delta_heads = 0;    // ... n_v_heads
+  index_t delta_chunk = 0;    // ... the chunked rule's scratch floats
 
   // Same model shape (everything but max_tokens).
   bool same_model(const WorkspaceSizes& o) const noexcept {
@@ -83,7 +88,9 @@ struct WorkspaceSizes {
            attn_width == o.attn_width && q_lora_rank == o.q_lora_rank && latent_width == o.latent_width &&
            rope_half == o.rope_half && n_experts == o.n_experts && top_k == o.top_k &&
            router_scratch == o.router_scratch && n_layers == o.n_layers && vocab_size == o.vocab_size &&
-           n_heads == o.n_heads && ffn_per_token == o.ffn_per_token;
+           n_heads == o.n_heads && ffn_per_token == o.ffn_per_token && gate_width == o.gate_width &&
+           delta_conv == o.delta_conv && delta_value == o.delta_value && delta_heads == o.delta_heads &&
+           delta_chunk == o.delta_chunk;
   }
 };
 
@@ -185,6 +192,16 @@ class BasicWorkspace {
   V<float, 2> k(index_t n) noexcept { return k_.template view<2>({n, sizes_.k_width}); }
   V<float, 2> v(index_t n) noexcept { return v_.template view<2>({n, sizes_.v_width}); }
   V<float, 2> attn(index_t n) noexcept { return attn_.template view<2>({n, sizes_.attn_width}); }
+  V<float, 2> attn_gate(index_t n) noexcept { return gate_.template view<2>({n, sizes_.gate_width}); }
+  // Gated DeltaNet scratch: projected and convolved q|k|v [n, conv_dim], z and the output
+  // [n, value_dim], beta and g [n, n_v_heads], the chunked rule's scratch.
+  V<float, 2> delta_mixed(index_t n) noexcept { return dn_mixed_.template view<2>({n, sizes_.delta_conv}); }
+  V<float, 2> delta_qkv(index_t n) noexcept { return dn_qkv_.template view<2>({n, sizes_.delta_conv}); }
+  V<float, 2> delta_z(index_t n) noexcept { return dn_z_.template view<2>({n, sizes_.delta_value}); }
+  V<float, 2> delta_out(index_t n) noexcept { return dn_o_.template view<2>({n, sizes_.delta_value}); }
+  V<float, 2> delta_beta(index_t n) noexcept { return dn_beta_.template view<2>({n, sizes_.delta_heads}); }
+  V<float, 2> delta_g(index_t n) noexcept { return dn_g_.template view<2>({n, sizes_.delta_heads}); }
+  V<float, 1> delta_chunk() noexcept { return dn_chunk_.view(); }
   V<float, 2> q_a(index_t n) noexcept { return q_a_.template view<2>({n, sizes_.q_lora_rank}); }
   V<float, 2> q_latent(index_t n) noexcept { return q_latent_.template view<2>({n, sizes_.latent_width}); }
   V<float, 2> out_latent(index_t n) noexcept { return out_latent_.template view<2>({n, sizes_.latent_width}); }
@@ -251,6 +268,7 @@ class BasicWorkspace {
   Buffer<kernels::ExpertBudgetRow, Mem> budget_;
   HostBuffer<kernels::ExpertBudgetRow> budget_host_;
   Buffer<float, Mem> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;
+  Buffer<float, Mem> gate_, dn_mixed_, dn_qkv_, dn_z_, dn_o_, dn_beta_, dn_g_, dn_chunk_;
   Buffer<std::int32_t, Mem> tokens_, rows_;
   Buffer<std::int64_t, Mem> positions_;
   Buffer<kernels::CacheSlot, Mem> slots_;
@@ -277,6 +295,14 @@ BasicWorkspace<Backend>::BasicWorkspace(const WorkspaceSizes& s, std::span<const
   k_ = Buffer<float, Mem>(n * s.k_width);
   v_ = Buffer<float, Mem>(n * s.v_width);
   attn_ = Buffer<float, Mem>(n * s.attn_width);
+  gate_ = Buffer<float, Mem>(n * s.gate_width);
+  dn_mixed_ = Buffer<float, Mem>(n * s.delta_conv);
+  dn_qkv_ = Buffer<float, Mem>(n * s.delta_conv);
+  dn_z_ = Buffer<float, Mem>(n * s.delta_value);
+  dn_o_ = Buffer<float, Mem>(n * s.delta_value);
+  dn_beta_ = Buffer<float, Mem>(n * s.delta_heads);
+  dn_g_ = Buffer<float, Mem>(n * s.delta_heads);
+  dn_chunk_ = Buffer<float, Mem>(s.delta_chunk);
   q_a_ = Buffer<float, Mem>(n * s.q_lora_rank);
   q_latent_ = Buffer<float, Mem>(n * s.latent_width);
   out_latent_ = Buffer<float, Mem>(n * s.latent_width);

@@ -30,6 +30,7 @@ struct CacheSlot {
   std::int64_t start = 0;     // tokens stored before this pass
   std::int32_t row0 = 0;      // first row of the slot in the pass
   std::int32_t n = 0;         // rows of the slot
+  float* state = nullptr;     // the cache's fixed per-sequence states (DeltaNet layers), or null
 };
 
 // Where one layer lives in every cache of the pass (all caches of a pass share the layer shapes).
@@ -37,6 +38,8 @@ struct CacheLayer {
   index_t offset = 0;  // floats per cached token before this layer's keys
   index_t key_width = 0;
   index_t value_width = 0;
+  index_t state_offset = 0;  // floats before this layer's fixed state in the cache's state region
+  index_t state_width = 0;   // floats of that state (0: the layer keeps per-token keys / values only)
 };
 
 // The sequences of a pass as every cache op takes them, in the backend's memory space S.

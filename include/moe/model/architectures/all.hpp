@@ -14,7 +14,9 @@
 #include "moe/model/architectures/mixtral.hpp"
 #include "moe/model/architectures/olmoe.hpp"
 #include "moe/model/architectures/qwen2_moe.hpp"
+#include "moe/model/architectures/qwen3_5_moe.hpp"
 #include "moe/model/architectures/qwen3_moe.hpp"
+#include "moe/model/architectures/qwen3_next.hpp"
 
 #include <array>
 #include <string_view>
@@ -26,7 +28,8 @@ inline constexpr std::array kArchitectures{
     &architectures::kOlmoe,        &architectures::kDeepseekV2, &architectures::kDeepseekV3,
     &architectures::kGptOss,       &architectures::kGlm4Moe,    &architectures::kGlm4MoeLite,
     &architectures::kDots1,        &architectures::kMiniMaxM2,  &architectures::kErnie45Moe,
-    &architectures::kHunYuanMoeV1, &architectures::kGraniteMoe,
+    &architectures::kHunYuanMoeV1, &architectures::kGraniteMoe, &architectures::kQwen3Next,
+    &architectures::kQwen35Moe,
 };
 
 // The spec whose hf_class is `name`, or nullptr.
