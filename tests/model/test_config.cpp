@@ -343,3 +343,30 @@ TEST_CASE("config: GLM-4-MoE-Lite mlp_layer_types, dots.llm1 derived sliding lay
   CHECK(c.router.norm_topk_prob);
   CHECK(c.router.has_correction_bias);
 }
+
+TEST_CASE("config: Qwen3-Next linear-attention layers and the rope dict's partial rotary", "[config]") {
+  json q{{"architectures", {"Qwen3NextForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+         {"intermediate_size", 64}, {"moe_intermediate_size", 8}, {"num_hidden_layers", 8},
+         {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16}, {"num_experts", 8},
+         {"num_experts_per_tok", 2}, {"linear_num_key_heads", 2}, {"linear_num_value_heads", 4},
+         {"linear_key_head_dim", 8}, {"linear_value_head_dim", 8}, {"partial_rotary_factor", 0.25},
+         {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 1e4}, {"partial_rotary_factor", 0.5}}}};
+  auto c = ModelConfig::from_json(q, "x");
+  CHECK(c.rope.rotary_dim == 8);  // transformers' setdefault: the rope dict's 0.5 wins
+  CHECK(c.linear_attention == std::vector<bool>{true, true, true, false, true, true, true, false});
+  CHECK(c.delta_net.conv_dim() == 2 * 16 + 32);
+  CHECK(c.attention_output_gate);
+  q["full_attention_interval"] = 2;
+  CHECK(ModelConfig::from_json(q, "x").linear_attention ==
+        std::vector<bool>{true, false, true, false, true, false, true, false});
+  q["layer_types"] = {"linear_attention", "full_attention", "full_attention", "linear_attention",
+                      "full_attention", "full_attention", "full_attention", "full_attention"};
+  CHECK(ModelConfig::from_json(q, "x").linear_attention ==
+        std::vector<bool>{true, false, false, true, false, false, false, false});
+  q["linear_num_value_heads"] = 3;
+  CHECK_THROWS_WITH(ModelConfig::from_json(q, "x"), Catch::Contains("linear_num_value_heads = 3"));
+  // Families without DeltaNet layers still refuse the layer type.
+  json m = q;
+  m["architectures"] = {"Qwen3MoeForCausalLM"};
+  CHECK_THROWS_WITH(ModelConfig::from_json(m, "x"), Catch::Contains("linear_attention"));
+}
