@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <numeric>
 #include <vector>
+#include <limits>
 
 namespace moe::kernels {
 
@@ -30,6 +31,83 @@ struct DsaShape {
 };
 
 namespace detail {
+
+#if defined(__CUDACC__)
+#define MOE_DSA_HD __host__ __device__
+#else
+#define MOE_DSA_HD
+#endif
+
+// libstdc++'s std::nth_element (introselect: median-of-three unguarded partitions while more
+// than 3 remain, then insertion sort) on (score, position) pairs ordered by score alone,
+// descending: written out so that the cuda backend selects the same set (the order in which
+// torch's CPU topk meets tied scores decides which of them it keeps). The heap-select fallback
+// at the depth limit is replaced by an insertion sort (same set of the first nth+1, which is all
+// a selection needs, when scores differ; on ties it may differ from libstdc++).
+struct DsaPair {
+  float score;
+  std::int32_t pos;
+};
+MOE_DSA_HD inline void dsa_swap(DsaPair& a, DsaPair& b) noexcept {
+  const DsaPair t = a;
+  a = b;
+  b = t;
+}
+MOE_DSA_HD inline bool dsa_before(const DsaPair& a, const DsaPair& b) noexcept { return a.score > b.score; }
+MOE_DSA_HD inline void dsa_insertion_sort(DsaPair* first, DsaPair* last) noexcept {
+  if (first == last) return;
+  for (DsaPair* i = first + 1; i != last; ++i) {
+    const DsaPair v = *i;
+    if (dsa_before(v, *first)) {
+      for (DsaPair* j = i; j != first; --j) *j = *(j - 1);
+      *first = v;
+    } else {
+      DsaPair* j = i;
+      while (dsa_before(v, *(j - 1))) {
+        *j = *(j - 1);
+        --j;
+      }
+      *j = v;
+    }
+  }
+}
+MOE_DSA_HD inline void dsa_nth_element(DsaPair* first, DsaPair* nth, DsaPair* last) noexcept {
+  if (first == last || nth == last) return;
+  int depth = 0;
+  for (long n = last - first; n > 1; n >>= 1) ++depth;
+  depth *= 2;
+  while (last - first > 3) {
+    if (depth == 0) break;
+    --depth;
+    DsaPair* a = first + 1;
+    DsaPair* b = first + (last - first) / 2;
+    DsaPair* c = last - 1;
+    if (dsa_before(*a, *b)) {
+      if (dsa_before(*b, *c)) dsa_swap(*first, *b);
+      else if (dsa_before(*a, *c)) dsa_swap(*first, *c);
+      else dsa_swap(*first, *a);
+    } else if (dsa_before(*a, *c)) {
+      dsa_swap(*first, *a);
+    } else if (dsa_before(*b, *c)) {
+      dsa_swap(*first, *c);
+    } else {
+      dsa_swap(*first, *b);
+    }
+    DsaPair* lo = first + 1;
+    DsaPair* hi = last;
+    while (true) {
+      while (dsa_before(*lo, *first)) ++lo;
+      --hi;
+      while (dsa_before(*first, *hi)) --hi;
+      if (!(lo < hi)) break;
+      dsa_swap(*lo, *hi);
+      ++lo;
+    }
+    if (lo <= nth) first = lo;
+    else last = lo;
+  }
+  dsa_insertion_sort(first, last);
+}
 
 template <class S>
 void check_dsa_select(const DsaShape& d, const CacheLayer& l, const TensorView<const float, 2, S>& q,
@@ -44,27 +122,39 @@ void check_dsa_select(const DsaShape& d, const CacheLayer& l, const TensorView<c
           l.index_width);
 }
 
-// The index score of row t against key row k (the formula above).
-inline float dsa_index_score(const DsaShape& d, const float* q, const float* w, const float* k) noexcept {
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
-  const float wscale = 1.0f / std::sqrt(static_cast<float>(d.n_heads));
+// The index score of row t against key row k (the formula above; host and device code).
+MOE_DSA_HD inline float dsa_index_score(const DsaShape& d, const float* q, const float* w, const float* k) noexcept {
+  const float scale = 1.0f / sqrtf(static_cast<float>(d.head_dim));
+  const float wscale = 1.0f / sqrtf(static_cast<float>(d.n_heads));
   float acc = 0.0f;
   for (index_t h = 0; h < d.n_heads; ++h) {
-    const float s = dot(q + h * d.head_dim, k, d.head_dim) * scale;
-    acc += (w[h] * wscale) * std::max(s, 0.0f);
+    float dot = 0.0f;
+    for (index_t i = 0; i < d.head_dim; ++i) dot += q[h * d.head_dim + i] * k[i];
+    const float s = dot * scale;
+    acc += (w[h] * wscale) * (s > 0.0f ? s : 0.0f);
   }
   return acc;
 }
 
-// Positions [0, count) of one row by descending score, lower position first on ties; the first
-// top_k (or count) into out, the rest of out -1.
-inline void dsa_top_positions(const std::vector<float>& score, index_t count, index_t top_k, std::int32_t* out) {
-  std::vector<std::int32_t> order(static_cast<std::size_t>(count));
-  std::iota(order.begin(), order.end(), 0);
-  const index_t keep = std::min(count, top_k);
-  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(),
-                    [&](std::int32_t a, std::int32_t b) { return score[a] > score[b] || (score[a] == score[b] && a < b); });
-  for (index_t i = 0; i < top_k; ++i) out[i] = i < keep ? order[i] : -1;
+// Which top_k of a row of `total` index scores (positions >= count masked) survive: the set
+// torch's CPU topk picks (std::nth_element of (score, position) pairs by score alone, the masked
+// positions at the lowest float), which resolves the ties relu makes (scores of exactly 0) the
+// way the reference does. Only the first min(count, top_k) entries of out are kept (in position
+// order), the rest -1.
+inline void dsa_top_positions(std::vector<DsaPair>& row, const std::vector<float>& score,
+                              index_t count, index_t total, index_t top_k, std::int32_t* out) {
+  row.resize(static_cast<std::size_t>(total));
+  for (index_t j = 0; j < total; ++j) {
+    row[j] = DsaPair{j < count ? score[j] : std::numeric_limits<float>::lowest(), static_cast<std::int32_t>(j)};
+  }
+  const index_t k = std::min(top_k, total);
+  dsa_nth_element(row.data(), row.data() + (k - 1), row.data() + total);
+  index_t c = 0;
+  for (index_t i = 0; i < k; ++i) {
+    if (row[i].pos < count) out[c++] = row[i].pos;
+  }
+  std::sort(out, out + c);
+  for (index_t i = c; i < top_k; ++i) out[i] = -1;
 }
 
 }  // namespace detail
@@ -88,13 +178,15 @@ inline void dsa_select(backend::reference, const DsaShape& d, const PassSlots<ho
   detail::check_dsa_select(d, l, q, w, sel);
   detail::check_token_slots(p, q.extent(0), "dsa_select");
   std::vector<float> score;
+  std::vector<detail::DsaPair> row;
   detail::for_each_slot(p, [&](const CacheSlot& s, index_t r0, index_t r1) {
     const View<float, 2> keys = detail::cache_index_keys(s, l);
+    const index_t total = static_cast<index_t>(s.start) + (r1 - r0);
     for (index_t t = r0; t < r1; ++t) {
       const index_t count = static_cast<index_t>(s.start) + (t - r0) + 1;
       score.resize(static_cast<std::size_t>(count));
       for (index_t j = 0; j < count; ++j) score[j] = detail::dsa_index_score(d, &q(t, 0), &w(t, 0), &keys(j, 0));
-      detail::dsa_top_positions(score, count, d.top_k, &sel(t, 0));
+      detail::dsa_top_positions(row, score, count, total, d.top_k, &sel(t, 0));
     }
   });
 }
