@@ -13,9 +13,15 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.memory --format=csv,noheader
 cmake --build "$build" -j"$(nproc)" --target moe-conformance moe-run moe-perplexity bench_generate
 tools="$build/examples"
 status=0
+# Every model and LoRA fixture but those of families still pending (examples/moe-conformance).
+pending=$(sed -n 's/^ *set(_moe_pending_fixtures \(.*\))$/\1/p' examples/moe-conformance/CMakeLists.txt)
+fixtures=()
+for dir in tests/fixtures/models/*/ tests/fixtures/lora/*/; do
+  [[ " $pending " == *" $(basename "$dir") "* ]] || fixtures+=("$dir")
+done
 for backend in cuda cpu reference; do
-  echo "== moe-conformance --backend $backend"
-  "$tools/moe-conformance/moe-conformance" --backend "$backend" tests/fixtures/models/*/ || status=1
+  echo "== moe-conformance --backend $backend (${#fixtures[@]} fixtures; pending: ${pending:-none})"
+  "$tools/moe-conformance/moe-conformance" --backend "$backend" "${fixtures[@]}" || status=1
 done
 echo "== bundled model, greedy"
 for backend in cpu cuda; do

@@ -553,6 +553,34 @@ TEST_CASE("element-wise ops(cuda) match the reference on strided rows", "[cuda][
   run("scale 0.22", 0.0, [](auto y, auto) { kernels::scale(kRef, y, 0.22f); },
       [](auto y, auto) { kernels::scale(kCuda, y, 0.22f); });
   run("silu", 2.0 * kEps, [](auto y, auto) { kernels::silu(kRef, y); }, [](auto y, auto) { kernels::silu(kCuda, y); });
+  // Llama 4: scale_rows (weights from column 3 of b), the weightless rms_normalize (unit strides
+  // only: the [n, ld] rows as a whole), attention_temperature at positions far apart.
+  run("scale_rows", 0.0,
+      [](auto y, auto x) { kernels::scale_rows(kRef, y, View<const float, 1>(&x(0, 3), {x.extent(0)}, {x.stride(0)})); },
+      [](auto y, auto x) {
+        kernels::scale_rows(kCuda, y, DeviceView<const float, 1>(x.data() + 3, {x.extent(0)}, {x.stride(0)}));
+      });
+  {
+    std::vector<float> want = a_h;
+    kernels::rms_normalize(kRef, View<float, 2>(want.data(), {n, ld}), 1e-5f);
+    auto y_dev = to_device(a_h);
+    kernels::rms_normalize(kCuda, y_dev.view<2>({n, ld}), 1e-5f);
+    report("rms_normalize", compare_rows(y_dev.to_host(), want, n, ld, ld, 4.0 * kEps));
+    std::vector<std::int64_t> pos(n);
+    for (index_t r = 0; r < n; ++r) pos[r] = static_cast<std::int64_t>(r * r * 997);
+    const auto pos_d = to_device(pos);
+    want = a_h;
+    kernels::attention_temperature(kRef, View<float, 2>(want.data(), {n, d}, {ld, 1}),
+                                   View<const std::int64_t, 1>(pos.data(), {n}), 4.0f, 0.1f);
+    y_dev = to_device(a_h);
+    kernels::attention_temperature(kCuda, y_dev.view<2>({n, d}, {ld, 1}), pos_d.view<1>({n}), 4.0f, 0.1f);
+    report("attention_temperature", compare_rows(y_dev.to_host(), want, n, d, ld, 2.0 * kEps));
+    std::vector<float> f(n + 1, 7.0f);
+    auto f_dev = to_device(f);
+    kernels::fill(kCuda, f_dev.view<1>({n}), -1.5f);
+    std::fill_n(f.begin(), n, -1.5f);
+    report("fill", compare_rows(f_dev.to_host(), f, 1, n + 1, n + 1, 0.0));
+  }
   run("swiglu (out aliases gate)", 3.0 * kEps,
       [](auto y, auto x) { kernels::swiglu(kRef, View<const float, 2>(y), x, y); },
       [](auto y, auto x) { kernels::swiglu(kCuda, DeviceView<const float, 2>(y), x, y); });
@@ -703,6 +731,7 @@ double attention_tol(double D, double S, double K, double vmax) {
 struct AttnCase {
   index_t n, start, heads, kv_heads, hd, vhd, window;
   bool sinks;
+  index_t chunk = 0;  // Llama 4's chunked attention
 };
 
 void check_attention_case(const AttnCase& c) {
@@ -710,6 +739,7 @@ void check_attention_case(const AttnCase& c) {
   s.n_heads = c.heads, s.n_kv_heads = c.kv_heads, s.head_dim = c.hd, s.v_head_dim = c.vhd;
   s.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
   s.sliding_window = c.window;
+  s.chunk = c.chunk;
   const index_t cap = c.start + c.n + 5;
   const index_t kw = c.kv_heads * c.hd, vw = c.kv_heads * c.vhd, ldk = kw + 3, ldv = vw + 1;
   const index_t qw = c.heads * c.hd, ow = c.heads * c.vhd, ldq = qw + 2, ldo = ow + 3;
@@ -729,7 +759,7 @@ void check_attention_case(const AttnCase& c) {
   const index_t group = c.heads / c.kv_heads;
   for (index_t t = 0; t < c.n; ++t) {
     const index_t pos = c.start + t;
-    const index_t lo = c.window > 0 && pos + 1 > c.window ? pos + 1 - c.window : 0;
+    const index_t lo = kernels::first_visible_key(c.window, c.chunk, pos);
     for (index_t h = 0; h < c.heads; ++h) {
       const index_t kvh = h / group;
       double S = 0.0, vmax = 0.0;
@@ -745,8 +775,8 @@ void check_attention_case(const AttnCase& c) {
     for (index_t i = ow; i < ldo; ++i) st.clobbered += !is_poison(got[t * ldo + i]);
   }
   char what[160];
-  std::snprintf(what, sizeof what, "attention n=%zu start=%zu heads=%zu/%zu hd=%zu/%zu window=%zu%s", c.n, c.start,
-                c.heads, c.kv_heads, c.hd, c.vhd, c.window, c.sinks ? " sinks" : "");
+  std::snprintf(what, sizeof what, "attention n=%zu start=%zu heads=%zu/%zu hd=%zu/%zu window=%zu chunk=%zu%s", c.n,
+                c.start, c.heads, c.kv_heads, c.hd, c.vhd, c.window, c.chunk, c.sinks ? " sinks" : "");
   report(what, st);
 }
 
@@ -763,6 +793,10 @@ TEST_CASE("attention(cuda) matches the reference: GQA/MQA, sliding windows, sink
       {100, 300, 6, 3, 128, 128, 50, false},  // query tiles after a cached prefix, window 50
       {33, 7, 2, 2, 19, 23, 0, false},    // query tiles with odd head sizes
       {64, 0, 2, 1, 200, 300, 0, false},  // wide heads: the 16-row tiles
+      {70, 0, 4, 2, 64, 64, 0, false, 16},    // Llama 4 chunks: query tiles crossing chunk bounds
+      {50, 90, 4, 1, 32, 32, 0, true, 32},    // chunks after a cached prefix, sinks
+      {1, 2999, 8, 2, 64, 64, 0, false, 1024},  // decode in the third chunk (split decode)
+      {40, 10, 2, 2, 16, 16, 12, false, 20},  // window and chunk together
   };
   for (const AttnCase& c : cases) check_attention_case(c);
   DeviceBuffer<float> b(4096);

@@ -81,6 +81,35 @@ TEST_CASE("reference rmsnorm on a hand-computed row", "[reference][rmsnorm]") {
   REQUIRE(x == y);
 }
 
+TEST_CASE("reference rms_normalize, scale_rows, fill and attention_temperature (Llama 4)", "[reference][llama4]") {
+  // rms_normalize: [3, 4] with eps 3.5 -> rsqrt(16) = 0.25, no weight.
+  std::vector<float> x = {3, 4, 0, 0};
+  kernels::rms_normalize(backend::reference{}, View<float, 2>(x.data(), {2, 2}), 3.5f);
+  REQUIRE(x == std::vector<float>{0.75f, 1.0f, 0.0f, 0.0f});
+  // scale_rows: each row times its own weight.
+  std::vector<float> y = {1, 2, 3, 4, 5, 6};
+  const std::vector<float> w = {2.0f, -0.5f};
+  kernels::scale_rows(backend::reference{}, View<float, 2>(y.data(), {2, 3}), View<const float, 1>(w.data(), {2}));
+  REQUIRE(y == std::vector<float>{2, 4, 6, -2, -2.5f, -3});
+  REQUIRE_THROWS_AS(kernels::scale_rows(backend::reference{}, View<float, 2>(y.data(), {3, 2}),
+                                        View<const float, 1>(w.data(), {2})),
+                    moe::Error);
+  std::vector<float> f(5, 3.0f);
+  kernels::fill(backend::reference{}, View<float, 1>(f.data(), {4}), 1.0f);
+  REQUIRE(f == std::vector<float>{1, 1, 1, 1, 3});
+  // attention_temperature: 1 + attn_scale · log1p(floor((pos + 1) / floor_scale)).
+  CHECK(kernels::attention_temperature_factor(2, 4.0f, 0.1f) == 1.0f);  // floor(3/4) = 0
+  CHECK(kernels::attention_temperature_factor(3, 4.0f, 0.1f) == Approx(1.0 + 0.1 * std::log(2.0)));
+  CHECK(kernels::attention_temperature_factor(100, 4.0f, 0.1f) == Approx(1.0 + 0.1 * std::log(26.0)));
+  std::vector<float> q = {1, -2, 1, -2};
+  const std::vector<std::int64_t> pos = {0, 11};
+  kernels::attention_temperature(backend::reference{}, View<float, 2>(q.data(), {2, 2}),
+                                 View<const std::int64_t, 1>(pos.data(), {2}), 4.0f, 0.1f);
+  const float f11 = kernels::attention_temperature_factor(11, 4.0f, 0.1f);  // floor(12/4) = 3
+  CHECK(f11 == Approx(1.0 + 0.1 * std::log(4.0)));
+  REQUIRE(q == std::vector<float>{1, -2, f11, -2 * f11});
+}
+
 TEST_CASE("reference rope rotates the right pairs in both pairings", "[reference][rope]") {
   // One token, one head, head_dim 6, rotary_dim 4 (the last two dims stay). Angles: pair 0 by
   // 90° (cos 0, sin 1), pair 1 by 180° (cos -1, sin 0).

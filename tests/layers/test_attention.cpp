@@ -1,5 +1,5 @@
 // The attention kernels of both host backends (reference and cpu) against a naive two-pass
-// softmax (GQA, sliding window, sinks), and MLA's absorbed latent attention against the
+// softmax (GQA, sliding window, chunked attention, sinks), and MLA's absorbed latent attention against the
 // expanded (naive) form transformers computes.
 #include "layers_test_util.hpp"
 
@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 using namespace moe;
@@ -35,16 +36,18 @@ std::vector<double> naive_attend(const std::vector<double>& logits, const std::v
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("attention: GQA, causal, sliding window and sinks against a naive softmax", "[attention]",
+TEMPLATE_TEST_CASE("attention: GQA, causal, sliding window, chunks and sinks against a naive softmax", "[attention]",
                    backend::reference, backend::cpu) {
   std::mt19937 g(5);
   const index_t H = 6, KV = 2, hd = 8, vd = 5, ctx = 150, start = 70, n = ctx - start;
   const auto q = random_vec(n * H * hd, g), k = random_vec(ctx * KV * hd, g), v = random_vec(ctx * KV * vd, g);
   const auto sinks = random_vec(H, g);
-  for (index_t window : {index_t{0}, index_t{9}, index_t{100}}) {
+  // (window, chunk): Llama 4's chunked attention sees only keys of the query's own chunk.
+  const std::pair<index_t, index_t> masks[] = {{0, 0}, {9, 0}, {100, 0}, {0, 16}, {0, 64}, {20, 32}};
+  for (const auto& [window, chunk] : masks) {
     for (bool use_sinks : {false, true}) {
-      INFO("window " << window << " sinks " << use_sinks);
-      AttentionShape a{H, KV, hd, vd, 0.3f, window};
+      INFO("window " << window << " chunk " << chunk << " sinks " << use_sinks);
+      AttentionShape a{H, KV, hd, vd, 0.3f, window, chunk};
       Tensor<float, 2> out({n, H * vd});
       kernels::attention(TestType{}, a, View<const float, 2>(q.data(), {n, H * hd}),
                          View<const float, 2>(k.data(), {ctx, KV * hd}), View<const float, 2>(v.data(), {ctx, KV * vd}),
@@ -56,6 +59,7 @@ TEMPLATE_TEST_CASE("attention: GQA, causal, sliding window and sinks against a n
           std::vector<std::vector<double>> vals;
           for (index_t j = 0; j <= pos; ++j) {
             if (window > 0 && pos - j >= window) continue;
+            if (chunk > 0 && j / chunk != pos / chunk) continue;
             double s = 0;
             for (index_t i = 0; i < hd; ++i) s += static_cast<double>(q[(t * H + h) * hd + i]) * k[(j * KV + kvh) * hd + i];
             logits.push_back(0.3 * s);

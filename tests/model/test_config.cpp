@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace moe;
 using nlohmann::json;
@@ -342,4 +344,75 @@ TEST_CASE("config: GLM-4-MoE-Lite mlp_layer_types, dots.llm1 derived sliding lay
   CHECK(c.router.scoring == layers::RouterScoring::kSigmoid);
   CHECK(c.router.norm_topk_prob);
   CHECK(c.router.has_correction_bias);
+}
+
+TEST_CASE("config: Qwen3-Next linear-attention layers and the rope dict's partial rotary", "[config]") {
+  json q{{"architectures", {"Qwen3NextForCausalLM"}}, {"vocab_size", 100}, {"hidden_size", 32},
+         {"intermediate_size", 64}, {"moe_intermediate_size", 8}, {"num_hidden_layers", 8},
+         {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"head_dim", 16}, {"num_experts", 8},
+         {"num_experts_per_tok", 2}, {"linear_num_key_heads", 2}, {"linear_num_value_heads", 4},
+         {"linear_key_head_dim", 8}, {"linear_value_head_dim", 8}, {"partial_rotary_factor", 0.25},
+         {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 1e4}, {"partial_rotary_factor", 0.5}}}};
+  auto c = ModelConfig::from_json(q, "x");
+  CHECK(c.rope.rotary_dim == 8);  // transformers' setdefault: the rope dict's 0.5 wins
+  CHECK(c.linear_attention == std::vector<bool>{true, true, true, false, true, true, true, false});
+  CHECK(c.delta_net.conv_dim() == 2 * 16 + 32);
+  CHECK(c.attention_output_gate);
+  q["full_attention_interval"] = 2;
+  CHECK(ModelConfig::from_json(q, "x").linear_attention ==
+        std::vector<bool>{true, false, true, false, true, false, true, false});
+  q["layer_types"] = {"linear_attention", "full_attention", "full_attention", "linear_attention",
+                      "full_attention", "full_attention", "full_attention", "full_attention"};
+  CHECK(ModelConfig::from_json(q, "x").linear_attention ==
+        std::vector<bool>{true, false, false, true, false, false, false, false});
+  q["linear_num_value_heads"] = 3;
+  CHECK_THROWS_WITH(ModelConfig::from_json(q, "x"), Catch::Contains("linear_num_value_heads = 3"));
+  // Families without DeltaNet layers still refuse the layer type.
+  json m = q;
+  m["architectures"] = {"Qwen3MoeForCausalLM"};
+  CHECK_THROWS_WITH(ModelConfig::from_json(m, "x"), Catch::Contains("linear_attention"));
+}
+
+TEST_CASE("config: Llama 4 NoPE and chunked layers, temperature tuning, moe_layers, dense MLP width", "[config]") {
+  json j = small("Llama4ForCausalLM");
+  j.update(json{{"num_local_experts", 4}, {"num_experts_per_tok", 1}, {"head_dim", 8},
+                {"intermediate_size_mlp", 96}, {"attention_chunk_size", 8}, {"floor_scale", 4}, {"attn_scale", 0.2}});
+  // Defaults: every 4th layer NoPE, the rope layers chunked, MoE on every layer (step 1).
+  auto c = ModelConfig::from_json(j, "x");
+  CHECK(c.nope_layer == std::vector<bool>{false, false, false, true});
+  CHECK(c.attention_chunk == std::vector<index_t>{8, 8, 8, 0});
+  CHECK(c.attn_temperature_scale == 0.2f);
+  CHECK(c.attn_temperature_floor == 4.0f);
+  CHECK(c.moe_layer == std::vector<bool>{true, true, true, true});
+  CHECK(c.d_ff == 96);
+  CHECK(c.d_ff_expert == 48);
+  CHECK(c.d_ff_shared == 48);
+  CHECK(c.qk_norm == model::QkNorm::kUnweightedAfterRope);
+  CHECK(c.router.weights_scale_inputs);
+  // Explicit lists win; interleave_moe_layer_step without moe_layers.
+  j["no_rope_layers"] = {1, 0, 1, 1};
+  j["layer_types"] = {"chunked_attention", "full_attention", "full_attention", "chunked_attention"};
+  j["moe_layers"] = {1, 3};
+  c = ModelConfig::from_json(j, "x");
+  CHECK(c.nope_layer == std::vector<bool>{false, true, false, false});
+  CHECK(c.attention_chunk == std::vector<index_t>{8, 0, 0, 8});
+  CHECK(c.moe_layer == std::vector<bool>{false, true, false, true});
+  j.erase("moe_layers");
+  j["interleave_moe_layer_step"] = 2;
+  CHECK(ModelConfig::from_json(j, "x").moe_layer == std::vector<bool>{false, true, false, true});
+  j["attn_temperature_tuning"] = false;
+  j["use_qk_norm"] = false;
+  c = ModelConfig::from_json(j, "x");
+  CHECK(c.attn_temperature_scale == 0.0f);
+  CHECK(c.qk_norm == model::QkNorm::kNone);
+  // Bad values name the key.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
+           {"no_rope_layers", json{1, 2, 1, 1}}, {"no_rope_layers", json{1, 1}}, {"moe_layers", json{0, 4}},
+           {"interleave_moe_layer_step", json(0)}, {"floor_scale", json(0)}}) {
+    json b = j;
+    b[key] = value;
+    INFO(key << " = " << value.dump());
+    CHECK(code_of(b) == ErrorCode::kConfig);
+    CHECK(message_of(b).find(key) != std::string::npos);
+  }
 }

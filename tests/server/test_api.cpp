@@ -344,8 +344,8 @@ TEST_CASE("metrics: histogram buckets, quantiles and the Prometheus text", "[ser
 }
 
 TEST_CASE("chat: the model's template renders the validated messages; the fallback without one", "[server][chat]") {
-  const std::vector<ChatMessage> m = {{"system", "Be brief.", std::nullopt}, {"user", "Hi", std::nullopt},
-                                      {"assistant", "Hello", std::string("Mercutio")}, {"user", "Again", std::nullopt}};
+  const std::vector<ChatMessage> m = {{"system", "Be brief.", std::nullopt, nullptr, std::nullopt}, {"user", "Hi", std::nullopt, nullptr, std::nullopt},
+                                      {"assistant", "Hello", std::string("Mercutio"), nullptr, std::nullopt}, {"user", "Again", std::nullopt, nullptr, std::nullopt}};
   CHECK(messages_json(m)[2] == nlohmann::ordered_json{{"role", "assistant"}, {"content", "Hello"}, {"name", "Mercutio"}});
   // The bundled model's speaker-style template: a scene with the user as Romeo, the model as Juliet.
   const RenderedChat scene = folder_chat_renderer(server_test::demo_dir())(m, {});
@@ -390,7 +390,7 @@ TEST_CASE("chat: chat_template_kwargs and tools reach the template", "[server][c
 
   // The renderer passes them on: the bundled template names its speakers by user_name and
   // assistant_name; a template that lists tools and reads enable_thinking (as Qwen3's does).
-  const std::vector<ChatMessage> m = {{"user", "Hi", std::nullopt}};
+  const std::vector<ChatMessage> m = {{"user", "Hi", std::nullopt, nullptr, std::nullopt}};
   ChatVariables names;
   names.kwargs = {{"user_name", "Hamlet"}, {"assistant_name", "Ophelia"}};
   CHECK(folder_chat_renderer(server_test::demo_dir())(m, names).text == "HAMLET:\nHi\n\nOPHELIA:\n");

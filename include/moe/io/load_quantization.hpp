@@ -125,7 +125,7 @@ inline std::shared_ptr<const void> quantize_model_weights(const ModelConfig& c, 
       mlp(L.mlp, "");
       mlp(L.moe_weights.shared, "_shexp");
       auto& b = L.moe_weights.experts;
-      if (b.layout != layers::ExpertLayout::kInputMajorGlu) {
+      if (b.layout != layers::ExpertLayout::kInputMajorGlu && b.layout != layers::ExpertLayout::kInputMajorFused) {
         q.bank(b.gate, name("ffn_gate_exps")), q.bank(b.up, name("ffn_up_exps"));
         q.bank(b.gate_up, name("ffn_gate_exps")), q.bank(b.down, name("ffn_down_exps"));
       }

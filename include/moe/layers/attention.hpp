@@ -20,7 +20,9 @@ enum class QkNorm : std::uint8_t {
   kNone,
   kPerHead,         // RMSNorm over each head's head_dim (Qwen3-MoE, GLM-4-MoE use_qk_norm)
   kWholeProjection,  // RMSNorm over the whole q / k projection before the head split (OLMoE, MiniMax-M2)
-  kPerHeadAfterRope  // per-head RMSNorm of the rotated q / k (Hunyuan's query/key_layernorm)
+  kPerHeadAfterRope,  // per-head RMSNorm of the rotated q / k (Hunyuan's query/key_layernorm)
+  kUnweightedAfterRope  // per-head RMS normalisation without a weight after rope, on rope layers only
+                        // (Llama 4's Llama4TextL2Norm with use_qk_norm)
 };
 
 template <class S = host_memory>
@@ -52,6 +54,12 @@ struct AttentionOptions {
   float norm_eps = 1e-6f;                  // the QK-norm's eps (rms_norm_eps)
   float clip_qkv = 0.0f;                   // 0: no clipping
   kernels::RopePairing rope_pairing = kernels::RopePairing::half_split;
+  // Per layer (Llama 4): false on NoPE layers, which skip rope (and its QK-norm).
+  bool rope = true;
+  // Llama 4's attention temperature tuning on NoPE layers: q scaled by 1 + temperature_scale ·
+  // log1p(floor((position + 1) / temperature_floor)); 0 = off.
+  float temperature_scale = 0.0f;
+  float temperature_floor = 1.0f;
 };
 
 // The scratch the layer writes (views into the Workspace, first n rows).
@@ -60,6 +68,7 @@ struct AttentionScratch {
   ViewOf<B, float, 2> q, k, v, attn;  // [n, H·hd], [n, KV·hd], [n, KV·v], [n, H·v]
   ViewOf<B, float, 1> sinks;          // [n_heads] f32 copy of the sinks
   ViewOf<B, float, 2> gate = {};      // [n, H·v] the output gate's logits (gated attention only)
+  ViewOf<B, const std::int64_t, 1> positions = {};  // [n] the rows' positions (temperature tuning)
 };
 
 // out = attention(x) for the rows of every sequence of the pass (each sequence's keys/values
@@ -86,7 +95,8 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
     rms_norm(be, CV(qh), w.q_norm, o.norm_eps, qh);
     rms_norm(be, CV(kh), w.k_norm, o.norm_eps, kh);
   };
-  if (o.clip_qkv <= 0 && o.qk_norm != QkNorm::kWholeProjection && !after_rope &&
+  const bool unweighted = o.qk_norm == QkNorm::kUnweightedAfterRope;
+  if (o.rope && o.clip_qkv <= 0 && o.qk_norm != QkNorm::kWholeProjection && !after_rope && !unweighted &&
       (!per_head || w.q_norm.dtype == w.k_norm.dtype)) {
     // The common case in one fused step: per-head QK-norm (Qwen3, GLM-4) or none, then rope.
     if (per_head) {
@@ -111,9 +121,18 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
       kernels::clamp(be, s.k, o.clip_qkv);
       kernels::clamp(be, s.v, o.clip_qkv);
     }
-    kernels::rope(be, q3, cos, sin, o.rope_pairing);
-    kernels::rope(be, k3, cos, sin, o.rope_pairing);
-    if (after_rope) norm_heads();
+    if (o.rope) {
+      kernels::rope(be, q3, cos, sin, o.rope_pairing);
+      kernels::rope(be, k3, cos, sin, o.rope_pairing);
+      if (after_rope) norm_heads();
+      if (unweighted) {
+        kernels::rms_normalize(be, ViewOf<B, float, 2>(s.q.data(), {n * H, hd}), o.norm_eps);
+        kernels::rms_normalize(be, ViewOf<B, float, 2>(s.k.data(), {n * KV, hd}), o.norm_eps);
+      }
+    }
+  }
+  if (o.temperature_scale != 0.0f) {
+    kernels::attention_temperature(be, s.q, s.positions, o.temperature_floor, o.temperature_scale);
   }
 
   ViewOf<B, const float, 1> sinks = ViewOf<B, const float, 1>(s.sinks).slice(0, 0);

@@ -65,6 +65,8 @@ enum class ExpertLayout : std::uint8_t {
   kFusedGateUp,     // experts.gate_up_proj [E, 2·d_ff, d_model] (gate rows first), down_proj [E, d_model, d_ff]
   kInputMajorGlu,   // GPT-OSS: gate_up_proj [E, d_model, 2·d_ff] with gate/up in even/odd columns,
                     // gate_up_proj_bias [E, 2·d_ff], down_proj [E, d_ff, d_model], down_proj_bias [E, d_model]
+  kInputMajorFused,  // Llama 4: gate_up_proj [E, d_model, 2·d_ff] used as x · W (gate columns first, then
+                     // up), down_proj [E, d_ff, d_model]; no biases
   kOutputMajorGlu   // GPT-OSS's MXFP4 checkpoints (*_blocks + *_scales): the same bank transposed,
                     // gate_up [E, 2·d_ff, d_model] with gate/up in even/odd rows, down [E, d_model, d_ff]
 };
@@ -81,7 +83,7 @@ struct ExpertBank {
   float limit = 7.0f;
   std::vector<WeightMatrix<S>> gate;     // kSeparate: [d_ff, d_model] each
   std::vector<WeightMatrix<S>> up;       // kSeparate: [d_ff, d_model] each
-  std::vector<WeightMatrix<S>> gate_up;  // kFusedGateUp, kOutputMajorGlu: [2·d_ff, d_model]; kInputMajorGlu: [d_model, 2·d_ff]
+  std::vector<WeightMatrix<S>> gate_up;  // kFusedGateUp, kOutputMajorGlu: [2·d_ff, d_model]; kInputMajor*: [d_model, 2·d_ff]
   std::vector<WeightMatrix<S>> down;     // [d_model, d_ff], or [d_ff, d_model] input-major
   std::vector<WeightVector<S>> gate_up_bias;  // k*MajorGlu: [2·d_ff]
   std::vector<WeightVector<S>> down_bias;     // k*MajorGlu: [d_model]
@@ -133,6 +135,14 @@ void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index
       CV u(gu.data() + f, {n, f}, {2 * f, 1});
       kernels::swiglu(backend, g, u, act);
       linear(backend, CV(act), bank.down[e], y);
+      break;
+    }
+    case ExpertLayout::kInputMajorFused: {
+      linear_in_out(backend, x, bank.gate_up[e], gu);
+      CV g(gu.data(), {n, f}, {2 * f, 1});
+      CV u(gu.data() + f, {n, f}, {2 * f, 1});
+      kernels::swiglu(backend, g, u, act);
+      linear_in_out(backend, CV(act), bank.down[e], y);
       break;
     }
     case ExpertLayout::kInputMajorGlu:
@@ -268,7 +278,8 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
   std::ptrdiff_t a = -1, b = -1;  // gate and up (kSeparate), gate_up and its bias (kInputMajorGlu)
   switch (bank.layout) {
     case ExpertLayout::kSeparate: a = ed::uniform_stride(bank.gate, E), b = ed::uniform_stride(bank.up, E); break;
-    case ExpertLayout::kFusedGateUp: a = b = ed::uniform_stride(bank.gate_up, E); break;
+    case ExpertLayout::kFusedGateUp:
+    case ExpertLayout::kInputMajorFused: a = b = ed::uniform_stride(bank.gate_up, E); break;
     case ExpertLayout::kInputMajorGlu:
     case ExpertLayout::kOutputMajorGlu:
       a = ed::uniform_stride(bank.gate_up, E);
@@ -298,6 +309,14 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
       CV u(gu.data() + f, {n, f}, {2 * f, 1});
       kernels::swiglu(be, g, u, act);
       ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false);
+      break;
+    }
+    case ExpertLayout::kInputMajorFused: {
+      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, true);
+      CV g(gu.data(), {n, f}, {2 * f, 1});
+      CV u(gu.data() + f, {n, f}, {2 * f, 1});
+      kernels::swiglu(be, g, u, act);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, true);
       break;
     }
     case ExpertLayout::kInputMajorGlu:

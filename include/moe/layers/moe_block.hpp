@@ -90,6 +90,12 @@ void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B:
     kernels::accumulate_coactivation(backend, ViewOf<B, const std::int32_t, 2>(s.ids), s.coactivation, rc.n_experts);
   }
   kernels::gather_rows(backend, x, ViewOf<B, const std::int32_t, 1>(s.slot_token), s.xs);
+  if (rc.weights_scale_inputs) {
+    // Llama 4: expert_e(w · x), summed with weight 1 (SwiGLU without biases is not homogeneous, so
+    // this differs from w · expert_e(x)).
+    kernels::scale_rows(backend, s.xs, ViewOf<B, const float, 1>(s.slot_weight));
+    kernels::fill(backend, s.slot_weight, 1.0f);
+  }
   experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys);
   kernels::combine_experts(backend, CV(s.ys), ViewOf<B, const std::int32_t, 1>(s.slot_token),
                            ViewOf<B, const float, 1>(s.slot_weight), y);

@@ -15,7 +15,8 @@ namespace moe::model {
 
 enum class Family : std::uint8_t {
   kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekV2, kDeepseekV3, kGptOss, kGlm4Moe,
-  kGlm4MoeLite, kDots1, kMiniMaxM2, kErnie45Moe, kHunYuanMoeV1, kGraniteMoe, kQwen3Next, kQwen35Moe, kDeepseekV32, kGlmMoeDsa,
+  kGlm4MoeLite, kDots1, kMiniMaxM2, kErnie45Moe, kHunYuanMoeV1, kGraniteMoe, kQwen3Next, kQwen35Moe,
+  kLlama4, kDeepseekV32, kGlmMoeDsa,
 };
 
 enum class AttentionKind : std::uint8_t { kStandard, kMla };
@@ -35,6 +36,8 @@ enum class DenseLayers : std::uint8_t {
   kSparseStep,    // dense if in mlp_only_layers or (i+1) % decoder_sparse_step != 0 (Qwen2/3)
   kMlpLayerTypes,  // config "mlp_layer_types" ("dense" / "sparse"); without it the first
                    // first_k_dense_replace_default layers are dense (GLM-4-MoE-Lite)
+  kMoeLayersList,  // config "moe_layers" lists the MoE layers; without it every
+                   // interleave_moe_layer_step-th layer (step - 1, 2·step - 1, ...) is MoE (Llama 4)
   kInterval        // MoE when (i+1) % moe_layer_interval == 0 and moe_layer_start_index <= i <=
                    // moe_layer_end_index (-1: the last layer) (ERNIE-4.5)
 };
@@ -94,6 +97,14 @@ struct ArchitectureSpec {
   std::string_view q_norm_name = "q_norm";      // Hunyuan: "query_layernorm"
   std::string_view k_norm_name = "k_norm";      // Hunyuan: "key_layernorm"
   bool qk_norm_from_use_qk_norm = false;  // GLM-4-MoE: only when config use_qk_norm is true
+  bool use_qk_norm_default = false;       // ... and its default when absent (Llama 4: true)
+  // Llama 4's attention: layer_types may say "chunked_attention" (keys only from the query's chunk
+  // of attention_chunk_size positions); no_rope_layers / no_rope_layer_interval pick the NoPE
+  // layers (no rope, no QK-norm; layer_types defaults to chunked on rope layers, full on NoPE ones);
+  // attn_temperature_tuning scales the queries of NoPE layers by position (floor_scale, attn_scale).
+  bool chunked_attention = false;
+  bool nope_layers = false;
+  bool attn_temperature_tuning = false;
   bool clip_qkv = false;               // OLMoE's clip_qkv
   // Attention biases follow the config flag, as transformers builds the Linear layers from it (a
   // bias tensor the flag does not ask for is ignored there, a missing one is an error here).
@@ -107,6 +118,8 @@ struct ArchitectureSpec {
   // Granite's muP multipliers: embedding_multiplier, attention_multiplier (the softmax scale),
   // residual_multiplier (on each block's output before the residual add), logits_scaling.
   bool mup_multipliers = false;
+  // Llama 4: the routing weight scales the expert's input (RouterConfig::weights_scale_inputs).
+  bool router_weights_scale_inputs = false;
   SharedExpert shared_expert = SharedExpert::kNone;
   std::int64_t n_shared_experts_default = 1;       // kPlain; DeepSeek-V2: 0 (its config class's default)
   std::string_view n_shared_experts_key = "n_shared_experts";  // "" = always the default (Hunyuan: 1)
@@ -152,6 +165,12 @@ struct ArchitectureSpec {
   // spelling (Granite hub: input_linear.weight / output_linear.weight).
   std::string_view fused_gate_up_alt = "";
   std::string_view fused_down_alt = "";
+  // Llama 4: experts.gate_up_proj [E, d_model, 2·d_ff] and experts.down_proj [E, d_ff, d_model],
+  // input-major (used as x · W), gate columns then up columns (ExpertLayout::kInputMajorFused).
+  bool input_major_experts = false;
+  // The dense MLP of non-MoE layers: its name below the layer and the key of its width.
+  std::string_view dense_mlp_prefix = "mlp";            // Llama 4: "feed_forward"
+  std::string_view dense_d_ff_key = "intermediate_size";  // Llama 4: "intermediate_size_mlp"
   std::string_view shared_expert_name = "";     // "shared_expert" / "shared_experts"
   // Qwen3-Next / Qwen3.5: layer_types entries "linear_attention" (or, without layer_types, all but
   // every full_attention_interval-th layer) are Gated DeltaNet layers (linear_attn.*).

@@ -71,7 +71,8 @@ class TensorListSource final : public TensorSource {
 // up rows) and "{moe}.experts.down_proj" [E, D, F] become per-expert views
 // "{moe}.experts.{e}.gate_proj.weight" [F, D], ".up_proj" [F, D], ".down_proj" [D, F] (no copy).
 // A family whose hub checkpoints use other spellings (Mixtral: block_sparse_moe, w1/w3/w2) gets
-// them. GPT-OSS's input-major banks are stored stacked in its checkpoints and stay as they are.
+// them. GPT-OSS's and Llama 4's input-major banks are stored stacked in their checkpoints and stay
+// as they are.
 template <class MadeList>
 std::vector<NamedTensor> checkpoint_tensors(const ModelConfig& c, const MadeList& made) {
   const ArchitectureSpec& s = *c.spec;
@@ -81,7 +82,7 @@ std::vector<NamedTensor> checkpoint_tensors(const ModelConfig& c, const MadeList
   const std::string_view gate = alt && !s.expert_gate_alt.empty() ? s.expert_gate_alt : s.expert_gate;
   const std::string_view up = alt && !s.expert_up_alt.empty() ? s.expert_up_alt : s.expert_up;
   const std::string_view down = alt && !s.expert_down_alt.empty() ? s.expert_down_alt : s.expert_down;
-  const bool stacked = s.activation == ExpertActivation::kClampedSwiglu;
+  const bool stacked = s.activation == ExpertActivation::kClampedSwiglu || s.input_major_experts;
   const auto rename = [&](std::string name) {
     // Only the MoE block's prefix is respelled (dense layers' "mlp" stays).
     if (alt && name.find(".experts.") != std::string::npos) {

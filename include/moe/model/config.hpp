@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -47,6 +48,11 @@ struct ModelConfig {
   float clip_qkv = 0.0f;                 // 0: no clipping
   float attention_scale = 1.0f;          // softmax scale (head_dim^-0.5 unless the family says otherwise)
   std::vector<index_t> sliding_window;   // per layer; 0 = full causal attention
+  std::vector<index_t> attention_chunk;  // per layer; 0 = none, else Llama 4's chunked attention
+  std::vector<bool> nope_layer;          // per layer; true: no rope (and no QK-norm) (Llama 4)
+  // Llama 4's attention temperature tuning of NoPE layers (attn_scale, floor_scale); 0 = off.
+  float attn_temperature_scale = 0.0f;
+  float attn_temperature_floor = 1.0f;
   bool attention_sinks = false;
   bool qkv_bias = false;                 // q/k/v projections (MLA: q_a_proj, kv_a_proj_with_mqa) have biases
   bool o_bias = false;                   // o_proj has a bias
@@ -97,6 +103,9 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& j, std::string_view source_name);
 
   bool is_moe_layer(index_t layer) const { return moe_layer[layer]; }
+  // The per-layer attention variants (empty tables: none, as configs built by hand have them).
+  index_t attention_chunk_of(index_t layer) const { return layer < attention_chunk.size() ? attention_chunk[layer] : 0; }
+  bool is_nope_layer(index_t layer) const { return layer < nope_layer.size() && nope_layer[layer]; }
 };
 
 namespace model::detail {
@@ -423,7 +432,7 @@ inline index_t parse_attention_shape(const ConfigReader& r, const ArchitectureSp
 // q/k norm, clip_qkv, sinks and the projection biases, each as far as the family reads them.
 inline void parse_attention_options(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
   c.qk_norm = s.qk_norm;
-  if (s.qk_norm_from_use_qk_norm && !r.boolean_or("use_qk_norm", false)) c.qk_norm = QkNorm::kNone;
+  if (s.qk_norm_from_use_qk_norm && !r.boolean_or("use_qk_norm", s.use_qk_norm_default)) c.qk_norm = QkNorm::kNone;
   if (s.clip_qkv && r.has("clip_qkv")) {
     c.clip_qkv = static_cast<float>(r.number_or("clip_qkv", 0));
     require(c.clip_qkv > 0, ErrorCode::kConfig, "{}: clip_qkv must be positive, got {}", r.source(), c.clip_qkv);
@@ -460,6 +469,7 @@ inline void layer_types_windows(const ConfigReader& r, const ArchitectureSpec& s
     const auto& t = layer_types[i];
     require(t.is_string(), ErrorCode::kConfig, "{}: layer_types[{}] must be a string", src, i);
     const auto name = t.get<std::string>();
+    if (name == "chunked_attention" && s.chunked_attention) continue;  // parse_llama4_attention
     if (name == "sliding_attention") {
       require(window > 0 || s.layer_types_need_use_sliding_window, ErrorCode::kConfig,
               "{}: layer {} is sliding_attention but sliding_window is not set", src, i);
@@ -513,6 +523,54 @@ inline std::vector<index_t> parse_sliding_windows(const ConfigReader& r, const A
   return windows;
 }
 
+// Llama 4's per-layer attention: NoPE layers (no_rope_layers, 1 = rope; an absent or empty list:
+// every no_rope_layer_interval-th layer is NoPE), chunked layers (layer_types "chunked_attention";
+// without layer_types the rope layers) of attention_chunk_size, and the temperature tuning of the
+// NoPE layers' queries.
+inline void parse_llama4_attention(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
+  const std::string_view src = r.source();
+  const index_t n_layers = c.n_layers;
+  c.nope_layer.assign(n_layers, false);
+  c.attention_chunk.assign(n_layers, 0);
+  if (s.nope_layers) {
+    const auto* list = r.find("no_rope_layers");
+    if (list != nullptr && !(list->is_array() && list->empty())) {
+      require(list->is_array() && list->size() >= n_layers, ErrorCode::kConfig,
+              "{}: \"no_rope_layers\" must list at least num_hidden_layers = {} entries, got {}", src, n_layers,
+              describe(*list));
+      for (index_t i = 0; i < n_layers; ++i) {
+        const auto v = r.as_integer((*list)[i], "no_rope_layers");
+        require(v == 0 || v == 1, ErrorCode::kConfig, "{}: no_rope_layers[{}] must be 0 or 1, got {}", src, i, v);
+        c.nope_layer[i] = v == 0;
+      }
+    } else {
+      const auto interval = r.integer_or("no_rope_layer_interval", 4);
+      require(interval >= 1, ErrorCode::kConfig, "{}: no_rope_layer_interval must be >= 1, got {}", src, interval);
+      for (index_t i = 0; i < n_layers; ++i) c.nope_layer[i] = (i + 1) % static_cast<index_t>(interval) == 0;
+    }
+  }
+  if (s.chunked_attention) {
+    std::vector<bool> chunked(n_layers, false);
+    if (const auto* types = r.find("layer_types")) {
+      for (index_t i = 0; i < n_layers; ++i) chunked[i] = (*types)[i] == "chunked_attention";  // checked before
+    } else {
+      for (index_t i = 0; i < n_layers; ++i) chunked[i] = !c.nope_layer[i];
+    }
+    const bool any = std::find(chunked.begin(), chunked.end(), true) != chunked.end();
+    if (any) {
+      const index_t chunk = r.has("attention_chunk_size") ? r.dimension("attention_chunk_size") : 8192;
+      for (index_t i = 0; i < n_layers; ++i) c.attention_chunk[i] = chunked[i] ? chunk : 0;
+    }
+  }
+  if (s.attn_temperature_tuning && r.boolean_or("attn_temperature_tuning", true)) {
+    const double floor_scale = r.number_or("floor_scale", 8192);
+    const double attn_scale = r.number_or("attn_scale", 0.1);
+    require(floor_scale > 0, ErrorCode::kConfig, "{}: floor_scale must be positive, got {}", src, floor_scale);
+    c.attn_temperature_floor = static_cast<float>(floor_scale);
+    c.attn_temperature_scale = static_cast<float>(attn_scale);
+  }
+}
+
 // Rope and what the family derives from it: the pairing (DeepSeek-V3's rope_interleave) and
 // DeepSeek's YaRN correction of the softmax scale.
 inline void parse_rotary(const ConfigReader& r, const ArchitectureSpec& s, index_t rope_head_dim, ModelConfig& c) {
@@ -555,7 +613,7 @@ inline void parse_experts(const ConfigReader& r, const ArchitectureSpec& s, Mode
                     : r.dimension(s.n_experts_key);
   c.top_k = parse_top_k(r, s.top_k_key);
   c.d_ff_expert = r.dimension(s.expert_d_ff_key);
-  c.d_ff = r.has("intermediate_size") ? r.dimension("intermediate_size") : c.d_ff_expert;
+  c.d_ff = r.has(s.dense_d_ff_key) ? r.dimension(s.dense_d_ff_key) : c.d_ff_expert;
   if (s.shared_expert == SharedExpert::kSigmoidGated) {
     c.d_ff_shared = r.has("shared_expert_intermediate_size") ? r.dimension("shared_expert_intermediate_size") : 0;
   } else if (s.shared_expert == SharedExpert::kPlain) {
@@ -626,6 +684,7 @@ inline void parse_router(const ConfigReader& r, const ArchitectureSpec& s, Model
   rc.renorm_epsilon = s.scoring == layers::RouterScoring::kSigmoid ? 1e-20f : 0.0f;
   rc.routed_scaling_factor = static_cast<float>(r.number_or("routed_scaling_factor", s.routed_scaling_factor_default));
   rc.has_correction_bias = s.correction_bias;
+  rc.weights_scale_inputs = s.router_weights_scale_inputs;
   parse_group_routing(r, s, rc);
   layers::validate_router(rc, fmt::format("{} ({})", r.source(), c.architecture));
 }
@@ -697,6 +756,26 @@ inline void interval_layers(const ConfigReader& r, std::vector<bool>& moe_layer)
   }
 }
 
+// Llama 4: moe_layers lists the MoE layers; its default is every interleave_moe_layer_step-th one.
+inline void moe_layers_list(const ConfigReader& r, std::vector<bool>& moe_layer) {
+  const std::string_view src = r.source();
+  const index_t n_layers = moe_layer.size();
+  if (const auto* list = r.find("moe_layers")) {
+    require(list->is_array(), ErrorCode::kConfig, "{}: \"moe_layers\" must be a list, got {}", src, describe(*list));
+    moe_layer.assign(n_layers, false);
+    for (const auto& v : *list) {
+      const auto idx = r.as_integer(v, "moe_layers");
+      require(idx >= 0 && static_cast<index_t>(idx) < n_layers, ErrorCode::kConfig,
+              "{}: moe_layers entry {} is not a layer index (num_hidden_layers = {})", src, idx, n_layers);
+      moe_layer[static_cast<index_t>(idx)] = true;
+    }
+    return;
+  }
+  const auto step = r.integer_or("interleave_moe_layer_step", 1);
+  require(step >= 1, ErrorCode::kConfig, "{}: interleave_moe_layer_step must be >= 1, got {}", src, step);
+  for (index_t i = 0; i < n_layers; ++i) moe_layer[i] = (i + 1) % static_cast<index_t>(step) == 0;
+}
+
 // Per layer: the MoE block (true) or a dense MLP.
 inline std::vector<bool> parse_moe_layers(const ConfigReader& r, const ArchitectureSpec& s, index_t n_layers) {
   std::vector<bool> moe_layer(n_layers, true);
@@ -714,6 +793,9 @@ inline std::vector<bool> parse_moe_layers(const ConfigReader& r, const Architect
       break;
     case DenseLayers::kInterval:
       interval_layers(r, moe_layer);
+      break;
+    case DenseLayers::kMoeLayersList:
+      moe_layers_list(r, moe_layer);
       break;
   }
   return moe_layer;
@@ -829,6 +911,7 @@ inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::str
   c.sliding_window = parse_sliding_windows(r, s, c.n_layers);
   parse_linear_attention(r, s, c);
   parse_sparse_attention(r, s, c);
+  parse_llama4_attention(r, s, c);
   parse_rotary(r, s, rope_head_dim, c);
   parse_experts(r, s, c);
   parse_router(r, s, c);

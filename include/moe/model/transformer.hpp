@@ -168,7 +168,14 @@ struct Transformer {
       } else {
         layers::AttentionOptions o = plan.attention;
         o.shape.sliding_window = c.sliding_window[l];
-        const layers::AttentionScratch<Backend> s{ws.q(n), ws.k(n), ws.v(n), ws.attn(n), ws.sinks(), ws.attn_gate(n)};
+        o.shape.chunk = c.attention_chunk_of(l);
+        if (c.is_nope_layer(l)) {
+          o.rope = false;
+          o.temperature_scale = c.attn_temperature_scale;
+          o.temperature_floor = c.attn_temperature_floor;
+        }
+        const layers::AttentionScratch<Backend> s{ws.q(n), ws.k(n), ws.v(n), ws.attn(n), ws.sinks(), ws.attn_gate(n),
+                                                  V<const std::int64_t, 1>(ws.positions(n))};
         layers::attention_forward(be, o, L.attn, pass, cl, CV(normed), cos, sin, s, out);
       }
       if (c.residual_multiplier != 1.0f) kernels::scale(be, out, c.residual_multiplier);

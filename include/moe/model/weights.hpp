@@ -321,6 +321,13 @@ inline layers::ExpertBank<> bind_experts(const Binder& b, const ModelConfig& c, 
     bank.down_bias = b.bank_vectors(moe + ".experts.down_proj_bias", E, D);
     return bank;
   }
+  if (s.input_major_experts) {
+    const index_t F = c.d_ff_expert;
+    bank.layout = layers::ExpertLayout::kInputMajorFused;
+    bank.gate_up = b.bank(fused, E, D, 2 * F);
+    bank.down = b.bank(fused_down, E, F, D);
+    return bank;
+  }
   if (b.has(fused)) {
     // transformers 5 in memory stacks the experts: gate_up_proj [E, 2F, D] (gate rows, then up
     // rows: the forward does linear(x, gate_up_proj[e]).chunk(2)), down_proj [E, D, F].
@@ -531,7 +538,7 @@ inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src
     if (L.moe) {
       L.moe_weights = detail::bind_moe(b, c, p);
     } else {
-      L.mlp = detail::bind_mlp(b, p + "mlp", D, c.d_ff, c.mlp_bias);
+      L.mlp = detail::bind_mlp(b, p + std::string(c.spec->dense_mlp_prefix), D, c.d_ff, c.mlp_bias);
     }
   }
   return w;

@@ -59,6 +59,7 @@ struct AttnArgs {
   int da, db, dv;
   int group;  // query heads per kv head
   std::size_t start, window;
+  std::size_t chunk;  // Llama 4 chunked attention (0: none)
   float scale;
   int splits;  // blocks (cluster ranks) per query
   // Pass-wide form (kernels/reference/cache.hpp): when `slots` is set, query row t belongs to
@@ -70,6 +71,16 @@ struct AttnArgs {
   std::size_t layer_offset, key_width, value_width;
   bool latent;
 };
+
+// The first key query position `pos` sees: kernels::first_visible_key (window and chunk bounds).
+__device__ __forceinline__ std::size_t first_key(const AttnArgs& a, std::size_t pos) {
+  std::size_t lo = a.window > 0 && pos + 1 > a.window ? pos + 1 - a.window : 0;
+  if (a.chunk > 0) {
+    const std::size_t c = pos - pos % a.chunk;
+    lo = c > lo ? c : lo;
+  }
+  return lo;
+}
 
 // Points `a` at the cache of slot s (its layer's keys and values, its start).
 __device__ __forceinline__ void bind_cache(AttnArgs& a, const CacheSlot* s) {
@@ -124,7 +135,7 @@ __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnA
     return;
   }
   const std::size_t pos = a.start + rel;
-  const std::size_t lo = a.window > 0 && pos + 1 > a.window ? pos + 1 - a.window : 0;
+  const std::size_t lo = first_key(a, pos);
   const std::size_t hi = pos + 1;
   const std::size_t chunk = (hi - lo + a.splits - 1) / a.splits;
   const std::size_t b_lo = lo + split * chunk < hi ? lo + split * chunk : hi;
@@ -366,7 +377,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
   for (int r = tid; r < kBq; r += blockDim.x) m_s[r] = -INFINITY, l_s[r] = 0.0f;
 
   const std::size_t p_last = p0 + rows - 1;
-  const std::size_t lo = a.window > 0 && p0 + 1 > a.window ? p0 + 1 - a.window : 0;
+  const std::size_t lo = first_key(a, p0);
   const std::size_t hi = p_last + 1;
   float acc[T::kRows][T::kCols];
 #pragma unroll
@@ -414,7 +425,7 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs
     for (int i = 0; i < T::kRows; ++i) {
       const int r = tr + 16 * i;
       const std::size_t pos = p0 + r;
-      const std::size_t row_lo = a.window > 0 && pos + 1 > a.window ? pos + 1 - a.window : 0;
+      const std::size_t row_lo = first_key(a, pos);
 #pragma unroll
       for (int j = 0; j < T::kKeys; ++j) {
         const int jj = tc + 8 * j;
@@ -587,8 +598,9 @@ inline void attention(backend::cuda, const AttentionShape& s, DeviceView<const f
   a.sinks_stride = sinks.stride(0);
   a.da = static_cast<int>(s.head_dim), a.db = 0, a.dv = static_cast<int>(s.v_head_dim);
   a.group = static_cast<int>(s.n_heads / s.n_kv_heads);
-  a.start = start, a.window = s.sliding_window, a.scale = s.scale;
-  const index_t keys_max = s.sliding_window > 0 ? std::min(s.sliding_window, start + n) : start + n;
+  a.start = start, a.window = s.sliding_window, a.chunk = s.chunk, a.scale = s.scale;
+  index_t keys_max = s.sliding_window > 0 ? std::min(s.sliding_window, start + n) : start + n;
+  if (s.chunk > 0) keys_max = std::min(s.chunk, keys_max);
   cuda_detail::launch_attention(a, n, s.n_heads, keys_max, "attention");
 }
 

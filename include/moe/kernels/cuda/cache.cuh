@@ -124,9 +124,10 @@ inline void cached_attention(backend::cuda, const AttentionShape& s, const PassS
   a.sinks_stride = sinks.stride(0);
   a.da = static_cast<int>(s.head_dim), a.db = 0, a.dv = static_cast<int>(s.v_head_dim);
   a.group = static_cast<int>(s.n_heads / s.n_kv_heads);
-  a.window = s.sliding_window, a.scale = s.scale;
+  a.window = s.sliding_window, a.chunk = s.chunk, a.scale = s.scale;
   cuda_detail::bind_pass(a, p, l, false);
-  const index_t keys_max = s.sliding_window > 0 ? std::min(s.sliding_window, p.max_keys) : p.max_keys;
+  index_t keys_max = s.sliding_window > 0 ? std::min(s.sliding_window, p.max_keys) : p.max_keys;
+  if (s.chunk > 0) keys_max = std::min(s.chunk, keys_max);
   cuda_detail::launch_attention(a, n, s.n_heads, keys_max, "cached_attention");
 }
 

@@ -19,6 +19,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 namespace moe::kernels {
@@ -83,6 +84,34 @@ struct ScaleOp {
   Strided2<float> x;
   float factor;
   __device__ void operator()(std::size_t r, std::size_t i) const { x(r, i) *= factor; }
+};
+
+struct ScaleRowsOp {
+  Strided2<float> x;
+  const float* w;
+  std::size_t w_stride;
+  __device__ void operator()(std::size_t r, std::size_t i) const { x(r, i) = __fmul_rn(x(r, i), w[r * w_stride]); }
+};
+
+struct FillOp {
+  float* x;
+  std::size_t stride;
+  float value;
+  __device__ void operator()(std::size_t r, std::size_t) const { x[r * stride] = value; }
+};
+
+// kernels::attention_temperature_factor, operation for operation (log1pf and floorf are the
+// correctly rounded-or-ulp f32 functions the host's std::log1p / std::floor are).
+struct AttentionTemperatureOp {
+  Strided2<float> q;
+  const std::int64_t* positions;
+  std::size_t pos_stride;
+  float floor_scale, attn_scale;
+  __device__ void operator()(std::size_t r, std::size_t i) const {
+    const float p = __fadd_rn(static_cast<float>(positions[r * pos_stride]), 1.0f);
+    const float f = __fadd_rn(__fmul_rn(log1pf(floorf(__fdiv_rn(p, floor_scale))), attn_scale), 1.0f);
+    q(r, i) = __fmul_rn(q(r, i), f);
+  }
 };
 
 struct ClampOp {
@@ -181,6 +210,29 @@ void add_bias(backend::cuda, DeviceView<float, 2> y, DeviceView<const W, 1> bias
 // x *= factor element-wise, x [n, d] f32 (Granite's muP multipliers).
 inline void scale(backend::cuda, DeviceView<float, 2> x, float factor) {
   cuda_detail::launch_rows(cuda_detail::ScaleOp{cuda_detail::strided(x), factor}, x.extent(0), x.extent(1), "scale");
+}
+
+// x[t, :] *= w[t] for every row t. x [n, d] f32, w [n] f32.
+inline void scale_rows(backend::cuda, DeviceView<float, 2> x, DeviceView<const float, 1> w) {
+  require(w.extent(0) == x.extent(0), ErrorCode::kInvalidArgument, "scale_rows: {} weights for {} rows", w.extent(0),
+          x.extent(0));
+  cuda_detail::launch_rows(cuda_detail::ScaleRowsOp{cuda_detail::strided(x), w.data(), w.stride(0)}, x.extent(0),
+                           x.extent(1), "scale_rows");
+}
+
+// x[i] = value for every i. x [n] f32.
+inline void fill(backend::cuda, DeviceView<float, 1> x, float value) {
+  cuda_detail::launch_rows(cuda_detail::FillOp{x.data(), x.stride(0), value}, x.extent(0), 1, "fill");
+}
+
+// Llama 4's attention temperature tuning: q[t, :] *= kernels::attention_temperature_factor(positions[t]).
+inline void attention_temperature(backend::cuda, DeviceView<float, 2> q, DeviceView<const std::int64_t, 1> positions,
+                                  float floor_scale, float attn_scale) {
+  require(positions.extent(0) == q.extent(0), ErrorCode::kInvalidArgument,
+          "attention_temperature: {} positions for {} rows", positions.extent(0), q.extent(0));
+  cuda_detail::launch_rows(cuda_detail::AttentionTemperatureOp{cuda_detail::strided(q), positions.data(),
+                                                               positions.stride(0), floor_scale, attn_scale},
+                           q.extent(0), q.extent(1), "attention_temperature");
 }
 
 // x = clamp(x, -limit, limit) element-wise, x [n, d] f32.

@@ -44,7 +44,9 @@ __global__ void rmsnorm_kernel(const float* x, std::size_t ld_x, const W* __rest
   sum_sq = block_sum(sum_sq, scratch);
   const auto inv_rms = static_cast<float>(1.0 / sqrt(sum_sq / static_cast<double>(d) + static_cast<double>(eps)));
   for (int i = threadIdx.x; i < d; i += blockDim.x) {
-    y_row[i] = __fmul_rn(__fmul_rn(x_row[i], inv_rms), load_as_float(weight, static_cast<std::size_t>(i)));
+    // No weight (rms_normalize): x · inv_rms alone, exactly the product with 1.
+    const float w = weight == nullptr ? 1.0f : load_as_float(weight, static_cast<std::size_t>(i));
+    y_row[i] = __fmul_rn(__fmul_rn(x_row[i], inv_rms), w);
   }
 }
 
@@ -108,6 +110,20 @@ void rmsnorm(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 1>
                   "kernels::rmsnorm is not implemented for backend::cuda with this weight type "
                   "(implemented: float, bf16, f16)");
   }
+}
+
+// x = x * rsqrt(mean(x²) + eps) per row, in place, no weight (Llama 4's q/k L2Norm). x [n, d] f32,
+// device memory, innermost stride 1.
+inline void rms_normalize(backend::cuda, DeviceView<float, 2> x, float eps) {
+  const index_t n = x.extent(0), d = x.extent(1);
+  cuda_detail::require_int_range(d, "rms_normalize", "d");
+  require(x.stride(1) == 1 && n <= static_cast<index_t>(0x7fffffff), ErrorCode::kInvalidArgument,
+          "kernels::rms_normalize(cuda): x [{}, {}] must have unit inner stride and fit the grid", n, d);
+  if (n == 0 || d == 0) return;
+  cuda_detail::rmsnorm_kernel<float><<<static_cast<unsigned>(n), cuda_detail::rmsnorm_threads(d), 0,
+                                       ::moe::cuda::stream()>>>(x.data(), x.stride(0), nullptr, eps, x.data(),
+                                                                x.stride(0), static_cast<int>(d));
+  ::moe::cuda::check_launch("rms_normalize");
 }
 
 // The residual add that ends a sub-layer fused with the RMSNorm that starts the next:

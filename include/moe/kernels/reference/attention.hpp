@@ -22,7 +22,18 @@ struct AttentionShape {
   index_t v_head_dim = 0;
   float scale = 1.0f;          // multiplies q·k
   index_t sliding_window = 0;  // 0: full causal; else key j is visible from query p iff p - j < window
+  // Llama 4's chunked attention: 0 = none; else key j is visible from query p only when both lie in
+  // the same chunk of this many positions (j / chunk == p / chunk), as create_chunked_causal_mask.
+  index_t chunk = 0;
 };
+
+// The first key position query position `pos` sees (the window and the chunk both bound it below;
+// it never decreases with pos, so a tile of queries starts at its first row's bound).
+constexpr index_t first_visible_key(index_t sliding_window, index_t chunk, index_t pos) noexcept {
+  index_t lo = sliding_window > 0 && pos + 1 > sliding_window ? pos + 1 - sliding_window : 0;
+  if (chunk > 0) lo = std::max(lo, pos - pos % chunk);
+  return lo;
+}
 
 struct MlaShape {
   index_t n_heads = 0;
@@ -110,7 +121,7 @@ inline void attention_item(const AttentionShape& a, const View<const float, 2>& 
                            const View<float, 2>& out, index_t t, index_t h) {
   const index_t kvh = h / (a.n_heads / a.n_kv_heads);
   const index_t pos = start + t;
-  const index_t lo = a.sliding_window > 0 && pos + 1 > a.sliding_window ? pos + 1 - a.sliding_window : 0;
+  const index_t lo = first_visible_key(a.sliding_window, a.chunk, pos);
   const float* qh = &q(t, h * a.head_dim);
   const float* kbase = keys.data() + kvh * a.head_dim;
   const float* vbase = values.data() + kvh * a.v_head_dim;

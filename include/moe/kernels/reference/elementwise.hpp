@@ -9,6 +9,8 @@
 #include "moe/kernels/reference/arguments.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 
 namespace moe::kernels {
 
@@ -26,6 +28,38 @@ void add_bias(backend::reference, View<float, 2> y, View<const W, 1> bias) {
 inline void scale(backend::reference, View<float, 2> x, float factor) {
   for (index_t t = 0; t < x.extent(0); ++t) {
     for (index_t i = 0; i < x.extent(1); ++i) x(t, i) *= factor;
+  }
+}
+
+// x[t, :] *= w[t] for every row t. x [n, d] f32, w [n] f32 (Llama 4: the routing weight scales an
+// expert's input).
+inline void scale_rows(backend::reference, View<float, 2> x, View<const float, 1> w) {
+  require(w.extent(0) == x.extent(0), ErrorCode::kInvalidArgument, "scale_rows: {} weights for {} rows", w.extent(0),
+          x.extent(0));
+  for (index_t t = 0; t < x.extent(0); ++t) {
+    for (index_t i = 0; i < x.extent(1); ++i) x(t, i) *= w[t];
+  }
+}
+
+// x[i] = value for every i. x [n] f32.
+inline void fill(backend::reference, View<float, 1> x, float value) {
+  for (index_t i = 0; i < x.extent(0); ++i) x[i] = value;
+}
+
+// Llama 4's attention temperature tuning (NoPE layers): q[t, :] *= 1 + attn_scale ·
+// log1p(floor((position[t] + 1) / floor_scale)), in f32 as Llama4TextAttention computes it.
+// q [n, d] f32, positions [n].
+inline float attention_temperature_factor(std::int64_t position, float floor_scale, float attn_scale) noexcept {
+  const float p = static_cast<float>(position) + 1.0f;
+  return std::log1p(std::floor(p / floor_scale)) * attn_scale + 1.0f;
+}
+inline void attention_temperature(backend::reference, View<float, 2> q, View<const std::int64_t, 1> positions,
+                                  float floor_scale, float attn_scale) {
+  require(positions.extent(0) == q.extent(0), ErrorCode::kInvalidArgument,
+          "attention_temperature: {} positions for {} rows", positions.extent(0), q.extent(0));
+  for (index_t t = 0; t < q.extent(0); ++t) {
+    const float f = attention_temperature_factor(positions[t], floor_scale, attn_scale);
+    for (index_t i = 0; i < q.extent(1); ++i) q(t, i) *= f;
   }
 }
 

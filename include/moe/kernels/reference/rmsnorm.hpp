@@ -31,4 +31,17 @@ void rmsnorm(backend::reference, View<const float, 2> x, View<const W, 1> weight
   }
 }
 
+// x = x * rsqrt(mean(x²) + eps) per row, in place, with no weight: Llama 4's L2Norm of q and k
+// (Llama4TextL2Norm; despite its name a weightless RMS normalisation). x [n, d] f32.
+inline void rms_normalize(backend::reference, View<float, 2> x, float eps) {
+  const index_t n = x.extent(0), d = x.extent(1);
+  if (d == 0) return;
+  for (index_t r = 0; r < n; ++r) {
+    double sum_sq = 0.0;
+    for (index_t i = 0; i < d; ++i) sum_sq += static_cast<double>(x(r, i)) * x(r, i);
+    const auto inv_rms = static_cast<float>(1.0 / std::sqrt(sum_sq / static_cast<double>(d) + eps));
+    for (index_t i = 0; i < d; ++i) x(r, i) *= inv_rms;
+  }
+}
+
 }  // namespace moe::kernels

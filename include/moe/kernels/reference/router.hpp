@@ -47,6 +47,10 @@ struct RouterConfig {
   // top-k larger than the kept experts, with weight 0); DeepSeek-V3 / GLM-4-MoE mask them to -inf,
   // so a kept expert whose biased score is negative still wins over every dropped one.
   bool dropped_groups_to_minus_inf = true;
+  // Llama 4 (Llama4TextMoe): the routing weight scales the expert's INPUT, expert_e(w · x), and the
+  // outputs are summed unweighted; elsewhere the output is weighted, w · expert_e(x). The route
+  // kernel ignores it (the MoE block applies it).
+  bool weights_scale_inputs = false;
 };
 
 // The routing decision for n_tokens tokens: expert_ids and weights are [n_tokens, top_k].

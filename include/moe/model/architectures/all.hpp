@@ -12,6 +12,7 @@
 #include "moe/model/architectures/gpt_oss.hpp"
 #include "moe/model/architectures/granitemoe.hpp"
 #include "moe/model/architectures/hunyuan_v1_moe.hpp"
+#include "moe/model/architectures/llama4.hpp"
 #include "moe/model/architectures/minimax_m2.hpp"
 #include "moe/model/architectures/mixtral.hpp"
 #include "moe/model/architectures/olmoe.hpp"
@@ -31,7 +32,8 @@ inline constexpr std::array kArchitectures{
     &architectures::kGptOss,       &architectures::kGlm4Moe,    &architectures::kGlm4MoeLite,
     &architectures::kDots1,        &architectures::kMiniMaxM2,  &architectures::kErnie45Moe,
     &architectures::kHunYuanMoeV1, &architectures::kGraniteMoe, &architectures::kQwen3Next,
-    &architectures::kQwen35Moe,    &architectures::kDeepseekV32, &architectures::kGlmMoeDsa,
+    &architectures::kQwen35Moe,    &architectures::kLlama4,     &architectures::kDeepseekV32,
+    &architectures::kGlmMoeDsa,
 };
 
 // The spec whose hf_class is `name`, or nullptr.
