@@ -4,8 +4,13 @@
 // after the layer's values, CacheLayer::index_width):
 //   index[t, j] = Σ_h (w[t, h] · n_index_heads^-½) · relu(q_i[t, h]·k_i[j] · index_head_dim^-½)
 // and MLA then attends only to the top_k positions of highest index (all when fewer are causal).
-// Ties go to the lower position, so the selection is deterministic. Rows list their positions in
-// ascending index order; unused entries are -1.
+// Tie rule: relu makes many scores exactly 0, so ties at the top_k boundary are common. The
+// reference fixtures come from torch's CPU topk, which keeps whichever tied entries libstdc++'s
+// std::nth_element leaves in front over the row of all the pass's keys (the causally masked
+// positions at the lowest float: transformers adds finfo.min). dsa_top_positions replays that
+// algorithm, so the choice is deterministic (a function of the scores and of the row length)
+// and matches the reference on the fixtures. Rows list their positions in ascending order;
+// unused entries are -1.
 #pragma once
 
 #include "moe/backend/tags.hpp"
@@ -43,7 +48,9 @@ namespace detail {
 // descending: written out so that the cuda backend selects the same set (the order in which
 // torch's CPU topk meets tied scores decides which of them it keeps). The heap-select fallback
 // at the depth limit is replaced by an insertion sort (same set of the first nth+1, which is all
-// a selection needs, when scores differ; on ties it may differ from libstdc++).
+// a selection needs, when scores differ; on ties it may differ from libstdc++). torch switches to
+// std::partial_sort when 64·top_k <= the row length; there too only the choice among ties can
+// differ from torch (never the scores attended to).
 struct DsaPair {
   float score;
   std::int32_t pos;
@@ -151,7 +158,7 @@ inline void dsa_top_positions(std::vector<DsaPair>& row, const std::vector<float
   dsa_nth_element(row.data(), row.data() + (k - 1), row.data() + total);
   index_t c = 0;
   for (index_t i = 0; i < k; ++i) {
-    if (row[i].pos < count) out[c++] = row[i].pos;
+    if (static_cast<index_t>(row[i].pos) < count) out[c++] = row[i].pos;
   }
   std::sort(out, out + c);
   for (index_t i = c; i < top_k; ++i) out[i] = -1;
