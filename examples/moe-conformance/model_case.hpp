@@ -100,7 +100,8 @@ inline std::string join(const std::vector<std::int32_t>& v) {
 
 // Loads the model in `dir` and checks every prompt of reference.json: all-position prefill logits
 // within kLogitTolerance of reference.safetensors logits_i, the last position's top-5 ids, and the
-// 12-token greedy continuation run through decode steps (EOS not special). Never throws: errors
+// 12-token greedy continuation run through decode steps (EOS not special; sparse-attention models
+// recompute the sequence each step, see below). Never throws: errors
 // become a failed result carrying the message.
 // `model_path` is the folder itself, or a .gguf file whose folder holds the reference files;
 // `tolerance` bounds |logit - reference| (kLogitTolerance unless a quantized file asks for more).
@@ -179,14 +180,31 @@ CaseResult check_model_case(const std::filesystem::path& model_path, float toler
       }
 
       // Greedy continuation: the first token from the prefill, the rest one decode step each.
+      // Sparse attention (DSA) instead recomputes the whole sequence every step, as the reference
+      // does (tools/make_fixtures.py: greedy() with use_cache=False): torch's CPU topk resolves
+      // tied index scores by where std::nth_element leaves them, which depends on the length of
+      // the masked row, so an earlier row may keep other tied positions once the sequence is
+      // longer; incremental decode keeps the selection made when the row was new (as
+      // transformers' cached generate does), so the two may part on ties.
       std::vector<std::int32_t> got;
       std::int32_t next = detail::argmax(&logits(n - 1, 0), V);
       Tensor<float, 2> step_logits({1, V});
+      const bool recompute = cfg.dsa.top_k > 0;
+      std::vector<std::int32_t> sequence(ids.begin(), ids.end());
+      auto recompute_ws = model->make_workspace(recompute ? n + expected_greedy.size() : 1);
       while (got.size() < expected_greedy.size()) {
         got.push_back(next);
         if (got.size() == expected_greedy.size()) break;
-        const typename ModelType::SequenceChunk step{&cache, std::span<const std::int32_t>(&got.back(), 1)};
-        model->forward(std::span<const typename ModelType::SequenceChunk>(&step, 1), ws, step_logits.view(), false);
+        if (recompute) {
+          sequence.push_back(got.back());
+          auto fresh = model->make_cache(sequence.size() + 1);
+          const typename ModelType::SequenceChunk all{&fresh, std::span<const std::int32_t>(sequence)};
+          model->forward(std::span<const typename ModelType::SequenceChunk>(&all, 1), recompute_ws, step_logits.view(),
+                         false);
+        } else {
+          const typename ModelType::SequenceChunk step{&cache, std::span<const std::int32_t>(&got.back(), 1)};
+          model->forward(std::span<const typename ModelType::SequenceChunk>(&step, 1), ws, step_logits.view(), false);
+        }
         next = detail::argmax(&step_logits(0, 0), V);
       }
       greedy_total += expected_greedy.size();

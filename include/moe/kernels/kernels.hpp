@@ -5,7 +5,7 @@
 // Ops: matmul (y = x·Wᵀ), matmul_in_out (y = x·W), rmsnorm, rope (RopePairing), rope_tables,
 // softmax, silu, swiglu, glu_interleaved, add, add_bias, clamp, sigmoid_gate_add, top_k, route,
 // bucket_by_expert, combine_experts, attention, mla_attention, mla_absorb_queries,
-// mla_expand_values, lora_add, delta_net_conv, delta_net_gates, gated_delta_rule, gated_rms_norm,
+// mla_expand_values, dsa_select, append_index_keys, cached_sparse_mla_attention, layer_norm, lora_add, delta_net_conv, delta_net_gates, gated_delta_rule, gated_rms_norm,
 // sigmoid_mul, embed_rows, gather_rows, copy_rows, to_f32, upload, download.
 // The CUDA overloads (backend::cuda) live in kernels/cuda/ and are included by kernels/cuda/cuda.cuh. Weight element types are float, bf16 and f16; choose the type once per call
 // site with visit_dtype, never inside a loop. Weights in ggml block formats (quant/) have their
@@ -19,6 +19,7 @@
 #include "moe/kernels/reference/cache.hpp"
 #include "moe/kernels/reference/copy.hpp"
 #include "moe/kernels/reference/delta_net.hpp"
+#include "moe/kernels/reference/dsa.hpp"
 #include "moe/kernels/reference/elementwise.hpp"
 #include "moe/kernels/reference/expert_budget.hpp"
 #include "moe/kernels/reference/lora.hpp"

@@ -25,6 +25,7 @@ struct KvLayerShape {
   index_t key_width = 0;
   index_t value_width = 0;
   index_t state_width = 0;  // floats of fixed per-sequence state (DeltaNet), independent of capacity
+  index_t index_width = 0;  // floats per token of the sparse-attention indexer's key (DSA), after the values
   friend bool operator==(const KvLayerShape&, const KvLayerShape&) = default;
 };
 
@@ -41,12 +42,12 @@ class BasicKvCache {
     index_t total = 0, before = 0;
     offsets_.reserve(shapes_.size());
     for (const auto& s : shapes_) {
-      layers_.push_back(kernels::CacheLayer{before, s.key_width, s.value_width, states_, s.state_width});
+      layers_.push_back(kernels::CacheLayer{before, s.key_width, s.value_width, states_, s.state_width, s.index_width});
       require(s.state_width <= (static_cast<index_t>(-1) / 8) - states_, ErrorCode::kInvalidArgument,
               "KV cache layer state of {} floats overflows", s.state_width);
       states_ += s.state_width;
-      before += s.key_width + s.value_width;
-      const index_t per_token = s.key_width + s.value_width;
+      before += s.key_width + s.value_width + s.index_width;
+      const index_t per_token = s.key_width + s.value_width + s.index_width;
       require(per_token >= s.key_width && (capacity == 0 || per_token <= (static_cast<index_t>(-1) / 4) / capacity),
               ErrorCode::kInvalidArgument, "KV cache of {} tokens x {} floats overflows", capacity, per_token);
       offsets_.push_back(total);
@@ -66,7 +67,7 @@ class BasicKvCache {
     constexpr index_t kMax = static_cast<index_t>(-1);
     index_t total = 0;
     for (const auto& s : layers) {
-      const index_t per_token = s.key_width + s.value_width;
+      const index_t per_token = s.key_width + s.value_width + s.index_width;
       if (per_token < s.key_width || (capacity != 0 && per_token > kMax / sizeof(float) / capacity)) return kMax;
       if (s.state_width > kMax / sizeof(float) / 2) return kMax;
       const index_t bytes = per_token * capacity * sizeof(float) + s.state_width * sizeof(float);

@@ -6,6 +6,12 @@
 //   o_lat   = Σ_j softmax(score)_j · c_kv_j
 //   out     = W_UV[h]·o_lat                          (= Σ_j p_j · (W_UV c_kv_j))
 // which equals transformers' expanded attention up to f32 rounding (DeepSeek-V2 paper §2.1.2).
+// With DeepSeek sparse attention (V3.2, GLM-5; kernels/reference/dsa.hpp) a lightning indexer picks
+// each query's top index_topk positions and the softmax runs over those only: its query comes from
+// the normalised q_lora latent (wq_b), its key per token from x (wk, LayerNorm k_norm, rope on the
+// first qk_rope_head_dim dims) and is cached after the layer's values; its head weights are
+// weights_proj·x. A layer without indexer weights ("shared", GLM-5) reuses the previous layer's
+// selection, which stays in the scratch.
 // The layer wires the kernels (kernels/reference/{attention,mla}.hpp hold the arithmetic).
 #pragma once
 
@@ -33,6 +39,14 @@ struct MlaWeights {
   WeightMatrix<S> kv_b_proj;  // [n_heads·(nope + v), kv_lora_rank]
   WeightMatrix<S> o_proj;     // [d_model, n_heads·v]
   WeightVector<S> o_bias;     // [d_model] or empty
+  // DSA lightning indexer ("indexer." prefix), empty on dense or shared-selection layers
+  WeightMatrix<S> index_wq_b;     // [index_heads·index_head_dim, q_lora_rank]
+  WeightMatrix<S> index_wk;       // [index_head_dim, d_model]
+  WeightVector<S> index_k_norm;   // [index_head_dim] LayerNorm weight
+  WeightVector<S> index_k_bias;   // [index_head_dim] LayerNorm bias
+  WeightMatrix<S> index_weights;  // [index_heads, d_model] (weights_proj)
+
+  bool has_indexer() const noexcept { return !index_wk.empty(); }
 
   template <class F>
   auto transform(F&& f) const {
@@ -43,6 +57,9 @@ struct MlaWeights {
     r.kv_a_bias = f("kv_a_proj_with_mqa.bias", kv_a_bias), r.kv_a_norm = f("kv_a_layernorm.weight", kv_a_norm);
     r.kv_b_proj = f("kv_b_proj.weight", kv_b_proj), r.o_proj = f("o_proj.weight", o_proj);
     r.o_bias = f("o_proj.bias", o_bias);
+    r.index_wq_b = f("indexer.wq_b.weight", index_wq_b), r.index_wk = f("indexer.wk.weight", index_wk);
+    r.index_k_norm = f("indexer.k_norm.weight", index_k_norm), r.index_k_bias = f("indexer.k_norm.bias", index_k_bias);
+    r.index_weights = f("indexer.weights_proj.weight", index_weights);
     return r;
   }
 };
@@ -51,6 +68,8 @@ struct MlaOptions {
   MlaShape shape;
   index_t q_lora_rank = 0;  // 0: a plain q_proj
   kernels::RopePairing rope_pairing = kernels::RopePairing::half_split;
+  kernels::DsaShape dsa;  // top_k == 0: dense attention
+  kernels::RopePairing index_rope_pairing = kernels::RopePairing::half_split;
 };
 
 template <class B>
@@ -61,7 +80,42 @@ struct MlaScratch {
   ViewOf<B, float, 2> q_latent;    // [n, H·rank]
   ViewOf<B, float, 2> out_latent;  // [n, H·rank]
   ViewOf<B, float, 2> attn;        // [n, H·v]
+  // DSA only (empty otherwise)
+  ViewOf<B, float, 2> index_q;                   // [n, index_heads·index_head_dim]
+  ViewOf<B, float, 2> index_k;                   // [n, index_head_dim]
+  ViewOf<B, float, 2> index_w;                   // [n, index_heads]
+  ViewOf<B, std::int32_t, 2> index_selection;    // [n, index_topk], kept for the next shared layer
 };
+
+// The indexer's selection for the rows of x (q_resid = the normalised q_lora latent): its key
+// appended to the layer's cache, the top positions into s.index_selection.
+template <class B>
+void dsa_indexer_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>& m,
+                         const kernels::PassSlots<typename B::memory>& pass, const kernels::CacheLayer& layer,
+                         ViewOf<B, const float, 2> x, ViewOf<B, const float, 2> q_resid, ViewOf<B, const float, 2> cos,
+                         ViewOf<B, const float, 2> sin, const MlaScratch<B>& s) {
+  using CV = ViewOf<B, const float, 2>;
+  const kernels::DsaShape& d = o.dsa;
+  const index_t n = x.extent(0), rope = o.shape.rope;
+  constexpr float kKeyNormEps = 1e-6f;  // the indexer's nn.LayerNorm(eps=1e-6)
+  linear(be, q_resid, m.index_wq_b, s.index_q);
+  linear(be, x, m.index_wk, s.index_k);
+  require(m.index_k_norm.dtype == m.index_k_bias.dtype, ErrorCode::kInvalidArgument,
+          "indexer.k_norm: weight and bias dtypes differ");
+  visit_dtype(m.index_k_norm.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::layer_norm(be, CV(s.index_k), m.index_k_norm.template view<T>(), m.index_k_bias.template view<T>(),
+                        kKeyNormEps, s.index_k);
+  });
+  // Rope on each head's first `rope` dims (the rest passes through).
+  kernels::rope(be, ViewOf<B, float, 3>(s.index_q.data(), {n, d.n_heads, rope}, {d.n_heads * d.head_dim, d.head_dim, 1}),
+                cos, sin, o.index_rope_pairing);
+  kernels::rope(be, ViewOf<B, float, 3>(s.index_k.data(), {n, 1, rope}, {d.head_dim, d.head_dim, 1}), cos, sin,
+                o.index_rope_pairing);
+  linear(be, x, m.index_weights, s.index_w);
+  kernels::append_index_keys(be, pass, layer, CV(s.index_k));
+  kernels::dsa_select(be, d, pass, layer, CV(s.index_q), CV(s.index_w), s.index_selection);
+}
 
 // out = MLA(x) for the tokens of every chunk, each chunk's latent and rope key appended to its
 // cache ("keys" = latent, "values" = rope key). x [n, d_model], out [n, d_model].
@@ -99,7 +153,13 @@ void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>
     kernels::mla_absorb_queries(be, sh, m.kv_b_proj.template view<T>(), CV(s.q), s.q_latent);
   });
   kernels::append_cache(be, pass, layer, CV(latent), CV(s.ckv.data() + R, {n, sh.rope}, {width, 1}));
-  kernels::cached_mla_attention(be, sh, pass, layer, CV(s.q), CV(s.q_latent), s.out_latent);
+  if (o.dsa.top_k == 0) {
+    kernels::cached_mla_attention(be, sh, pass, layer, CV(s.q), CV(s.q_latent), s.out_latent);
+  } else {
+    if (m.has_indexer()) dsa_indexer_forward(be, o, m, pass, layer, x, CV(s.q_a), cos, sin, s);
+    kernels::cached_sparse_mla_attention(be, sh, pass, layer, CV(s.q), CV(s.q_latent),
+                                         ViewOf<B, const std::int32_t, 2>(s.index_selection), s.out_latent);
+  }
   visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::mla_expand_values(be, sh, m.kv_b_proj.template view<T>(), CV(s.out_latent), s.attn);

@@ -16,7 +16,7 @@ namespace moe::model {
 enum class Family : std::uint8_t {
   kMixtral, kQwen2Moe, kQwen3Moe, kOlmoe, kDeepseekV2, kDeepseekV3, kGptOss, kGlm4Moe,
   kGlm4MoeLite, kDots1, kMiniMaxM2, kErnie45Moe, kHunYuanMoeV1, kGraniteMoe, kQwen3Next, kQwen35Moe,
-  kLlama4,
+  kLlama4, kDeepseekV32, kGlmMoeDsa,
 };
 
 enum class AttentionKind : std::uint8_t { kStandard, kMla };
@@ -179,6 +179,12 @@ struct ArchitectureSpec {
   bool zero_centered_norms = false;
   // Gated attention: q_proj is doubled, each head's [query | gate] rows; out ·= σ(gate) (Qwen3-Next).
   bool attention_output_gate = false;
+  // DeepSeek sparse attention (V3.2, GLM-5): MLA restricted to a lightning indexer's top
+  // index_topk positions (index_n_heads, index_head_dim); the indexer's rope pairing; whether
+  // indexer_types ("full" / "shared": reuse the previous layer's selection) is read.
+  bool sparse_attention = false;
+  kernels::RopePairing index_rope_pairing = kernels::RopePairing::half_split;
+  bool indexer_types_key = false;
 };
 
 }  // namespace moe::model

@@ -7,6 +7,7 @@
 #include "moe/core/limits.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/reference/delta_net.hpp"
+#include "moe/kernels/reference/dsa.hpp"
 #include "moe/layers/rope.hpp"
 #include "moe/layers/router.hpp"
 #include "moe/model/architectures/all.hpp"
@@ -69,6 +70,11 @@ struct ModelConfig {
   std::vector<bool> linear_attention;    // per layer: a DeltaNet layer (true) or attention
   kernels::DeltaNetShape delta_net;      // n_v_heads == 0 when the family has none
   bool attention_output_gate = false;    // gated attention (q_proj doubled with an output gate)
+
+  // DeepSeek sparse attention (V3.2, GLM-5): dsa.top_k == 0 when the family has none
+  kernels::DsaShape dsa;
+  kernels::RopePairing index_rope_pairing = kernels::RopePairing::half_split;
+  std::vector<bool> indexer_shared;      // per layer: reuse the previous layer's selection (GLM-5 "shared")
 
   // rotary embedding
   layers::RopeConfig rope;
@@ -470,7 +476,8 @@ inline void layer_types_windows(const ConfigReader& r, const ArchitectureSpec& s
       windows[i] = window;
     } else {
       const bool linear = name == "linear_attention" && s.delta_net != DeltaNetLayout::kNone;
-      require(name == "full_attention" || linear, ErrorCode::kUnsupported,
+      const bool sparse = name == "deepseek_sparse_attention" && s.sparse_attention;
+      require(name == "full_attention" || linear || sparse, ErrorCode::kUnsupported,
               "{}: layer_types[{}] = \"{}\" is not supported", src, i, name);
     }
   }
@@ -824,6 +831,63 @@ inline void parse_linear_attention(const ConfigReader& r, const ArchitectureSpec
           d.conv_kernel);
 }
 
+// DeepSeek sparse attention: the indexer's shape and, per layer, whether it runs its own indexer.
+inline void parse_sparse_attention(const ConfigReader& r, const ArchitectureSpec& s, ModelConfig& c) {
+  c.indexer_shared.assign(c.n_layers, false);
+  if (!s.sparse_attention) return;
+  const std::string_view src = r.source();
+  require(c.q_lora_rank > 0, ErrorCode::kConfig, "{}: sparse attention needs q_lora_rank (the indexer's query input)",
+          src);
+  kernels::DsaShape& d = c.dsa;
+  d.n_heads = r.positive_or("index_n_heads", 64);
+  d.head_dim = r.positive_or("index_head_dim", 128);
+  d.top_k = r.positive_or("index_topk", 2048);
+  for (const auto v : {d.n_heads, d.head_dim, d.top_k}) {
+    require(v <= kMaxDimension, ErrorCode::kConfig, "{}: an indexer size of {} is implausibly large", src, v);
+  }
+  require(d.head_dim >= c.qk_rope_head_dim, ErrorCode::kConfig,
+          "{}: index_head_dim = {} is smaller than qk_rope_head_dim = {}", src, d.head_dim, c.qk_rope_head_dim);
+  c.index_rope_pairing = s.index_rope_pairing;
+  if (!s.indexer_types_key) return;
+  const auto* types = r.find("indexer_types");
+  if (types == nullptr) {
+    // GlmMoeDsaConfig's derivation: index_topk_pattern ("F" / "S" per layer), else a layer is full
+    // when max(i - index_skip_topk_offset + 1, 0) % index_topk_freq == 0.
+    if (const auto* pattern = r.find("index_topk_pattern"); pattern != nullptr) {
+      require(pattern->is_string() && static_cast<index_t>(pattern->get<std::string>().size()) >= c.n_layers,
+              ErrorCode::kUnsupported, "{}: index_topk_pattern must be a string of >= {} letters F / S", src,
+              c.n_layers);
+      const auto p = pattern->get<std::string>();
+      for (index_t i = 0; i < c.n_layers; ++i) {
+        require(p[i] == 'F' || p[i] == 'S', ErrorCode::kConfig, "{}: index_topk_pattern[{}] = '{}' is not F or S", src,
+                i, p[i]);
+        c.indexer_shared[i] = p[i] == 'S';
+      }
+    } else {
+      const auto freq = std::max<std::int64_t>(r.integer_or("index_topk_freq", 1), 1);
+      const auto offset = r.integer_or("index_skip_topk_offset", 2);
+      for (index_t i = 0; i < c.n_layers; ++i) {
+        c.indexer_shared[i] = std::max<std::int64_t>(static_cast<std::int64_t>(i) - offset + 1, 0) % freq != 0;
+      }
+    }
+    require(c.n_layers == 0 || !c.indexer_shared[0], ErrorCode::kConfig,
+            "{}: layer 0 shares the selection of a previous indexer layer, and there is none", src);
+    return;
+  }
+  require(types->is_array() && static_cast<index_t>(types->size()) >= c.n_layers, ErrorCode::kConfig,
+          "{}: \"indexer_types\" must list at least num_hidden_layers = {} entries", src, c.n_layers);
+  for (index_t i = 0; i < c.n_layers; ++i) {
+    const auto& t = (*types)[i];
+    require(t.is_string(), ErrorCode::kConfig, "{}: indexer_types[{}] must be a string", src, i);
+    const auto name = t.get<std::string>();
+    require(name == "full" || name == "shared", ErrorCode::kConfig,
+            "{}: indexer_types[{}] = \"{}\" is neither \"full\" nor \"shared\"", src, i, name);
+    c.indexer_shared[i] = name == "shared";
+    require(!(c.indexer_shared[i] && i == 0), ErrorCode::kConfig,
+            "{}: indexer_types[0] is \"shared\" but no earlier layer has an indexer", src);
+  }
+}
+
 inline ModelConfig parse_config(const nlohmann::json& j, std::string_view source_name);
 
 }  // namespace model::detail
@@ -846,6 +910,7 @@ inline ModelConfig model::detail::parse_config(const nlohmann::json& j, std::str
   parse_mup_multipliers(r, s, c);
   c.sliding_window = parse_sliding_windows(r, s, c.n_layers);
   parse_linear_attention(r, s, c);
+  parse_sparse_attention(r, s, c);
   parse_llama4_attention(r, s, c);
   parse_rotary(r, s, rope_head_dim, c);
   parse_experts(r, s, c);

@@ -72,6 +72,14 @@ ForwardPlan make_forward_plan(const ModelConfig& c, const ModelWeights<S>& w) {
     s.q_lora_rank = c.q_lora_rank;
     s.latent_width = c.n_heads * c.kv_lora_rank;
     p.kv_shapes.assign(c.n_layers, KvLayerShape{c.kv_lora_rank, c.qk_rope_head_dim});
+    if (c.dsa.top_k > 0) {  // DeepSeek sparse attention: indexer keys after the rope keys
+      p.mla.dsa = c.dsa;
+      p.mla.index_rope_pairing = c.index_rope_pairing;
+      s.index_heads = c.dsa.n_heads, s.index_dim = c.dsa.head_dim, s.index_topk = c.dsa.top_k;
+      for (index_t l = 0; l < c.n_layers; ++l) {
+        if (!c.indexer_shared[l]) p.kv_shapes[l].index_width = c.dsa.head_dim;
+      }
+    }
   } else {
     s.q_width = c.n_heads * c.head_dim;
     s.k_width = c.n_kv_heads * c.head_dim;
@@ -153,7 +161,9 @@ struct Transformer {
                                                       ws.delta_chunk()};
         layers::gated_delta_net_forward(be, c.delta_net, c.rms_norm_eps, L.delta, pass, cl, CV(normed), s, out);
       } else if (c.mla) {
-        const layers::MlaScratch<Backend> s{ws.q(n), ws.q_a(n), ws.k(n), ws.q_latent(n), ws.out_latent(n), ws.attn(n)};
+        const layers::MlaScratch<Backend> s{ws.q(n),       ws.q_a(n),     ws.k(n),       ws.q_latent(n),
+                                            ws.out_latent(n), ws.attn(n), ws.index_q(n), ws.index_k(n),
+                                            ws.index_w(n),    ws.index_selection(n)};
         layers::mla_forward(be, plan.mla, L.mla, pass, cl, CV(normed), cos, sin, s, out);
       } else {
         layers::AttentionOptions o = plan.attention;

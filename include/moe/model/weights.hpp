@@ -359,7 +359,7 @@ inline layers::ExpertBank<> bind_experts(const Binder& b, const ModelConfig& c, 
 }
 
 // MLA projections of one layer (prefix "model.layers.{i}.self_attn.").
-inline layers::MlaWeights<> bind_mla(const Binder& b, const ModelConfig& c, const std::string& a) {
+inline layers::MlaWeights<> bind_mla(const Binder& b, const ModelConfig& c, const std::string& a, index_t layer) {
   const index_t D = c.d_model, H = c.n_heads;
   const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
   layers::MlaWeights<> m;
@@ -377,6 +377,14 @@ inline layers::MlaWeights<> bind_mla(const Binder& b, const ModelConfig& c, cons
   m.kv_b_proj = b.matrix(a + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), R);
   m.o_proj = b.matrix(a + "o_proj.weight", D, H * c.v_head_dim);
   m.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
+  if (c.dsa.top_k > 0 && !c.indexer_shared[layer]) {  // DSA lightning indexer
+    const index_t IH = c.dsa.n_heads, ID = c.dsa.head_dim;
+    m.index_wq_b = b.matrix(a + "indexer.wq_b.weight", IH * ID, c.q_lora_rank);
+    m.index_wk = b.matrix(a + "indexer.wk.weight", ID, D);
+    m.index_k_norm = b.vector(a + "indexer.k_norm.weight", ID);
+    m.index_k_bias = b.vector(a + "indexer.k_norm.bias", ID);
+    m.index_weights = b.matrix(a + "indexer.weights_proj.weight", IH, D);
+  }
   return m;
 }
 
@@ -522,7 +530,7 @@ inline ModelWeights<> bind_weights(const ModelConfig& c, const TensorSource& src
     if (L.linear_attention) {
       L.delta = detail::bind_delta_net(b, d, c, p + "linear_attn.");
     } else if (c.mla) {
-      L.mla = detail::bind_mla(b, c, p + "self_attn.");
+      L.mla = detail::bind_mla(b, c, p + "self_attn.", i);
     } else {
       L.attn = detail::bind_attention(b, d, c, p + "self_attn.");
     }

@@ -81,6 +81,9 @@ struct WorkspaceSizes {
   index_t delta_value = 0;    // ... value_dim
   index_t delta_heads = 0;    // ... n_v_heads
   index_t delta_chunk = 0;    // ... the chunked rule's scratch floats
+  index_t index_heads = 0;    // DSA indexer: index_n_heads (0: no sparse attention)
+  index_t index_dim = 0;      // ... index_head_dim
+  index_t index_topk = 0;     // ... index_topk
 
   // Same model shape (everything but max_tokens).
   bool same_model(const WorkspaceSizes& o) const noexcept {
@@ -90,7 +93,8 @@ struct WorkspaceSizes {
            router_scratch == o.router_scratch && n_layers == o.n_layers && vocab_size == o.vocab_size &&
            n_heads == o.n_heads && ffn_per_token == o.ffn_per_token && gate_width == o.gate_width &&
            delta_conv == o.delta_conv && delta_value == o.delta_value && delta_heads == o.delta_heads &&
-           delta_chunk == o.delta_chunk;
+           delta_chunk == o.delta_chunk && index_heads == o.index_heads && index_dim == o.index_dim &&
+           index_topk == o.index_topk;
   }
 };
 
@@ -203,6 +207,12 @@ class BasicWorkspace {
   V<float, 2> delta_g(index_t n) noexcept { return dn_g_.template view<2>({n, sizes_.delta_heads}); }
   V<float, 1> delta_chunk() noexcept { return dn_chunk_.view(); }
   V<float, 2> q_a(index_t n) noexcept { return q_a_.template view<2>({n, sizes_.q_lora_rank}); }
+  V<float, 2> index_q(index_t n) noexcept { return index_q_.template view<2>({n, sizes_.index_heads * sizes_.index_dim}); }
+  V<float, 2> index_k(index_t n) noexcept { return index_k_.template view<2>({n, sizes_.index_dim}); }
+  V<float, 2> index_w(index_t n) noexcept { return index_w_.template view<2>({n, sizes_.index_heads}); }
+  V<std::int32_t, 2> index_selection(index_t n) noexcept {
+    return index_sel_.template view<2>({n, sizes_.index_topk});
+  }
   V<float, 2> q_latent(index_t n) noexcept { return q_latent_.template view<2>({n, sizes_.latent_width}); }
   V<float, 2> out_latent(index_t n) noexcept { return out_latent_.template view<2>({n, sizes_.latent_width}); }
   V<float, 2> cos(index_t n) noexcept { return cos_.template view<2>({n, sizes_.rope_half}); }
@@ -269,6 +279,8 @@ class BasicWorkspace {
   HostBuffer<kernels::ExpertBudgetRow> budget_host_;
   Buffer<float, Mem> hidden_, normed_, out_, q_, k_, v_, attn_, q_a_, q_latent_, out_latent_, cos_, sin_;
   Buffer<float, Mem> gate_, dn_mixed_, dn_qkv_, dn_z_, dn_o_, dn_beta_, dn_g_, dn_chunk_;
+  Buffer<float, Mem> index_q_, index_k_, index_w_;
+  Buffer<std::int32_t, Mem> index_sel_;
   Buffer<std::int32_t, Mem> tokens_, rows_;
   Buffer<std::int64_t, Mem> positions_;
   Buffer<kernels::CacheSlot, Mem> slots_;
@@ -305,6 +317,10 @@ BasicWorkspace<Backend>::BasicWorkspace(const WorkspaceSizes& s, std::span<const
   dn_chunk_ = Buffer<float, Mem>(s.delta_chunk);
   q_a_ = Buffer<float, Mem>(n * s.q_lora_rank);
   q_latent_ = Buffer<float, Mem>(n * s.latent_width);
+  index_q_ = Buffer<float, Mem>(n * s.index_heads * s.index_dim);
+  index_k_ = Buffer<float, Mem>(n * s.index_dim);
+  index_w_ = Buffer<float, Mem>(n * s.index_heads);
+  index_sel_ = Buffer<std::int32_t, Mem>(n * s.index_topk);
   out_latent_ = Buffer<float, Mem>(n * s.latent_width);
   cos_ = Buffer<float, Mem>(n * s.rope_half);
   sin_ = Buffer<float, Mem>(n * s.rope_half);

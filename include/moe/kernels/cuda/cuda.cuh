@@ -19,6 +19,7 @@
 #include "moe/kernels/cuda/common.cuh"
 #include "moe/kernels/cuda/copy.cuh"
 #include "moe/kernels/cuda/delta_net.cuh"
+#include "moe/kernels/cuda/dsa.cuh"
 #include "moe/kernels/cuda/device_buffer.cuh"
 #include "moe/kernels/cuda/elementwise.cuh"
 #include "moe/kernels/cuda/graph.cuh"

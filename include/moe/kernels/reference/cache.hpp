@@ -10,7 +10,8 @@
 //
 // A cache stores layer l's keys at data + capacity · offset as [capacity, key_width] rows and its
 // values right after them as [capacity, value_width] (layers/kv_cache.hpp); CacheLayer says where
-// layer l is. An MLA layer stores its latent as the "keys" and its rope key as the "values".
+// layer l is. An MLA layer stores its latent as the "keys" and its rope key as the "values"; a
+// sparse-attention (DSA) layer adds its indexer keys as [capacity, index_width] after them.
 #pragma once
 
 #include "moe/backend/tags.hpp"
@@ -40,6 +41,7 @@ struct CacheLayer {
   index_t value_width = 0;
   index_t state_offset = 0;  // floats before this layer's fixed state in the cache's state region
   index_t state_width = 0;   // floats of that state (0: the layer keeps per-token keys / values only)
+  index_t index_width = 0;   // floats per token of a sparse-attention indexer key, after the values (DSA)
 };
 
 // The sequences of a pass as every cache op takes them, in the backend's memory space S.
@@ -58,6 +60,11 @@ inline View<float, 2> cache_keys(const CacheSlot& s, const CacheLayer& l) noexce
 inline View<float, 2> cache_values(const CacheSlot& s, const CacheLayer& l) noexcept {
   return View<float, 2>(s.data + s.capacity * (l.offset + l.key_width),
                         {static_cast<index_t>(s.capacity), l.value_width});
+}
+
+inline View<float, 2> cache_index_keys(const CacheSlot& s, const CacheLayer& l) noexcept {
+  return View<float, 2>(s.data + s.capacity * (l.offset + l.key_width + l.value_width),
+                        {static_cast<index_t>(s.capacity), l.index_width});
 }
 
 // The checks every backend makes (extents only: the table itself was built by the model, which

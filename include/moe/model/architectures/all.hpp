@@ -3,10 +3,12 @@
 
 #include "moe/model/architectures/deepseek_v2.hpp"
 #include "moe/model/architectures/deepseek_v3.hpp"
+#include "moe/model/architectures/deepseek_v32.hpp"
 #include "moe/model/architectures/dots1.hpp"
 #include "moe/model/architectures/ernie4_5_moe.hpp"
 #include "moe/model/architectures/glm4_moe.hpp"
 #include "moe/model/architectures/glm4_moe_lite.hpp"
+#include "moe/model/architectures/glm_moe_dsa.hpp"
 #include "moe/model/architectures/gpt_oss.hpp"
 #include "moe/model/architectures/granitemoe.hpp"
 #include "moe/model/architectures/hunyuan_v1_moe.hpp"
@@ -30,7 +32,8 @@ inline constexpr std::array kArchitectures{
     &architectures::kGptOss,       &architectures::kGlm4Moe,    &architectures::kGlm4MoeLite,
     &architectures::kDots1,        &architectures::kMiniMaxM2,  &architectures::kErnie45Moe,
     &architectures::kHunYuanMoeV1, &architectures::kGraniteMoe, &architectures::kQwen3Next,
-    &architectures::kQwen35Moe,    &architectures::kLlama4,
+    &architectures::kQwen35Moe,    &architectures::kLlama4,     &architectures::kDeepseekV32,
+    &architectures::kGlmMoeDsa,
 };
 
 // The spec whose hf_class is `name`, or nullptr.
