@@ -1,7 +1,8 @@
 // LoRA adapters (io/lora_adapter.hpp, model/lora.hpp, io/load_lora_model.hpp) on the committed
 // qwen2_moe_sparse_step fixture (dense MLP layers, a shared expert and a routed-expert layer):
 // the merged weights against a naive W + scale·B·A, a zero adapter against the base, and each kind
-// of bad adapter as a typed error naming the tensor. The PEFT references themselves are checked by
+// of bad adapter as a typed error naming the tensor; the unmerged mode (several adapters resident,
+// each sequence picking one or none) against the merged mode and the base model. The PEFT references themselves are checked by
 // moe-conformance (conformance_lora_*, tests/fixtures/lora/).
 #include <catch2/catch.hpp>
 
@@ -322,4 +323,142 @@ TEST_CASE("lora: the PEFT fixtures' tensors map to the modules and parameters PE
     }
   }
   CHECK(cases >= 2);
+}
+
+namespace {
+
+// Every position's logits of `ids` run alone through m with adapter `adapter` (-1: none).
+template <class M>
+Tensor<float, 2> logits_of(const M& m, const std::vector<std::int32_t>& ids, std::int32_t adapter = -1) {
+  const index_t n = ids.size(), V = m.config().vocab_size;
+  Tensor<float, 2> out({n, V});
+  auto cache = m.make_cache(n);
+  auto ws = m.make_workspace(n);
+  typename M::SequenceChunk ch{&cache, ids};
+  ch.adapter = adapter;
+  m.forward({&ch, 1}, ws, out.view(), true);
+  return out;
+}
+
+// max |a - b| / max(1, max |a|): the relative difference of two logit tables.
+double relative_diff(const Tensor<float, 2>& a, const Tensor<float, 2>& b, index_t row_a = 0, index_t row_b = 0,
+                     index_t rows = 0) {
+  if (rows == 0) rows = a.extent(0);
+  double diff = 0, scale = 1;
+  for (index_t t = 0; t < rows; ++t) {
+    for (index_t v = 0; v < a.extent(1); ++v) {
+      diff = std::max(diff, double(std::fabs(a(row_a + t, v) - b(row_b + t, v))));
+      scale = std::max(scale, double(std::fabs(a(row_a + t, v))));
+    }
+  }
+  return diff / scale;
+}
+
+bool identical(const Tensor<float, 2>& a, const Tensor<float, 2>& b) {
+  if (a.extent(0) != b.extent(0) || a.extent(1) != b.extent(1)) return false;
+  return std::memcmp(a.data(), b.data(), a.extent(0) * a.extent(1) * sizeof(float)) == 0;
+}
+
+// The adapters the unmerged tests keep resident: two PEFT fixtures (attention + routed experts;
+// dense and shared-expert MLPs with rslora) and the synthetic standard adapter.
+std::vector<io::LoraAdapter> resident_adapters(const fs::path& synthetic) {
+  const fs::path root = fs::path(MOE_FIXTURES_DIR) / "lora";
+  std::vector<io::LoraAdapter> ads;
+  ads.push_back(io::load_lora_adapter(root / "qwen2_moe_sparse_step_lora_attn_experts", "attn_experts"));
+  ads.push_back(io::load_lora_adapter(root / "qwen2_moe_sparse_step_lora_mlp_rslora", "mlp_rslora"));
+  ads.push_back(io::load_lora_adapter(synthetic, "synthetic"));
+  return ads;
+}
+
+const std::vector<std::int32_t> kIdsA{5, 17, 200, 3, 99, 42, 7, 120, 64};
+const std::vector<std::int32_t> kIdsB{11, 250, 8, 31, 77};
+const std::vector<std::int32_t> kIdsC{2, 150, 19, 91, 33, 4};
+
+template <class Be>
+void check_unmerged_matches_merged() {
+  std::mt19937 rng(23);
+  const auto dir = write_adapter("unmerged", lora_config(4, 6, false, {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"}),
+                                 standard_tensors(4, rng));
+  const auto ads = resident_adapters(dir);
+  const auto base = load_model<Be>(kBase);
+  const auto multi = load_model_with_adapters<Be>(kBase, ads);
+  REQUIRE(multi->adapter_names() == std::vector<std::string>{"attn_experts", "mlp_rslora", "synthetic"});
+  // Adapter "none": exactly the base model (the pass runs the base graph).
+  const auto base_a = logits_of(*base, kIdsA);
+  CHECK(identical(logits_of(*multi, kIdsA), base_a));
+  for (std::size_t a = 0; a < ads.size(); ++a) {
+    INFO("adapter " << ads[a].name);
+    const auto merged = load_model_with_lora<Be>(kBase, std::span<const io::LoraAdapter>(&ads[a], 1));
+    const auto want = logits_of(*merged, kIdsA);
+    const auto got = logits_of(*multi, kIdsA, multi->adapter_index(ads[a].name));
+    const double rel = relative_diff(want, got);
+    INFO("relative difference " << rel);
+    CHECK(rel < 1e-4);
+    CHECK(relative_diff(want, base_a) > 1e-3);  // the adapter does change the logits
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
+
+TEST_CASE("lora unmerged: each adapter equals the merged mode; none equals the base exactly", "[lora]") {
+  SECTION("reference") { check_unmerged_matches_merged<backend::reference>(); }
+  SECTION("cpu") { check_unmerged_matches_merged<backend::cpu>(); }
+}
+
+TEST_CASE("lora unmerged: one pass mixing adapters and no adapter equals each sequence alone", "[lora]") {
+  std::mt19937 rng(29);
+  const auto dir = write_adapter("mixed", lora_config(4, 6, false, {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"}),
+                                 standard_tensors(4, rng));
+  const auto ads = resident_adapters(dir);
+  const auto multi = load_model_with_adapters(kBase, ads);
+  const index_t V = multi->config().vocab_size;
+  const std::vector<const std::vector<std::int32_t>*> ids{&kIdsA, &kIdsB, &kIdsC, &kIdsB};
+  const std::vector<std::int32_t> pick{0, -1, 1, 2};
+  index_t total = 0;
+  for (const auto* v : ids) total += v->size();
+  for (const bool all_positions : {true, false}) {
+    INFO("all_positions " << all_positions);
+    std::vector<Model::Cache> caches;
+    for (const auto* v : ids) caches.push_back(multi->make_cache(v->size()));
+    std::vector<Model::SequenceChunk> chunks;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      Model::SequenceChunk ch{&caches[i], *ids[i]};
+      ch.adapter = pick[i];
+      chunks.push_back(ch);
+    }
+    auto ws = multi->make_workspace(total);
+    Tensor<float, 2> out({all_positions ? total : ids.size(), V});
+    multi->forward(chunks, ws, out.view(), all_positions);
+    index_t row = 0;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      INFO("sequence " << i << " adapter " << pick[i]);
+      const auto alone = logits_of(*multi, *ids[i], pick[i]);
+      const index_t m = ids[i]->size();
+      if (all_positions) {
+        CHECK(relative_diff(alone, out, 0, row, m) < 1e-5);
+        row += m;
+      } else {
+        CHECK(relative_diff(alone, out, m - 1, i, 1) < 1e-5);
+      }
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("lora unmerged: bad adapter picks and names are typed errors", "[lora]") {
+  std::mt19937 rng(31);
+  const auto dir = write_adapter("names", lora_config(4, 6, false, {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"}),
+                                 standard_tensors(4, rng));
+  auto ads = resident_adapters(dir);
+  const auto multi = load_model_with_adapters(kBase, ads);
+  expect_error([&] { (void)multi->adapter_index("legal"); }, ErrorCode::kInvalidArgument,
+               "'legal' (loaded: attn_experts, mlp_rslora, synthetic)");
+  expect_error([&] { (void)logits_of(*multi, kIdsB, 3); }, ErrorCode::kInvalidArgument, "adapter 3");
+  const auto base = load_model(kBase);
+  expect_error([&] { (void)logits_of(*base, kIdsB, 0); }, ErrorCode::kInvalidArgument, "0 resident");
+  ads[2].name = "attn_experts";
+  expect_error([&] { (void)load_model_with_adapters(kBase, ads); }, ErrorCode::kInvalidArgument,
+               "both named 'attn_experts'");
+  fs::remove_all(dir);
 }

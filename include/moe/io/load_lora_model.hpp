@@ -1,6 +1,8 @@
 // load_model_with_lora: a base checkpoint (HF folder or GGUF, as load_model) with PEFT LoRA
 // adapters merged at load (model/lora.hpp): the touched matrices become private f32 copies of
 // W + scale·B·A, everything else stays in place in the mapped files; the forward pass is unchanged.
+// load_model_with_adapters: the unmerged mode, every adapter resident (model/lora.hpp's
+// make_lora_tables) and each sequence picking one by name or none.
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -37,6 +39,28 @@ std::shared_ptr<const BasicModel<Backend>> load_model_with_lora(const std::files
       auto uploaded = model::upload_weights<Backend>(weights, progress);
       return std::make_shared<const BasicModel<Backend>>(std::move(config), std::move(uploaded.weights),
                                                          std::move(uploaded.storage));
+    }
+  });
+}
+
+// Loads `folder` for a host Backend with every adapter of `adapters` kept unmerged and resident
+// (adapter a is SequenceChunk::adapter a; BasicModel::adapter_index finds it by name). The base
+// weights stay in place in the mapped files, unchanged; a sequence without an adapter runs the
+// base model exactly. Errors: those of load_model, plus the adapter errors of resolve_lora_target
+// (as the merged mode) and kInvalidArgument for unnamed or duplicate names; device backends are
+// kUnsupported for now. Only moe::Error escapes.
+template <class Backend = backend::cpu>
+std::shared_ptr<const BasicModel<Backend>> load_model_with_adapters(const std::filesystem::path& folder,
+                                                                    std::span<const io::LoraAdapter> adapters) {
+  return catch_as_error("load_model_with_adapters", [&]() -> std::shared_ptr<const BasicModel<Backend>> {
+    if constexpr (is_host_memory_v<typename Backend::memory>) {
+      const std::shared_ptr<const BasicModel<backend::reference>> host = load_model<backend::reference>(folder);
+      model::ModelLora<host_memory> lora = model::make_lora_tables(host->weights(), adapters);
+      return std::make_shared<const BasicModel<Backend>>(host->config(), host->weights(),
+                                                         std::shared_ptr<const void>(host), std::move(lora));
+    } else {
+      fail(ErrorCode::kUnsupported, "load_model_with_adapters: unmerged LoRA adapters are not supported by backend "
+           "{} yet (load_model_with_lora merges them)", Backend::name);
     }
   });
 }

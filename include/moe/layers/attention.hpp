@@ -8,6 +8,7 @@
 #include "moe/kernels/kernels.hpp"
 #include "moe/layers/kv_cache.hpp"
 #include "moe/layers/linear.hpp"
+#include "moe/layers/lora_linear.hpp"
 
 #include <cstdint>
 #include <span>
@@ -74,16 +75,21 @@ struct AttentionScratch {
 // out = attention(x) for the rows of every sequence of the pass (each sequence's keys/values
 // appended to its cache at its slot's start...; the cache sizes advance after the whole pass, in
 // the model).
-// x [n, d_model], cos/sin [n, rotary/2], out [n, d_model].
+// x [n, d_model], cos/sin [n, rotary/2], out [n, d_model]. Unmerged LoRA: lora holds the q/k/v/o
+// adapter tables and rows each row's adapter (both empty: the plain layer).
 template <class B>
 void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<typename B::memory>& w,
                        const kernels::PassSlots<typename B::memory>& pass, const kernels::CacheLayer& layer,
                        ViewOf<B, const float, 2> x,
                        ViewOf<B, const float, 2> cos, ViewOf<B, const float, 2> sin, const AttentionScratch<B>& s,
-                       ViewOf<B, float, 2> out) {
+                       ViewOf<B, float, 2> out, const AttentionLora<typename B::memory>& lora = {},
+                       const LoraRows<B>& lora_rows = {}) {
   using CV = ViewOf<B, const float, 2>;
   const index_t n = x.extent(0), H = o.shape.n_heads, KV = o.shape.n_kv_heads, hd = o.shape.head_dim;
   linear_fanout<B, 3>(be, x, {&w.q, &w.k, &w.v}, {s.q, s.k, s.v});
+  lora_update(be, x, lora.q, lora_rows, s.q);
+  lora_update(be, x, lora.k, lora_rows, s.k);
+  lora_update(be, x, lora.v, lora_rows, s.v);
   add_bias(be, s.q, w.q_bias);
   add_bias(be, s.k, w.k_bias);
   add_bias(be, s.v, w.v_bias);
@@ -147,6 +153,7 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
     kernels::sigmoid_mul(be, s.attn, CV(s.gate));
   }
   linear(be, CV(s.attn), w.o, out);
+  lora_update(be, CV(s.attn), lora.o, lora_rows, out);
   add_bias(be, out, w.o_bias);
 }
 

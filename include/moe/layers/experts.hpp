@@ -9,6 +9,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/kernels.hpp"
 #include "moe/layers/linear.hpp"
+#include "moe/layers/lora_linear.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -44,19 +45,24 @@ ViewOf<B, float, 2> scratch_matrix(ViewOf<B, float, 1> scratch, index_t offset, 
   return ViewOf<B, float, 2>(scratch.data() + offset, {rows, cols});
 }
 
-// x [n, d_model] -> y [n, d_model]. scratch: >= 2·n·d_ff floats. y must not alias x.
+// x [n, d_model] -> y [n, d_model]. scratch: >= 2·n·d_ff floats. y must not alias x. Unmerged
+// LoRA: lora's gate/up/down tables, rows each row's adapter (both empty: the plain MLP).
 template <class B>
 void mlp_forward(B backend, const MlpWeights<typename B::memory>& w, ViewOf<B, const float, 2> x,
-                 ViewOf<B, float, 1> scratch, ViewOf<B, float, 2> y) {
+                 ViewOf<B, float, 1> scratch, ViewOf<B, float, 2> y, const MlpLora<typename B::memory>& lora = {},
+                 const LoraRows<B>& rows = {}) {
   const index_t n = x.extent(0), f = w.d_ff();
   ViewOf<B, float, 2> gate = scratch_matrix<B>(scratch, 0, n, f);
   ViewOf<B, float, 2> up = scratch_matrix<B>(scratch, n * f, n, f);
   linear(backend, x, w.gate, gate);
+  lora_update(backend, x, lora.gate, rows, gate);
   add_bias(backend, gate, w.gate_bias);
   linear(backend, x, w.up, up);
+  lora_update(backend, x, lora.up, rows, up);
   add_bias(backend, up, w.up_bias);
   kernels::swiglu(backend, ViewOf<B, const float, 2>(gate), ViewOf<B, const float, 2>(up), gate);
   linear(backend, ViewOf<B, const float, 2>(gate), w.down, y);
+  lora_update(backend, ViewOf<B, const float, 2>(gate), lora.down, rows, y);
   add_bias(backend, y, w.down_bias);
 }
 
@@ -110,10 +116,13 @@ template <class S>
 index_t expert_scratch_floats(const ExpertBank<S>& bank, index_t n) noexcept { return 3 * n * bank.d_ff; }
 
 // Runs expert e on x [n, d_model] -> y [n, d_model] (unweighted). y must not alias x.
-// scratch: expert_scratch_floats(bank, n) floats. Hot path: no allocation.
+// scratch: expert_scratch_floats(bank, n) floats. Hot path: no allocation. Unmerged LoRA: expert
+// e's tables and each of the n rows' adapter (both empty: the plain expert; only the layouts
+// model/lora.hpp can adapt, kSeparate and kFusedGateUp, ever get tables).
 template <class B>
 void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index_t e, ViewOf<B, const float, 2> x,
-                    ViewOf<B, float, 1> scratch, ViewOf<B, float, 2> y) {
+                    ViewOf<B, float, 1> scratch, ViewOf<B, float, 2> y,
+                    const ExpertLora<typename B::memory>& lora = {}, const LoraRows<B>& rows = {}) {
   using CV = ViewOf<B, const float, 2>;
   using MV = ViewOf<B, float, 2>;
   const index_t n = x.extent(0), f = bank.d_ff;
@@ -124,17 +133,22 @@ void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index
       MV g(gu.data(), {n, f}, {2 * f, 1});
       MV u(gu.data() + f, {n, f}, {2 * f, 1});
       linear(backend, x, bank.gate[e], g);
+      lora_update(backend, x, lora.gate, rows, g);
       linear(backend, x, bank.up[e], u);
+      lora_update(backend, x, lora.up, rows, u);
       kernels::swiglu(backend, CV(g), CV(u), act);
       linear(backend, CV(act), bank.down[e], y);
+      lora_update(backend, CV(act), lora.down, rows, y);
       break;
     }
     case ExpertLayout::kFusedGateUp: {
       linear(backend, x, bank.gate_up[e], gu);
+      lora_update(backend, x, lora.gate_up, rows, gu);
       CV g(gu.data(), {n, f}, {2 * f, 1});
       CV u(gu.data() + f, {n, f}, {2 * f, 1});
       kernels::swiglu(backend, g, u, act);
       linear(backend, CV(act), bank.down[e], y);
+      lora_update(backend, CV(act), lora.down, rows, y);
       break;
     }
     case ExpertLayout::kInputMajorFused: {
@@ -163,15 +177,23 @@ void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index
 // Every expert over its bucket of slots: ys[offsets[e], offsets[e+1]) = expert_e(xs[...]).
 // offsets [n_experts + 1] (bucket_by_expert's). Host backends read the offsets and run one GEMM
 // per chosen expert; a device backend provides its own overload (a grouped GEMM that reads them
-// in device memory).
+// in device memory). Unmerged LoRA (host backends): lora [n_experts] tables (or empty) and
+// slot_rows, each bucketed slot's adapter (its token's sequence's).
 template <class B>
   requires backend::is_host_backend_v<B>
 void experts_forward(B backend, const ExpertBank<typename B::memory>& bank, View<const std::int32_t, 1> offsets,
-                     View<const float, 2> xs, View<float, 1> scratch, View<float, 2> ys) {
+                     View<const float, 2> xs, View<float, 1> scratch, View<float, 2> ys,
+                     const std::vector<ExpertLora<host_memory>>& lora = {}, const LoraRows<B>& slot_rows = {}) {
+  const bool adapted = slot_rows.active() && static_cast<index_t>(lora.size()) == bank.n_experts;
   for (index_t e = 0; e < bank.n_experts; ++e) {
     const auto begin = static_cast<index_t>(offsets[e]), end = static_cast<index_t>(offsets[e + 1]);
     if (end == begin) continue;
-    expert_forward(backend, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
+    if (adapted) {
+      expert_forward(backend, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end), lora[e],
+                     slot_rows.slice(begin, end));
+    } else {
+      expert_forward(backend, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
+    }
   }
 }
 

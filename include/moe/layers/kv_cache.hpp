@@ -153,6 +153,9 @@ struct BasicSequenceChunk {
   BasicKvCache<Space>* cache = nullptr;
   std::span<const std::int32_t> tokens;
   kernels::ExpertBudget expert_budget{};
+  // Unmerged LoRA: the index of this sequence's adapter among the model's resident ones
+  // (BasicModel::adapter_index), or -1 for the base model.
+  std::int32_t adapter = -1;
 };
 
 }  // namespace moe::layers

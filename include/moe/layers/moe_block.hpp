@@ -7,6 +7,7 @@
 #include "moe/kernels/kernels.hpp"
 #include "moe/layers/experts.hpp"
 #include "moe/layers/linear.hpp"
+#include "moe/layers/lora_linear.hpp"
 #include "moe/layers/router.hpp"
 
 #include <cstdint>
@@ -59,15 +60,19 @@ struct MoeScratch {
   // Telemetry: [n_experts²] counts of expert pairs chosen by one token (accumulated), or of
   // extent 0 to collect none.
   ViewOf<B, std::uint64_t, 1> coactivation = {};
+  // Unmerged LoRA: [n · top_k] each bucketed slot's adapter (written when the pass has adapter rows).
+  ViewOf<B, std::int32_t, 1> slot_adapter = {};
 };
 
 // y = MoE(x): x [n, d_model] -> y [n, d_model] (overwritten). usage: [n_experts] counters
 // incremented by the tokens routed to each expert (may be of extent 0; with a budget, only the
-// experts kept). Not thread-safe per scratch.
+// experts kept). Not thread-safe per scratch. Unmerged LoRA: lora's shared-expert, shared-gate and
+// per-expert tables, rows each token's adapter (a routed slot carries its token's); both empty:
+// the plain block. The router is never adapted.
 template <class B>
 void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B::memory>& w,
                  ViewOf<B, const float, 2> x, const MoeScratch<B>& s, ViewOf<B, std::uint64_t, 1> usage,
-                 ViewOf<B, float, 2> y) {
+                 ViewOf<B, float, 2> y, const MoeLora<typename B::memory>& lora = {}, const LoraRows<B>& rows = {}) {
   using CV = ViewOf<B, const float, 2>;
   const index_t n = x.extent(0);
   linear(backend, x, w.router, s.logits);
@@ -96,16 +101,29 @@ void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B:
     kernels::scale_rows(backend, s.xs, ViewOf<B, const float, 1>(s.slot_weight));
     kernels::fill(backend, s.slot_weight, 1.0f);
   }
-  experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys);
+  if constexpr (backend::is_host_backend_v<B>) {
+    if (rows.active() && !lora.experts.empty()) {
+      kernels::gather_ids(backend, rows.row_adapter, ViewOf<B, const std::int32_t, 1>(s.slot_token), s.slot_adapter);
+      const LoraRows<B> slot_rows{ViewOf<B, const std::int32_t, 1>(s.slot_adapter), rows.scratch};
+      experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys,
+                      lora.experts, slot_rows);
+    } else {
+      experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys);
+    }
+  } else {
+    // Device backends run no routed-expert adapters (BasicModel refuses unmerged adapters there).
+    experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys);
+  }
   kernels::combine_experts(backend, CV(s.ys), ViewOf<B, const std::int32_t, 1>(s.slot_token),
                            ViewOf<B, const float, 1>(s.slot_weight), y);
 
   if (!w.shared.gate.empty()) {
-    mlp_forward(backend, w.shared, x, s.ffn, s.shared_out);
+    mlp_forward(backend, w.shared, x, s.ffn, s.shared_out, lora.shared, rows);
     if (!w.shared_gate.empty()) {
       // Qwen2-MoE: the shared expert's output is scaled by sigmoid(shared_expert_gate · x).
       ViewOf<B, float, 2> g(s.logits.data(), {n, 1}, {1, 1});
       linear(backend, x, w.shared_gate, g);
+      lora_update(backend, x, lora.shared_gate, rows, g);
       kernels::sigmoid_gate_add(backend, y, CV(g), CV(s.shared_out));
     } else {
       kernels::add(backend, y, CV(s.shared_out));

@@ -12,9 +12,12 @@
 #include "moe/io/lora_adapter.hpp"
 #include "moe/layers/experts.hpp"
 #include "moe/layers/linear.hpp"
+#include "moe/layers/lora_linear.hpp"
 #include "moe/model/config.hpp"
+#include "moe/model/lora_tables.hpp"
 #include "moe/model/weights.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <deque>
 #include <map>
@@ -278,6 +281,87 @@ inline PackedLoraFactors pack_lora_factors(const io::LoraTarget& t, index_t expe
     for (index_t j = 0; j < t.rank; ++j) p.b[o * t.rank + j] = t.b_at(expert, row_begin + o, j);
   }
   return p;
+}
+
+// The packed factors and the per-weight tables a ModelLora's views point into.
+struct LoraTableStorage {
+  std::deque<PackedLoraFactors> factors;                  // stable addresses
+  std::deque<std::vector<kernels::LoraFactorRef>> tables;  // one per adapted matrix, [n_adapters]
+};
+
+// Unmerged mode: every adapter of `adapters` resident on `base` (host weights), adapter a being
+// index a of each table. Each target resolves as in the merged mode (resolve_lora_target: the same
+// typed errors naming the tensor, the whole set checked before anything is built); a routed-expert
+// target becomes one table per expert (a fused gate_up update split over gate and up for kSeparate
+// banks). Names must be non-empty and distinct (kInvalidArgument). Any base weight format works:
+// the base matmul is unchanged and the update runs on f32 factors.
+inline ModelLora<host_memory> make_lora_tables(const ModelWeights<host_memory>& base,
+                                               std::span<const io::LoraAdapter> adapters) {
+  using HostMatrix = layers::WeightMatrix<host_memory>;
+  ModelWeights<host_memory> w = base;  // resolve_lora_target's sites point into this copy
+  const std::size_t n_ad = adapters.size();
+  for (std::size_t a = 0; a < n_ad; ++a) {
+    require(!adapters[a].name.empty(), ErrorCode::kInvalidArgument,
+            "LoRA adapter {} ({}) has no name (an unmerged adapter is selected by name)", a, adapters[a].path);
+    for (std::size_t b = 0; b < a; ++b) {
+      require(adapters[a].name != adapters[b].name, ErrorCode::kInvalidArgument,
+              "LoRA adapters {} and {} are both named '{}'", adapters[b].path, adapters[a].path, adapters[a].name);
+    }
+  }
+  std::vector<std::vector<std::pair<const io::LoraTarget*, std::vector<LoraSite>>>> all;
+  for (const auto& ad : adapters) all.push_back(resolve_lora(w, ad));  // every check first
+  auto storage = std::make_shared<LoraTableStorage>();
+  std::map<const HostMatrix*, std::vector<kernels::LoraFactorRef>*> table_of;
+  ModelLora<host_memory> out;
+  for (std::size_t a = 0; a < n_ad; ++a) {
+    for (const auto& [t, sites] : all[a]) {
+      for (const LoraSite& s : sites) {
+        auto& table = table_of[s.matrix];
+        if (table == nullptr) table = &storage->tables.emplace_back(n_ad);
+        require((*table)[a].a == nullptr, ErrorCode::kInvalidArgument,
+                "LoRA tensor {}: adapter '{}' adapts {} a second time", t->tensor_a, adapters[a].name, t->site());
+        const PackedLoraFactors& p = storage->factors.emplace_back(pack_lora_factors(*t, s.expert, s.delta_row, s.rows));
+        (*table)[a] = kernels::LoraFactorRef{p.a.data(), p.b.data(), static_cast<std::int32_t>(p.rank), p.scale};
+        out.max_rank = std::max(out.max_rank, p.rank);
+      }
+    }
+  }
+  const auto table = [&](const HostMatrix& m) -> layers::LoraWeight<host_memory> {
+    const auto it = table_of.find(&m);
+    if (it == table_of.end()) return {};
+    layers::LoraWeight<host_memory> r;
+    r.adapters = TensorView<const kernels::LoraFactorRef, 1>(it->second->data(), {static_cast<index_t>(n_ad)});
+    for (const auto& f : *it->second) r.max_rank = std::max<index_t>(r.max_rank, f.rank);
+    return r;
+  };
+  const auto mlp = [&](const layers::MlpWeights<host_memory>& m) {
+    return layers::MlpLora<host_memory>{table(m.gate), table(m.up), table(m.down)};
+  };
+  for (const auto& ad : adapters) out.names.push_back(ad.name);
+  out.layers.resize(w.layers.size());
+  for (std::size_t l = 0; l < w.layers.size(); ++l) {
+    const LayerWeights<host_memory>& L = w.layers[l];
+    LayerLora<host_memory>& LL = out.layers[l];
+    LL.attn = layers::AttentionLora<host_memory>{table(L.attn.q), table(L.attn.k), table(L.attn.v), table(L.attn.o)};
+    LL.mlp = mlp(L.mlp);
+    LL.moe.shared = mlp(L.moe_weights.shared);
+    LL.moe.shared_gate = table(L.moe_weights.shared_gate);
+    const layers::ExpertBank<host_memory>& bank = L.moe_weights.experts;
+    std::vector<layers::ExpertLora<host_memory>> experts(static_cast<std::size_t>(bank.n_experts));
+    bool any = false;
+    const auto at = [&](const std::vector<HostMatrix>& v, index_t e) {
+      return e < static_cast<index_t>(v.size()) ? table(v[e]) : layers::LoraWeight<host_memory>{};
+    };
+    for (index_t e = 0; e < bank.n_experts; ++e) {
+      auto& x = experts[e];
+      x = layers::ExpertLora<host_memory>{at(bank.gate, e), at(bank.up, e), at(bank.gate_up, e), at(bank.down, e)};
+      any = any || !x.gate.empty() || !x.up.empty() || !x.gate_up.empty() || !x.down.empty();
+    }
+    if (any) LL.moe.experts = std::move(experts);
+  }
+  if (!w.tied) out.lm_head = table(w.lm_head);
+  out.storage = storage;
+  return out;
 }
 
 }  // namespace moe::model

@@ -12,11 +12,16 @@
 #include "moe/core/token_id.hpp"
 #include "moe/layers/kv_cache.hpp"
 #include "moe/model/config.hpp"
+#include "moe/model/lora_tables.hpp"
 #include "moe/model/transformer.hpp"
 #include "moe/model/weights.hpp"
 #include "moe/model/workspace.hpp"
 
+#include <algorithm>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 #include <span>
 #include <utility>
 
@@ -31,13 +36,22 @@ class BasicModel {
   using Workspace = BasicWorkspace<Backend>;
   using SequenceChunk = BasicSequenceChunk<memory>;
   using Weights = model::ModelWeights<memory>;
+  using Lora = model::ModelLora<memory>;
 
   // Takes the config, the bound weights (in the backend's memory) and whatever keeps their bytes
   // alive (the mapped checkpoint, or the device allocation). Throws if the weights do not fit.
-  BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage);
+  // lora: unmerged LoRA adapters kept resident (model/lora.hpp's make_lora_tables; host backends
+  // only for now: kUnsupported on a device backend), each sequence picking one or none.
+  BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage, Lora lora = {});
 
   const ModelConfig& config() const noexcept { return config_; }
   const Weights& weights() const noexcept { return weights_; }
+  // The resident unmerged LoRA adapters (empty: none).
+  const Lora& lora() const noexcept { return lora_; }
+  const std::vector<std::string>& adapter_names() const noexcept { return lora_.names; }
+  // The index a SequenceChunk's `adapter` takes for adapter `name`; kInvalidArgument naming it
+  // and listing the loaded adapters when there is none of that name.
+  std::int32_t adapter_index(std::string_view name) const { return lora_.index_of(name); }
   // Bytes of all weights, and the bytes one decode token reads (the roofline's denominator).
   const model::WeightBytes& weight_bytes() const noexcept { return bytes_; }
 
@@ -74,12 +88,17 @@ class BasicModel {
   ModelConfig config_;
   Weights weights_;
   std::shared_ptr<const void> storage_;
+  Lora lora_;
   model::ForwardPlan plan_;
   model::WeightBytes bytes_;
 };
 
 template <class Backend>
-BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage) : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)) {
+BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage, Lora lora) : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)), lora_(std::move(lora)) {
+  require(lora_.empty() || is_host_memory_v<memory>, ErrorCode::kUnsupported,
+          "unmerged LoRA adapters are not supported by backend {} yet (merge them at load)", Backend::name);
+  require(lora_.empty() || lora_.layers.size() == weights_.layers.size(), ErrorCode::kInvalidArgument,
+          "LoRA tables for {} layers on a model of {}", lora_.layers.size(), weights_.layers.size());
   // Validation through the tensor list: every weight's format must have kernels on this
   // backend (a typed error at load, not at the first forward pass).
   (void)weights_.transform([](const char* name, const auto& t) {
@@ -88,6 +107,7 @@ BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared
     return t;
   });
   plan_ = model::make_forward_plan(config_, weights_);
+  plan_.sizes.lora_rank = lora_.empty() ? 0 : std::max<index_t>(lora_.max_rank, 1);
   bytes_ = model::weight_bytes(weights_, config_.top_k);
 }
 
@@ -100,7 +120,8 @@ void BasicModel<Backend>::forward(std::span<const SequenceChunk> chunks, Workspa
           ErrorCode::kInvalidArgument, "forward: logits is [{}, {}], expected [{}, {}] with unit inner stride",
           logits.extent(0), logits.extent(1), rows, config_.vocab_size);
   if constexpr (is_host_memory_v<memory>) {
-    model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, logits, all_positions);
+    model::Transformer<Backend>::forward(config_, weights_, plan_, chunks, ws, logits, all_positions,
+                                         lora_.empty() ? nullptr : &lora_);
   } else {
     require(logits.extent(1) <= 1 || logits.stride(0) == logits.extent(1), ErrorCode::kInvalidArgument,
             "forward: logits rows must be contiguous for a device backend (row stride {}, {} columns)",
@@ -131,6 +152,9 @@ index_t BasicModel<Backend>::validate(std::span<const SequenceChunk> chunks, con
             ch.cache->capacity());
     for (const auto id : ch.tokens) check_token_id(id, config_.vocab_size, "forward");
     ch.expert_budget.validate(config_.top_k, "forward");
+    require(ch.adapter == -1 || (ch.adapter >= 0 && static_cast<index_t>(ch.adapter) < lora_.size()),
+            ErrorCode::kInvalidArgument,
+            "forward: chunk {} picks LoRA adapter {}, but the model has {} resident", i, ch.adapter, lora_.size());
     total += ch.tokens.size();
   }
   require(ws.sizes().same_model(plan_.sizes), ErrorCode::kInvalidArgument,

@@ -18,6 +18,7 @@
 #include "moe/layers/moe_block.hpp"
 #include "moe/layers/rope.hpp"
 #include "moe/model/config.hpp"
+#include "moe/model/lora_tables.hpp"
 #include "moe/model/weights.hpp"
 #include "moe/model/workspace.hpp"
 
@@ -121,10 +122,11 @@ struct Transformer {
   // Runs all chunks (already validated by the model: caches distinct and with room, token ids
   // < vocab, workspace big enough, logits shaped right). Writes logits [total, vocab] when
   // all_positions, else [chunks.size(), vocab], in the backend's memory; appends each chunk's
-  // tokens to its cache.
+  // tokens to its cache. lora: the adapters resident on the model (null or empty: none); each
+  // chunk's `adapter` indexes them.
   static void forward(const ModelConfig& c, const ModelWeights<Mem>& w, const ForwardPlan& plan,
                       std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws, V<float, 2> logits,
-                      bool all_positions);
+                      bool all_positions, const ModelLora<Mem>* lora = nullptr);
 
  private:
   // The device work of a pass, after its inputs are staged: every kernel from the embedding to
@@ -132,9 +134,17 @@ struct Transformer {
   // value that changes between passes of one PassShape).
   static void run_layers(const ModelConfig& c, const ModelWeights<Mem>& w, const ForwardPlan& plan,
                          std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws, V<float, 2> logits,
-                         bool all_positions, index_t n) {
+                         bool all_positions, index_t n, const ModelLora<Mem>* lora) {
     const Backend be{};
     using CV = V<const float, 2>;
+    // Unmerged LoRA: the rows' adapters when some row of this pass has one (else every LoRA step
+    // is a no-op: a pass without adapters runs exactly the base graph).
+    const bool adapted = lora != nullptr && ws.pass_lora();
+    const layers::LoraRows<Backend> lora_rows =
+        adapted ? layers::LoraRows<Backend>{V<const std::int32_t, 1>(ws.lora_rows(n)), ws.lora_scratch()}
+                : layers::LoraRows<Backend>{};
+    static const LayerLora<Mem> kNoLayerLora{};
+    const auto layer_lora = [&](index_t l) -> const LayerLora<Mem>& { return adapted ? lora->layers[l] : kNoLayerLora; };
     if (c.rope.type != layers::RopeType::kDynamic) {
       kernels::rope_tables(be, V<const float, 1>(ws.inv_freq()), plan.rope.attention_scaling,
                            V<const std::int64_t, 1>(ws.positions(n)), ws.cos(n), ws.sin(n));
@@ -176,7 +186,8 @@ struct Transformer {
         }
         const layers::AttentionScratch<Backend> s{ws.q(n), ws.k(n), ws.v(n), ws.attn(n), ws.sinks(), ws.attn_gate(n),
                                                   V<const std::int64_t, 1>(ws.positions(n))};
-        layers::attention_forward(be, o, L.attn, pass, cl, CV(normed), cos, sin, s, out);
+        layers::attention_forward(be, o, L.attn, pass, cl, CV(normed), cos, sin, s, out, layer_lora(l).attn,
+                                  lora_rows);
       }
       if (c.residual_multiplier != 1.0f) kernels::scale(be, out, c.residual_multiplier);
       layers::add_rms_norm(be, hidden, CV(out), L.post_attention_norm, c.rms_norm_eps, normed);
@@ -187,11 +198,12 @@ struct Transformer {
                                             ws.slot_token(slots), ws.slot_weight(slots), ws.xs(slots),
                                             ws.ys(slots),         ws.ffn(),           ws.shared_out(n),
                                             ws.pass_budget(),     expert_slice(ws.usage_weights(), l, c.n_experts),
-                                            expert_slice(ws.coactivation_counters(), l, c.n_experts * c.n_experts)};
+                                            expert_slice(ws.coactivation_counters(), l, c.n_experts * c.n_experts),
+                                            adapted ? ws.lora_slots(slots) : V<std::int32_t, 1>()};
         const auto usage = expert_slice(ws.usage_counters(), l, c.n_experts);
-        layers::moe_forward(be, c.router, L.moe_weights, CV(normed), s, usage, out);
+        layers::moe_forward(be, c.router, L.moe_weights, CV(normed), s, usage, out, layer_lora(l).moe, lora_rows);
       } else {
-        layers::mlp_forward(be, L.mlp, CV(normed), ws.ffn(), out);
+        layers::mlp_forward(be, L.mlp, CV(normed), ws.ffn(), out, layer_lora(l).mlp, lora_rows);
       }
       if (c.residual_multiplier != 1.0f) kernels::scale(be, out, c.residual_multiplier);
       // The residual add, fused with the next layer's input norm.
@@ -204,12 +216,18 @@ struct Transformer {
     if (all_positions) {
       layers::rms_norm(be, CV(hidden), w.final_norm, c.rms_norm_eps, normed);
       layers::linear(be, CV(normed), w.lm_head, logits);
+      if (adapted) layers::lora_update(be, CV(normed), lora->lm_head, lora_rows, logits);
     } else {
       // Each chunk's last token (the rows were staged with the inputs).
       V<float, 2> last = normed.slice(0, chunks.size());
       kernels::gather_rows(be, CV(hidden), V<const std::int32_t, 1>(ws.rows(chunks.size())), last);
       layers::rms_norm(be, CV(last), w.final_norm, c.rms_norm_eps, last);
       layers::linear(be, CV(last), w.lm_head, logits);
+      if (adapted) {
+        const layers::LoraRows<Backend> last_rows{V<const std::int32_t, 1>(ws.lora_last(chunks.size())),
+                                                  ws.lora_scratch()};
+        layers::lora_update(be, CV(last), lora->lm_head, last_rows, logits);
+      }
     }
     layers::add_bias(be, logits, w.lm_head_bias);
     if (c.logits_multiplier != 1.0f) kernels::scale(be, logits, c.logits_multiplier);
@@ -248,11 +266,31 @@ struct Transformer {
     return m;
   }
 
+  // Unmerged LoRA: when some chunk picks an adapter, each row's (its chunk's) and each chunk's
+  // adapter index, uploaded for the pass; otherwise the pass is marked adapter-free.
+  static void stage_lora(std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws, index_t n,
+                         const ModelLora<Mem>* lora) {
+    bool any = false;
+    for (const auto& ch : chunks) any = any || ch.adapter >= 0;
+    ws.set_pass_lora(false);
+    if (!any || lora == nullptr || lora->empty()) return;
+    const auto rows = ws.lora_rows_host(n);
+    const auto last = ws.lora_last_host(chunks.size());
+    index_t t = 0;
+    for (index_t i = 0; i < chunks.size(); ++i) {
+      last[i] = chunks[i].adapter;
+      for (index_t j = 0; j < chunks[i].tokens.size(); ++j) rows[t++] = chunks[i].adapter;
+    }
+    kernels::upload(Backend{}, std::span<const std::int32_t>(rows), ws.lora_rows(n));
+    kernels::upload(Backend{}, std::span<const std::int32_t>(last), ws.lora_last(chunks.size()));
+    ws.set_pass_lora(true);
+  }
+
   // Token ids, positions, each chunk's last row and the cache slots of the pass (and dynamic-NTK
   // rope tables): filled on the host and uploaded in one go, the only host-to-backend traffic of
   // a pass. Returns n.
   static index_t stage_inputs(const ModelConfig& c, const ForwardPlan& plan, std::span<const Chunk> chunks,
-                              BasicWorkspace<Backend>& ws) {
+                              BasicWorkspace<Backend>& ws, const ModelLora<Mem>* lora) {
     const Backend be{};
     index_t n = 0;
     for (const auto& ch : chunks) n += ch.tokens.size();
@@ -278,6 +316,7 @@ struct Transformer {
     kernels::upload(be, std::span<const kernels::CacheSlot>(slots), ws.slots(chunks.size()));
     kernels::upload(be, std::span<const std::int32_t>(token_slot), ws.token_slot(n));
     stage_expert_budgets(c, chunks, ws, n);
+    stage_lora(chunks, ws, n, lora);
 
     if (c.rope.type != layers::RopeType::kDynamic) return n;  // tables made in run_layers
     V<float, 2> cos = ws.cos(n), sin = ws.sin(n);
@@ -308,10 +347,10 @@ struct Transformer {
 template <class Backend>
 void Transformer<Backend>::forward(const ModelConfig& c, const ModelWeights<Mem>& w, const ForwardPlan& plan,
                                    std::span<const Chunk> chunks, BasicWorkspace<Backend>& ws, V<float, 2> logits,
-                                   bool all_positions) {
-  const index_t n = stage_inputs(c, plan, chunks, ws);
+                                   bool all_positions, const ModelLora<Mem>* lora) {
+  const index_t n = stage_inputs(c, plan, chunks, ws, lora);
   const kernels::PassShape shape{n, chunks.size(), max_keys(chunks), all_positions, ws.pass_budget().extent(0) != 0};
-  ws.runner().run(shape, [&] { run_layers(c, w, plan, chunks, ws, logits, all_positions, n); });
+  ws.runner().run(shape, [&] { run_layers(c, w, plan, chunks, ws, logits, all_positions, n, lora); });
   for (const auto& ch : chunks) ch.cache->append(ch.tokens.size());
 }
 

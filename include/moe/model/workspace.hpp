@@ -84,6 +84,7 @@ struct WorkspaceSizes {
   index_t index_heads = 0;    // DSA indexer: index_n_heads (0: no sparse attention)
   index_t index_dim = 0;      // ... index_head_dim
   index_t index_topk = 0;     // ... index_topk
+  index_t lora_rank = 0;      // unmerged LoRA: the largest adapter rank (0: no adapters resident)
 
   // Same model shape (everything but max_tokens).
   bool same_model(const WorkspaceSizes& o) const noexcept {
@@ -94,7 +95,7 @@ struct WorkspaceSizes {
            n_heads == o.n_heads && ffn_per_token == o.ffn_per_token && gate_width == o.gate_width &&
            delta_conv == o.delta_conv && delta_value == o.delta_value && delta_heads == o.delta_heads &&
            delta_chunk == o.delta_chunk && index_heads == o.index_heads && index_dim == o.index_dim &&
-           index_topk == o.index_topk;
+           index_topk == o.index_topk && lora_rank == o.lora_rank;
   }
 };
 
@@ -188,6 +189,19 @@ class BasicWorkspace {
   void set_pass_budget(index_t rows) noexcept { pass_budget_rows_ = rows; }
   V<const kernels::ExpertBudgetRow, 1> pass_budget() noexcept { return budget(pass_budget_rows_); }
 
+  // Unmerged LoRA: each row's adapter (-1: none) for the n rows of a pass, each chunk's (the
+  // last-row LM head), each bucketed expert slot's, and the shrink scratch [rows, lora_rank];
+  // host staging for the first two. Allocated only when the model has adapters resident.
+  std::span<std::int32_t> lora_rows_host(index_t n) noexcept { return {lora_rows_host_.data(), n}; }
+  std::span<std::int32_t> lora_last_host(index_t chunks) noexcept { return {lora_last_host_.data(), chunks}; }
+  V<std::int32_t, 1> lora_rows(index_t n) noexcept { return lora_rows_.template view<1>({n}); }
+  V<std::int32_t, 1> lora_last(index_t chunks) noexcept { return lora_last_.template view<1>({chunks}); }
+  V<std::int32_t, 1> lora_slots(index_t slots) noexcept { return lora_slots_.template view<1>({slots}); }
+  V<float, 2> lora_scratch() noexcept { return lora_scratch_.template view<2>({lora_scratch_rows_, sizes_.lora_rank}); }
+  // Whether the pass being run has rows with an adapter (set by the pass's staging).
+  void set_pass_lora(bool on) noexcept { pass_lora_ = on; }
+  bool pass_lora() const noexcept { return pass_lora_; }
+
   // Views over the first n tokens of each buffer (used by Transformer).
   V<float, 2> hidden(index_t n) noexcept { return hidden_.template view<2>({n, sizes_.d_model}); }
   V<float, 2> normed(index_t n) noexcept { return normed_.template view<2>({n, sizes_.d_model}); }
@@ -271,6 +285,11 @@ class BasicWorkspace {
   mutable ExpertUsage usage_;
   bool telemetry_ = true;
   index_t pass_budget_rows_ = 0;
+  bool pass_lora_ = false;
+  index_t lora_scratch_rows_ = 0;
+  Buffer<std::int32_t, Mem> lora_rows_, lora_last_, lora_slots_;
+  Buffer<float, Mem> lora_scratch_;
+  HostBuffer<std::int32_t> lora_rows_host_, lora_last_host_;
   Buffer<std::uint64_t, Mem> usage_device_;
   Buffer<double, Mem> weights_device_;
   Buffer<std::uint64_t, Mem> coactivation_;
@@ -352,6 +371,15 @@ BasicWorkspace<Backend>::BasicWorkspace(const WorkspaceSizes& s, std::span<const
   inv_freq_host_ = HostBuffer<float>(s.rope_half);
   budget_ = Buffer<kernels::ExpertBudgetRow, Mem>(n);
   budget_host_ = HostBuffer<kernels::ExpertBudgetRow>(n);
+  if (s.lora_rank > 0) {
+    lora_scratch_rows_ = std::max(n, slots);
+    lora_rows_ = Buffer<std::int32_t, Mem>(n);
+    lora_last_ = Buffer<std::int32_t, Mem>(n);
+    lora_slots_ = Buffer<std::int32_t, Mem>(slots);
+    lora_scratch_ = Buffer<float, Mem>(lora_scratch_rows_ * s.lora_rank);
+    lora_rows_host_ = HostBuffer<std::int32_t>(n);
+    lora_last_host_ = HostBuffer<std::int32_t>(n);
+  }
   if constexpr (!is_host_memory_v<Mem>) {
     usage_device_ = Buffer<std::uint64_t, Mem>(s.n_layers * s.n_experts);
     weights_device_ = Buffer<double, Mem>(s.n_layers * s.n_experts);

@@ -55,6 +55,18 @@ inline void gather_rows(backend::reference, View<const float, 2> src, View<const
   }
 }
 
+// dst[i] = src[idx[i]] for idx[i] in [0, src.extent(0)), else -1: per-slot values of a per-row
+// table (each bucketed expert slot's LoRA adapter from its token's). idx and dst [n].
+inline void gather_ids(backend::reference, View<const std::int32_t, 1> src, View<const std::int32_t, 1> idx,
+                       View<std::int32_t, 1> dst) {
+  require(dst.extent(0) == idx.extent(0), ErrorCode::kInvalidArgument, "gather_ids: {} indices, dst [{}]",
+          idx.extent(0), dst.extent(0));
+  for (index_t i = 0; i < idx.extent(0); ++i) {
+    const std::int32_t r = idx[i];
+    dst[i] = r >= 0 && static_cast<index_t>(r) < src.extent(0) ? src[static_cast<index_t>(r)] : -1;
+  }
+}
+
 // The embedding lookup: out[t, :] = f32(table[tokens[t], :]). table [vocab, d] stored as W,
 // tokens [n] ids in [0, vocab) (Model::forward checks them), out [n, d] f32.
 template <class W>
