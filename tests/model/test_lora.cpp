@@ -12,6 +12,10 @@
 #include <moe/io/lora_adapter.hpp>
 #include <moe/io/safetensors_writer.hpp>
 #include <moe/model/lora.hpp>
+#include <moe/runtime/batch.hpp>
+#include <moe/runtime/generate.hpp>
+#include <moe/runtime/session.hpp>
+#include <moe/tokenizer/tokenizer.hpp>
 
 #include <cmath>
 #include <cstring>
@@ -460,5 +464,105 @@ TEST_CASE("lora unmerged: bad adapter picks and names are typed errors", "[lora]
   ads[2].name = "attn_experts";
   expect_error([&] { (void)load_model_with_adapters(kBase, ads); }, ErrorCode::kInvalidArgument,
                "both named 'attn_experts'");
+  fs::remove_all(dir);
+}
+
+namespace {
+
+GenerationOptions greedy(index_t n, std::optional<std::string> adapter) {
+  GenerationOptions o;
+  o.sampler.greedy = true;
+  o.max_new_tokens = n;
+  o.ignore_eos = true;
+  o.adapter = std::move(adapter);
+  return o;
+}
+
+std::shared_ptr<const Tokenizer> byte_tokenizer() {
+  return std::make_shared<const Tokenizer>(
+      Tokenizer::from_file(fs::path(MOE_FIXTURES_DIR) / "tokenizers" / "bytelevel_gpt2" / "tokenizer.json"));
+}
+
+}  // namespace
+
+TEST_CASE("lora runtime: a Session's adapter gives the merged model's logits and greedy tokens", "[lora]") {
+  std::mt19937 rng(37);
+  const auto dir = write_adapter("session", lora_config(4, 6, false, {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"}),
+                                 standard_tensors(4, rng));
+  const auto ads = resident_adapters(dir);
+  const auto multi = load_model_with_adapters(kBase, ads);
+  const auto tok = byte_tokenizer();
+  for (const auto& ad : ads) {
+    INFO("adapter " << ad.name);
+    const auto merged = load_model_with_lora(kBase, std::span<const io::LoraAdapter>(&ad, 1));
+    Session a(multi, 64), b(merged, 64);
+    a.set_adapter(ad.name);
+    CHECK(a.adapter() == ad.name);
+    const auto la = a.prefill(kIdsA);
+    const auto lb = b.prefill(kIdsA);
+    double diff = 0, scale = 1;
+    for (std::size_t v = 0; v < la.size(); ++v) {
+      diff = std::max(diff, double(std::fabs(la[v] - lb[v])));
+      scale = std::max(scale, double(std::fabs(lb[v])));
+    }
+    CHECK(diff / scale < 1e-4);
+    Session c(multi, 64), d(merged, 64);
+    const auto ga = generate(c, *tok, kIdsB, greedy(10, ad.name)).tokens;
+    CHECK(c.adapter().empty());  // the generation's adapter does not stick to the session
+    const auto gb = generate(d, *tok, kIdsB, greedy(10, std::nullopt)).tokens;
+    CHECK(ga == gb);
+  }
+  Session s(multi, 64);
+  expect_error([&] { s.set_adapter("legal"); }, ErrorCode::kInvalidArgument, "loaded: attn_experts, mlp_rslora, synthetic");
+  expect_error([&] { (void)generate(s, *tok, kIdsB, greedy(2, "legal")); }, ErrorCode::kInvalidArgument, "'legal'");
+  fs::remove_all(dir);
+}
+
+TEST_CASE("lora runtime: a batch mixing two adapters and none equals each sequence alone", "[lora]") {
+  std::mt19937 rng(41);
+  const auto dir = write_adapter("batch", lora_config(4, 6, false, {"mlp.experts.gate_up_proj", "mlp.experts.down_proj"}),
+                                 standard_tensors(4, rng));
+  const auto ads = resident_adapters(dir);
+  const auto multi = load_model_with_adapters(kBase, ads);
+  const auto tok = byte_tokenizer();
+  const std::vector<std::vector<std::int32_t>> prompts{kIdsA, kIdsB, kIdsC, kIdsB, kIdsA};
+  const std::vector<std::optional<std::string>> pick{"attn_experts", std::nullopt, "mlp_rslora", "attn_experts", ""};
+  constexpr index_t kNew = 10;
+  BatchOptions bo;
+  bo.max_sequences = 3;  // later requests join while others decode
+  bo.n_ctx = 64;
+  bo.max_batch_tokens = 8;  // prompts split over passes shared with decode tokens
+  BatchGenerator batch(multi, tok, bo);
+  std::vector<RequestId> ids;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    BatchRequest r;
+    r.prompt = prompts[i];
+    r.options = greedy(kNew, pick[i]);
+    ids.push_back(batch.submit(std::move(r)));
+  }
+  std::map<RequestId, std::vector<std::int32_t>> got;
+  while (batch.step()) {
+    for (auto& [id, result] : batch.take_finished()) got[id] = result.tokens;
+  }
+  for (auto& [id, result] : batch.take_finished()) got[id] = result.tokens;
+  REQUIRE(got.size() == prompts.size());
+  const auto base = load_model(kBase);
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    INFO("request " << i << " adapter " << pick[i].value_or("(unset)"));
+    Session alone(multi, 64);
+    const auto want = generate(alone, *tok, prompts[i], greedy(kNew, pick[i])).tokens;
+    CHECK(got[ids[i]] == want);
+    if (!pick[i] || pick[i]->empty()) {
+      Session b(base, 64);
+      CHECK(generate(b, *tok, prompts[i], greedy(kNew, std::nullopt)).tokens == want);
+    }
+  }
+  // An unknown name: a typed error naming it and the loaded ones; nothing is queued.
+  BatchRequest bad;
+  bad.prompt = kIdsA;
+  bad.options = greedy(2, "legal");
+  expect_error([&] { (void)batch.submit(std::move(bad)); }, ErrorCode::kInvalidArgument,
+               "unknown LoRA adapter 'legal' (loaded: attn_experts, mlp_rslora, synthetic)");
+  CHECK(batch.queued() == 0);
   fs::remove_all(dir);
 }

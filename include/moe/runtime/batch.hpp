@@ -112,6 +112,7 @@ class BasicBatchGenerator {
   struct Pending {
     RequestId id;
     BatchRequest request;
+    std::int32_t adapter = -1;  // options.adapter resolved at enqueue
   };
   struct Slot {
     bool busy = false;
@@ -122,6 +123,7 @@ class BasicBatchGenerator {
     index_t prompt_done = 0;       // prompt tokens already in the cache
     std::int32_t next_token = 0;   // sampled, not yet in the cache
     GenerationOptions options;
+    std::int32_t adapter = -1;     // the model's LoRA adapter index, -1: the base model
     TokenCallback on_token;
     std::vector<std::int32_t> eos;
     std::optional<Sampler> sampler;
@@ -206,8 +208,10 @@ RequestId BasicBatchGenerator<Backend>::enqueue(BatchRequest request) {
   for (const std::int32_t id : request.prompt) check_token_id(id, vocab_size_, "BatchGenerator");
   request.options.sampler.validate();
   if (request.options.expert_budget) request.options.expert_budget->validate(model_->config().top_k, "BatchGenerator");
+  const std::int32_t adapter =
+      request.options.adapter && !request.options.adapter->empty() ? model_->adapter_index(*request.options.adapter) : -1;
   const RequestId id = next_id_++;
-  queue_.push_back(Pending{id, std::move(request)});
+  queue_.push_back(Pending{id, std::move(request), adapter});
   return id;
 }
 
@@ -226,7 +230,7 @@ bool BasicBatchGenerator<Backend>::step_once() {
     Slot& s = slots_[i];
     if (s.busy && s.decoding) {
       chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1),
-                         s.options.expert_budget.value_or(ExpertBudget{})});
+                         s.options.expert_budget.value_or(ExpertBudget{}), s.adapter});
       plan_.push_back({i, 1});
       --budget;
     }
@@ -236,7 +240,7 @@ bool BasicBatchGenerator<Backend>::step_once() {
     if (!s.busy || s.decoding || budget == 0) continue;
     const index_t n = std::min(budget, s.prompt.size() - s.prompt_done);
     chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.prompt).subspan(s.prompt_done, n),
-                       s.options.expert_budget.value_or(ExpertBudget{})});
+                       s.options.expert_budget.value_or(ExpertBudget{}), s.adapter});
     plan_.push_back({i, n});
     budget -= n;
   }
@@ -279,6 +283,7 @@ void BasicBatchGenerator<Backend>::admit() {
     s.prompt = std::move(p.request.prompt);
     s.prompt_done = 0;
     s.options = std::move(p.request.options);
+    s.adapter = p.adapter;
     s.on_token = std::move(p.request.on_token);
     s.eos = s.options.ignore_eos ? std::vector<std::int32_t>{}
                                  : merge_token_ids(merge_token_ids(model_->config().eos_token_ids, extra_eos_),

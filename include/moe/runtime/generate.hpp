@@ -174,6 +174,10 @@ struct GenerationOptions {
   // Elastic experts for this generation (fewer routed experts per token; see
   // kernels/reference/expert_budget.hpp); unset: the session's budget (by default none).
   std::optional<ExpertBudget> expert_budget;
+  // Unmerged LoRA: the name of the resident adapter this generation runs with (the model's
+  // adapter_names(); "" for the base model); unset: the session's (BatchGenerator: the base).
+  // An unknown name is kInvalidArgument naming it and listing the loaded ones.
+  std::optional<std::string> adapter;
   // Cancellation from another thread: either is checked before every step and between prefill
   // passes; generation then ends with StopReason::kCancelled.
   const std::atomic<bool>* cancel = nullptr;
@@ -277,6 +281,19 @@ GenerationResult generate(BasicSession<Backend>& session, const Tokenizer& token
     };
     std::optional<BudgetScope> budget_scope;
     if (options.expert_budget) budget_scope.emplace(session, *options.expert_budget);
+    // The same for the LoRA adapter.
+    struct AdapterScope {
+      AdapterScope(BasicSession<Backend>& session, const std::string& name) : s(session), saved(session.adapter()) {
+        s.set_adapter(name);  // validates
+      }
+      AdapterScope(const AdapterScope&) = delete;
+      AdapterScope& operator=(const AdapterScope&) = delete;
+      ~AdapterScope() { s.set_adapter(saved); }
+      BasicSession<Backend>& s;
+      std::string saved;
+    };
+    std::optional<AdapterScope> adapter_scope;
+    if (options.adapter) adapter_scope.emplace(session, *options.adapter);
     const std::vector<std::int32_t> eos =
         options.ignore_eos ? std::vector<std::int32_t>{}
                            : merge_token_ids(session.model().config().eos_token_ids, options.eos_token_ids);

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <span>
 #include <utility>
 
@@ -83,6 +85,16 @@ class BasicSession {
   }
   const ExpertBudget& expert_budget() const noexcept { return expert_budget_; }
 
+  // Unmerged LoRA: this session's passes from now on run with the model's resident adapter
+  // `name` ("" for the base model). Throws kInvalidArgument naming an unknown name and listing
+  // the loaded ones (the session is unchanged). Switching mid-sequence is allowed: the cache
+  // keeps what earlier passes computed with the adapter of their time.
+  void set_adapter(std::string_view name) {
+    adapter_index_ = name.empty() ? -1 : model_->adapter_index(name);
+    adapter_ = std::string(name);
+  }
+  const std::string& adapter() const noexcept { return adapter_; }
+
   // The logits returned by the last prefill/decode.
   std::span<const float> last_logits() const noexcept { return {logits_.data(), vocab_size_}; }
 
@@ -104,6 +116,8 @@ class BasicSession {
   std::unique_ptr<Workspace> workspace_;  // heap-held: Session stays cheap to move
   Tensor<float, 2> logits_;               // [1, vocab_size]
   ExpertBudget expert_budget_;
+  std::string adapter_;              // "" : the base model
+  std::int32_t adapter_index_ = -1;  // its index among the model's adapters
 };
 
 template <class Backend>
@@ -144,7 +158,7 @@ std::span<const float> BasicSession<Backend>::prefill_tokens(std::span<const std
 
 template <class Backend>
 void BasicSession<Backend>::run(std::span<const std::int32_t> tokens) {
-  const typename ModelType::SequenceChunk chunk{&cache_, tokens, expert_budget_};
+  const typename ModelType::SequenceChunk chunk{&cache_, tokens, expert_budget_, adapter_index_};
   model_->forward(std::span<const typename ModelType::SequenceChunk>(&chunk, 1), *workspace_, logits_.view(),
                   /*all_positions=*/false);
 }
