@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -26,8 +27,13 @@ constexpr const char* kUsage = R"(usage: moe-server --model DIR|FILE.gguf [optio
   --model DIR            Hugging Face model folder (config.json, *.safetensors, tokenizer.json)
                          or a GGUF file (llama.cpp's model files; tokenizer from its metadata)
   --model-name NAME      the model id clients send and /v1/models lists (default: the folder's name)
-  --lora NAME=PATH       a PEFT LoRA adapter merged into the weights at load (one adapter; requests
-                         select it with "model": NAME, the id /v1/models lists)
+  --lora NAME=PATH       a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors);
+                         repeat for several. All stay resident, unmerged, on the one base model:
+                         a request's "model" picks NAME (its own adapter per sequence, batched
+                         together with others), the base model's id or no "model" runs the base,
+                         an unknown name is a 404. /v1/models lists the base and every NAME.
+                         (--backend cuda: one adapter only, merged into the weights at load, and
+                         served as NAME.)
   --host ADDR            address to bind (default 127.0.0.1: loopback only)
   --port N               TCP port (default 8080; 0 picks a free one, printed at start)
   --api-key KEY          require "Authorization: Bearer KEY" on every route but /health
@@ -60,7 +66,7 @@ extern "C" void on_signal(int) { g_stop.store(true); }
 
 struct Args {
   std::string model, model_name, host = "127.0.0.1", api_key, backend = "cpu";
-  std::string lora;  // NAME=PATH
+  std::vector<std::string> lora;  // NAME=PATH, in order
   int port = 8080, threads = 0, http_threads = 0;
   moe::index_t parallel = 8, ctx = 0, kv_tokens = 0, batch_tokens = 0;
   std::size_t max_queue = 64, max_body = std::size_t{4} << 20;
@@ -83,11 +89,15 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--model") a.model = value();
     else if (flag == "--model-name") a.model_name = value();
     else if (flag == "--lora") {
-      moe::require(a.lora.empty(), moe::ErrorCode::kUnsupported,
-                   "--lora: one adapter per server so far (adapters are merged at load)");
-      a.lora = value();
-      moe::require(a.lora.find('=') != std::string::npos && a.lora.front() != '=' && a.lora.back() != '=',
-                   moe::ErrorCode::kInvalidArgument, "--lora {}: expected NAME=PATH", a.lora);
+      const std::string v(value());
+      moe::require(v.find('=') != std::string::npos && v.front() != '=' && v.back() != '=',
+                   moe::ErrorCode::kInvalidArgument, "--lora {}: expected NAME=PATH", v);
+      const std::string name = v.substr(0, v.find('='));
+      for (const auto& other : a.lora) {
+        moe::require(other.substr(0, other.find('=')) != name, moe::ErrorCode::kInvalidArgument,
+                     "--lora: two adapters named '{}'", name);
+      }
+      a.lora.push_back(v);
     }
     else if (flag == "--host") a.host = value();
     else if (flag == "--port") a.port = parse_number<int>(flag, value(), 0, 65535);
@@ -116,14 +126,22 @@ template <class Backend>
 int serve(const Args& a) {
   namespace ms = moe::server;
   std::shared_ptr<const moe::BasicModel<Backend>> model;
-  std::string lora_name;
-  if (a.lora.empty()) {
+  std::string merged_name;  // a device backend's one adapter, merged and served under its name
+  std::vector<moe::io::LoraAdapter> adapters;
+  for (const auto& spec : a.lora) {
+    const auto eq = spec.find('=');
+    adapters.push_back(moe::io::load_lora_adapter(spec.substr(eq + 1), spec.substr(0, eq)));
+  }
+  if (adapters.empty()) {
     model = moe::load_model<Backend>(a.model);
+  } else if constexpr (moe::is_host_memory_v<typename Backend::memory>) {
+    model = moe::load_model_with_adapters<Backend>(a.model, adapters);  // resident, unmerged
   } else {
-    const auto eq = a.lora.find('=');
-    lora_name = a.lora.substr(0, eq);
-    const moe::io::LoraAdapter adapter = moe::io::load_lora_adapter(a.lora.substr(eq + 1), lora_name);
-    model = moe::load_model_with_lora<Backend>(a.model, std::span<const moe::io::LoraAdapter>(&adapter, 1));
+    moe::require(adapters.size() == 1, moe::ErrorCode::kUnsupported,
+                 "--backend {}: one --lora adapter only (merged at load; unmerged adapters need a host backend)",
+                 Backend::name);
+    merged_name = adapters[0].name;
+    model = moe::load_model_with_lora<Backend>(a.model, adapters);
   }
   auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
@@ -137,10 +155,15 @@ int serve(const Args& a) {
   auto scheduler = std::make_shared<ms::BasicScheduler<Backend>>(model, tokenizer, so, defaults.eos_token_ids);
 
   ms::ServiceOptions opts;
-  opts.model_id = lora_name.empty() ? a.model_name : lora_name;
+  opts.model_id = merged_name.empty() ? a.model_name : merged_name;
   if (opts.model_id.empty()) {
     opts.model_id = std::filesystem::path(a.model).lexically_normal().filename().string();
     if (opts.model_id.empty()) opts.model_id = std::filesystem::path(a.model).lexically_normal().parent_path().filename().string();
+  }
+  opts.adapters = model->adapter_names();
+  for (const auto& name : opts.adapters) {
+    moe::require(name != opts.model_id, moe::ErrorCode::kInvalidArgument,
+                 "--lora {}: the adapter's name is the base model's id (pick another, or set --model-name)", name);
   }
   opts.api_key = a.api_key;
   opts.limits.max_tokens = a.max_tokens_limit;
@@ -163,9 +186,11 @@ int serve(const Args& a) {
 
   scheduler->start();
   const auto& cfg = model->config();
-  std::fputs(fmt::format("moe-server: model {} ({}, {} layers, {} experts, top-{}) as \"{}\", {} slots x {} tokens, "
+  std::string adapter_list;
+  for (const auto& name : opts.adapters) adapter_list += (adapter_list.empty() ? ", LoRA adapters " : ", ") + name;
+  std::fputs(fmt::format("moe-server: model {} ({}, {} layers, {} experts, top-{}) as \"{}\"{}, {} slots x {} tokens, "
                          "KV budget {} tokens, queue {}, {} threads, backend {}\n",
-                         a.model, cfg.architecture, cfg.n_layers, cfg.n_experts, cfg.top_k, opts.model_id,
+                         a.model, cfg.architecture, cfg.n_layers, cfg.n_experts, cfg.top_k, opts.model_id, adapter_list,
                          scheduler->max_sequences(), scheduler->n_ctx(), scheduler->kv_tokens(), a.max_queue,
                          moe::max_threads(), Backend::name)
                  .c_str(),

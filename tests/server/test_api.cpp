@@ -158,7 +158,7 @@ TEST_CASE("parse: malformed JSON, invalid UTF-8 and structure errors are 400s", 
     CHECK(e.type == "invalid_request_error");
   }
   CHECK(parse_error(Endpoint::kCompletions, "[1, 2]").status == 400);
-  CHECK(parse_error(Endpoint::kCompletions, R"({"prompt": "x"})").param == "model");
+  CHECK(parse_request(Endpoint::kCompletions, R"({"prompt": "x"})").model.empty());  // absent: the base model
   CHECK(parse_error(Endpoint::kCompletions, R"({"model": "m"})").param == "prompt");
   CHECK(parse_error(Endpoint::kChat, R"({"model": "m"})").param == "messages");
   CHECK(parse_error(Endpoint::kChat, R"({"model": "m", "messages": []})").param == "messages");

@@ -386,9 +386,8 @@ inline CompletionRequest parse_request(Endpoint endpoint, std::string_view body,
     return it == j.end() || it->is_null() ? nullptr : &*it;
   };
 
-  const auto* model = get("model");
-  if (model == nullptr) bad_request("model", "you must provide a model parameter");
-  r.model = d::string(*model, "model");
+  // "model" absent (or null): the server's base model (no LoRA adapter).
+  if (const auto* model = get("model")) r.model = d::string(*model, "model");
 
   if (chat) {
     const auto* m = get("messages");

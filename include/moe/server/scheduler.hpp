@@ -121,6 +121,8 @@ class ResponseChannel {
 struct SequenceJob {
   std::vector<std::int32_t> prompt;  // token ids, checked against the vocabulary by submit()
   GenerationOptions options;         // sampler, max_new_tokens, stop strings, ...; cancel is ignored
+                                     // options.adapter: the LoRA adapter's name (unset or "": the base)
+  std::int32_t adapter = -1;         // set by submit(): options.adapter's index among the model's adapters
   int logprobs = -1;                 // -1: none; else alternatives per token (at most 20)
   std::size_t choice = 0;
   std::shared_ptr<ResponseChannel> channel;
@@ -382,6 +384,14 @@ void BasicScheduler<Backend>::check(SequenceJob& job) const {
       bad_request("expert_budget", "{}", e.what());
     }
   }
+  job.adapter = -1;
+  if (job.options.adapter && !job.options.adapter->empty()) {
+    try {
+      job.adapter = model_->adapter_index(*job.options.adapter);
+    } catch (const Error& e) {
+      bad_request("model", "{}", e.what());
+    }
+  }
   if (job.logprobs > 20) bad_request("top_logprobs", "at most 20 alternatives per token, got {}", job.logprobs);
   if (job.channel == nullptr) job.channel = std::make_shared<ResponseChannel>();
 }
@@ -568,7 +578,7 @@ void BasicScheduler<Backend>::step() {
     Slot& s = slots_[i];
     if (s.busy && s.decoding) {
       chunks_.push_back({&s.cache, std::span<const std::int32_t>(&s.next_token, 1),
-                         s.job.options.expert_budget.value_or(ExpertBudget{})});
+                         s.job.options.expert_budget.value_or(ExpertBudget{}), s.job.adapter});
       plan_.push_back({i, 1});
       --budget;
     }
@@ -578,7 +588,7 @@ void BasicScheduler<Backend>::step() {
     if (!s.busy || s.decoding || budget == 0) continue;
     const index_t n = std::min(budget, s.job.prompt.size() - s.prompt_done);
     chunks_.push_back({&s.cache, std::span<const std::int32_t>(s.job.prompt).subspan(s.prompt_done, n),
-                       s.job.options.expert_budget.value_or(ExpertBudget{})});
+                       s.job.options.expert_budget.value_or(ExpertBudget{}), s.job.adapter});
     plan_.push_back({i, n});
     budget -= n;
   }

@@ -31,7 +31,10 @@
 namespace moe::server {
 
 struct ServiceOptions {
-  std::string model_id = "model";   // the one model id /v1/models lists and requests must name
+  std::string model_id = "model";   // the base model's id (/v1/models lists it; requests name it or an adapter)
+  // Unmerged LoRA adapters resident on the model (its adapter_names()): /v1/models lists each as a
+  // model too, and a request's "model" naming one runs with that adapter.
+  std::vector<std::string> adapters;
   std::string api_key;              // empty: no authentication
   RequestLimits limits;
   double request_timeout_s = 600.0; // from arrival to the last token; past it the request ends (503)
@@ -238,13 +241,19 @@ class BasicApiService {
   void authenticate(const HttpRequest& req) const;
 
   [[noreturn]] void model_not_found(const std::string& name) const {
+    nlohmann::json served = nlohmann::json::array({options_.model_id});
+    for (const auto& a : options_.adapters) served.push_back(a);
     throw ApiError(404, "invalid_request_error",
                    fmt::format("The model {} does not exist; this server serves {}", clip(name),
-                               quote_json(nlohmann::json(options_.model_id))),
+                               options_.adapters.empty() ? quote_json(nlohmann::json(options_.model_id))
+                                                         : quote_json(served)),
                    "model", "model_not_found");
   }
+  bool is_adapter(const std::string& name) const {
+    return std::find(options_.adapters.begin(), options_.adapters.end(), name) != options_.adapters.end();
+  }
 
-  nlohmann::json model_object() const;
+  nlohmann::json model_object(const std::string& id) const;
 
   static HttpResponse json_response(const nlohmann::json& j) { return HttpResponse{200, "application/json", dump_json(j), nullptr}; }
 
@@ -325,12 +334,15 @@ HttpResponse BasicApiService<Backend>::dispatch(const HttpRequest& req) {
   }
   if (p == "/v1/models") {
     require_method(req, "GET");
-    return json_response({{"object", "list"}, {"data", nlohmann::json::array({model_object()})}});
+    nlohmann::json data = nlohmann::json::array({model_object(options_.model_id)});
+    for (const auto& a : options_.adapters) data.push_back(model_object(a));
+    return json_response({{"object", "list"}, {"data", data}});
   }
   if (p.rfind("/v1/models/", 0) == 0) {
     require_method(req, "GET");
-    if (p.substr(11) != options_.model_id) model_not_found(p.substr(11));
-    return json_response(model_object());
+    const std::string id = p.substr(11);
+    if (id != options_.model_id && !is_adapter(id)) model_not_found(id);
+    return json_response(model_object(id));
   }
   require_method(req, "POST");
   return generate(p == "/v1/chat/completions" ? Endpoint::kChat : Endpoint::kCompletions, req.body, req.connected);
@@ -357,9 +369,11 @@ void BasicApiService<Backend>::authenticate(const HttpRequest& req) const {
 }
 
 template <class Backend>
-nlohmann::json BasicApiService<Backend>::model_object() const {
-  return {{"id", options_.model_id}, {"object", "model"}, {"created", created_}, {"owned_by", "moecpp"},
-          {"max_model_len", scheduler_->max_sequence_tokens()}};
+nlohmann::json BasicApiService<Backend>::model_object(const std::string& id) const {
+  nlohmann::json m = {{"id", id}, {"object", "model"}, {"created", created_}, {"owned_by", "moecpp"},
+                      {"max_model_len", scheduler_->max_sequence_tokens()}};
+  if (id != options_.model_id) m["parent"] = options_.model_id;  // a LoRA adapter on the base model
+  return m;
 }
 
 template <class Backend>
@@ -379,8 +393,11 @@ HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::st
                                options_.max_body_bytes),
                    std::nullopt, "request_too_large");
   }
-  const CompletionRequest r = parse_request(endpoint, body, options_.limits);
-  if (r.model != options_.model_id) model_not_found(r.model);
+  CompletionRequest r = parse_request(endpoint, body, options_.limits);
+  if (r.model.empty()) r.model = options_.model_id;  // no "model": the base
+  // The base model's id runs the base; an adapter's name runs with that adapter.
+  const bool adapter = r.model != options_.model_id && is_adapter(r.model);
+  if (r.model != options_.model_id && !adapter) model_not_found(r.model);
 
   std::vector<std::vector<std::int32_t>> prompts;
   chat::ToolCallFormat tool_format = chat::ToolCallFormat::kNone;
@@ -411,6 +428,7 @@ HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::st
   o.eos_token_ids = options_.eos_token_ids;
   o.ignore_eos = r.ignore_eos;
   o.expert_budget = r.expert_budget;
+  if (adapter) o.adapter = r.model;
   const auto channel = std::make_shared<ResponseChannel>();
   const auto now = Clock::now();
   const auto deadline =
@@ -432,7 +450,7 @@ HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::st
   scheduler_->submit(std::move(jobs));
 
   ResponseContext ctx{endpoint, make_response_id(endpoint), static_cast<std::int64_t>(std::time(nullptr)),
-                      options_.model_id, tool_format};
+                      r.model, tool_format};
   if (r.stream) {
     HttpResponse res{200, "text/event-stream", {}, nullptr};
     res.stream = std::make_shared<EventStream>(std::move(ctx), channel, tokenizer_, n, r.include_usage, r.logprobs >= 0);
