@@ -241,12 +241,11 @@ class BasicApiService {
   void authenticate(const HttpRequest& req) const;
 
   [[noreturn]] void model_not_found(const std::string& name) const {
-    nlohmann::json served = nlohmann::json::array({options_.model_id});
-    for (const auto& a : options_.adapters) served.push_back(a);
+    std::string served = quote_json(nlohmann::json(options_.model_id));
+    for (const auto& a : options_.adapters) served += ", " + quote_json(nlohmann::json(a));
     throw ApiError(404, "invalid_request_error",
-                   fmt::format("The model {} does not exist; this server serves {}", clip(name),
-                               options_.adapters.empty() ? quote_json(nlohmann::json(options_.model_id))
-                                                         : quote_json(served)),
+                   fmt::format("The model {} does not exist; this server serves {}{}", clip(name), served,
+                               options_.adapters.empty() ? "" : " (the base model and its LoRA adapters)"),
                    "model", "model_not_found");
   }
   bool is_adapter(const std::string& name) const {
