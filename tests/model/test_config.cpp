@@ -417,3 +417,91 @@ TEST_CASE("config: Llama 4 NoPE and chunked layers, temperature tuning, moe_laye
     CHECK(message_of(b).find(key) != std::string::npos);
   }
 }
+
+TEST_CASE("config: DeepSeek-V3.2 and GLM-5 sparse attention (index_* keys, indexer_types, bad values name the key)",
+          "[config][dsa]") {
+  json v32 = deepseek_v3();
+  v32["architectures"] = {"DeepseekV32ForCausalLM"};
+  v32.update(json{{"index_n_heads", 2}, {"index_head_dim", 16}, {"index_topk", 8}});
+  json glm = v32;
+  glm["architectures"] = {"GlmMoeDsaForCausalLM"};
+  glm["index_topk"] = 6;
+  glm["indexer_types"] = {"full", "full", "shared"};
+
+  auto c = ModelConfig::from_json(v32, "x");
+  CHECK(c.spec->family == model::Family::kDeepseekV32);
+  CHECK(c.dsa.n_heads == 2);
+  CHECK(c.dsa.head_dim == 16);
+  CHECK(c.dsa.top_k == 8);
+  CHECK(c.index_rope_pairing == kernels::RopePairing::half_split);
+  CHECK(c.indexer_shared == std::vector<bool>{false, false, false});  // V3.2: an indexer on every layer
+  c = ModelConfig::from_json(glm, "x");
+  CHECK(c.spec->family == model::Family::kGlmMoeDsa);
+  CHECK(c.dsa.n_heads == 2);
+  CHECK(c.dsa.head_dim == 16);
+  CHECK(c.dsa.top_k == 6);
+  CHECK(c.index_rope_pairing == kernels::RopePairing::interleaved);
+  CHECK(c.indexer_shared == std::vector<bool>{false, false, true});
+  // Absent keys: each config class's defaults (GlmMoeDsaConfig has 32 indexer heads, V3.2 64).
+  for (const char* key : {"index_n_heads", "index_head_dim", "index_topk"}) v32.erase(key), glm.erase(key);
+  c = ModelConfig::from_json(v32, "x");
+  CHECK(c.dsa.n_heads == 64);
+  CHECK(c.dsa.head_dim == 128);
+  CHECK(c.dsa.top_k == 2048);
+  c = ModelConfig::from_json(glm, "x");
+  CHECK(c.dsa.n_heads == 32);
+  CHECK(c.dsa.head_dim == 128);
+  CHECK(c.dsa.top_k == 2048);
+  v32.update(json{{"index_n_heads", 2}, {"index_head_dim", 16}, {"index_topk", 8}});
+  glm.update(json{{"index_n_heads", 2}, {"index_head_dim", 16}, {"index_topk", 6}});
+  // GLM without indexer_types: index_topk_pattern, else index_topk_freq / index_skip_topk_offset
+  // (GlmMoeDsaConfig.__post_init__; the defaults make every layer full).
+  json g = glm;
+  g.erase("indexer_types");
+  CHECK(ModelConfig::from_json(g, "x").indexer_shared == std::vector<bool>{false, false, false});
+  g["index_topk_freq"] = 2, g["index_skip_topk_offset"] = 1;
+  CHECK(ModelConfig::from_json(g, "x").indexer_shared == std::vector<bool>{false, true, false});
+  g["index_topk_pattern"] = "FFS";
+  CHECK(ModelConfig::from_json(g, "x").indexer_shared == std::vector<bool>{false, false, true});
+  // A family without sparse attention ignores the keys.
+  json v3 = deepseek_v3();
+  v3["index_topk"] = 8;
+  CHECK(ModelConfig::from_json(v3, "x").dsa.top_k == 0);
+
+  // Bad values: kConfig, the message naming the key and the value seen.
+  for (const json* base : {&v32, &glm}) {
+    for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
+             {"index_topk", json(-1)},     {"index_topk", json(0)},        {"index_topk", json(2.5)},
+             {"index_topk", json("8")},    {"index_n_heads", json(0)},     {"index_n_heads", json(-3)},
+             {"index_head_dim", json(0)},  {"index_head_dim", json(2)},  // < qk_rope_head_dim (rope on its first dims)
+             {"index_head_dim", json(std::int64_t{1} << 40)}, {"index_topk", json(std::int64_t{1} << 40)}}) {
+      json b = *base;
+      b[key] = value;
+      INFO((*base)["architectures"][0].get<std::string>() << ": " << key << " = " << value.dump());
+      CHECK(code_of(b) == ErrorCode::kConfig);
+      const std::string msg = message_of(b);
+      CHECK(msg.find(key) != std::string::npos);
+      CHECK(msg.find(value.is_string() ? value.get<std::string>() : value.dump()) != std::string::npos);
+    }
+    // The indexer's query is the q_lora latent: sparse attention without q_lora_rank is refused.
+    json b = *base;
+    b.erase("q_lora_rank");
+    CHECK(code_of(b) == ErrorCode::kConfig);
+    CHECK(message_of(b).find("q_lora_rank") != std::string::npos);
+  }
+  for (const auto& types : {json{"shared", "full", "full"}, json{"full", "sparse", "full"}, json{"full", "full"},
+                            json("full"), json{"full", 1, "full"}}) {
+    json b = glm;
+    b["indexer_types"] = types;
+    INFO("indexer_types = " << types.dump());
+    CHECK(code_of(b) == ErrorCode::kConfig);
+    CHECK(message_of(b).find("indexer_types") != std::string::npos);
+  }
+  g = glm;
+  g.erase("indexer_types");
+  g["index_topk_pattern"] = "FXF";
+  CHECK(code_of(g) == ErrorCode::kConfig);
+  CHECK(message_of(g).find("index_topk_pattern") != std::string::npos);
+  g["index_topk_pattern"] = "SFF";  // layer 0 cannot share
+  CHECK(code_of(g) == ErrorCode::kConfig);
+}

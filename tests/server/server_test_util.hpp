@@ -54,10 +54,10 @@ struct Served {
   }
 
   moe::server::HttpResponse post(const std::string& path, const std::string& body, const std::string& auth = {}) {
-    return service->handle({"POST", path, auth, body});
+    return service->handle({"POST", path, auth, body, {}});
   }
   moe::server::HttpResponse get(const std::string& path, const std::string& auth = {}) {
-    return service->handle({"GET", path, auth, {}});
+    return service->handle({"GET", path, auth, {}, {}});
   }
 };
 

@@ -842,7 +842,7 @@ TEST_CASE("service: every error class is a JSON error and the service keeps serv
     moe::fail(moe::ErrorCode::kFormat, "unknown filter 'x'");
   });
   const auto bad_template = failing.handle({"POST", "/v1/chat/completions", "",
-                                            R"({"model": "shakespeare-moe", "messages": [{"role": "user", "content": "x"}]})"});
+                                            R"({"model": "shakespeare-moe", "messages": [{"role": "user", "content": "x"}]})", {}});
   CHECK(bad_template.status == 400);
   CHECK(body_of(bad_template)["error"]["message"].get<std::string>().find("unknown filter 'x'") != std::string::npos);
   // Still serving.

@@ -37,7 +37,7 @@ TEST_CASE("service: expert_budget is validated into 400s naming the field", "[se
   using namespace expert_api_test;
   Served sv;
   const auto k = sv.scheduler->model().config().top_k;
-  for (const std::string bad : std::vector<std::string>{"3", "\"two\"", "[1]", R"({"top_k": -1})", R"({"top_k": 1.5})",
+  for (const std::string& bad : std::vector<std::string>{"3", "\"two\"", "[1]", R"({"top_k": -1})", R"({"top_k": 1.5})",
                                 R"({"top_k": )" + std::to_string(k + 1) + "}", R"({"threshold": 1.5})",
                                 R"({"threshold": -0.1})", R"({"threshold": "high"})", R"({"min_k": 99})",
                                 R"({"renormalize": 1})", R"({"topk": 1})"}) {

@@ -65,4 +65,17 @@ std::shared_ptr<const BasicModel<Backend>> load_model_with_adapters(const std::f
   });
 }
 
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp).
+#if defined(MOE_EXTERN_GRAPH)
+extern template std::shared_ptr<const BasicModel<backend::cpu>> load_model_with_lora<backend::cpu>(
+    const std::filesystem::path&, std::span<const io::LoraAdapter>, const model::UploadProgress&);
+extern template std::shared_ptr<const BasicModel<backend::reference>> load_model_with_lora<backend::reference>(
+    const std::filesystem::path&, std::span<const io::LoraAdapter>, const model::UploadProgress&);
+extern template std::shared_ptr<const BasicModel<backend::cpu>> load_model_with_adapters<backend::cpu>(
+    const std::filesystem::path&, std::span<const io::LoraAdapter>);
+extern template std::shared_ptr<const BasicModel<backend::reference>> load_model_with_adapters<backend::reference>(
+    const std::filesystem::path&, std::span<const io::LoraAdapter>);
+#endif
+
 }  // namespace moe

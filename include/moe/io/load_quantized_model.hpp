@@ -38,4 +38,13 @@ std::shared_ptr<const BasicModel<Backend>> load_model(const std::filesystem::pat
   });
 }
 
+// Compiled once for this project's own executables (instances/; see MOE_EXTERN_GRAPH in
+// model/transformer.hpp): the quantizers and the load path are then not compiled in every tool.
+#if defined(MOE_EXTERN_GRAPH)
+extern template std::shared_ptr<const BasicModel<backend::cpu>> load_model<backend::cpu>(
+    const std::filesystem::path&, const LoadOptions&, const model::UploadProgress&);
+extern template std::shared_ptr<const BasicModel<backend::reference>> load_model<backend::reference>(
+    const std::filesystem::path&, const LoadOptions&, const model::UploadProgress&);
+#endif
+
 }  // namespace moe

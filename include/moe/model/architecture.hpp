@@ -181,8 +181,10 @@ struct ArchitectureSpec {
   bool attention_output_gate = false;
   // DeepSeek sparse attention (V3.2, GLM-5): MLA restricted to a lightning indexer's top
   // index_topk positions (index_n_heads, index_head_dim); the indexer's rope pairing; whether
-  // indexer_types ("full" / "shared": reuse the previous layer's selection) is read.
+  // indexer_types ("full" / "shared": reuse the previous layer's selection) is read; the
+  // config class's index_n_heads default (DeepseekV32Config 64, GlmMoeDsaConfig 32).
   bool sparse_attention = false;
+  std::int64_t index_n_heads_default = 64;
   kernels::RopePairing index_rope_pairing = kernels::RopePairing::half_split;
   bool indexer_types_key = false;
 };

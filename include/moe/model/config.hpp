@@ -839,12 +839,11 @@ inline void parse_sparse_attention(const ConfigReader& r, const ArchitectureSpec
   require(c.q_lora_rank > 0, ErrorCode::kConfig, "{}: sparse attention needs q_lora_rank (the indexer's query input)",
           src);
   kernels::DsaShape& d = c.dsa;
-  d.n_heads = r.positive_or("index_n_heads", 64);
-  d.head_dim = r.positive_or("index_head_dim", 128);
-  d.top_k = r.positive_or("index_topk", 2048);
-  for (const auto v : {d.n_heads, d.head_dim, d.top_k}) {
-    require(v <= kMaxDimension, ErrorCode::kConfig, "{}: an indexer size of {} is implausibly large", src, v);
-  }
+  // The config classes' defaults when a key is absent; a value present must be a plausible size.
+  const auto size_or = [&](std::string_view key, index_t fallback) { return r.has(key) ? r.dimension(key) : fallback; };
+  d.n_heads = size_or("index_n_heads", static_cast<index_t>(s.index_n_heads_default));
+  d.head_dim = size_or("index_head_dim", 128);
+  d.top_k = size_or("index_topk", 2048);
   require(d.head_dim >= c.qk_rope_head_dim, ErrorCode::kConfig,
           "{}: index_head_dim = {} is smaller than qk_rope_head_dim = {}", src, d.head_dim, c.qk_rope_head_dim);
   c.index_rope_pairing = s.index_rope_pairing;

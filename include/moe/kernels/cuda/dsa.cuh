@@ -104,7 +104,7 @@ __global__ void sparse_mla_kernel(const CacheSlot* slots, const std::int32_t* to
   const float* latent = s->data + cap * static_cast<std::size_t>(l.offset);
   const float* k_rope = s->data + cap * static_cast<std::size_t>(l.offset + l.key_width);
   const float* qlh = ql + t * ld_ql + h * r;
-  const float* qr = q + t * ld_q + h * m.qk() + m.nope;
+  const float* qr = q + t * ld_q + h * (m.nope + m.rope) + m.nope;
   const std::int32_t* row = sel + t * ld_sel;
   float mx = -3.402823466e38f, sum = 0.0f;
   for (int i = 0; i < top_k && row[i] >= 0; ++i) {

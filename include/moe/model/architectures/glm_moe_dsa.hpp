@@ -26,6 +26,7 @@ inline constexpr ArchitectureSpec kGlmMoeDsa{
     .mscale_softmax_correction = true,
     .shared_expert_name = "shared_experts",
     .sparse_attention = true,
+    .index_n_heads_default = 32,
     .index_rope_pairing = kernels::RopePairing::interleaved,
     .indexer_types_key = true,
 };
