@@ -49,7 +49,9 @@ std::shared_ptr<const BasicModel<Backend>> load_case_model(const std::filesystem
       io::read_json_file(model_path / "reference.json", limits::kMaxJsonFileBytes, "reference.json");
   require(ref.is_object() && ref.contains("base") && ref["base"].is_string(), ErrorCode::kFormat,
           "{}: reference.json of a LoRA case has no \"base\"", model_path.string());
-  const auto base = model_path.parent_path().parent_path() / "models" / ref["base"].get<std::string>();
+  // The case folder without a trailing separator ("lora/case/" names the same folder as "lora/case").
+  const std::filesystem::path dir = model_path.has_filename() ? model_path : model_path.parent_path();
+  const auto base = dir.parent_path().parent_path() / "models" / ref["base"].get<std::string>();
   const io::LoraAdapter adapter = io::load_lora_adapter(model_path);
   return load_model_with_lora<Backend>(base, std::span<const io::LoraAdapter>(&adapter, 1));
 }
