@@ -365,6 +365,13 @@ TEST_CASE("config: Qwen3-Next linear-attention layers and the rope dict's partia
                       "full_attention", "full_attention", "full_attention", "full_attention"};
   CHECK(ModelConfig::from_json(q, "x").linear_attention ==
         std::vector<bool>{true, false, false, true, false, false, false, false});
+  // Implausible sizes name their key.
+  for (const char* key : {"linear_num_key_heads", "linear_key_head_dim", "linear_value_head_dim", "linear_conv_kernel_dim"}) {
+    json b = q;
+    b[key] = std::int64_t{1} << 40;
+    INFO(key);
+    CHECK_THROWS_WITH(ModelConfig::from_json(b, "x"), Catch::Contains(key) && Catch::Contains("implausibly large"));
+  }
   q["linear_num_value_heads"] = 3;
   CHECK_THROWS_WITH(ModelConfig::from_json(q, "x"), Catch::Contains("linear_num_value_heads = 3"));
   // Families without DeltaNet layers still refuse the layer type.

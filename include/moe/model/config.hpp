@@ -821,8 +821,13 @@ inline void parse_linear_attention(const ConfigReader& r, const ArchitectureSpec
   d.k_head_dim = r.positive_or("linear_key_head_dim", 128);
   d.v_head_dim = r.positive_or("linear_value_head_dim", 128);
   d.conv_kernel = r.positive_or("linear_conv_kernel_dim", 4);
-  for (const auto v : {d.n_k_heads, d.n_v_heads, d.k_head_dim, d.v_head_dim, d.conv_kernel}) {
-    require(v <= kMaxDimension, ErrorCode::kConfig, "{}: a linear-attention size of {} is implausibly large", src, v);
+  const std::pair<const char*, index_t> sizes[] = {{"linear_num_key_heads", d.n_k_heads},
+                                                   {"linear_num_value_heads", d.n_v_heads},
+                                                   {"linear_key_head_dim", d.k_head_dim},
+                                                   {"linear_value_head_dim", d.v_head_dim},
+                                                   {"linear_conv_kernel_dim", d.conv_kernel}};
+  for (const auto& [key, v] : sizes) {
+    require(v <= kMaxDimension, ErrorCode::kConfig, "{}: \"{}\" = {} is implausibly large", src, key, v);
   }
   require(d.n_v_heads % d.n_k_heads == 0, ErrorCode::kConfig,
           "{}: linear_num_value_heads = {} is not a multiple of linear_num_key_heads = {}", src, d.n_v_heads,
