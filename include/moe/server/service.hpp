@@ -395,8 +395,8 @@ HttpResponse BasicApiService<Backend>::generate(Endpoint endpoint, const std::st
   CompletionRequest r = parse_request(endpoint, body, options_.limits);
   if (r.model.empty()) r.model = options_.model_id;  // no "model": the base
   // The base model's id runs the base; an adapter's name runs with that adapter.
-  const bool adapter = r.model != options_.model_id && is_adapter(r.model);
-  if (r.model != options_.model_id && !adapter) model_not_found(r.model);
+  const bool adapter = r.model != options_.model_id;
+  if (adapter && !is_adapter(r.model)) model_not_found(r.model);
 
   std::vector<std::vector<std::int32_t>> prompts;
   chat::ToolCallFormat tool_format = chat::ToolCallFormat::kNone;
