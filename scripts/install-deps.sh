@@ -8,10 +8,9 @@ packages=(
   libpcre2-dev libutf8proc-dev
   # moe-server's HTTP layer (cpp-httplib 0.11, a shared library with its header)
   libcpp-httplib-dev
-  # scripts/test.sh's fuzzing step: clang with libFuzzer and the ASan/UBSan runtimes
-  # (libclang-rt-14-dev; the fuzz build has no OpenMP, so no libomp). The ThreadSanitizer step
-  # uses g++ and its libtsan2, which g++ already pulls in.
-  clang libclang-rt-14-dev
+  # scripts/test.sh's sanitizer and fuzzing steps: clang with libFuzzer and the ASan/UBSan/TSan
+  # runtimes (libclang-rt-14-dev), and libomp for the OpenMP of the ASan build
+  clang libclang-rt-14-dev libomp-dev
   # the chat page's browser test (tests/server/browser): headless Chromium, driven from Node by
   # playwright-core, which the test installs with npm into the build tree
   chromium

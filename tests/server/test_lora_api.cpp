@@ -68,7 +68,7 @@ struct ServedLora {
     service = std::make_unique<moe::server::ApiService>(scheduler, tokenizer(), opts,
                                                         moe::server::folder_chat_renderer(kBase));
   }
-  HttpResponse post(const std::string& b) { return service->handle({"POST", "/v1/completions", {}, b}); }
+  HttpResponse post(const std::string& b) { return service->handle({"POST", "/v1/completions", {}, b, {}}); }
 };
 
 }  // namespace lora_api_test
@@ -107,11 +107,11 @@ TEST_CASE("service: the request's model picks a resident LoRA adapter", "[server
   CHECK(got == want);
 
   // /v1/models lists the base and each adapter.
-  const auto models = nlohmann::json::parse(sv.service->handle({"GET", "/v1/models", {}, {}}).body);
+  const auto models = nlohmann::json::parse(sv.service->handle({"GET", "/v1/models", {}, {}, {}}).body);
   REQUIRE(models["data"].size() == 3);
   CHECK(models["data"][1]["id"] == "attn");
   CHECK(models["data"][1]["parent"] == "base");
-  CHECK(sv.service->handle({"GET", "/v1/models/mlp", {}, {}}).status == 200);
+  CHECK(sv.service->handle({"GET", "/v1/models/mlp", {}, {}, {}}).status == 200);
 
   // An unknown name: a 404 naming it and what is served; the server keeps serving.
   const auto bad = sv.post(body(R"("model": "legal", )"));

@@ -239,7 +239,7 @@ TEST_CASE("tool calls: a call and its result sent back render through the templa
     "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]})";
   const server::CompletionRequest r = server::parse_request(server::Endpoint::kChat, body, {});
   REQUIRE(r.messages.size() == 3);
-  CHECK(r.messages[1].tool_calls[0]["function"]["arguments"] == nlohmann::json{{"city", "Paris"}});
+  CHECK(r.messages[1].tool_calls[0]["function"]["arguments"] == nlohmann::ordered_json{{"city", "Paris"}});
   CHECK(r.messages[2].tool_call_id == "call_1");
   const auto render = server::template_renderer(
       std::make_shared<const chat::ChatTemplate>(read_template("qwen3.jinja")));

@@ -87,7 +87,7 @@ inline constexpr bool is_block_format_v = quant::BlockFormat<T>;
 constexpr std::size_t format_row_bytes(DType t, std::size_t n) noexcept {
   return []<class... L>(DType d, std::size_t m, type_list<L...>) {
     std::size_t r = 0;
-    ((FormatTraits<L>::dtype == d ? (r = FormatTraits<L>::row_bytes(m), true) : false) || ...);
+    (void)((FormatTraits<L>::dtype == d ? (r = FormatTraits<L>::row_bytes(m), true) : false) || ...);
     return r;
   }(t, n, known_formats{});
 }
@@ -96,7 +96,7 @@ constexpr std::size_t format_row_bytes(DType t, std::size_t n) noexcept {
 constexpr std::size_t format_block_elements(DType t) noexcept {
   return []<class... L>(DType d, type_list<L...>) {
     std::size_t r = 1;
-    ((FormatTraits<L>::dtype == d ? (r = FormatTraits<L>::block_elements, true) : false) || ...);
+    (void)((FormatTraits<L>::dtype == d ? (r = FormatTraits<L>::block_elements, true) : false) || ...);
     return r;
   }(t, known_formats{});
 }
