@@ -382,8 +382,10 @@ void run_matmul_cases(const std::vector<Shape>& shapes, const char* path, bool i
 }
 
 const std::vector<Shape> kGemvShapes = {{1, 1, 1},     {1, 7, 5},     {1, 8, 1},     {1, 33, 3},
-                                        {1, 257, 129}, {1, 1001, 333}, {1, 4099, 67}, {1, 0, 5}};
-const std::vector<Shape> kBatchShapes = {{2, 129, 33}, {3, 1001, 65}, {4, 16, 9}, {5, 64, 7}, {8, 515, 130}};
+                                        {1, 257, 129}, {1, 1001, 333}, {1, 4099, 67}, {1, 0, 5},
+                                        {1, 24, 70001}};  // taller than one resident grid: several turns
+const std::vector<Shape> kBatchShapes = {{2, 129, 33}, {3, 1001, 65}, {4, 16, 9}, {5, 64, 7}, {8, 515, 130},
+                                         {3, 40, 50003}};
 const std::vector<Shape> kGemmShapes = {{9, 17, 3}, {13, 300, 111}, {65, 129, 65}, {130, 37, 200}, {200, 1001, 257}};
 
 TEMPLATE_TEST_CASE("matmul(cuda) matches the reference: GEMV, batched GEMV, GEMM", "[cuda][matmul]", float, bf16, f16) {
@@ -998,6 +1000,14 @@ TEST_CASE("route(cuda) matches the reference ids exactly and weights to rounding
     cases.push_back({"top-k then softmax, ties", c, 19, 1.0f, false});
   }
   {
+    kernels::RouterConfig c;  // Qwen3-MoE: one warp per token, 4 experts per lane
+    c.n_experts = 128, c.top_k = 8, c.norm_topk_prob = true;
+    cases.push_back({"Qwen3 shape, one warp per token", c, 21, 0.0f, false});
+    cases.push_back({"Qwen3 shape, ties", c, 5, 0.5f, false});
+    c.scoring = RouterScoring::kSigmoid, c.n_experts = 1024, c.top_k = 6;  // the most a warp takes
+    cases.push_back({"sigmoid, 1024 experts, one warp", c, 4, 0.0f, false});
+  }
+  {
     kernels::RouterConfig c;  // the most experts a config may have: scores exceed 48 KiB of shared memory
     c.n_experts = 8192, c.top_k = 16;
     cases.push_back({"softmax, 8192 experts", c, 3, 0.0f, false});
@@ -1011,7 +1021,10 @@ TEST_CASE("bucket_by_expert and combine_experts(cuda) match the reference exactl
   struct Case {
     index_t n, k, n_experts, d;
   };
-  for (const Case& c : {Case{37, 3, 13, 29}, Case{1, 8, 128, 67}, Case{300, 6, 64, 33}}) {
+  // The single-block scan with several counts per thread (3000 experts), and the multi-block path
+  // with more experts than threads.
+  for (const Case& c : {Case{37, 3, 13, 29}, Case{1, 8, 128, 67}, Case{300, 6, 64, 33}, Case{5, 8, 3000, 16},
+                        Case{200, 8, 2500, 9}}) {
     const index_t slots = c.n * c.k;
     std::vector<std::int32_t> ids(slots);
     std::uniform_int_distribution<std::int32_t> pick(0, static_cast<std::int32_t>(c.n_experts - 1));
@@ -1129,6 +1142,15 @@ TEST_CASE("limit_experts, bucket_by_expert with dropped slots, gather/combine, a
     CHECK(sw_d.to_host() == slot_weight);
     CHECK(usage_d.to_host() == usage);
     CHECK(wsum_d.to_host() == wsum);
+    // The weight sums folded into the bucketing (moe_forward's call): the same counters, bitwise.
+    auto wsum2_d = to_device(std::vector<double>(c.n_experts, 0.5));
+    DeviceBuffer<std::uint64_t> no_usage(0);
+    kernels::bucket_by_expert(kCuda, DeviceView<const std::int32_t, 2>(ids_d.view<2>({c.n, c.k})),
+                              DeviceView<const float, 2>(w_d.view<2>({c.n, c.k})), off_d.view(), tok_d.view(),
+                              sw_d.view<1>({slots}), no_usage.view(), wsum2_d.view());
+    CHECK(wsum2_d.to_host() == wsum);
+    CHECK(off_d.to_host() == offsets);
+    CHECK(sw_d.to_host() == slot_weight);
     // Co-activation pairs of the limited ids (dropped slots skipped), as the reference counts them.
     std::vector<std::uint64_t> pairs(c.n_experts * c.n_experts, 2);
     kernels::accumulate_coactivation(kRef, View<const std::int32_t, 2>(ids_ref.data(), {c.n, c.k}),
@@ -1266,15 +1288,23 @@ TEST_CASE("add_rmsnorm / qk_norm_rope / matmul_fanout(cuda) are bitwise their un
   CHECK(y1.to_host() == y2.to_host());
   // matmul_fanout: q, k, v of different heights in one launch, bitwise matmul's, 1 to 8 rows and
   // a 9-row pass (separate matmuls).
-  for (const index_t rows : {index_t{1}, index_t{3}, index_t{8}, index_t{9}}) {
-    const index_t in = 264, outs[3] = {96, 40, 33};
+  // The second set is taller than one resident grid: the warps take several turns.
+  struct FanoutCase {
+    index_t rows, in, outs[3];
+  };
+  for (const FanoutCase& fc : {FanoutCase{1, 264, {96, 40, 33}}, FanoutCase{3, 264, {96, 40, 33}},
+                               FanoutCase{8, 264, {96, 40, 33}}, FanoutCase{9, 264, {96, 40, 33}},
+                               FanoutCase{1, 40, {60001, 7, 9000}}, FanoutCase{5, 40, {33, 70003, 5}}}) {
+    const index_t rows = fc.rows, in = fc.in;
+    const index_t* outs = fc.outs;
     const auto x = random_floats(rows * in);
     const auto x_d = to_device(x);
     std::vector<DeviceBuffer<bf16>> ws;
     std::vector<DeviceBuffer<float>> ya, yb;
     std::vector<DeviceView<const bf16, 2>> wv;
     std::vector<DeviceView<float, 2>> yv;
-    for (const index_t o : outs) {
+    for (int p = 0; p < 3; ++p) {
+      const index_t o = outs[p];
       const auto wf = random_floats(o * in);
       std::vector<bf16> w16(wf.size());
       for (std::size_t i = 0; i < wf.size(); ++i) w16[i] = moe::to_bf16(wf[i]);

@@ -325,6 +325,19 @@ TEMPLATE_TEST_CASE("bucket_by_expert leaves dropped slots out; gather and combin
   kernels::accumulate_expert_weights(TestType{}, View<const std::int32_t, 1>(offsets.data(), {4}),
                                      View<const float, 1>(sw.data(), {6}), View<double, 1>(wsum.data(), {3}));
   CHECK(wsum == std::vector<double>{0.25, 0.0, 1.25});
+  // The same sums when bucket_by_expert accumulates them itself (moe_forward's call).
+  std::vector<double> wsum2(3, 1.0);
+  kernels::bucket_by_expert(TestType{}, View<const std::int32_t, 2>(ids.data(), {3, 2}),
+                            View<const float, 2>(w.data(), {3, 2}), View<std::int32_t, 1>(offsets.data(), {4}),
+                            View<std::int32_t, 1>(st.data(), {6}), View<float, 1>(sw.data(), {6}),
+                            View<std::uint64_t, 1>{}, View<double, 1>(wsum2.data(), {3}));
+  CHECK(wsum2 == std::vector<double>{1.25, 1.0, 2.25});
+  CHECK_THROWS_AS(kernels::bucket_by_expert(TestType{}, View<const std::int32_t, 2>(ids.data(), {3, 2}),
+                                            View<const float, 2>(w.data(), {3, 2}),
+                                            View<std::int32_t, 1>(offsets.data(), {4}),
+                                            View<std::int32_t, 1>(st.data(), {6}), View<float, 1>(sw.data(), {6}),
+                                            View<std::uint64_t, 1>{}, View<double, 1>(wsum2.data(), {2})),
+                  Error);
   // Co-activation: only token 1 (experts 0 and 2) has two live slots.
   std::vector<std::uint64_t> pairs(9, 1);
   kernels::accumulate_coactivation(TestType{}, View<const std::int32_t, 2>(ids.data(), {3, 2}),

@@ -259,11 +259,11 @@ inline bool force_per_expert() {
 // ys = x · W_e^T per bucket (W_e = w0 + e · stride), or x · W_e for input-major weights.
 inline void grouped_linear(backend::cuda be, DeviceView<const float, 2> xs, const WeightMatrix<device_memory>& w0,
                            std::ptrdiff_t stride, DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> ys,
-                           bool in_out) {
+                           bool in_out, index_t max_bucket) {
   visit_format<backend::cuda>(w0.dtype, [&](auto tag) {
     using T = decltype(tag);
     if (in_out) kernels::grouped_matmul_in_out(be, xs, w0.template view<T>(), static_cast<std::size_t>(stride), offsets, ys);
-    else kernels::grouped_matmul(be, xs, w0.template view<T>(), static_cast<std::size_t>(stride), offsets, ys);
+    else kernels::grouped_matmul(be, xs, w0.template view<T>(), static_cast<std::size_t>(stride), offsets, ys, max_bucket);
   });
 }
 
@@ -283,10 +283,12 @@ inline void grouped_bias(backend::cuda be, DeviceView<float, 2> ys, const Weight
 // input-major layout): 3-6 launches, whatever the number of chosen experts. The arithmetic per
 // slot is that of expert_forward (the same device code, bitwise). Banks whose per-expert tensors
 // are not at one constant stride (or differ in shape or dtype) take the per-expert fallback,
-// which reads the offsets back and launches each expert's GEMMs.
+// which reads the offsets back and launches each expert's GEMMs. max_bucket (0: unknown) bounds
+// the slots of any bucket (the pass's token count: a token's choices are distinct experts); it
+// sizes the decode GEMV (kernels::grouped_matmul).
 inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& bank,
                             DeviceView<const std::int32_t, 1> offsets, DeviceView<const float, 2> xs,
-                            DeviceView<float, 1> scratch, DeviceView<float, 2> ys) {
+                            DeviceView<float, 1> scratch, DeviceView<float, 2> ys, index_t max_bucket = 0) {
   namespace ed = cuda_experts_detail;
   using CV = DeviceView<const float, 2>;
   using MV = DeviceView<float, 2>;
@@ -319,35 +321,35 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
     case ExpertLayout::kSeparate: {
       MV g(gu.data(), {n, f}, {2 * f, 1});
       MV u(gu.data() + f, {n, f}, {2 * f, 1});
-      ed::grouped_linear(be, xs, bank.gate[0], a, off, g, false);
-      ed::grouped_linear(be, xs, bank.up[0], b, off, u, false);
+      ed::grouped_linear(be, xs, bank.gate[0], a, off, g, false, max_bucket);
+      ed::grouped_linear(be, xs, bank.up[0], b, off, u, false, max_bucket);
       kernels::swiglu(be, CV(g), CV(u), act);
-      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false, max_bucket);
       break;
     }
     case ExpertLayout::kFusedGateUp: {
-      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, false);
+      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, false, max_bucket);
       CV g(gu.data(), {n, f}, {2 * f, 1});
       CV u(gu.data() + f, {n, f}, {2 * f, 1});
       kernels::swiglu(be, g, u, act);
-      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false, max_bucket);
       break;
     }
     case ExpertLayout::kInputMajorFused: {
-      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, true);
+      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, true, max_bucket);
       CV g(gu.data(), {n, f}, {2 * f, 1});
       CV u(gu.data() + f, {n, f}, {2 * f, 1});
       kernels::swiglu(be, g, u, act);
-      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, true);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, true, max_bucket);
       break;
     }
     case ExpertLayout::kInputMajorGlu:
     case ExpertLayout::kOutputMajorGlu: {
       const bool in_out = bank.layout == ExpertLayout::kInputMajorGlu;
-      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, in_out);
+      ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, in_out, max_bucket);
       if (!bank.gate_up_bias.empty()) ed::grouped_bias(be, gu, bank.gate_up_bias[0], b, off);
       kernels::glu_interleaved(be, CV(gu), kernels::GluParams{bank.alpha, bank.limit, bank.clamped}, act);
-      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, in_out);
+      ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, in_out, max_bucket);
       if (!bank.down_bias.empty()) {
         ed::grouped_bias(be, ys, bank.down_bias[0], ed::uniform_stride(bank.down_bias, E), off);
       }

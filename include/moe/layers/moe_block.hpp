@@ -86,11 +86,7 @@ void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B:
                  s.weights);
   if (s.budget.extent(0) != 0) kernels::limit_experts(backend, s.budget, s.ids, s.weights);
   kernels::bucket_by_expert(backend, ViewOf<B, const std::int32_t, 2>(s.ids), CV(s.weights), s.offsets,
-                            s.slot_token, s.slot_weight, usage);
-  if (s.weight_sum.extent(0) != 0) {
-    kernels::accumulate_expert_weights(backend, ViewOf<B, const std::int32_t, 1>(s.offsets),
-                                       ViewOf<B, const float, 1>(s.slot_weight), s.weight_sum);
-  }
+                            s.slot_token, s.slot_weight, usage, s.weight_sum);
   if (s.coactivation.extent(0) != 0) {
     kernels::accumulate_coactivation(backend, ViewOf<B, const std::int32_t, 2>(s.ids), s.coactivation, rc.n_experts);
   }
@@ -112,7 +108,8 @@ void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B:
     }
   } else {
     // Device backends run no routed-expert adapters (BasicModel refuses unmerged adapters there).
-    experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys);
+    // No bucket holds more slots than there are tokens (a token's choices are distinct experts).
+    experts_forward(backend, w.experts, ViewOf<B, const std::int32_t, 1>(s.offsets), CV(s.xs), s.ffn, s.ys, n);
   }
   kernels::combine_experts(backend, CV(s.ys), ViewOf<B, const std::int32_t, 1>(s.slot_token),
                            ViewOf<B, const float, 1>(s.slot_weight), y);

@@ -118,26 +118,48 @@ __device__ __forceinline__ GemmArgs<W> expert_product(const GroupedArgs<W>& a, i
   return b;
 }
 
-// y = x·Wᵀ, small buckets. Grid: (ceil(out / 32), slots or n_experts); 8 warps of 4 rows each.
-inline constexpr int kGroupedGemvRows = 4;  // rows per warp
+// Rows per warp of the GEMV for buckets of up to kMaxCount slots: as gemv_kernel's for that many
+// tokens (more rows per warp only pay when each x load feeds several tokens).
+template <int kMaxCount>
+inline constexpr int kGroupedGemvRows = kMaxCount >= 4 ? 4 : (kMaxCount >= 2 ? 2 : 1);
 
-template <class W, bool kVector>
+// The most slots one pass over an expert's W serves. A batch of 8 decode tokens spreads over most
+// experts one or two slots each; a variant for 8 slots per pass needs 162 registers per thread
+// (one block per SM, an eighth of the warps a decode step needs to keep HBM busy), so bigger
+// buckets take several passes, whose repeated reads of W mostly hit L2.
+inline constexpr int kGroupedGemvMaxPass = 2;
+
+template <class W, bool kVector, int kMaxCount>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_kernel(GroupedArgs<W> a) {
+  constexpr int kRows = kGroupedGemvRows<kMaxCount>;
   int e = 0, begin = 0, count = 0;
   if (!gemv_bucket(a, e, begin, count)) return;
-  const GemmArgs<W> b = expert_product(a, e, begin, count);
-  const int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kGroupedGemvRows;
-  static_assert(kGemvMaxTokens == 8, "update the switch below");
-  switch (count) {
-    case 1: gemv_warp_rows<W, 1, kGroupedGemvRows, kVector>(b, row0); break;
-    case 2: gemv_warp_rows<W, 2, kGroupedGemvRows, kVector>(b, row0); break;
-    case 3: gemv_warp_rows<W, 3, kGroupedGemvRows, kVector>(b, row0); break;
-    case 4: gemv_warp_rows<W, 4, kGroupedGemvRows, kVector>(b, row0); break;
-    case 5: gemv_warp_rows<W, 5, kGroupedGemvRows, kVector>(b, row0); break;
-    case 6: gemv_warp_rows<W, 6, kGroupedGemvRows, kVector>(b, row0); break;
-    case 7: gemv_warp_rows<W, 7, kGroupedGemvRows, kVector>(b, row0); break;
-    default: gemv_warp_rows<W, 8, kGroupedGemvRows, kVector>(b, row0); break;
+  static_assert(kMaxCount == 1 || kMaxCount == 2, "update the passes below");
+  // The warps walk the row groups with a grid stride (the grid is at most what the device holds).
+  for (int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows; row0 < a.g.out;
+       row0 += gridDim.x * kGemvWarpsPerBlock * kRows) {
+    for (int done = 0; done < count; done += kMaxCount) {
+      const int m = count - done < kMaxCount ? count - done : kMaxCount;
+      const GemmArgs<W> b = expert_product(a, e, begin + done, m);
+      if (m == 1) gemv_warp_rows<W, 1, kRows, kVector>(b, row0);
+      else if constexpr (kMaxCount >= 2) gemv_warp_rows<W, 2, kRows, kVector>(b, row0);
+    }
   }
+}
+
+template <class W, bool kVector, int kMaxCount>
+void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y) {
+  constexpr int rows_per_block = kGemvWarpsPerBlock * kGroupedGemvRows<kMaxCount>;
+  const auto kernel = grouped_gemv_kernel<W, kVector, kMaxCount>;
+  const dim3 grid(gemv_grid_x(kernel, (a.g.out + rows_per_block - 1) / rows_per_block, grid_y), grid_y);
+  kernel<<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+}
+
+template <class W, bool kVector>
+void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count) {
+  static_assert(kGroupedGemvMaxPass == 2, "update the variants below");
+  if (max_count <= 1) launch_grouped_gemv<W, kVector, 1>(a, grid_y);
+  else launch_grouped_gemv<W, kVector, 2>(a, grid_y);
 }
 
 // y = x·W (W [in, out]), small buckets. Grid: (ceil(out / 64), slots or n_experts); 16 warps.
@@ -246,8 +268,9 @@ std::size_t expert_stride_elems(std::size_t bytes, const char* op) {
   return bytes / sizeof(W);
 }
 
+// max_bucket: an upper bound of the bucket sizes the caller knows (0: none).
 template <class W>
-void grouped_dispatch(GroupedArgs<W> a, bool in_out) {
+void grouped_dispatch(GroupedArgs<W> a, bool in_out, index_t max_bucket) {
   const int slots = a.g.n_tokens;
   if (slots == 0 || a.g.out == 0 || a.n_experts == 0) return;
   const std::size_t stride_bytes = a.expert_stride * sizeof(W);
@@ -258,10 +281,10 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out) {
           slots, a.n_experts);
   if (!in_out) {
     const bool vector = gemv_vector_loads(a.g) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
-    const int rows_per_block = kGemvWarpsPerBlock * kGroupedGemvRows;
-    const dim3 grid((a.g.out + rows_per_block - 1) / rows_per_block, grid_y);
-    if (vector) grouped_gemv_kernel<W, true><<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
-    else grouped_gemv_kernel<W, false><<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+    const index_t bound = std::min<index_t>(slots, max_bucket > 0 ? max_bucket : kGemvMaxTokens);
+    const int max_count = static_cast<int>(std::min<index_t>(bound, kGemvMaxTokens));
+    if (vector) launch_grouped_gemv<W, true>(a, grid_y, max_count);
+    else launch_grouped_gemv<W, false>(a, grid_y, max_count);
     ::moe::cuda::check_launch("grouped_gemv_kernel");
   } else {
     const bool pairs = gemv_in_out_pair_loads(a.g) && (a.n_experts <= 1 || stride_bytes % (2 * sizeof(W)) == 0);
@@ -324,13 +347,18 @@ GroupedArgs<W> grouped_args(DeviceView<const float, 2> xs, DeviceView<const W, 2
 // f32; W float, bf16 or f16; offsets [n_experts + 1] int32; all in device memory, inner strides 1.
 // Asynchronous, no host synchronization, no allocation. Throws kInvalidArgument on mismatched
 // shapes, kDevice if a launch fails.
+// max_bucket (optional, 0: unknown): the most slots any bucket can hold, e.g. the number of
+// tokens of the pass (a token's choices are distinct experts); 1 picks the decode GEMV's one-slot
+// variant. A bucket bigger than it is still computed correctly, only slower.
 template <class W>
 void grouped_matmul(backend::cuda, DeviceView<const float, 2> xs, DeviceView<const W, 2> w0,
-                    std::size_t expert_stride_bytes, DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> ys) {
+                    std::size_t expert_stride_bytes, DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> ys,
+                    index_t max_bucket = 0) {
   if constexpr (cuda_detail::is_cuda_weight_v<W>) {
     detail::check_matmul(xs, w0, ys, "grouped_matmul");
     cuda_detail::grouped_dispatch(
-        cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, false, "grouped_matmul"), false);
+        cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, false, "grouped_matmul"), false,
+        max_bucket);
   } else {
     static_assert(dependent_false<W>,
                   "kernels::grouped_matmul is not implemented for backend::cuda with this weight type "
@@ -346,7 +374,7 @@ void grouped_matmul_in_out(backend::cuda, DeviceView<const float, 2> xs, DeviceV
   if constexpr (cuda_detail::is_cuda_weight_v<W>) {
     detail::check_matmul_in_out(xs, w0, ys, "grouped_matmul_in_out");
     cuda_detail::grouped_dispatch(
-        cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, true, "grouped_matmul_in_out"), true);
+        cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, true, "grouped_matmul_in_out"), true, 0);
   } else {
     static_assert(dependent_false<W>,
                   "kernels::grouped_matmul_in_out is not implemented for backend::cuda with this weight type "

@@ -59,7 +59,7 @@ struct GemmArgs {
 
 inline constexpr int kGemvWarpsPerBlock = 8;  // 256 threads: 8 output rows per block
 inline constexpr int kGemvMaxTokens = 8;      // rows of x per pass over W; more use the GEMMs
-inline constexpr int kGemvUnroll = 4;         // 16-byte loads of W in flight per lane
+inline constexpr int kGemvUnroll = 8;         // 16-byte loads of W in flight per lane (and row group)
 
 template <class W>
 inline constexpr int kChunkElems = 16 / static_cast<int>(sizeof(W));
@@ -145,26 +145,26 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
   int k_tail = 0;  // first input index not covered by 16-byte chunks
   if constexpr (kVector) {
     const int n_chunks = in / kE;
-    int c = lane;
-    // Hot loop: kRows x kUnroll independent 16-byte loads per lane before any arithmetic.
-    for (; c + (kUnroll - 1) * kWarpSize < n_chunks; c += kUnroll * kWarpSize) {
+    // kRows x kUnroll independent 16-byte loads per lane before any arithmetic; the last group is
+    // predicated, so a lane's chunks of a short row (in = 768: 3 per lane) are in flight together
+    // rather than one round trip each. Each lane still applies its chunks c = lane, lane + 32, ...
+    // in increasing order, so the sums do not depend on kUnroll or on kRows.
+    for (int c = lane; c < n_chunks; c += kUnroll * kWarpSize) {
       uint4 packed[kUnroll][kRows];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
+        if (c + u * kWarpSize < n_chunks) {
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) packed[u][r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c + u * kWarpSize);
+          for (int r = 0; r < kRows; ++r) packed[u][r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c + u * kWarpSize);
+        }
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, a.ld_x, static_cast<std::size_t>(c + u * kWarpSize) * kE,
-                                                 acc);
+        if (c + u * kWarpSize < n_chunks) {
+          gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, a.ld_x,
+                                                   static_cast<std::size_t>(c + u * kWarpSize) * kE, acc);
+        }
       }
-    }
-    for (; c < n_chunks; c += kWarpSize) {
-      uint4 packed[kRows];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) packed[r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c);
-      gemv_accumulate_chunk<W, kTokens, kRows>(packed, x, a.ld_x, static_cast<std::size_t>(c) * kE, acc);
     }
     k_tail = n_chunks * kE;
   }
@@ -192,30 +192,49 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
   }
 }
 
-// Several products of one x in one launch (matmul_fanout): block b belongs to product i while b
-// is below that product's block count, in order; each product is gemv_kernel's work, unchanged.
+// Several products of one x in one launch (matmul_fanout): row group g belongs to product i while
+// g is below that product's count of row groups, in order; each product is gemv_kernel's work,
+// unchanged.
 inline constexpr int kFanoutMax = 3;
 template <class W>
 struct GemvFanout {
   GemmArgs<W> m[kFanoutMax];
-  int blocks[kFanoutMax];
+  int blocks[kFanoutMax];  // row groups of each product
   int count;
 };
 
+// `blocks` counts row groups of kRows rows here (one per warp and turn): the warps of the grid
+// walk the concatenated row groups of the products with a grid stride.
 template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_fanout_kernel(GemvFanout<W> f) {
-  int b = blockIdx.x, i = 0;
-  while (i + 1 < f.count && b >= f.blocks[i]) b -= f.blocks[i++];
-  const GemmArgs<W>& a = i == 0 ? f.m[0] : (i == 1 ? f.m[1] : f.m[2]);
-  gemv_warp_rows<W, kTokens, kRows, kVector>(a, (b * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows);
+  const int total = f.blocks[0] + (f.count > 1 ? f.blocks[1] : 0) + (f.count > 2 ? f.blocks[2] : 0);
+  for (int g = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize; g < total;
+       g += gridDim.x * kGemvWarpsPerBlock) {
+    int local = g, i = 0;
+    while (i + 1 < f.count && local >= f.blocks[i]) local -= f.blocks[i++];
+    const GemmArgs<W>& a = i == 0 ? f.m[0] : (i == 1 ? f.m[1] : f.m[2]);
+    gemv_warp_rows<W, kTokens, kRows, kVector>(a, local * kRows);
+  }
 }
 
-// Grid: (ceil(out / (8 kRows)), batch).
+// Grid: (at most ceil(out / (8 kRows)), batch); the warps walk the row groups with a grid stride.
 template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
   GemmArgs<W> b = a;
   b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
-  gemv_warp_rows<W, kTokens, kRows, kVector>(b, (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows);
+  for (int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows; row0 < a.out;
+       row0 += gridDim.x * kGemvWarpsPerBlock * kRows) {
+    gemv_warp_rows<W, kTokens, kRows, kVector>(b, row0);
+  }
+}
+
+// The x extent of a decode GEMV grid: `needed` blocks, at most what the device holds at once
+// beside the grid's other `grid_y` rows of blocks.
+template <class Kernel>
+unsigned gemv_grid_x(Kernel kernel, long long needed, unsigned grid_y) {
+  const long long resident = resident_blocks(kernel, kGemvWarpsPerBlock * kWarpSize);
+  const long long cap = std::max<long long>(1, resident / std::max<unsigned>(grid_y, 1));
+  return static_cast<unsigned>(std::max<long long>(1, std::min(needed, cap)));
 }
 
 // ---- decode, y = x·W (W [in, out]): GEMV over columns ----------------------------------------
@@ -626,8 +645,10 @@ template <class W, bool kVector, int kTokens>
 void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
   if (!in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
-    const dim3 grid((a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows), a.batch);
-    gemv_kernel<W, kTokens, kRows, kVector><<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+    const auto kernel = gemv_kernel<W, kTokens, kRows, kVector>;
+    const long long needed = (a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows);
+    const dim3 grid(gemv_grid_x(kernel, needed, static_cast<unsigned>(a.batch)), a.batch);
+    kernel<<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("gemv_kernel");
   } else {
     const dim3 grid((a.out + kGemvInOutCols - 1) / kGemvInOutCols, a.batch);
@@ -639,13 +660,14 @@ void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
 template <class W, int kTokens>
 void launch_fanout_tokens(GemvFanout<W> f) {
   constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
-  constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
-  unsigned blocks = 0;
+  long long groups = 0;
   for (int i = 0; i < f.count; ++i) {
-    f.blocks[i] = (f.m[i].out + rows_per_block - 1) / rows_per_block;
-    blocks += static_cast<unsigned>(f.blocks[i]);
+    f.blocks[i] = (f.m[i].out + kRows - 1) / kRows;
+    groups += f.blocks[i];
   }
-  gemv_fanout_kernel<W, kTokens, kRows, true><<<blocks, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(f);
+  const auto kernel = gemv_fanout_kernel<W, kTokens, kRows, true>;
+  const unsigned blocks = gemv_grid_x(kernel, (groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1);
+  kernel<<<blocks, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(f);
   ::moe::cuda::check_launch("gemv_fanout_kernel");
 }
 

@@ -40,42 +40,88 @@ struct BucketArgs {
   std::size_t weight_stride;
   std::uint64_t* usage;  // or null
   std::size_t usage_stride;
+  double* weight_sum;  // or null (telemetry: accumulate_expert_weights)
+  std::size_t weight_sum_stride;
   int n, k, n_experts;
 };
 
+// The exclusive scan of E counts, in place, by the whole block (every thread must call it):
+// count(e) reads count e, put(e, v) writes its start; returns the total to every thread. Each
+// thread sums a run of consecutive counts, the runs are scanned across the block, then written
+// (a thread-0 loop over 128 experts was a third of a decode step's bucketing).
+template <class Count, class Put>
+__device__ __forceinline__ int block_exclusive_scan(int E, Count count, Put put) {
+  __shared__ int warp_total[kBucketThreads / kWarpSize];
+  const int per = (E + blockDim.x - 1) / blockDim.x;
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int lo = threadIdx.x * per, hi = lo + per < E ? lo + per : E;
+  int run = 0;
+  for (int e = lo; e < hi; ++e) run += count(e);
+  int inc = run;  // inclusive scan of the runs within the warp
+#pragma unroll
+  for (int o = 1; o < kWarpSize; o *= 2) {
+    const int v = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += v;
+  }
+  if (lane == kWarpSize - 1) warp_total[warp] = inc;
+  __syncthreads();
+  int base = 0, all = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x) / kWarpSize; ++w) {
+    base += w < warp ? warp_total[w] : 0;
+    all += warp_total[w];
+  }
+  int start = base + inc - run;
+  for (int e = lo; e < hi; ++e) {
+    const int c = count(e);
+    put(e, start);
+    start += c;
+  }
+  __syncthreads();  // warp_total may be reused; every start is written
+  return all;
+}
+
+// Decode-sized passes (at most kBucketThreads slots): one block. The slots' ids and weights are
+// read once into shared memory (one round of loads, with the telemetry counters prefetched beside
+// them); counts, scan, placement and the weight sums then work from shared memory.
 __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
   extern __shared__ int start[];  // [n_experts]: counts, then the first slot of each expert
-  __shared__ int start_total;     // slots in some expert's bucket
+  __shared__ int slot_id[kBucketThreads];
+  __shared__ float slot_w[kBucketThreads], placed_w[kBucketThreads];
   const int total = a.n * a.k;
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
   const int n_warps = blockDim.x / kWarpSize;
-  auto id_of = [&](int s) { return a.ids[static_cast<std::size_t>(s / a.k) * a.ids_s0 + (s % a.k) * a.ids_s1]; };
 
+  // One slot per thread (total <= blockDim.x). The telemetry counters of expert threadIdx.x are
+  // read now, beside the slots (the experts past blockDim.x, if any, when they are updated).
+  const int e0 = threadIdx.x;
+  const std::uint64_t usage0 = a.usage != nullptr && e0 < a.n_experts ? a.usage[e0 * a.usage_stride] : 0;
+  const double sum0 = a.weight_sum != nullptr && e0 < a.n_experts ? a.weight_sum[e0 * a.weight_sum_stride] : 0.0;
+  if (threadIdx.x < total) {
+    const int s = threadIdx.x, t = s / a.k, j = s % a.k;
+    slot_id[s] = a.ids[static_cast<std::size_t>(t) * a.ids_s0 + j * a.ids_s1];
+    slot_w[s] = a.weights[static_cast<std::size_t>(t) * a.w_s0 + j * a.w_s1];
+  }
   for (int e = threadIdx.x; e < a.n_experts; e += blockDim.x) start[e] = 0;
   __syncthreads();
-  for (int s = threadIdx.x; s < total; s += blockDim.x) {
-    const int e = id_of(s);
+  if (threadIdx.x < total) {
+    const int e = slot_id[threadIdx.x];
     if (e >= 0 && e < a.n_experts) atomicAdd(&start[e], 1);  // integer counts: order-independent
   }
   __syncthreads();
   if (a.usage != nullptr) {
-    for (int e = threadIdx.x; e < a.n_experts; e += blockDim.x) {
-      a.usage[e * a.usage_stride] += static_cast<std::uint64_t>(start[e]);
+    for (int e = e0; e < a.n_experts; e += blockDim.x) {
+      const std::uint64_t before = e == e0 ? usage0 : a.usage[e * a.usage_stride];
+      a.usage[e * a.usage_stride] = before + static_cast<std::uint64_t>(start[e]);
     }
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int sum = 0;
-    for (int e = 0; e < a.n_experts; ++e) {
-      const int c = start[e];
-      start[e] = sum;
-      a.offsets[e * a.offsets_stride] = sum;
-      sum += c;
-    }
-    a.offsets[a.n_experts * a.offsets_stride] = sum;
-    start_total = sum;
-  }
-  __syncthreads();
+  const int sum = block_exclusive_scan(
+      a.n_experts, [&](int e) { return start[e]; },
+      [&](int e, int v) {
+        start[e] = v;
+        a.offsets[e * a.offsets_stride] = v;
+      });
+  if (threadIdx.x == 0) a.offsets[a.n_experts * a.offsets_stride] = sum;
+  const int start_total = sum;
   // Slots an expert budget dropped (id -1) fill the tail: token -1 (skipped by gather and combine).
   for (int s = start_total + threadIdx.x; s < total; s += blockDim.x) {
     a.slot_token[static_cast<std::size_t>(s) * a.token_stride] = -1;
@@ -87,15 +133,25 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
     int pos = start[e];
     for (int base = 0; base < total; base += kWarpSize) {
       const int s = base + lane;
-      const bool mine = s < total && id_of(s) == e;
+      const bool mine = s < total && slot_id[s] == e;
       const unsigned ballot = __ballot_sync(0xffffffffu, mine);
       if (mine) {
         const int slot = pos + __popc(ballot & ((1u << lane) - 1u));
         a.slot_token[static_cast<std::size_t>(slot) * a.token_stride] = s / a.k;
-        a.slot_weight[static_cast<std::size_t>(slot) * a.weight_stride] =
-            a.weights[static_cast<std::size_t>(s / a.k) * a.w_s0 + (s % a.k) * a.w_s1];
+        a.slot_weight[static_cast<std::size_t>(slot) * a.weight_stride] = slot_w[s];
+        placed_w[slot] = slot_w[s];
       }
       pos += __popc(ballot);
+    }
+  }
+  if (a.weight_sum != nullptr) {  // accumulate_weights_kernel's sums (slot order), without its launch
+    __syncthreads();
+    for (int e = e0; e < a.n_experts; e += blockDim.x) {
+      double acc = 0.0;
+      const int end = e + 1 < a.n_experts ? start[e + 1] : start_total;
+      for (int s = start[e]; s < end; ++s) acc += static_cast<double>(placed_w[s]);
+      const double before = e == e0 ? sum0 : a.weight_sum[e * a.weight_sum_stride];
+      a.weight_sum[e * a.weight_sum_stride] = before + acc;
     }
   }
 }
@@ -135,35 +191,13 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_count_kernel(BucketArgs
   }
 }
 
-// offsets[0..n_experts) counts -> exclusive scan; offsets[n_experts] = total. One block: each
-// thread sums a run of consecutive counts, the runs are scanned across the block, then written.
+// offsets[0..n_experts) counts -> exclusive scan; offsets[n_experts] = total. One block.
 __global__ void __launch_bounds__(kBucketThreads) bucket_scan_kernel(BucketArgs a) {
-  __shared__ int warp_total[kBucketThreads / kWarpSize];
-  const int E = a.n_experts, per = (E + blockDim.x - 1) / blockDim.x;
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int lo = threadIdx.x * per, hi = lo + per < E ? lo + per : E;
-  int run = 0;
-  for (int e = lo; e < hi; ++e) run += a.offsets[e * a.offsets_stride];
-  int inc = run;  // inclusive scan of the runs within the warp
-#pragma unroll
-  for (int o = 1; o < kWarpSize; o *= 2) {
-    const int v = __shfl_up_sync(0xffffffffu, inc, o);
-    if (lane >= o) inc += v;
-  }
-  if (lane == kWarpSize - 1) warp_total[warp] = inc;
-  __syncthreads();
-  int base = 0, all = 0;
-  for (int w = 0; w < static_cast<int>(blockDim.x) / kWarpSize; ++w) {
-    base += w < warp ? warp_total[w] : 0;
-    all += warp_total[w];
-  }
-  int start = base + inc - run;
-  for (int e = lo; e < hi; ++e) {
-    const int c = a.offsets[e * a.offsets_stride];
-    a.offsets[e * a.offsets_stride] = start;
-    start += c;
-  }
-  if (threadIdx.x == 0) a.offsets[E * a.offsets_stride] = all;
+  std::int32_t* off = a.offsets;
+  const std::size_t st = a.offsets_stride;
+  const int all = block_exclusive_scan(
+      a.n_experts, [&](int e) { return off[e * st]; }, [&](int e, int v) { off[e * st] = v; });
+  if (threadIdx.x == 0) off[a.n_experts * st] = all;
 }
 
 __global__ void __launch_bounds__(kBucketThreads) bucket_place_kernel(BucketArgs a) {
@@ -304,6 +338,21 @@ __global__ void limit_experts_kernel(const ExpertBudgetRow* budget, std::size_t 
 
 }  // namespace cuda_detail
 
+// Telemetry, as the reference's: weight_sum [n_experts] += each bucket's routing weights (offsets
+// [n_experts + 1], slot_weight: bucket_by_expert's); device memory, accumulated on the device.
+inline void accumulate_expert_weights(backend::cuda, DeviceView<const std::int32_t, 1> offsets,
+                                      DeviceView<const float, 1> slot_weight, DeviceView<double, 1> weight_sum) {
+  require(offsets.extent(0) == weight_sum.extent(0) + 1, ErrorCode::kInvalidArgument,
+          "accumulate_expert_weights: {} offsets for {} experts", offsets.extent(0), weight_sum.extent(0));
+  cuda_detail::require_int_range(weight_sum.extent(0), "accumulate_expert_weights", "n_experts");
+  const int n = static_cast<int>(weight_sum.extent(0));
+  if (n == 0) return;
+  cuda_detail::accumulate_weights_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+      offsets.data(), offsets.stride(0), slot_weight.data(), slot_weight.stride(0), weight_sum.data(),
+      weight_sum.stride(0), n);
+  ::moe::cuda::check_launch("accumulate_weights_kernel");
+}
+
 // ids, weights [n, top_k] (router output; ids in [0, n_experts), device memory). Writes a
 // counting sort of the n·top_k slots, stable in token order: expert e owns slots
 // [offsets[e], offsets[e+1]), slot s holds token slot_token[s] with mixing weight slot_weight[s].
@@ -311,16 +360,21 @@ __global__ void limit_experts_kernel(const ExpertBudgetRow* budget, std::size_t 
 // counts the tokens routed to each expert (accumulated across calls). One block up to 1024 slots,
 // else three launches of a block per expert; ids outside [0, n_experts) (-1: dropped by an expert
 // budget) are in no bucket: their slots fill [offsets[n_experts], n·top_k) with token -1, weight 0.
+// weight_sum [n_experts] (or [0]): accumulate_expert_weights' telemetry in the same launch (decode)
+// or one more (prefill).
 inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> ids, DeviceView<const float, 2> weights,
                              DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
-                             DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage) {
+                             DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage,
+                             DeviceView<double, 1> weight_sum = {}) {
   const index_t n = ids.extent(0), k = ids.extent(1);
   require(offsets.extent(0) >= 1, ErrorCode::kInvalidArgument, "bucket_by_expert: offsets has no elements");
   const index_t n_experts = offsets.extent(0) - 1;
   require(weights.extent(0) == n && weights.extent(1) == k && slot_token.extent(0) >= n * k &&
-              slot_weight.extent(0) >= n * k && (usage.extent(0) == 0 || usage.extent(0) == n_experts),
-          ErrorCode::kInvalidArgument, "bucket_by_expert: ids [{}, {}], {} offsets, {} slots, {} usage counters", n, k,
-          offsets.extent(0), slot_token.extent(0), usage.extent(0));
+              slot_weight.extent(0) >= n * k && (usage.extent(0) == 0 || usage.extent(0) == n_experts) &&
+              (weight_sum.extent(0) == 0 || weight_sum.extent(0) == n_experts),
+          ErrorCode::kInvalidArgument,
+          "bucket_by_expert: ids [{}, {}], {} offsets, {} slots, {} usage counters, {} weight sums", n, k,
+          offsets.extent(0), slot_token.extent(0), usage.extent(0), weight_sum.extent(0));
   cuda_detail::require_int_range(n * k, "bucket_by_expert", "slots");
   require(n_experts <= 12 * 1024, ErrorCode::kInvalidArgument, "bucket_by_expert(cuda): {} experts exceed 12288",
           n_experts);
@@ -331,10 +385,13 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
   a.slot_token = slot_token.data(), a.token_stride = slot_token.stride(0);
   a.slot_weight = slot_weight.data(), a.weight_stride = slot_weight.stride(0);
   a.usage = usage.extent(0) != 0 ? usage.data() : nullptr, a.usage_stride = usage.stride(0);
+  a.weight_sum = weight_sum.extent(0) != 0 ? weight_sum.data() : nullptr, a.weight_sum_stride = weight_sum.stride(0);
   a.n = static_cast<int>(n), a.k = static_cast<int>(k), a.n_experts = static_cast<int>(n_experts);
   if (k == 0) a.n = 0;  // no slots (avoids s / k)
   if (a.k == 0) a.k = 1;
-  if (a.n * a.k > cuda_detail::kBucketThreads && n_experts > 1) {  // prefill: many blocks
+  require(n_experts >= 1 || n * k == 0, ErrorCode::kInvalidArgument, "bucket_by_expert: {} slots and no experts",
+          n * k);
+  if (a.n * a.k > cuda_detail::kBucketThreads) {  // prefill: many blocks
     const auto blocks = static_cast<unsigned>(n_experts);
     cuda_detail::bucket_count_kernel<<<blocks, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("bucket_count_kernel");
@@ -342,6 +399,10 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
     ::moe::cuda::check_launch("bucket_scan_kernel");
     cuda_detail::bucket_place_kernel<<<blocks, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("bucket_place_kernel");
+    if (a.weight_sum != nullptr) {
+      accumulate_expert_weights(backend::cuda{}, DeviceView<const std::int32_t, 1>(offsets),
+                                DeviceView<const float, 1>(slot_weight), weight_sum);
+    }
     return;
   }
   const std::size_t smem = sizeof(int) * std::max<index_t>(n_experts, 1);
@@ -376,21 +437,6 @@ inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, Device
   const dim3 grid(static_cast<unsigned>(y.extent(0)), static_cast<unsigned>(chunks));
   cuda_detail::combine_kernel<<<grid, cuda_detail::kCombineThreads, 0, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("combine_kernel");
-}
-
-// Telemetry, as the reference's: weight_sum [n_experts] += each bucket's routing weights (offsets
-// [n_experts + 1], slot_weight: bucket_by_expert's); device memory, accumulated on the device.
-inline void accumulate_expert_weights(backend::cuda, DeviceView<const std::int32_t, 1> offsets,
-                                      DeviceView<const float, 1> slot_weight, DeviceView<double, 1> weight_sum) {
-  require(offsets.extent(0) == weight_sum.extent(0) + 1, ErrorCode::kInvalidArgument,
-          "accumulate_expert_weights: {} offsets for {} experts", offsets.extent(0), weight_sum.extent(0));
-  cuda_detail::require_int_range(weight_sum.extent(0), "accumulate_expert_weights", "n_experts");
-  const int n = static_cast<int>(weight_sum.extent(0));
-  if (n == 0) return;
-  cuda_detail::accumulate_weights_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
-      offsets.data(), offsets.stride(0), slot_weight.data(), slot_weight.stride(0), weight_sum.data(),
-      weight_sum.stride(0), n);
-  ::moe::cuda::check_launch("accumulate_weights_kernel");
 }
 
 namespace cuda_detail {

@@ -1,9 +1,9 @@
 // MoE routing on backend::cuda, one block per token, with the reference's rules step for step
 // (kernels/reference/router.hpp): softmax / sigmoid / top-k-then-softmax scoring, the correction
 // bias that only picks, group-limited selection (kMax, kTopTwo) with dropped groups masked to
-// -inf or 0, renormalisation and the routed scaling factor. Top-k is an iterated block-wide
-// argmax in the reference's total order (higher first, ties to the lower index, NaN last), so
-// the chosen ids and their order are the reference's exactly; exp() is evaluated in double and
+// -inf or 0, renormalisation and the routed scaling factor. Top-k ranks every candidate in the
+// reference's total order (higher first, ties to the lower index, NaN last), so the chosen ids
+// and their order are the reference's exactly; exp() is evaluated in double and
 // rounded once (the host's expf is correctly rounded), and the final weight sums run in the
 // reference's order on one thread.
 #pragma once
@@ -27,7 +27,7 @@
 namespace moe::kernels {
 namespace cuda_detail {
 
-inline constexpr int kRouterMaxThreads = 256;
+inline constexpr int kRouterMaxThreads = 1024;
 
 // detail::ranks_before on the device.
 __device__ __forceinline__ bool ranks_before_dev(float a, int ia, float b, int ib) {
@@ -37,51 +37,33 @@ __device__ __forceinline__ bool ranks_before_dev(float a, int ia, float b, int i
   return ia < ib;
 }
 
-// The better of two candidates (index -1: none).
-__device__ __forceinline__ void pick_better(float& v, int& i, float v2, int i2) {
-  if (i2 >= 0 && (i < 0 || ranks_before_dev(v2, i2, v, i))) {
-    v = v2;
-    i = i2;
+// ids[0, k) = the k best of vals[0, n) in ranks_before order, best first; vals, ids and rank
+// ([n] ints of scratch) are shared memory; every thread of the block must call it. k <= n.
+// Each element's rank is the number of elements ranked before it: ranks_before is a strict total
+// order (ties to the lower index, NaN last), so the ranks are distinct and ranks [0, k) are
+// exactly the reference's top-k in its order. The n² comparisons are spread over the whole block
+// (each element's comparisons in up to blockDim / n parts, added with integer atomics: order-
+// independent), a part stops once it alone counts k, and the reads are warp-uniform broadcasts.
+// Three barriers, whatever k: k rounds of a block-wide argmax took ~13 us of a decode layer for
+// 128 experts, top 8, and one thread per element counting all n still ~12 (a chain of n
+// dependent steps).
+__device__ void block_select_top_k(const float* vals, int n, int k, int* ids, int* rank) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) rank[i] = 0;
+  __syncthreads();
+  const int parts = max(1, min(static_cast<int>(blockDim.x) / n, n));
+  for (int p = threadIdx.x; p < n * parts; p += blockDim.x) {
+    const int i = p % n, part = p / n;
+    const int lo = part * n / parts, hi = (part + 1) * n / parts;
+    const float v = vals[i];
+    int c = 0;
+    for (int j = lo; j < hi && c < k; ++j) c += ranks_before_dev(vals[j], j, v, i) ? 1 : 0;
+    if (c > 0) atomicAdd(&rank[i], c);
   }
-}
-
-// ids[0, k) = the k best of vals[0, n) in ranks_before order, best first. vals and ids are
-// shared memory; every thread of the block must call it. k <= n.
-__device__ void block_select_top_k(const float* vals, int n, int k, int* ids) {
-  __shared__ float red_v[kWarpSize];
-  __shared__ int red_i[kWarpSize];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int n_warps = (blockDim.x + kWarpSize - 1) / kWarpSize;
-  int prev = -1;
-  for (int r = 0; r < k; ++r) {
-    float bv = 0.0f;
-    int bi = -1;
-    const float pv = prev >= 0 ? vals[prev] : 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-      const float v = vals[i];
-      if (prev >= 0 && !ranks_before_dev(pv, prev, v, i)) continue;  // already taken
-      pick_better(bv, bi, v, i);
-    }
-#pragma unroll
-    for (int offset = kWarpSize / 2; offset > 0; offset /= 2) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, offset);
-      const int oi = __shfl_xor_sync(0xffffffffu, bi, offset);
-      pick_better(bv, bi, ov, oi);
-    }
-    if (lane == 0) {
-      red_v[warp] = bv;
-      red_i[warp] = bi;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      float v = red_v[0];
-      int i = red_i[0];
-      for (int w = 1; w < n_warps; ++w) pick_better(v, i, red_v[w], red_i[w]);
-      ids[r] = i;
-    }
-    __syncthreads();
-    prev = ids[r];
+  __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    if (rank[i] < k) ids[rank[i]] = i;
   }
+  __syncthreads();
 }
 
 struct RouteArgs {
@@ -107,8 +89,11 @@ __global__ void route_kernel(RouteArgs a) {
   float* group = choice + a.n;                                      // [n_group]
   int* top = reinterpret_cast<int*>(group + a.n_group);             // [max(k, n_group)]
   int* kept = top + max(a.k, a.n_group);                            // [n_group]
+  int* rank = kept + a.n_group;                                     // [n]: block_select_top_k's
   __shared__ float fscratch[kWarpSize];
   __shared__ double dscratch[kWarpSize];
+  __shared__ float s_max, s_denom;
+  __shared__ double s_sum;
 
   const std::size_t t = blockIdx.x;
   const float* logits = a.logits + t * a.ld_logits;
@@ -119,21 +104,30 @@ __global__ void route_kernel(RouteArgs a) {
   if (a.scoring == RouterScoring::kTopkSoftmax) {
     for (int e = threadIdx.x; e < n; e += blockDim.x) scores[e] = logits[e];
     __syncthreads();
-    block_select_top_k(scores, n, k, top);
-    if (threadIdx.x == 0) {  // detail::softmax_row over the chosen logits, sequentially
+    block_select_top_k(scores, n, k, top, rank);
+    // detail::softmax_row over the chosen logits: the max and the double sum in the reference's
+    // order on one thread, the exponentials and the quotients one thread each.
+    float* ex = choice;  // [k]
+    if (threadIdx.x == 0) {
       float m = -INFINITY;
       for (int j = 0; j < k; ++j) m = fmaxf(m, scores[top[j]]);
-      if (m == -INFINITY) {
-        for (int j = 0; j < k; ++j) weights[j * a.w_s1] = 0.0f;
-      } else {
-        double sum = 0.0;
-        for (int j = 0; j < k; ++j) sum += exp_f32(__fsub_rn(scores[top[j]], m));
-        for (int j = 0; j < k; ++j) {
-          const float e = exp_f32(__fsub_rn(scores[top[j]], m));
-          weights[j * a.w_s1] = static_cast<float>(static_cast<double>(e) / sum);
-        }
-      }
-      for (int j = 0; j < k; ++j) ids[j * a.ids_s1] = top[j];
+      s_max = m;
+    }
+    __syncthreads();
+    const float m = s_max;
+    for (int j = threadIdx.x; j < k; j += blockDim.x) {
+      ex[j] = m == -INFINITY ? 0.0f : exp_f32(__fsub_rn(scores[top[j]], m));
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      double sum = 0.0;
+      for (int j = 0; j < k; ++j) sum += ex[j];
+      s_sum = sum;
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < k; j += blockDim.x) {
+      weights[j * a.w_s1] = m == -INFINITY ? 0.0f : static_cast<float>(static_cast<double>(ex[j]) / s_sum);
+      ids[j * a.ids_s1] = top[j];
     }
     return;
   }
@@ -188,7 +182,7 @@ __global__ void route_kernel(RouteArgs a) {
     }
     __syncthreads();
     const int n_kept = min(a.topk_group, a.n_group);
-    block_select_top_k(group, a.n_group, n_kept, top);
+    block_select_top_k(group, a.n_group, n_kept, top, rank);
     if (threadIdx.x == 0) {
       for (int j = 0; j < n_kept; ++j) kept[top[j]] = 1;
     }
@@ -200,18 +194,19 @@ __global__ void route_kernel(RouteArgs a) {
     __syncthreads();
   }
 
-  block_select_top_k(choice, n, k, top);
-  if (threadIdx.x == 0) {
+  block_select_top_k(choice, n, k, top, rank);
+  if (threadIdx.x == 0) {  // the sum in the reference's order; the weights one thread each
     float sum = 0.0f;
     for (int j = 0; j < k; ++j) sum = __fadd_rn(sum, scores[top[j]]);
-    const float denom = __fadd_rn(sum, a.renorm_epsilon);
-    for (int j = 0; j < k; ++j) {
-      float w = scores[top[j]];
-      if (a.norm_topk_prob) w = __fdiv_rn(w, denom);
-      if (a.routed_scaling_factor != 1.0f) w = __fmul_rn(w, a.routed_scaling_factor);
-      weights[j * a.w_s1] = w;
-      ids[j * a.ids_s1] = top[j];
-    }
+    s_denom = __fadd_rn(sum, a.renorm_epsilon);
+  }
+  __syncthreads();
+  for (int j = threadIdx.x; j < k; j += blockDim.x) {
+    float w = scores[top[j]];
+    if (a.norm_topk_prob) w = __fdiv_rn(w, s_denom);
+    if (a.routed_scaling_factor != 1.0f) w = __fmul_rn(w, a.routed_scaling_factor);
+    weights[j * a.w_s1] = w;
+    ids[j * a.ids_s1] = top[j];
   }
 }
 
@@ -249,11 +244,11 @@ inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 
   a.norm_topk_prob = c.norm_topk_prob, a.dropped_to_minus_inf = c.dropped_groups_to_minus_inf;
   a.renorm_epsilon = c.renorm_epsilon, a.routed_scaling_factor = c.routed_scaling_factor;
   const std::size_t smem =
-      sizeof(float) * (2 * c.n_experts + c.n_group) + sizeof(int) * (std::max(c.top_k, c.n_group) + c.n_group);
+      sizeof(float) * (2 * c.n_experts + c.n_group) + sizeof(int) * (std::max(c.top_k, c.n_group) + c.n_group + c.n_experts);
   cuda_detail::allow_dynamic_shared(cuda_detail::route_kernel, smem, "route");
-  const int threads = static_cast<int>(std::min<index_t>(
-      cuda_detail::kRouterMaxThreads,
-      std::max<index_t>(cuda_detail::kWarpSize, (c.n_experts + 31) / 32 * 32)));
+  // Enough threads for the top-k's n² comparisons (block_select_top_k), up to 1024.
+  const index_t pairs = std::min<index_t>(c.n_experts * c.n_experts, cuda_detail::kRouterMaxThreads);
+  const int threads = static_cast<int>(std::max<index_t>(cuda_detail::kWarpSize, (pairs + 31) / 32 * 32));
   cuda_detail::route_kernel<<<static_cast<unsigned>(logits.extent(0)), threads, smem, ::moe::cuda::stream()>>>(a);
   ::moe::cuda::check_launch("route_kernel");
 }
