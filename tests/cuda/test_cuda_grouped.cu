@@ -136,9 +136,10 @@ void check_grouped(index_t in, index_t out, bool aligned, bool in_out) {
 
 template <class W>
 void run_grouped(bool in_out) {
-  // {24, 40001}: taller than one resident grid of the decode GEMV (its warps take several turns).
-  for (const auto& [in, out] :
-       std::vector<std::pair<index_t, index_t>>{{37, 45}, {129, 200}, {256, 64}, {1, 3}, {24, 40001}}) {
+  // {24, 40001}: taller than one resident grid of the decode GEMV (its warps take several turns);
+  // {1100, 50}: rows longer than 2 KB (the one-slot GEMV's one-row-per-warp variant).
+  for (const auto& [in, out] : std::vector<std::pair<index_t, index_t>>{
+           {37, 45}, {129, 200}, {256, 64}, {1, 3}, {24, 40001}, {1100, 50}}) {
     for (bool aligned : {true, false}) check_grouped<W>(in, out, aligned, in_out);
   }
   std::printf("grouped_matmul%s w=%s: bitwise equal to the per-expert composition\n", in_out ? "_in_out" : "",

@@ -1286,6 +1286,21 @@ TEST_CASE("add_rmsnorm / qk_norm_rope / matmul_fanout(cuda) are bitwise their un
   kernels::rmsnorm(kCuda, DeviceView<const float, 2>(h2.view<2>({n, d})), w_d.view<1>({d}), 1e-6f, y2.view<2>({n, d}));
   CHECK(h1.to_host() == h2.to_host());
   CHECK(y1.to_host() == y2.to_host());
+  {  // a row longer than add_rmsnorm_kernel keeps in registers (512 threads x 16)
+    const index_t dl2 = 9001;
+    const auto hh = random_floats(2 * dl2, -2.0f, 2.0f), dd = random_floats(2 * dl2, -1.0f, 1.0f);
+    const auto ww = random_floats(dl2, 0.5f, 1.5f);
+    auto a1 = to_device(hh), a2 = to_device(hh);
+    const auto dd_d = to_device(dd), ww_d = to_device(ww);
+    auto z1 = poisoned(2 * dl2), z2 = poisoned(2 * dl2);
+    kernels::add_rmsnorm(kCuda, a1.view<2>({2, dl2}), dd_d.view<2>({2, dl2}), ww_d.view<1>({dl2}), 1e-6f,
+                         z1.view<2>({2, dl2}));
+    kernels::add(kCuda, a2.view<2>({2, dl2}), dd_d.view<2>({2, dl2}));
+    kernels::rmsnorm(kCuda, DeviceView<const float, 2>(a2.view<2>({2, dl2})), ww_d.view<1>({dl2}), 1e-6f,
+                     z2.view<2>({2, dl2}));
+    CHECK(a1.to_host() == a2.to_host());
+    CHECK(z1.to_host() == z2.to_host());
+  }
   // matmul_fanout: q, k, v of different heights in one launch, bitwise matmul's, 1 to 8 rows and
   // a 9-row pass (separate matmuls).
   // The second set is taller than one resident grid: the warps take several turns.

@@ -129,9 +129,8 @@ inline constexpr int kGroupedGemvRows = kMaxCount >= 4 ? 4 : (kMaxCount >= 2 ? 2
 // buckets take several passes, whose repeated reads of W mostly hit L2.
 inline constexpr int kGroupedGemvMaxPass = 2;
 
-template <class W, bool kVector, int kMaxCount>
+template <class W, bool kVector, int kMaxCount, int kRows>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_kernel(GroupedArgs<W> a) {
-  constexpr int kRows = kGroupedGemvRows<kMaxCount>;
   int e = 0, begin = 0, count = 0;
   if (!gemv_bucket(a, e, begin, count)) return;
   static_assert(kMaxCount == 1 || kMaxCount == 2, "update the passes below");
@@ -147,19 +146,24 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_k
   }
 }
 
-template <class W, bool kVector, int kMaxCount>
+template <class W, bool kVector, int kMaxCount, int kRows>
 void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y) {
-  constexpr int rows_per_block = kGemvWarpsPerBlock * kGroupedGemvRows<kMaxCount>;
-  const auto kernel = grouped_gemv_kernel<W, kVector, kMaxCount>;
+  constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
+  const auto kernel = grouped_gemv_kernel<W, kVector, kMaxCount, kRows>;
   const dim3 grid(gemv_grid_x(kernel, (a.g.out + rows_per_block - 1) / rows_per_block, grid_y), grid_y);
   kernel<<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
 }
 
+// One slot per pass takes two rows per warp when a row is short (at most 2 KB: the down
+// projection of a fine-grained expert, 768 bf16), so a lane has both rows' chunks in flight at
+// once rather than 3 loads per turn.
 template <class W, bool kVector>
 void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count) {
   static_assert(kGroupedGemvMaxPass == 2, "update the variants below");
-  if (max_count <= 1) launch_grouped_gemv<W, kVector, 1>(a, grid_y);
-  else launch_grouped_gemv<W, kVector, 2>(a, grid_y);
+  const bool short_rows = static_cast<std::size_t>(a.g.in) * sizeof(W) <= 2048;
+  if (max_count <= 1 && !short_rows) launch_grouped_gemv<W, kVector, 1, kGroupedGemvRows<1>>(a, grid_y);
+  else if (max_count <= 1) launch_grouped_gemv<W, kVector, 1, 2>(a, grid_y);
+  else launch_grouped_gemv<W, kVector, 2, kGroupedGemvRows<2>>(a, grid_y);
 }
 
 // y = x·W (W [in, out]), small buckets. Grid: (ceil(out / 64), slots or n_experts); 16 warps.
