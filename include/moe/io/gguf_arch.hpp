@@ -36,12 +36,14 @@
 #include "moe/core/tensor.hpp"
 #include "moe/core/warning.hpp"
 #include "moe/layers/rope.hpp"
+#include "moe/model/architectures/all.hpp"
 #include "moe/model/config.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <numbers>
 #include <array>
 #include <span>
@@ -147,7 +149,63 @@ inline constexpr KeyMapping kGlm4MoeKeys[] = {
     {"expert_group_used_count", "topk_group", KeyType::kU32},
 };
 
-// The HF class of a deepseek2 file is chosen from expert_gating_func (see config_from_metadata).
+// granitemoe (convert_hf_to_gguf.py GraniteMoeModel <- GraniteModel <- LlamaModel): muP
+// multipliers under llama.cpp's names (attention.scale, embedding_scale, residual_scale,
+// logit_scale); q/k rows permuted as for llama (llama.cpp runs granite with its "normal" rope).
+inline constexpr KeyMapping kGraniteMoeKeys[] = {
+    {"expert_count", "num_local_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"attention.scale", "attention_multiplier", KeyType::kF32},
+    {"embedding_scale", "embedding_multiplier", KeyType::kF32},
+    {"residual_scale", "residual_multiplier", KeyType::kF32},
+    {"logit_scale", "logits_scaling", KeyType::kF32},
+};
+// ernie4_5-moe (Ernie4_5MoeModel): the MoE layer rule is leading_dense_block_count +
+// interleave_moe_layer_step (written and read by hand, see write_metadata).
+inline constexpr KeyMapping kErnie45MoeKeys[] = {
+    {"expert_count", "moe_num_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_shared_count", "moe_num_shared_experts", KeyType::kU32},
+};
+// hunyuan-moe (HunYuanMoEModel): the experts' and the shared MLP's widths are separate keys.
+inline constexpr KeyMapping kHunyuanMoeKeys[] = {
+    {"expert_count", "num_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
+};
+// dots1 (Dots1Model <- Qwen2MoeModel).
+inline constexpr KeyMapping kDots1Keys[] = {
+    {"expert_count", "n_routed_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_shared_count", "n_shared_experts", KeyType::kU32},
+    {"leading_dense_block_count", "first_k_dense_replace", KeyType::kU32},
+    {"expert_weights_scale", "routed_scaling_factor", KeyType::kF32},
+    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
+    {"expert_group_count", "n_group", KeyType::kU32},
+    {"expert_group_used_count", "topk_group", KeyType::kU32},
+    {"attention.sliding_window", "sliding_window", KeyType::kU32},
+};
+// minimax-m2 (MiniMaxM2Model): the expert width is the config's intermediate_size.
+inline constexpr KeyMapping kMiniMaxM2Keys[] = {
+    {"expert_count", "num_local_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
+};
+
+// The HF class of a deepseek2 file is chosen from expert_gating_func and its dense layers (see
+// hf_config_from_metadata): GLM-4.7-Flash (Glm4MoeLiteForCausalLM) converts to deepseek2 as well.
 inline constexpr ArchTable kTables[] = {
     {"llama", "MixtralForCausalLM", model::Family::kMixtral, "ffn_norm", "", true, kMixtralKeys},
     {"qwen2moe", "Qwen2MoeForCausalLM", model::Family::kQwen2Moe, "ffn_norm", "shared_expert", false, kQwen2MoeKeys},
@@ -160,7 +218,34 @@ inline constexpr ArchTable kTables[] = {
     {"glm4moe", "Glm4MoeForCausalLM", model::Family::kGlm4Moe, "post_attention_norm", "shared_experts", false,
      kGlm4MoeKeys},
     {"gpt-oss", "GptOssForCausalLM", model::Family::kGptOss, "post_attention_norm", "", false, kGptOssKeys},
+    {"deepseek2", "Glm4MoeLiteForCausalLM", model::Family::kGlm4MoeLite, "ffn_norm", "shared_experts", false,
+     kDeepseek2Keys},
+    {"granitemoe", "GraniteMoeForCausalLM", model::Family::kGraniteMoe, "ffn_norm", "", true, kGraniteMoeKeys},
+    {"ernie4_5-moe", "Ernie4_5_MoeForCausalLM", model::Family::kErnie45Moe, "ffn_norm", "shared_experts", false,
+     kErnie45MoeKeys},
+    {"hunyuan-moe", "HunYuanMoEV1ForCausalLM", model::Family::kHunYuanMoeV1, "ffn_norm", "shared_mlp", false,
+     kHunyuanMoeKeys},
+    {"dots1", "Dots1ForCausalLM", model::Family::kDots1, "ffn_norm", "shared_experts", false, kDots1Keys},
+    {"minimax-m2", "MiniMaxM2ForCausalLM", model::Family::kMiniMaxM2, "ffn_norm", "", false, kMiniMaxM2Keys},
 };
+
+// Why a family has no table: llama.cpp's arch for it, and what is missing here (the writer's
+// kUnsupported message).
+inline std::string_view unmapped_reason(model::Family f) noexcept {
+  switch (f) {
+    case model::Family::kLlama4:
+      return "llama.cpp's llama4 arch fixes the attention chunk (8192), the NoPE layer step and the temperature "
+             "tuning constants in its graph, which moecpp's configs set freely; not mapped yet";
+    case model::Family::kQwen3Next:
+    case model::Family::kQwen35Moe:
+      return "llama.cpp's qwen3next / qwen35moe archs (Gated DeltaNet ssm_* tensors) are not mapped yet";
+    case model::Family::kDeepseekV32:
+    case model::Family::kGlmMoeDsa:
+      return "the DSA lightning indexer (llama.cpp's deepseek32 / glm-dsa archs, indexer.* keys and tensors) is "
+             "not mapped yet; a deepseek2 file would drop the indexer and run dense attention";
+    default: return "no GGUF mapping";
+  }
+}
 
 // llama.cpp's llama_expert_gating_func_type.
 inline constexpr std::uint32_t kGatingSoftmax = 1;
@@ -204,6 +289,7 @@ struct TensorMapping {
   index_t heads = 0;        // kPermuteRows: blocks of rows (hf_shape[0] / heads rows each)
   index_t rope_offset = 0;  // kPermuteRows: first permuted row of a block
   index_t rope_dims = 0;    // kPermuteRows: permuted rows of a block (0: the whole block)
+  bool squeeze = false;     // a [1, n] HF tensor stored as a GGUF vector [n] (ERNIE's moe_statics)
   std::vector<index_t> hf_shape;  // outermost first
 };
 
@@ -275,12 +361,15 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       }
       if (c.o_bias) add(s + "o_proj.bias", b + "attn_output.bias", {D});
       if (c.attention_sinks) add(s + "sinks", b + "attn_sinks.weight", {H});
-      if (c.qk_norm == model::QkNorm::kPerHead) {
-        add(s + "q_norm.weight", b + "attn_q_norm.weight", {hd});
-        add(s + "k_norm.weight", b + "attn_k_norm.weight", {hd});
+      const std::string qn = s + std::string(c.spec->q_norm_name), kn = s + std::string(c.spec->k_norm_name);
+      if (c.qk_norm == model::QkNorm::kPerHead || c.qk_norm == model::QkNorm::kPerHeadAfterRope) {
+        // Hunyuan's norms after rope are llama.cpp's hunyuan-moe attn_q_norm / attn_k_norm (its
+        // graph applies them after rope too).
+        add(qn + ".weight", b + "attn_q_norm.weight", {hd});
+        add(kn + ".weight", b + "attn_k_norm.weight", {hd});
       } else if (c.qk_norm == model::QkNorm::kWholeProjection) {
-        add(s + "q_norm.weight", b + "attn_q_norm.weight", {H * hd});
-        add(s + "k_norm.weight", b + "attn_k_norm.weight", {KV * hd});
+        add(qn + ".weight", b + "attn_q_norm.weight", {H * hd});
+        add(kn + ".weight", b + "attn_k_norm.weight", {KV * hd});
       }
     }
     const auto mlp = [&](const std::string& hp, const std::string& suffix, index_t f) {
@@ -294,13 +383,23 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       }
     };
     if (!c.moe_layer[i]) {
-      mlp(p + "mlp", "", c.d_ff);
+      mlp(p + std::string(c.spec->dense_mlp_prefix), "", c.d_ff);
       continue;
     }
-    const std::string m = p + "mlp.", router = m + std::string(c.spec->router_name);
+    // The family's spelling of the MoE block, router and correction bias (Granite: block_sparse_moe
+    // and router.layer, Hunyuan: gate.wg, MiniMax: the bias beside the gate, ERNIE: moe_statics).
+    const std::string m = p + std::string(c.spec->moe_prefix) + ".", router = m + std::string(c.spec->router_name);
     add(router + ".weight", b + "ffn_gate_inp.weight", {c.n_experts, D});
     if (c.spec->router_bias) add(router + ".bias", b + "ffn_gate_inp.bias", {c.n_experts});
-    if (c.router.has_correction_bias) add(m + "gate.e_score_correction_bias", b + "exp_probs_b.bias", {c.n_experts});
+    if (c.router.has_correction_bias) {
+      const std::string bias = m + std::string(c.spec->correction_bias_name);
+      if (c.spec->family == model::Family::kErnie45Moe) {
+        add(bias, b + "exp_probs_b.bias", {1, c.n_experts});  // [1, E] in the checkpoint
+        out.back().squeeze = true;
+      } else {
+        add(bias, b + "exp_probs_b.bias", {c.n_experts});
+      }
+    }
     const index_t F = c.d_ff_expert, E = c.n_experts;
     if (c.spec->activation == model::ExpertActivation::kClampedSwiglu) {
       const std::string x = m + "experts.";
@@ -341,7 +440,7 @@ inline std::vector<index_t> gguf_shape(const TensorMapping& m) {
     case TensorKind::kExpert: return {m.n_experts, h[0], h[1]};
     case TensorKind::kGluPair: return h.size() == 3 ? std::vector<index_t>{h[0], h[2] / 2, h[1]} : std::vector<index_t>{h[0], h[1] / 2};
     case TensorKind::kTransposedBank: return {h[0], h[2], h[1]};
-    default: return h;
+    default: return m.squeeze && h.size() == 2 && h[0] == 1 ? std::vector<index_t>{h[1]} : h;
   }
 }
 
@@ -379,7 +478,9 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
     j["shared_expert_intermediate_size"] = c.d_ff_shared;
   }
   if (s.shared_expert == model::SharedExpert::kPlain) j["n_shared_experts"] = c.d_ff_shared / c.d_ff_expert;
-  if (s.dense_layers == model::DenseLayers::kFirstK) {
+  if (s.dense_layers == model::DenseLayers::kFirstK || s.dense_layers == model::DenseLayers::kMlpLayerTypes) {
+    // kMlpLayerTypes (GLM-4.7-Flash): the leading dense block; write_metadata warns about dense
+    // layers after it.
     index_t k = 0;
     while (k < c.n_layers && !c.moe_layer[k]) ++k;
     j["first_k_dense_replace"] = k;
@@ -393,7 +494,45 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
   }
   const auto window = std::find_if(c.sliding_window.begin(), c.sliding_window.end(), [](index_t w) { return w > 0; });
   if (window != c.sliding_window.end()) j["sliding_window"] = *window;
+  if (s.mup_multipliers) {
+    j["attention_multiplier"] = c.attention_scale;
+    j["embedding_multiplier"] = c.embedding_multiplier;
+    j["residual_multiplier"] = c.residual_multiplier;
+    j["logits_scaling"] = 1.0 / static_cast<double>(c.logits_multiplier);
+  }
+  if (s.family == model::Family::kErnie45Moe) j["moe_num_shared_experts"] = c.d_ff_shared / c.d_ff_expert;
   return j;
+}
+
+// ERNIE-4.5's MoE layers as llama.cpp's rule (MoE iff i >= lead and (i + 1) % step == 0): the
+// pair that gives `moe` exactly, else the one that gives it up to its last MoE layer (the
+// checkpoint's moe_layer_end_index stops earlier: llama.cpp would expect experts after it;
+// `truncated` says so), else nullopt.
+struct MoeLayerRule {
+  index_t lead = 0, step = 1;
+  bool truncated = false;
+};
+inline std::optional<MoeLayerRule> moe_layer_rule(const std::vector<bool>& moe) {
+  const auto n = static_cast<index_t>(moe.size());
+  index_t first = 0;
+  while (first < n && !moe[first]) ++first;
+  if (first == n) return std::nullopt;
+  index_t last = n - 1;
+  while (!moe[last]) --last;
+  std::optional<MoeLayerRule> prefix;
+  for (index_t step = n; step >= 1; --step) {  // a truncated fit: the widest step (fewest extra layers)
+    bool exact = true, upto_last = true;
+    for (index_t i = 0; i < n; ++i) {
+      const bool rule = i >= first && (i + 1) % step == 0;
+      if (rule != moe[i]) {
+        exact = false;
+        if (i <= last) upto_last = false;
+      }
+    }
+    if (exact) return MoeLayerRule{first, step, false};
+    if (upto_last && !prefix) prefix = MoeLayerRule{first, step, true};
+  }
+  return prefix;
 }
 
 // The rope_freqs.weight tensor (F32 [rotary_dim / 2]) a GGUF of `c` holds, empty for none: the
@@ -430,12 +569,23 @@ inline std::vector<float> rope_freqs_of(const ModelConfig& c) {
 }
 
 // Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
-// general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key.
+// general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key,
+// `put_bools(key, std::vector<bool>)` an array of bools.
 template <class Writer>
 void write_metadata(Writer& w, const ModelConfig& c) {
   const ArchTable* a = table_for_family(c.spec->family);
   if (a == nullptr) {
-    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
+    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping: {}", c.source, c.architecture,
+         unmapped_reason(c.spec->family));
+  }
+  if (c.spec->family == model::Family::kErnie45Moe && (c.qkv_bias || c.o_bias || c.mlp_bias || c.lm_head_bias)) {
+    // llama.cpp's ernie4_5-moe graph adds optional q/k/v biases only: no attn_output, MLP, shared
+    // expert or output biases, so such a file would not load there (and moecpp would drop them).
+    fail(ErrorCode::kUnsupported, "{}: {} with use_bias = true has no GGUF form: llama.cpp's ernie4_5-moe has no "
+         "o_proj, MLP or lm_head biases", c.source, c.architecture);
+  }
+  if (c.spec->family == model::Family::kGlm4MoeLite && !c.mla) {
+    fail(ErrorCode::kUnsupported, "{}: {} without MLA has no GGUF mapping", c.source, c.architecture);
   }
   const nlohmann::json j = normalized_hf_config(c);
   const std::string arch(a->gguf_arch);
@@ -461,6 +611,51 @@ void write_metadata(Writer& w, const ModelConfig& c) {
     w.put_u32(key("expert_gating_func"),
               c.router.scoring == layers::RouterScoring::kSigmoid ? kGatingSigmoid : kGatingSoftmax);
   } else if (c.spec->family == model::Family::kGlm4Moe) {
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+  } else if (c.spec->family == model::Family::kGraniteMoe) {
+    // LlamaModel writes the rotated width (the whole head); the muP keys come from the table.
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+  } else if (c.spec->family == model::Family::kErnie45Moe) {
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    const auto rule = moe_layer_rule(c.moe_layer);
+    if (!rule) {
+      fail(ErrorCode::kUnsupported, "{}: {}: its MoE layers fit no leading_dense_block_count / "
+           "interleave_moe_layer_step rule (llama.cpp's ernie4_5-moe)", c.source, c.architecture);
+    }
+    if (rule->truncated) {
+      warn("{}: the MoE layers end before the last layer (moe_layer_end_index); llama.cpp's ernie4_5-moe expects "
+           "experts wherever (i + 1) % {} == 0 from layer {} on and would refuse the file (moecpp reads the MoE "
+           "layers back from its tensors)", c.source, rule->step, rule->lead);
+    }
+    w.put_u32(key("leading_dense_block_count"), static_cast<std::uint32_t>(rule->lead));
+    w.put_u32(key("interleave_moe_layer_step"), static_cast<std::uint32_t>(rule->step));
+    // The converter derives this width as intermediate_size / num_key_value_heads (what ERNIE-4.5's
+    // configs give); llama.cpp reads it as the shared experts' width, which this is.
+    if (c.d_ff_shared > 0) w.put_u32(key("expert_shared_feed_forward_length"), static_cast<std::uint32_t>(c.d_ff_shared));
+  } else if (c.spec->family == model::Family::kHunYuanMoeV1) {
+    // The NTK-alpha base (theta · alpha^(d / (d - 2))) is already in rope.theta: the converter
+    // writes that scaled base as rope.freq_base with no rope scaling, as here.
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    w.put_u32(key("expert_shared_count"), 1);
+    w.put_u32(key("expert_shared_feed_forward_length"), static_cast<std::uint32_t>(c.d_ff_shared));
+  } else if (c.spec->family == model::Family::kDots1) {
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+    if (c.router.n_group > 1) {
+      warn("{}: expert groups (n_group {}, topk_group {}): llama.cpp's dots1 graph routes without groups (the keys "
+           "are written; moecpp reads them back)", c.source, c.router.n_group, c.router.topk_group);
+    }
+    if (std::any_of(c.sliding_window.begin(), c.sliding_window.end(), [](index_t v) { return v > 0; })) {
+      // No llama.cpp key says which layers slide for dots1; llama.cpp's own per-layer form
+      // (attention.sliding_window_pattern, an array of bools, true = sliding) records it.
+      std::vector<bool> pattern(c.sliding_window.size());
+      for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = c.sliding_window[i] > 0;
+      w.put_bools(key("attention.sliding_window_pattern"), pattern);
+      warn("{}: sliding-window layers: llama.cpp's dots1 graph attends to the whole context on every layer (the "
+           "window and its layers are written; moecpp reads them back)", c.source);
+    }
+  } else if (c.spec->family == model::Family::kMiniMaxM2) {
     w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
     w.put_u32(key("expert_gating_func"), kGatingSigmoid);
   } else if (c.spec->family == model::Family::kGptOss) {
@@ -521,6 +716,18 @@ void write_metadata(Writer& w, const ModelConfig& c) {
       fail(ErrorCode::kUnsupported, "{}: rope type {} has no GGUF form (none, linear, yarn, llama3)", c.source,
            layers::to_string(r.type));
   }
+  if (c.spec->dense_layers == model::DenseLayers::kMlpLayerTypes) {
+    index_t i = 0;
+    while (i < c.n_layers && !c.moe_layer[i]) ++i;
+    for (; i < c.n_layers; ++i) {
+      if (!c.moe_layer[i]) {
+        warn("{}: layer {} is a dense MLP after the leading dense block; llama.cpp's {} expects experts in every "
+             "layer from leading_dense_block_count on (moecpp reads the file back from its tensors)", c.source, i,
+             arch);
+        break;
+      }
+    }
+  }
   if (c.spec->dense_layers == model::DenseLayers::kSparseStep) {
     for (index_t i = 0; i < c.n_layers; ++i) {
       if (!c.moe_layer[i]) {
@@ -535,7 +742,8 @@ void write_metadata(Writer& w, const ModelConfig& c) {
 }
 
 // A view of GGUF metadata for config_from_metadata: integer(key) / number(key) / boolean(key) /
-// string(key) return nullopt when absent and throw kConfig when of the wrong type; has_tensor(name).
+// string(key) / bools(key) (an array of bools) return nullopt when absent and throw kConfig when of
+// the wrong type; tensor_shape(name).
 template <class Reader>
 nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source) {
   const auto arch_v = f.string("general.architecture");
@@ -544,7 +752,8 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   const ArchTable* a = table_for_arch(arch);
   if (a == nullptr) {
     fail(ErrorCode::kUnsupported, "{}: GGUF architecture \"{}\" is not supported (llama with experts, qwen2moe, "
-         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss)", source, arch);
+         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss, granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2)",
+         source, arch);
   }
   const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
   const auto need_u = [&](std::string_view k) {
@@ -665,6 +874,128 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
       types.push_back(j.contains("sliding_window") && i % 2 == 0 ? "sliding_attention" : "full_attention");
     }
     j["layer_types"] = types;
+  }
+  const auto has_experts = [&](std::uint64_t i) {
+    return f.tensor_shape(fmt::format("blk.{}.ffn_gate_inp.weight", i)).has_value();
+  };
+  const auto head_dim = [&]() -> double {
+    return j.contains("head_dim") ? j["head_dim"].get<double>()
+                                  : j["hidden_size"].get<double>() / j["num_attention_heads"].get<double>();
+  };
+  const auto require_sigmoid = [&] {
+    const auto g = f.integer(key("expert_gating_func"));
+    if (g && *g != kGatingSigmoid) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} is not supported for {} (2, sigmoid)", source,
+           key("expert_gating_func"), *g, arch);
+    }
+  };
+  if (mla && a->family == model::Family::kDeepseekV3) {
+    // Dense layers after the first MoE layer: GLM-4.7-Flash's mlp_layer_types (the only family of
+    // ours with MLA and sigmoid routing that has them; the file names no class). llama.cpp's
+    // deepseek2 itself has leading dense layers only.
+    std::uint64_t first = 0;
+    while (first < n_layers && !has_experts(first)) ++first;
+    bool later_dense = false;
+    for (std::uint64_t i = first; i < n_layers; ++i) later_dense = later_dense || !has_experts(i);
+    if (later_dense) {
+      a = table_for_family(model::Family::kGlm4MoeLite);
+      j["architectures"] = nlohmann::json::array({std::string(a->hf_class)});
+      nlohmann::json types = nlohmann::json::array();
+      for (std::uint64_t i = 0; i < n_layers; ++i) types.push_back(has_experts(i) ? "sparse" : "dense");
+      j["mlp_layer_types"] = types;
+      j.erase("first_k_dense_replace");
+    }
+  }
+  if (a->family == model::Family::kGraniteMoe) {
+    if (!j.contains("logits_scaling")) {  // llama.cpp's granite loader requires it too
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("logit_scale"));
+    }
+    // llama.cpp: no attention.scale is 1/sqrt(head_dim); 0 embedding / residual scales are none.
+    if (!j.contains("attention_multiplier")) j["attention_multiplier"] = 1.0 / std::sqrt(head_dim());
+    for (const char* k : {"embedding_multiplier", "residual_multiplier"}) {
+      if (j.contains(k) && j[k].get<double>() == 0.0) j.erase(k);
+    }
+    if (f.integer(key("expert_shared_feed_forward_length")) || f.tensor_shape("blk.0.ffn_gate_shexp.weight")) {
+      fail(ErrorCode::kUnsupported, "{}: {} with shared experts (GraniteMoeShared, {}) is not supported", source,
+           arch, key("expert_shared_feed_forward_length"));
+    }
+  }
+  if (a->family == model::Family::kErnie45Moe) {
+    const auto step = f.integer(key("interleave_moe_layer_step"));
+    if (!step || *step == 0) {  // llama.cpp's ernie4_5-moe graph asserts it too
+      fail(ErrorCode::kConfig, "{}: metadata key {} {}", source, key("interleave_moe_layer_step"),
+           step ? "is 0" : "not found");
+    }
+    if (!j.contains("moe_intermediate_size")) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("expert_feed_forward_length"));
+    }
+    j["moe_layer_interval"] = *step;
+    j["moe_layer_start_index"] = f.integer(key("leading_dense_block_count")).value_or(0);
+    // llama.cpp has no end index (experts to the last layer); ours stops at the last layer with
+    // experts, which moecpp's own files need (write_metadata warns for them).
+    std::int64_t last = static_cast<std::int64_t>(n_layers) - 1;
+    while (last > 0 && !has_experts(static_cast<std::uint64_t>(last))) --last;
+    j["moe_layer_end_index"] = last;
+    if (!j.contains("moe_num_shared_experts")) j["moe_num_shared_experts"] = 0;
+    if (const auto w = f.integer(key("expert_shared_feed_forward_length"));
+        w && j["moe_num_shared_experts"].get<std::uint64_t>() > 0 &&
+        *w != j["moe_num_shared_experts"].get<std::uint64_t>() * j["moe_intermediate_size"].get<std::uint64_t>()) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} is not {} x {} = {} (shared experts as wide as the routed ones)",
+           source, key("expert_shared_feed_forward_length"), *w, key("expert_shared_count"),
+           key("expert_feed_forward_length"),
+           j["moe_num_shared_experts"].get<std::uint64_t>() * j["moe_intermediate_size"].get<std::uint64_t>());
+    }
+    if (f.tensor_shape("blk.0.attn_q.bias")) {
+      fail(ErrorCode::kUnsupported, "{}: tensor blk.0.attn_q.bias: ERNIE-4.5's use_bias puts biases on every "
+           "projection; q/k/v biases alone are not supported", source);
+    }
+    j["use_bias"] = false;
+  }
+  if (a->family == model::Family::kHunYuanMoeV1) {
+    if (!f.integer(key("expert_feed_forward_length"))) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("expert_feed_forward_length"));
+    }
+    const std::uint64_t width = j["intermediate_size"].get<std::uint64_t>();
+    if (const auto w = f.integer(key("expert_shared_feed_forward_length")); w && *w != width) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} differs from {} = {} (moecpp's Hunyuan shared MLP is as wide as "
+           "an expert)", source, key("expert_shared_feed_forward_length"), *w, key("expert_feed_forward_length"), width);
+    }
+    if (const auto n = f.integer(key("expert_shared_count")); n && *n != 1) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} is not supported (one shared MLP)", source, key("expert_shared_count"), *n);
+    }
+  }
+  if (a->family == model::Family::kDots1) {
+    require_sigmoid();
+    if (!j.contains("routed_scaling_factor")) j["routed_scaling_factor"] = 1.0;  // llama.cpp: no scaling
+    if (!j.contains("norm_topk_prob")) j["norm_topk_prob"] = false;
+    if (!j.contains("first_k_dense_replace")) {
+      std::uint64_t k = 0;
+      while (k < n_layers && !has_experts(k)) ++k;
+      j["first_k_dense_replace"] = k;
+    }
+    if (j.contains("sliding_window")) {
+      const auto pattern = f.bools(key("attention.sliding_window_pattern"));
+      if (pattern && pattern->size() == n_layers) {
+        nlohmann::json types = nlohmann::json::array();
+        for (const bool slides : *pattern) types.push_back(slides ? "sliding_attention" : "full_attention");
+        j["layer_types"] = types;
+      } else {
+        warn("{}: {} without a {} of {} layers: read as full attention on every layer (as llama.cpp's dots1 runs "
+             "it)", source, key("attention.sliding_window"), key("attention.sliding_window_pattern"), n_layers);
+        j.erase("sliding_window");
+      }
+    }
+  }
+  if (a->family == model::Family::kMiniMaxM2) {
+    require_sigmoid();
+    if (const auto rot = f.integer(key("rope.dimension_count"))) {
+      j["partial_rotary_factor"] = static_cast<double>(*rot) / head_dim();
+    }
+  }
+  // The family's spelling of the top-k key (ERNIE: moe_k, Hunyuan: moe_topk).
+  if (const model::ArchitectureSpec* spec = model::find_architecture(a->hf_class);
+      spec != nullptr && spec->top_k_key != "num_experts_per_tok" && j.contains("num_experts_per_tok")) {
+    j[std::string(spec->top_k_key)] = j["num_experts_per_tok"];
   }
   if (a->family == model::Family::kMixtral && j.contains("head_dim") && j["head_dim"].get<std::uint64_t>() == 0) {
     j.erase("head_dim");

@@ -51,6 +51,7 @@ class GgufMetadataReader {
          v->describe());
   }
   std::optional<bool> boolean(std::string_view key) const { return f_.get_optional<bool>(key); }
+  std::optional<std::vector<bool>> bools(std::string_view key) const { return f_.get_optional<std::vector<bool>>(key); }
   std::optional<std::vector<index_t>> tensor_shape(std::string_view name) const {
     const auto t = f_.find_tensor(name);
     if (!t) return std::nullopt;
@@ -93,9 +94,11 @@ inline ModelConfig gguf_model_config(const GgufFile& f) {
     const detail::GgufMetadataReader r(f);
     const nlohmann::json j = gguf_arch::hf_config_from_metadata(r, f.name());
     ModelConfig c = ModelConfig::from_json(j, f.name());
-    // llama: the converter permuted attn_q / attn_k for ggml's normal (adjacent-pair) rope; run
-    // that rope instead of undoing the permutation.
-    if (c.spec->family == model::Family::kMixtral) c.rope_pairing = kernels::RopePairing::interleaved;
+    // llama, granitemoe: the converter permuted attn_q / attn_k for ggml's normal (adjacent-pair)
+    // rope; run that rope instead of undoing the permutation.
+    if (const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family); a != nullptr && a->permute_qk) {
+      c.rope_pairing = kernels::RopePairing::interleaved;
+    }
     // rope_freqs.weight: llama.cpp's per-frequency divisors (how its converter stores llama3 rope).
     if (const auto t = f.find_tensor("rope_freqs.weight")) {
       const index_t half = c.rope.rotary_dim / 2;
