@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <numbers>
@@ -802,5 +803,85 @@ TEST_CASE("gguf model: typed errors for broken files of the newer families", "[g
                                });
     CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kShapeMismatch);
     CHECK(msg.find("blk.1.exp_probs_b.bias") != std::string::npos);
+  }
+}
+
+namespace {
+
+// Logits of every position of `ids` (one prefill).
+Tensor<float, 2> all_logits(const Model& m, const std::vector<std::int32_t>& ids) {
+  KvCache cache = m.make_cache(ids.size());
+  Workspace ws = m.make_workspace(ids.size());
+  Tensor<float, 2> out({ids.size(), m.config().vocab_size});
+  const Model::SequenceChunk chunk{&cache, ids};
+  m.forward({&chunk, 1}, ws, out.view(), /*all_positions=*/true);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gguf model: llama4 when llama.cpp's graph can run the config", "[gguf][model][families]") {
+  // The fixture's chunk (8) and temperature floor differ from what llama.cpp's llama4 graph fixes
+  // (8192 each): kUnsupported naming the value, never a file llama.cpp would run differently.
+  std::string msg;
+  CHECK(error_of([&] { (void)export_fixture("llama4"); }, msg) == ErrorCode::kUnsupported);
+  CHECK(msg.find("attention_chunk_size 8") != std::string::npos);
+  CHECK(msg.find("Llama4ForCausalLM") != std::string::npos);
+  CHECK(error_of([&] { (void)export_fixture("llama4_bf16"); }, msg) == ErrorCode::kUnsupported);
+  // The same weights with Llama 4's own constants (chunk 8192, floor 8192) convert, and the file
+  // runs as the folder does.
+  const fs::path dir = temp_path("llama4_8192");
+  fs::create_directories(dir);
+  fs::copy_file(fixture("llama4") / "model.safetensors", dir / "model.safetensors", fs::copy_options::overwrite_existing);
+  nlohmann::json cfg = io::read_json_file(fixture("llama4") / "config.json", 1 << 20, "config.json");
+  cfg["attention_chunk_size"] = 8192;
+  cfg["floor_scale"] = 8192;
+  {
+    std::ofstream o(dir / "config.json");
+    o << cfg.dump(1);
+  }
+  const fs::path out = temp_path("llama4_8192.gguf");
+  (void)io::export_gguf(dir, out, io::GgufExportOptions{});
+  const io::GgufFile f = io::GgufFile::open(out);
+  CHECK(f.get<std::string>("general.architecture") == "llama4");
+  CHECK(f.get<std::uint32_t>("llama4.interleave_moe_layer_step") == 2);
+  CHECK(f.get<std::uint32_t>("llama4.feed_forward_length") == 96);
+  CHECK(f.get<std::uint32_t>("llama4.expert_feed_forward_length") == 32);
+  CHECK(!f.find("llama4.attention.sliding_window_pattern"));  // llama.cpp's default 4
+  CHECK(f.find_tensor("rope_freqs.weight"));
+  CHECK(f.get_tensor("blk.1.ffn_gate_exps.weight").shape() == std::vector<index_t>{4, 32, 64});
+  CHECK(f.get_tensor("blk.1.ffn_down_exps.weight").shape() == std::vector<index_t>{4, 64, 32});
+  CHECK(f.find_tensor("blk.1.ffn_up_shexp.weight"));
+  CHECK(f.find_tensor("blk.0.ffn_gate.weight"));
+  // gate_up_proj [E, D, 2F]: ffn_up_exps[e][f][d] = gate_up_proj[e][d][F + f].
+  const io::TensorStore store = io::TensorStore::open_folder(dir);
+  const auto gu = store.view_any<float, 3>("model.layers.1.feed_forward.experts.gate_up_proj");
+  const float* up = reinterpret_cast<const float*>(f.get_tensor("blk.1.ffn_up_exps.weight").bytes.data());
+  CHECK(up[(2 * 32 + 5) * 64 + 7] == gu.data()[(2 * 64 + 7) * 64 + 32 + 5]);
+  const ModelConfig a = ModelConfig::from_json(cfg, "config.json");
+  const ModelConfig b = io::gguf_model_config(f);
+  CHECK(b.moe_layer == a.moe_layer);
+  CHECK(b.nope_layer == a.nope_layer);
+  CHECK(b.attention_chunk == a.attention_chunk);
+  CHECK(b.qk_norm == a.qk_norm);
+  CHECK(b.attn_temperature_scale == Approx(a.attn_temperature_scale));
+  CHECK(b.attn_temperature_floor == a.attn_temperature_floor);
+  CHECK(b.d_ff == a.d_ff);
+  CHECK(b.d_ff_expert == a.d_ff_expert);
+  CHECK(b.d_ff_shared == a.d_ff_shared);
+  const std::vector<std::int32_t> ids{3, 17, 5, 40, 22, 9, 100, 7, 64, 11, 250, 2};
+  const Tensor<float, 2> x = all_logits(*load_model(dir), ids);
+  const Tensor<float, 2> y = all_logits(*load_model(out), ids);
+  float worst = 0;
+  for (index_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(x.data()[i] - y.data()[i]));
+  std::printf("gguf llama4 (chunk 8192): max |logit(folder) - logit(gguf)| %.3g\n", worst);
+  CHECK(worst < 1e-4f);
+  SECTION("broken llama4 files") {
+    const fs::path p = rewrite(out, "llama4_no_step.gguf", {"llama4.interleave_moe_layer_step"}, {});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("llama4.interleave_moe_layer_step") != std::string::npos);
+    const fs::path q = rewrite(out, "llama4_no_down.gguf", {}, {"blk.3.ffn_down_exps.weight"});
+    CHECK(error_of([&] { (void)io::open_gguf_model(q); }, msg) == ErrorCode::kMissingTensor);
+    CHECK(msg.find("blk.3.ffn_down_exps.weight") != std::string::npos);
   }
 }

@@ -4,7 +4,17 @@
 // those of llama.cpp's convert_hf_to_gguf.py / gguf-py (constants.py, tensor_mapping.py) and
 // src/llama-arch.cpp, llama-model.cpp:
 //  - arch names: llama (Mixtral: llama with experts), qwen2moe, qwen3moe, olmoe, deepseek2
-//    (DeepSeek-V2/V3, Kimi K2), glm4moe, gpt-oss.
+//    (DeepSeek-V2/V3, Kimi K2, GLM-4.7-Flash), glm4moe, gpt-oss, granitemoe, ernie4_5-moe,
+//    hunyuan-moe, dots1, minimax-m2, llama4.
+//  - not mapped (write: kUnsupported naming the class and why, unmapped_reason): Qwen3-Next /
+//    Qwen3.5 (llama.cpp's qwen3next / qwen35moe: Gated DeltaNet ssm_* tensors), DeepSeek-V3.2 and
+//    GLM-5 (llama.cpp's deepseek32 / glm-dsa: the DSA indexer; a deepseek2 file would drop it);
+//    ERNIE-4.5 with use_bias (llama.cpp's ernie4_5-moe has q/k/v biases only); Llama 4 configs that
+//    llama.cpp's graph runs otherwise (write_llama4).
+//  - what a family's llama.cpp graph cannot run is written with a warning and read back here:
+//    dots1's expert groups and sliding layers (attention.sliding_window_pattern), ERNIE's
+//    moe_layer_end_index, GLM-4.7-Flash's dense layers after the leading block (the MoE layers
+//    come back from which blk.N hold ffn_gate_inp).
 //  - gpt-oss (llama.cpp's LLM_ARCH_OPENAI_MOE): the checkpoint's input-major gate_up_proj
 //    [E, D, 2F] (gate in even columns, up in odd) is stored as output-major ffn_gate_exps /
 //    ffn_up_exps [E, F, D] (and their biases split alike), down_proj [E, F, D] as ffn_down_exps
@@ -204,6 +214,25 @@ inline constexpr KeyMapping kMiniMaxM2Keys[] = {
     {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
 };
 
+// llama4 (Llama4Model): the converter swaps the widths (feed_forward_length is the dense MLP's
+// intermediate_size_mlp, expert_feed_forward_length the experts' intermediate_size); what its graph
+// fixes (chunk 8192, NoPE every 4th layer, temperature tuning 0.1 / 8192, q/k norm unless 128
+// experts) is checked on write and restored on read (write_metadata, hf_config_from_metadata).
+inline constexpr KeyMapping kLlama4Keys[] = {
+    {"expert_count", "num_local_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"feed_forward_length", "intermediate_size_mlp", KeyType::kU32},
+    {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
+};
+// llama.cpp's llama4 constants (src/models/llama4.cpp: the chunk, the temperature tuning; hparams'
+// n_no_rope_layer_step default).
+inline constexpr index_t kLlama4Chunk = 8192;
+inline constexpr index_t kLlama4NoRopeStep = 4;
+inline constexpr float kLlama4TempScale = 0.1f;
+inline constexpr float kLlama4TempFloor = 8192.0f;
+
 // The HF class of a deepseek2 file is chosen from expert_gating_func and its dense layers (see
 // hf_config_from_metadata): GLM-4.7-Flash (Glm4MoeLiteForCausalLM) converts to deepseek2 as well.
 inline constexpr ArchTable kTables[] = {
@@ -227,15 +256,13 @@ inline constexpr ArchTable kTables[] = {
      kHunyuanMoeKeys},
     {"dots1", "Dots1ForCausalLM", model::Family::kDots1, "ffn_norm", "shared_experts", false, kDots1Keys},
     {"minimax-m2", "MiniMaxM2ForCausalLM", model::Family::kMiniMaxM2, "ffn_norm", "", false, kMiniMaxM2Keys},
+    {"llama4", "Llama4ForCausalLM", model::Family::kLlama4, "ffn_norm", "shared_expert", false, kLlama4Keys},
 };
 
 // Why a family has no table: llama.cpp's arch for it, and what is missing here (the writer's
 // kUnsupported message).
 inline std::string_view unmapped_reason(model::Family f) noexcept {
   switch (f) {
-    case model::Family::kLlama4:
-      return "llama.cpp's llama4 arch fixes the attention chunk (8192), the NoPE layer step and the temperature "
-             "tuning constants in its graph, which moecpp's configs set freely; not mapped yet";
     case model::Family::kQwen3Next:
     case model::Family::kQwen35Moe:
       return "llama.cpp's qwen3next / qwen35moe archs (Gated DeltaNet ssm_* tensors) are not mapped yet";
@@ -275,6 +302,7 @@ enum class TensorKind : std::uint8_t {
   kExpert,       // expert `expert` of a stacked [E, rows, cols] GGUF bank
   kKvB,          // MLA kv_b_proj: GGUF attn_kv_b, or attn_k_b + attn_v_b (see the file comment)
   kGluPair,      // GPT-OSS gate_up_proj [E, D, 2F] / its bias [E, 2F]: even columns are `gguf`
+                 // (Llama 4, `halves`: the first F columns)
                  // ([E, F, D] / [E, F]), odd ones `gguf_up`
   kTransposedBank,  // GPT-OSS down_proj [E, F, D]: GGUF [E, D, F]
 };
@@ -290,6 +318,7 @@ struct TensorMapping {
   index_t rope_offset = 0;  // kPermuteRows: first permuted row of a block
   index_t rope_dims = 0;    // kPermuteRows: permuted rows of a block (0: the whole block)
   bool squeeze = false;     // a [1, n] HF tensor stored as a GGUF vector [n] (ERNIE's moe_statics)
+  bool halves = false;      // kGluPair: gate in columns [0, F), up in [F, 2F) (Llama 4), not even / odd
   std::vector<index_t> hf_shape;  // outermost first
 };
 
@@ -307,7 +336,13 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
   const index_t D = c.d_model, V = c.vocab_size, H = c.n_heads;
   add("model.embed_tokens.weight", "token_embd.weight", {V, D});
   add("model.norm.weight", "output_norm.weight", {D});
-  if (!c.tie_word_embeddings) add("lm_head.weight", "output.weight", {V, D});
+  if (!c.tie_word_embeddings) {
+    add("lm_head.weight", "output.weight", {V, D});
+  } else if (c.spec->family == model::Family::kMiniMaxM2) {
+    // llama.cpp's minimax-m2 requires output.weight (no tied fallback): the embedding is written
+    // again under that name, and the file reads back untied with the same values.
+    add("model.embed_tokens.weight", "output.weight", {V, D});
+  }
   for (index_t i = 0; i < c.n_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i), b = fmt::format("blk.{}.", i);
     add(p + "input_layernorm.weight", b + "attn_norm.weight", {D});
@@ -401,7 +436,15 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       }
     }
     const index_t F = c.d_ff_expert, E = c.n_experts;
-    if (c.spec->activation == model::ExpertActivation::kClampedSwiglu) {
+    if (c.spec->input_major_experts) {
+      // Llama 4's input-major banks: gate_up_proj [E, D, 2F] (gate columns, then up) and down_proj
+      // [E, F, D], transposed to llama.cpp's output-major ffn_*_exps as the converter does.
+      const std::string x = m + "experts.";
+      add(x + "gate_up_proj", b + "ffn_gate_exps.weight", {E, D, 2 * F}, TensorKind::kGluPair);
+      out.back().gguf_up = b + "ffn_up_exps.weight";
+      out.back().halves = true;
+      add(x + "down_proj", b + "ffn_down_exps.weight", {E, F, D}, TensorKind::kTransposedBank);
+    } else if (c.spec->activation == model::ExpertActivation::kClampedSwiglu) {
       const std::string x = m + "experts.";
       add(x + "gate_up_proj", b + "ffn_gate_exps.weight", {E, D, 2 * F}, TensorKind::kGluPair);
       out.back().gguf_up = b + "ffn_up_exps.weight";
@@ -409,17 +452,17 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       out.back().gguf_up = b + "ffn_up_exps.bias";
       add(x + "down_proj", b + "ffn_down_exps.weight", {E, F, D}, TensorKind::kTransposedBank);
       add(x + "down_proj_bias", b + "ffn_down_exps.bias", {E, D});
-      continue;
-    }
-    for (index_t e = 0; e < E; ++e) {
-      const std::string x = fmt::format("{}experts.{}.", m, e);
-      for (const auto& [hf, gg, rows, cols] : {std::tuple{"gate_proj", "ffn_gate_exps", F, D},
-                                               std::tuple{"up_proj", "ffn_up_exps", F, D},
-                                               std::tuple{"down_proj", "ffn_down_exps", D, F}}) {
-        TensorMapping t;
-        t.hf = x + hf + ".weight", t.gguf = b + gg + ".weight", t.kind = TensorKind::kExpert;
-        t.expert = e, t.n_experts = E, t.hf_shape = {rows, cols};
-        out.push_back(std::move(t));
+    } else {
+      for (index_t e = 0; e < E; ++e) {
+        const std::string x = fmt::format("{}experts.{}.", m, e);
+        for (const auto& [hf, gg, rows, cols] : {std::tuple{"gate_proj", "ffn_gate_exps", F, D},
+                                                 std::tuple{"up_proj", "ffn_up_exps", F, D},
+                                                 std::tuple{"down_proj", "ffn_down_exps", D, F}}) {
+          TensorMapping t;
+          t.hf = x + hf + ".weight", t.gguf = b + gg + ".weight", t.kind = TensorKind::kExpert;
+          t.expert = e, t.n_experts = E, t.hf_shape = {rows, cols};
+          out.push_back(std::move(t));
+        }
       }
     }
     if (c.d_ff_shared > 0) {
@@ -461,7 +504,7 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j["intermediate_size"] = c.d_ff;
+  j[std::string(s.dense_d_ff_key)] = c.d_ff;
   j["num_experts_per_tok"] = c.top_k;
   j[std::string(s.n_experts_key)] = c.n_experts;
   j[std::string(s.expert_d_ff_key)] = c.d_ff_expert;
@@ -568,6 +611,66 @@ inline std::vector<float> rope_freqs_of(const ModelConfig& c) {
   return out;
 }
 
+// llama4's keys beyond the table, after checking that llama.cpp's llama4 graph runs `c` as written:
+// its MoE layers are every interleave_moe_layer_step-th, its chunked layers all but every
+// sliding_window_pattern-th (chunk 8192), its NoPE layers every 4th (with the temperature tuning
+// at 0.1 / 8192), q/k normalised unless there are 128 experts (Maverick). Anything else is
+// kUnsupported naming the config's value: such a file would run differently in llama.cpp.
+template <class Writer, class Key>
+void write_llama4(Writer& w, const ModelConfig& c, const Key& key) {
+  const index_t n = c.n_layers;
+  const auto unsupported = [&](std::string_view what) {
+    fail(ErrorCode::kUnsupported, "{}: {} has no llama4 GGUF form: {}", c.source, c.architecture, what);
+  };
+  index_t step = 0;
+  for (index_t s = 1; s <= n && step == 0; ++s) {
+    bool same = true;
+    for (index_t i = 0; i < n; ++i) same = same && c.moe_layer[i] == ((i + 1) % s == 0);
+    if (same) step = s;
+  }
+  if (step == 0) unsupported("its MoE layers (moe_layers) are not every interleave_moe_layer_step-th layer");
+  bool any_chunked = false, any_nope = false;
+  for (index_t i = 0; i < n; ++i) {
+    const index_t chunk = c.attention_chunk_of(i);
+    if (chunk != 0 && chunk != kLlama4Chunk) {
+      unsupported(fmt::format("attention_chunk_size {} (llama.cpp's llama4 graph chunks by {})", chunk, kLlama4Chunk));
+    }
+    any_chunked = any_chunked || chunk != 0;
+    any_nope = any_nope || c.is_nope_layer(i);
+  }
+  if (!any_chunked) {
+    // attention.sliding_window = 0: llama.cpp's full-attention llama4 (rope on every layer).
+    if (any_nope) unsupported("NoPE layers without chunked attention");
+    w.put_u32(key("attention.sliding_window"), 0);
+  } else {
+    index_t period = 0;
+    for (index_t p = 2; p <= n + 1 && period == 0; ++p) {
+      bool same = true;
+      for (index_t i = 0; i < n; ++i) same = same && (c.attention_chunk_of(i) != 0) == (i % p < p - 1);
+      if (same) period = p;
+    }
+    if (period == 0) unsupported("its chunked layers are not all but every n-th layer");
+    for (index_t i = 0; i < n; ++i) {
+      if (c.is_nope_layer(i) != ((i + 1) % kLlama4NoRopeStep == 0)) {
+        unsupported(fmt::format("layer {} is {}: llama.cpp's llama4 graph has NoPE on every {}th layer", i,
+                                c.is_nope_layer(i) ? "a NoPE layer" : "a rope layer", kLlama4NoRopeStep));
+      }
+    }
+    if (any_nope && (c.attn_temperature_scale != kLlama4TempScale || c.attn_temperature_floor != kLlama4TempFloor)) {
+      unsupported(fmt::format("attention temperature tuning attn_scale {} / floor_scale {} (llama.cpp: {} / {})",
+                              c.attn_temperature_scale, c.attn_temperature_floor, kLlama4TempScale, kLlama4TempFloor));
+    }
+    if (period != 4) w.put_u32(key("attention.sliding_window_pattern"), static_cast<std::uint32_t>(period));
+  }
+  const bool kq_norm = c.qk_norm != model::QkNorm::kNone;
+  if (kq_norm != (c.n_experts != 128)) {
+    unsupported(fmt::format("use_qk_norm = {} with {} experts (llama.cpp normalises q/k unless there are 128)",
+                            kq_norm, c.n_experts));
+  }
+  w.put_u32(key("interleave_moe_layer_step"), static_cast<std::uint32_t>(step));
+  w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+}
+
 // Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
 // general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key,
 // `put_bools(key, std::vector<bool>)` an array of bools.
@@ -600,7 +703,12 @@ void write_metadata(Writer& w, const ModelConfig& c) {
       case KeyType::kBool: w.put_bool(key(k.gguf), it->template get<bool>()); break;
     }
   };
-  for (const auto& k : kCommonKeys) one(k);
+  const auto overridden = [&](const KeyMapping& k) {
+    return std::any_of(a->keys.begin(), a->keys.end(), [&](const KeyMapping& x) { return x.gguf == k.gguf; });
+  };
+  for (const auto& k : kCommonKeys) {
+    if (!overridden(k)) one(k);  // llama4: feed_forward_length is the dense MLP's width
+  }
   for (const auto& k : a->keys) one(k);
   if (c.mla) {
     // llama.cpp's MQA form of MLA (convert_hf_to_gguf.py DeepseekV2Model).
@@ -658,6 +766,8 @@ void write_metadata(Writer& w, const ModelConfig& c) {
   } else if (c.spec->family == model::Family::kMiniMaxM2) {
     w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
     w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+  } else if (c.spec->family == model::Family::kLlama4) {
+    write_llama4(w, c, key);
   } else if (c.spec->family == model::Family::kGptOss) {
     // What llama.cpp's gpt-oss graph fixes rather than reads (see the file comment).
     if (c.swiglu_alpha != 1.702f || c.swiglu_limit != 7.0f) {
@@ -707,7 +817,7 @@ void write_metadata(Writer& w, const ModelConfig& c) {
       // No metadata: llama.cpp's converter writes llama3 rope only as the rope_freqs.weight
       // tensor (rope_freqs_of; the exporter adds it). llama.cpp's llama graph divides by it; the
       // other graphs (qwen3moe, olmoe, ...) pass no frequency factors to ggml_rope_ext.
-      if (arch != "llama") {
+      if (arch != "llama" && arch != "llama4") {
         warn("{}: llama3 rope is written as rope_freqs.weight, which llama.cpp's {} graph does not read (moecpp "
              "does); llama.cpp would run default rope or refuse the extra tensor", c.source, arch);
       }
@@ -985,6 +1095,37 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
         j.erase("sliding_window");
       }
     }
+  }
+  if (a->family == model::Family::kLlama4) {
+    // What llama.cpp's llama4 graph fixes (write_llama4): restored as the HF config's keys.
+    const auto step = f.integer(key("interleave_moe_layer_step"));
+    if (!step || *step == 0) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} {}", source, key("interleave_moe_layer_step"),
+           step ? "is 0" : "not found");
+    }
+    j["interleave_moe_layer_step"] = *step;
+    if (!f.integer(key("expert_feed_forward_length"))) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("expert_feed_forward_length"));
+    }
+    const auto window = f.integer(key("attention.sliding_window"));
+    const bool chunked = !(window && *window == 0);
+    const std::uint64_t period = f.integer(key("attention.sliding_window_pattern")).value_or(4);
+    if (period < 2) {
+      fail(ErrorCode::kConfig, "{}: {} = {} must be >= 2", source, key("attention.sliding_window_pattern"), period);
+    }
+    nlohmann::json types = nlohmann::json::array(), no_rope = nlohmann::json::array();
+    for (std::uint64_t i = 0; i < n_layers; ++i) {
+      types.push_back(chunked && i % period < period - 1 ? "chunked_attention" : "full_attention");
+      no_rope.push_back(chunked && (i + 1) % kLlama4NoRopeStep == 0 ? 0 : 1);
+    }
+    j["layer_types"] = types;
+    j["no_rope_layers"] = no_rope;
+    j["attention_chunk_size"] = kLlama4Chunk;
+    j["attn_temperature_tuning"] = true;
+    j["attn_scale"] = kLlama4TempScale;
+    j["floor_scale"] = kLlama4TempFloor;
+    j["use_qk_norm"] = n_experts != 128;
+    if (!j.contains("intermediate_size_mlp")) j["intermediate_size_mlp"] = j["intermediate_size"];
   }
   if (a->family == model::Family::kMiniMaxM2) {
     require_sigmoid();

@@ -287,7 +287,7 @@ inline std::vector<float> permute_rope_rows(std::vector<float> x, index_t rows, 
   return x;
 }
 
-// GPT-OSS's checkpoint banks in llama.cpp's layout (gguf_arch.hpp): `part` 0 / 1 of a kGluPair
+// GPT-OSS's and Llama 4's checkpoint banks in llama.cpp's layout (gguf_arch.hpp): `part` 0 / 1 of a kGluPair
 // (gate_up_proj [E, D, 2F] -> even / odd columns transposed to [E, F, D]; its bias [E, 2F] ->
 // [E, F]), or a kTransposedBank (down_proj [E, F, D] -> [E, D, F]).
 inline std::vector<float> gpt_oss_part(const TensorSource& src, const gguf_arch::TensorMapping& m, int part) {
@@ -305,10 +305,12 @@ inline std::vector<float> gpt_oss_part(const TensorSource& src, const gguf_arch:
     for (index_t e = 0; e < E; ++e)
       for (index_t f = 0; f < F; ++f) y[e * F + f] = x[e * 2 * F + 2 * f + part];
   } else {
+    // Column of gate / up unit f: 2f + part (GPT-OSS, interleaved) or part·F + f (Llama 4, halves).
     const index_t D = h[1], F = h[2] / 2;
+    const auto col = [&](index_t f) { return m.halves ? part * F + f : 2 * f + part; };
     for (index_t e = 0; e < E; ++e)
       for (index_t f = 0; f < F; ++f)
-        for (index_t d = 0; d < D; ++d) y[(e * F + f) * D + d] = x[(e * D + d) * 2 * F + 2 * f + part];
+        for (index_t d = 0; d < D; ++d) y[(e * F + f) * D + d] = x[(e * D + d) * 2 * F + col(f)];
   }
   return y;
 }

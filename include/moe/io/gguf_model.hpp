@@ -238,7 +238,7 @@ class GgufTensorSource final : public TensorSource {
     return TensorRef{DType::f32, reinterpret_cast<const std::byte*>(kept.data())};
   }
 
-  // GPT-OSS's checkpoint layout from llama.cpp's (gguf_arch.hpp): gate_up_proj [E, D, 2F] with
+  // GPT-OSS's (and Llama 4's) checkpoint layout from llama.cpp's (gguf_arch.hpp): gate_up_proj [E, D, 2F] with
   // gate/up in even/odd columns from ffn_gate_exps / ffn_up_exps [E, F, D], its bias [E, 2F] from
   // the [E, F] biases, down_proj [E, F, D] from ffn_down_exps [E, D, F]. f32 copies (transposed,
   // so not usable in place; a quantized file is dequantized here).
@@ -267,11 +267,13 @@ class GgufTensorSource final : public TensorSource {
       return keep(std::move(out));
     }
     const index_t F = g[1], D = g[2];  // [E, F, D] twice -> [E, D, 2F]
+    // Gate / up unit f in columns 2f / 2f + 1 (GPT-OSS) or f / F + f (Llama 4's halves).
+    const index_t up_at = m.halves ? F : 1, stride = m.halves ? 1 : 2;
     for (index_t e = 0; e < E; ++e)
       for (index_t f = 0; f < F; ++f)
         for (index_t d = 0; d < D; ++d) {
-          out[(e * D + d) * 2 * F + 2 * f] = gate[(e * F + f) * D + d];
-          out[(e * D + d) * 2 * F + 2 * f + 1] = up[(e * F + f) * D + d];
+          out[(e * D + d) * 2 * F + stride * f] = gate[(e * F + f) * D + d];
+          out[(e * D + d) * 2 * F + stride * f + up_at] = up[(e * F + f) * D + d];
         }
     return keep(std::move(out));
   }
