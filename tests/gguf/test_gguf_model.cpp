@@ -7,12 +7,16 @@
 #include <moe/io/json_file.hpp>
 #include <moe/io/tensor_store.hpp>
 
+#include "../../examples/moe-conformance/model_case.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <numbers>
@@ -582,5 +586,302 @@ TEST_CASE("gguf model: --type mxfp4 puts the expert banks in MXFP4", "[gguf][mod
     CHECK(r.fallbacks.empty() == (F % 32 == 0));
     const io::GgufModel g = io::open_gguf_model(out);  // binds (GPT-OSS: dequantized copies)
     CHECK(g.config.n_experts == hf_config(name).n_experts);
+  }
+}
+
+namespace {
+
+// `name` written to an f32 GGUF in a folder of its own with the fixture's reference files beside
+// it (the layout moe-conformance DIR/model-f32.gguf reads).
+fs::path export_case(const std::string& name) {
+  const fs::path dir = temp_path(name + "-case");
+  fs::create_directories(dir);
+  for (const char* f : {"reference.json", "reference.safetensors"}) {
+    fs::copy_file(fixture(name) / f, dir / f, fs::copy_options::overwrite_existing);
+  }
+  const fs::path out = dir / "model-f32.gguf";
+  io::GgufExportOptions o;
+  (void)io::export_gguf(fixture(name), out, o);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gguf model: granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2 and GLM-4.7-Flash files run as "
+          "their transformers references", "[gguf][model][families]") {
+  for (const std::string name : {"granitemoe", "ernie4_5_moe_bf16", "hunyuan_v1_moe", "hunyuan_v1_moe_alpha", "dots1",
+                                 "minimax_m2", "minimax_m2_bf16", "glm4_moe_lite"}) {
+    INFO(name);
+    const ModelConfig a = hf_config(name);
+    WarningCollector warnings;  // what llama.cpp's graphs cannot run is said on write (checked below)
+    const fs::path file = export_case(name);
+    const ModelConfig b = io::gguf_model_config(io::GgufFile::open(file));
+    CHECK(b.architecture == a.architecture);
+    CHECK(b.n_layers == a.n_layers);
+    CHECK(b.n_kv_heads == a.n_kv_heads);
+    CHECK(b.head_dim == a.head_dim);
+    CHECK(b.tie_word_embeddings == a.tie_word_embeddings);
+    CHECK(b.qk_norm == a.qk_norm);
+    CHECK(b.mla == a.mla);
+    CHECK(b.d_ff == a.d_ff);
+    CHECK(b.d_ff_expert == a.d_ff_expert);
+    CHECK(b.d_ff_shared == a.d_ff_shared);
+    CHECK(b.n_experts == a.n_experts);
+    CHECK(b.top_k == a.top_k);
+    CHECK(b.moe_layer == a.moe_layer);
+    CHECK(b.sliding_window == a.sliding_window);
+    CHECK(b.router.scoring == a.router.scoring);
+    CHECK(b.router.norm_topk_prob == a.router.norm_topk_prob);
+    CHECK(b.router.has_correction_bias == a.router.has_correction_bias);
+    CHECK(b.router.routed_scaling_factor == Approx(a.router.routed_scaling_factor));
+    CHECK(b.router.n_group == a.router.n_group);
+    CHECK(b.router.topk_group == a.router.topk_group);
+    CHECK(b.rope.theta == Approx(a.rope.theta).epsilon(1e-6));
+    CHECK(b.rope.rotary_dim == a.rope.rotary_dim);
+    CHECK(b.attention_scale == Approx(a.attention_scale).epsilon(1e-6));
+    CHECK(b.embedding_multiplier == Approx(a.embedding_multiplier));
+    CHECK(b.residual_multiplier == Approx(a.residual_multiplier));
+    CHECK(b.logits_multiplier == Approx(a.logits_multiplier));
+    // Logits of every prompt position within DESIGN.md's 2e-3 of transformers', top-5 and the
+    // 12-token greedy continuations identical (moe-conformance's check, on the .gguf).
+    const auto r = conformance::check_model_case<backend::cpu>(file);
+    INFO(r.detail);
+    CHECK(r.passed);
+    std::printf("gguf %s: %s\n", name.c_str(), r.detail.c_str());
+  }
+}
+
+TEST_CASE("gguf model: the newer families' keys and tensors are llama.cpp's", "[gguf][model][families]") {
+  SECTION("granitemoe: muP scales, q/k permuted for the normal rope, experts split out of input_linear") {
+    const io::GgufFile f = io::GgufFile::open(export_fixture("granitemoe"));
+    CHECK(f.get<std::string>("general.architecture") == "granitemoe");
+    CHECK(f.get<float>("granitemoe.attention.scale") == Approx(0.1));
+    CHECK(f.get<float>("granitemoe.embedding_scale") == Approx(12.0));
+    CHECK(f.get<float>("granitemoe.residual_scale") == Approx(0.22));
+    CHECK(f.get<float>("granitemoe.logit_scale") == Approx(6.0));
+    CHECK(f.get<std::uint32_t>("granitemoe.expert_count") == 8);
+    CHECK(f.get_tensor("blk.1.ffn_gate_exps.weight").shape() == std::vector<index_t>{8, 32, 64});
+    CHECK(f.get_tensor("blk.1.ffn_down_exps.weight").shape() == std::vector<index_t>{8, 64, 32});
+    CHECK(!f.find_tensor("output.weight"));  // tied
+    const io::TensorStore store = io::TensorStore::open_folder(fixture("granitemoe"));
+    // ffn_up_exps expert 3 = input_linear[3] rows F..2F.
+    const auto bank = store.view_any<float, 3>("model.layers.1.block_sparse_moe.input_linear.weight");
+    const io::GgufTensor up = f.get_tensor("blk.1.ffn_up_exps.weight");
+    CHECK(std::memcmp(up.bytes.data() + 3 * 32 * 64 * 4, bank.data() + (3 * 64 + 32) * 64, 32 * 64 * 4) == 0);
+    // GGUF row 2i+j of head h = HF row h·hd + j·hd/2 + i (LlamaModel.permute).
+    const auto q = store.view_any<float, 2>("model.layers.0.self_attn.q_proj.weight");
+    const float* g = reinterpret_cast<const float*>(f.get_tensor("blk.0.attn_q.weight").bytes.data());
+    CHECK(std::memcmp(g + 1 * 64, q.data() + 8 * 64, 64 * 4) == 0);  // head 0: row 1 <- row hd/2
+    CHECK(io::gguf_model_config(f).rope_pairing == kernels::RopePairing::interleaved);
+  }
+  SECTION("ernie4_5-moe: the MoE layer rule, moe_statics as exp_probs_b; use_bias has no GGUF form") {
+    WarningCollector w;
+    const io::GgufFile f = io::GgufFile::open(export_fixture("ernie4_5_moe_bf16"));
+    CHECK(f.get<std::string>("general.architecture") == "ernie4_5-moe");
+    CHECK(f.get<std::uint32_t>("ernie4_5-moe.leading_dense_block_count") == 1);
+    CHECK(f.get<std::uint32_t>("ernie4_5-moe.interleave_moe_layer_step") == 2);
+    CHECK(f.get<std::uint32_t>("ernie4_5-moe.expert_used_count") == 3);
+    CHECK(f.get<std::uint32_t>("ernie4_5-moe.expert_shared_count") == 0);
+    CHECK(f.get_tensor("blk.1.exp_probs_b.bias").shape() == std::vector<index_t>{8});
+    CHECK(f.find_tensor("blk.3.ffn_gate.weight"));  // dense after moe_layer_end_index
+    // ...which llama.cpp's rule cannot say: a warning.
+    REQUIRE(w.messages().size() == 1);
+    CHECK(w.messages()[0].find("moe_layer_end_index") != std::string::npos);
+    std::string msg;
+    CHECK(error_of([&] { (void)export_fixture("ernie4_5_moe"); }, msg) == ErrorCode::kUnsupported);
+    CHECK(msg.find("use_bias") != std::string::npos);
+    CHECK(msg.find("Ernie4_5_MoeForCausalLM") != std::string::npos);
+  }
+  SECTION("hunyuan-moe: shared MLP width, q/k norms, NTK-alpha as the scaled base") {
+    const io::GgufFile f = io::GgufFile::open(export_fixture("hunyuan_v1_moe"));
+    CHECK(f.get<std::string>("general.architecture") == "hunyuan-moe");
+    CHECK(f.get<std::uint32_t>("hunyuan-moe.expert_feed_forward_length") == 32);
+    CHECK(f.get<std::uint32_t>("hunyuan-moe.expert_shared_feed_forward_length") == 32);
+    CHECK(f.get_tensor("blk.0.attn_q_norm.weight").shape() == std::vector<index_t>{16});
+    CHECK(f.find_tensor("blk.0.ffn_up_shexp.weight"));
+    const io::GgufFile alpha = io::GgufFile::open(export_fixture("hunyuan_v1_moe_alpha"));
+    CHECK(alpha.get<float>("hunyuan-moe.rope.freq_base") == Approx(10000.0 * std::pow(1000.0, 16.0 / 14.0)));
+    CHECK(!alpha.find("hunyuan-moe.rope.scaling.type"));
+  }
+  SECTION("dots1: sigmoid gating, leading dense layer, groups and sliding layers kept with warnings") {
+    WarningCollector w;
+    const io::GgufFile f = io::GgufFile::open(export_fixture("dots1"));
+    CHECK(f.get<std::string>("general.architecture") == "dots1");
+    CHECK(f.get<std::uint32_t>("dots1.expert_gating_func") == 2);
+    CHECK(f.get<std::uint32_t>("dots1.leading_dense_block_count") == 1);
+    CHECK(f.get<std::uint32_t>("dots1.expert_shared_count") == 1);
+    CHECK(f.get<float>("dots1.expert_weights_scale") == Approx(2.5));
+    CHECK(f.get<bool>("dots1.expert_weights_norm"));
+    CHECK(f.get<std::uint32_t>("dots1.expert_group_count") == 2);
+    CHECK(f.get<std::uint32_t>("dots1.attention.sliding_window") == 6);
+    CHECK(f.get<std::vector<bool>>("dots1.attention.sliding_window_pattern") == std::vector<bool>{false, true, true});
+    CHECK(f.find_tensor("blk.1.exp_probs_b.bias"));
+    REQUIRE(w.messages().size() == 2);
+    CHECK(w.messages()[0].find("groups") != std::string::npos);
+    CHECK(w.messages()[1].find("sliding") != std::string::npos);
+  }
+  SECTION("minimax-m2: partial rotary, whole-projection q/k norms, bias beside the gate") {
+    const io::GgufFile f = io::GgufFile::open(export_fixture("minimax_m2"));
+    CHECK(f.get<std::string>("general.architecture") == "minimax-m2");
+    CHECK(f.get<std::uint32_t>("minimax-m2.rope.dimension_count") == 12);
+    CHECK(f.get<std::uint32_t>("minimax-m2.expert_gating_func") == 2);
+    CHECK(f.get<std::uint32_t>("minimax-m2.attention.key_length") == 24);
+    CHECK(f.get_tensor("blk.0.attn_q_norm.weight").shape() == std::vector<index_t>{96});
+    CHECK(f.get_tensor("blk.0.attn_k_norm.weight").shape() == std::vector<index_t>{48});
+    CHECK(f.find_tensor("blk.0.exp_probs_b.bias"));
+  }
+  SECTION("GLM-4.7-Flash: deepseek2's MLA; a dense layer after the leading block is read back from the tensors") {
+    WarningCollector w;
+    const fs::path p = export_fixture("glm4_moe_lite");
+    const io::GgufFile f = io::GgufFile::open(p);
+    CHECK(f.get<std::string>("general.architecture") == "deepseek2");
+    CHECK(f.get<std::uint32_t>("deepseek2.expert_gating_func") == 2);
+    CHECK(f.get<std::uint32_t>("deepseek2.leading_dense_block_count") == 1);
+    CHECK(f.get<std::uint32_t>("deepseek2.attention.key_length_mla") == 24);
+    CHECK(f.find_tensor("blk.2.ffn_gate.weight"));
+    REQUIRE(w.messages().size() == 1);
+    CHECK(w.messages()[0].find("layer 2") != std::string::npos);
+    CHECK(io::gguf_model_config(f).architecture == "Glm4MoeLiteForCausalLM");
+    // Without the later dense layer the same file is DeepSeek-V3's (the class is not recorded).
+    const io::GgufFile v3 = io::GgufFile::open(export_fixture("deepseek_v3"));
+    CHECK(io::gguf_model_config(v3).architecture == "DeepseekV3ForCausalLM");
+  }
+  SECTION("families without a GGUF mapping are typed errors naming the class") {
+    for (const std::string name : {"llama4", "llama4_bf16", "qwen3_next", "qwen3_5_moe", "deepseek_v32", "glm_moe_dsa"}) {
+      INFO(name);
+      std::string msg;
+      CHECK(error_of([&] { (void)export_fixture(name); }, msg) == ErrorCode::kUnsupported);
+      CHECK(msg.find(hf_config(name).architecture) != std::string::npos);
+      CHECK(msg.find("GGUF") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("gguf model: typed errors for broken files of the newer families", "[gguf][model][families]") {
+  std::string msg;
+  SECTION("granitemoe without logit_scale") {
+    const fs::path p = rewrite(export_fixture("granitemoe"), "granite_no_logit.gguf", {"granitemoe.logit_scale"}, {});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("granitemoe.logit_scale") != std::string::npos);
+    CHECK(msg.find("granite_no_logit.gguf") != std::string::npos);
+  }
+  SECTION("ernie4_5-moe without interleave_moe_layer_step") {
+    const fs::path p =
+        rewrite(export_fixture("ernie4_5_moe_bf16"), "ernie_no_step.gguf", {"ernie4_5-moe.interleave_moe_layer_step"}, {});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("ernie4_5-moe.interleave_moe_layer_step") != std::string::npos);
+  }
+  SECTION("hunyuan-moe without expert_feed_forward_length") {
+    const fs::path p =
+        rewrite(export_fixture("hunyuan_v1_moe"), "hunyuan_no_ff.gguf", {"hunyuan-moe.expert_feed_forward_length"}, {});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("hunyuan-moe.expert_feed_forward_length") != std::string::npos);
+  }
+  SECTION("dots1 with a q norm of the wrong shape") {
+    const fs::path p = rewrite(export_fixture("dots1"), "dots1_bad_norm.gguf", {}, {"blk.1.attn_q_norm.weight"},
+                               [](io::GgufWriter& w) {
+                                 const std::vector<float> v(8, 1.0f);
+                                 w.add_tensor("blk.1.attn_q_norm.weight", io::GgmlType::f32, {8},
+                                              std::as_bytes(std::span<const float>(v)));
+                               });
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kShapeMismatch);
+    CHECK(msg.find("blk.1.attn_q_norm.weight") != std::string::npos);
+    CHECK(msg.find("[8]") != std::string::npos);
+  }
+  SECTION("minimax-m2 with softmax gating") {
+    const fs::path p = rewrite(export_fixture("minimax_m2"), "minimax_softmax.gguf", {"minimax-m2.expert_gating_func"}, {},
+                               [](io::GgufWriter& w) { w.set("minimax-m2.expert_gating_func", std::uint32_t{1}); });
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kUnsupported);
+    CHECK(msg.find("minimax-m2.expert_gating_func") != std::string::npos);
+  }
+  SECTION("GLM-4.7-Flash (deepseek2) with a correction bias of the wrong shape") {
+    const fs::path p = rewrite(export_fixture("glm4_moe_lite"), "glm_lite_bad_bias.gguf", {}, {"blk.1.exp_probs_b.bias"},
+                               [](io::GgufWriter& w) {
+                                 const std::vector<float> v(5, 0.0f);
+                                 w.add_tensor("blk.1.exp_probs_b.bias", io::GgmlType::f32, {5},
+                                              std::as_bytes(std::span<const float>(v)));
+                               });
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kShapeMismatch);
+    CHECK(msg.find("blk.1.exp_probs_b.bias") != std::string::npos);
+  }
+}
+
+namespace {
+
+// Logits of every position of `ids` (one prefill).
+Tensor<float, 2> all_logits(const Model& m, const std::vector<std::int32_t>& ids) {
+  KvCache cache = m.make_cache(ids.size());
+  Workspace ws = m.make_workspace(ids.size());
+  Tensor<float, 2> out({ids.size(), m.config().vocab_size});
+  const Model::SequenceChunk chunk{&cache, ids};
+  m.forward({&chunk, 1}, ws, out.view(), /*all_positions=*/true);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("gguf model: llama4 when llama.cpp's graph can run the config", "[gguf][model][families]") {
+  // The fixture's chunk (8) and temperature floor differ from what llama.cpp's llama4 graph fixes
+  // (8192 each): kUnsupported naming the value, never a file llama.cpp would run differently.
+  std::string msg;
+  CHECK(error_of([&] { (void)export_fixture("llama4"); }, msg) == ErrorCode::kUnsupported);
+  CHECK(msg.find("attention_chunk_size 8") != std::string::npos);
+  CHECK(msg.find("Llama4ForCausalLM") != std::string::npos);
+  CHECK(error_of([&] { (void)export_fixture("llama4_bf16"); }, msg) == ErrorCode::kUnsupported);
+  // The same weights with Llama 4's own constants (chunk 8192, floor 8192) convert, and the file
+  // runs as the folder does.
+  const fs::path dir = temp_path("llama4_8192");
+  fs::create_directories(dir);
+  fs::copy_file(fixture("llama4") / "model.safetensors", dir / "model.safetensors", fs::copy_options::overwrite_existing);
+  nlohmann::json cfg = io::read_json_file(fixture("llama4") / "config.json", 1 << 20, "config.json");
+  cfg["attention_chunk_size"] = 8192;
+  cfg["floor_scale"] = 8192;
+  {
+    std::ofstream o(dir / "config.json");
+    o << cfg.dump(1);
+  }
+  const fs::path out = temp_path("llama4_8192.gguf");
+  (void)io::export_gguf(dir, out, io::GgufExportOptions{});
+  const io::GgufFile f = io::GgufFile::open(out);
+  CHECK(f.get<std::string>("general.architecture") == "llama4");
+  CHECK(f.get<std::uint32_t>("llama4.interleave_moe_layer_step") == 2);
+  CHECK(f.get<std::uint32_t>("llama4.feed_forward_length") == 96);
+  CHECK(f.get<std::uint32_t>("llama4.expert_feed_forward_length") == 32);
+  CHECK(!f.find("llama4.attention.sliding_window_pattern"));  // llama.cpp's default 4
+  CHECK(f.find_tensor("rope_freqs.weight"));
+  CHECK(f.get_tensor("blk.1.ffn_gate_exps.weight").shape() == std::vector<index_t>{4, 32, 64});
+  CHECK(f.get_tensor("blk.1.ffn_down_exps.weight").shape() == std::vector<index_t>{4, 64, 32});
+  CHECK(f.find_tensor("blk.1.ffn_up_shexp.weight"));
+  CHECK(f.find_tensor("blk.0.ffn_gate.weight"));
+  // gate_up_proj [E, D, 2F]: ffn_up_exps[e][f][d] = gate_up_proj[e][d][F + f].
+  const io::TensorStore store = io::TensorStore::open_folder(dir);
+  const auto gu = store.view_any<float, 3>("model.layers.1.feed_forward.experts.gate_up_proj");
+  const float* up = reinterpret_cast<const float*>(f.get_tensor("blk.1.ffn_up_exps.weight").bytes.data());
+  CHECK(up[(2 * 32 + 5) * 64 + 7] == gu.data()[(2 * 64 + 7) * 64 + 32 + 5]);
+  const ModelConfig a = ModelConfig::from_json(cfg, "config.json");
+  const ModelConfig b = io::gguf_model_config(f);
+  CHECK(b.moe_layer == a.moe_layer);
+  CHECK(b.nope_layer == a.nope_layer);
+  CHECK(b.attention_chunk == a.attention_chunk);
+  CHECK(b.qk_norm == a.qk_norm);
+  CHECK(b.attn_temperature_scale == Approx(a.attn_temperature_scale));
+  CHECK(b.attn_temperature_floor == a.attn_temperature_floor);
+  CHECK(b.d_ff == a.d_ff);
+  CHECK(b.d_ff_expert == a.d_ff_expert);
+  CHECK(b.d_ff_shared == a.d_ff_shared);
+  const std::vector<std::int32_t> ids{3, 17, 5, 40, 22, 9, 100, 7, 64, 11, 250, 2};
+  const Tensor<float, 2> x = all_logits(*load_model(dir), ids);
+  const Tensor<float, 2> y = all_logits(*load_model(out), ids);
+  float worst = 0;
+  for (index_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::fabs(x.data()[i] - y.data()[i]));
+  std::printf("gguf llama4 (chunk 8192): max |logit(folder) - logit(gguf)| %.3g\n", worst);
+  CHECK(worst < 1e-4f);
+  SECTION("broken llama4 files") {
+    const fs::path p = rewrite(out, "llama4_no_step.gguf", {"llama4.interleave_moe_layer_step"}, {});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("llama4.interleave_moe_layer_step") != std::string::npos);
+    const fs::path q = rewrite(out, "llama4_no_down.gguf", {}, {"blk.3.ffn_down_exps.weight"});
+    CHECK(error_of([&] { (void)io::open_gguf_model(q); }, msg) == ErrorCode::kMissingTensor);
+    CHECK(msg.find("blk.3.ffn_down_exps.weight") != std::string::npos);
   }
 }

@@ -44,7 +44,7 @@ TEST_CASE("load-time quantization holds what moe-quantize writes", "[quantize][l
         const Tensor<float, 2> a = logits_of(*q, ids);
         // The GGUF holds the same quantized rows where its layout is the checkpoint's (qwen3moe;
         // llama permutes whole q/k rows). deepseek2 stores MLA's kv_b transposed and split, so its
-        // blocks differ; granitemoe has no GGUF mapping yet.
+        // blocks differ; granitemoe's GGUF (q/k permuted as llama's) is not compared here.
         if (name == "qwen3_moe" || name == "mixtral") {
           const fs::path gguf = fs::temp_directory_path() /
                                 fmt::format("moe_loadq_{}_{}_{}.gguf", ::getpid(), name, type);

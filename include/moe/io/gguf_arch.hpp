@@ -1,10 +1,20 @@
-// The mapping between llama.cpp's GGUF model description and ours, one table per architecture,
-// used in both directions: GGUF metadata keys <-> Hugging Face config.json keys, and GGUF tensor
-// names <-> the Hugging Face tensor names model::bind_weights asks for. Names and conventions are
-// those of llama.cpp's convert_hf_to_gguf.py / gguf-py (constants.py, tensor_mapping.py) and
-// src/llama-arch.cpp, llama-model.cpp:
+// The mapping between llama.cpp's GGUF model description and ours, one table per architecture
+// (gguf_arch_tables.hpp), used in both directions: GGUF metadata keys <-> Hugging Face config.json
+// keys, and GGUF tensor names <-> the Hugging Face tensor names model::bind_weights asks for.
+// Names and conventions are those of llama.cpp's convert_hf_to_gguf.py / gguf-py (constants.py,
+// tensor_mapping.py) and src/llama-arch.cpp, llama-model.cpp, src/models/*.cpp:
 //  - arch names: llama (Mixtral: llama with experts), qwen2moe, qwen3moe, olmoe, deepseek2
-//    (DeepSeek-V2/V3, Kimi K2), glm4moe, gpt-oss.
+//    (DeepSeek-V2/V3, Kimi K2, GLM-4.7-Flash), glm4moe, gpt-oss, granitemoe, ernie4_5-moe,
+//    hunyuan-moe, dots1, minimax-m2, llama4.
+//  - not mapped (write: kUnsupported naming the class and why, unmapped_reason): Qwen3-Next /
+//    Qwen3.5 (llama.cpp's qwen3next / qwen35moe: Gated DeltaNet ssm_* tensors), DeepSeek-V3.2 and
+//    GLM-5 (llama.cpp's deepseek32 / glm-dsa: the DSA indexer; a deepseek2 file would drop it);
+//    ERNIE-4.5 with use_bias (llama.cpp's ernie4_5-moe has q/k/v biases only); Llama 4 configs that
+//    llama.cpp's graph runs otherwise (write_llama4).
+//  - what a family's llama.cpp graph cannot run is written with a warning and read back here:
+//    dots1's expert groups and sliding layers (attention.sliding_window_pattern), ERNIE's
+//    moe_layer_end_index, GLM-4.7-Flash's dense layers after the leading block (the MoE layers
+//    come back from which blk.N hold ffn_gate_inp).
 //  - gpt-oss (llama.cpp's LLM_ARCH_OPENAI_MOE): the checkpoint's input-major gate_up_proj
 //    [E, D, 2F] (gate in even columns, up in odd) is stored as output-major ffn_gate_exps /
 //    ffn_up_exps [E, F, D] (and their biases split alike), down_proj [E, F, D] as ffn_down_exps
@@ -35,13 +45,16 @@
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/core/warning.hpp"
+#include "moe/io/gguf_arch_tables.hpp"
 #include "moe/layers/rope.hpp"
+#include "moe/model/architectures/all.hpp"
 #include "moe/model/config.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <numbers>
 #include <array>
 #include <span>
@@ -53,133 +66,6 @@
 
 namespace moe::io::gguf_arch {
 
-enum class KeyType : std::uint8_t { kU32, kF32, kBool };
-
-// One metadata key: "{arch}.<gguf>" <-> config.json "<hf>".
-struct KeyMapping {
-  std::string_view gguf;  // below "{arch}."
-  std::string_view hf;
-  KeyType type;
-};
-
-struct ArchTable {
-  std::string_view gguf_arch;        // general.architecture
-  std::string_view hf_class;         // the config.json class written for it
-  model::Family family;
-  std::string_view ffn_norm;         // the GGUF name of post_attention_layernorm (below blk.N.)
-  std::string_view shared_expert;    // HF name of the shared expert module ("" none)
-  bool permute_qk = false;           // llama: attn_q / attn_k rows permuted for ggml's normal rope
-  std::span<const KeyMapping> keys;  // arch-specific keys (after the common ones)
-};
-
-inline constexpr KeyMapping kCommonKeys[] = {
-    {"block_count", "num_hidden_layers", KeyType::kU32},
-    {"context_length", "max_position_embeddings", KeyType::kU32},
-    {"embedding_length", "hidden_size", KeyType::kU32},
-    {"feed_forward_length", "intermediate_size", KeyType::kU32},
-    {"attention.head_count", "num_attention_heads", KeyType::kU32},
-    {"attention.layer_norm_rms_epsilon", "rms_norm_eps", KeyType::kF32},
-    {"expert_used_count", "num_experts_per_tok", KeyType::kU32},
-    {"vocab_size", "vocab_size", KeyType::kU32},
-};
-inline constexpr KeyMapping kMixtralKeys[] = {
-    {"expert_count", "num_local_experts", KeyType::kU32},
-    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
-    {"attention.key_length", "head_dim", KeyType::kU32},
-    {"attention.value_length", "head_dim", KeyType::kU32},
-    {"attention.sliding_window", "sliding_window", KeyType::kU32},
-};
-inline constexpr KeyMapping kQwen2MoeKeys[] = {
-    {"expert_count", "num_experts", KeyType::kU32},
-    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
-    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
-    {"expert_shared_feed_forward_length", "shared_expert_intermediate_size", KeyType::kU32},
-    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
-};
-inline constexpr KeyMapping kQwen3MoeKeys[] = {
-    {"expert_count", "num_experts", KeyType::kU32},
-    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
-    {"attention.key_length", "head_dim", KeyType::kU32},
-    {"attention.value_length", "head_dim", KeyType::kU32},
-    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
-    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
-    {"attention.sliding_window", "sliding_window", KeyType::kU32},
-};
-inline constexpr KeyMapping kOlmoeKeys[] = {
-    {"expert_count", "num_experts", KeyType::kU32},
-    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
-    {"attention.clamp_kqv", "clip_qkv", KeyType::kF32},
-    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
-};
-inline constexpr KeyMapping kDeepseek2Keys[] = {
-    {"expert_count", "n_routed_experts", KeyType::kU32},
-    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
-    {"expert_shared_count", "n_shared_experts", KeyType::kU32},
-    {"leading_dense_block_count", "first_k_dense_replace", KeyType::kU32},
-    {"expert_weights_scale", "routed_scaling_factor", KeyType::kF32},
-    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
-    {"expert_group_count", "n_group", KeyType::kU32},
-    {"expert_group_used_count", "topk_group", KeyType::kU32},
-    {"attention.q_lora_rank", "q_lora_rank", KeyType::kU32},
-    {"attention.kv_lora_rank", "kv_lora_rank", KeyType::kU32},
-    {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
-    {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
-};
-inline constexpr KeyMapping kGptOssKeys[] = {
-    {"expert_count", "num_local_experts", KeyType::kU32},
-    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
-    {"attention.key_length", "head_dim", KeyType::kU32},
-    {"attention.value_length", "head_dim", KeyType::kU32},
-    {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
-    {"attention.sliding_window", "sliding_window", KeyType::kU32},
-};
-inline constexpr KeyMapping kGlm4MoeKeys[] = {
-    {"expert_count", "n_routed_experts", KeyType::kU32},
-    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
-    {"attention.key_length", "head_dim", KeyType::kU32},
-    {"attention.value_length", "head_dim", KeyType::kU32},
-    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
-    {"expert_shared_count", "n_shared_experts", KeyType::kU32},
-    {"leading_dense_block_count", "first_k_dense_replace", KeyType::kU32},
-    {"expert_weights_scale", "routed_scaling_factor", KeyType::kF32},
-    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
-    {"expert_group_count", "n_group", KeyType::kU32},
-    {"expert_group_used_count", "topk_group", KeyType::kU32},
-};
-
-// The HF class of a deepseek2 file is chosen from expert_gating_func (see config_from_metadata).
-inline constexpr ArchTable kTables[] = {
-    {"llama", "MixtralForCausalLM", model::Family::kMixtral, "ffn_norm", "", true, kMixtralKeys},
-    {"qwen2moe", "Qwen2MoeForCausalLM", model::Family::kQwen2Moe, "ffn_norm", "shared_expert", false, kQwen2MoeKeys},
-    {"qwen3moe", "Qwen3MoeForCausalLM", model::Family::kQwen3Moe, "ffn_norm", "", false, kQwen3MoeKeys},
-    {"olmoe", "OlmoeForCausalLM", model::Family::kOlmoe, "ffn_norm", "", false, kOlmoeKeys},
-    {"deepseek2", "DeepseekV2ForCausalLM", model::Family::kDeepseekV2, "ffn_norm", "shared_experts", false,
-     kDeepseek2Keys},
-    {"deepseek2", "DeepseekV3ForCausalLM", model::Family::kDeepseekV3, "ffn_norm", "shared_experts", false,
-     kDeepseek2Keys},
-    {"glm4moe", "Glm4MoeForCausalLM", model::Family::kGlm4Moe, "post_attention_norm", "shared_experts", false,
-     kGlm4MoeKeys},
-    {"gpt-oss", "GptOssForCausalLM", model::Family::kGptOss, "post_attention_norm", "", false, kGptOssKeys},
-};
-
-// llama.cpp's llama_expert_gating_func_type.
-inline constexpr std::uint32_t kGatingSoftmax = 1;
-inline constexpr std::uint32_t kGatingSigmoid = 2;
-
-inline const ArchTable* table_for_family(model::Family f) noexcept {
-  for (const auto& t : kTables) {
-    if (t.family == f) return &t;
-  }
-  return nullptr;
-}
-// The first table of a GGUF arch name (deepseek2: the V2 one; the caller refines by gating).
-inline const ArchTable* table_for_arch(std::string_view arch) noexcept {
-  for (const auto& t : kTables) {
-    if (t.gguf_arch == arch) return &t;
-  }
-  return nullptr;
-}
-
 // ---- tensors ----------------------------------------------------------------------------------
 
 enum class TensorKind : std::uint8_t {
@@ -190,6 +76,7 @@ enum class TensorKind : std::uint8_t {
   kExpert,       // expert `expert` of a stacked [E, rows, cols] GGUF bank
   kKvB,          // MLA kv_b_proj: GGUF attn_kv_b, or attn_k_b + attn_v_b (see the file comment)
   kGluPair,      // GPT-OSS gate_up_proj [E, D, 2F] / its bias [E, 2F]: even columns are `gguf`
+                 // (Llama 4, `halves`: the first F columns)
                  // ([E, F, D] / [E, F]), odd ones `gguf_up`
   kTransposedBank,  // GPT-OSS down_proj [E, F, D]: GGUF [E, D, F]
 };
@@ -204,6 +91,8 @@ struct TensorMapping {
   index_t heads = 0;        // kPermuteRows: blocks of rows (hf_shape[0] / heads rows each)
   index_t rope_offset = 0;  // kPermuteRows: first permuted row of a block
   index_t rope_dims = 0;    // kPermuteRows: permuted rows of a block (0: the whole block)
+  bool squeeze = false;     // a [1, n] HF tensor stored as a GGUF vector [n] (ERNIE's moe_statics)
+  bool halves = false;      // kGluPair: gate in columns [0, F), up in [F, 2F) (Llama 4), not even / odd
   std::vector<index_t> hf_shape;  // outermost first
 };
 
@@ -221,7 +110,13 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
   const index_t D = c.d_model, V = c.vocab_size, H = c.n_heads;
   add("model.embed_tokens.weight", "token_embd.weight", {V, D});
   add("model.norm.weight", "output_norm.weight", {D});
-  if (!c.tie_word_embeddings) add("lm_head.weight", "output.weight", {V, D});
+  if (!c.tie_word_embeddings) {
+    add("lm_head.weight", "output.weight", {V, D});
+  } else if (c.spec->family == model::Family::kMiniMaxM2) {
+    // llama.cpp's minimax-m2 requires output.weight (no tied fallback): the embedding is written
+    // again under that name, and the file reads back untied with the same values.
+    add("model.embed_tokens.weight", "output.weight", {V, D});
+  }
   for (index_t i = 0; i < c.n_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i), b = fmt::format("blk.{}.", i);
     add(p + "input_layernorm.weight", b + "attn_norm.weight", {D});
@@ -275,12 +170,15 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       }
       if (c.o_bias) add(s + "o_proj.bias", b + "attn_output.bias", {D});
       if (c.attention_sinks) add(s + "sinks", b + "attn_sinks.weight", {H});
-      if (c.qk_norm == model::QkNorm::kPerHead) {
-        add(s + "q_norm.weight", b + "attn_q_norm.weight", {hd});
-        add(s + "k_norm.weight", b + "attn_k_norm.weight", {hd});
+      const std::string qn = s + std::string(c.spec->q_norm_name), kn = s + std::string(c.spec->k_norm_name);
+      if (c.qk_norm == model::QkNorm::kPerHead || c.qk_norm == model::QkNorm::kPerHeadAfterRope) {
+        // Hunyuan's norms after rope are llama.cpp's hunyuan-moe attn_q_norm / attn_k_norm (its
+        // graph applies them after rope too).
+        add(qn + ".weight", b + "attn_q_norm.weight", {hd});
+        add(kn + ".weight", b + "attn_k_norm.weight", {hd});
       } else if (c.qk_norm == model::QkNorm::kWholeProjection) {
-        add(s + "q_norm.weight", b + "attn_q_norm.weight", {H * hd});
-        add(s + "k_norm.weight", b + "attn_k_norm.weight", {KV * hd});
+        add(qn + ".weight", b + "attn_q_norm.weight", {H * hd});
+        add(kn + ".weight", b + "attn_k_norm.weight", {KV * hd});
       }
     }
     const auto mlp = [&](const std::string& hp, const std::string& suffix, index_t f) {
@@ -294,15 +192,33 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       }
     };
     if (!c.moe_layer[i]) {
-      mlp(p + "mlp", "", c.d_ff);
+      mlp(p + std::string(c.spec->dense_mlp_prefix), "", c.d_ff);
       continue;
     }
-    const std::string m = p + "mlp.", router = m + std::string(c.spec->router_name);
+    // The family's spelling of the MoE block, router and correction bias (Granite: block_sparse_moe
+    // and router.layer, Hunyuan: gate.wg, MiniMax: the bias beside the gate, ERNIE: moe_statics).
+    const std::string m = p + std::string(c.spec->moe_prefix) + ".", router = m + std::string(c.spec->router_name);
     add(router + ".weight", b + "ffn_gate_inp.weight", {c.n_experts, D});
     if (c.spec->router_bias) add(router + ".bias", b + "ffn_gate_inp.bias", {c.n_experts});
-    if (c.router.has_correction_bias) add(m + "gate.e_score_correction_bias", b + "exp_probs_b.bias", {c.n_experts});
+    if (c.router.has_correction_bias) {
+      const std::string bias = m + std::string(c.spec->correction_bias_name);
+      if (c.spec->family == model::Family::kErnie45Moe) {
+        add(bias, b + "exp_probs_b.bias", {1, c.n_experts});  // [1, E] in the checkpoint
+        out.back().squeeze = true;
+      } else {
+        add(bias, b + "exp_probs_b.bias", {c.n_experts});
+      }
+    }
     const index_t F = c.d_ff_expert, E = c.n_experts;
-    if (c.spec->activation == model::ExpertActivation::kClampedSwiglu) {
+    if (c.spec->input_major_experts) {
+      // Llama 4's input-major banks: gate_up_proj [E, D, 2F] (gate columns, then up) and down_proj
+      // [E, F, D], transposed to llama.cpp's output-major ffn_*_exps as the converter does.
+      const std::string x = m + "experts.";
+      add(x + "gate_up_proj", b + "ffn_gate_exps.weight", {E, D, 2 * F}, TensorKind::kGluPair);
+      out.back().gguf_up = b + "ffn_up_exps.weight";
+      out.back().halves = true;
+      add(x + "down_proj", b + "ffn_down_exps.weight", {E, F, D}, TensorKind::kTransposedBank);
+    } else if (c.spec->activation == model::ExpertActivation::kClampedSwiglu) {
       const std::string x = m + "experts.";
       add(x + "gate_up_proj", b + "ffn_gate_exps.weight", {E, D, 2 * F}, TensorKind::kGluPair);
       out.back().gguf_up = b + "ffn_up_exps.weight";
@@ -310,17 +226,17 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       out.back().gguf_up = b + "ffn_up_exps.bias";
       add(x + "down_proj", b + "ffn_down_exps.weight", {E, F, D}, TensorKind::kTransposedBank);
       add(x + "down_proj_bias", b + "ffn_down_exps.bias", {E, D});
-      continue;
-    }
-    for (index_t e = 0; e < E; ++e) {
-      const std::string x = fmt::format("{}experts.{}.", m, e);
-      for (const auto& [hf, gg, rows, cols] : {std::tuple{"gate_proj", "ffn_gate_exps", F, D},
-                                               std::tuple{"up_proj", "ffn_up_exps", F, D},
-                                               std::tuple{"down_proj", "ffn_down_exps", D, F}}) {
-        TensorMapping t;
-        t.hf = x + hf + ".weight", t.gguf = b + gg + ".weight", t.kind = TensorKind::kExpert;
-        t.expert = e, t.n_experts = E, t.hf_shape = {rows, cols};
-        out.push_back(std::move(t));
+    } else {
+      for (index_t e = 0; e < E; ++e) {
+        const std::string x = fmt::format("{}experts.{}.", m, e);
+        for (const auto& [hf, gg, rows, cols] : {std::tuple{"gate_proj", "ffn_gate_exps", F, D},
+                                                 std::tuple{"up_proj", "ffn_up_exps", F, D},
+                                                 std::tuple{"down_proj", "ffn_down_exps", D, F}}) {
+          TensorMapping t;
+          t.hf = x + hf + ".weight", t.gguf = b + gg + ".weight", t.kind = TensorKind::kExpert;
+          t.expert = e, t.n_experts = E, t.hf_shape = {rows, cols};
+          out.push_back(std::move(t));
+        }
       }
     }
     if (c.d_ff_shared > 0) {
@@ -341,7 +257,7 @@ inline std::vector<index_t> gguf_shape(const TensorMapping& m) {
     case TensorKind::kExpert: return {m.n_experts, h[0], h[1]};
     case TensorKind::kGluPair: return h.size() == 3 ? std::vector<index_t>{h[0], h[2] / 2, h[1]} : std::vector<index_t>{h[0], h[1] / 2};
     case TensorKind::kTransposedBank: return {h[0], h[2], h[1]};
-    default: return h;
+    default: return m.squeeze && h.size() == 2 && h[0] == 1 ? std::vector<index_t>{h[1]} : h;
   }
 }
 
@@ -362,7 +278,7 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j["intermediate_size"] = c.d_ff;
+  j[std::string(s.dense_d_ff_key)] = c.d_ff;
   j["num_experts_per_tok"] = c.top_k;
   j[std::string(s.n_experts_key)] = c.n_experts;
   j[std::string(s.expert_d_ff_key)] = c.d_ff_expert;
@@ -379,7 +295,9 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
     j["shared_expert_intermediate_size"] = c.d_ff_shared;
   }
   if (s.shared_expert == model::SharedExpert::kPlain) j["n_shared_experts"] = c.d_ff_shared / c.d_ff_expert;
-  if (s.dense_layers == model::DenseLayers::kFirstK) {
+  if (s.dense_layers == model::DenseLayers::kFirstK || s.dense_layers == model::DenseLayers::kMlpLayerTypes) {
+    // kMlpLayerTypes (GLM-4.7-Flash): the leading dense block; write_metadata warns about dense
+    // layers after it.
     index_t k = 0;
     while (k < c.n_layers && !c.moe_layer[k]) ++k;
     j["first_k_dense_replace"] = k;
@@ -393,7 +311,45 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
   }
   const auto window = std::find_if(c.sliding_window.begin(), c.sliding_window.end(), [](index_t w) { return w > 0; });
   if (window != c.sliding_window.end()) j["sliding_window"] = *window;
+  if (s.mup_multipliers) {
+    j["attention_multiplier"] = c.attention_scale;
+    j["embedding_multiplier"] = c.embedding_multiplier;
+    j["residual_multiplier"] = c.residual_multiplier;
+    j["logits_scaling"] = 1.0 / static_cast<double>(c.logits_multiplier);
+  }
+  if (s.family == model::Family::kErnie45Moe) j["moe_num_shared_experts"] = c.d_ff_shared / c.d_ff_expert;
   return j;
+}
+
+// ERNIE-4.5's MoE layers as llama.cpp's rule (MoE iff i >= lead and (i + 1) % step == 0): the
+// pair that gives `moe` exactly, else the one that gives it up to its last MoE layer (the
+// checkpoint's moe_layer_end_index stops earlier: llama.cpp would expect experts after it;
+// `truncated` says so), else nullopt.
+struct MoeLayerRule {
+  index_t lead = 0, step = 1;
+  bool truncated = false;
+};
+inline std::optional<MoeLayerRule> moe_layer_rule(const std::vector<bool>& moe) {
+  const auto n = static_cast<index_t>(moe.size());
+  index_t first = 0;
+  while (first < n && !moe[first]) ++first;
+  if (first == n) return std::nullopt;
+  index_t last = n - 1;
+  while (!moe[last]) --last;
+  std::optional<MoeLayerRule> prefix;
+  for (index_t step = n; step >= 1; --step) {  // a truncated fit: the widest step (fewest extra layers)
+    bool exact = true, upto_last = true;
+    for (index_t i = 0; i < n; ++i) {
+      const bool rule = i >= first && (i + 1) % step == 0;
+      if (rule != moe[i]) {
+        exact = false;
+        if (i <= last) upto_last = false;
+      }
+    }
+    if (exact) return MoeLayerRule{first, step, false};
+    if (upto_last && !prefix) prefix = MoeLayerRule{first, step, true};
+  }
+  return prefix;
 }
 
 // The rope_freqs.weight tensor (F32 [rotary_dim / 2]) a GGUF of `c` holds, empty for none: the
@@ -429,13 +385,84 @@ inline std::vector<float> rope_freqs_of(const ModelConfig& c) {
   return out;
 }
 
+// llama4's keys beyond the table, after checking that llama.cpp's llama4 graph runs `c` as written:
+// its MoE layers are every interleave_moe_layer_step-th, its chunked layers all but every
+// sliding_window_pattern-th (chunk 8192), its NoPE layers every 4th (with the temperature tuning
+// at 0.1 / 8192), q/k normalised unless there are 128 experts (Maverick). Anything else is
+// kUnsupported naming the config's value: such a file would run differently in llama.cpp.
+template <class Writer, class Key>
+void write_llama4(Writer& w, const ModelConfig& c, const Key& key) {
+  const index_t n = c.n_layers;
+  const auto unsupported = [&](std::string_view what) {
+    fail(ErrorCode::kUnsupported, "{}: {} has no llama4 GGUF form: {}", c.source, c.architecture, what);
+  };
+  index_t step = 0;
+  for (index_t s = 1; s <= n && step == 0; ++s) {
+    bool same = true;
+    for (index_t i = 0; i < n; ++i) same = same && c.moe_layer[i] == ((i + 1) % s == 0);
+    if (same) step = s;
+  }
+  if (step == 0) unsupported("its MoE layers (moe_layers) are not every interleave_moe_layer_step-th layer");
+  bool any_chunked = false, any_nope = false;
+  for (index_t i = 0; i < n; ++i) {
+    const index_t chunk = c.attention_chunk_of(i);
+    if (chunk != 0 && chunk != kLlama4Chunk) {
+      unsupported(fmt::format("attention_chunk_size {} (llama.cpp's llama4 graph chunks by {})", chunk, kLlama4Chunk));
+    }
+    any_chunked = any_chunked || chunk != 0;
+    any_nope = any_nope || c.is_nope_layer(i);
+  }
+  if (!any_chunked) {
+    // attention.sliding_window = 0: llama.cpp's full-attention llama4 (rope on every layer).
+    if (any_nope) unsupported("NoPE layers without chunked attention");
+    w.put_u32(key("attention.sliding_window"), 0);
+  } else {
+    index_t period = 0;
+    for (index_t p = 2; p <= n + 1 && period == 0; ++p) {
+      bool same = true;
+      for (index_t i = 0; i < n; ++i) same = same && (c.attention_chunk_of(i) != 0) == (i % p < p - 1);
+      if (same) period = p;
+    }
+    if (period == 0) unsupported("its chunked layers are not all but every n-th layer");
+    for (index_t i = 0; i < n; ++i) {
+      if (c.is_nope_layer(i) != ((i + 1) % kLlama4NoRopeStep == 0)) {
+        unsupported(fmt::format("layer {} is {}: llama.cpp's llama4 graph has NoPE on every {}th layer", i,
+                                c.is_nope_layer(i) ? "a NoPE layer" : "a rope layer", kLlama4NoRopeStep));
+      }
+    }
+    if (any_nope && (c.attn_temperature_scale != kLlama4TempScale || c.attn_temperature_floor != kLlama4TempFloor)) {
+      unsupported(fmt::format("attention temperature tuning attn_scale {} / floor_scale {} (llama.cpp: {} / {})",
+                              c.attn_temperature_scale, c.attn_temperature_floor, kLlama4TempScale, kLlama4TempFloor));
+    }
+    if (period != 4) w.put_u32(key("attention.sliding_window_pattern"), static_cast<std::uint32_t>(period));
+  }
+  const bool kq_norm = c.qk_norm != model::QkNorm::kNone;
+  if (kq_norm != (c.n_experts != 128)) {
+    unsupported(fmt::format("use_qk_norm = {} with {} experts (llama.cpp normalises q/k unless there are 128)",
+                            kq_norm, c.n_experts));
+  }
+  w.put_u32(key("interleave_moe_layer_step"), static_cast<std::uint32_t>(step));
+  w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+}
+
 // Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
-// general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key.
+// general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key,
+// `put_bools(key, std::vector<bool>)` an array of bools.
 template <class Writer>
 void write_metadata(Writer& w, const ModelConfig& c) {
   const ArchTable* a = table_for_family(c.spec->family);
   if (a == nullptr) {
-    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
+    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping: {}", c.source, c.architecture,
+         unmapped_reason(c.spec->family));
+  }
+  if (c.spec->family == model::Family::kErnie45Moe && (c.qkv_bias || c.o_bias || c.mlp_bias || c.lm_head_bias)) {
+    // llama.cpp's ernie4_5-moe graph adds optional q/k/v biases only: no attn_output, MLP, shared
+    // expert or output biases, so such a file would not load there (and moecpp would drop them).
+    fail(ErrorCode::kUnsupported, "{}: {} with use_bias = true has no GGUF form: llama.cpp's ernie4_5-moe has no "
+         "o_proj, MLP or lm_head biases", c.source, c.architecture);
+  }
+  if (c.spec->family == model::Family::kGlm4MoeLite && !c.mla) {
+    fail(ErrorCode::kUnsupported, "{}: {} without MLA has no GGUF mapping", c.source, c.architecture);
   }
   const nlohmann::json j = normalized_hf_config(c);
   const std::string arch(a->gguf_arch);
@@ -450,7 +477,12 @@ void write_metadata(Writer& w, const ModelConfig& c) {
       case KeyType::kBool: w.put_bool(key(k.gguf), it->template get<bool>()); break;
     }
   };
-  for (const auto& k : kCommonKeys) one(k);
+  const auto overridden = [&](const KeyMapping& k) {
+    return std::any_of(a->keys.begin(), a->keys.end(), [&](const KeyMapping& x) { return x.gguf == k.gguf; });
+  };
+  for (const auto& k : kCommonKeys) {
+    if (!overridden(k)) one(k);  // llama4: feed_forward_length is the dense MLP's width
+  }
   for (const auto& k : a->keys) one(k);
   if (c.mla) {
     // llama.cpp's MQA form of MLA (convert_hf_to_gguf.py DeepseekV2Model).
@@ -463,6 +495,53 @@ void write_metadata(Writer& w, const ModelConfig& c) {
   } else if (c.spec->family == model::Family::kGlm4Moe) {
     w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
     w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+  } else if (c.spec->family == model::Family::kGraniteMoe) {
+    // LlamaModel writes the rotated width (the whole head); the muP keys come from the table.
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+  } else if (c.spec->family == model::Family::kErnie45Moe) {
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    const auto rule = moe_layer_rule(c.moe_layer);
+    if (!rule) {
+      fail(ErrorCode::kUnsupported, "{}: {}: its MoE layers fit no leading_dense_block_count / "
+           "interleave_moe_layer_step rule (llama.cpp's ernie4_5-moe)", c.source, c.architecture);
+    }
+    if (rule->truncated) {
+      warn("{}: the MoE layers end before the last layer (moe_layer_end_index); llama.cpp's ernie4_5-moe expects "
+           "experts wherever (i + 1) % {} == 0 from layer {} on and would refuse the file (moecpp reads the MoE "
+           "layers back from its tensors)", c.source, rule->step, rule->lead);
+    }
+    w.put_u32(key("leading_dense_block_count"), static_cast<std::uint32_t>(rule->lead));
+    w.put_u32(key("interleave_moe_layer_step"), static_cast<std::uint32_t>(rule->step));
+    // The converter derives this width as intermediate_size / num_key_value_heads (what ERNIE-4.5's
+    // configs give); llama.cpp reads it as the shared experts' width, which this is.
+    if (c.d_ff_shared > 0) w.put_u32(key("expert_shared_feed_forward_length"), static_cast<std::uint32_t>(c.d_ff_shared));
+  } else if (c.spec->family == model::Family::kHunYuanMoeV1) {
+    // The NTK-alpha base (theta · alpha^(d / (d - 2))) is already in rope.theta: the converter
+    // writes that scaled base as rope.freq_base with no rope scaling, as here.
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    w.put_u32(key("expert_shared_count"), 1);
+    w.put_u32(key("expert_shared_feed_forward_length"), static_cast<std::uint32_t>(c.d_ff_shared));
+  } else if (c.spec->family == model::Family::kDots1) {
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+    if (c.router.n_group > 1) {
+      warn("{}: expert groups (n_group {}, topk_group {}): llama.cpp's dots1 graph routes without groups (the keys "
+           "are written; moecpp reads them back)", c.source, c.router.n_group, c.router.topk_group);
+    }
+    if (std::any_of(c.sliding_window.begin(), c.sliding_window.end(), [](index_t v) { return v > 0; })) {
+      // No llama.cpp key says which layers slide for dots1; llama.cpp's own per-layer form
+      // (attention.sliding_window_pattern, an array of bools, true = sliding) records it.
+      std::vector<bool> pattern(c.sliding_window.size());
+      for (std::size_t i = 0; i < pattern.size(); ++i) pattern[i] = c.sliding_window[i] > 0;
+      w.put_bools(key("attention.sliding_window_pattern"), pattern);
+      warn("{}: sliding-window layers: llama.cpp's dots1 graph attends to the whole context on every layer (the "
+           "window and its layers are written; moecpp reads them back)", c.source);
+    }
+  } else if (c.spec->family == model::Family::kMiniMaxM2) {
+    w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+    w.put_u32(key("expert_gating_func"), kGatingSigmoid);
+  } else if (c.spec->family == model::Family::kLlama4) {
+    write_llama4(w, c, key);
   } else if (c.spec->family == model::Family::kGptOss) {
     // What llama.cpp's gpt-oss graph fixes rather than reads (see the file comment).
     if (c.swiglu_alpha != 1.702f || c.swiglu_limit != 7.0f) {
@@ -512,7 +591,7 @@ void write_metadata(Writer& w, const ModelConfig& c) {
       // No metadata: llama.cpp's converter writes llama3 rope only as the rope_freqs.weight
       // tensor (rope_freqs_of; the exporter adds it). llama.cpp's llama graph divides by it; the
       // other graphs (qwen3moe, olmoe, ...) pass no frequency factors to ggml_rope_ext.
-      if (arch != "llama") {
+      if (arch != "llama" && arch != "llama4") {
         warn("{}: llama3 rope is written as rope_freqs.weight, which llama.cpp's {} graph does not read (moecpp "
              "does); llama.cpp would run default rope or refuse the extra tensor", c.source, arch);
       }
@@ -520,6 +599,18 @@ void write_metadata(Writer& w, const ModelConfig& c) {
     default:
       fail(ErrorCode::kUnsupported, "{}: rope type {} has no GGUF form (none, linear, yarn, llama3)", c.source,
            layers::to_string(r.type));
+  }
+  if (c.spec->dense_layers == model::DenseLayers::kMlpLayerTypes) {
+    index_t i = 0;
+    while (i < c.n_layers && !c.moe_layer[i]) ++i;
+    for (; i < c.n_layers; ++i) {
+      if (!c.moe_layer[i]) {
+        warn("{}: layer {} is a dense MLP after the leading dense block; llama.cpp's {} expects experts in every "
+             "layer from leading_dense_block_count on (moecpp reads the file back from its tensors)", c.source, i,
+             arch);
+        break;
+      }
+    }
   }
   if (c.spec->dense_layers == model::DenseLayers::kSparseStep) {
     for (index_t i = 0; i < c.n_layers; ++i) {
@@ -535,7 +626,8 @@ void write_metadata(Writer& w, const ModelConfig& c) {
 }
 
 // A view of GGUF metadata for config_from_metadata: integer(key) / number(key) / boolean(key) /
-// string(key) return nullopt when absent and throw kConfig when of the wrong type; has_tensor(name).
+// string(key) / bools(key) (an array of bools) return nullopt when absent and throw kConfig when of
+// the wrong type; tensor_shape(name).
 template <class Reader>
 nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source) {
   const auto arch_v = f.string("general.architecture");
@@ -544,7 +636,8 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   const ArchTable* a = table_for_arch(arch);
   if (a == nullptr) {
     fail(ErrorCode::kUnsupported, "{}: GGUF architecture \"{}\" is not supported (llama with experts, qwen2moe, "
-         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss)", source, arch);
+         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss, granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2)",
+         source, arch);
   }
   const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
   const auto need_u = [&](std::string_view k) {
@@ -665,6 +758,159 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
       types.push_back(j.contains("sliding_window") && i % 2 == 0 ? "sliding_attention" : "full_attention");
     }
     j["layer_types"] = types;
+  }
+  const auto has_experts = [&](std::uint64_t i) {
+    return f.tensor_shape(fmt::format("blk.{}.ffn_gate_inp.weight", i)).has_value();
+  };
+  const auto head_dim = [&]() -> double {
+    return j.contains("head_dim") ? j["head_dim"].get<double>()
+                                  : j["hidden_size"].get<double>() / j["num_attention_heads"].get<double>();
+  };
+  const auto require_sigmoid = [&] {
+    const auto g = f.integer(key("expert_gating_func"));
+    if (g && *g != kGatingSigmoid) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} is not supported for {} (2, sigmoid)", source,
+           key("expert_gating_func"), *g, arch);
+    }
+  };
+  if (mla && a->family == model::Family::kDeepseekV3) {
+    // Dense layers after the first MoE layer: GLM-4.7-Flash's mlp_layer_types (the only family of
+    // ours with MLA and sigmoid routing that has them; the file names no class). llama.cpp's
+    // deepseek2 itself has leading dense layers only.
+    std::uint64_t first = 0;
+    while (first < n_layers && !has_experts(first)) ++first;
+    bool later_dense = false;
+    for (std::uint64_t i = first; i < n_layers; ++i) later_dense = later_dense || !has_experts(i);
+    if (later_dense) {
+      a = table_for_family(model::Family::kGlm4MoeLite);
+      j["architectures"] = nlohmann::json::array({std::string(a->hf_class)});
+      nlohmann::json types = nlohmann::json::array();
+      for (std::uint64_t i = 0; i < n_layers; ++i) types.push_back(has_experts(i) ? "sparse" : "dense");
+      j["mlp_layer_types"] = types;
+      j.erase("first_k_dense_replace");
+    }
+  }
+  if (a->family == model::Family::kGraniteMoe) {
+    if (!j.contains("logits_scaling")) {  // llama.cpp's granite loader requires it too
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("logit_scale"));
+    }
+    // llama.cpp: no attention.scale is 1/sqrt(head_dim); 0 embedding / residual scales are none.
+    if (!j.contains("attention_multiplier")) j["attention_multiplier"] = 1.0 / std::sqrt(head_dim());
+    for (const char* k : {"embedding_multiplier", "residual_multiplier"}) {
+      if (j.contains(k) && j[k].get<double>() == 0.0) j.erase(k);
+    }
+    if (f.integer(key("expert_shared_feed_forward_length")) || f.tensor_shape("blk.0.ffn_gate_shexp.weight")) {
+      fail(ErrorCode::kUnsupported, "{}: {} with shared experts (GraniteMoeShared, {}) is not supported", source,
+           arch, key("expert_shared_feed_forward_length"));
+    }
+  }
+  if (a->family == model::Family::kErnie45Moe) {
+    const auto step = f.integer(key("interleave_moe_layer_step"));
+    if (!step || *step == 0) {  // llama.cpp's ernie4_5-moe graph asserts it too
+      fail(ErrorCode::kConfig, "{}: metadata key {} {}", source, key("interleave_moe_layer_step"),
+           step ? "is 0" : "not found");
+    }
+    if (!j.contains("moe_intermediate_size")) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("expert_feed_forward_length"));
+    }
+    j["moe_layer_interval"] = *step;
+    j["moe_layer_start_index"] = f.integer(key("leading_dense_block_count")).value_or(0);
+    // llama.cpp has no end index (experts to the last layer); ours stops at the last layer with
+    // experts, which moecpp's own files need (write_metadata warns for them).
+    std::int64_t last = static_cast<std::int64_t>(n_layers) - 1;
+    while (last > 0 && !has_experts(static_cast<std::uint64_t>(last))) --last;
+    j["moe_layer_end_index"] = last;
+    if (!j.contains("moe_num_shared_experts")) j["moe_num_shared_experts"] = 0;
+    if (const auto w = f.integer(key("expert_shared_feed_forward_length"));
+        w && j["moe_num_shared_experts"].get<std::uint64_t>() > 0 &&
+        *w != j["moe_num_shared_experts"].get<std::uint64_t>() * j["moe_intermediate_size"].get<std::uint64_t>()) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} is not {} x {} = {} (shared experts as wide as the routed ones)",
+           source, key("expert_shared_feed_forward_length"), *w, key("expert_shared_count"),
+           key("expert_feed_forward_length"),
+           j["moe_num_shared_experts"].get<std::uint64_t>() * j["moe_intermediate_size"].get<std::uint64_t>());
+    }
+    if (f.tensor_shape("blk.0.attn_q.bias")) {
+      fail(ErrorCode::kUnsupported, "{}: tensor blk.0.attn_q.bias: ERNIE-4.5's use_bias puts biases on every "
+           "projection; q/k/v biases alone are not supported", source);
+    }
+    j["use_bias"] = false;
+  }
+  if (a->family == model::Family::kHunYuanMoeV1) {
+    if (!f.integer(key("expert_feed_forward_length"))) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("expert_feed_forward_length"));
+    }
+    const std::uint64_t width = j["intermediate_size"].get<std::uint64_t>();
+    if (const auto w = f.integer(key("expert_shared_feed_forward_length")); w && *w != width) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} differs from {} = {} (moecpp's Hunyuan shared MLP is as wide as "
+           "an expert)", source, key("expert_shared_feed_forward_length"), *w, key("expert_feed_forward_length"), width);
+    }
+    if (const auto n = f.integer(key("expert_shared_count")); n && *n != 1) {
+      fail(ErrorCode::kUnsupported, "{}: {} = {} is not supported (one shared MLP)", source, key("expert_shared_count"), *n);
+    }
+  }
+  if (a->family == model::Family::kDots1) {
+    require_sigmoid();
+    if (!j.contains("routed_scaling_factor")) j["routed_scaling_factor"] = 1.0;  // llama.cpp: no scaling
+    if (!j.contains("norm_topk_prob")) j["norm_topk_prob"] = false;
+    if (!j.contains("first_k_dense_replace")) {
+      std::uint64_t k = 0;
+      while (k < n_layers && !has_experts(k)) ++k;
+      j["first_k_dense_replace"] = k;
+    }
+    if (j.contains("sliding_window")) {
+      const auto pattern = f.bools(key("attention.sliding_window_pattern"));
+      if (pattern && pattern->size() == n_layers) {
+        nlohmann::json types = nlohmann::json::array();
+        for (const bool slides : *pattern) types.push_back(slides ? "sliding_attention" : "full_attention");
+        j["layer_types"] = types;
+      } else {
+        warn("{}: {} without a {} of {} layers: read as full attention on every layer (as llama.cpp's dots1 runs "
+             "it)", source, key("attention.sliding_window"), key("attention.sliding_window_pattern"), n_layers);
+        j.erase("sliding_window");
+      }
+    }
+  }
+  if (a->family == model::Family::kLlama4) {
+    // What llama.cpp's llama4 graph fixes (write_llama4): restored as the HF config's keys.
+    const auto step = f.integer(key("interleave_moe_layer_step"));
+    if (!step || *step == 0) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} {}", source, key("interleave_moe_layer_step"),
+           step ? "is 0" : "not found");
+    }
+    j["interleave_moe_layer_step"] = *step;
+    if (!f.integer(key("expert_feed_forward_length"))) {
+      fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("expert_feed_forward_length"));
+    }
+    const auto window = f.integer(key("attention.sliding_window"));
+    const bool chunked = !(window && *window == 0);
+    const std::uint64_t period = f.integer(key("attention.sliding_window_pattern")).value_or(4);
+    if (period < 2) {
+      fail(ErrorCode::kConfig, "{}: {} = {} must be >= 2", source, key("attention.sliding_window_pattern"), period);
+    }
+    nlohmann::json types = nlohmann::json::array(), no_rope = nlohmann::json::array();
+    for (std::uint64_t i = 0; i < n_layers; ++i) {
+      types.push_back(chunked && i % period < period - 1 ? "chunked_attention" : "full_attention");
+      no_rope.push_back(chunked && (i + 1) % kLlama4NoRopeStep == 0 ? 0 : 1);
+    }
+    j["layer_types"] = types;
+    j["no_rope_layers"] = no_rope;
+    j["attention_chunk_size"] = kLlama4Chunk;
+    j["attn_temperature_tuning"] = true;
+    j["attn_scale"] = kLlama4TempScale;
+    j["floor_scale"] = kLlama4TempFloor;
+    j["use_qk_norm"] = n_experts != 128;
+    if (!j.contains("intermediate_size_mlp")) j["intermediate_size_mlp"] = j["intermediate_size"];
+  }
+  if (a->family == model::Family::kMiniMaxM2) {
+    require_sigmoid();
+    if (const auto rot = f.integer(key("rope.dimension_count"))) {
+      j["partial_rotary_factor"] = static_cast<double>(*rot) / head_dim();
+    }
+  }
+  // The family's spelling of the top-k key (ERNIE: moe_k, Hunyuan: moe_topk).
+  if (const model::ArchitectureSpec* spec = model::find_architecture(a->hf_class);
+      spec != nullptr && spec->top_k_key != "num_experts_per_tok" && j.contains("num_experts_per_tok")) {
+    j[std::string(spec->top_k_key)] = j["num_experts_per_tok"];
   }
   if (a->family == model::Family::kMixtral && j.contains("head_dim") && j["head_dim"].get<std::uint64_t>() == 0) {
     j.erase("head_dim");

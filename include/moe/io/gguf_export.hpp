@@ -177,6 +177,11 @@ struct MetadataPut {
   void put_f32(const std::string& k, float v) { w.set(k, v); }
   void put_bool(const std::string& k, bool v) { w.set(k, v); }
   void put_str(const std::string& k, std::string_view v) { w.set(k, v); }
+  void put_bools(const std::string& k, const std::vector<bool>& v) {
+    GgufArrayValue a(GgufValueType::boolean);
+    for (const bool b : v) a.push(b);
+    w.set(k, a);
+  }
 };
 
 // A Hugging Face tensor name as stored: the canonical one, else Mixtral hub's spelling.
@@ -193,8 +198,61 @@ inline std::string resolve_hf_name(const TensorSource& src, const std::string& n
   fail(ErrorCode::kMissingTensor, "tensor {} not found in the input", name);
 }
 
+// Rows [first, first + count) of the stacked bank `bank` ([E, rows, cols] as stored) as floats.
+inline std::vector<float> bank_rows(const TensorSource& src, const std::string& bank, index_t first, index_t count) {
+  const std::vector<index_t> shape = *src.shape_of(bank);
+  const TensorRef t = src.get(bank, shape);
+  const std::size_t cols = static_cast<std::size_t>(shape.back());
+  const std::size_t rb = format_row_bytes(t.dtype, cols);
+  std::vector<float> out(static_cast<std::size_t>(count) * cols);
+  for (index_t r = 0; r < count; ++r) row_to_float(t.dtype, t.data + (first + r) * rb, cols, out.data() + r * cols);
+  return out;
+}
+
+// Expert tensor `name` ("{moe}.experts.{e}.{gate,up,down}_proj.weight") of `shape` from a
+// checkpoint that stacks its experts: transformers 5's experts.gate_up_proj [E, 2F, D] (gate rows,
+// then up rows) / experts.down_proj [E, D, F], or the family's other spelling (Granite hub:
+// input_linear / output_linear). Empty when the name is not an expert's or no bank holds it.
+inline std::vector<float> stacked_expert(const TensorSource& src, const ModelConfig& c, const std::string& name,
+                                         std::span<const index_t> shape) {
+  const auto at = name.find(".experts.");
+  if (at == std::string::npos || shape.size() != 2) return {};
+  const std::string moe = name.substr(0, at);
+  const std::string rest = name.substr(at + 9);  // "{e}.{proj}.weight"
+  const auto dot = rest.find('.');
+  if (dot == std::string::npos) return {};
+  index_t e = 0;
+  for (std::size_t i = 0; i < dot; ++i) {
+    if (rest[i] < '0' || rest[i] > '9') return {};
+    e = e * 10 + static_cast<index_t>(rest[i] - '0');
+  }
+  const std::string proj = rest.substr(dot + 1);
+  const bool down = proj == "down_proj.weight";
+  if (!down && proj != "gate_proj.weight" && proj != "up_proj.weight") return {};
+  const model::ArchitectureSpec& s = *c.spec;
+  std::string bank = moe + (down ? ".experts.down_proj" : ".experts.gate_up_proj");
+  if (!src.contains(bank) && !s.fused_gate_up_alt.empty()) {
+    bank = moe + "." + std::string(down ? s.fused_down_alt : s.fused_gate_up_alt);
+  }
+  if (!src.contains(bank)) return {};
+  const index_t rows = shape[0];
+  const auto stored = src.shape_of(bank);
+  const std::vector<index_t> want = down ? std::vector<index_t>{c.n_experts, rows, shape[1]}
+                                         : std::vector<index_t>{c.n_experts, 2 * rows, shape[1]};
+  if (!stored || *stored != want) {
+    fail(ErrorCode::kShapeMismatch, "tensor {}: expected shape [{}], found [{}]", bank, fmt::join(want, ", "),
+         stored ? fmt::format("{}", fmt::join(*stored, ", ")) : std::string("none"));
+  }
+  const index_t per = down ? rows : 2 * rows;
+  return bank_rows(src, bank, e * per + (proj == "up_proj.weight" ? rows : 0), rows);
+}
+
 // Tensor `name` of `shape` from src as floats (row-major).
-inline std::vector<float> read_floats(const TensorSource& src, const std::string& name, std::span<const index_t> shape) {
+inline std::vector<float> read_floats(const TensorSource& src, const std::string& name, std::span<const index_t> shape,
+                                      const ModelConfig* c = nullptr) {
+  if (c != nullptr && !src.contains(name)) {
+    if (std::vector<float> x = stacked_expert(src, *c, name, shape); !x.empty()) return x;
+  }
   const std::string stored = resolve_hf_name(src, name);
   const TensorRef t = src.get(stored, shape);
   const std::size_t cols = shape.back();
@@ -229,7 +287,7 @@ inline std::vector<float> permute_rope_rows(std::vector<float> x, index_t rows, 
   return x;
 }
 
-// GPT-OSS's checkpoint banks in llama.cpp's layout (gguf_arch.hpp): `part` 0 / 1 of a kGluPair
+// GPT-OSS's and Llama 4's checkpoint banks in llama.cpp's layout (gguf_arch.hpp): `part` 0 / 1 of a kGluPair
 // (gate_up_proj [E, D, 2F] -> even / odd columns transposed to [E, F, D]; its bias [E, 2F] ->
 // [E, F]), or a kTransposedBank (down_proj [E, F, D] -> [E, D, F]).
 inline std::vector<float> gpt_oss_part(const TensorSource& src, const gguf_arch::TensorMapping& m, int part) {
@@ -247,10 +305,12 @@ inline std::vector<float> gpt_oss_part(const TensorSource& src, const gguf_arch:
     for (index_t e = 0; e < E; ++e)
       for (index_t f = 0; f < F; ++f) y[e * F + f] = x[e * 2 * F + 2 * f + part];
   } else {
+    // Column of gate / up unit f: 2f + part (GPT-OSS, interleaved) or part·F + f (Llama 4, halves).
     const index_t D = h[1], F = h[2] / 2;
+    const auto col = [&](index_t f) { return m.halves ? part * F + f : 2 * f + part; };
     for (index_t e = 0; e < E; ++e)
       for (index_t f = 0; f < F; ++f)
-        for (index_t d = 0; d < D; ++d) y[(e * F + f) * D + d] = x[(e * D + d) * 2 * F + 2 * f + part];
+        for (index_t d = 0; d < D; ++d) y[(e * F + f) * D + d] = x[(e * D + d) * 2 * F + col(f)];
   }
   return y;
 }
@@ -320,7 +380,8 @@ inline GgufExportReport detail::export_gguf_tensors(const ModelConfig& c, const 
     const TensorSource* src = &source;
     const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family);
     if (a == nullptr) {
-      fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping", c.source, c.architecture);
+      fail(ErrorCode::kUnsupported, "{}: {} has no GGUF mapping: {}", c.source, c.architecture,
+           gguf_arch::unmapped_reason(c.spec->family));
     }
     GgufWriter w;
     if (from_gguf) {
@@ -415,7 +476,7 @@ inline GgufExportReport detail::export_gguf_tensors(const ModelConfig& c, const 
           }
         } else {
           for (const auto* m : t.parts) {
-            std::vector<float> part = detail::read_floats(*src, m->hf, m->hf_shape);
+            std::vector<float> part = detail::read_floats(*src, m->hf, m->hf_shape, &c);
             if (m->kind == gguf_arch::TensorKind::kPermuteRows && !from_gguf) {
               const index_t rows = m->hf_shape[0], cols = m->hf_shape.size() > 1 ? m->hf_shape[1] : 1;
               part = detail::permute_rope_rows(std::move(part), rows, cols, m->heads, m->rope_offset, m->rope_dims);

@@ -51,6 +51,7 @@ class GgufMetadataReader {
          v->describe());
   }
   std::optional<bool> boolean(std::string_view key) const { return f_.get_optional<bool>(key); }
+  std::optional<std::vector<bool>> bools(std::string_view key) const { return f_.get_optional<std::vector<bool>>(key); }
   std::optional<std::vector<index_t>> tensor_shape(std::string_view name) const {
     const auto t = f_.find_tensor(name);
     if (!t) return std::nullopt;
@@ -93,9 +94,11 @@ inline ModelConfig gguf_model_config(const GgufFile& f) {
     const detail::GgufMetadataReader r(f);
     const nlohmann::json j = gguf_arch::hf_config_from_metadata(r, f.name());
     ModelConfig c = ModelConfig::from_json(j, f.name());
-    // llama: the converter permuted attn_q / attn_k for ggml's normal (adjacent-pair) rope; run
-    // that rope instead of undoing the permutation.
-    if (c.spec->family == model::Family::kMixtral) c.rope_pairing = kernels::RopePairing::interleaved;
+    // llama, granitemoe: the converter permuted attn_q / attn_k for ggml's normal (adjacent-pair)
+    // rope; run that rope instead of undoing the permutation.
+    if (const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family); a != nullptr && a->permute_qk) {
+      c.rope_pairing = kernels::RopePairing::interleaved;
+    }
     // rope_freqs.weight: llama.cpp's per-frequency divisors (how its converter stores llama3 rope).
     if (const auto t = f.find_tensor("rope_freqs.weight")) {
       const index_t half = c.rope.rotary_dim / 2;
@@ -235,7 +238,7 @@ class GgufTensorSource final : public TensorSource {
     return TensorRef{DType::f32, reinterpret_cast<const std::byte*>(kept.data())};
   }
 
-  // GPT-OSS's checkpoint layout from llama.cpp's (gguf_arch.hpp): gate_up_proj [E, D, 2F] with
+  // GPT-OSS's (and Llama 4's) checkpoint layout from llama.cpp's (gguf_arch.hpp): gate_up_proj [E, D, 2F] with
   // gate/up in even/odd columns from ffn_gate_exps / ffn_up_exps [E, F, D], its bias [E, 2F] from
   // the [E, F] biases, down_proj [E, F, D] from ffn_down_exps [E, D, F]. f32 copies (transposed,
   // so not usable in place; a quantized file is dequantized here).
@@ -264,11 +267,13 @@ class GgufTensorSource final : public TensorSource {
       return keep(std::move(out));
     }
     const index_t F = g[1], D = g[2];  // [E, F, D] twice -> [E, D, 2F]
+    // Gate / up unit f in columns 2f / 2f + 1 (GPT-OSS) or f / F + f (Llama 4's halves).
+    const index_t up_at = m.halves ? F : 1, stride = m.halves ? 1 : 2;
     for (index_t e = 0; e < E; ++e)
       for (index_t f = 0; f < F; ++f)
         for (index_t d = 0; d < D; ++d) {
-          out[(e * D + d) * 2 * F + 2 * f] = gate[(e * F + f) * D + d];
-          out[(e * D + d) * 2 * F + 2 * f + 1] = up[(e * F + f) * D + d];
+          out[(e * D + d) * 2 * F + stride * f] = gate[(e * F + f) * D + d];
+          out[(e * D + d) * 2 * F + stride * f + up_at] = up[(e * F + f) * D + d];
         }
     return keep(std::move(out));
   }
