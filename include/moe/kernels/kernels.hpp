@@ -40,6 +40,7 @@
 #include "moe/kernels/cpu/attention.hpp"
 #include "moe/kernels/cpu/lora.hpp"
 #include "moe/kernels/cpu/delta_net.hpp"
+#include "moe/kernels/cpu/dsa.hpp"
 #include "moe/kernels/cpu/matmul.hpp"
 #include "moe/kernels/cpu/quant_matmul.hpp"
 #include "moe/kernels/cpu/rmsnorm.hpp"

@@ -222,6 +222,29 @@ inline index_t selected_count(const std::int32_t* row, index_t top_k) noexcept {
   return c;
 }
 
+// A selection row never lists a position after its own (the row's query at `pos`).
+inline void check_selected_positions(const std::int32_t* row, index_t count, index_t pos, index_t t) {
+  for (index_t i = 0; i < count; ++i) {
+    require(static_cast<index_t>(row[i]) <= pos, ErrorCode::kInvalidArgument,
+            "cached_sparse_mla_attention: row {} at position {} selects position {}", t, pos, row[i]);
+  }
+}
+
+// Head h of row t over the `count` cache positions of `row` (the latent and rope keys of its
+// sequence): the absorbed MLA of kernels/reference/attention.hpp, into out_latent(t, h·rank...).
+inline void sparse_mla_item(const MlaShape& m, const View<float, 2>& latent, const View<float, 2>& k_rope,
+                            const View<const float, 2>& q, const View<const float, 2>& q_latent,
+                            const std::int32_t* row, index_t count, const View<float, 2>& out_latent, index_t t,
+                            index_t h) {
+  const index_t r = m.kv_lora_rank;
+  const float* ql = &q_latent(t, h * r);
+  const float* qr = &q(t, h * m.qk() + m.nope);
+  attend_streaming(
+      0, count, false, 0.0f,
+      [&](index_t i) { return (dot(ql, &latent(row[i], 0), r) + dot(qr, &k_rope(row[i], 0), m.rope)) * m.scale; },
+      [&](index_t i) { return &latent(row[i], 0); }, r, &out_latent(t, h * r));
+}
+
 }  // namespace detail
 
 // MLA (absorbed form, kernels/reference/attention.hpp's mla_attention) of every row over only the
@@ -232,25 +255,15 @@ inline void cached_sparse_mla_attention(backend::reference, const MlaShape& m, c
                                         View<const std::int32_t, 2> sel, View<float, 2> out_latent) {
   detail::check_sparse_mla(m, l, q, q_latent, sel, out_latent);
   detail::check_token_slots(p, q.extent(0), "cached_sparse_mla_attention");
-  const index_t r = m.kv_lora_rank, top_k = sel.extent(1);
+  const index_t top_k = sel.extent(1);
   detail::for_each_slot(p, [&](const CacheSlot& s, index_t r0, index_t r1) {
     const View<float, 2> latent = detail::cache_keys(s, l), k_rope = detail::cache_values(s, l);
     for (index_t t = r0; t < r1; ++t) {
       const index_t pos = static_cast<index_t>(s.start) + (t - r0);
       const std::int32_t* row = &sel(t, 0);
       const index_t count = detail::selected_count(row, top_k);
-      for (index_t i = 0; i < count; ++i) {
-        require(static_cast<index_t>(row[i]) <= pos, ErrorCode::kInvalidArgument,
-                "cached_sparse_mla_attention: row {} at position {} selects position {}", t, pos, row[i]);
-      }
-      for (index_t h = 0; h < m.n_heads; ++h) {
-        const float* ql = &q_latent(t, h * r);
-        const float* qr = &q(t, h * m.qk() + m.nope);
-        detail::attend_streaming(
-            0, count, false, 0.0f,
-            [&](index_t i) { return (detail::dot(ql, &latent(row[i], 0), r) + detail::dot(qr, &k_rope(row[i], 0), m.rope)) * m.scale; },
-            [&](index_t i) { return &latent(row[i], 0); }, r, &out_latent(t, h * r));
-      }
+      detail::check_selected_positions(row, count, pos, t);
+      for (index_t h = 0; h < m.n_heads; ++h) detail::sparse_mla_item(m, latent, k_rope, q, q_latent, row, count, out_latent, t, h);
     }
   });
 }
