@@ -29,7 +29,9 @@ const std::string kUsage = R"(usage: moe-run --model DIR|FILE.gguf (--prompt TEX
                            or a GGUF file (llama.cpp's model files; tokenizer from its metadata)
   --prompt TEXT            prompt text
   --prompt-file FILE       read the prompt from a file
-  --batch FILE             one prompt per line; all are generated together (continuous batching)
+  --batch FILE             one prompt per line; all are generated together (continuous batching);
+                           with unmerged adapters a line "@NAME prompt" runs with adapter NAME
+                           ("@base prompt": the base model)
   --max-tokens N           tokens to generate (default 128)
   --greedy                 argmax decoding (also: --temperature 0)
   --temperature T          sampling temperature (default 1, or generation_config.json's)
@@ -50,8 +52,12 @@ const std::string kUsage = R"(usage: moe-run --model DIR|FILE.gguf (--prompt TEX
   --top-experts K          experts listed per layer in the report (default 3)
   --backend NAME           cpu (default), reference (the scalar oracle) or, in a CUDA build, cuda
   --lora [NAME=]PATH       a PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors);
-                           repeatable: with --lora-merge all given adapters are merged, in order
-  --lora-merge             merge the adapters into the weights at load (W + scale*B*A, no runtime cost)
+                           repeatable. The adapters stay resident and unmerged (cpu and reference
+                           backends): each sequence runs with one of them or the base model
+  --adapter NAME           the resident adapter the prompt runs with ("base": none; default: the
+                           only --lora given, or the base model when several are)
+  --lora-merge             merge all given adapters into the weights at load, in order
+                           (W + scale*B*A, no runtime cost; every backend)
 )" + std::string(moe::cli::kExpertBudgetUsage) + R"(  --stats-json FILE        write the run's statistics as JSON: throughput and, per MoE layer, tokens
                            per expert, shares, activation rate, load imbalance, mean routing weight
   --expert-heatmap FILE    draw the layers x experts routing heatmap as SVG
@@ -90,6 +96,7 @@ struct Args {
   std::string quantize;  // load-time quantization type, "" = as stored
   std::vector<std::string> loras;  // [NAME=]PATH
   bool lora_merge = false;
+  std::optional<std::string> adapter;  // --adapter
 };
 
 using moe::cli::parse_number;
@@ -139,6 +146,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--backend") a.backend = value();
     else if (flag == "--lora") a.loras.emplace_back(value());
     else if (flag == "--lora-merge") a.lora_merge = true;
+    else if (flag == "--adapter") a.adapter = value();
     else if (moe::cli::parse_expert_budget_flag(flag, value, a.expert_budget)) continue;
     else if (flag == "--stats-json") a.stats_json = value();
     else if (flag == "--expert-heatmap") a.heatmap = value();
@@ -280,13 +288,8 @@ void print_weight_bytes(const Model& m, const char* backend) {
              stderr);
 }
 
-// The model, with the --lora adapters merged in when given.
-template <class Backend>
-std::shared_ptr<const moe::BasicModel<Backend>> load_run_model(const Args& a) {
-  if (a.loras.empty()) return load(a, static_cast<moe::BasicModel<Backend>*>(nullptr));
-  moe::require(a.quantize.empty(), moe::ErrorCode::kUnsupported, "--lora with --quantize is not supported yet");
-  moe::require(a.lora_merge, moe::ErrorCode::kUnsupported,
-               "--lora: only merged adapters are supported by moe-run so far; add --lora-merge");
+// The --lora adapters, named ([NAME=]PATH; a bare PATH takes load_lora_adapter's default name).
+std::vector<moe::io::LoraAdapter> load_run_adapters(const Args& a) {
   std::vector<moe::io::LoraAdapter> adapters;
   for (const auto& spec : a.loras) {
     const auto eq = spec.find('=');
@@ -294,23 +297,48 @@ std::shared_ptr<const moe::BasicModel<Backend>> load_run_model(const Args& a) {
     const std::string path = eq == std::string::npos ? spec : spec.substr(eq + 1);
     moe::require(!path.empty(), moe::ErrorCode::kInvalidArgument, "--lora {}: empty path", spec);
     adapters.push_back(moe::io::load_lora_adapter(path, name));
-    std::fputs(fmt::format("lora: {} ({} targets, r {}, alpha {}{}) merged\n", adapters.back().name,
+    std::fputs(fmt::format("lora: {} ({} targets, r {}, alpha {}{}) {}\n", adapters.back().name,
                            adapters.back().targets.size(), adapters.back().rank, adapters.back().alpha,
-                           adapters.back().use_rslora ? ", rslora" : "")
+                           adapters.back().use_rslora ? ", rslora" : "", a.lora_merge ? "merged" : "resident, unmerged")
                    .c_str(),
                stderr);
   }
-  return moe::load_model_with_lora<Backend>(a.model, std::span<const moe::io::LoraAdapter>(adapters));
+  return adapters;
+}
+
+// The model: with the --lora adapters merged in (--lora-merge) or resident beside the base
+// weights (unmerged), and the adapter the run's prompts use by default ("" the base model).
+template <class Backend>
+std::pair<std::shared_ptr<const moe::BasicModel<Backend>>, std::string> load_run_model(const Args& a) {
+  moe::require(!a.adapter || (!a.loras.empty() && !a.lora_merge), moe::ErrorCode::kInvalidArgument,
+               "--adapter {}: {}", a.adapter.value_or(""),
+               a.loras.empty() ? "no adapter was loaded (--lora [NAME=]PATH)"
+                               : "merged adapters cannot be chosen per prompt (drop --lora-merge)");
+  if (a.loras.empty()) return {load(a, static_cast<moe::BasicModel<Backend>*>(nullptr)), std::string()};
+  moe::require(a.quantize.empty(), moe::ErrorCode::kUnsupported, "--lora with --quantize is not supported yet");
+  const std::vector<moe::io::LoraAdapter> adapters = load_run_adapters(a);
+  const std::span<const moe::io::LoraAdapter> all(adapters);
+  if (a.lora_merge) return {moe::load_model_with_lora<Backend>(a.model, all), std::string()};
+  auto model = moe::load_model_with_adapters<Backend>(a.model, all);
+  std::string chosen = adapters.size() == 1 ? adapters.front().name : std::string();
+  if (a.adapter) chosen = *a.adapter == "base" ? std::string() : *a.adapter;
+  if (!chosen.empty()) (void)model->adapter_index(chosen);  // an unknown name: the error lists the loaded ones
+  std::fputs(fmt::format("lora: the prompts run with {}\n", chosen.empty() ? "the base model" : "adapter " + chosen)
+                 .c_str(),
+             stderr);
+  return {std::move(model), chosen};
 }
 
 template <class Backend>
 int run_single(const Args& a) {
   const std::string prompt = a.prompt_file.empty() ? *a.prompt : read_text_file(a.prompt_file);
-  auto gen = moe::BasicGenerator<Backend>(load_run_model<Backend>(a),
+  auto [model, adapter] = load_run_model<Backend>(a);
+  auto gen = moe::BasicGenerator<Backend>(std::move(model),
                                           std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model)),
                                           a.n_ctx.value_or(0), moe::read_generation_config(a.model));
   print_weight_bytes(gen.model(), Backend::name);
-  const moe::GenerationOptions options = make_options(a, gen.default_options());
+  moe::GenerationOptions options = make_options(a, gen.default_options());
+  if (!adapter.empty()) options.adapter = adapter;
   const auto& cfg = gen.model().config();
   std::fputs(fmt::format("model: {} ({} layers, {} experts, top-{}), n_ctx {}, {} threads, {}\n",
                          cfg.architecture, cfg.n_layers, cfg.n_experts, cfg.top_k,
@@ -357,7 +385,23 @@ int run_batch(const Args& a) {
     }
   }
   moe::require(!prompts.empty(), moe::ErrorCode::kInvalidArgument, "{}: no prompts (one per line)", a.batch_file);
-  auto model = load_run_model<Backend>(a);
+  auto [model, adapter] = load_run_model<Backend>(a);
+  // Unmerged adapters: "@NAME prompt" picks a line's adapter ("@base": none); the others run
+  // with the run's (--adapter, or the only one given).
+  std::vector<std::string> line_adapter(prompts.size(), adapter);
+  if (!a.loras.empty() && !a.lora_merge) {
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      if (prompts[i].empty() || prompts[i][0] != '@') continue;
+      const std::size_t sp = prompts[i].find_first_of(" \t");
+      const std::string name = prompts[i].substr(1, sp == std::string::npos ? std::string::npos : sp - 1);
+      moe::require(!name.empty() && sp != std::string::npos && sp + 1 < prompts[i].size(),
+                   moe::ErrorCode::kInvalidArgument, "{} line {}: '@NAME prompt' needs a name and a prompt",
+                   a.batch_file, i + 1);
+      line_adapter[i] = name == "base" ? std::string() : name;
+      if (!line_adapter[i].empty()) (void)model->adapter_index(line_adapter[i]);  // names the loaded ones
+      prompts[i] = prompts[i].substr(sp + 1);
+    }
+  }
   print_weight_bytes(*model, Backend::name);
   auto tokenizer = std::make_shared<const moe::Tokenizer>(moe::io::load_tokenizer(a.model));
   const moe::GenerationDefaults defaults = moe::read_generation_config(a.model);
@@ -377,7 +421,11 @@ int run_batch(const Args& a) {
   batch.workspace().set_expert_coactivation(a.coactivation);
   a.expert_budget.validate(model->config().top_k, "moe-run --expert-*");
   std::vector<moe::RequestId> ids;
-  for (const auto& p : prompts) ids.push_back(batch.submit(p, options));
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    moe::GenerationOptions o = options;
+    if (!line_adapter[i].empty()) o.adapter = line_adapter[i];
+    ids.push_back(batch.submit(prompts[i], o));
+  }
   moe::Stopwatch clock;
   std::vector<std::optional<moe::GenerationResult>> results(prompts.size());
   while (true) {

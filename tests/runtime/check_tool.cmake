@@ -1,7 +1,8 @@
 # Runs one command-line tool and checks its exit status and output (used by the moe-run and
 # moe-perplexity tests registered in examples/). Variables:
 #   CMD (executable and arguments joined by "@@"), EXPECT_RC, EXPECT_STDOUT, EXPECT_STDERR (regexes;
-#   empty = not checked)
+#   empty = not checked); SAME_AS (optional, a second command joined by "@@"): its stdout up to the
+#   first "\n\nprompt:" (moe-run's text, without the timings) must equal the first command's.
 string(REPLACE "@@" ";" CMD "${CMD}")
 execute_process(COMMAND ${CMD} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT "${rc}" STREQUAL "${EXPECT_RC}")
@@ -12,4 +13,20 @@ if(NOT "${EXPECT_STDOUT}" STREQUAL "" AND NOT out MATCHES "${EXPECT_STDOUT}")
 endif()
 if(NOT "${EXPECT_STDERR}" STREQUAL "" AND NOT err MATCHES "${EXPECT_STDERR}")
   message(FATAL_ERROR "stderr does not match '${EXPECT_STDERR}':\n${err}")
+endif()
+if(NOT "${SAME_AS}" STREQUAL "")
+  string(REPLACE "@@" ";" SAME_AS "${SAME_AS}")
+  execute_process(COMMAND ${SAME_AS} RESULT_VARIABLE rc2 OUTPUT_VARIABLE out2 ERROR_VARIABLE err2)
+  if(NOT "${rc2}" STREQUAL "0")
+    message(FATAL_ERROR "the comparison command failed ('${rc2}'):\n${out2}\n${err2}")
+  endif()
+  foreach(v out out2)
+    string(FIND "${${v}}" "\n\nprompt:" cut)
+    if(cut GREATER -1)
+      string(SUBSTRING "${${v}}" 0 ${cut} ${v})
+    endif()
+  endforeach()
+  if(NOT out STREQUAL out2)
+    message(FATAL_ERROR "the two commands' text differs:\n--- first:\n${out}\n--- second:\n${out2}")
+  endif()
 endif()
