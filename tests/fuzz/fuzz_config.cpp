@@ -1,6 +1,8 @@
-// libFuzzer target: config.json text -> parse_json_text -> ModelConfig::from_json must either
-// produce a consistent configuration or throw moe::Error; never crash, hang, overflow the stack or
-// throw anything else (an escaping std::exception aborts the fuzzer: nothing here catches it).
+// libFuzzer target: config.json text -> parse_json_text -> ModelConfig::from_json, and the same
+// JSON's quantization_config -> io::parse_quantization_config, must each either produce a
+// consistent result or throw moe::Error; never crash, hang, overflow the stack or throw anything
+// else (an escaping std::exception aborts the fuzzer: nothing here catches it).
+#include <moe/io/checkpoint_quantization.hpp>
 #include <moe/io/json_file.hpp>
 #include <moe/model/config.hpp>
 
@@ -22,10 +24,26 @@ void check(bool ok, const char* what) {
 
 }  // namespace
 
+// The checkpoint quantization settings of an accepted quantization_config.
+void check_quantization(const nlohmann::json& j) {
+  try {
+    const moe::io::QuantizationConfig q = moe::io::parse_quantization_config(j, "fuzz/config.json");
+    const auto i64 = [](moe::index_t v) { return static_cast<std::int64_t>(v); };
+    check(i64(q.block_rows) > 0 && i64(q.block_rows) <= (1 << 20) && i64(q.block_cols) > 0 &&
+              i64(q.block_cols) <= (1 << 20),
+          "0 < weight_block_size <= 2^20");
+    check(q.method != moe::io::QuantMethod::kNone ||
+              !j.is_object() || !j.contains("quantization_config") || j["quantization_config"].is_null(),
+          "a quantization_config object names its method");
+  } catch (const moe::Error&) {
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
     const nlohmann::json j = moe::io::parse_json_text(text, "fuzz/config.json");
+    check_quantization(j);
     const moe::ModelConfig c = moe::ModelConfig::from_json(j, "fuzz/config.json");
     check(c.spec != nullptr, "spec set");
     // index_t is unsigned: compare in signed 64-bit so that a wrapped value shows as huge.

@@ -76,7 +76,7 @@ make_seeds() {  # make_seeds TARGET DEST
   case $t in
     fuzz_config)
       copy_seeds "$dest" "$fixtures"/models/*/config.json "$fixtures"/malformed/*/config.json \
-        "$root"/models/*/config.json ;;
+        "$root"/models/*/config.json "$fixtures"/fuzz/configs/*.json ;;
     fuzz_generation_config)
       copy_seeds "$dest" "$fixtures"/models/*/generation_config.json "$fixtures"/malformed/*/generation_config.json \
         "$root"/models/*/generation_config.json ;;
