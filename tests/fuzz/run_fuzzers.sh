@@ -4,9 +4,10 @@
 #
 #   tests/fuzz/run_fuzzers.sh BUILD_DIR [SECONDS_PER_FUZZER] [TARGET...]
 #
-# SECONDS_PER_FUZZER defaults to $MOE_FUZZ_SECONDS, else 60; TARGETs default to all six
+# SECONDS_PER_FUZZER defaults to $MOE_FUZZ_SECONDS, else 60; TARGETs default to all seven
 # (fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf
-# fuzz_chat_template; its seeds are the chat templates and syntax cases of tests/fixtures/chat).
+# fuzz_chat_template, whose seeds are the chat templates and syntax cases of tests/fixtures/chat,
+# and fuzz_tool_calls, seeded with one reply per format from tests/fixtures/fuzz/tool_calls).
 # For each target:
 #   1. replays every file of tests/fuzz/regressions/<target>/ (past crashes; must pass now);
 #   2. copies the seed corpus from the committed fixtures into a temporary work dir (nothing big is
@@ -35,7 +36,8 @@ build=$(cd "$1" && pwd) || exit 2
 seconds=${2:-${MOE_FUZZ_SECONDS:-60}}
 shift $(( $# >= 2 ? 2 : 1 ))
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf fuzz_chat_template)
+((${#targets[@]})) || targets=(fuzz_safetensors fuzz_config fuzz_generation_config fuzz_tokenizer fuzz_gguf fuzz_chat_template
+  fuzz_tool_calls)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -84,6 +86,8 @@ make_seeds() {  # make_seeds TARGET DEST
       copy_seeds "$dest" "$fixtures"/malformed/*/*.safetensors ;;
     fuzz_gguf)
       copy_seeds "$dest" "$fixtures"/gguf/valid/*.gguf "$fixtures"/gguf/malformed/*.gguf ;;
+    fuzz_tool_calls)
+      copy_seeds "$dest" "$fixtures"/fuzz/tool_calls/*.txt ;;
     fuzz_chat_template)
       # The real templates, and each one-feature case and the bundled model's template alone.
       copy_seeds "$dest" "$fixtures"/chat/templates/*.jinja
@@ -149,6 +153,7 @@ dict_of() {
     fuzz_generation_config) echo "$here/generation_config.dict" ;;
     fuzz_tokenizer) echo "$here/tokenizer.dict" ;;
     fuzz_chat_template) echo "$here/chat_template.dict" ;;
+    fuzz_tool_calls) echo "$here/tool_calls.dict" ;;
     fuzz_gguf) echo "$here/gguf.dict" ;;
   esac
 }

@@ -159,6 +159,21 @@ TEST_CASE("tool calls: each family's syntax", "[tools]") {
     REQUIRE(r.calls.size() == 1);
     CHECK(r.calls[0].name == "now");
     CHECK(chat::parse_tool_calls(ToolCallFormat::kHarmony, "<|channel|>final<|message|>Hi<|return|>").calls.empty());
+    CHECK(chat::parse_tool_calls(ToolCallFormat::kMistral, "[TOOL_CALLS] [{\"name\": \"\", \"x\": 1}]").calls.empty());
+    // A recipient without a name is no call (fuzz_tool_calls found an empty-named one accepted).
+    CHECK(chat::parse_tool_calls(ToolCallFormat::kHarmony, " to=functions.<|channel|>commentary json<|message|>{}<|call|>")
+              .calls.empty());
+  }
+  SECTION("invalid UTF-8 in a parameter's raw text: replaced, never a throw (fuzz_tool_calls found it)") {
+    for (const auto format : {ToolCallFormat::kGlm45, ToolCallFormat::kMiniMax}) {
+      const std::string text = format == ToolCallFormat::kGlm45
+                                   ? "<tool_call>search\n<arg_key>q</arg_key>\n<arg_value>a\xFF\xFE" "b</arg_value>\n</tool_call>"
+                                   : "<minimax:tool_call>\n<invoke name=\"search\">\n<parameter name=\"q\">a\xFF\xFE" "b"
+                                     "</parameter>\n</invoke>\n</minimax:tool_call>";
+      const auto r = chat::parse_tool_calls(format, text);
+      REQUIRE(r.calls.size() == 1);
+      CHECK(args_of(r.calls[0]) == nlohmann::json{{"q", "a\xEF\xBF\xBD\xEF\xBF\xBD" "b"}});  // two U+FFFD
+    }
   }
   SECTION("malformed or unfinished calls stay content") {
     for (const std::string text : {"<tool_call>\n{\"name\": \"x\", \"arguments\": {\"a\": 1}\n",  // not closed

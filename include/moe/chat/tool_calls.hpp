@@ -16,6 +16,8 @@
 // Parsing never throws on model output: text that does not form a complete call stays content.
 #pragma once
 
+#include "moe/tokenizer/utf8.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -74,18 +76,28 @@ inline std::optional<nlohmann::json> parse_json(std::string_view s) {
   return j;
 }
 
+// Raw model output as a JSON string's text: invalid UTF-8 becomes U+FFFD (as the tokenizer's
+// lossy decoding does), which nlohmann's dump would otherwise throw on.
+inline std::string valid_text(std::string_view s) { return tokenizer::utf8_lossy(s); }
+
 // A value written as text: JSON when it parses as a non-string, else the text itself.
 inline nlohmann::json loose_value(std::string_view value) {
   const auto j = parse_json(value);
-  return j && !j->is_string() ? *j : nlohmann::json(std::string(value));
+  return j && !j->is_string() ? *j : nlohmann::json(valid_text(value));
+}
+
+// A JSON value as text (its strings are valid UTF-8: parsed JSON, or raw text through
+// valid_text; the replacing handler only keeps a miss from throwing).
+inline std::string dump_text(const nlohmann::json& j) {
+  return j.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
 }
 
 // Arguments as OpenAI sends them: a JSON object serialised (a string holding JSON stays as is).
 inline std::optional<std::string> arguments_text(const nlohmann::json& args) {
-  if (args.is_object()) return args.dump();
+  if (args.is_object()) return dump_text(args);
   if (args.is_string()) {
     const auto inner = parse_json(args.get<std::string>());
-    if (inner && inner->is_object()) return inner->dump();
+    if (inner && inner->is_object()) return dump_text(*inner);
   }
   return std::nullopt;
 }
@@ -140,13 +152,13 @@ inline std::optional<ToolCall> glm_call(std::string_view body) {
     const std::size_t v0 = k1 == std::string_view::npos ? k1 : body.find(kArgValue, k1);
     const std::size_t v1 = v0 == std::string_view::npos ? v0 : body.find(kArgValueEnd, v0);
     if (v1 == std::string_view::npos) return std::nullopt;
-    const std::string key(trim(body.substr(k0 + kArgKey.size(), k1 - k0 - kArgKey.size())));
+    const std::string key = valid_text(trim(body.substr(k0 + kArgKey.size(), k1 - k0 - kArgKey.size())));
     const std::string_view value = body.substr(v0 + kArgValue.size(), v1 - v0 - kArgValue.size());
     // GLM's template writes strings as they are and other values as JSON.
     args[key] = loose_value(value);
     pos = v1 + kArgValueEnd.size();
   }
-  c.arguments = args.dump();
+  c.arguments = dump_text(args);
   return c;
 }
 
@@ -171,11 +183,11 @@ inline std::optional<std::vector<ToolCall>> minimax_calls(std::string_view secti
       const std::size_t pq = body.find("\">", p0 + kParamOpen.size());
       const std::size_t p1 = pq == std::string_view::npos ? pq : body.find(kParamClose, pq);
       if (p1 == std::string_view::npos) return std::nullopt;
-      const std::string key(body.substr(p0 + kParamOpen.size(), pq - p0 - kParamOpen.size()));
+      const std::string key = valid_text(body.substr(p0 + kParamOpen.size(), pq - p0 - kParamOpen.size()));
       args[key] = loose_value(trim(body.substr(pq + 2, p1 - pq - 2)));
       p = p1 + kParamClose.size();
     }
-    c.arguments = args.dump();
+    c.arguments = dump_text(args);
     if (c.name.empty()) return std::nullopt;
     calls.push_back(std::move(c));
     pos = b + kInvokeClose.size();
@@ -193,7 +205,10 @@ inline std::optional<ParsedReply> harmony_reply(std::string_view text) {
     std::size_t n = a + kHarmonyTo.size();
     const std::size_t name_end = text.find_first_of(" <\n", n);
     const std::size_t m = text.find(kHarmonyMessage, n);
-    if (name_end == std::string_view::npos || m == std::string_view::npos || name_end > m) return std::nullopt;
+    // No name ("to=functions." then a delimiter): not a call, so the reply stays content.
+    if (name_end == std::string_view::npos || m == std::string_view::npos || name_end > m || name_end == n) {
+      return std::nullopt;
+    }
     const std::size_t body = m + kHarmonyMessage.size();
     std::size_t end = text.find(kHarmonyCall, body);
     const std::size_t alt = text.find("<|end|>", body);
@@ -320,10 +335,9 @@ inline std::size_t tool_call_safe_prefix(ToolCallFormat format, std::string_view
   return text.size();
 }
 
-// The calls in a finished reply and the content around them. A reply whose calls do not all
-// parse is returned whole as content with no calls.
-inline ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text) {
-  using namespace tool_detail;
+namespace tool_detail {
+
+inline ParsedReply parse_calls(ToolCallFormat format, std::string_view text) {
   ParsedReply plain{std::string(text), {}};
   std::vector<std::string_view> bodies;
   std::string rest;
@@ -395,6 +409,23 @@ inline ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text
   }
   if (!calls || calls->empty()) return plain;
   return ParsedReply{std::string(trim(rest)), std::move(*calls)};
+}
+
+}  // namespace tool_detail
+
+// The calls in a finished reply and the content around them. A reply whose calls do not all
+// parse (or one of which has no name) is returned whole as content with no calls. The calls'
+// names, ids and arguments are valid UTF-8 (invalid bytes of the model's text become U+FFFD); the
+// content is the model's text.
+inline ParsedReply parse_tool_calls(ToolCallFormat format, std::string_view text) {
+  ParsedReply r = tool_detail::parse_calls(format, text);
+  for (auto& c : r.calls) {
+    // A call without a name (Mistral's {"name": ""}, ...) is no call: the reply stays content.
+    if (c.name.empty()) return ParsedReply{std::string(text), {}};
+    c.name = tool_detail::valid_text(c.name);
+    c.id = tool_detail::valid_text(c.id);
+  }
+  return r;
 }
 
 }  // namespace moe::chat
