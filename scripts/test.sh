@@ -25,7 +25,16 @@ bash scripts/install-deps.sh
 
 jobs=$(nproc)
 start=$(date +%s)
-step() { printf '\n== %s (%ds)\n' "$1" $(( $(date +%s) - start )); }
+# Each step line shows the wall time since the start and the CPU time (user + sys) of everything
+# the script has run so far: on a shared machine the CPU time is the figure that compares.
+times_file=$(mktemp)
+trap 'rm -f "$times_file"' EXIT
+step() {
+  times >"$times_file"  # the builtin, in this shell: its waited-for children's user and sys time
+  local cpu
+  cpu=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] + 0.5 }' "$times_file")
+  printf '\n== %s (%ds, cpu %ds)\n' "$1" $(( $(date +%s) - start )) "$cpu"
+}
 
 step "release build"
 cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Release -DMOE_BUILD_BENCHMARKS=ON -DMOE_REQUIRE_HTTPLIB=ON >/dev/null
