@@ -6,26 +6,33 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
-#include <stdexcept>
+#include <exception>
 #include <string>
 #include <utility>
 
 namespace moe::server {
 
-// The error kinds the server reports and their OpenAI `type` strings.
-struct ApiError : std::runtime_error {
+// The error kinds the server reports and their OpenAI `type` strings. The message is an own
+// std::string rather than std::runtime_error's: libstdc++ shares that one between copies through a
+// reference count, and an error is copied from the scheduler thread to an HTTP worker (the
+// sequence's event), where ThreadSanitizer cannot see the count's synchronisation (it reported
+// the worker reading the text while the scheduler freed its copy).
+struct ApiError : std::exception {
   int status;               // HTTP status
   std::string type;         // "invalid_request_error", "authentication_error", ...
   std::optional<std::string> param;  // the request field at fault, if one is
   std::optional<std::string> code;   // machine-readable detail ("context_length_exceeded", ...)
+  std::string message;
 
-  ApiError(int status_, std::string type_, std::string message, std::optional<std::string> param_ = std::nullopt,
+  ApiError(int status_, std::string type_, std::string message_, std::optional<std::string> param_ = std::nullopt,
            std::optional<std::string> code_ = std::nullopt)
-      : std::runtime_error(std::move(message)),
-        status(status_),
+      : status(status_),
         type(std::move(type_)),
         param(std::move(param_)),
-        code(std::move(code_)) {}
+        code(std::move(code_)),
+        message(std::move(message_)) {}
+
+  const char* what() const noexcept override { return message.c_str(); }
 
   // The body OpenAI sends with an error: {"error": {"message", "type", "param", "code"}}, nulls
   // where a field does not apply.
