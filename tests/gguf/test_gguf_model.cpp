@@ -780,7 +780,8 @@ TEST_CASE("gguf model: typed errors for broken files of the newer families", "[g
   SECTION("dots1 with a q norm of the wrong shape") {
     const fs::path p = rewrite(export_fixture("dots1"), "dots1_bad_norm.gguf", {}, {"blk.1.attn_q_norm.weight"},
                                [](io::GgufWriter& w) {
-                                 const std::vector<float> v(8, 1.0f);
+                                 // The writer keeps a view until it writes: data that outlives the call.
+                                 static const std::vector<float> v(8, 1.0f);
                                  w.add_tensor("blk.1.attn_q_norm.weight", io::GgmlType::f32, {8},
                                               std::as_bytes(std::span<const float>(v)));
                                });
@@ -797,7 +798,8 @@ TEST_CASE("gguf model: typed errors for broken files of the newer families", "[g
   SECTION("GLM-4.7-Flash (deepseek2) with a correction bias of the wrong shape") {
     const fs::path p = rewrite(export_fixture("glm4_moe_lite"), "glm_lite_bad_bias.gguf", {}, {"blk.1.exp_probs_b.bias"},
                                [](io::GgufWriter& w) {
-                                 const std::vector<float> v(5, 0.0f);
+                                 // The writer keeps a view until it writes: data that outlives the call.
+                                 static const std::vector<float> v(5, 0.0f);
                                  w.add_tensor("blk.1.exp_probs_b.bias", io::GgmlType::f32, {5},
                                               std::as_bytes(std::span<const float>(v)));
                                });
