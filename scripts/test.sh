@@ -11,7 +11,7 @@
 #      disconnects), built without OpenMP (cmake/MoeDependencies.cmake says why), failing on any
 #      report;
 #   4. when clang++ is present, the libFuzzer targets of tests/fuzz (ASan + UBSan): their committed
-#      reproducers replayed, then each fuzzer run for MOE_FUZZ_SECONDS (default 30; 0 skips the
+#      reproducers replayed, then each fuzzer run for MOE_FUZZ_SECONDS (default 20 in CI, for the 30-minute budget; 0 skips the
 #      step) from seeds made of the fixtures, failing on any crash, leak, timeout or OOM (a finding
 #      is saved under tests/fuzz/regressions/<target>/);
 #   5. when nvcc is present, a compile-only build of the CUDA backend: its kernel tests and
@@ -71,7 +71,7 @@ export OMP_NUM_THREADS=2
 build/tsan/tests/runtime/test_runtime_generation "[concurrency],[cancel]"
 build/tsan/tests/server/test_server
 
-fuzz_seconds=${MOE_FUZZ_SECONDS:-30}
+fuzz_seconds=${MOE_FUZZ_SECONDS:-20}
 if [[ "$fuzz_seconds" == 0 ]]; then
   step "fuzzing skipped: MOE_FUZZ_SECONDS=0"
 elif command -v clang++ >/dev/null 2>&1 && command -v clang >/dev/null 2>&1; then
