@@ -174,15 +174,17 @@ inline int device_sm_count() {
   return count;
 }
 
-// How many blocks of `kernel` (block_threads threads, no dynamic shared memory) the whole device
-// holds at once (at least 1), computed once per kernel. The decode GEMVs size their grids to it
-// and loop over their rows: a grid just past one resident wave would run a second, mostly empty
-// one (the q/k/v fan-out's 640 blocks on 132 SMs of 4 or 5 blocks each: 20% of its time).
-template <class Kernel>
-int resident_blocks(Kernel kernel, int block_threads) {
-  static const int count = [&] {
+// How many blocks of kKernel (block_threads threads, no dynamic shared memory) the whole device
+// holds at once (at least 1), computed once per kernel: the kernel is a template argument, so each
+// kernel has its own cache (kernels of one signature differ in registers, hence in occupancy).
+// The decode GEMVs size their grids to it and loop over their rows: a grid just past one resident
+// wave would run a second, mostly empty one (the q/k/v fan-out's 640 blocks on 132 SMs of 4 or 5
+// blocks each: 20% of its time).
+template <auto kKernel>
+int resident_blocks(int block_threads) {
+  static const int count = [block_threads] {
     int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, block_threads, 0) != cudaSuccess) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kKernel, block_threads, 0) != cudaSuccess) {
       (void)cudaGetLastError();
       per_sm = 1;
     }

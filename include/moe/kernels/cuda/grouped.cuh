@@ -149,8 +149,8 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_k
 template <class W, bool kVector, int kMaxCount, int kRows>
 void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y) {
   constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
-  const auto kernel = grouped_gemv_kernel<W, kVector, kMaxCount, kRows>;
-  const dim3 grid(gemv_grid_x(kernel, (a.g.out + rows_per_block - 1) / rows_per_block, grid_y), grid_y);
+  constexpr auto kernel = grouped_gemv_kernel<W, kVector, kMaxCount, kRows>;
+  const dim3 grid(gemv_grid_x<kernel>((a.g.out + rows_per_block - 1) / rows_per_block, grid_y), grid_y);
   kernel<<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
 }
 

@@ -230,9 +230,9 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(Ge
 
 // The x extent of a decode GEMV grid: `needed` blocks, at most what the device holds at once
 // beside the grid's other `grid_y` rows of blocks.
-template <class Kernel>
-unsigned gemv_grid_x(Kernel kernel, long long needed, unsigned grid_y) {
-  const long long resident = resident_blocks(kernel, kGemvWarpsPerBlock * kWarpSize);
+template <auto kKernel>
+unsigned gemv_grid_x(long long needed, unsigned grid_y) {
+  const long long resident = resident_blocks<kKernel>(kGemvWarpsPerBlock * kWarpSize);
   const long long cap = std::max<long long>(1, resident / std::max<unsigned>(grid_y, 1));
   return static_cast<unsigned>(std::max<long long>(1, std::min(needed, cap)));
 }
@@ -645,9 +645,9 @@ template <class W, bool kVector, int kTokens>
 void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
   if (!in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
-    const auto kernel = gemv_kernel<W, kTokens, kRows, kVector>;
+    constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector>;
     const long long needed = (a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows);
-    const dim3 grid(gemv_grid_x(kernel, needed, static_cast<unsigned>(a.batch)), a.batch);
+    const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch)), a.batch);
     kernel<<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("gemv_kernel");
   } else {
@@ -665,8 +665,8 @@ void launch_fanout_tokens(GemvFanout<W> f) {
     f.blocks[i] = (f.m[i].out + kRows - 1) / kRows;
     groups += f.blocks[i];
   }
-  const auto kernel = gemv_fanout_kernel<W, kTokens, kRows, true>;
-  const unsigned blocks = gemv_grid_x(kernel, (groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1);
+  constexpr auto kernel = gemv_fanout_kernel<W, kTokens, kRows, true>;
+  const unsigned blocks = gemv_grid_x<kernel>((groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1);
   kernel<<<blocks, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(f);
   ::moe::cuda::check_launch("gemv_fanout_kernel");
 }

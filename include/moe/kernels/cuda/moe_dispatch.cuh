@@ -25,6 +25,9 @@ namespace moe::kernels {
 namespace cuda_detail {
 
 inline constexpr int kBucketThreads = 1024;
+// The most experts bucket_kernel's one block holds (an int each in dynamic shared memory, beside
+// its 12 KiB of staged slots, within the default 48 KiB); more take the three-launch path.
+inline constexpr int kBucketBlockMaxExperts = (48 * 1024 - 3 * kBucketThreads * 4 - 1024) / 4;  // 1 KiB: the scan's
 inline constexpr int kCombineThreads = 256;
 
 struct BucketArgs {
@@ -391,7 +394,8 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
   if (a.k == 0) a.k = 1;
   require(n_experts >= 1 || n * k == 0, ErrorCode::kInvalidArgument, "bucket_by_expert: {} slots and no experts",
           n * k);
-  if (a.n * a.k > cuda_detail::kBucketThreads) {  // prefill: many blocks
+  if (a.n * a.k > cuda_detail::kBucketThreads || a.n_experts > cuda_detail::kBucketBlockMaxExperts) {
+    // prefill (or a huge expert count): many blocks
     const auto blocks = static_cast<unsigned>(n_experts);
     cuda_detail::bucket_count_kernel<<<blocks, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
     ::moe::cuda::check_launch("bucket_count_kernel");
