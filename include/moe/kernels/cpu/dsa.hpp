@@ -34,10 +34,24 @@ void dsa_select(backend::cpu_simd<Arch>, const DsaShape& d, const PassSlots<host
     const CacheSlot* slot;
     index_t count, total;  // causal positions of the row; keys the pass holds for its sequence
   };
-  std::vector<Row> rows(static_cast<std::size_t>(std::min(n, detail::kDsaRowBlock)));
-  std::vector<std::vector<float>> scores(rows.size());
-  std::vector<std::vector<detail::DsaPair>> pairs(rows.size());
-  std::vector<std::size_t> first_item(rows.size() + 1);
+  // Scratch of the calling thread, kept between calls (a decode step calls this once per layer):
+  // it grows to the longest context seen and is not allocated again.
+  // (References, so that the team's lambdas below use the calling thread's buffers, not their own.)
+  thread_local std::vector<Row> tl_rows;
+  thread_local std::vector<std::vector<float>> tl_scores;
+  thread_local std::vector<std::vector<detail::DsaPair>> tl_pairs;
+  thread_local std::vector<std::size_t> tl_first_item;
+  std::vector<Row>& rows = tl_rows;
+  std::vector<std::vector<float>>& scores = tl_scores;
+  std::vector<std::vector<detail::DsaPair>>& pairs = tl_pairs;
+  std::vector<std::size_t>& first_item = tl_first_item;
+  const auto block = static_cast<std::size_t>(std::min(n, detail::kDsaRowBlock));
+  if (rows.size() < block) {
+    rows.resize(block);
+    scores.resize(block);
+    pairs.resize(block);
+  }
+  first_item.resize(block + 1);
   for (index_t b0 = 0; b0 < n; b0 += detail::kDsaRowBlock) {
     const index_t b1 = std::min(n, b0 + detail::kDsaRowBlock);
     first_item[0] = 0;
