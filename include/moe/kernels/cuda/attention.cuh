@@ -117,6 +117,7 @@ __device__ __forceinline__ bool bind_slot(AttnArgs& a, std::size_t t, std::size_
 }
 
 __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnArgs a) {
+  kernel_prologue();
   extern __shared__ float smem[];
   float* q_s = smem;                                  // [da + db]
   float* warp_ml = q_s + a.da + a.db;                 // [kAttnWarps][2]
@@ -316,6 +317,7 @@ inline std::size_t flash_smem_floats(int bq, int d, int dv, bool v_is_k) {
 
 template <int kBq>
 __global__ void __launch_bounds__(kFlashThreads) flash_attention_kernel(AttnArgs a, int n_rows, bool v_is_k) {
+  kernel_prologue();
   using T = FlashTile<kBq>;
   extern __shared__ float smem[];
   const int D = a.da + a.db, Dv = a.dv, ld = D + 1, ldp = kFlashKeys + 1;
@@ -509,10 +511,10 @@ inline bool launch_flash_attention(const AttnArgs& a, index_t n_rows, index_t n_
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(n_heads));
   if (narrow) {
     allow_dynamic_shared(flash_attention_kernel<64>, smem, op);
-    flash_attention_kernel<64><<<grid, kFlashThreads, smem, ::moe::cuda::stream()>>>(a, static_cast<int>(n_rows), v_is_k);
+    cuda_detail::launch(flash_attention_kernel<64>, grid, kFlashThreads, smem, a, static_cast<int>(n_rows), v_is_k);
   } else {
     allow_dynamic_shared(flash_attention_kernel<16>, smem, op);
-    flash_attention_kernel<16><<<grid, kFlashThreads, smem, ::moe::cuda::stream()>>>(a, static_cast<int>(n_rows), v_is_k);
+    cuda_detail::launch(flash_attention_kernel<16>, grid, kFlashThreads, smem, a, static_cast<int>(n_rows), v_is_k);
   }
   ::moe::cuda::check_launch(op);
   return true;

@@ -40,6 +40,7 @@ struct AppendArgs {
 // Row t = blockIdx.x: its keys and values into its slot's cache at position start + (t - row0).
 // A row whose slot is not valid (or would overflow its cache) is skipped.
 __global__ void __launch_bounds__(kAppendThreads) append_cache_kernel(AppendArgs a) {
+  kernel_prologue();
   const std::size_t t = blockIdx.x;
   const int i = a.token_slot[t];
   if (i < 0 || i >= a.n_slots) return;
@@ -90,8 +91,7 @@ inline void append_cache(backend::cuda, const PassSlots<device_memory>& p, const
   cuda_detail::check_pass(p, n, "append_cache");
   const cuda_detail::AppendArgs a{p.slots.data(), p.token_slot.data(), static_cast<int>(p.slots.extent(0)),
                                   k.data(), k.stride(0), v.data(), v.stride(0), l.offset, l.key_width, l.value_width};
-  cuda_detail::append_cache_kernel<<<static_cast<unsigned>(n), cuda_detail::kAppendThreads, 0,
-                                     ::moe::cuda::stream()>>>(a);
+  cuda_detail::launch(cuda_detail::append_cache_kernel, static_cast<unsigned>(n), cuda_detail::kAppendThreads, 0, a);
   ::moe::cuda::check_launch("append_cache_kernel");
 }
 

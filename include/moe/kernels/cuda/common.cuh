@@ -16,8 +16,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 namespace moe::kernels::cuda_detail {
 
@@ -119,6 +121,24 @@ __device__ __forceinline__ float block_max(float v, float* scratch) {
   return v;
 }
 
+// ---- programmatic dependent launch -----------------------------------------------------------
+//
+// Every kernel of the backend is launched with programmatic stream serialization (sm_90 and up;
+// cuda_detail::launch below) and starts with kernel_prologue(): the kernel's blocks may then be
+// scheduled while the kernel before it on the stream still runs, and they wait here until that
+// kernel has completed and its writes are visible. A decode step is ~15 short kernels per layer,
+// each ~3-20 us: without it, every boundary costs the launch latency plus the ramp of the next
+// grid. The order is transitive (a kernel completes only
+// after its own wait returned), so memory written any number of kernels earlier is visible too.
+// Once past the wait a kernel lets the next one launch at once: that one's blocks take only the
+// room this grid leaves (its own blocks are all resident by then) and wait in turn.
+__device__ __forceinline__ void kernel_prologue() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // ---- host side -------------------------------------------------------------------------------
 
 // Host-side checks shared by the ops: innermost stride 1 and sizes that the kernels' 32-bit loop
@@ -191,6 +211,31 @@ int resident_blocks(int block_threads) {
     return std::max(per_sm, 1) * device_sm_count();
   }();
   return count;
+}
+
+// Whether launches use programmatic dependent launch: on devices of compute capability 9.0 and up,
+// unless MOE_CUDA_PDL=0 (for A/B measurements). Read once per process.
+inline bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("MOE_CUDA_PDL");
+    return device_major() >= 9 && !(v != nullptr && v[0] == '0');
+  }();
+  return on;
+}
+
+// kernel<<<grid, block, shared_bytes, ::moe::cuda::stream()>>>(args...), with programmatic
+// stream serialization where pdl_enabled() (the kernel must begin with kernel_prologue(): every
+// kernel of the backend does). Errors surface through ::moe::cuda::check_launch, as for <<<>>>.
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t shared_bytes, Args&&... args) {
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = shared_bytes;
+  config.stream = ::moe::cuda::stream();
+  config.attrs = attribute, config.numAttrs = pdl_enabled() ? 1 : 0;
+  (void)cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 // Raises a kernel's dynamic shared memory limit when `bytes` exceeds the default 48 KiB (a host

@@ -32,6 +32,7 @@ template <class W>
 __global__ void __launch_bounds__(kGatherThreads)
     gather_rows_kernel(const W* __restrict__ src, std::size_t ld_src, std::size_t m, const std::int32_t* __restrict__ rows,
                        std::size_t rows_stride, float* __restrict__ dst, std::size_t ld_dst, int d, unsigned n) {
+  kernel_prologue();
   for (unsigned i = blockIdx.y; i < n; i += gridDim.y) {
     const std::int32_t r = __ldg(rows + i * rows_stride);
     const bool valid = r >= 0 && static_cast<std::size_t>(r) < m;
@@ -52,7 +53,7 @@ void launch_gather(DeviceView<const W, 2> src, DeviceView<const std::int32_t, 1>
   const index_t n = rows.extent(0), d = dst.extent(1);
   if (n == 0 || d == 0) return;
   const dim3 grid(grid_for(d, kGatherThreads, 64), static_cast<unsigned>(std::min<index_t>(n, 65535)));
-  gather_rows_kernel<W><<<grid, kGatherThreads, 0, ::moe::cuda::stream()>>>(src.data(), src.stride(0), src.extent(0), rows.data(),
+  cuda_detail::launch(gather_rows_kernel<W>, grid, kGatherThreads, 0, src.data(), src.stride(0), src.extent(0), rows.data(),
                                                    rows.stride(0), dst.data(), dst.stride(0), static_cast<int>(d),
                                                    static_cast<unsigned>(std::min<index_t>(n, 0xffffffffu)));
   ::moe::cuda::check_launch(op);
@@ -61,6 +62,7 @@ void launch_gather(DeviceView<const W, 2> src, DeviceView<const std::int32_t, 1>
 template <class W>
 __global__ void to_f32_kernel(const W* __restrict__ src, std::size_t s_stride, float* __restrict__ dst,
                               std::size_t d_stride, std::size_t n) {
+  kernel_prologue();
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
     dst[i * d_stride] = load_as_float(src, i * s_stride);
@@ -140,7 +142,7 @@ void to_f32(backend::cuda, DeviceView<const W, 1> src, DeviceView<float, 1> dst)
     require(src.extent(0) == dst.extent(0), ErrorCode::kInvalidArgument, "to_f32: {} elements into {}", src.extent(0),
             dst.extent(0));
     if (src.extent(0) == 0) return;
-    cuda_detail::to_f32_kernel<W><<<cuda_detail::grid_for(src.extent(0), 256), 256, 0, ::moe::cuda::stream()>>>(
+    cuda_detail::launch(cuda_detail::to_f32_kernel<W>, cuda_detail::grid_for(src.extent(0), 256), 256, 0, 
         src.data(), src.stride(0), dst.data(), dst.stride(0), src.extent(0));
     ::moe::cuda::check_launch("to_f32_kernel");
   } else {

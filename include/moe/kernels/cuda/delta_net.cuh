@@ -43,6 +43,7 @@ inline DeltaDims delta_dims(const DeltaNetShape& d, const CacheLayer& l) {
 __global__ void __launch_bounds__(kDeltaThreads)
     delta_conv_kernel(const CacheSlot* slots, DeltaDims d, const float* x, std::size_t ld_x, const float* w,
                       std::size_t ld_w, float* y, std::size_t ld_y) {
+  kernel_prologue();
   const CacheSlot s = slots[blockIdx.x];
   const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c >= d.C || s.state == nullptr) return;
@@ -65,6 +66,7 @@ __global__ void __launch_bounds__(kDeltaThreads)
 __global__ void __launch_bounds__(kDeltaThreads)
     delta_gates_kernel(DeltaDims d, float* qkv, std::size_t ld, float* beta, float* g, std::size_t ld_g,
                        const float* a_log, const float* dt_bias, float scale) {
+  kernel_prologue();
   const std::size_t t = blockIdx.x;
   for (int h = threadIdx.x; h < 2 * d.nk; h += blockDim.x) {
     float* x = qkv + t * ld + static_cast<std::size_t>(h) * d.dk;
@@ -88,6 +90,7 @@ __global__ void __launch_bounds__(kDeltaThreads)
 __global__ void __launch_bounds__(kDeltaThreads)
     delta_rule_kernel(const CacheSlot* slots, DeltaDims d, const float* qkv, std::size_t ld, const float* g,
                       const float* beta, std::size_t ld_g, float* out, std::size_t ld_o) {
+  kernel_prologue();
   const CacheSlot s = slots[blockIdx.x];
   const int h = blockIdx.y;
   if (s.state == nullptr) return;
@@ -125,6 +128,7 @@ __global__ void __launch_bounds__(kDeltaThreads)
 __global__ void __launch_bounds__(kDeltaThreads)
     gated_rms_norm_kernel(float* o, std::size_t ld_o, const float* z, std::size_t ld_z, const float* w, int dv,
                           int heads, float eps) {
+  kernel_prologue();
   const std::size_t t = blockIdx.x;
   for (int h = threadIdx.x; h < heads; h += blockDim.x) {
     float* x = o + t * ld_o + static_cast<std::size_t>(h) * dv;
@@ -160,7 +164,7 @@ inline void delta_net_conv(backend::cuda, const DeltaNetShape& d, const PassSlot
   if (x.extent(0) == 0) return;
   const dim3 grid(static_cast<unsigned>(p.slots.extent(0)),
                   static_cast<unsigned>((d.conv_dim() + cuda_detail::kDeltaThreads - 1) / cuda_detail::kDeltaThreads));
-  cuda_detail::delta_conv_kernel<<<grid, cuda_detail::kDeltaThreads, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::delta_conv_kernel, grid, cuda_detail::kDeltaThreads, 0, 
       p.slots.data(), cuda_detail::delta_dims(d, l), x.data(), x.stride(0), w.data(), w.stride(0), y.data(), y.stride(0));
   ::moe::cuda::check_launch("delta_net_conv");
 }
@@ -177,7 +181,7 @@ inline void delta_net_gates(backend::cuda, const DeltaNetShape& d, DeviceView<fl
   cuda_detail::check_rows(DeviceView<const float, 2>(qkv), "delta_net_gates");
   if (n == 0) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.k_head_dim));
-  cuda_detail::delta_gates_kernel<<<static_cast<unsigned>(n), cuda_detail::kDeltaThreads, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::delta_gates_kernel, static_cast<unsigned>(n), cuda_detail::kDeltaThreads, 0, 
       cuda_detail::delta_dims(d, CacheLayer{}), qkv.data(), qkv.stride(0), beta.data(), g.data(), g.stride(0),
       a_log.data(), dt_bias.data(), scale);
   ::moe::cuda::check_launch("delta_net_gates");
@@ -191,7 +195,7 @@ inline void gated_delta_rule(backend::cuda, const DeltaNetShape& d, const PassSl
   cuda_detail::check_pass(p, qkv.extent(0), "gated_delta_rule");
   if (qkv.extent(0) == 0) return;
   const dim3 grid(static_cast<unsigned>(p.slots.extent(0)), static_cast<unsigned>(d.n_v_heads));
-  cuda_detail::delta_rule_kernel<<<grid, cuda_detail::kDeltaThreads, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::delta_rule_kernel, grid, cuda_detail::kDeltaThreads, 0, 
       p.slots.data(), cuda_detail::delta_dims(d, l), qkv.data(), qkv.stride(0), g.data(), beta.data(), g.stride(0),
       out.data(), out.stride(0));
   ::moe::cuda::check_launch("gated_delta_rule");
@@ -206,8 +210,7 @@ inline void gated_rms_norm(backend::cuda, DeviceView<float, 2> o, DeviceView<con
   cuda_detail::check_rows(DeviceView<const float, 2>(o), "gated_rms_norm");
   cuda_detail::check_rows(z, "gated_rms_norm");
   if (o.extent(0) == 0) return;
-  cuda_detail::gated_rms_norm_kernel<<<static_cast<unsigned>(o.extent(0)), cuda_detail::kDeltaThreads, 0,
-                                       ::moe::cuda::stream()>>>(o.data(), o.stride(0), z.data(), z.stride(0), w.data(),
+  cuda_detail::launch(cuda_detail::gated_rms_norm_kernel, static_cast<unsigned>(o.extent(0)), cuda_detail::kDeltaThreads, 0, o.data(), o.stride(0), z.data(), z.stride(0), w.data(),
                                                                 static_cast<int>(dv),
                                                                 static_cast<int>(o.extent(1) / dv), eps);
   ::moe::cuda::check_launch("gated_rms_norm");

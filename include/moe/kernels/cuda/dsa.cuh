@@ -41,6 +41,7 @@ __device__ inline float* dsa_index_keys(const CacheSlot& s, const CacheLayer& l)
 
 __global__ void append_index_keys_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots,
                                          CacheLayer l, const float* k, std::size_t ld_k) {
+  kernel_prologue();
   const std::size_t t = blockIdx.x;
   const CacheSlot* s = dsa_row_slot(slots, token_slot, n_slots, t);
   if (s == nullptr) return;
@@ -52,6 +53,7 @@ __global__ void append_index_keys_kernel(const CacheSlot* slots, const std::int3
 __global__ void dsa_select_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots, CacheLayer l,
                                   DsaShape d, const float* q, std::size_t ld_q, const float* w, std::size_t ld_w,
                                   std::int32_t* sel, std::size_t ld_sel) {
+  kernel_prologue();
   extern __shared__ detail::DsaPair row[];
   const std::size_t t = blockIdx.x;
   const CacheSlot* s = dsa_row_slot(slots, token_slot, n_slots, t);
@@ -92,6 +94,7 @@ __global__ void sparse_mla_kernel(const CacheSlot* slots, const std::int32_t* to
                                   MlaShape m, const float* q, std::size_t ld_q, const float* ql, std::size_t ld_ql,
                                   const std::int32_t* sel, std::size_t ld_sel, int top_k, float* out,
                                   std::size_t ld_out, std::size_t n_rows) {
+  kernel_prologue();
   const std::size_t item = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (item >= n_rows * static_cast<std::size_t>(m.n_heads)) return;
   const std::size_t t = item / m.n_heads, h = item % m.n_heads;
@@ -132,6 +135,7 @@ __global__ void sparse_mla_kernel(const CacheSlot* slots, const std::int32_t* to
 template <class W>
 __global__ void layer_norm_kernel(const float* x, std::size_t ld_x, const W* weight, const W* bias, float eps,
                                   float* y, std::size_t ld_y, int d, std::size_t n) {
+  kernel_prologue();
   const std::size_t t = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= n) return;
   const float* xr = x + t * ld_x;
@@ -159,7 +163,7 @@ inline void append_index_keys(backend::cuda, const PassSlots<device_memory>& p, 
   cuda_detail::require_unit_inner_stride(k, "append_index_keys", "k");
   if (n == 0) return;
   cuda_detail::check_pass(p, n, "append_index_keys");
-  cuda_detail::append_index_keys_kernel<<<static_cast<unsigned>(n), 128, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::append_index_keys_kernel, static_cast<unsigned>(n), 128, 0, 
       p.slots.data(), p.token_slot.data(), static_cast<int>(p.slots.extent(0)), l, k.data(), k.stride(0));
   ::moe::cuda::check_launch("append_index_keys_kernel");
 }
@@ -175,7 +179,7 @@ inline void dsa_select(backend::cuda, const DsaShape& d, const PassSlots<device_
   cuda_detail::check_pass(p, n, "dsa_select");
   const std::size_t bytes = static_cast<std::size_t>(p.max_keys) * sizeof(detail::DsaPair);
   cuda_detail::allow_dynamic_shared(cuda_detail::dsa_select_kernel, bytes, "dsa_select");
-  cuda_detail::dsa_select_kernel<<<static_cast<unsigned>(n), 128, bytes, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::dsa_select_kernel, static_cast<unsigned>(n), 128, bytes, 
       p.slots.data(), p.token_slot.data(), static_cast<int>(p.slots.extent(0)), l, d, q.data(), q.stride(0), w.data(),
       w.stride(0), sel.data(), sel.stride(0));
   ::moe::cuda::check_launch("dsa_select_kernel");
@@ -196,7 +200,7 @@ inline void cached_sparse_mla_attention(backend::cuda, const MlaShape& m, const 
   cuda_detail::check_pass(p, n, "cached_sparse_mla_attention");
   const std::size_t items = static_cast<std::size_t>(n) * static_cast<std::size_t>(m.n_heads);
   const unsigned blocks = static_cast<unsigned>((items + 127) / 128);
-  cuda_detail::sparse_mla_kernel<<<blocks, 128, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::sparse_mla_kernel, blocks, 128, 0, 
       p.slots.data(), p.token_slot.data(), static_cast<int>(p.slots.extent(0)), l, m, q.data(), q.stride(0),
       q_latent.data(), q_latent.stride(0), sel.data(), sel.stride(0), static_cast<int>(sel.extent(1)), out_latent.data(),
       out_latent.stride(0), static_cast<std::size_t>(n));
@@ -214,7 +218,7 @@ void layer_norm(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W,
   cuda_detail::require_unit_inner_stride(out, "layer_norm", "out");
   cuda_detail::require_int_range(d, "layer_norm", "d");
   if (n == 0) return;
-  cuda_detail::layer_norm_kernel<W><<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::layer_norm_kernel<W>, static_cast<unsigned>((n + 127) / 128), 128, 0, 
       x.data(), x.stride(0), weight.data(), bias.data(), eps, out.data(), out.stride(0), static_cast<int>(d),
       static_cast<std::size_t>(n));
   ::moe::cuda::check_launch("layer_norm_kernel");

@@ -50,6 +50,7 @@ Strided2<T> strided(const TensorView<T, R, device_memory>& v) {
 // Calls op(r, i) for every element of an [n, d] index space.
 template <class Op>
 __global__ void __launch_bounds__(kElementwiseThreads) rows_kernel(Op op, std::size_t n, std::size_t d) {
+  kernel_prologue();
   const std::size_t total = n * d;
   for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
@@ -60,7 +61,7 @@ __global__ void __launch_bounds__(kElementwiseThreads) rows_kernel(Op op, std::s
 template <class Op>
 void launch_rows(const Op& op, index_t n, index_t d, const char* name) {
   if (n == 0 || d == 0) return;
-  rows_kernel<<<grid_for(n * d, kElementwiseThreads), kElementwiseThreads, 0, ::moe::cuda::stream()>>>(op, n, d);
+  cuda_detail::launch(rows_kernel<Op>, grid_for(n * d, kElementwiseThreads), kElementwiseThreads, 0, op, n, d);
   ::moe::cuda::check_launch(name);
 }
 
@@ -164,6 +165,7 @@ struct GluInterleavedOp {
 // One block per row: detail::softmax_row (max, exp(x - max), sum in double, divide) in place.
 inline constexpr int kSoftmaxThreads = 256;
 __global__ void __launch_bounds__(kSoftmaxThreads) softmax_rows_kernel(float* x, std::size_t ld, int d) {
+  kernel_prologue();
   __shared__ float fscratch[kWarpSize];
   __shared__ double dscratch[kWarpSize];
   float* row = x + blockIdx.x * ld;
@@ -286,7 +288,7 @@ inline void softmax(backend::cuda, DeviceView<float, 2> x) {
   cuda_detail::require_int_range(x.extent(1), "softmax", "d");
   require(x.extent(0) <= 0x7fffffffu, ErrorCode::kInvalidArgument, "softmax: {} rows", x.extent(0));
   if (x.extent(0) == 0 || x.extent(1) == 0) return;
-  cuda_detail::softmax_rows_kernel<<<static_cast<unsigned>(x.extent(0)), cuda_detail::kSoftmaxThreads, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::softmax_rows_kernel, static_cast<unsigned>(x.extent(0)), cuda_detail::kSoftmaxThreads, 0, 
       x.data(), x.stride(0), static_cast<int>(x.extent(1)));
   ::moe::cuda::check_launch("softmax_rows_kernel");
 }

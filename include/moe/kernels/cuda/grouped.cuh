@@ -131,6 +131,7 @@ inline constexpr int kGroupedGemvMaxPass = 2;
 
 template <class W, bool kVector, int kMaxCount, int kRows>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_kernel(GroupedArgs<W> a) {
+  kernel_prologue();
   int e = 0, begin = 0, count = 0;
   if (!gemv_bucket(a, e, begin, count)) return;
   static_assert(kMaxCount == 1 || kMaxCount == 2, "update the passes below");
@@ -150,8 +151,8 @@ template <class W, bool kVector, int kMaxCount, int kRows>
 void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y) {
   constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
   constexpr auto kernel = grouped_gemv_kernel<W, kVector, kMaxCount, kRows>;
-  const dim3 grid(gemv_grid_x<kernel>((a.g.out + rows_per_block - 1) / rows_per_block, grid_y), grid_y);
-  kernel<<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+  const dim3 grid(gemv_grid_x<kernel>((a.g.out + rows_per_block - 1) / rows_per_block, grid_y, env_waves("MOE_CUDA_GROUPED_WAVES")), grid_y);
+  cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
 }
 
 // One slot per pass takes two rows per warp when a row is short (at most 2 KB: the down
@@ -169,6 +170,7 @@ void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count
 // y = x·W (W [in, out]), small buckets. Grid: (ceil(out / 64), slots or n_experts); 16 warps.
 template <class W, bool kVector>
 __global__ void __launch_bounds__(kGemvInOutWarps * kWarpSize) grouped_gemv_in_out_kernel(GroupedArgs<W> a) {
+  kernel_prologue();
   __shared__ float partial[kGemvInOutWarps * kGemvMaxTokens * kGemvInOutCols];
   int e = 0, begin = 0, count = 0;
   if (!gemv_bucket(a, e, begin, count)) return;  // uniform over the block: before any barrier
@@ -229,6 +231,7 @@ __device__ __forceinline__ void find_tile(const GroupedArgs<W>& a, int tile, int
 // Tiled GEMM over the large buckets. Grid: (ceil(out / tile N), upper bound of the tiles).
 template <class W, bool kInOut, bool kAligned>
 __global__ void __launch_bounds__(kMmaThreads) grouped_mma_kernel(GroupedArgs<W> a) {
+  kernel_prologue();
   int e = 0, m_tile = 0;
   find_tile<W, kMmaTileM>(a, blockIdx.y, e, m_tile);
   if (e < 0) return;  // uniform over the block
@@ -240,6 +243,7 @@ __global__ void __launch_bounds__(kMmaThreads) grouped_mma_kernel(GroupedArgs<W>
 
 template <class W, bool kInOut>
 __global__ void __launch_bounds__(kGemmThreads) grouped_gemm_f32_kernel(GroupedArgs<W> a) {
+  kernel_prologue();
   int e = 0, m_tile = 0;
   find_tile<W, kTileTokens>(a, blockIdx.y, e, m_tile);
   if (e < 0) return;
@@ -293,8 +297,8 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out, index_t max_bucket) {
   } else {
     const bool pairs = gemv_in_out_pair_loads(a.g) && (a.n_experts <= 1 || stride_bytes % (2 * sizeof(W)) == 0);
     const dim3 grid((a.g.out + kGemvInOutCols - 1) / kGemvInOutCols, grid_y);
-    if (pairs) grouped_gemv_in_out_kernel<W, true><<<grid, kGemvInOutWarps * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
-    else grouped_gemv_in_out_kernel<W, false><<<grid, kGemvInOutWarps * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+    if (pairs) cuda_detail::launch(grouped_gemv_in_out_kernel<W, true>, grid, kGemvInOutWarps * kWarpSize, 0, a);
+    else cuda_detail::launch(grouped_gemv_in_out_kernel<W, false>, grid, kGemvInOutWarps * kWarpSize, 0, a);
     ::moe::cuda::check_launch("grouped_gemv_in_out_kernel");
   }
   if (slots <= kGemvMaxTokens) return;
@@ -311,18 +315,18 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out, index_t max_bucket) {
   };
   if constexpr (std::is_same_v<W, float>) {
     const dim3 grid((a.g.out + kTileOut - 1) / kTileOut, tile_bound(kTileTokens));
-    if (in_out) grouped_gemm_f32_kernel<W, true><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
-    else grouped_gemm_f32_kernel<W, false><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
+    if (in_out) cuda_detail::launch(grouped_gemm_f32_kernel<W, true>, grid, kGemmThreads, 0, a);
+    else cuda_detail::launch(grouped_gemm_f32_kernel<W, false>, grid, kGemmThreads, 0, a);
     ::moe::cuda::check_launch("grouped_gemm_f32_kernel");
   } else {
     const dim3 grid((a.g.out + kMmaTileN - 1) / kMmaTileN, tile_bound(kMmaTileM));
     const bool aligned = rows_aligned_16(a.g, in_out) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
     if (in_out) {
-      if (aligned) grouped_mma_kernel<W, true, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
-      else grouped_mma_kernel<W, true, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      if (aligned) cuda_detail::launch(grouped_mma_kernel<W, true, true>, grid, kMmaThreads, 0, a);
+      else cuda_detail::launch(grouped_mma_kernel<W, true, false>, grid, kMmaThreads, 0, a);
     } else {
-      if (aligned) grouped_mma_kernel<W, false, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
-      else grouped_mma_kernel<W, false, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      if (aligned) cuda_detail::launch(grouped_mma_kernel<W, false, true>, grid, kMmaThreads, 0, a);
+      else cuda_detail::launch(grouped_mma_kernel<W, false, false>, grid, kMmaThreads, 0, a);
     }
     ::moe::cuda::check_launch("grouped_mma_kernel");
   }

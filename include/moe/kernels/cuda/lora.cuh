@@ -34,6 +34,7 @@ __device__ __forceinline__ const LoraFactorRef* lora_row_factors(const std::int3
 __global__ void lora_shrink_kernel(const float* x, std::size_t x_stride, const std::int32_t* row_adapter,
                                    const LoraFactorRef* adapters, int n_adapters, int max_rank, int in, float* h,
                                    std::size_t h_stride) {
+  kernel_prologue();
   const std::size_t t = blockIdx.x;
   const LoraFactorRef* f = lora_row_factors(row_adapter, adapters, n_adapters, max_rank, t);
   if (f == nullptr) return;
@@ -52,6 +53,7 @@ __global__ void lora_shrink_kernel(const float* x, std::size_t x_stride, const s
 __global__ void lora_expand_kernel(const float* h, std::size_t h_stride, const std::int32_t* row_adapter,
                                    const LoraFactorRef* adapters, int n_adapters, int max_rank, std::size_t n,
                                    int out, float* y, std::size_t y_stride) {
+  kernel_prologue();
   const std::size_t total = n * static_cast<std::size_t>(out);
   for (std::size_t k = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; k < total;
        k += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
@@ -82,15 +84,13 @@ inline void lora_add(backend::cuda, DeviceView<const float, 2> x, DeviceView<con
   cuda_detail::require_int_range(adapters.extent(0), "lora_add", "adapters");
   cuda_detail::require_int_range(max_rank, "lora_add", "max_rank");
   const int n_adapters = static_cast<int>(adapters.extent(0)), rank = static_cast<int>(max_rank);
-  cuda_detail::lora_shrink_kernel<<<static_cast<unsigned>(n), cuda_detail::kLoraShrinkThreads, 0,
-                                    ::moe::cuda::stream()>>>(x.data(), x.stride(0), row_adapter.data(),
+  cuda_detail::launch(cuda_detail::lora_shrink_kernel, static_cast<unsigned>(n), cuda_detail::kLoraShrinkThreads, 0, x.data(), x.stride(0), row_adapter.data(),
                                                              adapters.data(), n_adapters, rank,
                                                              static_cast<int>(x.extent(1)), h.data(), h.stride(0));
   ::moe::cuda::check_launch("lora_shrink");
   if (y.extent(1) == 0) return;
   constexpr int kThreads = 256;
-  cuda_detail::lora_expand_kernel<<<cuda_detail::grid_for(n * y.extent(1), kThreads), kThreads, 0,
-                                    ::moe::cuda::stream()>>>(h.data(), h.stride(0), row_adapter.data(),
+  cuda_detail::launch(cuda_detail::lora_expand_kernel, cuda_detail::grid_for(n * y.extent(1), kThreads), kThreads, 0, h.data(), h.stride(0), row_adapter.data(),
                                                              adapters.data(), n_adapters, rank, n,
                                                              static_cast<int>(y.extent(1)), y.data(), y.stride(0));
   ::moe::cuda::check_launch("lora_expand");

@@ -207,6 +207,7 @@ struct GemvFanout {
 // walk the concatenated row groups of the products with a grid stride.
 template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_fanout_kernel(GemvFanout<W> f) {
+  kernel_prologue();
   const int total = f.blocks[0] + (f.count > 1 ? f.blocks[1] : 0) + (f.count > 2 ? f.blocks[2] : 0);
   for (int g = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize; g < total;
        g += gridDim.x * kGemvWarpsPerBlock) {
@@ -220,6 +221,7 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_fanout_ke
 // Grid: (at most ceil(out / (8 kRows)), batch); the warps walk the row groups with a grid stride.
 template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
+  kernel_prologue();
   GemmArgs<W> b = a;
   b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
   for (int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows; row0 < a.out;
@@ -230,9 +232,13 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(Ge
 
 // The x extent of a decode GEMV grid: `needed` blocks, at most what the device holds at once
 // beside the grid's other `grid_y` rows of blocks.
+inline int env_waves(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : 1;
+}
 template <auto kKernel>
-unsigned gemv_grid_x(long long needed, unsigned grid_y) {
-  const long long resident = resident_blocks<kKernel>(kGemvWarpsPerBlock * kWarpSize);
+unsigned gemv_grid_x(long long needed, unsigned grid_y, int waves = 1) {
+  const long long resident = waves * resident_blocks<kKernel>(kGemvWarpsPerBlock * kWarpSize);
   const long long cap = std::max<long long>(1, resident / std::max<unsigned>(grid_y, 1));
   return static_cast<unsigned>(std::max<long long>(1, std::min(needed, cap)));
 }
@@ -314,6 +320,7 @@ __device__ __forceinline__ void gemv_in_out_block(const GemmArgs<W>& a, int col0
 
 template <class W, int kTokens, bool kVector>
 __global__ void __launch_bounds__(kGemvInOutWarps * kWarpSize) gemv_in_out_kernel(GemmArgs<W> a) {
+  kernel_prologue();
   __shared__ float partial[kGemvInOutWarps * kTokens * kGemvInOutCols];
   GemmArgs<W> b = a;
   b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
@@ -526,6 +533,7 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
 
 template <class W, bool kInOut, bool kAligned>
 __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
+  kernel_prologue();
   GemmArgs<W> b = a;
   b.x += blockIdx.z * a.batch_x, b.w += blockIdx.z * a.batch_w, b.y += blockIdx.z * a.batch_y;
   mma_gemm_tile<W, kInOut, kAligned>(b, blockIdx.y * kMmaTileM, blockIdx.x * kMmaTileN);
@@ -609,6 +617,7 @@ __device__ __forceinline__ void gemm_f32_tile(const GemmArgs<W>& a, int t0, int 
 
 template <class W, bool kInOut>
 __global__ void __launch_bounds__(kGemmThreads) gemm_f32_kernel(GemmArgs<W> a) {
+  kernel_prologue();
   GemmArgs<W> b = a;
   b.x += blockIdx.z * a.batch_x, b.w += blockIdx.z * a.batch_w, b.y += blockIdx.z * a.batch_y;
   gemm_f32_tile<W, kInOut>(b, blockIdx.y * kTileTokens, blockIdx.x * kTileOut);
@@ -647,12 +656,12 @@ void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
     constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector>;
     const long long needed = (a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows);
-    const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch)), a.batch);
-    kernel<<<grid, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+    const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch), env_waves("MOE_CUDA_DENSE_WAVES")), a.batch);
+    cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
     ::moe::cuda::check_launch("gemv_kernel");
   } else {
     const dim3 grid((a.out + kGemvInOutCols - 1) / kGemvInOutCols, a.batch);
-    gemv_in_out_kernel<W, kTokens, kVector><<<grid, kGemvInOutWarps * kWarpSize, 0, ::moe::cuda::stream()>>>(a);
+    cuda_detail::launch(gemv_in_out_kernel<W, kTokens, kVector>, grid, kGemvInOutWarps * kWarpSize, 0, a);
     ::moe::cuda::check_launch("gemv_in_out_kernel");
   }
 }
@@ -666,8 +675,8 @@ void launch_fanout_tokens(GemvFanout<W> f) {
     groups += f.blocks[i];
   }
   constexpr auto kernel = gemv_fanout_kernel<W, kTokens, kRows, true>;
-  const unsigned blocks = gemv_grid_x<kernel>((groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1);
-  kernel<<<blocks, kGemvWarpsPerBlock * kWarpSize, 0, ::moe::cuda::stream()>>>(f);
+  const unsigned blocks = gemv_grid_x<kernel>((groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1, env_waves("MOE_CUDA_DENSE_WAVES"));
+  cuda_detail::launch(kernel, blocks, kGemvWarpsPerBlock * kWarpSize, 0, f);
   ::moe::cuda::check_launch("gemv_fanout_kernel");
 }
 
@@ -716,8 +725,8 @@ void gemm_dispatch(const GemmArgs<W>& a, bool in_out) {
     require(static_cast<index_t>(a.n_tokens) <= index_t{65535} * kTileTokens, ErrorCode::kInvalidArgument,
             "kernels::matmul(cuda): {} rows of x exceed the supported {}", a.n_tokens, index_t{65535} * kTileTokens);
     const dim3 grid((a.out + kTileOut - 1) / kTileOut, (a.n_tokens + kTileTokens - 1) / kTileTokens, a.batch);
-    if (in_out) gemm_f32_kernel<W, true><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
-    else gemm_f32_kernel<W, false><<<grid, kGemmThreads, 0, ::moe::cuda::stream()>>>(a);
+    if (in_out) cuda_detail::launch(gemm_f32_kernel<W, true>, grid, kGemmThreads, 0, a);
+    else cuda_detail::launch(gemm_f32_kernel<W, false>, grid, kGemmThreads, 0, a);
     ::moe::cuda::check_launch("gemm_f32_kernel");
   } else {
     require(static_cast<index_t>(a.n_tokens) <= index_t{65535} * kMmaTileM, ErrorCode::kInvalidArgument,
@@ -725,11 +734,11 @@ void gemm_dispatch(const GemmArgs<W>& a, bool in_out) {
     const dim3 grid((a.out + kMmaTileN - 1) / kMmaTileN, (a.n_tokens + kMmaTileM - 1) / kMmaTileM, a.batch);
     const bool aligned = rows_aligned_16(a, in_out);
     if (in_out) {
-      if (aligned) mma_gemm_kernel<W, true, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
-      else mma_gemm_kernel<W, true, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      if (aligned) cuda_detail::launch(mma_gemm_kernel<W, true, true>, grid, kMmaThreads, 0, a);
+      else cuda_detail::launch(mma_gemm_kernel<W, true, false>, grid, kMmaThreads, 0, a);
     } else {
-      if (aligned) mma_gemm_kernel<W, false, true><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
-      else mma_gemm_kernel<W, false, false><<<grid, kMmaThreads, 0, ::moe::cuda::stream()>>>(a);
+      if (aligned) cuda_detail::launch(mma_gemm_kernel<W, false, true>, grid, kMmaThreads, 0, a);
+      else cuda_detail::launch(mma_gemm_kernel<W, false, false>, grid, kMmaThreads, 0, a);
     }
     ::moe::cuda::check_launch("mma_gemm_kernel");
   }

@@ -87,6 +87,7 @@ __device__ __forceinline__ int block_exclusive_scan(int E, Count count, Put put)
 // read once into shared memory (one round of loads, with the telemetry counters prefetched beside
 // them); counts, scan, placement and the weight sums then work from shared memory.
 __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
+  kernel_prologue();
   extern __shared__ int start[];  // [n_experts]: counts, then the first slot of each expert
   __shared__ int slot_id[kBucketThreads];
   __shared__ float slot_w[kBucketThreads], placed_w[kBucketThreads];
@@ -183,6 +184,7 @@ __device__ __forceinline__ int block_count(int v, int* scratch) {
 }
 
 __global__ void __launch_bounds__(kBucketThreads) bucket_count_kernel(BucketArgs a) {
+  kernel_prologue();
   __shared__ int scratch[kWarpSize];
   const int e = blockIdx.x, total = a.n * a.k;
   int c = 0;
@@ -196,6 +198,7 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_count_kernel(BucketArgs
 
 // offsets[0..n_experts) counts -> exclusive scan; offsets[n_experts] = total. One block.
 __global__ void __launch_bounds__(kBucketThreads) bucket_scan_kernel(BucketArgs a) {
+  kernel_prologue();
   std::int32_t* off = a.offsets;
   const std::size_t st = a.offsets_stride;
   const int all = block_exclusive_scan(
@@ -204,6 +207,7 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_scan_kernel(BucketArgs 
 }
 
 __global__ void __launch_bounds__(kBucketThreads) bucket_place_kernel(BucketArgs a) {
+  kernel_prologue();
   __shared__ int warp_count[kBucketThreads / kWarpSize];
   const int e = blockIdx.x, total = a.n * a.k;
   const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
@@ -252,6 +256,7 @@ struct CombineArgs {
 // Block per token t: y[t, :] = Σ over slots s with slot_token[s] == t, in slot order, of
 // slot_weight[s] · ys[s, :].
 __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a) {
+  kernel_prologue();
   __shared__ int list[kCombineThreads];
   __shared__ int warp_count[kCombineThreads / kWarpSize];
   const int t = blockIdx.x;
@@ -294,6 +299,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
 // Thread per expert: weight_sum[e] += Σ slot_weight over e's bucket, in slot order (the reference's).
 __global__ void accumulate_weights_kernel(const std::int32_t* offsets, std::size_t offsets_stride, const float* w,
                                           std::size_t w_stride, double* sum, std::size_t sum_stride, int n_experts) {
+  kernel_prologue();
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
   if (e >= n_experts) return;
   double acc = 0.0;
@@ -307,6 +313,7 @@ __global__ void accumulate_weights_kernel(const std::int32_t* offsets, std::size
 __global__ void limit_experts_kernel(const ExpertBudgetRow* budget, std::size_t b_stride, std::int32_t* ids,
                                      std::size_t ids_s0, std::size_t ids_s1, float* w, std::size_t w_s0,
                                      std::size_t w_s1, int n, int k) {
+  kernel_prologue();
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= n) return;
   const ExpertBudgetRow b = budget[static_cast<std::size_t>(t) * b_stride];
@@ -350,7 +357,7 @@ inline void accumulate_expert_weights(backend::cuda, DeviceView<const std::int32
   cuda_detail::require_int_range(weight_sum.extent(0), "accumulate_expert_weights", "n_experts");
   const int n = static_cast<int>(weight_sum.extent(0));
   if (n == 0) return;
-  cuda_detail::accumulate_weights_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::accumulate_weights_kernel, static_cast<unsigned>((n + 127) / 128), 128, 0, 
       offsets.data(), offsets.stride(0), slot_weight.data(), slot_weight.stride(0), weight_sum.data(),
       weight_sum.stride(0), n);
   ::moe::cuda::check_launch("accumulate_weights_kernel");
@@ -397,11 +404,11 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
   if (a.n * a.k > cuda_detail::kBucketThreads || a.n_experts > cuda_detail::kBucketBlockMaxExperts) {
     // prefill (or a huge expert count): many blocks
     const auto blocks = static_cast<unsigned>(n_experts);
-    cuda_detail::bucket_count_kernel<<<blocks, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
+    cuda_detail::launch(cuda_detail::bucket_count_kernel, blocks, cuda_detail::kBucketThreads, 0, a);
     ::moe::cuda::check_launch("bucket_count_kernel");
-    cuda_detail::bucket_scan_kernel<<<1, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
+    cuda_detail::launch(cuda_detail::bucket_scan_kernel, 1, cuda_detail::kBucketThreads, 0, a);
     ::moe::cuda::check_launch("bucket_scan_kernel");
-    cuda_detail::bucket_place_kernel<<<blocks, cuda_detail::kBucketThreads, 0, ::moe::cuda::stream()>>>(a);
+    cuda_detail::launch(cuda_detail::bucket_place_kernel, blocks, cuda_detail::kBucketThreads, 0, a);
     ::moe::cuda::check_launch("bucket_place_kernel");
     if (a.weight_sum != nullptr) {
       accumulate_expert_weights(backend::cuda{}, DeviceView<const std::int32_t, 1>(offsets),
@@ -410,7 +417,7 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
     return;
   }
   const std::size_t smem = sizeof(int) * std::max<index_t>(n_experts, 1);
-  cuda_detail::bucket_kernel<<<1, cuda_detail::kBucketThreads, smem, ::moe::cuda::stream()>>>(a);
+  cuda_detail::launch(cuda_detail::bucket_kernel, 1, cuda_detail::kBucketThreads, smem, a);
   ::moe::cuda::check_launch("bucket_kernel");
 }
 
@@ -439,13 +446,14 @@ inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, Device
                                              (y.extent(1) + cuda_detail::kCombineThreads - 1) / cuda_detail::kCombineThreads);
   a.col_chunk = static_cast<int>((y.extent(1) + chunks - 1) / chunks);
   const dim3 grid(static_cast<unsigned>(y.extent(0)), static_cast<unsigned>(chunks));
-  cuda_detail::combine_kernel<<<grid, cuda_detail::kCombineThreads, 0, ::moe::cuda::stream()>>>(a);
+  cuda_detail::launch(cuda_detail::combine_kernel, grid, cuda_detail::kCombineThreads, 0, a);
   ::moe::cuda::check_launch("combine_kernel");
 }
 
 namespace cuda_detail {
 __global__ void coactivation_kernel(const std::int32_t* ids, index_t ids_ld, index_t ids_step, int n_tokens, int k,
                                     unsigned long long* counts, index_t counts_step, int n_experts) {
+  kernel_prologue();
   const int t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (t >= n_tokens) return;
   const std::int32_t* row = ids + static_cast<std::size_t>(t) * ids_ld;
@@ -472,7 +480,7 @@ inline void accumulate_coactivation(backend::cuda, DeviceView<const std::int32_t
   const int n = static_cast<int>(ids.extent(0));
   if (n == 0 || ids.extent(1) < 2) return;
   static_assert(sizeof(unsigned long long) == sizeof(std::uint64_t));
-  cuda_detail::coactivation_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::coactivation_kernel, static_cast<unsigned>((n + 127) / 128), 128, 0, 
       ids.data(), ids.stride(0), ids.stride(1), n, static_cast<int>(ids.extent(1)),
       reinterpret_cast<unsigned long long*>(counts.data()), counts.stride(0), static_cast<int>(n_experts));
   ::moe::cuda::check_launch("coactivation_kernel");
@@ -489,7 +497,7 @@ inline void limit_experts(backend::cuda, DeviceView<const ExpertBudgetRow, 1> bu
   cuda_detail::require_int_range(ids.extent(0), "limit_experts", "n_tokens");
   const int n = static_cast<int>(ids.extent(0));
   if (n == 0) return;
-  cuda_detail::limit_experts_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::limit_experts_kernel, static_cast<unsigned>((n + 127) / 128), 128, 0, 
       budget.data(), budget.stride(0), ids.data(), ids.stride(0), ids.stride(1), weights.data(), weights.stride(0),
       weights.stride(1), n, static_cast<int>(ids.extent(1)));
   ::moe::cuda::check_launch("limit_experts_kernel");

@@ -31,6 +31,7 @@ __device__ __forceinline__ float uniform_pm1_device(std::uint64_t seed, std::uin
 
 template <class T>
 __global__ void fill_uniform_kernel(T* x, std::size_t n, std::uint64_t seed, float scale, float offset) {
+  kernel_prologue();
   for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
     const float v = offset + scale * uniform_pm1_device(seed, i);
@@ -55,7 +56,7 @@ void fill_uniform(backend::cuda, DeviceView<T, 1> x, std::uint64_t seed, float s
   const std::size_t n = x.extent(0);
   if (n == 0) return;
   const unsigned blocks = static_cast<unsigned>(std::min<std::size_t>((n + 255) / 256, 65536));
-  cuda_detail::fill_uniform_kernel<T><<<blocks, 256, 0, ::moe::cuda::stream()>>>(x.data(), n, seed, scale, offset);
+  cuda_detail::launch(cuda_detail::fill_uniform_kernel<T>, blocks, 256, 0, x.data(), n, seed, scale, offset);
   ::moe::cuda::check_launch("fill_uniform_kernel");
 }
 

@@ -32,6 +32,7 @@ inline constexpr int kRmsNormMaxThreads = 512;
 template <class W>
 __global__ void rmsnorm_kernel(const float* x, std::size_t ld_x, const W* __restrict__ weight, float eps, float* y,
                                std::size_t ld_y, int d) {
+  kernel_prologue();
   __shared__ double scratch[kWarpSize];
   const float* x_row = x + static_cast<std::size_t>(blockIdx.x) * ld_x;
   float* y_row = y + static_cast<std::size_t>(blockIdx.x) * ld_y;
@@ -60,6 +61,7 @@ inline constexpr int kRmsNormPerThread = 16;
 template <class W>
 __global__ void add_rmsnorm_kernel(float* hidden, std::size_t ld_h, const float* __restrict__ delta, std::size_t ld_d,
                                    const W* __restrict__ weight, float eps, float* y, std::size_t ld_y, int d) {
+  kernel_prologue();
   __shared__ double scratch[kWarpSize];
   float* h_row = hidden + static_cast<std::size_t>(blockIdx.x) * ld_h;
   const float* d_row = delta + static_cast<std::size_t>(blockIdx.x) * ld_d;
@@ -119,7 +121,7 @@ void rmsnorm_impl(DeviceView<const float, 2> x, DeviceView<const W, 1> weight, f
   if (n == 0 || d == 0) return;
   // Enough threads for a few elements each, a whole number of warps.
   const int threads = rmsnorm_threads(d);
-  rmsnorm_kernel<W><<<static_cast<unsigned>(n), threads, 0, ::moe::cuda::stream()>>>(x.data(), x.stride(0), weight.data(), eps, y.data(),
+  cuda_detail::launch(rmsnorm_kernel<W>, static_cast<unsigned>(n), threads, 0, x.data(), x.stride(0), weight.data(), eps, y.data(),
                                                            y.stride(0), static_cast<int>(d));
   ::moe::cuda::check_launch("rmsnorm_kernel");
 }
@@ -150,8 +152,7 @@ inline void rms_normalize(backend::cuda, DeviceView<float, 2> x, float eps) {
   require(x.stride(1) == 1 && n <= static_cast<index_t>(0x7fffffff), ErrorCode::kInvalidArgument,
           "kernels::rms_normalize(cuda): x [{}, {}] must have unit inner stride and fit the grid", n, d);
   if (n == 0 || d == 0) return;
-  cuda_detail::rmsnorm_kernel<float><<<static_cast<unsigned>(n), cuda_detail::rmsnorm_threads(d), 0,
-                                       ::moe::cuda::stream()>>>(x.data(), x.stride(0), nullptr, eps, x.data(),
+  cuda_detail::launch(cuda_detail::rmsnorm_kernel<float>, static_cast<unsigned>(n), cuda_detail::rmsnorm_threads(d), 0, x.data(), x.stride(0), nullptr, eps, x.data(),
                                                                 x.stride(0), static_cast<int>(d));
   ::moe::cuda::check_launch("rms_normalize");
 }
@@ -170,8 +171,7 @@ void add_rmsnorm(backend::cuda, DeviceView<float, 2> hidden, DeviceView<const fl
     require(n <= static_cast<index_t>(0x7fffffff), ErrorCode::kInvalidArgument,
             "kernels::add_rmsnorm(cuda): {} rows exceed the grid limit", n);
     if (n == 0 || d == 0) return;
-    cuda_detail::add_rmsnorm_kernel<W><<<static_cast<unsigned>(n), cuda_detail::rmsnorm_threads(d), 0,
-                                         ::moe::cuda::stream()>>>(hidden.data(), hidden.stride(0), delta.data(),
+    cuda_detail::launch(cuda_detail::add_rmsnorm_kernel<W>, static_cast<unsigned>(n), cuda_detail::rmsnorm_threads(d), 0, hidden.data(), hidden.stride(0), delta.data(),
                                                                   delta.stride(0), weight.data(), eps, y.data(),
                                                                   y.stride(0), static_cast<int>(d));
     ::moe::cuda::check_launch("add_rmsnorm_kernel");

@@ -26,6 +26,7 @@ namespace cuda_detail {
 __global__ void rope_kernel(float* x, std::size_t s_tok, std::size_t s_head, const float* __restrict__ cos_t,
                             std::size_t ld_cos, const float* __restrict__ sin_t, std::size_t ld_sin,
                             std::size_t n_heads, std::size_t half, std::size_t total, bool interleaved) {
+  kernel_prologue();
   for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
     const std::size_t i = e % half;
@@ -45,6 +46,7 @@ __global__ void rope_tables_kernel(const float* __restrict__ inv_freq, std::size
                                    const std::int64_t* __restrict__ positions, std::size_t s_pos, float* cos_t,
                                    std::size_t ld_cos, float* sin_t, std::size_t ld_sin, std::size_t half,
                                    std::size_t total) {
+  kernel_prologue();
   for (std::size_t e = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
     const std::size_t t = e / half, i = e % half;
@@ -78,6 +80,7 @@ struct QkRopeArgs {
 
 template <class W>
 __global__ void qk_norm_rope_kernel(QkRopeArgs a, const W* __restrict__ q_norm, const W* __restrict__ k_norm) {
+  kernel_prologue();
   __shared__ double scratch[kWarpSize];
   const bool is_q = blockIdx.x < a.q_rows;
   const std::size_t r = is_q ? blockIdx.x : blockIdx.x - a.q_rows;
@@ -144,8 +147,7 @@ void qk_norm_rope(backend::cuda, DeviceView<float, 3> q, DeviceView<float, 3> k,
                                     eps,
                                     pairing == RopePairing::interleaved};
     const bool norm = q_norm.extent(0) != 0;
-    cuda_detail::qk_norm_rope_kernel<W><<<static_cast<unsigned>(rows), cuda_detail::rmsnorm_threads(q.extent(2)), 0,
-                                          ::moe::cuda::stream()>>>(a, norm ? q_norm.data() : nullptr,
+    cuda_detail::launch(cuda_detail::qk_norm_rope_kernel<W>, static_cast<unsigned>(rows), cuda_detail::rmsnorm_threads(q.extent(2)), 0, a, norm ? q_norm.data() : nullptr,
                                                                    norm ? k_norm.data() : nullptr);
     ::moe::cuda::check_launch("qk_norm_rope_kernel");
   } else {
@@ -163,7 +165,7 @@ inline void rope(backend::cuda, DeviceView<float, 3> x, DeviceView<const float, 
   detail::check_rope(x, cos, sin);
   const index_t total = x.extent(0) * x.extent(1) * cos.extent(1);
   if (total == 0) return;
-  cuda_detail::rope_kernel<<<cuda_detail::grid_for(total, 256), 256, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::rope_kernel, cuda_detail::grid_for(total, 256), 256, 0, 
       x.data(), x.stride(0), x.stride(1), cos.data(), cos.stride(0), sin.data(), sin.stride(0), x.extent(1),
       cos.extent(1), total, pairing == RopePairing::interleaved);
   ::moe::cuda::check_launch("rope_kernel");
@@ -182,7 +184,7 @@ inline void rope_tables(backend::cuda, DeviceView<const float, 1> inv_freq, floa
   detail::check_unit_inner_stride(cos, "rope_tables", "cos");
   detail::check_unit_inner_stride(sin, "rope_tables", "sin");
   if (n == 0 || half == 0) return;
-  cuda_detail::rope_tables_kernel<<<cuda_detail::grid_for(n * half, 256), 256, 0, ::moe::cuda::stream()>>>(
+  cuda_detail::launch(cuda_detail::rope_tables_kernel, cuda_detail::grid_for(n * half, 256), 256, 0, 
       inv_freq.data(), inv_freq.stride(0), scaling, positions.data(), positions.stride(0), cos.data(), cos.stride(0),
       sin.data(), sin.stride(0), half, n * half);
   ::moe::cuda::check_launch("rope_tables_kernel");

@@ -83,6 +83,7 @@ struct RouteArgs {
 };
 
 __global__ void route_kernel(RouteArgs a) {
+  kernel_prologue();
   extern __shared__ float sm[];
   float* scores = sm;                                               // [n]
   float* choice = scores + a.n;                                     // [n]
@@ -249,7 +250,7 @@ inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 
   // Enough threads for the top-k's n² comparisons (block_select_top_k), up to 1024.
   const index_t pairs = std::min<index_t>(c.n_experts * c.n_experts, cuda_detail::kRouterMaxThreads);
   const int threads = static_cast<int>(std::max<index_t>(cuda_detail::kWarpSize, (pairs + 31) / 32 * 32));
-  cuda_detail::route_kernel<<<static_cast<unsigned>(logits.extent(0)), threads, smem, ::moe::cuda::stream()>>>(a);
+  cuda_detail::launch(cuda_detail::route_kernel, static_cast<unsigned>(logits.extent(0)), threads, smem, a);
   ::moe::cuda::check_launch("route_kernel");
 }
 
