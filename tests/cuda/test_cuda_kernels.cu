@@ -923,6 +923,48 @@ struct RouteCase {
   bool nans;      // some NaN logits
 };
 
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+// route_and_bucket(cuda) against route then bucket_by_expert (cuda), bitwise: the first token alone
+// (the one-block fused kernel) and all of them (the two ops).
+void check_route_and_bucket(const kernels::RouterConfig& c, const DeviceBuffer<float>& logits_d,
+                            const DeviceBuffer<float>& bias_d, index_t n) {
+  const index_t e = c.n_experts, k = c.top_k;
+  for (const index_t rows : {index_t{1}, n}) {
+    struct Out {
+      DeviceBuffer<float> scratch, w, sw;
+      DeviceBuffer<std::int32_t> ids, off, tok;
+      DeviceBuffer<std::uint64_t> usage;
+      DeviceBuffer<double> wsum;
+    };
+    const auto make = [&] {
+      Out o{DeviceBuffer<float>(kernels::router_scratch_floats(c)), poisoned(rows * k), poisoned(rows * k),
+            DeviceBuffer<std::int32_t>(rows * k), DeviceBuffer<std::int32_t>(e + 1), DeviceBuffer<std::int32_t>(rows * k),
+            to_device(std::vector<std::uint64_t>(e, 3)), to_device(std::vector<double>(e, 0.5))};
+      return o;
+    };
+    Out a = make(), b = make();
+    const auto logits = logits_d.view<2>({rows, e});
+    const auto bias = bias_d.view<1>({c.has_correction_bias ? e : 0});
+    kernels::route(kCuda, c, logits, bias, a.scratch.view(), a.ids.view<2>({rows, k}), a.w.view<2>({rows, k}));
+    kernels::bucket_by_expert(kCuda, DeviceView<const std::int32_t, 2>(a.ids.view<2>({rows, k})),
+                              DeviceView<const float, 2>(a.w.view<2>({rows, k})), a.off.view(), a.tok.view(), a.sw.view(),
+                              a.usage.view(), a.wsum.view());
+    kernels::route_and_bucket(kCuda, c, logits, bias, b.scratch.view(), b.ids.view<2>({rows, k}), b.w.view<2>({rows, k}),
+                              b.off.view(), b.tok.view(), b.sw.view(), b.usage.view(), b.wsum.view());
+    INFO("route_and_bucket rows=" << rows << " experts=" << e << " top " << k);
+    CHECK(a.ids.to_host() == b.ids.to_host());
+    CHECK(bitwise_equal(a.w.to_host(), b.w.to_host()));
+    CHECK(a.off.to_host() == b.off.to_host());
+    CHECK(a.tok.to_host() == b.tok.to_host());
+    CHECK(bitwise_equal(a.sw.to_host(), b.sw.to_host()));
+    CHECK(a.usage.to_host() == b.usage.to_host());
+    CHECK(a.wsum.to_host() == b.wsum.to_host());
+  }
+}
+
 void check_route_case(const RouteCase& rc) {
   const auto& c = rc.c;
   const index_t n = rc.n_tokens, e = c.n_experts, k = c.top_k;
@@ -947,6 +989,7 @@ void check_route_case(const RouteCase& rc) {
   auto w_d = poisoned(n * k);
   kernels::route(kCuda, c, l_d.view<2>({n, e}), b_d.view<1>({bias.size()}), s_d.view<1>({scratch.size()}),
                  ids_d.view<2>({n, k}), w_d.view<2>({n, k}));
+  check_route_and_bucket(c, l_d, b_d, n);
   const auto ids_g = ids_d.to_host();
   const auto w_g = w_d.to_host();
   index_t id_mismatch = 0;
@@ -1269,6 +1312,64 @@ TEST_CASE("append_cache / cached_attention / cached_mla_attention(cuda) match th
     expect_invalid([&] {
       kernels::append_cache(kCuda, kernels::PassSlots<device_memory>{dp.slots, dp.token_slot.slice(0, n - 1), max_keys},
                             layer, k_d.view<2>({n, kw}), v_d.view<2>({n, vw}));
+    });
+  }
+}
+
+// qk_norm_rope_append: q, k and both sequences' caches bitwise qk_norm_rope then append_cache.
+TEST_CASE("qk_norm_rope_append(cuda) is bitwise qk_norm_rope then append_cache", "[cuda][fused][cache]") {
+  const index_t H = 6, KV = 2, hd = 40, half = 16, vw = KV * 24, cap = 64;
+  const index_t kw = KV * hd;
+  const std::vector<index_t> starts{0, 50}, lens{3, 2};  // two sequences: prefill-like and decode-like rows
+  const index_t n = lens[0] + lens[1];
+  const std::vector<KvLayerShape> shapes{{5, 3}, {kw, vw}};
+  for (const bool norm : {true, false}) {
+    std::vector<BasicKvCache<device_memory>> a, b;
+    std::vector<kernels::CacheSlot> sa, sb;
+    std::vector<std::int32_t> token_slot;
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      a.emplace_back(shapes, cap), b.emplace_back(shapes, cap);
+      const auto prefix = random_floats(cap * (kw + vw), -1.0f, 1.0f);
+      for (auto* c : {&a[i], &b[i]}) {
+        kernels::upload(kCuda, std::span<const float>(prefix), DeviceView<float, 1>(c->keys(1).data(), {prefix.size()}));
+        c->append(starts[i]);
+      }
+      sa.push_back(a[i].slot(token_slot.size(), lens[i]));
+      sb.push_back(b[i].slot(token_slot.size(), lens[i]));
+      for (index_t j = 0; j < lens[i]; ++j) token_slot.push_back(static_cast<std::int32_t>(i));
+    }
+    const kernels::CacheLayer layer = a[0].layer(1);
+    auto sa_d = to_device(sa), sb_d = to_device(sb);
+    auto ts_d = to_device(token_slot);
+    const kernels::PassSlots<device_memory> pa{sa_d.view<1>({sa.size()}), ts_d.view<1>({n}), cap};
+    const kernels::PassSlots<device_memory> pb{sb_d.view<1>({sb.size()}), ts_d.view<1>({n}), cap};
+    const auto q = random_floats(n * H * hd, -2.0f, 2.0f), k = random_floats(n * kw, -2.0f, 2.0f);
+    const auto v = random_floats(n * vw, -1.0f, 1.0f);
+    const auto qn = random_floats(hd, 0.5f, 1.5f), kn = random_floats(hd, 0.5f, 1.5f);
+    const auto c = random_floats(n * half), sn = random_floats(n * half);
+    auto q1 = to_device(q), q2 = to_device(q), k1 = to_device(k), k2 = to_device(k);
+    const auto v_d = to_device(v), qn_d = to_device(qn), kn_d = to_device(kn), c_d = to_device(c), s_d = to_device(sn);
+    const auto cos = c_d.view<2>({n, half}), sin = s_d.view<2>({n, half});
+    const DeviceView<const float, 1> qw = norm ? qn_d.view<1>({hd}) : DeviceView<const float, 1>();
+    const DeviceView<const float, 1> kwt = norm ? kn_d.view<1>({hd}) : DeviceView<const float, 1>();
+    const auto vv = v_d.view<2>({n, vw});
+    kernels::qk_norm_rope(kCuda, q1.view<3>({n, H, hd}), k1.view<3>({n, KV, hd}), qw, kwt, 1e-6f, cos, sin,
+                          kernels::RopePairing::half_split);
+    kernels::append_cache(kCuda, pa, layer, k1.view<2>({n, kw}), vv);
+    kernels::qk_norm_rope_append(kCuda, q2.view<3>({n, H, hd}), k2.view<3>({n, KV, hd}), vv, qw, kwt, 1e-6f, cos, sin,
+                                 kernels::RopePairing::half_split, pb, layer);
+    CHECK(q1.to_host() == q2.to_host());
+    CHECK(k1.to_host() == k2.to_host());
+    for (std::size_t i = 0; i < starts.size(); ++i) {
+      std::vector<float> ga(cap * (kw + vw)), gb(cap * (kw + vw));
+      kernels::download(kCuda, DeviceView<const float, 1>(a[i].keys(1).data(), {ga.size()}), std::span<float>(ga));
+      kernels::download(kCuda, DeviceView<const float, 1>(b[i].keys(1).data(), {gb.size()}), std::span<float>(gb));
+      CHECK(ga == gb);
+    }
+    // Value rows of the wrong width are refused before any launch.
+    expect_invalid([&] {
+      kernels::qk_norm_rope_append(kCuda, q2.view<3>({n, H, hd}), k2.view<3>({n, KV, hd}), v_d.view<2>({n, vw - 1}), qw,
+                                   kwt, 1e-6f, cos, sin, kernels::RopePairing::half_split, pb, layer);
     });
   }
 }

@@ -102,19 +102,22 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
     rms_norm(be, CV(kh), w.k_norm, o.norm_eps, kh);
   };
   const bool unweighted = o.qk_norm == QkNorm::kUnweightedAfterRope;
+  bool appended = false;  // k and v in the cache already
   if (o.rope && o.clip_qkv <= 0 && o.qk_norm != QkNorm::kWholeProjection && !after_rope && !unweighted &&
       (!per_head || w.q_norm.dtype == w.k_norm.dtype)) {
-    // The common case in one fused step: per-head QK-norm (Qwen3, GLM-4) or none, then rope.
+    // The common case in one fused step: per-head QK-norm (Qwen3, GLM-4) or none, then rope, and
+    // the new keys and values into the cache (the steps below touch q only).
     if (per_head) {
       visit_format<B>(w.q_norm.dtype, [&](auto tag) {
         using T = decltype(tag);
-        kernels::qk_norm_rope(be, q3, k3, w.q_norm.template view<T>(), w.k_norm.template view<T>(), o.norm_eps, cos,
-                              sin, o.rope_pairing);
+        kernels::qk_norm_rope_append(be, q3, k3, CV(s.v), w.q_norm.template view<T>(), w.k_norm.template view<T>(),
+                                     o.norm_eps, cos, sin, o.rope_pairing, pass, layer);
       });
     } else {
-      kernels::qk_norm_rope(be, q3, k3, ViewOf<B, const float, 1>(), ViewOf<B, const float, 1>(), o.norm_eps, cos,
-                            sin, o.rope_pairing);
+      kernels::qk_norm_rope_append(be, q3, k3, CV(s.v), ViewOf<B, const float, 1>(), ViewOf<B, const float, 1>(),
+                                   o.norm_eps, cos, sin, o.rope_pairing, pass, layer);
     }
+    appended = true;
   } else {
     if (o.qk_norm == QkNorm::kWholeProjection) {
       rms_norm(be, CV(s.q), w.q_norm, o.norm_eps, s.q);
@@ -146,7 +149,7 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
     widen(be, w.sinks, s.sinks);
     sinks = s.sinks;
   }
-  kernels::append_cache(be, pass, layer, CV(s.k), CV(s.v));
+  if (!appended) kernels::append_cache(be, pass, layer, CV(s.k), CV(s.v));
   kernels::cached_attention(be, o.shape, pass, layer, CV(s.q), sinks, s.attn);
   if (!w.gate.empty()) {
     linear(be, x, w.gate, s.gate);

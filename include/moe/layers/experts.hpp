@@ -267,6 +267,24 @@ inline void grouped_linear(backend::cuda be, DeviceView<const float, 2> xs, cons
   });
 }
 
+// act = silu(xs·G_eᵀ) · (xs·U_eᵀ) per bucket in one launch (kernels::grouped_matmul_swiglu).
+inline void grouped_swiglu(backend::cuda be, DeviceView<const float, 2> xs, const WeightMatrix<device_memory>& gate0,
+                           std::ptrdiff_t gate_stride, const WeightMatrix<device_memory>& up0, std::ptrdiff_t up_stride,
+                           DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> act, index_t max_bucket) {
+  visit_format<backend::cuda>(gate0.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::grouped_matmul_swiglu(be, xs, gate0.template view<T>(), static_cast<std::size_t>(gate_stride),
+                                   up0.template view<T>(), static_cast<std::size_t>(up_stride), offsets, act, max_bucket);
+  });
+}
+
+// Decode-sized passes (every bucket at most the GEMV's kGemvMaxTokens slots) fuse a SwiGLU bank's
+// gate and up products with the activation.
+inline bool fuse_swiglu(index_t slots, index_t max_bucket) noexcept {
+  const index_t bound = max_bucket > 0 ? std::min(slots, max_bucket) : slots;
+  return bound <= kernels::cuda_detail::kGemvMaxTokens;
+}
+
 inline void grouped_bias(backend::cuda be, DeviceView<float, 2> ys, const WeightVector<device_memory>& b0,
                          std::ptrdiff_t stride, DeviceView<const std::int32_t, 1> offsets) {
   visit_format<backend::cuda>(b0.dtype, [&](auto tag) {
@@ -319,6 +337,11 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
   MV act = scratch_matrix<backend::cuda>(scratch, 2 * n * f, n, f);
   switch (bank.layout) {
     case ExpertLayout::kSeparate: {
+      if (ed::fuse_swiglu(n, max_bucket) && bank.gate[0].dtype == bank.up[0].dtype) {
+        ed::grouped_swiglu(be, xs, bank.gate[0], a, bank.up[0], b, off, act, max_bucket);
+        ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false, max_bucket);
+        break;
+      }
       MV g(gu.data(), {n, f}, {2 * f, 1});
       MV u(gu.data() + f, {n, f}, {2 * f, 1});
       ed::grouped_linear(be, xs, bank.gate[0], a, off, g, false, max_bucket);
@@ -328,6 +351,13 @@ inline void experts_forward(backend::cuda be, const ExpertBank<device_memory>& b
       break;
     }
     case ExpertLayout::kFusedGateUp: {
+      if (ed::fuse_swiglu(n, max_bucket)) {
+        const WeightMatrix<device_memory> gate0 = bank.gate_up[0].row_slice(0, f),
+                                         up0 = bank.gate_up[0].row_slice(f, 2 * f);
+        ed::grouped_swiglu(be, xs, gate0, a, up0, a, off, act, max_bucket);
+        ed::grouped_linear(be, CV(act), bank.down[0], down, off, ys, false, max_bucket);
+        break;
+      }
       ed::grouped_linear(be, xs, bank.gate_up[0], a, off, gu, false, max_bucket);
       CV g(gu.data(), {n, f}, {2 * f, 1});
       CV u(gu.data() + f, {n, f}, {2 * f, 1});

@@ -82,11 +82,16 @@ void moe_forward(B backend, const RouterConfig& rc, const MoeWeights<typename B:
     widen(backend, w.correction_bias, s.correction);
     correction = s.correction;
   }
-  kernels::route(backend, rc, CV(s.logits), ViewOf<B, const float, 1>(correction), s.router_scratch, s.ids,
-                 s.weights);
-  if (s.budget.extent(0) != 0) kernels::limit_experts(backend, s.budget, s.ids, s.weights);
-  kernels::bucket_by_expert(backend, ViewOf<B, const std::int32_t, 2>(s.ids), CV(s.weights), s.offsets,
-                            s.slot_token, s.slot_weight, usage, s.weight_sum);
+  if (s.budget.extent(0) != 0) {
+    kernels::route(backend, rc, CV(s.logits), ViewOf<B, const float, 1>(correction), s.router_scratch, s.ids,
+                   s.weights);
+    kernels::limit_experts(backend, s.budget, s.ids, s.weights);
+    kernels::bucket_by_expert(backend, ViewOf<B, const std::int32_t, 2>(s.ids), CV(s.weights), s.offsets,
+                              s.slot_token, s.slot_weight, usage, s.weight_sum);
+  } else {
+    kernels::route_and_bucket(backend, rc, CV(s.logits), ViewOf<B, const float, 1>(correction), s.router_scratch,
+                              s.ids, s.weights, s.offsets, s.slot_token, s.slot_weight, usage, s.weight_sum);
+  }
   if (s.coactivation.extent(0) != 0) {
     kernels::accumulate_coactivation(backend, ViewOf<B, const std::int32_t, 2>(s.ids), s.coactivation, rc.n_experts);
   }

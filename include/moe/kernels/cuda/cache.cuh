@@ -13,6 +13,7 @@
 #include "moe/kernels/cuda/attention.cuh"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/rope.cuh"
 #include "moe/kernels/reference/cache.hpp"
 
 #include <cuda_runtime.h>
@@ -37,27 +38,52 @@ struct AppendArgs {
   std::size_t layer_offset, key_width, value_width;
 };
 
-// Row t = blockIdx.x: its keys and values into its slot's cache at position start + (t - row0).
-// A row whose slot is not valid (or would overflow its cache) is skipped.
-__global__ void __launch_bounds__(kAppendThreads) append_cache_kernel(AppendArgs a) {
-  kernel_prologue();
-  const std::size_t t = blockIdx.x;
+// Where row t of the pass goes in its slot's cache (position start + (t - row0)): false for a row
+// whose slot is not valid or would overflow its cache (the row is skipped).
+__device__ __forceinline__ bool cache_row(const AppendArgs& a, std::size_t t, float*& keys, float*& values) {
   const int i = a.token_slot[t];
-  if (i < 0 || i >= a.n_slots) return;
+  if (i < 0 || i >= a.n_slots) return false;
   const CacheSlot s = a.slots[i];
   if (t < static_cast<std::size_t>(s.row0) || t >= static_cast<std::size_t>(s.row0) + s.n || s.start < 0 ||
       s.start + s.n > s.capacity) {
-    return;
+    return false;
   }
   const std::size_t cap = static_cast<std::size_t>(s.capacity);
   const std::size_t row = static_cast<std::size_t>(s.start) + (t - static_cast<std::size_t>(s.row0));
-  float* keys = s.data + cap * a.layer_offset + row * a.key_width;
-  float* values = s.data + cap * (a.layer_offset + a.key_width) + row * a.value_width;
+  keys = s.data + cap * a.layer_offset + row * a.key_width;
+  values = s.data + cap * (a.layer_offset + a.key_width) + row * a.value_width;
+  return true;
+}
+
+// Row t = blockIdx.x: its keys and values into its slot's cache.
+__global__ void __launch_bounds__(kAppendThreads) append_cache_kernel(AppendArgs a) {
+  kernel_prologue();
+  const std::size_t t = blockIdx.x;
+  float *keys = nullptr, *values = nullptr;
+  if (!cache_row(a, t, keys, values)) return;
   const float* k = a.k + t * a.ld_k;
   const float* v = a.v + t * a.ld_v;
   for (std::size_t c = threadIdx.x; c < a.key_width; c += blockDim.x) keys[c] = k[c];
   for (std::size_t c = threadIdx.x; c < a.value_width; c += blockDim.x) values[c] = v[c];
 }
+
+// qk_norm_rope_kernel's append (kernels/cuda/rope.cuh): a k-head block writes its finished head to
+// the cache, a v block its token's values; the cache gets append_cache's bits.
+struct CacheAppend {
+  static constexpr bool kActive = true;
+  AppendArgs a;  // a.k unused: the heads come from the rope blocks
+  __device__ void key(std::size_t t, std::size_t h, const float* head, int head_dim) const {
+    float *keys = nullptr, *values = nullptr;
+    if (!cache_row(a, t, keys, values)) return;
+    for (int c = threadIdx.x; c < head_dim; c += blockDim.x) keys[h * head_dim + c] = head[c];
+  }
+  __device__ void value(std::size_t t) const {
+    float *keys = nullptr, *values = nullptr;
+    if (!cache_row(a, t, keys, values)) return;
+    const float* v = a.v + t * a.ld_v;
+    for (std::size_t c = threadIdx.x; c < a.value_width; c += blockDim.x) values[c] = v[c];
+  }
+};
 
 inline void check_pass(const PassSlots<device_memory>& p, index_t n, const char* op) {
   require(p.token_slot.extent(0) == n && p.slots.extent(0) >= 1 && p.slots.extent(0) <= n &&
@@ -93,6 +119,30 @@ inline void append_cache(backend::cuda, const PassSlots<device_memory>& p, const
                                   k.data(), k.stride(0), v.data(), v.stride(0), l.offset, l.key_width, l.value_width};
   cuda_detail::launch(cuda_detail::append_cache_kernel, static_cast<unsigned>(n), cuda_detail::kAppendThreads, 0, a);
   ::moe::cuda::check_launch("append_cache_kernel");
+}
+
+// qk_norm_rope of q [n, H, hd] and k [n, KV, hd], then append_cache of k's rows [n, KV·hd] and v
+// [n, value_width], in one launch (kernels/reference/fused.hpp).
+template <class W>
+void qk_norm_rope_append(backend::cuda, DeviceView<float, 3> q, DeviceView<float, 3> k, DeviceView<const float, 2> v,
+                         DeviceView<const W, 1> q_norm, DeviceView<const W, 1> k_norm, float eps,
+                         DeviceView<const float, 2> cos, DeviceView<const float, 2> sin, RopePairing pairing,
+                         const PassSlots<device_memory>& p, const CacheLayer& l) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    const index_t n = k.extent(0);
+    detail::check_cache_rows(p, l, n, k.extent(1) * k.extent(2), v.extent(1), "qk_norm_rope_append");
+    require(v.extent(0) == n && q.extent(0) == n, ErrorCode::kInvalidArgument,
+            "qk_norm_rope_append: {} query rows, {} key rows, {} value rows", q.extent(0), n, v.extent(0));
+    cuda_detail::require_unit_inner_stride(v, "qk_norm_rope_append", "v");
+    if (n == 0) return;
+    cuda_detail::check_pass(p, n, "qk_norm_rope_append");
+    const cuda_detail::CacheAppend append{{p.slots.data(), p.token_slot.data(), static_cast<int>(p.slots.extent(0)),
+                                           nullptr, 0, v.data(), v.stride(0), l.offset, l.key_width, l.value_width}};
+    cuda_detail::launch_qk_norm_rope(q, k, q_norm, k_norm, eps, cos, sin, pairing, append, n);
+  } else {
+    static_assert(dependent_false<W>, "kernels::qk_norm_rope_append is not implemented for backend::cuda with this "
+                                      "weight type (implemented: float, bf16, f16)");
+  }
 }
 
 // Attention of every row to its own sequence's cache of layer l: q [n, n_heads·head_dim], sinks

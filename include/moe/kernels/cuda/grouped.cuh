@@ -81,7 +81,9 @@ __device__ __forceinline__ int expert_of_slot(const std::int32_t* off, std::size
 // Called by every thread of the block. A slot's block finds the bucket that starts at its slot
 // with one parallel pass of the block over the offsets (one round of loads, where a binary
 // search is a chain of dependent ones: the latency that dominates a decode step's tiny GEMVs).
-template <class W>
+// kAnyCount: buckets of any size (else only those of at most kGemvMaxTokens slots, the others
+// being the tiled GEMM's).
+template <class W, bool kAnyCount = false>
 __device__ __forceinline__ bool gemv_bucket(const GroupedArgs<W>& a, int& e, int& begin, int& count) {
   const int slots = a.g.n_tokens;
   if (a.by_expert) {
@@ -105,7 +107,7 @@ __device__ __forceinline__ bool gemv_bucket(const GroupedArgs<W>& a, int& e, int
   }
   begin = bucket_offset(a.offsets, a.offsets_stride, e, slots);
   count = bucket_offset(a.offsets, a.offsets_stride, e + 1, slots) - begin;
-  return count > 0 && count <= kGemvMaxTokens;
+  return count > 0 && (kAnyCount || count <= kGemvMaxTokens);
 }
 
 template <class W>
@@ -129,6 +131,14 @@ inline constexpr int kGroupedGemvRows = kMaxCount >= 4 ? 4 : (kMaxCount >= 2 ? 2
 // buckets take several passes, whose repeated reads of W mostly hit L2.
 inline constexpr int kGroupedGemvMaxPass = 2;
 
+// Grid waves of the grouped decode GEMV: one resident grid when the pass is one token (its k
+// buckets of one slot each: every block row works, evenly), eight when buckets of several tokens
+// differ in size and many block rows (slots that do not start a bucket) exit at once, so the
+// block scheduler balances the rest. H200, qwen3-30b-a3b decode of 8 sequences: 553 tok/s with
+// one wave, 624 with two, 660 with four, 705 with eight, 680 with sixteen; one token: 282 with
+// one, 276 with four to sixteen.
+inline int grouped_gemv_waves(int max_count) { return max_count <= 1 ? 1 : 8; }
+
 template <class W, bool kVector, int kMaxCount, int kRows>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_kernel(GroupedArgs<W> a) {
   kernel_prologue();
@@ -148,10 +158,12 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_k
 }
 
 template <class W, bool kVector, int kMaxCount, int kRows>
-void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y) {
+void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count) {
   constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
   constexpr auto kernel = grouped_gemv_kernel<W, kVector, kMaxCount, kRows>;
-  const dim3 grid(gemv_grid_x<kernel>((a.g.out + rows_per_block - 1) / rows_per_block, grid_y, env_waves("MOE_CUDA_GROUPED_WAVES")), grid_y);
+  const dim3 grid(gemv_grid_x<kernel>((a.g.out + rows_per_block - 1) / rows_per_block, grid_y,
+                                      grouped_gemv_waves(max_count)),
+                  grid_y);
   cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
 }
 
@@ -162,9 +174,55 @@ template <class W, bool kVector>
 void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count) {
   static_assert(kGroupedGemvMaxPass == 2, "update the variants below");
   const bool short_rows = static_cast<std::size_t>(a.g.in) * sizeof(W) <= 2048;
-  if (max_count <= 1 && !short_rows) launch_grouped_gemv<W, kVector, 1, kGroupedGemvRows<1>>(a, grid_y);
-  else if (max_count <= 1) launch_grouped_gemv<W, kVector, 1, 2>(a, grid_y);
-  else launch_grouped_gemv<W, kVector, 2, kGroupedGemvRows<2>>(a, grid_y);
+  if (max_count <= 1 && !short_rows) launch_grouped_gemv<W, kVector, 1, kGroupedGemvRows<1>>(a, grid_y, max_count);
+  else if (max_count <= 1) launch_grouped_gemv<W, kVector, 1, 2>(a, grid_y, max_count);
+  else launch_grouped_gemv<W, kVector, 2, kGroupedGemvRows<2>>(a, grid_y, max_count);
+}
+
+// The gate/up products of a SwiGLU expert and the activation in one pass: act[s, i] =
+// silu(x_s·G_e[i]) · (x_s·U_e[i]) for every slot s of expert e's bucket. One warp owns output i and
+// reads row i of G_e and of U_e together (as the one-slot GEMV reads two rows of a short matrix),
+// so the two sums are the grouped GEMV's bits and the product is swiglu's: bitwise the unfused
+// gate, up and swiglu, without the [slots, 2f] intermediate or the swiglu launch. Buckets of any
+// size, kMaxCount slots per pass over the rows (more slots: further passes, mostly from L2).
+template <class W>
+struct GroupedSwigluArgs {
+  GroupedArgs<W> gate;  // x = xs, w = G_0, y = act, out = f
+  const W* up = nullptr;
+  std::size_t up_ld = 0, up_expert_stride = 0;
+};
+
+template <class W, int kTokens, bool kVector>
+__device__ __forceinline__ void swiglu_pair_rows(const W* const (&w_rows)[2], const float* x, std::size_t ld_x, int in,
+                                                 float* act, std::size_t ld_act, int i) {
+  float acc[2][kTokens];
+  gemv_warp_dot<W, kTokens, 2, kVector>(w_rows, x, ld_x, in, acc);
+  const int lane = threadIdx.x % kWarpSize;
+#pragma unroll
+  for (int t = 0; t < kTokens; ++t) {
+    if (lane == t) act[t * ld_act + i] = __fmul_rn(silu_f32(acc[0][t]), acc[1][t]);
+  }
+}
+
+template <class W, bool kVector, int kMaxCount>
+__global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_swiglu_kernel(GroupedSwigluArgs<W> p) {
+  kernel_prologue();
+  const GroupedArgs<W>& a = p.gate;
+  int e = 0, begin = 0, count = 0;
+  if (!gemv_bucket<W, true>(a, e, begin, count)) return;
+  static_assert(kMaxCount == 1 || kMaxCount == 2, "update the passes below");
+  const W* gate = a.g.w + static_cast<std::size_t>(e) * a.expert_stride;
+  const W* up = p.up + static_cast<std::size_t>(e) * p.up_expert_stride;
+  for (int i = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize; i < a.g.out;
+       i += gridDim.x * kGemvWarpsPerBlock) {
+    const W* w_rows[2] = {gate + static_cast<std::size_t>(i) * a.g.ld_w, up + static_cast<std::size_t>(i) * p.up_ld};
+    for (int done = 0; done < count; done += kMaxCount) {
+      const float* x = a.g.x + static_cast<std::size_t>(begin + done) * a.g.ld_x;
+      float* act = a.g.y + static_cast<std::size_t>(begin + done) * a.g.ld_y;
+      if (kMaxCount == 1 || count - done == 1) swiglu_pair_rows<W, 1, kVector>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
+      else if constexpr (kMaxCount >= 2) swiglu_pair_rows<W, 2, kVector>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
+    }
+  }
 }
 
 // y = x·W (W [in, out]), small buckets. Grid: (ceil(out / 64), slots or n_experts); 16 warps.
@@ -371,6 +429,57 @@ void grouped_matmul(backend::cuda, DeviceView<const float, 2> xs, DeviceView<con
     static_assert(dependent_false<W>,
                   "kernels::grouped_matmul is not implemented for backend::cuda with this weight type "
                   "(implemented: float, bf16, f16)");
+  }
+}
+
+// act[offsets[e], offsets[e+1]) = silu(xs·G_eᵀ) · (xs·U_eᵀ) per bucket, where G_e and U_e are
+// gate0's and up0's [f, in] views moved by e · their expert strides in bytes (the two halves of a
+// fused [2f, in] gate_up bank, or separate gate and up banks): the decode step of a SwiGLU expert
+// bank in one launch, bitwise grouped_matmul of each followed by swiglu. xs [slots, in], act
+// [slots, f] f32, device memory; buckets of any size (written for decode: a pass over the rows
+// serves at most two slots; a prefill-sized bucket takes grouped_matmul's tiled GEMM instead).
+// max_bucket as for grouped_matmul.
+template <class W>
+void grouped_matmul_swiglu(backend::cuda, DeviceView<const float, 2> xs, DeviceView<const W, 2> gate0,
+                           std::size_t gate_stride_bytes, DeviceView<const W, 2> up0, std::size_t up_stride_bytes,
+                           DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> act, index_t max_bucket = 0) {
+  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+    namespace cd = cuda_detail;
+    detail::check_matmul(xs, gate0, act, "grouped_matmul_swiglu");
+    require(up0.extent(0) == gate0.extent(0) && up0.extent(1) == gate0.extent(1), ErrorCode::kInvalidArgument,
+            "grouped_matmul_swiglu: gate [{}, {}] and up [{}, {}] differ", gate0.extent(0), gate0.extent(1),
+            up0.extent(0), up0.extent(1));
+    cd::require_unit_inner_stride(up0, "grouped_matmul_swiglu", "up");
+    cd::GroupedSwigluArgs<W> p;
+    p.gate = cd::grouped_args(xs, gate0, gate_stride_bytes, offsets, act, false, "grouped_matmul_swiglu");
+    p.up = up0.data(), p.up_ld = static_cast<std::size_t>(up0.stride(0));
+    p.up_expert_stride = cd::expert_stride_elems<W>(up_stride_bytes, "grouped_matmul_swiglu");
+    cd::GroupedArgs<W>& a = p.gate;
+    const int slots = a.g.n_tokens;
+    if (slots == 0 || a.g.out == 0) return;
+    a.by_expert = slots >= a.n_experts;
+    const unsigned grid_y = static_cast<unsigned>(a.by_expert ? a.n_experts : slots);
+    require(grid_y <= 65535u, ErrorCode::kInvalidArgument, "grouped_matmul_swiglu(cuda): {} slots and {} experts",
+            slots, a.n_experts);
+    cd::GemmArgs<W> up_args = a.g;
+    up_args.w = p.up, up_args.ld_w = p.up_ld;
+    const bool vector = cd::gemv_vector_loads(a.g) && cd::gemv_vector_loads(up_args) &&
+                        (a.n_experts <= 1 || (gate_stride_bytes % 16 == 0 && up_stride_bytes % 16 == 0));
+    const bool one = std::min<index_t>(slots, max_bucket > 0 ? max_bucket : slots) <= 1;
+    const auto go = [&]<bool kVector, int kMaxCount>() {
+      constexpr auto kernel = cd::grouped_gemv_swiglu_kernel<W, kVector, kMaxCount>;
+      const long long needed = (a.g.out + cd::kGemvWarpsPerBlock - 1) / cd::kGemvWarpsPerBlock;
+      const dim3 grid(cd::gemv_grid_x<kernel>(needed, grid_y, cd::grouped_gemv_waves(kMaxCount)), grid_y);
+      cd::launch(kernel, grid, cd::kGemvWarpsPerBlock * cd::kWarpSize, 0, p);
+    };
+    if (vector && one) go.template operator()<true, 1>();
+    else if (vector) go.template operator()<true, 2>();
+    else if (one) go.template operator()<false, 1>();
+    else go.template operator()<false, 2>();
+    ::moe::cuda::check_launch("grouped_gemv_swiglu_kernel");
+  } else {
+    static_assert(dependent_false<W>, "kernels::grouped_matmul_swiglu is not implemented for backend::cuda with this "
+                                      "weight type (implemented: float, bf16, f16)");
   }
 }
 

@@ -115,27 +115,15 @@ __device__ __forceinline__ void gemv_accumulate_chunk(const uint4 (&packed)[kRow
   }
 }
 
-// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens; each warp owns kRows consecutive rows
-// (more than one when several tokens share the pass, so each x load feeds several rows).
-// One warp's rows [row0, row0 + kRows) of one product (a.x, a.w, a.y already at that product);
-// called by a whole warp. Shared by gemv_kernel and the grouped expert GEMV (grouped.cuh).
+// The dot products of kRows rows of W (w_rows, `in` elements each) with kTokens rows of x (ld_x
+// apart), summed over the warp: every lane holds acc[r][t] = Σ_k x[t, k]·w_r[k] afterwards.
+// Called by a whole warp.
 template <class W, int kTokens, int kRows, bool kVector>
-__device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
+__device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], const float* __restrict__ x,
+                                              std::size_t ld_x, int in, float (&acc)[kRows][kTokens]) {
   constexpr int kE = kChunkElems<W>;
   constexpr int kUnroll = kGemvUnroll / kRows > 0 ? kGemvUnroll / kRows : 1;  // 16-byte loads in flight / row
   const int lane = threadIdx.x % kWarpSize;
-  if (row0 >= a.out) return;  // the whole warp leaves together, so warp_sum below stays convergent
-  const float* __restrict__ x = a.x;
-  const W* w_rows[kRows];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int row = row0 + r < a.out ? row0 + r : a.out - 1;  // past the end: recompute the last row, unwritten
-    w_rows[r] = a.w + static_cast<std::size_t>(row) * a.ld_w;
-  }
-  float* y = a.y;
-  const int in = a.in;
-
-  float acc[kRows][kTokens];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
 #pragma unroll
@@ -161,7 +149,7 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (c + u * kWarpSize < n_chunks) {
-          gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, a.ld_x,
+          gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, ld_x,
                                                    static_cast<std::size_t>(c + u * kWarpSize) * kE, acc);
         }
       }
@@ -176,18 +164,39 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
     for (int r = 0; r < kRows; ++r) wk[r] = load_as_float(w_rows[r], static_cast<std::size_t>(k));
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) {
-      const float xv = __ldg(x + t * a.ld_x + k);
+      const float xv = __ldg(x + t * ld_x + k);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) acc[r][t] = fmaf(xv, wk[r], acc[r][t]);
     }
   }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = warp_sum(acc[r][t]);
+  }
+}
 
+// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens; each warp owns kRows consecutive rows
+// (more than one when several tokens share the pass, so each x load feeds several rows).
+// One warp's rows [row0, row0 + kRows) of one product (a.x, a.w, a.y already at that product);
+// called by a whole warp. Shared by gemv_kernel and the grouped expert GEMV (grouped.cuh).
+template <class W, int kTokens, int kRows, bool kVector>
+__device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
+  if (row0 >= a.out) return;  // the whole warp leaves together, so the warp sums stay convergent
+  const W* w_rows[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int row = row0 + r < a.out ? row0 + r : a.out - 1;  // past the end: recompute the last row, unwritten
+    w_rows[r] = a.w + static_cast<std::size_t>(row) * a.ld_w;
+  }
+  float acc[kRows][kTokens];
+  gemv_warp_dot<W, kTokens, kRows, kVector>(w_rows, a.x, a.ld_x, a.in, acc);
+  const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) {
-      const float total = warp_sum(acc[r][t]);  // every lane holds the total afterwards
-      if (row0 + r < a.out && lane == (r * kTokens + t) % kWarpSize) y[t * a.ld_y + row0 + r] = total;
+      if (row0 + r < a.out && lane == (r * kTokens + t) % kWarpSize) a.y[t * a.ld_y + row0 + r] = acc[r][t];
     }
   }
 }
@@ -230,12 +239,8 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(Ge
   }
 }
 
-// The x extent of a decode GEMV grid: `needed` blocks, at most what the device holds at once
-// beside the grid's other `grid_y` rows of blocks.
-inline int env_waves(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::atoi(v) > 0 ? std::atoi(v) : 1;
-}
+// The x extent of a decode GEMV grid: `needed` blocks, at most `waves` times what the device holds
+// at once beside the grid's other `grid_y` rows of blocks.
 template <auto kKernel>
 unsigned gemv_grid_x(long long needed, unsigned grid_y, int waves = 1) {
   const long long resident = waves * resident_blocks<kKernel>(kGemvWarpsPerBlock * kWarpSize);
@@ -656,7 +661,7 @@ void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
     constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector>;
     const long long needed = (a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows);
-    const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch), env_waves("MOE_CUDA_DENSE_WAVES")), a.batch);
+    const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch)), a.batch);
     cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
     ::moe::cuda::check_launch("gemv_kernel");
   } else {
@@ -675,7 +680,7 @@ void launch_fanout_tokens(GemvFanout<W> f) {
     groups += f.blocks[i];
   }
   constexpr auto kernel = gemv_fanout_kernel<W, kTokens, kRows, true>;
-  const unsigned blocks = gemv_grid_x<kernel>((groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1, env_waves("MOE_CUDA_DENSE_WAVES"));
+  const unsigned blocks = gemv_grid_x<kernel>((groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1);
   cuda_detail::launch(kernel, blocks, kGemvWarpsPerBlock * kWarpSize, 0, f);
   ::moe::cuda::check_launch("gemv_fanout_kernel");
 }

@@ -13,6 +13,7 @@
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/router.cuh"
 #include "moe/kernels/reference/expert_budget.hpp"
 
 #include <cuda_runtime.h>
@@ -86,8 +87,7 @@ __device__ __forceinline__ int block_exclusive_scan(int E, Count count, Put put)
 // Decode-sized passes (at most kBucketThreads slots): one block. The slots' ids and weights are
 // read once into shared memory (one round of loads, with the telemetry counters prefetched beside
 // them); counts, scan, placement and the weight sums then work from shared memory.
-__global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
-  kernel_prologue();
+__device__ void bucket_block(const BucketArgs& a) {
   extern __shared__ int start[];  // [n_experts]: counts, then the first slot of each expert
   __shared__ int slot_id[kBucketThreads];
   __shared__ float slot_w[kBucketThreads], placed_w[kBucketThreads];
@@ -158,6 +158,21 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
       a.weight_sum[e * a.weight_sum_stride] = before + acc;
     }
   }
+}
+
+__global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
+  kernel_prologue();
+  bucket_block(a);
+}
+
+// One token's routing and its bucketing in one block (decode of one sequence): route_token, then,
+// once its ids and weights are written, bucket_block over them; the same bits as route_kernel
+// followed by bucket_kernel, one launch instead of two. The two share the dynamic shared memory.
+__global__ void __launch_bounds__(kBucketThreads) route_bucket_kernel(RouteArgs r, BucketArgs b) {
+  kernel_prologue();
+  route_token(r, 0);
+  __syncthreads();  // the token's ids and weights (global memory) visible to the whole block
+  bucket_block(b);
 }
 
 // The same counting sort over many blocks, for prefill-sized passes (thousands of slots, where one
@@ -363,6 +378,48 @@ inline void accumulate_expert_weights(backend::cuda, DeviceView<const std::int32
   ::moe::cuda::check_launch("accumulate_weights_kernel");
 }
 
+namespace cuda_detail {
+
+// bucket_by_expert's checks and arguments.
+inline BucketArgs bucket_args(DeviceView<const std::int32_t, 2> ids, DeviceView<const float, 2> weights,
+                              DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
+                              DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage,
+                              DeviceView<double, 1> weight_sum) {
+  const index_t n = ids.extent(0), k = ids.extent(1);
+  require(offsets.extent(0) >= 1, ErrorCode::kInvalidArgument, "bucket_by_expert: offsets has no elements");
+  const index_t n_experts = offsets.extent(0) - 1;
+  require(weights.extent(0) == n && weights.extent(1) == k && slot_token.extent(0) >= n * k &&
+              slot_weight.extent(0) >= n * k && (usage.extent(0) == 0 || usage.extent(0) == n_experts) &&
+              (weight_sum.extent(0) == 0 || weight_sum.extent(0) == n_experts),
+          ErrorCode::kInvalidArgument,
+          "bucket_by_expert: ids [{}, {}], {} offsets, {} slots, {} usage counters, {} weight sums", n, k,
+          offsets.extent(0), slot_token.extent(0), usage.extent(0), weight_sum.extent(0));
+  require_int_range(n * k, "bucket_by_expert", "slots");
+  require(n_experts <= 12 * 1024, ErrorCode::kInvalidArgument, "bucket_by_expert(cuda): {} experts exceed 12288",
+          n_experts);
+  BucketArgs a{};
+  a.ids = ids.data(), a.ids_s0 = ids.stride(0), a.ids_s1 = ids.stride(1);
+  a.weights = weights.data(), a.w_s0 = weights.stride(0), a.w_s1 = weights.stride(1);
+  a.offsets = offsets.data(), a.offsets_stride = offsets.stride(0);
+  a.slot_token = slot_token.data(), a.token_stride = slot_token.stride(0);
+  a.slot_weight = slot_weight.data(), a.weight_stride = slot_weight.stride(0);
+  a.usage = usage.extent(0) != 0 ? usage.data() : nullptr, a.usage_stride = usage.stride(0);
+  a.weight_sum = weight_sum.extent(0) != 0 ? weight_sum.data() : nullptr, a.weight_sum_stride = weight_sum.stride(0);
+  a.n = static_cast<int>(n), a.k = static_cast<int>(k), a.n_experts = static_cast<int>(n_experts);
+  if (k == 0) a.n = 0;  // no slots (avoids s / k)
+  if (a.k == 0) a.k = 1;
+  require(n_experts >= 1 || n * k == 0, ErrorCode::kInvalidArgument, "bucket_by_expert: {} slots and no experts",
+          n * k);
+  return a;
+}
+
+// Whether bucket_kernel's one block holds the pass.
+inline bool bucket_one_block(const BucketArgs& a) {
+  return a.n * a.k <= kBucketThreads && a.n_experts <= kBucketBlockMaxExperts;
+}
+
+}  // namespace cuda_detail
+
 // ids, weights [n, top_k] (router output; ids in [0, n_experts), device memory). Writes a
 // counting sort of the n·top_k slots, stable in token order: expert e owns slots
 // [offsets[e], offsets[e+1]), slot s holds token slot_token[s] with mixing weight slot_weight[s].
@@ -376,32 +433,10 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
                              DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
                              DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage,
                              DeviceView<double, 1> weight_sum = {}) {
-  const index_t n = ids.extent(0), k = ids.extent(1);
-  require(offsets.extent(0) >= 1, ErrorCode::kInvalidArgument, "bucket_by_expert: offsets has no elements");
-  const index_t n_experts = offsets.extent(0) - 1;
-  require(weights.extent(0) == n && weights.extent(1) == k && slot_token.extent(0) >= n * k &&
-              slot_weight.extent(0) >= n * k && (usage.extent(0) == 0 || usage.extent(0) == n_experts) &&
-              (weight_sum.extent(0) == 0 || weight_sum.extent(0) == n_experts),
-          ErrorCode::kInvalidArgument,
-          "bucket_by_expert: ids [{}, {}], {} offsets, {} slots, {} usage counters, {} weight sums", n, k,
-          offsets.extent(0), slot_token.extent(0), usage.extent(0), weight_sum.extent(0));
-  cuda_detail::require_int_range(n * k, "bucket_by_expert", "slots");
-  require(n_experts <= 12 * 1024, ErrorCode::kInvalidArgument, "bucket_by_expert(cuda): {} experts exceed 12288",
-          n_experts);
-  cuda_detail::BucketArgs a{};
-  a.ids = ids.data(), a.ids_s0 = ids.stride(0), a.ids_s1 = ids.stride(1);
-  a.weights = weights.data(), a.w_s0 = weights.stride(0), a.w_s1 = weights.stride(1);
-  a.offsets = offsets.data(), a.offsets_stride = offsets.stride(0);
-  a.slot_token = slot_token.data(), a.token_stride = slot_token.stride(0);
-  a.slot_weight = slot_weight.data(), a.weight_stride = slot_weight.stride(0);
-  a.usage = usage.extent(0) != 0 ? usage.data() : nullptr, a.usage_stride = usage.stride(0);
-  a.weight_sum = weight_sum.extent(0) != 0 ? weight_sum.data() : nullptr, a.weight_sum_stride = weight_sum.stride(0);
-  a.n = static_cast<int>(n), a.k = static_cast<int>(k), a.n_experts = static_cast<int>(n_experts);
-  if (k == 0) a.n = 0;  // no slots (avoids s / k)
-  if (a.k == 0) a.k = 1;
-  require(n_experts >= 1 || n * k == 0, ErrorCode::kInvalidArgument, "bucket_by_expert: {} slots and no experts",
-          n * k);
-  if (a.n * a.k > cuda_detail::kBucketThreads || a.n_experts > cuda_detail::kBucketBlockMaxExperts) {
+  const cuda_detail::BucketArgs a =
+      cuda_detail::bucket_args(ids, weights, offsets, slot_token, slot_weight, usage, weight_sum);
+  const index_t n_experts = a.n_experts;
+  if (!cuda_detail::bucket_one_block(a)) {
     // prefill (or a huge expert count): many blocks
     const auto blocks = static_cast<unsigned>(n_experts);
     cuda_detail::launch(cuda_detail::bucket_count_kernel, blocks, cuda_detail::kBucketThreads, 0, a);
@@ -419,6 +454,36 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
   const std::size_t smem = sizeof(int) * std::max<index_t>(n_experts, 1);
   cuda_detail::launch(cuda_detail::bucket_kernel, 1, cuda_detail::kBucketThreads, smem, a);
   ::moe::cuda::check_launch("bucket_kernel");
+}
+
+// route, then bucket_by_expert of its ids and weights (kernels/reference/fused.hpp): one block
+// for a pass of one token whose slots bucket_kernel's block holds, else the two ops.
+inline void route_and_bucket(backend::cuda be, const RouterConfig& c, DeviceView<const float, 2> logits,
+                             DeviceView<const float, 1> correction, DeviceView<float, 1> scratch,
+                             DeviceView<std::int32_t, 2> ids, DeviceView<float, 2> weights,
+                             DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
+                             DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage,
+                             DeviceView<double, 1> weight_sum = {}) {
+  const auto bucket = [&] {
+    bucket_by_expert(be, DeviceView<const std::int32_t, 2>(ids), DeviceView<const float, 2>(weights), offsets,
+                     slot_token, slot_weight, usage, weight_sum);
+  };
+  if (!cuda_detail::check_route(c, logits, correction, scratch, ids, weights)) {
+    bucket();  // nothing routed: the buckets are still written (empty)
+    return;
+  }
+  const cuda_detail::BucketArgs b = cuda_detail::bucket_args(ids, weights, offsets, slot_token, slot_weight, usage,
+                                                             weight_sum);
+  if (logits.extent(0) != 1 || !cuda_detail::bucket_one_block(b)) {
+    route(be, c, logits, correction, scratch, ids, weights);
+    bucket();
+    return;
+  }
+  const cuda_detail::RouteArgs r = cuda_detail::route_args(c, logits, correction, ids, weights);
+  const std::size_t smem = std::max(cuda_detail::route_shared_bytes(c), sizeof(int) * std::max<index_t>(b.n_experts, 1));
+  cuda_detail::allow_dynamic_shared(cuda_detail::route_bucket_kernel, smem, "route_and_bucket");
+  cuda_detail::launch(cuda_detail::route_bucket_kernel, 1, cuda_detail::kBucketThreads, smem, r, b);
+  ::moe::cuda::check_launch("route_bucket_kernel");
 }
 
 // y[t, :] = Σ over the slots s of token t, in slot (= expert) order, of slot_weight[s] · ys[s, :].

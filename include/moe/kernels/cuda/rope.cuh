@@ -68,7 +68,7 @@ struct QkRopeArgs {
   std::size_t q_tok, q_heads;
   float* k;
   std::size_t k_tok, k_heads;
-  unsigned q_rows;
+  unsigned q_rows, k_rows;
   const float* cos_t;
   std::size_t ld_cos;
   const float* sin_t;
@@ -78,9 +78,24 @@ struct QkRopeArgs {
   bool interleaved;
 };
 
-template <class W>
-__global__ void qk_norm_rope_kernel(QkRopeArgs a, const W* __restrict__ q_norm, const W* __restrict__ k_norm) {
+// What the kernel does besides: nothing, or (kernels/cuda/cache.cuh's CacheAppend) each finished
+// k head written to the KV cache too, and the v rows copied there by blocks of their own.
+struct NoAppend {
+  static constexpr bool kActive = false;
+  __device__ void key(std::size_t, std::size_t, const float*, int) const {}
+  __device__ void value(std::size_t) const {}
+};
+
+template <class W, class Append>
+__global__ void qk_norm_rope_kernel(QkRopeArgs a, const W* __restrict__ q_norm, const W* __restrict__ k_norm,
+                                    Append append) {
   kernel_prologue();
+  if constexpr (Append::kActive) {
+    if (blockIdx.x >= a.q_rows + a.k_rows) {  // one block per token's v row
+      append.value(blockIdx.x - a.q_rows - a.k_rows);
+      return;
+    }
+  }
   __shared__ double scratch[kWarpSize];
   const bool is_q = blockIdx.x < a.q_rows;
   const std::size_t r = is_q ? blockIdx.x : blockIdx.x - a.q_rows;
@@ -110,6 +125,42 @@ __global__ void qk_norm_rope_kernel(QkRopeArgs a, const W* __restrict__ q_norm, 
     v[ia] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
     v[ib] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
   }
+  if constexpr (Append::kActive) {
+    if (!is_q) {  // uniform over the block
+      __syncthreads();  // the whole head rotated (and normalised) before it is copied
+      append.key(t, h, v, a.head_dim);
+    }
+  }
+}
+
+// The checks and arguments of qk_norm_rope, then its launch with `append` over `extra_blocks`
+// more blocks.
+template <class W, class Append>
+void launch_qk_norm_rope(DeviceView<float, 3> q, DeviceView<float, 3> k, DeviceView<const W, 1> q_norm,
+                         DeviceView<const W, 1> k_norm, float eps, DeviceView<const float, 2> cos,
+                         DeviceView<const float, 2> sin, RopePairing pairing, const Append& append,
+                         index_t extra_blocks) {
+  detail::check_qk_norms(q, k, q_norm, k_norm);
+  detail::check_rope(q, cos, sin);
+  detail::check_rope(k, cos, sin);
+  (void)detail::heads_as_rows(q, "qk_norm_rope");
+  (void)detail::heads_as_rows(k, "qk_norm_rope");
+  const index_t rows = q.extent(0) * q.extent(1) + k.extent(0) * k.extent(1);
+  require(rows + extra_blocks <= 0x7fffffff && q.extent(2) == k.extent(2), ErrorCode::kInvalidArgument,
+          "qk_norm_rope(cuda): {} heads of {} and {}", rows, q.extent(2), k.extent(2));
+  require_int_range(q.extent(2), "qk_norm_rope", "head_dim");
+  if (rows == 0) return;
+  QkRopeArgs a{};
+  a.q = q.data(), a.q_tok = q.stride(0), a.q_heads = q.extent(1);
+  a.k = k.data(), a.k_tok = k.stride(0), a.k_heads = k.extent(1);
+  a.q_rows = static_cast<unsigned>(q.extent(0) * q.extent(1)), a.k_rows = static_cast<unsigned>(k.extent(0) * k.extent(1));
+  a.cos_t = cos.data(), a.ld_cos = cos.stride(0), a.sin_t = sin.data(), a.ld_sin = sin.stride(0);
+  a.head_dim = static_cast<int>(q.extent(2)), a.half = static_cast<int>(cos.extent(1));
+  a.eps = eps, a.interleaved = pairing == RopePairing::interleaved;
+  const bool norm = q_norm.extent(0) != 0;
+  launch(qk_norm_rope_kernel<W, Append>, static_cast<unsigned>(rows + extra_blocks), rmsnorm_threads(q.extent(2)), 0,
+         a, norm ? q_norm.data() : nullptr, norm ? k_norm.data() : nullptr, append);
+  ::moe::cuda::check_launch("qk_norm_rope_kernel");
 }
 
 }  // namespace cuda_detail
@@ -121,35 +172,7 @@ void qk_norm_rope(backend::cuda, DeviceView<float, 3> q, DeviceView<float, 3> k,
                   DeviceView<const W, 1> k_norm, float eps, DeviceView<const float, 2> cos,
                   DeviceView<const float, 2> sin, RopePairing pairing) {
   if constexpr (cuda_detail::is_cuda_weight_v<W>) {
-    detail::check_qk_norms(q, k, q_norm, k_norm);
-    detail::check_rope(q, cos, sin);
-    detail::check_rope(k, cos, sin);
-    (void)detail::heads_as_rows(q, "qk_norm_rope");
-    (void)detail::heads_as_rows(k, "qk_norm_rope");
-    const index_t rows = q.extent(0) * q.extent(1) + k.extent(0) * k.extent(1);
-    require(rows <= 0x7fffffff && q.extent(2) == k.extent(2), ErrorCode::kInvalidArgument,
-            "qk_norm_rope(cuda): {} heads of {} and {}", rows, q.extent(2), k.extent(2));
-    cuda_detail::require_int_range(q.extent(2), "qk_norm_rope", "head_dim");
-    if (rows == 0) return;
-    const cuda_detail::QkRopeArgs a{q.data(),
-                                    q.stride(0),
-                                    q.extent(1),
-                                    k.data(),
-                                    k.stride(0),
-                                    k.extent(1),
-                                    static_cast<unsigned>(q.extent(0) * q.extent(1)),
-                                    cos.data(),
-                                    cos.stride(0),
-                                    sin.data(),
-                                    sin.stride(0),
-                                    static_cast<int>(q.extent(2)),
-                                    static_cast<int>(cos.extent(1)),
-                                    eps,
-                                    pairing == RopePairing::interleaved};
-    const bool norm = q_norm.extent(0) != 0;
-    cuda_detail::launch(cuda_detail::qk_norm_rope_kernel<W>, static_cast<unsigned>(rows), cuda_detail::rmsnorm_threads(q.extent(2)), 0, a, norm ? q_norm.data() : nullptr,
-                                                                   norm ? k_norm.data() : nullptr);
-    ::moe::cuda::check_launch("qk_norm_rope_kernel");
+    cuda_detail::launch_qk_norm_rope(q, k, q_norm, k_norm, eps, cos, sin, pairing, cuda_detail::NoAppend{}, 0);
   } else {
     static_assert(dependent_false<W>, "kernels::qk_norm_rope is not implemented for backend::cuda with this weight "
                                       "type (implemented: float, bf16, f16)");

@@ -82,8 +82,8 @@ struct RouteArgs {
   float renorm_epsilon, routed_scaling_factor;
 };
 
-__global__ void route_kernel(RouteArgs a) {
-  kernel_prologue();
+// Routes token t with the whole block (dynamic shared memory: route_shared_bytes).
+__device__ void route_token(const RouteArgs& a, std::size_t t) {
   extern __shared__ float sm[];
   float* scores = sm;                                               // [n]
   float* choice = scores + a.n;                                     // [n]
@@ -96,7 +96,6 @@ __global__ void route_kernel(RouteArgs a) {
   __shared__ float s_max, s_denom;
   __shared__ double s_sum;
 
-  const std::size_t t = blockIdx.x;
   const float* logits = a.logits + t * a.ld_logits;
   std::int32_t* ids = a.ids + t * a.ids_s0;
   float* weights = a.weights + t * a.w_s0;
@@ -211,15 +210,36 @@ __global__ void route_kernel(RouteArgs a) {
   }
 }
 
-}  // namespace cuda_detail
+// Block t routes token t.
+__global__ void route_kernel(RouteArgs a) {
+  kernel_prologue();
+  route_token(a, blockIdx.x);
+}
 
-// Routes n tokens: logits [n, n_experts] (GPT-OSS: router bias added), correction [n_experts]
-// f32 e_score_correction_bias or [0], scratch >= router_scratch_floats(c) floats (checked, not
-// used: each block keeps its token's scores in shared memory), ids and weights [n, top_k]; all
-// device memory. The configuration was checked at load time (layers::validate_router).
-inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 2> logits,
-                  DeviceView<const float, 1> correction, DeviceView<float, 1> scratch, DeviceView<std::int32_t, 2> ids,
-                  DeviceView<float, 2> weights) {
+// The arguments and the dynamic shared memory of route_token (route's checks done).
+inline RouteArgs route_args(const RouterConfig& c, DeviceView<const float, 2> logits,
+                            DeviceView<const float, 1> correction, DeviceView<std::int32_t, 2> ids,
+                            DeviceView<float, 2> weights) {
+  RouteArgs a{};
+  a.logits = logits.data(), a.ld_logits = logits.stride(0);
+  a.bias = correction.extent(0) != 0 ? correction.data() : nullptr, a.bias_stride = correction.stride(0);
+  a.ids = ids.data(), a.ids_s0 = ids.stride(0), a.ids_s1 = ids.stride(1);
+  a.weights = weights.data(), a.w_s0 = weights.stride(0), a.w_s1 = weights.stride(1);
+  a.n = static_cast<int>(c.n_experts), a.k = static_cast<int>(c.top_k);
+  a.n_group = static_cast<int>(c.n_group), a.topk_group = static_cast<int>(c.topk_group);
+  a.scoring = c.scoring, a.group_score = c.group_score;
+  a.norm_topk_prob = c.norm_topk_prob, a.dropped_to_minus_inf = c.dropped_groups_to_minus_inf;
+  a.renorm_epsilon = c.renorm_epsilon, a.routed_scaling_factor = c.routed_scaling_factor;
+  return a;
+}
+inline std::size_t route_shared_bytes(const RouterConfig& c) {
+  return sizeof(float) * (2 * c.n_experts + c.n_group) +
+         sizeof(int) * (std::max(c.top_k, c.n_group) + c.n_group + c.n_experts);
+}
+
+// route's argument checks (kInvalidArgument); false when there is nothing to route.
+inline bool check_route(const RouterConfig& c, DeviceView<const float, 2> logits, DeviceView<const float, 1> correction,
+                        DeviceView<float, 1> scratch, DeviceView<std::int32_t, 2> ids, DeviceView<float, 2> weights) {
   require(logits.extent(1) == c.n_experts && ids.extent(0) == logits.extent(0) &&
               weights.extent(0) == logits.extent(0) && ids.extent(1) == c.top_k && weights.extent(1) == c.top_k &&
               scratch.extent(0) >= router_scratch_floats(c) &&
@@ -231,21 +251,23 @@ inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 
               c.n_experts <= static_cast<index_t>(limits::kMaxExperts),
           ErrorCode::kInvalidArgument, "route(cuda): top {} of {} experts in {} groups is not a valid router",
           c.top_k, c.n_experts, c.n_group);
-  cuda_detail::require_unit_inner_stride(logits, "route", "logits");
-  cuda_detail::require_int_range(logits.extent(0), "route", "n_tokens");
-  if (logits.extent(0) == 0 || c.top_k == 0) return;
-  cuda_detail::RouteArgs a{};
-  a.logits = logits.data(), a.ld_logits = logits.stride(0);
-  a.bias = correction.extent(0) != 0 ? correction.data() : nullptr, a.bias_stride = correction.stride(0);
-  a.ids = ids.data(), a.ids_s0 = ids.stride(0), a.ids_s1 = ids.stride(1);
-  a.weights = weights.data(), a.w_s0 = weights.stride(0), a.w_s1 = weights.stride(1);
-  a.n = static_cast<int>(c.n_experts), a.k = static_cast<int>(c.top_k);
-  a.n_group = static_cast<int>(c.n_group), a.topk_group = static_cast<int>(c.topk_group);
-  a.scoring = c.scoring, a.group_score = c.group_score;
-  a.norm_topk_prob = c.norm_topk_prob, a.dropped_to_minus_inf = c.dropped_groups_to_minus_inf;
-  a.renorm_epsilon = c.renorm_epsilon, a.routed_scaling_factor = c.routed_scaling_factor;
-  const std::size_t smem =
-      sizeof(float) * (2 * c.n_experts + c.n_group) + sizeof(int) * (std::max(c.top_k, c.n_group) + c.n_group + c.n_experts);
+  require_unit_inner_stride(logits, "route", "logits");
+  require_int_range(logits.extent(0), "route", "n_tokens");
+  return logits.extent(0) != 0 && c.top_k != 0;
+}
+
+}  // namespace cuda_detail
+
+// Routes n tokens: logits [n, n_experts] (GPT-OSS: router bias added), correction [n_experts]
+// f32 e_score_correction_bias or [0], scratch >= router_scratch_floats(c) floats (checked, not
+// used: each block keeps its token's scores in shared memory), ids and weights [n, top_k]; all
+// device memory. The configuration was checked at load time (layers::validate_router).
+inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 2> logits,
+                  DeviceView<const float, 1> correction, DeviceView<float, 1> scratch, DeviceView<std::int32_t, 2> ids,
+                  DeviceView<float, 2> weights) {
+  if (!cuda_detail::check_route(c, logits, correction, scratch, ids, weights)) return;
+  const cuda_detail::RouteArgs a = cuda_detail::route_args(c, logits, correction, ids, weights);
+  const std::size_t smem = cuda_detail::route_shared_bytes(c);
   cuda_detail::allow_dynamic_shared(cuda_detail::route_kernel, smem, "route");
   // Enough threads for the top-k's n² comparisons (block_select_top_k), up to 1024.
   const index_t pairs = std::min<index_t>(c.n_experts * c.n_experts, cuda_detail::kRouterMaxThreads);
