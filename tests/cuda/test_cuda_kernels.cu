@@ -385,7 +385,7 @@ const std::vector<Shape> kGemvShapes = {{1, 1, 1},     {1, 7, 5},     {1, 8, 1},
                                         {1, 257, 129}, {1, 1001, 333}, {1, 4099, 67}, {1, 0, 5},
                                         {1, 24, 70001}};  // taller than one resident grid: several turns
 const std::vector<Shape> kBatchShapes = {{2, 129, 33}, {3, 1001, 65}, {4, 16, 9}, {5, 64, 7}, {8, 515, 130},
-                                         {3, 40, 50003}};
+                                         {3, 40, 50003}, {2, 3001, 45}};  // the last: rows past 4 KB (kGemvLongLoads)
 const std::vector<Shape> kGemmShapes = {{9, 17, 3}, {13, 300, 111}, {65, 129, 65}, {130, 37, 200}, {200, 1001, 257}};
 
 TEMPLATE_TEST_CASE("matmul(cuda) matches the reference: GEMV, batched GEMV, GEMM", "[cuda][matmul]", float, bf16, f16) {
@@ -1410,7 +1410,9 @@ TEST_CASE("add_rmsnorm / qk_norm_rope / matmul_fanout(cuda) are bitwise their un
   };
   for (const FanoutCase& fc : {FanoutCase{1, 264, {96, 40, 33}}, FanoutCase{3, 264, {96, 40, 33}},
                                FanoutCase{8, 264, {96, 40, 33}}, FanoutCase{9, 264, {96, 40, 33}},
-                               FanoutCase{1, 40, {60001, 7, 9000}}, FanoutCase{5, 40, {33, 70003, 5}}}) {
+                               FanoutCase{1, 40, {60001, 7, 9000}}, FanoutCase{5, 40, {33, 70003, 5}},
+                               // rows past 4 KB: matmul's long-row variant (16 loads a lane) gives the fan-out's bits
+                               FanoutCase{1, 3000, {96, 40, 33}}, FanoutCase{2, 2056, {64, 9, 17}}}) {
     const index_t rows = fc.rows, in = fc.in;
     const index_t* outs = fc.outs;
     const auto x = random_floats(rows * in);
