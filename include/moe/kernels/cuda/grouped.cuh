@@ -192,11 +192,11 @@ struct GroupedSwigluArgs {
   std::size_t up_ld = 0, up_expert_stride = 0;
 };
 
-template <class W, int kTokens, bool kVector, int kLoads>
+template <class W, int kTokens, bool kVector>
 __device__ __forceinline__ void swiglu_pair_rows(const W* const (&w_rows)[2], const float* x, std::size_t ld_x, int in,
                                                  float* act, std::size_t ld_act, int i) {
   float acc[2][kTokens];
-  gemv_warp_dot<W, kTokens, 2, kVector, kLoads>(w_rows, x, ld_x, in, acc);
+  gemv_warp_dot<W, kTokens, 2, kVector>(w_rows, x, ld_x, in, acc);
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) {
@@ -204,7 +204,7 @@ __device__ __forceinline__ void swiglu_pair_rows(const W* const (&w_rows)[2], co
   }
 }
 
-template <class W, bool kVector, int kMaxCount, int kLoads>
+template <class W, bool kVector, int kMaxCount>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_swiglu_kernel(GroupedSwigluArgs<W> p) {
   kernel_prologue();
   const GroupedArgs<W>& a = p.gate;
@@ -219,11 +219,8 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_s
     for (int done = 0; done < count; done += kMaxCount) {
       const float* x = a.g.x + static_cast<std::size_t>(begin + done) * a.g.ld_x;
       float* act = a.g.y + static_cast<std::size_t>(begin + done) * a.g.ld_y;
-      if (kMaxCount == 1 || count - done == 1) {
-        swiglu_pair_rows<W, 1, kVector, kLoads>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
-      } else if constexpr (kMaxCount >= 2) {
-        swiglu_pair_rows<W, 2, kVector, kLoads>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
-      }
+      if (kMaxCount == 1 || count - done == 1) swiglu_pair_rows<W, 1, kVector>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
+      else if constexpr (kMaxCount >= 2) swiglu_pair_rows<W, 2, kVector>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
     }
   }
 }
@@ -469,23 +466,11 @@ void grouped_matmul_swiglu(backend::cuda, DeviceView<const float, 2> xs, DeviceV
     const bool vector = cd::gemv_vector_loads(a.g) && cd::gemv_vector_loads(up_args) &&
                         (a.n_experts <= 1 || (gate_stride_bytes % 16 == 0 && up_stride_bytes % 16 == 0));
     const bool one = std::min<index_t>(slots, max_bucket > 0 ? max_bucket : slots) <= 1;
-    // Rows of more than kGemvUnroll / 2 chunks a lane (over 2 KB; 4 KB for a 2048-wide model): the
-    // pair's two rows in one round per lane.
-    const bool long_loads = cd::gemv_long_loads() && static_cast<std::size_t>(a.g.in) * sizeof(W) >
-                                                         std::size_t{16} * cd::kWarpSize * (cd::kGemvUnroll / 2);
     const auto go = [&]<bool kVector, int kMaxCount>() {
-      const auto run = [&]<int kLoads>() {
-        constexpr auto kernel = cd::grouped_gemv_swiglu_kernel<W, kVector, kMaxCount, kLoads>;
-        const long long needed = (a.g.out + cd::kGemvWarpsPerBlock - 1) / cd::kGemvWarpsPerBlock;
-        const dim3 grid(cd::gemv_grid_x<kernel>(needed, grid_y, cd::grouped_gemv_waves(kMaxCount)), grid_y);
-        cd::launch(kernel, grid, cd::kGemvWarpsPerBlock * cd::kWarpSize, 0, p);
-      };
-      if constexpr (kVector) {
-        if (long_loads) run.template operator()<cd::kGemvLongLoads>();
-        else run.template operator()<cd::kGemvUnroll>();
-      } else {
-        run.template operator()<cd::kGemvUnroll>();
-      }
+      constexpr auto kernel = cd::grouped_gemv_swiglu_kernel<W, kVector, kMaxCount>;
+      const long long needed = (a.g.out + cd::kGemvWarpsPerBlock - 1) / cd::kGemvWarpsPerBlock;
+      const dim3 grid(cd::gemv_grid_x<kernel>(needed, grid_y, cd::grouped_gemv_waves(kMaxCount)), grid_y);
+      cd::launch(kernel, grid, cd::kGemvWarpsPerBlock * cd::kWarpSize, 0, p);
     };
     if (vector && one) go.template operator()<true, 1>();
     else if (vector) go.template operator()<true, 2>();

@@ -28,7 +28,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <span>
 #include <type_traits>
 
@@ -61,19 +60,6 @@ struct GemmArgs {
 inline constexpr int kGemvWarpsPerBlock = 8;  // 256 threads: 8 output rows per block
 inline constexpr int kGemvMaxTokens = 8;      // rows of x per pass over W; more use the GEMMs
 inline constexpr int kGemvUnroll = 8;         // 16-byte loads of W in flight per lane (and row group)
-// The loads in flight per lane of the variants that read rows of more than kGemvUnroll chunks a
-// lane (rows over 4 KB: o_proj, a dense MLP's down projection; the expert gate/up pair, two 4 KB
-// rows a warp) in one round rather than two: more registers, but these grids are not bound by
-// occupancy (o_proj's 2048 rows fill 2 blocks an SM) or gain more from the round saved.
-// MOE_CUDA_GEMV_LOADS=8 keeps kGemvUnroll everywhere (A/B; read once).
-inline constexpr int kGemvLongLoads = 16;
-inline bool gemv_long_loads() {
-  static const bool on = [] {
-    const char* v = std::getenv("MOE_CUDA_GEMV_LOADS");
-    return !(v != nullptr && v[0] == '8');
-  }();
-  return on;
-}
 
 template <class W>
 inline constexpr int kChunkElems = 16 / static_cast<int>(sizeof(W));
@@ -132,13 +118,11 @@ __device__ __forceinline__ void gemv_accumulate_chunk(const uint4 (&packed)[kRow
 // The dot products of kRows rows of W (w_rows, `in` elements each) with kTokens rows of x (ld_x
 // apart), summed over the warp: every lane holds acc[r][t] = Σ_k x[t, k]·w_r[k] afterwards.
 // Called by a whole warp.
-// kLoads: the 16-byte loads of W a lane has in flight at once, over all its rows (kGemvUnroll, or
-// kGemvLongLoads where occupancy is not what bounds the loads in flight).
-template <class W, int kTokens, int kRows, bool kVector, int kLoads = kGemvUnroll>
+template <class W, int kTokens, int kRows, bool kVector>
 __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], const float* __restrict__ x,
                                               std::size_t ld_x, int in, float (&acc)[kRows][kTokens]) {
   constexpr int kE = kChunkElems<W>;
-  constexpr int kUnroll = kLoads / kRows > 0 ? kLoads / kRows : 1;  // 16-byte loads in flight / row
+  constexpr int kUnroll = kGemvUnroll / kRows > 0 ? kGemvUnroll / kRows : 1;  // 16-byte loads in flight / row
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -196,7 +180,7 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
 // (more than one when several tokens share the pass, so each x load feeds several rows).
 // One warp's rows [row0, row0 + kRows) of one product (a.x, a.w, a.y already at that product);
 // called by a whole warp. Shared by gemv_kernel and the grouped expert GEMV (grouped.cuh).
-template <class W, int kTokens, int kRows, bool kVector, int kLoads = kGemvUnroll>
+template <class W, int kTokens, int kRows, bool kVector>
 __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
   if (row0 >= a.out) return;  // the whole warp leaves together, so the warp sums stay convergent
   const W* w_rows[kRows];
@@ -206,7 +190,7 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
     w_rows[r] = a.w + static_cast<std::size_t>(row) * a.ld_w;
   }
   float acc[kRows][kTokens];
-  gemv_warp_dot<W, kTokens, kRows, kVector, kLoads>(w_rows, a.x, a.ld_x, a.in, acc);
+  gemv_warp_dot<W, kTokens, kRows, kVector>(w_rows, a.x, a.ld_x, a.in, acc);
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -244,14 +228,14 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_fanout_ke
 }
 
 // Grid: (at most ceil(out / (8 kRows)), batch); the warps walk the row groups with a grid stride.
-template <class W, int kTokens, int kRows, bool kVector, int kLoads = kGemvUnroll>
+template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
   kernel_prologue();
   GemmArgs<W> b = a;
   b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
   for (int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows; row0 < a.out;
        row0 += gridDim.x * kGemvWarpsPerBlock * kRows) {
-    gemv_warp_rows<W, kTokens, kRows, kVector, kLoads>(b, row0);
+    gemv_warp_rows<W, kTokens, kRows, kVector>(b, row0);
   }
 }
 
@@ -675,20 +659,10 @@ template <class W, bool kVector, int kTokens>
 void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
   if (!in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
+    constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector>;
     const long long needed = (a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows);
-    const auto go = [&]<int kLoads>() {
-      constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector, kLoads>;
-      const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch)), a.batch);
-      cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
-    };
-    // Long rows of one or two tokens: all of a lane's chunks of a row in one round.
-    const bool long_rows = static_cast<std::size_t>(a.in) * sizeof(W) > std::size_t{16} * kWarpSize * kGemvUnroll;
-    if constexpr (kVector && kTokens <= 2) {
-      if (long_rows && gemv_long_loads()) go.template operator()<kGemvLongLoads>();
-      else go.template operator()<kGemvUnroll>();
-    } else {
-      go.template operator()<kGemvUnroll>();
-    }
+    const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch)), a.batch);
+    cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
     ::moe::cuda::check_launch("gemv_kernel");
   } else {
     const dim3 grid((a.out + kGemvInOutCols - 1) / kGemvInOutCols, a.batch);
