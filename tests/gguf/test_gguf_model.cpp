@@ -100,7 +100,7 @@ std::vector<float> floats(const layers::WeightMatrix<>& m) {
 TEST_CASE("gguf model: every mapped fixture round-trips HF -> GGUF -> HF (config and weights)", "[gguf][model]") {
   for (const std::string name : {"mixtral", "mixtral_sliding", "mixtral_linear_rope", "qwen2_moe", "qwen2_moe_sparse_step",
                                  "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v2_lite_yarn", "deepseek_v3",
-                                 "deepseek_v3_negative_bias", "glm4_moe"}) {
+                                 "deepseek_v3_negative_bias", "glm4_moe", "deepseek_v32", "glm_moe_dsa"}) {
     INFO(name);
     const ModelConfig a = hf_config(name);
     const fs::path file = export_fixture(name);
@@ -142,6 +142,12 @@ TEST_CASE("gguf model: every mapped fixture round-trips HF -> GGUF -> HF (config
     CHECK(b.rope.rotary_dim == a.rope.rotary_dim);
     CHECK(b.rope.factor == Approx(a.rope.factor));
     CHECK(b.attention_scale == Approx(a.attention_scale).epsilon(1e-6));
+    // DeepSeek sparse attention (V3.2, GLM-5): the indexer's shape, rope and shared layers.
+    CHECK(b.dsa.n_heads == a.dsa.n_heads);
+    CHECK(b.dsa.head_dim == a.dsa.head_dim);
+    CHECK(b.dsa.top_k == a.dsa.top_k);
+    CHECK(b.index_rope_pairing == a.index_rope_pairing);
+    CHECK(b.indexer_shared == a.indexer_shared);
     // GGUF has one tokenizer.ggml.eos_token_id: the first of config's list (GLM lists two).
     REQUIRE(b.eos_token_ids.size() == std::min<std::size_t>(a.eos_token_ids.size(), 1));
     if (!a.eos_token_ids.empty()) CHECK(b.eos_token_ids[0] == a.eos_token_ids[0]);
@@ -169,6 +175,16 @@ TEST_CASE("gguf model: every mapped fixture round-trips HF -> GGUF -> HF (config
       const auto kvb = floats(L.mla.kv_b_proj);
       const auto s = store.view_any<float, 2>(fmt::format("model.layers.{}.self_attn.kv_b_proj.weight", a.n_layers - 1));
       CHECK(std::equal(kvb.begin(), kvb.end(), s.data()));
+    }
+    if (a.dsa.top_k > 0) {  // the first layer's indexer (the last one of GLM-5's fixture is shared)
+      const auto& mla = g.weights.layers[0].mla;
+      for (const auto& [m, hf] : {std::pair{&mla.index_wq_b, "wq_b"}, std::pair{&mla.index_wk, "wk"},
+                                  std::pair{&mla.index_weights, "weights_proj"}}) {
+        const auto got = floats(*m);
+        const auto s = store.view_any<float, 2>(fmt::format("model.layers.0.self_attn.indexer.{}.weight", hf));
+        CHECK(std::equal(got.begin(), got.end(), s.data()));
+      }
+      CHECK(g.weights.layers.back().mla.has_indexer() == !a.indexer_shared.back());
     }
   }
 }
@@ -607,10 +623,10 @@ fs::path export_case(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("gguf model: granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2 and GLM-4.7-Flash files run as "
-          "their transformers references", "[gguf][model][families]") {
+TEST_CASE("gguf model: granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2, GLM-4.7-Flash, DeepSeek-V3.2 and "
+          "GLM-5 files run as their transformers references", "[gguf][model][families]") {
   for (const std::string name : {"granitemoe", "ernie4_5_moe_bf16", "hunyuan_v1_moe", "hunyuan_v1_moe_alpha", "dots1",
-                                 "minimax_m2", "minimax_m2_bf16", "glm4_moe_lite"}) {
+                                 "minimax_m2", "minimax_m2_bf16", "glm4_moe_lite", "deepseek_v32", "glm_moe_dsa"}) {
     INFO(name);
     const ModelConfig a = hf_config(name);
     WarningCollector warnings;  // what llama.cpp's graphs cannot run is said on write (checked below)
@@ -746,8 +762,100 @@ TEST_CASE("gguf model: the newer families' keys and tensors are llama.cpp's", "[
     const io::GgufFile v3 = io::GgufFile::open(export_fixture("deepseek_v3"));
     CHECK(io::gguf_model_config(v3).architecture == "DeepseekV3ForCausalLM");
   }
+  SECTION("deepseek32: deepseek2's MLA keys plus the indexer's; indexer tensors unpermuted, indexer.proj f32") {
+    const ModelConfig a = hf_config("deepseek_v32");
+    const io::GgufFile f = io::GgufFile::open(export_fixture("deepseek_v32"));
+    CHECK(f.get<std::string>("general.architecture") == "deepseek32");
+    CHECK(f.get<std::uint32_t>("deepseek32.block_count") == 3);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.indexer.head_count") == 2);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.indexer.key_length") == 16);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.indexer.top_k") == 8);
+    CHECK(!f.find("deepseek32.attention.indexer.types"));  // no shared layers in DeepSeek-V3.2
+    CHECK(!f.find("deepseek32.nextn_predict_layers"));     // no MTP blocks written
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.head_count_kv") == 1);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.key_length") == 32 + 8);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.value_length") == 32);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.key_length_mla") == 24);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.value_length_mla") == 16);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.q_lora_rank") == 48);
+    CHECK(f.get<std::uint32_t>("deepseek32.attention.kv_lora_rank") == 32);
+    CHECK(f.get<std::uint32_t>("deepseek32.rope.dimension_count") == 8);
+    CHECK(f.get<std::uint32_t>("deepseek32.expert_gating_func") == 2);
+    CHECK(f.get<std::uint32_t>("deepseek32.leading_dense_block_count") == 1);
+    CHECK(f.get<std::uint32_t>("deepseek32.expert_shared_count") == 1);
+    CHECK(f.get<std::uint32_t>("deepseek32.expert_group_count") == 4);
+    CHECK(f.get<std::uint32_t>("deepseek32.expert_group_used_count") == 2);
+    CHECK(f.get<float>("deepseek32.expert_weights_scale") == Approx(2.5));
+    const io::TensorStore store = io::TensorStore::open_folder(fixture("deepseek_v32"));
+    for (index_t i = 0; i < a.n_layers; ++i) {
+      INFO("layer " << i);
+      const std::string b = fmt::format("blk.{}.indexer.", i), x = fmt::format("model.layers.{}.self_attn.indexer.", i);
+      // Outermost first; ggml's ne is the reverse ({q_lora_rank, heads·dim} in llama.cpp's loader).
+      CHECK(f.get_tensor(b + "attn_q_b.weight").shape() == std::vector<index_t>{2 * 16, 48});
+      CHECK(f.get_tensor(b + "attn_q_b.weight").ne[0] == 48);
+      CHECK(f.get_tensor(b + "attn_k.weight").shape() == std::vector<index_t>{16, 64});
+      CHECK(f.get_tensor(b + "k_norm.weight").shape() == std::vector<index_t>{16});
+      CHECK(f.get_tensor(b + "k_norm.bias").shape() == std::vector<index_t>{16});
+      CHECK(f.get_tensor(b + "proj.weight").shape() == std::vector<index_t>{2, 64});
+      // The checkpoint's values, rows in place (llama.cpp's deepseek32 indexer rope is rotate_half too).
+      for (const auto& [gg, hf] : {std::pair{"attn_q_b.weight", "wq_b.weight"}, std::pair{"attn_k.weight", "wk.weight"},
+                                   std::pair{"k_norm.weight", "k_norm.weight"}, std::pair{"k_norm.bias", "k_norm.bias"},
+                                   std::pair{"proj.weight", "weights_proj.weight"}}) {
+        const io::GgufTensor t = f.get_tensor(b + gg);
+        const auto& h = store.get(x + hf);
+        REQUIRE(t.bytes.size() == h.bytes.size());
+        CHECK(std::memcmp(t.bytes.data(), h.bytes.data(), h.bytes.size()) == 0);
+      }
+    }
+    // bf16: the indexer's matrices convert like the others, its head weights stay f32 (the
+    // converter forces INDEXER_PROJ to F32), norms f32.
+    const io::GgufFile h = io::GgufFile::open(export_fixture("deepseek_v32", "bf16"));
+    CHECK(h.get_tensor("blk.1.indexer.attn_q_b.weight").type == io::GgmlType::bf16);
+    CHECK(h.get_tensor("blk.1.indexer.attn_k.weight").type == io::GgmlType::bf16);
+    CHECK(h.get_tensor("blk.1.indexer.proj.weight").type == io::GgmlType::f32);
+    CHECK(h.get_tensor("blk.1.indexer.k_norm.weight").type == io::GgmlType::f32);
+    CHECK(h.get_tensor("blk.1.indexer.k_norm.bias").type == io::GgmlType::f32);
+    const ModelConfig c = io::gguf_model_config(f);
+    CHECK(c.architecture == "DeepseekV32ForCausalLM");
+    CHECK(c.index_rope_pairing == kernels::RopePairing::half_split);
+  }
+  SECTION("glm-dsa: the indexer keys, full / shared layers as attention.indexer.types, no tensors on shared layers") {
+    const io::GgufFile f = io::GgufFile::open(export_fixture("glm_moe_dsa"));
+    CHECK(f.get<std::string>("general.architecture") == "glm-dsa");
+    CHECK(f.get<std::uint32_t>("glm-dsa.attention.indexer.head_count") == 2);
+    CHECK(f.get<std::uint32_t>("glm-dsa.attention.indexer.key_length") == 16);
+    CHECK(f.get<std::uint32_t>("glm-dsa.attention.indexer.top_k") == 6);
+    CHECK(f.get<std::vector<bool>>("glm-dsa.attention.indexer.types") == std::vector<bool>{true, true, false});
+    CHECK(f.get<std::uint32_t>("glm-dsa.expert_gating_func") == 2);
+    CHECK(f.get<std::uint32_t>("glm-dsa.attention.head_count_kv") == 1);
+    CHECK(f.get<std::uint32_t>("glm-dsa.attention.key_length_mla") == 32);
+    CHECK(f.get<std::uint32_t>("glm-dsa.rope.dimension_count") == 8);
+    CHECK(f.get<std::uint32_t>("glm-dsa.leading_dense_block_count") == 1);
+    CHECK(f.get_tensor("blk.1.indexer.attn_q_b.weight").shape() == std::vector<index_t>{2 * 16, 40});
+    CHECK(f.get_tensor("blk.1.indexer.proj.weight").shape() == std::vector<index_t>{2, 64});
+    for (const char* t : {"attn_q_b.weight", "attn_k.weight", "k_norm.weight", "k_norm.bias", "proj.weight"}) {
+      CHECK(f.find_tensor(fmt::format("blk.0.indexer.{}", t)));
+      CHECK(!f.find_tensor(fmt::format("blk.2.indexer.{}", t)));  // shared layer
+    }
+    const ModelConfig c = io::gguf_model_config(f);
+    CHECK(c.architecture == "GlmMoeDsaForCausalLM");
+    CHECK(c.index_rope_pairing == kernels::RopePairing::interleaved);
+    CHECK(c.indexer_shared == std::vector<bool>{false, false, true});
+  }
+  SECTION("a DSA config whose indexer rope is not llama.cpp's has no GGUF form") {
+    // Both families' indexer ropes are llama.cpp's; one that differed would need its rows moved.
+    ModelConfig c = hf_config("deepseek_v32");
+    c.index_rope_pairing = kernels::RopePairing::interleaved;
+    const io::TensorStore store = io::TensorStore::open_folder(fixture("deepseek_v32"));
+    const io::detail::FolderTensorSource src(store);
+    std::string msg;
+    CHECK(error_of([&] { (void)io::export_gguf(c, src, temp_path("v32_pairs.gguf"), io::GgufExportOptions{}); }, msg) ==
+          ErrorCode::kUnsupported);
+    CHECK(msg.find("indexer") != std::string::npos);
+    CHECK(msg.find("DeepseekV32ForCausalLM") != std::string::npos);
+  }
   SECTION("families without a GGUF mapping are typed errors naming the class") {
-    for (const std::string name : {"llama4", "llama4_bf16", "qwen3_next", "qwen3_5_moe", "deepseek_v32", "glm_moe_dsa"}) {
+    for (const std::string name : {"llama4", "llama4_bf16", "qwen3_next", "qwen3_5_moe"}) {
       INFO(name);
       std::string msg;
       CHECK(error_of([&] { (void)export_fixture(name); }, msg) == ErrorCode::kUnsupported);
@@ -886,4 +994,137 @@ TEST_CASE("gguf model: llama4 when llama.cpp's graph can run the config", "[gguf
     CHECK(error_of([&] { (void)io::open_gguf_model(q); }, msg) == ErrorCode::kMissingTensor);
     CHECK(msg.find("blk.3.ffn_down_exps.weight") != std::string::npos);
   }
+}
+
+TEST_CASE("gguf model: typed errors for broken DeepSeek-V3.2 and GLM-5 files", "[gguf][model][families]") {
+  const fs::path v32 = export_fixture("deepseek_v32"), glm = export_fixture("glm_moe_dsa");
+  std::string msg;
+  const auto set_u32 = [](std::string k, std::uint32_t v) { return [=](io::GgufWriter& w) { w.set(k, v); }; };
+  SECTION("a missing indexer tensor") {
+    const fs::path p = rewrite(v32, "v32_no_wk.gguf", {}, {"blk.1.indexer.attn_k.weight"});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kMissingTensor);
+    CHECK(msg.find("blk.1.indexer.attn_k.weight") != std::string::npos);
+  }
+  SECTION("a missing indexer key (llama.cpp requires all three; no config default stands in)") {
+    const fs::path p = rewrite(v32, "v32_no_topk.gguf", {"deepseek32.attention.indexer.top_k"}, {});
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("deepseek32.attention.indexer.top_k") != std::string::npos);
+    CHECK(msg.find("v32_no_topk.gguf") != std::string::npos);
+  }
+  SECTION("an indexer key narrower than the rope dims") {
+    const fs::path p = rewrite(v32, "v32_narrow.gguf", {"deepseek32.attention.indexer.key_length"}, {},
+                               set_u32("deepseek32.attention.indexer.key_length", 4));
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("deepseek32.attention.indexer.key_length") != std::string::npos);
+    CHECK(msg.find("deepseek32.rope.dimension_count") != std::string::npos);
+  }
+  SECTION("an indexer head count the tensors disagree with") {
+    const fs::path p = rewrite(v32, "v32_heads.gguf", {"deepseek32.attention.indexer.head_count"}, {},
+                               set_u32("deepseek32.attention.indexer.head_count", 4));
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kShapeMismatch);
+    CHECK(msg.find("blk.0.indexer.attn_q_b.weight") != std::string::npos);
+  }
+  SECTION("softmax gating") {
+    const fs::path p = rewrite(v32, "v32_softmax.gguf", {"deepseek32.expert_gating_func"}, {},
+                               set_u32("deepseek32.expert_gating_func", 1));
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kUnsupported);
+    CHECK(msg.find("deepseek32.expert_gating_func") != std::string::npos);
+  }
+  SECTION("more MTP blocks than blocks") {
+    const fs::path p = rewrite(v32, "v32_nextn.gguf", {}, {}, set_u32("deepseek32.nextn_predict_layers", 3));
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("deepseek32.nextn_predict_layers") != std::string::npos);
+  }
+  SECTION("attention.indexer.types of the wrong length, type or first layer") {
+    const auto types = [&](const std::string& name, const std::function<void(io::GgufWriter&)>& edit) {
+      return rewrite(glm, name, {"glm-dsa.attention.indexer.types"}, {}, edit);
+    };
+    const auto bools = [](std::vector<bool> v) {
+      return [=](io::GgufWriter& w) {
+        io::GgufArrayValue a(io::GgufValueType::boolean);
+        for (const bool b : v) a.push(b);
+        w.set("glm-dsa.attention.indexer.types", a);
+      };
+    };
+    const fs::path short_list = types("glm_types_short.gguf", bools({true, true}));
+    CHECK(error_of([&] { (void)io::open_gguf_model(short_list); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("glm-dsa.attention.indexer.types") != std::string::npos);
+    CHECK(msg.find("2 entries for 3 layers") != std::string::npos);
+    const fs::path scalar = types("glm_types_u32.gguf", set_u32("glm-dsa.attention.indexer.types", 1));
+    CHECK(error_of([&] { (void)io::open_gguf_model(scalar); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("glm-dsa.attention.indexer.types") != std::string::npos);
+    const fs::path first = types("glm_types_first.gguf", bools({false, true, true}));
+    CHECK(error_of([&] { (void)io::open_gguf_model(first); }, msg) == ErrorCode::kConfig);
+    CHECK(msg.find("indexer_types[0]") != std::string::npos);
+    // A full layer without its indexer (the fixture's last layer is shared and has none).
+    const fs::path all_full = types("glm_types_full.gguf", bools({true, true, true}));
+    CHECK(error_of([&] { (void)io::open_gguf_model(all_full); }, msg) == ErrorCode::kMissingTensor);
+    CHECK(msg.find("blk.2.indexer.attn_q_b.weight") != std::string::npos);
+  }
+  SECTION("without attention.indexer.types: every layer full below a 1M context, GLM-5.2's layers from it on") {
+    const fs::path p = rewrite(glm, "glm_no_types.gguf", {"glm-dsa.attention.indexer.types"}, {});
+    CHECK(io::gguf_model_config(io::GgufFile::open(p)).indexer_shared == std::vector<bool>(3, false));
+    CHECK(error_of([&] { (void)io::open_gguf_model(p); }, msg) == ErrorCode::kMissingTensor);
+    CHECK(msg.find("blk.2.indexer") != std::string::npos);
+    const fs::path q = rewrite(glm, "glm_no_types_1m.gguf",
+                               {"glm-dsa.attention.indexer.types", "glm-dsa.context_length"}, {},
+                               set_u32("glm-dsa.context_length", 1048576));
+    WarningCollector w;
+    (void)io::gguf_model_config(io::GgufFile::open(q));
+    REQUIRE(w.messages().size() == 1);
+    CHECK(w.messages()[0].find("glm-dsa.attention.indexer.types") != std::string::npos);
+    CHECK(w.messages()[0].find("GLM-5.2") != std::string::npos);
+    // llama.cpp's GLM_5_2_DEFAULT_INDEXER_TYPES: full at 0, 1, then every 4th from 2 to 74.
+    std::vector<std::uint64_t> full;
+    for (std::uint64_t i = 0; i < 100; ++i) {
+      if (io::gguf_arch::glm52_default_indexer_full(i)) full.push_back(i);
+    }
+    std::vector<std::uint64_t> want{0, 1};
+    for (std::uint64_t i = 2; i <= 74; i += 4) want.push_back(i);
+    CHECK(full == want);
+    CHECK(full.size() == 21);
+  }
+}
+
+TEST_CASE("gguf model: llama.cpp-converted DSA files: MTP blocks and indexers on shared layers are skipped",
+          "[gguf][model][families]") {
+  // The converters keep the MTP layer as a last block (block_count = layers + nextn_predict_layers)
+  // and GLM-5.2 GGUFs may carry indexer tensors on shared layers, which llama.cpp does not use.
+  // Made here from our GLM-5 file: blk.3 a copy of blk.2 plus nextn.* tensors, blk.2 given blk.1's
+  // indexer. The model reads as the file without them.
+  const fs::path base = export_fixture("glm_moe_dsa");
+  const io::GgufFile f = io::GgufFile::open(base);
+  io::GgufWriter w;
+  for (std::size_t i = 0; i < f.metadata_count(); ++i) {
+    const auto kv = f.metadata_entry(i);
+    if (kv.key == "glm-dsa.block_count") continue;
+    w.set_value(kv.key, kv.value);
+  }
+  w.set("glm-dsa.block_count", std::uint32_t{4});
+  w.set("glm-dsa.nextn_predict_layers", std::uint32_t{1});
+  const auto add = [&](const std::string& name, const io::GgufTensor& t) {
+    std::vector<std::uint64_t> shape;
+    for (const index_t e : t.shape()) shape.push_back(e);
+    w.add_tensor(name, t.type, shape, t.bytes);
+  };
+  for (const io::GgufTensor t : f.tensors()) {
+    const std::string name(t.name);
+    add(name, t);
+    if (name.starts_with("blk.2.")) add("blk.3." + name.substr(6), t);
+    if (name.starts_with("blk.1.indexer.")) add("blk.2." + name.substr(6), t);
+  }
+  static const std::vector<float> eh(64 * 128, 0.5f), norm(64, 1.0f);
+  w.add_tensor("blk.3.nextn.eh_proj.weight", io::GgmlType::f32, {64, 128}, std::as_bytes(std::span<const float>(eh)));
+  w.add_tensor("blk.3.nextn.enorm.weight", io::GgmlType::f32, {64}, std::as_bytes(std::span<const float>(norm)));
+  w.add_tensor("blk.3.nextn.hnorm.weight", io::GgmlType::f32, {64}, std::as_bytes(std::span<const float>(norm)));
+  const fs::path mtp = temp_path("glm_mtp.gguf");
+  w.write(mtp);
+  const ModelConfig c = io::gguf_model_config(io::GgufFile::open(mtp));
+  CHECK(c.n_layers == 3);
+  CHECK(c.indexer_shared == std::vector<bool>{false, false, true});
+  const std::vector<std::int32_t> ids{3, 17, 5, 40, 22, 9, 100, 7, 64, 11, 250, 2};
+  const Tensor<float, 2> x = all_logits(*load_model(base), ids);
+  const Tensor<float, 2> y = all_logits(*load_model(mtp), ids);
+  REQUIRE(x.size() == y.size());
+  CHECK(std::equal(x.data(), x.data() + x.size(), y.data()));
 }

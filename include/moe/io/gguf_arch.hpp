@@ -5,16 +5,16 @@
 // tensor_mapping.py) and src/llama-arch.cpp, llama-model.cpp, src/models/*.cpp:
 //  - arch names: llama (Mixtral: llama with experts), qwen2moe, qwen3moe, olmoe, deepseek2
 //    (DeepSeek-V2/V3, Kimi K2, GLM-4.7-Flash), glm4moe, gpt-oss, granitemoe, ernie4_5-moe,
-//    hunyuan-moe, dots1, minimax-m2, llama4.
+//    hunyuan-moe, dots1, minimax-m2, llama4, deepseek32 (DeepSeek-V3.2), glm-dsa (GLM-5).
 //  - not mapped (write: kUnsupported naming the class and why, unmapped_reason): Qwen3-Next /
-//    Qwen3.5 (llama.cpp's qwen3next / qwen35moe: Gated DeltaNet ssm_* tensors), DeepSeek-V3.2 and
-//    GLM-5 (llama.cpp's deepseek32 / glm-dsa: the DSA indexer; a deepseek2 file would drop it);
-//    ERNIE-4.5 with use_bias (llama.cpp's ernie4_5-moe has q/k/v biases only); Llama 4 configs that
-//    llama.cpp's graph runs otherwise (write_llama4).
+//    Qwen3.5 (llama.cpp's qwen3next / qwen35moe: Gated DeltaNet ssm_* tensors); ERNIE-4.5 with
+//    use_bias (llama.cpp's ernie4_5-moe has q/k/v biases only); Llama 4 configs that llama.cpp's
+//    graph runs otherwise (write_llama4); a DSA config whose indexer rope pairing is not llama.cpp's
+//    (write_dsa).
 //  - what a family's llama.cpp graph cannot run is written with a warning and read back here:
 //    dots1's expert groups and sliding layers (attention.sliding_window_pattern), ERNIE's
-//    moe_layer_end_index, GLM-4.7-Flash's dense layers after the leading block (the MoE layers
-//    come back from which blk.N hold ffn_gate_inp).
+//    moe_layer_end_index, GLM-4.7-Flash's, DeepSeek-V3.2's and GLM-5's dense layers after the
+//    leading block (the MoE layers come back from which blk.N hold ffn_gate_inp).
 //  - gpt-oss (llama.cpp's LLM_ARCH_OPENAI_MOE): the checkpoint's input-major gate_up_proj
 //    [E, D, 2F] (gate in even columns, up in odd) is stored as output-major ffn_gate_exps /
 //    ffn_up_exps [E, F, D] (and their biases split alike), down_proj [E, F, D] as ffn_down_exps
@@ -37,6 +37,22 @@
 //    llama.cpp's deepseek2 rope takes adjacent pairs (rope_interleave = true checkpoints); for a
 //    rope_interleave = false checkpoint the rope rows of q and kv_a are permuted on write (the
 //    converter does not, so llama.cpp runs its files of such checkpoints wrongly).
+//  - deepseek32 / glm-dsa: deepseek2's MLA form and keys (their converters subclass
+//    DeepseekV2Model) plus DeepSeek sparse attention: attention.indexer.head_count / key_length /
+//    top_k (index_n_heads / index_head_dim / index_topk) and per layer blk.N.indexer.attn_q_b
+//    (wq_b), indexer.attn_k (wk), indexer.k_norm.weight / .bias (the LayerNorm), indexer.proj
+//    (weights_proj, always f32 as the converter writes it). llama.cpp ropes the indexer's first
+//    rope.dimension_count dims rotate_half (deepseek32) or in adjacent pairs (glm-dsa), which is
+//    what the checkpoints do, so nothing is permuted (llama_index_rope_pairing). GLM-5's "shared"
+//    layers (reuse the previous full layer's selection, no indexer tensors) are
+//    attention.indexer.types (a bool per layer, true = full; llama.cpp's glm-dsa runs them since
+//    PR #25407); a file without it is all full below a 1M context and GLM-5.2's pattern from it
+//    on, as llama.cpp reads it. Dense / MoE layers are read back from the tensors
+//    (mlp_layer_types).
+//  - MTP layers: converters that keep them (DeepseekV32Model, GlmMoeDsaModel: skip_mtp False)
+//    count them in block_count and say how many in nextn_predict_layers; llama.cpp's graphs skip
+//    them (n_layer() = block_count - nextn_predict_layers) and so does the reader, for every arch.
+//    Written files have none (moecpp binds no MTP weights; llama.cpp runs them the same).
 //  - expert_gating_func (1 softmax, 2 sigmoid) picks DeepSeek-V2 vs V3 routing; expert_weights_
 //    scale / _norm are routed_scaling_factor / norm_topk_prob; leading_dense_block_count is
 //    first_k_dense_replace; tied embeddings are a file without output.weight.
@@ -156,6 +172,18 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
           TensorKind::kKvB);
       add(s + "o_proj.weight", b + "attn_output.weight", {D, H * c.v_head_dim});
       if (c.o_bias) add(s + "o_proj.bias", b + "attn_output.bias", {D});
+      if (c.dsa.top_k > 0 && !c.indexer_shared[i]) {
+        // The lightning indexer (gguf-py's INDEXER_* tensors), unpermuted: llama.cpp's indexer rope
+        // pairing is the checkpoint's (llama_index_rope_pairing, checked by write_metadata). A
+        // GLM-5 "shared" layer has none, as in the checkpoint (llama.cpp loads them as optional).
+        const index_t IH = c.dsa.n_heads, ID = c.dsa.head_dim;
+        const std::string x = s + "indexer.", g = b + "indexer.";
+        add(x + "wq_b.weight", g + "attn_q_b.weight", {IH * ID, c.q_lora_rank});
+        add(x + "wk.weight", g + "attn_k.weight", {ID, D});
+        add(x + "k_norm.weight", g + "k_norm.weight", {ID});
+        add(x + "k_norm.bias", g + "k_norm.bias", {ID});
+        add(x + "weights_proj.weight", g + "proj.weight", {IH, D});
+      }
     } else {
       const index_t hd = c.head_dim, KV = c.n_kv_heads;
       const TensorKind qk_kind = a.permute_qk ? TensorKind::kPermuteRows : TensorKind::kPlain;
@@ -289,6 +317,11 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
     j["qk_nope_head_dim"] = c.qk_nope_head_dim;
     j["qk_rope_head_dim"] = c.qk_rope_head_dim;
     j["v_head_dim"] = c.v_head_dim;
+  }
+  if (c.dsa.top_k > 0) {
+    j["index_n_heads"] = c.dsa.n_heads;
+    j["index_head_dim"] = c.dsa.head_dim;
+    j["index_topk"] = c.dsa.top_k;
   }
   if (c.clip_qkv > 0) j["clip_qkv"] = c.clip_qkv;
   if (s.shared_expert == model::SharedExpert::kSigmoidGated && c.d_ff_shared > 0) {
@@ -445,6 +478,28 @@ void write_llama4(Writer& w, const ModelConfig& c, const Key& key) {
   w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
 }
 
+// The DSA families' keys beyond the table (deepseek32, glm-dsa), after checking that llama.cpp's
+// graph ropes the indexer as `c` does (the indexer tensors are written unpermuted).
+template <class Writer, class Key>
+void write_dsa(Writer& w, const ModelConfig& c, const Key& key) {
+  const auto pairs = [](kernels::RopePairing p) {
+    return p == kernels::RopePairing::interleaved ? "adjacent pairs" : "rotate_half pairs";
+  };
+  if (c.index_rope_pairing != llama_index_rope_pairing(c.spec->family)) {
+    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF form: its lightning indexer ropes {}, llama.cpp's graph {}",
+         c.source, c.architecture, pairs(c.index_rope_pairing), pairs(llama_index_rope_pairing(c.spec->family)));
+  }
+  if (c.spec->family == model::Family::kGlmMoeDsa) {
+    // Per layer, true when it runs its own indexer ("full"), false when it reuses the previous full
+    // layer's selection ("shared"): the converter's add_indexer_types of indexer_types. Written
+    // also when every layer is full, where the converter writes it only if the config lists
+    // indexer_types: without it llama.cpp takes GLM-5.2's pattern for contexts of 1M and more.
+    std::vector<bool> full(c.n_layers);
+    for (index_t i = 0; i < c.n_layers; ++i) full[i] = !c.indexer_shared[i];
+    w.put_bools(key("attention.indexer.types"), full);
+  }
+}
+
 // Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
 // general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key,
 // `put_bools(key, std::vector<bool>)` an array of bools.
@@ -492,6 +547,7 @@ void write_metadata(Writer& w, const ModelConfig& c) {
     w.put_u32(key("attention.key_length_mla"), static_cast<std::uint32_t>(c.qk_nope_head_dim + c.qk_rope_head_dim));
     w.put_u32(key("expert_gating_func"),
               c.router.scoring == layers::RouterScoring::kSigmoid ? kGatingSigmoid : kGatingSoftmax);
+    if (c.dsa.top_k > 0) write_dsa(w, c, key);
   } else if (c.spec->family == model::Family::kGlm4Moe) {
     w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
     w.put_u32(key("expert_gating_func"), kGatingSigmoid);
@@ -636,8 +692,8 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   const ArchTable* a = table_for_arch(arch);
   if (a == nullptr) {
     fail(ErrorCode::kUnsupported, "{}: GGUF architecture \"{}\" is not supported (llama with experts, qwen2moe, "
-         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss, granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2)",
-         source, arch);
+         "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss, granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2, "
+         "llama4, deepseek32, glm-dsa)", source, arch);
   }
   const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
   const auto need_u = [&](std::string_view k) {
@@ -645,8 +701,10 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
     if (!v) fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key(k));
     return *v;
   };
-  const bool mla = arch == "deepseek2";
-  if (mla) {
+  // deepseek32 and glm-dsa: deepseek2's MLA plus DeepSeek sparse attention (DSA).
+  const bool dsa = a->family == model::Family::kDeepseekV32 || a->family == model::Family::kGlmMoeDsa;
+  const bool mla = arch == "deepseek2" || dsa;
+  if (arch == "deepseek2") {
     const std::uint64_t gating = f.integer(key("expert_gating_func")).value_or(kGatingSoftmax);
     if (gating == kGatingSigmoid) {
       a = table_for_family(model::Family::kDeepseekV3);
@@ -681,6 +739,17 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
     fail(ErrorCode::kUnsupported, "{}: {} = 0: a dense model, not a mixture of experts", source, key("expert_count"));
   }
   (void)need_u("expert_used_count");
+  // NextN / MTP layers (DeepSeek-V3.2's and GLM-5's converters keep them): the last
+  // nextn_predict_layers blocks, which llama.cpp's graphs skip (n_layer() = block_count - them)
+  // and no model of ours runs; their tensors stay unread.
+  if (const auto nextn = f.integer(key("nextn_predict_layers")); nextn && *nextn > 0) {
+    const std::uint64_t blocks = j["num_hidden_layers"].get<std::uint64_t>();
+    if (*nextn >= blocks) {
+      fail(ErrorCode::kConfig, "{}: {} = {} must be below {} = {}", source, key("nextn_predict_layers"), *nextn,
+           key("block_count"), blocks);
+    }
+    j["num_hidden_layers"] = blocks - *nextn;
+  }
   // vocab_size: the key, else the embedding's rows.
   if (!j.contains("vocab_size")) {
     const auto shape = f.tensor_shape("token_embd.weight");
@@ -788,6 +857,45 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
       for (std::uint64_t i = 0; i < n_layers; ++i) types.push_back(has_experts(i) ? "sparse" : "dense");
       j["mlp_layer_types"] = types;
       j.erase("first_k_dense_replace");
+    }
+  }
+  if (dsa) {
+    require_sigmoid();  // both route with sigmoid scores (deepseek32 requires the key, glm-dsa defaults to it)
+    // The indexer's shape: required by llama.cpp (so no config-class default stands in), and its
+    // rope covers the first rope.dimension_count dims of a head.
+    for (const char* k : {"attention.indexer.head_count", "attention.indexer.key_length", "attention.indexer.top_k"}) {
+      if (need_u(k) == 0) fail(ErrorCode::kConfig, "{}: {} = 0 must be positive", source, key(k));
+    }
+    const std::uint64_t width = need_u("attention.indexer.key_length"), rope = need_u("rope.dimension_count");
+    if (width < rope) {
+      fail(ErrorCode::kConfig, "{}: {} = {} is smaller than {} = {} (the indexer ropes its first rope dims)", source,
+           key("attention.indexer.key_length"), width, key("rope.dimension_count"), rope);
+    }
+    // Dense or MoE per layer (mlp_layer_types) from the tensors: llama.cpp's graphs have leading
+    // dense layers only, which write_metadata warns about otherwise.
+    nlohmann::json types = nlohmann::json::array();
+    for (std::uint64_t i = 0; i < n_layers; ++i) types.push_back(has_experts(i) ? "sparse" : "dense");
+    j["mlp_layer_types"] = types;
+    j.erase("first_k_dense_replace");
+    if (a->family == model::Family::kGlmMoeDsa) {
+      // Full / shared indexer layers as llama.cpp's glm-dsa loader takes them: attention.indexer.types
+      // (a bool per layer, true = full), else every layer full below GLM-5.2's 1M context and GLM-5.2's
+      // own pattern from it on (GLM-5.2 GGUFs converted before the key existed).
+      std::vector<bool> full(n_layers, true);
+      if (const auto t = f.bools(key("attention.indexer.types"))) {
+        if (t->size() != n_layers) {
+          fail(ErrorCode::kConfig, "{}: {} has {} entries for {} layers", source, key("attention.indexer.types"),
+               t->size(), n_layers);
+        }
+        full = *t;
+      } else if (f.integer(key("context_length")).value_or(0) >= kGlm52Context) {
+        for (std::uint64_t i = 0; i < n_layers; ++i) full[i] = glm52_default_indexer_full(i);
+        warn("{}: no {}: with a context of {} or more, the indexer layers are GLM-5.2's (full at 0, 1, 2, 6, 10, "
+             "..., 74), as llama.cpp reads such a file", source, key("attention.indexer.types"), kGlm52Context);
+      }
+      nlohmann::json kinds = nlohmann::json::array();
+      for (const bool x : full) kinds.push_back(x ? "full" : "shared");
+      j["indexer_types"] = kinds;
     }
   }
   if (a->family == model::Family::kGraniteMoe) {

@@ -84,6 +84,26 @@ inline constexpr KeyMapping kDeepseek2Keys[] = {
     {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
     {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
 };
+// deepseek32 (DeepseekV32Model) and glm-dsa (GlmMoeDsaModel) subclass the converter's
+// DeepseekV2Model: deepseek2's keys plus the lightning indexer's three (llama.cpp requires all
+// three: llama_model_deepseek32 / llama_model_glm_dsa load_arch_hparams).
+inline constexpr KeyMapping kDsaKeys[] = {
+    {"expert_count", "n_routed_experts", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_shared_count", "n_shared_experts", KeyType::kU32},
+    {"leading_dense_block_count", "first_k_dense_replace", KeyType::kU32},
+    {"expert_weights_scale", "routed_scaling_factor", KeyType::kF32},
+    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
+    {"expert_group_count", "n_group", KeyType::kU32},
+    {"expert_group_used_count", "topk_group", KeyType::kU32},
+    {"attention.q_lora_rank", "q_lora_rank", KeyType::kU32},
+    {"attention.kv_lora_rank", "kv_lora_rank", KeyType::kU32},
+    {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
+    {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
+    {"attention.indexer.head_count", "index_n_heads", KeyType::kU32},
+    {"attention.indexer.key_length", "index_head_dim", KeyType::kU32},
+    {"attention.indexer.top_k", "index_topk", KeyType::kU32},
+};
 inline constexpr KeyMapping kGptOssKeys[] = {
     {"expert_count", "num_local_experts", KeyType::kU32},
     {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
@@ -204,7 +224,27 @@ inline constexpr ArchTable kTables[] = {
     {"dots1", "Dots1ForCausalLM", model::Family::kDots1, "ffn_norm", "shared_experts", false, kDots1Keys},
     {"minimax-m2", "MiniMaxM2ForCausalLM", model::Family::kMiniMaxM2, "ffn_norm", "", false, kMiniMaxM2Keys},
     {"llama4", "Llama4ForCausalLM", model::Family::kLlama4, "ffn_norm", "shared_expert", false, kLlama4Keys},
+    {"deepseek32", "DeepseekV32ForCausalLM", model::Family::kDeepseekV32, "ffn_norm", "shared_experts", false,
+     kDsaKeys},
+    {"glm-dsa", "GlmMoeDsaForCausalLM", model::Family::kGlmMoeDsa, "ffn_norm", "shared_experts", false, kDsaKeys},
 };
+
+// The rope pairing of llama.cpp's lightning indexer (the first rope.dimension_count dims of its
+// query heads and key): deepseek32's graph ropes them LLAMA_ROPE_TYPE_NEOX (rotate_half, what
+// DeepSeek-V3.2's indexer does, unlike its MLA), glm-dsa's LLAMA_ROPE_TYPE_NORM (adjacent pairs,
+// GLM-5's indexer; llama.cpp PR #25407). MLA itself is NORM in both, as in deepseek2.
+inline kernels::RopePairing llama_index_rope_pairing(model::Family f) noexcept {
+  return f == model::Family::kGlmMoeDsa ? kernels::RopePairing::interleaved : kernels::RopePairing::half_split;
+}
+
+// llama.cpp's glm-dsa indexer layers for a file without attention.indexer.types and a context of
+// at least kGlm52Context (GLM-5.2's 1M; shorter ones are GLM-5 / 5.1, every layer full):
+// GLM_5_2_DEFAULT_INDEXER_TYPES, full at layers 0, 1, 2, 6, 10, ..., 74 and shared elsewhere
+// (the table has 78 entries; llama.cpp's array is zero past them).
+inline constexpr std::uint64_t kGlm52Context = 1048576;
+inline constexpr bool glm52_default_indexer_full(std::uint64_t layer) noexcept {
+  return layer < 78 && (layer < 2 || (layer - 2) % 4 == 0);
+}
 
 // Why a family has no table: llama.cpp's arch for it, and what is missing here (the writer's
 // kUnsupported message).
@@ -213,10 +253,6 @@ inline std::string_view unmapped_reason(model::Family f) noexcept {
     case model::Family::kQwen3Next:
     case model::Family::kQwen35Moe:
       return "llama.cpp's qwen3next / qwen35moe archs (Gated DeltaNet ssm_* tensors) are not mapped yet";
-    case model::Family::kDeepseekV32:
-    case model::Family::kGlmMoeDsa:
-      return "the DSA lightning indexer (llama.cpp's deepseek32 / glm-dsa archs, indexer.* keys and tensors) is "
-             "not mapped yet; a deepseek2 file would drop the indexer and run dense attention";
     default: return "no GGUF mapping";
   }
 }

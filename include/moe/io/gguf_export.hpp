@@ -85,8 +85,12 @@ inline DType tensor_type(std::string_view type, std::string_view name, std::size
                          index_t n_layers, std::vector<std::string>& fallbacks) {
   // Norms, biases (GPT-OSS's [E, F] expert bias banks included) and other vectors stay f32; so do
   // the routers. llama-quantize quantizes only tensors of rank >= 2 whose name ends in "weight",
-  // never ffn_gate_inp.
-  if (rank < 2 || !name.ends_with(".weight") || contains_text(name, "ffn_gate_inp")) return DType::f32;
+  // never ffn_gate_inp. The DSA indexer's head weights (indexer.proj, [heads, D]) stay f32 as the
+  // converter writes them ("DSA indexer weights should be F32"; llama-quantize would quantize them).
+  if (rank < 2 || !name.ends_with(".weight") || contains_text(name, "ffn_gate_inp") ||
+      contains_text(name, ".indexer.proj.")) {
+    return DType::f32;
+  }
   DType want;
   if (type == "q4_k_m") {
     const std::int64_t i = layer_of(name);
