@@ -107,6 +107,10 @@ TEST_CASE("gguf model: every mapped fixture round-trips HF -> GGUF -> HF (config
     WarningCollector warnings;
     const io::GgufModel g = io::open_gguf_model(file);
     const ModelConfig& b = g.config;
+    // The fixtures have no tokenizer.json: the file says "no_vocab", which llama.cpp loads with
+    // dummy tokens (it refuses a file without tokenizer.ggml.model), and moecpp reads as no tokenizer.
+    CHECK(g.storage->file.get<std::string>("tokenizer.ggml.model") == "no_vocab");
+    CHECK_FALSE(io::has_gguf_tokenizer(g.storage->file));
     CHECK(b.architecture == a.architecture);
     CHECK(b.vocab_size == a.vocab_size);
     CHECK(b.d_model == a.d_model);
@@ -543,7 +547,9 @@ TEST_CASE("gguf model: gpt-oss in llama.cpp's layout", "[gguf][model]") {
 
 TEST_CASE("gguf model: GGUF -> GGUF keeps the tokenizer and chat template metadata", "[gguf][model]") {
   const std::vector<std::string> tokens{"<s>", "</s>", "a", "b", "ab"};
-  const fs::path in = rewrite(export_fixture("qwen3_moe"), "with_tokenizer.gguf", {"tokenizer.ggml.eos_token_id"}, {},
+  // (the fixture has no tokenizer.json: its file says tokenizer.ggml.model "no_vocab", replaced here)
+  const fs::path in = rewrite(export_fixture("qwen3_moe"), "with_tokenizer.gguf",
+                              {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.model"}, {},
                               [&](io::GgufWriter& w) {
                                 w.set("tokenizer.ggml.model", std::string("gpt2"));
                                 w.set("tokenizer.ggml.pre", std::string("qwen2"));

@@ -98,6 +98,14 @@ TEST_CASE("read_gguf_tokenizer: inconsistent metadata is a typed error naming th
     require_gguf_error([&] { (void)read_gguf_tokenizer(g.file); }, ErrorCode::kTokenizer,
                        {"none.gguf", "tokenizer.ggml.model is absent"});
   }
+  for (const char* none : {"no_vocab", "none"}) {  // llama.cpp's values for a file without a vocabulary
+    GgufWriter w;
+    w.set("tokenizer.ggml.model", std::string(none));
+    const OwnedGguf g(w.to_bytes(), "no-vocab.gguf");
+    CHECK_FALSE(moe::io::has_gguf_tokenizer(g.file));
+    require_gguf_error([&] { (void)read_gguf_tokenizer(g.file); }, ErrorCode::kTokenizer,
+                       {"no-vocab.gguf", "no tokenizer", none});
+  }
   {
     GgufWriter w;
     w.set("tokenizer.ggml.model", std::string("gpt2"));

@@ -403,6 +403,9 @@ inline GgufExportReport detail::export_gguf_tensors(const ModelConfig& c, const 
       (void)write_gguf_tokenizer(w, input, topt);
       report.tokenizer = true;
     }
+    // No tokenizer (a folder without tokenizer.json, moe-bench's random weights): llama.cpp still
+    // needs tokenizer.ggml.model, and loads "no_vocab" with {arch}.vocab_size dummy tokens.
+    if (!w.has("tokenizer.ggml.model")) w.set("tokenizer.ggml.model", std::string(kGgufNoVocab));
     detail::MetadataPut put{w};
     gguf_arch::write_metadata(put, c);
     w.set("general.name", input.stem().string().empty() ? std::string("model") : input.filename().string());

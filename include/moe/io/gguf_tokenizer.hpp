@@ -49,8 +49,21 @@ struct GgufTokenizerData {
   std::size_t vocab_size() const noexcept { return tokens.size(); }
 };
 
-// Whether `f` carries a tokenizer (has tokenizer.ggml.model).
-inline bool has_gguf_tokenizer(const GgufFile& f) noexcept { return f.contains("tokenizer.ggml.model"); }
+// llama.cpp's tokenizer.ggml.model values for a file without a vocabulary (LLAMA_VOCAB_TYPE_NONE:
+// llama.cpp loads such a file with {arch}.vocab_size dummy tokens). moecpp writes the first for a
+// model without tokenizer.json (gguf_export.hpp), so that llama.cpp runs the weights.
+inline constexpr std::string_view kGgufNoVocab = "no_vocab";
+inline constexpr std::string_view kGgufNoVocabAlt = "none";
+
+// Whether `f` carries a tokenizer: tokenizer.ggml.model present and not a no-vocabulary value
+// (a key of another type counts as present: read_gguf_tokenizer then names the problem).
+inline bool has_gguf_tokenizer(const GgufFile& f) noexcept {
+  const auto v = f.find("tokenizer.ggml.model");
+  if (!v) return false;
+  if (!v->holds<std::string_view>()) return true;
+  const auto model = v->get<std::string_view>();
+  return model != kGgufNoVocab && model != kGgufNoVocabAlt;
+}
 
 // Reads the tokenizer metadata of `f`. Errors name the file and the key:
 //  kConfig: a key of the wrong GGUF type (GgufFile::get), an id key that is not an integer;
@@ -61,7 +74,10 @@ inline GgufTokenizerData read_gguf_tokenizer(const GgufFile& f) {
   return catch_as_error("read_gguf_tokenizer", [&] {
     GgufTokenizerData d;
     const std::string& file = f.name();
-    if (!has_gguf_tokenizer(f)) fail(ErrorCode::kTokenizer, "{}: no tokenizer (metadata key tokenizer.ggml.model is absent)", file);
+    if (!has_gguf_tokenizer(f)) {
+      fail(ErrorCode::kTokenizer, "{}: no tokenizer (metadata key tokenizer.ggml.model is absent or \"{}\")", file,
+           f.contains("tokenizer.ggml.model") ? f.get<std::string>("tokenizer.ggml.model") : std::string(kGgufNoVocab));
+    }
     d.model = f.get<std::string>("tokenizer.ggml.model");
     if (auto pre = f.get_optional<std::string>("tokenizer.ggml.pre")) d.pre = std::move(*pre);
     if (!f.contains("tokenizer.ggml.tokens")) fail(ErrorCode::kTokenizer, "{}: tokenizer.ggml.tokens is absent", file);
