@@ -1108,11 +1108,12 @@ TEST_CASE("gguf model: llama.cpp-converted DSA files: MTP blocks and indexers on
   }
   w.set("glm-dsa.block_count", std::uint32_t{4});
   w.set("glm-dsa.nextn_predict_layers", std::uint32_t{1});
-  const auto add = [&](const std::string& name, const io::GgufTensor& t) {
+  const auto add_to = [](io::GgufWriter& to, const std::string& name, const io::GgufTensor& t) {
     std::vector<std::uint64_t> shape;
     for (const index_t e : t.shape()) shape.push_back(e);
-    w.add_tensor(name, t.type, shape, t.bytes);
+    to.add_tensor(name, t.type, shape, t.bytes);
   };
+  const auto add = [&](const std::string& name, const io::GgufTensor& t) { add_to(w, name, t); };
   for (const io::GgufTensor t : f.tensors()) {
     const std::string name(t.name);
     add(name, t);
@@ -1133,4 +1134,20 @@ TEST_CASE("gguf model: llama.cpp-converted DSA files: MTP blocks and indexers on
   const Tensor<float, 2> y = all_logits(*load_model(mtp), ids);
   REQUIRE(x.size() == y.size());
   CHECK(std::equal(x.data(), x.data() + x.size(), y.data()));
+  // attention.indexer.types with an entry per block (the MTP block's counted too) reads the same.
+  io::GgufWriter v;
+  const io::GgufFile m = io::GgufFile::open(mtp);
+  for (std::size_t i = 0; i < m.metadata_count(); ++i) {
+    const auto kv = m.metadata_entry(i);
+    if (kv.key != "glm-dsa.attention.indexer.types") v.set_value(kv.key, kv.value);
+  }
+  io::GgufArrayValue per_block(io::GgufValueType::boolean);
+  for (const bool b : {true, true, false, true}) per_block.push(b);
+  v.set("glm-dsa.attention.indexer.types", per_block);
+  for (const io::GgufTensor tensor : m.tensors()) add_to(v, std::string(tensor.name), tensor);
+  const fs::path per_block_file = temp_path("glm_mtp_types4.gguf");
+  v.write(per_block_file);
+  const ModelConfig d = io::gguf_model_config(io::GgufFile::open(per_block_file));
+  CHECK(d.n_layers == 3);
+  CHECK(d.indexer_shared == std::vector<bool>{false, false, true});
 }

@@ -883,11 +883,14 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
       // own pattern from it on (GLM-5.2 GGUFs converted before the key existed).
       std::vector<bool> full(n_layers, true);
       if (const auto t = f.bools(key("attention.indexer.types"))) {
-        if (t->size() != n_layers) {
-          fail(ErrorCode::kConfig, "{}: {} has {} entries for {} layers", source, key("attention.indexer.types"),
-               t->size(), n_layers);
+        // One per layer (the config's indexer_types), or per block when a converter counted the MTP
+        // blocks too (their entries are unused, as the blocks are).
+        const std::uint64_t blocks = need_u("block_count");
+        if (t->size() != n_layers && t->size() != blocks) {
+          fail(ErrorCode::kConfig, "{}: {} has {} entries for {} layers ({} blocks)", source,
+               key("attention.indexer.types"), t->size(), n_layers, blocks);
         }
-        full = *t;
+        full.assign(t->begin(), t->begin() + static_cast<std::ptrdiff_t>(n_layers));
       } else if (f.integer(key("context_length")).value_or(0) >= kGlm52Context) {
         for (std::uint64_t i = 0; i < n_layers; ++i) full[i] = glm52_default_indexer_full(i);
         warn("{}: no {}: with a context of {} or more, the indexer layers are GLM-5.2's (full at 0, 1, 2, 6, 10, "

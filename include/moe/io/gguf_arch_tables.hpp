@@ -6,6 +6,8 @@
 #include "moe/core/tensor.hpp"
 #include "moe/model/architecture.hpp"
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -84,26 +86,23 @@ inline constexpr KeyMapping kDeepseek2Keys[] = {
     {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
     {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
 };
+// The keys of two tables, one after the other.
+template <std::size_t N, std::size_t M>
+constexpr std::array<KeyMapping, N + M> join_keys(const KeyMapping (&a)[N], const KeyMapping (&b)[M]) {
+  std::array<KeyMapping, N + M> out{};
+  for (std::size_t i = 0; i < N; ++i) out[i] = a[i];
+  for (std::size_t i = 0; i < M; ++i) out[N + i] = b[i];
+  return out;
+}
 // deepseek32 (DeepseekV32Model) and glm-dsa (GlmMoeDsaModel) subclass the converter's
 // DeepseekV2Model: deepseek2's keys plus the lightning indexer's three (llama.cpp requires all
 // three: llama_model_deepseek32 / llama_model_glm_dsa load_arch_hparams).
-inline constexpr KeyMapping kDsaKeys[] = {
-    {"expert_count", "n_routed_experts", KeyType::kU32},
-    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
-    {"expert_shared_count", "n_shared_experts", KeyType::kU32},
-    {"leading_dense_block_count", "first_k_dense_replace", KeyType::kU32},
-    {"expert_weights_scale", "routed_scaling_factor", KeyType::kF32},
-    {"expert_weights_norm", "norm_topk_prob", KeyType::kBool},
-    {"expert_group_count", "n_group", KeyType::kU32},
-    {"expert_group_used_count", "topk_group", KeyType::kU32},
-    {"attention.q_lora_rank", "q_lora_rank", KeyType::kU32},
-    {"attention.kv_lora_rank", "kv_lora_rank", KeyType::kU32},
-    {"attention.value_length_mla", "v_head_dim", KeyType::kU32},
-    {"rope.dimension_count", "qk_rope_head_dim", KeyType::kU32},
+inline constexpr KeyMapping kIndexerKeys[] = {
     {"attention.indexer.head_count", "index_n_heads", KeyType::kU32},
     {"attention.indexer.key_length", "index_head_dim", KeyType::kU32},
     {"attention.indexer.top_k", "index_topk", KeyType::kU32},
 };
+inline constexpr auto kDsaKeys = join_keys(kDeepseek2Keys, kIndexerKeys);
 inline constexpr KeyMapping kGptOssKeys[] = {
     {"expert_count", "num_local_experts", KeyType::kU32},
     {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},

@@ -418,6 +418,28 @@ inline bool bucket_one_block(const BucketArgs& a) {
   return a.n * a.k <= kBucketThreads && a.n_experts <= kBucketBlockMaxExperts;
 }
 
+// bucket_by_expert's launches for checked arguments.
+inline void launch_bucket(const BucketArgs& a, DeviceView<std::int32_t, 1> offsets, DeviceView<float, 1> slot_weight,
+                          DeviceView<double, 1> weight_sum) {
+  if (!bucket_one_block(a)) {
+    // prefill (or a huge expert count): many blocks
+    const auto blocks = static_cast<unsigned>(a.n_experts);
+    launch(bucket_count_kernel, blocks, kBucketThreads, 0, a);
+    ::moe::cuda::check_launch("bucket_count_kernel");
+    launch(bucket_scan_kernel, 1, kBucketThreads, 0, a);
+    ::moe::cuda::check_launch("bucket_scan_kernel");
+    launch(bucket_place_kernel, blocks, kBucketThreads, 0, a);
+    ::moe::cuda::check_launch("bucket_place_kernel");
+    if (a.weight_sum != nullptr) {
+      accumulate_expert_weights(backend::cuda{}, DeviceView<const std::int32_t, 1>(offsets),
+                                DeviceView<const float, 1>(slot_weight), weight_sum);
+    }
+    return;
+  }
+  const std::size_t smem = sizeof(int) * static_cast<std::size_t>(std::max(a.n_experts, 1));
+  launch(bucket_kernel, 1, kBucketThreads, smem, a);
+  ::moe::cuda::check_launch("bucket_kernel");
+}
 }  // namespace cuda_detail
 
 // ids, weights [n, top_k] (router output; ids in [0, n_experts), device memory). Writes a
@@ -433,53 +455,27 @@ inline void bucket_by_expert(backend::cuda, DeviceView<const std::int32_t, 2> id
                              DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
                              DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage,
                              DeviceView<double, 1> weight_sum = {}) {
-  const cuda_detail::BucketArgs a =
-      cuda_detail::bucket_args(ids, weights, offsets, slot_token, slot_weight, usage, weight_sum);
-  const index_t n_experts = a.n_experts;
-  if (!cuda_detail::bucket_one_block(a)) {
-    // prefill (or a huge expert count): many blocks
-    const auto blocks = static_cast<unsigned>(n_experts);
-    cuda_detail::launch(cuda_detail::bucket_count_kernel, blocks, cuda_detail::kBucketThreads, 0, a);
-    ::moe::cuda::check_launch("bucket_count_kernel");
-    cuda_detail::launch(cuda_detail::bucket_scan_kernel, 1, cuda_detail::kBucketThreads, 0, a);
-    ::moe::cuda::check_launch("bucket_scan_kernel");
-    cuda_detail::launch(cuda_detail::bucket_place_kernel, blocks, cuda_detail::kBucketThreads, 0, a);
-    ::moe::cuda::check_launch("bucket_place_kernel");
-    if (a.weight_sum != nullptr) {
-      accumulate_expert_weights(backend::cuda{}, DeviceView<const std::int32_t, 1>(offsets),
-                                DeviceView<const float, 1>(slot_weight), weight_sum);
-    }
-    return;
-  }
-  const std::size_t smem = sizeof(int) * std::max<index_t>(n_experts, 1);
-  cuda_detail::launch(cuda_detail::bucket_kernel, 1, cuda_detail::kBucketThreads, smem, a);
-  ::moe::cuda::check_launch("bucket_kernel");
+  cuda_detail::launch_bucket(cuda_detail::bucket_args(ids, weights, offsets, slot_token, slot_weight, usage, weight_sum),
+                             offsets, slot_weight, weight_sum);
 }
 
 // route, then bucket_by_expert of its ids and weights (kernels/reference/fused.hpp): one block
 // for a pass of one token whose slots bucket_kernel's block holds, else the two ops.
-inline void route_and_bucket(backend::cuda be, const RouterConfig& c, DeviceView<const float, 2> logits,
+inline void route_and_bucket(backend::cuda, const RouterConfig& c, DeviceView<const float, 2> logits,
                              DeviceView<const float, 1> correction, DeviceView<float, 1> scratch,
                              DeviceView<std::int32_t, 2> ids, DeviceView<float, 2> weights,
                              DeviceView<std::int32_t, 1> offsets, DeviceView<std::int32_t, 1> slot_token,
                              DeviceView<float, 1> slot_weight, DeviceView<std::uint64_t, 1> usage,
                              DeviceView<double, 1> weight_sum = {}) {
-  const auto bucket = [&] {
-    bucket_by_expert(be, DeviceView<const std::int32_t, 2>(ids), DeviceView<const float, 2>(weights), offsets,
-                     slot_token, slot_weight, usage, weight_sum);
-  };
-  if (!cuda_detail::check_route(c, logits, correction, scratch, ids, weights)) {
-    bucket();  // nothing routed: the buckets are still written (empty)
-    return;
-  }
+  const bool routes = cuda_detail::check_route(c, logits, correction, scratch, ids, weights);
   const cuda_detail::BucketArgs b = cuda_detail::bucket_args(ids, weights, offsets, slot_token, slot_weight, usage,
                                                              weight_sum);
-  if (logits.extent(0) != 1 || !cuda_detail::bucket_one_block(b)) {
-    route(be, c, logits, correction, scratch, ids, weights);
-    bucket();
+  const cuda_detail::RouteArgs r = cuda_detail::route_args(c, logits, correction, ids, weights);
+  if (!routes || logits.extent(0) != 1 || !cuda_detail::bucket_one_block(b)) {
+    if (routes) cuda_detail::launch_route(c, r, logits.extent(0));  // else nothing routed: empty buckets
+    cuda_detail::launch_bucket(b, offsets, slot_weight, weight_sum);
     return;
   }
-  const cuda_detail::RouteArgs r = cuda_detail::route_args(c, logits, correction, ids, weights);
   const std::size_t smem = std::max(cuda_detail::route_shared_bytes(c), sizeof(int) * std::max<index_t>(b.n_experts, 1));
   cuda_detail::allow_dynamic_shared(cuda_detail::route_bucket_kernel, smem, "route_and_bucket");
   cuda_detail::launch(cuda_detail::route_bucket_kernel, 1, cuda_detail::kBucketThreads, smem, r, b);

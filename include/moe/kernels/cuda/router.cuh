@@ -256,6 +256,17 @@ inline bool check_route(const RouterConfig& c, DeviceView<const float, 2> logits
   return logits.extent(0) != 0 && c.top_k != 0;
 }
 
+// route's launch (a block per token) for checked arguments.
+inline void launch_route(const RouterConfig& c, const RouteArgs& a, index_t n_tokens) {
+  const std::size_t smem = route_shared_bytes(c);
+  allow_dynamic_shared(route_kernel, smem, "route");
+  // Enough threads for the top-k's n² comparisons (block_select_top_k), up to 1024.
+  const index_t pairs = std::min<index_t>(c.n_experts * c.n_experts, kRouterMaxThreads);
+  const int threads = static_cast<int>(std::max<index_t>(kWarpSize, (pairs + 31) / 32 * 32));
+  launch(route_kernel, static_cast<unsigned>(n_tokens), threads, smem, a);
+  ::moe::cuda::check_launch("route_kernel");
+}
+
 }  // namespace cuda_detail
 
 // Routes n tokens: logits [n, n_experts] (GPT-OSS: router bias added), correction [n_experts]
@@ -266,14 +277,7 @@ inline void route(backend::cuda, const RouterConfig& c, DeviceView<const float, 
                   DeviceView<const float, 1> correction, DeviceView<float, 1> scratch, DeviceView<std::int32_t, 2> ids,
                   DeviceView<float, 2> weights) {
   if (!cuda_detail::check_route(c, logits, correction, scratch, ids, weights)) return;
-  const cuda_detail::RouteArgs a = cuda_detail::route_args(c, logits, correction, ids, weights);
-  const std::size_t smem = cuda_detail::route_shared_bytes(c);
-  cuda_detail::allow_dynamic_shared(cuda_detail::route_kernel, smem, "route");
-  // Enough threads for the top-k's n² comparisons (block_select_top_k), up to 1024.
-  const index_t pairs = std::min<index_t>(c.n_experts * c.n_experts, cuda_detail::kRouterMaxThreads);
-  const int threads = static_cast<int>(std::max<index_t>(cuda_detail::kWarpSize, (pairs + 31) / 32 * 32));
-  cuda_detail::launch(cuda_detail::route_kernel, static_cast<unsigned>(logits.extent(0)), threads, smem, a);
-  ::moe::cuda::check_launch("route_kernel");
+  cuda_detail::launch_route(c, cuda_detail::route_args(c, logits, correction, ids, weights), logits.extent(0));
 }
 
 }  // namespace moe::kernels
