@@ -29,16 +29,29 @@ if [[ "${1:-}" == "--pack-deps" ]]; then
     "$dest/lib/x86_64-linux-gnu/cmake/"
   cp -r /usr/lib/cmake/Catch2 "$dest/lib/cmake/"
   cp -r /usr/share/cmake/nlohmann_json /usr/share/cmake/xtl "$dest/share/cmake/"
-  cp -L /usr/lib/x86_64-linux-gnu/libpcre2-8.so /usr/lib/x86_64-linux-gnu/libutf8proc.so \
-    "$dest/lib/x86_64-linux-gnu/"
   cp -L /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0 /usr/lib/x86_64-linux-gnu/libutf8proc.so.2 \
     /lib/x86_64-linux-gnu/libpkgconf.so.3 "$dest/lib/x86_64-linux-gnu/"
+  ln -sf libpcre2-8.so.0 "$dest/lib/x86_64-linux-gnu/libpcre2-8.so"
+  ln -sf libutf8proc.so.2 "$dest/lib/x86_64-linux-gnu/libutf8proc.so"
   # fmt is linked as a library (moe::moe links fmt::fmt); Catch2WithMain is only checked for.
   cp /usr/lib/x86_64-linux-gnu/libfmt.so.9.1.0 "$dest/lib/x86_64-linux-gnu/"
   ln -sf libfmt.so.9.1.0 "$dest/lib/x86_64-linux-gnu/libfmt.so.9"
   ln -sf libfmt.so.9 "$dest/lib/x86_64-linux-gnu/libfmt.so"
   cp /usr/lib/libCatch2WithMain.a "$dest/lib/"
+  # cpp-httplib (moe-server) as Debian builds it: a shared library that needs brotli besides the
+  # OpenSSL and zlib that GPU images have.
+  cp /usr/include/httplib.h /usr/include/zlib.h /usr/include/zconf.h "$dest/include/"
+  cp -r /usr/include/brotli /usr/include/openssl "$dest/include/"
+  cp /usr/include/x86_64-linux-gnu/openssl/*.h "$dest/include/openssl/"
+  cp -L /usr/lib/x86_64-linux-gnu/libcpp-httplib.so.0.11 /usr/lib/x86_64-linux-gnu/libbrotlidec.so.1 \
+    /usr/lib/x86_64-linux-gnu/libbrotlienc.so.1 /usr/lib/x86_64-linux-gnu/libbrotlicommon.so.1 \
+    "$dest/lib/x86_64-linux-gnu/"
+  ln -sf libcpp-httplib.so.0.11 "$dest/lib/x86_64-linux-gnu/libcpp-httplib.so"
+  sed -e 's|^prefix=.*|prefix=${pcfiledir}/../../..|' -e '/^Requires.private/d' \
+    /usr/lib/x86_64-linux-gnu/pkgconfig/cpp-httplib.pc > "$dest/lib/x86_64-linux-gnu/pkgconfig/cpp-httplib.pc"
   cp /usr/bin/pkgconf "$dest/bin/"
+  # The device call carries at most 64 MiB with the working tree: drop what no target includes.
+  rm -rf "$dest/include/eigen3/unsupported"
   # pkg-config files relative to their own folder, so the prefix can move.
   for pc in libpcre2-8.pc libutf8proc.pc; do
     sed 's|^prefix=.*|prefix=${pcfiledir}/../../..|' "/usr/lib/x86_64-linux-gnu/pkgconfig/$pc" \
