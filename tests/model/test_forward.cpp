@@ -409,6 +409,7 @@ namespace {
 // refusal of the other formats and the weight upload on a machine without a device.
 struct f32_only_backend : backend::reference {
   using formats = type_list<float>;
+  using vector_formats = type_list<float>;
   static constexpr const char* name = "f32-only";
 };
 

@@ -3,7 +3,8 @@
 // vectorized overload falls back to the scalar one by overload resolution. `cuda` derives from
 // nothing: a missing device op is a compile error, never a host loop over device memory.
 // Each tag names its memory space (`memory`: where its buffers live and what views it takes)
-// and the weight formats it has kernels for (`formats`, for visit_format).
+// and the weight formats it has kernels for (`formats` for matrices, `vector_formats` for
+// vectors: visit_format / visit_vector_format).
 #pragma once
 
 #include "moe/core/format.hpp"
@@ -20,7 +21,8 @@ using moe::host_memory;
 // cpu_simd) has kernels for every format of all_formats, the ggml block formats included.
 struct reference {
   using memory = host_memory;
-  using formats = all_formats;
+  using formats = all_formats;         // matrices
+  using vector_formats = all_formats;  // norms, biases
   static constexpr const char* name = "reference";
 };
 
@@ -36,9 +38,11 @@ using cpu = cpu_simd<>;
 #if defined(MOE_ENABLE_CUDA)
 struct cuda {
   using memory = device_memory;
-  // No block-format kernels yet: visit_format reports q8_0, q4_K, ... as kUnsupported, and a
-  // model with such weights fails at construction naming the tensor.
-  using formats = type_list<float, bf16, f16>;
+  // Matrices in every format (the block formats decoded in registers: kernels/cuda/
+  // block_format.cuh); vectors in the element types only, so a block-format norm or bias is a
+  // kUnsupported error at load naming the tensor.
+  using formats = all_formats;
+  using vector_formats = type_list<float, bf16, f16>;
   static constexpr const char* name = "cuda";
 };
 #endif

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "moe/core/error.hpp"
+#include "moe/core/host_device.hpp"
 
 #include <bit>
 #include <cstddef>
@@ -36,8 +37,8 @@ constexpr bool operator==(f16 a, f16 b) noexcept { return a.bits == b.bits; }
 
 // ---- bf16 <-> f32 ---------------------------------------------------------------------------
 
-constexpr float to_float(bf16 v) noexcept {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(v.bits) << 16);
+MOE_HD constexpr float to_float(bf16 v) noexcept {
+  return f32_from_bits(static_cast<std::uint32_t>(v.bits) << 16);
 }
 
 // Round to nearest, ties to even. NaN stays NaN (quieted, sign kept); values past the largest
@@ -53,7 +54,7 @@ constexpr bf16 to_bf16(float f) noexcept {
 
 // ---- f16 <-> f32 ----------------------------------------------------------------------------
 
-constexpr float to_float(f16 v) noexcept {
+MOE_HD constexpr float to_float(f16 v) noexcept {
   const std::uint32_t h = v.bits;
   const std::uint32_t sign = (h & 0x8000u) << 16;
   const std::uint32_t exponent = (h >> 10) & 0x1fu;
@@ -73,7 +74,7 @@ constexpr float to_float(f16 v) noexcept {
     }
     out = sign | (e << 23) | ((mantissa & 0x3ffu) << 13);
   }
-  return std::bit_cast<float>(out);
+  return f32_from_bits(out);
 }
 
 // Round to nearest, ties to even, including into the subnormal range; overflow gives Inf,
@@ -106,7 +107,7 @@ constexpr f16 to_f16(float f) noexcept {
   return f16::from_bits(static_cast<std::uint16_t>(sign | m));
 }
 
-constexpr float to_float(float v) noexcept { return v; }
+MOE_HD constexpr float to_float(float v) noexcept { return v; }
 
 // Converts an f32 into the storage type T.
 template <class T>

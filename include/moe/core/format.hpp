@@ -130,6 +130,14 @@ decltype(auto) visit_format(DType t, F&& f) {
   return format_detail::visit_in(t, Backend::name, std::forward<F>(f), typename Backend::formats{});
 }
 
+// The same for a weight vector (norms, biases, per-channel scales): Backend::vector_formats,
+// which a device backend keeps to the element types (block-format vectors do not occur in
+// GGUF files or in what moe-quantize writes; a backend that lacks them says so at load).
+template <class Backend, class F>
+decltype(auto) visit_vector_format(DType t, F&& f) {
+  return format_detail::visit_in(t, Backend::name, std::forward<F>(f), typename Backend::vector_formats{});
+}
+
 template <class T, class... L>
 inline constexpr bool list_contains_v = (std::is_same_v<T, L> || ...);
 
@@ -138,11 +146,22 @@ inline constexpr bool backend_supports_format_v = []<class... L>(type_list<L...>
   return list_contains_v<T, L...>;
 }(typename Backend::formats{});
 
-// Whether Backend has kernels for the runtime format t (Backend::formats lists it).
+namespace format_detail {
+template <class... L>
+bool lists(DType d, type_list<L...>) noexcept {
+  return ((FormatTraits<L>::dtype == d) || ...);
+}
+}  // namespace format_detail
+
+// Whether Backend has kernels for the runtime format t as a matrix (Backend::formats lists it)
+// or as a vector (Backend::vector_formats).
 template <class Backend>
 bool supports_format(DType t) noexcept {
-  return []<class... L>(DType d, type_list<L...>) { return ((FormatTraits<L>::dtype == d) || ...); }(
-      t, typename Backend::formats{});
+  return format_detail::lists(t, typename Backend::formats{});
+}
+template <class Backend>
+bool supports_vector_format(DType t) noexcept {
+  return format_detail::lists(t, typename Backend::vector_formats{});
 }
 
 }  // namespace moe

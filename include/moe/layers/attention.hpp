@@ -108,7 +108,7 @@ void attention_forward(B be, const AttentionOptions& o, const AttentionWeights<t
     // The common case in one fused step: per-head QK-norm (Qwen3, GLM-4) or none, then rope, and
     // the new keys and values into the cache (the steps below touch q only).
     if (per_head) {
-      visit_format<B>(w.q_norm.dtype, [&](auto tag) {
+      visit_vector_format<B>(w.q_norm.dtype, [&](auto tag) {
         using T = decltype(tag);
         kernels::qk_norm_rope_append(be, q3, k3, CV(s.v), w.q_norm.template view<T>(), w.k_norm.template view<T>(),
                                      o.norm_eps, cos, sin, o.rope_pairing, pass, layer);

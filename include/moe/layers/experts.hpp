@@ -287,7 +287,7 @@ inline bool fuse_swiglu(index_t slots, index_t max_bucket) noexcept {
 
 inline void grouped_bias(backend::cuda be, DeviceView<float, 2> ys, const WeightVector<device_memory>& b0,
                          std::ptrdiff_t stride, DeviceView<const std::int32_t, 1> offsets) {
-  visit_format<backend::cuda>(b0.dtype, [&](auto tag) {
+  visit_vector_format<backend::cuda>(b0.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::grouped_add_bias(be, ys, b0.template view<T>(), static_cast<std::size_t>(stride), offsets);
   });

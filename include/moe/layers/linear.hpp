@@ -116,7 +116,7 @@ void linear_in_out(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<ty
 template <class B>
 void add_bias(B backend, ViewOf<B, float, 2> y, const WeightVector<typename B::memory>& bias) {
   if (bias.empty()) return;
-  visit_format<B>(bias.dtype, [&](auto tag) {
+  visit_vector_format<B>(bias.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::add_bias(backend, y, bias.template view<T>());
   });
@@ -126,7 +126,7 @@ void add_bias(B backend, ViewOf<B, float, 2> y, const WeightVector<typename B::m
 template <class B>
 void rms_norm(B backend, ViewOf<B, const float, 2> x, const WeightVector<typename B::memory>& w, float eps,
               ViewOf<B, float, 2> y) {
-  visit_format<B>(w.dtype, [&](auto tag) {
+  visit_vector_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::rmsnorm(backend, x, w.template view<T>(), eps, y);
   });
@@ -137,7 +137,7 @@ void rms_norm(B backend, ViewOf<B, const float, 2> x, const WeightVector<typenam
 template <class B>
 void add_rms_norm(B backend, ViewOf<B, float, 2> hidden, ViewOf<B, const float, 2> delta,
                   const WeightVector<typename B::memory>& w, float eps, ViewOf<B, float, 2> y) {
-  visit_format<B>(w.dtype, [&](auto tag) {
+  visit_vector_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::add_rmsnorm(backend, hidden, delta, w.template view<T>(), eps, y);
   });
@@ -146,7 +146,7 @@ void add_rms_norm(B backend, ViewOf<B, float, 2> hidden, ViewOf<B, const float, 
 // dst = f32(src) (a stored vector widened once per pass). dst [src.size].
 template <class B>
 void widen(B backend, const WeightVector<typename B::memory>& src, ViewOf<B, float, 1> dst) {
-  visit_format<B>(src.dtype, [&](auto tag) {
+  visit_vector_format<B>(src.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::to_f32(backend, src.template view<T>(), dst);
   });

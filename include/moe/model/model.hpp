@@ -101,11 +101,7 @@ BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared
           "LoRA tables for {} layers on a model of {}", lora_.layers.size(), weights_.layers.size());
   // Validation through the tensor list: every weight's format must have kernels on this
   // backend (a typed error at load, not at the first forward pass).
-  (void)weights_.transform([](const char* name, const auto& t) {
-    require(t.empty() || supports_format<Backend>(t.dtype), ErrorCode::kUnsupported,
-            "tensor {}: {} weights are not supported by backend {}", name, dtype_name(t.dtype), Backend::name);
-    return t;
-  });
+  model::require_backend_formats<Backend>(weights_);
   plan_ = model::make_forward_plan(config_, weights_);
   plan_.sizes.lora_rank = lora_.empty() ? 0 : std::max<index_t>(lora_.max_rank, 1);
   bytes_ = model::weight_bytes(weights_, config_.top_k);

@@ -33,14 +33,11 @@ UploadedWeights<typename Backend::memory> upload_weights(const ModelWeights<host
   using Mem = typename Backend::memory;
   constexpr std::size_t kAlign = 256;
   const auto padded = [](std::size_t b) { return (b + kAlign - 1) / kAlign * kAlign; };
-  // Pass 1: the bytes of every tensor (checked by visit_format: the backend must support it).
+  // Pass 1: the formats (the backend must have kernels for them) and the bytes of every tensor.
+  require_backend_formats<Backend>(host);
   std::size_t total = 0;
-  (void)host.transform([&](const char* name, const auto& t) {
-    if (!t.empty()) {
-      require(supports_format<Backend>(t.dtype), ErrorCode::kUnsupported,
-              "tensor {}: {} weights are not supported by backend {}", name, dtype_name(t.dtype), Backend::name);
-      total += padded(t.bytes());
-    }
+  (void)host.transform([&](const char*, const auto& t) {
+    if (!t.empty()) total += padded(t.bytes());
     return t;
   });
   auto arena = std::make_shared<Buffer<std::byte, Mem>>(std::max<std::size_t>(total, 1));

@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace moe {
@@ -104,6 +105,19 @@ struct ModelWeights {
     return r;
   }
 };
+
+// Checks that Backend has kernels for every weight's format (matrices: Backend::formats,
+// vectors: Backend::vector_formats): kUnsupported naming the tensor, the format and the backend.
+template <class Backend, class S>
+void require_backend_formats(const ModelWeights<S>& w) {
+  (void)w.transform([](const char* name, const auto& t) {
+    constexpr bool kMatrix = std::is_same_v<std::remove_cvref_t<decltype(t)>, layers::WeightMatrix<S>>;
+    const bool ok = kMatrix ? supports_format<Backend>(t.dtype) : supports_vector_format<Backend>(t.dtype);
+    require(t.empty() || ok, ErrorCode::kUnsupported, "tensor {}: {} {} are not supported by backend {}", name,
+            dtype_name(t.dtype), kMatrix ? "weights" : "vectors", Backend::name);
+    return t;
+  });
+}
 
 // Bytes of the weights, split by how a decode step reads them: `total` (all of them), and
 // `per_token` (what one token reads: every dense tensor, one row of the embedding and, per MoE

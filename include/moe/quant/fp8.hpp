@@ -27,16 +27,16 @@ inline constexpr std::uint32_t kNoGgmlType = 0xffffffffu;
 inline constexpr float kE4m3Max = 448.0f;
 
 // e4m3fn code -> f32 (exact: every e4m3 value is an f32).
-constexpr float e4m3_to_float(std::uint8_t q) noexcept {
+MOE_HD constexpr float e4m3_to_float(std::uint8_t q) noexcept {
   const std::uint32_t sign = static_cast<std::uint32_t>(q & 0x80u) << 24;
   const std::uint32_t mag = q & 0x7fu;
-  if (mag == 0x7fu) return std::bit_cast<float>(sign | 0x7fc00000u);  // NaN
+  if (mag == 0x7fu) return f32_from_bits(sign | 0x7fc00000u);  // NaN
   const std::uint32_t e = mag >> 3, m = mag & 7u;
   if (e == 0) {  // subnormal m · 2^-9 (exact in f32), and ±0
     const float v = static_cast<float>(m) * 0.001953125f;
     return sign != 0 ? -v : v;
   }
-  return std::bit_cast<float>(sign | (e + 120u) << 23 | m << 20);  // (1 + m/8) · 2^(e-7)
+  return f32_from_bits(sign | (e + 120u) << 23 | m << 20);  // (1 + m/8) · 2^(e-7)
 }
 
 // f32 -> e4m3fn, round to nearest even (as torch's .to(torch.float8_e4m3fn)); |x| beyond the
@@ -70,7 +70,7 @@ struct BlockFp8E4m3 {
   float d;               // the tile's scale (the checkpoint's weight_scale_inv)
   std::uint8_t qs[128];  // e4m3fn codes
 
-  static float decode(const BlockFp8E4m3* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockFp8E4m3* row, std::size_t i) noexcept {
     const BlockFp8E4m3& b = row[i / 128];
     return e4m3_to_float(b.qs[i % 128]) * b.d;
   }

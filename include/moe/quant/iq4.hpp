@@ -24,6 +24,15 @@ namespace moe::quant {
 inline constexpr std::int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                                1,    13,   25,  38,  53,  69,  89,  113};
 
+// kIq4Values[q] as a packed lookup that device code can use too (decode).
+MOE_HD constexpr std::int8_t iq4_value(int q) noexcept {
+  return packed_table_entry(0xf6eaddcfbfad9881ull, 0x7159453526190d01ull, q);
+}
+static_assert([] {
+  for (int q = 0; q < 16; ++q) if (iq4_value(q) != kIq4Values[q]) return false;
+  return true;
+}(), "iq4_value must match kIq4Values");
+
 namespace detail {
 
 // Index of the table entry nearest to x (ggml best_index_int8; ties go to the upper entry's
@@ -139,11 +148,11 @@ struct BlockIq4Nl {
   f16 d;
   std::uint8_t qs[16];
 
-  static float decode(const BlockIq4Nl* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockIq4Nl* row, std::size_t i) noexcept {
     const BlockIq4Nl& b = row[i / 32];
     const std::size_t j = i % 32;
     const int q = j < 16 ? b.qs[j] & 0xf : b.qs[j - 16] >> 4;
-    return to_float(b.d) * static_cast<float>(kIq4Values[q]);
+    return to_float(b.d) * static_cast<float>(iq4_value(q));
   }
   static void dequantize(const BlockIq4Nl& b, float* y) noexcept {
     const float d = to_float(b.d);
@@ -169,16 +178,16 @@ struct BlockIq4Xs {
   std::uint8_t scales_l[4];  // nibble g%2 of byte g/2: low bits of group g's scale
   std::uint8_t qs[128];      // 16 bytes per group
 
-  static int group_scale(const BlockIq4Xs& b, std::size_t g) noexcept {
+  MOE_HD static int group_scale(const BlockIq4Xs& b, std::size_t g) noexcept {
     return static_cast<int>(((b.scales_l[g / 2] >> (4 * (g % 2))) & 0xf) | (((b.scales_h >> (2 * g)) & 3) << 4)) - 32;
   }
-  static float decode(const BlockIq4Xs* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockIq4Xs* row, std::size_t i) noexcept {
     const BlockIq4Xs& b = row[i / 256];
     const std::size_t j = i % 256, g = j / 32, r = j % 32;
     const std::uint8_t byte = b.qs[16 * g + r % 16];
     const int q = r < 16 ? byte & 0xf : byte >> 4;
     const float dl = to_float(b.d) * static_cast<float>(group_scale(b, g));
-    return dl * static_cast<float>(kIq4Values[q]);
+    return dl * static_cast<float>(iq4_value(q));
   }
   static void dequantize(const BlockIq4Xs& b, float* y) noexcept {
     const float d = to_float(b.d);

@@ -209,7 +209,7 @@ inline float make_qx_quants_rmse1(int n, int nmax, const float* x, std::int8_t* 
 // Scale and min j (0..7) of the 12 packed 6-bit values of Q4_K / Q5_K (ggml get_scale_min_k4):
 // j < 4: low 6 bits of bytes j and j+4; j >= 4: nibbles of byte j+4 plus the top two bits of
 // bytes j-4 (scale) and j (min).
-inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) noexcept {
+MOE_HD inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) noexcept {
   if (j < 4) {
     d = q[j] & 63;
     m = q[j + 4] & 63;
@@ -220,7 +220,7 @@ inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d, std::uin
 }
 
 // Q3_K's 6-bit scale j (0..15), unsigned (the stored value is scale + 32).
-inline int scale_q3k(const std::uint8_t* s, int j) noexcept {
+MOE_HD inline int scale_q3k(const std::uint8_t* s, int j) noexcept {
   const int low = j < 8 ? s[j] & 0xf : s[j - 8] >> 4;
   return low | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4);
 }
@@ -294,7 +294,7 @@ struct BlockQ2_K {
 
   // Element i: chunk n = i/128, run g = (i%128)/32 at bit offset 2g of byte qs[32n + i%32];
   // group 8n + 2g + (i%32 >= 16).
-  static float decode(const BlockQ2_K* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ2_K* row, std::size_t i) noexcept {
     const BlockQ2_K& b = row[i / 256];
     const std::size_t j = i % 256, n = j / 128, g = (j % 128) / 32, l = j % 32;
     const std::uint8_t sc = b.scales[8 * n + 2 * g + l / 16];
@@ -376,7 +376,7 @@ struct BlockQ3_K {
   f16 d;
 
   // Element i: as Q2_K for the low bits; code = low - (high bit set ? 0 : 4), scale sc - 32.
-  static float decode(const BlockQ3_K* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ3_K* row, std::size_t i) noexcept {
     const BlockQ3_K& b = row[i / 256];
     const std::size_t j = i % 256, n = j / 128, g = (j % 128) / 32, l = j % 32;
     const int sc = detail::scale_q3k(b.scales, static_cast<int>(8 * n + 2 * g + l / 16)) - 32;
@@ -469,7 +469,7 @@ struct BlockQ4_K {
   std::uint8_t scales[12];  // 8 six-bit scales and mins (scale_min_k4)
   std::uint8_t qs[128];     // chunk c of 64: low nibbles of qs[32c..] then high nibbles
 
-  static float decode(const BlockQ4_K* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ4_K* row, std::size_t i) noexcept {
     const BlockQ4_K& b = row[i / 256];
     const std::size_t j = i % 256, c = j / 64, r = j % 64;
     std::uint8_t sc, m;
@@ -519,7 +519,7 @@ struct BlockQ5_K {
   std::uint8_t qh[32];   // bit 2c (+1 for the high nibbles) of byte l: fifth code bit of chunk c
   std::uint8_t qs[128];  // as Q4_K
 
-  static float decode(const BlockQ5_K* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ5_K* row, std::size_t i) noexcept {
     const BlockQ5_K& b = row[i / 256];
     const std::size_t j = i % 256, c = j / 64, r = j % 64;
     std::uint8_t sc, m;
@@ -584,7 +584,7 @@ struct BlockQ6_K {
 
   // Element i: chunk n = i/128, run g = (i%128)/32, l = i%32: low nibble of ql[64n + l + 32(g&1)]
   // (high nibble for g >= 2), high bits (qh[32n + l] >> 2g) & 3; group 8n + 2g + l/16.
-  static float decode(const BlockQ6_K* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ6_K* row, std::size_t i) noexcept {
     const BlockQ6_K& b = row[i / 256];
     const std::size_t j = i % 256, n = j / 128, g = (j % 128) / 32, l = j % 32;
     const std::uint8_t lo = b.ql[64 * n + l + 32 * (g & 1)];
@@ -666,7 +666,7 @@ struct BlockQ8_K {
   std::int8_t qs[256];
   std::int16_t bsums[16];  // sum of each 16 codes
 
-  static float decode(const BlockQ8_K* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ8_K* row, std::size_t i) noexcept {
     const BlockQ8_K& b = row[i / 256];
     return b.d * static_cast<float>(b.qs[i % 256]);
   }

@@ -39,11 +39,11 @@ inline void min_max(const float* x, int n, float& min, float& max) noexcept {
   }
 }
 
-inline std::uint8_t nibble(const std::uint8_t* qs, std::size_t j) noexcept {
+MOE_HD inline std::uint8_t nibble(const std::uint8_t* qs, std::size_t j) noexcept {
   return j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4;
 }
 
-inline std::uint32_t load_u32(const std::uint8_t* p) noexcept {
+MOE_HD inline std::uint32_t load_u32(const std::uint8_t* p) noexcept {
   return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
@@ -61,7 +61,7 @@ struct BlockQ4_0 {
   f16 d;
   std::uint8_t qs[16];
 
-  static float decode(const BlockQ4_0* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ4_0* row, std::size_t i) noexcept {
     const BlockQ4_0& b = row[i / 32];
     return static_cast<float>(detail::nibble(b.qs, i % 32) - 8) * to_float(b.d);
   }
@@ -96,7 +96,7 @@ struct BlockQ4_1 {
   f16 m;
   std::uint8_t qs[16];
 
-  static float decode(const BlockQ4_1* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ4_1* row, std::size_t i) noexcept {
     const BlockQ4_1& b = row[i / 32];
     return static_cast<float>(detail::nibble(b.qs, i % 32)) * to_float(b.d) + to_float(b.m);
   }
@@ -132,10 +132,10 @@ struct BlockQ5_0 {
   std::uint8_t qh[4];  // bit j: the fifth bit of element j
   std::uint8_t qs[16];
 
-  static int code(const BlockQ5_0& b, std::size_t j) noexcept {
+  MOE_HD static int code(const BlockQ5_0& b, std::size_t j) noexcept {
     return detail::nibble(b.qs, j) | static_cast<int>((detail::load_u32(b.qh) >> j) & 1u) << 4;
   }
-  static float decode(const BlockQ5_0* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ5_0* row, std::size_t i) noexcept {
     const BlockQ5_0& b = row[i / 32];
     return static_cast<float>(code(b, i % 32) - 16) * to_float(b.d);
   }
@@ -172,10 +172,10 @@ struct BlockQ5_1 {
   std::uint8_t qh[4];
   std::uint8_t qs[16];
 
-  static int code(const BlockQ5_1& b, std::size_t j) noexcept {
+  MOE_HD static int code(const BlockQ5_1& b, std::size_t j) noexcept {
     return detail::nibble(b.qs, j) | static_cast<int>((detail::load_u32(b.qh) >> j) & 1u) << 4;
   }
-  static float decode(const BlockQ5_1* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ5_1* row, std::size_t i) noexcept {
     const BlockQ5_1& b = row[i / 32];
     return static_cast<float>(code(b, i % 32)) * to_float(b.d) + to_float(b.m);
   }

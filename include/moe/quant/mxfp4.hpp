@@ -19,12 +19,21 @@ namespace moe::quant {
 // E2M1 values doubled (ggml kvalues_mxfp4).
 inline constexpr std::int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
+// kMxfp4Values[q] as a packed lookup that device code can use too (decode).
+MOE_HD constexpr std::int8_t mxfp4_value(int q) noexcept {
+  return packed_table_entry(0x0c08060403020100ull, 0xf4f8fafcfdfeff00ull, q);
+}
+static_assert([] {
+  for (int q = 0; q < 16; ++q) if (mxfp4_value(q) != kMxfp4Values[q]) return false;
+  return true;
+}(), "mxfp4_value must match kMxfp4Values");
+
 namespace detail {
 
 // 2^(e-128): half the E8M0 scale (ggml_e8m0_to_fp32_half; e = 0, 1 are f32 subnormals).
-inline float e8m0_half(std::uint8_t e) noexcept {
+MOE_HD inline float e8m0_half(std::uint8_t e) noexcept {
   const std::uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<std::uint32_t>(e - 1) << 23;
-  return std::bit_cast<float>(bits);
+  return f32_from_bits(bits);
 }
 
 }  // namespace detail
@@ -37,11 +46,11 @@ struct BlockMxfp4 {
   std::uint8_t e;  // E8M0 exponent
   std::uint8_t qs[16];
 
-  static float decode(const BlockMxfp4* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockMxfp4* row, std::size_t i) noexcept {
     const BlockMxfp4& b = row[i / 32];
     const std::size_t j = i % 32;
     const int q = j < 16 ? b.qs[j] & 0xf : b.qs[j - 16] >> 4;
-    return static_cast<float>(kMxfp4Values[q]) * detail::e8m0_half(b.e);
+    return static_cast<float>(mxfp4_value(q)) * detail::e8m0_half(b.e);
   }
   static void dequantize(const BlockMxfp4& b, float* y) noexcept {
     const float d = detail::e8m0_half(b.e);

@@ -20,7 +20,7 @@ struct BlockQ8_0 {
   f16 d;               // scale
   std::int8_t qs[32];  // codes
 
-  static float decode(const BlockQ8_0* row, std::size_t i) noexcept {
+  MOE_HD static float decode(const BlockQ8_0* row, std::size_t i) noexcept {
     const BlockQ8_0& b = row[i / 32];
     return static_cast<float>(b.qs[i % 32]) * to_float(b.d);
   }

@@ -582,7 +582,7 @@ void pack_b_blocks(const View<const W, 2>& w, index_t n0, index_t nc, index_t k0
 template <class W, class Arch>
   requires is_block_format_v<W>
 void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
-  detail::check_block_matmul(x, w, y, "matmul");
+  detail::check_matmul(x, w, y, "matmul");
   static_assert(cpu_detail::GemmShape<Arch>::kKc % W::block_elements == 0, "GEMM K blocks must hold whole blocks");
   if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
     cpu_quant::matmul_streaming<Arch>(x, w, y);
@@ -621,7 +621,7 @@ template <class W, class Arch>
   requires is_block_format_v<W>
 void mla_expand_values(backend::cpu_simd<Arch> be, const MlaShape& s, View<const W, 2> kv_b,
                        View<const float, 2> out_latent, View<float, 2> out) {
-  detail::check_mla_projection(s, kv_b.extent(0), detail::block_cols(kv_b), out_latent.extent(0),
+  detail::check_mla_projection(s, kv_b.extent(0), detail::weight_cols(kv_b), out_latent.extent(0),
                                out_latent.extent(1), out.extent(0), out.extent(1), "mla_expand_values",
                                s.n_heads * s.kv_lora_rank, s.n_heads * s.v);
   for (index_t h = 0; h < s.n_heads; ++h) {

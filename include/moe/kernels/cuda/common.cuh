@@ -7,6 +7,7 @@
 
 #include "moe/core/dtype.hpp"
 #include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
 #include "moe/core/memory.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/cuda/check.cuh"
@@ -28,9 +29,14 @@ inline constexpr int kWarpSize = 32;
 static_assert(sizeof(bf16) == 2 && alignof(bf16) == 2, "bf16 must be two bytes (raw bits)");
 static_assert(sizeof(f16) == 2 && alignof(f16) == 2, "f16 must be two bytes (raw bits)");
 
-// The weight formats backend::cuda has kernels for (the dense element types).
+// The element types backend::cuda has kernels for (every op taking a weight).
 template <class W>
 inline constexpr bool is_cuda_weight_v = std::is_same_v<W, float> || std::is_same_v<W, bf16> || std::is_same_v<W, f16>;
+
+// The matrix formats: the element types and the ggml block formats (matrix products, grouped
+// expert products, embedding rows; vectors stay element types: backend::cuda::vector_formats).
+template <class W>
+inline constexpr bool is_cuda_matrix_format_v = is_cuda_weight_v<W> || is_block_format_v<W>;
 
 // bf16 is the top half of an f32: widening is a shift, exact for every value incl. NaN/Inf.
 __device__ __forceinline__ float bf16_bits_to_float(std::uint16_t bits) {
@@ -53,11 +59,14 @@ __device__ __forceinline__ float bits_to_float(std::uint16_t bits) {
   }
 }
 
-// Loads element i of a weight vector through the read-only path as f32 (exact widening).
+// Loads element i of a weight row through the read-only path as f32 (exact widening; a block
+// format's element i of the row of blocks p, by the format's decode).
 template <class W>
 __device__ __forceinline__ float load_as_float(const W* p, std::size_t i) {
   if constexpr (std::is_same_v<W, float>) {
     return __ldg(p + i);
+  } else if constexpr (is_block_format_v<W>) {
+    return W::decode(p, i);
   } else {
     return bits_to_float<W>(__ldg(reinterpret_cast<const unsigned short*>(p) + i));
   }

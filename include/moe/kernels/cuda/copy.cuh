@@ -124,14 +124,14 @@ inline void gather_rows(backend::cuda, DeviceView<const float, 2> src, DeviceVie
 template <class W>
 void embed_rows(backend::cuda, DeviceView<const W, 2> table, DeviceView<const std::int32_t, 1> tokens,
                 DeviceView<float, 2> out) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
-    require(out.extent(0) == tokens.extent(0) && out.extent(1) == table.extent(1), ErrorCode::kInvalidArgument,
-            "embed_rows: table [{}, {}], {} tokens, out [{}, {}]", table.extent(0), table.extent(1), tokens.extent(0),
-            out.extent(0), out.extent(1));
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
+    require(out.extent(0) == tokens.extent(0) && out.extent(1) == detail::weight_cols(table),
+            ErrorCode::kInvalidArgument, "embed_rows: table [{}, {}] ({}), {} tokens, out [{}, {}]", table.extent(0),
+            detail::weight_cols(table), FormatTraits<W>::name, tokens.extent(0), out.extent(0), out.extent(1));
     cuda_detail::launch_gather<W>(table, tokens, out, "embed_rows");
   } else {
     static_assert(dependent_false<W>, "kernels::embed_rows is not implemented for backend::cuda with this weight "
-                                      "type (implemented: float, bf16, f16)");
+                                      "type (implemented: float, bf16, f16, the block formats)");
   }
 }
 

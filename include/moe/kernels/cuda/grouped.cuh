@@ -173,7 +173,7 @@ void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count
 template <class W, bool kVector>
 void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count) {
   static_assert(kGroupedGemvMaxPass == 2, "update the variants below");
-  const bool short_rows = static_cast<std::size_t>(a.g.in) * sizeof(W) <= 2048;
+  const bool short_rows = FormatTraits<W>::row_bytes(static_cast<std::size_t>(a.g.in)) <= 2048;
   if (max_count <= 1 && !short_rows) launch_grouped_gemv<W, kVector, 1, kGroupedGemvRows<1>>(a, grid_y, max_count);
   else if (max_count <= 1) launch_grouped_gemv<W, kVector, 1, 2>(a, grid_y, max_count);
   else launch_grouped_gemv<W, kVector, 2, kGroupedGemvRows<2>>(a, grid_y, max_count);
@@ -331,6 +331,11 @@ template <class W>
 std::size_t expert_stride_elems(std::size_t bytes, const char* op) {
   require(bytes % sizeof(W) == 0, ErrorCode::kInvalidArgument,
           "kernels::{}(cuda): expert stride of {} bytes is not a whole number of elements", op, bytes);
+  if constexpr (is_block_format_v<W>) {
+    require(bytes % kRunAlignment<W> == 0, ErrorCode::kInvalidArgument,
+            "kernels::{}(cuda): expert stride of {} bytes breaks the {}-byte alignment of {} rows", op, bytes,
+            kRunAlignment<W>, dtype_name(W::dtype));
+  }
   return bytes / sizeof(W);
 }
 
@@ -410,7 +415,7 @@ GroupedArgs<W> grouped_args(DeviceView<const float, 2> xs, DeviceView<const W, 2
 
 // ys[offsets[e], offsets[e+1]) = xs[offsets[e], offsets[e+1]) · W_eᵀ for every expert e, where
 // W_e is w0's [out, in] view moved by e · expert_stride_bytes. xs [slots, in], ys [slots, out]
-// f32; W float, bf16 or f16; offsets [n_experts + 1] int32; all in device memory, inner strides 1.
+// f32; W float, bf16, f16 or a block format; offsets [n_experts + 1] int32; all in device memory, inner strides 1.
 // Asynchronous, no host synchronization, no allocation. Throws kInvalidArgument on mismatched
 // shapes, kDevice if a launch fails.
 // max_bucket (optional, 0: unknown): the most slots any bucket can hold, e.g. the number of
@@ -420,7 +425,7 @@ template <class W>
 void grouped_matmul(backend::cuda, DeviceView<const float, 2> xs, DeviceView<const W, 2> w0,
                     std::size_t expert_stride_bytes, DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> ys,
                     index_t max_bucket = 0) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
     detail::check_matmul(xs, w0, ys, "grouped_matmul");
     cuda_detail::grouped_dispatch(
         cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, false, "grouped_matmul"), false,
@@ -443,13 +448,14 @@ template <class W>
 void grouped_matmul_swiglu(backend::cuda, DeviceView<const float, 2> xs, DeviceView<const W, 2> gate0,
                            std::size_t gate_stride_bytes, DeviceView<const W, 2> up0, std::size_t up_stride_bytes,
                            DeviceView<const std::int32_t, 1> offsets, DeviceView<float, 2> act, index_t max_bucket = 0) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
     namespace cd = cuda_detail;
     detail::check_matmul(xs, gate0, act, "grouped_matmul_swiglu");
     require(up0.extent(0) == gate0.extent(0) && up0.extent(1) == gate0.extent(1), ErrorCode::kInvalidArgument,
             "grouped_matmul_swiglu: gate [{}, {}] and up [{}, {}] differ", gate0.extent(0), gate0.extent(1),
             up0.extent(0), up0.extent(1));
     cd::require_unit_inner_stride(up0, "grouped_matmul_swiglu", "up");
+    cd::require_run_alignment(up0, "grouped_matmul_swiglu");
     cd::GroupedSwigluArgs<W> p;
     p.gate = cd::grouped_args(xs, gate0, gate_stride_bytes, offsets, act, false, "grouped_matmul_swiglu");
     p.up = up0.data(), p.up_ld = static_cast<std::size_t>(up0.stride(0));
@@ -488,7 +494,7 @@ template <class W>
 void grouped_matmul_in_out(backend::cuda, DeviceView<const float, 2> xs, DeviceView<const W, 2> w0,
                            std::size_t expert_stride_bytes, DeviceView<const std::int32_t, 1> offsets,
                            DeviceView<float, 2> ys) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
     detail::check_matmul_in_out(xs, w0, ys, "grouped_matmul_in_out");
     cuda_detail::grouped_dispatch(
         cuda_detail::grouped_args(xs, w0, expert_stride_bytes, offsets, ys, true, "grouped_matmul_in_out"), true, 0);

@@ -18,6 +18,7 @@
 #include "moe/core/dtype.hpp"
 #include "moe/core/error.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/kernels/cuda/block_format.cuh"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
 #include "moe/kernels/reference/arguments.hpp"
@@ -130,43 +131,75 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
     for (int t = 0; t < kTokens; ++t) acc[r][t] = 0.0f;
   }
 
-  int k_tail = 0;  // first input index not covered by 16-byte chunks
-  if constexpr (kVector) {
-    const int n_chunks = in / kE;
-    // kRows x kUnroll independent 16-byte loads per lane before any arithmetic; the last group is
-    // predicated, so a lane's chunks of a short row (in = 768: 3 per lane) are in flight together
-    // rather than one round trip each. Each lane still applies its chunks c = lane, lane + 32, ...
-    // in increasing order, so the sums do not depend on kUnroll or on kRows.
-    for (int c = lane; c < n_chunks; c += kUnroll * kWarpSize) {
-      uint4 packed[kUnroll][kRows];
+  if constexpr (is_block_format_v<W>) {
+    // Block formats: lane runs of 8 elements (c = lane, lane + 32, ...: the warp reads 256
+    // consecutive elements of each row per turn), decoded in registers; kVector: x rows are
+    // 16-byte aligned. `in` is a whole number of blocks (checked by the caller).
+    const int n_runs = in / kRunElems;
+#pragma unroll 2
+    for (int c = lane; c < n_runs; c += kWarpSize) {
+      float wf[kRows][kRunElems];
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (c + u * kWarpSize < n_chunks) {
+      for (int r = 0; r < kRows; ++r) decode_run(w_rows[r], c * kRunElems, wf[r]);
 #pragma unroll
-          for (int r = 0; r < kRows; ++r) packed[u][r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c + u * kWarpSize);
+      for (int t = 0; t < kTokens; ++t) {
+        const float* xp = x + t * ld_x + static_cast<std::size_t>(c) * kRunElems;
+        float xs[kRunElems];
+        if constexpr (kVector) {
+          const float4 v0 = __ldg(reinterpret_cast<const float4*>(xp)), v1 = __ldg(reinterpret_cast<const float4*>(xp) + 1);
+          xs[0] = v0.x, xs[1] = v0.y, xs[2] = v0.z, xs[3] = v0.w, xs[4] = v1.x, xs[5] = v1.y, xs[6] = v1.z, xs[7] = v1.w;
+        } else {
+#pragma unroll
+          for (int e = 0; e < kRunElems; ++e) xs[e] = __ldg(xp + e);
         }
-      }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        if (c + u * kWarpSize < n_chunks) {
-          gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, ld_x,
-                                                   static_cast<std::size_t>(c + u * kWarpSize) * kE, acc);
+        for (int r = 0; r < kRows; ++r) {
+          float s = acc[r][t];
+#pragma unroll
+          for (int e = 0; e < kRunElems; ++e) s = fmaf(xs[e], wf[r][e], s);
+          acc[r][t] = s;
         }
       }
     }
-    k_tail = n_chunks * kE;
-  }
-  // The tail (in % kE elements), or the whole row when the rows are not 16-byte aligned:
-  // consecutive lanes read consecutive elements, so the warp's loads stay coalesced.
-  for (int k = k_tail + lane; k < in; k += kWarpSize) {
-    float wk[kRows];
+  } else {
+    int k_tail = 0;  // first input index not covered by 16-byte chunks
+    if constexpr (kVector) {
+      const int n_chunks = in / kE;
+      // kRows x kUnroll independent 16-byte loads per lane before any arithmetic; the last group is
+      // predicated, so a lane's chunks of a short row (in = 768: 3 per lane) are in flight together
+      // rather than one round trip each. Each lane still applies its chunks c = lane, lane + 32, ...
+      // in increasing order, so the sums do not depend on kUnroll or on kRows.
+      for (int c = lane; c < n_chunks; c += kUnroll * kWarpSize) {
+        uint4 packed[kUnroll][kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) wk[r] = load_as_float(w_rows[r], static_cast<std::size_t>(k));
+        for (int u = 0; u < kUnroll; ++u) {
+          if (c + u * kWarpSize < n_chunks) {
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) {
-      const float xv = __ldg(x + t * ld_x + k);
+            for (int r = 0; r < kRows; ++r) packed[u][r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c + u * kWarpSize);
+          }
+        }
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) acc[r][t] = fmaf(xv, wk[r], acc[r][t]);
+        for (int u = 0; u < kUnroll; ++u) {
+          if (c + u * kWarpSize < n_chunks) {
+            gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, ld_x,
+                                                     static_cast<std::size_t>(c + u * kWarpSize) * kE, acc);
+          }
+        }
+      }
+      k_tail = n_chunks * kE;
+    }
+    // The tail (in % kE elements), or the whole row when the rows are not 16-byte aligned:
+    // consecutive lanes read consecutive elements, so the warp's loads stay coalesced.
+    for (int k = k_tail + lane; k < in; k += kWarpSize) {
+      float wk[kRows];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) wk[r] = load_as_float(w_rows[r], static_cast<std::size_t>(k));
+#pragma unroll
+      for (int t = 0; t < kTokens; ++t) {
+        const float xv = __ldg(x + t * ld_x + k);
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) acc[r][t] = fmaf(xv, wk[r], acc[r][t]);
+      }
     }
   }
 #pragma unroll
@@ -277,9 +310,13 @@ __device__ __forceinline__ void gemv_in_out_block(const GemmArgs<W>& a, int col0
   if (col < a.out) {
 #pragma unroll 4
     for (int k = warp; k < a.in; k += kGemvInOutWarps) {
-      const W* wp = w + static_cast<std::size_t>(k) * a.ld_w + col;
       float w0 = 0.0f, w1 = 0.0f;
-      if constexpr (kVector && std::is_same_v<W, float>) {
+      if constexpr (is_block_format_v<W>) {  // row k of blocks: elements col, col + 1
+        const W* wr = w + static_cast<std::size_t>(k) * a.ld_w;
+        w0 = W::decode(wr, static_cast<std::size_t>(col));
+        if (both) w1 = W::decode(wr, static_cast<std::size_t>(col) + 1);
+      } else if constexpr (kVector && std::is_same_v<W, float>) {
+        const W* wp = w + static_cast<std::size_t>(k) * a.ld_w + col;
         if (both) {
           const float2 v = __ldcs(reinterpret_cast<const float2*>(wp));
           w0 = v.x;
@@ -288,6 +325,7 @@ __device__ __forceinline__ void gemv_in_out_block(const GemmArgs<W>& a, int col0
           w0 = __ldcs(wp);
         }
       } else if constexpr (kVector) {
+        const W* wp = w + static_cast<std::size_t>(k) * a.ld_w + col;
         if (both) {
           const std::uint32_t v = __ldcs(reinterpret_cast<const unsigned int*>(wp));
           w0 = bits_to_float<W>(static_cast<std::uint16_t>(v & 0xffffu));
@@ -296,6 +334,7 @@ __device__ __forceinline__ void gemv_in_out_block(const GemmArgs<W>& a, int col0
           w0 = load_as_float(wp, 0);
         }
       } else {
+        const W* wp = w + static_cast<std::size_t>(k) * a.ld_w + col;
         w0 = load_as_float(wp, 0);
         if (both) w1 = load_as_float(wp, 1);
       }
@@ -367,9 +406,11 @@ __device__ __forceinline__ void split_bf16(float v, std::uint16_t& hi, std::uint
   lo = bf16_rn_bits(v - bf16_bits_to_float(hi));
 }
 
+// W's tile is split into bf16 hi + lo parts for f16 and for block formats (their decoded values
+// have up to 19 significant bits: hi + lo keeps 16, a few 2^-17 relative).
 template <class W, bool kInOut>
 struct MmaShared {
-  static constexpr bool kSplitW = std::is_same_v<W, f16>;
+  static constexpr bool kSplitW = std::is_same_v<W, f16> || is_block_format_v<W>;
   static constexpr int kWElems = kInOut ? kMmaTileK * kMmaPitchT : kMmaTileN * kMmaPitch;
   std::uint16_t xh[kMmaTileM * kMmaPitch];
   std::uint16_t xl[kMmaTileM * kMmaPitch];
@@ -381,7 +422,8 @@ struct MmaShared {
 // whole block (kMmaThreads; it synchronizes). Shared by mma_gemm_kernel and the grouped GEMM.
 template <class W, bool kInOut, bool kAligned>
 __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int n0) {
-  static_assert(std::is_same_v<W, bf16> || std::is_same_v<W, f16>);
+  static_assert(std::is_same_v<W, bf16> || std::is_same_v<W, f16> || is_block_format_v<W>);
+  constexpr bool kBlockW = is_block_format_v<W>;
   constexpr bool kSplitW = MmaShared<W, kInOut>::kSplitW;
   __shared__ __align__(16) MmaShared<W, kInOut> sm;
 
@@ -394,9 +436,11 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
   const std::uint16_t* __restrict__ w = reinterpret_cast<const std::uint16_t*>(a.w);
   float* y = a.y;
 
-  // Staging registers: 4 x (4 floats) of x and 2 x (8 bf16/f16) of W per thread.
+  // Staging registers: 4 x (4 floats) of x and 2 x (8 bf16/f16, or 8 decoded floats of a block
+  // format) of W per thread.
   float xr[4][4];
   uint4 wr[2];
+  float wq[kBlockW ? 2 : 1][kRunElems];
 
   auto load_tiles = [&](int k0) {
 #pragma unroll
@@ -417,6 +461,15 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
       const int row = kInOut ? k0 + tid / 16 + 16 * i : n0 + tid / 4 + 64 * i;
       const int col = kInOut ? n0 + (tid % 16) * 8 : k0 + (tid % 4) * 8;
       const int rows = kInOut ? K : N, cols = kInOut ? N : K;
+      if constexpr (kBlockW) {  // cols is whole blocks: a run is inside the row or past its end
+        if (row < rows && col < cols) {
+          decode_run(a.w + static_cast<std::size_t>(row) * a.ld_w, col, wq[i]);
+        } else {
+#pragma unroll
+          for (int j = 0; j < kRunElems; ++j) wq[i][j] = 0.0f;
+        }
+        continue;
+      }
       const std::uint16_t* p = w + static_cast<std::size_t>(row) * a.ld_w + col;
       if (kAligned && row < rows && col + 7 < cols) {
         wr[i] = __ldg(reinterpret_cast<const uint4*>(p));
@@ -446,7 +499,19 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
     for (int i = 0; i < 2; ++i) {
       const int offset = kInOut ? (tid / 16 + 16 * i) * kMmaPitchT + (tid % 16) * 8
                                 : (tid / 4 + 64 * i) * kMmaPitch + (tid % 4) * 8;
-      if constexpr (!kSplitW) {
+      if constexpr (kBlockW) {
+        std::uint32_t hw[4], lw[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          std::uint16_t h0, l0, h1, l1;
+          split_bf16(wq[i][2 * j], h0, l0);
+          split_bf16(wq[i][2 * j + 1], h1, l1);
+          hw[j] = h0 | (std::uint32_t{h1} << 16);
+          lw[j] = l0 | (std::uint32_t{l1} << 16);
+        }
+        *reinterpret_cast<uint4*>(&sm.wh[offset]) = make_uint4(hw[0], hw[1], hw[2], hw[3]);
+        *reinterpret_cast<uint4*>(&sm.wl[offset]) = make_uint4(lw[0], lw[1], lw[2], lw[3]);
+      } else if constexpr (!kSplitW) {
         *reinterpret_cast<uint4*>(&sm.wh[offset]) = wr[i];
       } else {
         const std::uint32_t words[4] = {wr[i].x, wr[i].y, wr[i].z, wr[i].w};
@@ -636,9 +701,13 @@ bool rows_aligned_16(const GemmArgs<W>& a, bool in_out) {
   const index_t w_rows = in_out ? static_cast<index_t>(a.in) : static_cast<index_t>(a.out);
   const bool x_ok = is_aligned(a.x, 16) && (a.n_tokens <= 1 || a.ld_x * sizeof(float) % 16 == 0) &&
                     (a.batch <= 1 || a.batch_x * sizeof(float) % 16 == 0);
-  const bool w_ok = is_aligned(a.w, 16) && (w_rows <= 1 || a.ld_w * sizeof(W) % 16 == 0) &&
-                    (a.batch <= 1 || a.batch_w * sizeof(W) % 16 == 0);
-  return x_ok && w_ok;
+  if constexpr (is_block_format_v<W>) {
+    return x_ok;  // block-format rows are decoded run by run (their alignment: gemm_args)
+  } else {
+    const bool w_ok = is_aligned(a.w, 16) && (w_rows <= 1 || a.ld_w * sizeof(W) % 16 == 0) &&
+                      (a.batch <= 1 || a.batch_w * sizeof(W) % 16 == 0);
+    return x_ok && w_ok;
+  }
 }
 
 // The decode GEMV's 16-byte path for y = x·Wᵀ (see gemv_kernel).
@@ -749,13 +818,26 @@ void gemm_dispatch(const GemmArgs<W>& a, bool in_out) {
   }
 }
 
+// Block-format rows must start as aligned as decode_run reads them (kInvalidArgument otherwise;
+// rows of uploaded weights always are). Nothing to check for element types.
+template <class W>
+void require_run_alignment(DeviceView<const W, 2> w, const char* op) {
+  if constexpr (is_block_format_v<W>) {
+    require(is_aligned(w.data(), kRunAlignment<W>) && w.stride(0) * sizeof(W) % kRunAlignment<W> == 0,
+            ErrorCode::kInvalidArgument, "kernels::{}(cuda): {} rows must start {}-byte aligned", op,
+            dtype_name(W::dtype), kRunAlignment<W>);
+  }
+}
+
 // GemmArgs of one product from checked views.
 template <class W>
 GemmArgs<W> gemm_args(DeviceView<const float, 2> x, DeviceView<const W, 2> w, DeviceView<float, 2> y, bool in_out,
                       const char* op) {
   require_int_range(x.extent(0), op, "n_tokens");
   require_int_range(x.extent(1), op, "in");
-  require_int_range(in_out ? w.extent(1) : w.extent(0), op, "out");
+  const index_t out = in_out ? detail::weight_cols(w) : w.extent(0);
+  require_int_range(out, op, "out");
+  require_run_alignment(w, op);
   GemmArgs<W> a;
   a.x = x.data();
   a.ld_x = x.stride(0);
@@ -765,7 +847,7 @@ GemmArgs<W> gemm_args(DeviceView<const float, 2> x, DeviceView<const W, 2> w, De
   a.ld_y = y.stride(0);
   a.n_tokens = static_cast<int>(x.extent(0));
   a.in = static_cast<int>(x.extent(1));
-  a.out = static_cast<int>(in_out ? w.extent(1) : w.extent(0));
+  a.out = static_cast<int>(out);
   return a;
 }
 
@@ -778,13 +860,13 @@ GemmArgs<W> gemm_args(DeviceView<const float, 2> x, DeviceView<const W, 2> w, De
 // Throws kInvalidArgument on mismatched shapes or strides, kDevice if the launch fails.
 template <class W>
 void matmul(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 2> w, DeviceView<float, 2> y) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
     detail::check_matmul(x, w, y, "matmul");
     cuda_detail::gemm_dispatch(cuda_detail::gemm_args(x, w, y, false, "matmul"), false);
   } else {
     static_assert(dependent_false<W>,
                   "kernels::matmul is not implemented for backend::cuda with this weight type "
-                  "(implemented: float, bf16, f16)");
+                  "(implemented: float, bf16, f16, the block formats)");
   }
 }
 
@@ -794,7 +876,7 @@ void matmul(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 2> 
 template <class W>
 void matmul_fanout(backend::cuda be, DeviceView<const float, 2> x, std::span<const DeviceView<const W, 2>> w,
                    std::span<const DeviceView<float, 2>> y) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
     require(w.size() == y.size() && !w.empty(), ErrorCode::kInvalidArgument, "matmul_fanout: {} weights, {} outputs",
             w.size(), y.size());
     cuda_detail::GemvFanout<W> f{};
@@ -824,7 +906,7 @@ void matmul_fanout(backend::cuda be, DeviceView<const float, 2> x, std::span<con
 // [n_tokens, out]; the same rules as matmul.
 template <class W>
 void matmul_in_out(backend::cuda, DeviceView<const float, 2> x, DeviceView<const W, 2> w, DeviceView<float, 2> y) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
     detail::check_matmul_in_out(x, w, y, "matmul_in_out");
     cuda_detail::gemm_dispatch(cuda_detail::gemm_args(x, w, y, true, "matmul_in_out"), true);
   } else {

@@ -20,11 +20,12 @@ namespace moe::kernels {
 template <class W>
 void mla_absorb_queries(backend::cuda, const MlaShape& s, DeviceView<const W, 2> kv_b, DeviceView<const float, 2> q,
                         DeviceView<float, 2> q_latent) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
-    detail::check_mla_projection(s, kv_b.extent(0), kv_b.extent(1), q.extent(0), q.extent(1), q_latent.extent(0),
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
+    detail::check_mla_projection(s, kv_b.extent(0), detail::weight_cols(kv_b), q.extent(0), q.extent(1), q_latent.extent(0),
                                  q_latent.extent(1), "mla_absorb_queries", s.n_heads * s.qk(),
                                  s.n_heads * s.kv_lora_rank);
     cuda_detail::require_unit_inner_stride(kv_b, "mla_absorb_queries", "kv_b");
+    cuda_detail::require_run_alignment(kv_b, "mla_absorb_queries");
     cuda_detail::require_unit_inner_stride(q, "mla_absorb_queries", "q");
     cuda_detail::require_unit_inner_stride(q_latent, "mla_absorb_queries", "q_latent");
     cuda_detail::require_int_range(q.extent(0), "mla_absorb_queries", "n_tokens");
@@ -39,7 +40,7 @@ void mla_absorb_queries(backend::cuda, const MlaShape& s, DeviceView<const W, 2>
     cuda_detail::gemm_dispatch(a, true);
   } else {
     static_assert(dependent_false<W>, "kernels::mla_absorb_queries is not implemented for backend::cuda with this "
-                                      "weight type (implemented: float, bf16, f16)");
+                                      "weight type (implemented: float, bf16, f16, the block formats)");
   }
 }
 
@@ -47,11 +48,12 @@ void mla_absorb_queries(backend::cuda, const MlaShape& s, DeviceView<const W, 2>
 template <class W>
 void mla_expand_values(backend::cuda, const MlaShape& s, DeviceView<const W, 2> kv_b,
                        DeviceView<const float, 2> out_latent, DeviceView<float, 2> out) {
-  if constexpr (cuda_detail::is_cuda_weight_v<W>) {
-    detail::check_mla_projection(s, kv_b.extent(0), kv_b.extent(1), out_latent.extent(0), out_latent.extent(1),
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
+    detail::check_mla_projection(s, kv_b.extent(0), detail::weight_cols(kv_b), out_latent.extent(0), out_latent.extent(1),
                                  out.extent(0), out.extent(1), "mla_expand_values", s.n_heads * s.kv_lora_rank,
                                  s.n_heads * s.v);
     cuda_detail::require_unit_inner_stride(kv_b, "mla_expand_values", "kv_b");
+    cuda_detail::require_run_alignment(kv_b, "mla_expand_values");
     cuda_detail::require_unit_inner_stride(out_latent, "mla_expand_values", "out_latent");
     cuda_detail::require_unit_inner_stride(out, "mla_expand_values", "out");
     cuda_detail::require_int_range(out.extent(0), "mla_expand_values", "n_tokens");
@@ -67,7 +69,7 @@ void mla_expand_values(backend::cuda, const MlaShape& s, DeviceView<const W, 2> 
     cuda_detail::gemm_dispatch(a, false);
   } else {
     static_assert(dependent_false<W>, "kernels::mla_expand_values is not implemented for backend::cuda with this "
-                                      "weight type (implemented: float, bf16, f16)");
+                                      "weight type (implemented: float, bf16, f16, the block formats)");
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "moe/core/dtype.hpp"
 #include "moe/core/error.hpp"
+#include "moe/core/format.hpp"
 #include "moe/core/tensor.hpp"
 
 #include <type_traits>
@@ -38,27 +39,34 @@ void check_unit_inner_stride(const TensorView<T, R, S>& v, const char* op, const
           "{}: operand {} has innermost stride {}, expected 1", op, name, v.stride(R - 1));
 }
 
-// y = x·Wᵀ: x [n_tokens, in], w [out, in], y [n_tokens, out].
+// Logical columns of a weight view: its inner extent, in elements (a block-format view counts
+// blocks there).
+template <class W, std::size_t R, class S>
+index_t weight_cols(const TensorView<const W, R, S>& w) noexcept {
+  return w.extent(R - 1) * static_cast<index_t>(FormatTraits<W>::block_elements);
+}
+
+// y = x·Wᵀ: x [n_tokens, in], w [out, in], y [n_tokens, out] (any weight format).
 template <class W, class S>
 void check_matmul(const TensorView<const float, 2, S>& x, const TensorView<const W, 2, S>& w,
                   const TensorView<float, 2, S>& y, const char* op) {
-  require(x.extent(1) == w.extent(1) && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(0),
+  require(x.extent(1) == weight_cols(w) && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(0),
           ErrorCode::kInvalidArgument,
-          "{}: shapes x [{}, {}], w [{}, {}] (out, in), y [{}, {}] do not agree", op, x.extent(0),
-          x.extent(1), w.extent(0), w.extent(1), y.extent(0), y.extent(1));
+          "{}: shapes x [{}, {}], w [{}, {}] ({}, out, in), y [{}, {}] do not agree", op, x.extent(0),
+          x.extent(1), w.extent(0), weight_cols(w), FormatTraits<W>::name, y.extent(0), y.extent(1));
   check_unit_inner_stride(x, op, "x");
   check_unit_inner_stride(w, op, "w");
   check_unit_inner_stride(y, op, "y");
 }
 
-// y = x·W: x [n_tokens, in], w [in, out], y [n_tokens, out].
+// y = x·W: x [n_tokens, in], w [in, out], y [n_tokens, out] (any weight format).
 template <class W, class S>
 void check_matmul_in_out(const TensorView<const float, 2, S>& x, const TensorView<const W, 2, S>& w,
                          const TensorView<float, 2, S>& y, const char* op) {
-  require(x.extent(1) == w.extent(0) && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(1),
+  require(x.extent(1) == w.extent(0) && y.extent(0) == x.extent(0) && y.extent(1) == weight_cols(w),
           ErrorCode::kInvalidArgument,
-          "{}: shapes x [{}, {}], w [{}, {}] (in, out), y [{}, {}] do not agree", op, x.extent(0),
-          x.extent(1), w.extent(0), w.extent(1), y.extent(0), y.extent(1));
+          "{}: shapes x [{}, {}], w [{}, {}] ({}, in, out), y [{}, {}] do not agree", op, x.extent(0),
+          x.extent(1), w.extent(0), weight_cols(w), FormatTraits<W>::name, y.extent(0), y.extent(1));
   check_unit_inner_stride(x, op, "x");
   check_unit_inner_stride(w, op, "w");
   check_unit_inner_stride(y, op, "y");

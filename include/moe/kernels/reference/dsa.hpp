@@ -15,6 +15,7 @@
 
 #include "moe/backend/tags.hpp"
 #include "moe/core/error.hpp"
+#include "moe/core/host_device.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/reference/arguments.hpp"
 #include "moe/kernels/reference/attention.hpp"
@@ -37,12 +38,6 @@ struct DsaShape {
 
 namespace detail {
 
-#if defined(__CUDACC__)
-#define MOE_DSA_HD __host__ __device__
-#else
-#define MOE_DSA_HD
-#endif
-
 // libstdc++'s std::nth_element (introselect: median-of-three unguarded partitions while more
 // than 3 remain, then insertion sort) on (score, position) pairs ordered by score alone,
 // descending: written out so that the cuda backend selects the same set (the order in which
@@ -55,13 +50,13 @@ struct DsaPair {
   float score;
   std::int32_t pos;
 };
-MOE_DSA_HD inline void dsa_swap(DsaPair& a, DsaPair& b) noexcept {
+MOE_HD inline void dsa_swap(DsaPair& a, DsaPair& b) noexcept {
   const DsaPair t = a;
   a = b;
   b = t;
 }
-MOE_DSA_HD inline bool dsa_before(const DsaPair& a, const DsaPair& b) noexcept { return a.score > b.score; }
-MOE_DSA_HD inline void dsa_insertion_sort(DsaPair* first, DsaPair* last) noexcept {
+MOE_HD inline bool dsa_before(const DsaPair& a, const DsaPair& b) noexcept { return a.score > b.score; }
+MOE_HD inline void dsa_insertion_sort(DsaPair* first, DsaPair* last) noexcept {
   if (first == last) return;
   for (DsaPair* i = first + 1; i != last; ++i) {
     const DsaPair v = *i;
@@ -78,7 +73,7 @@ MOE_DSA_HD inline void dsa_insertion_sort(DsaPair* first, DsaPair* last) noexcep
     }
   }
 }
-MOE_DSA_HD inline void dsa_nth_element(DsaPair* first, DsaPair* nth, DsaPair* last) noexcept {
+MOE_HD inline void dsa_nth_element(DsaPair* first, DsaPair* nth, DsaPair* last) noexcept {
   if (first == last || nth == last) return;
   int depth = 0;
   for (long n = last - first; n > 1; n >>= 1) ++depth;
@@ -130,7 +125,7 @@ void check_dsa_select(const DsaShape& d, const CacheLayer& l, const TensorView<c
 }
 
 // The index score of row t against key row k (the formula above; host and device code).
-MOE_DSA_HD inline float dsa_index_score(const DsaShape& d, const float* q, const float* w, const float* k) noexcept {
+MOE_HD inline float dsa_index_score(const DsaShape& d, const float* q, const float* w, const float* k) noexcept {
   const float scale = 1.0f / sqrtf(static_cast<float>(d.head_dim));
   const float wscale = 1.0f / sqrtf(static_cast<float>(d.n_heads));
   float acc = 0.0f;

@@ -19,34 +19,12 @@
 
 namespace moe::kernels {
 
-namespace detail {
-
-// Logical columns of a block-format view (blocks · block_elements).
-template <class Q, std::size_t R, class S>
-index_t block_cols(const TensorView<const Q, R, S>& w) noexcept {
-  return w.extent(R - 1) * FormatTraits<Q>::block_elements;
-}
-
-template <class Q>
-void check_block_matmul(const View<const float, 2>& x, const View<const Q, 2>& w, const View<float, 2>& y,
-                        const char* op) {
-  const index_t cols = block_cols(w);
-  require(x.extent(1) == cols && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(0),
-          ErrorCode::kInvalidArgument, "{}: shapes x [{}, {}], w [{}, {}] ({}, out, in), y [{}, {}] do not agree", op,
-          x.extent(0), x.extent(1), w.extent(0), cols, dtype_name(Q::dtype), y.extent(0), y.extent(1));
-  check_unit_inner_stride(x, op, "x");
-  check_unit_inner_stride(w, op, "w");
-  check_unit_inner_stride(y, op, "y");
-}
-
-}  // namespace detail
-
 // y = x·Wᵀ for W [out, in] in a block format: each block dequantized, products summed in double
 // (the dequantize-in-the-dot oracle). x [n, in], y [n, out]; in a multiple of the block size.
 template <class W>
   requires is_block_format_v<W>
 void matmul(backend::reference, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
-  detail::check_block_matmul(x, w, y, "matmul");
+  detail::check_matmul(x, w, y, "matmul");
   constexpr index_t B = W::block_elements;
   float tmp[B];
   for (index_t t = 0; t < x.extent(0); ++t) {
@@ -67,7 +45,7 @@ void matmul(backend::reference, View<const float, 2> x, View<const W, 2> w, View
 template <class W>
   requires is_block_format_v<W>
 void matmul_in_out(backend::reference, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
-  const index_t cols = detail::block_cols(w);
+  const index_t cols = detail::weight_cols(w);
   require(x.extent(1) == w.extent(0) && y.extent(0) == x.extent(0) && y.extent(1) == cols,
           ErrorCode::kInvalidArgument, "matmul_in_out: shapes x [{}, {}], w [{}, {}] ({}, in, out), y [{}, {}]",
           x.extent(0), x.extent(1), w.extent(0), cols, dtype_name(W::dtype), y.extent(0), y.extent(1));
@@ -86,9 +64,9 @@ void matmul_in_out(backend::reference, View<const float, 2> x, View<const W, 2> 
 template <class W>
   requires is_block_format_v<W>
 void embed_rows(backend::reference, View<const W, 2> table, View<const std::int32_t, 1> tokens, View<float, 2> out) {
-  require(out.extent(0) == tokens.extent(0) && out.extent(1) == detail::block_cols(table),
+  require(out.extent(0) == tokens.extent(0) && out.extent(1) == detail::weight_cols(table),
           ErrorCode::kInvalidArgument, "embed_rows: table [{}, {}] ({}), {} tokens, out [{}, {}]", table.extent(0),
-          detail::block_cols(table), dtype_name(W::dtype), tokens.extent(0), out.extent(0), out.extent(1));
+          detail::weight_cols(table), dtype_name(W::dtype), tokens.extent(0), out.extent(0), out.extent(1));
   for (index_t t = 0; t < tokens.extent(0); ++t) {
     const W* row = &table(static_cast<index_t>(tokens[t]), 0);
     for (index_t b = 0; b < table.extent(1); ++b) W::dequantize(row[b], &out(t, b * W::block_elements));
@@ -101,8 +79,8 @@ template <class W>
 void rmsnorm(backend::reference, View<const float, 2> x, View<const W, 1> weight, float eps, View<float, 2> y) {
   detail::check_same_shape(x, View<const float, 2>(y), "rmsnorm", "x", "y");
   const index_t d = x.extent(1);
-  require(detail::block_cols(weight) == d, ErrorCode::kInvalidArgument, "rmsnorm: weight has {} elements, rows of x {}",
-          detail::block_cols(weight), d);
+  require(detail::weight_cols(weight) == d, ErrorCode::kInvalidArgument, "rmsnorm: weight has {} elements, rows of x {}",
+          detail::weight_cols(weight), d);
   if (d == 0) return;
   for (index_t r = 0; r < x.extent(0); ++r) {
     double sum_sq = 0.0;
@@ -116,8 +94,8 @@ void rmsnorm(backend::reference, View<const float, 2> x, View<const W, 1> weight
 template <class W>
   requires is_block_format_v<W>
 void add_bias(backend::reference, View<float, 2> y, View<const W, 1> bias) {
-  require(detail::block_cols(bias) == y.extent(1), ErrorCode::kInvalidArgument, "add_bias: bias of {} for rows of {}",
-          detail::block_cols(bias), y.extent(1));
+  require(detail::weight_cols(bias) == y.extent(1), ErrorCode::kInvalidArgument, "add_bias: bias of {} for rows of {}",
+          detail::weight_cols(bias), y.extent(1));
   for (index_t t = 0; t < y.extent(0); ++t) {
     for (index_t i = 0; i < y.extent(1); ++i) y(t, i) += W::decode(bias.data(), i);
   }
@@ -127,8 +105,8 @@ void add_bias(backend::reference, View<float, 2> y, View<const W, 1> bias) {
 template <class W>
   requires is_block_format_v<W>
 void to_f32(backend::reference, View<const W, 1> src, View<float, 1> dst) {
-  require(detail::block_cols(src) == dst.extent(0), ErrorCode::kInvalidArgument, "to_f32: {} elements into {}",
-          detail::block_cols(src), dst.extent(0));
+  require(detail::weight_cols(src) == dst.extent(0), ErrorCode::kInvalidArgument, "to_f32: {} elements into {}",
+          detail::weight_cols(src), dst.extent(0));
   for (index_t i = 0; i < dst.extent(0); ++i) dst[i] = W::decode(src.data(), i);
 }
 
@@ -150,7 +128,7 @@ template <class W>
   requires is_block_format_v<W>
 void mla_absorb_queries(backend::reference be, const MlaShape& s, View<const W, 2> kv_b, View<const float, 2> q,
                         View<float, 2> q_latent) {
-  detail::check_mla_projection(s, kv_b.extent(0), detail::block_cols(kv_b), q.extent(0), q.extent(1),
+  detail::check_mla_projection(s, kv_b.extent(0), detail::weight_cols(kv_b), q.extent(0), q.extent(1),
                                q_latent.extent(0), q_latent.extent(1), "mla_absorb_queries", s.n_heads * s.qk(),
                                s.n_heads * s.kv_lora_rank);
   for (index_t h = 0; h < s.n_heads; ++h) {
@@ -163,7 +141,7 @@ template <class W>
   requires is_block_format_v<W>
 void mla_expand_values(backend::reference be, const MlaShape& s, View<const W, 2> kv_b, View<const float, 2> out_latent,
                        View<float, 2> out) {
-  detail::check_mla_projection(s, kv_b.extent(0), detail::block_cols(kv_b), out_latent.extent(0),
+  detail::check_mla_projection(s, kv_b.extent(0), detail::weight_cols(kv_b), out_latent.extent(0),
                                out_latent.extent(1), out.extent(0), out.extent(1), "mla_expand_values",
                                s.n_heads * s.kv_lora_rank, s.n_heads * s.v);
   for (index_t h = 0; h < s.n_heads; ++h) {

@@ -1,0 +1,296 @@
+// The CUDA backend's block-format weights (ggml's Q8_0 ... MXFP4 and FP8 blocks) against the
+// reference: matmul / matmul_in_out on the decode GEMV and the tensor-core GEMM, the grouped
+// expert products, the embedding lookup and the synthetic fill. Plus the decode GEMV's read
+// bandwidth per format beside the device's copy bandwidth (printed, not asserted).
+#include "moe/kernels/cuda/cuda.cuh"
+#include "moe/kernels/reference/copy.hpp"
+#include "moe/kernels/reference/matmul.hpp"
+#include "moe/kernels/reference/quant_ops.hpp"
+#include "moe/quant/formats.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+using moe::index_t;
+using moe::DeviceView;
+using moe::View;
+using moe::cuda::DeviceBuffer;
+namespace kernels = moe::kernels;
+namespace quant = moe::quant;
+
+constexpr moe::backend::reference kRef{};
+constexpr moe::backend::cuda kCuda{};
+constexpr double kEps = 1.1920928955078125e-07;
+constexpr double kSplitRel = 1.0 / 32768.0;  // the tensor-core path: x and W each as bf16 hi + lo
+
+std::mt19937& rng() {
+  static std::mt19937 gen([] {
+    const char* env = std::getenv("MOE_TEST_SEED");
+    const std::uint32_t s = env ? static_cast<std::uint32_t>(std::strtoul(env, nullptr, 10)) : std::random_device{}();
+    std::printf("CUDA block-format tests: random seed %u (MOE_TEST_SEED replays it)\n", s);
+    return s;
+  }());
+  return gen;
+}
+
+std::vector<float> random_floats(index_t n) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng());
+  return v;
+}
+
+// rows x cols elements quantized row by row with ggml's reference quantizer, ld blocks per row.
+template <class Q>
+std::vector<Q> random_blocks(index_t rows, index_t cols, index_t ld) {
+  const index_t nb = cols / static_cast<index_t>(Q::block_elements);
+  std::vector<Q> out(std::max<index_t>(rows * ld, 1));
+  for (index_t r = 0; r < rows; ++r) {
+    const std::vector<float> x = random_floats(cols);
+    quant::quantize_row(x.data(), out.data() + r * ld, static_cast<std::size_t>(nb * Q::block_elements));
+  }
+  return out;
+}
+
+template <class T>
+DeviceBuffer<T> to_device(const std::vector<T>& host) {
+  DeviceBuffer<T> b(std::max<index_t>(host.size(), 1));
+  b.upload(host);
+  return b;
+}
+
+template <class Q>
+std::string fname() {
+  return std::string(moe::dtype_name(Q::dtype));
+}
+
+// y = x·Wᵀ (or x·W) on cuda against the reference, |err| <= (in·eps [+ 2^-15 on the GEMM]) Σ|x·w|.
+template <class Q>
+void check_block_matmul(index_t n, index_t in, index_t out, bool in_out, index_t row_offset) {
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  const index_t w_rows = in_out ? in : out, w_cols = in_out ? out : in;
+  const index_t ld = w_cols / BE + 1;  // a spare block per row: rows are ld apart
+  const std::vector<Q> w_host = random_blocks<Q>(row_offset + w_rows, w_cols, ld);
+  const std::vector<float> x_host = random_floats(n * in);
+  const View<const Q, 2> w_ref(w_host.data() + row_offset * ld, {w_rows, w_cols / BE}, {ld, 1});
+  const View<const float, 2> x_ref(x_host.data(), {n, in});
+  std::vector<float> want(n * out);
+  const View<float, 2> y_ref(want.data(), {n, out});
+  if (in_out) kernels::matmul_in_out(kRef, x_ref, w_ref, y_ref);
+  else kernels::matmul(kRef, x_ref, w_ref, y_ref);
+
+  const auto w_dev = to_device(w_host);
+  const auto x_dev = to_device(x_host);
+  DeviceBuffer<float> y_dev(std::max<index_t>(n * out, 1));
+  y_dev.fill_bytes(0xff);
+  const auto w_view = w_dev.template view<2>({w_rows, w_cols / BE}, {ld, 1}, row_offset * ld);
+  const auto x_view = x_dev.template view<2>({n, in});
+  const auto y_view = y_dev.template view<2>({n, out});
+  if (in_out) kernels::matmul_in_out(kCuda, x_view, w_view, y_view);
+  else kernels::matmul(kCuda, x_view, w_view, y_view);
+  const std::vector<float> got = y_dev.to_host();
+
+  const bool gemm = n > kernels::cuda_detail::kGemvMaxTokens;
+  double worst = 0.0;
+  index_t bad = 0;
+  for (index_t t = 0; t < n; ++t) {
+    for (index_t o = 0; o < out; ++o) {
+      double abs_sum = 0.0;
+      for (index_t k = 0; k < in; ++k) {
+        const float wk = in_out ? Q::decode(&w_ref(k, 0), static_cast<std::size_t>(o))
+                                : Q::decode(&w_ref(o, 0), static_cast<std::size_t>(k));
+        abs_sum += std::fabs(static_cast<double>(x_ref(t, k)) * wk);
+      }
+      const double tol = (static_cast<double>(in) * kEps + (gemm ? kSplitRel : 0.0)) * abs_sum + 1e-30;
+      const double err = std::fabs(static_cast<double>(got[t * out + o]) - want[t * out + o]);
+      if (!(err <= tol)) ++bad;
+      worst = std::max(worst, err / tol);
+    }
+  }
+  std::printf("%-8s %-13s n=%-3zu in=%-4zu out=%-4zu offset=%zu  err/tol %.3f  %s\n", fname<Q>().c_str(),
+              in_out ? "matmul_in_out" : "matmul", n, in, out, row_offset, worst, bad == 0 ? "ok" : "FAIL");
+  INFO(fname<Q>() << (in_out ? " matmul_in_out" : " matmul") << " n=" << n << " in=" << in << " out=" << out);
+  CHECK(bad == 0);
+}
+
+template <class Q>
+void run_block_matmuls() {
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  const index_t in_a = BE <= 32 ? 96 : 2 * BE, in_b = 1024;  // 96: three 32-blocks (an odd count)
+  for (const index_t n : {1, 2, 3, 8, 9, 37, 130}) {
+    for (const index_t in : {in_a, in_b}) {
+      check_block_matmul<Q>(n, in, 33, false, n == 3 ? 1 : 0);
+      check_block_matmul<Q>(n, in, 2 * BE, true, n == 2 ? 1 : 0);  // outputs: whole blocks
+    }
+  }
+  check_block_matmul<Q>(1, in_b, 4099, false, 0);  // many rows: several grid turns
+  check_block_matmul<Q>(200, in_b, 257, false, 0);
+}
+
+#define MOE_BLOCK_FORMATS                                                                                      \
+  quant::BlockQ8_0, quant::BlockQ4_0, quant::BlockQ4_1, quant::BlockQ5_0, quant::BlockQ5_1, quant::BlockQ2_K, \
+      quant::BlockQ3_K, quant::BlockQ4_K, quant::BlockQ5_K, quant::BlockQ6_K, quant::BlockIq4Nl,              \
+      quant::BlockIq4Xs, quant::BlockMxfp4, quant::BlockFp8E4m3
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("matmul / matmul_in_out(cuda) with block-format weights match the reference", "[cuda][quant]",
+                   MOE_BLOCK_FORMATS) {
+  run_block_matmuls<TestType>();
+}
+
+TEMPLATE_TEST_CASE("embed_rows(cuda) decodes block-format rows as the reference", "[cuda][quant]", quant::BlockQ8_0,
+                   quant::BlockQ4_K, quant::BlockQ6_K, quant::BlockMxfp4, quant::BlockIq4Xs) {
+  using Q = TestType;
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  const index_t vocab = 37, d = 2 * BE;
+  const std::vector<Q> table = random_blocks<Q>(vocab, d, d / BE);
+  const std::vector<std::int32_t> tokens{0, 36, 5, 5, 17};
+  const index_t n = static_cast<index_t>(tokens.size());
+  std::vector<float> want(n * d);
+  kernels::embed_rows(kRef, View<const Q, 2>(table.data(), {vocab, d / BE}),
+                      View<const std::int32_t, 1>(tokens.data(), {n}), View<float, 2>(want.data(), {n, d}));
+  const auto t_dev = to_device(table);
+  const auto ids = to_device(tokens);
+  DeviceBuffer<float> out(n * d);
+  kernels::embed_rows(kCuda, t_dev.template view<2>({vocab, d / BE}), ids.template view<1>({n}),
+                      out.template view<2>({n, d}));
+  const std::vector<float> got = out.to_host();
+  for (index_t i = 0; i < n * d; ++i) {
+    INFO(fname<Q>() << " element " << i);
+    CHECK(std::fabs(got[i] - want[i]) <= 4 * kEps * std::fabs(want[i]) + 1e-30);  // FMA contraction: an ulp or so
+  }
+}
+
+TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block formats match per-expert products",
+                   "[cuda][quant][grouped]", quant::BlockQ8_0, quant::BlockQ4_K, quant::BlockMxfp4) {
+  using Q = TestType;
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  const index_t in = 512, out = 96, nb = in / BE;
+  for (const std::vector<index_t>& counts : std::vector<std::vector<index_t>>{{1, 0, 1, 1}, {2, 1, 0, 2}, {3, 0, 20, 1, 140}}) {
+    const index_t experts = static_cast<index_t>(counts.size());
+    std::vector<std::int32_t> offsets{0};
+    for (const index_t c : counts) offsets.push_back(offsets.back() + static_cast<std::int32_t>(c));
+    const index_t slots = offsets.back();
+    const std::vector<Q> gate = random_blocks<Q>(experts * out, in, nb), up = random_blocks<Q>(experts * out, in, nb);
+    const std::vector<float> xs = random_floats(slots * in);
+    std::vector<float> want(slots * out), want_act(slots * out), tmp_up(slots * out);
+    for (index_t e = 0; e < experts; ++e) {
+      const index_t b = offsets[e], c = counts[e];
+      if (c == 0) continue;
+      const View<const float, 2> xe(xs.data() + b * in, {c, in});
+      kernels::matmul(kRef, xe, View<const Q, 2>(gate.data() + e * out * nb, {out, nb}), View<float, 2>(want.data() + b * out, {c, out}));
+      kernels::matmul(kRef, xe, View<const Q, 2>(up.data() + e * out * nb, {out, nb}), View<float, 2>(tmp_up.data() + b * out, {c, out}));
+    }
+    for (index_t i = 0; i < slots * out; ++i) want_act[i] = want[i] / (1.0f + std::exp(-want[i])) * tmp_up[i];
+    const auto g_dev = to_device(gate), u_dev = to_device(up);
+    const auto x_dev = to_device(xs);
+    const auto off_dev = to_device(offsets);
+    DeviceBuffer<float> y(slots * out), act(slots * out);
+    const std::size_t stride = static_cast<std::size_t>(out * nb) * sizeof(Q);
+    kernels::grouped_matmul(kCuda, x_dev.template view<2>({slots, in}), g_dev.template view<2>({out, nb}), stride,
+                            off_dev.template view<1>({experts + 1}), y.template view<2>({slots, out}));
+    kernels::grouped_matmul_swiglu(kCuda, x_dev.template view<2>({slots, in}), g_dev.template view<2>({out, nb}), stride,
+                                   u_dev.template view<2>({out, nb}), stride, off_dev.template view<1>({experts + 1}),
+                                   act.template view<2>({slots, out}));
+    const std::vector<float> got = y.to_host(), got_act = act.to_host();
+    const bool gemm = *std::max_element(counts.begin(), counts.end()) > kernels::cuda_detail::kGemvMaxTokens;
+    double worst = 0.0, worst_act = 0.0;
+    for (index_t s = 0; s < slots; ++s) {
+      double xabs = 0.0;
+      for (index_t k = 0; k < in; ++k) xabs += std::fabs(xs[s * in + k]);
+      for (index_t o = 0; o < out; ++o) {
+        // |w| <= ~1: Σ|x·w| <= Σ|x| bounds the dot products' rounding
+        const double tol = (in * kEps + (gemm ? kSplitRel : 0.0)) * xabs * 2.0;
+        worst = std::max(worst, std::fabs(got[s * out + o] - want[s * out + o]) / tol);
+        worst_act = std::max(worst_act, std::fabs(got_act[s * out + o] - want_act[s * out + o]) /
+                                            (in * kEps * xabs * 2.0 * (1.0 + std::fabs(tmp_up[s * out + o])) * 4.0));
+      }
+    }
+    std::printf("%-8s grouped slots=%-3zu err/tol %.3f  swiglu err/tol %.3f\n", fname<Q>().c_str(), slots, worst, worst_act);
+    INFO(fname<Q>() << " slots " << slots);
+    CHECK(worst <= 1.0);
+    CHECK(worst_act <= 1.0);
+  }
+}
+
+TEST_CASE("fill_uniform(cuda) makes valid blocks: the reference's bytes up to 256 blocks, pool copies past", "[cuda][quant]") {
+  using Q = quant::BlockQ4_K;
+  for (const index_t n : {100, 3000}) {
+    std::vector<Q> ref(std::min<index_t>(n, 256));
+    kernels::fill_uniform(kRef, View<Q, 1>(ref.data(), {static_cast<index_t>(ref.size())}), 42, 0.5f, 0.0f);
+    DeviceBuffer<Q> dev(n);
+    kernels::fill_uniform(kCuda, dev.template view<1>({n}), 42, 0.5f, 0.0f);
+    const std::vector<Q> got = dev.to_host();
+    std::set<std::string> pool;
+    for (const Q& b : ref) pool.insert(std::string(reinterpret_cast<const char*>(&b), sizeof(Q)));
+    index_t outside = 0, same_as_ref = 0;
+    for (index_t b = 0; b < n; ++b) {
+      const std::string bytes(reinterpret_cast<const char*>(&got[b]), sizeof(Q));
+      outside += pool.count(bytes) == 0;
+      same_as_ref += b < static_cast<index_t>(ref.size()) && std::memcmp(&got[b], &ref[b], sizeof(Q)) == 0;
+    }
+    CHECK(outside == 0);
+    if (n <= 256) CHECK(same_as_ref == n);
+  }
+}
+
+TEST_CASE("performance: block-format decode GEMV read bandwidth beside the copy bandwidth", "[cuda][quant][perf]") {
+  const index_t in = 4096, out = 14336;  // a large expert-free projection: 58.7M weights
+  DeviceBuffer<float> x(in), y(out);
+  x.fill_bytes(0);
+  const auto time_ms = [](auto&& f) {
+    for (int i = 0; i < 3; ++i) f();
+    cudaEvent_t a{}, b{};
+    MOE_CUDA_CHECK(cudaEventCreate(&a));
+    MOE_CUDA_CHECK(cudaEventCreate(&b));
+    std::vector<float> ms(15);
+    for (float& m : ms) {
+      MOE_CUDA_CHECK(cudaEventRecord(a, moe::cuda::stream()));
+      f();
+      MOE_CUDA_CHECK(cudaEventRecord(b, moe::cuda::stream()));
+      MOE_CUDA_CHECK(cudaEventSynchronize(b));
+      MOE_CUDA_CHECK(cudaEventElapsedTime(&m, a, b));
+    }
+    std::nth_element(ms.begin(), ms.begin() + 7, ms.end());
+    return static_cast<double>(ms[7]);
+  };
+  const std::size_t copy_bytes = std::size_t{1} << 30;
+  DeviceBuffer<unsigned char> src(copy_bytes), dst(copy_bytes);
+  const double copy_ms = time_ms([&] {
+    MOE_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), copy_bytes, cudaMemcpyDeviceToDevice, moe::cuda::stream()));
+  });
+  const double copy_gbs = 2.0 * copy_bytes / copy_ms / 1e6;
+  std::printf("device copy bandwidth (read + write): %.0f GB/s\n", copy_gbs);
+  const auto one = [&]<class W>(W) {
+    const index_t nb = in / static_cast<index_t>(moe::FormatTraits<W>::block_elements);
+    DeviceBuffer<W> w(out * nb);
+    kernels::fill_uniform(kCuda, w.template view<1>({out * nb}), 7, 0.1f, 0.0f);
+    const double ms = time_ms([&] {
+      kernels::matmul(kCuda, x.template view<2>({1, in}), DeviceView<const W, 2>(w.data(), {out, nb}), y.template view<2>({1, out}));
+    });
+    const double bytes = static_cast<double>(out * nb) * sizeof(W);
+    std::printf("GEMV %-7s %7.1f MB  %7.1f us  %6.0f GB/s  %5.1f%% of copy\n", moe::FormatTraits<W>::name.data(),
+                bytes / 1e6, ms * 1e3, bytes / ms / 1e6, 100.0 * bytes / ms / 1e6 / copy_gbs);
+  };
+  one(moe::bf16{});
+  one(quant::BlockQ8_0{});
+  one(quant::BlockQ4_0{});
+  one(quant::BlockQ4_K{});
+  one(quant::BlockQ6_K{});
+  one(quant::BlockMxfp4{});
+  one(quant::BlockIq4Xs{});
+  SUCCEED();
+}
