@@ -1354,6 +1354,28 @@ TEST_CASE("gguf model: qwen3next / qwen35moe keys and tensors are llama.cpp's co
     const float* got = reinterpret_cast<const float*>(m.weights.layers[0].delta.dt_bias.data);
     CHECK(std::equal(dt.begin(), dt.end(), got));
   }
+  SECTION("GGUF -> GGUF: reading undoes what writing does (the same tensors come back)") {
+    for (const std::string name : {"qwen3_next", "qwen3_5_moe"}) {
+      INFO(name);
+      const fs::path first = export_fixture(name);
+      const fs::path again = temp_path(name + "-again.gguf");
+      (void)io::export_gguf(first, again, io::GgufExportOptions{});
+      const io::GgufFile a = io::GgufFile::open(first), b = io::GgufFile::open(again);
+      REQUIRE(a.tensor_count() == b.tensor_count());
+      for (const io::GgufTensor t : a.tensors()) {
+        INFO(t.name);
+        const io::GgufTensor u = b.get_tensor(t.name);
+        REQUIRE(u.shape() == t.shape());
+        REQUIRE(u.bytes.size() == t.bytes.size());
+        if (std::string_view(t.name).ends_with(".ssm_a")) {  // -exp(log(-a)): within float rounding
+          const auto x = gguf_floats(a, std::string(t.name)), y = gguf_floats(b, std::string(t.name));
+          for (std::size_t i = 0; i < x.size(); ++i) CHECK(y[i] == Approx(x[i]).epsilon(1e-6));
+        } else {
+          CHECK(std::memcmp(u.bytes.data(), t.bytes.data(), t.bytes.size()) == 0);
+        }
+      }
+    }
+  }
   SECTION("a linear / full layer mix that is not every n-th layer full has no GGUF form") {
     ModelConfig c = hf_config("qwen3_next");
     c.linear_attention = {true, false, false, true};
