@@ -5,9 +5,9 @@
 // tensor_mapping.py) and src/llama-arch.cpp, llama-model.cpp, src/models/*.cpp:
 //  - arch names: llama (Mixtral: llama with experts), qwen2moe, qwen3moe, olmoe, deepseek2
 //    (DeepSeek-V2/V3, Kimi K2, GLM-4.7-Flash), glm4moe, gpt-oss, granitemoe, ernie4_5-moe,
-//    hunyuan-moe, dots1, minimax-m2, llama4, deepseek32 (DeepSeek-V3.2), glm-dsa (GLM-5).
-//  - not mapped (write: kUnsupported naming the class and why, unmapped_reason): Qwen3-Next /
-//    Qwen3.5 (llama.cpp's qwen3next / qwen35moe: Gated DeltaNet ssm_* tensors); ERNIE-4.5 with
+//    hunyuan-moe, dots1, minimax-m2, llama4, deepseek32 (DeepSeek-V3.2), glm-dsa (GLM-5),
+//    qwen3next (Qwen3-Next), qwen35moe (Qwen3.5-MoE, text).
+//  - not mapped (write: kUnsupported naming the class and why, unmapped_reason): ERNIE-4.5 with
 //    use_bias (llama.cpp's ernie4_5-moe has q/k/v biases only); Llama 4 configs that llama.cpp's
 //    graph runs otherwise (write_llama4); a DSA config whose indexer rope pairing is not llama.cpp's
 //    (write_dsa).
@@ -49,6 +49,19 @@
 //    PR #25407); a file without it is all full below a 1M context and GLM-5.2's pattern from it
 //    on, as llama.cpp reads it. Dense / MoE layers are read back from the tensors
 //    (mlp_layer_types).
+//  - qwen3next / qwen35moe (convert_hf_to_gguf.py Qwen3NextModel; Qwen3_5MoeTextModel extends it):
+//    keys ssm.conv_kernel / state_size / group_count / time_step_rank / inner_size (linear_conv_kernel_dim,
+//    linear_key_head_dim, linear_num_key_heads, linear_num_value_heads, value head dim x value heads),
+//    full_attention_interval (the linear / full layer mix), rope.dimension_count, qwen35moe's
+//    rope.dimension_sections (write_linear_attention). DeltaNet tensors (kTransformed): Qwen3-Next's
+//    in_proj_qkvz regrouped into attn_qkv [all q | all k | all v] + attn_gate (z), in_proj_ba as
+//    ssm_ba; Qwen3.5's in_proj_qkv / z / b / a as attn_qkv / attn_gate / ssm_beta / ssm_alpha with
+//    the value heads reordered grouped -> tiled when there are fewer key heads (tiled_heads; also in
+//    conv1d, A_log, dt_bias and out_proj's columns); conv1d [C, 1, K] as ssm_conv1d [C, K] (f32);
+//    A_log as ssm_a = -exp(A_log); dt_bias as ssm_dt.bias; norm as ssm_norm; out_proj as ssm_out.
+//    Every zero-centred RMSNorm weight (attn_norm, post_attention_norm, output_norm, attn_q_norm,
+//    attn_k_norm) is stored as 1 + w; the gated attention's doubled q_proj is attn_q as it is.
+//    Reading undoes each of these (f32 copies, or row copies as stored for pure reorders).
 //  - MTP layers: converters that keep them (DeepseekV32Model, GlmMoeDsaModel: skip_mtp False)
 //    count them in block_count and say how many in nextn_predict_layers; llama.cpp's graphs skip
 //    them (n_layer() = block_count - nextn_predict_layers) and so does the reader, for every arch.
@@ -95,6 +108,18 @@ enum class TensorKind : std::uint8_t {
                  // (Llama 4, `halves`: the first F columns)
                  // ([E, F, D] / [E, F]), odd ones `gguf_up`
   kTransposedBank,  // GPT-OSS down_proj [E, F, D]: GGUF [E, D, F]
+  kTransformed,     // Qwen3-Next / Qwen3.5: the HF tensor as a matrix [hf_shape[0], rest] whose rows (row_order)
+                    // and columns (col_order) are reordered and values mapped (value), split into `parts`
+};
+
+// kTransformed's value map, GGUF = f(HF): llama.cpp's converter stores A_log as ssm_a = -exp(A_log)
+// and zero-centred RMSNorm weights as 1 + w.
+enum class ValueMap : std::uint8_t { kNone, kNegExp, kPlusOne };
+
+// One GGUF tensor of a kTransformed mapping: `rows` consecutive rows of the reordered matrix.
+struct GgufPart {
+  std::string name;
+  index_t rows = 0;
 };
 
 struct TensorMapping {
@@ -110,7 +135,46 @@ struct TensorMapping {
   bool squeeze = false;     // a [1, n] HF tensor stored as a GGUF vector [n] (ERNIE's moe_statics)
   bool halves = false;      // kGluPair: gate in columns [0, F), up in [F, 2F) (Llama 4), not even / odd
   std::vector<index_t> hf_shape;  // outermost first
+  // kTransformed: GGUF row i (of the parts one after the other) is HF row row_order[i], GGUF column j
+  // HF column col_order[j] (empty: in place); the values are `value` of the HF ones.
+  std::vector<GgufPart> parts;
+  std::vector<index_t> row_order, col_order;
+  ValueMap value = ValueMap::kNone;
 };
+
+// kTransformed: the HF tensor's rows and columns as a matrix ([n] is n rows of 1).
+inline index_t transformed_rows(const TensorMapping& m) { return m.hf_shape[0]; }
+inline index_t transformed_cols(const TensorMapping& m) {
+  index_t cols = 1;
+  for (std::size_t d = 1; d < m.hf_shape.size(); ++d) cols *= m.hf_shape[d];
+  return cols;
+}
+// The GGUF shape (outermost first) of part p of a kTransformed mapping: [rows] for an HF vector,
+// else [rows, cols] (the conv weight [C, 1, K] is stored squeezed, [C, K], as the converter does).
+inline std::vector<index_t> part_shape(const TensorMapping& m, std::size_t p) {
+  if (m.hf_shape.size() == 1) return {m.parts[p].rows};
+  return {m.parts[p].rows, transformed_cols(m)};
+}
+
+// llama.cpp's Qwen3.5 converter (_LinearAttentionVReorderBase) reorders the DeltaNet value heads
+// from grouped by key head (head g·r + j, r = value heads per key head) to tiled (position
+// j·n_k + g), for ggml's broadcast; Qwen3-Next's converter does not. tiled_heads()[p] is the HF
+// head at GGUF position p (identity when n_k == n_v).
+inline std::vector<index_t> tiled_heads(index_t nk, index_t nv) {
+  const index_t r = nv / nk;
+  std::vector<index_t> order(static_cast<std::size_t>(nv));
+  for (index_t j = 0; j < r; ++j)
+    for (index_t g = 0; g < nk; ++g) order[j * nk + g] = g * r + j;
+  return order;
+}
+// Rows (or columns) [offset, offset + heads.size()·width) in the order of `heads`, `width` each.
+inline void append_heads(std::vector<index_t>& out, index_t offset, const std::vector<index_t>& heads, index_t width) {
+  for (const index_t h : heads)
+    for (index_t k = 0; k < width; ++k) out.push_back(offset + h * width + k);
+}
+inline void append_range(std::vector<index_t>& out, index_t first, index_t count) {
+  for (index_t k = 0; k < count; ++k) out.push_back(first + k);
+}
 
 // Every tensor model::bind_weights binds for `c`, with its GGUF name: the one list both the
 // reader (GGUF -> HF names) and the writer (HF -> GGUF names) use. Experts are listed one entry
@@ -124,8 +188,23 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
     out.push_back(std::move(m));
   };
   const index_t D = c.d_model, V = c.vocab_size, H = c.n_heads;
+  // kTransformed with one part, values mapped, and optionally rows / columns reordered.
+  const auto transformed = [&](std::string hf, std::vector<GgufPart> parts, std::vector<index_t> shape,
+                               ValueMap value = ValueMap::kNone, std::vector<index_t> rows = {},
+                               std::vector<index_t> cols = {}) {
+    TensorMapping m;
+    m.hf = std::move(hf), m.gguf = parts[0].name, m.kind = TensorKind::kTransformed, m.hf_shape = std::move(shape);
+    m.parts = std::move(parts), m.row_order = std::move(rows), m.col_order = std::move(cols), m.value = value;
+    out.push_back(std::move(m));
+  };
+  // Zero-centred RMSNorm weights (Qwen3-Next / Qwen3.5) are stored as 1 + w (the converter adds 1
+  // to every "norm.weight" but the DeltaNet's gated linear_attn.norm).
+  const auto norm = [&](std::string hf, std::string gguf, index_t n) {
+    if (!c.spec->zero_centered_norms) return add(std::move(hf), std::move(gguf), {n});
+    transformed(std::move(hf), {{std::move(gguf), n}}, {n}, ValueMap::kPlusOne);
+  };
   add("model.embed_tokens.weight", "token_embd.weight", {V, D});
-  add("model.norm.weight", "output_norm.weight", {D});
+  norm("model.norm.weight", "output_norm.weight", D);
   if (!c.tie_word_embeddings) {
     add("lm_head.weight", "output.weight", {V, D});
   } else if (c.spec->family == model::Family::kMiniMaxM2) {
@@ -135,10 +214,59 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
   }
   for (index_t i = 0; i < c.n_layers; ++i) {
     const std::string p = fmt::format("model.layers.{}.", i), b = fmt::format("blk.{}.", i);
-    add(p + "input_layernorm.weight", b + "attn_norm.weight", {D});
-    add(p + "post_attention_layernorm.weight", b + std::string(a.ffn_norm) + ".weight", {D});
+    norm(p + "input_layernorm.weight", b + "attn_norm.weight", D);
+    norm(p + "post_attention_layernorm.weight", b + std::string(a.ffn_norm) + ".weight", D);
     const std::string s = p + "self_attn.";
-    if (c.mla) {
+    if (c.linear_attention[i]) {
+      // Gated DeltaNet as llama.cpp's qwen3next / qwen35moe (convert_hf_to_gguf.py Qwen3NextModel and
+      // the Qwen3.5 classes): attn_qkv [q | k | v] and attn_gate (z), ssm_ba / ssm_beta + ssm_alpha,
+      // ssm_conv1d [C, K], ssm_a = -exp(A_log), ssm_dt.bias (dt_bias), ssm_norm, ssm_out.
+      const kernels::DeltaNetShape& d = c.delta_net;
+      const index_t nk = d.n_k_heads, nv = d.n_v_heads, dk = d.k_head_dim, dv = d.v_head_dim, r = nv / nk;
+      const index_t Kd = nk * dk, Vd = nv * dv, C = 2 * Kd + Vd, K = d.conv_kernel;
+      const std::string x = p + "linear_attn.";
+      const auto parts1 = [&](const char* gguf, index_t rows) { return std::vector<GgufPart>{{b + gguf, rows}}; };
+      if (c.spec->delta_net == model::DeltaNetLayout::kGroupedQkvz) {
+        // in_proj_qkvz: per key head g, [q (dk) | k (dk) | v (r·dv) | z (r·dv)]; regrouped into
+        // [all q | all k | all v] (attn_qkv) and all z (attn_gate), as the converter does.
+        const index_t group = 2 * dk + 2 * r * dv;
+        std::vector<index_t> rows;
+        for (index_t g = 0; g < nk; ++g) append_range(rows, g * group, dk);
+        for (index_t g = 0; g < nk; ++g) append_range(rows, g * group + dk, dk);
+        for (index_t g = 0; g < nk; ++g) append_range(rows, g * group + 2 * dk, r * dv);
+        for (index_t g = 0; g < nk; ++g) append_range(rows, g * group + 2 * dk + r * dv, r * dv);
+        transformed(x + "in_proj_qkvz.weight", {{b + "attn_qkv.weight", C}, {b + "attn_gate.weight", Vd}},
+                    {nk * group, D}, ValueMap::kNone, std::move(rows));
+        add(x + "in_proj_ba.weight", b + "ssm_ba.weight", {2 * nv, D});
+        transformed(x + "conv1d.weight", parts1("ssm_conv1d.weight", C), {C, 1, K});
+        transformed(x + "A_log", parts1("ssm_a", nv), {nv}, ValueMap::kNegExp);
+        add(x + "dt_bias", b + "ssm_dt.bias", {nv});
+        add(x + "out_proj.weight", b + "ssm_out.weight", {D, Vd});
+      } else {
+        // Separate projections; value heads tiled when there are fewer key heads (tiled_heads).
+        const std::vector<index_t> heads = tiled_heads(nk, nv);
+        const bool tiled = nk != nv;
+        const auto heads_of = [&](index_t offset, index_t width, index_t first) {
+          std::vector<index_t> v;
+          if (!tiled) return v;
+          append_range(v, 0, first);
+          append_heads(v, offset, heads, width);
+          return v;
+        };
+        transformed(x + "in_proj_qkv.weight", parts1("attn_qkv.weight", C), {C, D}, ValueMap::kNone,
+                    heads_of(2 * Kd, dv, 2 * Kd));
+        transformed(x + "in_proj_z.weight", parts1("attn_gate.weight", Vd), {Vd, D}, ValueMap::kNone, heads_of(0, dv, 0));
+        transformed(x + "in_proj_b.weight", parts1("ssm_beta.weight", nv), {nv, D}, ValueMap::kNone, heads_of(0, 1, 0));
+        transformed(x + "in_proj_a.weight", parts1("ssm_alpha.weight", nv), {nv, D}, ValueMap::kNone, heads_of(0, 1, 0));
+        transformed(x + "conv1d.weight", parts1("ssm_conv1d.weight", C), {C, 1, K}, ValueMap::kNone,
+                    heads_of(2 * Kd, dv, 2 * Kd));
+        transformed(x + "A_log", parts1("ssm_a", nv), {nv}, ValueMap::kNegExp, heads_of(0, 1, 0));
+        transformed(x + "dt_bias", parts1("ssm_dt.bias", nv), {nv}, ValueMap::kNone, heads_of(0, 1, 0));
+        transformed(x + "out_proj.weight", parts1("ssm_out.weight", D), {D, Vd}, ValueMap::kNone, {},
+                    heads_of(0, dv, 0));
+      }
+      add(x + "norm.weight", b + "ssm_norm.weight", {dv});  // plain weights (no +1)
+    } else if (c.mla) {
       const index_t qk = c.qk_nope_head_dim + c.qk_rope_head_dim, R = c.kv_lora_rank;
       // llama.cpp's deepseek2 runs rope on adjacent pairs (what rope_interleave = true checkpoints
       // hold); a half-split checkpoint (rope_interleave false) has its rope rows of q and kv_a
@@ -187,7 +315,9 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
     } else {
       const index_t hd = c.head_dim, KV = c.n_kv_heads;
       const TensorKind qk_kind = a.permute_qk ? TensorKind::kPermuteRows : TensorKind::kPlain;
-      add(s + "q_proj.weight", b + "attn_q.weight", {H * hd, D}, qk_kind, H);
+      // Gated attention (Qwen3-Next / Qwen3.5): q_proj holds per head its query then its gate rows,
+      // stored as one attn_q of twice the width (llama.cpp splits it per head the same way).
+      add(s + "q_proj.weight", b + "attn_q.weight", {(c.attention_output_gate ? 2 : 1) * H * hd, D}, qk_kind, H);
       add(s + "k_proj.weight", b + "attn_k.weight", {KV * hd, D}, qk_kind, KV);
       add(s + "v_proj.weight", b + "attn_v.weight", {KV * hd, D});
       add(s + "o_proj.weight", b + "attn_output.weight", {D, H * hd});
@@ -202,8 +332,8 @@ inline std::vector<TensorMapping> tensor_mappings(const ModelConfig& c, const Ar
       if (c.qk_norm == model::QkNorm::kPerHead || c.qk_norm == model::QkNorm::kPerHeadAfterRope) {
         // Hunyuan's norms after rope are llama.cpp's hunyuan-moe attn_q_norm / attn_k_norm (its
         // graph applies them after rope too).
-        add(qn + ".weight", b + "attn_q_norm.weight", {hd});
-        add(kn + ".weight", b + "attn_k_norm.weight", {hd});
+        norm(qn + ".weight", b + "attn_q_norm.weight", hd);
+        norm(kn + ".weight", b + "attn_k_norm.weight", hd);
       } else if (c.qk_norm == model::QkNorm::kWholeProjection) {
         add(qn + ".weight", b + "attn_q_norm.weight", {H * hd});
         add(kn + ".weight", b + "attn_k_norm.weight", {KV * hd});
@@ -285,6 +415,7 @@ inline std::vector<index_t> gguf_shape(const TensorMapping& m) {
     case TensorKind::kExpert: return {m.n_experts, h[0], h[1]};
     case TensorKind::kGluPair: return h.size() == 3 ? std::vector<index_t>{h[0], h[2] / 2, h[1]} : std::vector<index_t>{h[0], h[1] / 2};
     case TensorKind::kTransposedBank: return {h[0], h[2], h[1]};
+    case TensorKind::kTransformed: return part_shape(m, 0);
     default: return m.squeeze && h.size() == 2 && h[0] == 1 ? std::vector<index_t>{h[1]} : h;
   }
 }
@@ -324,6 +455,15 @@ inline nlohmann::json normalized_hf_config(const ModelConfig& c) {
     j["index_topk"] = c.dsa.top_k;
   }
   if (c.clip_qkv > 0) j["clip_qkv"] = c.clip_qkv;
+  if (c.delta_net.n_v_heads > 0) {
+    j["linear_conv_kernel_dim"] = c.delta_net.conv_kernel;
+    j["linear_key_head_dim"] = c.delta_net.k_head_dim;
+    j["linear_num_key_heads"] = c.delta_net.n_k_heads;
+    j["linear_num_value_heads"] = c.delta_net.n_v_heads;
+  }
+  // Qwen3.5-MoE configs have no dense MLP width (every layer MoE): the converter writes no
+  // feed_forward_length for them.
+  if (s.family == model::Family::kQwen35Moe) j.erase(std::string(s.dense_d_ff_key));
   if (s.shared_expert == model::SharedExpert::kSigmoidGated && c.d_ff_shared > 0) {
     j["shared_expert_intermediate_size"] = c.d_ff_shared;
   }
@@ -500,9 +640,49 @@ void write_dsa(Writer& w, const ModelConfig& c, const Key& key) {
   }
 }
 
+// qwen3next / qwen35moe keys beyond the table (convert_hf_to_gguf.py Qwen3NextModel, which the
+// Qwen3.5 classes extend): ssm.inner_size (value head dim x value heads), full_attention_interval
+// (llama.cpp: layer i is linear iff (i + 1) % interval != 0; a layer mix of another form is
+// kUnsupported, naming the layer), rope.dimension_count (the rotated width), and for qwen35moe
+// rope.dimension_sections (mrope_section padded to 4 with 0, the converter's default [11, 11, 10, 0]
+// without one; text runs plain rope whatever it says).
+template <class Writer, class Key>
+void write_linear_attention(Writer& w, const ModelConfig& c, const Key& key) {
+  const index_t n = c.n_layers;
+  index_t interval = 0;
+  for (index_t k = 1; k <= n + 1 && interval == 0; ++k) {
+    bool same = true;
+    for (index_t i = 0; i < n; ++i) same = same && c.linear_attention[i] == ((i + 1) % k != 0);
+    if (same) interval = k;
+  }
+  if (interval == 0) {
+    index_t first = 0;
+    while (first < n && c.linear_attention[first]) ++first;
+    fail(ErrorCode::kUnsupported, "{}: {} has no GGUF form: its linear / full attention layers (layer_types) are not "
+         "llama.cpp's every full_attention_interval-th layer full (layer {} is the first full one)", c.source,
+         c.architecture, first);
+  }
+  const kernels::DeltaNetShape& d = c.delta_net;
+  w.put_u32(key("ssm.inner_size"), static_cast<std::uint32_t>(d.v_head_dim * d.n_v_heads));
+  w.put_u32(key("full_attention_interval"), static_cast<std::uint32_t>(interval));
+  w.put_u32(key("rope.dimension_count"), static_cast<std::uint32_t>(c.rope.rotary_dim));
+  if (c.spec->family == model::Family::kQwen35Moe) {
+    std::vector<std::int32_t> sections{11, 11, 10, 0};
+    if (!c.mrope_section.empty()) {
+      sections.assign(c.mrope_section.begin(), c.mrope_section.end());
+      if (sections.size() > 4) {
+        fail(ErrorCode::kUnsupported, "{}: mrope_section has {} entries (GGUF's rope.dimension_sections holds 4)",
+             c.source, sections.size());
+      }
+      sections.resize(4, 0);
+    }
+    w.put_i32s(key("rope.dimension_sections"), sections);
+  }
+}
+
 // Writes the architecture's metadata for `c` (all keys below "{arch}.", plus
 // general.architecture). `put_u32/put_f32/put_bool/put_str(key, value)` store one key,
-// `put_bools(key, std::vector<bool>)` an array of bools.
+// `put_bools(key, std::vector<bool>)` an array of bools, `put_i32s(key, std::vector<std::int32_t>)` of i32.
 template <class Writer>
 void write_metadata(Writer& w, const ModelConfig& c) {
   const ArchTable* a = table_for_family(c.spec->family);
@@ -598,6 +778,8 @@ void write_metadata(Writer& w, const ModelConfig& c) {
     w.put_u32(key("expert_gating_func"), kGatingSigmoid);
   } else if (c.spec->family == model::Family::kLlama4) {
     write_llama4(w, c, key);
+  } else if (c.spec->family == model::Family::kQwen3Next || c.spec->family == model::Family::kQwen35Moe) {
+    write_linear_attention(w, c, key);
   } else if (c.spec->family == model::Family::kGptOss) {
     // What llama.cpp's gpt-oss graph fixes rather than reads (see the file comment).
     if (c.swiglu_alpha != 1.702f || c.swiglu_limit != 7.0f) {
@@ -693,7 +875,7 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   if (a == nullptr) {
     fail(ErrorCode::kUnsupported, "{}: GGUF architecture \"{}\" is not supported (llama with experts, qwen2moe, "
          "qwen3moe, olmoe, deepseek2, glm4moe, gpt-oss, granitemoe, ernie4_5-moe, hunyuan-moe, dots1, minimax-m2, "
-         "llama4, deepseek32, glm-dsa)", source, arch);
+         "llama4, deepseek32, glm-dsa, qwen3next, qwen35moe)", source, arch);
   }
   const auto key = [&](std::string_view k) { return fmt::format("{}.{}", arch, k); };
   const auto need_u = [&](std::string_view k) {
@@ -835,6 +1017,7 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
     return j.contains("head_dim") ? j["head_dim"].get<double>()
                                   : j["hidden_size"].get<double>() / j["num_attention_heads"].get<double>();
   };
+  nlohmann::json mrope_section;  // qwen35moe: rope.dimension_sections, into the rope dict below
   const auto require_sigmoid = [&] {
     const auto g = f.integer(key("expert_gating_func"));
     if (g && *g != kGatingSigmoid) {
@@ -1012,6 +1195,46 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
     j["use_qk_norm"] = n_experts != 128;
     if (!j.contains("intermediate_size_mlp")) j["intermediate_size_mlp"] = j["intermediate_size"];
   }
+  if (a->family == model::Family::kQwen3Next || a->family == model::Family::kQwen35Moe) {
+    // Gated DeltaNet's shape: llama.cpp requires the five ssm keys (llama_model_qwen3next /
+    // qwen35moe load_arch_hparams); linear_value_head_dim is inner_size / time_step_rank.
+    for (const char* k : {"ssm.conv_kernel", "ssm.state_size", "ssm.group_count", "ssm.time_step_rank", "ssm.inner_size"}) {
+      if (need_u(k) == 0) fail(ErrorCode::kConfig, "{}: {} = 0 must be positive", source, key(k));
+    }
+    const std::uint64_t inner = need_u("ssm.inner_size"), nv = need_u("ssm.time_step_rank"), nk = need_u("ssm.group_count");
+    if (inner % nv != 0) {
+      fail(ErrorCode::kConfig, "{}: {} = {} is not a multiple of {} = {} (value heads of equal width)", source,
+           key("ssm.inner_size"), inner, key("ssm.time_step_rank"), nv);
+    }
+    if (nv % nk != 0) {
+      fail(ErrorCode::kConfig, "{}: {} = {} (value heads) is not a multiple of {} = {} (key heads)", source,
+           key("ssm.time_step_rank"), nv, key("ssm.group_count"), nk);
+    }
+    j["linear_value_head_dim"] = inner / nv;
+    // Linear / full attention layers as llama.cpp derives them (full_attention_interval, default 4).
+    const std::uint64_t interval = f.integer(key("full_attention_interval")).value_or(4);
+    if (interval == 0) fail(ErrorCode::kConfig, "{}: {} = 0 must be positive", source, key("full_attention_interval"));
+    nlohmann::json types = nlohmann::json::array();
+    for (std::uint64_t i = 0; i < n_layers; ++i) {
+      types.push_back((i + 1) % interval != 0 ? "linear_attention" : "full_attention");
+    }
+    j["layer_types"] = types;
+    // The rotated width (llama.cpp: the whole head without the key).
+    const std::uint64_t rot = f.integer(key("rope.dimension_count")).value_or(static_cast<std::uint64_t>(head_dim()));
+    j["partial_rotary_factor"] = static_cast<double>(rot) / head_dim();
+    if (a->family == model::Family::kQwen35Moe) {
+      // Required by llama.cpp's qwen35moe loader; for text it changes nothing (plain partial rope).
+      const auto sections = f.ints(key("rope.dimension_sections"));
+      if (!sections) fail(ErrorCode::kConfig, "{}: metadata key {} not found", source, key("rope.dimension_sections"));
+      if (sections->size() != 4) {
+        fail(ErrorCode::kConfig, "{}: {} has {} entries, expected 4", source, key("rope.dimension_sections"),
+             sections->size());
+      }
+      std::vector<std::int64_t> mrope(sections->begin(), sections->end());
+      if (mrope.back() == 0) mrope.pop_back();  // the converter pads transformers' three sections with 0
+      mrope_section = nlohmann::json(mrope);
+    }
+  }
   if (a->family == model::Family::kMiniMaxM2) {
     require_sigmoid();
     if (const auto rot = f.integer(key("rope.dimension_count"))) {
@@ -1028,7 +1251,8 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   }
   // Dense vs MoE layers, from the tensors (leading_dense_block_count for deepseek2/glm4moe is
   // checked against them by the binder: a dense layer has no ffn_gate_inp).
-  if (a->family == model::Family::kQwen2Moe || a->family == model::Family::kQwen3Moe) {
+  if (a->family == model::Family::kQwen2Moe || a->family == model::Family::kQwen3Moe ||
+      a->family == model::Family::kQwen3Next) {
     nlohmann::json dense = nlohmann::json::array();
     for (std::uint64_t i = 0; i < n_layers; ++i) {
       if (!f.tensor_shape(fmt::format("blk.{}.ffn_gate_inp.weight", i))) dense.push_back(i);
@@ -1073,6 +1297,10 @@ nlohmann::json hf_config_from_metadata(const Reader& f, std::string_view source)
   }
   if (a->family == model::Family::kGptOss && rope.is_object() && rope.value("rope_type", "") == "yarn") {
     rope["truncate"] = false;
+  }
+  if (!mrope_section.is_null()) {
+    rope["mrope_section"] = mrope_section;
+    rope["mrope_interleaved"] = true;  // Qwen3.5's (llama.cpp's qwen35moe ropes LLAMA_ROPE_TYPE_IMROPE)
   }
   if (!rope.empty()) {
     if (!rope.contains("rope_type")) rope["rope_type"] = "default";

@@ -94,6 +94,15 @@ constexpr std::array<KeyMapping, N + M> join_keys(const KeyMapping (&a)[N], cons
   for (std::size_t i = 0; i < M; ++i) out[N + i] = b[i];
   return out;
 }
+template <std::size_t N, std::size_t M, std::size_t K>
+constexpr std::array<KeyMapping, N + M + K> join_keys(const KeyMapping (&a)[N], const KeyMapping (&b)[M],
+                                                      const KeyMapping (&c)[K]) {
+  std::array<KeyMapping, N + M + K> out{};
+  for (std::size_t i = 0; i < N; ++i) out[i] = a[i];
+  for (std::size_t i = 0; i < M; ++i) out[N + i] = b[i];
+  for (std::size_t i = 0; i < K; ++i) out[N + M + i] = c[i];
+  return out;
+}
 // deepseek32 (DeepseekV32Model) and glm-dsa (GlmMoeDsaModel) subclass the converter's
 // DeepseekV2Model: deepseek2's keys plus the lightning indexer's three (llama.cpp requires all
 // three: llama_model_deepseek32 / llama_model_glm_dsa load_arch_hparams).
@@ -192,6 +201,30 @@ inline constexpr KeyMapping kLlama4Keys[] = {
     {"feed_forward_length", "intermediate_size_mlp", KeyType::kU32},
     {"expert_feed_forward_length", "intermediate_size", KeyType::kU32},
 };
+// qwen3next (Qwen3NextModel <- Qwen2MoeModel) and qwen35moe (Qwen3_5MoeTextModel, the same
+// set_gguf_parameters): Gated DeltaNet's shape as llama.cpp's ssm.* keys (conv_kernel =
+// linear_conv_kernel_dim, state_size = linear_key_head_dim, group_count = linear_num_key_heads,
+// time_step_rank = linear_num_value_heads; inner_size = linear_value_head_dim x value heads is
+// written and read by hand), full_attention_interval and rope.dimension_count by hand too
+// (write_linear_attention). Qwen3.5 configs have no norm_topk_prob (always renormalised).
+inline constexpr KeyMapping kSsmKeys[] = {
+    {"ssm.conv_kernel", "linear_conv_kernel_dim", KeyType::kU32},
+    {"ssm.state_size", "linear_key_head_dim", KeyType::kU32},
+    {"ssm.group_count", "linear_num_key_heads", KeyType::kU32},
+    {"ssm.time_step_rank", "linear_num_value_heads", KeyType::kU32},
+};
+inline constexpr KeyMapping kQwen35MoeMoeKeys[] = {
+    {"expert_count", "num_experts", KeyType::kU32},
+    {"attention.head_count_kv", "num_key_value_heads", KeyType::kU32},
+    {"attention.key_length", "head_dim", KeyType::kU32},
+    {"attention.value_length", "head_dim", KeyType::kU32},
+    {"expert_feed_forward_length", "moe_intermediate_size", KeyType::kU32},
+    {"expert_shared_feed_forward_length", "shared_expert_intermediate_size", KeyType::kU32},
+};
+inline constexpr KeyMapping kNormTopkKey[] = {{"expert_weights_norm", "norm_topk_prob", KeyType::kBool}};
+inline constexpr auto kQwen35MoeKeys = join_keys(kQwen35MoeMoeKeys, kSsmKeys);
+inline constexpr auto kQwen3NextKeys = join_keys(kQwen35MoeMoeKeys, kNormTopkKey, kSsmKeys);
+
 // llama.cpp's llama4 constants (src/models/llama4.cpp: the chunk, the temperature tuning; hparams'
 // n_no_rope_layer_step default).
 inline constexpr index_t kLlama4Chunk = 8192;
@@ -226,6 +259,11 @@ inline constexpr ArchTable kTables[] = {
     {"deepseek32", "DeepseekV32ForCausalLM", model::Family::kDeepseekV32, "ffn_norm", "shared_experts", false,
      kDsaKeys},
     {"glm-dsa", "GlmMoeDsaForCausalLM", model::Family::kGlmMoeDsa, "ffn_norm", "shared_experts", false, kDsaKeys},
+    // post_attention_layernorm is ATTN_POST_NORM in both archs' tensor lists (no ffn_norm).
+    {"qwen3next", "Qwen3NextForCausalLM", model::Family::kQwen3Next, "post_attention_norm", "shared_expert", false,
+     kQwen3NextKeys},
+    {"qwen35moe", "Qwen3_5MoeForCausalLM", model::Family::kQwen35Moe, "post_attention_norm", "shared_expert", false,
+     kQwen35MoeKeys},
 };
 
 // The rope pairing of llama.cpp's lightning indexer (the first rope.dimension_count dims of its
@@ -249,9 +287,6 @@ inline constexpr bool glm52_default_indexer_full(std::uint64_t layer) noexcept {
 // kUnsupported message).
 inline std::string_view unmapped_reason(model::Family f) noexcept {
   switch (f) {
-    case model::Family::kQwen3Next:
-    case model::Family::kQwen35Moe:
-      return "llama.cpp's qwen3next / qwen35moe archs (Gated DeltaNet ssm_* tensors) are not mapped yet";
     default: return "no GGUF mapping";
   }
 }

@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -87,8 +88,10 @@ inline DType tensor_type(std::string_view type, std::string_view name, std::size
   // the routers. llama-quantize quantizes only tensors of rank >= 2 whose name ends in "weight",
   // never ffn_gate_inp. The DSA indexer's head weights (indexer.proj, [heads, D]) stay f32 as the
   // converter writes them ("DSA indexer weights should be F32"; llama-quantize would quantize them).
+  // ssm_conv1d (Gated DeltaNet's [C, K] conv) stays f32 too: the converter forces SSM_CONV1D to F32
+  // and llama-quantize leaves it alone.
   if (rank < 2 || !name.ends_with(".weight") || contains_text(name, "ffn_gate_inp") ||
-      contains_text(name, ".indexer.proj.")) {
+      contains_text(name, ".indexer.proj.") || contains_text(name, ".ssm_conv1d.")) {
     return DType::f32;
   }
   DType want;
@@ -181,6 +184,7 @@ struct MetadataPut {
   void put_f32(const std::string& k, float v) { w.set(k, v); }
   void put_bool(const std::string& k, bool v) { w.set(k, v); }
   void put_str(const std::string& k, std::string_view v) { w.set(k, v); }
+  void put_i32s(const std::string& k, const std::vector<std::int32_t>& v) { w.set(k, GgufArrayValue::of(v)); }
   void put_bools(const std::string& k, const std::vector<bool>& v) {
     GgufArrayValue a(GgufValueType::boolean);
     for (const bool b : v) a.push(b);
@@ -289,6 +293,32 @@ inline std::vector<float> permute_rope_rows(std::vector<float> x, index_t rows, 
     }
   }
   return x;
+}
+
+// Part p of a kTransformed mapping (gguf_arch.hpp) from the HF tensor: rows / columns reordered,
+// values mapped (-exp for ssm_a, + 1 for zero-centred norms), then the part's rows.
+inline std::vector<float> transformed_part(const TensorSource& src, const gguf_arch::TensorMapping& m, std::size_t p) {
+  const std::vector<float> x = read_floats(src, m.hf, m.hf_shape);
+  const index_t R = gguf_arch::transformed_rows(m), C = gguf_arch::transformed_cols(m);
+  index_t first = 0;
+  for (std::size_t q = 0; q < p; ++q) first += m.parts[q].rows;
+  const index_t rows = m.parts[p].rows;
+  std::vector<float> y(static_cast<std::size_t>(rows * C));
+  for (index_t i = 0; i < rows; ++i) {
+    const index_t from = m.row_order.empty() ? first + i : m.row_order[static_cast<std::size_t>(first + i)];
+    require(from < R, ErrorCode::kInternal, "{}: row {} of {}", m.hf, from, R);
+    for (index_t j = 0; j < C; ++j) {
+      const index_t col = m.col_order.empty() ? j : m.col_order[static_cast<std::size_t>(j)];
+      const float v = x[static_cast<std::size_t>(from * C + col)];
+      float& out = y[static_cast<std::size_t>(i * C + j)];
+      switch (m.value) {
+        case gguf_arch::ValueMap::kNone: out = v; break;
+        case gguf_arch::ValueMap::kNegExp: out = -std::exp(v); break;
+        case gguf_arch::ValueMap::kPlusOne: out = v + 1.0f; break;
+      }
+    }
+  }
+  return y;
 }
 
 // GPT-OSS's and Llama 4's checkpoint banks in llama.cpp's layout (gguf_arch.hpp): `part` 0 / 1 of a kGluPair
@@ -418,7 +448,7 @@ inline GgufExportReport detail::export_gguf_tensors(const ModelConfig& c, const 
       std::string name;
       std::vector<index_t> shape;  // GGUF, outermost first
       std::vector<const gguf_arch::TensorMapping*> parts;
-      int part = -1;  // kKvB: 0 attn_k_b, 1 attn_v_b; kGluPair: 0 gate (even columns), 1 up (odd)
+      int part = -1;  // kKvB: 0 attn_k_b, 1 attn_v_b; kGluPair: 0 gate (even columns), 1 up (odd); kTransformed: its part
       DType type = DType::f32;
     };
     std::vector<Out> outs;
@@ -431,6 +461,12 @@ inline GgufExportReport detail::export_gguf_tensors(const ModelConfig& c, const 
         vb.replace(vb.find("attn_kv_b"), 9, "attn_v_b");
         outs.push_back({kb, {H, R, N}, {&m}, 0});
         outs.push_back({vb, {H, Vd, R}, {&m}, 1});
+        continue;
+      }
+      if (m.kind == gguf_arch::TensorKind::kTransformed) {
+        for (std::size_t p = 0; p < m.parts.size(); ++p) {
+          outs.push_back({m.parts[p].name, gguf_arch::part_shape(m, p), {&m}, static_cast<int>(p)});
+        }
         continue;
       }
       if (m.kind == gguf_arch::TensorKind::kGluPair) {
@@ -465,7 +501,9 @@ inline GgufExportReport detail::export_gguf_tensors(const ModelConfig& c, const 
         const Out& t = *op;
         std::vector<float> x;
         const gguf_arch::TensorKind kind = t.parts[0]->kind;
-        if (kind == gguf_arch::TensorKind::kGluPair || kind == gguf_arch::TensorKind::kTransposedBank) {
+        if (kind == gguf_arch::TensorKind::kTransformed) {
+          x = detail::transformed_part(*src, *t.parts[0], static_cast<std::size_t>(t.part));
+        } else if (kind == gguf_arch::TensorKind::kGluPair || kind == gguf_arch::TensorKind::kTransposedBank) {
           x = detail::gpt_oss_part(*src, *t.parts[0], t.part);
         } else if (t.part >= 0) {
           const auto& m = *t.parts[0];

@@ -3,7 +3,9 @@
 // then ModelConfig::from_json validates it as for a folder; tensors are served in place from
 // the mapping under the Hugging Face names bind_weights asks for (quantized ones as their block
 // DType, stacked experts as per-expert slices). Only MLA's split attn_k_b / attn_v_b (reassembled
-// into kv_b_proj) and GPT-OSS's expert banks (into the checkpoint's input-major layout) are copied.
+// into kv_b_proj), GPT-OSS's expert banks (into the checkpoint's input-major layout) and the Gated
+// DeltaNet tensors and zero-centred norms of qwen3next / qwen35moe (gguf_arch.hpp kTransformed) are
+// copied.
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -17,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <list>
@@ -52,6 +55,18 @@ class GgufMetadataReader {
   }
   std::optional<bool> boolean(std::string_view key) const { return f_.get_optional<bool>(key); }
   std::optional<std::vector<bool>> bools(std::string_view key) const { return f_.get_optional<std::vector<bool>>(key); }
+  // An array of i32 (what gguf-py writes for a list of ints) or u32.
+  std::optional<std::vector<std::int64_t>> ints(std::string_view key) const {
+    const auto v = f_.find(key);
+    if (!v) return std::nullopt;
+    std::vector<std::int64_t> out;
+    if (v->holds<std::vector<std::uint32_t>>()) {
+      for (const std::uint32_t x : v->get<std::vector<std::uint32_t>>()) out.push_back(x);
+    } else {
+      for (const std::int32_t x : f_.get<std::vector<std::int32_t>>(key)) out.push_back(x);
+    }
+    return out;
+  }
   std::optional<std::vector<index_t>> tensor_shape(std::string_view name) const {
     const auto t = f_.find_tensor(name);
     if (!t) return std::nullopt;
@@ -137,6 +152,9 @@ class GgufTensorSource final : public TensorSource {
     if (m == nullptr) return false;
     if (m->kind == gguf_arch::TensorKind::kKvB) return f_.find_tensor(m->gguf) || split_kvb_present(*m);
     if (m->kind == gguf_arch::TensorKind::kGluPair) return f_.find_tensor(m->gguf) && f_.find_tensor(m->gguf_up);
+    if (m->kind == gguf_arch::TensorKind::kTransformed) {
+      return std::all_of(m->parts.begin(), m->parts.end(), [&](const auto& p) { return f_.find_tensor(p.name).has_value(); });
+    }
     return f_.find_tensor(m->gguf).has_value();
   }
 
@@ -157,6 +175,7 @@ class GgufTensorSource final : public TensorSource {
     if (m->kind == gguf_arch::TensorKind::kGluPair || m->kind == gguf_arch::TensorKind::kTransposedBank) {
       return assemble_gpt_oss(*m);
     }
+    if (m->kind == gguf_arch::TensorKind::kTransformed) return assemble_transformed(*m, name);
     const GgufTensor t = f_.get_tensor(m->gguf);
     const DType d = tensor_dtype(t, f_.name());
     const std::vector<index_t> want = gguf_arch::gguf_shape(*m);
@@ -231,6 +250,74 @@ class GgufTensorSource final : public TensorSource {
     for (std::size_t r = 0; r < rows; ++r) detail::row_to_float(d, t.bytes.data() + r * t.row_bytes(), cols, out.data() + r * cols);
     return out;
   }
+  // The HF tensor of a kTransformed mapping (Qwen3-Next / Qwen3.5, gguf_arch.hpp) from its parts:
+  // the converter's row / column order and value map undone (A_log = log(-ssm_a), w = norm - 1). Rows
+  // that are only reordered are copied as stored (a quantized attn_qkv + attn_gate gives a quantized
+  // in_proj_qkvz); anything else is an f32 copy.
+  TensorRef assemble_transformed(const gguf_arch::TensorMapping& m, std::string_view hf) const {
+    std::vector<GgufTensor> parts;
+    for (std::size_t p = 0; p < m.parts.size(); ++p) {
+      const auto t = f_.find_tensor(m.parts[p].name);
+      if (!t) fail(ErrorCode::kMissingTensor, "{}: tensor {} (for {}) not found", f_.name(), m.parts[p].name, hf);
+      const std::vector<index_t> want = gguf_arch::part_shape(m, p);
+      if (!detail::same_shape(t->shape(), want)) {
+        fail(ErrorCode::kShapeMismatch, "{}: tensor {} (for {}): expected shape {}, found {}", f_.name(), t->name, hf,
+             detail::shape_text(want), detail::shape_text(t->shape()));
+      }
+      if (m.hf_shape.size() == 1 && format_block_elements(tensor_dtype(*t, f_.name())) != 1) {
+        fail(ErrorCode::kUnsupported, "{}: tensor {} (for {}) is a vector of type {}; expected f32, f16 or bf16",
+             f_.name(), t->name, hf, to_string(t->type));
+      }
+      parts.push_back(*t);
+    }
+    const index_t R = gguf_arch::transformed_rows(m), C = gguf_arch::transformed_cols(m);
+    // GGUF row i of the parts one after the other -> (part, row in it).
+    std::vector<std::pair<std::size_t, index_t>> where;
+    for (std::size_t p = 0; p < parts.size(); ++p)
+      for (index_t r = 0; r < m.parts[p].rows; ++r) where.emplace_back(p, r);
+    const auto hf_row = [&](index_t i) { return m.row_order.empty() ? i : m.row_order[static_cast<std::size_t>(i)]; };
+    const DType d0 = tensor_dtype(parts[0], f_.name());
+    const bool same_type = std::all_of(parts.begin(), parts.end(), [&](const GgufTensor& t) { return t.type == parts[0].type; });
+    if (m.value == gguf_arch::ValueMap::kNone && m.col_order.empty() && same_type && m.hf_shape.size() > 1) {
+      const std::size_t rb = parts[0].row_bytes();
+      std::vector<std::byte> out(static_cast<std::size_t>(R) * rb);
+      for (index_t i = 0; i < R; ++i) {
+        const auto [p, r] = where[static_cast<std::size_t>(i)];
+        std::memcpy(out.data() + static_cast<std::size_t>(hf_row(i)) * rb, parts[p].bytes.data() + static_cast<std::size_t>(r) * rb, rb);
+      }
+      return keep_bytes(std::move(out), d0);
+    }
+    std::vector<float> row(static_cast<std::size_t>(C)), out(static_cast<std::size_t>(R * C));
+    for (index_t i = 0; i < R; ++i) {
+      const auto [p, r] = where[static_cast<std::size_t>(i)];
+      const GgufTensor& t = parts[p];
+      const std::size_t rb = m.hf_shape.size() > 1 ? t.row_bytes() : format_row_bytes(tensor_dtype(t, f_.name()), 1);
+      detail::row_to_float(tensor_dtype(t, f_.name()), t.bytes.data() + static_cast<std::size_t>(r) * rb,
+                           static_cast<std::size_t>(C), row.data());
+      float* dst = out.data() + static_cast<std::size_t>(hf_row(i) * C);
+      for (index_t j = 0; j < C; ++j) {
+        const float v = row[static_cast<std::size_t>(j)];
+        float& o = dst[m.col_order.empty() ? j : m.col_order[static_cast<std::size_t>(j)]];
+        switch (m.value) {
+          case gguf_arch::ValueMap::kNone: o = v; break;
+          case gguf_arch::ValueMap::kNegExp:
+            // ssm_a = -exp(A_log) is negative; anything else has no A_log.
+            require(v < 0.0f, ErrorCode::kConfig, "{}: tensor {} (for {}): value {} at {} must be negative (-exp(A_log))",
+                    f_.name(), t.name, hf, v, i * C + j);
+            o = std::log(-v);
+            break;
+          case gguf_arch::ValueMap::kPlusOne: o = v - 1.0f; break;
+        }
+      }
+    }
+    return keep(std::move(out));
+  }
+  TensorRef keep_bytes(std::vector<std::byte> v, DType d) const {
+    std::lock_guard lock(mutex_);
+    const auto& kept = owned_bytes_.emplace_back(std::move(v));
+    return TensorRef{d, kept.data()};
+  }
+
   // Keeps a reassembled copy alive with the source; its TensorRef.
   TensorRef keep(std::vector<float> v) const {
     std::lock_guard lock(mutex_);
@@ -283,6 +370,7 @@ class GgufTensorSource final : public TensorSource {
   index_t c_heads_ = 0, nope_ = 0, v_dim_ = 0, rank_ = 0;
   mutable std::mutex mutex_;
   mutable std::list<std::vector<float>> owned_;
+  mutable std::list<std::vector<std::byte>> owned_bytes_;
 };
 
 // What a host model keeps alive: the mapped file and the reassembled copies.

@@ -70,6 +70,9 @@ struct ModelConfig {
   std::vector<bool> linear_attention;    // per layer: a DeltaNet layer (true) or attention
   kernels::DeltaNetShape delta_net;      // n_v_heads == 0 when the family has none
   bool attention_output_gate = false;    // gated attention (q_proj doubled with an output gate)
+  // Qwen3.5's rope dict mrope_section: text runs the plain partial rope whatever it says; kept for
+  // the GGUF key rope.dimension_sections. Empty when the config has none.
+  std::vector<index_t> mrope_section;
 
   // DeepSeek sparse attention (V3.2, GLM-5): dsa.top_k == 0 when the family has none
   kernels::DsaShape dsa;
@@ -834,6 +837,14 @@ inline void parse_linear_attention(const ConfigReader& r, const ArchitectureSpec
           d.n_k_heads);
   require(d.conv_kernel <= 64, ErrorCode::kUnsupported, "{}: linear_conv_kernel_dim = {} is not supported (<= 64)", src,
           d.conv_kernel);
+  const nlohmann::json params = select_rope_parameters(r, s);
+  if (const auto it = params.find("mrope_section"); it != params.end() && it->is_array()) {
+    for (const auto& v : *it) {
+      const auto n = r.as_integer(v, "mrope_section");
+      require(n >= 0 && static_cast<index_t>(n) <= kMaxDimension, ErrorCode::kConfig, "{}: mrope_section holds {}", src, n);
+      c.mrope_section.push_back(static_cast<index_t>(n));
+    }
+  }
 }
 
 // DeepSeek sparse attention: the indexer's shape and, per layer, whether it runs its own indexer.
