@@ -623,12 +623,11 @@ struct DecQ4K {
   float d, ndmin;      // d and -dmin
 };
 // A decoded Q6_K super-block: codes (0..63) in element order, group scales (as s32 and as packed
-// s16 pairs), the per-lane scale vectors of the streaming kernel.
+// s16 pairs).
 struct DecQ6K {
   std::uint8_t u[256];
   std::int32_t sc[16];
-  std::int32_t sp[8];      // pack16(sc[2j], sc[2j+1])
-  std::int32_t lanes[8][8];  // vector v (elements 32v..32v+31): sc[2v] x 4, sc[2v+1] x 4
+  std::int32_t sp[8];  // pack16(sc[2j], sc[2j+1])
   float d;
 };
 
@@ -659,9 +658,6 @@ inline void decode(const quant::BlockQ6_K& b, DecQ6K& o) noexcept {
   }
   for (int g = 0; g < 16; ++g) o.sc[g] = b.scales[g];
   for (int j = 0; j < 8; ++j) o.sp[j] = pack16(b.scales[2 * j], b.scales[2 * j + 1]);
-  for (int v = 0; v < 8; ++v) {
-    for (int l = 0; l < 8; ++l) o.lanes[v][l] = b.scales[2 * v + l / 4];
-  }
   o.d = half_to_float(b.d);
 }
 
@@ -689,37 +685,61 @@ void stream_rows4(const W* const* wr, const ActQ8* const* acts, int T, index_t n
   for (int t = 0; t < T; ++t) _mm_storeu_ps(out + 4 * t, acc[t]);
 }
 
+inline std::int32_t hsum_i32(__m256i v) noexcept {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// K formats: each row's super-block decoded once into registers and dotted with every token; the
+// 8 lanes of a row and token reduced to one integer at once (a super-block is 256 elements).
 inline void stream_rows4(const quant::BlockQ4_K* const* wr, const quant::BlockQ8_K* const* acts, int T, index_t nb,
                          float* out) noexcept {
   __m128 acc[cpu_detail::kStreamMaxTokens];
   for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
-  alignas(32) DecQ4K dec[4];
+  std::int32_t S[cpu_detail::kStreamMaxTokens][4], M[cpu_detail::kStreamMaxTokens][4];
+  const __m256i low = _mm256_set1_epi8(0x0f);
   for (index_t b = 0; b < nb; ++b) {
-    for (int r = 0; r < 4; ++r) decode(wr[r][b], dec[r]);
-    const __m128 d = _mm_setr_ps(dec[0].d, dec[1].d, dec[2].d, dec[3].d);
-    const __m128 ndm = _mm_setr_ps(dec[0].ndmin, dec[1].ndmin, dec[2].ndmin, dec[3].ndmin);
-    for (int t = 0; t < T; ++t) {
-      const quant::BlockQ8_K& a = acts[t][b];
-      __m256i is[4];
-      alignas(16) std::int32_t ms[4];
-      for (int r = 0; r < 4; ++r) {
+    alignas(16) float d[4], ndm[4];
+    for (int r = 0; r < 4; ++r) {
+      const quant::BlockQ4_K& w = wr[r][b];
+      __m256i u[8];
+      for (int c = 0; c < 4; ++c) {
+        const __m256i raw = load256(w.qs + 32 * c);
+        u[2 * c] = _mm256_and_si256(raw, low);
+        u[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+      }
+      // The 8 six-bit scales and mins in registers (scale_min_k4 on 32-bit words).
+      std::uint32_t q[3];
+      std::memcpy(q, w.scales, 12);
+      const std::uint32_t sc_lo = q[0] & 0x3f3f3f3fu, m_lo = q[1] & 0x3f3f3f3fu;
+      const std::uint32_t sc_hi = (q[2] & 0x0f0f0f0fu) | (((q[0] >> 6) & 0x03030303u) << 4);
+      const std::uint32_t m_hi = ((q[2] >> 4) & 0x0f0f0f0fu) | (((q[1] >> 6) & 0x03030303u) << 4);
+      const __m256i sc32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(sc_lo | (std::uint64_t{sc_hi} << 32))));
+      const __m128i m8 = _mm_cvtsi64_si128(static_cast<long long>(m_lo | (std::uint64_t{m_hi} << 32)));
+      const __m256i mv = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m[j / 2] for the 16 bsums
+      __m256i scv[8];
+      for (int g = 0; g < 8; ++g) scv[g] = _mm256_permutevar8x32_epi32(sc32, _mm256_set1_epi32(g));
+      d[r] = half_to_float(w.d), ndm[r] = -half_to_float(w.dmin);
+      for (int t = 0; t < T; ++t) {
+        const quant::BlockQ8_K& a = acts[t][b];
         __m256i s = _mm256_setzero_si256();
         for (int g = 0; g < 8; ++g) {
-          const __m256i p = dot_acc<false>(_mm256_setzero_si256(), load256(dec[r].u + 32 * g), load256(a.qs + 32 * g));
-          s = _mm256_add_epi32(s, _mm256_mullo_epi32(p, _mm256_set1_epi32(dec[r].sc[g])));
+          s = _mm256_add_epi32(s, _mm256_mullo_epi32(dot_acc<false>(_mm256_setzero_si256(), u[g], load256(a.qs + 32 * g)), scv[g]));
         }
-        is[r] = s;
-        std::int32_t m = 0;
-        for (int j = 0; j < 4; ++j) {
-          const int m0 = dec[r].mp[j] & 0xffff, m1 = (dec[r].mp[j] >> 16) & 0xffff;
-          m += m0 * (a.bsums[4 * j] + a.bsums[4 * j + 1]) + m1 * (a.bsums[4 * j + 2] + a.bsums[4 * j + 3]);
-        }
-        ms[r] = m;
+        S[t][r] = hsum_i32(s);
+        M[t][r] = hsum_i32(_mm256_madd_epi16(mv, load256(a.bsums)));
       }
-      const __m128 da = _mm_set1_ps(a.d);
-      const __m128i s = reduce4(is[0], is[1], is[2], is[3]);
-      acc[t] = _mm_fmadd_ps(_mm_mul_ps(d, da), _mm_cvtepi32_ps(s), acc[t]);
-      acc[t] = _mm_fmadd_ps(_mm_mul_ps(ndm, da), _mm_cvtepi32_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(ms))), acc[t]);
+    }
+    const __m128 dv = _mm_load_ps(d), ndmv = _mm_load_ps(ndm);
+    for (int t = 0; t < T; ++t) {
+      const __m128 da = _mm_set1_ps(acts[t][b].d);
+      // (element loads: a vector load of the four scalar stores would stall store forwarding)
+      const __m128i sv = _mm_setr_epi32(S[t][0], S[t][1], S[t][2], S[t][3]);
+      const __m128i mv = _mm_setr_epi32(M[t][0], M[t][1], M[t][2], M[t][3]);
+      acc[t] = _mm_fmadd_ps(_mm_mul_ps(dv, da), _mm_cvtepi32_ps(sv), acc[t]);
+      acc[t] = _mm_fmadd_ps(_mm_mul_ps(ndmv, da), _mm_cvtepi32_ps(mv), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) _mm_storeu_ps(out + 4 * t, acc[t]);
@@ -729,25 +749,44 @@ inline void stream_rows4(const quant::BlockQ6_K* const* wr, const quant::BlockQ8
                          float* out) noexcept {
   __m128 acc[cpu_detail::kStreamMaxTokens];
   for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
-  alignas(32) DecQ6K dec[4];
+  std::int32_t S[cpu_detail::kStreamMaxTokens][4];
+  const __m256i low = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
   for (index_t b = 0; b < nb; ++b) {
-    for (int r = 0; r < 4; ++r) decode(wr[r][b], dec[r]);
-    const __m128 d = _mm_setr_ps(dec[0].d, dec[1].d, dec[2].d, dec[3].d);
-    for (int t = 0; t < T; ++t) {
-      const quant::BlockQ8_K& a = acts[t][b];
-      __m256i is[4];
-      for (int r = 0; r < 4; ++r) {
-        __m256i s = _mm256_setzero_si256();
-        for (int v = 0; v < 8; ++v) {
-          const __m256i p = dot_acc<false>(_mm256_setzero_si256(), load256(dec[r].u + 32 * v), load256(a.qs + 32 * v));
-          s = _mm256_add_epi32(s, _mm256_mullo_epi32(p, load256(dec[r].lanes[v])));
+    alignas(16) float d[4];
+    for (int r = 0; r < 4; ++r) {
+      const quant::BlockQ6_K& w = wr[r][b];
+      __m256i u[8], scv[8];
+      for (int n = 0; n < 2; ++n) {
+        const __m256i ql0 = load256(w.ql + 64 * n), ql1 = load256(w.ql + 64 * n + 32), qh = load256(w.qh + 32 * n);
+        for (int g = 0; g < 4; ++g) {
+          const __m256i src = (g & 1) ? ql1 : ql0;
+          const __m256i lo = g < 2 ? _mm256_and_si256(src, low) : _mm256_and_si256(_mm256_srli_epi16(src, 4), low);
+          const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), three), 4);
+          u[4 * n + g] = _mm256_or_si256(lo, hi);
         }
-        std::int32_t corr = 0;
-        for (int g = 0; g < 16; ++g) corr += dec[r].sc[g] * a.bsums[g];
-        is[r] = _mm256_sub_epi32(s, _mm256_setr_epi32(32 * corr, 0, 0, 0, 0, 0, 0, 0));
       }
-      const __m128i s = reduce4(is[0], is[1], is[2], is[3]);
-      acc[t] = _mm_fmadd_ps(_mm_mul_ps(d, _mm_set1_ps(a.d)), _mm_cvtepi32_ps(s), acc[t]);
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+      for (int v = 0; v < 8; ++v) {  // lanes 0-3: group 2v, lanes 4-7: group 2v + 1
+        const char a = static_cast<char>(2 * v), c = static_cast<char>(2 * v + 1);
+        scv[v] = _mm256_cvtepi8_epi32(_mm_shuffle_epi8(sc, _mm_setr_epi8(a, a, a, a, c, c, c, c, 0, 0, 0, 0, 0, 0, 0, 0)));
+      }
+      const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+      d[r] = half_to_float(w.d);
+      for (int t = 0; t < T; ++t) {
+        const quant::BlockQ8_K& a = acts[t][b];
+        // Σ_g sc_g·(Σ q·q_a - 32·bsum_g)
+        __m256i s = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load256(a.bsums)), 5);
+        s = _mm256_sub_epi32(_mm256_setzero_si256(), s);
+        for (int v = 0; v < 8; ++v) {
+          s = _mm256_add_epi32(s, _mm256_mullo_epi32(dot_acc<false>(_mm256_setzero_si256(), u[v], load256(a.qs + 32 * v)), scv[v]));
+        }
+        S[t][r] = hsum_i32(s);
+      }
+    }
+    const __m128 dv = _mm_load_ps(d);
+    for (int t = 0; t < T; ++t) {
+      const __m128i sv = _mm_setr_epi32(S[t][0], S[t][1], S[t][2], S[t][3]);
+      acc[t] = _mm_fmadd_ps(_mm_mul_ps(dv, _mm_set1_ps(acts[t][b].d)), _mm_cvtepi32_ps(sv), acc[t]);
     }
   }
   for (int t = 0; t < T; ++t) _mm_storeu_ps(out + 4 * t, acc[t]);
