@@ -663,6 +663,13 @@ inline void decode(const quant::BlockQ6_K& b, DecQ6K& o) noexcept {
 
 // ---- streaming: 4 rows x up to kStreamMaxTokens tokens, lanes = rows in the f32 step -----------
 
+// Software prefetch distance on each of the 4 row streams, in bytes.
+inline constexpr index_t kStreamPrefetch = 1024;
+template <class W>
+inline void prefetch_ahead(const W* p) noexcept {
+  for (std::size_t o = 0; o < sizeof(W); o += 64) cpu_detail::prefetch(reinterpret_cast<const char*>(p) + kStreamPrefetch + o);
+}
+
 template <class W>
 void stream_rows4(const W* const* wr, const ActQ8* const* acts, int T, index_t nb, float* out) noexcept {
   using F = Fmt32<W>;
@@ -671,6 +678,7 @@ void stream_rows4(const W* const* wr, const ActQ8* const* acts, int T, index_t n
   __m128 acc[cpu_detail::kStreamMaxTokens];
   for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
   for (index_t b = 0; b < nb; ++b) {
+    for (int r = 0; r < 4; ++r) prefetch_ahead(wr[r] + b);
     const __m256i u0 = F::u(wr[0][b]), u1 = F::u(wr[1][b]), u2 = F::u(wr[2][b]), u3 = F::u(wr[3][b]);
     const __m128 dw = _mm_setr_ps(F::scale(wr[0][b]), F::scale(wr[1][b]), F::scale(wr[2][b]), F::scale(wr[3][b]));
     for (int t = 0; t < T; ++t) {
@@ -704,6 +712,7 @@ inline void stream_rows4(const quant::BlockQ4_K* const* wr, const quant::BlockQ8
     alignas(16) float d[4], ndm[4];
     for (int r = 0; r < 4; ++r) {
       const quant::BlockQ4_K& w = wr[r][b];
+      prefetch_ahead(&w);
       __m256i u[8];
       for (int c = 0; c < 4; ++c) {
         const __m256i raw = load256(w.qs + 32 * c);
@@ -755,6 +764,7 @@ inline void stream_rows4(const quant::BlockQ6_K* const* wr, const quant::BlockQ8
     alignas(16) float d[4];
     for (int r = 0; r < 4; ++r) {
       const quant::BlockQ6_K& w = wr[r][b];
+      prefetch_ahead(&w);
       __m256i u[8], scv[8];
       for (int n = 0; n < 2; ++n) {
         const __m256i ql0 = load256(w.ql + 64 * n), ql1 = load256(w.ql + 64 * n + 32), qh = load256(w.qh + 32 * n);
@@ -1041,23 +1051,26 @@ void igemm_streaming(const View<const float, 2>& x, const View<const W, 2>& w, c
     for (index_t b = 0; b < nb; ++b) quantize_act(xr + b * W::block_elements, acts[t * nb + b]);
   }
   constexpr index_t R = igemm::kStreamRows;
-  const index_t n_groups = (d_out + R - 1) / R;
-  const index_t grain = std::max<index_t>(
-      1, cpu_detail::kMinWorkPerThread / std::max<index_t>(nb * W::block_elements * n_tokens * R, 1));
-  parallel_for_chunks(n_groups, grain, [&](index_t g_begin, index_t g_end) {
+  const index_t grain =
+      std::max<index_t>(1, cpu_detail::kMinWorkPerThread / std::max<index_t>(nb * W::block_elements * n_tokens, 1));
+  parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
     const A* rows[cpu_detail::kStreamMaxTokens];
     for (index_t t = 0; t < n_tokens; ++t) rows[t] = acts + t * nb;
     float out[cpu_detail::kStreamMaxTokens * R];
-    for (index_t g = g_begin; g < g_end; ++g) {
+    // The chunk as 4 side-by-side sub-ranges, one row of each per pass: 4 sequential streams
+    // (rows next to each other would interleave 4 streams within the same pages, which the
+    // hardware prefetchers follow badly: half the read bandwidth for the output head).
+    const index_t span = (o_end - o_begin + R - 1) / R;
+    for (index_t i = 0; i < span; ++i) {
       const W* wr[R];
-      for (index_t r = 0; r < R; ++r) wr[r] = w.data() + std::min(g * R + r, d_out - 1) * w.stride(0);
-      for (index_t r = 0; r < R && (g + 1) * R + r < d_out && g + 1 < g_end; ++r) {  // the next group's rows
-        const char* next = reinterpret_cast<const char*>(wr[r] + R * w.stride(0));
-        for (index_t p = 0; p < nb * static_cast<index_t>(sizeof(W)); p += 64) cpu_detail::prefetch(next + p);
+      index_t o[R];
+      for (index_t r = 0; r < R; ++r) {
+        o[r] = o_begin + r * span + i;
+        wr[r] = w.data() + std::min(o[r], o_end - 1) * w.stride(0);
       }
       igemm::stream_rows4(wr, rows, static_cast<int>(n_tokens), nb, out);
-      for (index_t r = 0; r < R && g * R + r < d_out; ++r) {
-        for (index_t t = 0; t < n_tokens; ++t) y(t, g * R + r) = out[t * R + r];
+      for (index_t r = 0; r < R && o[r] < o_end; ++r) {
+        for (index_t t = 0; t < n_tokens; ++t) y(t, o[r]) = out[t * R + r];
       }
     }
   });
