@@ -1076,6 +1076,18 @@ void igemm_streaming(const View<const float, 2>& x, const View<const W, 2>& w, c
   });
 }
 
+// From this many tokens on the igemm formats take the GEMM (measured on Zen 4, one thread,
+// [768, 2048] experts: with AVX-512 VNNI's 16-token zmm panels the GEMM is as fast as streaming
+// at 6-8 tokens for the 32-element formats and at 8-10 for the K formats, 1.9x / 1.6x faster at
+// 16; compiled for AVX2 only (8-token panels, the sign trick for the signed codes) Q8_0's GEMM
+// only catches up at 16 tokens, the K formats' at 8). At most kStreamMaxTokens + 1 (the
+// streaming kernel holds that many accumulators).
+template <class W>
+constexpr index_t igemm_gemm_from() noexcept {
+  if constexpr (igemm::kVnni) return W::block_elements == 32 ? 8 : 10;
+  else return W::block_elements == 32 ? cpu_detail::kStreamMaxTokens + 1 : 10;  // AVX2: 8-token ymm panels
+}
+
 // Activation panels of this many bytes at most are reused across a pass over the weight tiles
 // (L2-sized); more tokens take several passes, each decoding the tiles again.
 inline constexpr index_t kPanelBytes = index_t{384} << 10;
@@ -1140,6 +1152,10 @@ void igemm_gemm(const View<const float, 2>& x, const View<const W, 2>& w, const 
   });
 }
 #else
+template <class W>
+constexpr index_t igemm_gemm_from() noexcept {
+  return 0;
+}
 template <class W>
 void igemm_streaming(const View<const float, 2>&, const View<const W, 2>&, const View<float, 2>&) {}
 template <class W>
@@ -1217,10 +1233,13 @@ template <class W, class Arch>
 void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
   detail::check_block_matmul(x, w, y, "matmul");
   static_assert(cpu_detail::GemmShape<Arch>::kKc % W::block_elements == 0, "GEMM K blocks must hold whole blocks");
-  if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
+  if constexpr (cpu_quant::kIgemm<W>) {
+    // Both integer paths compute every output by the same operations: the switch point only
+    // changes the speed.
+    if (x.extent(0) < cpu_quant::igemm_gemm_from<W>()) cpu_quant::igemm_streaming(x, w, y);
+    else cpu_quant::igemm_gemm(x, w, y);
+  } else if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
     cpu_quant::matmul_streaming<Arch>(x, w, y);
-  } else if constexpr (cpu_quant::kIgemm<W>) {
-    cpu_quant::igemm_gemm(x, w, y);
   } else {
     cpu_detail::gemm_packed<Arch>(x, y, w.extent(0), [&](index_t n0, index_t nc, index_t k0, index_t kc, float* dst) {
       cpu_quant::pack_b_blocks<Arch>(w, n0, nc, k0, kc, dst);
