@@ -1,17 +1,21 @@
 // cpu_simd matrix products with weights in a ggml block format (quant/), and the cpu_simd entry
 // points of the other ops that take a block-format weight.
-//   * up to 16 tokens (decode): the activations are quantized once per call to int8 blocks
-//     (ActQ8: 32 elements, f32 scale and code sum, for the 32-element formats; ggml's Q8_K for the
-//     K formats), then each weight row is streamed once and dotted with every token by integer
-//     dot products: u8 x s8 -> s32 by AVX-512 VNNI / AVX-VNNI vpdpbusd where the compiler targets
-//     it (__AVX512VNNI__ && __AVX512VL__), else AVX2 vpmaddubsw + vpmaddwd, else scalar. Q8_0, Q4_0,
-//     Q4_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 (table lookup by vpshufb) have such kernels; FP8 e4m3 rows
+//   * Q8_0, Q4_0, IQ4_NL, MXFP4 (x ActQ8) and Q4_K, Q6_K (x ggml's Q8_K) where AVX2 is targeted
+//     (namespace igemm below): the activations are quantized once per call to int8 blocks (ActQ8:
+//     32 elements, f32 scale and code sum), then integer u8 x s8 -> s32 dot products (AVX-512 VNNI
+//     vpdpbusd where the compiler targets it, else AVX2 vpmaddubsw + vpmaddwd), for any token count:
+//     a streaming kernel (4 weight rows decoded once per block, dotted with each of up to 16
+//     tokens) below igemm_gemm_from<W>() tokens, and from there a register-blocked GEMM (8 decoded
+//     weight rows x panels of 16 tokens in zmm under VNNI, 8 in ymm for AVX2). Both compute every
+//     output by the same operations (one f32 fma per block on the block's exact integer dot), so
+//     a token's output is bitwise independent of the tokens beside it and of the thread count.
+//   * IQ4_XS (x Q8_K) up to 16 tokens: the older per-row integer kernel (dot_row); FP8 e4m3 rows
 //     are widened to f32 by bit moves and dotted in f32 (8-bit floats gain nothing from int8
 //     activations); the other formats dequantize a block to f32 and dot in f32.
-//   * more tokens (prefill): the packed f32 GEMM of cpu/matmul.hpp, dequantizing weight panels
-//     while packing (the packing cost is amortised over the tokens).
+//   * more tokens, the formats without an integer GEMM: the packed f32 GEMM of cpu/matmul.hpp,
+//     dequantizing weight panels while packing (the packing cost is amortised over the tokens).
 // Outputs are computed by the same operations whatever the thread count (bitwise independent).
-// Accuracy: the integer path differs from the f32 oracle by the activation rounding, at most
+// Accuracy: the integer paths differ from the f32 oracle by the activation rounding, at most
 // Σ_blocks (max|x_b| / 254) · Σ_{i in b} |w_i| per output (tests/quant derive their bound from it).
 #pragma once
 
