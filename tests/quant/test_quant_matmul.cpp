@@ -71,8 +71,8 @@ void check_against_reference(index_t n_tokens, index_t d_in, index_t d_out, std:
   kernels::matmul(backend::reference{}, c.xv(), View<const float, 2>(c.w_f32.data(), {d_out, d_in}), f32);
   CHECK(std::memcmp(y_ref.data(), y_f32.data(), y_ref.size() * sizeof(float)) == 0);
 
-  const bool integer = kIntegerPath<Q> && n_tokens <= kernels::cpu_detail::kStreamMaxTokens &&
-                       kernels::cpu_quant::kIntDot;
+  const bool integer = kIntegerPath<Q> && kernels::cpu_quant::kIntDot &&
+                       (n_tokens <= kernels::cpu_detail::kStreamMaxTokens || kernels::cpu_quant::kIgemm<Q>);
   const int saved = moe::max_threads();
   std::vector<float> first;
   for (const int threads : {1, 2, 3}) {
@@ -112,6 +112,40 @@ TEMPLATE_TEST_CASE("block matmul: cpu against the oracle on odd sizes and thread
     }
     check_against_reference<Q>(2, 2 * 256, 1, 5);   // one output row
     check_against_reference<Q>(1, 4096, 67, 6);    // a decode-sized row
+    // The prefill GEMM (integer for the igemm formats): token counts around the 8-token panels,
+    // rows around the 4-row tiles, one and several blocks per row.
+    for (const index_t tokens : {index_t{17}, index_t{33}, index_t{100}}) {
+      check_against_reference<Q>(tokens, in, 37, static_cast<std::uint32_t>(40 + tokens));
+    }
+    check_against_reference<Q>(24, Q::block_elements, 6, 7);  // one block per row, two tiles
+    check_against_reference<Q>(41, 4 * in, 3, 8);             // fewer rows than a tile
+    check_against_reference<Q>(19, 2048, 129, 9);            // a model-sized row
+  }
+}
+
+// The integer kernels compute every output by one sequence of operations whatever the number of
+// tokens in the call (streaming up to 16, GEMM panels of 8 beyond) and wherever the token falls in
+// a panel: a token's output is bitwise the same alone, in a batch and in a prefill.
+TEMPLATE_TEST_CASE("block matmul: a token's output does not depend on the tokens beside it", "[quant][matmul]",
+                   BlockQ8_0, BlockQ4_0, BlockIq4Nl, BlockMxfp4, BlockQ4_K, BlockQ6_K) {
+  using Q = TestType;
+  if constexpr (!kernels::cpu_quant::kIgemm<Q>) {
+    SUCCEED("no integer GEMM for this target");
+  } else {
+    const index_t n = 45, in = Q::block_elements == 256 ? 1024 : 320, out = 23;
+    Case<Q> c(n, in, out, 11);
+    std::vector<float> all(n * out);
+    kernels::matmul(backend::cpu{}, c.xv(), c.wv(), View<float, 2>(all.data(), {n, out}));
+    // (first token, count): alone, streaming batches, GEMM calls starting inside a panel.
+    const std::pair<index_t, index_t> calls[] = {{0, 1}, {7, 1}, {44, 1}, {0, 16}, {3, 5}, {29, 16},
+                                                 {1, 17}, {5, 33}, {12, 20}, {0, 44}};
+    for (const auto& [first, count] : calls) {
+      std::vector<float> part(count * out, -1.0f);
+      const View<const float, 2> xs(c.x.data() + first * c.ldx, {count, in}, {c.ldx, 1});
+      kernels::matmul(backend::cpu{}, xs, c.wv(), View<float, 2>(part.data(), {count, out}));
+      INFO(moe::dtype_name(Q::dtype) << ": tokens " << first << ".." << first + count - 1);
+      CHECK(std::memcmp(part.data(), all.data() + first * out, part.size() * sizeof(float)) == 0);
+    }
   }
 }
 

@@ -1,17 +1,21 @@
 // cpu_simd matrix products with weights in a ggml block format (quant/), and the cpu_simd entry
 // points of the other ops that take a block-format weight.
-//   * up to 16 tokens (decode): the activations are quantized once per call to int8 blocks
-//     (ActQ8: 32 elements, f32 scale and code sum, for the 32-element formats; ggml's Q8_K for the
-//     K formats), then each weight row is streamed once and dotted with every token by integer
-//     dot products: u8 x s8 -> s32 by AVX-512 VNNI / AVX-VNNI vpdpbusd where the compiler targets
-//     it (__AVX512VNNI__ && __AVX512VL__), else AVX2 vpmaddubsw + vpmaddwd, else scalar. Q8_0, Q4_0,
-//     Q4_K, Q6_K, IQ4_NL, IQ4_XS and MXFP4 (table lookup by vpshufb) have such kernels; FP8 e4m3 rows
+//   * Q8_0, Q4_0, IQ4_NL, MXFP4 (x ActQ8) and Q4_K, Q6_K (x ggml's Q8_K) where AVX2 is targeted
+//     (namespace igemm below): the activations are quantized once per call to int8 blocks (ActQ8:
+//     32 elements, f32 scale and code sum), then integer u8 x s8 -> s32 dot products (AVX-512 VNNI
+//     vpdpbusd where the compiler targets it, else AVX2 vpmaddubsw + vpmaddwd), for any token count:
+//     a streaming kernel (4 weight rows decoded once per block, dotted with each of up to 16
+//     tokens) below igemm_gemm_from<W>() tokens, and from there a register-blocked GEMM (8 decoded
+//     weight rows x panels of 16 tokens in zmm under VNNI, 8 in ymm for AVX2). Both compute every
+//     output by the same operations (one f32 fma per block on the block's exact integer dot), so
+//     a token's output is bitwise independent of the tokens beside it and of the thread count.
+//   * IQ4_XS (x Q8_K) up to 16 tokens: the older per-row integer kernel (dot_row); FP8 e4m3 rows
 //     are widened to f32 by bit moves and dotted in f32 (8-bit floats gain nothing from int8
 //     activations); the other formats dequantize a block to f32 and dot in f32.
-//   * more tokens (prefill): the packed f32 GEMM of cpu/matmul.hpp, dequantizing weight panels
-//     while packing (the packing cost is amortised over the tokens).
+//   * more tokens, the formats without an integer GEMM: the packed f32 GEMM of cpu/matmul.hpp,
+//     dequantizing weight panels while packing (the packing cost is amortised over the tokens).
 // Outputs are computed by the same operations whatever the thread count (bitwise independent).
-// Accuracy: the integer path differs from the f32 oracle by the activation rounding, at most
+// Accuracy: the integer paths differ from the f32 oracle by the activation rounding, at most
 // Σ_blocks (max|x_b| / 254) · Σ_{i in b} |w_i| per output (tests/quant derive their bound from it).
 #pragma once
 
@@ -507,6 +511,530 @@ void dot_row_f32(const quant::BlockFp8E4m3* w, const float* x, index_t ldx, int 
 #endif
 }
 
+// ---- integer kernels with one arithmetic for every token count (issue 12) ----------------------
+//
+// Q8_0, Q4_0, IQ4_NL, MXFP4 (x ActQ8) and Q4_K, Q6_K (x Q8_K) where AVX2 is targeted. Every
+// output (token t, row o) is, whatever kernel computes it,
+//     acc = 0;  for each block b in order:  acc = fma(d_w[b]·d_a[t][b], float(S[b]), acc)
+// (Q4_K adds acc = fma(-dmin[b]·d_a[t][b], float(M[b]), acc) after each block), with S[b] and M[b]
+// the block's exact integer dot products. Two kernels produce these integers:
+//   * streaming (up to kStreamMaxTokens tokens): 4 weight rows decoded once per block, dotted with
+//     every token's natural-layout activation block, the 8 lanes of each row reduced to one integer
+//     (lanes = rows in the f32 step);
+//   * GEMM (more tokens): activations quantized once per call and re-laid as panels of 8 tokens
+//     (each 4-byte group of the 8 tokens in one vector), a tile of kTileRows weight rows decoded
+//     once into a per-thread buffer and reused for every panel; each 4-byte weight group is
+//     broadcast and multiplied with the 8 tokens' groups (lanes = tokens).
+// Integer sums are exact and the f32 steps are the same operations on the same values, so a
+// token's output is bitwise the same whether it is computed alone, in a batch of 16 or in a
+// prefill of 1000, and whatever the thread count.
+// The weight codes enter the u8 x s8 products as unsigned bytes u = w + off: off 8 for Q4_0's
+// nibbles, 0 for Q4_K / Q6_K (codes 0..15 / 0..63), 128 for the signed formats (Q8_0 and the
+// tables) on VNNI (vpdpbusd does not saturate); S = Σ u·a - off·Σ a. Without VNNI the signed
+// formats take the sign trick instead (vpmaddubsw would saturate on u up to 255) and give the same S.
+#if defined(__AVX2__)
+namespace igemm {
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+inline constexpr bool kVnni = true;
+#else
+inline constexpr bool kVnni = false;
+#endif
+
+inline constexpr int kTileRows = 8;   // weight rows per GEMM tile
+inline constexpr int kStreamRows = 4; // weight rows per streaming pass (one xmm of f32 accumulators)
+
+// acc + Σ_4 u·s per s32 lane; Wide: u = w + 128 for signed codes w.
+template <bool Wide>
+inline __m256i dot_acc(__m256i acc, __m256i u, __m256i s) noexcept {
+  if constexpr (Wide && !kVnni) {
+    const __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8(static_cast<char>(0x80)));
+    return _mm256_add_epi32(acc, dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(s, w)));
+  } else {
+    return dot_acc_u8s8(acc, u, s);
+  }
+}
+// The offset the integer dot must take off (0 where the sign trick already gave Σ w·a).
+template <int Off>
+inline constexpr int kCorrection = (Off == 128 && !kVnni) ? 0 : Off;
+
+inline __m256i bcast32(const std::uint8_t* p) noexcept {
+  std::int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+// [Σ s0, Σ s1, Σ s2, Σ s3] of four vectors of 8 s32 lanes.
+inline __m128i reduce4(__m256i s0, __m256i s1, __m256i s2, __m256i s3) noexcept {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+inline std::int32_t pack16(int lo, int hi) noexcept {
+  return static_cast<std::int32_t>(static_cast<std::uint32_t>(static_cast<std::uint16_t>(lo)) |
+                                   (static_cast<std::uint32_t>(static_cast<std::uint16_t>(hi)) << 16));
+}
+
+// ---- formats ----------------------------------------------------------------------------------
+
+// 32-element formats: u (32 bytes, element order) and the f32 scale of a block.
+template <class W>
+struct Fmt32;
+template <>
+struct Fmt32<quant::BlockQ8_0> {
+  static constexpr int kOff = 128;
+  static __m256i u(const quant::BlockQ8_0& b) noexcept {
+    return _mm256_xor_si256(load256(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+  static float scale(const quant::BlockQ8_0& b) noexcept { return half_to_float(b.d); }
+};
+inline __m256i nibbles(const std::uint8_t* qs) noexcept {  // low nibbles of 16 bytes, then the high ones
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+}
+template <>
+struct Fmt32<quant::BlockQ4_0> {
+  static constexpr int kOff = 8;
+  static __m256i u(const quant::BlockQ4_0& b) noexcept { return nibbles(b.qs); }
+  static float scale(const quant::BlockQ4_0& b) noexcept { return half_to_float(b.d); }
+};
+inline __m256i table_u(const std::int8_t* table, const std::uint8_t* qs) noexcept {
+  const __m128i t = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(table)),
+                                  _mm_set1_epi8(static_cast<char>(0x80)));
+  return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles(qs));
+}
+template <>
+struct Fmt32<quant::BlockIq4Nl> {
+  static constexpr int kOff = 128;
+  static __m256i u(const quant::BlockIq4Nl& b) noexcept { return table_u(quant::kIq4Values, b.qs); }
+  static float scale(const quant::BlockIq4Nl& b) noexcept { return half_to_float(b.d); }
+};
+template <>
+struct Fmt32<quant::BlockMxfp4> {  // the table holds E2M1 doubled, so the scale is half of E8M0's
+  static constexpr int kOff = 128;
+  static __m256i u(const quant::BlockMxfp4& b) noexcept { return table_u(quant::kMxfp4Values, b.qs); }
+  static float scale(const quant::BlockMxfp4& b) noexcept { return quant::detail::e8m0_half(b.e); }
+};
+
+// A decoded 32-element block (GEMM tile buffer).
+struct Dec32 {
+  std::uint8_t u[32];
+  float d;
+};
+// A decoded Q4_K super-block: codes (0..15) in element order, group scales, packed min pairs.
+struct DecQ4K {
+  std::uint8_t u[256];
+  std::int32_t sc[8];
+  std::int32_t mp[4];  // pack16(m[2j], m[2j+1])
+  float d, ndmin;      // d and -dmin
+};
+// A decoded Q6_K super-block: codes (0..63) in element order, group scales (as s32 and as packed
+// s16 pairs).
+struct DecQ6K {
+  std::uint8_t u[256];
+  std::int32_t sc[16];
+  std::int32_t sp[8];  // pack16(sc[2j], sc[2j+1])
+  float d;
+};
+
+inline void decode(const quant::BlockQ4_K& b, DecQ4K& o) noexcept {
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  for (int c = 0; c < 4; ++c) {
+    const __m256i raw = load256(b.qs + 32 * c);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.u + 64 * c), _mm256_and_si256(raw, low));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.u + 64 * c + 32), _mm256_and_si256(_mm256_srli_epi16(raw, 4), low));
+  }
+  std::uint8_t sc[8], m[8];
+  for (int g = 0; g < 8; ++g) quant::detail::scale_min_k4(g, b.scales, sc[g], m[g]);
+  for (int g = 0; g < 8; ++g) o.sc[g] = sc[g];
+  for (int j = 0; j < 4; ++j) o.mp[j] = pack16(m[2 * j], m[2 * j + 1]);
+  o.d = half_to_float(b.d), o.ndmin = -half_to_float(b.dmin);
+}
+
+inline void decode(const quant::BlockQ6_K& b, DecQ6K& o) noexcept {
+  const __m256i low = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+  for (int n = 0; n < 2; ++n) {
+    const __m256i ql0 = load256(b.ql + 64 * n), ql1 = load256(b.ql + 64 * n + 32), qh = load256(b.qh + 32 * n);
+    for (int g = 0; g < 4; ++g) {
+      const __m256i src = (g & 1) ? ql1 : ql0;
+      const __m256i lo = g < 2 ? _mm256_and_si256(src, low) : _mm256_and_si256(_mm256_srli_epi16(src, 4), low);
+      const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), three), 4);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.u + 128 * n + 32 * g), _mm256_or_si256(lo, hi));
+    }
+  }
+  for (int g = 0; g < 16; ++g) o.sc[g] = b.scales[g];
+  for (int j = 0; j < 8; ++j) o.sp[j] = pack16(b.scales[2 * j], b.scales[2 * j + 1]);
+  o.d = half_to_float(b.d);
+}
+
+// ---- streaming: 4 rows x up to kStreamMaxTokens tokens, lanes = rows in the f32 step -----------
+
+// Software prefetch distance on each of the 4 row streams, in bytes.
+inline constexpr index_t kStreamPrefetch = 1024;
+template <class W>
+inline void prefetch_ahead(const W* p) noexcept {
+  for (std::size_t o = 0; o < sizeof(W); o += 64) cpu_detail::prefetch(reinterpret_cast<const char*>(p) + kStreamPrefetch + o);
+}
+
+template <class W>
+void stream_rows4(const W* const* wr, const ActQ8* const* acts, int T, index_t nb, float* out) noexcept {
+  using F = Fmt32<W>;
+  constexpr bool kWide = F::kOff == 128;
+  constexpr int kCorr = kCorrection<F::kOff>;
+  __m128 acc[cpu_detail::kStreamMaxTokens];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
+  for (index_t b = 0; b < nb; ++b) {
+    for (int r = 0; r < 4; ++r) prefetch_ahead(wr[r] + b);
+    const __m256i u0 = F::u(wr[0][b]), u1 = F::u(wr[1][b]), u2 = F::u(wr[2][b]), u3 = F::u(wr[3][b]);
+    const __m128 dw = _mm_setr_ps(F::scale(wr[0][b]), F::scale(wr[1][b]), F::scale(wr[2][b]), F::scale(wr[3][b]));
+    for (int t = 0; t < T; ++t) {
+      const ActQ8& a = acts[t][b];
+      const __m256i q = load256(a.qs), z = _mm256_setzero_si256();
+      __m128i s = reduce4(dot_acc<kWide>(z, u0, q), dot_acc<kWide>(z, u1, q), dot_acc<kWide>(z, u2, q),
+                          dot_acc<kWide>(z, u3, q));
+      if constexpr (kCorr != 0) s = _mm_sub_epi32(s, _mm_set1_epi32(kCorr * a.sum));
+      acc[t] = _mm_fmadd_ps(_mm_mul_ps(dw, _mm_set1_ps(a.d)), _mm_cvtepi32_ps(s), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm_storeu_ps(out + 4 * t, acc[t]);
+}
+
+inline std::int32_t hsum_i32(__m256i v) noexcept {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// K formats: each row's super-block decoded once into registers and dotted with every token; the
+// 8 lanes of a row and token reduced to one integer at once (a super-block is 256 elements).
+inline void stream_rows4(const quant::BlockQ4_K* const* wr, const quant::BlockQ8_K* const* acts, int T, index_t nb,
+                         float* out) noexcept {
+  __m128 acc[cpu_detail::kStreamMaxTokens];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
+  std::int32_t S[cpu_detail::kStreamMaxTokens][4], M[cpu_detail::kStreamMaxTokens][4];
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  for (index_t b = 0; b < nb; ++b) {
+    alignas(16) float d[4], ndm[4];
+    for (int r = 0; r < 4; ++r) {
+      const quant::BlockQ4_K& w = wr[r][b];
+      prefetch_ahead(&w);
+      __m256i u[8];
+      for (int c = 0; c < 4; ++c) {
+        const __m256i raw = load256(w.qs + 32 * c);
+        u[2 * c] = _mm256_and_si256(raw, low);
+        u[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
+      }
+      // The 8 six-bit scales and mins in registers (scale_min_k4 on 32-bit words).
+      std::uint32_t q[3];
+      std::memcpy(q, w.scales, 12);
+      const std::uint32_t sc_lo = q[0] & 0x3f3f3f3fu, m_lo = q[1] & 0x3f3f3f3fu;
+      const std::uint32_t sc_hi = (q[2] & 0x0f0f0f0fu) | (((q[0] >> 6) & 0x03030303u) << 4);
+      const std::uint32_t m_hi = ((q[2] >> 4) & 0x0f0f0f0fu) | (((q[1] >> 6) & 0x03030303u) << 4);
+      const __m256i sc32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(sc_lo | (std::uint64_t{sc_hi} << 32))));
+      const __m128i m8 = _mm_cvtsi64_si128(static_cast<long long>(m_lo | (std::uint64_t{m_hi} << 32)));
+      const __m256i mv = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m[j / 2] for the 16 bsums
+      __m256i scv[8];
+      for (int g = 0; g < 8; ++g) scv[g] = _mm256_permutevar8x32_epi32(sc32, _mm256_set1_epi32(g));
+      d[r] = half_to_float(w.d), ndm[r] = -half_to_float(w.dmin);
+      for (int t = 0; t < T; ++t) {
+        const quant::BlockQ8_K& a = acts[t][b];
+        __m256i s = _mm256_setzero_si256();
+        for (int g = 0; g < 8; ++g) {
+          s = _mm256_add_epi32(s, _mm256_mullo_epi32(dot_acc<false>(_mm256_setzero_si256(), u[g], load256(a.qs + 32 * g)), scv[g]));
+        }
+        S[t][r] = hsum_i32(s);
+        M[t][r] = hsum_i32(_mm256_madd_epi16(mv, load256(a.bsums)));
+      }
+    }
+    const __m128 dv = _mm_load_ps(d), ndmv = _mm_load_ps(ndm);
+    for (int t = 0; t < T; ++t) {
+      const __m128 da = _mm_set1_ps(acts[t][b].d);
+      // (element loads: a vector load of the four scalar stores would stall store forwarding)
+      const __m128i sv = _mm_setr_epi32(S[t][0], S[t][1], S[t][2], S[t][3]);
+      const __m128i mv = _mm_setr_epi32(M[t][0], M[t][1], M[t][2], M[t][3]);
+      acc[t] = _mm_fmadd_ps(_mm_mul_ps(dv, da), _mm_cvtepi32_ps(sv), acc[t]);
+      acc[t] = _mm_fmadd_ps(_mm_mul_ps(ndmv, da), _mm_cvtepi32_ps(mv), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm_storeu_ps(out + 4 * t, acc[t]);
+}
+
+inline void stream_rows4(const quant::BlockQ6_K* const* wr, const quant::BlockQ8_K* const* acts, int T, index_t nb,
+                         float* out) noexcept {
+  __m128 acc[cpu_detail::kStreamMaxTokens];
+  for (int t = 0; t < T; ++t) acc[t] = _mm_setzero_ps();
+  std::int32_t S[cpu_detail::kStreamMaxTokens][4];
+  const __m256i low = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(3);
+  for (index_t b = 0; b < nb; ++b) {
+    alignas(16) float d[4];
+    for (int r = 0; r < 4; ++r) {
+      const quant::BlockQ6_K& w = wr[r][b];
+      prefetch_ahead(&w);
+      __m256i u[8], scv[8];
+      for (int n = 0; n < 2; ++n) {
+        const __m256i ql0 = load256(w.ql + 64 * n), ql1 = load256(w.ql + 64 * n + 32), qh = load256(w.qh + 32 * n);
+        for (int g = 0; g < 4; ++g) {
+          const __m256i src = (g & 1) ? ql1 : ql0;
+          const __m256i lo = g < 2 ? _mm256_and_si256(src, low) : _mm256_and_si256(_mm256_srli_epi16(src, 4), low);
+          const __m256i hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * g), three), 4);
+          u[4 * n + g] = _mm256_or_si256(lo, hi);
+        }
+      }
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales));
+      for (int v = 0; v < 8; ++v) {  // lanes 0-3: group 2v, lanes 4-7: group 2v + 1
+        const char a = static_cast<char>(2 * v), c = static_cast<char>(2 * v + 1);
+        scv[v] = _mm256_cvtepi8_epi32(_mm_shuffle_epi8(sc, _mm_setr_epi8(a, a, a, a, c, c, c, c, 0, 0, 0, 0, 0, 0, 0, 0)));
+      }
+      const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+      d[r] = half_to_float(w.d);
+      for (int t = 0; t < T; ++t) {
+        const quant::BlockQ8_K& a = acts[t][b];
+        // Σ_g sc_g·(Σ q·q_a - 32·bsum_g)
+        __m256i s = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load256(a.bsums)), 5);
+        s = _mm256_sub_epi32(_mm256_setzero_si256(), s);
+        for (int v = 0; v < 8; ++v) {
+          s = _mm256_add_epi32(s, _mm256_mullo_epi32(dot_acc<false>(_mm256_setzero_si256(), u[v], load256(a.qs + 32 * v)), scv[v]));
+        }
+        S[t][r] = hsum_i32(s);
+      }
+    }
+    const __m128 dv = _mm_load_ps(d);
+    for (int t = 0; t < T; ++t) {
+      const __m128i sv = _mm_setr_epi32(S[t][0], S[t][1], S[t][2], S[t][3]);
+      acc[t] = _mm_fmadd_ps(_mm_mul_ps(dv, _mm_set1_ps(acts[t][b].d)), _mm_cvtepi32_ps(sv), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm_storeu_ps(out + 4 * t, acc[t]);
+}
+
+// ---- GEMM vectors: 16 tokens per zmm where AVX-512 VNNI is targeted, else 8 per ymm ------------
+
+namespace gv {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+using I = __m512i;
+using F = __m512;
+inline constexpr int kLanes = 16;
+inline I izero() noexcept { return _mm512_setzero_si512(); }
+inline I iload(const void* p) noexcept { return _mm512_loadu_si512(p); }
+inline I set1(std::int32_t v) noexcept { return _mm512_set1_epi32(v); }
+inline I add(I a, I b) noexcept { return _mm512_add_epi32(a, b); }
+inline I sub(I a, I b) noexcept { return _mm512_sub_epi32(a, b); }
+inline I mullo(I a, I b) noexcept { return _mm512_mullo_epi32(a, b); }
+inline I madd16(I a, I b) noexcept { return _mm512_madd_epi16(a, b); }
+inline I shl5(I a) noexcept { return _mm512_slli_epi32(a, 5); }
+template <bool>
+inline I dot(I acc, I u, I s) noexcept { return _mm512_dpbusd_epi32(acc, u, s); }
+inline F fzero() noexcept { return _mm512_setzero_ps(); }
+inline F fload(const float* p) noexcept { return _mm512_loadu_ps(p); }
+inline F fset1(float v) noexcept { return _mm512_set1_ps(v); }
+inline F cvt(I a) noexcept { return _mm512_cvtepi32_ps(a); }
+inline F mul(F a, F b) noexcept { return _mm512_mul_ps(a, b); }
+inline F fmadd(F a, F b, F c) noexcept { return _mm512_fmadd_ps(a, b, c); }
+inline void fstore(float* p, F v) noexcept { _mm512_storeu_ps(p, v); }
+#else
+using I = __m256i;
+using F = __m256;
+inline constexpr int kLanes = 8;
+inline I izero() noexcept { return _mm256_setzero_si256(); }
+inline I iload(const void* p) noexcept { return load256(p); }
+inline I set1(std::int32_t v) noexcept { return _mm256_set1_epi32(v); }
+inline I add(I a, I b) noexcept { return _mm256_add_epi32(a, b); }
+inline I sub(I a, I b) noexcept { return _mm256_sub_epi32(a, b); }
+inline I mullo(I a, I b) noexcept { return _mm256_mullo_epi32(a, b); }
+inline I madd16(I a, I b) noexcept { return _mm256_madd_epi16(a, b); }
+inline I shl5(I a) noexcept { return _mm256_slli_epi32(a, 5); }
+template <bool Wide>
+inline I dot(I acc, I u, I s) noexcept { return dot_acc<Wide>(acc, u, s); }
+inline F fzero() noexcept { return _mm256_setzero_ps(); }
+inline F fload(const float* p) noexcept { return _mm256_loadu_ps(p); }
+inline F fset1(float v) noexcept { return _mm256_set1_ps(v); }
+inline F cvt(I a) noexcept { return _mm256_cvtepi32_ps(a); }
+inline F mul(F a, F b) noexcept { return _mm256_mul_ps(a, b); }
+inline F fmadd(F a, F b, F c) noexcept { return _mm256_fmadd_ps(a, b, c); }
+inline void fstore(float* p, F v) noexcept { _mm256_storeu_ps(p, v); }
+#endif
+// Keeps a panel vector in a register for the tile's rows (GCC otherwise reloads it from L1 as a
+// memory operand of every product, and the loads, not the products, bound the loop).
+inline void keep(I& v) noexcept { __asm__("" : "+v"(v)); }
+inline I bcast(const std::uint8_t* p) noexcept {
+  std::int32_t v;
+  std::memcpy(&v, p, 4);
+  return set1(v);
+}
+}  // namespace gv
+
+// ---- GEMM panels: kPanel tokens' activation blocks, each 4-byte group of the tokens in one vector
+
+inline constexpr int kPanel = gv::kLanes;
+
+struct Panel32 {
+  std::int8_t q[8][4 * kPanel];  // q[k][4l + j] = token l's code 4k + j
+  float d[kPanel];
+  std::int32_t corr[kPanel];  // kCorrection · Σ codes
+};
+struct PanelK {
+  std::int8_t q[64][4 * kPanel];
+  float d[kPanel];
+  std::int32_t gs[4][kPanel];  // pack16(sum of group 2j, sum of group 2j+1), groups of 32 (Q4_K's mins)
+  std::int32_t bs[8][kPanel];  // pack16(bsums[2j], bsums[2j+1]) (Q6_K's offset)
+};
+
+template <int Corr>
+inline void fill_panel(const ActQ8* const* acts, int n, index_t b, Panel32& p) noexcept {
+  std::memset(&p, 0, sizeof(p));
+  for (int l = 0; l < n; ++l) {
+    const ActQ8& a = acts[l][b];
+    for (int k = 0; k < 8; ++k) std::memcpy(p.q[k] + 4 * l, a.qs + 4 * k, 4);
+    p.d[l] = a.d, p.corr[l] = Corr * a.sum;
+  }
+}
+template <int>
+inline void fill_panel(const quant::BlockQ8_K* const* acts, int n, index_t b, PanelK& p) noexcept {
+  std::memset(&p, 0, sizeof(p));
+  for (int l = 0; l < n; ++l) {
+    const quant::BlockQ8_K& a = acts[l][b];
+    for (int k = 0; k < 64; ++k) std::memcpy(p.q[k] + 4 * l, a.qs + 4 * k, 4);
+    p.d[l] = a.d;
+    for (int j = 0; j < 4; ++j) {
+      p.gs[j][l] = pack16(a.bsums[4 * j] + a.bsums[4 * j + 1], a.bsums[4 * j + 2] + a.bsums[4 * j + 3]);
+    }
+    for (int j = 0; j < 8; ++j) p.bs[j][l] = pack16(a.bsums[2 * j], a.bsums[2 * j + 1]);
+  }
+}
+
+// Σ over 8 4-byte groups: u the row's 32 bytes, q[k] the panel's group-k vectors (two chains).
+template <bool Wide>
+inline gv::I dot32(const std::uint8_t* u, const gv::I* q) noexcept {
+  gv::I s0 = gv::izero(), s1 = gv::izero();
+  for (int k = 0; k < 8; k += 2) {
+    s0 = gv::dot<Wide>(s0, gv::bcast(u + 4 * k), q[k]);
+    s1 = gv::dot<Wide>(s1, gv::bcast(u + 4 * k + 4), q[k + 1]);
+  }
+  return gv::add(s0, s1);
+}
+
+// acc[r] (lanes = the panel's tokens) over all blocks of R decoded rows.
+template <int Off, int R>
+inline void tile(const Dec32* const* rows, const Panel32* p, index_t nb, gv::F* acc) noexcept {
+  constexpr bool kWide = Off == 128;
+  for (index_t b = 0; b < nb; ++b) {
+    gv::I q[8];
+    for (int k = 0; k < 8; ++k) {
+      q[k] = gv::iload(p[b].q[k]);
+      gv::keep(q[k]);
+    }
+    const gv::F da = gv::fload(p[b].d);
+    const gv::I corr = gv::iload(p[b].corr);
+    for (int r = 0; r < R; ++r) {
+      const Dec32& w = rows[r][b];
+      gv::I s = dot32<kWide>(w.u, q);
+      if constexpr (kCorrection<Off> != 0) s = gv::sub(s, corr);
+      acc[r] = gv::fmadd(gv::mul(gv::fset1(w.d), da), gv::cvt(s), acc[r]);
+    }
+  }
+}
+
+template <int, int R>
+inline void tile(const DecQ4K* const* rows, const PanelK* p, index_t nb, gv::F* acc) noexcept {
+  for (index_t b = 0; b < nb; ++b) {
+    gv::I is[R];
+    for (int r = 0; r < R; ++r) is[r] = gv::izero();
+    for (int g = 0; g < 8; ++g) {
+      gv::I q[8];
+      for (int k = 0; k < 8; ++k) {
+        q[k] = gv::iload(p[b].q[8 * g + k]);
+        gv::keep(q[k]);
+      }
+      for (int r = 0; r < R; ++r) {
+        const gv::I s = dot32<false>(rows[r][b].u + 32 * g, q);
+        is[r] = gv::add(is[r], gv::mullo(s, gv::set1(rows[r][b].sc[g])));
+      }
+    }
+    const gv::F da = gv::fload(p[b].d);
+    for (int r = 0; r < R; ++r) {
+      const DecQ4K& w = rows[r][b];
+      gv::I m = gv::madd16(gv::iload(p[b].gs[0]), gv::set1(w.mp[0]));
+      for (int j = 1; j < 4; ++j) m = gv::add(m, gv::madd16(gv::iload(p[b].gs[j]), gv::set1(w.mp[j])));
+      acc[r] = gv::fmadd(gv::mul(gv::fset1(w.d), da), gv::cvt(is[r]), acc[r]);
+      acc[r] = gv::fmadd(gv::mul(gv::fset1(w.ndmin), da), gv::cvt(m), acc[r]);
+    }
+  }
+}
+
+template <int, int R>
+inline void tile(const DecQ6K* const* rows, const PanelK* p, index_t nb, gv::F* acc) noexcept {
+  for (index_t b = 0; b < nb; ++b) {
+    gv::I is[R];
+    for (int r = 0; r < R; ++r) is[r] = gv::izero();
+    for (int h = 0; h < 8; ++h) {  // 32 elements: scale groups 2h and 2h + 1
+      gv::I q[8];
+      for (int k = 0; k < 8; ++k) {
+        q[k] = gv::iload(p[b].q[8 * h + k]);
+        gv::keep(q[k]);
+      }
+      for (int r = 0; r < R; ++r) {
+        const std::uint8_t* u = rows[r][b].u + 32 * h;
+        gv::I s0 = gv::dot<false>(gv::izero(), gv::bcast(u), q[0]);
+        gv::I s1 = gv::dot<false>(gv::izero(), gv::bcast(u + 16), q[4]);
+        for (int k = 1; k < 4; ++k) {
+          s0 = gv::dot<false>(s0, gv::bcast(u + 4 * k), q[k]);
+          s1 = gv::dot<false>(s1, gv::bcast(u + 16 + 4 * k), q[4 + k]);
+        }
+        is[r] = gv::add(is[r], gv::mullo(s0, gv::set1(rows[r][b].sc[2 * h])));
+        is[r] = gv::add(is[r], gv::mullo(s1, gv::set1(rows[r][b].sc[2 * h + 1])));
+      }
+    }
+    const gv::F da = gv::fload(p[b].d);
+    for (int r = 0; r < R; ++r) {
+      const DecQ6K& w = rows[r][b];
+      gv::I c = gv::madd16(gv::iload(p[b].bs[0]), gv::set1(w.sp[0]));
+      for (int j = 1; j < 8; ++j) c = gv::add(c, gv::madd16(gv::iload(p[b].bs[j]), gv::set1(w.sp[j])));
+      acc[r] = gv::fmadd(gv::mul(gv::fset1(w.d), da), gv::cvt(gv::sub(is[r], gv::shl5(c))), acc[r]);
+    }
+  }
+}
+
+// Which formats these kernels take, their decoded block and their activation panel.
+template <class W>
+struct Traits {
+  static constexpr bool kOn = false;
+};
+template <class W>
+  requires requires { Fmt32<W>::kOff; }
+struct Traits<W> {
+  static constexpr bool kOn = true;
+  static constexpr int kCorr = kCorrection<Fmt32<W>::kOff>, kOff = Fmt32<W>::kOff;
+  using Dec = Dec32;
+  using Panel = Panel32;
+  static void decode(const W& b, Dec32& o) noexcept {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.u), Fmt32<W>::u(b));
+    o.d = Fmt32<W>::scale(b);
+  }
+};
+template <>
+struct Traits<quant::BlockQ4_K> {
+  static constexpr bool kOn = true;
+  static constexpr int kCorr = 0, kOff = 0;
+  using Dec = DecQ4K;
+  using Panel = PanelK;
+  static void decode(const quant::BlockQ4_K& b, DecQ4K& o) noexcept { igemm::decode(b, o); }
+};
+template <>
+struct Traits<quant::BlockQ6_K> {
+  static constexpr bool kOn = true;
+  static constexpr int kCorr = 0, kOff = 0;
+  using Dec = DecQ6K;
+  using Panel = PanelK;
+  static void decode(const quant::BlockQ6_K& b, DecQ6K& o) noexcept { igemm::decode(b, o); }
+};
+
+}  // namespace igemm
+template <class W>
+inline constexpr bool kIgemm = igemm::Traits<W>::kOn;
+#else
+template <class W>
+inline constexpr bool kIgemm = false;
+#endif
+
 // A per-thread buffer of activation blocks, grown on first use (no allocation on later calls).
 template <class A>
 A* act_scratch(index_t n) {
@@ -515,13 +1043,138 @@ A* act_scratch(index_t n) {
   return buffer.data();
 }
 
+#if defined(__AVX2__)
+// The streaming path of the igemm formats: groups of 4 rows (the last group repeats its last row).
+template <class W>
+void igemm_streaming(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y) {
+  using A = typename ActFor<W>::type;
+  const index_t n_tokens = x.extent(0), nb = w.extent(1), d_out = w.extent(0);
+  A* acts = act_scratch<A>(n_tokens * nb);
+  for (index_t t = 0; t < n_tokens; ++t) {
+    const float* xr = x.data() + t * x.stride(0);
+    for (index_t b = 0; b < nb; ++b) quantize_act(xr + b * W::block_elements, acts[t * nb + b]);
+  }
+  constexpr index_t R = igemm::kStreamRows;
+  const index_t grain =
+      std::max<index_t>(1, cpu_detail::kMinWorkPerThread / std::max<index_t>(nb * W::block_elements * n_tokens, 1));
+  parallel_for_chunks(d_out, grain, [&](index_t o_begin, index_t o_end) {
+    const A* rows[cpu_detail::kStreamMaxTokens];
+    for (index_t t = 0; t < n_tokens; ++t) rows[t] = acts + t * nb;
+    float out[cpu_detail::kStreamMaxTokens * R];
+    // The chunk as 4 side-by-side sub-ranges, one row of each per pass: 4 sequential streams
+    // (rows next to each other would interleave 4 streams within the same pages, which the
+    // hardware prefetchers follow badly: half the read bandwidth for the output head).
+    const index_t span = (o_end - o_begin + R - 1) / R;
+    for (index_t i = 0; i < span; ++i) {
+      const W* wr[R];
+      index_t o[R];
+      for (index_t r = 0; r < R; ++r) {
+        o[r] = o_begin + r * span + i;
+        wr[r] = w.data() + std::min(o[r], o_end - 1) * w.stride(0);
+      }
+      igemm::stream_rows4(wr, rows, static_cast<int>(n_tokens), nb, out);
+      for (index_t r = 0; r < R && o[r] < o_end; ++r) {
+        for (index_t t = 0; t < n_tokens; ++t) y(t, o[r]) = out[t * R + r];
+      }
+    }
+  });
+}
+
+// From this many tokens on the igemm formats take the GEMM (measured on Zen 4, one thread,
+// [768, 2048] experts: with AVX-512 VNNI's 16-token zmm panels the GEMM is as fast as streaming
+// at 6-8 tokens for the 32-element formats and at 8-10 for the K formats, 1.9x / 1.6x faster at
+// 16; compiled for AVX2 only (8-token panels, the sign trick for the signed codes) Q8_0's GEMM
+// only catches up at 16 tokens, the K formats' at 8). At most kStreamMaxTokens + 1 (the
+// streaming kernel holds that many accumulators).
+template <class W>
+constexpr index_t igemm_gemm_from() noexcept {
+  if constexpr (igemm::kVnni) return W::block_elements == 32 ? 8 : 10;
+  else return W::block_elements == 32 ? cpu_detail::kStreamMaxTokens + 1 : 10;  // AVX2: 8-token ymm panels
+}
+
+// Activation panels of this many bytes at most are reused across a pass over the weight tiles
+// (L2-sized); more tokens take several passes, each decoding the tiles again.
+inline constexpr index_t kPanelBytes = index_t{384} << 10;
+
+// The GEMM path of the igemm formats (more than kStreamMaxTokens tokens).
+template <class W>
+void igemm_gemm(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y) {
+  using Tr = igemm::Traits<W>;
+  using A = typename ActFor<W>::type;
+  using Dec = typename Tr::Dec;
+  using Panel = typename Tr::Panel;
+  constexpr int P = igemm::kPanel, R = igemm::kTileRows;
+  const index_t n_tokens = x.extent(0), nb = w.extent(1), d_out = w.extent(0);
+  if (n_tokens == 0 || d_out == 0) return;
+  const index_t n_panels = (n_tokens + P - 1) / P;
+  A* acts = act_scratch<A>(n_tokens * nb);
+  Panel* panels = act_scratch<Panel>(n_panels * nb);
+  // Quantize and lay out the activations, a panel at a time (each token by the same operations
+  // as the streaming path, on whichever thread).
+  parallel_for_chunks(n_panels, std::max<index_t>(1, 4096 / std::max<index_t>(nb, 1)), [&](index_t p0, index_t p1) {
+    for (index_t p = p0; p < p1; ++p) {
+      const int n = static_cast<int>(std::min<index_t>(P, n_tokens - p * P));
+      const A* rows[P];
+      for (int l = 0; l < n; ++l) {
+        const index_t t = p * P + l;
+        const float* xr = x.data() + t * x.stride(0);
+        for (index_t b = 0; b < nb; ++b) quantize_act(xr + b * W::block_elements, acts[t * nb + b]);
+        rows[l] = acts + t * nb;
+      }
+      for (index_t b = 0; b < nb; ++b) igemm::fill_panel<Tr::kCorr>(rows, n, b, panels[p * nb + b]);
+    }
+  });
+  const index_t n_tiles = (d_out + R - 1) / R;
+  const index_t grain = std::max<index_t>(
+      1, cpu_detail::kMinWorkPerThread / std::max<index_t>(nb * W::block_elements * n_tokens * R, 1));
+  const index_t pass = std::max<index_t>(1, kPanelBytes / std::max<index_t>(nb * sizeof(Panel), 1));
+  parallel_for_chunks(n_tiles, grain, [&](index_t t_begin, index_t t_end) {
+    Dec* dec = act_scratch<Dec>(R * nb);
+    const Dec* rows[R];
+    for (int r = 0; r < R; ++r) rows[r] = dec + r * nb;
+    alignas(64) float lanes[R][P];
+    for (index_t p0 = 0; p0 < n_panels; p0 += pass) {
+      const index_t p1 = std::min(n_panels, p0 + pass);
+      for (index_t tile = t_begin; tile < t_end; ++tile) {
+        for (int r = 0; r < R; ++r) {
+          const W* wr = w.data() + std::min<index_t>(tile * R + r, d_out - 1) * w.stride(0);
+          for (index_t b = 0; b < nb; ++b) Tr::decode(wr[b], dec[r * nb + b]);
+        }
+        const int n_rows = static_cast<int>(std::min<index_t>(R, d_out - tile * R));
+        for (index_t p = p0; p < p1; ++p) {
+          igemm::gv::F acc[R];
+          for (int r = 0; r < R; ++r) acc[r] = igemm::gv::fzero();
+          igemm::tile<Tr::kOff, R>(rows, panels + p * nb, nb, acc);
+          for (int r = 0; r < R; ++r) igemm::gv::fstore(lanes[r], acc[r]);
+          const int n = static_cast<int>(std::min<index_t>(P, n_tokens - p * P));
+          for (int l = 0; l < n; ++l) {
+            for (int r = 0; r < n_rows; ++r) y(p * P + l, tile * R + r) = lanes[r][l];
+          }
+        }
+      }
+    }
+  });
+}
+#else
+template <class W>
+constexpr index_t igemm_gemm_from() noexcept {
+  return 0;
+}
+template <class W>
+void igemm_streaming(const View<const float, 2>&, const View<const W, 2>&, const View<float, 2>&) {}
+template <class W>
+void igemm_gemm(const View<const float, 2>&, const View<const W, 2>&, const View<float, 2>&) {}
+#endif
+
 template <class Arch, class W>
 void matmul_streaming(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y) {
   const index_t n_tokens = x.extent(0), nb = w.extent(1), d_out = w.extent(0);
   const index_t grain =
       std::max<index_t>(1, cpu_detail::kMinWorkPerThread / std::max<index_t>(nb * W::block_elements * n_tokens, 1));
   using A = typename ActFor<W>::type;
-  if constexpr (!std::is_void_v<A> && kIntDot) {
+  if constexpr (kIgemm<W>) {
+    igemm_streaming(x, w, y);
+  } else if constexpr (!std::is_void_v<A> && kIntDot) {
     static_assert(W::block_elements == sizeof(A::qs), "activation blocks must match the weight blocks");
     A* acts = act_scratch<A>(n_tokens * nb);
     for (index_t t = 0; t < n_tokens; ++t) {
@@ -584,7 +1237,12 @@ template <class W, class Arch>
 void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const W, 2> w, View<float, 2> y) {
   detail::check_matmul(x, w, y, "matmul");
   static_assert(cpu_detail::GemmShape<Arch>::kKc % W::block_elements == 0, "GEMM K blocks must hold whole blocks");
-  if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
+  if constexpr (cpu_quant::kIgemm<W>) {
+    // Both integer paths compute every output by the same operations: the switch point only
+    // changes the speed.
+    if (x.extent(0) < cpu_quant::igemm_gemm_from<W>()) cpu_quant::igemm_streaming(x, w, y);
+    else cpu_quant::igemm_gemm(x, w, y);
+  } else if (x.extent(0) <= cpu_detail::kStreamMaxTokens) {
     cpu_quant::matmul_streaming<Arch>(x, w, y);
   } else {
     cpu_detail::gemm_packed<Arch>(x, y, w.extent(0), [&](index_t n0, index_t nc, index_t k0, index_t kc, float* dst) {
