@@ -22,4 +22,13 @@ MOE_HD constexpr std::int8_t packed_table_entry(std::uint64_t low, std::uint64_t
   return static_cast<std::int8_t>(static_cast<std::uint8_t>((i < 8 ? low : high) >> (8 * (i & 7))));
 }
 
+// Whether the packed lookup `entry` gives table[i] for all 16 entries (for static_asserts).
+template <class Entry>
+constexpr bool packed_table_matches(Entry entry, const std::int8_t (&table)[16]) noexcept {
+  for (int i = 0; i < 16; ++i) {
+    if (entry(i) != table[i]) return false;
+  }
+  return true;
+}
+
 }  // namespace moe

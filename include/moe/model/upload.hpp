@@ -1,6 +1,7 @@
 // Weight upload to a device backend: one allocation of the backend's memory for every tensor the
 // model uses (each at a 256-byte aligned offset), filled tensor by tensor from the mapped
-// checkpoint as stored (f32 / bf16 / f16 or a block format, byte for byte), driven by the weights' one tensor list (transform).
+// checkpoint as stored (f32 / bf16 / f16 or a block format, byte for byte), driven by the
+// weights' one tensor list (transform).
 // A host backend never uploads: it uses the mapped bytes in place.
 #pragma once
 

@@ -28,10 +28,7 @@ inline constexpr std::int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -
 MOE_HD constexpr std::int8_t iq4_value(int q) noexcept {
   return packed_table_entry(0xf6eaddcfbfad9881ull, 0x7159453526190d01ull, q);
 }
-static_assert([] {
-  for (int q = 0; q < 16; ++q) if (iq4_value(q) != kIq4Values[q]) return false;
-  return true;
-}(), "iq4_value must match kIq4Values");
+static_assert(packed_table_matches(iq4_value, kIq4Values), "iq4_value must match kIq4Values");
 
 namespace detail {
 

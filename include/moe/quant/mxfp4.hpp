@@ -23,10 +23,7 @@ inline constexpr std::int8_t kMxfp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1,
 MOE_HD constexpr std::int8_t mxfp4_value(int q) noexcept {
   return packed_table_entry(0x0c08060403020100ull, 0xf4f8fafcfdfeff00ull, q);
 }
-static_assert([] {
-  for (int q = 0; q < 16; ++q) if (mxfp4_value(q) != kMxfp4Values[q]) return false;
-  return true;
-}(), "mxfp4_value must match kMxfp4Values");
+static_assert(packed_table_matches(mxfp4_value, kMxfp4Values), "mxfp4_value must match kMxfp4Values");
 
 namespace detail {
 

@@ -468,17 +468,17 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
 #pragma unroll
           for (int j = 0; j < kRunElems; ++j) wq[i][j] = 0.0f;
         }
-        continue;
-      }
-      const std::uint16_t* p = w + static_cast<std::size_t>(row) * a.ld_w + col;
-      if (kAligned && row < rows && col + 7 < cols) {
-        wr[i] = __ldg(reinterpret_cast<const uint4*>(p));
       } else {
-        std::uint16_t e[8];
+        const std::uint16_t* p = w + static_cast<std::size_t>(row) * a.ld_w + col;
+        if (kAligned && row < rows && col + 7 < cols) {
+          wr[i] = __ldg(reinterpret_cast<const uint4*>(p));
+        } else {
+          std::uint16_t e[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) e[j] = (row < rows && col + j < cols) ? __ldg(p + j) : std::uint16_t{0};
-        wr[i] = make_uint4(e[0] | (std::uint32_t{e[1]} << 16), e[2] | (std::uint32_t{e[3]} << 16),
-                           e[4] | (std::uint32_t{e[5]} << 16), e[6] | (std::uint32_t{e[7]} << 16));
+          for (int j = 0; j < 8; ++j) e[j] = (row < rows && col + j < cols) ? __ldg(p + j) : std::uint16_t{0};
+          wr[i] = make_uint4(e[0] | (std::uint32_t{e[1]} << 16), e[2] | (std::uint32_t{e[3]} << 16),
+                             e[4] | (std::uint32_t{e[5]} << 16), e[6] | (std::uint32_t{e[7]} << 16));
+        }
       }
     }
   };
