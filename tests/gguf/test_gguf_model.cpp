@@ -32,10 +32,20 @@ namespace {
 
 fs::path fixture(const std::string& name) { return fs::path(MOE_FIXTURES_DIR) / "models" / name; }
 
+// One scratch folder per test process, removed when the process ends (the converted fixtures
+// take ~80 MB per run).
+struct ScratchDir {
+  fs::path dir = fs::temp_directory_path() / fmt::format("moe_gguf_model_{}", ::getpid());
+  ScratchDir() { fs::create_directories(dir); }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
 fs::path temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("moe_gguf_model_{}", ::getpid());
-  fs::create_directories(dir);
-  return dir / name;
+  static const ScratchDir scratch;
+  return scratch.dir / name;
 }
 
 ModelConfig hf_config(const std::string& name) {
