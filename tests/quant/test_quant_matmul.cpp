@@ -210,3 +210,36 @@ TEST_CASE("block formats: embedding rows, vectors and input-major products throu
                    View<const float, 1>(deq.data(), {d}), 1e-6f, View<float, 2>(b.data(), {2, d}));
   CHECK(a == b);
 }
+
+TEST_CASE("cpu igemm: the vectorised activation quantizer gives the scalar rule's bytes", "[quant][matmul]") {
+  namespace cq = moe::kernels::cpu_quant;
+  std::uint32_t state = 12345;
+  const auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(state >> 8) / 16777216.0f - 0.5f;
+  };
+  const float kNaN = std::numeric_limits<float>::quiet_NaN(), kInf = std::numeric_limits<float>::infinity();
+  for (int trial = 0; trial < 4000; ++trial) {
+    float x[32];
+    const float scale = std::ldexp(1.0f, (trial % 40) - 20);
+    for (float& v : x) v = next() * scale;
+    switch (trial % 8) {
+      case 1:  // exact halves after scaling: amax 127 makes id 1, so x is p itself
+        for (int j = 0; j < 32; ++j) x[j] = static_cast<float>(j - 16) + 0.5f;
+        x[31] = 127.0f;
+        break;
+      case 2: std::fill(x, x + 32, 0.0f); break;
+      case 3: x[trial % 32] = kNaN; break;
+      case 4: x[trial % 32] = (trial & 16) ? kInf : -kInf; break;
+      case 5: x[0] = std::numeric_limits<float>::denorm_min(); std::fill(x + 1, x + 32, 0.0f); break;
+      case 6: x[trial % 32] = -std::numeric_limits<float>::max(); break;
+      case 7: for (int j = 0; j < 32; ++j) x[j] = std::nextafter(0.5f, 0.0f) * static_cast<float>(j % 3) * scale; break;
+      default: break;
+    }
+    cq::ActQ8 a{}, b{};
+    cq::quantize_act(x, a);
+    cq::quantize_act_scalar(x, b);
+    INFO("trial " << trial);
+    REQUIRE(std::memcmp(&a, &b, sizeof(a)) == 0);
+  }
+}

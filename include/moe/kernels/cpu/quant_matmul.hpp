@@ -50,8 +50,9 @@ struct ActQ8 {
 };
 static_assert(sizeof(ActQ8) == 40);
 
-// ggml's q8_0 rule with an f32 scale: d = max|x| / 127, q = round(x / d).
-inline void quantize_act(const float* x, ActQ8& a) noexcept {
+// ggml's q8_0 rule with an f32 scale: d = max|x| / 127, q = round(x / d) (half away from zero,
+// clamped to [-128, 127], NaN -> 0). The scalar rule; quantize_act below computes the same bytes.
+inline void quantize_act_scalar(const float* x, ActQ8& a) noexcept {
   float amax = 0.0f;
   for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float d = amax / 127.0f;
@@ -62,6 +63,52 @@ inline void quantize_act(const float* x, ActQ8& a) noexcept {
     sum += a.qs[j];
   }
   a.d = d, a.sum = sum;
+}
+
+// quantize_act_scalar's rule on 4 ymm vectors, lane by lane the same operations (so the same bytes
+// and sums): the maximum skips NaN lanes as std::max(amax, NaN) does, round-half-away is trunc plus
+// a step where |p - trunc(p)| >= 1/2 (the difference is exact), NaN lanes become 0. Activations
+// are quantized on one thread before the parallel part of a matmul, so this is serial time.
+inline void quantize_act(const float* x, ActQ8& a) noexcept {
+#if defined(__AVX2__)
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 v[4];
+  __m256 m = _mm256_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_loadu_ps(x + 8 * k);
+    m = _mm256_max_ps(_mm256_and_ps(v[k], abs_mask), m);  // a NaN first operand gives m
+  }
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float amax = _mm_cvtss_f32(h);
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  const __m256 vid = _mm256_set1_ps(id), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 p = _mm256_mul_ps(v[k], vid);
+    const __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_and_ps(_mm256_sub_ps(p, t), abs_mask);
+    const __m256 step = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), _mm256_or_ps(_mm256_and_ps(p, sign_mask), one));
+    __m256 r = _mm256_and_ps(_mm256_add_ps(t, step), _mm256_cmp_ps(p, p, _CMP_ORD_Q));
+    r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+    q[k] = _mm256_cvttps_epi32(r);
+  }
+  // packs interleave 128-bit lanes: bytes [q0 0-3, q1 0-3, q2 0-3, q3 0-3 | q0 4-7, ...]; the
+  // permute puts each vector's 8 codes back in order.
+  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(a.qs),
+                      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  __m256i sum = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  a.d = d, a.sum = _mm_cvtsi128_si32(s);
+#else
+  quantize_act_scalar(x, a);
+#endif
 }
 inline void quantize_act(const float* x, quant::BlockQ8_K& a) noexcept { quant::BlockQ8_K::quantize(x, a); }
 
