@@ -1,6 +1,9 @@
 // Attention and MLA on cpu_simd: the reference's per-(token, head) work (kernels/reference/
-// attention.hpp), run in parallel over (token, head) items; the absorbed MLA projections in
-// parallel over heads, each head's product on the calling thread.
+// attention.hpp), run in parallel over (head, token) items; the absorbed MLA projections in
+// parallel over heads, each head's product on the calling thread. Items are head-major: a thread's
+// contiguous chunk holds whole heads over all tokens, so a causal prefill (token t reads t + 1
+// keys) splits evenly (token-major chunks gave the last thread the longest rows: 3x the first's
+// work on 2 threads at pp128), and consecutive items reuse one KV head's keys.
 #pragma once
 
 #include "moe/backend/tags.hpp"
@@ -19,7 +22,7 @@ void attention(backend::cpu_simd<Arch>, const AttentionShape& a, View<const floa
   detail::check_attention(a, q, keys, values, start, sinks, out);
   parallel_for_chunks(q.extent(0) * a.n_heads, 4, [&](std::size_t begin, std::size_t end) {
     for (std::size_t item = begin; item < end; ++item) {
-      detail::attention_item(a, q, keys, values, start, sinks, out, item / a.n_heads, item % a.n_heads);
+      detail::attention_item(a, q, keys, values, start, sinks, out, item % q.extent(0), item / q.extent(0));
     }
   });
 }
@@ -31,8 +34,8 @@ void mla_attention(backend::cpu_simd<Arch>, const MlaShape& s, View<const float,
   detail::check_mla_attention(s, q, q_latent, latent, k_rope, start, out_latent);
   parallel_for_chunks(q.extent(0) * s.n_heads, 2, [&](std::size_t begin, std::size_t end) {
     for (std::size_t item = begin; item < end; ++item) {
-      detail::mla_attention_item(s, q, q_latent, latent, k_rope, start, out_latent, item / s.n_heads,
-                                 item % s.n_heads);
+      detail::mla_attention_item(s, q, q_latent, latent, k_rope, start, out_latent, item % q.extent(0),
+                                 item / q.extent(0));
     }
   });
 }
@@ -51,12 +54,12 @@ void cached_attention(backend::cpu_simd<Arch>, const AttentionShape& a, const Pa
   });
   parallel_for_chunks(q.extent(0) * a.n_heads, 4, [&](std::size_t begin, std::size_t end) {
     for (std::size_t item = begin; item < end; ++item) {
-      const index_t t = item / a.n_heads;
+      const index_t t = item % q.extent(0);
       const CacheSlot& s = p.slots[static_cast<index_t>(p.token_slot[t])];
       const index_t r0 = s.row0;
       detail::attention_item(a, q.slice(r0, r0 + s.n), detail::cache_keys(s, l), detail::cache_values(s, l),
                              static_cast<index_t>(s.start), sinks, out.slice(r0, r0 + s.n), t - r0,
-                             item % a.n_heads);
+                             item / q.extent(0));
     }
   });
 }
@@ -74,12 +77,12 @@ void cached_mla_attention(backend::cpu_simd<Arch>, const MlaShape& m, const Pass
   });
   parallel_for_chunks(q.extent(0) * m.n_heads, 2, [&](std::size_t begin, std::size_t end) {
     for (std::size_t item = begin; item < end; ++item) {
-      const index_t t = item / m.n_heads;
+      const index_t t = item % q.extent(0);
       const CacheSlot& s = p.slots[static_cast<index_t>(p.token_slot[t])];
       const index_t r0 = s.row0;
       detail::mla_attention_item(m, q.slice(r0, r0 + s.n), q_latent.slice(r0, r0 + s.n), detail::cache_keys(s, l),
                                  detail::cache_values(s, l), static_cast<index_t>(s.start),
-                                 out_latent.slice(r0, r0 + s.n), t - r0, item % m.n_heads);
+                                 out_latent.slice(r0, r0 + s.n), t - r0, item / q.extent(0));
     }
   });
 }
