@@ -35,6 +35,11 @@ struct cpu_simd : reference {
 
 using cpu = cpu_simd<>;
 
+template <class B>
+inline constexpr bool is_cpu_simd_v = false;
+template <class Arch>
+inline constexpr bool is_cpu_simd_v<cpu_simd<Arch>> = true;
+
 #if defined(MOE_ENABLE_CUDA)
 struct cuda {
   using memory = device_memory;

@@ -72,6 +72,9 @@ struct HostModelParts {
   ModelConfig config;
   model::ModelWeights<> weights;
   std::shared_ptr<const void> storage;
+  // Hands bytes of the mapped file back to the kernel once a host backend has copied them (the
+  // cpu backend's repack, model/repack.hpp); empty where the bytes are not a file mapping.
+  model::ReleaseBytes release;
 };
 
 // Reads `folder` (or a .gguf file) into host parts; the errors of load_model.
@@ -80,7 +83,11 @@ inline HostModelParts load_host_parts(const std::filesystem::path& folder) {
   if (folder.extension() == ".gguf" && std::filesystem::is_regular_file(folder, gguf_ec)) {
     // A GGUF file (llama.cpp's layout, io/gguf_model.hpp): config from its metadata, weights in place.
     io::GgufModel g = io::open_gguf_model(folder);
-    return HostModelParts{std::move(g.config), std::move(g.weights), std::shared_ptr<const void>(g.storage)};
+    // (the callback holds the mapping weakly: the model owns it through storage)
+    model::ReleaseBytes release = [file = std::weak_ptr<const io::GgufModelStorage>(g.storage)](std::span<const std::byte> b) {
+      if (const auto s = file.lock()) s->file.mapping().advise(io::Access::dont_need, b);
+    };
+    return HostModelParts{std::move(g.config), std::move(g.weights), std::shared_ptr<const void>(g.storage), std::move(release)};
   }
   const auto config_path = folder / "config.json";
   std::error_code ec;
@@ -92,7 +99,7 @@ inline HostModelParts load_host_parts(const std::filesystem::path& folder) {
   // FP8 / MXFP4 checkpoints: their quantized tensors repacked into block formats at load.
   const io::CheckpointTensorSource source(store, plain, io::parse_quantization_config(j, config_path.string()));
   model::ModelWeights<> weights = model::bind_weights(config, source);
-  return HostModelParts{std::move(config), std::move(weights), source.storage()};
+  return HostModelParts{std::move(config), std::move(weights), source.storage(), {}};
 }
 
 // The model of `parts` on `Backend`: host backends use the weights in place, a device backend
@@ -102,7 +109,8 @@ std::shared_ptr<const BasicModel<Backend>> model_from_parts(HostModelParts parts
   if constexpr (is_host_memory_v<typename Backend::memory>) {
     (void)progress;
     return std::make_shared<const BasicModel<Backend>>(std::move(parts.config), std::move(parts.weights),
-                                                       std::move(parts.storage));
+                                                       std::move(parts.storage), typename BasicModel<Backend>::Lora{},
+                                                       parts.release);
   } else {
     auto uploaded = model::upload_weights<Backend>(parts.weights, progress);
     return std::make_shared<const BasicModel<Backend>>(std::move(parts.config), std::move(uploaded.weights),

@@ -43,6 +43,7 @@
 #include "moe/kernels/cpu/dsa.hpp"
 #include "moe/kernels/cpu/matmul.hpp"
 #include "moe/kernels/cpu/quant_matmul.hpp"
+#include "moe/kernels/cpu/interleaved_matmul.hpp"
 #include "moe/kernels/cpu/rmsnorm.hpp"
 #include "moe/kernels/cpu/rope.hpp"
 #include "moe/kernels/cpu/softmax.hpp"

@@ -10,6 +10,7 @@
 #include "moe/core/memory.hpp"
 #include "moe/core/tensor.hpp"
 #include "moe/kernels/kernels.hpp"
+#include "moe/quant/rows8.hpp"
 
 #include <array>
 #include <cstddef>
@@ -26,6 +27,10 @@ struct WeightMatrix {
   index_t rows = 0;
   index_t cols = 0;
   index_t row_stride = 0;
+  // 1: rows as stored; quant::kInterleavedRows: groups of 8 rows interleaved (quant/rows8.hpp, the
+  // layout the cpu backend repacks to at load: model/repack.hpp). The bytes per 8 rows are the
+  // same, so bytes() and row offsets at multiples of 8 hold for both.
+  index_t row_group = 1;
 
   bool empty() const noexcept { return data == nullptr; }
   // Bytes the matrix occupies (rows · row_stride elements; the last row counts cols only).
@@ -40,7 +45,15 @@ struct WeightMatrix {
     return TensorView<const T, 2, Space>(reinterpret_cast<const T*>(data), {rows, cols / kBlock},
                                          {row_stride / kBlock, 1});
   }
-  // Rows [begin, end).
+  // The typed view of an interleaved matrix: [rows / 8, cols / 32] groups (row_group == 8).
+  template <quant::Interleavable T>
+  TensorView<const quant::Rows8<T>, 2, Space> view_interleaved() const noexcept {
+    constexpr auto kBlock = static_cast<index_t>(T::block_elements);
+    return TensorView<const quant::Rows8<T>, 2, Space>(reinterpret_cast<const quant::Rows8<T>*>(data),
+                                                       {rows / quant::kInterleavedRows, cols / kBlock},
+                                                       {row_stride / kBlock, 1});
+  }
+  // Rows [begin, end) (begin a multiple of row_group).
   WeightMatrix row_slice(index_t begin, index_t end) const noexcept {
     WeightMatrix w = *this;
     w.data = data + format_row_bytes(dtype, begin * row_stride);
@@ -70,12 +83,33 @@ struct WeightVector {
 template <class B, class T, std::size_t R>
 using ViewOf = TensorView<T, R, typename B::memory>;
 
+// Whether backend B has a matmul for format T in the row-interleaved layout (quant/rows8.hpp):
+// the cpu_simd backends where kernels/cpu/interleaved_matmul.hpp is compiled.
+template <class B, class T>
+constexpr bool has_interleaved_matmul() noexcept {
+  return quant::Interleavable<T> && backend::is_cpu_simd_v<B> && kernels::kInterleavedKernels;
+}
+
+// Only linear() takes interleaved matrices: every other consumer of a weight matrix checks this.
+template <class Space>
+void require_rows_as_stored(const WeightMatrix<Space>& w, const char* op) {
+  require(w.row_group == 1, ErrorCode::kUnsupported, "{}: a {} matrix [{}, {}] interleaved by {} rows is not supported here",
+          op, dtype_name(w.dtype), w.rows, w.cols, w.row_group);
+}
+
 // y = x·Wᵀ for w stored [out, in]. x [n, in], y [n, out]; y must not alias x.
 template <class B>
 void linear(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<typename B::memory>& w,
             ViewOf<B, float, 2> y) {
   visit_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
+    if constexpr (has_interleaved_matmul<B, T>()) {
+      if (w.row_group == quant::kInterleavedRows) {
+        kernels::matmul(backend, x, w.template view_interleaved<T>(), y);
+        return;
+      }
+    }
+    require_rows_as_stored(w, "linear");
     kernels::matmul(backend, x, w.template view<T>(), y);
   });
 }
@@ -88,7 +122,7 @@ void linear_fanout(B backend, ViewOf<B, const float, 2> x,
                    const std::array<const WeightMatrix<typename B::memory>*, N>& w,
                    const std::array<ViewOf<B, float, 2>, N>& y) {
   bool same = true;
-  for (const auto* m : w) same = same && m->dtype == w[0]->dtype;
+  for (const auto* m : w) same = same && m->dtype == w[0]->dtype && m->row_group == 1;
   if (!same) {
     for (std::size_t i = 0; i < N; ++i) linear(backend, x, *w[i], y[i]);
     return;
@@ -106,6 +140,7 @@ void linear_fanout(B backend, ViewOf<B, const float, 2> x,
 template <class B>
 void linear_in_out(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<typename B::memory>& w,
                    ViewOf<B, float, 2> y) {
+  require_rows_as_stored(w, "linear_in_out");
   visit_format<B>(w.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::matmul_in_out(backend, x, w.template view<T>(), y);

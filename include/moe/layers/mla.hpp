@@ -148,6 +148,7 @@ void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>
   kernels::rope(be, ViewOf<B, float, 3>(s.ckv.data() + R, {n, 1, sh.rope}, {width, sh.rope, 1}), cos, sin,
                 o.rope_pairing);
 
+  require_rows_as_stored(m.kv_b_proj, "mla kv_b_proj");
   visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
     using T = decltype(tag);
     kernels::mla_absorb_queries(be, sh, m.kv_b_proj.template view<T>(), CV(s.q), s.q_latent);

@@ -13,6 +13,7 @@
 #include "moe/layers/kv_cache.hpp"
 #include "moe/model/config.hpp"
 #include "moe/model/lora_tables.hpp"
+#include "moe/model/repack.hpp"
 #include "moe/model/transformer.hpp"
 #include "moe/model/weights.hpp"
 #include "moe/model/workspace.hpp"
@@ -42,7 +43,11 @@ class BasicModel {
   // alive (the mapped checkpoint, or the device allocation). Throws if the weights do not fit.
   // lora: unmerged LoRA adapters kept resident (model/lora.hpp's make_lora_tables; host backends
   // only for now: kUnsupported on a device backend), each sequence picking one or none.
-  BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage, Lora lora = {});
+  // On the cpu backend the Q4_0 / Q8_0 / IQ4_NL / Q4_K matrices are repacked into the kernels'
+  // row-interleaved layout here (model/repack.hpp; MOE_CPU_REPACK=0 keeps them as stored), and
+  // release, when given, is called with each source matrix's bytes after its copy.
+  BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage, Lora lora = {},
+             const model::ReleaseBytes& release = {});
 
   const ModelConfig& config() const noexcept { return config_; }
   const Weights& weights() const noexcept { return weights_; }
@@ -54,6 +59,8 @@ class BasicModel {
   std::int32_t adapter_index(std::string_view name) const { return lora_.index_of(name); }
   // Bytes of all weights, and the bytes one decode token reads (the roofline's denominator).
   const model::WeightBytes& weight_bytes() const noexcept { return bytes_; }
+  // What the load-time repack did (all zero where the backend does not repack).
+  const model::RepackInfo& repack_info() const noexcept { return repack_; }
 
   // Bytes of a KV cache of max_tokens tokens (saturates at the largest index_t on overflow).
   index_t kv_cache_bytes(index_t max_tokens) const noexcept { return Cache::bytes_for(plan_.kv_shapes, max_tokens); }
@@ -91,10 +98,13 @@ class BasicModel {
   Lora lora_;
   model::ForwardPlan plan_;
   model::WeightBytes bytes_;
+  model::RepackInfo repack_;
 };
 
 template <class Backend>
-BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage, Lora lora) : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)), lora_(std::move(lora)) {
+BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage, Lora lora,
+                                const model::ReleaseBytes& release)
+    : config_(std::move(config)), weights_(std::move(weights)), storage_(std::move(storage)), lora_(std::move(lora)) {
   require(lora_.empty() || is_host_memory_v<memory>, ErrorCode::kUnsupported,
           "unmerged LoRA adapters are not supported by backend {} yet (merge them at load)", Backend::name);
   require(lora_.empty() || lora_.layers.size() == weights_.layers.size(), ErrorCode::kInvalidArgument,
@@ -102,6 +112,14 @@ BasicModel<Backend>::BasicModel(ModelConfig config, Weights weights, std::shared
   // Validation through the tensor list: every weight's format must have kernels on this
   // backend (a typed error at load, not at the first forward pass).
   model::require_backend_formats<Backend>(weights_);
+  if constexpr (model::interleaves_weights<Backend>()) {
+    if (model::repack_enabled_by_environment()) {
+      model::Interleaved r = model::interleave_weights(weights_, std::move(storage_), release);
+      weights_ = std::move(r.weights), storage_ = std::move(r.storage), repack_ = r.info;
+    }
+  } else {
+    (void)release;
+  }
   plan_ = model::make_forward_plan(config_, weights_);
   plan_.sizes.lora_rank = lora_.empty() ? 0 : std::max<index_t>(lora_.max_rank, 1);
   bytes_ = model::weight_bytes(weights_, config_.top_k);

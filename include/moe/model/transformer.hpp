@@ -150,6 +150,7 @@ struct Transformer {
                            V<const std::int64_t, 1>(ws.positions(n)), ws.cos(n), ws.sin(n));
     }
     V<float, 2> hidden = ws.hidden(n);
+    layers::require_rows_as_stored(w.embed, "embedding");
     visit_format<Backend>(w.embed.dtype, [&](auto tag) {
       using T = decltype(tag);
       kernels::embed_rows(be, w.embed.template view<T>(), V<const std::int32_t, 1>(ws.tokens(n)), hidden);

@@ -1153,15 +1153,18 @@ constexpr index_t igemm_gemm_from() noexcept {
 // (L2-sized); more tokens take several passes, each decoding the tiles again.
 inline constexpr index_t kPanelBytes = index_t{384} << 10;
 
-// The GEMM path of the igemm formats (more than kStreamMaxTokens tokens).
-template <class W>
-void igemm_gemm(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y) {
+// The GEMM path of the igemm formats (from igemm_gemm_from<W>() tokens) for d_out weight rows of
+// nb blocks: decode_tile(tile, dec) decodes rows tile·kTileRows + r (r < kTileRows; rows past
+// d_out repeat the last one) into dec[r·nb + b], from whatever layout the weights are in.
+template <class W, class DecodeTile>
+void igemm_gemm_tiles(const View<const float, 2>& x, index_t d_out, index_t nb, const View<float, 2>& y,
+                      const DecodeTile& decode_tile) {
   using Tr = igemm::Traits<W>;
   using A = typename ActFor<W>::type;
   using Dec = typename Tr::Dec;
   using Panel = typename Tr::Panel;
   constexpr int P = igemm::kPanel, R = igemm::kTileRows;
-  const index_t n_tokens = x.extent(0), nb = w.extent(1), d_out = w.extent(0);
+  const index_t n_tokens = x.extent(0);
   if (n_tokens == 0 || d_out == 0) return;
   const index_t n_panels = (n_tokens + P - 1) / P;
   A* acts = act_scratch<A>(n_tokens * nb);
@@ -1193,10 +1196,7 @@ void igemm_gemm(const View<const float, 2>& x, const View<const W, 2>& w, const 
     for (index_t p0 = 0; p0 < n_panels; p0 += pass) {
       const index_t p1 = std::min(n_panels, p0 + pass);
       for (index_t tile = t_begin; tile < t_end; ++tile) {
-        for (int r = 0; r < R; ++r) {
-          const W* wr = w.data() + std::min<index_t>(tile * R + r, d_out - 1) * w.stride(0);
-          for (index_t b = 0; b < nb; ++b) Tr::decode(wr[b], dec[r * nb + b]);
-        }
+        decode_tile(tile, dec);
         const int n_rows = static_cast<int>(std::min<index_t>(R, d_out - tile * R));
         for (index_t p = p0; p < p1; ++p) {
           igemm::gv::F acc[R];
@@ -1209,6 +1209,19 @@ void igemm_gemm(const View<const float, 2>& x, const View<const W, 2>& w, const 
           }
         }
       }
+    }
+  });
+}
+
+// The GEMM path on weights stored row by row.
+template <class W>
+void igemm_gemm(const View<const float, 2>& x, const View<const W, 2>& w, const View<float, 2>& y) {
+  constexpr int R = igemm::kTileRows;
+  const index_t nb = w.extent(1), d_out = w.extent(0);
+  igemm_gemm_tiles<W>(x, d_out, nb, y, [&](index_t tile, typename igemm::Traits<W>::Dec* dec) {
+    for (int r = 0; r < R; ++r) {
+      const W* wr = w.data() + std::min<index_t>(tile * R + r, d_out - 1) * w.stride(0);
+      for (index_t b = 0; b < nb; ++b) igemm::Traits<W>::decode(wr[b], dec[r * nb + b]);
     }
   });
 }

@@ -1,0 +1,168 @@
+// The row-interleaved layout (quant/rows8.hpp; Q4_0, Q8_0, IQ4_NL, Q4_K, Q6_K) and its cpu kernels (kernels/cpu/interleaved_matmul.hpp):
+// interleave / deinterleave are inverses, a product on the interleaved matrix is bitwise the
+// product on the matrix it was made from (streaming and GEMM token counts, several thread counts),
+// bad shapes are typed errors, and the cpu model's load-time repack (model/repack.hpp) changes
+// neither a logit nor a byte count.
+#include "quant_test_util.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <cstring>
+
+using namespace quant_test;
+using moe::index_t;
+using moe::View;
+namespace kernels = moe::kernels;
+namespace backend = moe::backend;
+
+namespace {
+
+template <class Q>
+struct Matrix {
+  index_t rows, nb;
+  std::vector<Q> plain;
+  std::vector<Rows8<Q>> inter;
+
+  Matrix(index_t r, index_t in, std::uint32_t seed) : rows(r), nb(in / static_cast<index_t>(Q::block_elements)) {
+    const auto w = gaussian(r * in, seed, 1.0f / std::sqrt(static_cast<float>(in)));
+    plain.resize(r * nb);
+    moe::quant::quantize_row(w.data(), plain.data(), w.size());
+    inter.resize(r / 8 * nb);
+    for (index_t g = 0; g < r / 8; ++g) {
+      const Q* rp[8];
+      for (int k = 0; k < 8; ++k) rp[k] = plain.data() + (8 * g + k) * nb;
+      for (index_t b = 0; b < nb; ++b) interleave(rp, b, inter[g * nb + b]);
+    }
+  }
+  View<const Q, 2> plain_view() const { return View<const Q, 2>(plain.data(), {rows, nb}); }
+  View<const Rows8<Q>, 2> inter_view() const { return View<const Rows8<Q>, 2>(inter.data(), {rows / 8, nb}); }
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("interleaved rows: deinterleave inverts interleave", "[quant][interleaved]", BlockQ4_0, BlockQ8_0,
+                   BlockIq4Nl, BlockQ4_K, BlockQ6_K) {
+  using Q = TestType;
+  const Matrix<Q> m(16, 3 * static_cast<index_t>(Q::block_elements), 3);
+  for (index_t g = 0; g < 2; ++g) {
+    for (index_t b = 0; b < m.nb; ++b) {
+      for (int r = 0; r < 8; ++r) {
+        const Q back = deinterleave(m.inter[g * m.nb + b], r);
+        CHECK(std::memcmp(&back, &m.plain[(8 * g + r) * m.nb + b], sizeof(Q)) == 0);
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("interleaved rows: the cpu product is bitwise the row-major one", "[quant][interleaved]",
+                   BlockQ4_0, BlockQ8_0, BlockIq4Nl, BlockQ4_K, BlockQ6_K) {
+  using Q = TestType;
+  if constexpr (!kernels::kInterleavedKernels) {
+    SUCCEED("no interleaved kernels for this target");
+  } else {
+    const int saved = moe::max_threads();
+    constexpr auto BE = static_cast<index_t>(Q::block_elements);  // 1, 9 (3 for Q4_K), 10 (4) and 64 (8) blocks
+    for (const auto& [rows, in] : {std::pair<index_t, index_t>{8, BE}, {24, BE == 32 ? 288 : 768},
+                                  {40, BE == 32 ? 320 : 1024}, {64, 2048}}) {
+      const Matrix<Q> m(rows, in, static_cast<std::uint32_t>(rows + in));
+      for (const index_t tokens : {1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33}) {
+        const index_t ldx = in + 5;  // strided activations
+        const auto xv = gaussian(tokens * ldx, static_cast<std::uint32_t>(tokens * 7 + rows));
+        const View<const float, 2> x(xv.data(), {tokens, in}, {ldx, 1});
+        std::vector<float> want(tokens * rows), got(tokens * rows);
+        kernels::matmul(backend::cpu{}, x, m.plain_view(), View<float, 2>(want.data(), {tokens, rows}));
+        for (const int threads : {1, 2, 3}) {
+          moe::set_num_threads(threads);
+          std::fill(got.begin(), got.end(), -1.0f);
+          kernels::matmul(backend::cpu{}, x, m.inter_view(), View<float, 2>(got.data(), {tokens, rows}));
+          INFO(moe::dtype_name(Q::dtype) << " rows " << rows << " in " << in << " tokens " << tokens << " threads "
+                                         << threads);
+          CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+        }
+      }
+    }
+    moe::set_num_threads(saved);
+  }
+}
+
+TEST_CASE("interleaved rows: mismatched shapes are typed errors", "[quant][interleaved]") {
+  if constexpr (kernels::kInterleavedKernels) {
+    const Matrix<BlockQ4_0> m(16, 64, 1);
+    std::vector<float> x(2 * 64), y(2 * 16);
+    const View<const float, 2> xs(x.data(), {2, 64});
+    const auto call = [&](index_t out) {
+      kernels::matmul(backend::cpu{}, xs, m.inter_view(), View<float, 2>(y.data(), {2, out}));
+    };
+    CHECK_NOTHROW(call(16));
+    try {
+      call(8);
+      FAIL("no error");
+    } catch (const moe::Error& e) {
+      CHECK(e.code() == moe::ErrorCode::kInvalidArgument);
+      CHECK(std::string(e.what()).find("interleaved") != std::string::npos);
+    }
+  }
+}
+
+namespace {
+
+// A synthetic Qwen3-MoE model in fmt (every matrix row count a multiple of 8 but the router's 4,
+// every column count a multiple of 256).
+std::shared_ptr<const moe::Model> synthetic(moe::DType fmt) {
+  const nlohmann::json config = {{"architectures", {"Qwen3MoeForCausalLM"}},
+                                 {"hidden_size", 256},
+                                 {"intermediate_size", 512},
+                                 {"moe_intermediate_size", 256},
+                                 {"num_hidden_layers", 2},
+                                 {"num_attention_heads", 4},
+                                 {"num_key_value_heads", 2},
+                                 {"head_dim", 64},
+                                 {"num_experts", 4},
+                                 {"num_experts_per_tok", 2},
+                                 {"vocab_size", 256},
+                                 {"max_position_embeddings", 256},
+                                 {"rms_norm_eps", 1e-6},
+                                 {"rope_theta", 10000.0},
+                                 {"norm_topk_prob", true},
+                                 {"tie_word_embeddings", false}};
+  return moe::model::make_synthetic_model<moe::backend::cpu>(config, fmt, 5);
+}
+
+}  // namespace
+
+TEST_CASE("interleaved rows: the cpu model's repack changes no logit and no byte count", "[quant][interleaved][model]") {
+  if constexpr (!moe::model::interleaves_weights<backend::cpu>()) {
+    SUCCEED("the cpu backend does not repack on this target");
+  } else {
+    const std::vector<std::int32_t> prompt{3, 17, 250, 9, 64, 128, 1, 77, 200, 5, 33};
+    for (const moe::DType fmt : {moe::DType::q4_0, moe::DType::q8_0, moe::DType::iq4_nl, moe::DType::q4_k, moe::DType::q6_k}) {
+      INFO(moe::dtype_name(fmt));
+      const auto packed = synthetic(fmt);
+      ::setenv("MOE_CPU_REPACK", "0", 1);
+      const auto stored = synthetic(fmt);
+      ::unsetenv("MOE_CPU_REPACK");
+      CHECK(stored->repack_info().tensors == 0);
+      // q, k, v, o and every expert matrix of each layer, and the output head (not the router:
+      // 4 rows; not the embedding: gathered).
+      std::size_t expected = 1;
+      for (const auto& L : stored->weights().layers) {
+        const auto& bank = L.moe_weights.experts;
+        expected += 4 + bank.gate.size() + bank.up.size() + bank.gate_up.size() + bank.down.size();
+      }
+      CHECK(expected >= 2 * (4 + 2 * 4) + 1);
+      CHECK(packed->repack_info().tensors == expected);
+      CHECK(packed->weights().layers[0].attn.o.row_group == 8);
+      CHECK(packed->weights().layers[0].moe_weights.router.row_group == 1);
+      CHECK(packed->weights().embed.row_group == 1);
+      CHECK(packed->weight_bytes().total == stored->weight_bytes().total);
+      CHECK(packed->weight_bytes().per_token == stored->weight_bytes().per_token);
+      // Prefill (the GEMM from 8 tokens) and one-token decode steps.
+      const auto a = logits_of(*packed, prompt), b = logits_of(*stored, prompt);
+      CHECK(std::memcmp(a.view().data(), b.view().data(), a.view().extent(0) * a.view().extent(1) * sizeof(float)) == 0);
+      const std::vector<std::int32_t> one{42};
+      const auto c = logits_of(*packed, one), d = logits_of(*stored, one);
+      CHECK(std::memcmp(c.view().data(), d.view().data(), c.view().extent(1) * sizeof(float)) == 0);
+    }
+  }
+}
