@@ -11,14 +11,17 @@
 // (moe/bench/fma_probe.hpp, f32 vector FMAs on every thread, measured before every pp test) divided
 // by 2 FLOPs per parameter multiplied per token (model::WeightBytes::per_token_params: every dense
 // matrix, top_k / n_experts of the experts, the output head; attention over the context is left
-// out, so the limit is slightly optimistic for long prompts). The CPU prefill of block formats
-// dequantizes into the f32 GEMM, so the f32 FMA peak is their limit too. The probes measure the
+// out, so the limit is slightly optimistic for long prompts). Where the cpu prefill of the model's
+// main type multiplies in int8 (Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_K, Q6_K), the limit is the int8
+// dot-product peak instead (moe/bench/int8_probe.hpp, measured beside the FMA peak); the other
+// block formats dequantize into the f32 GEMM, whose limit is the FMA peak. The probes measure the
 // host: with --backend cuda no limit is reported (bench_model measures the device's).
 #include "compare.hpp"
 #include "options.hpp"
 
 #include <moe/bench/bandwidth_probe.hpp>
 #include <moe/bench/fma_probe.hpp>
+#include <moe/bench/int8_probe.hpp>
 #include <moe/bench/prompt_ids.hpp>
 #include <moe/bench/step_bytes.hpp>
 #include <moe/bench/synthetic_shapes.hpp>
@@ -82,7 +85,9 @@ struct ModelInfo {
   std::string name, type, backend;
   double weights_bytes = 0, params = 0, per_token_bytes = 0, per_token_params = 0, kv_token_bytes = 0;
   bool mmap = false, mlock = false;
+  bool int8_prefill = false;  // the cpu prefill GEMM of the main type multiplies in int8
   int threads = 1;
+  moe::model::RepackInfo repack;  // the cpu backend's load-time interleaving (model/repack.hpp)
 };
 
 struct Row {
@@ -91,7 +96,7 @@ struct Row {
   std::vector<double> ts;
   double limit_ts = 0;  // 0: not measured
   std::string limit;    // what bounds it
-  double bytes_per_token = 0, flops_per_token = 0, bandwidth = 0, fma_flops = 0;
+  double bytes_per_token = 0, flops_per_token = 0, bandwidth = 0, fma_flops = 0, int8_ops = 0;
   std::vector<double> compare_ts;
   std::string compare_output;  // CMD's last line when no figure was found in it
 
@@ -133,12 +138,16 @@ class Probes {
     return fma_;
   }
   double last_fma_peak() const { return fma_; }
+  double int8_peak() {
+    if (host_) int8_ = moe::bench::measure_int8_peak(iters_, 3);
+    return int8_;
+  }
 
  private:
   bool host_;
   index_t iters_;
   std::optional<moe::bench::BandwidthProbe> bw_;
-  double fma_ = 0;
+  double fma_ = 0, int8_ = 0;
 };
 
 // Runs `once` (returns tokens/s of one run) 1 + reps times, the first as a warm-up; with --compare
@@ -182,6 +191,7 @@ std::vector<Row> run_tests(const Options& o, const moe::BasicModel<Backend>& mod
     row.test = "pp", row.n_prompt = n;
     info_line(fmt::format("moe-bench: {} ...", row.label()));
     row.fma_flops = probes.fma_peak();
+    if (info.int8_prefill) row.int8_ops = probes.int8_peak();
     auto cache = model.make_cache(n);
     auto ws = model.make_workspace(n);
     moe::Tensor<float, 2> logits({1, V});
@@ -197,7 +207,8 @@ std::vector<Row> run_tests(const Options& o, const moe::BasicModel<Backend>& mod
     row.bandwidth = median(bw);
     row.flops_per_token = 2.0 * info.per_token_params;
     row.bytes_per_token = info.per_token_bytes;
-    if (row.fma_flops > 0) row.limit_ts = row.fma_flops / row.flops_per_token, row.limit = "FMA peak";
+    if (row.int8_ops > 0) row.limit_ts = row.int8_ops / row.flops_per_token, row.limit = "int8 peak";
+    else if (row.fma_flops > 0) row.limit_ts = row.fma_flops / row.flops_per_token, row.limit = "FMA peak";
     rows.push_back(std::move(row));
   }
 
@@ -282,8 +293,12 @@ nlohmann::ordered_json row_json(const Row& r, const ModelInfo& m, const Options&
   j["flops_per_token"] = r.flops_per_token;
   j["bandwidth_gbs"] = r.bandwidth / 1e9;
   j["fma_gflops"] = r.fma_flops / 1e9;
+  j["int8_gops"] = r.int8_ops > 0 ? json(r.int8_ops / 1e9) : json(nullptr);
   j["mmap"] = m.mmap;
   j["mlock"] = m.mlock;
+  j["repacked_tensors"] = m.repack.tensors;
+  j["repacked_bytes"] = m.repack.bytes;
+  j["repack_s"] = m.repack.seconds;
   j["peak_rss_bytes"] = peak_rss_bytes();
   j["probe_bytes"] = static_cast<double>(o.probe_mb << 20);  // the bandwidth probe's buffer, part of the RSS
   if (!o.compare.empty()) {
@@ -317,9 +332,10 @@ void print_markdown(const std::vector<Row>& rows, const ModelInfo& m, const Opti
     const Stats s = stats_of(r.ts);
     const std::string limit = r.limit_ts > 0 ? fmt::format("{:.2f}", r.limit_ts) : "n/a";
     const std::string frac = r.limit_ts > 0 ? fmt::format("{:.1f}%", 100.0 * s.median / r.limit_ts) : "n/a";
-    const std::string why = r.limit_ts > 0 ? (r.limit == "FMA peak" ? fmt::format("FMA {:.0f} GFLOP/s", r.fma_flops / 1e9)
-                                                                    : fmt::format("BW {:.1f} GB/s", r.bandwidth / 1e9))
-                                           : "not measured";
+    std::string why = "not measured";
+    if (r.limit == "FMA peak") why = fmt::format("FMA {:.0f} GFLOP/s", r.fma_flops / 1e9);
+    else if (r.limit == "int8 peak") why = fmt::format("int8 {:.0f} GOP/s", r.int8_ops / 1e9);
+    else if (r.limit_ts > 0) why = fmt::format("BW {:.1f} GB/s", r.bandwidth / 1e9);
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {} | {} |", m.name,
                        human_bytes(m.weights_bytes), human_count(m.params), m.backend, m.threads, m.type, r.label(),
                        s.median, s.stddev, limit, frac, why);
@@ -333,9 +349,13 @@ void print_markdown(const std::vector<Row>& rows, const ModelInfo& m, const Opti
     }
     out += "\n";
   }
-  out += fmt::format("\nt/s: median of {} runs after a warm-up (± stddev); weights {} ({}), peak RSS {} (with the {} MiB "
-                     "bandwidth probe){}\n", o.reps,
-                     m.mmap ? "used in place from the mapped file" : "made or loaded into memory",
+  const std::string place = m.mmap ? "used in place from the mapped file" : "made or loaded into memory";
+  const std::string repacked =
+      m.repack.tensors == 0 ? ""
+                            : fmt::format(", {} matrices ({}) repacked at load into the cpu's 8-row interleaved layout in {:.2f} s",
+                                          m.repack.tensors, human_bytes(static_cast<double>(m.repack.bytes)), m.repack.seconds);
+  out += fmt::format("\nt/s: median of {} runs after a warm-up (± stddev); weights {}{} ({}), peak RSS {} (with the {} MiB "
+                     "bandwidth probe){}\n", o.reps, place, repacked,
                      m.mlock ? "locked" : "not locked", human_bytes(peak_rss_bytes()), o.probe_mb,
                      cmp ? fmt::format("; other: '{}', run after each of moe-bench's runs", o.compare) : "");
   std::fputs(out.c_str(), stdout);
@@ -408,7 +428,9 @@ int run(const Options& o) {
     }
   }
   const auto& wb = model->weight_bytes();
+  info.repack = model->repack_info();
   info.type = main_type(model->weights());
+  if constexpr (moe::backend::is_cpu_simd_v<Backend>) info.int8_prefill = moe::bench::cpu_prefill_is_int8(*moe::parse_dtype(info.type));
   info.weights_bytes = static_cast<double>(wb.total);
   info.params = wb.params;
   info.per_token_bytes = wb.per_token;

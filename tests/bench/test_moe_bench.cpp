@@ -3,6 +3,7 @@
 #include "moe-bench/compare.hpp"
 #include "moe-bench/options.hpp"
 
+#include <moe/bench/int8_probe.hpp>
 #include <moe/bench/synthetic_shapes.hpp>
 #include <moe/io/gguf_export.hpp>
 #include <moe/io/hf_export.hpp>
@@ -15,6 +16,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -139,6 +141,26 @@ TEST_CASE("--compare commands", "[bench]") {
   CHECK(ok.output == "hello\nworld\n");
   CHECK(moe::bench_tool::last_line(ok.output) == "world");
   CHECK(moe::bench_tool::run_command("exit 3").status == 3);
+}
+
+TEST_CASE("the int8 peak is the prefill limit of the formats whose cpu GEMM multiplies in int8", "[bench]") {
+  namespace kc = moe::kernels::cpu_quant;
+  namespace q = moe::quant;
+  CHECK(moe::bench::cpu_prefill_is_int8(moe::DType::q8_0) == kc::kIgemm<q::BlockQ8_0>);
+  CHECK(moe::bench::cpu_prefill_is_int8(moe::DType::q4_0) == kc::kIgemm<q::BlockQ4_0>);
+  CHECK(moe::bench::cpu_prefill_is_int8(moe::DType::q4_k) == kc::kIgemm<q::BlockQ4_K>);
+  CHECK(moe::bench::cpu_prefill_is_int8(moe::DType::q6_k) == kc::kIgemm<q::BlockQ6_K>);
+  CHECK_FALSE(moe::bench::cpu_prefill_is_int8(moe::DType::q5_k));  // dequantized into the f32 GEMM
+  CHECK_FALSE(moe::bench::cpu_prefill_is_int8(moe::DType::bf16));
+  CHECK_FALSE(moe::bench::cpu_prefill_is_int8(moe::DType::f32));
+  const double peak = moe::bench::measure_int8_peak(20000, 1);
+#if defined(__AVX2__)
+  CHECK(kc::kIgemm<q::BlockQ8_0>);
+  CHECK(std::isfinite(peak));
+  CHECK(peak > 0.0);
+#else
+  CHECK(peak == 0.0);
+#endif
 }
 
 TEST_CASE("write_safetensors is read back by SafetensorsFile", "[bench]") {

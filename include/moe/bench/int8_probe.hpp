@@ -1,0 +1,108 @@
+// The host's int8 dot-product peak: the limit of the cpu prefill of the block formats whose GEMM
+// multiplies int8 codes by int8 activations (Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_K, Q6_K: kernels/cpu/
+// quant_matmul.hpp), as the FMA peak (fma_probe.hpp) is the limit of the f32 GEMM.
+// The probe runs the instruction sequence those kernels run: AVX-512 VNNI vpdpbusd on zmm where
+// the compiler targets AVX-512 VNNI and BW (the GEMM's 16-token panels), else the AVX2
+// vpmaddubsw + vpmaddwd + vpaddd triple on ymm. Counted as 2 operations per multiply-add, so that
+// it divides the same 2 · parameters per token as the FMA peak.
+#pragma once
+
+#include <moe/core/format.hpp>
+#include <moe/core/parallel.hpp>
+#include <moe/core/tensor.hpp>
+#include <moe/kernels/kernels.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace moe::bench {
+
+namespace detail {
+inline volatile std::int32_t int8_probe_sink = 0;  // keeps the probe's results alive
+}  // namespace detail
+
+// Whether the cpu backend's prefill GEMM of weights of type t multiplies in int8 on this target.
+inline bool cpu_prefill_is_int8(DType t) noexcept {
+  bool on = false;
+  visit_format<backend::cpu>(t, [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (is_block_format_v<T>) on = kernels::cpu_quant::kIgemm<T>;
+  });
+  return on;
+}
+
+// Median int8 operations/s (2 per u8 x s8 multiply-add) over `runs` timed runs of `iterations`
+// instruction groups per chain and thread (independent chains, in registers), after one untimed
+// run; 0 where AVX2 is not targeted (no integer kernels).
+inline double measure_int8_peak(index_t iterations, int runs) {
+#if defined(__AVX2__)
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+  constexpr int kChains = 12;          // vpdpbusd's latency x throughput, as the FMA probe
+  constexpr double kMacsPerStep = 64;  // one zmm vpdpbusd
+#else
+  constexpr int kChains = 6;
+  constexpr double kMacsPerStep = 32;  // one ymm vpmaddubsw (+ vpmaddwd, vpaddd)
+#endif
+  const auto run = [&] {
+    std::int32_t total = 0;
+#if defined(_OPENMP)
+#pragma omp parallel reduction(+ : total)
+#endif
+    {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512F__)
+      __m512i acc[kChains];
+      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_epi32(c);
+      const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+      for (index_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 12
+        for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+      }
+      __m512i s = acc[0];
+      for (int c = 1; c < kChains; ++c) s = _mm512_add_epi32(s, acc[c]);
+      total += _mm512_reduce_add_epi32(s);
+#else
+      // The products do not depend on the accumulators, so the chains are throughput-bound; each
+      // chain has its own operand, made opaque every step so the products cannot be hoisted or
+      // shared (6 chains: 6 operands + 6 accumulators + 2 constants fit 16 ymm registers).
+      __m256i acc[kChains], a[kChains];
+      for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_epi32(c), a[c] = _mm256_set1_epi8(static_cast<char>(3 + c));
+      const __m256i b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+      for (index_t it = 0; it < iterations; ++it) {
+#pragma GCC unroll 6
+        for (int c = 0; c < kChains; ++c) {
+          __asm__ volatile("" : "+x"(a[c]));
+          acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(a[c], b), ones));
+        }
+      }
+      __m256i s = acc[0];
+      for (int c = 1; c < kChains; ++c) s = _mm256_add_epi32(s, acc[c]);
+      alignas(32) std::int32_t lanes[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
+      for (const std::int32_t v : lanes) total += v;
+#endif
+    }
+    detail::int8_probe_sink = total;
+  };
+  run();
+  std::vector<double> t;
+  for (int i = 0; i < std::max(runs, 1); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  const double ops = 2.0 * kMacsPerStep * kChains * static_cast<double>(iterations) * max_threads();
+  return ops / t[t.size() / 2];
+#else
+  (void)iterations, (void)runs;
+  return 0.0;
+#endif
+}
+
+}  // namespace moe::bench
