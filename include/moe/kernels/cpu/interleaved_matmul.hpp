@@ -1,11 +1,11 @@
 // cpu_simd matrix products with weights in the row-interleaved layout quant::Rows8<W> (Q4_0, Q8_0,
-// IQ4_NL, Q4_K, Q6_K; model/repack.hpp makes it at load). y = x·Wᵀ for w [out / 8, in / block] groups of
-// 8 rows.
-//   * up to igemm_gemm_from<W>() tokens (decode, small batches): per group and block, the 8 rows'
-//     codes are 8 vectors of 8 lanes (one row per s32 lane, elements 4k .. 4k+3), each token's 4
-//     activation bytes are broadcast against them, and the 8 f16 scales convert in one vcvtph2ps:
-//     one f32 fma per block for 8 rows, with no horizontal reduction (the row-major streaming
-//     kernel reduces 8 lanes per row and block).
+// IQ4_NL, Q4_K, Q6_K; model/repack.hpp makes it at load). y = x·Wᵀ for w [out / 8, in / block]
+// groups of 8 rows.
+//   * below interleaved_gemm_from<W>() tokens (decode, small batches, most experts' buckets): per
+//     group and block, the 8 rows' codes are 8 vectors of 8 lanes (one row per s32 lane, elements
+//     4k .. 4k+3), each token's 4 activation bytes are broadcast against them, and the 8 f16 scales
+//     convert in one vcvtph2ps: one f32 fma per block for 8 rows, with no horizontal reduction (the
+//     row-major streaming kernel reduces 8 lanes per row and block).
 //   * more tokens: the igemm GEMM of cpu/quant_matmul.hpp, its 8-row tiles decoded from a group.
 // Every output is computed by the same operations as the row-major kernels of quant_matmul.hpp
 // (acc = fma(d_w·d_a, float(S - corr), acc) per block, S the block's exact integer dot), so an
@@ -284,6 +284,17 @@ inline void decode_rows8(const quant::Rows8<W>& g, Dec32* const* rows, index_t b
 
 namespace cpu_quant {
 
+// From this many tokens an interleaved matrix takes the GEMM. The interleaved streaming kernel has
+// no horizontal reduction, so it stays ahead of the GEMM longer than the row-major one: for the
+// 32-element formats up to its kStreamMaxTokens (Zen 4, AVX-512 VNNI, 2 threads, Q4_0 Qwen3-30B-A3B
+// shape, whose experts see ~8 tokens each at pp128: from 8 tokens 246 / 281 tok/s, from 17 310 /
+// 293, interleaved runs); the K formats keep the row-major threshold (not measured).
+template <class W>
+constexpr index_t interleaved_gemm_from() noexcept {
+  if constexpr (W::block_elements == 32) return cpu_detail::kStreamMaxTokens + 1;
+  else return igemm_gemm_from<W>();
+}
+
 template <class W>
 void interleaved_streaming(const View<const float, 2>& x, const View<const quant::Rows8<W>, 2>& w,
                            const View<float, 2>& y) {
@@ -333,7 +344,7 @@ void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const quant::R
   detail::check_unit_inner_stride(w, "matmul", "w");
   detail::check_unit_inner_stride(y, "matmul", "y");
   if (x.extent(0) == 0 || w.extent(0) == 0) return;
-  if (x.extent(0) < cpu_quant::igemm_gemm_from<W>()) {
+  if (x.extent(0) < cpu_quant::interleaved_gemm_from<W>()) {
     cpu_quant::interleaved_streaming(x, w, y);
     return;
   }
