@@ -8,6 +8,7 @@
 #include <moe/layers/attention.hpp>
 #include <moe/layers/mla.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <utility>
@@ -39,35 +40,50 @@ std::vector<double> naive_attend(const std::vector<double>& logits, const std::v
 TEMPLATE_TEST_CASE("attention: GQA, causal, sliding window, chunks and sinks against a naive softmax", "[attention]",
                    backend::reference, backend::cpu) {
   std::mt19937 g(5);
-  const index_t H = 6, KV = 2, hd = 8, vd = 5, ctx = 150, start = 70, n = ctx - start;
-  const auto q = random_vec(n * H * hd, g), k = random_vec(ctx * KV * hd, g), v = random_vec(ctx * KV * vd, g);
-  const auto sinks = random_vec(H, g);
-  // (window, chunk): Llama 4's chunked attention sees only keys of the query's own chunk.
-  const std::pair<index_t, index_t> masks[] = {{0, 0}, {9, 0}, {100, 0}, {0, 16}, {0, 64}, {20, 32}};
-  for (const auto& [window, chunk] : masks) {
-    for (bool use_sinks : {false, true}) {
-      INFO("window " << window << " chunk " << chunk << " sinks " << use_sinks);
-      AttentionShape a{H, KV, hd, vd, 0.3f, window, chunk};
-      Tensor<float, 2> out({n, H * vd});
-      kernels::attention(TestType{}, a, View<const float, 2>(q.data(), {n, H * hd}),
-                         View<const float, 2>(k.data(), {ctx, KV * hd}), View<const float, 2>(v.data(), {ctx, KV * vd}),
-                         start, View<const float, 1>(sinks.data(), {use_sinks ? H : 0}), out.view());
-      for (index_t t = 0; t < n; t += 7) {
-        for (index_t h = 0; h < H; ++h) {
-          const index_t pos = start + t, kvh = h / (H / KV);
-          std::vector<double> logits;
-          std::vector<std::vector<double>> vals;
-          for (index_t j = 0; j <= pos; ++j) {
-            if (window > 0 && pos - j >= window) continue;
-            if (chunk > 0 && j / chunk != pos / chunk) continue;
-            double s = 0;
-            for (index_t i = 0; i < hd; ++i) s += static_cast<double>(q[(t * H + h) * hd + i]) * k[(j * KV + kvh) * hd + i];
-            logits.push_back(0.3 * s);
-            vals.emplace_back(v.begin() + (j * KV + kvh) * vd, v.begin() + (j * KV + kvh + 1) * vd);
+  // (heads, kv heads, head dim, value dim): dims below, at and across the vector width, groups of
+  // 3 (cpu: 2 + 1 heads per item) and 12 (8 + 4), MQA.
+  struct Dims {
+    index_t H, KV, hd, vd;
+  };
+  for (const Dims& d : {Dims{6, 2, 8, 5}, Dims{24, 2, 40, 36}, Dims{3, 1, 128, 64}}) {
+    const index_t H = d.H, KV = d.KV, hd = d.hd, vd = d.vd, ctx = 150, start = 70, n = ctx - start;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const auto q = random_vec(n * H * hd, g), k = random_vec(ctx * KV * hd, g), v = random_vec(ctx * KV * vd, g);
+    const auto sinks = random_vec(H, g);
+    // (window, chunk): Llama 4's chunked attention sees only keys of the query's own chunk.
+    const std::pair<index_t, index_t> masks[] = {{0, 0}, {9, 0}, {100, 0}, {0, 16}, {0, 64}, {20, 32}};
+    for (const auto& [window, chunk] : masks) {
+      for (bool use_sinks : {false, true}) {
+        INFO("heads " << H << "/" << KV << " dims " << hd << "/" << vd << " window " << window << " chunk " << chunk
+                      << " sinks " << use_sinks);
+        AttentionShape a{H, KV, hd, vd, scale, window, chunk};
+        Tensor<float, 2> out({n, H * vd});
+        const View<const float, 2> keys(k.data(), {ctx, KV * hd}), values(v.data(), {ctx, KV * vd});
+        const View<const float, 1> sink_view(sinks.data(), {use_sinks ? H : 0});
+        kernels::attention(TestType{}, a, View<const float, 2>(q.data(), {n, H * hd}), keys, values, start, sink_view,
+                           out.view());
+        for (index_t t = 0; t < n; t += 7) {
+          for (index_t h = 0; h < H; ++h) {
+            const index_t pos = start + t, kvh = h / (H / KV);
+            std::vector<double> logits;
+            std::vector<std::vector<double>> vals;
+            for (index_t j = 0; j <= pos; ++j) {
+              if (window > 0 && pos - j >= window) continue;
+              if (chunk > 0 && j / chunk != pos / chunk) continue;
+              double s = 0;
+              for (index_t i = 0; i < hd; ++i) s += static_cast<double>(q[(t * H + h) * hd + i]) * k[(j * KV + kvh) * hd + i];
+              logits.push_back(static_cast<double>(scale) * s);
+              vals.emplace_back(v.begin() + (j * KV + kvh) * vd, v.begin() + (j * KV + kvh + 1) * vd);
+            }
+            const auto want = naive_attend(logits, vals, use_sinks, sinks[h]);
+            for (index_t i = 0; i < vd; ++i) CHECK(out(t, h * vd + i) == Approx(want[i]).margin(2e-6));
           }
-          const auto want = naive_attend(logits, vals, use_sinks, sinks[h]);
-          for (index_t i = 0; i < vd; ++i) CHECK(out(t, h * vd + i) == Approx(want[i]).margin(2e-6));
         }
+        // A token's output does not depend on the tokens computed beside it: the last one alone.
+        Tensor<float, 2> last({1, H * vd});
+        kernels::attention(TestType{}, a, View<const float, 2>(q.data() + (n - 1) * H * hd, {1, H * hd}), keys, values,
+                           ctx - 1, sink_view, last.view());
+        CHECK(std::equal(last.data(), last.data() + H * vd, out.data() + (n - 1) * H * vd));
       }
     }
   }

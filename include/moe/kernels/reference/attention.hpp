@@ -2,7 +2,8 @@
 // optional sliding window and per-head sinks (GPT-OSS), and multi-head latent attention over the
 // latent cache in its weight-absorbed form (DeepSeek-V2/V3). Softmax is f32 in one streaming pass
 // (running max and sum, rescaled per block of keys), so no score buffer the size of the context
-// is needed. The per-(token, head) work is shared with the cpu backend, which runs it in parallel.
+// is needed. The cpu backend runs MLA's per-(token, head) work in parallel and has its own
+// vectorised kernel for the other attention (kernels/cpu/attention.hpp).
 #pragma once
 
 #include "moe/backend/tags.hpp"
