@@ -285,14 +285,13 @@ inline void decode_rows8(const quant::Rows8<W>& g, Dec32* const* rows, index_t b
 namespace cpu_quant {
 
 // From this many tokens an interleaved matrix takes the GEMM. The interleaved streaming kernel has
-// no horizontal reduction, so it stays ahead of the GEMM longer than the row-major one: for the
-// 32-element formats up to its kStreamMaxTokens (Zen 4, AVX-512 VNNI, 2 threads, Q4_0 Qwen3-30B-A3B
-// shape, whose experts see ~8 tokens each at pp128: from 8 tokens 246 / 281 tok/s, from 17 310 /
-// 293, interleaved runs); the K formats keep the row-major threshold (not measured).
+// no horizontal reduction, so it stays ahead of the GEMM up to its kStreamMaxTokens, where the
+// row-major streaming kernel gives way at 8-10 tokens (Zen 4, AVX-512 VNNI, 2 threads, the Qwen3-30B-A3B
+// shape, whose experts see ~8 tokens each at pp128; interleaved runs: Q4_0 from 8 tokens 246 / 281
+// tok/s, from 17 310 / 293; Q4_K_M from 10 259 / 262 / 276, from 17 294 / 282 / 288).
 template <class W>
 constexpr index_t interleaved_gemm_from() noexcept {
-  if constexpr (W::block_elements == 32) return cpu_detail::kStreamMaxTokens + 1;
-  else return igemm_gemm_from<W>();
+  return cpu_detail::kStreamMaxTokens + 1;
 }
 
 template <class W>
