@@ -7,7 +7,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cstdlib>
+#include <span>
 #include <cstring>
 
 using namespace quant_test;
@@ -83,6 +85,44 @@ TEMPLATE_TEST_CASE("interleaved rows: the cpu product is bitwise the row-major o
       }
     }
     moe::set_num_threads(saved);
+  }
+}
+
+TEMPLATE_TEST_CASE("interleaved rows: a fan-out over one x is bitwise the separate products", "[quant][interleaved]",
+                   BlockQ4_0, BlockQ4_K) {
+  using Q = TestType;
+  if constexpr (!kernels::kInterleavedKernels) {
+    SUCCEED("no interleaved kernels for this target");
+  } else {
+    constexpr auto BE = static_cast<index_t>(Q::block_elements);
+    const index_t in = 4 * BE;
+    const Matrix<Q> a(16, in, 3), b(40, in, 4), c(8, in, 5);  // q, k, v-like: different row counts
+    for (const index_t tokens : {1, 3, 8, 16, 17, 20}) {
+      const auto xv = gaussian(tokens * in, static_cast<std::uint32_t>(tokens));
+      const View<const float, 2> x(xv.data(), {tokens, in});
+      std::vector<float> want(tokens * 64), got(tokens * 64, -1.0f);
+      const View<const Rows8<Q>, 2> ws[] = {a.inter_view(), b.inter_view(), c.inter_view()};
+      const index_t rows[] = {16, 40, 8}, col0[] = {0, 16, 56};
+      std::vector<View<float, 2>> ys, wants;
+      for (int i = 0; i < 3; ++i) {
+        // outputs side by side in one [tokens, 64] buffer (strided views, as the expert pass's gate and up)
+        ys.emplace_back(got.data() + col0[i], std::array<index_t, 2>{tokens, rows[i]}, std::array<index_t, 2>{64, 1});
+        wants.emplace_back(want.data() + col0[i], std::array<index_t, 2>{tokens, rows[i]}, std::array<index_t, 2>{64, 1});
+        kernels::matmul(backend::cpu{}, x, ws[i], wants.back());
+      }
+      kernels::matmul_fanout(backend::cpu{}, x, std::span<const View<const Rows8<Q>, 2>>(ws, 3),
+                             std::span<const View<float, 2>>(ys.data(), 3));
+      INFO(moe::dtype_name(Q::dtype) << " tokens " << tokens);
+      CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+    }
+    const std::vector<float> bad(3 * (in + BE));
+    std::vector<float> out(3 * 64);
+    const View<const Rows8<Q>, 2> ws[] = {a.inter_view(), b.inter_view()};
+    const View<float, 2> ys[] = {View<float, 2>(out.data(), {3, 16}), View<float, 2>(out.data() + 48, {3, 40})};
+    CHECK_THROWS_AS(kernels::matmul_fanout(backend::cpu{}, View<const float, 2>(bad.data(), {3, in + BE}),
+                                           std::span<const View<const Rows8<Q>, 2>>(ws, 2),
+                                           std::span<const View<float, 2>>(ys, 2)),
+                    moe::Error);
   }
 }
 

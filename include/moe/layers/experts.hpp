@@ -132,9 +132,8 @@ void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index
     case ExpertLayout::kSeparate: {
       MV g(gu.data(), {n, f}, {2 * f, 1});
       MV u(gu.data() + f, {n, f}, {2 * f, 1});
-      linear(backend, x, bank.gate[e], g);
+      linear_fanout<B, 2>(backend, x, {&bank.gate[e], &bank.up[e]}, {g, u});  // one pass over x
       lora_update(backend, x, lora.gate, rows, g);
-      linear(backend, x, bank.up[e], u);
       lora_update(backend, x, lora.up, rows, u);
       kernels::swiglu(backend, CV(g), CV(u), act);
       linear(backend, CV(act), bank.down[e], y);

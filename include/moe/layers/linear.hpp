@@ -114,21 +114,32 @@ void linear(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<typename 
   });
 }
 
-// y_i = x·W_iᵀ for weights that share x (an attention layer's q, k, v): one step
-// (kernels::matmul_fanout, one launch on a device backend) when they share a format, else one
+// y_i = x·W_iᵀ for weights that share x (an attention layer's q, k, v; an expert's gate and up):
+// one step (kernels::matmul_fanout: one launch on a device backend, x quantized once and one
+// parallel region for the cpu's interleaved matrices) when they share a format and layout, else one
 // linear each.
 template <class B, std::size_t N>
 void linear_fanout(B backend, ViewOf<B, const float, 2> x,
                    const std::array<const WeightMatrix<typename B::memory>*, N>& w,
                    const std::array<ViewOf<B, float, 2>, N>& y) {
   bool same = true;
-  for (const auto* m : w) same = same && m->dtype == w[0]->dtype && m->row_group == 1;
-  if (!same) {
+  for (const auto* m : w) same = same && m->dtype == w[0]->dtype && m->row_group == w[0]->row_group;
+  if (!same || (w[0]->row_group != 1 && w[0]->row_group != quant::kInterleavedRows)) {
     for (std::size_t i = 0; i < N; ++i) linear(backend, x, *w[i], y[i]);
     return;
   }
   visit_format<B>(w[0]->dtype, [&](auto tag) {
     using T = decltype(tag);
+    if constexpr (has_interleaved_matmul<B, T>()) {
+      if (w[0]->row_group == quant::kInterleavedRows) {  // the cpu's repacked layout, all of them
+        std::array<View<const quant::Rows8<T>, 2>, N> views;
+        for (std::size_t i = 0; i < N; ++i) views[i] = w[i]->template view_interleaved<T>();
+        kernels::matmul_fanout(backend, x, std::span<const View<const quant::Rows8<T>, 2>>(views),
+                               std::span<const ViewOf<B, float, 2>>(y));
+        return;
+      }
+    }
+    for (const auto* m : w) require_rows_as_stored(*m, "linear_fanout");
     std::array<ViewOf<B, const T, 2>, N> views;
     for (std::size_t i = 0; i < N; ++i) views[i] = w[i]->template view<T>();
     kernels::matmul_fanout(backend, x, std::span<const ViewOf<B, const T, 2>>(views),

@@ -15,6 +15,8 @@
 #include "moe/kernels/cpu/quant_matmul.hpp"
 #include "moe/quant/rows8.hpp"
 
+#include <span>
+
 #include "moe/kernels/cpu/warnings_push.hpp"
 
 namespace moe::kernels {
@@ -294,54 +296,100 @@ constexpr index_t interleaved_gemm_from() noexcept {
   return cpu_detail::kStreamMaxTokens + 1;
 }
 
+// x's tokens as the activation blocks of W's kernels (one per-thread scratch, reused per call).
 template <class W>
-void interleaved_streaming(const View<const float, 2>& x, const View<const quant::Rows8<W>, 2>& w,
-                           const View<float, 2>& y) {
+const typename ActFor<W>::type* interleaved_acts(const View<const float, 2>& x, index_t nb) {
   using A = typename ActFor<W>::type;
-  constexpr int R = quant::kInterleavedRows;
-  const index_t n_tokens = x.extent(0), nb = w.extent(1), n_groups = w.extent(0);
-  A* acts = act_scratch<A>(n_tokens * nb);
-  for (index_t t = 0; t < n_tokens; ++t) {
+  A* acts = act_scratch<A>(x.extent(0) * nb);
+  for (index_t t = 0; t < x.extent(0); ++t) {
     const float* xr = x.data() + t * x.stride(0);
     for (index_t b = 0; b < nb; ++b) quantize_act(xr + b * W::block_elements, acts[t * nb + b]);
   }
-  const index_t grain =
-      std::max<index_t>(1, cpu_detail::kMinWorkPerThread / std::max<index_t>(nb * W::block_elements * n_tokens * R, 1));
-  parallel_for_chunks(n_groups, grain, [&](index_t g_begin, index_t g_end) {
-    const A* rows[cpu_detail::kStreamMaxTokens];
-    for (index_t t = 0; t < n_tokens; ++t) rows[t] = acts + t * nb;
-    alignas(32) float out[cpu_detail::kStreamMaxTokens * R];
-    for (index_t i = g_begin; i < g_end; ++i) {
-      const quant::Rows8<W>* g = w.data() + i * w.stride(0);
-      switch (n_tokens) {
-        case 1: igemm::stream_rows8<1>(g, rows, 1, nb, out); break;
-        case 2: igemm::stream_rows8<2>(g, rows, 2, nb, out); break;
-        case 3: igemm::stream_rows8<3>(g, rows, 3, nb, out); break;
-        case 4: igemm::stream_rows8<4>(g, rows, 4, nb, out); break;
-        default: igemm::stream_rows8<0>(g, rows, static_cast<int>(n_tokens), nb, out);
-      }
-      for (index_t t = 0; t < n_tokens; ++t) {
-        for (int r = 0; r < R; ++r) y(t, i * R + r) = out[t * R + r];
-      }
+  return acts;
+}
+
+// Group i of a matrix (8 rows) for n_tokens < interleaved_gemm_from tokens of `acts` into y's
+// columns 8i .. 8i+7.
+template <class W>
+void stream_group(const quant::Rows8<W>* g, const typename ActFor<W>::type* acts, index_t n_tokens, index_t nb,
+                  const View<float, 2>& y, index_t i) noexcept {
+  using A = typename ActFor<W>::type;
+  constexpr int R = quant::kInterleavedRows;
+  const A* rows[cpu_detail::kStreamMaxTokens];
+  for (index_t t = 0; t < n_tokens; ++t) rows[t] = acts + t * nb;
+  alignas(32) float out[cpu_detail::kStreamMaxTokens * R];
+  switch (n_tokens) {
+    case 1: igemm::stream_rows8<1>(g, rows, 1, nb, out); break;
+    case 2: igemm::stream_rows8<2>(g, rows, 2, nb, out); break;
+    case 3: igemm::stream_rows8<3>(g, rows, 3, nb, out); break;
+    case 4: igemm::stream_rows8<4>(g, rows, 4, nb, out); break;
+    default: igemm::stream_rows8<0>(g, rows, static_cast<int>(n_tokens), nb, out);
+  }
+  for (index_t t = 0; t < n_tokens; ++t) {
+    for (int r = 0; r < R; ++r) y(t, i * R + r) = out[t * R + r];
+  }
+}
+
+// Chunks of groups for the streaming kernel: at least kMinWorkPerThread multiply-adds each.
+template <class W>
+index_t stream_grain(index_t nb, index_t n_tokens) noexcept {
+  const index_t per_group = nb * static_cast<index_t>(W::block_elements) * n_tokens * quant::kInterleavedRows;
+  return std::max<index_t>(1, cpu_detail::kMinWorkPerThread / std::max<index_t>(per_group, 1));
+}
+
+template <class W>
+void interleaved_streaming(const View<const float, 2>& x, const View<const quant::Rows8<W>, 2>& w,
+                           const View<float, 2>& y) {
+  const index_t n_tokens = x.extent(0), nb = w.extent(1);
+  const auto* acts = interleaved_acts<W>(x, nb);
+  parallel_for_chunks(w.extent(0), stream_grain<W>(nb, n_tokens), [&](index_t g_begin, index_t g_end) {
+    for (index_t i = g_begin; i < g_end; ++i) stream_group<W>(w.data() + i * w.stride(0), acts, n_tokens, nb, y, i);
+  });
+}
+
+// Several interleaved matrices over one x (q, k and v; an expert's gate and up): x quantized once
+// and one parallel region over all their groups. At most 8 matrices.
+template <class W>
+void interleaved_streaming_fanout(const View<const float, 2>& x, std::span<const View<const quant::Rows8<W>, 2>> w,
+                                  std::span<const View<float, 2>> y) {
+  const index_t n_tokens = x.extent(0), nb = w[0].extent(1);
+  index_t first[9] = {0};  // first[i]: matrix i's first group in the combined range
+  for (std::size_t i = 0; i < w.size(); ++i) first[i + 1] = first[i] + w[i].extent(0);
+  const auto* acts = interleaved_acts<W>(x, nb);
+  parallel_for_chunks(first[w.size()], stream_grain<W>(nb, n_tokens), [&](index_t g_begin, index_t g_end) {
+    std::size_t m = 0;
+    for (index_t g = g_begin; g < g_end; ++g) {
+      while (g >= first[m + 1]) ++m;
+      const index_t i = g - first[m];
+      stream_group<W>(w[m].data() + i * w[m].stride(0), acts, n_tokens, nb, y[m], i);
     }
   });
 }
 
 }  // namespace cpu_quant
 
+namespace detail {
+template <class W>
+void check_interleaved(const View<const float, 2>& x, const View<const quant::Rows8<W>, 2>& w, const View<float, 2>& y,
+                       const char* op) {
+  constexpr index_t R = quant::kInterleavedRows, BE = W::block_elements;
+  require(x.extent(1) == w.extent(1) * BE && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(0) * R,
+          ErrorCode::kInvalidArgument,
+          "{}: shapes x [{}, {}], w [{}, {}] ({} interleaved by 8 rows, out, in), y [{}, {}] do not agree", op,
+          x.extent(0), x.extent(1), w.extent(0) * R, w.extent(1) * BE, FormatTraits<W>::name, y.extent(0), y.extent(1));
+  check_unit_inner_stride(x, op, "x");
+  check_unit_inner_stride(w, op, "w");
+  check_unit_inner_stride(y, op, "y");
+}
+}  // namespace detail
+
 // y = x·Wᵀ, W [out, in] as out / 8 groups of interleaved rows (w [out / 8, in / 32]); x [n, in],
 // y [n, out] f32 with unit inner strides, y not aliasing x. Bitwise the outputs of matmul on the
 // row-major matrix.
 template <quant::Interleavable W, class Arch>
 void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const quant::Rows8<W>, 2> w, View<float, 2> y) {
-  constexpr index_t R = quant::kInterleavedRows, BE = W::block_elements;
-  require(x.extent(1) == w.extent(1) * BE && y.extent(0) == x.extent(0) && y.extent(1) == w.extent(0) * R,
-          ErrorCode::kInvalidArgument,
-          "matmul: shapes x [{}, {}], w [{}, {}] ({} interleaved by 8 rows, out, in), y [{}, {}] do not agree",
-          x.extent(0), x.extent(1), w.extent(0) * R, w.extent(1) * BE, FormatTraits<W>::name, y.extent(0), y.extent(1));
-  detail::check_unit_inner_stride(x, "matmul", "x");
-  detail::check_unit_inner_stride(w, "matmul", "w");
-  detail::check_unit_inner_stride(y, "matmul", "y");
+  constexpr index_t R = quant::kInterleavedRows;
+  detail::check_interleaved(x, w, y, "matmul");
   if (x.extent(0) == 0 || w.extent(0) == 0) return;
   if (x.extent(0) < cpu_quant::interleaved_gemm_from<W>()) {
     cpu_quant::interleaved_streaming(x, w, y);
@@ -356,6 +404,23 @@ void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const quant::R
     const quant::Rows8<W>* g = w.data() + tile * w.stride(0);
     for (index_t b = 0; b < nb; ++b) cpu_quant::igemm::decode_rows8(g[b], rows, b);
   });
+}
+
+// y_i = x·W_iᵀ for up to 8 interleaved matrices sharing x (q, k, v; an expert's gate and up):
+// below interleaved_gemm_from tokens x is quantized once and one parallel region streams every
+// matrix's groups; from there, one matmul each. Bitwise the outputs of the separate products.
+template <quant::Interleavable W, class Arch>
+void matmul_fanout(backend::cpu_simd<Arch> be, View<const float, 2> x, std::span<const View<const quant::Rows8<W>, 2>> w,
+                   std::span<const View<float, 2>> y) {
+  require(w.size() == y.size() && !w.empty() && w.size() <= 8, ErrorCode::kInvalidArgument,
+          "matmul_fanout: {} interleaved weights, {} outputs (1 to 8 of each)", w.size(), y.size());
+  for (std::size_t i = 0; i < w.size(); ++i) detail::check_interleaved(x, w[i], y[i], "matmul_fanout");
+  if (x.extent(0) == 0) return;
+  if (x.extent(0) >= cpu_quant::interleaved_gemm_from<W>()) {
+    for (std::size_t i = 0; i < w.size(); ++i) matmul(be, x, w[i], y[i]);
+    return;
+  }
+  cpu_quant::interleaved_streaming_fanout<W>(x, w, y);
 }
 #else
 inline constexpr bool kInterleavedKernels = false;
