@@ -159,8 +159,9 @@ inline void interleave_batch(std::span<const std::pair<const layers::WeightMatri
     auto k = static_cast<std::size_t>(std::upper_bound(first.begin(), first.end(), g0) - first.begin()) - 1;
     for (std::size_t g = g0; g < g1; ++k) {
       const std::size_t end = std::min(g1, first[k + 1]);
-      const auto& [m, dst] = batch[k];
-      visit_interleavable(m->dtype, [&](auto blk) { interleave_groups<decltype(blk)>(*m, dst, g - first[k], end - first[k]); });
+      const layers::WeightMatrix<>& m = *batch[k].first;
+      std::byte* const dst = batch[k].second;
+      visit_interleavable(m.dtype, [&](auto blk) { interleave_groups<decltype(blk)>(m, dst, g - first[k], end - first[k]); });
       g = end;
     }
   });
