@@ -211,6 +211,42 @@ TEST_CASE("block formats: embedding rows, vectors and input-major products throu
   CHECK(a == b);
 }
 
+TEST_CASE("cpu igemm: the vectorised Q8_K activation quantizer gives BlockQ8_K::quantize's bytes", "[quant][matmul]") {
+  namespace cq = moe::kernels::cpu_quant;
+  std::uint32_t state = 777;
+  const auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(state >> 8) / 16777216.0f - 0.5f;
+  };
+  const float kNaN = std::numeric_limits<float>::quiet_NaN(), kInf = std::numeric_limits<float>::infinity();
+  for (int trial = 0; trial < 2000; ++trial) {
+    float x[256];
+    const float scale = std::ldexp(1.0f, (trial % 40) - 20);
+    for (float& v : x) v = next() * scale;
+    switch (trial % 9) {
+      case 1: std::fill(x, x + 256, 0.0f); break;
+      case 2: x[trial % 256] = kNaN; break;
+      case 3: x[trial % 256] = (trial & 16) ? kInf : -kInf; break;
+      case 4: x[trial % 256] = -std::numeric_limits<float>::max(); break;
+      case 5:  // ties in magnitude with both signs: the first one's sign wins
+        x[(trial * 7) % 256] = 4.0f * scale, x[(trial * 13) % 256] = -4.0f * scale;
+        break;
+      case 6:  // codes at exact halves: amax 127 after scaling, ties to even
+        for (int j = 0; j < 256; ++j) x[j] = -(static_cast<float>(j % 200) - 100.0f) - 0.5f;
+        x[255] = -127.0f;
+        break;
+      case 7: std::fill(x, x + 256, kNaN); break;
+      case 8: x[0] = std::numeric_limits<float>::denorm_min(); std::fill(x + 1, x + 256, 0.0f); break;
+      default: break;
+    }
+    moe::quant::BlockQ8_K a{}, b{};
+    cq::quantize_act(x, a);
+    moe::quant::BlockQ8_K::quantize(x, b);
+    INFO("trial " << trial);
+    REQUIRE(std::memcmp(&a, &b, sizeof(a)) == 0);
+  }
+}
+
 TEST_CASE("cpu igemm: the vectorised activation quantizer gives the scalar rule's bytes", "[quant][matmul]") {
   namespace cq = moe::kernels::cpu_quant;
   std::uint32_t state = 12345;

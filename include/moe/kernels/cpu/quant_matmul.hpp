@@ -110,7 +110,60 @@ inline void quantize_act(const float* x, ActQ8& a) noexcept {
   quantize_act_scalar(x, a);
 #endif
 }
-inline void quantize_act(const float* x, quant::BlockQ8_K& a) noexcept { quant::BlockQ8_K::quantize(x, a); }
+// BlockQ8_K::quantize's rule (ggml's quantize_row_q8_K_ref) on ymm vectors, the same operations
+// lane by lane (so the same bytes): amax skips NaN as the scalar `ax > amax` does, max is the first
+// element of that magnitude with its sign, q = nearest_int(iscale·x) by the same magic-number add
+// (no FMA contraction: MOE_QUANT_ROUND_AS_WRITTEN), clamped to [-128, 127]; bsums from the codes.
+MOE_QUANT_ROUND_AS_WRITTEN_BEGIN
+inline void quantize_act(const float* x, quant::BlockQ8_K& a) noexcept {
+#if defined(__AVX2__)
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m = _mm256_setzero_ps();
+  for (int k = 0; k < 32; ++k) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + 8 * k), abs_mask), m);
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  const float amax = _mm_cvtss_f32(h);
+  if (amax == 0.0f) {
+    quant::BlockQ8_K::quantize(x, a);  // the all-zero (or all-NaN) block
+    return;
+  }
+  float max = 0.0f;
+  const __m256 va = _mm256_set1_ps(amax);
+  for (int k = 0; k < 32; ++k) {
+    const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + 8 * k), abs_mask), va, _CMP_EQ_OQ));
+    if (hit != 0) {
+      max = x[8 * k + __builtin_ctz(static_cast<unsigned>(hit))];
+      break;
+    }
+  }
+  const float iscale = -127.f / max;
+  const __m256 vs = _mm256_set1_ps(iscale), magic = _mm256_set1_ps(12582912.0f);
+  const __m256i mant = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000);
+  const __m256i lo = _mm256_set1_epi32(-128), hi = _mm256_set1_epi32(127);
+  const auto codes = [&](const float* p) {
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(p)), magic);
+    const __m256i q = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(v), mant), bias);
+    return _mm256_max_epi32(_mm256_min_epi32(q, hi), lo);
+  };
+  for (int j = 0; j < 16; ++j) {
+    const __m256i q0 = codes(x + 16 * j), q1 = codes(x + 16 * j + 8);
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xd8);  // 16 x s16 in order
+    const __m256i b = _mm256_packs_epi16(w, w);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a.qs + 16 * j),
+                     _mm_unpacklo_epi64(_mm256_castsi256_si128(b), _mm256_extracti128_si256(b, 1)));
+    const __m256i sum = _mm256_add_epi32(q0, q1);
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    a.bsums[j] = static_cast<std::int16_t>(_mm_cvtsi128_si32(t));
+  }
+  a.d = 1 / iscale;
+#else
+  quant::BlockQ8_K::quantize(x, a);
+#endif
+}
+MOE_QUANT_ROUND_AS_WRITTEN_END
 
 // Which activation blocks a weight format's integer kernel takes (void: no integer kernel).
 template <class W>
