@@ -349,7 +349,9 @@ void print_markdown(const std::vector<Row>& rows, const ModelInfo& m, const Opti
     }
     out += "\n";
   }
-  const std::string place = m.mmap ? "used in place from the mapped file" : "made or loaded into memory";
+  const std::string place = !m.mmap                 ? "made or loaded into memory"
+                            : m.repack.tensors == 0 ? "used in place from the mapped file"
+                                                    : "mapped from the file";
   const std::string repacked =
       m.repack.tensors == 0 ? ""
                             : fmt::format(", {} matrices ({}) repacked at load into the cpu's 8-row interleaved layout in {:.2f} s",

@@ -15,6 +15,20 @@ namespace moe::bench {
 
 namespace detail {
 inline volatile float fma_probe_sink = 0.0f;  // keeps the probe's results alive
+
+// The median wall time of `runs` (at least 1) timed calls of run(), after one untimed call.
+template <class F>
+double median_seconds(F&& run, int runs) {
+  run();
+  std::vector<double> t;
+  for (int i = 0; i < std::max(runs, 1); ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
 }  // namespace detail
 
 // FMA peak: 12 independent chains of vector FMAs per thread, all in registers. 12 covers latency x
@@ -46,16 +60,8 @@ inline double measure_fma_peak(index_t iterations, int runs) {
     }
     detail::fma_probe_sink = total;
   };
-  run();
-  std::vector<double> t;
-  for (int i = 0; i < std::max(runs, 1); ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    run();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
   const double flops = 2.0 * Batch::size * kChains * static_cast<double>(iterations) * max_threads();
-  return flops / t[t.size() / 2];
+  return flops / detail::median_seconds(run, runs);
 }
 
 }  // namespace moe::bench

@@ -7,15 +7,13 @@
 // it divides the same 2 · parameters per token as the FMA peak.
 #pragma once
 
+#include <moe/bench/fma_probe.hpp>
 #include <moe/core/format.hpp>
 #include <moe/core/parallel.hpp>
 #include <moe/core/tensor.hpp>
 #include <moe/kernels/kernels.hpp>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdint>
-#include <vector>
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -89,16 +87,8 @@ inline double measure_int8_peak(index_t iterations, int runs) {
     }
     detail::int8_probe_sink = total;
   };
-  run();
-  std::vector<double> t;
-  for (int i = 0; i < std::max(runs, 1); ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    run();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
   const double ops = 2.0 * kMacsPerStep * kChains * static_cast<double>(iterations) * max_threads();
-  return ops / t[t.size() / 2];
+  return ops / detail::median_seconds(run, runs);
 #else
   (void)iterations, (void)runs;
   return 0.0;

@@ -43,7 +43,7 @@ class BasicModel {
   // alive (the mapped checkpoint, or the device allocation). Throws if the weights do not fit.
   // lora: unmerged LoRA adapters kept resident (model/lora.hpp's make_lora_tables; host backends
   // only for now: kUnsupported on a device backend), each sequence picking one or none.
-  // On the cpu backend the Q4_0 / Q8_0 / IQ4_NL / Q4_K matrices are repacked into the kernels'
+  // On the cpu backend the Q4_0 / Q8_0 / IQ4_NL / Q4_K / Q6_K matrices are repacked into the kernels'
   // row-interleaved layout here (model/repack.hpp; MOE_CPU_REPACK=0 keeps them as stored), and
   // release, when given, is called with each source matrix's bytes after its copy.
   BasicModel(ModelConfig config, Weights weights, std::shared_ptr<const void> storage, Lora lora = {},

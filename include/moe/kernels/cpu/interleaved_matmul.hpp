@@ -1,7 +1,7 @@
 // cpu_simd matrix products with weights in the row-interleaved layout quant::Rows8<W> (Q4_0, Q8_0,
 // IQ4_NL, Q4_K, Q6_K; model/repack.hpp makes it at load). y = x·Wᵀ for w [out / 8, in / block]
 // groups of 8 rows.
-//   * below interleaved_gemm_from<W>() tokens (decode, small batches, most experts' buckets): per
+//   * below kInterleavedGemmFrom tokens (decode, small batches, most experts' buckets): per
 //     group and block, the 8 rows' codes are 8 vectors of 8 lanes (one row per s32 lane, elements
 //     4k .. 4k+3), each token's 4 activation bytes are broadcast against them, and the 8 f16 scales
 //     convert in one vcvtph2ps: one f32 fma per block for 8 rows, with no horizontal reduction (the
@@ -291,10 +291,7 @@ namespace cpu_quant {
 // row-major streaming kernel gives way at 8-10 tokens (Zen 4, AVX-512 VNNI, 2 threads, the Qwen3-30B-A3B
 // shape, whose experts see ~8 tokens each at pp128; interleaved runs: Q4_0 from 8 tokens 246 / 281
 // tok/s, from 17 310 / 293; Q4_K_M from 10 259 / 262 / 276, from 17 294 / 282 / 288).
-template <class W>
-constexpr index_t interleaved_gemm_from() noexcept {
-  return cpu_detail::kStreamMaxTokens + 1;
-}
+inline constexpr index_t kInterleavedGemmFrom = cpu_detail::kStreamMaxTokens + 1;
 
 // x's tokens as the activation blocks of W's kernels (one per-thread scratch, reused per call).
 template <class W>
@@ -308,7 +305,7 @@ const typename ActFor<W>::type* interleaved_acts(const View<const float, 2>& x, 
   return acts;
 }
 
-// Group i of a matrix (8 rows) for n_tokens < interleaved_gemm_from tokens of `acts` into y's
+// Group i of a matrix (8 rows) for n_tokens < kInterleavedGemmFrom tokens of `acts` into y's
 // columns 8i .. 8i+7.
 template <class W>
 void stream_group(const quant::Rows8<W>* g, const typename ActFor<W>::type* acts, index_t n_tokens, index_t nb,
@@ -391,7 +388,7 @@ void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const quant::R
   constexpr index_t R = quant::kInterleavedRows;
   detail::check_interleaved(x, w, y, "matmul");
   if (x.extent(0) == 0 || w.extent(0) == 0) return;
-  if (x.extent(0) < cpu_quant::interleaved_gemm_from<W>()) {
+  if (x.extent(0) < cpu_quant::kInterleavedGemmFrom) {
     cpu_quant::interleaved_streaming(x, w, y);
     return;
   }
@@ -407,7 +404,7 @@ void matmul(backend::cpu_simd<Arch>, View<const float, 2> x, View<const quant::R
 }
 
 // y_i = x·W_iᵀ for up to 8 interleaved matrices sharing x (q, k, v; an expert's gate and up):
-// below interleaved_gemm_from tokens x is quantized once and one parallel region streams every
+// below kInterleavedGemmFrom tokens x is quantized once and one parallel region streams every
 // matrix's groups; from there, one matmul each. Bitwise the outputs of the separate products.
 template <quant::Interleavable W, class Arch>
 void matmul_fanout(backend::cpu_simd<Arch> be, View<const float, 2> x, std::span<const View<const quant::Rows8<W>, 2>> w,
@@ -416,7 +413,7 @@ void matmul_fanout(backend::cpu_simd<Arch> be, View<const float, 2> x, std::span
           "matmul_fanout: {} interleaved weights, {} outputs (1 to 8 of each)", w.size(), y.size());
   for (std::size_t i = 0; i < w.size(); ++i) detail::check_interleaved(x, w[i], y[i], "matmul_fanout");
   if (x.extent(0) == 0) return;
-  if (x.extent(0) >= cpu_quant::interleaved_gemm_from<W>()) {
+  if (x.extent(0) >= cpu_quant::kInterleavedGemmFrom) {
     for (std::size_t i = 0; i < w.size(); ++i) matmul(be, x, w[i], y[i]);
     return;
   }
