@@ -126,6 +126,97 @@ TEMPLATE_TEST_CASE("interleaved rows: a fan-out over one x is bitwise the separa
   }
 }
 
+namespace {
+
+template <class Q>
+moe::layers::WeightMatrix<> weight_of(const Matrix<Q>& m, bool interleaved) {
+  moe::layers::WeightMatrix<> w;
+  w.dtype = Q::dtype;
+  w.data = interleaved ? reinterpret_cast<const std::byte*>(m.inter.data()) : reinterpret_cast<const std::byte*>(m.plain.data());
+  w.rows = m.rows;
+  w.cols = m.nb * static_cast<index_t>(Q::block_elements);
+  w.row_stride = w.cols;
+  w.row_group = interleaved ? 8 : 1;
+  return w;
+}
+
+// A bank of 8 experts (buckets of 0 to 17 slots: streamed, GEMM and empty) with gate/up in G and
+// down in D, run by experts_forward on the matrices as stored and interleaved (one parallel region
+// for the small buckets: kernels/cpu/interleaved_experts.hpp): bitwise the same ys.
+template <class G, class D>
+void check_interleaved_bank(moe::layers::ExpertLayout layout, index_t d_model, index_t d_ff) {
+  using moe::layers::ExpertLayout;
+  const std::vector<index_t> sizes{0, 1, 5, 16, 17, 3, 0, 8};
+  const auto E = static_cast<index_t>(sizes.size());
+  const bool separate = layout == ExpertLayout::kSeparate;
+  std::vector<Matrix<G>> gates, ups;
+  std::vector<Matrix<D>> downs;
+  for (index_t e = 0; e < E; ++e) {
+    const auto seed = static_cast<std::uint32_t>(100 + 3 * e);
+    gates.emplace_back(separate ? d_ff : 2 * d_ff, d_model, seed);
+    if (separate) ups.emplace_back(d_ff, d_model, seed + 1);
+    downs.emplace_back(d_model, d_ff, seed + 2);
+  }
+  moe::layers::ExpertBank<> banks[2];
+  for (int k = 0; k < 2; ++k) {
+    auto& b = banks[k];
+    b.layout = layout, b.n_experts = E, b.d_model = d_model, b.d_ff = d_ff;
+    for (index_t e = 0; e < E; ++e) {
+      (separate ? b.gate : b.gate_up).push_back(weight_of(gates[e], k == 1));
+      if (separate) b.up.push_back(weight_of(ups[e], k == 1));
+      b.down.push_back(weight_of(downs[e], k == 1));
+    }
+  }
+  std::vector<std::int32_t> offsets{0};
+  for (const index_t n : sizes) offsets.push_back(offsets.back() + static_cast<std::int32_t>(n));
+  const index_t slots = offsets.back();
+  const auto xv = gaussian(slots * d_model, 7);
+  const View<const float, 2> xs(xv.data(), {slots, d_model});
+  const View<const std::int32_t, 1> off(offsets.data(), {E + 1});
+  std::vector<float> scratch(3 * slots * d_ff), want(slots * d_model), got(slots * d_model);
+  const View<float, 1> sv(scratch.data(), {3 * slots * d_ff});
+  moe::layers::experts_forward(backend::cpu{}, banks[0], off, xs, sv, View<float, 2>(want.data(), {slots, d_model}));
+  const int saved = moe::max_threads();
+  for (const int threads : {1, 2, 3}) {
+    moe::set_num_threads(threads);
+    std::fill(got.begin(), got.end(), -1.0f);
+    moe::layers::experts_forward(backend::cpu{}, banks[1], off, xs, sv, View<float, 2>(got.data(), {slots, d_model}));
+    INFO(moe::dtype_name(G::dtype) << " / " << moe::dtype_name(D::dtype) << (separate ? " separate" : " fused")
+                                   << " threads " << threads);
+    CHECK(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0);
+  }
+  moe::set_num_threads(saved);
+  // The kernel itself refuses a d_ff that disagrees with the matrices, before any work.
+  const auto expert_of = [&](index_t e) {
+    const auto i = static_cast<std::size_t>(e);
+    kernels::InterleavedExpert<G, D> w;
+    w.parts = separate ? 2 : 1;
+    w.gate_up[0] = (separate ? banks[1].gate[i] : banks[1].gate_up[i]).template view_interleaved<G>();
+    if (separate) w.gate_up[1] = banks[1].up[i].template view_interleaved<G>();
+    w.down = banks[1].down[i].template view_interleaved<D>();
+    return w;
+  };
+  const auto wrong_d_ff = [&] {
+    kernels::interleaved_experts<G, D>(backend::cpu{}, off, xs, d_ff / 2, expert_of, sv,
+                                       View<float, 2>(got.data(), {slots, d_model}));
+  };
+  CHECK_THROWS_AS(wrong_d_ff(), moe::Error);
+}
+
+}  // namespace
+
+TEST_CASE("interleaved rows: a bank's experts in one region are bitwise the per-expert pass", "[quant][interleaved]") {
+  using moe::layers::ExpertLayout;
+  if constexpr (!kernels::kInterleavedKernels) {
+    SUCCEED("no interleaved kernels for this target");
+  } else {
+    check_interleaved_bank<BlockQ4_K, BlockQ6_K>(ExpertLayout::kSeparate, 512, 256);  // Q4_K_M's expert formats
+    check_interleaved_bank<BlockQ4_K, BlockQ4_K>(ExpertLayout::kFusedGateUp, 256, 512);
+    check_interleaved_bank<BlockQ4_0, BlockQ8_0>(ExpertLayout::kSeparate, 96, 64);
+    check_interleaved_bank<BlockIq4Nl, BlockIq4Nl>(ExpertLayout::kFusedGateUp, 64, 96);
+  }
+}
+
 TEST_CASE("interleaved rows: mismatched shapes are typed errors", "[quant][interleaved]") {
   if constexpr (kernels::kInterleavedKernels) {
     const Matrix<BlockQ4_0> m(16, 64, 1);

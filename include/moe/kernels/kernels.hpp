@@ -44,6 +44,7 @@
 #include "moe/kernels/cpu/matmul.hpp"
 #include "moe/kernels/cpu/quant_matmul.hpp"
 #include "moe/kernels/cpu/interleaved_matmul.hpp"
+#include "moe/kernels/cpu/interleaved_experts.hpp"
 #include "moe/kernels/cpu/rmsnorm.hpp"
 #include "moe/kernels/cpu/rope.hpp"
 #include "moe/kernels/cpu/softmax.hpp"

@@ -173,6 +173,70 @@ void expert_forward(B backend, const ExpertBank<typename B::memory>& bank, index
   }
 }
 
+namespace experts_detail {
+
+// The cpu_simd pass over a bank whose chosen experts' matrices are all row-interleaved (the load
+// repack's layout), gate/up in one format and down in one format, laid out kSeparate or
+// kFusedGateUp: buckets of more than kernels::kInterleavedExpertMaxSlots slots take expert_forward
+// (the GEMM), the others kernels::interleaved_experts, one parallel region for all of them.
+// False, with nothing done, for any other bank.
+template <class B>
+bool interleaved_bank_forward(B backend, const ExpertBank<host_memory>& bank, View<const std::int32_t, 1> offsets,
+                              View<const float, 2> xs, View<float, 1> scratch, View<float, 2> ys) {
+  const bool separate = bank.layout == ExpertLayout::kSeparate;
+  if (!separate && bank.layout != ExpertLayout::kFusedGateUp) return false;
+  const auto n = static_cast<std::size_t>(bank.n_experts);
+  const auto& first = separate ? bank.gate : bank.gate_up;
+  if (offsets.extent(0) < bank.n_experts + 1 || first.size() != n || bank.down.size() != n ||
+      (separate && bank.up.size() != n)) {
+    return false;
+  }
+  const auto interleaved = [](const WeightMatrix<>& m, DType t) { return m.row_group == quant::kInterleavedRows && m.dtype == t; };
+  DType gate_type = DType::f32, down_type = DType::f32;
+  bool any = false;
+  for (std::size_t e = 0; e < n; ++e) {
+    if (offsets[static_cast<index_t>(e)] == offsets[static_cast<index_t>(e) + 1]) continue;
+    if (!any) gate_type = first[e].dtype, down_type = bank.down[e].dtype, any = true;
+    if (!interleaved(first[e], gate_type) || !interleaved(bank.down[e], down_type) ||
+        (separate && !interleaved(bank.up[e], gate_type))) {
+      return false;
+    }
+  }
+  if (!any) return false;
+  bool done = false;
+  visit_format<B>(gate_type, [&](auto gate_tag) {
+    using Tg = decltype(gate_tag);
+    if constexpr (has_interleaved_matmul<B, Tg>()) {
+      visit_format<B>(down_type, [&](auto down_tag) {
+        using Td = decltype(down_tag);
+        if constexpr (has_interleaved_matmul<B, Td>()) {
+          for (index_t e = 0; e < bank.n_experts; ++e) {
+            const auto begin = static_cast<index_t>(offsets[e]), end = static_cast<index_t>(offsets[e + 1]);
+            if (end - begin > kernels::kInterleavedExpertMaxSlots) {
+              expert_forward(backend, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
+            }
+          }
+          const auto expert_of = [&](index_t e) {
+            kernels::InterleavedExpert<Tg, Td> w;
+            const auto i = static_cast<std::size_t>(e);
+            w.parts = separate ? 2 : 1;
+            w.gate_up[0] = first[i].template view_interleaved<Tg>();
+            if (separate) w.gate_up[1] = bank.up[i].template view_interleaved<Tg>();
+            w.down = bank.down[i].template view_interleaved<Td>();
+            return w;
+          };
+          kernels::interleaved_experts<Tg, Td>(backend, offsets.slice(0, bank.n_experts + 1), xs, bank.d_ff, expert_of,
+                                               scratch, ys);
+          done = true;
+        }
+      });
+    }
+  });
+  return done;
+}
+
+}  // namespace experts_detail
+
 // Every expert over its bucket of slots: ys[offsets[e], offsets[e+1]) = expert_e(xs[...]).
 // offsets [n_experts + 1] (bucket_by_expert's). Host backends read the offsets and run one GEMM
 // per chosen expert; a device backend provides its own overload (a grouped GEMM that reads them
@@ -184,6 +248,9 @@ void experts_forward(B backend, const ExpertBank<typename B::memory>& bank, View
                      View<const float, 2> xs, View<float, 1> scratch, View<float, 2> ys,
                      const std::vector<ExpertLora<host_memory>>& lora = {}, const LoraRows<B>& slot_rows = {}) {
   const bool adapted = slot_rows.active() && static_cast<index_t>(lora.size()) == bank.n_experts;
+  if constexpr (backend::is_cpu_simd_v<B>) {
+    if (!adapted && experts_detail::interleaved_bank_forward(backend, bank, offsets, xs, scratch, ys)) return;
+  }
   for (index_t e = 0; e < bank.n_experts; ++e) {
     const auto begin = static_cast<index_t>(offsets[e]), end = static_cast<index_t>(offsets[e + 1]);
     if (end == begin) continue;

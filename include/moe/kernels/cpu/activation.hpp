@@ -22,6 +22,18 @@ inline FloatBatch<Arch> silu_batch(const FloatBatch<Arch>& v) noexcept {
   using B = FloatBatch<Arch>;
   return v / (B(1.0f) + xsimd::exp(-v));
 }
+
+// o[i] = silu(g[i]) · u[i] for i < d, one row (o may be g or u): the operations of swiglu below,
+// which other kernels fusing the step (kernels/cpu/interleaved_experts.hpp) share.
+template <class Arch>
+inline void swiglu_row(const float* g, const float* u, float* o, index_t d) noexcept {
+  using B = FloatBatch<Arch>;
+  constexpr index_t L = B::size;
+  const index_t d_vec = d / L * L;
+  index_t i = 0;
+  for (; i < d_vec; i += L) (silu_batch<Arch>(B::load_unaligned(g + i)) * B::load_unaligned(u + i)).store_unaligned(o + i);
+  for (; i < d; ++i) o[i] = detail::silu_scalar(g[i]) * u[i];
+}
 }  // namespace cpu_detail
 
 // x [n, d] f32, in place; rows across threads for large inputs.
@@ -48,21 +60,12 @@ void swiglu(backend::cpu_simd<Arch>, View<const float, 2> gate, View<const float
             View<float, 2> out) {
   detail::check_same_shape(gate, up, "swiglu", "gate", "up");
   detail::check_same_shape(gate, out, "swiglu", "gate", "out");
-  using B = cpu_detail::FloatBatch<Arch>;
-  constexpr index_t L = B::size;
-  const index_t d = gate.extent(1), d_vec = d / L * L;
+  const index_t d = gate.extent(1);
   const index_t grain = std::max<index_t>(1, (index_t{1} << 15) / std::max<index_t>(d, 1));
   parallel_for_chunks(gate.extent(0), grain, [&](index_t r_begin, index_t r_end) {
     for (index_t r = r_begin; r < r_end; ++r) {
-      const float* g = gate.data() + r * gate.stride(0);
-      const float* u = up.data() + r * up.stride(0);
-      float* o = out.data() + r * out.stride(0);
-      index_t i = 0;
-      for (; i < d_vec; i += L) {
-        (cpu_detail::silu_batch<Arch>(B::load_unaligned(g + i)) * B::load_unaligned(u + i))
-            .store_unaligned(o + i);
-      }
-      for (; i < d; ++i) o[i] = detail::silu_scalar(g[i]) * u[i];
+      cpu_detail::swiglu_row<Arch>(gate.data() + r * gate.stride(0), up.data() + r * up.stride(0),
+                                   out.data() + r * out.stride(0), d);
     }
   });
 }

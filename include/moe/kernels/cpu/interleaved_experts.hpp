@@ -1,0 +1,225 @@
+// cpu_simd: the routed experts of a MoE layer over their buckets in one parallel region, for banks
+// whose matrices are all row-interleaved (quant/rows8.hpp; the cpu backend repacks Q4_0, Q8_0,
+// IQ4_NL, Q4_K and Q6_K at load). Run expert by expert (layers/experts.hpp: expert_forward), a
+// bank opens two parallel regions per chosen expert, each ending in a barrier: a Qwen3-30B-A3B
+// layer at 128 prompt tokens chooses ~125 experts of ~8 tokens each, so ~250 regions per layer,
+// whose uneven halves and wake-ups were 15% of a Q4_K_M prefill profile (libgomp's barrier wait).
+// Here a bank is four phases with three barriers between them:
+//   A. every chosen expert's tokens quantized once, as its gate/up kernels read them;
+//   B. the gate and up groups of 8 rows of every expert, in items of a few groups claimed one by
+//      one from a shared counter (a shared machine's threads run at uneven speeds), into the
+//      gate/up scratch;
+//   C. per slot, silu(gate)·up (cpu_detail::swiglu_row, in place) quantized for the down kernel;
+//   D. the down groups of every expert, claimed the same way, into ys.
+// Each output is computed by the operations of the per-expert path (quantize_act, stream_group,
+// swiglu_row), so the results are bitwise that path's, whatever the thread count or the order.
+// Only buckets of 1 .. kInterleavedExpertMaxSlots slots (the streaming kernel's token counts) are
+// taken; the caller runs larger buckets through the GEMM.
+#pragma once
+
+#include "moe/kernels/cpu/activation.hpp"
+#include "moe/kernels/cpu/interleaved_matmul.hpp"
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "moe/kernels/cpu/warnings_push.hpp"
+
+namespace moe::kernels {
+
+// The buckets interleaved_experts takes: 1 to this many slots.
+inline constexpr index_t kInterleavedExpertMaxSlots = cpu_detail::kStreamMaxTokens;
+
+// One expert's matrices for interleaved_experts: its gate and up rows as one matrix (parts 1: the
+// fused [2·d_ff, d_model] bank, gate rows first) or two (parts 2: gate, up [d_ff, d_model]), and
+// down [d_model, d_ff]; views of groups of 8 rows.
+template <class Wg, class Wd>
+struct InterleavedExpert {
+  View<const quant::Rows8<Wg>, 2> gate_up[2];
+  int parts = 0;
+  View<const quant::Rows8<Wd>, 2> down;
+};
+
+#if defined(__AVX2__)
+
+namespace cpu_quant::experts_detail {
+
+template <class Wg, class Wd>
+struct Active {
+  InterleavedExpert<Wg, Wd> w;
+  index_t begin = 0;  // first slot of the bucket
+  index_t n = 0;      // slots
+};
+
+struct Item {  // groups [g0, g1) of part `part` of active expert `a` (part 0 in phase D)
+  index_t a = 0;
+  index_t g0 = 0, g1 = 0;
+  int part = 0;
+};
+
+// Calls f(i) for the items of [0, n) this thread claims from `next`.
+template <class F>
+void claim(std::atomic<std::size_t>& next, std::size_t n, const F& f) noexcept {
+  for (;;) {
+    const std::size_t i = next.fetch_add(1, std::memory_order_relaxed);
+    if (i >= n) return;
+    f(i);
+  }
+}
+
+template <class W>
+void check_part(const View<const quant::Rows8<W>, 2>& m, index_t rows, index_t nb, index_t e, const char* what) {
+  constexpr index_t R = quant::kInterleavedRows;
+  require(m.extent(0) * R == rows && m.extent(1) == nb && (m.extent(0) == 0 || m.stride(1) == 1),
+          ErrorCode::kInvalidArgument,
+          "interleaved_experts: expert {}'s {} is [{}, {}] {} interleaved by 8 rows (inner stride {}); expected [{}, {}]", e,
+          what, m.extent(0) * R, m.extent(1) * static_cast<index_t>(W::block_elements), FormatTraits<W>::name, m.stride(1),
+          rows, nb * static_cast<index_t>(W::block_elements));
+}
+
+}  // namespace cpu_quant::experts_detail
+
+// ys[offsets[e], offsets[e+1]) = down_e(silu(gate_e · x) · up_e · x) over xs's rows of the same
+// range, for every expert e whose bucket holds 1 .. kInterleavedExpertMaxSlots slots (the rows of
+// other buckets are left as they are). offsets [n_experts + 1] (bucket_by_expert's), xs and ys
+// [slots, d_model] with unit inner strides, expert_of(e) -> InterleavedExpert<Wg, Wd> (called on
+// this thread, before any work), scratch >= 2·slots·d_ff floats. Bitwise the per-expert path.
+template <quant::Interleavable Wg, quant::Interleavable Wd, class Arch, class ExpertOf>
+void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> offsets, View<const float, 2> xs,
+                         index_t d_ff, const ExpertOf& expert_of, View<float, 1> scratch, View<float, 2> ys) {
+  namespace ed = cpu_quant::experts_detail;
+  using Ag = typename cpu_quant::ActFor<Wg>::type;
+  using Ad = typename cpu_quant::ActFor<Wd>::type;
+  constexpr index_t R = quant::kInterleavedRows;
+  constexpr auto BEg = static_cast<index_t>(Wg::block_elements), BEd = static_cast<index_t>(Wd::block_elements);
+  const index_t slots = xs.extent(0), d_model = xs.extent(1), f = d_ff;
+  require(offsets.extent(0) >= 1 && ys.extent(0) == slots && ys.extent(1) == d_model && d_model % BEg == 0 &&
+              d_model % R == 0 && f % BEd == 0 && f % R == 0 && f > 0 && scratch.extent(0) >= 2 * slots * f,
+          ErrorCode::kInvalidArgument,
+          "interleaved_experts: {} offsets, xs [{}, {}], ys [{}, {}], d_ff {} ({} gate/up, {} down), {} scratch floats "
+          "(need {})",
+          offsets.extent(0), slots, d_model, ys.extent(0), ys.extent(1), f, FormatTraits<Wg>::name,
+          FormatTraits<Wd>::name, scratch.extent(0), 2 * slots * f);
+  detail::check_unit_inner_stride(xs, "interleaved_experts", "xs");
+  detail::check_unit_inner_stride(ys, "interleaved_experts", "ys");
+  const index_t n_experts = offsets.extent(0) - 1, nbg = d_model / BEg, nbd = f / BEd;
+
+  // The chosen experts, their items and the quantized activations: the calling thread's buffers,
+  // reused from call to call (no allocation once warm). The team reaches them through these
+  // pointers (a thread_local named inside the region would be each thread's own).
+  thread_local std::vector<ed::Active<Wg, Wd>> active_buffer;
+  thread_local std::vector<ed::Item> items_buffer;
+  thread_local AlignedBuffer<std::byte> act_buffer;
+  auto& active = active_buffer;
+  auto& items = items_buffer;
+  active.clear();
+  items.clear();
+  index_t prev = 0, macs = 0;
+  for (index_t e = 0; e < n_experts; ++e) {
+    const index_t begin = offsets[e], end = offsets[e + 1];
+    require(begin == prev && end >= begin && end <= slots, ErrorCode::kInvalidArgument,
+            "interleaved_experts: expert {}'s bucket [{}, {}) does not follow [.., {}) within {} slots", e, begin, end,
+            prev, slots);
+    prev = end;
+    const index_t n = end - begin;
+    if (n == 0 || n > kInterleavedExpertMaxSlots) continue;
+    ed::Active<Wg, Wd> a{expert_of(e), begin, n};
+    require(a.w.parts == 1 || a.w.parts == 2, ErrorCode::kInvalidArgument,
+            "interleaved_experts: expert {} has {} gate/up parts (1 or 2)", e, a.w.parts);
+    for (int p = 0; p < a.w.parts; ++p) ed::check_part(a.w.gate_up[p], 2 * f / a.w.parts, nbg, e, "gate/up");
+    ed::check_part(a.w.down, d_model, nbd, e, "down");
+    active.push_back(a);
+    macs += n * 3 * f * d_model;
+  }
+  if (active.empty()) return;
+  const std::size_t n_active = active.size();
+  for (std::size_t i = 0; i < n_active; ++i) {
+    const auto& a = active[i];
+    for (int p = 0; p < a.w.parts; ++p) {
+      const index_t groups = a.w.gate_up[p].extent(0), grain = cpu_quant::stream_grain<Wg>(nbg, a.n);
+      for (index_t g = 0; g < groups; g += grain) items.push_back({static_cast<index_t>(i), g, std::min(groups, g + grain), p});
+    }
+  }
+  const std::size_t n_up_items = items.size();
+  for (std::size_t i = 0; i < n_active; ++i) {
+    const index_t groups = d_model / R, grain = cpu_quant::stream_grain<Wd>(nbd, active[i].n);
+    for (index_t g = 0; g < groups; g += grain) items.push_back({static_cast<index_t>(i), g, std::min(groups, g + grain), 0});
+  }
+  const std::size_t xq_bytes = (static_cast<std::size_t>(slots * nbg) * sizeof(Ag) + 63) / 64 * 64;
+  const std::size_t act_bytes = xq_bytes + static_cast<std::size_t>(slots * nbd) * sizeof(Ad);
+  if (act_buffer.size() < act_bytes) act_buffer.resize(act_bytes);
+  auto* xq = reinterpret_cast<Ag*>(act_buffer.data());
+  auto* aq = reinterpret_cast<Ad*>(act_buffer.data() + xq_bytes);
+  const ed::Active<Wg, Wd>* act = active.data();
+  const ed::Item* item = items.data();
+  float* gu = scratch.data();  // [slots, 2·d_ff]: gate columns, then up; the activation replaces gate
+  const index_t gu_stride = 2 * f;
+  std::atomic<std::size_t> next[4] = {};
+
+  const auto quantize_inputs = [&](std::size_t i) {
+    for (index_t t = act[i].begin; t < act[i].begin + act[i].n; ++t) {
+      const float* xr = xs.data() + t * xs.stride(0);
+      for (index_t b = 0; b < nbg; ++b) cpu_quant::quantize_act(xr + b * BEg, xq[t * nbg + b]);
+    }
+  };
+  const auto gate_up = [&](std::size_t k) {
+    const ed::Item& it = item[k];
+    const auto& a = act[it.a];
+    const auto& m = a.w.gate_up[it.part];
+    const View<float, 2> y(gu + a.begin * gu_stride + it.part * f, {a.n, m.extent(0) * R}, {gu_stride, 1});
+    for (index_t g = it.g0; g < it.g1; ++g) {
+      cpu_quant::stream_group<Wg>(m.data() + g * m.stride(0), xq + a.begin * nbg, a.n, nbg, y, g);
+    }
+  };
+  const auto activate = [&](std::size_t i) {
+    for (index_t t = act[i].begin; t < act[i].begin + act[i].n; ++t) {
+      float* g = gu + t * gu_stride;
+      cpu_detail::swiglu_row<Arch>(g, g + f, g, f);
+      for (index_t b = 0; b < nbd; ++b) cpu_quant::quantize_act(g + b * BEd, aq[t * nbd + b]);
+    }
+  };
+  const auto down = [&](std::size_t k) {
+    const ed::Item& it = item[n_up_items + k];
+    const auto& a = act[it.a];
+    const View<float, 2> y(ys.data() + a.begin * ys.stride(0), {a.n, d_model}, {ys.stride(0), 1});
+    for (index_t g = it.g0; g < it.g1; ++g) {
+      cpu_quant::stream_group<Wd>(a.w.down.data() + g * a.w.down.stride(0), aq + a.begin * nbd, a.n, nbd, y, g);
+    }
+  };
+  const std::size_t n_down_items = items.size() - n_up_items;
+  const auto phases = [&] {
+    ed::claim(next[0], n_active, quantize_inputs);
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+    ed::claim(next[1], n_up_items, gate_up);
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+    ed::claim(next[2], n_active, activate);
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+    ed::claim(next[3], n_down_items, down);
+  };
+#if defined(_OPENMP)
+  if (max_threads() > 1 && macs >= 2 * cpu_detail::kMinWorkPerThread) {
+#pragma omp parallel
+    phases();
+    return;
+  }
+#endif
+  phases();  // one thread: the barriers are no-ops outside a parallel region
+}
+
+#else
+// Without AVX2 there are no interleaved matrices (model/repack.hpp makes none): never called.
+template <class Wg, class Wd, class... Args>
+void interleaved_experts(Args&&...) = delete;
+#endif
+
+}  // namespace moe::kernels
+
+#include "moe/kernels/cpu/warnings_pop.hpp"
