@@ -92,49 +92,65 @@ TEMPLATE_TEST_CASE("attention: GQA, causal, sliding window, chunks and sinks aga
 TEMPLATE_TEST_CASE("MLA: absorbed latent attention equals the expanded keys and values", "[attention][mla]",
                    backend::reference, backend::cpu) {
   std::mt19937 g(9);
-  const MlaShape s{4, 12, 6, 4, 5, 0.25f};  // heads, rank, nope, rope, v, scale
-  const index_t ctx = 40, start = 33, n = ctx - start;
-  const auto kv_b = random_vec(s.n_heads * (s.nope + s.v) * s.kv_lora_rank, g, 0.4f);
-  const View<const float, 2> w(kv_b.data(), {s.n_heads * (s.nope + s.v), s.kv_lora_rank});
-  const auto q = random_vec(n * s.n_heads * s.qk(), g);
-  const auto latent = random_vec(ctx * s.kv_lora_rank, g);
-  const auto k_rope = random_vec(ctx * s.rope, g);
+  // (heads, rank, nope, rope, v, scale), context, start: ranks below, across and past the vector
+  // width, 12 heads (cpu: items of 8 + 4 heads), 16 heads (two items of 8), several key blocks.
+  struct Case {
+    MlaShape s;
+    index_t ctx, start;
+  };
+  for (const Case& c : {Case{MlaShape{4, 12, 6, 4, 5, 0.25f}, 40, 33}, Case{MlaShape{12, 40, 8, 8, 6, 0.15f}, 150, 141},
+                        Case{MlaShape{16, 128, 8, 16, 8, 0.08f}, 150, 144}}) {
+    const MlaShape& s = c.s;
+    const index_t ctx = c.ctx, start = c.start, n = ctx - start;
+    INFO("heads " << s.n_heads << " rank " << s.kv_lora_rank << " rope " << s.rope);
+    const auto kv_b = random_vec(s.n_heads * (s.nope + s.v) * s.kv_lora_rank, g, 0.4f);
+    const View<const float, 2> w(kv_b.data(), {s.n_heads * (s.nope + s.v), s.kv_lora_rank});
+    const auto q = random_vec(n * s.n_heads * s.qk(), g);
+    const auto latent = random_vec(ctx * s.kv_lora_rank, g, 2.0f / std::sqrt(static_cast<float>(s.kv_lora_rank)));
+    const auto k_rope = random_vec(ctx * s.rope, g);
 
-  Tensor<float, 2> q_latent({n, s.n_heads * s.kv_lora_rank}), out_latent({n, s.n_heads * s.kv_lora_rank}),
-      out({n, s.n_heads * s.v});
-  View<const float, 2> qv(q.data(), {n, s.n_heads * s.qk()});
-  kernels::mla_absorb_queries(TestType{}, s, w, qv, q_latent.view());
-  kernels::mla_attention(TestType{}, s, qv, q_latent.view(), View<const float, 2>(latent.data(), {ctx, s.kv_lora_rank}),
-                         View<const float, 2>(k_rope.data(), {ctx, s.rope}), start, out_latent.view());
-  kernels::mla_expand_values(TestType{}, s, w, View<const float, 2>(out_latent.view()), out.view());
+    Tensor<float, 2> q_latent({n, s.n_heads * s.kv_lora_rank}), out_latent({n, s.n_heads * s.kv_lora_rank}),
+        out({n, s.n_heads * s.v});
+    View<const float, 2> qv(q.data(), {n, s.n_heads * s.qk()});
+    const View<const float, 2> lat(latent.data(), {ctx, s.kv_lora_rank}), kr(k_rope.data(), {ctx, s.rope});
+    kernels::mla_absorb_queries(TestType{}, s, w, qv, q_latent.view());
+    kernels::mla_attention(TestType{}, s, qv, q_latent.view(), lat, kr, start, out_latent.view());
+    kernels::mla_expand_values(TestType{}, s, w, View<const float, 2>(out_latent.view()), out.view());
 
-  auto W = [&](index_t row, index_t col) { return static_cast<double>(kv_b[row * s.kv_lora_rank + col]); };
-  for (index_t t = 0; t < n; ++t) {
-    for (index_t h = 0; h < s.n_heads; ++h) {
-      std::vector<double> logits;
-      std::vector<std::vector<double>> vals;
-      for (index_t j = 0; j <= start + t; ++j) {
-        // Expanded key: [W_UK c_j, k_rope_j]; expanded value: W_UV c_j (transformers' kv_b_proj).
-        double score = 0;
-        for (index_t i = 0; i < s.nope; ++i) {
-          double kn = 0;
-          for (index_t r = 0; r < s.kv_lora_rank; ++r) kn += W(h * (s.nope + s.v) + i, r) * latent[j * s.kv_lora_rank + r];
-          score += static_cast<double>(q[(t * s.n_heads + h) * s.qk() + i]) * kn;
-        }
-        for (index_t i = 0; i < s.rope; ++i) {
-          score += static_cast<double>(q[(t * s.n_heads + h) * s.qk() + s.nope + i]) * k_rope[j * s.rope + i];
-        }
-        logits.push_back(s.scale * score);
-        std::vector<double> val(s.v, 0.0);
-        for (index_t i = 0; i < s.v; ++i) {
-          for (index_t r = 0; r < s.kv_lora_rank; ++r) {
-            val[i] += W(h * (s.nope + s.v) + s.nope + i, r) * latent[j * s.kv_lora_rank + r];
+    auto W = [&](index_t row, index_t col) { return static_cast<double>(kv_b[row * s.kv_lora_rank + col]); };
+    for (index_t t = 0; t < n; ++t) {
+      for (index_t h = 0; h < s.n_heads; ++h) {
+        std::vector<double> logits;
+        std::vector<std::vector<double>> vals;
+        for (index_t j = 0; j <= start + t; ++j) {
+          // Expanded key: [W_UK c_j, k_rope_j]; expanded value: W_UV c_j (transformers' kv_b_proj).
+          double score = 0;
+          for (index_t i = 0; i < s.nope; ++i) {
+            double kn = 0;
+            for (index_t r = 0; r < s.kv_lora_rank; ++r) kn += W(h * (s.nope + s.v) + i, r) * latent[j * s.kv_lora_rank + r];
+            score += static_cast<double>(q[(t * s.n_heads + h) * s.qk() + i]) * kn;
           }
+          for (index_t i = 0; i < s.rope; ++i) {
+            score += static_cast<double>(q[(t * s.n_heads + h) * s.qk() + s.nope + i]) * k_rope[j * s.rope + i];
+          }
+          logits.push_back(s.scale * score);
+          std::vector<double> val(s.v, 0.0);
+          for (index_t i = 0; i < s.v; ++i) {
+            for (index_t r = 0; r < s.kv_lora_rank; ++r) {
+              val[i] += W(h * (s.nope + s.v) + s.nope + i, r) * latent[j * s.kv_lora_rank + r];
+            }
+          }
+          vals.push_back(val);
         }
-        vals.push_back(val);
+        const auto want = naive_attend(logits, vals, false, 0.0);
+        for (index_t i = 0; i < s.v; ++i) CHECK(out(t, h * s.v + i) == Approx(want[i]).margin(1e-5));
       }
-      const auto want = naive_attend(logits, vals, false, 0.0);
-      for (index_t i = 0; i < s.v; ++i) CHECK(out(t, h * s.v + i) == Approx(want[i]).margin(1e-5));
     }
+    // A token's latent output does not depend on the tokens computed beside it: the last one alone.
+    Tensor<float, 2> last({1, s.n_heads * s.kv_lora_rank});
+    kernels::mla_attention(TestType{}, s, qv.slice(n - 1, n), View<const float, 2>(q_latent.view().slice(n - 1, n)), lat,
+                           kr, ctx - 1, last.view());
+    CHECK(std::equal(last.data(), last.data() + s.n_heads * s.kv_lora_rank,
+                     out_latent.data() + (n - 1) * s.n_heads * s.kv_lora_rank));
   }
 }

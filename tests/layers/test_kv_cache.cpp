@@ -124,11 +124,8 @@ TEST_CASE("pass-wide cache ops: append_cache, cached_attention, cached_mla_atten
                          View<float, 2>(one.data(), {1, ow}));
       CHECK(std::equal(one.begin(), one.end(), out_ref.begin() + 5 * ow));
     }
-    if (mla) {
-      CHECK(out_cpu == out_ref);  // the reference's per-(token, head) work, in parallel
-    } else {
-      for (std::size_t i = 0; i < out_ref.size(); ++i) CHECK(out_cpu[i] == Approx(out_ref[i]).margin(1e-6));
-    }
+    // cpu: vector dot products (kernels/cpu/attention.hpp), so not bitwise the reference's sums.
+    for (std::size_t i = 0; i < out_ref.size(); ++i) CHECK(out_cpu[i] == Approx(out_ref[i]).margin(1e-6));
     // A row naming a slot that does not exist, or outside its slot's rows.
     std::vector<std::int32_t> bad = token_slot;
     bad[2] = 7;

@@ -5,9 +5,10 @@
 // thread's contiguous chunk holds whole heads over all tokens, so a causal prefill (token t reads
 // t + 1 keys) splits evenly, and consecutive items reuse one KV head's keys. Each (token, head)
 // output is computed by the same operations whatever the item holds, so a token's attention does
-// not depend on the tokens or sequences beside it. MLA runs the reference's per-(token, head)
-// work in parallel over (head, token) items; the absorbed MLA projections in parallel over heads,
-// each head's product on the calling thread.
+// not depend on the tokens or sequences beside it. MLA is the same kernel with every head reading
+// the one latent cache (keys: latent and k_rope rows, values: latent rows; items of up to 8 heads
+// and a token); the absorbed MLA projections run in parallel over heads, each head's product on
+// the calling thread.
 #pragma once
 
 #include "moe/backend/tags.hpp"
@@ -49,18 +50,19 @@ inline float dot(const float* a, const float* b, index_t n) noexcept {
   return s;
 }
 
-// Query heads h0 .. h0+M-1 (all reading KV head kvh) of token t at position pos, keys [lo, pos]:
-// the reference's streaming softmax (running max and sum, rescaled per block of kKeyBlock keys,
-// block boundaries at lo + multiples of kKeyBlock) with vector dot products, one vector exp per
-// block and head, and the value sums accumulated dimension chunk by chunk in registers.
-template <int M, class Arch>
-void attend_heads(const AttentionShape& a, const float* const* qh, const float* kbase, index_t ks, const float* vbase,
-                  index_t vs, index_t lo, index_t pos, const float* sink, float* const* out) {
+// M query heads that read the same keys and values (a KV head's group; every head of MLA's latent
+// cache), of the token at position pos, keys [lo, pos]: score(h, j) is head h's scaled score of
+// key j, value(j) its row of dv floats. The reference's streaming softmax (running
+// max and sum, rescaled per block of kKeyBlock keys, block boundaries at lo + multiples of
+// kKeyBlock) with one vector exp per block and head, and the value sums accumulated dimension
+// chunk by chunk in registers.
+template <int M, class Arch, class Score, class Value>
+void attend_heads(const Score& score, const Value& value, index_t dv, index_t lo, index_t pos, const float* sink,
+                  float* const* out) {
   using B = cpu_detail::FloatBatch<Arch>;
   constexpr index_t L = B::size;
   constexpr index_t KB = detail::kKeyBlock;
   static_assert(KB % L == 0, "a key block is whole vectors");
-  const index_t dv = a.v_head_dim;
   float m[M], l[M];
   alignas(64) float p[M][KB];
   for (int h = 0; h < M; ++h) {
@@ -71,8 +73,7 @@ void attend_heads(const AttentionShape& a, const float* const* qh, const float* 
   for (index_t b = lo; b <= pos; b += KB) {
     const index_t n = std::min(pos + 1 - b, KB);
     for (index_t j = 0; j < n; ++j) {
-      const float* k = kbase + (b + j) * ks;
-      for (int h = 0; h < M; ++h) p[h][j] = dot<Arch>(qh[h], k, a.head_dim) * a.scale;
+      for (int h = 0; h < M; ++h) p[h][j] = score(h, b + j);
     }
     for (int h = 0; h < M; ++h) {
       float bm = -std::numeric_limits<float>::infinity();
@@ -100,7 +101,7 @@ void attend_heads(const AttentionShape& a, const float* const* qh, const float* 
       B acc[M];
       for (int h = 0; h < M; ++h) acc[h] = B::load_unaligned(out[h] + i);
       for (index_t j = 0; j < n; ++j) {
-        const B v = B::load_unaligned(vbase + (b + j) * vs + i);
+        const B v = B::load_unaligned(value(b + j) + i);
         for (int h = 0; h < M; ++h) acc[h] = xsimd::fma(B(p[h][j]), v, acc[h]);
       }
       for (int h = 0; h < M; ++h) acc[h].store_unaligned(out[h] + i);
@@ -108,7 +109,7 @@ void attend_heads(const AttentionShape& a, const float* const* qh, const float* 
     for (; i < dv; ++i) {
       for (int h = 0; h < M; ++h) {
         float acc = out[h][i];
-        for (index_t j = 0; j < n; ++j) acc += p[h][j] * vbase[(b + j) * vs + i];
+        for (index_t j = 0; j < n; ++j) acc += p[h][j] * value(b + j)[i];
         out[h][i] = acc;
       }
     }
@@ -150,13 +151,71 @@ void attention_group(const AttentionShape& a, const View<const float, 2>& q, con
   const auto run = [&](auto width) {
     constexpr int M = decltype(width)::value;
     for (; count - done >= M; done += M) {
-      attend_heads<M, Arch>(a, qh + done, kbase, ks, vbase, vs, lo, pos, sink ? sink + done : nullptr, oh + done);
+      const float* const* qm = qh + done;
+      const auto score = [&](int h, index_t j) { return dot<Arch>(qm[h], kbase + j * ks, a.head_dim) * a.scale; };
+      const auto value = [&](index_t j) { return vbase + j * vs; };
+      attend_heads<M, Arch>(score, value, a.v_head_dim, lo, pos, sink ? sink + done : nullptr, oh + done);
     }
   };
   run(std::integral_constant<int, 8>{});
   run(std::integral_constant<int, 4>{});
   run(std::integral_constant<int, 2>{});
   run(std::integral_constant<int, 1>{});
+}
+
+// MLA work items of a pass of n tokens: (chunk of up to kMaxHeads heads, token), head-major. Every
+// head reads the one latent cache, as MQA with keys (latent, k_rope) and values latent.
+inline index_t mla_head_chunks(const MlaShape& s) noexcept { return (s.n_heads + kMaxHeads - 1) / kMaxHeads; }
+
+// Item (chunk c, token t) of q / q_latent [n, ...]: heads [8c, 8c + 8) over `count` cache rows,
+// the i-th at position key(i) of latent and k_rope (row pointers and strides). Head h's score of
+// row j is (q_latent_h·latent_j + q_rope_h·k_rope_j)·scale, its output Σ_j softmax_j · latent_j
+// (as detail::mla_attention_item, with vector dot products). Dense MLA lists the positions
+// 0 .. start + t, sparse MLA (kernels/cpu/dsa.hpp) its selection: the same operations when the
+// selection is every position.
+template <class Arch, class Key>
+void mla_group(const MlaShape& s, const View<const float, 2>& q, const View<const float, 2>& q_latent, const float* lat,
+               index_t ls, const float* kr, index_t rs, const View<float, 2>& out_latent, index_t t, index_t c,
+               index_t count, const Key& key) {
+  const index_t r = s.kv_lora_rank, h0 = c * kMaxHeads;
+  const int heads = static_cast<int>(std::min<index_t>(kMaxHeads, s.n_heads - h0));
+  const float* ql[kMaxHeads];
+  const float* qr[kMaxHeads];
+  float* oh[kMaxHeads];
+  for (int h = 0; h < heads; ++h) {
+    ql[h] = &q_latent(t, (h0 + h) * r), qr[h] = &q(t, (h0 + h) * s.qk() + s.nope), oh[h] = &out_latent(t, (h0 + h) * r);
+  }
+  if (count == 0) {  // an empty selection: zeros, as the reference's empty softmax
+    for (int h = 0; h < heads; ++h) std::fill_n(oh[h], r, 0.0f);
+    return;
+  }
+  int done = 0;
+  const auto run = [&](auto width) {
+    constexpr int M = decltype(width)::value;
+    for (; heads - done >= M; done += M) {
+      const float* const* qlm = ql + done;
+      const float* const* qrm = qr + done;
+      const auto score = [&](int h, index_t i) {
+        const index_t j = key(i);
+        return (dot<Arch>(qlm[h], lat + j * ls, r) + dot<Arch>(qrm[h], kr + j * rs, s.rope)) * s.scale;
+      };
+      const auto value = [&](index_t i) { return lat + key(i) * ls; };
+      attend_heads<M, Arch>(score, value, r, 0, count - 1, nullptr, oh + done);
+    }
+  };
+  run(std::integral_constant<int, 8>{});
+  run(std::integral_constant<int, 4>{});
+  run(std::integral_constant<int, 2>{});
+  run(std::integral_constant<int, 1>{});
+}
+
+// Dense MLA's item (chunk c, token t) of one sequence at start.
+template <class Arch>
+void mla_dense_group(const MlaShape& s, const View<const float, 2>& q, const View<const float, 2>& q_latent,
+                     const View<const float, 2>& latent, const View<const float, 2>& k_rope, index_t start,
+                     const View<float, 2>& out_latent, index_t t, index_t c) {
+  mla_group<Arch>(s, q, q_latent, latent.data(), latent.stride(0), k_rope.data(), k_rope.stride(0), out_latent, t, c,
+                  start + t + 1, [](index_t i) { return i; });
 }
 
 }  // namespace cpu_attention
@@ -178,10 +237,10 @@ void mla_attention(backend::cpu_simd<Arch>, const MlaShape& s, View<const float,
                    View<const float, 2> latent, View<const float, 2> k_rope, index_t start,
                    View<float, 2> out_latent) {
   detail::check_mla_attention(s, q, q_latent, latent, k_rope, start, out_latent);
-  parallel_for_chunks(q.extent(0) * s.n_heads, 2, [&](std::size_t begin, std::size_t end) {
+  const index_t n = q.extent(0);
+  parallel_for_chunks(n * cpu_attention::mla_head_chunks(s), 1, [&](std::size_t begin, std::size_t end) {
     for (std::size_t item = begin; item < end; ++item) {
-      detail::mla_attention_item(s, q, q_latent, latent, k_rope, start, out_latent, item % q.extent(0),
-                                 item / q.extent(0));
+      cpu_attention::mla_dense_group<Arch>(s, q, q_latent, latent, k_rope, start, out_latent, item % n, item / n);
     }
   });
 }
@@ -221,14 +280,15 @@ void cached_mla_attention(backend::cpu_simd<Arch>, const MlaShape& m, const Pass
                                 View<const float, 2>(detail::cache_values(s, l)), static_cast<index_t>(s.start),
                                 out_latent.slice(r0, r1));
   });
-  parallel_for_chunks(q.extent(0) * m.n_heads, 2, [&](std::size_t begin, std::size_t end) {
+  parallel_for_chunks(q.extent(0) * cpu_attention::mla_head_chunks(m), 1, [&](std::size_t begin, std::size_t end) {
     for (std::size_t item = begin; item < end; ++item) {
       const index_t t = item % q.extent(0);
       const CacheSlot& s = p.slots[static_cast<index_t>(p.token_slot[t])];
       const index_t r0 = s.row0;
-      detail::mla_attention_item(m, q.slice(r0, r0 + s.n), q_latent.slice(r0, r0 + s.n), detail::cache_keys(s, l),
-                                 detail::cache_values(s, l), static_cast<index_t>(s.start),
-                                 out_latent.slice(r0, r0 + s.n), t - r0, item / q.extent(0));
+      cpu_attention::mla_dense_group<Arch>(m, q.slice(r0, r0 + s.n), q_latent.slice(r0, r0 + s.n),
+                                           detail::cache_keys(s, l), detail::cache_values(s, l),
+                                           static_cast<index_t>(s.start), out_latent.slice(r0, r0 + s.n), t - r0,
+                                           item / q.extent(0));
     }
   });
 }

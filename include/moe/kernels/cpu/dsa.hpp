@@ -1,16 +1,17 @@
-// DeepSeek sparse attention on cpu_simd (kernels/reference/dsa.hpp): the same per-score and
-// per-(row, head) arithmetic as the reference, so the results are bitwise the reference's, run
-// in parallel. dsa_select scores (row, chunk of key positions) items across the team (a decode
+// DeepSeek sparse attention on cpu_simd (kernels/reference/dsa.hpp). dsa_select: the same
+// per-score arithmetic as the reference, so bitwise its selection, run in parallel. dsa_select scores (row, chunk of key positions) items across the team (a decode
 // row against a long context is one row of many chunks), then selects each row's top_k in
 // parallel over rows, a block of rows at a time (the scores of a block stay in memory:
-// kDsaRowBlock rows × their context). The sparse MLA runs its (row, head) items in parallel,
-// after every selection row has been checked on the calling thread (no exception leaves a
-// parallel region).
+// kDsaRowBlock rows × their context). The sparse MLA is the cpu's dense MLA kernel
+// (kernels/cpu/attention.hpp: items of a row and up to 8 heads, vector dot products) over the
+// selected positions, so a selection of every position gives bitwise the dense result; its
+// selection rows are checked on the calling thread first (no exception leaves a parallel region).
 #pragma once
 
 #include "moe/backend/tags.hpp"
 #include "moe/core/parallel.hpp"
 #include "moe/core/tensor.hpp"
+#include "moe/kernels/cpu/attention.hpp"
 #include "moe/kernels/reference/cache.hpp"
 #include "moe/kernels/reference/dsa.hpp"
 
@@ -99,13 +100,16 @@ void cached_sparse_mla_attention(backend::cpu_simd<Arch>, const MlaShape& m, con
     const index_t pos = static_cast<index_t>(s.start) + (t - static_cast<index_t>(s.row0));
     detail::check_selected_positions(&sel(t, 0), detail::selected_count(&sel(t, 0), top_k), pos, t);
   }
-  parallel_for_chunks(static_cast<std::size_t>(n * m.n_heads), 1, [&](std::size_t begin, std::size_t end) {
+  const index_t chunks = cpu_attention::mla_head_chunks(m);
+  parallel_for_chunks(static_cast<std::size_t>(n * chunks), 1, [&](std::size_t begin, std::size_t end) {
     for (std::size_t item = begin; item < end; ++item) {
-      const index_t t = static_cast<index_t>(item) / m.n_heads, h = static_cast<index_t>(item) % m.n_heads;
+      const index_t t = static_cast<index_t>(item) / chunks, c = static_cast<index_t>(item) % chunks;
       const CacheSlot& s = p.slots[static_cast<index_t>(p.token_slot[t])];
       const std::int32_t* row = &sel(t, 0);
-      detail::sparse_mla_item(m, detail::cache_keys(s, l), detail::cache_values(s, l), q, q_latent, row,
-                              detail::selected_count(row, top_k), out_latent, t, h);
+      const View<float, 2> latent = detail::cache_keys(s, l), k_rope = detail::cache_values(s, l);
+      cpu_attention::mla_group<Arch>(m, q, q_latent, latent.data(), latent.stride(0), k_rope.data(), k_rope.stride(0),
+                                     out_latent, t, c, detail::selected_count(row, top_k),
+                                     [row](index_t i) { return static_cast<index_t>(row[i]); });
     }
   });
 }

@@ -6,11 +6,13 @@
 // whose uneven halves and wake-ups were 15% of a Q4_K_M prefill profile (libgomp's barrier wait).
 // Here a bank is four phases with three barriers between them:
 //   A. every chosen expert's tokens quantized once, as its gate/up kernels read them;
-//   B. the gate and up groups of 8 rows of every expert, in items of a few groups claimed one by
-//      one from a shared counter (a shared machine's threads run at uneven speeds), into the
-//      gate/up scratch;
+//   B. the gate and up groups of 8 rows of every expert into the gate/up scratch, each thread a
+//      contiguous run of (expert, groups) items of an equal share of the cost (tokens + 4 per
+//      group: the weight read counts as 4 tokens' products);
 //   C. per slot, silu(gate)·up (cpu_detail::swiglu_row, in place) quantized for the down kernel;
-//   D. the down groups of every expert, claimed the same way, into ys.
+//   D. the down groups of every expert, shared the same way, into ys.
+// (Items claimed one at a time from a shared counter were 12% slower at pp128: the counter's cache
+// line moves between the cores per item, and each thread's reads stop being sequential.)
 // Each output is computed by the operations of the per-expert path (quantize_act, stream_group,
 // swiglu_row), so the results are bitwise that path's, whatever the thread count or the order.
 // Only buckets of 1 .. kInterleavedExpertMaxSlots slots (the streaming kernel's token counts) are
@@ -20,7 +22,7 @@
 #include "moe/kernels/cpu/activation.hpp"
 #include "moe/kernels/cpu/interleaved_matmul.hpp"
 
-#include <atomic>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -59,14 +61,23 @@ struct Item {  // groups [g0, g1) of part `part` of active expert `a` (part 0 in
   int part = 0;
 };
 
-// Calls f(i) for the items of [0, n) this thread claims from `next`.
+// Calls f(k) for this thread's share of items [0, n) whose costs have the prefix sums
+// prefix[0 .. n] (prefix[0] = 0): the contiguous run of items whose cost starts in the thread's
+// equal part of the total. Contiguous runs keep each thread's weight reads sequential (the
+// hardware prefetchers follow them) and take no shared counter.
 template <class F>
-void claim(std::atomic<std::size_t>& next, std::size_t n, const F& f) noexcept {
-  for (;;) {
-    const std::size_t i = next.fetch_add(1, std::memory_order_relaxed);
-    if (i >= n) return;
-    f(i);
-  }
+void for_share(const index_t* prefix, std::size_t n, const F& f) noexcept {
+  int t = 0, nt = 1;
+#if defined(_OPENMP)
+  t = omp_get_thread_num(), nt = omp_get_num_threads();
+#endif
+  const index_t total = prefix[n];
+  const auto bound = [&](int k) {
+    const index_t c = total / nt * k + total % nt * k / nt;  // total·k/nt without overflow
+    return static_cast<std::size_t>(std::lower_bound(prefix, prefix + n, c) - prefix);
+  };
+  const std::size_t begin = bound(t), end = t + 1 == nt ? n : bound(t + 1);
+  for (std::size_t k = begin; k < end; ++k) f(k);
 }
 
 template <class W>
@@ -111,11 +122,14 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
   // pointers (a thread_local named inside the region would be each thread's own).
   thread_local std::vector<ed::Active<Wg, Wd>> active_buffer;
   thread_local std::vector<ed::Item> items_buffer;
+  thread_local std::vector<index_t> cost_buffer;
   thread_local AlignedBuffer<std::byte> act_buffer;
   auto& active = active_buffer;
   auto& items = items_buffer;
+  auto& cost = cost_buffer;  // prefix sums: active experts' tokens, then up items', then down items'
   active.clear();
   items.clear();
+  cost.clear();
   index_t prev = 0, macs = 0;
   for (index_t e = 0; e < n_experts; ++e) {
     const index_t begin = offsets[e], end = offsets[e + 1];
@@ -135,17 +149,30 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
   }
   if (active.empty()) return;
   const std::size_t n_active = active.size();
+  constexpr index_t kWeightCost = 4;  // a group's weight read, in tokens' products
+  const auto push = [&](index_t a, index_t g0, index_t g1, int part, index_t cost_per_group) {
+    items.push_back({a, g0, g1, part});
+    cost.push_back(cost.back() + (g1 - g0) * cost_per_group);
+  };
+  cost.push_back(0);
+  for (std::size_t i = 0; i < n_active; ++i) cost.push_back(cost.back() + active[i].n);
+  cost.push_back(0);
   for (std::size_t i = 0; i < n_active; ++i) {
     const auto& a = active[i];
     for (int p = 0; p < a.w.parts; ++p) {
       const index_t groups = a.w.gate_up[p].extent(0), grain = cpu_quant::stream_grain<Wg>(nbg, a.n);
-      for (index_t g = 0; g < groups; g += grain) items.push_back({static_cast<index_t>(i), g, std::min(groups, g + grain), p});
+      for (index_t g = 0; g < groups; g += grain) {
+        push(static_cast<index_t>(i), g, std::min(groups, g + grain), p, a.n + kWeightCost);
+      }
     }
   }
   const std::size_t n_up_items = items.size();
+  cost.push_back(0);
   for (std::size_t i = 0; i < n_active; ++i) {
     const index_t groups = d_model / R, grain = cpu_quant::stream_grain<Wd>(nbd, active[i].n);
-    for (index_t g = 0; g < groups; g += grain) items.push_back({static_cast<index_t>(i), g, std::min(groups, g + grain), 0});
+    for (index_t g = 0; g < groups; g += grain) {
+      push(static_cast<index_t>(i), g, std::min(groups, g + grain), 0, active[i].n + kWeightCost);
+    }
   }
   const std::size_t xq_bytes = (static_cast<std::size_t>(slots * nbg) * sizeof(Ag) + 63) / 64 * 64;
   const std::size_t act_bytes = xq_bytes + static_cast<std::size_t>(slots * nbd) * sizeof(Ad);
@@ -156,7 +183,9 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
   const ed::Item* item = items.data();
   float* gu = scratch.data();  // [slots, 2·d_ff]: gate columns, then up; the activation replaces gate
   const index_t gu_stride = 2 * f;
-  std::atomic<std::size_t> next[4] = {};
+  const index_t* tokens_prefix = cost.data();
+  const index_t* up_prefix = tokens_prefix + n_active + 1;
+  const index_t* down_prefix = up_prefix + n_up_items + 1;
 
   const auto quantize_inputs = [&](std::size_t i) {
     for (index_t t = act[i].begin; t < act[i].begin + act[i].n; ++t) {
@@ -190,19 +219,19 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
   };
   const std::size_t n_down_items = items.size() - n_up_items;
   const auto phases = [&] {
-    ed::claim(next[0], n_active, quantize_inputs);
+    ed::for_share(tokens_prefix, n_active, quantize_inputs);
 #if defined(_OPENMP)
 #pragma omp barrier
 #endif
-    ed::claim(next[1], n_up_items, gate_up);
+    ed::for_share(up_prefix, n_up_items, gate_up);
 #if defined(_OPENMP)
 #pragma omp barrier
 #endif
-    ed::claim(next[2], n_active, activate);
+    ed::for_share(tokens_prefix, n_active, activate);
 #if defined(_OPENMP)
 #pragma omp barrier
 #endif
-    ed::claim(next[3], n_down_items, down);
+    ed::for_share(down_prefix, n_down_items, down);
   };
 #if defined(_OPENMP)
   if (max_threads() > 1 && macs >= 2 * cpu_detail::kMinWorkPerThread) {
