@@ -30,6 +30,15 @@ function(moe_tool_cuda target)
     set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES LANGUAGE CUDA)
     set_target_properties(${target} PROPERTIES LINKER_LANGUAGE CXX)
     add_dependencies(moe_cuda_targets ${target})
+    moe_use_cuda_format_instances(${target})
   endif()
+endfunction()
+
+# moe_use_cuda_format_instances(target): the target's CUDA sources take the per-format kernel
+# instances from instances/ (moe_cuda_format_instances) instead of compiling all 17 formats' kernels
+# themselves (kernels/cuda/format_instances.cuh).
+function(moe_use_cuda_format_instances target)
+  target_compile_definitions(${target} PRIVATE MOE_CUDA_FORMAT_INSTANCES=1)
+  target_link_libraries(${target} PRIVATE moe_cuda_format_instances)
 endfunction()
 

@@ -22,6 +22,7 @@
 #include "moe/kernels/cuda/dsa.cuh"
 #include "moe/kernels/cuda/device_buffer.cuh"
 #include "moe/kernels/cuda/elementwise.cuh"
+#include "moe/kernels/cuda/format_instances.cuh"
 #include "moe/kernels/cuda/graph.cuh"
 #include "moe/kernels/cuda/grouped.cuh"
 #include "moe/kernels/cuda/lora.cuh"

@@ -162,8 +162,11 @@ struct GluInterleavedOp {
   }
 };
 
-// One block per row: detail::softmax_row (max, exp(x - max), sum in double, divide) in place.
+// One block per row: detail::softmax_row (max, exp(x - max), sum in double, divide) in place. A
+// template (of nothing) so that its host stub is emitted once however many translation units of
+// one executable include this header (instances/: the per-format kernel instances).
 inline constexpr int kSoftmaxThreads = 256;
+template <int = 0>
 __global__ void __launch_bounds__(kSoftmaxThreads) softmax_rows_kernel(float* x, std::size_t ld, int d) {
   kernel_prologue();
   __shared__ float fscratch[kWarpSize];
@@ -288,7 +291,7 @@ inline void softmax(backend::cuda, DeviceView<float, 2> x) {
   cuda_detail::require_int_range(x.extent(1), "softmax", "d");
   require(x.extent(0) <= 0x7fffffffu, ErrorCode::kInvalidArgument, "softmax: {} rows", x.extent(0));
   if (x.extent(0) == 0 || x.extent(1) == 0) return;
-  cuda_detail::launch(cuda_detail::softmax_rows_kernel, static_cast<unsigned>(x.extent(0)), cuda_detail::kSoftmaxThreads, 0, 
+  cuda_detail::launch(cuda_detail::softmax_rows_kernel<>, static_cast<unsigned>(x.extent(0)), cuda_detail::kSoftmaxThreads, 0, 
       x.data(), x.stride(0), static_cast<int>(x.extent(1)));
   ::moe::cuda::check_launch("softmax_rows_kernel");
 }
