@@ -279,3 +279,39 @@ TEST_CASE("cpu igemm: the vectorised activation quantizer gives the scalar rule'
     REQUIRE(std::memcmp(&a, &b, sizeof(a)) == 0);
   }
 }
+
+// MLA's query absorption with kv_b_proj in a block format: the cpu's (each head's W_UK decoded once
+// into f32, then the f32 input-major product) against the oracle's, prefill and decode token
+// counts, several thread counts. (The value expansion is the quantized matmul tested above.)
+TEMPLATE_TEST_CASE("block MLA query absorption: cpu against the oracle", "[quant][mla]", BlockQ4_0, BlockQ8_0,
+                   BlockQ4_K, BlockQ6_K) {
+  using Q = TestType;
+  constexpr auto BE = static_cast<index_t>(Q::block_elements);
+  const kernels::MlaShape s{5, 2 * BE, 24, 8, 16, 0.1f};  // heads, rank, nope, rope, v, scale
+  const index_t rows = s.n_heads * (s.nope + s.v);
+  const auto wv = gaussian(rows * s.kv_lora_rank, 41, 0.2f);
+  std::vector<Q> kv(rows * s.kv_lora_rank / BE);
+  moe::quant::quantize_row(wv.data(), kv.data(), wv.size());
+  const View<const Q, 2> kv_b(kv.data(), {rows, s.kv_lora_rank / BE});
+  const int saved = moe::max_threads();
+  const index_t lw = s.n_heads * s.kv_lora_rank;
+  for (const index_t n : {1, 3, 9, 40}) {
+    const auto qv = gaussian(n * s.n_heads * s.qk(), static_cast<std::uint32_t>(n));
+    const View<const float, 2> q(qv.data(), {n, s.n_heads * s.qk()});
+    std::vector<float> want(n * lw), got(n * lw);
+    kernels::mla_absorb_queries(backend::reference{}, s, kv_b, q, View<float, 2>(want.data(), {n, lw}));
+    for (const int threads : {1, 2, 3}) {
+      moe::set_num_threads(threads);
+      std::fill(got.begin(), got.end(), -7.0f);
+      kernels::mla_absorb_queries(backend::cpu{}, s, kv_b, q, View<float, 2>(got.data(), {n, lw}));
+      INFO(moe::dtype_name(Q::dtype) << " tokens " << n << " threads " << threads);
+      for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(got[i] == Approx(want[i]).margin(1e-5).epsilon(1e-5));
+    }
+  }
+  moe::set_num_threads(saved);
+  std::vector<float> small(2 * s.n_heads * s.qk()), out(2 * lw);
+  CHECK_THROWS_AS(kernels::mla_absorb_queries(backend::cpu{}, s, kv_b,
+                                              View<const float, 2>(small.data(), {2, s.n_heads * s.qk() - 1}),
+                                              View<float, 2>(out.data(), {2, lw})),
+                  moe::Error);
+}
