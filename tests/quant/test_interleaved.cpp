@@ -140,13 +140,13 @@ moe::layers::WeightMatrix<> weight_of(const Matrix<Q>& m, bool interleaved) {
   return w;
 }
 
-// A bank of 8 experts (buckets of 0 to 17 slots: streamed, GEMM and empty) with gate/up in G and
+// A bank of 9 experts (buckets of 0 to 40 slots: streamed, GEMM and empty) with gate/up in G and
 // down in D, run by experts_forward on the matrices as stored and interleaved (one parallel region
 // for the small buckets: kernels/cpu/interleaved_experts.hpp): bitwise the same ys.
 template <class G, class D>
 void check_interleaved_bank(moe::layers::ExpertLayout layout, index_t d_model, index_t d_ff) {
   using moe::layers::ExpertLayout;
-  const std::vector<index_t> sizes{0, 1, 5, 16, 17, 3, 0, 8};
+  const std::vector<index_t> sizes{0, 1, 5, 16, 17, 3, 0, 8, 40};
   const auto E = static_cast<index_t>(sizes.size());
   const bool separate = layout == ExpertLayout::kSeparate;
   std::vector<Matrix<G>> gates, ups;

@@ -177,8 +177,8 @@ namespace experts_detail {
 
 // The cpu_simd pass over a bank whose chosen experts' matrices are all row-interleaved (the load
 // repack's layout), gate/up in one format and down in one format, laid out kSeparate or
-// kFusedGateUp: buckets of more than kernels::kInterleavedExpertMaxSlots slots take expert_forward
-// (the GEMM), the others kernels::interleaved_experts, one parallel region for all of them.
+// kFusedGateUp: kernels::interleaved_experts, one parallel region for all of them (streamed and
+// GEMM-sized buckets alike).
 // False, with nothing done, for any other bank.
 template <class B>
 bool interleaved_bank_forward(B backend, const ExpertBank<host_memory>& bank, View<const std::int32_t, 1> offsets,
@@ -210,12 +210,6 @@ bool interleaved_bank_forward(B backend, const ExpertBank<host_memory>& bank, Vi
       visit_format<B>(down_type, [&](auto down_tag) {
         using Td = decltype(down_tag);
         if constexpr (has_interleaved_matmul<B, Td>()) {
-          for (index_t e = 0; e < bank.n_experts; ++e) {
-            const auto begin = static_cast<index_t>(offsets[e]), end = static_cast<index_t>(offsets[e + 1]);
-            if (end - begin > kernels::kInterleavedExpertMaxSlots) {
-              expert_forward(backend, bank, e, xs.slice(begin, end), scratch, ys.slice(begin, end));
-            }
-          }
           const auto expert_of = [&](index_t e) {
             kernels::InterleavedExpert<Tg, Td> w;
             const auto i = static_cast<std::size_t>(e);

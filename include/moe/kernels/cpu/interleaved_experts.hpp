@@ -5,18 +5,20 @@
 // layer at 128 prompt tokens chooses ~125 experts of ~8 tokens each, so ~250 regions per layer,
 // whose uneven halves and wake-ups were 15% of a Q4_K_M prefill profile (libgomp's barrier wait).
 // Here a bank is four phases with three barriers between them:
-//   A. every chosen expert's tokens quantized once, as its gate/up kernels read them;
-//   B. the gate and up groups of 8 rows of every expert into the gate/up scratch, each thread a
+//   A. every chosen expert's tokens quantized once, as its gate/up kernels read them (and, for a
+//      bucket of kInterleavedGemmFrom slots or more, laid out in the GEMM's activation panels);
+//   B. the gate and up groups of 8 rows of every expert into the gate/up scratch (the streaming
+//      kernel for small buckets, the GEMM tile of the igemm formats for large ones), each thread a
 //      contiguous run of (expert, groups) items of an equal share of the cost (tokens + 4 per
-//      group: the weight read counts as 4 tokens' products);
-//   C. per slot, silu(gate)·up (cpu_detail::swiglu_row, in place) quantized for the down kernel;
+//      group: a group's weight read or tile decode counts as 4 tokens' products);
+//   C. per slot, silu(gate)·up (cpu_detail::swiglu_row, in place) quantized for the down kernel
+//      (and panelled for large buckets);
 //   D. the down groups of every expert, shared the same way, into ys.
 // (Items claimed one at a time from a shared counter were 12% slower at pp128: the counter's cache
 // line moves between the cores per item, and each thread's reads stop being sequential.)
-// Each output is computed by the operations of the per-expert path (quantize_act, stream_group,
-// swiglu_row), so the results are bitwise that path's, whatever the thread count or the order.
-// Only buckets of 1 .. kInterleavedExpertMaxSlots slots (the streaming kernel's token counts) are
-// taken; the caller runs larger buckets through the GEMM.
+// Each output is computed by the operations of the per-expert path (quantize_act, stream_group or
+// the GEMM tile, swiglu_row), so the results are bitwise that path's, whatever the thread count or
+// the order.
 #pragma once
 
 #include "moe/kernels/cpu/activation.hpp"
@@ -30,9 +32,6 @@
 #include "moe/kernels/cpu/warnings_push.hpp"
 
 namespace moe::kernels {
-
-// The buckets interleaved_experts takes: 1 to this many slots.
-inline constexpr index_t kInterleavedExpertMaxSlots = cpu_detail::kStreamMaxTokens;
 
 // One expert's matrices for interleaved_experts: its gate and up rows as one matrix (parts 1: the
 // fused [2·d_ff, d_model] bank, gate rows first) or two (parts 2: gate, up [d_ff, d_model]), and
@@ -51,9 +50,54 @@ namespace cpu_quant::experts_detail {
 template <class Wg, class Wd>
 struct Active {
   InterleavedExpert<Wg, Wd> w;
-  index_t begin = 0;  // first slot of the bucket
-  index_t n = 0;      // slots
+  index_t begin = 0;   // first slot of the bucket
+  index_t n = 0;       // slots
+  index_t panel0 = 0;  // GEMM buckets: first panel in the panel buffers
+  bool gemm = false;   // kInterleavedGemmFrom slots or more: the GEMM tiles, else streamed
 };
+
+// Panels [panel0, ...) of the n slots of `acts` (nb blocks each) from `begin`, as igemm_gemm_tiles
+// lays them out.
+template <class W, class A, class Panel>
+void fill_panels(const A* acts, index_t begin, index_t n, index_t nb, Panel* panels) noexcept {
+  constexpr int P = igemm::kPanel;
+  for (index_t p = 0; p * P < n; ++p) {
+    const int m = static_cast<int>(std::min<index_t>(P, n - p * P));
+    const A* rows[P];
+    for (int l = 0; l < m; ++l) rows[l] = acts + (begin + p * P + l) * nb;
+    for (index_t b = 0; b < nb; ++b) igemm::fill_panel<igemm::Traits<W>::kCorr>(rows, m, b, panels[p * nb + b]);
+  }
+}
+
+// Groups [g0, g1) of m (8 rows each, nb blocks) for a GEMM bucket of n slots whose panels are
+// `panels`, into y [n, ...] columns 8g ..: igemm_gemm_tiles' tile loop (each tile decoded once,
+// then every panel).
+template <class W>
+void gemm_groups(const View<const quant::Rows8<W>, 2>& m, index_t g0, index_t g1, const typename igemm::Traits<W>::Panel* panels,
+                 index_t n, const View<float, 2>& y) noexcept {
+  using Tr = igemm::Traits<W>;
+  using Dec = typename Tr::Dec;
+  constexpr int P = igemm::kPanel, R = igemm::kTileRows;
+  const index_t nb = m.extent(1);
+  Dec* dec = act_scratch<Dec>(R * nb);
+  Dec* rows[R];
+  for (int r = 0; r < R; ++r) rows[r] = dec + r * nb;
+  alignas(64) float lanes[R][P];
+  for (index_t g = g0; g < g1; ++g) {
+    const quant::Rows8<W>* grp = m.data() + g * m.stride(0);
+    for (index_t b = 0; b < nb; ++b) igemm::decode_rows8(grp[b], rows, b);
+    for (index_t p = 0; p * P < n; ++p) {
+      igemm::gv::F acc[R];
+      for (int r = 0; r < R; ++r) acc[r] = igemm::gv::fzero();
+      igemm::tile<Tr::kOff, R>(rows, panels + p * nb, nb, acc);
+      for (int r = 0; r < R; ++r) igemm::gv::fstore(lanes[r], acc[r]);
+      const int cnt = static_cast<int>(std::min<index_t>(P, n - p * P));
+      for (int l = 0; l < cnt; ++l) {
+        for (int r = 0; r < R; ++r) y(p * P + l, g * R + r) = lanes[r][l];
+      }
+    }
+  }
+}
 
 struct Item {  // groups [g0, g1) of part `part` of active expert `a` (part 0 in phase D)
   index_t a = 0;
@@ -93,8 +137,7 @@ void check_part(const View<const quant::Rows8<W>, 2>& m, index_t rows, index_t n
 }  // namespace cpu_quant::experts_detail
 
 // ys[offsets[e], offsets[e+1]) = down_e(silu(gate_e · x) · up_e · x) over xs's rows of the same
-// range, for every expert e whose bucket holds 1 .. kInterleavedExpertMaxSlots slots (the rows of
-// other buckets are left as they are). offsets [n_experts + 1] (bucket_by_expert's), xs and ys
+// range, for every expert e with a non-empty bucket. offsets [n_experts + 1] (bucket_by_expert's), xs and ys
 // [slots, d_model] with unit inner strides, expert_of(e) -> InterleavedExpert<Wg, Wd> (called on
 // this thread, before any work), scratch >= 2·slots·d_ff floats. Bitwise the per-expert path.
 template <quant::Interleavable Wg, quant::Interleavable Wd, class Arch, class ExpertOf>
@@ -130,7 +173,10 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
   active.clear();
   items.clear();
   cost.clear();
-  index_t prev = 0, macs = 0;
+  constexpr int P = cpu_quant::igemm::kPanel;
+  using PanelG = typename cpu_quant::igemm::Traits<Wg>::Panel;
+  using PanelD = typename cpu_quant::igemm::Traits<Wd>::Panel;
+  index_t prev = 0, macs = 0, panels = 0;
   for (index_t e = 0; e < n_experts; ++e) {
     const index_t begin = offsets[e], end = offsets[e + 1];
     require(begin == prev && end >= begin && end <= slots, ErrorCode::kInvalidArgument,
@@ -138,8 +184,9 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
             prev, slots);
     prev = end;
     const index_t n = end - begin;
-    if (n == 0 || n > kInterleavedExpertMaxSlots) continue;
-    ed::Active<Wg, Wd> a{expert_of(e), begin, n};
+    if (n == 0) continue;
+    ed::Active<Wg, Wd> a{expert_of(e), begin, n, 0, n >= cpu_quant::kInterleavedGemmFrom};
+    if (a.gemm) a.panel0 = panels, panels += (n + P - 1) / P;
     require(a.w.parts == 1 || a.w.parts == 2, ErrorCode::kInvalidArgument,
             "interleaved_experts: expert {} has {} gate/up parts (1 or 2)", e, a.w.parts);
     for (int p = 0; p < a.w.parts; ++p) ed::check_part(a.w.gate_up[p], 2 * f / a.w.parts, nbg, e, "gate/up");
@@ -160,7 +207,7 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
   for (std::size_t i = 0; i < n_active; ++i) {
     const auto& a = active[i];
     for (int p = 0; p < a.w.parts; ++p) {
-      const index_t groups = a.w.gate_up[p].extent(0), grain = cpu_quant::stream_grain<Wg>(nbg, a.n);
+      const index_t groups = a.w.gate_up[p].extent(0), grain = cpu_quant::stream_grain<Wg>(nbg, a.n);  // also the GEMM's
       for (index_t g = 0; g < groups; g += grain) {
         push(static_cast<index_t>(i), g, std::min(groups, g + grain), p, a.n + kWeightCost);
       }
@@ -174,11 +221,16 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
       push(static_cast<index_t>(i), g, std::min(groups, g + grain), 0, active[i].n + kWeightCost);
     }
   }
-  const std::size_t xq_bytes = (static_cast<std::size_t>(slots * nbg) * sizeof(Ag) + 63) / 64 * 64;
-  const std::size_t act_bytes = xq_bytes + static_cast<std::size_t>(slots * nbd) * sizeof(Ad);
+  const auto round64 = [](std::size_t b) { return (b + 63) / 64 * 64; };
+  const std::size_t xq_bytes = round64(static_cast<std::size_t>(slots * nbg) * sizeof(Ag));
+  const std::size_t aq_bytes = round64(static_cast<std::size_t>(slots * nbd) * sizeof(Ad));
+  const std::size_t gp_bytes = round64(static_cast<std::size_t>(panels * nbg) * sizeof(PanelG));
+  const std::size_t act_bytes = xq_bytes + aq_bytes + gp_bytes + static_cast<std::size_t>(panels * nbd) * sizeof(PanelD);
   if (act_buffer.size() < act_bytes) act_buffer.resize(act_bytes);
   auto* xq = reinterpret_cast<Ag*>(act_buffer.data());
   auto* aq = reinterpret_cast<Ad*>(act_buffer.data() + xq_bytes);
+  auto* gpan = reinterpret_cast<PanelG*>(act_buffer.data() + xq_bytes + aq_bytes);
+  auto* dpan = reinterpret_cast<PanelD*>(act_buffer.data() + xq_bytes + aq_bytes + gp_bytes);
   const ed::Active<Wg, Wd>* act = active.data();
   const ed::Item* item = items.data();
   float* gu = scratch.data();  // [slots, 2·d_ff]: gate columns, then up; the activation replaces gate
@@ -192,12 +244,17 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
       const float* xr = xs.data() + t * xs.stride(0);
       for (index_t b = 0; b < nbg; ++b) cpu_quant::quantize_act(xr + b * BEg, xq[t * nbg + b]);
     }
+    if (act[i].gemm) ed::fill_panels<Wg>(xq, act[i].begin, act[i].n, nbg, gpan + act[i].panel0 * nbg);
   };
   const auto gate_up = [&](std::size_t k) {
     const ed::Item& it = item[k];
     const auto& a = act[it.a];
     const auto& m = a.w.gate_up[it.part];
     const View<float, 2> y(gu + a.begin * gu_stride + it.part * f, {a.n, m.extent(0) * R}, {gu_stride, 1});
+    if (a.gemm) {
+      ed::gemm_groups<Wg>(m, it.g0, it.g1, gpan + a.panel0 * nbg, a.n, y);
+      return;
+    }
     for (index_t g = it.g0; g < it.g1; ++g) {
       cpu_quant::stream_group<Wg>(m.data() + g * m.stride(0), xq + a.begin * nbg, a.n, nbg, y, g);
     }
@@ -208,11 +265,16 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
       cpu_detail::swiglu_row<Arch>(g, g + f, g, f);
       for (index_t b = 0; b < nbd; ++b) cpu_quant::quantize_act(g + b * BEd, aq[t * nbd + b]);
     }
+    if (act[i].gemm) ed::fill_panels<Wd>(aq, act[i].begin, act[i].n, nbd, dpan + act[i].panel0 * nbd);
   };
   const auto down = [&](std::size_t k) {
     const ed::Item& it = item[n_up_items + k];
     const auto& a = act[it.a];
     const View<float, 2> y(ys.data() + a.begin * ys.stride(0), {a.n, d_model}, {ys.stride(0), 1});
+    if (a.gemm) {
+      ed::gemm_groups<Wd>(a.w.down, it.g0, it.g1, dpan + a.panel0 * nbd, a.n, y);
+      return;
+    }
     for (index_t g = it.g0; g < it.g1; ++g) {
       cpu_quant::stream_group<Wd>(a.w.down.data() + g * a.w.down.stride(0), aq + a.begin * nbd, a.n, nbd, y, g);
     }
