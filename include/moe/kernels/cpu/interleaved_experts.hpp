@@ -295,8 +295,9 @@ void interleaved_experts(backend::cpu_simd<Arch>, View<const std::int32_t, 1> of
 #endif
     ed::for_share(down_prefix, n_down_items, down);
   };
+  [[maybe_unused]] const bool team = max_threads() > 1 && macs >= 2 * cpu_detail::kMinWorkPerThread;
 #if defined(_OPENMP)
-  if (max_threads() > 1 && macs >= 2 * cpu_detail::kMinWorkPerThread) {
+  if (team) {
 #pragma omp parallel
     phases();
     return;
