@@ -75,27 +75,16 @@ void fill_panels(const A* acts, index_t begin, index_t n, index_t nb, Panel* pan
 template <class W>
 void gemm_groups(const View<const quant::Rows8<W>, 2>& m, index_t g0, index_t g1, const typename igemm::Traits<W>::Panel* panels,
                  index_t n, const View<float, 2>& y) noexcept {
-  using Tr = igemm::Traits<W>;
-  using Dec = typename Tr::Dec;
+  using Dec = typename igemm::Traits<W>::Dec;
   constexpr int P = igemm::kPanel, R = igemm::kTileRows;
   const index_t nb = m.extent(1);
   Dec* dec = act_scratch<Dec>(R * nb);
   Dec* rows[R];
   for (int r = 0; r < R; ++r) rows[r] = dec + r * nb;
-  alignas(64) float lanes[R][P];
   for (index_t g = g0; g < g1; ++g) {
     const quant::Rows8<W>* grp = m.data() + g * m.stride(0);
     for (index_t b = 0; b < nb; ++b) igemm::decode_rows8(grp[b], rows, b);
-    for (index_t p = 0; p * P < n; ++p) {
-      igemm::gv::F acc[R];
-      for (int r = 0; r < R; ++r) acc[r] = igemm::gv::fzero();
-      igemm::tile<Tr::kOff, R>(rows, panels + p * nb, nb, acc);
-      for (int r = 0; r < R; ++r) igemm::gv::fstore(lanes[r], acc[r]);
-      const int cnt = static_cast<int>(std::min<index_t>(P, n - p * P));
-      for (int l = 0; l < cnt; ++l) {
-        for (int r = 0; r < R; ++r) y(p * P + l, g * R + r) = lanes[r][l];
-      }
-    }
+    igemm_tile_panels<W>(rows, panels, 0, (n + P - 1) / P, nb, n, g, R, y);
   }
 }
 

@@ -1206,6 +1206,28 @@ constexpr index_t igemm_gemm_from() noexcept {
 // (L2-sized); more tokens take several passes, each decoding the tiles again.
 inline constexpr index_t kPanelBytes = index_t{384} << 10;
 
+// The GEMM's inner step: one decoded tile (rows[r], r < kTileRows, nb blocks each) against panels
+// [p0, p1) of n_tokens tokens, into y's columns tile·kTileRows + r for r < n_rows. Shared by
+// igemm_gemm_tiles and the expert bank's one region (kernels/cpu/interleaved_experts.hpp), whose
+// results must be bitwise these.
+template <class W>
+void igemm_tile_panels(const typename igemm::Traits<W>::Dec* const* rows, const typename igemm::Traits<W>::Panel* panels,
+                       index_t p0, index_t p1, index_t nb, index_t n_tokens, index_t tile, int n_rows,
+                       const View<float, 2>& y) noexcept {
+  constexpr int P = igemm::kPanel, R = igemm::kTileRows;
+  alignas(64) float lanes[R][P];
+  for (index_t p = p0; p < p1; ++p) {
+    igemm::gv::F acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = igemm::gv::fzero();
+    igemm::tile<igemm::Traits<W>::kOff, R>(rows, panels + p * nb, nb, acc);
+    for (int r = 0; r < R; ++r) igemm::gv::fstore(lanes[r], acc[r]);
+    const int n = static_cast<int>(std::min<index_t>(P, n_tokens - p * P));
+    for (int l = 0; l < n; ++l) {
+      for (int r = 0; r < n_rows; ++r) y(p * P + l, tile * R + r) = lanes[r][l];
+    }
+  }
+}
+
 // The GEMM path of the igemm formats (from igemm_gemm_from<W>() tokens) for d_out weight rows of
 // nb blocks: decode_tile(tile, dec) decodes rows tile·kTileRows + r (r < kTileRows; rows past
 // d_out repeat the last one) into dec[r·nb + b], from whatever layout the weights are in.
@@ -1245,22 +1267,12 @@ void igemm_gemm_tiles(const View<const float, 2>& x, index_t d_out, index_t nb, 
     Dec* dec = act_scratch<Dec>(R * nb);
     const Dec* rows[R];
     for (int r = 0; r < R; ++r) rows[r] = dec + r * nb;
-    alignas(64) float lanes[R][P];
     for (index_t p0 = 0; p0 < n_panels; p0 += pass) {
       const index_t p1 = std::min(n_panels, p0 + pass);
       for (index_t tile = t_begin; tile < t_end; ++tile) {
         decode_tile(tile, dec);
         const int n_rows = static_cast<int>(std::min<index_t>(R, d_out - tile * R));
-        for (index_t p = p0; p < p1; ++p) {
-          igemm::gv::F acc[R];
-          for (int r = 0; r < R; ++r) acc[r] = igemm::gv::fzero();
-          igemm::tile<Tr::kOff, R>(rows, panels + p * nb, nb, acc);
-          for (int r = 0; r < R; ++r) igemm::gv::fstore(lanes[r], acc[r]);
-          const int n = static_cast<int>(std::min<index_t>(P, n_tokens - p * P));
-          for (int l = 0; l < n; ++l) {
-            for (int r = 0; r < n_rows; ++r) y(p * P + l, tile * R + r) = lanes[r][l];
-          }
-        }
+        igemm_tile_panels<W>(rows, panels, p0, p1, nb, n_tokens, tile, n_rows, y);
       }
     }
   });
