@@ -34,9 +34,10 @@ model:
                          as they are, a block type T dequantized to bf16, which safetensors can hold)
                          With --write-* and neither -p nor -n, moe-bench writes and exits.
 tests:
-  -p, --n-prompt N,...   prompt lengths: one pp test each (one prefill pass of N tokens; default 512)
+  -p, --n-prompt N,...   prompt lengths: one pp test each (one prefill pass of N tokens; 0: none; default 512
+                         when neither -p nor -n is given)
   -n, --n-gen N,...      generation lengths: one tg test each (N batch-1 greedy decode steps after a
-                         4-token context; default 128)
+                         4-token context; 0: none; default 128 when neither is given)
   -b, --batch N,...      batched decode: for each -n and each N, a tg test of N sequences decoding together
   -r, --repetitions N    measured runs of each test, after one warm-up run (default 5)
   -t, --threads N        threads (default: all)
@@ -95,10 +96,18 @@ inline std::vector<index_t> parse_count_list(std::string_view flag, std::string_
   return out;
 }
 
+// -p / -n: as llama-bench, a 0 in the list means no test of that kind ("-p 0 -n 128": decode only).
+inline std::vector<index_t> parse_test_sizes(std::string_view flag, std::string_view text, index_t hi) {
+  std::vector<index_t> sizes = parse_count_list(flag, text, 0, hi);
+  std::erase(sizes, index_t{0});
+  return sizes;
+}
+
 // The options of argv (argv[0] is the program). Checks values and combinations; does not touch
 // files (a missing model is reported when it is loaded).
 inline Options parse_options(int argc, const char* const* argv) {
   Options o;
+  bool given = false;  // -p or -n seen: no default tests
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
     const auto value = [&]() -> std::string_view {
@@ -114,8 +123,8 @@ inline Options parse_options(int argc, const char* const* argv) {
     else if (flag == "--seed") o.seed = cli::parse_number<std::uint64_t>(flag, value());
     else if (flag == "--write-gguf") o.write_gguf = value();
     else if (flag == "--write-hf") o.write_hf = value();
-    else if (flag == "-p" || flag == "--n-prompt") o.n_prompt = parse_count_list(flag, value(), 1, kMaxTokens);
-    else if (flag == "-n" || flag == "--n-gen") o.n_gen = parse_count_list(flag, value(), 1, kMaxTokens);
+    else if (flag == "-p" || flag == "--n-prompt") o.n_prompt = parse_test_sizes(flag, value(), kMaxTokens), given = true;
+    else if (flag == "-n" || flag == "--n-gen") o.n_gen = parse_test_sizes(flag, value(), kMaxTokens), given = true;
     else if (flag == "-b" || flag == "--batch") o.n_batch = parse_count_list(flag, value(), 1, limits::kMaxParallelSequences);
     else if (flag == "-r" || flag == "--repetitions") o.reps = cli::parse_number<index_t>(flag, value(), 1, 1000);
     else if (flag == "-t" || flag == "--threads") o.threads = cli::parse_threads(flag, value());
@@ -140,10 +149,12 @@ inline Options parse_options(int argc, const char* const* argv) {
           "--write-gguf / --write-hf write --synthetic weights (moe-quantize converts a model file)");
   require(o.synthetic.empty() == false || o.layers == 0, ErrorCode::kInvalidArgument, "--layers needs --synthetic");
   const bool writes = !o.write_gguf.empty() || !o.write_hf.empty();
-  if (o.n_prompt.empty() && o.n_gen.empty() && !writes) {
+  if (!given && !writes) {
     o.n_prompt = {512};
     o.n_gen = {128};
   }
+  require(!given || writes || !o.n_prompt.empty() || !o.n_gen.empty(), ErrorCode::kInvalidArgument,
+          "-p and -n: no test left to run (0 in a list means none)");
   require(o.n_batch.empty() || !o.n_gen.empty(), ErrorCode::kInvalidArgument, "-b needs -n (the steps each sequence decodes)");
   return o;
 }
