@@ -234,9 +234,10 @@ bool interleaved_bank_forward(B backend, const ExpertBank<host_memory>& bank, Vi
 // Every expert over its bucket of slots: ys[offsets[e], offsets[e+1]) = expert_e(xs[...]).
 // offsets [n_experts + 1] (bucket_by_expert's). Host backends read the offsets: cpu_simd runs a
 // bank of repacked matrices in one parallel region (experts_detail::interleaved_bank_forward),
-// any other bank one expert_forward per chosen expert; a device backend provides its own overload (a grouped GEMM that reads them
-// in device memory). Unmerged LoRA (host backends): lora [n_experts] tables (or empty) and
-// slot_rows, each bucketed slot's adapter (its token's sequence's).
+// any other bank one expert_forward per chosen expert; a device backend provides its own overload
+// (a grouped GEMM that reads them in device memory). Unmerged LoRA (host backends): lora
+// [n_experts] tables (or empty) and slot_rows, each bucketed slot's adapter (its token's
+// sequence's).
 template <class B>
   requires backend::is_host_backend_v<B>
 void experts_forward(B backend, const ExpertBank<typename B::memory>& bank, View<const std::int32_t, 1> offsets,
