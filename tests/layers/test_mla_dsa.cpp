@@ -294,3 +294,45 @@ TEMPLATE_TEST_CASE("MLA with DSA: a small index_topk attends only to the indexer
     CHECK(max_dense_diff > 1e-2);  // the selection matters: the test would see a layer that ignored it
   }
 }
+
+// kv_b_proj split per head as GGUF files store it (attn_k_b = W_UK[h]ᵀ [rank, nope], attn_v_b =
+// W_UV[h] [v, rank]): the layer runs both products as per-head matmuls and gives the stored form's
+// outputs up to f32 summation order, dense and sparse, prefill and decode; a half of the wrong
+// shape is a typed error.
+TEMPLATE_TEST_CASE("MLA: kv_b_proj split per head (GGUF's attn_k_b / attn_v_b) is the stored form's layer",
+                   "[attention][mla]", moe::backend::reference, moe::backend::cpu) {
+  using namespace mla_dsa_test;
+  std::mt19937 g(23);
+  const DsaMla layer(g);
+  std::vector<float> kb(kH * kR * kNope), vb(kH * kV * kR);
+  for (index_t h = 0; h < kH; ++h) {
+    for (index_t r = 0; r < kR; ++r) {
+      for (index_t n = 0; n < kNope; ++n) kb[(h * kR + r) * kNope + n] = layer.kv_b[(h * (kNope + kV) + n) * kR + r];
+      for (index_t v = 0; v < kV; ++v) vb[(h * kV + v) * kR + r] = layer.kv_b[(h * (kNope + kV) + kNope + v) * kR + r];
+    }
+  }
+  const auto m = [](const std::vector<float>& v, index_t r, index_t c) {
+    return layers::WeightMatrix<>{moe::DType::f32, reinterpret_cast<const std::byte*>(v.data()), r, c, c};
+  };
+  DsaMla split = layer;  // its matrices still point into layer's vectors
+  split.w.kv_b_proj = {};
+  split.w.k_b_proj = m(kb, kH * kR, kNope), split.w.v_b_proj = m(vb, kH * kV, kR);
+  REQUIRE(split.w.split_kv_b());
+  const index_t ctx = 9, prefill = 5;
+  const auto x = layers_test::random_vec(ctx * kD, g);
+  for (const index_t top_k : {index_t{0}, index_t{3}}) {
+    INFO("index_topk " << top_k);
+    const auto want = layer.run(TestType{}, top_k, x, prefill);
+    const auto got = split.run(TestType{}, top_k, x, prefill);
+    REQUIRE(got.size() == want.size());
+    double diff = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      diff = std::max(diff, static_cast<double>(std::fabs(got[i] - want[i])));
+      REQUIRE(got[i] == Approx(want[i]).margin(1e-5));
+    }
+    INFO("max |split - stored| " << diff);
+  }
+  DsaMla bad = split;
+  bad.w.k_b_proj = m(kb, kH * kNope, kR);  // the transpose: [H·nope, rank] instead of [H·rank, nope]
+  CHECK_THROWS_AS(bad.run(TestType{}, 0, x, prefill), moe::Error);
+}

@@ -315,3 +315,77 @@ TEMPLATE_TEST_CASE("block MLA query absorption: cpu against the oracle", "[quant
                                               View<float, 2>(out.data(), {2, lw})),
                   moe::Error);
 }
+
+namespace {
+
+template <class W>
+std::vector<W> weights_of(const std::vector<float>& v) {
+  if constexpr (moe::is_block_format_v<W>) {
+    std::vector<W> w(v.size() / W::block_elements);
+    moe::quant::quantize_row(v.data(), w.data(), v.size());
+    return w;
+  } else {
+    std::vector<W> w(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) w[i] = moe::from_float<W>(v[i]);
+    return w;
+  }
+}
+
+}  // namespace
+
+// A matmul per head (MLA's split attn_k_b / attn_v_b): every head's block of outputs is bitwise
+// what the same backend's matmul gives for that head alone (the cpu splits heads across threads
+// when there are enough of them, else each head's rows), for strided activations read at a head
+// stride wider than the head, at decode and prefill token counts and several thread counts.
+TEMPLATE_TEST_CASE("matmul_heads: each head is its own matmul, on the oracle and the cpu", "[quant][matmul][mla]",
+                   float, moe::bf16, BlockQ4_0, BlockQ8_0, BlockQ4_K, BlockQ6_K) {
+  using W = TestType;
+  constexpr index_t BE = moe::FormatTraits<W>::block_elements;
+  const index_t k = BE == 1 ? 40 : 2 * BE, rows = 24, xs = k + 8;  // 8 extra columns per head (MLA's rope part)
+  const int saved = moe::max_threads();
+  for (const index_t heads : {index_t{1}, index_t{3}, index_t{5}}) {
+    const auto wf = gaussian(heads * rows * k, static_cast<std::uint32_t>(heads), 1.0f / std::sqrt(static_cast<float>(k)));
+    const std::vector<W> wq = weights_of<W>(wf);
+    const View<const W, 2> w(wq.data(), {heads * rows, k / BE});
+    for (const index_t n : {index_t{1}, index_t{4}, index_t{19}, index_t{70}}) {
+      const index_t ldx = heads * xs + 3;
+      const auto xv = gaussian(n * ldx, static_cast<std::uint32_t>(100 * heads + n));
+      const View<const float, 2> x(xv.data(), {n, heads * xs}, {ldx, 1});
+      const index_t width = heads * rows;
+      for (const bool cpu : {false, true}) {
+        std::vector<float> want(n * width, 0.0f);
+        for (index_t h = 0; h < heads; ++h) {  // each head alone through matmul
+          const View<const float, 2> xh(xv.data() + h * xs, {n, k}, {ldx, 1});
+          const View<const W, 2> wh = w.slice(h * rows, (h + 1) * rows);
+          const View<float, 2> yh(want.data() + h * rows, {n, rows}, {width, 1});
+          if (cpu) kernels::matmul(backend::cpu{}, xh, wh, yh);
+          else kernels::matmul(backend::reference{}, xh, wh, yh);
+        }
+        for (const int threads : {1, 2, 3, 4}) {
+          moe::set_num_threads(threads);
+          std::vector<float> got(n * width, -7.0f);
+          const View<float, 2> y(got.data(), {n, width});
+          if (cpu) kernels::matmul_heads(backend::cpu{}, heads, xs, x, w, y);
+          else kernels::matmul_heads(backend::reference{}, heads, xs, x, w, y);
+          INFO(moe::FormatTraits<W>::name << (cpu ? " cpu" : " reference") << " heads " << heads << " tokens " << n
+                                          << " threads " << threads);
+          CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+          if (!cpu) break;
+        }
+      }
+    }
+  }
+  moe::set_num_threads(saved);
+  // Typed errors: rows not a multiple of the heads, x too narrow for the last head, y too narrow.
+  const auto wf = gaussian(3 * rows * k, 9);
+  const std::vector<W> wq = weights_of<W>(wf);
+  std::vector<float> xv(2 * 3 * xs), yv(2 * 3 * rows);
+  const View<const float, 2> x(xv.data(), {2, 3 * xs});
+  const View<float, 2> y(yv.data(), {2, 3 * rows});
+  const View<const W, 2> w(wq.data(), {3 * rows, k / BE});
+  CHECK_THROWS_AS(kernels::matmul_heads(backend::cpu{}, 5, xs, x, w, y), moe::Error);
+  CHECK_THROWS_AS(kernels::matmul_heads(backend::cpu{}, 3, xs + 8, x, w, y), moe::Error);
+  CHECK_THROWS_AS(kernels::matmul_heads(backend::reference{}, 3, xs, x, w, View<float, 2>(yv.data(), {2, 3 * rows - 1})),
+                  moe::Error);
+  CHECK_THROWS_AS(kernels::matmul_heads(backend::reference{}, 0, xs, x, w, y), moe::Error);
+}

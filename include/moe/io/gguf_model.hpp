@@ -2,10 +2,11 @@
 // metadata becomes a Hugging Face config through the per-architecture table (gguf_arch.hpp),
 // then ModelConfig::from_json validates it as for a folder; tensors are served in place from
 // the mapping under the Hugging Face names bind_weights asks for (quantized ones as their block
-// DType, stacked experts as per-expert slices). Only MLA's split attn_k_b / attn_v_b (reassembled
-// into kv_b_proj), GPT-OSS's expert banks (into the checkpoint's input-major layout) and the Gated
-// DeltaNet tensors and zero-centred norms of qwen3next / qwen35moe (gguf_arch.hpp kTransformed) are
-// copied.
+// DType, stacked experts as per-expert slices, MLA's split attn_k_b / attn_v_b as k_b_proj /
+// v_b_proj: layers/mla.hpp). Copied are only kv_b_proj when asked for by that name from a split
+// file (an f32 copy, which GGUF -> GGUF export reads), GPT-OSS's expert banks (into the
+// checkpoint's input-major layout) and the Gated DeltaNet tensors and zero-centred norms of
+// qwen3next / qwen35moe (gguf_arch.hpp kTransformed).
 #pragma once
 
 #include "moe/core/error.hpp"
@@ -20,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <list>
@@ -140,14 +142,20 @@ class GgufTensorSource final : public TensorSource {
   GgufTensorSource(const GgufFile& f, const ModelConfig& c) : f_(f) {
     const gguf_arch::ArchTable* a = gguf_arch::table_for_family(c.spec->family);
     require(a != nullptr, ErrorCode::kUnsupported, "{}: no GGUF mapping for {}", f.name(), c.architecture);
+    c_heads_ = c.n_heads, nope_ = c.qk_nope_head_dim, v_dim_ = c.v_head_dim, rank_ = c.kv_lora_rank;
     for (auto& m : gguf_arch::tensor_mappings(c, *a)) {
       const std::string hf = m.hf;
+      if (m.kind == gguf_arch::TensorKind::kKvB) {
+        const index_t H = c_heads_, N = nope_, Vd = v_dim_, R = rank_;
+        split_.emplace(replaced(hf, "kv_b_proj", "k_b_proj"), SplitHalf{split_name(m.gguf, "attn_k_b"), {H, R, N}});
+        split_.emplace(replaced(hf, "kv_b_proj", "v_b_proj"), SplitHalf{split_name(m.gguf, "attn_v_b"), {H, Vd, R}});
+      }
       by_hf_.emplace(hf, std::move(m));
     }
-    c_heads_ = c.n_heads, nope_ = c.qk_nope_head_dim, v_dim_ = c.v_head_dim, rank_ = c.kv_lora_rank;
   }
 
   bool contains(std::string_view name) const override {
+    if (const SplitHalf* h = find_split(name)) return f_.find_tensor(h->gguf).has_value();
     const auto* m = find(name);
     if (m == nullptr) return false;
     if (m->kind == gguf_arch::TensorKind::kKvB) return f_.find_tensor(m->gguf) || split_kvb_present(*m);
@@ -159,12 +167,17 @@ class GgufTensorSource final : public TensorSource {
   }
 
   std::optional<std::vector<index_t>> shape_of(std::string_view name) const override {
+    if (const SplitHalf* h = find_split(name)) {
+      if (!contains(name)) return std::nullopt;
+      return std::vector<index_t>{h->shape[0] * h->shape[1], h->shape[2]};
+    }
     const auto* m = find(name);
     if (m == nullptr || !contains(name)) return std::nullopt;
     return m->hf_shape;
   }
 
   TensorRef get(std::string_view name, std::span<const index_t> shape) const override {
+    if (const SplitHalf* h = find_split(name)) return split_half(*h, name, shape);
     const auto* m = find(name);
     if (m == nullptr) fail(ErrorCode::kMissingTensor, "{}: no GGUF tensor maps to {}", f_.name(), name);
     if (!detail::same_shape(shape, m->hf_shape)) {
@@ -197,13 +210,40 @@ class GgufTensorSource final : public TensorSource {
     const auto it = by_hf_.find(name);
     return it == by_hf_.end() ? nullptr : &it->second;
   }
-  static std::string split_name(const std::string& kvb, std::string_view part) {
-    std::string s = kvb;
-    s.replace(s.find("attn_kv_b"), 9, part);
+  static std::string replaced(const std::string& name, std::string_view from, std::string_view to) {
+    std::string s = name;
+    s.replace(s.find(from), from.size(), to);
     return s;
   }
+  static std::string split_name(const std::string& kvb, std::string_view part) { return replaced(kvb, "attn_kv_b", part); }
   bool split_kvb_present(const gguf_arch::TensorMapping& m) const {
     return f_.find_tensor(split_name(m.gguf, "attn_k_b")) && f_.find_tensor(split_name(m.gguf, "attn_v_b"));
+  }
+
+  // MLA's kv_b_proj as the file stores it, split per head: k_b_proj [H·R, nope] is attn_k_b
+  // [H, R, nope] (W_UK[h] transposed) and v_b_proj [H·v, R] is attn_v_b [H, v, R], each used in
+  // place under its stored type (model/weights.hpp binds these when both are present).
+  struct SplitHalf {
+    std::string gguf;
+    std::array<index_t, 3> shape;  // GGUF, outermost first
+  };
+  const SplitHalf* find_split(std::string_view name) const {
+    const auto it = split_.find(name);
+    return it == split_.end() ? nullptr : &it->second;
+  }
+  TensorRef split_half(const SplitHalf& h, std::string_view name, std::span<const index_t> shape) const {
+    const std::vector<index_t> want{h.shape[0] * h.shape[1], h.shape[2]};
+    if (!detail::same_shape(shape, want)) {
+      fail(ErrorCode::kShapeMismatch, "{}: {} is bound as {}, the mapping expects {}", f_.name(), name,
+           detail::shape_text(shape), detail::shape_text(want));
+    }
+    const GgufTensor t = f_.get_tensor(h.gguf);
+    const std::vector<index_t> got = t.shape();
+    if (!detail::same_shape(got, std::vector<index_t>(h.shape.begin(), h.shape.end())) && !detail::same_shape(got, want)) {
+      fail(ErrorCode::kShapeMismatch, "{}: tensor {} (for {}): expected shape {}, found {}", f_.name(), h.gguf, name,
+           detail::shape_text(std::vector<index_t>(h.shape.begin(), h.shape.end())), detail::shape_text(got));
+    }
+    return TensorRef{tensor_dtype(t, f_.name()), t.bytes.data()};
   }
 
   // kv_b_proj [H·(nope+v), R] from attn_k_b [H, R, nope] (transposed per head) and attn_v_b
@@ -367,6 +407,7 @@ class GgufTensorSource final : public TensorSource {
 
   const GgufFile& f_;
   std::map<std::string, gguf_arch::TensorMapping, std::less<>> by_hf_;
+  std::map<std::string, SplitHalf, std::less<>> split_;  // k_b_proj / v_b_proj names -> their GGUF half
   index_t c_heads_ = 0, nope_ = 0, v_dim_ = 0, rank_ = 0;
   mutable std::mutex mutex_;
   mutable std::list<std::vector<float>> owned_;

@@ -2,7 +2,7 @@
 // OpenMP cpu_simd backend, overloaded on the backend tag passed as the first argument:
 //   kernels::matmul(backend::cpu{}, x, w, y);        // cpu_simd overload when one exists
 //   kernels::matmul(backend::reference{}, x, w, y);  // the scalar oracle
-// Ops: matmul (y = x·Wᵀ), matmul_in_out (y = x·W), rmsnorm, rope (RopePairing), rope_tables,
+// Ops: matmul (y = x·Wᵀ), matmul_in_out (y = x·W), matmul_heads (a matmul per head), rmsnorm, rope (RopePairing), rope_tables,
 // softmax, silu, swiglu, glu_interleaved, add, add_bias, clamp, sigmoid_gate_add, top_k, route,
 // bucket_by_expert, combine_experts, attention, mla_attention, mla_absorb_queries,
 // mla_expand_values, dsa_select, append_index_keys, cached_sparse_mla_attention, layer_norm, lora_add, delta_net_conv, delta_net_gates, gated_delta_rule, gated_rms_norm,
@@ -34,6 +34,7 @@
 #include "moe/kernels/reference/softmax.hpp"
 #include "moe/kernels/reference/top_k.hpp"
 #include "moe/kernels/reference/quant_ops.hpp"
+#include "moe/kernels/reference/matmul_heads.hpp"
 
 #include "moe/kernels/cpu/activation.hpp"
 #include "moe/kernels/cpu/add.hpp"
@@ -45,6 +46,7 @@
 #include "moe/kernels/cpu/quant_matmul.hpp"
 #include "moe/kernels/cpu/interleaved_matmul.hpp"
 #include "moe/kernels/cpu/interleaved_experts.hpp"
+#include "moe/kernels/cpu/matmul_heads.hpp"
 #include "moe/kernels/cpu/rmsnorm.hpp"
 #include "moe/kernels/cpu/rope.hpp"
 #include "moe/kernels/cpu/softmax.hpp"

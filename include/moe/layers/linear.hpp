@@ -158,6 +158,18 @@ void linear_in_out(B backend, ViewOf<B, const float, 2> x, const WeightMatrix<ty
   });
 }
 
+// A matmul per head (kernels::matmul_heads): y[:, h·R..(h+1)·R) = x[:, h·xs..h·xs+K)·W_hᵀ, where
+// W_h is rows [h·R, (h+1)·R) of w stored [n_heads·R, K] and xs = x_head_stride.
+template <class B>
+void linear_heads(B backend, index_t n_heads, index_t x_head_stride, ViewOf<B, const float, 2> x,
+                  const WeightMatrix<typename B::memory>& w, ViewOf<B, float, 2> y) {
+  require_rows_as_stored(w, "linear_heads");
+  visit_format<B>(w.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    kernels::matmul_heads(backend, n_heads, x_head_stride, x, w.template view<T>(), y);
+  });
+}
+
 // y[t, :] += bias for every row t (nothing when the bias is absent). bias [y.extent(1)].
 template <class B>
 void add_bias(B backend, ViewOf<B, float, 2> y, const WeightVector<typename B::memory>& bias) {

@@ -6,6 +6,11 @@
 //   o_lat   = Σ_j softmax(score)_j · c_kv_j
 //   out     = W_UV[h]·o_lat                          (= Σ_j p_j · (W_UV c_kv_j))
 // which equals transformers' expanded attention up to f32 rounding (DeepSeek-V2 paper §2.1.2).
+// kv_b_proj comes in one of two forms: as the checkpoint stores it, or split per head as GGUF
+// files store it (attn_k_b = W_UK[h]ᵀ [rank, nope] and attn_v_b = W_UV[h] [v, rank], k_b_proj and
+// v_b_proj here). The split form makes both products ordinary [out, in] matmuls per head
+// (kernels::matmul_heads), so a quantized file's halves are used in place; the stored form's
+// absorption is input-major (kernels::mla_absorb_queries).
 // With DeepSeek sparse attention (V3.2, GLM-5; kernels/reference/dsa.hpp) a lightning indexer picks
 // each query's top index_topk positions and the softmax runs over those only: its query comes from
 // the normalised q_lora latent (wq_b), its key per token from x (wk, LayerNorm k_norm, rope on the
@@ -36,7 +41,9 @@ struct MlaWeights {
   WeightMatrix<S> kv_a_proj;  // [kv_lora_rank + rope, d_model]
   WeightVector<S> kv_a_bias;  // [kv_lora_rank + rope] or empty
   WeightVector<S> kv_a_norm;  // [kv_lora_rank]
-  WeightMatrix<S> kv_b_proj;  // [n_heads·(nope + v), kv_lora_rank]
+  WeightMatrix<S> kv_b_proj;  // [n_heads·(nope + v), kv_lora_rank], or empty when split:
+  WeightMatrix<S> k_b_proj;   // [n_heads·kv_lora_rank, nope]: W_UK[h]ᵀ per head (GGUF attn_k_b)
+  WeightMatrix<S> v_b_proj;   // [n_heads·v, kv_lora_rank]: W_UV[h] per head (GGUF attn_v_b)
   WeightMatrix<S> o_proj;     // [d_model, n_heads·v]
   WeightVector<S> o_bias;     // [d_model] or empty
   // DSA lightning indexer ("indexer." prefix), empty on dense or shared-selection layers
@@ -47,6 +54,7 @@ struct MlaWeights {
   WeightMatrix<S> index_weights;  // [index_heads, d_model] (weights_proj)
 
   bool has_indexer() const noexcept { return !index_wk.empty(); }
+  bool split_kv_b() const noexcept { return !k_b_proj.empty(); }
 
   template <class F>
   auto transform(F&& f) const {
@@ -56,6 +64,7 @@ struct MlaWeights {
     r.q_b_proj = f("q_b_proj.weight", q_b_proj), r.kv_a_proj = f("kv_a_proj_with_mqa.weight", kv_a_proj);
     r.kv_a_bias = f("kv_a_proj_with_mqa.bias", kv_a_bias), r.kv_a_norm = f("kv_a_layernorm.weight", kv_a_norm);
     r.kv_b_proj = f("kv_b_proj.weight", kv_b_proj), r.o_proj = f("o_proj.weight", o_proj);
+    r.k_b_proj = f("k_b_proj.weight", k_b_proj), r.v_b_proj = f("v_b_proj.weight", v_b_proj);
     r.o_bias = f("o_proj.bias", o_bias);
     r.index_wq_b = f("indexer.wq_b.weight", index_wq_b), r.index_wk = f("indexer.wk.weight", index_wk);
     r.index_k_norm = f("indexer.k_norm.weight", index_k_norm), r.index_k_bias = f("indexer.k_norm.bias", index_k_bias);
@@ -148,11 +157,19 @@ void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>
   kernels::rope(be, ViewOf<B, float, 3>(s.ckv.data() + R, {n, 1, sh.rope}, {width, sh.rope, 1}), cos, sin,
                 o.rope_pairing);
 
-  require_rows_as_stored(m.kv_b_proj, "mla kv_b_proj");
-  visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    kernels::mla_absorb_queries(be, sh, m.kv_b_proj.template view<T>(), CV(s.q), s.q_latent);
-  });
+  if (m.split_kv_b()) {
+    require(m.k_b_proj.rows == sh.n_heads * R && m.k_b_proj.cols == sh.nope && m.v_b_proj.rows == sh.n_heads * sh.v &&
+                m.v_b_proj.cols == R,
+            ErrorCode::kInvalidArgument, "mla: k_b_proj [{}, {}] and v_b_proj [{}, {}] for {} heads (nope {}, v {}, rank {})",
+            m.k_b_proj.rows, m.k_b_proj.cols, m.v_b_proj.rows, m.v_b_proj.cols, sh.n_heads, sh.nope, sh.v, R);
+    linear_heads(be, sh.n_heads, sh.qk(), CV(s.q), m.k_b_proj, s.q_latent);
+  } else {
+    require_rows_as_stored(m.kv_b_proj, "mla kv_b_proj");
+    visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      kernels::mla_absorb_queries(be, sh, m.kv_b_proj.template view<T>(), CV(s.q), s.q_latent);
+    });
+  }
   kernels::append_cache(be, pass, layer, CV(latent), CV(s.ckv.data() + R, {n, sh.rope}, {width, 1}));
   if (o.dsa.top_k == 0) {
     kernels::cached_mla_attention(be, sh, pass, layer, CV(s.q), CV(s.q_latent), s.out_latent);
@@ -161,10 +178,14 @@ void mla_forward(B be, const MlaOptions& o, const MlaWeights<typename B::memory>
     kernels::cached_sparse_mla_attention(be, sh, pass, layer, CV(s.q), CV(s.q_latent),
                                          ViewOf<B, const std::int32_t, 2>(s.index_selection), s.out_latent);
   }
-  visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    kernels::mla_expand_values(be, sh, m.kv_b_proj.template view<T>(), CV(s.out_latent), s.attn);
-  });
+  if (m.split_kv_b()) {
+    linear_heads(be, sh.n_heads, R, CV(s.out_latent), m.v_b_proj, s.attn);
+  } else {
+    visit_format<B>(m.kv_b_proj.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      kernels::mla_expand_values(be, sh, m.kv_b_proj.template view<T>(), CV(s.out_latent), s.attn);
+    });
+  }
   linear(be, CV(s.attn), m.o_proj, out);
   add_bias(be, out, m.o_bias);
 }

@@ -56,6 +56,10 @@ class SyntheticSource final : public TensorSource {
   bool contains(std::string_view name) const override {
     if (synthetic_detail::ends_with(name, "_blocks")) return false;          // MXFP4 banks
     if (name.find(".experts.0.") != std::string_view::npos) return false;  // per-expert layout: use the fused one
+    // MLA: kv_b_proj as checkpoints store it (the split k_b/v_b form is GGUF's, read from files)
+    if (synthetic_detail::ends_with(name, "k_b_proj.weight") || synthetic_detail::ends_with(name, "v_b_proj.weight")) {
+      return false;
+    }
     return true;
   }
   std::optional<std::vector<index_t>> shape_of(std::string_view) const override { return std::nullopt; }

@@ -388,7 +388,12 @@ inline layers::MlaWeights<> bind_mla(const Binder& b, const ModelConfig& c, cons
   m.kv_a_proj = b.matrix(a + "kv_a_proj_with_mqa.weight", R + c.qk_rope_head_dim, D);
   m.kv_a_bias = b.vector_if(c.qkv_bias, a + "kv_a_proj_with_mqa.bias", R + c.qk_rope_head_dim);
   m.kv_a_norm = b.vector(a + "kv_a_layernorm.weight", R);
-  m.kv_b_proj = b.matrix(a + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), R);
+  if (b.has(a + "k_b_proj.weight") && b.has(a + "v_b_proj.weight")) {  // split per head (GGUF attn_k_b / attn_v_b)
+    m.k_b_proj = b.matrix(a + "k_b_proj.weight", H * R, c.qk_nope_head_dim);
+    m.v_b_proj = b.matrix(a + "v_b_proj.weight", H * c.v_head_dim, R);
+  } else {
+    m.kv_b_proj = b.matrix(a + "kv_b_proj.weight", H * (c.qk_nope_head_dim + c.v_head_dim), R);
+  }
   m.o_proj = b.matrix(a + "o_proj.weight", D, H * c.v_head_dim);
   m.o_bias = b.vector_if(c.o_bias, a + "o_proj.bias", D);
   if (c.dsa.top_k > 0 && !c.indexer_shared[layer]) {  // DSA lightning indexer

@@ -22,6 +22,7 @@
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
 #include "moe/kernels/reference/arguments.hpp"
+#include "moe/kernels/reference/matmul_heads.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -913,6 +914,32 @@ void matmul_in_out(backend::cuda, DeviceView<const float, 2> x, DeviceView<const
     static_assert(dependent_false<W>,
                   "kernels::matmul_in_out is not implemented for backend::cuda with this weight type "
                   "(implemented: float, bf16, f16)");
+  }
+}
+
+// matmul_heads on the GPU (kernels/reference/matmul_heads.hpp): every head's product in one
+// batched launch of the matmul kernels (grid dimension = head); the same rules as matmul.
+template <class W>
+void matmul_heads(backend::cuda, index_t n_heads, index_t x_head_stride, DeviceView<const float, 2> x,
+                  DeviceView<const W, 2> w, DeviceView<float, 2> y) {
+  if constexpr (cuda_detail::is_cuda_matrix_format_v<W>) {
+    detail::check_matmul_heads(n_heads, x_head_stride, x, w, y, "matmul_heads");
+    cuda_detail::require_int_range(n_heads, "matmul_heads", "n_heads");
+    cuda_detail::require_int_range(x.extent(0), "matmul_heads", "n_tokens");
+    cuda_detail::require_int_range(w.extent(0), "matmul_heads", "out");
+    cuda_detail::require_run_alignment(w, "matmul_heads");
+    const index_t rows = w.extent(0) / n_heads;
+    cuda_detail::GemmArgs<W> a;
+    a.x = x.data(), a.ld_x = x.stride(0), a.batch_x = static_cast<std::size_t>(x_head_stride);
+    a.w = w.data(), a.ld_w = w.stride(0), a.batch_w = static_cast<std::size_t>(rows) * w.stride(0);
+    a.y = y.data(), a.ld_y = y.stride(0), a.batch_y = static_cast<std::size_t>(rows);
+    a.n_tokens = static_cast<int>(x.extent(0)), a.in = static_cast<int>(detail::weight_cols(w));
+    a.out = static_cast<int>(rows), a.batch = static_cast<int>(n_heads);
+    cuda_detail::gemm_dispatch(a, false);
+  } else {
+    static_assert(dependent_false<W>,
+                  "kernels::matmul_heads is not implemented for backend::cuda with this weight type "
+                  "(implemented: float, bf16, f16, the block formats)");
   }
 }
 
