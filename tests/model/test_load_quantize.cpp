@@ -43,9 +43,16 @@ TEST_CASE("load-time quantization holds what moe-quantize writes", "[quantize][l
         CHECK(q->weight_bytes().total < base->weight_bytes().total);
         const Tensor<float, 2> a = logits_of(*q, ids);
         // The GGUF holds the same quantized rows where its layout is the checkpoint's (qwen3moe;
-        // llama permutes whole q/k rows). deepseek2 stores MLA's kv_b transposed and split, so its
-        // blocks differ; granitemoe's GGUF (q/k permuted as llama's) is not compared here.
-        if (name == "qwen3_moe" || name == "mixtral") {
+        // llama permutes whole q/k rows; deepseek2 stores MLA's kv_b split per head, which
+        // load-time quantization splits the same way); granitemoe's GGUF (q/k permuted as
+        // llama's) is not compared here.
+        if (name == "deepseek_v3") {
+          for (const auto& L : q->weights().layers) {
+            CHECK(L.mla.split_kv_b());
+            CHECK(L.mla.kv_b_proj.empty());
+          }
+        }
+        if (name == "qwen3_moe" || name == "mixtral" || name == "deepseek_v3") {
           const fs::path gguf = fs::temp_directory_path() /
                                 fmt::format("moe_loadq_{}_{}_{}.gguf", ::getpid(), name, type);
           io::GgufExportOptions o;

@@ -5,7 +5,8 @@
 // `moe-quantize dir out.gguf --type q8_0` writes. Routers and Qwen2-MoE's shared-expert gate stay
 // as they are (llama-quantize never quantizes ffn_gate_inp*); vectors (norms, biases) too. Matrices
 // already in a block format, and GPT-OSS's input-major expert banks (no block kernels for that
-// layout), are kept. Each expert bank is converted into one contiguous buffer.
+// layout), are kept. Each expert bank is converted into one contiguous buffer. MLA's kv_b_proj is
+// split per head into k_b_proj / v_b_proj as the GGUF stores it (attn_k_b / attn_v_b).
 #pragma once
 
 #include "moe/core/buffer.hpp"
@@ -76,10 +77,50 @@ class WeightQuantizer {
     buffers_->push_back(std::move(buf));
   }
 
+  // MLA's kv_b_proj [H·(nope+v), R] split per head as moe-quantize writes it (gguf_export.hpp):
+  // k_b_proj [H·R, nope] (W_UK[h] transposed, attn_k_b) and v_b_proj [H·v, R] (W_UV[h],
+  // attn_v_b), each in its GGUF tensor's type; kv_b_proj becomes empty (layers/mla.hpp).
+  void split_kv_b(layers::MlaWeights<>& m, const ModelConfig& c, index_t layer) {
+    const layers::WeightMatrix<>& kv = m.kv_b_proj;
+    const index_t H = c.n_heads, N = c.qk_nope_head_dim, V = c.v_head_dim, R = c.kv_lora_rank;
+    require(kv.rows == H * (N + V) && kv.cols == R, ErrorCode::kInternal, "quantize: kv_b_proj [{}, {}] for {} heads",
+            kv.rows, kv.cols, H);
+    std::vector<float> k(static_cast<std::size_t>(H * R * N)), v(static_cast<std::size_t>(H * V * R)), row(R);
+    const std::size_t src_row = format_row_bytes(kv.dtype, static_cast<std::size_t>(kv.row_stride));
+    for (index_t h = 0; h < H; ++h) {
+      for (index_t i = 0; i < N + V; ++i) {
+        row_to_float(kv.dtype, kv.data + static_cast<std::size_t>(h * (N + V) + i) * src_row, R, row.data());
+        for (index_t r = 0; r < R; ++r) {
+          if (i < N) k[(h * R + r) * N + i] = row[r];
+          else v[(h * V + i - N) * R + r] = row[r];
+        }
+      }
+    }
+    report.bytes_before += kv.bytes();
+    m.k_b_proj = from_floats(k, H * R, N, fmt::format("blk.{}.attn_k_b.weight", layer));
+    m.v_b_proj = from_floats(v, H * V, R, fmt::format("blk.{}.attn_v_b.weight", layer));
+    m.kv_b_proj = {};
+  }
+
   std::shared_ptr<std::vector<AlignedBuffer<std::byte>>> buffers() const { return buffers_; }
   LoadQuantizeReport report;
 
  private:
+  // `x` [rows, cols] in the type of 3-D GGUF tensor `gguf_name` (a new buffer).
+  layers::WeightMatrix<> from_floats(const std::vector<float>& x, index_t rows, index_t cols, const std::string& gguf_name) {
+    const DType t = tensor_type(type_, gguf_name, 3, cols, n_layers_, report.fallbacks);
+    const std::size_t row_bytes = format_row_bytes(t, static_cast<std::size_t>(cols));
+    AlignedBuffer<std::byte> buf(row_bytes * static_cast<std::size_t>(rows));
+    for (index_t r = 0; r < rows; ++r) {
+      float_to_row(t, x.data() + r * cols, static_cast<std::size_t>(cols), buf.data() + static_cast<std::size_t>(r) * row_bytes);
+    }
+    const layers::WeightMatrix<> out{t, buf.data(), rows, cols, cols};
+    buffers_->push_back(std::move(buf));
+    report.bytes_after += out.bytes();
+    ++report.types[std::string(dtype_name(t))];
+    return out;
+  }
+
   std::string type_;
   index_t n_layers_;
   std::shared_ptr<std::vector<AlignedBuffer<std::byte>>> buffers_ =
@@ -116,7 +157,8 @@ inline std::shared_ptr<const void> quantize_model_weights(const ModelConfig& c, 
       m.q_proj = q.matrix(m.q_proj, name("attn_q")), m.q_a_proj = q.matrix(m.q_a_proj, name("attn_q_a"));
       m.q_b_proj = q.matrix(m.q_b_proj, name("attn_q_b"));
       m.kv_a_proj = q.matrix(m.kv_a_proj, name("attn_kv_a_mqa"));
-      m.kv_b_proj = q.matrix(m.kv_b_proj, name("attn_kv_b")), m.o_proj = q.matrix(m.o_proj, name("attn_output"));
+      if (!m.kv_b_proj.empty() && !is_block_dtype(m.kv_b_proj.dtype)) q.split_kv_b(m, c, l);
+      m.o_proj = q.matrix(m.o_proj, name("attn_output"));
       const auto mlp = [&](layers::MlpWeights<>& p, std::string_view suffix) {
         p.gate = q.matrix(p.gate, name(fmt::format("ffn_gate{}", suffix)));
         p.up = q.matrix(p.up, name(fmt::format("ffn_up{}", suffix)));
