@@ -301,7 +301,9 @@ TEMPLATE_TEST_CASE("MLA with DSA: a small index_topk attends only to the indexer
 // shape is a typed error.
 TEMPLATE_TEST_CASE("MLA: kv_b_proj split per head (GGUF's attn_k_b / attn_v_b) is the stored form's layer",
                    "[attention][mla]", moe::backend::reference, moe::backend::cpu) {
-  using namespace mla_dsa_test;
+  using mla_dsa_test::DsaMla, mla_dsa_test::kD, mla_dsa_test::kH, mla_dsa_test::kR, mla_dsa_test::kNope, mla_dsa_test::kV;
+  using moe::index_t;
+  namespace layers = moe::layers;
   std::mt19937 g(23);
   const DsaMla layer(g);
   std::vector<float> kb(kH * kR * kNope), vb(kH * kV * kR);
