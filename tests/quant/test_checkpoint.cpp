@@ -300,6 +300,8 @@ TEST_CASE("FP8 block checkpoint: DeepSeek-V3 fixture in FP8 gives the dequantize
   // layer's down_proj, 128 inputs), f32 for the narrower matrices of this small model.
   const auto model = load_model<backend::cpu>(fx.quantized);
   CHECK(model->weights().layers[0].mlp.down.dtype == DType::fp8_e4m3_b128);
+  CHECK(model->weights().layers[1].mla.split_kv_b());  // FP8 kv_b_proj split per head (f32 halves: nope 16)
+  CHECK(model->weights().layers[1].mla.k_b_proj.dtype == DType::f32);
   CHECK(model->weights().layers[1].mla.o_proj.dtype == DType::f32);
   CHECK(model->weights().layers[1].moe_weights.router.dtype == DType::f32);
   for (const bool reference : {false, true}) {
@@ -437,6 +439,62 @@ TEST_CASE("quantized checkpoints: repacked blocks decode to the checkpoint's val
       const float want = (code & 8 ? -1.0f : 1.0f) * std::ldexp(kFp4[code & 7], e8m0[blk] - 127);
       REQUIRE(quant::BlockMxfp4::decode(b + r * 2, c) == want);
     }
+  }
+}
+
+// MLA's FP8 kv_b_proj [H·(N+V), R] offered split per head (k_b = W_UK[h]ᵀ [H·R, N], v_b = W_UV[h]
+// [H·V, R]): every element is the checkpoint's value; a half stays FP8 blocks when each of its
+// 128-element blocks lies in one tile (the key half: N a multiple of 128, as DeepSeek-V3's), else f32; the
+// split is offered only to a source told the MLA shape, and a wrong shape is a typed error.
+TEST_CASE("quantized checkpoints: MLA's FP8 kv_b_proj split per head keeps codes and tile scales",
+          "[quant][checkpoint][fp8]") {
+  for (const index_t N : {index_t{128}, index_t{16}}) {
+    INFO("nope " << N);
+    TempDir dir;
+    const index_t H = 2, V = N, R = 256, rows = H * (N + V);
+    const index_t tr = (rows + 127) / 128, tc = R / 128;
+    std::vector<std::uint8_t> codes(rows * R);
+    for (std::size_t i = 0; i < codes.size(); ++i) {
+      const auto c = static_cast<std::uint8_t>(i * 53 + 11);
+      codes[i] = (c & 0x7f) == 0x7f ? 1 : c;
+    }
+    std::vector<float> scales(tr * tc);
+    for (std::size_t i = 0; i < scales.size(); ++i) scales[i] = std::ldexp(1.0f, static_cast<int>(i % 5) - 2);
+    test::write_file(dir / "model.safetensors",
+                     test::safetensors_bytes({test::make_tensor("a.kv_b_proj.weight", "F8_E4M3",
+                                                                {std::uint64_t(rows), std::uint64_t(R)}, codes),
+                                              test::make_tensor("a.kv_b_proj.weight_scale_inv", "F32",
+                                                                {std::uint64_t(tr), std::uint64_t(tc)}, scales)}));
+    const auto store = std::make_shared<const io::TensorStore>(io::TensorStore::open_folder(dir.path()));
+    const io::StoreTensorSource plain(*store);
+    io::QuantizationConfig fp8;
+    fp8.method = io::QuantMethod::kFp8;
+    const auto value = [&](index_t r, index_t c) {
+      return quant::e4m3_to_float(codes[r * R + c]) * scales[(r / 128) * tc + c / 128];
+    };
+    CHECK_FALSE(io::CheckpointTensorSource(store, plain, fp8).contains("a.k_b_proj.weight"));  // no MLA shape given
+    const io::CheckpointTensorSource src(store, plain, fp8, {H, N, V});
+    REQUIRE(src.contains("a.k_b_proj.weight"));
+    REQUIRE(src.contains("a.v_b_proj.weight"));
+    CHECK_FALSE(src.contains("b.k_b_proj.weight"));
+    const TensorRef k = src.get("a.k_b_proj.weight", std::array<index_t, 2>{H * R, N});
+    const TensorRef v = src.get("a.v_b_proj.weight", std::array<index_t, 2>{H * V, R});
+    // The key half's rows are N long (whole blocks when N is 128); the value half's are kv_b's rows.
+    REQUIRE(k.dtype == (N % 128 == 0 ? DType::fp8_e4m3_b128 : DType::f32));
+    REQUIRE(v.dtype == DType::fp8_e4m3_b128);
+    const auto at = [&](const TensorRef& t, index_t i, index_t j, index_t cols) {
+      if (t.dtype == DType::f32) return reinterpret_cast<const float*>(t.data)[i * cols + j];
+      return quant::BlockFp8E4m3::decode(reinterpret_cast<const quant::BlockFp8E4m3*>(t.data) + i * (cols / 128), j);
+    };
+    bool same = true;
+    for (index_t h = 0; h < H; ++h) {
+      for (index_t r = 0; r < R; ++r) {
+        for (index_t n = 0; n < N; ++n) same = same && at(k, h * R + r, n, N) == value(h * (N + V) + n, r);
+        for (index_t i = 0; i < V; ++i) same = same && at(v, h * V + i, r, R) == value(h * (N + V) + N + i, r);
+      }
+    }
+    CHECK(same);
+    CHECK_THROWS_AS(src.get("a.k_b_proj.weight", std::array<index_t, 2>{H * N, R}), Error);
   }
 }
 

@@ -18,6 +18,12 @@
 //     (layers::ExpertLayout::kOutputMajorGlu; the binder asks for `<name>_blocks` with the
 //     logical shape). A repack rather than a trait reading the two tensors in place because the
 //     kernels' row-block traits need a block's scale next to its codes.
+//   * MLA's kv_b_proj in FP8 is also offered split per head, as GGUF stores it (k_b_proj
+//     [H·R, nope] = W_UK[h]ᵀ, v_b_proj [H·v, R] = W_UV[h]; layers/mla.hpp), so both MLA products
+//     run the FP8 matmul per head. Transposing W_UK keeps every element's code and tile scale;
+//     each 128-element block of the result takes its codes' common scale (nope a multiple of 128
+//     and heads starting on tile rows, as DeepSeek-V3 / Kimi K2's 128 / 128 / 512), else the split
+//     halves are f32 (the same values).
 // Every other tensor (norms, router, embeddings, biases; modules_to_not_convert) is read as
 // before. The repacked bytes live as long as the source's storage(); the mapped source bytes are
 // advised away after the repack. Errors name the file, the tensor or key and the values seen.
@@ -117,21 +123,34 @@ inline QuantizationConfig parse_quantization_config(const nlohmann::json& config
   return q;
 }
 
+// The MLA shape a CheckpointTensorSource splits an FP8 kv_b_proj by (n_heads 0: a model without MLA).
+struct MlaSplit {
+  index_t n_heads = 0, nope = 0, v = 0;
+};
+
 // A TensorSource over a checkpoint's store that turns the quantized tensors of `config` into
 // block formats (see the top of this file) and forwards every other name to `plain` (the store's
 // plain reader). Binding is single-threaded; the repacked bytes are owned by storage(), which also
 // keeps the store alive.
 class CheckpointTensorSource final : public TensorSource {
  public:
-  CheckpointTensorSource(std::shared_ptr<const TensorStore> store, const TensorSource& plain, QuantizationConfig config)
-      : store_(*store), plain_(plain), config_(std::move(config)), storage_(std::make_shared<Storage>()) {
+  CheckpointTensorSource(std::shared_ptr<const TensorStore> store, const TensorSource& plain, QuantizationConfig config,
+                         MlaSplit mla = {})
+      : store_(*store), plain_(plain), config_(std::move(config)), mla_(mla), storage_(std::make_shared<Storage>()) {
     storage_->store = std::move(store);
   }
 
-  bool contains(std::string_view name) const override { return plain_.contains(name); }
-  std::optional<std::vector<index_t>> shape_of(std::string_view name) const override { return plain_.shape_of(name); }
+  bool contains(std::string_view name) const override {
+    if (fp8_kv_b_of(name)) return true;
+    return plain_.contains(name);
+  }
+  std::optional<std::vector<index_t>> shape_of(std::string_view name) const override {
+    if (fp8_kv_b_of(name)) return std::nullopt;  // asked for by shape only
+    return plain_.shape_of(name);
+  }
 
   TensorRef get(std::string_view name, std::span<const index_t> shape) const override {
+    if (const auto kv = fp8_kv_b_of(name)) return fp8_kv_b_half(*kv->first, kv->second, name, shape);
     const TensorInfo& t = store_.get(name);
     if (t.dtype_name == "F8_E4M3") return fp8(t, shape);
     if (name.ends_with("_blocks") && t.dtype_name == "U8") return mxfp4(t, shape);
@@ -191,12 +210,9 @@ class CheckpointTensorSource final : public TensorSource {
     return reinterpret_cast<T*>(r.bytes.data());
   }
 
-  TensorRef fp8(const TensorInfo& t, std::span<const index_t> shape) const {
-    check_method(t, QuantMethod::kFp8, "an F8_E4M3 tensor", "fp8");
-    require(shape.size() == 2, ErrorCode::kUnsupported, "{}: FP8 weights must be matrices; asked for shape {}",
-            where(t), format_shape(shape));
-    check_shape(t, shape, "FP8 e4m3 weights");
-    const index_t rows = shape[0], cols = shape[1], br = config_.block_rows, bc = config_.block_cols;
+  // The tile scales of FP8 matrix t [rows, cols], checked finite.
+  std::vector<float> fp8_scales(const TensorInfo& t, index_t rows, index_t cols) const {
+    const index_t br = config_.block_rows, bc = config_.block_cols;
     const std::array<index_t, 2> tiles{(rows + br - 1) / br, (cols + bc - 1) / bc};
     const TensorInfo& s = companion(t, t.name + "_scale_inv", "F32", tiles, "block scales");
     std::vector<float> scale(static_cast<std::size_t>(tiles[0] * tiles[1]));
@@ -205,6 +221,86 @@ class CheckpointTensorSource final : public TensorSource {
       require(std::isfinite(scale[i]), ErrorCode::kFormat, "{}: scale [{}, {}] is {}; block scales must be finite",
               where(s), i / tiles[1], i % tiles[1], scale[i]);
     }
+    return scale;
+  }
+
+  // For "<p>.k_b_proj.weight" / "<p>.v_b_proj.weight": the FP8 "<p>.kv_b_proj.weight" and whether
+  // the key half was asked for; nothing when there is no such FP8 tensor.
+  std::optional<std::pair<const TensorInfo*, bool>> fp8_kv_b_of(std::string_view name) const {
+    constexpr std::string_view kKey = "k_b_proj.weight", kValue = "v_b_proj.weight";
+    const bool key = name.ends_with(kKey);
+    if (!key && !name.ends_with(kValue)) return std::nullopt;
+    const std::string kv = std::string(name.substr(0, name.size() - kKey.size())) + "kv_b_proj.weight";
+    const TensorInfo* t = store_.find(kv);
+    if (mla_.n_heads == 0 || t == nullptr || t->dtype_name != "F8_E4M3" || config_.method != QuantMethod::kFp8) {
+      return std::nullopt;
+    }
+    return std::pair{t, key};
+  }
+
+  // Half `name` of FP8 kv_b_proj t [H·(N+V), R]: key [H·R, N] (W_UK[h] transposed) or value
+  // [H·V, R] (W_UV[h]), gathered code by code; FP8 blocks when every 128-element block's codes
+  // share one tile scale, else f32.
+  TensorRef fp8_kv_b_half(const TensorInfo& t, bool key, std::string_view name, std::span<const index_t> shape) const {
+    const index_t H = mla_.n_heads, N = mla_.nope, V = mla_.v;
+    const index_t R = t.shape.size() == 2 ? t.shape[1] : 0;
+    check_shape(t, std::array<index_t, 2>{H * (N + V), R}, "MLA kv_b_proj");
+    const std::array<index_t, 2> want = key ? std::array<index_t, 2>{H * R, N} : std::array<index_t, 2>{H * V, R};
+    require(shape.size() == 2 && shape[0] == want[0] && shape[1] == want[1], ErrorCode::kShapeMismatch,
+            "{}: {} asked for as {}; the split of kv_b_proj is {}", where(t), name, format_shape(shape),
+            format_shape(want));
+    const index_t rows = want[0], cols = want[1];
+    const std::vector<float> scale = fp8_scales(t, H * (N + V), R);
+    const index_t br = config_.block_rows, bc = config_.block_cols, tc = (R + bc - 1) / bc;
+    // kv_b_proj's (row, column) of the half's element (i, j).
+    const auto src = [&](index_t i, index_t j) -> std::pair<index_t, index_t> {
+      if (key) return {(i / R) * (N + V) + j, i % R};
+      return {(i / V) * (N + V) + N + i % V, j};
+    };
+    const auto* q = reinterpret_cast<const std::uint8_t*>(t.bytes.data());
+    const auto code = [&](index_t i, index_t j) {
+      const auto [r, c] = src(i, j);
+      return q[r * R + c];
+    };
+    const auto tile_scale = [&](index_t i, index_t j) {
+      const auto [r, c] = src(i, j);
+      return scale[(r / br) * tc + c / bc];
+    };
+    constexpr index_t B = quant::BlockFp8E4m3::block_elements;
+    bool uniform = cols % B == 0;
+    for (index_t i = 0; uniform && i < rows; ++i) {
+      for (index_t j = 0; uniform && j < cols; ++j) uniform = tile_scale(i, j) == tile_scale(i, j - j % B);
+    }
+    TensorRef ref;
+    if (uniform) {
+      auto* out = allocate<quant::BlockFp8E4m3>(DType::fp8_e4m3_b128, rows * cols / B);
+      for (index_t i = 0; i < rows; ++i) {
+        for (index_t k = 0; k < cols / B; ++k) {
+          quant::BlockFp8E4m3& b = out[i * (cols / B) + k];
+          b.d = tile_scale(i, k * B);
+          for (index_t e = 0; e < B; ++e) b.qs[e] = code(i, k * B + e);
+        }
+      }
+      ref = TensorRef{DType::fp8_e4m3_b128, reinterpret_cast<const std::byte*>(out)};
+    } else {
+      auto* out = allocate<float>(DType::f32, rows * cols);
+      for (index_t i = 0; i < rows; ++i) {
+        for (index_t j = 0; j < cols; ++j) out[i * cols + j] = quant::e4m3_to_float(code(i, j)) * tile_scale(i, j);
+      }
+      ref = TensorRef{DType::f32, reinterpret_cast<const std::byte*>(out)};
+    }
+    if (!key) store_.advise(t.name, Access::dont_need);  // the binder asks for the key half first
+    return ref;
+  }
+
+  TensorRef fp8(const TensorInfo& t, std::span<const index_t> shape) const {
+    check_method(t, QuantMethod::kFp8, "an F8_E4M3 tensor", "fp8");
+    require(shape.size() == 2, ErrorCode::kUnsupported, "{}: FP8 weights must be matrices; asked for shape {}",
+            where(t), format_shape(shape));
+    check_shape(t, shape, "FP8 e4m3 weights");
+    const index_t rows = shape[0], cols = shape[1], br = config_.block_rows, bc = config_.block_cols;
+    const std::array<index_t, 2> tiles{(rows + br - 1) / br, (cols + bc - 1) / bc};
+    const std::vector<float> scale = fp8_scales(t, rows, cols);
     const auto* q = reinterpret_cast<const std::uint8_t*>(t.bytes.data());
     constexpr index_t B = quant::BlockFp8E4m3::block_elements;
     TensorRef ref;
@@ -264,6 +360,7 @@ class CheckpointTensorSource final : public TensorSource {
   const TensorStore& store_;
   const TensorSource& plain_;
   QuantizationConfig config_;
+  MlaSplit mla_;
   std::shared_ptr<Storage> storage_;
 };
 

@@ -97,7 +97,9 @@ inline HostModelParts load_host_parts(const std::filesystem::path& folder) {
   auto store = std::make_shared<io::TensorStore>(io::TensorStore::open_folder(folder));
   const io::StoreTensorSource plain(*store);
   // FP8 / MXFP4 checkpoints: their quantized tensors repacked into block formats at load.
-  const io::CheckpointTensorSource source(store, plain, io::parse_quantization_config(j, config_path.string()));
+  const io::MlaSplit mla =
+      config.mla ? io::MlaSplit{config.n_heads, config.qk_nope_head_dim, config.v_head_dim} : io::MlaSplit{};
+  const io::CheckpointTensorSource source(store, plain, io::parse_quantization_config(j, config_path.string()), mla);
   model::ModelWeights<> weights = model::bind_weights(config, source);
   return HostModelParts{std::move(config), std::move(weights), source.storage(), {}};
 }
