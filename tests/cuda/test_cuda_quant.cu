@@ -1,10 +1,12 @@
 // The CUDA backend's block-format weights (ggml's Q8_0 ... MXFP4 and FP8 blocks) against the
 // reference: matmul / matmul_in_out on the decode GEMV and the tensor-core GEMM, the grouped
-// expert products, the embedding lookup and the synthetic fill. Plus the decode GEMV's read
-// bandwidth per format beside the device's copy bandwidth (printed, not asserted).
+// expert products, MLA's per-head products (matmul_heads), the embedding lookup and the synthetic
+// fill. Plus the decode GEMV's read bandwidth per format beside the device's copy bandwidth
+// (printed, not asserted).
 #include "moe/kernels/cuda/cuda.cuh"
 #include "moe/kernels/reference/copy.hpp"
 #include "moe/kernels/reference/matmul.hpp"
+#include "moe/kernels/reference/matmul_heads.hpp"
 #include "moe/kernels/reference/quant_ops.hpp"
 #include "moe/quant/formats.hpp"
 
@@ -293,4 +295,54 @@ TEST_CASE("performance: block-format decode GEMV read bandwidth beside the copy 
   one(quant::BlockMxfp4{});
   one(quant::BlockIq4Xs{});
   SUCCEED();
+}
+
+namespace {
+
+// matmul_heads (MLA's split attn_k_b / attn_v_b) on cuda against the reference's: heads of W
+// [heads·rows, in], x read at a head stride wider than the head; the decode GEMV and the GEMM.
+template <class Q>
+void check_matmul_heads(index_t heads, index_t n, index_t rows, index_t in) {
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  const index_t xs = in + 64, width = heads * rows;  // 64 columns between heads (MLA's rope part)
+  const std::vector<Q> w_host = random_blocks<Q>(heads * rows, in, in / BE);
+  const std::vector<float> x_host = random_floats(n * heads * xs);
+  const View<const Q, 2> w_ref(w_host.data(), {heads * rows, in / BE});
+  const View<const float, 2> x_ref(x_host.data(), {n, heads * xs});
+  std::vector<float> want(n * width);
+  kernels::matmul_heads(kRef, heads, xs, x_ref, w_ref, View<float, 2>(want.data(), {n, width}));
+  const auto w_dev = to_device(w_host);
+  const auto x_dev = to_device(x_host);
+  DeviceBuffer<float> y_dev(n * width);
+  y_dev.fill_bytes(0xff);
+  kernels::matmul_heads(kCuda, heads, xs, x_dev.template view<2>({n, heads * xs}),
+                        w_dev.template view<2>({heads * rows, in / BE}), y_dev.template view<2>({n, width}));
+  const std::vector<float> got = y_dev.to_host();
+  const bool gemm = n > kernels::cuda_detail::kGemvMaxTokens;
+  index_t bad = 0;
+  for (index_t t = 0; t < n; ++t) {
+    for (index_t o = 0; o < width; ++o) {
+      const index_t h = o / rows;
+      double abs_sum = 0.0;
+      for (index_t k = 0; k < in; ++k) {
+        abs_sum += std::fabs(static_cast<double>(x_ref(t, h * xs + k)) * Q::decode(&w_ref(o, 0), static_cast<std::size_t>(k)));
+      }
+      const double tol = (static_cast<double>(in) * kEps + (gemm ? kSplitRel : 0.0)) * abs_sum + 1e-30;
+      if (!(std::fabs(static_cast<double>(got[t * width + o]) - want[t * width + o]) <= tol)) ++bad;
+    }
+  }
+  INFO(fname<Q>() << " matmul_heads heads=" << heads << " n=" << n << " rows=" << rows << " in=" << in);
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("matmul_heads(cuda) with block-format weights matches the reference", "[cuda][quant][mla]",
+                   quant::BlockQ8_0, quant::BlockQ4_0, quant::BlockQ4_K, quant::BlockQ6_K, quant::BlockFp8E4m3) {
+  using Q = TestType;
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  for (const index_t n : {1, 5, 40}) {
+    check_matmul_heads<Q>(3, n, 24, 2 * BE);  // attn_k_b-like: rows per head, short rows
+    check_matmul_heads<Q>(16, n, 16, 4 * BE);
+  }
 }
