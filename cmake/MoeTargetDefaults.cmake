@@ -2,8 +2,9 @@
 # moe::moe choose their own flags.
 function(moe_target_defaults target)
   target_link_libraries(${target} PRIVATE moe::moe)
-  # The host backends' graph compiled once (instances/): declared extern here, linked from there.
-  if(TARGET moe_graph_instances AND NOT target STREQUAL "moe_graph_instances")
+  # The graph compiled once (instances/; host backends, and backend::cuda in CUDA builds): declared
+  # extern here, linked from there.
+  if(TARGET moe_graph_instances AND NOT target MATCHES "^moe_(graph|cuda_format)_instances$")
     target_compile_definitions(${target} PRIVATE MOE_EXTERN_GRAPH=1)
     target_link_libraries(${target} PRIVATE moe_graph_instances)
   endif()

@@ -1,13 +1,14 @@
 // The model graph, the model loaders (plain, quantizing, with LoRA merged) and the runtime
-// (sessions, generation, batching, perplexity, the server's scheduler and API service) for the
-// host backends, instantiated once for all of this project's own executables (tools, tests,
-// benchmarks). They are compiled with
-// MOE_EXTERN_GRAPH, which makes the headers declare these instantiations extern, so each
-// executable skips compiling the forward pass and every kernel it reaches (about 30 s of a
-// tool's 80 s at -O3), the load path and the runtime, and links this library instead.
-// Applications that include <moe/moe.hpp> are unaffected: without the macro everything is
-// instantiated where it is used, as in any header-only library. One backend per translation
-// unit (MOE_GRAPH_BACKEND), so that the two compile side by side.
+// (sessions, generation, batching, perplexity, the server's scheduler and API service) for one
+// backend (cpu and reference; cuda too in CUDA builds, where these translation units are nvcc's),
+// instantiated once for all of this project's own executables (tools, tests, benchmarks). They
+// are compiled with MOE_EXTERN_GRAPH, which makes the headers declare these instantiations
+// extern, so each executable skips compiling the forward pass and every kernel it reaches (about
+// 30 s of a tool's 80 s at -O3; in a CUDA build nvcc's whole graph for three backends, which kept
+// the tools from building within a 10-minute device call), the load path and the runtime, and
+// links this library instead. Applications that include <moe/moe.hpp> are unaffected: without the
+// macro everything is instantiated where it is used, as in any header-only library. One backend
+// per translation unit (MOE_GRAPH_BACKEND), so that they compile side by side.
 #include <moe/io/load_lora_model.hpp>
 #include <moe/io/load_quantized_model.hpp>
 #include <moe/moe.hpp>

@@ -15,10 +15,10 @@ foreach(h IN LISTS headers)
   endforeach()
   file(READ "${h}" text)
   string(REPLACE ";" "<semicolon>" text "${text}")  # ';' separates CMake list elements
-  # Kernels (a line starting with __global__; parameter lists hold no braces), and those whose
-  # body starts with kernel_prologue().
-  string(REGEX MATCHALL "\n__global__" all "${text}")
-  string(REGEX MATCHALL "\n__global__[^{]*{[ \n]*kernel_prologue\\(\\)<semicolon>" good "${text}")
+  # Kernels (a line starting with __global__, or static __global__ for the non-template ones;
+  # parameter lists hold no braces), and those whose body starts with kernel_prologue().
+  string(REGEX MATCHALL "\n(static )?__global__" all "${text}")
+  string(REGEX MATCHALL "\n(static )?__global__[^{]*{[ \n]*kernel_prologue\\(\\)<semicolon>" good "${text}")
   list(LENGTH all n_all)
   list(LENGTH good n_good)
   math(EXPR kernels "${kernels} + ${n_all}")

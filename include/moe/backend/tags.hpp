@@ -56,3 +56,10 @@ template <class B>
 inline constexpr bool is_host_backend_v = is_host_memory_v<typename B::memory>;
 
 }  // namespace moe::backend
+
+// This project's own executables in a CUDA build link the graph for backend::cuda from
+// instances/ as they do the host backends' (MOE_EXTERN_GRAPH, model/transformer.hpp): their nvcc
+// translation units declare it extern.
+#if defined(MOE_EXTERN_GRAPH) && defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+#define MOE_EXTERN_GRAPH_CUDA 1
+#endif

@@ -77,5 +77,11 @@ extern template std::shared_ptr<const BasicModel<backend::cpu>> load_model_with_
 extern template std::shared_ptr<const BasicModel<backend::reference>> load_model_with_adapters<backend::reference>(
     const std::filesystem::path&, std::span<const io::LoraAdapter>);
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template std::shared_ptr<const BasicModel<backend::cuda>> load_model_with_lora<backend::cuda>(
+    const std::filesystem::path&, std::span<const io::LoraAdapter>, const model::UploadProgress&);
+extern template std::shared_ptr<const BasicModel<backend::cuda>> load_model_with_adapters<backend::cuda>(
+    const std::filesystem::path&, std::span<const io::LoraAdapter>);
+#endif
 
 }  // namespace moe

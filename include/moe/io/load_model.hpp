@@ -145,5 +145,9 @@ extern template std::shared_ptr<const BasicModel<backend::cpu>> load_model<backe
 extern template std::shared_ptr<const BasicModel<backend::reference>> load_model<backend::reference>(
     const std::filesystem::path&, const model::UploadProgress&);
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template std::shared_ptr<const BasicModel<backend::cuda>> load_model<backend::cuda>(
+    const std::filesystem::path&, const model::UploadProgress&);
+#endif
 
 }  // namespace moe

@@ -186,5 +186,8 @@ using Model = BasicModel<backend::cpu>;
 extern template class BasicModel<backend::cpu>;
 extern template class BasicModel<backend::reference>;
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template class BasicModel<backend::cuda>;
+#endif
 
 }  // namespace moe

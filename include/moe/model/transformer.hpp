@@ -359,6 +359,9 @@ void Transformer<Backend>::forward(const ModelConfig& c, const ModelWeights<Mem>
 extern template struct Transformer<backend::cpu>;
 extern template struct Transformer<backend::reference>;
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template struct Transformer<backend::cuda>;
+#endif
 
 }  // namespace model
 }  // namespace moe

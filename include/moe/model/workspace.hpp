@@ -399,5 +399,8 @@ using Workspace = BasicWorkspace<backend::cpu>;
 extern template class BasicWorkspace<backend::cpu>;
 extern template class BasicWorkspace<backend::reference>;
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template class BasicWorkspace<backend::cuda>;
+#endif
 
 }  // namespace moe

@@ -349,5 +349,8 @@ using BatchGenerator = BasicBatchGenerator<backend::cpu>;
 extern template class BasicBatchGenerator<backend::cpu>;
 extern template class BasicBatchGenerator<backend::reference>;
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template class BasicBatchGenerator<backend::cuda>;
+#endif
 
 }  // namespace moe

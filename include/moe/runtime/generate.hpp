@@ -445,5 +445,9 @@ extern template GenerationResult generate<backend::cpu>(BasicSession<backend::cp
 extern template GenerationResult generate<backend::reference>(BasicSession<backend::reference>&, const Tokenizer&, std::span<const std::int32_t>,
                                 const GenerationOptions&, const TokenCallback&);
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template GenerationResult generate<backend::cuda>(BasicSession<backend::cuda>&, const Tokenizer&, std::span<const std::int32_t>,
+                                const GenerationOptions&, const TokenCallback&);
+#endif
 
 }  // namespace moe

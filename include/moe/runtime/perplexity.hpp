@@ -109,5 +109,10 @@ extern template PerplexityResult perplexity<backend::reference>(const BasicModel
                                                          const PerplexityOptions&,
                                                          const std::function<void(index_t, index_t)>&);
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template PerplexityResult perplexity<backend::cuda>(const BasicModel<backend::cuda>&, std::span<const std::int32_t>,
+                                                         const PerplexityOptions&,
+                                                         const std::function<void(index_t, index_t)>&);
+#endif
 
 }  // namespace moe

@@ -171,5 +171,8 @@ using Session = BasicSession<backend::cpu>;
 extern template class BasicSession<backend::cpu>;
 extern template class BasicSession<backend::reference>;
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template class BasicSession<backend::cuda>;
+#endif
 
 }  // namespace moe

@@ -713,5 +713,8 @@ using Scheduler = BasicScheduler<backend::cpu>;
 extern template class BasicScheduler<backend::cpu>;
 extern template class BasicScheduler<backend::reference>;
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template class BasicScheduler<backend::cuda>;
+#endif
 
 }  // namespace moe::server

@@ -528,5 +528,8 @@ using ApiService = BasicApiService<backend::cpu>;
 extern template class BasicApiService<backend::cpu>;
 extern template class BasicApiService<backend::reference>;
 #endif
+#if defined(MOE_EXTERN_GRAPH_CUDA)
+extern template class BasicApiService<backend::cuda>;
+#endif
 
 }  // namespace moe::server

@@ -116,7 +116,7 @@ __device__ __forceinline__ bool bind_slot(AttnArgs& a, std::size_t t, std::size_
   return true;
 }
 
-__global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnArgs a) {
+static __global__ void __launch_bounds__(kAttnWarps * kWarpSize) attention_kernel(AttnArgs a) {
   kernel_prologue();
   extern __shared__ float smem[];
   float* q_s = smem;                                  // [da + db]

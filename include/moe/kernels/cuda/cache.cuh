@@ -56,7 +56,7 @@ __device__ __forceinline__ bool cache_row(const AppendArgs& a, std::size_t t, fl
 }
 
 // Row t = blockIdx.x: its keys and values into its slot's cache.
-__global__ void __launch_bounds__(kAppendThreads) append_cache_kernel(AppendArgs a) {
+static __global__ void __launch_bounds__(kAppendThreads) append_cache_kernel(AppendArgs a) {
   kernel_prologue();
   const std::size_t t = blockIdx.x;
   float *keys = nullptr, *values = nullptr;

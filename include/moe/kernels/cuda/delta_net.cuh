@@ -40,7 +40,7 @@ inline DeltaDims delta_dims(const DeltaNetShape& d, const CacheLayer& l) {
 }
 
 // blockIdx.x = slot, channel = blockIdx.y · blockDim.x + threadIdx.x.
-__global__ void __launch_bounds__(kDeltaThreads)
+static __global__ void __launch_bounds__(kDeltaThreads)
     delta_conv_kernel(const CacheSlot* slots, DeltaDims d, const float* x, std::size_t ld_x, const float* w,
                       std::size_t ld_w, float* y, std::size_t ld_y) {
   kernel_prologue();
@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(kDeltaThreads)
 }
 
 // blockIdx.x = row: L2-normalise its q and k heads (q scaled), then its gates.
-__global__ void __launch_bounds__(kDeltaThreads)
+static __global__ void __launch_bounds__(kDeltaThreads)
     delta_gates_kernel(DeltaDims d, float* qkv, std::size_t ld, float* beta, float* g, std::size_t ld_g,
                        const float* a_log, const float* dt_bias, float scale) {
   kernel_prologue();
@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(kDeltaThreads)
 }
 
 // blockIdx.x = slot, blockIdx.y = v-head; thread j owns column j of the head's state S [dk, dv].
-__global__ void __launch_bounds__(kDeltaThreads)
+static __global__ void __launch_bounds__(kDeltaThreads)
     delta_rule_kernel(const CacheSlot* slots, DeltaDims d, const float* qkv, std::size_t ld, const float* g,
                       const float* beta, std::size_t ld_g, float* out, std::size_t ld_o) {
   kernel_prologue();
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(kDeltaThreads)
 }
 
 // blockIdx.x = row; each thread a head: o ← rmsnorm(o)·w·silu(z).
-__global__ void __launch_bounds__(kDeltaThreads)
+static __global__ void __launch_bounds__(kDeltaThreads)
     gated_rms_norm_kernel(float* o, std::size_t ld_o, const float* z, std::size_t ld_z, const float* w, int dv,
                           int heads, float eps) {
   kernel_prologue();

@@ -39,7 +39,7 @@ __device__ inline float* dsa_index_keys(const CacheSlot& s, const CacheLayer& l)
   return s.data + static_cast<std::size_t>(s.capacity) * static_cast<std::size_t>(l.offset + l.key_width + l.value_width);
 }
 
-__global__ void append_index_keys_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots,
+static __global__ void append_index_keys_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots,
                                          CacheLayer l, const float* k, std::size_t ld_k) {
   kernel_prologue();
   const std::size_t t = blockIdx.x;
@@ -50,7 +50,7 @@ __global__ void append_index_keys_kernel(const CacheSlot* slots, const std::int3
   for (std::size_t c = threadIdx.x; c < static_cast<std::size_t>(l.index_width); c += blockDim.x) dst[c] = k[t * ld_k + c];
 }
 
-__global__ void dsa_select_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots, CacheLayer l,
+static __global__ void dsa_select_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots, CacheLayer l,
                                   DsaShape d, const float* q, std::size_t ld_q, const float* w, std::size_t ld_w,
                                   std::int32_t* sel, std::size_t ld_sel) {
   kernel_prologue();
@@ -90,7 +90,7 @@ __global__ void dsa_select_kernel(const CacheSlot* slots, const std::int32_t* to
   for (long i = c; i < d.top_k; ++i) out[i] = -1;
 }
 
-__global__ void sparse_mla_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots, CacheLayer l,
+static __global__ void sparse_mla_kernel(const CacheSlot* slots, const std::int32_t* token_slot, int n_slots, CacheLayer l,
                                   MlaShape m, const float* q, std::size_t ld_q, const float* ql, std::size_t ld_ql,
                                   const std::int32_t* sel, std::size_t ld_sel, int top_k, float* out,
                                   std::size_t ld_out, std::size_t n_rows) {

@@ -31,7 +31,7 @@ __device__ __forceinline__ const LoraFactorRef* lora_row_factors(const std::int3
   return f;
 }
 
-__global__ void lora_shrink_kernel(const float* x, std::size_t x_stride, const std::int32_t* row_adapter,
+static __global__ void lora_shrink_kernel(const float* x, std::size_t x_stride, const std::int32_t* row_adapter,
                                    const LoraFactorRef* adapters, int n_adapters, int max_rank, int in, float* h,
                                    std::size_t h_stride) {
   kernel_prologue();
@@ -50,7 +50,7 @@ __global__ void lora_shrink_kernel(const float* x, std::size_t x_stride, const s
   }
 }
 
-__global__ void lora_expand_kernel(const float* h, std::size_t h_stride, const std::int32_t* row_adapter,
+static __global__ void lora_expand_kernel(const float* h, std::size_t h_stride, const std::int32_t* row_adapter,
                                    const LoraFactorRef* adapters, int n_adapters, int max_rank, std::size_t n,
                                    int out, float* y, std::size_t y_stride) {
   kernel_prologue();

@@ -87,7 +87,7 @@ __device__ __forceinline__ int block_exclusive_scan(int E, Count count, Put put)
 // Decode-sized passes (at most kBucketThreads slots): one block. The slots' ids and weights are
 // read once into shared memory (one round of loads, with the telemetry counters prefetched beside
 // them); counts, scan, placement and the weight sums then work from shared memory.
-__device__ void bucket_block(const BucketArgs& a) {
+inline __device__ void bucket_block(const BucketArgs& a) {
   extern __shared__ int start[];  // [n_experts]: counts, then the first slot of each expert
   __shared__ int slot_id[kBucketThreads];
   __shared__ float slot_w[kBucketThreads], placed_w[kBucketThreads];
@@ -160,7 +160,7 @@ __device__ void bucket_block(const BucketArgs& a) {
   }
 }
 
-__global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
+static __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
   kernel_prologue();
   bucket_block(a);
 }
@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_kernel(BucketArgs a) {
 // One token's routing and its bucketing in one block (decode of one sequence): route_token, then,
 // once its ids and weights are written, bucket_block over them; the same bits as route_kernel
 // followed by bucket_kernel, one launch instead of two. The two share the dynamic shared memory.
-__global__ void __launch_bounds__(kBucketThreads) route_bucket_kernel(RouteArgs r, BucketArgs b) {
+static __global__ void __launch_bounds__(kBucketThreads) route_bucket_kernel(RouteArgs r, BucketArgs b) {
   kernel_prologue();
   route_token(r, 0);
   __syncthreads();  // the token's ids and weights (global memory) visible to the whole block
@@ -198,7 +198,7 @@ __device__ __forceinline__ int block_count(int v, int* scratch) {
   return total;
 }
 
-__global__ void __launch_bounds__(kBucketThreads) bucket_count_kernel(BucketArgs a) {
+static __global__ void __launch_bounds__(kBucketThreads) bucket_count_kernel(BucketArgs a) {
   kernel_prologue();
   __shared__ int scratch[kWarpSize];
   const int e = blockIdx.x, total = a.n * a.k;
@@ -212,7 +212,7 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_count_kernel(BucketArgs
 }
 
 // offsets[0..n_experts) counts -> exclusive scan; offsets[n_experts] = total. One block.
-__global__ void __launch_bounds__(kBucketThreads) bucket_scan_kernel(BucketArgs a) {
+static __global__ void __launch_bounds__(kBucketThreads) bucket_scan_kernel(BucketArgs a) {
   kernel_prologue();
   std::int32_t* off = a.offsets;
   const std::size_t st = a.offsets_stride;
@@ -221,7 +221,7 @@ __global__ void __launch_bounds__(kBucketThreads) bucket_scan_kernel(BucketArgs 
   if (threadIdx.x == 0) off[a.n_experts * st] = all;
 }
 
-__global__ void __launch_bounds__(kBucketThreads) bucket_place_kernel(BucketArgs a) {
+static __global__ void __launch_bounds__(kBucketThreads) bucket_place_kernel(BucketArgs a) {
   kernel_prologue();
   __shared__ int warp_count[kBucketThreads / kWarpSize];
   const int e = blockIdx.x, total = a.n * a.k;
@@ -270,7 +270,7 @@ struct CombineArgs {
 
 // Block per token t: y[t, :] = Σ over slots s with slot_token[s] == t, in slot order, of
 // slot_weight[s] · ys[s, :].
-__global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a) {
+static __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a) {
   kernel_prologue();
   __shared__ int list[kCombineThreads];
   __shared__ int warp_count[kCombineThreads / kWarpSize];
@@ -312,7 +312,7 @@ __global__ void __launch_bounds__(kCombineThreads) combine_kernel(CombineArgs a)
 }
 
 // Thread per expert: weight_sum[e] += Σ slot_weight over e's bucket, in slot order (the reference's).
-__global__ void accumulate_weights_kernel(const std::int32_t* offsets, std::size_t offsets_stride, const float* w,
+static __global__ void accumulate_weights_kernel(const std::int32_t* offsets, std::size_t offsets_stride, const float* w,
                                           std::size_t w_stride, double* sum, std::size_t sum_stride, int n_experts) {
   kernel_prologue();
   const int e = blockIdx.x * blockDim.x + threadIdx.x;
@@ -325,7 +325,7 @@ __global__ void accumulate_weights_kernel(const std::int32_t* offsets, std::size
 }
 
 // Thread per row: detail::limit_row (the same host function, compiled for the device).
-__global__ void limit_experts_kernel(const ExpertBudgetRow* budget, std::size_t b_stride, std::int32_t* ids,
+static __global__ void limit_experts_kernel(const ExpertBudgetRow* budget, std::size_t b_stride, std::int32_t* ids,
                                      std::size_t ids_s0, std::size_t ids_s1, float* w, std::size_t w_s0,
                                      std::size_t w_s1, int n, int k) {
   kernel_prologue();
@@ -512,7 +512,7 @@ inline void combine_experts(backend::cuda, DeviceView<const float, 2> ys, Device
 }
 
 namespace cuda_detail {
-__global__ void coactivation_kernel(const std::int32_t* ids, index_t ids_ld, index_t ids_step, int n_tokens, int k,
+static __global__ void coactivation_kernel(const std::int32_t* ids, index_t ids_ld, index_t ids_step, int n_tokens, int k,
                                     unsigned long long* counts, index_t counts_step, int n_experts) {
   kernel_prologue();
   const int t = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);

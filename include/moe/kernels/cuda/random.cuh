@@ -54,7 +54,7 @@ __global__ void fill_uniform_kernel(T* x, std::size_t n, std::uint64_t seed, flo
 }
 
 // Block b of dst (block_bytes each) = block pick(b) of the pool: one thread per byte.
-__global__ void tile_blocks_kernel(unsigned char* dst, std::size_t n_blocks, const unsigned char* pool,
+static __global__ void tile_blocks_kernel(unsigned char* dst, std::size_t n_blocks, const unsigned char* pool,
                                    std::size_t pool_blocks, std::size_t block_bytes, std::uint64_t seed) {
   kernel_prologue();
   const std::size_t total = n_blocks * block_bytes;

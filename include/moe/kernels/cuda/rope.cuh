@@ -23,7 +23,7 @@ namespace moe::kernels {
 namespace cuda_detail {
 
 // One thread per (token, head, pair).
-__global__ void rope_kernel(float* x, std::size_t s_tok, std::size_t s_head, const float* __restrict__ cos_t,
+static __global__ void rope_kernel(float* x, std::size_t s_tok, std::size_t s_head, const float* __restrict__ cos_t,
                             std::size_t ld_cos, const float* __restrict__ sin_t, std::size_t ld_sin,
                             std::size_t n_heads, std::size_t half, std::size_t total, bool interleaved) {
   kernel_prologue();
@@ -42,7 +42,7 @@ __global__ void rope_kernel(float* x, std::size_t s_tok, std::size_t s_head, con
   }
 }
 
-__global__ void rope_tables_kernel(const float* __restrict__ inv_freq, std::size_t s_freq, float scaling,
+static __global__ void rope_tables_kernel(const float* __restrict__ inv_freq, std::size_t s_freq, float scaling,
                                    const std::int64_t* __restrict__ positions, std::size_t s_pos, float* cos_t,
                                    std::size_t ld_cos, float* sin_t, std::size_t ld_sin, std::size_t half,
                                    std::size_t total) {

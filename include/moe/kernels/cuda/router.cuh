@@ -47,7 +47,7 @@ __device__ __forceinline__ bool ranks_before_dev(float a, int ia, float b, int i
 // Three barriers, whatever k: k rounds of a block-wide argmax took ~13 us of a decode layer for
 // 128 experts, top 8, and one thread per element counting all n still ~12 (a chain of n
 // dependent steps).
-__device__ void block_select_top_k(const float* vals, int n, int k, int* ids, int* rank) {
+inline __device__ void block_select_top_k(const float* vals, int n, int k, int* ids, int* rank) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) rank[i] = 0;
   __syncthreads();
   const int parts = max(1, min(static_cast<int>(blockDim.x) / n, n));
@@ -83,7 +83,7 @@ struct RouteArgs {
 };
 
 // Routes token t with the whole block (dynamic shared memory: route_shared_bytes).
-__device__ void route_token(const RouteArgs& a, std::size_t t) {
+inline __device__ void route_token(const RouteArgs& a, std::size_t t) {
   extern __shared__ float sm[];
   float* scores = sm;                                               // [n]
   float* choice = scores + a.n;                                     // [n]
@@ -211,7 +211,7 @@ __device__ void route_token(const RouteArgs& a, std::size_t t) {
 }
 
 // Block t routes token t.
-__global__ void route_kernel(RouteArgs a) {
+static __global__ void route_kernel(RouteArgs a) {
   kernel_prologue();
   route_token(a, blockIdx.x);
 }
