@@ -98,6 +98,16 @@ ErrorCode error_of(F&& f, std::string& message) {
 }
 
 // Every float of a bound matrix (f32 storage).
+// The split MLA tensors (attn_k_b, attn_v_b) of every layer: what a rewrite drops to store kv_b whole.
+std::set<std::string> split_kv_b_names(index_t n_layers) {
+  std::set<std::string> names;
+  for (index_t i = 0; i < n_layers; ++i) {
+    names.insert(fmt::format("blk.{}.attn_k_b.weight", i));
+    names.insert(fmt::format("blk.{}.attn_v_b.weight", i));
+  }
+  return names;
+}
+
 std::vector<float> floats(const layers::WeightMatrix<>& m) {
   REQUIRE(m.dtype == DType::f32);
   std::vector<float> v(static_cast<std::size_t>(m.rows * m.cols));
@@ -251,11 +261,7 @@ TEST_CASE("gguf model: llama.cpp's names and conventions", "[gguf][model]") {
     // Reassemble kv_b from the HF file into a copy without the split tensors.
     const io::TensorStore store = io::TensorStore::open_folder(fixture("deepseek_v2"));
     const ModelConfig c = hf_config("deepseek_v2");
-    std::set<std::string> drop;
-    for (index_t i = 0; i < c.n_layers; ++i) {
-      drop.insert(fmt::format("blk.{}.attn_k_b.weight", i));
-      drop.insert(fmt::format("blk.{}.attn_v_b.weight", i));
-    }
+    const std::set<std::string> drop = split_kv_b_names(c.n_layers);
     const fs::path joined = rewrite(split, "deepseek_v2_kvb.gguf", {}, drop, [&](io::GgufWriter& wr) {
       for (index_t i = 0; i < c.n_layers; ++i) {
         const auto& t = store.get(fmt::format("model.layers.{}.self_attn.kv_b_proj.weight", i));
@@ -1528,11 +1534,7 @@ TEST_CASE("gguf model: a q8_0 deepseek2 file uses its split attn_k_b / attn_v_b 
   // and 0.48 at most; the cpu kernel itself is checked against the oracle in tests/quant.)
   const ModelConfig c = io::gguf_model_config(f);
   const io::GgufTensorSource src(f, c);
-  std::set<std::string> drop;
-  for (index_t i = 0; i < c.n_layers; ++i) {
-    drop.insert(fmt::format("blk.{}.attn_k_b.weight", i));
-    drop.insert(fmt::format("blk.{}.attn_v_b.weight", i));
-  }
+  const std::set<std::string> drop = split_kv_b_names(c.n_layers);
   const fs::path joined = rewrite(file, "deepseek_v3_q8_0_kvb.gguf", {}, drop, [&](io::GgufWriter& wr) {
     for (index_t i = 0; i < c.n_layers; ++i) {
       const index_t rows = c.n_heads * (c.qk_nope_head_dim + c.v_head_dim), cols = c.kv_lora_rank;
