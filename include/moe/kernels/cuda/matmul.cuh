@@ -134,31 +134,46 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
 
   if constexpr (is_block_format_v<W>) {
     // Block formats: lane runs of 8 elements (c = lane, lane + 32, ...: the warp reads 256
-    // consecutive elements of each row per turn), decoded in registers; kVector: x rows are
-    // 16-byte aligned. `in` is a whole number of blocks (checked by the caller).
+    // consecutive elements of each row per turn), kRunsInFlight of them per row loaded into registers
+    // before the first is decoded (so their loads are in flight together), then decoded and
+    // applied in increasing c. kVector: x rows are 16-byte aligned. `in` is a whole number of
+    // blocks (checked by the caller).
+    constexpr int kBlockRuns = quant::runs::kRunsInFlight<W> / kRows > 0 ? quant::runs::kRunsInFlight<W> / kRows : 1;
     const int n_runs = in / kRunElems;
-#pragma unroll 2
-    for (int c = lane; c < n_runs; c += kWarpSize) {
-      float wf[kRows][kRunElems];
+    for (int c0 = lane; c0 < n_runs; c0 += kBlockRuns * kWarpSize) {
+      RunBits<W> bits[kBlockRuns][kRows];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) decode_run(w_rows[r], c * kRunElems, wf[r]);
+      for (int u = 0; u < kBlockRuns; ++u) {
+        if (c0 + u * kWarpSize < n_runs) {
 #pragma unroll
-      for (int t = 0; t < kTokens; ++t) {
-        const float* xp = x + t * ld_x + static_cast<std::size_t>(c) * kRunElems;
-        float xs[kRunElems];
-        if constexpr (kVector) {
-          const float4 v0 = __ldg(reinterpret_cast<const float4*>(xp)), v1 = __ldg(reinterpret_cast<const float4*>(xp) + 1);
-          xs[0] = v0.x, xs[1] = v0.y, xs[2] = v0.z, xs[3] = v0.w, xs[4] = v1.x, xs[5] = v1.y, xs[6] = v1.z, xs[7] = v1.w;
-        } else {
-#pragma unroll
-          for (int e = 0; e < kRunElems; ++e) xs[e] = __ldg(xp + e);
+          for (int r = 0; r < kRows; ++r) bits[u][r] = load_run(w_rows[r], (c0 + u * kWarpSize) * kRunElems);
         }
+      }
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
-          float s = acc[r][t];
+      for (int u = 0; u < kBlockRuns; ++u) {
+        const int c = c0 + u * kWarpSize;
+        if (c >= n_runs) break;
+        float wf[kRows][kRunElems];
 #pragma unroll
-          for (int e = 0; e < kRunElems; ++e) s = fmaf(xs[e], wf[r][e], s);
-          acc[r][t] = s;
+        for (int r = 0; r < kRows; ++r) decode_bits(bits[u][r], wf[r]);
+#pragma unroll
+        for (int t = 0; t < kTokens; ++t) {
+          const float* xp = x + t * ld_x + static_cast<std::size_t>(c) * kRunElems;
+          float xs[kRunElems];
+          if constexpr (kVector) {
+            const float4 v0 = __ldg(reinterpret_cast<const float4*>(xp)), v1 = __ldg(reinterpret_cast<const float4*>(xp) + 1);
+            xs[0] = v0.x, xs[1] = v0.y, xs[2] = v0.z, xs[3] = v0.w, xs[4] = v1.x, xs[5] = v1.y, xs[6] = v1.z, xs[7] = v1.w;
+          } else {
+#pragma unroll
+            for (int e = 0; e < kRunElems; ++e) xs[e] = __ldg(xp + e);
+          }
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) {
+            float s = acc[r][t];
+#pragma unroll
+            for (int e = 0; e < kRunElems; ++e) s = fmaf(xs[e], wf[r][e], s);
+            acc[r][t] = s;
+          }
         }
       }
     }
