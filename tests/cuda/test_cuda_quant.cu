@@ -176,8 +176,20 @@ TEMPLATE_TEST_CASE("embed_rows(cuda) decodes block-format rows as the reference"
   }
 }
 
+// A bank of experts `stride` bytes apart (the device upload's 256-byte aligned offsets: not a
+// whole number of blocks apart for Q6_K's 210-byte blocks), from experts stored back to back.
+template <class Q>
+std::vector<unsigned char> padded_bank(const std::vector<Q>& experts, index_t n_experts, std::size_t stride) {
+  const std::size_t bytes = experts.size() * sizeof(Q) / static_cast<std::size_t>(n_experts);
+  std::vector<unsigned char> bank(stride * static_cast<std::size_t>(n_experts), 0);
+  for (index_t e = 0; e < n_experts; ++e) {
+    std::memcpy(bank.data() + static_cast<std::size_t>(e) * stride, reinterpret_cast<const unsigned char*>(experts.data()) + e * bytes, bytes);
+  }
+  return bank;
+}
+
 TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block formats match per-expert products",
-                   "[cuda][quant][grouped]", quant::BlockQ8_0, quant::BlockQ4_K, quant::BlockMxfp4) {
+                   "[cuda][quant][grouped]", quant::BlockQ8_0, quant::BlockQ4_K, quant::BlockQ6_K, quant::BlockMxfp4) {
   using Q = TestType;
   constexpr index_t BE = static_cast<index_t>(Q::block_elements);
   const index_t in = 512, out = 96, nb = in / BE;
@@ -197,16 +209,18 @@ TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block form
       kernels::matmul(kRef, xe, View<const Q, 2>(up.data() + e * out * nb, {out, nb}), View<float, 2>(tmp_up.data() + b * out, {c, out}));
     }
     for (index_t i = 0; i < slots * out; ++i) want_act[i] = want[i] / (1.0f + std::exp(-want[i])) * tmp_up[i];
-    const auto g_dev = to_device(gate), u_dev = to_device(up);
+    // Experts at 256-byte aligned offsets, as the device upload places them.
+    const std::size_t stride = (static_cast<std::size_t>(out * nb) * sizeof(Q) + 255) / 256 * 256;
+    const auto g_dev = to_device(padded_bank(gate, experts, stride)), u_dev = to_device(padded_bank(up, experts, stride));
     const auto x_dev = to_device(xs);
     const auto off_dev = to_device(offsets);
     DeviceBuffer<float> y(slots * out), act(slots * out);
-    const std::size_t stride = static_cast<std::size_t>(out * nb) * sizeof(Q);
-    kernels::grouped_matmul(kCuda, x_dev.template view<2>({slots, in}), g_dev.template view<2>({out, nb}), stride,
-                            off_dev.template view<1>({experts + 1}), y.template view<2>({slots, out}));
-    kernels::grouped_matmul_swiglu(kCuda, x_dev.template view<2>({slots, in}), g_dev.template view<2>({out, nb}), stride,
-                                   u_dev.template view<2>({out, nb}), stride, off_dev.template view<1>({experts + 1}),
-                                   act.template view<2>({slots, out}));
+    const DeviceView<const Q, 2> g0(reinterpret_cast<const Q*>(g_dev.data()), {out, nb});
+    const DeviceView<const Q, 2> u0(reinterpret_cast<const Q*>(u_dev.data()), {out, nb});
+    kernels::grouped_matmul(kCuda, x_dev.template view<2>({slots, in}), g0, stride, off_dev.template view<1>({experts + 1}),
+                            y.template view<2>({slots, out}));
+    kernels::grouped_matmul_swiglu(kCuda, x_dev.template view<2>({slots, in}), g0, stride, u0, stride,
+                                   off_dev.template view<1>({experts + 1}), act.template view<2>({slots, out}));
     const std::vector<float> got = y.to_host(), got_act = act.to_host();
     const bool gemm = *std::max_element(counts.begin(), counts.end()) > kernels::cuda_detail::kGemvMaxTokens;
     double worst = 0.0, worst_act = 0.0;

@@ -48,11 +48,13 @@ namespace moe::kernels {
 namespace cuda_detail {
 
 // One grouped product: `g` is expert 0's product over all slots (x = xs, w = expert 0's matrix,
-// y = ys, n_tokens = slots); expert e's matrix is g.w + e · expert_stride elements.
+// y = ys, n_tokens = slots); expert e's matrix starts expert_stride bytes after expert e - 1's
+// (bytes: a bank uploaded at 256-byte aligned offsets need not be a whole number of 210-byte
+// Q6_K blocks apart).
 template <class W>
 struct GroupedArgs {
   GemmArgs<W> g;
-  std::size_t expert_stride = 0;
+  std::size_t expert_stride = 0;  // bytes
   const std::int32_t* offsets = nullptr;
   std::size_t offsets_stride = 1;
   int n_experts = 0;
@@ -110,12 +112,18 @@ __device__ __forceinline__ bool gemv_bucket(const GroupedArgs<W>& a, int& e, int
   return count > 0 && (kAnyCount || count <= kGemvMaxTokens);
 }
 
+// Expert e's matrix of a bank whose experts are stride_bytes apart.
+template <class W>
+__device__ __forceinline__ const W* expert_matrix(const W* w0, std::size_t stride_bytes, int e) {
+  return reinterpret_cast<const W*>(reinterpret_cast<const unsigned char*>(w0) + static_cast<std::size_t>(e) * stride_bytes);
+}
+
 template <class W>
 __device__ __forceinline__ GemmArgs<W> expert_product(const GroupedArgs<W>& a, int e, int begin, int count) {
   GemmArgs<W> b = a.g;
   b.x += static_cast<std::size_t>(begin) * a.g.ld_x;
   b.y += static_cast<std::size_t>(begin) * a.g.ld_y;
-  b.w += static_cast<std::size_t>(e) * a.expert_stride;
+  b.w = expert_matrix(a.g.w, a.expert_stride, e);
   b.n_tokens = count;
   return b;
 }
@@ -189,7 +197,7 @@ template <class W>
 struct GroupedSwigluArgs {
   GroupedArgs<W> gate;  // x = xs, w = G_0, y = act, out = f
   const W* up = nullptr;
-  std::size_t up_ld = 0, up_expert_stride = 0;
+  std::size_t up_ld = 0, up_expert_stride = 0;  // up_expert_stride: bytes
 };
 
 template <class W, int kTokens, bool kVector>
@@ -211,8 +219,8 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_s
   int e = 0, begin = 0, count = 0;
   if (!gemv_bucket<W, true>(a, e, begin, count)) return;
   static_assert(kMaxCount == 1 || kMaxCount == 2, "update the passes below");
-  const W* gate = a.g.w + static_cast<std::size_t>(e) * a.expert_stride;
-  const W* up = p.up + static_cast<std::size_t>(e) * p.up_expert_stride;
+  const W* gate = expert_matrix(a.g.w, a.expert_stride, e);
+  const W* up = expert_matrix(p.up, p.up_expert_stride, e);
   for (int i = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize; i < a.g.out;
        i += gridDim.x * kGemvWarpsPerBlock) {
     const W* w_rows[2] = {gate + static_cast<std::size_t>(i) * a.g.ld_w, up + static_cast<std::size_t>(i) * p.up_ld};
@@ -316,27 +324,26 @@ template <class W>
 struct GroupedBiasOp {
   Strided2<float> y;
   const W* bias;
-  std::size_t bias_stride, expert_stride;
+  std::size_t bias_stride, expert_stride;  // expert_stride: bytes
   const std::int32_t* offsets;
   std::size_t offsets_stride;
   int n_experts, slots;
   __device__ void operator()(std::size_t r, std::size_t i) const {
     const int e = expert_of_slot(offsets, offsets_stride, n_experts, slots, static_cast<int>(r));
-    const W* b = bias + static_cast<std::size_t>(e) * expert_stride;
+    const W* b = expert_matrix(bias, expert_stride, e);
     y(r, i) = __fadd_rn(y(r, i), load_as_float(b, i * bias_stride));
   }
 };
 
+// An expert stride in bytes, checked: every expert's rows must start as aligned as the kernels
+// read them (the element size; a block format's run alignment).
 template <class W>
-std::size_t expert_stride_elems(std::size_t bytes, const char* op) {
-  require(bytes % sizeof(W) == 0, ErrorCode::kInvalidArgument,
-          "kernels::{}(cuda): expert stride of {} bytes is not a whole number of elements", op, bytes);
-  if constexpr (is_block_format_v<W>) {
-    require(bytes % kRunAlignment<W> == 0, ErrorCode::kInvalidArgument,
-            "kernels::{}(cuda): expert stride of {} bytes breaks the {}-byte alignment of {} rows", op, bytes,
-            kRunAlignment<W>, dtype_name(W::dtype));
-  }
-  return bytes / sizeof(W);
+std::size_t checked_expert_stride(std::size_t bytes, const char* op) {
+  constexpr std::size_t kAlign = is_block_format_v<W> ? kRunAlignment<W> : sizeof(W);
+  require(bytes % kAlign == 0, ErrorCode::kInvalidArgument,
+          "kernels::{}(cuda): expert stride of {} bytes breaks the {}-byte alignment of {} rows", op, bytes, kAlign,
+          dtype_name(W::dtype));
+  return bytes;
 }
 
 // max_bucket: an upper bound of the bucket sizes the caller knows (0: none).
@@ -344,7 +351,7 @@ template <class W>
 void grouped_dispatch(GroupedArgs<W> a, bool in_out, index_t max_bucket) {
   const int slots = a.g.n_tokens;
   if (slots == 0 || a.g.out == 0 || a.n_experts == 0) return;
-  const std::size_t stride_bytes = a.expert_stride * sizeof(W);
+  const std::size_t stride_bytes = a.expert_stride;
   // Small buckets: the GEMV (every bucket when slots <= kGemvMaxTokens).
   a.by_expert = slots >= a.n_experts;
   const unsigned grid_y = static_cast<unsigned>(a.by_expert ? a.n_experts : slots);
@@ -404,7 +411,7 @@ GroupedArgs<W> grouped_args(DeviceView<const float, 2> xs, DeviceView<const W, 2
   require_int_range(offsets.extent(0), op, "n_experts");
   GroupedArgs<W> a;
   a.g = gemm_args(xs, w0, ys, in_out, op);
-  a.expert_stride = expert_stride_elems<W>(stride_bytes, op);
+  a.expert_stride = checked_expert_stride<W>(stride_bytes, op);
   a.offsets = offsets.data();
   a.offsets_stride = offsets.stride(0);
   a.n_experts = static_cast<int>(offsets.extent(0) - 1);
@@ -459,7 +466,7 @@ void grouped_matmul_swiglu(backend::cuda, DeviceView<const float, 2> xs, DeviceV
     cd::GroupedSwigluArgs<W> p;
     p.gate = cd::grouped_args(xs, gate0, gate_stride_bytes, offsets, act, false, "grouped_matmul_swiglu");
     p.up = up0.data(), p.up_ld = static_cast<std::size_t>(up0.stride(0));
-    p.up_expert_stride = cd::expert_stride_elems<W>(up_stride_bytes, "grouped_matmul_swiglu");
+    p.up_expert_stride = cd::checked_expert_stride<W>(up_stride_bytes, "grouped_matmul_swiglu");
     cd::GroupedArgs<W>& a = p.gate;
     const int slots = a.g.n_tokens;
     if (slots == 0 || a.g.out == 0) return;
@@ -519,7 +526,7 @@ void grouped_add_bias(backend::cuda, DeviceView<float, 2> ys, DeviceView<const W
     cuda_detail::GroupedBiasOp<W> op{cuda_detail::strided(ys),
                                      bias0.data(),
                                      bias0.stride(0),
-                                     cuda_detail::expert_stride_elems<W>(expert_stride_bytes, "grouped_add_bias"),
+                                     cuda_detail::checked_expert_stride<W>(expert_stride_bytes, "grouped_add_bias"),
                                      offsets.data(),
                                      offsets.stride(0),
                                      static_cast<int>(offsets.extent(0) - 1),
