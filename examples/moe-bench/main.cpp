@@ -14,12 +14,14 @@
 // out, so the limit is slightly optimistic for long prompts). Where the cpu prefill of the model's
 // main type multiplies in int8 (Q8_0, Q4_0, IQ4_NL, MXFP4, Q4_K, Q6_K), the limit is the int8
 // dot-product peak instead (moe/bench/int8_probe.hpp, measured beside the FMA peak); the other
-// block formats dequantize into the f32 GEMM, whose limit is the FMA peak. The probes measure the
-// host: with --backend cuda no limit is reported (bench_model measures the device's).
+// block formats dequantize into the f32 GEMM, whose limit is the FMA peak. With --backend cuda
+// the probes measure the device (moe/bench/device_probe.cuh): decode against its memory read
+// bandwidth, prefill against the bf16 tensor-core peak (mma.sync; the "fma_gflops" of the JSON).
 #include "compare.hpp"
 #include "options.hpp"
 
 #include <moe/bench/bandwidth_probe.hpp>
+#include <moe/bench/device_probe.cuh>
 #include <moe/bench/fma_probe.hpp>
 #include <moe/bench/int8_probe.hpp>
 #include <moe/bench/prompt_ids.hpp>
@@ -124,20 +126,37 @@ std::string main_type(const W& w) {
   return std::string(moe::dtype_name(best));
 }
 
-// The host's limits, sampled while the tests run.
+// The limits of the machine the backend runs on, sampled while the tests run: the host's read
+// bandwidth, FMA and int8 peaks; with --backend cuda the device's read bandwidth and bf16
+// tensor-core peak (moe/bench/device_probe.cuh).
 class Probes {
  public:
   Probes(const Options& o, bool host) : host_(host), iters_(o.probe_iters) {
     if (host_) bw_.emplace(o.probe_mb << 20);
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+    else device_bw_.emplace(std::max<std::size_t>(o.probe_mb, 64) << 20);  // well past L2 (50 MB on an H100)
+#endif
   }
   bool host() const { return host_; }
-  // Bytes/s of one pass over the probe's buffer.
-  double bandwidth_sample() const { return host_ ? static_cast<double>(bw_->bytes()) / bw_->sample() : 0.0; }
+  // Bytes/s of one pass over the probe's buffer (0: no probe for this backend).
+  double bandwidth_sample() const {
+    if (host_) return static_cast<double>(bw_->bytes()) / bw_->sample();
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+    return device_bw_->sample();
+#else
+    return 0.0;
+#endif
+  }
+  // The prefill limit: the host's f32 FMA peak, or the device's bf16 MMA peak.
   double fma_peak() {
     if (host_) fma_ = moe::bench::measure_fma_peak(iters_, 3);
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+    else fma_ = moe::bench::measure_device_mma_peak();
+#endif
     return fma_;
   }
   double last_fma_peak() const { return fma_; }
+  const char* compute_limit() const { return host_ ? "FMA peak" : "MMA peak"; }
   double int8_peak() {
     if (host_) int8_ = moe::bench::measure_int8_peak(iters_, 3);
     return int8_;
@@ -147,6 +166,9 @@ class Probes {
   bool host_;
   index_t iters_;
   std::optional<moe::bench::BandwidthProbe> bw_;
+#if defined(MOE_ENABLE_CUDA) && defined(__CUDACC__)
+  std::optional<moe::bench::DeviceBandwidthProbe> device_bw_;
+#endif
   double fma_ = 0, int8_ = 0;
 };
 
@@ -156,7 +178,7 @@ template <class F>
 void measure(const Options& o, Probes& probes, Row& row, F&& once, std::vector<double>& bw) {
   (void)once();  // warm-up
   for (index_t r = 0; r < o.reps; ++r) {
-    if (probes.host()) bw.push_back(probes.bandwidth_sample());
+    bw.push_back(probes.bandwidth_sample());
     row.ts.push_back(once());
     if (!o.compare.empty() && row.n_batch == 1) {  // llama-bench has no batched-decode row to compare with
       const auto res = moe::bench_tool::run_command(o.compare);
@@ -170,7 +192,7 @@ void measure(const Options& o, Probes& probes, Row& row, F&& once, std::vector<d
       else row.compare_output = moe::bench_tool::last_line(res.output);
     }
   }
-  if (probes.host()) bw.push_back(probes.bandwidth_sample());
+  bw.push_back(probes.bandwidth_sample());
   if (!o.compare.empty() && row.n_batch > 1) row.compare_output = "not compared: batched";
 }
 
@@ -208,7 +230,7 @@ std::vector<Row> run_tests(const Options& o, const moe::BasicModel<Backend>& mod
     row.flops_per_token = 2.0 * info.per_token_params;
     row.bytes_per_token = info.per_token_bytes;
     if (row.int8_ops > 0) row.limit_ts = row.int8_ops / row.flops_per_token, row.limit = "int8 peak";
-    else if (row.fma_flops > 0) row.limit_ts = row.fma_flops / row.flops_per_token, row.limit = "FMA peak";
+    else if (row.fma_flops > 0) row.limit_ts = row.fma_flops / row.flops_per_token, row.limit = probes.compute_limit();
     rows.push_back(std::move(row));
   }
 
@@ -258,7 +280,7 @@ std::vector<Row> run_tests(const Options& o, const moe::BasicModel<Backend>& mod
         row.limit_ts = row.bandwidth / row.bytes_per_token;
         row.limit = "bandwidth";
         const double compute = row.fma_flops > 0 ? row.fma_flops / row.flops_per_token : 0;
-        if (B > 1 && compute > 0 && compute < row.limit_ts) row.limit_ts = compute, row.limit = "FMA peak";
+        if (B > 1 && compute > 0 && compute < row.limit_ts) row.limit_ts = compute, row.limit = probes.compute_limit();
       }
       rows.push_back(std::move(row));
     }
@@ -334,6 +356,7 @@ void print_markdown(const std::vector<Row>& rows, const ModelInfo& m, const Opti
     const std::string frac = r.limit_ts > 0 ? fmt::format("{:.1f}%", 100.0 * s.median / r.limit_ts) : "n/a";
     std::string why = "not measured";
     if (r.limit == "FMA peak") why = fmt::format("FMA {:.0f} GFLOP/s", r.fma_flops / 1e9);
+    else if (r.limit == "MMA peak") why = fmt::format("bf16 MMA {:.0f} TFLOP/s", r.fma_flops / 1e12);
     else if (r.limit == "int8 peak") why = fmt::format("int8 {:.0f} GOP/s", r.int8_ops / 1e9);
     else if (r.limit_ts > 0) why = fmt::format("BW {:.1f} GB/s", r.bandwidth / 1e9);
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} | {} | {} |", m.name,
