@@ -48,10 +48,11 @@ for type in q8_0 q4_0 q4_k_m q6_k iq4_xs mxfp4; do
   line="$type:"
   for backend in cpu cuda; do
     ppl=$("$tools/moe-perplexity/moe-perplexity" --model "$file" --text tests/fixtures/demo/heldout.txt --quiet \
-      --backend "$backend" 2>&1 | tail -n 1) || status=1
+      --backend "$backend" 2>&1 | grep -E "^perplexity|^evaluated|error" | paste -sd ' ') || status=1
+    [[ $ppl == perplexity* ]] || status=1
     line="$line $backend [$ppl]"
     "$tools/moe-run/moe-run" --model "$file" --prompt "ROMEO:" --max-tokens 48 --greedy --backend "$backend" \
-      > "$build/greedy_${type}_$backend.txt" 2>&1 || status=1
+      > "$build/greedy_${type}_$backend.txt" 2> "$build/greedy_${type}_$backend.err" || status=1
   done
   # The cpu backend's integer dot products round the activations to int8 and cuda's kernels do
   # not, so the two perplexities differ by that rounding (not bitwise) and a greedy text may too.

@@ -8,7 +8,8 @@
 #     bash tools/run_cuda_session.sh 2   # (right after, on the warm machine) the rest of the build,
 #                                        # MLA's split GGUF on cuda, moe-bench cuda, the two-server
 #                                        # check, tools/run_cuda_model.sh
-# Logs: $OUT/all.log (everything), $OUT/build.log (the build). Re-runnable: the build is kept.
+# Logs (at most 8 files come back): $OUT/all.log (everything), build.log (the build), tests.log (the
+# kernel tests), conformance.log, greedy.log, model.log, srv.log. Re-runnable: the build is kept.
 set -uo pipefail
 part=${1:-1}
 export build=${build:-build/cuda-model}
@@ -26,8 +27,11 @@ b() {  # b SECONDS TARGETS: build what fits, keep going past errors
   local rc=$?; echo "build [$2] rc=$rc in $(( $(date +%s) - t0 )) s"
   grep -E "error" "$OUT/build.log" | grep -v "^--\|error.hpp" | head -12; return $rc
 }
+# Test output goes to one file, tests.log ($OUT brings back at most 8 files).
 run_test() { [[ -x $R/$1 ]] || return; (( $(left) > 20 )) || return
-  timeout "$(lim 60)" "$R/$1" > "$OUT/$1.log" 2>&1; echo "$1 rc=$?"; grep -E "FAILED|failed|passed|assertions" "$OUT/$1.log" | head -20; }
+  local log="$OUT/tests.log"; echo "==== $1" >> "$log"; local from; from=$(wc -l < "$log")
+  timeout "$(lim 60)" "$R/$1" >> "$log" 2>&1; echo "$1 rc=$?"
+  tail -n +"$from" "$log" | grep -E "FAILED|failed|passed|assertions|^GEMV|copy bandwidth" | head -30; }
 if [[ $part == 1 ]]; then
   b 450 "test_cuda_kernels test_cuda_quant test_cuda_graph moe-conformance moe-run moe-bench moe-server"
   run_test test_cuda_kernels; run_test test_cuda_quant
@@ -40,11 +44,13 @@ if [[ $part == 1 ]]; then
     echo "conformance rc=$?"; grep -vE "^(ok|PASS)" "$OUT/conformance.log" | head -40; tail -3 "$OUT/conformance.log"
   fi
   if [[ -x $E/moe-run/moe-run ]]; then
+    g=${TMPDIR:-/tmp}/greedy; mkdir -p "$g"
     for be in cpu cuda; do
       timeout "$(lim 40)" $E/moe-run/moe-run --model models/shakespeare-moe --prompt "ROMEO:" --max-tokens 64 --greedy \
-        --backend $be > "$OUT/greedy_$be.txt" 2> "$OUT/greedy_$be.err"; echo "moe-run $be rc=$?"; tail -4 "$OUT/greedy_$be.err"
+        --backend $be > "$g/$be.txt" 2> "$g/$be.err"; echo "moe-run $be rc=$?"; tail -4 "$g/$be.err"
+      { echo "==== $be"; cat "$g/$be.txt" "$g/$be.err"; } >> "$OUT/greedy.log"
     done
-    cmp -s <(head -n 3 "$OUT/greedy_cpu.txt") <(head -n 3 "$OUT/greedy_cuda.txt") && echo "greedy identical" || echo "greedy DIFFERS"
+    cmp -s <(head -n 3 "$g/cpu.txt") <(head -n 3 "$g/cuda.txt") && echo "greedy identical" || echo "greedy DIFFERS"
   fi
   (( $(left) > 60 )) && b $(( $(left) - 40 )) "test_cuda_grouped test_cuda_lora moe-quantize"
   run_test test_cuda_grouped; run_test test_cuda_lora
@@ -61,16 +67,16 @@ else
     done
   fi
   B=$E/moe-bench/moe-bench
-  for ty in q4_0 q4_k_m; do (( $(left) > 60 )) || break
+  for ty in q4_0 q4_k q6_k; do (( $(left) > 60 )) || break
     timeout "$(lim 90)" $B --synthetic qwen3-30b-a3b --layers 8 --type $ty --backend cuda -p 512 -n 64 -r 3 2>&1 | tail -8
     echo "bench $ty rc=$?"
   done
   S=$E/moe-server/moe-server
   if [[ -x $S ]] && (( $(left) > 80 )); then
-    $S --model models/shakespeare-moe --port 18081 --backend cuda > "$OUT/srv_cuda.log" 2>&1 & P1=$!
-    $S --model models/shakespeare-moe --port 18082 --backend cpu > "$OUT/srv_cpu.log" 2>&1 & P2=$!
+    $S --model models/shakespeare-moe --port 18081 --backend cuda > "$OUT/srv.log" 2>&1 & P1=$!
+    $S --model models/shakespeare-moe --port 18082 --backend cpu > /dev/null 2>&1 & P2=$!
     timeout "$(lim 60)" python3 tools/check_server_backends.py 18081 18082 2>&1 | tail -15; echo "server check rc=$?"
-    kill $P1 $P2 2>/dev/null; tail -3 "$OUT/srv_cuda.log"
+    kill $P1 $P2 2>/dev/null; tail -3 "$OUT/srv.log"
   fi
   (( $(left) > 60 )) && { timeout "$(lim 400)" bash tools/run_cuda_model.sh "$build" > "$OUT/model.log" 2>&1
     echo "model rc=$?"; grep -vE "^ok" "$OUT/model.log" | tail -60; }
