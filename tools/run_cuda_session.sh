@@ -8,6 +8,9 @@
 #     bash tools/run_cuda_session.sh 2   # (right after, on the warm machine) the rest of the build,
 #                                        # MLA's split GGUF on cuda, moe-bench cuda, the two-server
 #                                        # check, tools/run_cuda_model.sh
+#     bash tools/run_cuda_session.sh 3   # one call (a fresh machine) for the quantized paths only:
+#                                        # test_cuda_quant (GEMV bandwidth), the bundled model quantized
+#                                        # on cpu and cuda, moe-bench cuda, test_cuda_grouped
 # Logs (at most 8 files come back): $OUT/all.log (everything), build.log (the build), tests.log (the
 # kernel tests), conformance.log, greedy.log, model.log, srv.log. Re-runnable: the build is kept.
 set -uo pipefail
@@ -32,7 +35,38 @@ run_test() { [[ -x $R/$1 ]] || return; (( $(left) > 20 )) || return
   local log="$OUT/tests.log"; echo "==== $1" >> "$log"; local from; from=$(wc -l < "$log")
   timeout "$(lim 60)" "$R/$1" >> "$log" 2>&1; echo "$1 rc=$?"
   tail -n +"$from" "$log" | grep -E "FAILED|failed|passed|assertions|^GEMV|copy bandwidth" | head -30; }
-if [[ $part == 1 ]]; then
+# Quantized models on cuda against cpu: the bundled model through moe-quantize, held-out perplexity
+# and greedy text on both backends (used by parts 2 and 3).
+quantized_bundled() {
+  local Q=$E/moe-quantize/moe-quantize P=$E/moe-perplexity/moe-perplexity M=$E/moe-run/moe-run d=${TMPDIR:-/tmp}/qb
+  [[ -x $Q && -x $P && -x $M ]] || return; mkdir -p "$d"
+  for type in q8_0 q4_0 q4_k_m q6_k iq4_xs mxfp4; do (( $(left) > 40 )) || break
+    $Q models/shakespeare-moe "$d/$type.gguf" --type $type > /dev/null 2>&1 || { echo "$type: moe-quantize failed"; continue; }
+    local line="$type:"
+    for be in cpu cuda; do
+      line="$line $be [$(timeout "$(lim 40)" $P --model "$d/$type.gguf" --text tests/fixtures/demo/heldout.txt --quiet \
+        --backend $be 2>&1 | grep -E '^perplexity|^evaluated|error' | paste -sd ' ')]"
+      timeout "$(lim 30)" $M --model "$d/$type.gguf" --prompt "ROMEO:" --max-tokens 48 --greedy --backend $be \
+        > "$d/${type}_$be.txt" 2> /dev/null
+    done
+    cmp -s "$d/${type}_cpu.txt" "$d/${type}_cuda.txt" && echo "$line  greedy identical" || echo "$line  greedy differs"
+  done
+}
+cuda_bench() {
+  local B=$E/moe-bench/moe-bench
+  [[ -x $B ]] || return
+  for ty in ${BENCH_TYPES:-q4_0 q4_k q6_k}; do (( $(left) > 60 )) || break
+    timeout "$(lim 90)" $B --synthetic qwen3-30b-a3b --layers 8 --type $ty --backend cuda -p 512 -n 64 -r 3 2>&1 | grep -E "^\||t/s:"
+    echo "bench $ty rc=$?"
+  done
+}
+if [[ $part == 3 ]]; then  # one call for the quantized paths: GEMV tests and bandwidth, models, moe-bench
+  b 330 "test_cuda_quant moe-bench moe-quantize moe-perplexity moe-run"
+  run_test test_cuda_quant
+  quantized_bundled
+  cuda_bench
+  (( $(left) > 90 )) && b $(( $(left) - 60 )) "test_cuda_grouped" && run_test test_cuda_grouped
+elif [[ $part == 1 ]]; then
   b 450 "test_cuda_kernels test_cuda_quant test_cuda_graph moe-conformance moe-run moe-bench moe-server"
   run_test test_cuda_kernels; run_test test_cuda_quant
   [[ -x $R/test_cuda_graph ]] && { timeout "$(lim 60)" "$R/test_cuda_graph" models/shakespeare-moe 2>&1 | tail -5; echo "graph rc=$?"; }
@@ -66,11 +100,7 @@ else
       for be in cpu cuda; do timeout "$(lim 60)" $C --backend $be "$d/model-f32.gguf" 2>&1 | tail -2; echo "gguf $name $be rc=$?"; done
     done
   fi
-  B=$E/moe-bench/moe-bench
-  for ty in q4_0 q4_k q6_k; do (( $(left) > 60 )) || break
-    timeout "$(lim 90)" $B --synthetic qwen3-30b-a3b --layers 8 --type $ty --backend cuda -p 512 -n 64 -r 3 2>&1 | tail -8
-    echo "bench $ty rc=$?"
-  done
+  cuda_bench
   S=$E/moe-server/moe-server
   if [[ -x $S ]] && (( $(left) > 80 )); then
     $S --model models/shakespeare-moe --port 18081 --backend cuda > "$OUT/srv.log" 2>&1 & P1=$!

@@ -9,6 +9,7 @@
 #include "moe/kernels/reference/matmul_heads.hpp"
 #include "moe/kernels/reference/quant_ops.hpp"
 #include "moe/quant/formats.hpp"
+#include "moe/quant/q8_dot.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -73,12 +74,44 @@ DeviceBuffer<T> to_device(const std::vector<T>& host) {
   return b;
 }
 
+// The formats whose decode GEMV takes x quantized to int8 (quant/q8_dot.hpp).
+template <class Q>
+constexpr bool kIntGemv = quant::q8dot::kHasIntDot<Q>;
+
+// x[c0, c0 + width) of a row as that GEMV sees it: 32-blocks from c0 quantized to int8 and back
+// (x̂ = d·q, the host rule the device's quantize kernel follows).
+void x8_round_trip(float* row, index_t width) {
+  for (index_t b = 0; b + 32 <= width; b += 32) {
+    std::int8_t q[32];
+    float s[2];
+    quant::q8dot::quantize_x8(row + b, q, s);
+    for (int j = 0; j < 32; ++j) row[b + j] = s[0] * static_cast<float>(q[j]);
+  }
+}
+
+// Per weight row o and block b: max |w| over the block, which bounds the offset and min terms the
+// integer path adds and takes off again (8d of Q4_0, dmin·m of Q4_K).
+template <class Q>
+std::vector<double> block_max_abs(const View<const Q, 2>& w, index_t rows, index_t cols) {
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  std::vector<double> m(rows * (cols / BE), 0.0);
+  for (index_t o = 0; o < rows; ++o) {
+    for (index_t k = 0; k < cols; ++k) {
+      double& v = m[o * (cols / BE) + k / BE];
+      v = std::max(v, std::fabs(static_cast<double>(Q::decode(&w(o, 0), static_cast<std::size_t>(k)))));
+    }
+  }
+  return m;
+}
+
 template <class Q>
 std::string fname() {
   return std::string(moe::dtype_name(Q::dtype));
 }
 
 // y = x·Wᵀ (or x·W) on cuda against the reference, |err| <= (in·eps [+ 2^-15 on the GEMM]) Σ|x·w|.
+// The integer decode GEMV against the reference on x̂ (x through int8), |err| <= in·eps ·
+// Σ|x̂|·(|w| + the block's max |w|).
 template <class Q>
 void check_block_matmul(index_t n, index_t in, index_t out, bool in_out, index_t row_offset) {
   constexpr index_t BE = static_cast<index_t>(Q::block_elements);
@@ -87,7 +120,13 @@ void check_block_matmul(index_t n, index_t in, index_t out, bool in_out, index_t
   const std::vector<Q> w_host = random_blocks<Q>(row_offset + w_rows, w_cols, ld);
   const std::vector<float> x_host = random_floats(n * in);
   const View<const Q, 2> w_ref(w_host.data() + row_offset * ld, {w_rows, w_cols / BE}, {ld, 1});
-  const View<const float, 2> x_ref(x_host.data(), {n, in});
+  const bool int8 = kIntGemv<Q> && !in_out && n <= kernels::cuda_detail::kGemvMaxTokens;
+  std::vector<float> x_seen = x_host;
+  if (int8) {
+    for (index_t t = 0; t < n; ++t) x8_round_trip(x_seen.data() + t * in, in);
+  }
+  const std::vector<double> w_max = int8 ? block_max_abs(w_ref, w_rows, w_cols) : std::vector<double>{};
+  const View<const float, 2> x_ref(x_seen.data(), {n, in});
   std::vector<float> want(n * out);
   const View<float, 2> y_ref(want.data(), {n, out});
   if (in_out) kernels::matmul_in_out(kRef, x_ref, w_ref, y_ref);
@@ -113,7 +152,7 @@ void check_block_matmul(index_t n, index_t in, index_t out, bool in_out, index_t
       for (index_t k = 0; k < in; ++k) {
         const float wk = in_out ? Q::decode(&w_ref(k, 0), static_cast<std::size_t>(o))
                                 : Q::decode(&w_ref(o, 0), static_cast<std::size_t>(k));
-        abs_sum += std::fabs(static_cast<double>(x_ref(t, k)) * wk);
+        abs_sum += std::fabs(static_cast<double>(x_ref(t, k))) * (std::fabs(wk) + (int8 ? w_max[o * (in / BE) + k / BE] : 0.0));
       }
       const double tol = (static_cast<double>(in) * kEps + (gemm ? kSplitRel : 0.0)) * abs_sum + 1e-30;
       const double err = std::fabs(static_cast<double>(got[t * out + o]) - want[t * out + o]);
@@ -200,11 +239,18 @@ TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block form
     const index_t slots = offsets.back();
     const std::vector<Q> gate = random_blocks<Q>(experts * out, in, nb), up = random_blocks<Q>(experts * out, in, nb);
     const std::vector<float> xs = random_floats(slots * in);
+    std::vector<float> xs_seen = xs;  // the integer GEMV's x̂ for the buckets it takes
+    if constexpr (kIntGemv<Q>) {
+      for (index_t e = 0; e < experts; ++e) {
+        if (counts[e] > kernels::cuda_detail::kGemvMaxTokens) continue;
+        for (index_t s = offsets[e]; s < offsets[e + 1]; ++s) x8_round_trip(xs_seen.data() + s * in, in);
+      }
+    }
     std::vector<float> want(slots * out), want_act(slots * out), tmp_up(slots * out);
     for (index_t e = 0; e < experts; ++e) {
       const index_t b = offsets[e], c = counts[e];
       if (c == 0) continue;
-      const View<const float, 2> xe(xs.data() + b * in, {c, in});
+      const View<const float, 2> xe(xs_seen.data() + b * in, {c, in});
       kernels::matmul(kRef, xe, View<const Q, 2>(gate.data() + e * out * nb, {out, nb}), View<float, 2>(want.data() + b * out, {c, out}));
       kernels::matmul(kRef, xe, View<const Q, 2>(up.data() + e * out * nb, {out, nb}), View<float, 2>(tmp_up.data() + b * out, {c, out}));
     }
@@ -226,13 +272,14 @@ TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block form
     double worst = 0.0, worst_act = 0.0;
     for (index_t s = 0; s < slots; ++s) {
       double xabs = 0.0;
-      for (index_t k = 0; k < in; ++k) xabs += std::fabs(xs[s * in + k]);
+      for (index_t k = 0; k < in; ++k) xabs += std::fabs(xs_seen[s * in + k]);
       for (index_t o = 0; o < out; ++o) {
-        // |w| <= ~1: Σ|x·w| <= Σ|x| bounds the dot products' rounding
-        const double tol = (in * kEps + (gemm ? kSplitRel : 0.0)) * xabs * 2.0;
+        // |w| <= ~1: Σ|x·w| <= Σ|x| bounds the dot products' rounding (twice that for the integer
+        // path's offset and min terms)
+        const double tol = (in * kEps + (gemm ? kSplitRel : 0.0)) * xabs * (kIntGemv<Q> ? 4.0 : 2.0);
         worst = std::max(worst, std::fabs(got[s * out + o] - want[s * out + o]) / tol);
         worst_act = std::max(worst_act, std::fabs(got_act[s * out + o] - want_act[s * out + o]) /
-                                            (in * kEps * xabs * 2.0 * (1.0 + std::fabs(tmp_up[s * out + o])) * 4.0));
+                                            (in * kEps * xabs * (kIntGemv<Q> ? 4.0 : 2.0) * (1.0 + std::fabs(tmp_up[s * out + o])) * 4.0));
       }
     }
     std::printf("%-8s grouped slots=%-3zu err/tol %.3f  swiglu err/tol %.3f\n", fname<Q>().c_str(), slots, worst, worst_act);
@@ -322,7 +369,13 @@ void check_matmul_heads(index_t heads, index_t n, index_t rows, index_t in) {
   const std::vector<Q> w_host = random_blocks<Q>(heads * rows, in, in / BE);
   const std::vector<float> x_host = random_floats(n * heads * xs);
   const View<const Q, 2> w_ref(w_host.data(), {heads * rows, in / BE});
-  const View<const float, 2> x_ref(x_host.data(), {n, heads * xs});
+  const bool int8 = kIntGemv<Q> && n <= kernels::cuda_detail::kGemvMaxTokens;
+  std::vector<float> x_seen = x_host;  // the integer GEMV quantizes each head's inputs from its start
+  for (index_t t = 0; int8 && t < n; ++t) {
+    for (index_t h = 0; h < heads; ++h) x8_round_trip(x_seen.data() + t * heads * xs + h * xs, in);
+  }
+  const std::vector<double> w_max = int8 ? block_max_abs(w_ref, heads * rows, in) : std::vector<double>{};
+  const View<const float, 2> x_ref(x_seen.data(), {n, heads * xs});
   std::vector<float> want(n * width);
   kernels::matmul_heads(kRef, heads, xs, x_ref, w_ref, View<float, 2>(want.data(), {n, width}));
   const auto w_dev = to_device(w_host);
@@ -339,7 +392,8 @@ void check_matmul_heads(index_t heads, index_t n, index_t rows, index_t in) {
       const index_t h = o / rows;
       double abs_sum = 0.0;
       for (index_t k = 0; k < in; ++k) {
-        abs_sum += std::fabs(static_cast<double>(x_ref(t, h * xs + k)) * Q::decode(&w_ref(o, 0), static_cast<std::size_t>(k)));
+        abs_sum += std::fabs(static_cast<double>(x_ref(t, h * xs + k))) *
+                   (std::fabs(Q::decode(&w_ref(o, 0), static_cast<std::size_t>(k))) + (int8 ? w_max[o * (in / BE) + k / BE] : 0.0));
       }
       const double tol = (static_cast<double>(in) * kEps + (gemm ? kSplitRel : 0.0)) * abs_sum + 1e-30;
       if (!(std::fabs(static_cast<double>(got[t * width + o]) - want[t * width + o]) <= tol)) ++bad;

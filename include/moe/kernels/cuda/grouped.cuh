@@ -123,6 +123,7 @@ __device__ __forceinline__ GemmArgs<W> expert_product(const GroupedArgs<W>& a, i
   GemmArgs<W> b = a.g;
   b.x += static_cast<std::size_t>(begin) * a.g.ld_x;
   b.y += static_cast<std::size_t>(begin) * a.g.ld_y;
+  if (b.xq.q != nullptr) b.xq.q += static_cast<std::size_t>(begin) * b.xq.ld_q, b.xq.s += 2 * static_cast<std::size_t>(begin) * b.xq.ld_s;
   b.w = expert_matrix(a.g.w, a.expert_stride, e);
   b.n_tokens = count;
   return b;
@@ -201,10 +202,10 @@ struct GroupedSwigluArgs {
 };
 
 template <class W, int kTokens, bool kVector>
-__device__ __forceinline__ void swiglu_pair_rows(const W* const (&w_rows)[2], const float* x, std::size_t ld_x, int in,
-                                                 float* act, std::size_t ld_act, int i) {
+__device__ __forceinline__ void swiglu_pair_rows(const W* const (&w_rows)[2], const float* x, std::size_t ld_x,
+                                                 const X8Rows& xq, int in, float* act, std::size_t ld_act, int i) {
   float acc[2][kTokens];
-  gemv_warp_dot<W, kTokens, 2, kVector>(w_rows, x, ld_x, in, acc);
+  gemv_warp_dot_any<W, kTokens, 2, kVector>(w_rows, x, ld_x, xq, in, acc);
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) {
@@ -225,10 +226,13 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_s
        i += gridDim.x * kGemvWarpsPerBlock) {
     const W* w_rows[2] = {gate + static_cast<std::size_t>(i) * a.g.ld_w, up + static_cast<std::size_t>(i) * p.up_ld};
     for (int done = 0; done < count; done += kMaxCount) {
-      const float* x = a.g.x + static_cast<std::size_t>(begin + done) * a.g.ld_x;
-      float* act = a.g.y + static_cast<std::size_t>(begin + done) * a.g.ld_y;
-      if (kMaxCount == 1 || count - done == 1) swiglu_pair_rows<W, 1, kVector>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
-      else if constexpr (kMaxCount >= 2) swiglu_pair_rows<W, 2, kVector>(w_rows, x, a.g.ld_x, a.g.in, act, a.g.ld_y, i);
+      const std::size_t s0 = static_cast<std::size_t>(begin + done);
+      const float* x = a.g.x + s0 * a.g.ld_x;
+      float* act = a.g.y + s0 * a.g.ld_y;
+      X8Rows xq = a.g.xq;
+      if (xq.q != nullptr) xq.q += s0 * xq.ld_q, xq.s += 2 * s0 * xq.ld_s;
+      if (kMaxCount == 1 || count - done == 1) swiglu_pair_rows<W, 1, kVector>(w_rows, x, a.g.ld_x, xq, a.g.in, act, a.g.ld_y, i);
+      else if constexpr (kMaxCount >= 2) swiglu_pair_rows<W, 2, kVector>(w_rows, x, a.g.ld_x, xq, a.g.in, act, a.g.ld_y, i);
     }
   }
 }
@@ -358,6 +362,7 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out, index_t max_bucket) {
   require(grid_y <= 65535u, ErrorCode::kInvalidArgument, "kernels::grouped_matmul(cuda): {} slots and {} experts",
           slots, a.n_experts);
   if (!in_out) {
+    const X8Activations x8 = attach_x8(a.g);  // every slot's row (only the small buckets' are read)
     const bool vector = gemv_vector_loads(a.g) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
     const index_t bound = std::min<index_t>(slots, max_bucket > 0 ? max_bucket : kGemvMaxTokens);
     const int max_count = static_cast<int>(std::min<index_t>(bound, kGemvMaxTokens));
@@ -474,6 +479,7 @@ void grouped_matmul_swiglu(backend::cuda, DeviceView<const float, 2> xs, DeviceV
     const unsigned grid_y = static_cast<unsigned>(a.by_expert ? a.n_experts : slots);
     require(grid_y <= 65535u, ErrorCode::kInvalidArgument, "grouped_matmul_swiglu(cuda): {} slots and {} experts",
             slots, a.n_experts);
+    const cd::X8Activations x8 = cd::attach_x8(a.g);
     cd::GemmArgs<W> up_args = a.g;
     up_args.w = p.up, up_args.ld_w = p.up_ld;
     const bool vector = cd::gemv_vector_loads(a.g) && cd::gemv_vector_loads(up_args) &&

@@ -21,6 +21,7 @@
 #include "moe/kernels/cuda/block_format.cuh"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/x8.cuh"
 #include "moe/kernels/reference/arguments.hpp"
 #include "moe/kernels/reference/matmul_heads.hpp"
 
@@ -30,6 +31,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <type_traits>
 
@@ -47,6 +49,7 @@ struct GemmArgs {
   float* y = nullptr;
   std::size_t ld_y = 0, batch_y = 0;
   int n_tokens = 0, in = 0, out = 0, batch = 1;
+  X8Rows xq;  // x quantized to int8 (decode GEMV of the formats with an integer path), or none
 };
 
 // ---- decode, y = x·Wᵀ: GEMV, one warp per output row (or a few) ------------------------------
@@ -225,6 +228,66 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
   }
 }
 
+// gemv_warp_dot on x quantized to int8 (quant/q8_dot.hpp): lane units u = lane, lane + 32, ...
+// (the warp reads 256 or 512 consecutive elements of each row per turn), kRunsInFlight of them
+// per row loaded before the first is used. acc[r][t] = Σ_k x̂[t, k]·w_r[k], summed over the warp.
+template <class W, int kTokens, int kRows>
+__device__ __forceinline__ void gemv_warp_dot_x8(const W* const (&w_rows)[kRows], const X8Rows& xq, int in,
+                                                 float (&acc)[kRows][kTokens]) {
+  namespace qd = quant::q8dot;
+  constexpr int kInFlight = qd::kUnitsInFlight<W> / kRows > 0 ? qd::kUnitsInFlight<W> / kRows : 1;
+  const int lane = threadIdx.x % kWarpSize;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = 0.0f;
+  }
+  const int n_units = in / qd::kUnitElems<W>;
+  const auto apply = [&](const qd::UnitBits<W>(&bits)[kRows], int u) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      const qd::X8Row x{xq.q + t * xq.ld_q, xq.s + 2 * t * xq.ld_s};
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) acc[r][t] += qd::unit_dot(bits[r], x, u);
+    }
+  };
+  int u0 = lane;
+  // Whole groups of kInFlight units: all loads first, then the arithmetic; then the rest one by one.
+#pragma unroll 1
+  for (; u0 + (kInFlight - 1) * kWarpSize < n_units; u0 += kInFlight * kWarpSize) {
+    qd::UnitBits<W> bits[kInFlight][kRows];
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) bits[i][r] = qd::load_unit(w_rows[r], u0 + i * kWarpSize);
+    }
+#pragma unroll
+    for (int i = 0; i < kInFlight; ++i) apply(bits[i], u0 + i * kWarpSize);
+  }
+#pragma unroll 1
+  for (; u0 < n_units; u0 += kWarpSize) {
+    qd::UnitBits<W> bits[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) bits[r] = qd::load_unit(w_rows[r], u0);
+    apply(bits, u0);
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = warp_sum(acc[r][t]);
+  }
+}
+
+// The GEMV's dot for W: the integer one for the formats that have it (x quantized for it in xq:
+// the launchers see to that), the f32 one for the others.
+template <class W, int kTokens, int kRows, bool kVector>
+__device__ __forceinline__ void gemv_warp_dot_any(const W* const (&w_rows)[kRows], const float* __restrict__ x,
+                                                  std::size_t ld_x, const X8Rows& xq, int in,
+                                                  float (&acc)[kRows][kTokens]) {
+  if constexpr (quant::q8dot::kHasIntDot<W>) gemv_warp_dot_x8<W, kTokens, kRows>(w_rows, xq, in, acc);
+  else gemv_warp_dot<W, kTokens, kRows, kVector>(w_rows, x, ld_x, in, acc);
+}
+
 // y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens; each warp owns kRows consecutive rows
 // (more than one when several tokens share the pass, so each x load feeds several rows).
 // One warp's rows [row0, row0 + kRows) of one product (a.x, a.w, a.y already at that product);
@@ -239,7 +302,7 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
     w_rows[r] = a.w + static_cast<std::size_t>(row) * a.ld_w;
   }
   float acc[kRows][kTokens];
-  gemv_warp_dot<W, kTokens, kRows, kVector>(w_rows, a.x, a.ld_x, a.in, acc);
+  gemv_warp_dot_any<W, kTokens, kRows, kVector>(w_rows, a.x, a.ld_x, a.xq, a.in, acc);
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -282,6 +345,7 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(Ge
   kernel_prologue();
   GemmArgs<W> b = a;
   b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
+  if (b.xq.q != nullptr) b.xq.q += blockIdx.y * a.xq.batch_q, b.xq.s += 2 * blockIdx.y * a.xq.batch_s;
   for (int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows; row0 < a.out;
        row0 += gridDim.x * kGemvWarpsPerBlock * kRows) {
     gemv_warp_rows<W, kTokens, kRows, kVector>(b, row0);
@@ -800,12 +864,25 @@ void launch_gemv(const GemmArgs<W>& a, bool in_out) {
   }
 }
 
+// x of a decode GEMV y = x·Wᵀ quantized to int8 for W's integer path (a.xq), or nothing for the
+// formats without one. The result owns the buffer: keep it until the GEMV is launched.
+template <class W>
+X8Activations attach_x8(GemmArgs<W>& a) {
+  X8Activations x8;
+  if constexpr (quant::q8dot::kHasIntDot<W>) {
+    x8 = X8Activations(a.x, a.ld_x, a.batch_x, a.n_tokens, a.batch, a.in);
+    a.xq = x8.rows();
+  }
+  return x8;
+}
+
 // Runs y = x·Wᵀ (in_out false) or y = x·W (in_out true) for the arguments, picking the kernel.
 template <class W>
-void gemm_dispatch(const GemmArgs<W>& a, bool in_out) {
+void gemm_dispatch(GemmArgs<W> a, bool in_out) {
   if (a.n_tokens == 0 || a.out == 0 || a.batch == 0) return;
   require(a.batch <= 65535, ErrorCode::kInvalidArgument, "kernels::matmul(cuda): batch of {} exceeds 65535", a.batch);
   if (a.n_tokens <= kGemvMaxTokens) {
+    const X8Activations x8 = in_out ? X8Activations{} : attach_x8(a);
     const bool vector = in_out ? gemv_in_out_pair_loads(a) : gemv_vector_loads(a);
     if (vector) launch_gemv<W, true>(a, in_out);
     else launch_gemv<W, false>(a, in_out);
@@ -910,6 +987,8 @@ void matmul_fanout(backend::cuda be, DeviceView<const float, 2> x, std::span<con
       return;
     }
     f.count = static_cast<int>(w.size());
+    const cuda_detail::X8Activations x8 = cuda_detail::attach_x8(f.m[0]);
+    for (int i = 1; i < f.count; ++i) f.m[i].xq = f.m[0].xq;  // one x, one quantization
     cuda_detail::launch_fanout(f);
   } else {
     static_assert(dependent_false<W>,
