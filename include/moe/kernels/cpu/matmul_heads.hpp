@@ -22,7 +22,7 @@ void matmul_heads(backend::cpu_simd<Arch> be, index_t n_heads, index_t x_head_st
     const auto o = detail::head_operands(n_heads, x_head_stride, x, w, y, h);
     matmul(be, o.x, o.w, o.y);
   };
-  if (n_heads >= max_threads()) {
+  if (n_heads >= static_cast<index_t>(max_threads())) {
     parallel_for_chunks(n_heads, 1, [&](std::size_t begin, std::size_t end) {
       for (std::size_t h = begin; h < end; ++h) head(static_cast<index_t>(h));
     });
