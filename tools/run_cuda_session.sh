@@ -65,6 +65,10 @@ if [[ $part == 3 ]]; then  # one call for the quantized paths: GEMV tests and ba
   run_test test_cuda_quant
   quantized_bundled
   cuda_bench
+  # Where a quantized decode step's time goes: per-kernel times (MOE_CUDA_PROFILE, graphs off).
+  (( $(left) > 40 )) && [[ -x $E/moe-bench/moe-bench ]] && { echo "== profile q4_k tg16"
+    MOE_CUDA_PROFILE=1 timeout "$(lim 40)" $E/moe-bench/moe-bench --synthetic qwen3-30b-a3b --layers 8 --type q4_k \
+      --backend cuda -p 0 -n 16 -r 1 2>&1 | tail -25; }
   (( $(left) > 90 )) && b $(( $(left) - 60 )) "test_cuda_grouped" && run_test test_cuda_grouped
 elif [[ $part == 1 ]]; then
   b 450 "test_cuda_kernels test_cuda_quant test_cuda_graph moe-conformance moe-run moe-bench moe-server"
