@@ -61,8 +61,9 @@ cuda_bench() {
   done
 }
 if [[ $part == 3 ]]; then  # one call for the quantized paths: GEMV tests and bandwidth, models, moe-bench
-  b 330 "test_cuda_quant moe-bench moe-quantize moe-perplexity moe-run"
+  b 300 "test_cuda_quant"
   run_test test_cuda_quant
+  (( $(left) > 150 )) && b $(( $(left) - 100 )) "moe-bench moe-quantize moe-perplexity moe-run"
   quantized_bundled
   cuda_bench
   # Where a quantized decode step's time goes: per-kernel times (MOE_CUDA_PROFILE, graphs off).
