@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__CUDACC__)
 #include <cuda_fp16.h>
@@ -158,76 +159,72 @@ struct NibbleRun {
   int shift;            // 0: low nibbles, 4: high nibbles
 };
 template <class Q>
-MOE_HD inline NibbleRun load_nibble_run(const Q* row, int k, bool aligned2) noexcept {
+MOE_HD inline NibbleRun load_nibble_run(const Q* row, int k) noexcept {
+  constexpr bool kMxfp4 = std::is_same_v<Q, BlockMxfp4>;  // E8M0 byte scale, 17-byte blocks
   const Q* b = row + k / 32;
   const int j0 = k % 32;
   const std::uint8_t* q = b->qs + j0 % 16;
   NibbleRun r;
-  if (aligned2) {
-    for (int i = 0; i < 4; ++i) r.q[i] = load16(q + 2 * i);
-  } else {
+  if constexpr (kMxfp4) {
+    r.scale = load8(&b->e);
     for (int i = 0; i < 4; ++i) r.q[i] = load8(q + 2 * i) | (load8(q + 2 * i + 1) << 8);
+  } else {
+    r.scale = load16(&b->d);
+    for (int i = 0; i < 4; ++i) r.q[i] = load16(q + 2 * i);
   }
   r.shift = j0 >= 16 ? 4 : 0;
   return r;
 }
-// The run's nibbles 2i (byte 0) and 2i + 1 (byte 1).
-MOE_HD inline std::uint32_t nibble_pair(const NibbleRun& r, int i) noexcept {
-  return (r.q[i] >> r.shift) & 0x0f0fu;
+// w[e] = value(nibble e) · d (IEEE products commute, so this is each format's decode bit for bit).
+template <class Value>
+MOE_HD inline void decode_nibbles(const NibbleRun& r, float d, float (&w)[kRunElems]) noexcept {
+  for (int i = 0; i < 4; ++i) {
+    const std::uint32_t v = (r.q[i] >> r.shift) & 0x0f0fu;  // nibbles 2i (byte 0) and 2i + 1 (byte 1)
+    w[2 * i] = Value{}(v & 0xffu) * d;
+    w[2 * i + 1] = Value{}(v >> 8) * d;
+  }
 }
+struct Q4Value {
+  MOE_HD float operator()(std::uint32_t n) const noexcept { return biased_float(n, 8); }
+};
+struct Iq4Value {
+  MOE_HD float operator()(std::uint32_t n) const noexcept { return iq4_float(n); }
+};
+struct Mxfp4Value {
+  MOE_HD float operator()(std::uint32_t n) const noexcept { return mxfp4_float(n); }
+};
 
 template <>
 struct RunBits<BlockQ4_0> : NibbleRun {};
 template <>
 MOE_HD inline RunBits<BlockQ4_0> load_run(const BlockQ4_0* row, int k) noexcept {
-  RunBits<BlockQ4_0> r{load_nibble_run(row, k, true)};
-  r.scale = load16(&row[k / 32].d);
-  return r;
+  return {load_nibble_run(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockQ4_0>& r, float (&w)[kRunElems]) noexcept {
-  const float d = half_bits(r.scale);
-  for (int i = 0; i < 4; ++i) {
-    const std::uint32_t v = nibble_pair(r, i);
-    w[2 * i] = biased_float(v & 0xffu, 8) * d;
-    w[2 * i + 1] = biased_float(v >> 8, 8) * d;
-  }
+  decode_nibbles<Q4Value>(r, half_bits(r.scale), w);
 }
 
 template <>
 struct RunBits<BlockIq4Nl> : NibbleRun {};
 template <>
 MOE_HD inline RunBits<BlockIq4Nl> load_run(const BlockIq4Nl* row, int k) noexcept {
-  RunBits<BlockIq4Nl> r{load_nibble_run(row, k, true)};
-  r.scale = load16(&row[k / 32].d);
-  return r;
+  return {load_nibble_run(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockIq4Nl>& r, float (&w)[kRunElems]) noexcept {
-  const float d = half_bits(r.scale);
-  for (int i = 0; i < 4; ++i) {
-    const std::uint32_t v = nibble_pair(r, i);
-    w[2 * i] = d * iq4_float(v & 0xffu);
-    w[2 * i + 1] = d * iq4_float(v >> 8);
-  }
+  decode_nibbles<Iq4Value>(r, half_bits(r.scale), w);
 }
 
 template <>
 struct RunBits<BlockMxfp4> : NibbleRun {};
 template <>
 MOE_HD inline RunBits<BlockMxfp4> load_run(const BlockMxfp4* row, int k) noexcept {
-  RunBits<BlockMxfp4> r{load_nibble_run(row, k, false)};
-  r.scale = load8(&row[k / 32].e);
-  return r;
+  return {load_nibble_run(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockMxfp4>& r, float (&w)[kRunElems]) noexcept {
-  const float d = detail::e8m0_half(static_cast<std::uint8_t>(r.scale));
-  for (int i = 0; i < 4; ++i) {
-    const std::uint32_t v = nibble_pair(r, i);
-    w[2 * i] = mxfp4_float(v & 0xffu) * d;
-    w[2 * i + 1] = mxfp4_float(v >> 8) * d;
-  }
+  decode_nibbles<Mxfp4Value>(r, detail::e8m0_half(static_cast<std::uint8_t>(r.scale)), w);
 }
 
 // ---- Q4_K (144-byte blocks, rows 8-byte aligned): d, dmin, 12 scale bytes, then chunk c of 64
