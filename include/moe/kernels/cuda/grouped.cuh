@@ -346,7 +346,7 @@ std::size_t checked_expert_stride(std::size_t bytes, const char* op) {
   constexpr std::size_t kAlign = is_block_format_v<W> ? kRunAlignment<W> : sizeof(W);
   require(bytes % kAlign == 0, ErrorCode::kInvalidArgument,
           "kernels::{}(cuda): expert stride of {} bytes breaks the {}-byte alignment of {} rows", op, bytes, kAlign,
-          dtype_name(W::dtype));
+          FormatTraits<W>::name);
   return bytes;
 }
 
