@@ -239,22 +239,29 @@ TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block form
     const index_t slots = offsets.back();
     const std::vector<Q> gate = random_blocks<Q>(experts * out, in, nb), up = random_blocks<Q>(experts * out, in, nb);
     const std::vector<float> xs = random_floats(slots * in);
-    std::vector<float> xs_seen = xs;  // the integer GEMV's x̂ for the buckets it takes
+    // x as the kernels see it: the integer GEMV's x̂ for the buckets grouped_matmul's GEMV takes (at
+    // most 8 slots; the bigger ones go to the f32-exact GEMM), for every bucket in the fused SwiGLU
+    // (a GEMV for buckets of any size).
+    std::vector<float> xs_seen = xs, xs_swiglu = xs;
     if constexpr (kIntGemv<Q>) {
       for (index_t e = 0; e < experts; ++e) {
-        if (counts[e] > kernels::cuda_detail::kGemvMaxTokens) continue;
-        for (index_t s = offsets[e]; s < offsets[e + 1]; ++s) x8_round_trip(xs_seen.data() + s * in, in);
+        for (index_t s = offsets[e]; s < offsets[e + 1]; ++s) {
+          x8_round_trip(xs_swiglu.data() + s * in, in);
+          if (counts[e] <= kernels::cuda_detail::kGemvMaxTokens) x8_round_trip(xs_seen.data() + s * in, in);
+        }
       }
     }
-    std::vector<float> want(slots * out), want_act(slots * out), tmp_up(slots * out);
+    std::vector<float> want(slots * out), want_act(slots * out), tmp_up(slots * out), tmp_gate(slots * out);
     for (index_t e = 0; e < experts; ++e) {
       const index_t b = offsets[e], c = counts[e];
       if (c == 0) continue;
-      const View<const float, 2> xe(xs_seen.data() + b * in, {c, in});
-      kernels::matmul(kRef, xe, View<const Q, 2>(gate.data() + e * out * nb, {out, nb}), View<float, 2>(want.data() + b * out, {c, out}));
-      kernels::matmul(kRef, xe, View<const Q, 2>(up.data() + e * out * nb, {out, nb}), View<float, 2>(tmp_up.data() + b * out, {c, out}));
+      const View<const Q, 2> ge(gate.data() + e * out * nb, {out, nb}), ue(up.data() + e * out * nb, {out, nb});
+      kernels::matmul(kRef, View<const float, 2>(xs_seen.data() + b * in, {c, in}), ge, View<float, 2>(want.data() + b * out, {c, out}));
+      const View<const float, 2> xw(xs_swiglu.data() + b * in, {c, in});
+      kernels::matmul(kRef, xw, ge, View<float, 2>(tmp_gate.data() + b * out, {c, out}));
+      kernels::matmul(kRef, xw, ue, View<float, 2>(tmp_up.data() + b * out, {c, out}));
     }
-    for (index_t i = 0; i < slots * out; ++i) want_act[i] = want[i] / (1.0f + std::exp(-want[i])) * tmp_up[i];
+    for (index_t i = 0; i < slots * out; ++i) want_act[i] = tmp_gate[i] / (1.0f + std::exp(-tmp_gate[i])) * tmp_up[i];
     // Experts at 256-byte aligned offsets, as the device upload places them.
     const std::size_t stride = (static_cast<std::size_t>(out * nb) * sizeof(Q) + 255) / 256 * 256;
     const auto g_dev = to_device(padded_bank(gate, experts, stride)), u_dev = to_device(padded_bank(up, experts, stride));
@@ -272,7 +279,7 @@ TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block form
     double worst = 0.0, worst_act = 0.0;
     for (index_t s = 0; s < slots; ++s) {
       double xabs = 0.0;
-      for (index_t k = 0; k < in; ++k) xabs += std::fabs(xs_seen[s * in + k]);
+      for (index_t k = 0; k < in; ++k) xabs += std::max(std::fabs(xs_seen[s * in + k]), std::fabs(xs_swiglu[s * in + k]));
       for (index_t o = 0; o < out; ++o) {
         // |w| <= ~1: Σ|x·w| <= Σ|x| bounds the dot products' rounding (twice that for the integer
         // path's offset and min terms)
