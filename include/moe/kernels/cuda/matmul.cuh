@@ -808,7 +808,8 @@ template <class W, bool kVector, int kTokens>
 void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
   if (!in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
-    constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector>;
+    // The integer path reads no f32 x, so one variant serves both alignments.
+    constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector || quant::q8dot::kHasIntDot<W>>;
     const long long needed = (a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows);
     const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch)), a.batch);
     cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
