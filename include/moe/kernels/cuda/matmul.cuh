@@ -31,7 +31,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <span>
 #include <type_traits>
 
@@ -229,7 +228,7 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
 }
 
 // gemv_warp_dot on x quantized to int8 (quant/q8_dot.hpp): lane units u = lane, lane + 32, ...
-// (the warp reads 256 or 512 consecutive elements of each row per turn), kRunsInFlight of them
+// (the warp reads 256 or 512 consecutive elements of each row per turn), kUnitsInFlight of them
 // per row loaded before the first is used. acc[r][t] = Σ_k x̂[t, k]·w_r[k], summed over the warp.
 template <class W, int kTokens, int kRows>
 __device__ __forceinline__ void gemv_warp_dot_x8(const W* const (&w_rows)[kRows], const X8Rows& xq, int in,
