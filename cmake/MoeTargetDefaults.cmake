@@ -1,10 +1,15 @@
 # Compile options for this project's own executables (tests, benchmarks, tools); consumers of
 # moe::moe choose their own flags.
+# moe_target_defaults(target [STANDALONE]): STANDALONE compiles the graph in the target's own
+# translation units instead of linking instances/ (a target built for another instruction set:
+# the kernels' inline functions would otherwise exist twice under one name, and the linker would
+# keep either copy).
 function(moe_target_defaults target)
+  cmake_parse_arguments(PARSE_ARGV 1 arg "STANDALONE" "" "")
   target_link_libraries(${target} PRIVATE moe::moe)
   # The graph compiled once (instances/; host backends, and backend::cuda in CUDA builds): declared
   # extern here, linked from there.
-  if(TARGET moe_graph_instances AND NOT target MATCHES "^moe_(graph|cuda_format)_instances$")
+  if(TARGET moe_graph_instances AND NOT arg_STANDALONE AND NOT target MATCHES "^moe_(graph|cuda_format)_instances$")
     target_compile_definitions(${target} PRIVATE MOE_EXTERN_GRAPH=1)
     target_link_libraries(${target} PRIVATE moe_graph_instances)
   endif()

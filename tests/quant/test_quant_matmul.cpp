@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <span>
+#include <vector>
 
 using namespace quant_test;
 using moe::index_t;
@@ -145,6 +147,80 @@ TEMPLATE_TEST_CASE("block matmul: a token's output does not depend on the tokens
       kernels::matmul(backend::cpu{}, xs, c.wv(), View<float, 2>(part.data(), {count, out}));
       INFO(moe::dtype_name(Q::dtype) << ": tokens " << first << ".." << first + count - 1);
       CHECK(std::memcmp(part.data(), all.data() + first * out, part.size() * sizeof(float)) == 0);
+    }
+  }
+}
+
+namespace {
+
+// Every block of a row filled with one code byte (the scales set apart): the largest weight codes
+// of a format against activations all +1 or all -1 give the largest partial sums the integer
+// kernels form (the AVX2 kernels add up to 8 vpmaddubsw pair sums in 16-bit lanes: a wrong run
+// length wraps them). Row r takes code byte bytes[r % size].
+template <class Q>
+std::vector<Q> extreme_rows(index_t rows, index_t nb, std::span<const std::uint8_t> bytes) {
+  std::vector<Q> w(rows * nb);
+  for (index_t r = 0; r < rows; ++r) {
+    for (index_t b = 0; b < nb; ++b) {
+      Q& q = w[r * nb + b];
+      std::memset(&q, bytes[r % bytes.size()], sizeof(Q));
+      if constexpr (std::is_same_v<Q, BlockMxfp4>) q.e = 127;  // scale 1
+      else if constexpr (std::is_same_v<Q, BlockQ4_K>) q.d = h(0.002f), q.dmin = h(0.001f);
+      else q.d = h(std::is_same_v<Q, BlockQ6_K> ? 0.001f : 0.01f);  // (Q6_K's scales: the code byte)
+    }
+  }
+  return w;
+}
+
+template <class Q, class WView>
+void check_extremes(const std::vector<float>& x, index_t n, index_t in, index_t rows, const WView& w,
+                    const std::vector<float>& want, const char* layout) {
+  std::vector<float> got(n * rows, -1.0f);
+  kernels::matmul(backend::cpu{}, View<const float, 2>(x.data(), {n, in}), w, View<float, 2>(got.data(), {n, rows}));
+  for (index_t t = 0; t < n; ++t) {
+    for (index_t o = 0; o < rows; ++o) {
+      const double ref = want[t * rows + o];
+      INFO(moe::dtype_name(Q::dtype) << " " << layout << " tokens " << n << " token " << t << " row " << o);
+      CHECK(std::fabs(got[t * rows + o] - ref) <= 1e-4 * std::fabs(ref) + 1e-6);
+    }
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("block matmul: the largest codes against the largest activations do not overflow",
+                   "[quant][matmul]", BlockQ8_0, BlockQ4_0, BlockIq4Nl, BlockMxfp4, BlockQ4_K, BlockQ6_K) {
+  using Q = TestType;
+  // Code bytes: both ends of each format's code range (nibbles 0 / 15, Q8_0's -128 / 127, IQ4_NL's
+  // -127 / 113, MXFP4's ±6, Q6_K's code 63 and 0 with scales -1, 127 and -128, Q4_K's 15 with
+  // scales and mins 63).
+  const std::vector<std::uint8_t> bytes = std::is_same_v<Q, BlockQ8_0>
+                                              ? std::vector<std::uint8_t>{0x7f, 0x80, 0x81, 0x01}
+                                          : std::is_same_v<Q, BlockQ6_K> ? std::vector<std::uint8_t>{0xff, 0x7f, 0x80, 0x00}
+                                          : std::is_same_v<Q, BlockMxfp4> ? std::vector<std::uint8_t>{0x77, 0xff, 0x00}
+                                                                          : std::vector<std::uint8_t>{0xff, 0x00, 0x88};
+  constexpr auto BE = static_cast<index_t>(Q::block_elements);
+  const index_t in = 2 * std::max<index_t>(BE, 256), nb = in / BE, rows = 16;
+  const auto w = extreme_rows<Q>(rows, nb, bytes);
+  std::vector<float> w_f32(rows * in);
+  moe::quant::dequantize_row(w.data(), w_f32.data(), w_f32.size());
+  for (const float sign : {1.0f, -1.0f}) {
+    for (const index_t n : {index_t{1}, index_t{5}, index_t{16}, index_t{17}, index_t{40}}) {
+      const std::vector<float> x(n * in, sign);
+      std::vector<float> want(n * rows);  // x̂ = x exactly here (|x| = max|x| maps to code ±127)
+      kernels::matmul(backend::reference{}, View<const float, 2>(x.data(), {n, in}),
+                      View<const float, 2>(w_f32.data(), {rows, in}), View<float, 2>(want.data(), {n, rows}));
+      check_extremes<Q>(x, n, in, rows, View<const Q, 2>(w.data(), {rows, nb}), want, "row-major");
+      if constexpr (moe::quant::Interleavable<Q> && kernels::kInterleavedKernels) {
+        std::vector<moe::quant::Rows8<Q>> inter(rows / 8 * nb);
+        for (index_t g = 0; g < rows / 8; ++g) {
+          const Q* rp[8];
+          for (int k = 0; k < 8; ++k) rp[k] = w.data() + (8 * g + k) * nb;
+          for (index_t b = 0; b < nb; ++b) moe::quant::interleave(rp, static_cast<std::size_t>(b), inter[g * nb + b]);
+        }
+        check_extremes<Q>(x, n, in, rows, View<const moe::quant::Rows8<Q>, 2>(inter.data(), {rows / 8, nb}), want,
+                          "interleaved");
+      }
     }
   }
 }

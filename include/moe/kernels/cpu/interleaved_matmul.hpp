@@ -32,7 +32,7 @@ template <class W>
 struct R8;
 template <>
 struct R8<quant::BlockQ4_0> {
-  static constexpr int kOff = 8;
+  static constexpr int kOff = 8, kMaxU = Fmt32<quant::BlockQ4_0>::kMaxU;
   static void u(const quant::Rows8<quant::BlockQ4_0>& g, __m256i* u) noexcept {
     const __m256i low = _mm256_set1_epi8(0x0f);
     for (int c = 0; c < 4; ++c) {  // byte j of a group holds element j (low nibble) and j + 16
@@ -44,14 +44,14 @@ struct R8<quant::BlockQ4_0> {
 };
 template <>
 struct R8<quant::BlockQ8_0> {
-  static constexpr int kOff = 128;
+  static constexpr int kOff = 128, kMaxU = Fmt32<quant::BlockQ8_0>::kMaxU;
   static void u(const quant::Rows8<quant::BlockQ8_0>& g, __m256i* u) noexcept {
     for (int c = 0; c < 8; ++c) u[c] = _mm256_xor_si256(load256(g.qs[c]), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
 };
 template <>
 struct R8<quant::BlockIq4Nl> {
-  static constexpr int kOff = 128;
+  static constexpr int kOff = 128, kMaxU = Fmt32<quant::BlockIq4Nl>::kMaxU;
   static void u(const quant::Rows8<quant::BlockIq4Nl>& g, __m256i* u) noexcept {
     const __m128i t = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(quant::kIq4Values)),
                                     _mm_set1_epi8(static_cast<char>(0x80)));
@@ -97,13 +97,8 @@ void stream_rows8(const quant::Rows8<W>* g, const ActQ8* const* acts, int T_any,
     for (int t = 0; t < T; ++t) {
       const ActQ8& a = acts[t][b];
       const auto* q = reinterpret_cast<const std::uint8_t*>(a.qs);
-      __m256i s0 = dot_acc<kWide>(_mm256_setzero_si256(), u[0], bcast32(q));
-      __m256i s1 = dot_acc<kWide>(_mm256_setzero_si256(), u[1], bcast32(q + 4));
-      for (int k = 2; k < 8; k += 2) {
-        s0 = dot_acc<kWide>(s0, u[k], bcast32(q + 4 * k));
-        s1 = dot_acc<kWide>(s1, u[k + 1], bcast32(q + 4 * k + 4));
-      }
-      __m256i s = _mm256_add_epi32(s0, s1);
+      __m256i s = dot_groups<8, F::kMaxU, kWide>(_mm256_setzero_si256(), [&](int k) { return u[k]; },
+                                                 [&](int k) { return bcast32(q + 4 * k); });
       if constexpr (kCorr != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(kCorr * a.sum));
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(a.d)), _mm256_cvtepi32_ps(s), acc[t]);
     }
@@ -166,18 +161,28 @@ void stream_rows8(const quant::Rows8<quant::BlockQ4_K>* g, const quant::BlockQ8_
     for (int c = 0; c < 4; ++c) {  // elements 64c .. 64c+63: groups 2c (low nibbles) and 2c + 1
       __m256i slo[kMax], shi[kMax];
       for (int t = 0; t < T; ++t) slo[t] = shi[t] = _mm256_setzero_si256();
+      static_assert(kS16Run<15> >= 8, "a group of 32 codes is one s16 run");
       for (int k = 0; k < 8; ++k) {
         const __m256i raw = load256(w.qs[8 * c + k]);
         const __m256i lo = _mm256_and_si256(raw, low), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low);
         for (int t = 0; t < T; ++t) {
           const auto* q = reinterpret_cast<const std::uint8_t*>(acts[t][b].qs) + 64 * c + 4 * k;
-          slo[t] = dot_acc<false>(slo[t], lo, bcast32(q));
-          shi[t] = dot_acc<false>(shi[t], hi, bcast32(q + 32));
+          slo[t] = dot_run_add<false>(slo[t], lo, bcast32(q));
+          shi[t] = dot_run_add<false>(shi[t], hi, bcast32(q + 32));
         }
       }
-      for (int t = 0; t < T; ++t) {
-        S[t] = _mm256_add_epi32(S[t], _mm256_mullo_epi32(slo[t], sc.sc[2 * c]));
-        S[t] = _mm256_add_epi32(S[t], _mm256_mullo_epi32(shi[t], sc.sc[2 * c + 1]));
+      if constexpr (kVnni) {
+        for (int t = 0; t < T; ++t) {
+          S[t] = _mm256_add_epi32(S[t], _mm256_mullo_epi32(slo[t], sc.sc[2 * c]));
+          S[t] = _mm256_add_epi32(S[t], _mm256_mullo_epi32(shi[t], sc.sc[2 * c + 1]));
+        }
+      } else {  // the s16 sums times the scale, widened by one vpmaddwd (the scale in both halves)
+        const __m256i sc_lo = _mm256_or_si256(sc.sc[2 * c], _mm256_slli_epi32(sc.sc[2 * c], 16));
+        const __m256i sc_hi = _mm256_or_si256(sc.sc[2 * c + 1], _mm256_slli_epi32(sc.sc[2 * c + 1], 16));
+        for (int t = 0; t < T; ++t) {
+          S[t] = _mm256_add_epi32(S[t], _mm256_madd_epi16(slo[t], sc_lo));
+          S[t] = _mm256_add_epi32(S[t], _mm256_madd_epi16(shi[t], sc_hi));
+        }
       }
     }
     const __m256 dv = scales8_f16(w.d), ndm = _mm256_xor_ps(scales8_f16(w.dmin), _mm256_set1_ps(-0.0f));  // -dmin, as the row kernels
@@ -227,8 +232,13 @@ void stream_rows8(const quant::Rows8<quant::BlockQ6_K>* g, const quant::BlockQ8_
     }
     for (int n = 0; n < 2; ++n) {    // elements 128n .. 128n+127
       for (int h = 0; h < 2; ++h) {  // runs g = 0..3 of 32 elements, their half h: groups 8n + 2g + h
-        __m256i part[kMax][4];
+        __m256i part[kMax][4], sc[4];
         for (int t = 0; t < T; ++t) part[t][0] = part[t][1] = part[t][2] = part[t][3] = _mm256_setzero_si256();
+        for (int r = 0; r < 4; ++r) {  // group s = 8n + 2r + h: byte s % 4 of word s / 4, sign-extended
+          const int s = 8 * n + 2 * r + h;
+          sc[r] = _mm256_srai_epi32(_mm256_slli_epi32(words[s / 4], 24 - 8 * (s % 4)), 24);
+        }
+        static_assert(kS16Run<63> == 2, "Q6_K's s16 runs are 2 groups of 4 codes");
         for (int k = 4 * h; k < 4 * h + 4; ++k) {  // elements 128n + 32g + 4k .. +3
           const __m256i ql0 = load256(w.ql[16 * n + k]), ql1 = load256(w.ql[16 * n + 8 + k]), qh = load256(w.qh[8 * n + k]);
           const __m256i u[4] = {
@@ -240,13 +250,25 @@ void stream_rows8(const quant::Rows8<quant::BlockQ6_K>* g, const quant::BlockQ8_
                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), three), 4))};
           for (int t = 0; t < T; ++t) {
             const auto* q = reinterpret_cast<const std::uint8_t*>(acts[t][b].qs) + 128 * n + 4 * k;
-            for (int r = 0; r < 4; ++r) part[t][r] = dot_acc<false>(part[t][r], u[r], bcast32(q + 32 * r));
+            for (int r = 0; r < 4; ++r) part[t][r] = dot_run_add<false>(part[t][r], u[r], bcast32(q + 32 * r));
+          }
+          if constexpr (!kVnni) {
+            if (k % 2 == 1) {  // the end of an s16 run: its sums times the scale by one vpmaddwd
+              for (int r = 0; r < 4; ++r) {
+                const __m256i pair = _mm256_or_si256(_mm256_and_si256(sc[r], _mm256_set1_epi32(0xffff)),
+                                                     _mm256_slli_epi32(sc[r], 16));
+                for (int t = 0; t < T; ++t) {
+                  S[t] = _mm256_add_epi32(S[t], _mm256_madd_epi16(part[t][r], pair));
+                  part[t][r] = _mm256_setzero_si256();
+                }
+              }
+            }
           }
         }
-        for (int r = 0; r < 4; ++r) {  // group s = 8n + 2r + h: byte s % 4 of word s / 4, sign-extended
-          const int s = 8 * n + 2 * r + h;
-          const __m256i sc = _mm256_srai_epi32(_mm256_slli_epi32(words[s / 4], 24 - 8 * (s % 4)), 24);
-          for (int t = 0; t < T; ++t) S[t] = _mm256_add_epi32(S[t], _mm256_mullo_epi32(part[t][r], sc));
+        if constexpr (kVnni) {
+          for (int r = 0; r < 4; ++r) {
+            for (int t = 0; t < T; ++t) S[t] = _mm256_add_epi32(S[t], _mm256_mullo_epi32(part[t][r], sc[r]));
+          }
         }
       }
     }

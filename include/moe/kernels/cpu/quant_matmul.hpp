@@ -658,6 +658,44 @@ inline __m256i dot_acc(__m256i acc, __m256i u, __m256i s) noexcept {
 template <int Off>
 inline constexpr int kCorrection = (Off == 128 && !kVnni) ? 0 : Off;
 
+// Runs of 4-byte-group products: h = dot_run_add<Wide>(h, u, s) for each group of a run (from
+// h = 0), then dot_run_end(acc, h) adds the run's sums to an s32 vector. Under VNNI h holds s32
+// lanes (vpdpbusd). On AVX2 it holds the vpmaddubsw pair sums as s16 lanes, widened by one vpmaddwd
+// at the run's end: a run of n groups costs n + 1 multiplies instead of dot_acc's 2n (the
+// multiplies, not the adds, bound the AVX2 kernels). The s16 sums are exact while a run is at most
+// kS16Run<MaxU> groups, MaxU the largest weight code vpmaddubsw sees (after the sign trick for the
+// Wide formats) and |s| <= 128: n·2·MaxU·128 <= 32767 (Q4_0 and Q4_K take runs of 8, MXFP4 10,
+// Q6_K 2, Q8_0 and IQ4_NL 1). So the integers, and every output, are those of dot_acc.
+template <int MaxU>
+inline constexpr int kS16Run = std::max(1, 32767 / (2 * MaxU * 128));
+template <bool Wide>
+inline __m256i dot_run_add(__m256i h, __m256i u, __m256i s) noexcept {
+  if constexpr (kVnni) {
+    return dot_acc<Wide>(h, u, s);
+  } else {
+    if constexpr (Wide) {
+      const __m256i w = _mm256_xor_si256(u, _mm256_set1_epi8(static_cast<char>(0x80)));
+      u = _mm256_sign_epi8(w, w), s = _mm256_sign_epi8(s, w);
+    }
+    return _mm256_add_epi16(h, _mm256_maddubs_epi16(u, s));
+  }
+}
+inline __m256i dot_run_end(__m256i acc, __m256i h) noexcept {
+  if constexpr (kVnni) return _mm256_add_epi32(acc, h);
+  else return _mm256_add_epi32(acc, _mm256_madd_epi16(h, _mm256_set1_epi16(1)));
+}
+// acc + Σ_{k<N} u(k)·s(k) by runs of kS16Run<MaxU> groups (VNNI: two vpdpbusd chains).
+template <int N, int MaxU, bool Wide, class U, class S>
+inline __m256i dot_groups(__m256i acc, const U& u, const S& s) noexcept {
+  constexpr int kRun = kVnni ? (N + 1) / 2 : kS16Run<MaxU>;
+  for (int k0 = 0; k0 < N; k0 += kRun) {
+    __m256i h = _mm256_setzero_si256();
+    for (int k = k0; k < std::min(N, k0 + kRun); ++k) h = dot_run_add<Wide>(h, u(k), s(k));
+    acc = dot_run_end(acc, h);
+  }
+  return acc;
+}
+
 inline __m256i bcast32(const std::uint8_t* p) noexcept {
   std::int32_t v;
   std::memcpy(&v, p, 4);
@@ -680,7 +718,7 @@ template <class W>
 struct Fmt32;
 template <>
 struct Fmt32<quant::BlockQ8_0> {
-  static constexpr int kOff = 128;
+  static constexpr int kOff = 128, kMaxU = 128;  // |-128| (files may hold it; ggml writes -127..127)
   static __m256i u(const quant::BlockQ8_0& b) noexcept {
     return _mm256_xor_si256(load256(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
   }
@@ -692,7 +730,7 @@ inline __m256i nibbles(const std::uint8_t* qs) noexcept {  // low nibbles of 16 
 }
 template <>
 struct Fmt32<quant::BlockQ4_0> {
-  static constexpr int kOff = 8;
+  static constexpr int kOff = 8, kMaxU = 15;
   static __m256i u(const quant::BlockQ4_0& b) noexcept { return nibbles(b.qs); }
   static float scale(const quant::BlockQ4_0& b) noexcept { return half_to_float(b.d); }
 };
@@ -703,13 +741,13 @@ inline __m256i table_u(const std::int8_t* table, const std::uint8_t* qs) noexcep
 }
 template <>
 struct Fmt32<quant::BlockIq4Nl> {
-  static constexpr int kOff = 128;
+  static constexpr int kOff = 128, kMaxU = 127;
   static __m256i u(const quant::BlockIq4Nl& b) noexcept { return table_u(quant::kIq4Values, b.qs); }
   static float scale(const quant::BlockIq4Nl& b) noexcept { return half_to_float(b.d); }
 };
 template <>
 struct Fmt32<quant::BlockMxfp4> {  // the table holds E2M1 doubled, so the scale is half of E8M0's
-  static constexpr int kOff = 128;
+  static constexpr int kOff = 128, kMaxU = 12;
   static __m256i u(const quant::BlockMxfp4& b) noexcept { return table_u(quant::kMxfp4Values, b.qs); }
   static float scale(const quant::BlockMxfp4& b) noexcept { return quant::detail::e8m0_half(b.e); }
 };
@@ -1010,19 +1048,24 @@ inline void fill_panel(const quant::BlockQ8_K* const* acts, int n, index_t b, Pa
   }
 }
 
-// Σ over 8 4-byte groups: u the row's 32 bytes, q[k] the panel's group-k vectors (two chains).
-template <bool Wide>
-inline gv::I dot32(const std::uint8_t* u, const gv::I* q) noexcept {
-  gv::I s0 = gv::izero(), s1 = gv::izero();
-  for (int k = 0; k < 8; k += 2) {
-    s0 = gv::dot<Wide>(s0, gv::bcast(u + 4 * k), q[k]);
-    s1 = gv::dot<Wide>(s1, gv::bcast(u + 4 * k + 4), q[k + 1]);
+// Σ over N 4-byte groups: u the row's 4·N bytes, q[k] the panel's group-k vectors, codes of
+// magnitude at most MaxU (zmm: two vpdpbusd chains; ymm: dot_groups' s16 runs).
+template <bool Wide, int MaxU, int N = 8>
+inline gv::I dot_panel(const std::uint8_t* u, const gv::I* q) noexcept {
+  if constexpr (gv::kLanes == 16) {
+    gv::I s0 = gv::izero(), s1 = gv::izero();
+    for (int k = 0; k < N; k += 2) {
+      s0 = gv::dot<Wide>(s0, gv::bcast(u + 4 * k), q[k]);
+      s1 = gv::dot<Wide>(s1, gv::bcast(u + 4 * k + 4), q[k + 1]);
+    }
+    return gv::add(s0, s1);
+  } else {
+    return dot_groups<N, MaxU, Wide>(gv::izero(), [&](int k) { return gv::bcast(u + 4 * k); }, [&](int k) { return q[k]; });
   }
-  return gv::add(s0, s1);
 }
 
 // acc[r] (lanes = the panel's tokens) over all blocks of R decoded rows.
-template <int Off, int R>
+template <int Off, int MaxU, int R>
 inline void tile(const Dec32* const* rows, const Panel32* p, index_t nb, gv::F* acc) noexcept {
   constexpr bool kWide = Off == 128;
   for (index_t b = 0; b < nb; ++b) {
@@ -1035,14 +1078,14 @@ inline void tile(const Dec32* const* rows, const Panel32* p, index_t nb, gv::F* 
     const gv::I corr = gv::iload(p[b].corr);
     for (int r = 0; r < R; ++r) {
       const Dec32& w = rows[r][b];
-      gv::I s = dot32<kWide>(w.u, q);
+      gv::I s = dot_panel<kWide, MaxU>(w.u, q);
       if constexpr (kCorrection<Off> != 0) s = gv::sub(s, corr);
       acc[r] = gv::fmadd(gv::mul(gv::fset1(w.d), da), gv::cvt(s), acc[r]);
     }
   }
 }
 
-template <int, int R>
+template <int, int, int R>
 inline void tile(const DecQ4K* const* rows, const PanelK* p, index_t nb, gv::F* acc) noexcept {
   for (index_t b = 0; b < nb; ++b) {
     gv::I is[R];
@@ -1054,7 +1097,7 @@ inline void tile(const DecQ4K* const* rows, const PanelK* p, index_t nb, gv::F* 
         gv::keep(q[k]);
       }
       for (int r = 0; r < R; ++r) {
-        const gv::I s = dot32<false>(rows[r][b].u + 32 * g, q);
+        const gv::I s = dot_panel<false, 15>(rows[r][b].u + 32 * g, q);
         is[r] = gv::add(is[r], gv::mullo(s, gv::set1(rows[r][b].sc[g])));
       }
     }
@@ -1069,7 +1112,7 @@ inline void tile(const DecQ4K* const* rows, const PanelK* p, index_t nb, gv::F* 
   }
 }
 
-template <int, int R>
+template <int, int, int R>
 inline void tile(const DecQ6K* const* rows, const PanelK* p, index_t nb, gv::F* acc) noexcept {
   for (index_t b = 0; b < nb; ++b) {
     gv::I is[R];
@@ -1082,12 +1125,7 @@ inline void tile(const DecQ6K* const* rows, const PanelK* p, index_t nb, gv::F* 
       }
       for (int r = 0; r < R; ++r) {
         const std::uint8_t* u = rows[r][b].u + 32 * h;
-        gv::I s0 = gv::dot<false>(gv::izero(), gv::bcast(u), q[0]);
-        gv::I s1 = gv::dot<false>(gv::izero(), gv::bcast(u + 16), q[4]);
-        for (int k = 1; k < 4; ++k) {
-          s0 = gv::dot<false>(s0, gv::bcast(u + 4 * k), q[k]);
-          s1 = gv::dot<false>(s1, gv::bcast(u + 16 + 4 * k), q[4 + k]);
-        }
+        const gv::I s0 = dot_panel<false, 63, 4>(u, q), s1 = dot_panel<false, 63, 4>(u + 16, q + 4);
         is[r] = gv::add(is[r], gv::mullo(s0, gv::set1(rows[r][b].sc[2 * h])));
         is[r] = gv::add(is[r], gv::mullo(s1, gv::set1(rows[r][b].sc[2 * h + 1])));
       }
@@ -1111,7 +1149,7 @@ template <class W>
   requires requires { Fmt32<W>::kOff; }
 struct Traits<W> {
   static constexpr bool kOn = true;
-  static constexpr int kCorr = kCorrection<Fmt32<W>::kOff>, kOff = Fmt32<W>::kOff;
+  static constexpr int kCorr = kCorrection<Fmt32<W>::kOff>, kOff = Fmt32<W>::kOff, kMaxU = Fmt32<W>::kMaxU;
   using Dec = Dec32;
   using Panel = Panel32;
   static void decode(const W& b, Dec32& o) noexcept {
@@ -1122,7 +1160,7 @@ struct Traits<W> {
 template <>
 struct Traits<quant::BlockQ4_K> {
   static constexpr bool kOn = true;
-  static constexpr int kCorr = 0, kOff = 0;
+  static constexpr int kCorr = 0, kOff = 0, kMaxU = 15;
   using Dec = DecQ4K;
   using Panel = PanelK;
   static void decode(const quant::BlockQ4_K& b, DecQ4K& o) noexcept { igemm::decode(b, o); }
@@ -1130,7 +1168,7 @@ struct Traits<quant::BlockQ4_K> {
 template <>
 struct Traits<quant::BlockQ6_K> {
   static constexpr bool kOn = true;
-  static constexpr int kCorr = 0, kOff = 0;
+  static constexpr int kCorr = 0, kOff = 0, kMaxU = 63;
   using Dec = DecQ6K;
   using Panel = PanelK;
   static void decode(const quant::BlockQ6_K& b, DecQ6K& o) noexcept { igemm::decode(b, o); }
@@ -1219,7 +1257,7 @@ void igemm_tile_panels(const typename igemm::Traits<W>::Dec* const* rows, const 
   for (index_t p = p0; p < p1; ++p) {
     igemm::gv::F acc[R];
     for (int r = 0; r < R; ++r) acc[r] = igemm::gv::fzero();
-    igemm::tile<igemm::Traits<W>::kOff, R>(rows, panels + p * nb, nb, acc);
+    igemm::tile<igemm::Traits<W>::kOff, igemm::Traits<W>::kMaxU, R>(rows, panels + p * nb, nb, acc);
     for (int r = 0; r < R; ++r) igemm::gv::fstore(lanes[r], acc[r]);
     const int n = static_cast<int>(std::min<index_t>(P, n_tokens - p * P));
     for (int l = 0; l < n; ++l) {
