@@ -95,6 +95,7 @@ struct ModelInfo {
 struct Row {
   std::string test;  // "pp" or "tg"
   index_t n_prompt = 0, n_gen = 0, n_batch = 1;
+  index_t expert_top_k = 0;  // tg: the routed experts each token uses (0: the model's top_k)
   std::vector<double> ts;
   double limit_ts = 0;  // 0: not measured
   std::string limit;    // what bounds it
@@ -104,7 +105,8 @@ struct Row {
 
   std::string label() const {
     if (test == "pp") return fmt::format("pp{}", n_prompt);
-    return n_batch > 1 ? fmt::format("tg{} x{}", n_gen, n_batch) : fmt::format("tg{}", n_gen);
+    const std::string k = expert_top_k > 0 ? fmt::format(" k={}", expert_top_k) : "";
+    return (n_batch > 1 ? fmt::format("tg{} x{}", n_gen, n_batch) : fmt::format("tg{}", n_gen)) + k;
   }
 };
 
@@ -180,7 +182,8 @@ void measure(const Options& o, Probes& probes, Row& row, F&& once, std::vector<d
   for (index_t r = 0; r < o.reps; ++r) {
     bw.push_back(probes.bandwidth_sample());
     row.ts.push_back(once());
-    if (!o.compare.empty() && row.n_batch == 1) {  // llama-bench has no batched-decode row to compare with
+    // llama-bench has no batched-decode or expert-budget row to compare with
+    if (!o.compare.empty() && row.n_batch == 1 && row.expert_top_k == 0) {
       const auto res = moe::bench_tool::run_command(o.compare);
       if (res.status != 0) {
         moe::fail(moe::ErrorCode::kInvalidArgument, "--compare: '{}' failed with exit status {}; its output ended: '{}'",
@@ -194,6 +197,7 @@ void measure(const Options& o, Probes& probes, Row& row, F&& once, std::vector<d
   }
   bw.push_back(probes.bandwidth_sample());
   if (!o.compare.empty() && row.n_batch > 1) row.compare_output = "not compared: batched";
+  else if (!o.compare.empty() && row.expert_top_k > 0) row.compare_output = "not compared: expert budget";
 }
 
 template <class Backend>
@@ -238,51 +242,64 @@ std::vector<Row> run_tests(const Options& o, const moe::BasicModel<Backend>& mod
   for (const index_t b : o.n_batch) {
     if (b != 1) batches.push_back(b);
   }
+  // --expert-top-k: each tg test again per budget (K = the model's top_k is the plain test).
+  std::vector<index_t> budgets{0};
+  for (const index_t k : o.expert_top_k) {
+    if (k == 0 || k == cfg.top_k) continue;
+    moe::kernels::ExpertBudget{static_cast<std::int32_t>(k)}.validate(cfg.top_k, "--expert-top-k");
+    budgets.push_back(k);
+  }
   for (const index_t n : o.n_gen) {
     for (const index_t B : batches) {
-      Row row;
-      row.test = "tg", row.n_gen = n, row.n_batch = B;
-      info_line(fmt::format("moe-bench: {} ...", row.label()));
-      const index_t n_ctx = kTgContext + n + 1;
-      std::vector<typename Model::Cache> caches;
-      for (index_t i = 0; i < B; ++i) caches.push_back(model.make_cache(n_ctx));
-      auto ws = model.make_workspace(std::max(B, kTgContext));
-      moe::Tensor<float, 2> logits({B, V});
-      std::vector<std::vector<std::int32_t>> context(B);
-      for (index_t i = 0; i < B; ++i) context[i] = moe::bench::make_ids(kTgContext, V, static_cast<std::uint32_t>(100 + i));
-      std::vector<std::int32_t> next(B);
-      std::vector<typename Model::SequenceChunk> chunks(B);
-      std::vector<double> bw;
-      measure(o, probes, row, [&] {
-        for (index_t i = 0; i < B; ++i) {  // the short context, one sequence at a time (not timed)
-          caches[i].clear();
-          const typename Model::SequenceChunk c{&caches[i], context[i]};
-          model.forward({&c, 1}, ws, moe::View<float, 2>(logits.data() + i * V, {1, V}), false);
-        }
-        moe::Stopwatch w;
-        for (index_t step = 0; step < n; ++step) {
-          for (index_t i = 0; i < B; ++i) {  // greedy: each sequence's argmax is its next token
-            next[i] = moe::sampling::argmax(std::span<const float>(logits.data() + i * V, static_cast<std::size_t>(V)));
+      for (const index_t K : budgets) {
+        Row row;
+        row.test = "tg", row.n_gen = n, row.n_batch = B, row.expert_top_k = K;
+        const moe::kernels::ExpertBudget budget{static_cast<std::int32_t>(K)};
+        const index_t k_used = K > 0 ? K : cfg.top_k;
+        info_line(fmt::format("moe-bench: {} ...", row.label()));
+        const index_t n_ctx = kTgContext + n + 1;
+        std::vector<typename Model::Cache> caches;
+        for (index_t i = 0; i < B; ++i) caches.push_back(model.make_cache(n_ctx));
+        auto ws = model.make_workspace(std::max(B, kTgContext));
+        moe::Tensor<float, 2> logits({B, V});
+        std::vector<std::vector<std::int32_t>> context(B);
+        for (index_t i = 0; i < B; ++i) context[i] = moe::bench::make_ids(kTgContext, V, static_cast<std::uint32_t>(100 + i));
+        std::vector<std::int32_t> next(B);
+        std::vector<typename Model::SequenceChunk> chunks(B);
+        std::vector<double> bw;
+        measure(o, probes, row, [&] {
+          for (index_t i = 0; i < B; ++i) {  // the short context, one sequence at a time (not timed)
+            caches[i].clear();
+            const typename Model::SequenceChunk c{&caches[i], context[i], budget};
+            model.forward({&c, 1}, ws, moe::View<float, 2>(logits.data() + i * V, {1, V}), false);
           }
-          for (index_t i = 0; i < B; ++i) chunks[i] = {&caches[i], std::span<const std::int32_t>(&next[i], 1)};
-          model.forward(chunks, ws, logits.view(), false);
+          moe::Stopwatch w;
+          for (index_t step = 0; step < n; ++step) {
+            for (index_t i = 0; i < B; ++i) {  // greedy: each sequence's argmax is its next token
+              next[i] = moe::sampling::argmax(std::span<const float>(logits.data() + i * V, static_cast<std::size_t>(V)));
+            }
+            for (index_t i = 0; i < B; ++i) chunks[i] = {&caches[i], std::span<const std::int32_t>(&next[i], 1), budget};
+            model.forward(chunks, ws, logits.view(), false);
+          }
+          return static_cast<double>(n * B) / w.seconds();
+        }, bw);
+        row.bandwidth = median(bw);
+        row.fma_flops = probes.last_fma_peak();
+        const double mean_ctx = static_cast<double>(kTgContext) + static_cast<double>(n) / 2.0;
+        const auto wk = moe::model::weight_bytes(model.weights(), k_used);  // K experts per token
+        const double token_bytes = K > 0 ? wk.per_token : info.per_token_bytes;
+        const double step = (B == 1 ? token_bytes : moe::bench::step_bytes(model.weights(), k_used, B)) +
+                            static_cast<double>(B) * info.kv_token_bytes * mean_ctx;
+        row.bytes_per_token = step / static_cast<double>(B);
+        row.flops_per_token = 2.0 * (K > 0 ? wk.per_token_params : info.per_token_params);
+        if (row.bandwidth > 0) {
+          row.limit_ts = row.bandwidth / row.bytes_per_token;
+          row.limit = "bandwidth";
+          const double compute = row.fma_flops > 0 ? row.fma_flops / row.flops_per_token : 0;
+          if (B > 1 && compute > 0 && compute < row.limit_ts) row.limit_ts = compute, row.limit = probes.compute_limit();
         }
-        return static_cast<double>(n * B) / w.seconds();
-      }, bw);
-      row.bandwidth = median(bw);
-      row.fma_flops = probes.last_fma_peak();
-      const double mean_ctx = static_cast<double>(kTgContext) + static_cast<double>(n) / 2.0;
-      const double step = (B == 1 ? info.per_token_bytes : moe::bench::step_bytes(model.weights(), cfg.top_k, B)) +
-                          static_cast<double>(B) * info.kv_token_bytes * mean_ctx;
-      row.bytes_per_token = step / static_cast<double>(B);
-      row.flops_per_token = 2.0 * info.per_token_params;
-      if (row.bandwidth > 0) {
-        row.limit_ts = row.bandwidth / row.bytes_per_token;
-        row.limit = "bandwidth";
-        const double compute = row.fma_flops > 0 ? row.fma_flops / row.flops_per_token : 0;
-        if (B > 1 && compute > 0 && compute < row.limit_ts) row.limit_ts = compute, row.limit = probes.compute_limit();
+        rows.push_back(std::move(row));
       }
-      rows.push_back(std::move(row));
     }
   }
   return rows;
@@ -296,6 +313,7 @@ nlohmann::ordered_json row_json(const Row& r, const ModelInfo& m, const Options&
   j["n_prompt"] = r.n_prompt;
   j["n_gen"] = r.n_gen;
   j["n_batch"] = r.n_batch;
+  j["expert_top_k"] = r.expert_top_k;
   j["avg_ts"] = s.avg;
   j["stddev_ts"] = s.stddev;
   j["min_ts"] = s.min;

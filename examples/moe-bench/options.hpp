@@ -39,6 +39,10 @@ tests:
   -n, --n-gen N,...      generation lengths: one tg test each (N batch-1 greedy decode steps after a
                          4-token context; 0: none; default 128 when neither is given)
   -b, --batch N,...      batched decode: for each -n and each N, a tg test of N sequences decoding together
+  --expert-top-k K,...   elastic experts: each tg test again for each K, every sequence using the first K
+                         of the K_model experts its router ranks (ExpertBudget::top_k; the routed weights
+                         rescaled as --expert-renormalize auto does); the limit counts the bytes of K
+                         experts per token. K = the model's top_k (or 0) is the plain test.
   -r, --repetitions N    measured runs of each test, after one warm-up run (default 5)
   -t, --threads N        threads (default: all)
   --backend NAME         )"
@@ -63,7 +67,7 @@ limits (measured in the same run):
       per-token bytes + KV cache at the mean context); batched: / bytes one step reads (dense weights,
       the experts the batch touches, the caches), or the FMA peak when it binds first.
   pp: FMA peak (f32 vector FMAs on all threads) / (2 x parameters multiplied per token).
-JSON fields of each row: test, n_prompt, n_gen, n_batch, avg_ts, stddev_ts, min_ts, max_ts, median_ts,
+JSON fields of each row: test, n_prompt, n_gen, n_batch, expert_top_k (0: the model's), avg_ts, stddev_ts, min_ts, max_ts, median_ts,
 samples_ts, limit_ts, limit, roofline_fraction, backend, threads, model, type, weights_bytes, params,
 bytes_per_token, flops_per_token, bandwidth_gbs, fma_gflops, mmap, mlock, peak_rss_bytes, probe_bytes
 (+ compare_cmd, compare_ts, compare_samples_ts, compare_ratio, compare_output with --compare).
@@ -74,7 +78,7 @@ struct Options {
   std::string write_gguf, write_hf, compare;
   int layers = 0, threads = 0;
   std::uint64_t seed = 1;
-  std::vector<index_t> n_prompt, n_gen, n_batch;
+  std::vector<index_t> n_prompt, n_gen, n_batch, expert_top_k;
   index_t reps = 5;
   index_t probe_mb = 256, probe_iters = 20'000'000;
   bool mlock = false, help = false;
@@ -126,6 +130,7 @@ inline Options parse_options(int argc, const char* const* argv) {
     else if (flag == "-p" || flag == "--n-prompt") o.n_prompt = parse_test_sizes(flag, value(), kMaxTokens), given = true;
     else if (flag == "-n" || flag == "--n-gen") o.n_gen = parse_test_sizes(flag, value(), kMaxTokens), given = true;
     else if (flag == "-b" || flag == "--batch") o.n_batch = parse_count_list(flag, value(), 1, limits::kMaxParallelSequences);
+    else if (flag == "--expert-top-k") o.expert_top_k = parse_count_list(flag, value(), 0, limits::kMaxTopK);
     else if (flag == "-r" || flag == "--repetitions") o.reps = cli::parse_number<index_t>(flag, value(), 1, 1000);
     else if (flag == "-t" || flag == "--threads") o.threads = cli::parse_threads(flag, value());
     else if (flag == "--backend") o.backend = value();
@@ -156,6 +161,8 @@ inline Options parse_options(int argc, const char* const* argv) {
   require(!given || writes || !o.n_prompt.empty() || !o.n_gen.empty(), ErrorCode::kInvalidArgument,
           "-p and -n: no test left to run (0 in a list means none)");
   require(o.n_batch.empty() || !o.n_gen.empty(), ErrorCode::kInvalidArgument, "-b needs -n (the steps each sequence decodes)");
+  require(o.expert_top_k.empty() || !o.n_gen.empty(), ErrorCode::kInvalidArgument,
+          "--expert-top-k needs -n (it applies to the tg tests)");
   return o;
 }
 

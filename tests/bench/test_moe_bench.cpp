@@ -105,6 +105,10 @@ TEST_CASE("moe-bench options", "[bench]") {
   CHECK_THAT(error_of([] { (void)parse({"-m", "x", "--write-hf", "d"}); }), Catch::Contains("write --synthetic weights"));
   CHECK_THAT(error_of([] { (void)parse({"--synthetic", "x", "--type", "q9"}); }), Catch::Contains("--type: 'q9'"));
   CHECK_THAT(error_of([] { (void)parse({"-m", "x", "-p", "8", "-b", "4"}); }), Catch::Contains("-b needs -n"));
+  CHECK(parse({"-m", "x", "-n", "4", "--expert-top-k", "4,2"}).expert_top_k == std::vector<index_t>{4, 2});
+  CHECK(parse({"-m", "x", "-n", "4"}).expert_top_k.empty());
+  CHECK_THAT(error_of([] { (void)parse({"-m", "x", "-p", "8", "--expert-top-k", "2"}); }),
+             Catch::Contains("--expert-top-k needs -n"));
 }
 
 TEST_CASE("llama-bench output parser", "[bench]") {
