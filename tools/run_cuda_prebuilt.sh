@@ -8,8 +8,11 @@
 #                                             # -DCMAKE_CUDA_FLAGS=-Xcompiler=-march=x86-64-v3, so
 #                                             # that the host code runs on the GPU machine's CPU):
 #                                             # packs them, stripped, with the shared libraries they
-#                                             # need besides glibc into .run/bin.tar.xz (not committed;
-#                                             # xz: the four binaries are ~130 MB, a call carries 64 MiB)
+#                                             # need besides glibc into .run/bin.tar.xz (not committed).
+#                                             # A call carries 64 MiB with the working tree (~45 MiB):
+#                                             # build with CMAKE_CUDA_ARCHITECTURES=90-real (no PTX)
+#                                             # and pack what fits (PACK="moe-bench test_cuda_quant",
+#                                             # the default; test_cuda_grouped, test_cuda_kernels too)
 #   BUDGET_S=560 tools/run_cuda_prebuilt.sh   # on the GPU machine, with carry [".run"]: the kernel
 #                                             # tests, moe-bench --backend cuda (decode and prefill of
 #                                             # the Qwen3-30B-A3B shape in four formats, elastic
@@ -24,15 +27,16 @@ if [[ "${1:-}" == "--pack" ]]; then
   build=${2:?usage: tools/run_cuda_prebuilt.sh --pack BUILD}
   stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/lib"
-  for f in tests/cuda/test_cuda_quant tests/cuda/test_cuda_grouped tests/cuda/test_cuda_kernels examples/moe-bench/moe-bench; do
-    [[ -x "$build/$f" ]] && strip -o "$stage/$(basename "$f")" "$build/$f"
+  for name in ${PACK:-moe-bench test_cuda_quant}; do
+    f=tests/cuda/$name; [[ $name == moe-bench ]] && f=examples/moe-bench/moe-bench
+    [[ -x "$build/$f" ]] && strip -o "$stage/$name" "$build/$f"
   done
   # The libraries outside glibc (the GPU machine's own may be older or missing).
   for b in "$stage"/*; do [[ -f "$b" && -x "$b" ]] && ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
     grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   echo "$root" > "$stage/root"  # the checkout whose tests/fixtures the binaries name
   rm -rf "$run" && mkdir -p "$run"
-  tar -C "$stage" -cf - . | xz -T0 -6 > "$run/bin.tar.xz"
+  tar -C "$stage" -cf - . | xz -T0 -9e > "$run/bin.tar.xz"
   ls -la "$stage" "$stage/lib" "$run"
   exit 0
 fi
