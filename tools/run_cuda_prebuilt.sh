@@ -11,8 +11,8 @@
 #                                             # need besides glibc into .run/bin.tar.xz (not committed).
 #                                             # A call carries 64 MiB with the working tree (~45 MiB):
 #                                             # build with CMAKE_CUDA_ARCHITECTURES=90-real (no PTX)
-#                                             # and pack what fits (PACK="moe-bench test_cuda_quant",
-#                                             # the default; test_cuda_grouped, test_cuda_kernels too)
+#                                             # and pack what fits (PACK="moe-bench test_cuda_quant
+#                                             # test_cuda_kernels", the default: 9.4 MiB of xz)
 #   BUDGET_S=560 tools/run_cuda_prebuilt.sh   # on the GPU machine, with carry [".run"]: the kernel
 #                                             # tests, moe-bench --backend cuda (decode and prefill of
 #                                             # the Qwen3-30B-A3B shape in four formats, elastic
@@ -27,7 +27,7 @@ if [[ "${1:-}" == "--pack" ]]; then
   build=${2:?usage: tools/run_cuda_prebuilt.sh --pack BUILD}
   stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/lib"
-  for name in ${PACK:-moe-bench test_cuda_quant}; do
+  for name in ${PACK:-moe-bench test_cuda_quant test_cuda_kernels}; do
     f=tests/cuda/$name; [[ $name == moe-bench ]] && f=examples/moe-bench/moe-bench
     [[ -x "$build/$f" ]] && strip -o "$stage/$name" "$build/$f"
   done
