@@ -27,9 +27,10 @@ if [[ "${1:-}" == "--pack" ]]; then
   build=${2:?usage: tools/run_cuda_prebuilt.sh --pack BUILD}
   stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/lib"
-  for name in ${PACK:-moe-bench test_cuda_quant test_cuda_kernels}; do
-    f=tests/cuda/$name; [[ $name == moe-bench ]] && f=examples/moe-bench/moe-bench
-    [[ -x "$build/$f" ]] && strip -o "$stage/$name" "$build/$f"
+  for name in ${PACK:-moe-bench test_cuda_quant test_cuda_kernels}; do  # NAME, or NAME=PATH (any build)
+    if [[ $name == *=* ]]; then src=${name#*=}; name=${name%%=*}
+    else src=$build/tests/cuda/$name; [[ $name == moe-bench ]] && src=$build/examples/moe-bench/moe-bench; fi
+    [[ -x "$src" ]] && strip -o "$stage/$name" "$src"
   done
   # The libraries outside glibc (the GPU machine's own may be older or missing).
   for b in "$stage"/*; do [[ -f "$b" && -x "$b" ]] && ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
@@ -64,10 +65,20 @@ B=$run/moe-bench
 bench() { (( $(left) > 40 )) || return; timeout "$(lim "$1")" $B "${@:2}" 2>&1 | grep -vE "^moe-bench: (pp|tg)[0-9]+"; }
 
 run_test test_cuda_quant 150
+run_test test_cuda_quant-f32 150  # optional: built with -DMOE_CUDA_INT8_GEMV=0 (the GEMV lines of the f32 runs)
 for ty in ${BENCH_TYPES:-q4_0 q4_k q8_0 q6_k}; do
   echo "== moe-bench cuda $ty"
   bench 70 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 512 -n 64 -r 3
 done
+# moe-bench-f32 (optional): a build with -DMOE_CUDA_INT8_GEMV=0, the block formats' decode GEMV on
+# the f32 runs instead of the int8 path, beside it.
+if [[ -x $run/moe-bench-f32 ]]; then
+  for ty in q4_0 q4_k q8_0; do
+    echo "== moe-bench-f32 (MOE_CUDA_INT8_GEMV=0) cuda $ty, then the int8 build again"
+    B=$run/moe-bench-f32 bench 50 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3
+    bench 50 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3
+  done
+fi
 echo "== elastic experts (q4_0; top-k 8 of 128, then 6, 4, 2)"
 bench 90 --synthetic qwen3-30b-a3b --layers 8 --type q4_0 --backend cuda -p 0 -n 64 -b 1,8 -r 3 --expert-top-k 6,4,2
 if (( $(left) > 40 )); then

@@ -27,9 +27,14 @@ namespace moe::quant::q8dot {
 
 inline constexpr int kX8Block = 32;
 
-// The formats with an integer path (others take the f32 runs).
+// The formats with an integer path (others take the f32 runs). -DMOE_CUDA_INT8_GEMV=0 builds
+// without it (every format on the f32 runs), to measure one against the other.
+#if !defined(MOE_CUDA_INT8_GEMV)
+#define MOE_CUDA_INT8_GEMV 1
+#endif
 template <class Q>
 inline constexpr bool kHasIntDot = false;
+#if MOE_CUDA_INT8_GEMV
 template <>
 inline constexpr bool kHasIntDot<BlockQ8_0> = true;
 template <>
@@ -38,6 +43,7 @@ template <>
 inline constexpr bool kHasIntDot<BlockQ4_K> = true;
 template <>
 inline constexpr bool kHasIntDot<BlockQ6_K> = true;
+#endif
 
 // Elements per unit.
 template <class Q>
@@ -45,14 +51,17 @@ inline constexpr int kUnitElems = 8;
 template <>
 inline constexpr int kUnitElems<BlockQ6_K> = 16;
 
-// Units per row a GPU lane loads before using the first (sm_90 -O3: 40-64 registers per thread for
-// one token; four units of Q8_0 or Q6_K take twice that, halving the warps an SM holds).
+// Units per row a GPU lane loads before using the first. A unit is only 4.5-13 bytes of weights,
+// so the bytes in flight per warp, not the instructions, bound the GEMV: at 4 (Q4_0, Q4_K) and 2
+// (Q8_0, Q6_K) units the H100 read 13-22% of its copy bandwidth on a [14336, 4096] matrix
+// (2026-12-07), where bf16 (2 KB in flight per warp) read 87%. 8 and 4 put a 2048-wide row (256
+// units of Q4_0, 128 of Q6_K) in flight at once, at 3-11 registers per unit.
 template <class Q>
-inline constexpr int kUnitsInFlight = 4;
+inline constexpr int kUnitsInFlight = 8;
 template <>
-inline constexpr int kUnitsInFlight<BlockQ8_0> = 2;
+inline constexpr int kUnitsInFlight<BlockQ8_0> = 4;
 template <>
-inline constexpr int kUnitsInFlight<BlockQ6_K> = 2;
+inline constexpr int kUnitsInFlight<BlockQ6_K> = 4;
 
 // One row of quantized activations.
 struct X8Row {

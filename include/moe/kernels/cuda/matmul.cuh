@@ -250,25 +250,25 @@ __device__ __forceinline__ void gemv_warp_dot_x8(const W* const (&w_rows)[kRows]
       for (int r = 0; r < kRows; ++r) acc[r][t] += qd::unit_dot(bits[r], x, u);
     }
   };
-  int u0 = lane;
-  // Whole groups of kInFlight units: all loads first, then the arithmetic; then the rest one by one.
+  // Groups of kInFlight turns: every load of the group first (a turn past the row's end loads
+  // nothing), then the arithmetic in unit order. A lane's units are summed in ascending order, as
+  // one at a time would; a row of up to 32·kInFlight units is one round trip to memory (the tail
+  // of a row used to go one unit per trip: the 768-wide rows of Qwen3-30B-A3B's expert down
+  // projections, 96 units of Q4_0, were all tail).
 #pragma unroll 1
-  for (; u0 + (kInFlight - 1) * kWarpSize < n_units; u0 += kInFlight * kWarpSize) {
+  for (int u0 = lane; u0 < n_units; u0 += kInFlight * kWarpSize) {
     qd::UnitBits<W> bits[kInFlight][kRows];
 #pragma unroll
     for (int i = 0; i < kInFlight; ++i) {
+      if (u0 + i * kWarpSize < n_units) {
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) bits[i][r] = qd::load_unit(w_rows[r], u0 + i * kWarpSize);
+        for (int r = 0; r < kRows; ++r) bits[i][r] = qd::load_unit(w_rows[r], u0 + i * kWarpSize);
+      }
     }
 #pragma unroll
-    for (int i = 0; i < kInFlight; ++i) apply(bits[i], u0 + i * kWarpSize);
-  }
-#pragma unroll 1
-  for (; u0 < n_units; u0 += kWarpSize) {
-    qd::UnitBits<W> bits[kRows];
-#pragma unroll
-    for (int r = 0; r < kRows; ++r) bits[r] = qd::load_unit(w_rows[r], u0);
-    apply(bits, u0);
+    for (int i = 0; i < kInFlight; ++i) {
+      if (u0 + i * kWarpSize < n_units) apply(bits[i], u0 + i * kWarpSize);
+    }
   }
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
