@@ -163,7 +163,7 @@ std::vector<Q> extreme_rows(index_t rows, index_t nb, std::span<const std::uint8
   for (index_t r = 0; r < rows; ++r) {
     for (index_t b = 0; b < nb; ++b) {
       Q& q = w[r * nb + b];
-      std::memset(&q, bytes[r % bytes.size()], sizeof(Q));
+      std::memset(static_cast<void*>(&q), bytes[r % bytes.size()], sizeof(Q));  // (blocks are trivially copyable bytes)
       if constexpr (std::is_same_v<Q, BlockMxfp4>) q.e = 127;  // scale 1
       else if constexpr (std::is_same_v<Q, BlockQ4_K>) q.d = h(0.002f), q.dmin = h(0.001f);
       else q.d = h(std::is_same_v<Q, BlockQ6_K> ? 0.001f : 0.01f);  // (Q6_K's scales: the code byte)
