@@ -12,7 +12,9 @@
 #                                             # A call carries 64 MiB with the working tree (~45 MiB):
 #                                             # build with CMAKE_CUDA_ARCHITECTURES=90-real (no PTX)
 #                                             # and pack what fits (PACK="moe-bench test_cuda_quant
-#                                             # test_cuda_kernels", the default: 9.4 MiB of xz)
+#                                             # test_cuda_kernels test_cuda_grouped", the default;
+#                                             # moe-bench-base=PATH adds a baseline build's moe-bench,
+#                                             # run alternately with this one's on four formats)
 #   BUDGET_S=560 tools/run_cuda_prebuilt.sh   # on the GPU machine, with carry [".run"]: the kernel
 #                                             # tests, moe-bench --backend cuda (decode and prefill of
 #                                             # the Qwen3-30B-A3B shape in four formats, elastic
@@ -27,7 +29,7 @@ if [[ "${1:-}" == "--pack" ]]; then
   build=${2:?usage: tools/run_cuda_prebuilt.sh --pack BUILD}
   stage=$(mktemp -d); trap 'rm -rf "$stage"' EXIT
   mkdir -p "$stage/lib"
-  for name in ${PACK:-moe-bench test_cuda_quant test_cuda_kernels}; do  # NAME, or NAME=PATH (any build)
+  for name in ${PACK:-moe-bench test_cuda_quant test_cuda_kernels test_cuda_grouped}; do  # NAME, or NAME=PATH (any build)
     if [[ $name == *=* ]]; then src=${name#*=}; name=${name%%=*}
     else src=$build/tests/cuda/$name; [[ $name == moe-bench ]] && src=$build/examples/moe-bench/moe-bench; fi
     [[ -x "$src" ]] && strip -o "$stage/$name" "$src"
@@ -36,7 +38,7 @@ if [[ "${1:-}" == "--pack" ]]; then
   for b in "$stage"/*; do [[ -f "$b" && -x "$b" ]] && ldd "$b"; done | awk '/=> \// {print $3}' | sort -u |
     grep -vE '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so' | while read -r lib; do cp -L "$lib" "$stage/lib/"; done
   echo "$root" > "$stage/root"  # the checkout whose tests/fixtures the binaries name
-  rm -rf "$run" && mkdir -p "$run"
+  mkdir -p "$run" && rm -f "$run/bin.tar.xz"
   tar -C "$stage" -cf - . | xz -T0 -9e > "$run/bin.tar.xz"
   ls -la "$stage" "$stage/lib" "$run"
   exit 0
@@ -77,6 +79,16 @@ if [[ -x $run/moe-bench-f32 ]]; then
     echo "== moe-bench-f32 (MOE_CUDA_INT8_GEMV=0) cuda $ty, then the int8 build again"
     B=$run/moe-bench-f32 bench 50 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3
     bench 50 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3
+  done
+fi
+# moe-bench-base (optional): the moe-bench of a baseline build, alternating with this build's.
+if [[ -x $run/moe-bench-base ]]; then
+  for ty in q4_0 q4_k q8_0 q6_k; do
+    for pass in 1 2; do
+      echo "== $ty tg64: baseline build (moe-bench-base), then this build (pass $pass)"
+      B=$run/moe-bench-base bench 40 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3 | grep tg64
+      bench 40 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3 | grep tg64
+    done
   done
 fi
 echo "== elastic experts (q4_0; top-k 8 of 128, then 6, 4, 2)"

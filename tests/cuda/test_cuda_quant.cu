@@ -178,6 +178,43 @@ void run_block_matmuls() {
   }
   check_block_matmul<Q>(1, in_b, 4099, false, 0);  // many rows: several grid turns
   check_block_matmul<Q>(200, in_b, 257, false, 0);
+  // The decode GEMV stages rows in segments of 512 elements (kernels/cuda/row_stage.cuh): 768 is
+  // one and a half; 4864 is 9.5, past the 8 slots of a warp, so the ring of slots is reused, with
+  // 1, 2 and 4 rows per warp (1, 2 and 4+ tokens). Rows are a spare block apart: their starts take
+  // every offset in a 16-byte chunk.
+  for (const index_t n : {1, 2, 5}) {
+    check_block_matmul<Q>(n, 768, 35, false, 0);
+    check_block_matmul<Q>(n, 4864, 37, false, n == 2 ? 1 : 0);
+  }
+}
+
+// A row's decode GEMV result does not depend on how many tokens share the pass (the tokens of a
+// batch, the slots of an expert's bucket): y for one token alone is bitwise the same row of y for
+// 2..8 tokens, so a sequence's greedy output does not change with the batch it runs in.
+template <class Q>
+void check_gemv_batch_invariance() {
+  constexpr index_t BE = static_cast<index_t>(Q::block_elements);
+  const index_t in = 4864, out = 45, ld = in / BE + 1;
+  const std::vector<Q> w_host = random_blocks<Q>(out, in, ld);
+  const std::vector<float> x_host = random_floats(8 * in);
+  const auto w_dev = to_device(w_host);
+  const auto x_dev = to_device(x_host);
+  const auto w_view = w_dev.template view<2>({out, in / BE}, {ld, 1});
+  std::vector<std::vector<float>> alone(8);
+  for (index_t t = 0; t < 8; ++t) {
+    DeviceBuffer<float> y(out);
+    kernels::matmul(kCuda, x_dev.template view<2>({1, in}, {in, 1}, t * in), w_view, y.template view<2>({1, out}));
+    alone[t] = y.to_host();
+  }
+  for (index_t n = 2; n <= 8; ++n) {
+    DeviceBuffer<float> y(n * out);
+    kernels::matmul(kCuda, x_dev.template view<2>({n, in}), w_view, y.template view<2>({n, out}));
+    const std::vector<float> got = y.to_host();
+    for (index_t t = 0; t < n; ++t) {
+      INFO(fname<Q>() << ": token " << t << " of " << n);
+      CHECK(std::memcmp(got.data() + t * out, alone[t].data(), out * sizeof(float)) == 0);
+    }
+  }
 }
 
 #define MOE_BLOCK_FORMATS                                                                                      \
@@ -190,6 +227,11 @@ void run_block_matmuls() {
 TEMPLATE_TEST_CASE("matmul / matmul_in_out(cuda) with block-format weights match the reference", "[cuda][quant]",
                    MOE_BLOCK_FORMATS) {
   run_block_matmuls<TestType>();
+}
+
+TEMPLATE_TEST_CASE("matmul(cuda) decode GEMV with block-format weights: a token's row is bitwise the same in any batch",
+                   "[cuda][quant]", MOE_BLOCK_FORMATS) {
+  check_gemv_batch_invariance<TestType>();
 }
 
 TEMPLATE_TEST_CASE("embed_rows(cuda) decodes block-format rows as the reference", "[cuda][quant]", quant::BlockQ8_0,

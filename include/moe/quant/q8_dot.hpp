@@ -51,18 +51,6 @@ inline constexpr int kUnitElems = 8;
 template <>
 inline constexpr int kUnitElems<BlockQ6_K> = 16;
 
-// Units per row a GPU lane loads before using the first. A unit is only 4.5-13 bytes of weights,
-// so the bytes in flight per warp, not the instructions, bound the GEMV: at 4 (Q4_0, Q4_K) and 2
-// (Q8_0, Q6_K) units the H100 read 13-22% of its copy bandwidth on a [14336, 4096] matrix
-// (2026-12-07), where bf16 (2 KB in flight per warp) read 87%. 8 and 4 put a 2048-wide row (256
-// units of Q4_0, 128 of Q6_K) in flight at once, at 3-11 registers per unit.
-template <class Q>
-inline constexpr int kUnitsInFlight = 8;
-template <>
-inline constexpr int kUnitsInFlight<BlockQ8_0> = 4;
-template <>
-inline constexpr int kUnitsInFlight<BlockQ6_K> = 4;
-
 // One row of quantized activations.
 struct X8Row {
   const std::int8_t* q = nullptr;  // codes, 4-byte aligned
@@ -131,11 +119,12 @@ template <>
 struct UnitBits<BlockQ8_0> {
   std::uint32_t d, h[4];
 };
+template <bool kGlobal = true>
 MOE_HD inline UnitBits<BlockQ8_0> load_unit(const BlockQ8_0* row, int u) noexcept {
   const BlockQ8_0* b = row + u / 4;
   UnitBits<BlockQ8_0> o;
-  o.d = runs::load16(&b->d);
-  for (int i = 0; i < 4; ++i) o.h[i] = runs::load16(b->qs + 8 * (u % 4) + 2 * i);
+  o.d = runs::load16<kGlobal>(&b->d);
+  for (int i = 0; i < 4; ++i) o.h[i] = runs::load16<kGlobal>(b->qs + 8 * (u % 4) + 2 * i);
   return o;
 }
 MOE_HD inline float unit_dot(const UnitBits<BlockQ8_0>& o, const X8Row& x, int u) noexcept {
@@ -151,12 +140,13 @@ template <>
 struct UnitBits<BlockQ4_0> {
   std::uint32_t d, h[2];
 };
+template <bool kGlobal = true>
 MOE_HD inline UnitBits<BlockQ4_0> load_unit(const BlockQ4_0* row, int u) noexcept {
   const BlockQ4_0* b = row + u / 4;
   UnitBits<BlockQ4_0> o;
-  o.d = runs::load16(&b->d);
-  o.h[0] = runs::load16(b->qs + 4 * (u % 4));
-  o.h[1] = runs::load16(b->qs + 4 * (u % 4) + 2);
+  o.d = runs::load16<kGlobal>(&b->d);
+  o.h[0] = runs::load16<kGlobal>(b->qs + 4 * (u % 4));
+  o.h[1] = runs::load16<kGlobal>(b->qs + 4 * (u % 4) + 2);
   return o;
 }
 MOE_HD inline float unit_dot(const UnitBits<BlockQ4_0>& o, const X8Row& x, int u) noexcept {
@@ -176,13 +166,14 @@ template <>
 struct UnitBits<BlockQ4_K> {
   std::uint32_t dm, s[3], q;
 };
+template <bool kGlobal = true>
 MOE_HD inline UnitBits<BlockQ4_K> load_unit(const BlockQ4_K* row, int u) noexcept {
   const BlockQ4_K* b = row + u / 32;
   const int l = u % 32;
   UnitBits<BlockQ4_K> o;
-  o.dm = runs::load32(b);
-  for (int i = 0; i < 3; ++i) o.s[i] = runs::load32(b->scales + 4 * i);
-  o.q = runs::load32(b->qs + 32 * (l / 8) + 4 * (l % 8));
+  o.dm = runs::load32<kGlobal>(b);
+  for (int i = 0; i < 3; ++i) o.s[i] = runs::load32<kGlobal>(b->scales + 4 * i);
+  o.q = runs::load32<kGlobal>(b->qs + 32 * (l / 8) + 4 * (l % 8));
   return o;
 }
 MOE_HD inline void q4k_scale_min(const std::uint32_t (&s)[3], int g, int& sc, int& m) noexcept {
@@ -218,17 +209,18 @@ template <>
 struct UnitBits<BlockQ6_K> {
   std::uint32_t d, lo[4], hi[2], sc[4];
 };
+template <bool kGlobal = true>
 MOE_HD inline UnitBits<BlockQ6_K> load_unit(const BlockQ6_K* row, int u) noexcept {
   const BlockQ6_K* b = row + u / 16;
   const int l = u % 16, n = l / 8, k = l % 8;
   UnitBits<BlockQ6_K> o;
-  o.d = runs::load16(&b->d);
+  o.d = runs::load16<kGlobal>(&b->d);
   for (int i = 0; i < 2; ++i) {
-    o.lo[2 * i] = runs::load16(b->ql + 64 * n + 32 * i + 4 * k);
-    o.lo[2 * i + 1] = runs::load16(b->ql + 64 * n + 32 * i + 4 * k + 2);
-    o.hi[i] = runs::load16(b->qh + 32 * n + 4 * k + 2 * i);
+    o.lo[2 * i] = runs::load16<kGlobal>(b->ql + 64 * n + 32 * i + 4 * k);
+    o.lo[2 * i + 1] = runs::load16<kGlobal>(b->ql + 64 * n + 32 * i + 4 * k + 2);
+    o.hi[i] = runs::load16<kGlobal>(b->qh + 32 * n + 4 * k + 2 * i);
   }
-  for (int g = 0; g < 4; ++g) o.sc[g] = runs::load8(b->scales + 8 * n + 2 * g + k / 4);
+  for (int g = 0; g < 4; ++g) o.sc[g] = runs::load8<kGlobal>(b->scales + 8 * n + 2 * g + k / 4);
   return o;
 }
 MOE_HD inline float unit_dot(const UnitBits<BlockQ6_K>& o, const X8Row& x, int u) noexcept {

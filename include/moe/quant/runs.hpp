@@ -30,26 +30,35 @@ inline constexpr int kRunElems = 8;
 
 // ---- loads and bit helpers --------------------------------------------------------------------
 
-// Read-only loads of 1, 2, 4 and 8 bytes (p as aligned as its width on the device).
+// Read-only loads of 1, 2, 4 and 8 bytes (p as aligned as its width on the device). kGlobal:
+// p is global memory, read through the non-coherent cache (__ldg); false: any address (a row
+// the GEMV staged in shared memory, kernels/cuda/matmul.cuh), a plain load. Every loader below
+// (load_run, q8_dot.hpp's load_unit) takes the same flag, default true.
+template <bool kGlobal = true>
 MOE_HD inline std::uint32_t load8(const void* p) noexcept {
 #if defined(__CUDA_ARCH__)
-  return __ldg(static_cast<const unsigned char*>(p));
+  if constexpr (kGlobal) return __ldg(static_cast<const unsigned char*>(p));
+  else return *static_cast<const unsigned char*>(p);
 #else
   return *static_cast<const std::uint8_t*>(p);
 #endif
 }
+template <bool kGlobal = true>
 MOE_HD inline std::uint32_t load16(const void* p) noexcept {
 #if defined(__CUDA_ARCH__)
-  return __ldg(static_cast<const unsigned short*>(p));
+  if constexpr (kGlobal) return __ldg(static_cast<const unsigned short*>(p));
+  else return *static_cast<const unsigned short*>(p);
 #else
   std::uint16_t v;
   std::memcpy(&v, p, 2);
   return v;
 #endif
 }
+template <bool kGlobal = true>
 MOE_HD inline std::uint32_t load32(const void* p) noexcept {
 #if defined(__CUDA_ARCH__)
-  return __ldg(static_cast<const unsigned int*>(p));
+  if constexpr (kGlobal) return __ldg(static_cast<const unsigned int*>(p));
+  else return *static_cast<const unsigned int*>(p);
 #else
   std::uint32_t v;
   std::memcpy(&v, p, 4);
@@ -59,9 +68,10 @@ MOE_HD inline std::uint32_t load32(const void* p) noexcept {
 struct Word2 {
   std::uint32_t lo, hi;
 };
+template <bool kGlobal = true>
 MOE_HD inline Word2 load64(const void* p) noexcept {
 #if defined(__CUDA_ARCH__)
-  const uint2 v = __ldg(static_cast<const uint2*>(p));
+  const uint2 v = kGlobal ? __ldg(static_cast<const uint2*>(p)) : *static_cast<const uint2*>(p);
   return {v.x, v.y};
 #else
   Word2 v;
@@ -117,7 +127,7 @@ struct RunBits {
   const Q* row;
   int k;
 };
-template <class Q>
+template <bool kGlobal = true, class Q>
 MOE_HD inline RunBits<Q> load_run(const Q* row, int k) noexcept {
   return {row, k};
 }
@@ -132,12 +142,12 @@ template <>
 struct RunBits<BlockQ8_0> {
   std::uint32_t d, q[4];  // q[i]: codes 2i, 2i + 1
 };
-template <>
+template <bool kGlobal = true>
 MOE_HD inline RunBits<BlockQ8_0> load_run(const BlockQ8_0* row, int k) noexcept {
   const BlockQ8_0* b = row + k / 32;
   RunBits<BlockQ8_0> r;
-  r.d = load16(&b->d);
-  for (int i = 0; i < 4; ++i) r.q[i] = load16(b->qs + k % 32 + 2 * i);
+  r.d = load16<kGlobal>(&b->d);
+  for (int i = 0; i < 4; ++i) r.q[i] = load16<kGlobal>(b->qs + k % 32 + 2 * i);
   return r;
 }
 template <>
@@ -158,7 +168,7 @@ struct NibbleRun {
   std::uint32_t q[4];   // q[i]: code bytes 2i, 2i + 1 (16 bits)
   int shift;            // 0: low nibbles, 4: high nibbles
 };
-template <class Q>
+template <bool kGlobal = true, class Q>
 MOE_HD inline NibbleRun load_nibble_run(const Q* row, int k) noexcept {
   constexpr bool kMxfp4 = std::is_same_v<Q, BlockMxfp4>;  // E8M0 byte scale, 17-byte blocks
   const Q* b = row + k / 32;
@@ -166,11 +176,11 @@ MOE_HD inline NibbleRun load_nibble_run(const Q* row, int k) noexcept {
   const std::uint8_t* q = b->qs + j0 % 16;
   NibbleRun r;
   if constexpr (kMxfp4) {
-    r.scale = load8(&b->e);
-    for (int i = 0; i < 4; ++i) r.q[i] = load8(q + 2 * i) | (load8(q + 2 * i + 1) << 8);
+    r.scale = load8<kGlobal>(&b->e);
+    for (int i = 0; i < 4; ++i) r.q[i] = load8<kGlobal>(q + 2 * i) | (load8<kGlobal>(q + 2 * i + 1) << 8);
   } else {
-    r.scale = load16(&b->d);
-    for (int i = 0; i < 4; ++i) r.q[i] = load16(q + 2 * i);
+    r.scale = load16<kGlobal>(&b->d);
+    for (int i = 0; i < 4; ++i) r.q[i] = load16<kGlobal>(q + 2 * i);
   }
   r.shift = j0 >= 16 ? 4 : 0;
   return r;
@@ -196,9 +206,9 @@ struct Mxfp4Value {
 
 template <>
 struct RunBits<BlockQ4_0> : NibbleRun {};
-template <>
+template <bool kGlobal = true>
 MOE_HD inline RunBits<BlockQ4_0> load_run(const BlockQ4_0* row, int k) noexcept {
-  return {load_nibble_run(row, k)};
+  return {load_nibble_run<kGlobal>(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockQ4_0>& r, float (&w)[kRunElems]) noexcept {
@@ -207,9 +217,9 @@ MOE_HD inline void decode_bits(const RunBits<BlockQ4_0>& r, float (&w)[kRunElems
 
 template <>
 struct RunBits<BlockIq4Nl> : NibbleRun {};
-template <>
+template <bool kGlobal = true>
 MOE_HD inline RunBits<BlockIq4Nl> load_run(const BlockIq4Nl* row, int k) noexcept {
-  return {load_nibble_run(row, k)};
+  return {load_nibble_run<kGlobal>(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockIq4Nl>& r, float (&w)[kRunElems]) noexcept {
@@ -218,9 +228,9 @@ MOE_HD inline void decode_bits(const RunBits<BlockIq4Nl>& r, float (&w)[kRunElem
 
 template <>
 struct RunBits<BlockMxfp4> : NibbleRun {};
-template <>
+template <bool kGlobal = true>
 MOE_HD inline RunBits<BlockMxfp4> load_run(const BlockMxfp4* row, int k) noexcept {
-  return {load_nibble_run(row, k)};
+  return {load_nibble_run<kGlobal>(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockMxfp4>& r, float (&w)[kRunElems]) noexcept {
@@ -237,14 +247,14 @@ struct RunBits<BlockQ4_K> {
   Word2 q;             // 8 code bytes
   int group, shift;
 };
-template <>
+template <bool kGlobal = true>
 MOE_HD inline RunBits<BlockQ4_K> load_run(const BlockQ4_K* row, int k) noexcept {
   const BlockQ4_K* b = row + k / 256;
   const int j = k % 256, c = j / 64, r = j % 64;
   RunBits<BlockQ4_K> o;
-  o.dm = load32(b);
-  for (int i = 0; i < 3; ++i) o.s[i] = load32(b->scales + 4 * i);
-  o.q = load64(b->qs + 32 * c + r % 32);
+  o.dm = load32<kGlobal>(b);
+  for (int i = 0; i < 3; ++i) o.s[i] = load32<kGlobal>(b->scales + 4 * i);
+  o.q = load64<kGlobal>(b->qs + 32 * c + r % 32);
   o.group = 2 * c + r / 32;
   o.shift = r >= 32 ? 4 : 0;
   return o;
@@ -276,16 +286,16 @@ struct RunBits<BlockQ6_K> {
   std::uint32_t lo[4], hi[4];  // 16 bits each
   int lo_shift, hi_shift;
 };
-template <>
+template <bool kGlobal = true>
 MOE_HD inline RunBits<BlockQ6_K> load_run(const BlockQ6_K* row, int k) noexcept {
   const BlockQ6_K* b = row + k / 256;
   const int j = k % 256, n = j / 128, g = (j % 128) / 32, l = j % 32;
   RunBits<BlockQ6_K> o;
-  o.d = load16(&b->d);
-  o.scale = load8(b->scales + 8 * n + 2 * g + l / 16);
+  o.d = load16<kGlobal>(&b->d);
+  o.scale = load8<kGlobal>(b->scales + 8 * n + 2 * g + l / 16);
   for (int i = 0; i < 4; ++i) {
-    o.lo[i] = load16(b->ql + 64 * n + l + 32 * (g & 1) + 2 * i);
-    o.hi[i] = load16(b->qh + 32 * n + l + 2 * i);
+    o.lo[i] = load16<kGlobal>(b->ql + 64 * n + l + 32 * (g & 1) + 2 * i);
+    o.hi[i] = load16<kGlobal>(b->qh + 32 * n + l + 2 * i);
   }
   o.lo_shift = g >= 2 ? 4 : 0;
   o.hi_shift = 2 * g;
@@ -311,14 +321,14 @@ struct RunBits<BlockIq4Xs> {
   Word2 q;
   int group, shift;
 };
-template <>
+template <bool kGlobal = true>
 MOE_HD inline RunBits<BlockIq4Xs> load_run(const BlockIq4Xs* row, int k) noexcept {
   const BlockIq4Xs* b = row + k / 256;
   const int j = k % 256, g = j / 32, r = j % 32;
   RunBits<BlockIq4Xs> o;
-  o.dh = load32(b);
-  o.sl = load32(b->scales_l);
-  o.q = load64(b->qs + 16 * g + r % 16);
+  o.dh = load32<kGlobal>(b);
+  o.sl = load32<kGlobal>(b->scales_l);
+  o.q = load64<kGlobal>(b->qs + 16 * g + r % 16);
   o.group = g;
   o.shift = r >= 16 ? 4 : 0;
   return o;
@@ -348,13 +358,6 @@ template <>
 inline constexpr std::size_t kRunAlignment<BlockQ6_K> = 2;
 template <>
 inline constexpr std::size_t kRunAlignment<BlockIq4Xs> = 8;
-
-// How many runs per row a GEMV lane loads before decoding the first: the register cost of a
-// run's bits bounds it (MXFP4's unaligned codes arrive a byte at a time).
-template <class Q>
-inline constexpr int kRunsInFlight = 4;
-template <>
-inline constexpr int kRunsInFlight<BlockMxfp4> = 2;
 
 // The 8 values of run k (a multiple of 8) of `row`.
 template <class Q>

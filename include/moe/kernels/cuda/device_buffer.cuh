@@ -32,15 +32,16 @@ class Buffer<T, device_memory> {
  public:
   Buffer() = default;
 
-  // Allocates n elements of device memory (uninitialised; cudaMalloc aligns to 256 bytes).
-  // Throws kInvalidArgument if the byte count overflows; kOutOfMemory naming the bytes asked for
+  // Allocates n elements of device memory (uninitialised; cudaMalloc aligns to 256 bytes), the
+  // byte count rounded up to a multiple of 16: kernels may read the whole 16-byte chunk that holds
+  // a buffer's last byte (the GEMV's staged rows, row_stage.cuh). Throws kInvalidArgument if the byte count overflows; kOutOfMemory naming the bytes asked for
   // and the bytes free when the device has not enough; kDevice for any other cudaMalloc failure.
   explicit Buffer(index_t n) {
-    require(n <= std::numeric_limits<std::size_t>::max() / sizeof(T), ErrorCode::kInvalidArgument,
+    require(n <= (std::numeric_limits<std::size_t>::max() - 15) / sizeof(T), ErrorCode::kInvalidArgument,
             "device Buffer of {} elements of {} bytes overflows size_t", n, sizeof(T));
     if (n == 0) return;
     void* p = nullptr;
-    const cudaError_t status = cudaMalloc(&p, n * sizeof(T));
+    const cudaError_t status = cudaMalloc(&p, (n * sizeof(T) + 15) / 16 * 16);
     if (status != cudaSuccess) {
       (void)cudaGetLastError();
       std::size_t free_bytes = 0, total_bytes = 0;

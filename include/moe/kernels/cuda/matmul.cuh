@@ -21,6 +21,7 @@
 #include "moe/kernels/cuda/block_format.cuh"
 #include "moe/kernels/cuda/check.cuh"
 #include "moe/kernels/cuda/common.cuh"
+#include "moe/kernels/cuda/row_stage.cuh"
 #include "moe/kernels/cuda/x8.cuh"
 #include "moe/kernels/reference/arguments.hpp"
 #include "moe/kernels/reference/matmul_heads.hpp"
@@ -135,32 +136,20 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
   }
 
   if constexpr (is_block_format_v<W>) {
-    // Block formats: lane runs of 8 elements (c = lane, lane + 32, ...: the warp reads 256
-    // consecutive elements of each row per turn), kRunsInFlight of them per row loaded into registers
-    // before the first is decoded (so their loads are in flight together), then decoded and
-    // applied in increasing c. kVector: x rows are 16-byte aligned. `in` is a whole number of
-    // blocks (checked by the caller).
-    constexpr int kBlockRuns = quant::runs::kRunsInFlight<W> / kRows > 0 ? quant::runs::kRunsInFlight<W> / kRows : 1;
-    const int n_runs = in / kRunElems;
-    for (int c0 = lane; c0 < n_runs; c0 += kBlockRuns * kWarpSize) {
-      RunBits<W> bits[kBlockRuns][kRows];
-#pragma unroll
-      for (int u = 0; u < kBlockRuns; ++u) {
-        if (c0 + u * kWarpSize < n_runs) {
-#pragma unroll
-          for (int r = 0; r < kRows; ++r) bits[u][r] = load_run(w_rows[r], (c0 + u * kWarpSize) * kRunElems);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kBlockRuns; ++u) {
-        const int c = c0 + u * kWarpSize;
-        if (c >= n_runs) break;
+    // Block formats: the rows staged through shared memory a segment at a time (row_stage.cuh);
+    // lane runs of 8 elements j = lane, lane + 32, ... of each segment, decoded there and applied
+    // in increasing order. kVector: x rows are 16-byte aligned. `in` is a whole number of blocks
+    // (checked by the caller).
+    constexpr int kRunsPerBlock = static_cast<int>(W::block_elements) / kRunElems;
+    for_staged_segments<W, kRows>(w_rows, in / static_cast<int>(W::block_elements), [&](const auto& seg, int b0, int nb) {
+      const std::size_t k0 = static_cast<std::size_t>(b0) * W::block_elements;  // the segment's first element
+      for (int j = lane; j < nb * kRunsPerBlock; j += kWarpSize) {
         float wf[kRows][kRunElems];
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) decode_bits(bits[u][r], wf[r]);
+        for (int r = 0; r < kRows; ++r) decode_bits(load_run<false>(seg[r], j * kRunElems), wf[r]);
 #pragma unroll
         for (int t = 0; t < kTokens; ++t) {
-          const float* xp = x + t * ld_x + static_cast<std::size_t>(c) * kRunElems;
+          const float* xp = x + t * ld_x + k0 + static_cast<std::size_t>(j) * kRunElems;
           float xs[kRunElems];
           if constexpr (kVector) {
             const float4 v0 = __ldg(reinterpret_cast<const float4*>(xp)), v1 = __ldg(reinterpret_cast<const float4*>(xp) + 1);
@@ -178,7 +167,7 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
           }
         }
       }
-    }
+    });
   } else {
     int k_tail = 0;  // first input index not covered by 16-byte chunks
     if constexpr (kVector) {
@@ -227,49 +216,35 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
   }
 }
 
-// gemv_warp_dot on x quantized to int8 (quant/q8_dot.hpp): lane units u = lane, lane + 32, ...
-// (the warp reads 256 or 512 consecutive elements of each row per turn), kUnitsInFlight of them
-// per row loaded before the first is used. acc[r][t] = Σ_k x̂[t, k]·w_r[k], summed over the warp.
+// gemv_warp_dot on x quantized to int8 (quant/q8_dot.hpp), units of the rows read from their
+// staged segments. acc[r][t] = Σ_k x̂[t, k]·w_r[k], summed over the warp.
 template <class W, int kTokens, int kRows>
 __device__ __forceinline__ void gemv_warp_dot_x8(const W* const (&w_rows)[kRows], const X8Rows& xq, int in,
                                                  float (&acc)[kRows][kTokens]) {
   namespace qd = quant::q8dot;
-  constexpr int kInFlight = qd::kUnitsInFlight<W> / kRows > 0 ? qd::kUnitsInFlight<W> / kRows : 1;
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) acc[r][t] = 0.0f;
   }
-  const int n_units = in / qd::kUnitElems<W>;
-  const auto apply = [&](const qd::UnitBits<W>(&bits)[kRows], int u) {
+  // The rows staged through shared memory a segment at a time (row_stage.cuh); lane units
+  // j = lane, lane + 32, ... of each segment, in increasing order.
+  constexpr int kUnitsPerBlock = static_cast<int>(W::block_elements) / qd::kUnitElems<W>;
+  for_staged_segments<W, kRows>(w_rows, in / static_cast<int>(W::block_elements), [&](const auto& seg, int b0, int nb) {
+    for (int j = lane; j < nb * kUnitsPerBlock; j += kWarpSize) {
+      qd::UnitBits<W> bits[kRows];
 #pragma unroll
-    for (int t = 0; t < kTokens; ++t) {
-      const qd::X8Row x{xq.q + t * xq.ld_q, xq.s + 2 * t * xq.ld_s};
+      for (int r = 0; r < kRows; ++r) bits[r] = qd::load_unit<false>(seg[r], j);
+      const int u = b0 * kUnitsPerBlock + j;  // the unit's index in the row
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) acc[r][t] += qd::unit_dot(bits[r], x, u);
-    }
-  };
-  // Groups of kInFlight turns: every load of the group first (a turn past the row's end loads
-  // nothing), then the arithmetic in unit order. A lane's units are summed in ascending order, as
-  // one at a time would; a row of up to 32·kInFlight units is one round trip to memory (the tail
-  // of a row used to go one unit per trip: the 768-wide rows of Qwen3-30B-A3B's expert down
-  // projections, 96 units of Q4_0, were all tail).
-#pragma unroll 1
-  for (int u0 = lane; u0 < n_units; u0 += kInFlight * kWarpSize) {
-    qd::UnitBits<W> bits[kInFlight][kRows];
+      for (int t = 0; t < kTokens; ++t) {
+        const qd::X8Row xr{xq.q + t * xq.ld_q, xq.s + 2 * t * xq.ld_s};
 #pragma unroll
-    for (int i = 0; i < kInFlight; ++i) {
-      if (u0 + i * kWarpSize < n_units) {
-#pragma unroll
-        for (int r = 0; r < kRows; ++r) bits[i][r] = qd::load_unit(w_rows[r], u0 + i * kWarpSize);
+        for (int r = 0; r < kRows; ++r) acc[r][t] += qd::unit_dot(bits[r], xr, u);
       }
     }
-#pragma unroll
-    for (int i = 0; i < kInFlight; ++i) {
-      if (u0 + i * kWarpSize < n_units) apply(bits[i], u0 + i * kWarpSize);
-    }
-  }
+  });
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
 #pragma unroll
