@@ -71,7 +71,9 @@ struct Word2 {
 template <bool kGlobal = true>
 MOE_HD inline Word2 load64(const void* p) noexcept {
 #if defined(__CUDA_ARCH__)
-  const uint2 v = kGlobal ? __ldg(static_cast<const uint2*>(p)) : *static_cast<const uint2*>(p);
+  uint2 v;
+  if constexpr (kGlobal) v = __ldg(static_cast<const uint2*>(p));
+  else v = *static_cast<const uint2*>(p);
   return {v.x, v.y};
 #else
   Word2 v;

@@ -65,6 +65,7 @@ struct GemmArgs {
 inline constexpr int kGemvWarpsPerBlock = 8;  // 256 threads: 8 output rows per block
 inline constexpr int kGemvMaxTokens = 8;      // rows of x per pass over W; more use the GEMMs
 inline constexpr int kGemvUnroll = 8;         // 16-byte loads of W in flight per lane (and row group)
+static_assert(kGemvWarpsPerBlock <= kStageWarps, "the staged block-format rows have slots for kStageWarps warps");
 
 template <class W>
 inline constexpr int kChunkElems = 16 / static_cast<int>(sizeof(W));
