@@ -67,17 +67,17 @@ B=$run/moe-bench
 bench() { (( $(left) > 40 )) || return; timeout "$(lim "$1")" $B "${@:2}" 2>&1 | grep -vE "^moe-bench: (pp|tg)[0-9]+"; }
 
 run_test test_cuda_quant 150
-run_test test_cuda_quant-f32 150  # optional: built with -DMOE_CUDA_INT8_GEMV=0 (the GEMV lines of the f32 runs)
+run_test test_cuda_quant-int8 150  # optional: built with -DMOE_CUDA_INT8_GEMV=1 (the GEMV lines of the integer path)
 for ty in ${BENCH_TYPES:-q4_0 q4_k q8_0 q6_k}; do
   echo "== moe-bench cuda $ty"
   bench 70 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 512 -n 64 -r 3
 done
-# moe-bench-f32 (optional): a build with -DMOE_CUDA_INT8_GEMV=0, the block formats' decode GEMV on
-# the f32 runs instead of the int8 path, beside it.
-if [[ -x $run/moe-bench-f32 ]]; then
+# moe-bench-int8 (optional): a build with -DMOE_CUDA_INT8_GEMV=1, the decode GEMV of Q8_0, Q4_0,
+# Q4_K and Q6_K on the integer path instead of the f32 runs, beside this build's.
+if [[ -x $run/moe-bench-int8 ]]; then
   for ty in q4_0 q4_k q8_0; do
-    echo "== moe-bench-f32 (MOE_CUDA_INT8_GEMV=0) cuda $ty, then the int8 build again"
-    B=$run/moe-bench-f32 bench 50 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3
+    echo "== moe-bench-int8 (MOE_CUDA_INT8_GEMV=1) cuda $ty, then this build again"
+    B=$run/moe-bench-int8 bench 50 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3
     bench 50 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3
   done
 fi

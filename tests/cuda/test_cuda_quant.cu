@@ -76,7 +76,7 @@ DeviceBuffer<T> to_device(const std::vector<T>& host) {
 
 // The formats whose decode GEMV takes x quantized to int8 (quant/q8_dot.hpp).
 template <class Q>
-constexpr bool kIntGemv = quant::q8dot::kHasIntDot<Q>;
+constexpr bool kIntGemv = quant::q8dot::kGemvIntDot<Q>;
 
 // x[c0, c0 + width) of a row as that GEMV sees it: 32-blocks from c0 quantized to int8 and back
 // (x̂ = d·q, the host rule the device's quantize kernel follows).

@@ -27,14 +27,9 @@ namespace moe::quant::q8dot {
 
 inline constexpr int kX8Block = 32;
 
-// The formats with an integer path (others take the f32 runs). -DMOE_CUDA_INT8_GEMV=0 builds
-// without it (every format on the f32 runs), to measure one against the other.
-#if !defined(MOE_CUDA_INT8_GEMV)
-#define MOE_CUDA_INT8_GEMV 1
-#endif
+// The formats with an integer unit dot (the units below).
 template <class Q>
 inline constexpr bool kHasIntDot = false;
-#if MOE_CUDA_INT8_GEMV
 template <>
 inline constexpr bool kHasIntDot<BlockQ8_0> = true;
 template <>
@@ -43,7 +38,17 @@ template <>
 inline constexpr bool kHasIntDot<BlockQ4_K> = true;
 template <>
 inline constexpr bool kHasIntDot<BlockQ6_K> = true;
+
+// Whether the CUDA decode GEMV takes the integer path for Q (activations quantized per call,
+// rows staged through shared memory: kernels/cuda/row_stage.cuh) or the f32 runs. Off by default:
+// on an H100 (2026-12-07) the f32 runs read the weights faster and ran the whole model as fast or
+// faster (README "Block formats on CUDA"); -DMOE_CUDA_INT8_GEMV=1 builds the integer path, to
+// measure one against the other.
+#if !defined(MOE_CUDA_INT8_GEMV)
+#define MOE_CUDA_INT8_GEMV 0
 #endif
+template <class Q>
+inline constexpr bool kGemvIntDot = MOE_CUDA_INT8_GEMV != 0 && kHasIntDot<Q>;
 
 // Elements per unit.
 template <class Q>

@@ -361,6 +361,13 @@ inline constexpr std::size_t kRunAlignment<BlockQ6_K> = 2;
 template <>
 inline constexpr std::size_t kRunAlignment<BlockIq4Xs> = 8;
 
+// How many runs per row a GEMV lane loads before decoding the first: the register cost of a
+// run's bits bounds it (MXFP4's unaligned codes arrive a byte at a time).
+template <class Q>
+inline constexpr int kRunsInFlight = 4;
+template <>
+inline constexpr int kRunsInFlight<BlockMxfp4> = 2;
+
 // The 8 values of run k (a multiple of 8) of `row`.
 template <class Q>
 MOE_HD inline void decode_run(const Q* row, int k, float (&w)[kRunElems]) noexcept {

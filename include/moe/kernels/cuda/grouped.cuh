@@ -169,7 +169,7 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_k
 template <class W, bool kVector, int kMaxCount, int kRows>
 void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count) {
   constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
-  constexpr auto kernel = grouped_gemv_kernel<W, kVector || quant::q8dot::kHasIntDot<W>, kMaxCount, kRows>;
+  constexpr auto kernel = grouped_gemv_kernel<W, kVector || quant::q8dot::kGemvIntDot<W>, kMaxCount, kRows>;
   const dim3 grid(gemv_grid_x<kernel>((a.g.out + rows_per_block - 1) / rows_per_block, grid_y,
                                       grouped_gemv_waves(max_count)),
                   grid_y);
@@ -486,7 +486,7 @@ void grouped_matmul_swiglu(backend::cuda, DeviceView<const float, 2> xs, DeviceV
                         (a.n_experts <= 1 || (gate_stride_bytes % 16 == 0 && up_stride_bytes % 16 == 0));
     const bool one = std::min<index_t>(slots, max_bucket > 0 ? max_bucket : slots) <= 1;
     const auto go = [&]<bool kVector, int kMaxCount>() {
-      constexpr auto kernel = cd::grouped_gemv_swiglu_kernel<W, kVector || quant::q8dot::kHasIntDot<W>, kMaxCount>;
+      constexpr auto kernel = cd::grouped_gemv_swiglu_kernel<W, kVector || quant::q8dot::kGemvIntDot<W>, kMaxCount>;
       const long long needed = (a.g.out + cd::kGemvWarpsPerBlock - 1) / cd::kGemvWarpsPerBlock;
       const dim3 grid(cd::gemv_grid_x<kernel>(needed, grid_y, cd::grouped_gemv_waves(kMaxCount)), grid_y);
       cd::launch(kernel, grid, cd::kGemvWarpsPerBlock * cd::kWarpSize, 0, p);
