@@ -2,12 +2,14 @@
 // with strided rows and the documented aliasing; tolerances from float epsilon.
 #include "kernel_test_util.hpp"
 
+#include <moe/core/parallel.hpp>
 #include <moe/kernels/kernels.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -227,4 +229,19 @@ TEST_CASE("cpu top_k equals the reference: ties, NaN, infinities, every k", "[cp
   std::vector<std::int32_t> too_many(6);
   std::vector<float> values6(6);
   REQUIRE_THROWS_AS(kernels::top_k(backend::cpu{}, all_nan, too_many, values6), moe::Error);
+}
+
+TEMPLATE_TEST_CASE("cpu fill_uniform of a block format: the reference's bytes, blocks split across the threads",
+                   "[cpu][random]", moe::quant::BlockQ4_K, moe::quant::BlockQ8_0, moe::quant::BlockIq4Xs) {
+  using W = TestType;
+  const int threads_before = moe::max_threads();
+  moe::set_num_threads(3);  // chunks that do not divide the blocks evenly
+  for (const index_t blocks : {index_t{1}, index_t{255}, index_t{1031}}) {
+    std::vector<W> ref(static_cast<std::size_t>(blocks)), cpu(static_cast<std::size_t>(blocks));
+    kernels::fill_uniform(backend::reference{}, View<W, 1>(ref.data(), {blocks}), 11, 0.25f, -0.1f);
+    kernels::fill_uniform(backend::cpu{}, View<W, 1>(cpu.data(), {blocks}), 11, 0.25f, -0.1f);
+    CAPTURE(blocks);
+    CHECK(std::memcmp(ref.data(), cpu.data(), ref.size() * sizeof(W)) == 0);
+  }
+  moe::set_num_threads(threads_before);
 }

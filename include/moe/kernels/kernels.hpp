@@ -44,6 +44,7 @@
 #include "moe/kernels/cpu/dsa.hpp"
 #include "moe/kernels/cpu/matmul.hpp"
 #include "moe/kernels/cpu/quant_matmul.hpp"
+#include "moe/kernels/cpu/random.hpp"
 #include "moe/kernels/cpu/interleaved_matmul.hpp"
 #include "moe/kernels/cpu/interleaved_experts.hpp"
 #include "moe/kernels/cpu/matmul_heads.hpp"

@@ -112,15 +112,23 @@ void to_f32(backend::reference, View<const W, 1> src, View<float, 1> dst) {
 
 // x = quantize(offset + scale · u(seed, i)) for the x.extent(0)·block_elements elements of x
 // (the same values fill_uniform gives an element type, then ggml's reference quantizer).
+namespace detail {
+// Blocks [b0, b1) of that fill (the cpu backend splits the blocks across its threads).
+template <class W>
+void fill_uniform_blocks(View<W, 1> x, index_t b0, index_t b1, std::uint64_t seed, float scale, float offset) {
+  constexpr index_t B = W::block_elements;
+  float tmp[B];
+  for (index_t b = b0; b < b1; ++b) {
+    for (index_t j = 0; j < B; ++j) tmp[j] = offset + scale * uniform_pm1(seed, b * B + j);
+    W::quantize(tmp, x[b]);
+  }
+}
+}  // namespace detail
+
 template <class W>
   requires is_block_format_v<W>
 void fill_uniform(backend::reference, View<W, 1> x, std::uint64_t seed, float scale, float offset) {
-  constexpr index_t B = W::block_elements;
-  float tmp[B];
-  for (index_t b = 0; b < x.extent(0); ++b) {
-    for (index_t j = 0; j < B; ++j) tmp[j] = offset + scale * detail::uniform_pm1(seed, b * B + j);
-    W::quantize(tmp, x[b]);
-  }
+  detail::fill_uniform_blocks(x, 0, x.extent(0), seed, scale, offset);
 }
 
 // MLA's absorbed projections with kv_b_proj [n_heads·(nope+v), rank] in a block format.
