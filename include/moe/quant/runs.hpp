@@ -32,8 +32,8 @@ inline constexpr int kRunElems = 8;
 
 // Read-only loads of 1, 2, 4 and 8 bytes (p as aligned as its width on the device). kGlobal:
 // p is global memory, read through the non-coherent cache (__ldg); false: any address (a row
-// the GEMV staged in shared memory, kernels/cuda/matmul.cuh), a plain load. Every loader below
-// (load_run, q8_dot.hpp's load_unit) takes the same flag, default true.
+// the GEMV staged in shared memory, kernels/cuda/matmul.cuh), a plain load. q8_dot.hpp's load_unit
+// takes the same flag, default true.
 template <bool kGlobal = true>
 MOE_HD inline std::uint32_t load8(const void* p) noexcept {
 #if defined(__CUDA_ARCH__)
@@ -129,7 +129,7 @@ struct RunBits {
   const Q* row;
   int k;
 };
-template <bool kGlobal = true, class Q>
+template <class Q>
 MOE_HD inline RunBits<Q> load_run(const Q* row, int k) noexcept {
   return {row, k};
 }
@@ -144,12 +144,12 @@ template <>
 struct RunBits<BlockQ8_0> {
   std::uint32_t d, q[4];  // q[i]: codes 2i, 2i + 1
 };
-template <bool kGlobal = true>
+template <>
 MOE_HD inline RunBits<BlockQ8_0> load_run(const BlockQ8_0* row, int k) noexcept {
   const BlockQ8_0* b = row + k / 32;
   RunBits<BlockQ8_0> r;
-  r.d = load16<kGlobal>(&b->d);
-  for (int i = 0; i < 4; ++i) r.q[i] = load16<kGlobal>(b->qs + k % 32 + 2 * i);
+  r.d = load16(&b->d);
+  for (int i = 0; i < 4; ++i) r.q[i] = load16(b->qs + k % 32 + 2 * i);
   return r;
 }
 template <>
@@ -170,7 +170,7 @@ struct NibbleRun {
   std::uint32_t q[4];   // q[i]: code bytes 2i, 2i + 1 (16 bits)
   int shift;            // 0: low nibbles, 4: high nibbles
 };
-template <bool kGlobal = true, class Q>
+template <class Q>
 MOE_HD inline NibbleRun load_nibble_run(const Q* row, int k) noexcept {
   constexpr bool kMxfp4 = std::is_same_v<Q, BlockMxfp4>;  // E8M0 byte scale, 17-byte blocks
   const Q* b = row + k / 32;
@@ -178,11 +178,11 @@ MOE_HD inline NibbleRun load_nibble_run(const Q* row, int k) noexcept {
   const std::uint8_t* q = b->qs + j0 % 16;
   NibbleRun r;
   if constexpr (kMxfp4) {
-    r.scale = load8<kGlobal>(&b->e);
-    for (int i = 0; i < 4; ++i) r.q[i] = load8<kGlobal>(q + 2 * i) | (load8<kGlobal>(q + 2 * i + 1) << 8);
+    r.scale = load8(&b->e);
+    for (int i = 0; i < 4; ++i) r.q[i] = load8(q + 2 * i) | (load8(q + 2 * i + 1) << 8);
   } else {
-    r.scale = load16<kGlobal>(&b->d);
-    for (int i = 0; i < 4; ++i) r.q[i] = load16<kGlobal>(q + 2 * i);
+    r.scale = load16(&b->d);
+    for (int i = 0; i < 4; ++i) r.q[i] = load16(q + 2 * i);
   }
   r.shift = j0 >= 16 ? 4 : 0;
   return r;
@@ -208,9 +208,9 @@ struct Mxfp4Value {
 
 template <>
 struct RunBits<BlockQ4_0> : NibbleRun {};
-template <bool kGlobal = true>
+template <>
 MOE_HD inline RunBits<BlockQ4_0> load_run(const BlockQ4_0* row, int k) noexcept {
-  return {load_nibble_run<kGlobal>(row, k)};
+  return {load_nibble_run(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockQ4_0>& r, float (&w)[kRunElems]) noexcept {
@@ -219,9 +219,9 @@ MOE_HD inline void decode_bits(const RunBits<BlockQ4_0>& r, float (&w)[kRunElems
 
 template <>
 struct RunBits<BlockIq4Nl> : NibbleRun {};
-template <bool kGlobal = true>
+template <>
 MOE_HD inline RunBits<BlockIq4Nl> load_run(const BlockIq4Nl* row, int k) noexcept {
-  return {load_nibble_run<kGlobal>(row, k)};
+  return {load_nibble_run(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockIq4Nl>& r, float (&w)[kRunElems]) noexcept {
@@ -230,9 +230,9 @@ MOE_HD inline void decode_bits(const RunBits<BlockIq4Nl>& r, float (&w)[kRunElem
 
 template <>
 struct RunBits<BlockMxfp4> : NibbleRun {};
-template <bool kGlobal = true>
+template <>
 MOE_HD inline RunBits<BlockMxfp4> load_run(const BlockMxfp4* row, int k) noexcept {
-  return {load_nibble_run<kGlobal>(row, k)};
+  return {load_nibble_run(row, k)};
 }
 template <>
 MOE_HD inline void decode_bits(const RunBits<BlockMxfp4>& r, float (&w)[kRunElems]) noexcept {
@@ -249,14 +249,14 @@ struct RunBits<BlockQ4_K> {
   Word2 q;             // 8 code bytes
   int group, shift;
 };
-template <bool kGlobal = true>
+template <>
 MOE_HD inline RunBits<BlockQ4_K> load_run(const BlockQ4_K* row, int k) noexcept {
   const BlockQ4_K* b = row + k / 256;
   const int j = k % 256, c = j / 64, r = j % 64;
   RunBits<BlockQ4_K> o;
-  o.dm = load32<kGlobal>(b);
-  for (int i = 0; i < 3; ++i) o.s[i] = load32<kGlobal>(b->scales + 4 * i);
-  o.q = load64<kGlobal>(b->qs + 32 * c + r % 32);
+  o.dm = load32(b);
+  for (int i = 0; i < 3; ++i) o.s[i] = load32(b->scales + 4 * i);
+  o.q = load64(b->qs + 32 * c + r % 32);
   o.group = 2 * c + r / 32;
   o.shift = r >= 32 ? 4 : 0;
   return o;
@@ -288,16 +288,16 @@ struct RunBits<BlockQ6_K> {
   std::uint32_t lo[4], hi[4];  // 16 bits each
   int lo_shift, hi_shift;
 };
-template <bool kGlobal = true>
+template <>
 MOE_HD inline RunBits<BlockQ6_K> load_run(const BlockQ6_K* row, int k) noexcept {
   const BlockQ6_K* b = row + k / 256;
   const int j = k % 256, n = j / 128, g = (j % 128) / 32, l = j % 32;
   RunBits<BlockQ6_K> o;
-  o.d = load16<kGlobal>(&b->d);
-  o.scale = load8<kGlobal>(b->scales + 8 * n + 2 * g + l / 16);
+  o.d = load16(&b->d);
+  o.scale = load8(b->scales + 8 * n + 2 * g + l / 16);
   for (int i = 0; i < 4; ++i) {
-    o.lo[i] = load16<kGlobal>(b->ql + 64 * n + l + 32 * (g & 1) + 2 * i);
-    o.hi[i] = load16<kGlobal>(b->qh + 32 * n + l + 2 * i);
+    o.lo[i] = load16(b->ql + 64 * n + l + 32 * (g & 1) + 2 * i);
+    o.hi[i] = load16(b->qh + 32 * n + l + 2 * i);
   }
   o.lo_shift = g >= 2 ? 4 : 0;
   o.hi_shift = 2 * g;
@@ -323,14 +323,14 @@ struct RunBits<BlockIq4Xs> {
   Word2 q;
   int group, shift;
 };
-template <bool kGlobal = true>
+template <>
 MOE_HD inline RunBits<BlockIq4Xs> load_run(const BlockIq4Xs* row, int k) noexcept {
   const BlockIq4Xs* b = row + k / 256;
   const int j = k % 256, g = j / 32, r = j % 32;
   RunBits<BlockIq4Xs> o;
-  o.dh = load32<kGlobal>(b);
-  o.sl = load32<kGlobal>(b->scales_l);
-  o.q = load64<kGlobal>(b->qs + 16 * g + r % 16);
+  o.dh = load32(b);
+  o.sl = load32(b->scales_l);
+  o.q = load64(b->qs + 16 * g + r % 16);
   o.group = g;
   o.shift = r >= 16 ? 4 : 0;
   return o;

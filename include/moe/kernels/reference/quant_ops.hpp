@@ -110,10 +110,8 @@ void to_f32(backend::reference, View<const W, 1> src, View<float, 1> dst) {
   for (index_t i = 0; i < dst.extent(0); ++i) dst[i] = W::decode(src.data(), i);
 }
 
-// x = quantize(offset + scale · u(seed, i)) for the x.extent(0)·block_elements elements of x
-// (the same values fill_uniform gives an element type, then ggml's reference quantizer).
 namespace detail {
-// Blocks [b0, b1) of that fill (the cpu backend splits the blocks across its threads).
+// Blocks [b0, b1) of fill_uniform below (the cpu backend splits the blocks across its threads).
 template <class W>
 void fill_uniform_blocks(View<W, 1> x, index_t b0, index_t b1, std::uint64_t seed, float scale, float offset) {
   constexpr index_t B = W::block_elements;
@@ -125,6 +123,8 @@ void fill_uniform_blocks(View<W, 1> x, index_t b0, index_t b1, std::uint64_t see
 }
 }  // namespace detail
 
+// x = quantize(offset + scale · u(seed, i)) for the x.extent(0)·block_elements elements of x
+// (the same values fill_uniform gives an element type, then ggml's reference quantizer).
 template <class W>
   requires is_block_format_v<W>
 void fill_uniform(backend::reference, View<W, 1> x, std::uint64_t seed, float scale, float offset) {
