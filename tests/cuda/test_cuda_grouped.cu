@@ -139,9 +139,10 @@ void check_grouped(index_t in, index_t out, bool aligned, bool in_out) {
 template <class W>
 void run_grouped(bool in_out) {
   // {24, 40001}: taller than one resident grid of the decode GEMV (its warps take several turns);
-  // {1100, 50}: rows longer than 2 KB (the one-slot GEMV's one-row-per-warp variant).
+  // {1100, 50}: rows longer than 2 KB (the one-slot GEMV's one-row-per-warp variant); {4100, 37}:
+  // rows a team of several warps splits (GemvTeam: 4 warps for f32, 2 for bf16 and f16).
   for (const auto& [in, out] : std::vector<std::pair<index_t, index_t>>{
-           {37, 45}, {129, 200}, {256, 64}, {1, 3}, {24, 40001}, {1100, 50}}) {
+           {37, 45}, {129, 200}, {256, 64}, {1, 3}, {24, 40001}, {1100, 50}, {4100, 37}}) {
     for (bool aligned : {true, false}) check_grouped<W>(in, out, aligned, in_out);
   }
   std::printf("grouped_matmul%s w=%s: bitwise equal to the per-expert composition\n", in_out ? "_in_out" : "",
@@ -205,7 +206,7 @@ void check_grouped_swiglu(index_t in, index_t f, bool aligned, bool fused) {
 
 TEMPLATE_TEST_CASE("grouped_matmul_swiglu(cuda) equals grouped gate and up products then swiglu",
                    "[cuda][grouped]", float, bf16, f16) {
-  for (const auto& [in, f] : std::vector<std::pair<index_t, index_t>>{{37, 45}, {256, 64}, {1, 3}, {1100, 50}, {24, 3001}}) {
+  for (const auto& [in, f] : std::vector<std::pair<index_t, index_t>>{{37, 45}, {256, 64}, {1, 3}, {1100, 50}, {24, 3001}, {4100, 20}}) {
     for (bool aligned : {true, false}) {
       for (bool fused : {false, true}) check_grouped_swiglu<TestType>(in, f, aligned, fused);
     }

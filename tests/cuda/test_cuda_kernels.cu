@@ -1041,14 +1041,22 @@ TEST_CASE("route(cuda) matches the reference ids exactly and weights to rounding
     c.scoring = RouterScoring::kTopkSoftmax, c.n_experts = 32, c.top_k = 4;
     cases.push_back({"top-k then softmax", c, 19, 0.0f, false});
     cases.push_back({"top-k then softmax, ties", c, 19, 1.0f, false});
+    c.n_experts = 40, c.top_k = 5;
+    cases.push_back({"top-k then softmax, NaN logits", c, 11, 0.0f, true});
   }
   {
-    kernels::RouterConfig c;  // Qwen3-MoE: one warp per token, 4 experts per lane
+    kernels::RouterConfig c;  // Qwen3-MoE: one warp per token (route_warp_kernel), 4 experts per lane
     c.n_experts = 128, c.top_k = 8, c.norm_topk_prob = true;
     cases.push_back({"Qwen3 shape, one warp per token", c, 21, 0.0f, false});
     cases.push_back({"Qwen3 shape, ties", c, 5, 0.5f, false});
-    c.scoring = RouterScoring::kSigmoid, c.n_experts = 1024, c.top_k = 6;  // the most a warp takes
-    cases.push_back({"sigmoid, 1024 experts, one warp", c, 4, 0.0f, false});
+    c.n_experts = 512, c.top_k = 32;  // the most the warp path takes: 16 experts a lane, a choice a lane
+    cases.push_back({"softmax, 512 experts, top 32, one warp", c, 6, 0.25f, false});
+    c.top_k = 33;  // one choice more: a block per token
+    cases.push_back({"softmax, 512 experts, top 33, a block", c, 3, 0.0f, false});
+    c.scoring = RouterScoring::kSigmoid, c.n_experts = 1024, c.top_k = 6, c.has_correction_bias = true;
+    cases.push_back({"sigmoid, bias, 1024 experts, a block", c, 4, 0.0f, false});
+    c.n_experts = 300;
+    cases.push_back({"sigmoid, bias, 300 experts, one warp", c, 7, 0.0f, false});
   }
   {
     kernels::RouterConfig c;  // the most experts a config may have: scores exceed 48 KiB of shared memory
@@ -1412,7 +1420,9 @@ TEST_CASE("add_rmsnorm / qk_norm_rope / matmul_fanout(cuda) are bitwise their un
                                FanoutCase{8, 264, {96, 40, 33}}, FanoutCase{9, 264, {96, 40, 33}},
                                FanoutCase{1, 40, {60001, 7, 9000}}, FanoutCase{5, 40, {33, 70003, 5}},
                                // rows past 4 KB: matmul's long-row variant (16 loads a lane) gives the fan-out's bits
-                               FanoutCase{1, 3000, {96, 40, 33}}, FanoutCase{2, 2056, {64, 9, 17}}}) {
+                               FanoutCase{1, 3000, {96, 40, 33}}, FanoutCase{2, 2056, {64, 9, 17}},
+                               // rows a team of 2 and of 4 warps splits (GemvTeam)
+                               FanoutCase{1, 4104, {96, 40, 33}}, FanoutCase{3, 8200, {20, 9, 17}}}) {
     const index_t rows = fc.rows, in = fc.in;
     const index_t* outs = fc.outs;
     const auto x = random_floats(rows * in);

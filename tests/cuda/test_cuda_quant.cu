@@ -273,8 +273,11 @@ TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block form
                    "[cuda][quant][grouped]", quant::BlockQ8_0, quant::BlockQ4_K, quant::BlockQ6_K, quant::BlockMxfp4) {
   using Q = TestType;
   constexpr index_t BE = static_cast<index_t>(Q::block_elements);
-  const index_t in = 512, out = 96, nb = in / BE;
+  // in = 4096: rows long enough that a team of several warps splits each (GemvTeam, 4 or 8 warps
+  // here), 512: one warp per row.
+  for (const auto& [in, out] : std::vector<std::pair<index_t, index_t>>{{512, 96}, {4096, 40}})
   for (const std::vector<index_t>& counts : std::vector<std::vector<index_t>>{{1, 0, 1, 1}, {2, 1, 0, 2}, {3, 0, 20, 1, 140}}) {
+    const index_t nb = in / BE;
     const index_t experts = static_cast<index_t>(counts.size());
     std::vector<std::int32_t> offsets{0};
     for (const index_t c : counts) offsets.push_back(offsets.back() + static_cast<std::int32_t>(c));
@@ -331,8 +334,9 @@ TEMPLATE_TEST_CASE("grouped_matmul / grouped_matmul_swiglu(cuda) with block form
                                             (in * kEps * xabs * (kIntGemv<Q> ? 4.0 : 2.0) * (1.0 + std::fabs(tmp_up[s * out + o])) * 4.0));
       }
     }
-    std::printf("%-8s grouped slots=%-3zu err/tol %.3f  swiglu err/tol %.3f\n", fname<Q>().c_str(), slots, worst, worst_act);
-    INFO(fname<Q>() << " slots " << slots);
+    std::printf("%-8s grouped in=%-4zu slots=%-3zu err/tol %.3f  swiglu err/tol %.3f\n", fname<Q>().c_str(), in, slots,
+                worst, worst_act);
+    INFO(fname<Q>() << " in " << in << " slots " << slots);
     CHECK(worst <= 1.0);
     CHECK(worst_act <= 1.0);
   }

@@ -154,21 +154,23 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_k
   int e = 0, begin = 0, count = 0;
   if (!gemv_bucket(a, e, begin, count)) return;
   static_assert(kMaxCount == 1 || kMaxCount == 2, "update the passes below");
-  // The warps walk the row groups with a grid stride (the grid is at most what the device holds).
-  for (int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows; row0 < a.g.out;
-       row0 += gridDim.x * kGemvWarpsPerBlock * kRows) {
+  // The teams walk the row groups with a grid stride (the grid is at most what the device holds).
+  GemvTeam team(a.g.team);
+  for (int row0 = (blockIdx.x * team.per_block() + team.index) * kRows; row0 < a.g.out;
+       row0 += gridDim.x * team.per_block() * kRows) {
     for (int done = 0; done < count; done += kMaxCount) {
       const int m = count - done < kMaxCount ? count - done : kMaxCount;
       const GemmArgs<W> b = expert_product(a, e, begin + done, m);
-      if (m == 1) gemv_warp_rows<W, 1, kRows, kVector>(b, row0);
-      else if constexpr (kMaxCount >= 2) gemv_warp_rows<W, 2, kRows, kVector>(b, row0);
+      if (m == 1) gemv_warp_rows<W, 1, kRows, kVector>(team, b, row0);
+      else if constexpr (kMaxCount >= 2) gemv_warp_rows<W, 2, kRows, kVector>(team, b, row0);
     }
   }
 }
 
 template <class W, bool kVector, int kMaxCount, int kRows>
-void launch_grouped_gemv(const GroupedArgs<W>& a, unsigned grid_y, int max_count) {
-  constexpr int rows_per_block = kGemvWarpsPerBlock * kRows;
+void launch_grouped_gemv(GroupedArgs<W> a, unsigned grid_y, int max_count) {
+  a.g.team = gemv_team_warps<W>(a.g.in);
+  const int rows_per_block = kGemvWarpsPerBlock / a.g.team * kRows;
   constexpr auto kernel = grouped_gemv_kernel<W, kVector || quant::q8dot::kGemvIntDot<W>, kMaxCount, kRows>;
   const dim3 grid(gemv_grid_x<kernel>((a.g.out + rows_per_block - 1) / rows_per_block, grid_y,
                                       grouped_gemv_waves(max_count)),
@@ -202,10 +204,12 @@ struct GroupedSwigluArgs {
 };
 
 template <class W, int kTokens, bool kVector>
-__device__ __forceinline__ void swiglu_pair_rows(const W* const (&w_rows)[2], const float* x, std::size_t ld_x,
-                                                 const X8Rows& xq, int in, float* act, std::size_t ld_act, int i) {
+__device__ __forceinline__ void swiglu_pair_rows(GemvTeam& team, const W* const (&w_rows)[2], const float* x,
+                                                 std::size_t ld_x, const X8Rows& xq, int in, float* act,
+                                                 std::size_t ld_act, int i) {
   float acc[2][kTokens];
-  gemv_warp_dot_any<W, kTokens, 2, kVector>(w_rows, x, ld_x, xq, in, acc);
+  gemv_warp_dot_any<W, kTokens, 2, kVector>(team, w_rows, x, ld_x, xq, in, acc);
+  if (!team.leader()) return;
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int t = 0; t < kTokens; ++t) {
@@ -222,8 +226,8 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_s
   static_assert(kMaxCount == 1 || kMaxCount == 2, "update the passes below");
   const W* gate = expert_matrix(a.g.w, a.expert_stride, e);
   const W* up = expert_matrix(p.up, p.up_expert_stride, e);
-  for (int i = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize; i < a.g.out;
-       i += gridDim.x * kGemvWarpsPerBlock) {
+  GemvTeam team(a.g.team);
+  for (int i = blockIdx.x * team.per_block() + team.index; i < a.g.out; i += gridDim.x * team.per_block()) {
     const W* w_rows[2] = {gate + static_cast<std::size_t>(i) * a.g.ld_w, up + static_cast<std::size_t>(i) * p.up_ld};
     for (int done = 0; done < count; done += kMaxCount) {
       const std::size_t s0 = static_cast<std::size_t>(begin + done);
@@ -231,8 +235,8 @@ __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) grouped_gemv_s
       float* act = a.g.y + s0 * a.g.ld_y;
       X8Rows xq = a.g.xq;
       if (xq.q != nullptr) xq.q += s0 * xq.ld_q, xq.s += 2 * s0 * xq.ld_s;
-      if (kMaxCount == 1 || count - done == 1) swiglu_pair_rows<W, 1, kVector>(w_rows, x, a.g.ld_x, xq, a.g.in, act, a.g.ld_y, i);
-      else if constexpr (kMaxCount >= 2) swiglu_pair_rows<W, 2, kVector>(w_rows, x, a.g.ld_x, xq, a.g.in, act, a.g.ld_y, i);
+      if (kMaxCount == 1 || count - done == 1) swiglu_pair_rows<W, 1, kVector>(team, w_rows, x, a.g.ld_x, xq, a.g.in, act, a.g.ld_y, i);
+      else if constexpr (kMaxCount >= 2) swiglu_pair_rows<W, 2, kVector>(team, w_rows, x, a.g.ld_x, xq, a.g.in, act, a.g.ld_y, i);
     }
   }
 }
@@ -485,9 +489,11 @@ void grouped_matmul_swiglu(backend::cuda, DeviceView<const float, 2> xs, DeviceV
     const bool vector = cd::gemv_vector_loads(a.g) && cd::gemv_vector_loads(up_args) &&
                         (a.n_experts <= 1 || (gate_stride_bytes % 16 == 0 && up_stride_bytes % 16 == 0));
     const bool one = std::min<index_t>(slots, max_bucket > 0 ? max_bucket : slots) <= 1;
+    a.g.team = cd::gemv_team_warps<W>(a.g.in);
     const auto go = [&]<bool kVector, int kMaxCount>() {
       constexpr auto kernel = cd::grouped_gemv_swiglu_kernel<W, kVector || quant::q8dot::kGemvIntDot<W>, kMaxCount>;
-      const long long needed = (a.g.out + cd::kGemvWarpsPerBlock - 1) / cd::kGemvWarpsPerBlock;
+      const int teams = cd::kGemvWarpsPerBlock / a.g.team;
+      const long long needed = (a.g.out + teams - 1) / teams;
       const dim3 grid(cd::gemv_grid_x<kernel>(needed, grid_y, cd::grouped_gemv_waves(kMaxCount)), grid_y);
       cd::launch(kernel, grid, cd::kGemvWarpsPerBlock * cd::kWarpSize, 0, p);
     };

@@ -32,6 +32,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <span>
 #include <type_traits>
 
@@ -49,6 +50,7 @@ struct GemmArgs {
   float* y = nullptr;
   std::size_t ld_y = 0, batch_y = 0;
   int n_tokens = 0, in = 0, out = 0, batch = 1;
+  int team = 1;  // decode GEMV: warps per row group (gemv_team_warps; set by the launchers)
   X8Rows xq;  // x quantized to int8 (decode GEMV of the formats with an integer path), or none
 };
 
@@ -69,6 +71,66 @@ static_assert(kGemvWarpsPerBlock <= kStageWarps, "the staged block-format rows h
 
 template <class W>
 inline constexpr int kChunkElems = 16 / static_cast<int>(sizeof(W));
+
+// A row group of the GEMV belongs to a team of warps of one block that split its input dimension:
+// lane l of team warp w takes the units (16-byte chunks, or block-format runs) c = 32 w + l,
+// c + 32·warps, ... in increasing order, and the warps' sums are added in warp order through shared
+// memory. One warp per row group leaves a short row (in = 768) a single turn of loads per lane
+// and a long one (4096 Q4_0 elements: 16 runs per lane) four turns of round trips, with a warp per
+// row group and 8 warps per block too few loads in flight to cover HBM's latency (H100 ncu,
+// 2026-12-07: o_proj at 24% warps active); a team puts a long row's loads in flight in one turn.
+// The team size depends only on the format and `in` (gemv_team_warps), never on the tokens of the
+// pass or the kernel, so the bits stay those of one product: gemv == fanout == grouped, and a
+// token's result does not depend on what shares its pass.
+struct GemvTeam {
+  int warps = 1;  // 1, 2, 4 or 8 (kGemvWarpsPerBlock is a multiple)
+  int warp = 0;   // this warp's index in its team
+  int index = 0;  // the team's index in the block
+  int phase = 0;  // which half of the shared partials the next sum uses
+
+  __device__ explicit GemvTeam(int team_warps)
+      : warps(team_warps), warp(static_cast<int>(threadIdx.x) / kWarpSize % team_warps),
+        index(static_cast<int>(threadIdx.x) / kWarpSize / team_warps) {}
+  __device__ int lane() const { return warp * kWarpSize + static_cast<int>(threadIdx.x) % kWarpSize; }
+  __device__ int stride() const { return warps * kWarpSize; }
+  __device__ int per_block() const { return kGemvWarpsPerBlock / warps; }
+  __device__ bool leader() const { return warp == 0; }
+};
+
+// The team's sums of acc, in the leader warp's lanes (every lane of it holds all of them); the
+// other warps' acc are left as they were. Called by every warp of the team after its warp sums.
+// Two halves of shared partials alternate, so one barrier per sum suffices: a warp writes a half
+// again only after the next sum's barrier, which the leader reaches after reading it.
+template <int kRows, int kTokens>
+__device__ __forceinline__ void gemv_team_sum(GemvTeam& team, float (&acc)[kRows][kTokens]) {
+  constexpr int kSums = kRows * kTokens;
+  static_assert(kSums <= kWarpSize, "one sum per lane");
+  if (team.warps == 1) return;
+  __shared__ float partial[2][kGemvWarpsPerBlock][kSums];
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
+  const int first = team.index * team.warps;  // the team's first warp in the block
+  float(*half)[kSums] = partial[team.phase];
+  team.phase ^= 1;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) {
+      if (lane == r * kTokens + t) half[first + team.warp][lane] = acc[r][t];
+    }
+  }
+  asm volatile("bar.sync %0, %1;" ::"r"(1 + team.index), "r"(team.warps * kWarpSize) : "memory");
+  if (!team.leader()) return;
+  float total = 0.0f;
+  if (lane < kSums) {
+    total = half[first][lane];
+    for (int w = 1; w < team.warps; ++w) total += half[first + w][lane];
+  }
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int t = 0; t < kTokens; ++t) acc[r][t] = __shfl_sync(0xffffffffu, total, r * kTokens + t);
+  }
+}
 
 // Widens one 16-byte chunk of W into kChunkElems<W> floats.
 template <class W>
@@ -125,11 +187,12 @@ __device__ __forceinline__ void gemv_accumulate_chunk(const uint4 (&packed)[kRow
 // apart), summed over the warp: every lane holds acc[r][t] = Σ_k x[t, k]·w_r[k] afterwards.
 // Called by a whole warp.
 template <class W, int kTokens, int kRows, bool kVector>
-__device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], const float* __restrict__ x,
-                                              std::size_t ld_x, int in, float (&acc)[kRows][kTokens]) {
+__device__ __forceinline__ void gemv_warp_dot(GemvTeam& team, const W* const (&w_rows)[kRows],
+                                              const float* __restrict__ x, std::size_t ld_x, int in,
+                                              float (&acc)[kRows][kTokens]) {
   constexpr int kE = kChunkElems<W>;
   constexpr int kUnroll = kGemvUnroll / kRows > 0 ? kGemvUnroll / kRows : 1;  // 16-byte loads in flight / row
-  const int lane = threadIdx.x % kWarpSize;
+  const int lane = team.lane(), lanes = team.stride();
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
 #pragma unroll
@@ -146,18 +209,18 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
     // slower here: H100, 2026-12-07, README "Block formats on CUDA".)
     constexpr int kBlockRuns = quant::runs::kRunsInFlight<W> / kRows > 0 ? quant::runs::kRunsInFlight<W> / kRows : 1;
     const int n_runs = in / kRunElems;
-    for (int c0 = lane; c0 < n_runs; c0 += kBlockRuns * kWarpSize) {
+    for (int c0 = lane; c0 < n_runs; c0 += kBlockRuns * lanes) {
       RunBits<W> bits[kBlockRuns][kRows];
 #pragma unroll
       for (int u = 0; u < kBlockRuns; ++u) {
-        if (c0 + u * kWarpSize < n_runs) {
+        if (c0 + u * lanes < n_runs) {
 #pragma unroll
-          for (int r = 0; r < kRows; ++r) bits[u][r] = load_run(w_rows[r], (c0 + u * kWarpSize) * kRunElems);
+          for (int r = 0; r < kRows; ++r) bits[u][r] = load_run(w_rows[r], (c0 + u * lanes) * kRunElems);
         }
       }
 #pragma unroll
       for (int u = 0; u < kBlockRuns; ++u) {
-        const int c = c0 + u * kWarpSize;
+        const int c = c0 + u * lanes;
         if (c >= n_runs) break;
         float wf[kRows][kRunElems];
 #pragma unroll
@@ -191,20 +254,20 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
       // predicated, so a lane's chunks of a short row (in = 768: 3 per lane) are in flight together
       // rather than one round trip each. Each lane still applies its chunks c = lane, lane + 32, ...
       // in increasing order, so the sums do not depend on kUnroll or on kRows.
-      for (int c = lane; c < n_chunks; c += kUnroll * kWarpSize) {
+      for (int c = lane; c < n_chunks; c += kUnroll * lanes) {
         uint4 packed[kUnroll][kRows];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
-          if (c + u * kWarpSize < n_chunks) {
+          if (c + u * lanes < n_chunks) {
 #pragma unroll
-            for (int r = 0; r < kRows; ++r) packed[u][r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c + u * kWarpSize);
+            for (int r = 0; r < kRows; ++r) packed[u][r] = __ldcs(reinterpret_cast<const uint4*>(w_rows[r]) + c + u * lanes);
           }
         }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
-          if (c + u * kWarpSize < n_chunks) {
+          if (c + u * lanes < n_chunks) {
             gemv_accumulate_chunk<W, kTokens, kRows>(packed[u], x, ld_x,
-                                                     static_cast<std::size_t>(c + u * kWarpSize) * kE, acc);
+                                                     static_cast<std::size_t>(c + u * lanes) * kE, acc);
           }
         }
       }
@@ -212,7 +275,7 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
     }
     // The tail (in % kE elements), or the whole row when the rows are not 16-byte aligned:
     // consecutive lanes read consecutive elements, so the warp's loads stay coalesced.
-    for (int k = k_tail + lane; k < in; k += kWarpSize) {
+    for (int k = k_tail + lane; k < in; k += lanes) {
       float wk[kRows];
 #pragma unroll
       for (int r = 0; r < kRows; ++r) wk[r] = load_as_float(w_rows[r], static_cast<std::size_t>(k));
@@ -229,6 +292,7 @@ __device__ __forceinline__ void gemv_warp_dot(const W* const (&w_rows)[kRows], c
 #pragma unroll
     for (int t = 0; t < kTokens; ++t) acc[r][t] = warp_sum(acc[r][t]);
   }
+  gemv_team_sum(team, acc);
 }
 
 // gemv_warp_dot on x quantized to int8 (quant/q8_dot.hpp), units of the rows read from their
@@ -269,21 +333,22 @@ __device__ __forceinline__ void gemv_warp_dot_x8(const W* const (&w_rows)[kRows]
 
 // The GEMV's dot for W: the integer one for the formats that have it (x quantized for it in xq:
 // the launchers see to that), the f32 one for the others.
+// The integer path runs teams of one warp (gemv_team_warps).
 template <class W, int kTokens, int kRows, bool kVector>
-__device__ __forceinline__ void gemv_warp_dot_any(const W* const (&w_rows)[kRows], const float* __restrict__ x,
-                                                  std::size_t ld_x, const X8Rows& xq, int in,
-                                                  float (&acc)[kRows][kTokens]) {
+__device__ __forceinline__ void gemv_warp_dot_any(GemvTeam& team, const W* const (&w_rows)[kRows],
+                                                  const float* __restrict__ x, std::size_t ld_x, const X8Rows& xq,
+                                                  int in, float (&acc)[kRows][kTokens]) {
   if constexpr (quant::q8dot::kGemvIntDot<W>) gemv_warp_dot_x8<W, kTokens, kRows>(w_rows, xq, in, acc);
-  else gemv_warp_dot<W, kTokens, kRows, kVector>(w_rows, x, ld_x, in, acc);
+  else gemv_warp_dot<W, kTokens, kRows, kVector>(team, w_rows, x, ld_x, in, acc);
 }
 
-// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens; each warp owns kRows consecutive rows
+// y[t, row] = sum_k x[t, k] * w[row, k] for t < kTokens; each team owns kRows consecutive rows
 // (more than one when several tokens share the pass, so each x load feeds several rows).
-// One warp's rows [row0, row0 + kRows) of one product (a.x, a.w, a.y already at that product);
-// called by a whole warp. Shared by gemv_kernel and the grouped expert GEMV (grouped.cuh).
+// One team's rows [row0, row0 + kRows) of one product (a.x, a.w, a.y already at that product);
+// called by the whole team. Shared by gemv_kernel and the grouped expert GEMV (grouped.cuh).
 template <class W, int kTokens, int kRows, bool kVector>
-__device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
-  if (row0 >= a.out) return;  // the whole warp leaves together, so the warp sums stay convergent
+__device__ __forceinline__ void gemv_warp_rows(GemvTeam& team, const GemmArgs<W>& a, int row0) {
+  if (row0 >= a.out) return;  // the whole team leaves together, so its sums stay convergent
   const W* w_rows[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -291,7 +356,8 @@ __device__ __forceinline__ void gemv_warp_rows(const GemmArgs<W>& a, int row0) {
     w_rows[r] = a.w + static_cast<std::size_t>(row) * a.ld_w;
   }
   float acc[kRows][kTokens];
-  gemv_warp_dot_any<W, kTokens, kRows, kVector>(w_rows, a.x, a.ld_x, a.xq, a.in, acc);
+  gemv_warp_dot_any<W, kTokens, kRows, kVector>(team, w_rows, a.x, a.ld_x, a.xq, a.in, acc);
+  if (!team.leader()) return;
   const int lane = threadIdx.x % kWarpSize;
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
@@ -313,31 +379,34 @@ struct GemvFanout {
   int count;
 };
 
-// `blocks` counts row groups of kRows rows here (one per warp and turn): the warps of the grid
-// walk the concatenated row groups of the products with a grid stride.
+// `blocks` counts row groups of kRows rows here (one per team and turn): the teams of the grid
+// walk the concatenated row groups of the products with a grid stride. The products share x, so
+// one team size (f.m[0].team) serves them all.
 template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_fanout_kernel(GemvFanout<W> f) {
   kernel_prologue();
+  GemvTeam team(f.m[0].team);
   const int total = f.blocks[0] + (f.count > 1 ? f.blocks[1] : 0) + (f.count > 2 ? f.blocks[2] : 0);
-  for (int g = blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize; g < total;
-       g += gridDim.x * kGemvWarpsPerBlock) {
+  for (int g = blockIdx.x * team.per_block() + team.index; g < total; g += gridDim.x * team.per_block()) {
     int local = g, i = 0;
     while (i + 1 < f.count && local >= f.blocks[i]) local -= f.blocks[i++];
     const GemmArgs<W>& a = i == 0 ? f.m[0] : (i == 1 ? f.m[1] : f.m[2]);
-    gemv_warp_rows<W, kTokens, kRows, kVector>(a, local * kRows);
+    gemv_warp_rows<W, kTokens, kRows, kVector>(team, a, local * kRows);
   }
 }
 
-// Grid: (at most ceil(out / (8 kRows)), batch); the warps walk the row groups with a grid stride.
+// Grid: (at most ceil(out / (teams per block · kRows)), batch); the teams walk the row groups
+// with a grid stride.
 template <class W, int kTokens, int kRows, bool kVector>
 __global__ void __launch_bounds__(kGemvWarpsPerBlock * kWarpSize) gemv_kernel(GemmArgs<W> a) {
   kernel_prologue();
+  GemvTeam team(a.team);
   GemmArgs<W> b = a;
   b.x += blockIdx.y * a.batch_x, b.w += blockIdx.y * a.batch_w, b.y += blockIdx.y * a.batch_y;
   if (b.xq.q != nullptr) b.xq.q += blockIdx.y * a.xq.batch_q, b.xq.s += 2 * blockIdx.y * a.xq.batch_s;
-  for (int row0 = (blockIdx.x * kGemvWarpsPerBlock + threadIdx.x / kWarpSize) * kRows; row0 < a.out;
-       row0 += gridDim.x * kGemvWarpsPerBlock * kRows) {
-    gemv_warp_rows<W, kTokens, kRows, kVector>(b, row0);
+  for (int row0 = (blockIdx.x * team.per_block() + team.index) * kRows; row0 < a.out;
+       row0 += gridDim.x * team.per_block() * kRows) {
+    gemv_warp_rows<W, kTokens, kRows, kVector>(team, b, row0);
   }
 }
 
@@ -793,13 +862,45 @@ bool gemv_in_out_pair_loads(const GemmArgs<W>& a) {
          (a.batch <= 1 || a.batch_w * sizeof(W) % pair == 0);
 }
 
+// MOE_CUDA_GEMV_TEAM=1, 2, 4 or 8 fixes the team size of every decode GEMV with an f32 path (for
+// A/B measurements); unset or anything else: gemv_team_warps's rule. Read once per process.
+inline int gemv_team_override() {
+  static const int forced = [] {
+    const char* v = std::getenv("MOE_CUDA_GEMV_TEAM");
+    const int n = v != nullptr && v[0] != '\0' && v[1] == '\0' ? v[0] - '0' : 0;
+    return n == 1 || n == 2 || n == 4 || n == 8 ? n : 0;
+  }();
+  return forced;
+}
+
+// Warps per row group of the decode GEMV for rows of `in` elements of W (GemvTeam): the largest
+// team, at most a block, that still gives each lane a full turn of loads in flight (kGemvUnroll
+// 16-byte chunks, or kRunsInFlight runs). A function of the format and `in` only, so every launch
+// over a matrix (any tokens, any kernel) sums its rows alike. The integer path: one warp.
+template <class W>
+int gemv_team_warps(int in) {
+  if constexpr (quant::q8dot::kGemvIntDot<W>) {
+    return 1;
+  } else {
+    if (const int forced = gemv_team_override(); forced != 0) return forced;
+    int units = 0, in_flight = 0;
+    if constexpr (is_block_format_v<W>) units = in / kRunElems, in_flight = quant::runs::kRunsInFlight<W>;
+    else units = in / kChunkElems<W>, in_flight = kGemvUnroll;
+    int team = 1;
+    while (team < kGemvWarpsPerBlock && units >= 2 * team * kWarpSize * in_flight) team *= 2;
+    return team;
+  }
+}
+
 template <class W, bool kVector, int kTokens>
-void launch_gemv_tokens(const GemmArgs<W>& a, bool in_out) {
+void launch_gemv_tokens(GemmArgs<W> a, bool in_out) {
   if (!in_out) {
     constexpr int kRows = kTokens >= 4 ? 4 : (kTokens >= 2 ? 2 : 1);
     // The integer path reads no f32 x, so one variant serves both alignments.
     constexpr auto kernel = gemv_kernel<W, kTokens, kRows, kVector || quant::q8dot::kGemvIntDot<W>>;
-    const long long needed = (a.out + kGemvWarpsPerBlock * kRows - 1) / (kGemvWarpsPerBlock * kRows);
+    a.team = gemv_team_warps<W>(a.in);
+    const int rows_per_block = kGemvWarpsPerBlock / a.team * kRows;
+    const long long needed = (a.out + rows_per_block - 1) / rows_per_block;
     const dim3 grid(gemv_grid_x<kernel>(needed, static_cast<unsigned>(a.batch)), a.batch);
     cuda_detail::launch(kernel, grid, kGemvWarpsPerBlock * kWarpSize, 0, a);
     ::moe::cuda::check_launch("gemv_kernel");
@@ -818,8 +919,10 @@ void launch_fanout_tokens(GemvFanout<W> f) {
     f.blocks[i] = (f.m[i].out + kRows - 1) / kRows;
     groups += f.blocks[i];
   }
+  f.m[0].team = gemv_team_warps<W>(f.m[0].in);  // the products share x, so `in`
+  const int teams = kGemvWarpsPerBlock / f.m[0].team;
   constexpr auto kernel = gemv_fanout_kernel<W, kTokens, kRows, true>;
-  const unsigned blocks = gemv_grid_x<kernel>((groups + kGemvWarpsPerBlock - 1) / kGemvWarpsPerBlock, 1);
+  const unsigned blocks = gemv_grid_x<kernel>((groups + teams - 1) / teams, 1);
   cuda_detail::launch(kernel, blocks, kGemvWarpsPerBlock * kWarpSize, 0, f);
   ::moe::cuda::check_launch("gemv_fanout_kernel");
 }

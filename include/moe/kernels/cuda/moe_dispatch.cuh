@@ -175,6 +175,36 @@ static __global__ void __launch_bounds__(kBucketThreads) route_bucket_kernel(Rou
   bucket_block(b);
 }
 
+// route_bucket_kernel for a router that one warp routes (warp_route): the warp routes the token
+// (route_token_warp: lane j holds choice j), then buckets its k distinct experts itself. One
+// token's buckets hold a slot each, in expert order: choice j goes to slot rank_j, the number of
+// chosen experts below its own; offsets[e] counts the chosen experts below e. The telemetry adds
+// what bucket_block adds (usage += 1, weight_sum += 0.0 + w in double), so the bits are those of
+// route_warp_kernel followed by bucket_kernel, in one launch of one warp.
+static __global__ void __launch_bounds__(kWarpSize) route_bucket_warp_kernel(RouteArgs r, BucketArgs b) {
+  kernel_prologue();
+  constexpr unsigned kAll = 0xffffffffu;
+  const int lane = static_cast<int>(threadIdx.x);
+  int id;
+  float w;
+  route_token_warp(r, 0, id, w);
+  const int k = r.k;
+  int rank = 0;
+  for (int m = 0; m < k; ++m) rank += __shfl_sync(kAll, id, m) < id ? 1 : 0;
+  if (lane < k) {
+    b.slot_token[static_cast<std::size_t>(rank) * b.token_stride] = 0;
+    b.slot_weight[static_cast<std::size_t>(rank) * b.weight_stride] = w;
+    if (b.usage != nullptr) b.usage[id * b.usage_stride] += 1;
+    if (b.weight_sum != nullptr) b.weight_sum[id * b.weight_sum_stride] += 0.0 + static_cast<double>(w);
+  }
+  for (int e0 = 0; e0 <= b.n_experts; e0 += kWarpSize) {  // warp-uniform: the shuffles need every lane
+    const int e = e0 + lane;
+    int below = 0;
+    for (int m = 0; m < k; ++m) below += __shfl_sync(kAll, id, m) < e ? 1 : 0;
+    if (e <= b.n_experts) b.offsets[e * b.offsets_stride] = below;
+  }
+}
+
 // The same counting sort over many blocks, for prefill-sized passes (thousands of slots, where one
 // block's per-expert scans dominate the layer), in three launches: block e counts expert e's
 // slots into offsets[e] (a block sum, no atomics); one block turns the counts into the exclusive
@@ -474,6 +504,11 @@ inline void route_and_bucket(backend::cuda, const RouterConfig& c, DeviceView<co
   if (!routes || logits.extent(0) != 1 || !cuda_detail::bucket_one_block(b)) {
     if (routes) cuda_detail::launch_route(c, r, logits.extent(0));  // else nothing routed: empty buckets
     cuda_detail::launch_bucket(b, offsets, slot_weight, weight_sum);
+    return;
+  }
+  if (cuda_detail::warp_route(c)) {
+    cuda_detail::launch(cuda_detail::route_bucket_warp_kernel, 1, cuda_detail::kWarpSize, 0, r, b);
+    ::moe::cuda::check_launch("route_bucket_warp_kernel");
     return;
   }
   const std::size_t smem = std::max(cuda_detail::route_shared_bytes(c), sizeof(int) * std::max<index_t>(b.n_experts, 1));

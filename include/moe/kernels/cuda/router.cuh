@@ -216,6 +216,136 @@ static __global__ void route_kernel(RouteArgs a) {
   route_token(a, blockIdx.x);
 }
 
+// ---- one warp per token: routers without expert groups ------------------------------------------
+//
+// The same rules as route_token for a router of at most kWarpRouteMaxExperts experts, top_k <= 32
+// and no group selection (Qwen2/3-MoE, OLMoE, Mixtral, GPT-OSS, DeepSeek-V2-Lite, GLM-4-MoE with
+// one group): lane l holds the scores of experts l, l + 32, ... in registers, the top-k is k rounds
+// of a warp argmax in ranks_before order (only the winner's lane looks for its next best), and the
+// sums the reference forms on one thread run in its order over the chosen lanes. No shared memory
+// and no block barrier: a decode step's routing was 6-10 us of one block's barriers (H100 ncu,
+// 2026-12-07), a warp's rounds are about a microsecond. Softmax's sum over all experts is a warp sum
+// (route_token: a block sum), so its weights agree with route_token's to rounding, as both do
+// with the reference; ids are the reference's exactly.
+inline constexpr int kWarpRoutePerLane = 16;
+inline constexpr int kWarpRouteMaxExperts = kWarpRoutePerLane * kWarpSize;
+inline constexpr int kWarpRouteTokensPerBlock = 4;
+
+inline bool warp_route(const RouterConfig& c) {
+  const bool groups = c.group_score != GroupScore::kNone && c.n_group > 1;
+  return !groups && c.n_experts <= kWarpRouteMaxExperts && c.top_k <= kWarpSize;
+}
+
+// Token t routed by the calling warp (warp_route(config)); lane j < k returns choice j's expert
+// and weight (also written to ids and weights), the other lanes -1 and 0.
+__device__ __forceinline__ void route_token_warp(const RouteArgs& a, std::size_t t, int& my_id, float& my_weight) {
+  constexpr unsigned kAll = 0xffffffffu;
+  const int lane = static_cast<int>(threadIdx.x) % kWarpSize;
+  const int n = a.n, k = a.k;
+  const float* logits = a.logits + t * a.ld_logits;
+  float score[kWarpRoutePerLane], choice[kWarpRoutePerLane];
+  unsigned taken = 0;  // bit i: expert lane + 32 i is chosen already or does not exist
+#pragma unroll
+  for (int i = 0; i < kWarpRoutePerLane; ++i) {
+    const int e = lane + i * kWarpSize;
+    score[i] = e < n ? logits[e] : -INFINITY;
+    if (e >= n) taken |= 1u << i;
+  }
+  if (a.scoring == RouterScoring::kSoftmax) {
+    float m = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < kWarpRoutePerLane; ++i) m = fmaxf(m, score[i]);  // absent experts: -inf
+    m = warp_max(m);
+    double sum = 0.0;
+#pragma unroll
+    for (int i = 0; i < kWarpRoutePerLane; ++i) {
+      if (!(taken >> i & 1u)) {
+        score[i] = m == -INFINITY ? 0.0f : exp_f32(__fsub_rn(score[i], m));
+        sum += score[i];
+      }
+    }
+    sum = warp_sum(sum);
+    if (m != -INFINITY) {
+#pragma unroll
+      for (int i = 0; i < kWarpRoutePerLane; ++i) score[i] = static_cast<float>(static_cast<double>(score[i]) / sum);
+    }
+  } else if (a.scoring == RouterScoring::kSigmoid) {
+#pragma unroll
+    for (int i = 0; i < kWarpRoutePerLane; ++i) score[i] = sigmoid_f32(score[i]);
+  }
+#pragma unroll
+  for (int i = 0; i < kWarpRoutePerLane; ++i) {
+    const int e = lane + i * kWarpSize;
+    const bool biased = a.scoring != RouterScoring::kTopkSoftmax && a.bias != nullptr && e < n;
+    choice[i] = a.scoring == RouterScoring::kTopkSoftmax ? score[i]
+                                                         : __fadd_rn(score[i], biased ? a.bias[e * a.bias_stride] : 0.0f);
+  }
+
+  // This lane's best candidate (none: index n), kept until the lane wins a round.
+  const auto lane_best = [&](float& bv, int& bi, float& bs) {
+    bv = 0.0f, bi = n, bs = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kWarpRoutePerLane; ++i) {
+      const int e = lane + i * kWarpSize;
+      if (!(taken >> i & 1u) && (bi == n || ranks_before_dev(choice[i], e, bv, bi))) bv = choice[i], bi = e, bs = score[i];
+    }
+  };
+  float bv, bs;
+  int bi;
+  lane_best(bv, bi, bs);
+  my_id = -1;
+  float my_score = 0.0f;
+  for (int j = 0; j < k; ++j) {
+    float wv = bv;
+    int wi = bi;
+#pragma unroll
+    for (int o = kWarpSize / 2; o > 0; o /= 2) {
+      const float ov = __shfl_xor_sync(kAll, wv, o);
+      const int oi = __shfl_xor_sync(kAll, wi, o);
+      if (oi != n && (wi == n || ranks_before_dev(ov, oi, wv, wi))) wv = ov, wi = oi;
+    }
+    const float ws = __shfl_sync(kAll, bs, wi % kWarpSize);  // wi < n: k <= n candidates exist
+    if (lane == j) my_id = wi, my_score = ws;
+    if (lane == wi % kWarpSize) {
+      taken |= 1u << (wi / kWarpSize);
+      lane_best(bv, bi, bs);
+    }
+  }
+
+  if (a.scoring == RouterScoring::kTopkSoftmax) {
+    // detail::softmax_row over the chosen logits, the max and the double sum in choice order
+    float m = -INFINITY;
+    for (int j = 0; j < k; ++j) m = fmaxf(m, __shfl_sync(kAll, my_score, j));
+    const float ex = lane < k && m != -INFINITY ? exp_f32(__fsub_rn(my_score, m)) : 0.0f;
+    double sum = 0.0;
+    for (int j = 0; j < k; ++j) sum += __shfl_sync(kAll, ex, j);
+    my_weight = m == -INFINITY ? 0.0f : static_cast<float>(static_cast<double>(ex) / sum);
+  } else {
+    float sum = 0.0f;
+    for (int j = 0; j < k; ++j) sum = __fadd_rn(sum, __shfl_sync(kAll, my_score, j));
+    const float denom = __fadd_rn(sum, a.renorm_epsilon);
+    float w = my_score;
+    if (a.norm_topk_prob) w = __fdiv_rn(w, denom);
+    if (a.routed_scaling_factor != 1.0f) w = __fmul_rn(w, a.routed_scaling_factor);
+    my_weight = w;
+  }
+  if (lane >= k) my_weight = 0.0f;
+  if (lane < k) {
+    a.ids[t * a.ids_s0 + lane * a.ids_s1] = my_id;
+    a.weights[t * a.w_s0 + lane * a.w_s1] = my_weight;
+  }
+}
+
+// Warp w of block b routes token b · kWarpRouteTokensPerBlock + w.
+static __global__ void __launch_bounds__(kWarpRouteTokensPerBlock * kWarpSize) route_warp_kernel(RouteArgs a, int n_tokens) {
+  kernel_prologue();
+  const int t = static_cast<int>(blockIdx.x) * kWarpRouteTokensPerBlock + static_cast<int>(threadIdx.x) / kWarpSize;
+  if (t >= n_tokens) return;
+  int id;
+  float w;
+  route_token_warp(a, static_cast<std::size_t>(t), id, w);
+}
+
 // The arguments and the dynamic shared memory of route_token (route's checks done).
 inline RouteArgs route_args(const RouterConfig& c, DeviceView<const float, 2> logits,
                             DeviceView<const float, 1> correction, DeviceView<std::int32_t, 2> ids,
@@ -258,6 +388,12 @@ inline bool check_route(const RouterConfig& c, DeviceView<const float, 2> logits
 
 // route's launch (a block per token) for checked arguments.
 inline void launch_route(const RouterConfig& c, const RouteArgs& a, index_t n_tokens) {
+  if (warp_route(c)) {
+    const auto blocks = static_cast<unsigned>((n_tokens + kWarpRouteTokensPerBlock - 1) / kWarpRouteTokensPerBlock);
+    launch(route_warp_kernel, blocks, kWarpRouteTokensPerBlock * kWarpSize, 0, a, static_cast<int>(n_tokens));
+    ::moe::cuda::check_launch("route_warp_kernel");
+    return;
+  }
   const std::size_t smem = route_shared_bytes(c);
   allow_dynamic_shared(route_kernel, smem, "route");
   // Enough threads for the top-k's n² comparisons (block_select_top_k), up to 1024.
