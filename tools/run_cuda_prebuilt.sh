@@ -68,6 +68,19 @@ bench() { (( $(left) > 40 )) || return; timeout "$(lim "$1")" $B "${@:2}" 2>&1 |
 
 run_test test_cuda_quant 150
 run_test test_cuda_quant-int8 150  # optional: built with -DMOE_CUDA_INT8_GEMV=1 (the GEMV lines of the integer path)
+# The decode GEMV's warp teams and the one-warp router (2026-12-08, first run on a GPU pending)
+# against the single-warp rows and the block router they replaced, alternating, in one binary.
+if [[ ${AB_TEAMS:-1} == 1 ]]; then
+  echo "== GEMV bandwidth with teams of one warp (MOE_CUDA_GEMV_TEAM=1; the run above: auto teams)"
+  MOE_CUDA_GEMV_TEAM=1 timeout "$(lim 60)" $run/test_cuda_quant "[perf]" 2>&1 | grep -E "^GEMV|copy bandwidth"
+  for ty in q4_0 q4_k; do
+    for pass in 1 2; do
+      echo "== $ty tg64 pass $pass: MOE_CUDA_GEMV_TEAM=1 MOE_CUDA_WARP_ROUTE=0, then the defaults"
+      MOE_CUDA_GEMV_TEAM=1 MOE_CUDA_WARP_ROUTE=0 bench 40 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3 | grep tg64
+      bench 40 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 0 -n 64 -r 3 | grep tg64
+    done
+  done
+fi
 for ty in ${BENCH_TYPES:-q4_0 q4_k q8_0 q6_k}; do
   echo "== moe-bench cuda $ty"
   bench 70 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 512 -n 64 -r 3

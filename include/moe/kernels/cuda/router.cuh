@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 
 namespace moe::kernels {
 namespace cuda_detail {
@@ -231,9 +232,14 @@ inline constexpr int kWarpRoutePerLane = 16;
 inline constexpr int kWarpRouteMaxExperts = kWarpRoutePerLane * kWarpSize;
 inline constexpr int kWarpRouteTokensPerBlock = 4;
 
+// MOE_CUDA_WARP_ROUTE=0 keeps every router on the block path (for A/B measurements). Read once.
 inline bool warp_route(const RouterConfig& c) {
+  static const bool off = [] {
+    const char* v = std::getenv("MOE_CUDA_WARP_ROUTE");
+    return v != nullptr && v[0] == '0';
+  }();
   const bool groups = c.group_score != GroupScore::kNone && c.n_group > 1;
-  return !groups && c.n_experts <= kWarpRouteMaxExperts && c.top_k <= kWarpSize;
+  return !off && !groups && c.n_experts <= kWarpRouteMaxExperts && c.top_k <= kWarpSize;
 }
 
 // Token t routed by the calling warp (warp_route(config)); lane j < k returns choice j's expert
