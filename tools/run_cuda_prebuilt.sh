@@ -107,6 +107,11 @@ fi
 echo "== elastic experts (q4_0; top-k 8 of 128, then 6, 4, 2)"
 bench 90 --synthetic qwen3-30b-a3b --layers 8 --type q4_0 --backend cuda -p 0 -n 64 -b 1,8 -r 3 --expert-top-k 6,4,2
 if (( $(left) > 40 )); then
+  echo "== profile q4_0 pp512 (MOE_CUDA_PROFILE): where prefill's time goes (2.8x behind llama.cpp on 2026-12-07)"
+  MOE_CUDA_PROFILE=1 timeout "$(lim 40)" $B --synthetic qwen3-30b-a3b --layers 8 --type q4_0 --backend cuda \
+    -p 512 -n 0 -r 1 2>&1 | tail -32
+fi
+if (( $(left) > 40 )); then
   echo "== profile q4_k tg16 (MOE_CUDA_PROFILE: graphs off, a sync per kernel)"
   MOE_CUDA_PROFILE=1 timeout "$(lim 40)" $B --synthetic qwen3-30b-a3b --layers 8 --type q4_k --backend cuda \
     -p 0 -n 16 -r 1 2>&1 | tail -32

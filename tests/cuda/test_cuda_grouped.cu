@@ -82,7 +82,8 @@ const std::vector<std::vector<index_t>> kCountCases = {
     {0, 0, 37, 0, 0},                      // every slot on one expert (tiled)
     {0, 0, 0, 0, 6},                       // every slot on the last expert (GEMV, slots < experts)
     {2, 2, 4},                             // slots >= experts, all GEMV
-    {3, 0, 130, 9, 1, 0, 8, 200, 0},       // both sides of the threshold, several tiles
+    {3, 0, 130, 9, 1, 0, 8, 200, 0},       // both sides of the threshold, several tiles (of 64 slots)
+    {0, 150, 70},                          // a mean bucket past 64: tiles of 128 slots ({0, 0, 37, 0, 0}: of 32)
     {0, 0, 0},                             // no slots at all
 };
 

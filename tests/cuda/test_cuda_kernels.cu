@@ -408,6 +408,24 @@ TEST_CASE("matmul(cuda) tensor-core precision (bf16x2 split of x)", "[cuda][matm
   CHECK(g_worst_mma_rel <= kSplitBf16Rel);
 }
 
+// The tensor-core GEMM's tile height (32 rows for passes of at most 32, else 128) changes no bit:
+// the first rows of a 40-row product are bitwise those of the same rows alone, 9 to 32 of them.
+TEMPLATE_TEST_CASE("matmul(cuda) GEMM rows do not depend on the tile height", "[cuda][matmul]", bf16, f16) {
+  const index_t n = 40, in = 200, out = 150;
+  const auto x_d = to_device(random_floats(n * in));
+  const auto w_d = to_device(random_weights<TestType>(out * in));
+  const auto w = w_d.template view<2>({out, in});
+  DeviceBuffer<float> all(n * out);
+  kernels::matmul(kCuda, x_d.view<2>({n, in}), w, all.view<2>({n, out}));
+  const auto want = all.to_host();
+  for (const index_t m : {9, 17, 32}) {
+    DeviceBuffer<float> part(m * out);
+    kernels::matmul(kCuda, x_d.view<2>({m, in}), w, part.view<2>({m, out}));
+    INFO("rows " << m);
+    CHECK(std::memcmp(part.to_host().data(), want.data(), m * out * sizeof(float)) == 0);
+  }
+}
+
 TEST_CASE("matmul(cuda) rejects mismatched shapes and non-unit inner strides", "[cuda][matmul]") {
   DeviceBuffer<float> x(64), y(64);
   const DeviceBuffer<bf16> w(64);

@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 namespace moe::kernels {
@@ -302,17 +303,52 @@ __device__ __forceinline__ void find_tile(const GroupedArgs<W>& a, int tile, int
   expert = s_expert, m_tile = s_m_tile;
 }
 
-// Tiled GEMM over the large buckets. Grid: (ceil(out / tile N), upper bound of the tiles).
-template <class W, bool kInOut, bool kAligned>
+// Tiled GEMM over the large buckets, kTileM slots a tile. Grid: (ceil(out / tile N), upper bound
+// of the tiles).
+template <class W, bool kInOut, bool kAligned, int kTileM>
 __global__ void __launch_bounds__(kMmaThreads) grouped_mma_kernel(GroupedArgs<W> a) {
   kernel_prologue();
   int e = 0, m_tile = 0;
-  find_tile<W, kMmaTileM>(a, blockIdx.y, e, m_tile);
+  find_tile<W, kTileM>(a, blockIdx.y, e, m_tile);
   if (e < 0) return;  // uniform over the block
   const int slots = a.g.n_tokens;
   const int begin = bucket_offset(a.offsets, a.offsets_stride, e, slots);
   const int count = bucket_offset(a.offsets, a.offsets_stride, e + 1, slots) - begin;
-  mma_gemm_tile<W, kInOut, kAligned>(expert_product(a, e, begin, count), m_tile * kMmaTileM, blockIdx.x * kMmaTileN);
+  mma_gemm_tile<W, kInOut, kAligned, kTileM>(expert_product(a, e, begin, count), m_tile * kTileM,
+                                             blockIdx.x * kMmaTileN);
+}
+
+// MOE_CUDA_GROUPED_TILE_M=32, 64 or 128 fixes the grouped GEMM's tile height (A/B runs); unset:
+// grouped_tile_m's rule. Read once per process.
+inline int grouped_tile_override() {
+  static const int forced = [] {
+    const char* v = std::getenv("MOE_CUDA_GROUPED_TILE_M");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n == 32 || n == 64 || n == 128 ? n : 0;
+  }();
+  return forced;
+}
+
+// Slots per tile of the grouped tensor-core GEMM: from the mean bucket of the pass (the host does
+// not see the buckets): 32 up to 16 slots an expert, 64 up to 64, else 128. A bucket larger than
+// its tile takes several, each decoding the expert's W tile again; a smaller one leaves rows of
+// its tile empty (their MMAs wasted). The results do not depend on the choice (mma_gemm_tile).
+// Not yet measured on a GPU (2026-12-08): the thresholds are a first guess.
+inline int grouped_tile_m(int slots, int n_experts) {
+  if (const int forced = grouped_tile_override(); forced != 0) return forced;
+  const int mean = slots / std::max(n_experts, 1);
+  return mean <= 16 ? 32 : (mean <= 64 ? 64 : 128);
+}
+
+template <class W, bool kInOut, bool kAligned, class TileBound>
+void launch_grouped_mma(const GroupedArgs<W>& a, unsigned n_tiles_x, int tile_m, const TileBound& tile_bound) {
+  const auto go = [&]<int kTileM>() {
+    const dim3 grid(n_tiles_x, tile_bound(kTileM));
+    cuda_detail::launch(grouped_mma_kernel<W, kInOut, kAligned, kTileM>, grid, kMmaThreads, 0, a);
+  };
+  if (tile_m == 32) go.template operator()<32>();
+  else if (tile_m == 64) go.template operator()<64>();
+  else go.template operator()<128>();
 }
 
 template <class W, bool kInOut>
@@ -398,14 +434,15 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out, index_t max_bucket) {
     else cuda_detail::launch(grouped_gemm_f32_kernel<W, false>, grid, kGemmThreads, 0, a);
     ::moe::cuda::check_launch("grouped_gemm_f32_kernel");
   } else {
-    const dim3 grid((a.g.out + kMmaTileN - 1) / kMmaTileN, tile_bound(kMmaTileM));
+    const auto n_tiles_x = static_cast<unsigned>((a.g.out + kMmaTileN - 1) / kMmaTileN);
+    const int tile_m = grouped_tile_m(slots, a.n_experts);
     const bool aligned = rows_aligned_16(a.g, in_out) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
     if (in_out) {
-      if (aligned) cuda_detail::launch(grouped_mma_kernel<W, true, true>, grid, kMmaThreads, 0, a);
-      else cuda_detail::launch(grouped_mma_kernel<W, true, false>, grid, kMmaThreads, 0, a);
+      if (aligned) launch_grouped_mma<W, true, true>(a, n_tiles_x, tile_m, tile_bound);
+      else launch_grouped_mma<W, true, false>(a, n_tiles_x, tile_m, tile_bound);
     } else {
-      if (aligned) cuda_detail::launch(grouped_mma_kernel<W, false, true>, grid, kMmaThreads, 0, a);
-      else cuda_detail::launch(grouped_mma_kernel<W, false, false>, grid, kMmaThreads, 0, a);
+      if (aligned) launch_grouped_mma<W, false, true>(a, n_tiles_x, tile_m, tile_bound);
+      else launch_grouped_mma<W, false, false>(a, n_tiles_x, tile_m, tile_bound);
     }
     ::moe::cuda::check_launch("grouped_mma_kernel");
   }

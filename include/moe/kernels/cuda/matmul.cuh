@@ -546,24 +546,32 @@ __device__ __forceinline__ void split_bf16(float v, std::uint16_t& hi, std::uint
 
 // W's tile is split into bf16 hi + lo parts for f16 and for block formats (their decoded values
 // have up to 19 significant bits: hi + lo keeps 16, a few 2^-17 relative).
-template <class W, bool kInOut>
+template <class W, bool kInOut, int kTileM = kMmaTileM>
 struct MmaShared {
   static constexpr bool kSplitW = std::is_same_v<W, f16> || is_block_format_v<W>;
   static constexpr int kWElems = kInOut ? kMmaTileK * kMmaPitchT : kMmaTileN * kMmaPitch;
-  std::uint16_t xh[kMmaTileM * kMmaPitch];
-  std::uint16_t xl[kMmaTileM * kMmaPitch];
+  std::uint16_t xh[kTileM * kMmaPitch];
+  std::uint16_t xl[kTileM * kMmaPitch];
   std::uint16_t wh[kWElems];
   std::uint16_t wl[kSplitW ? kWElems : 1];
 };
 
-// The [128, 128] tile at (m0, n0) of one product (a.x, a.w, a.y already at that product), by the
-// whole block (kMmaThreads; it synchronizes). Shared by mma_gemm_kernel and the grouped GEMM.
-template <class W, bool kInOut, bool kAligned>
+// The [kTileM, 128] tile at (m0, n0) of one product (a.x, a.w, a.y already at that product), by
+// the whole block (kMmaThreads; it synchronizes). Shared by mma_gemm_kernel and the grouped GEMM.
+// kTileM: 128 tokens (8 warps of 64 x 32), or 64 / 32 for the experts' buckets of a prefill,
+// which hold a few dozen slots each (warps of 32 x 32 / 16 x 32: a 128-row tile of a 32-slot
+// bucket spends three quarters of its MMAs on rows that do not exist). Every output is summed in
+// the same order whatever kTileM, so the results are bitwise those of the 128-row tiles.
+template <class W, bool kInOut, bool kAligned, int kTileM = kMmaTileM>
 __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int n0) {
   static_assert(std::is_same_v<W, bf16> || std::is_same_v<W, f16> || is_block_format_v<W>);
+  static_assert(kTileM == 32 || kTileM == 64 || kTileM == 128, "two warps of kTileM / 2 rows, 16-row fragments");
+  constexpr int kXRows = kTileM / 32;  // x rows a thread stages per step, 32 apart
+  constexpr int kMi = kTileM / 32;     // 16-row fragments per warp
+  constexpr int kWarpRows = kTileM / 2;
   constexpr bool kBlockW = is_block_format_v<W>;
-  constexpr bool kSplitW = MmaShared<W, kInOut>::kSplitW;
-  __shared__ __align__(16) MmaShared<W, kInOut> sm;
+  constexpr bool kSplitW = MmaShared<W, kInOut, kTileM>::kSplitW;
+  __shared__ __align__(16) MmaShared<W, kInOut, kTileM> sm;
 
   const int tid = threadIdx.x;
   const int lane = tid % kWarpSize, warp = tid / kWarpSize;
@@ -574,15 +582,15 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
   const std::uint16_t* __restrict__ w = reinterpret_cast<const std::uint16_t*>(a.w);
   float* y = a.y;
 
-  // Staging registers: 4 x (4 floats) of x and 2 x (8 bf16/f16, or 8 decoded floats of a block
-  // format) of W per thread.
-  float xr[4][4];
+  // Staging registers: kXRows x (4 floats) of x and 2 x (8 bf16/f16, or 8 decoded floats of a
+  // block format) of W per thread.
+  float xr[kXRows][4];
   uint4 wr[2];
   float wq[kBlockW ? 2 : 1][kRunElems];
 
   auto load_tiles = [&](int k0) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kXRows; ++i) {
       const int r = m0 + tid / 8 + 32 * i, k = k0 + (tid % 8) * 4;
       const float* p = x + static_cast<std::size_t>(r) * a.ld_x + k;
       if (kAligned && r < M && k + 3 < K) {
@@ -623,7 +631,7 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
 
   auto store_tiles = [&] {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kXRows; ++i) {
       const int r = tid / 8 + 32 * i, k = (tid % 8) * 4;
       std::uint16_t h[4], l[4];
 #pragma unroll
@@ -680,7 +688,7 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
     }
   };
 
-  float acc[4][4][4] = {};
+  float acc[kMi][4][4] = {};
   load_tiles(0);
   for (int k0 = 0; k0 < K; k0 += kMmaTileK) {
     store_tiles();
@@ -688,10 +696,10 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
     if (k0 + kMmaTileK < K) load_tiles(k0 + kMmaTileK);  // in flight during the MMAs below
 #pragma unroll
     for (int kk = 0; kk < kMmaTileK; kk += 16) {
-      std::uint32_t ah[4][4], al[4][4];
+      std::uint32_t ah[kMi][4], al[kMi][4];
 #pragma unroll
-      for (int mi = 0; mi < 4; ++mi) {
-        const int r = warp_m * 64 + mi * 16 + g;
+      for (int mi = 0; mi < kMi; ++mi) {
+        const int r = warp_m * kWarpRows + mi * 16 + g;
         const int base0 = r * kMmaPitch + kk + 2 * q, base1 = (r + 8) * kMmaPitch + kk + 2 * q;
         ah[mi][0] = *reinterpret_cast<const std::uint32_t*>(&sm.xh[base0]);
         ah[mi][1] = *reinterpret_cast<const std::uint32_t*>(&sm.xh[base1]);
@@ -710,7 +718,7 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
         std::uint32_t bl0 = 0, bl1 = 0;
         if constexpr (kSplitW) load_b(sm.wl, kk, n, bl0, bl1);
 #pragma unroll
-        for (int mi = 0; mi < 4; ++mi) {
+        for (int mi = 0; mi < kMi; ++mi) {
           // Small terms first: lo·w_hi (and hi·w_lo), then hi·w_hi.
           mma_bf16_16816(acc[mi][ni], al[mi], bh0, bh1);
           if constexpr (kSplitW) mma_bf16_16816(acc[mi][ni], ah[mi], bl0, bl1);
@@ -722,10 +730,10 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
   }
 
 #pragma unroll
-  for (int mi = 0; mi < 4; ++mi) {
+  for (int mi = 0; mi < kMi; ++mi) {
 #pragma unroll
     for (int ni = 0; ni < 4; ++ni) {
-      const int r = m0 + warp_m * 64 + mi * 16 + g;
+      const int r = m0 + warp_m * kWarpRows + mi * 16 + g;
       const int c = n0 + warp_n * 32 + ni * 8 + 2 * q;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
@@ -739,13 +747,15 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
   }
 }
 
-template <class W, bool kInOut, bool kAligned>
+// kTileM: 32 for passes of at most 32 rows (a batched decode of 9-32 sequences), else 128.
+template <class W, bool kInOut, bool kAligned, int kTileM = kMmaTileM>
 __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
   kernel_prologue();
   GemmArgs<W> b = a;
   b.x += blockIdx.z * a.batch_x, b.w += blockIdx.z * a.batch_w, b.y += blockIdx.z * a.batch_y;
-  mma_gemm_tile<W, kInOut, kAligned>(b, blockIdx.y * kMmaTileM, blockIdx.x * kMmaTileN);
+  mma_gemm_tile<W, kInOut, kAligned, kTileM>(b, blockIdx.y * kTileM, blockIdx.x * kMmaTileN);
 }
+inline constexpr int kMmaSmallTileM = 32;
 
 // ---- prefill, f32 W: tiled f32 GEMM ------------------------------------------------------------
 //
@@ -991,15 +1001,19 @@ void gemm_dispatch(GemmArgs<W> a, bool in_out) {
   } else {
     require(static_cast<index_t>(a.n_tokens) <= index_t{65535} * kMmaTileM, ErrorCode::kInvalidArgument,
             "kernels::matmul(cuda): {} rows of x exceed the supported {}", a.n_tokens, index_t{65535} * kMmaTileM);
-    const dim3 grid((a.out + kMmaTileN - 1) / kMmaTileN, (a.n_tokens + kMmaTileM - 1) / kMmaTileM, a.batch);
     const bool aligned = rows_aligned_16(a, in_out);
-    if (in_out) {
-      if (aligned) cuda_detail::launch(mma_gemm_kernel<W, true, true>, grid, kMmaThreads, 0, a);
-      else cuda_detail::launch(mma_gemm_kernel<W, true, false>, grid, kMmaThreads, 0, a);
-    } else {
-      if (aligned) cuda_detail::launch(mma_gemm_kernel<W, false, true>, grid, kMmaThreads, 0, a);
-      else cuda_detail::launch(mma_gemm_kernel<W, false, false>, grid, kMmaThreads, 0, a);
-    }
+    const auto go = [&]<int kTileM>() {
+      const dim3 grid((a.out + kMmaTileN - 1) / kMmaTileN, (a.n_tokens + kTileM - 1) / kTileM, a.batch);
+      if (in_out) {
+        if (aligned) cuda_detail::launch(mma_gemm_kernel<W, true, true, kTileM>, grid, kMmaThreads, 0, a);
+        else cuda_detail::launch(mma_gemm_kernel<W, true, false, kTileM>, grid, kMmaThreads, 0, a);
+      } else {
+        if (aligned) cuda_detail::launch(mma_gemm_kernel<W, false, true, kTileM>, grid, kMmaThreads, 0, a);
+        else cuda_detail::launch(mma_gemm_kernel<W, false, false, kTileM>, grid, kMmaThreads, 0, a);
+      }
+    };
+    if (a.n_tokens <= kMmaSmallTileM) go.template operator()<kMmaSmallTileM>();
+    else go.template operator()<kMmaTileM>();
     ::moe::cuda::check_launch("mma_gemm_kernel");
   }
 }
