@@ -408,21 +408,36 @@ TEST_CASE("matmul(cuda) tensor-core precision (bf16x2 split of x)", "[cuda][matm
   CHECK(g_worst_mma_rel <= kSplitBf16Rel);
 }
 
-// The tensor-core GEMM's tile height (32 rows for passes of at most 32, else 128) changes no bit:
-// the first rows of a 40-row product are bitwise those of the same rows alone, 9 to 32 of them.
-TEMPLATE_TEST_CASE("matmul(cuda) GEMM rows do not depend on the tile height", "[cuda][matmul]", bf16, f16) {
-  const index_t n = 40, in = 200, out = 150;
-  const auto x_d = to_device(random_floats(n * in));
-  const auto w_d = to_device(random_weights<TestType>(out * in));
-  const auto w = w_d.template view<2>({out, in});
-  DeviceBuffer<float> all(n * out);
-  kernels::matmul(kCuda, x_d.view<2>({n, in}), w, all.view<2>({n, out}));
-  const auto want = all.to_host();
-  for (const index_t m : {9, 17, 32}) {
-    DeviceBuffer<float> part(m * out);
-    kernels::matmul(kCuda, x_d.view<2>({m, in}), w, part.view<2>({m, out}));
-    INFO("rows " << m);
-    CHECK(std::memcmp(part.to_host().data(), want.data(), m * out * sizeof(float)) == 0);
+// The tensor-core GEMM's tile height (32, 64 or 128 rows: cuda_detail::mma_tile_rows picks one
+// from the pass's shape) changes no bit: the same product with each, y = x·Wᵀ and y = x·W, and
+// the first rows of a product alone (the rule's pick for 9-32 rows) against the whole.
+TEMPLATE_TEST_CASE("matmul(cuda) GEMM results do not depend on the tile height", "[cuda][matmul]", bf16, f16) {
+  namespace cd = kernels::cuda_detail;
+  for (const bool in_out : {false, true}) {
+    for (const index_t n : {index_t{40}, index_t{200}}) {
+      const index_t in = 200, out = 150;
+      const auto x_d = to_device(random_floats(n * in));
+      const auto w_d = to_device(random_weights<TestType>(out * in));
+      const auto w = in_out ? w_d.template view<2>({in, out}) : w_d.template view<2>({out, in});
+      std::vector<std::vector<float>> got;
+      for (const int tile : {32, 64, 128}) {
+        DeviceBuffer<float> y(n * out);
+        auto args = cd::gemm_args(x_d.view<2>({n, in}), w, y.view<2>({n, out}), in_out, "test");
+        args.mma_tile_m = tile;
+        cd::gemm_dispatch(args, in_out);
+        got.push_back(y.to_host());
+      }
+      INFO("in_out " << in_out << " rows " << n);
+      CHECK(std::memcmp(got[0].data(), got[1].data(), n * out * sizeof(float)) == 0);
+      CHECK(std::memcmp(got[1].data(), got[2].data(), n * out * sizeof(float)) == 0);
+      for (const index_t m : {9, 17, 32}) {  // alone: the rule's 32-row tiles
+        DeviceBuffer<float> part(m * out);
+        if (in_out) kernels::matmul_in_out(kCuda, x_d.view<2>({m, in}), w, part.view<2>({m, out}));
+        else kernels::matmul(kCuda, x_d.view<2>({m, in}), w, part.view<2>({m, out}));
+        INFO("first " << m << " rows alone");
+        CHECK(std::memcmp(part.to_host().data(), got[2].data(), m * out * sizeof(float)) == 0);
+      }
+    }
   }
 }
 

@@ -50,7 +50,8 @@ struct GemmArgs {
   float* y = nullptr;
   std::size_t ld_y = 0, batch_y = 0;
   int n_tokens = 0, in = 0, out = 0, batch = 1;
-  int team = 1;  // decode GEMV: warps per row group (gemv_team_warps; set by the launchers)
+  int team = 1;        // decode GEMV: warps per row group (gemv_team_warps; set by the launchers)
+  int mma_tile_m = 0;  // tensor-core GEMM: rows per tile, 32, 64 or 128 (0: mma_tile_rows' rule)
   X8Rows xq;  // x quantized to int8 (decode GEMV of the formats with an integer path), or none
 };
 
@@ -747,7 +748,7 @@ __device__ __forceinline__ void mma_gemm_tile(const GemmArgs<W>& a, int m0, int 
   }
 }
 
-// kTileM: 32 for passes of at most 32 rows (a batched decode of 9-32 sequences), else 128.
+// kTileM: mma_tile_rows.
 template <class W, bool kInOut, bool kAligned, int kTileM = kMmaTileM>
 __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
   kernel_prologue();
@@ -755,7 +756,33 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
   b.x += blockIdx.z * a.batch_x, b.w += blockIdx.z * a.batch_w, b.y += blockIdx.z * a.batch_y;
   mma_gemm_tile<W, kInOut, kAligned, kTileM>(b, blockIdx.y * kTileM, blockIdx.x * kMmaTileN);
 }
-inline constexpr int kMmaSmallTileM = 32;
+
+// MOE_CUDA_MMA_TILE_M=32, 64 or 128 fixes the dense tensor-core GEMM's tile height (A/B runs);
+// unset: mma_tile_rows' rule. Read once per process.
+inline int mma_tile_override() {
+  static const int forced = [] {
+    const char* v = std::getenv("MOE_CUDA_MMA_TILE_M");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n == 32 || n == 64 || n == 128 ? n : 0;
+  }();
+  return forced;
+}
+
+// Rows per tile of the dense tensor-core GEMM: the pass's rows rounded up to 32 or 64 when it has
+// no more (a batched decode of 9-64 sequences), else 128 unless that leaves SMs without a block
+// (a prefill of 512 tokens through a 2048-wide o_proj: 64 tiles of 128 on 132 SMs; 64-row tiles
+// take 120-134 registers a thread, two blocks an SM, the 128-row ones 174-202, one). The results
+// do not depend on it (mma_gemm_tile). Not yet measured on a GPU (2026-12-08).
+template <class W>
+int mma_tile_rows(const GemmArgs<W>& a) {
+  if (a.mma_tile_m != 0) return a.mma_tile_m;
+  if (const int forced = mma_tile_override(); forced != 0) return forced;
+  if (a.n_tokens <= 32) return 32;
+  if (a.n_tokens <= 64) return 64;
+  const long long blocks = static_cast<long long>((a.out + kMmaTileN - 1) / kMmaTileN) *
+                           ((a.n_tokens + kMmaTileM - 1) / kMmaTileM) * std::max(a.batch, 1);
+  return blocks < device_sm_count() ? 64 : 128;
+}
 
 // ---- prefill, f32 W: tiled f32 GEMM ------------------------------------------------------------
 //
@@ -1012,8 +1039,10 @@ void gemm_dispatch(GemmArgs<W> a, bool in_out) {
         else cuda_detail::launch(mma_gemm_kernel<W, false, false, kTileM>, grid, kMmaThreads, 0, a);
       }
     };
-    if (a.n_tokens <= kMmaSmallTileM) go.template operator()<kMmaSmallTileM>();
-    else go.template operator()<kMmaTileM>();
+    const int tile_m = mma_tile_rows(a);
+    if (tile_m == 32) go.template operator()<32>();
+    else if (tile_m == 64) go.template operator()<64>();
+    else go.template operator()<128>();
     ::moe::cuda::check_launch("mma_gemm_kernel");
   }
 }
