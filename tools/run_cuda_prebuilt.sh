@@ -81,6 +81,18 @@ if [[ ${AB_TEAMS:-1} == 1 ]]; then
     done
   done
 fi
+# Prefill: the tensor-core GEMM's tile heights (2026-12-08, unmeasured): all 128-row tiles (the
+# kernels before), the rule's choice, 64 and 32 everywhere.
+if [[ ${AB_TILES:-1} == 1 ]]; then
+  for ty in q4_0 bf16; do
+    for tiles in "128 128" "0 0" "64 64" "32 32"; do
+      set -- $tiles
+      echo "== $ty pp512: MOE_CUDA_GROUPED_TILE_M=$1 MOE_CUDA_MMA_TILE_M=$2 (0: the rule)"
+      MOE_CUDA_GROUPED_TILE_M=$1 MOE_CUDA_MMA_TILE_M=$2 bench 40 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" \
+        --backend cuda -p 512 -n 0 -r 3 | grep pp512
+    done
+  done
+fi
 for ty in ${BENCH_TYPES:-q4_0 q4_k q8_0 q6_k}; do
   echo "== moe-bench cuda $ty"
   bench 70 --synthetic qwen3-30b-a3b --layers 8 --type "$ty" --backend cuda -p 512 -n 64 -r 3
