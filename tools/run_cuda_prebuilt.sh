@@ -67,6 +67,8 @@ B=$run/moe-bench
 bench() { (( $(left) > 40 )) || return; timeout "$(lim "$1")" $B "${@:2}" 2>&1 | grep -vE "^moe-bench: (pp|tg)[0-9]+"; }
 
 run_test test_cuda_quant 150
+run_test test_cuda_grouped 60
+run_test test_cuda_kernels 60
 run_test test_cuda_quant-int8 150  # optional: built with -DMOE_CUDA_INT8_GEMV=1 (the GEMV lines of the integer path)
 # The decode GEMV's warp teams and the one-warp router (2026-12-08, first run on a GPU pending)
 # against the single-warp rows and the block router they replaced, alternating, in one binary.
@@ -128,6 +130,4 @@ if (( $(left) > 40 )); then
   MOE_CUDA_PROFILE=1 timeout "$(lim 40)" $B --synthetic qwen3-30b-a3b --layers 8 --type q4_k --backend cuda \
     -p 0 -n 16 -r 1 2>&1 | tail -32
 fi
-run_test test_cuda_grouped 60
-run_test test_cuda_kernels 60
 echo "== left $(left) s"
