@@ -321,11 +321,7 @@ __global__ void __launch_bounds__(kMmaThreads) grouped_mma_kernel(GroupedArgs<W>
 // MOE_CUDA_GROUPED_TILE_M=32, 64 or 128 fixes the grouped GEMM's tile height (A/B runs); unset:
 // grouped_tile_m's rule. Read once per process.
 inline int grouped_tile_override() {
-  static const int forced = [] {
-    const char* v = std::getenv("MOE_CUDA_GROUPED_TILE_M");
-    const int n = v != nullptr ? std::atoi(v) : 0;
-    return n == 32 || n == 64 || n == 128 ? n : 0;
-  }();
+  static const int forced = tile_rows_from_env("MOE_CUDA_GROUPED_TILE_M");
   return forced;
 }
 

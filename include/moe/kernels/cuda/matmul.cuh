@@ -759,12 +759,14 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(GemmArgs<W> a) {
 
 // MOE_CUDA_MMA_TILE_M=32, 64 or 128 fixes the dense tensor-core GEMM's tile height (A/B runs);
 // unset: mma_tile_rows' rule. Read once per process.
+// A tile height from environment variable `var`: 32, 64 or 128, else 0 (unset or other values).
+inline int tile_rows_from_env(const char* var) {
+  const char* v = std::getenv(var);
+  const int n = v != nullptr ? std::atoi(v) : 0;
+  return n == 32 || n == 64 || n == 128 ? n : 0;
+}
 inline int mma_tile_override() {
-  static const int forced = [] {
-    const char* v = std::getenv("MOE_CUDA_MMA_TILE_M");
-    const int n = v != nullptr ? std::atoi(v) : 0;
-    return n == 32 || n == 64 || n == 128 ? n : 0;
-  }();
+  static const int forced = tile_rows_from_env("MOE_CUDA_MMA_TILE_M");
   return forced;
 }
 
