@@ -331,10 +331,10 @@ inline int grouped_tile_override() {
 // its tile empty (their MMAs wasted). The results do not depend on the choice (mma_gemm_tile).
 // Not yet measured on a GPU (2026-12-08): the thresholds are a first guess.
 template <class W>
-int grouped_tile_m(const GroupedArgs<W>& a, int slots, int n_experts) {
+int grouped_tile_m(const GroupedArgs<W>& a) {
   if (a.g.mma_tile_m != 0) return a.g.mma_tile_m;
   if (const int forced = grouped_tile_override(); forced != 0) return forced;
-  const int mean = slots / std::max(n_experts, 1);
+  const int mean = a.g.n_tokens / std::max(a.n_experts, 1);
   return mean <= 16 ? 32 : (mean <= 64 ? 64 : 128);
 }
 
@@ -433,7 +433,7 @@ void grouped_dispatch(GroupedArgs<W> a, bool in_out, index_t max_bucket) {
     ::moe::cuda::check_launch("grouped_gemm_f32_kernel");
   } else {
     const auto n_tiles_x = static_cast<unsigned>((a.g.out + kMmaTileN - 1) / kMmaTileN);
-    const int tile_m = grouped_tile_m(a, slots, a.n_experts);
+    const int tile_m = grouped_tile_m(a);
     const bool aligned = rows_aligned_16(a.g, in_out) && (a.n_experts <= 1 || stride_bytes % 16 == 0);
     if (in_out) {
       if (aligned) launch_grouped_mma<W, true, true>(a, n_tiles_x, tile_m, tile_bound);
